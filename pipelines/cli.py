@@ -1,0 +1,71 @@
+"""The ``trackstream`` command line: one subcommand per module in ``pipelines.commands``.
+
+Every user mistake ends in one line on stderr (``trackstream: error: ...``) and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+# Ultralytics must never pip-install packages into the user's environment at run time.
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("YOLO_OFFLINE", "true")
+
+from pipelines import __version__  # noqa: E402
+from pipelines.errors import UserError  # noqa: E402
+from tracker.configutil import ConfigError  # noqa: E402
+
+# (subcommand name, module under pipelines.commands)
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("run", "run"),
+    ("demo", "demo"),
+    ("eval", "evaluate"),
+    ("subscribe", "subscribe"),
+)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    parser = argparse.ArgumentParser(
+        prog="trackstream",
+        description="Track objects in video files and live cameras; publish to Redis Streams or write "
+                    "annotated video and track files.")
+    parser.add_argument("--version", action="version", version=f"trackstream {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
+    for name, module_name in COMMANDS:
+        module = importlib.import_module(f"pipelines.commands.{module_name}")
+        module.add_parser(sub, name)
+        handlers[name] = module.main
+    return parser, handlers
+
+
+def _error(message: str) -> None:
+    print(f"trackstream: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, handlers = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command = args.command or "demo"
+    if args.command is None:
+        args = parser.parse_args([*(argv or sys.argv[1:]), "demo"])
+    try:
+        return handlers[command](args)
+    except (UserError, ConfigError) as exc:
+        _error(str(exc))
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

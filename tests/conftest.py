@@ -1,0 +1,65 @@
+"""Shared fixtures: offline data, bundled assets, one model load per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("YOLO_OFFLINE", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _missing(what: str) -> None:
+    """Fail loudly under CI (the asset must be there); skip on a user's machine."""
+    if IN_CI:
+        pytest.fail(f"required test asset missing under CI: {what}", pytrace=False)
+    pytest.skip(f"test asset not available: {what}")
+
+
+def shared_data_dir() -> Path:
+    """Root of the offline shared data (env TRACKSTREAM_DATA, default ../shared/data)."""
+    return Path(os.environ.get("TRACKSTREAM_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_data(relative: str) -> Path:
+    """A file or folder under the shared data; fails under CI, skips elsewhere when absent."""
+    path = shared_data_dir() / relative
+    if not path.exists():
+        _missing(f"{path} (set TRACKSTREAM_DATA to the shared data folder)")
+    return path
+
+
+def require_binary(name: str) -> str:
+    """Absolute path of a system binary; fails under CI, skips elsewhere when absent."""
+    found = shutil.which(name)
+    if found is None:
+        _missing(f"system binary {name!r}")
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def bikes_video() -> Path:
+    from pipelines.assets import demo_video
+
+    try:
+        return demo_video()
+    except Exception as exc:  # noqa: BLE001 - turned into a loud failure / skip
+        _missing(str(exc))
+        raise
+
+
+@pytest.fixture(scope="session")
+def pose_weights() -> Path:
+    from pipelines.assets import demo_pose_model
+
+    try:
+        return demo_pose_model()
+    except Exception as exc:  # noqa: BLE001
+        _missing(str(exc))
+        raise
