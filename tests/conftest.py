@@ -63,3 +63,14 @@ def pose_weights() -> Path:
     except Exception as exc:  # noqa: BLE001
         _missing(str(exc))
         raise
+
+
+def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+    """Run ``trackstream ARGS`` as a user would (a separate process), capturing text output."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=str(cwd or REPO))

@@ -1,0 +1,73 @@
+"""The per-frame record shared by the JSON Lines file and the Redis frames stream (schema version 1).
+
+One record per processed frame::
+
+    {"schema_version": 1, "source_id": "bikes", "frame_index": 12, "pts": 0.48,
+     "width": 640, "height": 272,
+     "tracks": [{"id": 3, "class_id": 0, "class_name": "person", "confidence": 0.87,
+                 "box": [x1, y1, x2, y2], "velocity": [vx, vy],
+                 "predicted_path": [[x, y], ...],
+                 "keypoints": [[x, y, visibility], ...],      # pose models only
+                 "mask_polygon": [[x, y], ...]}]}             # segmentation models only
+
+Coordinates are pixels of the source frame, velocity is pixels per second, ``pts`` is seconds.
+File records carry no wall-clock times so that two runs over one file give identical output;
+the Redis sink adds ``capture_time`` and ``publish_time`` (Unix seconds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipelines.frames import FrameResult
+
+SCHEMA_VERSION = 1
+
+
+def _round(values: np.ndarray, digits: int = 2) -> list[Any]:
+    return np.round(values.astype(np.float64), digits).tolist()
+
+
+def track_records(result: FrameResult) -> list[dict[str, Any]]:
+    """One JSON-safe dict per track of ``result``, in track order."""
+    t = result.tracks
+    boxes, vel, path = _round(t.xyxy), _round(t.velocity), _round(t.predicted_path)
+    conf = _round(t.confidence, 4)
+    out: list[dict[str, Any]] = []
+    for i in range(len(t)):
+        cls = int(t.class_id[i])
+        rec: dict[str, Any] = {
+            "id": int(t.track_id[i]),
+            "class_id": cls,
+            "class_name": str(result.class_names.get(cls, str(cls))),
+            "confidence": conf[i],
+            "box": boxes[i],
+            "velocity": vel[i],
+            "predicted_path": path[i],
+        }
+        if t.keypoints is not None:
+            rec["keypoints"] = _round(t.keypoints[i])
+        if t.mask_polygons is not None:
+            rec["mask_polygon"] = _round(t.mask_polygons[i], 1)
+        out.append(rec)
+    return out
+
+
+def frame_record(result: FrameResult, *, with_times: bool = False) -> dict[str, Any]:
+    """The schema-v1 record of one processed frame (see module docstring)."""
+    frame = result.frame
+    width, height = frame.size
+    rec: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "source_id": frame.source_id,
+        "frame_index": int(frame.index),
+        "pts": round(float(frame.pts), 6),
+        "width": width,
+        "height": height,
+    }
+    if with_times:
+        rec["capture_time"] = round(float(frame.capture_time), 6)
+    rec["tracks"] = track_records(result)
+    return rec
