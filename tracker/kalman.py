@@ -102,7 +102,7 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     new_cov[:, :4, 4:] = b + d3 * e
     new_cov[:, 4:, :4] = c + d3 * e
     new_cov[:, 4:, 4:] = e
-    h2dt = (_heights(mean) ** 2 * d).reshape(-1, 1)  # Q is diagonal: add it in place of building (N, 8, 8)
+    h2dt = (_heights(mean) ** 2 * dtv)[:, None]  # Q is diagonal: added in place of building (N, 8, 8)
     new_cov[:, _DIAG[:4], _DIAG[:4]] += position_noise ** 2 * h2dt
     new_cov[:, _DIAG[4:], _DIAG[4:]] += velocity_noise ** 2 * h2dt
     return new_mean, new_cov
