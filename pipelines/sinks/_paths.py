@@ -20,6 +20,9 @@ def prepare_output(path: "str | os.PathLike[str]", what: str) -> Path:
         raise OutputError(f"{what}: empty output path")
     if out.is_dir():
         raise OutputError(f"cannot write {what} {out}: it is a directory")
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"cannot create directory {out.parent} for {what}: {blocker} is a file")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
