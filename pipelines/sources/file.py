@@ -62,6 +62,7 @@ class FileSource:
         size: (width, height) in pixels.
         frame_count: number of frames the container states, or None.
         damaged_packets: packets skipped because they could not be demuxed or decoded.
+        damaged_frames: decoded frames skipped because their timestamp repeated or went backwards.
     """
 
     is_live = False
@@ -72,6 +73,7 @@ class FileSource:
         self.options = options or SourceConfig()
         self.source_id = source_id or self.path.stem
         self.damaged_packets = 0
+        self.damaged_frames = 0
         self._stop = threading.Event()
         self._container = self._open()
         stream = self._container.streams.video[0]
@@ -124,27 +126,30 @@ class FileSource:
             if self._stop.is_set():
                 break
             pts = self._seconds(frame, last_pts)
+            if pts is None:  # repeated or backwards timestamp: a leftover of damage, not a new frame
+                self.damaged_frames += 1
+                continue
             last_pts = pts
             if selector.keep(index, pts):
                 yield VideoFrame(frame.to_ndarray(format="bgr24"), index, pts, self.source_id, time.time())
             index += 1
-        if self.damaged_packets:
-            log.warning("%s: skipped %d damaged packet(s)", self.source_id, self.damaged_packets)
+        if self.damaged_packets or self.damaged_frames:
+            log.warning("%s: skipped %d damaged packet(s) and %d frame(s) with a repeated timestamp",
+                        self.source_id, self.damaged_packets, self.damaged_frames)
         yield StreamStatus(StatusKind.ENDED, self.source_id, time.time(), pts=last_pts,
                            detail={"frames_decoded": index, "damaged_packets": self.damaged_packets,
+                                   "damaged_frames": self.damaged_frames,
                                    "stopped": self._stop.is_set()})
 
-    def _seconds(self, frame: "av.VideoFrame", last: Optional[float]) -> float:
-        """Presentation time of ``frame`` in seconds from the stream start, never going backwards."""
-        step = 1.0 / self.fps if self.fps else 0.04
-        if frame.pts is None:
-            return 0.0 if last is None else last + step
+    def _seconds(self, frame: "av.VideoFrame", last: Optional[float]) -> Optional[float]:
+        """Presentation time of ``frame`` in seconds from the stream start; None if not after ``last``."""
+        if frame.pts is None:  # no timestamp (damaged stream): one nominal frame after the last one
+            step = 1.0 / self.fps if self.fps else 0.04
+            return 0.0 if last is None else round(last + step, 6)
         if self._start_pts is None:
             self._start_pts = frame.pts
-        pts = (frame.pts - self._start_pts) * self._time_base
-        if last is not None and pts <= last:
-            pts = last + step
-        return round(pts, 6)
+        pts = round((frame.pts - self._start_pts) * self._time_base, 6)
+        return None if last is not None and pts <= last else pts
 
     def _decoded(self) -> Iterator["av.VideoFrame"]:
         """Every decodable frame; damaged packets are counted and skipped, demuxing goes on after them."""
