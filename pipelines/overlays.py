@@ -114,14 +114,14 @@ class Annotator:
         tracks = result.tracks
         if cfg.trails and cfg.trail_seconds > 0:
             self._update_trails(tracks, float(result.frame.pts))
-        if len(tracks) == 0 and not (cfg.trails and self._trails):
+        if len(tracks) == 0:
             return image
         colors = [id_color(int(t)) for t in tracks.track_id]
         lw = cfg.line_width
         if cfg.masks and cfg.mask_alpha > 0:
             _draw_masks(image, tracks, colors, cfg.mask_alpha)
         if cfg.trails and cfg.trail_seconds > 0:
-            self._draw_trails(image, lw)
+            self._draw_trails(image, tracks.track_id.tolist(), lw)
         if cfg.predicted_path:
             _draw_paths(image, tracks, colors, lw)
         if cfg.boxes:
@@ -154,14 +154,16 @@ class Annotator:
             if not trail:
                 del self._trails[tid]
 
-    def _draw_trails(self, image: Image, lw: int) -> None:
-        """One polyline per remembered track through at most ``TRAIL_VERTICES`` of its centres.
+    def _draw_trails(self, image: Image, track_ids: Sequence[int], lw: int) -> None:
+        """The trails of the tracks in this frame: polylines through at most ``TRAIL_VERTICES`` centres.
 
-        Thick anti-aliased segments are costly in OpenCV, so long trails are thinned to evenly spaced
-        samples (the newest point always kept).
+        A track missing from a frame shows no trail there; its history is kept for ``trail_seconds`` so
+        the trail comes back whole after a short occlusion. Thick anti-aliased segments are costly in
+        OpenCV, so long trails are thinned to evenly spaced samples (the newest point always kept).
         """
-        for tid, trail in self._trails.items():
-            if len(trail) < 2:
+        for tid in track_ids:
+            trail = self._trails.get(tid)
+            if trail is None or len(trail) < 2:
                 continue
             points = np.asarray(trail, np.float64)[:, 1:]
             if len(points) > TRAIL_VERTICES:

@@ -181,6 +181,20 @@ def test_trail_shows_only_the_last_trail_seconds_of_motion(frames):
     assert last_centre - seconds * fps * step - LW - 1 <= columns.min() <= last_centre - (seconds * fps - 1) * step
 
 
+def test_trail_shows_only_for_tracks_in_the_frame_and_returns_after_a_short_gap(frames):
+    image = frames[0]
+    config = replace(ALL_OFF, trails=True, trail_seconds=1.0)
+    annotator = Annotator(config)
+    box = lambda i: [[20 + i * 5.0, 100, 60 + i * 5.0, 160]]  # noqa: E731
+    for i in range(10):
+        annotator.draw(make_result(image, make_tracks([3], box(i)), index=i))
+    gap = annotator.draw(make_result(image, make_tracks([], []), index=10))  # track 3 occluded
+    np.testing.assert_array_equal(gap, image)
+    back = annotator.draw(make_result(image, make_tracks([3], box(11)), index=11))
+    columns = np.flatnonzero((back != image).any(axis=2).any(axis=0))
+    assert columns.min() <= 40 + LW and columns.max() >= 40 + 11 * 5 - LW  # whole trail, first to last centre
+
+
 def test_trail_memory_stays_bounded_with_churning_ids():
     image = np.zeros((96, 128, 3), np.uint8)
     annotator = Annotator(replace(ALL_OFF, trails=True, trail_seconds=0.4))  # 10 frames at 25 fps

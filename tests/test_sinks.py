@@ -77,6 +77,18 @@ def test_annotated_video_plays_in_browsers_at_the_processed_rate(tmp_path, frame
     assert np.abs(edge - np.array(id_color(1))).max(axis=1).mean() < 40
 
 
+@pytest.mark.parametrize("name, codec, decoded_as", [
+    ("v.mkv", "mpeg4", "mpeg4"),  # an encoder that cannot take a 1/90000 time base
+    ("v.mov", "libx264", "h264"),
+])
+def test_other_containers_and_codecs_play_with_every_frame(tmp_path, frames, name, codec, decoded_as):
+    out = tmp_path / name
+    _write_all(AnnotatedVideoSink(out, 25.0, (640, 272), codec=codec), moving_results(frames[:10]))
+    info = _probe(out)
+    assert (info["codec"], info["frames"]) == (decoded_as, 10)
+    assert info["times"][-1] == pytest.approx(9 / 25.0, abs=2e-3)
+
+
 def test_odd_sized_frames_are_padded_to_even_by_one_pixel(tmp_path, frames):
     odd = [np.ascontiguousarray(f[:271, :639]) for f in frames[:8]]
     out = tmp_path / "odd.mp4"

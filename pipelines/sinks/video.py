@@ -4,7 +4,7 @@ Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, ``movflags
 comes first, so browsers start playing before the download ends).
 
 - **Timing.** Only processed frames are written. Each frame's timestamp is its source PTS, shifted so
-  the first written frame is at 0 (time base 1/90000 s). With ``vid_stride`` N or ``max_fps`` the video
+  the first written frame is at 0 (time base 1/90000 s; 1/1000 s for encoders that cannot take it). With ``vid_stride`` N or ``max_fps`` the video
   therefore has fewer frames but the same duration and plays at real speed; its average frame rate is
   the processed frame rate (input fps / N). ``fps`` passed to the constructor should be that processed
   rate: it is the rate written in the stream header and the duration of the last frame before any PTS
@@ -37,6 +37,7 @@ from pipelines.sinks._paths import prepare_output
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)
+FALLBACK_TIME_BASE = Fraction(1, 1000)
 DEFAULT_FPS = 30.0  # header rate when the source does not say (live cameras)
 _FASTSTART_SUFFIXES = {".mp4", ".m4v", ".mov"}
 _X26X = {"libx264", "libx265"}
@@ -52,24 +53,32 @@ def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     return {"crf": str(int(crf)), "preset": str(preset)} if codec in _X26X else {}
 
 
-def _check_encoder(codec: str, options: dict[str, str], fps: Fraction) -> None:
-    """Open a tiny encoder with the same settings, so a bad codec/preset fails before any frame."""
+def _check_encoder(codec: str, options: dict[str, str], fps: Fraction) -> Fraction:
+    """Open a tiny encoder with the same settings, so a bad codec/preset fails before any frame.
+
+    Returns the time base to use: 1/90000 s, or 1/1000 s for encoders that cap the time-base
+    denominator (MPEG-4 Part 2 allows at most 65535).
+    """
     import av
 
-    try:
-        ctx: Any = av.CodecContext.create(codec, "w")
-    except Exception as exc:  # noqa: BLE001 - PyAV raises several kinds for unknown codecs
-        raise OutputError(f"unknown video codec {codec!r}: {exc}") from None
-    if ctx.type != "video":
-        raise OutputError(f"codec {codec!r} is not a video codec")
-    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
-    ctx.time_base, ctx.framerate = TIME_BASE, fps
-    ctx.options = dict(options)
-    try:
-        ctx.open()
-    except Exception as exc:  # noqa: BLE001
-        shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
-        raise OutputError(f"video codec {codec!r} rejects its settings ({shown}, yuv420p): {exc}") from None
+    error: Optional[Exception] = None
+    for time_base in (TIME_BASE, FALLBACK_TIME_BASE):
+        try:
+            ctx: Any = av.CodecContext.create(codec, "w")
+        except Exception as exc:  # noqa: BLE001 - PyAV raises several kinds for unknown codecs
+            raise OutputError(f"unknown video codec {codec!r}: {exc}") from None
+        if ctx.type != "video":
+            raise OutputError(f"codec {codec!r} is not a video codec")
+        ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
+        ctx.time_base, ctx.framerate = time_base, fps
+        ctx.options = dict(options)
+        try:
+            ctx.open()
+            return time_base
+        except Exception as exc:  # noqa: BLE001
+            error = error or exc
+    shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+    raise OutputError(f"video codec {codec!r} rejects its settings ({shown}, yuv420p): {error}") from None
 
 
 class AnnotatedVideoSink(BaseSink):
@@ -103,7 +112,7 @@ class AnnotatedVideoSink(BaseSink):
         self.fps = Fraction(fps if fps is not None else DEFAULT_FPS).limit_denominator(1001)
         self.codec = codec
         self._options = _encoder_options(codec, crf, preset)
-        _check_encoder(codec, self._options, self.fps)
+        self.time_base = _check_encoder(codec, self._options, self.fps)
         self.path: Path = prepare_output(path, "video output")
         container_options = {"movflags": "+faststart"} if self.path.suffix.lower() in _FASTSTART_SUFFIXES else {}
         try:
@@ -117,7 +126,7 @@ class AnnotatedVideoSink(BaseSink):
         self._stream: Any = None
         self._pts0: Optional[float] = None
         self._last_tick: Optional[int] = None
-        self._step = max(1, round(1 / (self.fps * TIME_BASE)))
+        self._step = max(1, round(1 / (self.fps * self.time_base)))
         self._resize_warned = False
         self._closed = False
         self.frames_written = 0
@@ -134,21 +143,21 @@ class AnnotatedVideoSink(BaseSink):
         width, height = even_size(size)
         stream = self._container.add_stream(self.codec, rate=self.fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = TIME_BASE
+        stream.codec_context.time_base = self.time_base
         stream.options = dict(self._options)
         self._stream = stream
         return stream
 
     def _tick(self, pts: float) -> int:
-        """Monotonic timestamp in TIME_BASE units for a frame at ``pts`` seconds."""
+        """Monotonic timestamp in ``time_base`` units for a frame at ``pts`` seconds."""
         if self._pts0 is None:
             self._pts0 = pts
-        tick = round((pts - self._pts0) / TIME_BASE)
+        tick = round((pts - self._pts0) / self.time_base)
         last = self._last_tick
         if last is not None:
             if tick <= last:  # clock went back or stood still: continue one step later, from here on
                 tick = last + self._step
-                self._pts0 = pts - float(tick * TIME_BASE)
+                self._pts0 = pts - float(tick * self.time_base)
             else:
                 self._step = tick - last
         self._last_tick = tick
@@ -180,7 +189,7 @@ class AnnotatedVideoSink(BaseSink):
         image = self._fit(self.annotator.draw(result))
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts = self._tick(float(result.frame.pts))
-        frame.time_base = TIME_BASE
+        frame.time_base = self.time_base
         self._mux(stream.encode(frame))
         self.frames_written += 1
 
