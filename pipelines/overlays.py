@@ -13,7 +13,7 @@ from __future__ import annotations
 import colorsys
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Optional, Sequence, Tuple
+from typing import Deque, Dict, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -271,18 +271,22 @@ def label_text(track_id: int, class_name: str, confidence: float) -> str:
     return f"#{int(track_id)} {name} {float(confidence):.2f}"
 
 
-def _draw_labels(image: Image, tracks: Tracks, class_names: object, colors: Sequence[Color], lw: int) -> None:
-    names = class_names if hasattr(class_names, "get") else {}
+def _draw_labels(image: Image, tracks: Tracks, class_names: Mapping[int, str], colors: Sequence[Color],
+                 lw: int) -> None:
+    """A filled tag in the track's colour above each box (inside its top edge when there is no room),
+    kept within the frame."""
     scale = 0.35 + 0.1 * lw
     thickness = max(1, lw // 2)
-    h = image.shape[0]
+    h, w = image.shape[:2]
     for tid, cls, conf, box, color in zip(tracks.track_id.tolist(), tracks.class_id.tolist(),
                                           tracks.confidence.tolist(), _ints(tracks.xyxy), colors):
-        text = label_text(tid, str(names.get(cls, cls)), conf)  # type: ignore[attr-defined]
+        text = label_text(tid, str(class_names.get(cls, cls)), conf)
         (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
-        x, top = int(box[0]), int(box[1]) - th - base - 2
-        if top < 0:  # no room above the box: put the tag just inside its top edge
-            top = min(int(box[1]), h - th - base - 2)
-        cv2.rectangle(image, (x, top), (x + tw + 2, top + th + base + 2), color, -1, cv2.LINE_8)
+        tag_w, tag_h = tw + 2, th + base + 2
+        x = min(max(int(box[0]), 0), max(w - tag_w, 0))
+        top = int(box[1]) - tag_h
+        if top < 0:
+            top = max(min(int(box[1]), h - tag_h), 0)
+        cv2.rectangle(image, (x, top), (x + tag_w, top + tag_h), color, -1, cv2.LINE_8)
         cv2.putText(image, text, (x + 1, top + th + 1), _FONT, scale, _text_color(color), thickness,
                     cv2.LINE_AA)

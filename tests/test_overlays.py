@@ -156,6 +156,17 @@ def test_colour_belongs_to_the_id_not_to_position_or_order(frames):
     assert len(palette) == 60, "neighbouring ids must get different colours"
 
 
+@pytest.mark.parametrize("box", [[600, 120, 700, 200], [-30, -20, 40, 60]])  # past the right / top-left edge
+def test_labels_of_boxes_at_the_frame_edge_stay_readable(frames, box):
+    image = frames[0]
+    out = Annotator(replace(ALL_OFF, labels=True)).draw(
+        make_result(image, make_tracks([12], [box], class_ids=[1])))
+    changed = (out != image).any(axis=2)
+    columns, rows = np.flatnonzero(changed.any(axis=0)), np.flatnonzero(changed.any(axis=1))
+    assert columns.max() - columns.min() >= 100, "the '#12 bicycle 0.90' tag must not be cut off"
+    assert rows.max() - rows.min() >= 10
+
+
 def test_annotator_never_changes_the_input_frame(frames):
     results = _history(frames, masks=True)
     originals = [r.frame.image.copy() for r in results]
