@@ -253,6 +253,16 @@ def test_time_rotation_starts_a_new_file_after_rotate_seconds(tmp_path, frames):
     assert files[0].name == "cam.20270115-080000-000001.jsonl"  # start time of that segment, UTC
 
 
+def test_a_restart_with_rotation_keeps_the_earlier_live_file(tmp_path, frames):
+    out = tmp_path / "cam.jsonl"
+    first, second = moving_results(frames[:4]), moving_results(frames[4:7])
+    _write_all(JsonlSink(out, rotate_bytes=1_000_000), first)
+    _write_all(JsonlSink(out, rotate_bytes=1_000_000), second)  # camera service restarted
+    files = sorted(tmp_path.glob("cam.*.jsonl")) + [out]
+    indices = [json.loads(line)["frame_index"] for f in files for line in f.read_text().splitlines()]
+    assert len(files) == 2 and indices == [r.frame.index for r in first + second]
+
+
 def test_a_reader_sees_each_line_as_soon_as_it_is_written(tmp_path, frames):
     out = tmp_path / "live.jsonl"
     sink = JsonlSink(out)

@@ -10,6 +10,9 @@ live file ``NAME.jsonl`` is closed and renamed to ``NAME.<start>-<n>.jsonl``, wh
 UTC time the segment was started (``YYYYmmdd-HHMMSS``) and ``<n>`` a 6-digit counter, and a new
 ``NAME.jsonl`` is started. Rotation happens only between lines (no line is ever split or lost) and never
 overwrites a file; sorting the rotated names gives them in time order, and the live file comes last.
+With rotation on, a non-empty live file left by an earlier run is first moved aside the same way
+(named after its last modification time) instead of being overwritten; without rotation the file is
+simply overwritten, so two runs over one video give identical files.
 """
 
 from __future__ import annotations
@@ -66,7 +69,20 @@ class JsonlSink(BaseSink):
         self._sequence = 0
         self.rotated: list[Path] = []
         self.lines_written = 0
+        if (rotate_bytes or rotate_seconds) and self.path.stat().st_size > 0:
+            self._keep_previous_run()
         self._open()
+
+    def _keep_previous_run(self) -> None:
+        """With rotation on, a live file left by an earlier run is moved aside, not overwritten."""
+        target = self._rotated_name(self.path.stat().st_mtime)
+        try:
+            os.rename(self.path, target)
+        except OSError as exc:
+            raise OutputError(f"cannot move the earlier JSONL output {self.path} aside: "
+                              f"{exc.strerror or exc}") from None
+        self.rotated.append(target)
+        log.info("kept the earlier %s as %s", self.path, target.name)
 
     def _open(self) -> IO[str]:
         try:
@@ -101,8 +117,8 @@ class JsonlSink(BaseSink):
             return True
         return self.rotate_seconds is not None and self._clock() - self._started >= self.rotate_seconds
 
-    def _rotated_name(self) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._started))
+    def _rotated_name(self, started: float) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
         while True:
             self._sequence += 1
             candidate = self.path.with_name(f"{self.path.stem}.{stamp}-{self._sequence:06d}{self.path.suffix}")
@@ -113,7 +129,7 @@ class JsonlSink(BaseSink):
         """Close the live file, rename it aside (never over an existing file) and start a new one."""
         file.close()
         self._file = None
-        target = self._rotated_name()
+        target = self._rotated_name(self._started)
         try:
             os.rename(self.path, target)
         except OSError as exc:
