@@ -40,6 +40,8 @@ TIME_BASE = Fraction(1, 90000)
 FALLBACK_TIME_BASE = Fraction(1, 1000)
 DEFAULT_FPS = 30.0  # header rate when the source does not say (live cameras)
 _FASTSTART_SUFFIXES = {".mp4", ".m4v", ".mov"}
+_BT601_MATRIX = 6  # AVCOL_SPC_SMPTE170M
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 _X26X = {"libx264", "libx265"}
 
 
@@ -143,7 +145,10 @@ class AnnotatedVideoSink(BaseSink):
         width, height = even_size(size)
         stream = self._container.add_stream(self.codec, rate=self.fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = self.time_base
+        ctx = stream.codec_context
+        ctx.time_base = self.time_base
+        # say how the pixels were converted (see write()), so players do not guess BT.709 for HD sizes
+        ctx.colorspace, ctx.color_range = _BT601_MATRIX, _LIMITED_RANGE
         stream.options = dict(self._options)
         self._stream = stream
         return stream
