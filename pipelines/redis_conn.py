@@ -122,7 +122,8 @@ def connect(url: str, connect_timeout: float, socket_timeout: Optional[float] = 
     try:
         return redis.Redis.from_url(
             url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout,
-            decode_responses=decode_responses, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+            decode_responses=decode_responses, retry=Retry(NoBackoff(), 0), health_check_interval=0,
+            protocol=2)  # RESP2: stable reply shapes across redis-py versions
     except (ValueError, TypeError) as exc:
         raise UserError(f"bad Redis URL {describe(url)}: {error_text(exc, url)}") from None
 
