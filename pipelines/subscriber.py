@@ -111,6 +111,8 @@ class Subscriber:
             self._add_source(src, initial=True)
         if self._discover:
             self._discover_sources(initial=True)
+        log.info("reading %s from Redis at %s", ", ".join(self._streams) or "trackstream streams (none yet)",
+                 describe(url))
 
     # -- public API -------------------------------------------------------------------------------------
     @property
