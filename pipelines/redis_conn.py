@@ -134,7 +134,9 @@ def ping(client: Any, url: str) -> None:
 
     try:
         client.ping()
-    except redis.RedisError as exc:
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise UserError(f"cannot reach Redis at {describe(url)}: {error_text(exc, url)}") from None
-    except OSError as exc:
+    except redis.RedisError as exc:
+        raise UserError(f"Redis at {describe(url)} refused us: {error_text(exc, url)}") from None
+    except ValueError as exc:  # e.g. a TLS option redis-py cannot use
         raise UserError(f"cannot reach Redis at {describe(url)}: {error_text(exc, url)}") from None

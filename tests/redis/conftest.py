@@ -225,3 +225,13 @@ def synth():  # type: ignore[no-untyped-def]
     from types import SimpleNamespace
 
     return SimpleNamespace(make_result=make_result, scenario=scenario)
+
+
+@pytest.fixture
+def run_subscribe():  # type: ignore[no-untyped-def]
+    """``trackstream subscribe ARGS`` to completion (a separate process)."""
+    def run(*args: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        return subprocess.run([sys.executable, "-m", "pipelines.cli", "subscribe", *args], capture_output=True,
+                              text=True, timeout=timeout, env=env, cwd=str(REPO))
+    return run
