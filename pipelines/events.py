@@ -20,6 +20,7 @@ tracks, ended.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
@@ -62,7 +63,7 @@ class _Memo:
     class_name: str
     box: list[float]
     confidence: float
-    center: np.ndarray
+    center: tuple[float, float]
     frames_seen: int = 1
     conf_sum: float = 0.0
     distance: float = 0.0
@@ -72,6 +73,16 @@ class _Memo:
     def track_doc(self, tid: int) -> dict[str, Any]:
         return {"id": tid, "class_id": self.class_id, "class_name": self.class_name,
                 "confidence": self.confidence, "box": self.box}
+
+
+@dataclass
+class _Rows:
+    """One frame's track rows as plain Python values (boxes rounded to 0.01 px, confidence to 1e-4)."""
+
+    boxes: list[list[float]]
+    confidence: list[float]
+    class_id: list[int]
+    names: Mapping[int, str]
 
 
 def _json_safe(detail: Mapping[str, object]) -> dict[str, Any]:
@@ -107,9 +118,11 @@ class EventGenerator:
         self._last = now
         ids = [int(i) for i in t.track_id.tolist()]
         boxes = np.round(t.xyxy.astype(np.float64), 2)
+        rows = _Rows(boxes.tolist(), np.round(t.confidence.astype(np.float64), 4).tolist(),
+                     [int(c) for c in t.class_id.tolist()], result.class_names)
         events: list[Event] = []
         for row, tid in enumerate(ids):
-            events.extend(self._observe(tid, row, result, boxes[row], now))
+            events.extend(self._observe(tid, row, rows, now))
         events.extend(self._zone_line_events(ids, boxes, now))
         removed = {int(i) for i in t.removed_ids.tolist()}
         for tid in sorted(self._present - set(ids) - removed):
@@ -149,15 +162,13 @@ class EventGenerator:
         return {"schema_version": SCHEMA_VERSION, "event": name, "source_id": self.source_id,
                 **when.doc(), **payload}
 
-    def _observe(self, tid: int, row: int, result: FrameResult, box: np.ndarray, now: _Seen) -> list[Event]:
-        t = result.tracks
-        cls = int(t.class_id[row])
-        name = str(result.class_names.get(cls, str(cls)))
-        conf = round(float(t.confidence[row]), 4)
-        center = np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
+    def _observe(self, tid: int, row: int, rows: "_Rows", now: _Seen) -> list[Event]:
+        box, conf, cls = rows.boxes[row], rows.confidence[row], rows.class_id[row]
+        name = str(rows.names.get(cls, str(cls)))
+        center = ((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
         memo = self._known.get(tid)
         if memo is None:
-            memo = _Memo(first=now, last=now, class_id=cls, class_name=name, box=box.tolist(),
+            memo = _Memo(first=now, last=now, class_id=cls, class_name=name, box=box,
                          confidence=conf, center=center, conf_sum=conf)
             self._known[tid] = memo
             return [self._event("track_started", now, track=memo.track_doc(tid))]
@@ -167,8 +178,8 @@ class EventGenerator:
             lost_seconds = None if memo.last.pts is None else round(float(now.pts or 0.0) - memo.last.pts, 6)
             events.append(self._event("track_recovered", now, lost_since=memo.last.doc(),
                                       lost_seconds=lost_seconds))
-        memo.distance += float(np.hypot(*(center - memo.center)))
-        memo.center, memo.box, memo.confidence, memo.last = center, box.tolist(), conf, now
+        memo.distance += math.hypot(center[0] - memo.center[0], center[1] - memo.center[1])
+        memo.center, memo.box, memo.confidence, memo.last = center, box, conf, now
         memo.class_id, memo.class_name = cls, name
         memo.frames_seen += 1
         memo.conf_sum += conf

@@ -25,6 +25,15 @@ from typing import Any, Callable, Optional
 
 from pipelines.redis_conn import describe, error_text
 
+try:  # orjson writes these float-heavy documents ~10x faster than the standard library
+    import orjson
+
+    def _dumps(doc: dict[str, Any]) -> bytes:
+        return orjson.dumps(doc)
+except ImportError:  # pragma: no cover - orjson is a declared dependency; stay usable without it
+    def _dumps(doc: dict[str, Any]) -> bytes:
+        return json.dumps(doc, separators=(",", ":")).encode()
+
 log = logging.getLogger("trackstream.redis")
 
 _ID_TOO_SMALL = "equal or smaller than the target stream top item"
@@ -32,11 +41,14 @@ _ID_TOO_SMALL = "equal or smaller than the target stream top item"
 
 @dataclass
 class _Entry:
+    """A queued document: its JSON without the closing brace (bytes are cheap to keep: the garbage
+    collector does not scan them), completed with ``publish_time`` when first sent."""
+
     stream: str
     maxlen: Optional[int]
-    doc: dict[str, Any]
+    head: bytes
     entry_id: Optional[str] = None
-    payload: Optional[str] = None
+    payload: Optional[bytes] = None
     sent_before: bool = False
 
 
@@ -88,13 +100,18 @@ class StreamPublisher:
 
     # -- caller side ------------------------------------------------------------------------------------
     def put(self, stream: str, doc: dict[str, Any], maxlen: Optional[int]) -> None:
-        """Queue ``doc`` for ``stream``; never blocks on the network. Drops the oldest entry when full."""
+        """Queue ``doc`` for ``stream``; never blocks on the network. Drops the oldest entry when full.
+
+        ``doc`` is serialised now (it may be changed by the caller afterwards); ``publish_time`` (Unix s)
+        is added when the entry is first sent.
+        """
+        head = _dumps(doc)[:-1]
         with self._cond:
             if self._closing:
                 raise RuntimeError("publisher is closed")
             if len(self._buf) >= self._max:
                 self._drop_oldest(len(self._buf) - self._max + 1)
-            self._buf.append(_Entry(stream, maxlen, doc))
+            self._buf.append(_Entry(stream, maxlen, head))
             self._cond.notify()
 
     def stats(self) -> PublisherStats:
@@ -192,8 +209,8 @@ class StreamPublisher:
 
     def _prepare(self, entry: _Entry) -> None:
         if entry.payload is None:
-            entry.doc["publish_time"] = round(time.time(), 6)
-            entry.payload = json.dumps(entry.doc, separators=(",", ":"))
+            sep = b"" if entry.head == b"{" else b","
+            entry.payload = entry.head + sep + b'"publish_time":' + repr(round(time.time(), 6)).encode() + b"}"
             entry.entry_id = self._next_id()
 
     def _send_batch(self) -> None:
