@@ -33,17 +33,25 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process on a fixed port: ``stop()`` kills it (SIGKILL), ``start()`` brings it back."""
 
-    def __init__(self, binary: str, port: int, workdir: Path, password: Optional[str] = None) -> None:
+    def __init__(self, binary: str, port: int, workdir: Path, password: Optional[str] = None,
+                 tls: Optional[tuple[Path, Path]] = None) -> None:
         self.binary, self.port, self.workdir, self.password = binary, port, workdir, password
+        self.tls = tls    # (certificate, key) for a TLS-only server
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]),
+                     "--tls-key-file", str(self.tls[1]), "--tls-auth-clients", "no"]
+        args = [self.binary, *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"]
         if self.password:
             args += ["--requirepass", self.password]
@@ -71,7 +79,8 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True)
 
 
-def _server(tmp_path: Path, password: Optional[str] = None) -> Iterator[RedisServer]:
+def _server(tmp_path: Path, password: Optional[str] = None,
+            tls: Optional[tuple[Path, Path]] = None) -> Iterator[RedisServer]:
     binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists()
                                                else None)
     if binary is None:
@@ -79,7 +88,7 @@ def _server(tmp_path: Path, password: Optional[str] = None) -> Iterator[RedisSer
             pytest.fail("redis-server is required under CI", pytrace=False)
         pytest.skip("redis-server not installed")
     for _ in range(3):  # a free port can be taken between probing and binding; try another
-        server = RedisServer(binary, free_port(), tmp_path, password)
+        server = RedisServer(binary, free_port(), tmp_path, password, tls)
         try:
             server.start()
             break
@@ -99,6 +108,21 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_password_server(tmp_path: Path) -> Iterator[RedisServer]:
     yield from _server(tmp_path, password="Sup3r-Secret-pw")
+
+
+@pytest.fixture
+def redis_tls_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A TLS-only server with a fresh self-signed certificate for 127.0.0.1 (made with openssl)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        if IN_CI:
+            pytest.fail("openssl is required under CI", pytrace=False)
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    yield from _server(tmp_path, password="tls-Secret-5", tls=(cert, key))
 
 
 # -- synthetic results -----------------------------------------------------------------------------------

@@ -105,3 +105,19 @@ def test_config_errors_name_the_key(data, key):  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError) as err:
         from_mapping(RedisConfig, data, "redis")
     assert str(err.value).startswith(key + ":")
+
+
+def test_tls_with_password(redis_tls_server, run_subscribe, synth):  # type: ignore[no-untyped-def]
+    url = redis_tls_server.url
+    assert url.startswith("rediss://")
+    sink = RedisSink(RedisConfig(url=url, on_unreachable="fail"), "cam")
+    for r in synth.scenario(n_frames=5):
+        sink.write(r)
+    sink.close()
+    assert sink.stats.published == 5 + 2 and sink.stats.dropped == 0   # 5 frames, track 1 starts and ends
+    proc = run_subscribe("--redis", url, "--source", "cam", "--frames", "--from", "0", "--count", "7")
+    assert proc.returncode == 0, proc.stderr
+    assert [line.count('"kind":"frames"') for line in proc.stdout.splitlines()].count(1) == 5
+    assert "tls-Secret-5" not in proc.stdout + proc.stderr
+    plain = run_subscribe("--redis", url.replace("rediss://", "redis://").split("?")[0])
+    assert plain.returncode == 2 and plain.stderr.startswith("trackstream: error: cannot reach Redis")
