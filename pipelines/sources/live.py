@@ -128,6 +128,7 @@ class LiveSource:
         self.reconnects = 0
         self.connect_failures = 0
         self.frames_out = 0
+        self.connected = False  # True while frames flow (between started/resumed and gap/ended)
         self._stop = threading.Event()
         self._conn: Optional[Connection] = None
         self._counter = itertools.count()
@@ -264,6 +265,7 @@ class LiveSource:
                           capture_time=item.capture_time)
 
     def _status(self, kind: StatusKind, **detail: object) -> StreamStatus:
+        self.connected = kind in (StatusKind.STARTED, StatusKind.RESUMED)
         pts = self._last_pts if self._last_pts >= 0 else None
         clean = {k: self.scrub(v) if isinstance(v, str) else v for k, v in detail.items() if v is not None}
         return StreamStatus(kind=kind, source_id=self.source_id, wall_time=time.time(), pts=pts, detail=clean)
