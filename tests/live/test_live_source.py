@@ -166,3 +166,31 @@ def test_password_never_leaks_from_a_live_source(rtsp_server, caplog):
     assert "401" in str(err.value) or "unauthorized" in str(err.value).lower()
     seen = [str(err.value), rec.source.source_id, caplog.text, *(repr(s) for s in rec.statuses)]
     assert not [text for text in seen if secret in text]
+
+
+def test_frozen_camera_is_caught_by_the_watchdog_and_resumes(rtsp_server):
+    """SIGSTOP freezes the server: sockets stay open but nothing is sent, and new connections hang -- the case
+    where FFmpeg's reads and opens block. The watchdog must declare a gap within read_timeout and keep trying."""
+    import os
+    import signal
+
+    server = rtsp_server()
+    rec = Recorder(LiveSource(server.url, {**FAST_RECONNECT, "open_timeout": 1.0}, source_id="cam"))
+    rec.wait_frames(10, timeout=15)
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        deadline = time.monotonic() + 5
+        while StatusKind.GAP not in rec.kinds() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        noticed = time.monotonic() - frozen_at
+        time.sleep(2.5)  # a few open attempts against the frozen server, each abandoned by the watchdog
+        failures = rec.source.connect_failures
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    count = len(rec.frames)
+    rec.wait_frames(count + 10, timeout=20)
+    rec.finish()
+    assert StatusKind.GAP in rec.kinds() and noticed < 2.5, f"gap noticed after {noticed:.1f} s"
+    assert failures >= 1, "opening a frozen server must time out and be retried"
+    assert StatusKind.RESUMED in rec.kinds() and rec.error is None
