@@ -39,7 +39,7 @@ FRAMES = {10: 500, 100: 400, 500: 200, 1000: 100}
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame of detections: xyxy float32 (D, 4), conf float32 (D,), truth int (D,) object id or -1 (FP)."""
+    """One frame: xyxy float32 (D, 4), conf float32 (D,), truth int (D,) object id, -1 for false positives."""
 
     xyxy: np.ndarray
     conf: np.ndarray
@@ -164,19 +164,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     import ultralytics  # noqa: F401 - imported before timing so its start-up cost is not counted
 
     print(f"{'N':>5} {'frames':>6} | {'ours cpu us':>11} {'bytetrack cpu us':>16} {'speed-up':>8} | "
-          f"{'ours wall us':>12} {'bt wall us':>10} {'speed-up':>8} | {'cover ours/bt':>13} {'switches ours/bt':>16}")
+          f"{'ours wall us':>12} {'bt wall us':>10} {'speed-up':>8} | "
+          f"{'cover ours/bt':>13} {'switches ours/bt':>16}")
     ours_us: dict[int, float] = {}
     for n in args.sizes:
         frames = max(20, int(FRAMES.get(n, 200) * args.frames_scale))
         ours, peer = measure(make_scene(n, frames, args.seed), n)
         ours_us[n] = ours.cpu_us
-        print(f"{n:>5} {frames:>6} | {ours.cpu_us:>11.0f} {peer.cpu_us:>16.0f} {peer.cpu_us / ours.cpu_us:>7.1f}x | "
+        print(f"{n:>5} {frames:>6} | {ours.cpu_us:>11.0f} {peer.cpu_us:>16.0f} "
+              f"{peer.cpu_us / ours.cpu_us:>7.1f}x | "
               f"{ours.wall_us:>12.0f} {peer.wall_us:>10.0f} {peer.wall_us / ours.wall_us:>7.1f}x | "
               f"{ours.cover:>6.1%}/{peer.cover:>6.1%} {ours.switches:>8}/{peer.switches:<7}", flush=True)
     if 100 in ours_us and 1000 in ours_us:
         print(f"growth of ours (cpu) from N=100 to N=1000: {ours_us[1000] / ours_us[100]:.1f}x "
               "(linear would be 10x)")
-    print("us = mean microseconds per update() (cpu = this thread's CPU time, wall = elapsed; the two trackers "
+    print("us = mean microseconds per update() (cpu = this thread's CPU time, wall = elapsed; "
+          "the two trackers "
           "alternate frame by frame); speed-up = bytetrack / trackstream; cover = true detections reported "
           "in a track; switches = track id changes of an object")
     return 0

@@ -66,10 +66,12 @@ def _check_results_file(path: Path) -> np.ndarray:
 def test_eval_scores_both_trackers_and_writes_mot_files(mot_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     proc = run_cli("eval", str(mot_root), "--benchmark", "MOT17", "--out", str(out),
-                   "--tracker", "trackstream", "--tracker", "ultralytics-bytetrack", "--interpolate", timeout=120)
+                   "--tracker", "trackstream", "--tracker", "ultralytics-bytetrack", "--interpolate",
+                   timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = _table_rows(proc.stdout)
-    for label in ("trackstream", "ultralytics-bytetrack", "trackstream+interp", "ultralytics-bytetrack+interp"):
+    labels = ("trackstream", "ultralytics-bytetrack", "trackstream+interp", "ultralytics-bytetrack+interp")
+    for label in labels:
         for seq in (SEQ, "COMBINED"):
             scores = rows[(label, seq)]
             for metric in ("HOTA", "MOTA", "IDF1"):
@@ -139,7 +141,7 @@ def test_interpolation_fills_short_gaps_of_one_track(rows: list, max_gap: int, e
     assert len(out) == len(rows) + len(expected_added)
 
 
-def test_scoring_ground_truth_as_results_is_perfect_and_id_swaps_count(mot_root: Path, tmp_path: Path) -> None:
+def test_scoring_gt_as_results_is_perfect_and_id_swaps_count(mot_root: Path, tmp_path: Path) -> None:
     from pipelines.evaluation.scoring import COMBINED, score
 
     gt_folder = mot_root / "MOT17" / "train"

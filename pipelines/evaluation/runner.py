@@ -39,7 +39,7 @@ class EvalOptions:
 
 @dataclass(frozen=True)
 class SeqRun:
-    """One tracker over one sequence: frames fed, detections fed, boxes written, CPU seconds inside update()."""
+    """One tracker over one sequence: frames and detections fed, boxes written, CPU seconds in update()."""
 
     tracker: str
     seq: str
@@ -55,7 +55,7 @@ class SeqRun:
 
 @dataclass
 class EvalReport:
-    """Everything ``trackstream eval`` found; ``scores[variant][seq]`` with variant e.g. ``trackstream+interp``."""
+    """All that ``trackstream eval`` found: ``scores[variant][seq]``, variant e.g. ``trackstream+interp``."""
 
     runs: list[SeqRun] = field(default_factory=list)
     scores: dict[str, dict[str, SeqScore]] = field(default_factory=dict)
@@ -74,7 +74,7 @@ def results_dir(out: Path, trackers: tuple[str, ...], name: str, interpolated: b
 
 def track_sequence(tracker_name: str, seq: motio.MotSequence, dets: np.ndarray,
                    config: Mapping[str, Any]) -> tuple[np.ndarray, SeqRun]:
-    """Feed one sequence to a fresh tracker; returns (M, 7) ``frame, id, x, y, w, h, conf`` rows and timing."""
+    """Feed one sequence to a fresh tracker; returns (M, 7) ``frame, id, x, y, w, h, conf`` rows, timing."""
     tracker = make_tracker(tracker_name, config)
     out: list[np.ndarray] = []
     spent = 0.0
@@ -123,7 +123,8 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
 def write_summary(path: Path, report: EvalReport) -> None:
     """Save scores and timings as JSON (for scripts and for comparing runs)."""
     data = {
-        "scores": {label: {seq: asdict(s) for seq, s in per_seq.items()} for label, per_seq in report.scores.items()},
+        "scores": {label: {seq: asdict(s) for seq, s in per_seq.items()}
+                   for label, per_seq in report.scores.items()},
         "runs": [{**asdict(r), "us_per_frame": r.us_per_frame} for r in report.runs],
         "results_dirs": {label: str(p) for label, p in report.results_dirs.items()},
         "unscored": report.unscored,

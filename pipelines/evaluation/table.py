@@ -17,7 +17,7 @@ def _fmt_row(cells: tuple[str, ...], widths: list[int]) -> str:
 
 
 def format_report(report: EvalReport) -> str:
-    """One table: a row per tracker variant and sequence, then its COMBINED row; timing per frame of update()."""
+    """One table: a row per tracker variant and sequence, then its COMBINED row; update() time per frame."""
     timing: dict[tuple[str, str], float] = {(r.tracker, r.seq): r.us_per_frame for r in report.runs}
     total: dict[str, tuple[float, int]] = {}
     for r in report.runs:
