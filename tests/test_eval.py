@@ -163,3 +163,26 @@ def test_scoring_gt_as_results_is_perfect_and_id_swaps_count(mot_root: Path, tmp
     motio.write_results(broken / f"{SEQ}.txt", swapped)
     worse = score(gt_folder, broken, {SEQ: FRAMES})
     assert worse[SEQ].idsw >= 1 and worse[SEQ].idf1 < result[SEQ].idf1
+
+
+def test_bytetrack_adapter_gives_the_same_tracks_as_ultralytics_boxes() -> None:
+    """Our light box container must drive BYTETracker exactly like Ultralytics' own Boxes does."""
+    from ultralytics.engine.results import Boxes
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.utils import IterableSimpleNamespace
+
+    from pipelines.evaluation.peers import _Boxes, bytetrack_defaults
+
+    src = shared_data(f"mot/MOT17/train/{SEQ}")
+    dets = motio.read_detections(src / "det" / "det.txt")
+    args = IterableSimpleNamespace(**bytetrack_defaults())
+    ours, reference = BYTETracker(args), BYTETracker(args)
+    reported = 0
+    for _, rows in motio.frames(dets, 60):
+        xyxy = np.column_stack([rows[:, :2], rows[:, :2] + rows[:, 2:4]]).astype(np.float32)
+        conf = rows[:, 4].astype(np.float32)
+        got = ours.update(_Boxes(xyxy, conf, np.zeros(len(conf))))
+        want = reference.update(Boxes(np.column_stack([xyxy, conf, np.zeros(len(conf))]), (1080, 1920)))
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+        reported += len(got)
+    assert reported > 100  # tracks were actually reported, not two empty outputs
