@@ -169,6 +169,17 @@ def test_unwritable_outputs_fail_at_construction_with_one_line(tmp_path, make_si
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("make_sink", [JsonlSink, MotSink], ids=["jsonl", "mot"])
+def test_a_full_disk_is_reported_in_one_line(frames, make_sink):
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full (a device that is always full) is not available")
+    sink = make_sink("/dev/full")
+    with pytest.raises(OutputError, match="No space left") as info:
+        sink.write(moving_results(frames[:1])[0])
+    assert "\n" not in str(info.value)
+    sink.close()
+
+
 def test_missing_output_folders_are_created(tmp_path, frames):
     nested = tmp_path / "a" / "b"
     sinks = [JsonlSink(nested / "f.jsonl"), MotSink(nested / "m.txt"), AnnotatedVideoSink(nested / "v.mp4", 25, None)]

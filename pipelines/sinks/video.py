@@ -129,6 +129,7 @@ class AnnotatedVideoSink(BaseSink):
         self._pts0: Optional[float] = None
         self._last_tick: Optional[int] = None
         self._step = max(1, round(1 / (self.fps * self.time_base)))
+        self._max_step = max(2 * self._step, round(1 / self.time_base))
         self._resize_warned = False
         self._closed = False
         self.frames_written = 0
@@ -163,8 +164,8 @@ class AnnotatedVideoSink(BaseSink):
             if tick <= last:  # clock went back or stood still: continue one step later, from here on
                 tick = last + self._step
                 self._pts0 = pts - float(tick * self.time_base)
-            else:
-                self._step = tick - last
+            else:  # the PTS step is the length of a frame; a long gap is not (nor is a 1 s+ step)
+                self._step = min(tick - last, self._max_step)
         self._last_tick = tick
         return tick
 
@@ -196,7 +197,10 @@ class AnnotatedVideoSink(BaseSink):
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         frame.pts = self._tick(float(result.frame.pts))
         frame.time_base = self.time_base
-        self._mux(stream.encode(frame))
+        try:
+            self._mux(stream.encode(frame))
+        except Exception as exc:  # noqa: BLE001 - disk full, encoder failure: one line for the user
+            raise OutputError(f"cannot write video output {self.path}: {exc}") from None
         self.frames_written += 1
 
     def _mux(self, packets: Any) -> None:
