@@ -21,13 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from pipelines.overlays import Annotator, OverlayConfig, id_color, label_text  # noqa: E402
 from tests.synthetic_tracks import CLASS_NAMES, decode_frames, make_result, make_tracks  # noqa: E402
 
-DEFAULT_VIDEO = Path(os.environ.get("TRACKSTREAM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) \
-    / "videos" / "people-walking_1280x720.mp4"
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TRACKSTREAM_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_VIDEO = DATA / "videos" / "people-walking_1280x720.mp4"
 
 
 def _frames(video: Path, count: int) -> list[np.ndarray]:
@@ -63,7 +64,8 @@ def _ultralytics_draw(result) -> np.ndarray:
     ann = UltralyticsAnnotator(image, line_width=2)
     t = result.tracks
     for tid, cls, conf, box, kpts in zip(t.track_id, t.class_id, t.confidence, t.xyxy, t.keypoints):
-        ann.box_label(box.tolist(), label_text(int(tid), CLASS_NAMES[int(cls)], float(conf)), color=id_color(int(tid)))
+        text = label_text(int(tid), CLASS_NAMES[int(cls)], float(conf))
+        ann.box_label(box.tolist(), text, color=id_color(int(tid)))
         ann.kpts(kpts, shape=image.shape[:2], kpt_line=True, conf_thres=0.5)
     return ann.result()
 

@@ -45,7 +45,7 @@ def _probe(path: Path) -> dict:
         decoded = [f for f in container.decode(video=0)]
     info["frames"] = len(decoded)
     info["times"] = [f.time for f in decoded]
-    info["images"] = [f.to_ndarray(format="bgr24") for f in decoded[:3]] + [decoded[-1].to_ndarray(format="bgr24")]
+    info["images"] = [f.to_ndarray(format="bgr24") for f in decoded[:3] + decoded[-1:]]
     return info
 
 
@@ -182,7 +182,8 @@ def test_a_full_disk_is_reported_in_one_line(frames, make_sink):
 
 def test_missing_output_folders_are_created(tmp_path, frames):
     nested = tmp_path / "a" / "b"
-    sinks = [JsonlSink(nested / "f.jsonl"), MotSink(nested / "m.txt"), AnnotatedVideoSink(nested / "v.mp4", 25, None)]
+    sinks = [JsonlSink(nested / "f.jsonl"), MotSink(nested / "m.txt"),
+             AnnotatedVideoSink(nested / "v.mp4", 25, None)]
     _write_all_many(sinks, moving_results(frames[:2]))
     assert sorted(p.name for p in nested.iterdir()) == ["f.jsonl", "m.txt", "v.mp4"]
 

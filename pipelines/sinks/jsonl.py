@@ -126,7 +126,8 @@ class JsonlSink(BaseSink):
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
         while True:
             self._sequence += 1
-            candidate = self.path.with_name(f"{self.path.stem}.{stamp}-{self._sequence:06d}{self.path.suffix}")
+            name = f"{self.path.stem}.{stamp}-{self._sequence:06d}{self.path.suffix}"
+            candidate = self.path.with_name(name)
             if not candidate.exists():
                 return candidate
 

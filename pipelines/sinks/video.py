@@ -4,7 +4,8 @@ Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, ``movflags
 comes first, so browsers start playing before the download ends).
 
 - **Timing.** Only processed frames are written. Each frame's timestamp is its source PTS, shifted so
-  the first written frame is at 0 (time base 1/90000 s; 1/1000 s for encoders that cannot take it). With ``vid_stride`` N or ``max_fps`` the video
+  the first written frame is at 0 (time base 1/90000 s; 1/1000 s for encoders that cannot take it).
+  With ``vid_stride`` N or ``max_fps`` the video
   therefore has fewer frames but the same duration and plays at real speed; its average frame rate is
   the processed frame rate (input fps / N). ``fps`` passed to the constructor should be that processed
   rate: it is the rate written in the stream header and the duration of the last frame before any PTS
@@ -116,7 +117,8 @@ class AnnotatedVideoSink(BaseSink):
         self._options = _encoder_options(codec, crf, preset)
         self.time_base = _check_encoder(codec, self._options, self.fps)
         self.path: Path = prepare_output(path, "video output")
-        container_options = {"movflags": "+faststart"} if self.path.suffix.lower() in _FASTSTART_SUFFIXES else {}
+        faststart = self.path.suffix.lower() in _FASTSTART_SUFFIXES
+        container_options = {"movflags": "+faststart"} if faststart else {}
         try:
             self._container: Any = av.open(str(self.path), mode="w", options=container_options)
         except Exception as exc:  # noqa: BLE001 - unknown extension -> ValueError, others -> av errors
