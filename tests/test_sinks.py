@@ -141,6 +141,8 @@ def test_video_with_no_frames_leaves_no_file(tmp_path):
     sink.close()
     sink.close()
     assert not out.exists()
+    AnnotatedVideoSink(tmp_path / "abandoned.mp4", 25.0, (640, 272))  # built, then another sink failed
+    assert not (tmp_path / "abandoned.mp4").exists()
 
 
 # ---------------------------------------------------------------- bad outputs, all sinks

@@ -116,7 +116,7 @@ class AnnotatedVideoSink(BaseSink):
         self.codec = codec
         self._options = _encoder_options(codec, crf, preset)
         self.time_base = _check_encoder(codec, self._options, self.fps)
-        self.path: Path = prepare_output(path, "video output")
+        self.path: Path = prepare_output(path, "video output", keep=False)
         faststart = self.path.suffix.lower() in _FASTSTART_SUFFIXES
         container_options = {"movflags": "+faststart"} if faststart else {}
         try:
