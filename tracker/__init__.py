@@ -1,5 +1,8 @@
 """trackstream's tracker: Kalman + Hungarian multi-object tracking in pure numpy."""
 
+from tracker.config import TrackerConfig
+from tracker.configutil import ConfigError
+from tracker.tracker import Tracker
 from tracker.types import Detections, Tracks, TrackState
 
-__all__ = ["Detections", "Tracks", "TrackState"]
+__all__ = ["ConfigError", "Detections", "Tracker", "TrackerConfig", "Tracks", "TrackState"]

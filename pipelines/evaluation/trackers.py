@@ -1,0 +1,105 @@
+"""The trackers ``trackstream eval`` can score, behind one small interface.
+
+Every adapter takes one frame of detections as top-left boxes and returns the boxes it reports for that
+frame; the runner writes them to the MOT results file. Adapters are built by name with ``make_tracker``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional, Protocol
+
+import numpy as np
+
+from pipelines.errors import UserError
+
+TRACKSTREAM = "trackstream"
+BYTETRACK = "ultralytics-bytetrack"
+TRACKER_NAMES = (TRACKSTREAM, BYTETRACK)
+
+
+class FrameTracker(Protocol):
+    """A multi-object tracker fed one frame at a time."""
+
+    name: str
+
+    def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
+        """Track one frame.
+
+        Args:
+            tlwh: float (N, 4) detection boxes ``x, y, w, h`` in pixels (top-left corner).
+            conf: float (N,) detection scores in [0, 1].
+            timestamp: seconds since the start of the sequence.
+
+        Returns:
+            float64 (M, 6) rows ``track_id, x, y, w, h, conf`` reported for this frame.
+        """
+        ...
+
+
+def tlwh_to_xyxy(tlwh: np.ndarray) -> np.ndarray:
+    """(N, 4) ``x, y, w, h`` -> (N, 4) ``x1, y1, x2, y2``."""
+    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
+
+
+def xyxy_rows(track_id: np.ndarray, xyxy: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """Build (M, 6) ``id, x, y, w, h, conf`` rows from ids, corner boxes and scores."""
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    return np.column_stack([np.asarray(track_id, dtype=np.float64), xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2],
+                            np.asarray(conf, dtype=np.float64)])
+
+
+class TrackstreamTracker:
+    """trackstream's own ``tracker.Tracker``; reports the matched detection box of each confirmed track."""
+
+    name = TRACKSTREAM
+
+    def __init__(self, config: Optional[Mapping[str, Any]] = None) -> None:
+        from tracker import Tracker, TrackerConfig
+
+        cfg = TrackerConfig.from_dict(dict(config or {}))
+        self._tracker = Tracker(cfg)
+
+    def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
+        from tracker import Detections
+
+        n = len(conf)
+        dets = Detections(tlwh_to_xyxy(tlwh).astype(np.float32), np.asarray(conf, np.float32),
+                          np.zeros(n, np.int64))
+        tracks = self._tracker.update(dets, timestamp=timestamp)
+        return xyxy_rows(tracks.track_id, tracks.xyxy, tracks.confidence)
+
+
+def make_tracker(name: str, config: Optional[Mapping[str, Any]] = None) -> FrameTracker:
+    """A fresh tracker by name (one per sequence). ``config`` (TrackerConfig keys) applies to trackstream only."""
+    if name == TRACKSTREAM:
+        return TrackstreamTracker(config)
+    if name == BYTETRACK:
+        from pipelines.evaluation.peers import UltralyticsByteTrack
+
+        return UltralyticsByteTrack()
+    raise UserError(f"unknown tracker {name!r} (choose from {', '.join(TRACKER_NAMES)})")
+
+
+def load_tracker_config(path: Path) -> dict[str, Any]:
+    """Read TrackerConfig keys from a YAML file.
+
+    The file is either a flat mapping of TrackerConfig keys (``configs/tracker/*.yaml``) or a full trackstream
+    config whose ``tracker:`` section holds them. The keys are checked when the tracker is built.
+    """
+    import yaml
+
+    if not path.exists() or path.is_dir():
+        raise UserError(f"tracker config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read YAML ({str(exc).splitlines()[0]})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of tracker settings, got {type(data).__name__}")
+    section = data.get("tracker")
+    if isinstance(section, dict):
+        return dict(section)
+    return data

@@ -1,0 +1,365 @@
+"""``Tracker``: Kalman + Hungarian multi-object tracking over parallel arrays.
+
+One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
+
+1. predict every track to the frame's time (constant velocity, ``tracker.kalman``);
+2. stage 1 -- confirmed and lost tracks vs high-confidence detections: IoU of the predicted box (times the
+   detection score) plus OC-SORT velocity-direction consistency, gated by ``minimum_iou``;
+3. stage 2 -- tracks that were matched in the previous frame vs low-confidence detections (ByteTrack);
+4. stage 3 -- tentative tracks vs the remaining high-confidence detections;
+5. stage 4 -- recovery: still-unmatched confirmed/lost tracks vs remaining high-confidence detections, by
+   generalised IoU with the box where each track was last *observed* (OC-SORT observation-centric recovery);
+6. Kalman update of the matched tracks; a recovered lost track is re-run from its last observation along a
+   straight virtual path (observation-centric re-update); lifecycle bookkeeping; new tentative tracks.
+
+The output holds confirmed tracks matched in this frame, carrying the detection's ``det_index``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from tracker import kalman
+from tracker.association import assign, candidate_pairs, pair_direction, pair_giou, pair_iou
+from tracker.config import TrackerConfig
+from tracker.state import TrackArrays
+from tracker.types import Detections, Tracks, TrackState
+
+_TENTATIVE, _CONFIRMED, _LOST = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.LOST)
+_MAX_REUPDATE_STEPS = 30
+_STATE_FORMAT = "trackstream.tracker/1"
+
+
+class Tracker:
+    """Online multi-object tracker; one instance per video stream (each owns its ID counter).
+
+    >>> trk = Tracker(TrackerConfig())
+    >>> tracks = trk.update(detections, timestamp=frame.pts)   # every frame, also with no detections
+    """
+
+    def __init__(self, config: Optional[TrackerConfig] = None) -> None:
+        self.config = config if config is not None else TrackerConfig()
+        if not isinstance(self.config, TrackerConfig):
+            raise TypeError(f"config must be a TrackerConfig, got {type(self.config).__name__}")
+        self._history_length = self.config.direction_lookback_observations + 1
+        self._reset()
+
+    def _reset(self) -> None:
+        self._tracks = TrackArrays.empty(self._history_length, 0)
+        self._classes = np.zeros(0, np.int64)  # class id of each vote column
+        self._next_id = 1
+        self._frame_count = 0
+        self._clock = 0.0  # s, monotonic internal time
+        self._last_timestamp: Optional[float] = None
+        self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
+        self._new_det_rows = np.zeros(0, np.int64)
+
+    @property
+    def track_count(self) -> int:
+        """Number of live tracks (tentative, confirmed and lost) held in memory."""
+        return len(self._tracks)
+
+    # ------------------------------------------------------------------ update
+    def update(self, detections: Detections, timestamp: Optional[float] = None) -> Tracks:
+        """Advance to ``timestamp`` (seconds; None -> frames seen / ``frame_rate``) and match ``detections``.
+
+        Returns the confirmed tracks matched in this frame (rows follow increasing ``track_id``), with the
+        IDs of confirmed tracks removed during this call in ``removed_ids``. Timestamps that go backwards
+        are treated as no time passing.
+        """
+        if not isinstance(detections, Detections):
+            raise TypeError(f"detections must be tracker.Detections, got {type(detections).__name__}")
+        now, dt = self._advance(timestamp)
+        cfg = self.config
+        self._register_classes(detections.class_id)
+        removed = self._expire_lost(now)
+        self._predict(dt)
+
+        boxes = detections.xyxy.astype(np.float64)
+        conf = detections.confidence.astype(np.float64)
+        high = np.flatnonzero(conf >= cfg.high_confidence_threshold)
+        low = np.flatnonzero((conf >= cfg.low_confidence_threshold) & (conf < cfg.high_confidence_threshold))
+        mt, md = self._associate(boxes, conf, detections.class_id, high, low)
+
+        matched = np.zeros(len(self._tracks), bool)
+        matched[mt] = True
+        self._apply_matches(mt, md, boxes, detections.class_id, now)
+        new_rows = self._start_tracks(boxes, conf, detections.class_id, high, md, now)
+        removed_unconfirmed = self._miss(~matched, now)
+
+        out_rows = np.concatenate([mt, new_rows]).astype(np.int64)
+        out_dets = np.concatenate([md, self._new_det_rows]).astype(np.int64)
+        self._tracks = self._tracks.take(np.flatnonzero(~removed_unconfirmed)) if removed_unconfirmed.any() \
+            else self._tracks
+        if removed_unconfirmed.any():
+            remap = np.cumsum(~removed_unconfirmed) - 1
+            keep = ~removed_unconfirmed[out_rows]
+            out_rows, out_dets = remap[out_rows[keep]], out_dets[keep]
+        return self._output(detections, out_rows, out_dets, now, removed)
+
+    def _advance(self, timestamp: Optional[float]) -> tuple[float, float]:
+        if timestamp is None:
+            stamp = self._frame_count / self.config.frame_rate
+        else:
+            try:
+                stamp = float(timestamp)
+            except (TypeError, ValueError):
+                raise ValueError(f"timestamp must be a number of seconds or None, got {timestamp!r}") from None
+            if not math.isfinite(stamp):
+                raise ValueError(f"timestamp must be finite, got {timestamp!r}")
+        dt = 0.0 if self._last_timestamp is None else max(stamp - self._last_timestamp, 0.0)
+        if dt > 0.0:
+            self._frame_interval = dt
+        self._last_timestamp = stamp
+        self._frame_count += 1
+        self._clock += dt
+        return self._clock, dt
+
+    def _register_classes(self, class_id: np.ndarray) -> None:
+        if class_id.size == 0:
+            return
+        if self._classes.size:
+            pos = np.minimum(np.searchsorted(self._classes, class_id), self._classes.size - 1)
+            if (self._classes[pos] == class_id).all():
+                return
+        merged = np.union1d(self._classes, class_id)  # sorted, so searchsorted maps ids to vote columns
+        self._tracks.remap_class_columns(np.searchsorted(merged, self._classes), merged.size)
+        self._classes = merged
+
+    def _expire_lost(self, now: float) -> np.ndarray:
+        """Drop lost tracks older than the buffer; returns their IDs."""
+        tr = self._tracks
+        if len(tr) == 0:
+            return np.zeros(0, np.int64)
+        gone = (tr.state == _LOST) & (now - tr.last_time > self.config.lost_track_buffer_seconds)
+        if not gone.any():
+            return np.zeros(0, np.int64)
+        ids = tr.track_id[gone]
+        self._tracks = tr.take(np.flatnonzero(~gone))
+        return ids
+
+    def _predict(self, dt: float) -> None:
+        tr = self._tracks
+        if len(tr) == 0:
+            return
+        mean = tr.mean
+        lost = tr.state == _LOST
+        if lost.any():  # size changes are not extrapolated through occlusions
+            mean = mean.copy()
+            mean[lost, 6:8] = 0.0
+            if self.config.lost_velocity_decay_seconds > 0:
+                mean[lost, 4:6] *= math.exp(-dt / self.config.lost_velocity_decay_seconds)
+        cfg = self.config
+        tr.mean, tr.cov = kalman.predict(mean, tr.cov, dt, cfg.position_noise, cfg.velocity_noise)
+        np.maximum(tr.mean[:, 2:4], 1.0, out=tr.mean[:, 2:4])
+
+    # ------------------------------------------------------------- association
+    def _associate(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
+                   low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All matching stages; returns (track rows, detection rows) of the matches."""
+        cfg = self.config
+        tr = self._tracks
+        if len(tr) == 0 or (high.size == 0 and low.size == 0):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pred = kalman.state_to_xyxy(tr.mean)
+        track_class = self._classes[tr.votes.argmax(axis=1)] if cfg.per_class_matching and tr.votes.size \
+            else None
+        free_det = np.ones(boxes.shape[0], bool)
+        free_trk = np.ones(len(tr), bool)
+        rows: list[np.ndarray] = [np.zeros(0, np.int64)]
+        cols: list[np.ndarray] = [np.zeros(0, np.int64)]
+
+        def stage(trk: np.ndarray, det: np.ndarray, ia: np.ndarray, ib: np.ndarray, score: np.ndarray,
+                  ok: np.ndarray) -> None:
+            ia, ib, score = ia[ok], ib[ok], score[ok]
+            if track_class is not None:
+                same = track_class[trk[ia]] == class_id[det[ib]]
+                ia, ib, score = ia[same], ib[same], score[same]
+            r, c = assign(trk.size, det.size, ia, ib, score)
+            rows.append(trk[r])
+            cols.append(det[c])
+            free_trk[trk[r]] = False
+            free_det[det[c]] = False
+
+        def overlaps(trk: np.ndarray, det: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, ...]:
+            ia, ib = candidate_pairs(a[trk], boxes[det])
+            return ia, ib, pair_iou(a[trk[ia]], boxes[det[ib]])
+
+        active = (tr.state == _CONFIRMED) | (tr.state == _LOST)
+        trk, det = np.flatnonzero(active), high
+        if trk.size and det.size:
+            ia, ib, ov = overlaps(trk, det, pred)
+            score = ov * conf[det[ib]] if cfg.fuse_confidence else ov.copy()
+            if cfg.direction_consistency_weight > 0 and ia.size:
+                origin, direction, has = self._direction(trk[ia])
+                centres = 0.5 * (boxes[det[ib], :2] + boxes[det[ib], 2:])
+                score += cfg.direction_consistency_weight * conf[det[ib]] * pair_direction(
+                    origin, direction, has, centres)
+            stage(trk, det, ia, ib, score, ov >= cfg.minimum_iou)
+
+        trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), low
+        if trk.size and det.size:
+            ia, ib, ov = overlaps(trk, det, pred)
+            stage(trk, det, ia, ib, ov, ov >= cfg.low_confidence_minimum_iou)
+
+        trk, det = np.flatnonzero(tr.state == _TENTATIVE), high[free_det[high]]
+        if trk.size and det.size:
+            ia, ib, ov = overlaps(trk, det, pred)
+            score = ov * conf[det[ib]] if cfg.fuse_confidence else ov
+            stage(trk, det, ia, ib, score, ov >= cfg.tentative_minimum_iou)
+
+        trk, det = np.flatnonzero(active & free_trk), high[free_det[high]]
+        if trk.size and det.size:
+            gate = cfg.recovery_minimum_giou
+            expand = max(-gate, 0.0) / max(1.0 + gate, 1e-3)
+            ia, ib = candidate_pairs(tr.last_box[trk], boxes[det], expand)
+            similarity = pair_giou(tr.last_box[trk[ia]], boxes[det[ib]])
+            stage(trk, det, ia, ib, similarity, similarity >= gate)
+
+        return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
+
+    def _direction(self, trk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per track row: earliest kept observed centre (P, 2), unit motion direction since (P, 2), valid."""
+        tr = self._tracks
+        count = tr.history_len[trk]
+        oldest = tr.history[trk, np.maximum(self._history_length - count, 0)]
+        move = tr.history[trk, -1] - oldest
+        norm = np.sqrt((move * move).sum(axis=1))
+        has = (count >= 2) & (norm > 1e-6)
+        return oldest, move / np.maximum(norm, 1e-6)[:, None], has
+
+    # --------------------------------------------------------------- lifecycle
+    def _apply_matches(self, mt: np.ndarray, md: np.ndarray, boxes: np.ndarray, class_id: np.ndarray,
+                       now: float) -> None:
+        if mt.size == 0:
+            return
+        tr, cfg = self._tracks, self.config
+        z = kalman.xyxy_to_measurement(boxes[md])
+        mean, cov = kalman.update(tr.mean[mt], tr.cov[mt], z, cfg.measurement_noise)
+        if cfg.observation_centric_reupdate:
+            back = np.flatnonzero(tr.state[mt] == _LOST)
+            if back.size:
+                mean[back], cov[back] = self._reupdate(mt[back], z[back], now)
+        tr.mean[mt], tr.cov[mt] = mean, cov
+        tr.obs_mean[mt], tr.obs_cov[mt] = mean, cov
+        tr.last_box[mt] = boxes[md]
+        tr.history[mt, :-1] = tr.history[mt, 1:]
+        tr.history[mt, -1] = z[:, :2]
+        tr.history_len[mt] = np.minimum(tr.history_len[mt] + 1, self._history_length)
+        tr.last_time[mt] = now
+        tr.hits[mt] += 1
+        promote = (tr.state[mt] == _LOST) | ((tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits))
+        tr.state[mt[promote]] = _CONFIRMED
+        if class_id.size:
+            cols = np.searchsorted(self._classes, class_id[md])
+            tr.votes[mt, cols] += 1.0
+
+    def _reupdate(self, rows: np.ndarray, z_new: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Re-run the filter of recovered tracks from their last observation to ``z_new`` (OC-SORT ORU)."""
+        tr, cfg = self._tracks, self.config
+        gap = np.maximum(now - tr.last_time[rows], 1e-9)
+        steps = np.clip(np.rint(gap / self._frame_interval), 1, _MAX_REUPDATE_STEPS).astype(np.int64)
+        z_old = kalman.xyxy_to_measurement(tr.last_box[rows])
+        mean, cov = tr.obs_mean[rows].copy(), tr.obs_cov[rows].copy()
+        for s in range(1, int(steps.max()) + 1):
+            idx = np.flatnonzero(steps >= s)
+            frac = (s / steps[idx])[:, None]
+            z = z_old[idx] + frac * (z_new[idx] - z_old[idx])
+            m, c = kalman.predict(mean[idx], cov[idx], gap[idx] / steps[idx], cfg.position_noise,
+                                  cfg.velocity_noise)
+            mean[idx], cov[idx] = kalman.update(m, c, z, cfg.measurement_noise)
+        return mean, cov
+
+    def _start_tracks(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
+                      md: np.ndarray, now: float) -> np.ndarray:
+        """Create tracks for unmatched confident detections; returns their rows among all tracks."""
+        cfg = self.config
+        free = np.ones(boxes.shape[0], bool)
+        free[md] = False
+        det = high[free[high] & (conf[high] >= cfg.new_track_confidence_threshold)]
+        self._new_det_rows = det if cfg.confirmation_hits <= 1 else np.zeros(0, np.int64)
+        if det.size == 0:
+            return np.zeros(0, np.int64)
+        n, start = det.size, len(self._tracks)
+        z = kalman.xyxy_to_measurement(boxes[det])
+        mean, cov = kalman.initiate(z, cfg.measurement_noise, cfg.velocity_noise)
+        history = np.zeros((n, self._history_length, 2))
+        history[:, -1] = z[:, :2]
+        votes = np.zeros((n, self._classes.size))
+        votes[np.arange(n), np.searchsorted(self._classes, class_id[det])] = 1.0
+        state = _CONFIRMED if cfg.confirmation_hits <= 1 else _TENTATIVE
+        new = TrackArrays(
+            track_id=np.arange(self._next_id, self._next_id + n, dtype=np.int64),
+            state=np.full(n, state, np.int64), hits=np.ones(n, np.int64), mean=mean, cov=cov,
+            obs_mean=mean.copy(), obs_cov=cov.copy(), last_box=boxes[det].copy(), history=history,
+            history_len=np.ones(n, np.int64), first_time=np.full(n, now), last_time=np.full(n, now),
+            votes=votes)
+        self._next_id += n
+        self._tracks = self._tracks.extend(new)
+        return np.arange(start, start + n, dtype=np.int64) if state == _CONFIRMED else np.zeros(0, np.int64)
+
+    def _miss(self, unmatched: np.ndarray, now: float) -> np.ndarray:
+        """Book-keeping for tracks not matched this frame; returns a removal mask over all tracks."""
+        tr = self._tracks
+        unmatched = np.concatenate([unmatched, np.zeros(len(tr) - unmatched.size, bool)])
+        tr.hits[unmatched] = 0
+        tr.state[unmatched & (tr.state == _CONFIRMED)] = _LOST
+        return unmatched & (tr.state == _TENTATIVE) & \
+            (now - tr.last_time > self.config.tentative_max_gap_seconds)
+
+    def _output(self, detections: Detections, rows: np.ndarray, det_rows: np.ndarray, now: float,
+                removed: np.ndarray) -> Tracks:
+        tr, cfg = self._tracks, self.config
+        confirmed = tr.state[rows] == _CONFIRMED
+        rows, det_rows = rows[confirmed], det_rows[confirmed]
+        order = np.argsort(tr.track_id[rows], kind="stable")
+        rows, det_rows = rows[order], det_rows[order]
+        mean = tr.mean[rows]
+        return Tracks(
+            xyxy=detections.xyxy[det_rows], confidence=detections.confidence[det_rows],
+            class_id=self._classes[tr.votes[rows].argmax(axis=1)] if rows.size else np.zeros(0, np.int64),
+            track_id=tr.track_id[rows], det_index=detections.det_index[det_rows],
+            velocity=mean[:, 4:6].astype(np.float32),
+            predicted_path=kalman.centre_path(mean, cfg.path_horizon_seconds, cfg.path_points),
+            age=now - tr.first_time[rows], state=tr.state[rows],
+            keypoints=None if detections.keypoints is None else detections.keypoints[det_rows],
+            masks=None if detections.masks is None else detections.masks[det_rows],
+            mask_polygons=None if detections.mask_polygons is None
+            else tuple(detections.mask_polygons[i] for i in det_rows),
+            removed_ids=np.sort(removed))
+
+    # ---------------------------------------------------------------- snapshot
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this tracker in another process; ``json.dumps`` accepts it."""
+        return {
+            "format": _STATE_FORMAT,
+            "next_id": self._next_id,
+            "frame_count": self._frame_count,
+            "clock": self._clock,
+            "last_timestamp": self._last_timestamp,
+            "frame_interval": self._frame_interval,
+            "classes": self._classes.tolist(),
+            "tracks": self._tracks.to_json(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from ``state_dict()`` output (possibly after a JSON round trip). Raises ValueError."""
+        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+            raise ValueError(f"tracker state: not a {_STATE_FORMAT} snapshot")
+        try:
+            classes = np.asarray(state["classes"], dtype=np.int64).reshape(-1)
+            tracks = TrackArrays.from_json(state["tracks"], self._history_length, classes.size)
+            last = state["last_timestamp"]
+            self._next_id = int(state["next_id"])
+            self._frame_count = int(state["frame_count"])
+            self._clock = float(state["clock"])
+            self._last_timestamp = None if last is None else float(last)
+            self._frame_interval = float(state["frame_interval"])
+        except KeyError as exc:
+            raise ValueError(f"tracker state: missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"tracker state: {exc}") from None
+        self._classes, self._tracks = classes, tracks
