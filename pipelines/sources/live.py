@@ -29,21 +29,10 @@ from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.secrets import redact_text, redact_url, source_name, url_password
 from pipelines.sources.backoff import Backoff
-from pipelines.sources.watchdog import Connection, Decoded, ReadPolicy
+from pipelines.sources.file import FrameSelector
+from pipelines.sources.watchdog import Connection, Decoded
 
 log = logging.getLogger(__name__)
-
-LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
-
-
-def is_live_spec(url: str) -> bool:
-    """True for stream URLs (rtsp://, rtmp://, http(s)://, ...), ``/dev/videoN`` and ``webcam:N``."""
-    text = str(url)
-    if text.startswith("/dev/video") or text.startswith("webcam:"):
-        return True
-    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
-    return scheme in LIVE_SCHEMES
-
 
 @dataclass(frozen=True)
 class LiveSettings:
@@ -238,10 +227,10 @@ class LiveSource:
     def _connect(self) -> Connection:
         s = self.settings
         self._dropped_before = self.dropped
-        policy = ReadPolicy(stride=max(1, s.vid_stride), min_interval=1.0 / s.max_fps if s.max_fps else 0.0)
         self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._options,
                                 timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,
-                                policy=policy, counter=self._counter, scrub=self.scrub).start()
+                                selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
+                                scrub=self.scrub).start()
         return self._conn
 
     def _drop_connection(self) -> None:
