@@ -114,6 +114,7 @@ class LiveSource:
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
         self.dropped = 0
+        self._dropped_before = 0  # drops of earlier connections
         self.reconnects = 0
         self.connect_failures = 0
         self.frames_out = 0
@@ -172,10 +173,10 @@ class LiveSource:
                 if self._stop.is_set():
                     break
                 self.connect_failures += 1
-                if not s.reconnect or backoff.max_attempts and backoff.failures + 1 >= backoff.max_attempts:
-                    yield self._status(StatusKind.ENDED, reason=reason)
-                    raise SourceError(self._give_up_message(reason, backoff.failures + 1))
                 delay = backoff.failed()
+                if not s.reconnect or backoff.exhausted:
+                    yield self._status(StatusKind.ENDED, reason=reason)
+                    raise SourceError(self._give_up_message(reason, backoff.failures))
                 log.warning("source %s: cannot read %s: %s; retrying in %.1f s", self.source_id, self.display_url,
                             reason, delay)
                 self._stop.wait(delay)
@@ -218,8 +219,6 @@ class LiveSource:
                 return "stopped"
             item = conn.slot.get(timeout=self.settings.read_timeout)
         self.dropped = self._dropped_before + conn.slot.dropped
-        if conn.slot.closed and conn.error:
-            return conn.error
         return conn.error or f"no frame for {self.settings.read_timeout:g} s"
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -262,5 +261,3 @@ class LiveSource:
     def _give_up_message(self, reason: str, attempts: int) -> str:
         tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempts"
         return self.scrub(f"source {self.source_id}: cannot read {self.display_url}: {reason} ({tail})")
-
-    _dropped_before = 0

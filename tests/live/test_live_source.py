@@ -195,3 +195,11 @@ def test_frozen_camera_is_caught_by_the_watchdog_and_resumes(rtsp_server):
     assert StatusKind.GAP in rec.kinds() and noticed < 2.5, f"gap noticed after {noticed:.1f} s"
     assert failures >= 1, "opening a frozen server must time out and be retried"
     assert StatusKind.RESUMED in rec.kinds() and rec.error is None
+
+
+def test_rtsp_over_udp_delivers_frames(rtsp_server):
+    server = rtsp_server()
+    rec = Recorder(LiveSource(server.url, {**FAST_RECONNECT, "rtsp_transport": "udp"}))
+    rec.wait_frames(10, timeout=15)
+    rec.finish()
+    assert rec.frames[-1][1].image.shape == (272, 640, 3)
