@@ -34,6 +34,8 @@ from pipelines.sources.watchdog import Connection, Decoded
 
 log = logging.getLogger(__name__)
 
+MIN_RECONNECT_DELAY = 0.05  # s: even with reconnect_initial_delay 0, never retry in a tight loop
+
 @dataclass(frozen=True)
 class LiveSettings:
     """The ``source.*`` settings a live source uses (see configs/default.yaml for each key)."""
@@ -160,8 +162,8 @@ class LiveSource:
 
     def _run(self) -> Iterator[VideoFrame | StreamStatus]:
         s = self.settings
-        backoff = Backoff(s.reconnect_initial_delay, max(s.reconnect_max_delay, s.reconnect_initial_delay),
-                          s.reconnect_max_attempts)
+        first_delay = max(s.reconnect_initial_delay, MIN_RECONNECT_DELAY)
+        backoff = Backoff(first_delay, max(s.reconnect_max_delay, first_delay), s.reconnect_max_attempts)
         gap_since: Optional[float] = None
         connected_once = False
         while not self._stop.is_set():
