@@ -231,14 +231,15 @@ class Monitor:
 
     def _loop(self) -> None:
         last_log = time.monotonic()
+        logged = False
         while not self._stop.wait(1.0):
             now = time.monotonic()
             readings = self.readings()
             self.rates.add(now, readings)
             if self.log_interval and now - last_log >= self.log_interval:
-                last_log = now
+                last_log, logged = now, True
                 log.info("%s", self.line(readings))
-        if self.log_interval:
+        if logged:  # a closing line for runs long enough to have had periodic ones
             log.info("%s", self.line(self.readings()))
 
     def line(self, readings: Sequence[Reading]) -> str:
