@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Generator, Iterator, Optional
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -211,7 +211,7 @@ class LiveSource:
                 return
         yield self._status(StatusKind.ENDED, reason="stopped")
 
-    def _stream(self, conn: Connection, first: Decoded) -> Iterator[VideoFrame]:
+    def _stream(self, conn: Connection, first: Decoded) -> Generator[VideoFrame, None, str]:
         """Yield frames from one live connection; returns why it stopped (stream ended, error, silence)."""
         item: Optional[Decoded] = first
         while item is not None:
@@ -232,6 +232,8 @@ class LiveSource:
                                 timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,
                                 selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
                                 scrub=self.scrub).start()
+        if self._stop.is_set():  # stop() ran while this attempt was being made: do not wait on it
+            self._conn.slot.close()
         return self._conn
 
     def _drop_connection(self) -> None:
