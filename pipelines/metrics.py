@@ -110,10 +110,7 @@ def runner_readings(runner: Any) -> list[Reading]:
 
 
 def _inbox_depth(inbox: Any) -> int:
-    depth = getattr(inbox, "depth", None)
-    if depth is None:
-        depth = len(getattr(inbox, "_items", ()))
-    return int(depth() if callable(depth) else depth)
+    return int(getattr(inbox, "depth", 0))
 
 
 class _Rates:
