@@ -110,10 +110,7 @@ def runner_readings(runner: Any) -> list[Reading]:
 
 
 def _inbox_depth(inbox: Any) -> int:
-    depth = getattr(inbox, "depth", None)
-    if depth is None:
-        depth = len(getattr(inbox, "_items", ()))
-    return int(depth() if callable(depth) else depth)
+    return int(getattr(inbox, "depth", 0))
 
 
 class _Rates:
@@ -231,14 +228,15 @@ class Monitor:
 
     def _loop(self) -> None:
         last_log = time.monotonic()
+        logged = False
         while not self._stop.wait(1.0):
             now = time.monotonic()
             readings = self.readings()
             self.rates.add(now, readings)
             if self.log_interval and now - last_log >= self.log_interval:
-                last_log = now
+                last_log, logged = now, True
                 log.info("%s", self.line(readings))
-        if self.log_interval:
+        if logged:  # a closing line for runs long enough to have had periodic ones
             log.info("%s", self.line(self.readings()))
 
     def line(self, readings: Sequence[Reading]) -> str:

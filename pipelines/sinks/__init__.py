@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -17,8 +18,10 @@ def output_path(template: str, source_id: str, several_sources: bool) -> str:
     """The output path of one source: ``{source}`` in ``template`` becomes the source id.
 
     With several sources and no ``{source}`` in the template, ``_<id>`` is added before the suffix
-    (``out.mp4`` -> ``out_cam1.mp4``) so sources never overwrite each other's files.
+    (``out.mp4`` -> ``out_cam1.mp4``) so sources never overwrite each other's files. Characters of the id
+    that do not belong in a file name (``/``, ``:`` of an id derived from a camera URL) become ``_``.
     """
+    source_id = re.sub(r"[^A-Za-z0-9._-]+", "_", source_id).strip("._") or "source"
     if "{source}" in template:
         return template.replace("{source}", source_id)
     if not several_sources:

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Generator, Iterator, Optional
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -29,21 +29,12 @@ from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.secrets import redact_text, redact_url, source_name, url_password
 from pipelines.sources.backoff import Backoff
-from pipelines.sources.watchdog import Connection, Decoded, ReadPolicy
+from pipelines.sources.file import FrameSelector
+from pipelines.sources.watchdog import Connection, Decoded
 
 log = logging.getLogger(__name__)
 
-LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
-
-
-def is_live_spec(url: str) -> bool:
-    """True for stream URLs (rtsp://, rtmp://, http(s)://, ...), ``/dev/videoN`` and ``webcam:N``."""
-    text = str(url)
-    if text.startswith("/dev/video") or text.startswith("webcam:"):
-        return True
-    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
-    return scheme in LIVE_SCHEMES
-
+MIN_RECONNECT_DELAY = 0.05  # s: even with reconnect_initial_delay 0, never retry in a tight loop
 
 @dataclass(frozen=True)
 class LiveSettings:
@@ -125,6 +116,7 @@ class LiveSource:
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
         self.dropped = 0
+        self._dropped_before = 0  # drops of earlier connections
         self.reconnects = 0
         self.connect_failures = 0
         self.frames_out = 0
@@ -170,8 +162,8 @@ class LiveSource:
 
     def _run(self) -> Iterator[VideoFrame | StreamStatus]:
         s = self.settings
-        backoff = Backoff(s.reconnect_initial_delay, max(s.reconnect_max_delay, s.reconnect_initial_delay),
-                          s.reconnect_max_attempts)
+        first_delay = max(s.reconnect_initial_delay, MIN_RECONNECT_DELAY)
+        backoff = Backoff(first_delay, max(s.reconnect_max_delay, first_delay), s.reconnect_max_attempts)
         gap_since: Optional[float] = None
         connected_once = False
         while not self._stop.is_set():
@@ -183,10 +175,10 @@ class LiveSource:
                 if self._stop.is_set():
                     break
                 self.connect_failures += 1
-                if not s.reconnect or backoff.max_attempts and backoff.failures + 1 >= backoff.max_attempts:
-                    yield self._status(StatusKind.ENDED, reason=reason)
-                    raise SourceError(self._give_up_message(reason, backoff.failures + 1))
                 delay = backoff.failed()
+                if not s.reconnect or backoff.exhausted:
+                    yield self._status(StatusKind.ENDED, reason=reason)
+                    raise SourceError(self._give_up_message(reason, backoff.failures))
                 log.warning("source %s: cannot read %s: %s; retrying in %.1f s", self.source_id, self.display_url,
                             reason, delay)
                 self._stop.wait(delay)
@@ -219,7 +211,7 @@ class LiveSource:
                 return
         yield self._status(StatusKind.ENDED, reason="stopped")
 
-    def _stream(self, conn: Connection, first: Decoded) -> Iterator[VideoFrame]:
+    def _stream(self, conn: Connection, first: Decoded) -> Generator[VideoFrame, None, str]:
         """Yield frames from one live connection; returns why it stopped (stream ended, error, silence)."""
         item: Optional[Decoded] = first
         while item is not None:
@@ -229,8 +221,6 @@ class LiveSource:
                 return "stopped"
             item = conn.slot.get(timeout=self.settings.read_timeout)
         self.dropped = self._dropped_before + conn.slot.dropped
-        if conn.slot.closed and conn.error:
-            return conn.error
         return conn.error or f"no frame for {self.settings.read_timeout:g} s"
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -238,10 +228,12 @@ class LiveSource:
     def _connect(self) -> Connection:
         s = self.settings
         self._dropped_before = self.dropped
-        policy = ReadPolicy(stride=max(1, s.vid_stride), min_interval=1.0 / s.max_fps if s.max_fps else 0.0)
         self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._options,
                                 timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,
-                                policy=policy, counter=self._counter, scrub=self.scrub).start()
+                                selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
+                                scrub=self.scrub).start()
+        if self._stop.is_set():  # stop() ran while this attempt was being made: do not wait on it
+            self._conn.slot.close()
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -273,5 +265,3 @@ class LiveSource:
     def _give_up_message(self, reason: str, attempts: int) -> str:
         tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempts"
         return self.scrub(f"source {self.source_id}: cannot read {self.display_url}: {reason} ({tail})")
-
-    _dropped_before = 0

@@ -14,9 +14,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Generic, Mapping, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, Mapping, Optional, TypeVar
 
 import av
+
+if TYPE_CHECKING:
+    from pipelines.sources.file import FrameSelector
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -94,14 +97,6 @@ class Decoded:
     capture_time: float
 
 
-@dataclass(frozen=True)
-class ReadPolicy:
-    """Which decoded frames a connection hands on: every ``stride``-th, no closer than ``min_interval`` s apart."""
-
-    stride: int = 1
-    min_interval: float = 0.0
-
-
 class Connection:
     """One attempt to read a stream: a daemon thread that opens ``url`` with PyAV and decodes its first video
     stream into ``slot`` until the stream ends, fails or ``cancel()`` is called.
@@ -111,7 +106,7 @@ class Connection:
     """
 
     def __init__(self, url: str, *, name: str, fmt: Optional[str], options: Mapping[str, str],
-                 timeouts: tuple[float, float], decode_threads: int, policy: ReadPolicy,
+                 timeouts: tuple[float, float], decode_threads: int, selector: "FrameSelector",
                  counter: "itertools.count[int]", scrub: Callable[[str], str]) -> None:
         self.slot: LatestSlot[Decoded] = LatestSlot()
         self.opened = threading.Event()
@@ -119,7 +114,7 @@ class Connection:
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
         self._url, self._fmt, self._options = url, fmt, dict(options)
-        self._timeouts, self._threads, self._policy = timeouts, decode_threads, policy
+        self._timeouts, self._threads, self._selector = timeouts, decode_threads, selector
         self._counter, self._scrub = counter, scrub
         self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"live-reader-{name}", daemon=True)
@@ -165,21 +160,14 @@ class Connection:
                     pass
 
     def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream") -> None:
-        decoded = 0
-        last_kept: Optional[float] = None
-        for frame in container.decode(stream):
+        for decoded, frame in enumerate(container.decode(stream)):
             if self._cancelled.is_set():
                 return
             now = time.time()
             index = next(self._counter)
-            decoded += 1
-            if (decoded - 1) % self._policy.stride:
-                continue
             stream_time = float(frame.time) if frame.time is not None else None
-            clock = stream_time if stream_time is not None else now
-            if last_kept is not None and 0 <= clock - last_kept < self._policy.min_interval:
-                continue
-            last_kept = clock
+            if not self._selector.keep(decoded, stream_time if stream_time is not None else now):
+                continue  # vid_stride / max_fps: skipped on purpose, not counted as dropped
             self.slot.put(Decoded(frame, index, stream_time, now))
         self.error = self.error or "the stream ended"
 

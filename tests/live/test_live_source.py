@@ -94,11 +94,12 @@ def test_slow_consumer_gets_newest_frame_and_drops_are_counted(rtsp_server):
     assert all(age < 5 for age in ages)
 
 
-def test_survives_five_server_restarts_in_one_run(rtsp_server):
+def test_server_restarts_show_as_gaps_in_statuses_and_timestamps(rtsp_server):
+    """Two restarts at the source level (tests/live/test_live_cli.py restarts the camera 5 times in a run)."""
     server = rtsp_server()
     rec = Recorder(LiveSource(server.url, FAST_RECONNECT, source_id="cam"))
     rec.wait_frames(5, timeout=15)
-    for restart in range(5):
+    for restart in range(2):
         server.kill()
         time.sleep(0.5)
         server.start()
@@ -106,14 +107,14 @@ def test_survives_five_server_restarts_in_one_run(rtsp_server):
     rec.finish()
     kinds = rec.kinds()
     assert rec.error is None
-    assert kinds.count(StatusKind.GAP) == 5 and kinds.count(StatusKind.RESUMED) == 5
-    assert rec.source.reconnects == 5
+    assert kinds.count(StatusKind.GAP) == 2 and kinds.count(StatusKind.RESUMED) == 2
+    assert rec.source.reconnects == 2
     assert kinds[0] is StatusKind.STARTED and kinds[-1] is StatusKind.ENDED
     resumed = [s for s in rec.statuses if s.kind is StatusKind.RESUMED]
     assert all(0 < float(s.detail["gap_seconds"]) < 10 for s in resumed)
     pts = [f.pts for _, f in rec.frames]
     assert all(b > a for a, b in zip(pts, pts[1:])), "timestamps must keep increasing across reconnects"
-    jumps = sorted(b - a for a, b in zip(pts, pts[1:]))[-5:]
+    jumps = sorted(b - a for a, b in zip(pts, pts[1:]))[-2:]
     assert all(j > 0.5 for j in jumps), "the outages must show in the timestamps (tracker clock)"
 
 
@@ -194,3 +195,11 @@ def test_frozen_camera_is_caught_by_the_watchdog_and_resumes(rtsp_server):
     assert StatusKind.GAP in rec.kinds() and noticed < 2.5, f"gap noticed after {noticed:.1f} s"
     assert failures >= 1, "opening a frozen server must time out and be retried"
     assert StatusKind.RESUMED in rec.kinds() and rec.error is None
+
+
+def test_rtsp_over_udp_delivers_frames(rtsp_server):
+    server = rtsp_server()
+    rec = Recorder(LiveSource(server.url, {**FAST_RECONNECT, "rtsp_transport": "udp"}))
+    rec.wait_frames(10, timeout=15)
+    rec.finish()
+    assert rec.frames[-1][1].image.shape == (272, 640, 3)
