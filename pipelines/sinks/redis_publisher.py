@@ -93,6 +93,7 @@ class StreamPublisher:
         self._outages = 0
         self._drops_this_outage = 0
         self._down_since: Optional[float] = None
+        self._next_down_log = 0.0
         self._last_id = (0, -1)
         self._warned_foreign_ids = False
         self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
@@ -192,9 +193,15 @@ class StreamPublisher:
             if self._down_since is None:
                 self._down_since = time.monotonic()
                 self._outages += 1
+            now = time.monotonic()
             if was_up:
                 log.warning("Redis at %s unreachable (%s); buffering up to %d entries and retrying",
                             describe(self._url), error_text(exc, self._url), self._max)
+                self._next_down_log = now + 30.0
+            elif now >= self._next_down_log:
+                log.warning("Redis at %s still unreachable after %.0f s: %d entries buffered, %d dropped",
+                            describe(self._url), now - self._down_since, len(self._buf), self._drops_this_outage)
+                self._next_down_log = now + 30.0
         if self._client is not None:
             try:
                 self._client.connection_pool.disconnect()
