@@ -13,10 +13,15 @@ One record per processed frame::
 Coordinates are pixels of the source frame, velocity is pixels per second, ``pts`` is seconds.
 File records carry no wall-clock times so that two runs over one file give identical output;
 the Redis sink adds ``capture_time`` and ``publish_time`` (Unix seconds).
+
+The JSON Schema (draft 2020-12) of this record ships as ``pipelines/schemas/frame.schema.json``;
+``frame_schema()`` loads it.
 """
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -72,3 +77,10 @@ def frame_record(result: FrameResult, *, with_times: bool = False) -> dict[str, 
         rec["capture_time"] = round(float(frame.capture_time), 6)
     rec["tracks"] = track_records(result)
     return rec
+
+
+def frame_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a frame record, file and Redis forms."""
+    text = resources.files("pipelines").joinpath("schemas/frame.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -1,15 +1,226 @@
-"""`trackstream run` (placeholder: implemented by its issue)."""
+"""`trackstream run SOURCE...`: detect and track objects in video files or cameras and write the results.
+
+Every flag maps onto a config key (``configs/default.yaml``); flags win over the ``--config`` file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, Optional
 
-from pipelines.errors import UserError
+from pipelines.config import PipelineConfig, build_config, read_yaml, set_dotted
+from pipelines.errors import OutputError, SourceError, UserError
+from pipelines.progress import Progress, summary_lines
+from pipelines.sinks import output_path
+from pipelines.sources import open_source
+from pipelines.sources.base import Source, SourceSpec
+from tracker.configutil import ConfigError
+
+log = logging.getLogger(__name__)
+
+# (flag, config key, argparse keyword arguments)
+VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--model", "detector.model", {"metavar": "M", "help": "weights file (.pt, .onnx, .engine, ...) or "
+                                   "architecture yaml; default: the bundled YOLO11n-pose demo model"}),
+    ("--out", "output.video", {"metavar": "OUT.mp4", "help": "write the annotated video here"}),
+    ("--jsonl", "output.jsonl", {"metavar": "OUT.jsonl", "help": "write one JSON record per frame here"}),
+    ("--mot", "output.mot", {"metavar": "OUT.txt", "help": "write tracks in MOTChallenge format here"}),
+    ("--vid-stride", "source.vid_stride", {"type": int, "metavar": "N", "help": "process every Nth frame"}),
+    ("--max-fps", "source.max_fps", {"type": float, "metavar": "F",
+                                      "help": "process at most F frames per second of video time"}),
+    ("--imgsz", "detector.imgsz", {"type": int, "metavar": "PX", "help": "detector input size"}),
+    ("--conf", "detector.conf", {"type": float, "metavar": "C", "help": "minimum detection confidence"}),
+    ("--device", "detector.device", {"metavar": "DEV", "help": "auto, cpu, cuda or cuda:N"}),
+    ("--batch", "detector.batch", {"type": int, "metavar": "N", "help": "frames per detector call"}),
+    ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes", {"type": int, "metavar": "BYTES",
+                                                           "help": "start a new JSONL file past this size"}),
+    ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds", {"type": float, "metavar": "S",
+                                                               "help": "start a new JSONL file every S seconds"}),
+    ("--redis", "redis.url", {"metavar": "URL", "help": "publish to Redis Streams at redis://host:port/db"}),
+    ("--metrics-port", "metrics.port", {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
+)
+# (flag, overlay key) for the --no-* switches
+OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trails", "trails"),
+                 ("--no-path", "predicted_path"), ("--no-masks", "masks"), ("--no-keypoints", "keypoints"))
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _classes(text: str) -> list[int]:
+    try:
+        return [int(c) for c in text.replace(" ", "").split(",") if c]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected class ids like 0,2,5; got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``run`` (shared with the benchmark)."""
+    parser.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="video file, rtsp://, http(s)://, rtmp:// URL, /dev/videoN or webcam:N")
+    parser.add_argument("--source", action="append", default=[], metavar="URL", dest="extra_sources",
+                        help="another source (repeatable)")
+    parser.add_argument("--config", metavar="FILE", help="YAML config (see configs/default.yaml)")
+    for flag, _key, kwargs in VALUE_FLAGS:
+        parser.add_argument(flag, dest=_dest(flag), default=None, **kwargs)
+    parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
+                        help="only these class ids, comma-separated (e.g. 0,2)")
+    parser.add_argument("--realtime", action="store_true", default=None,
+                        help="latest-frame policy even for files (drop frames the detector cannot keep up with)")
+    for flag, _key in OVERLAY_FLAGS:
+        parser.add_argument(flag, dest=_dest(flag), action="store_true", help=f"do not draw {_key.replace('_', ' ')}")
+    parser.add_argument("--source-id", metavar="ID", help="id of the (single) source in outputs and streams")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N processed frames")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str) -> None:
-    sub.add_parser(name, help="(not implemented yet)")
+    parser = sub.add_parser(name, help="track objects in video files or cameras",
+                            description=__doc__.splitlines()[0] if __doc__ else None)
+    add_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """Config file (if any) with every given flag applied on top, validated."""
+    data: Any = read_yaml(args.config) if getattr(args, "config", None) else {}
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError("", f"config file {args.config} must hold a mapping of sections")
+    for flag, key, _ in VALUE_FLAGS:
+        value = getattr(args, _dest(flag), None)
+        if value is not None:
+            set_dotted(data, key, value)
+    if getattr(args, "classes", None) is not None:
+        set_dotted(data, "detector.classes", args.classes)
+    if getattr(args, "realtime", None):
+        set_dotted(data, "source.realtime", True)
+    for flag, key in OVERLAY_FLAGS:
+        if getattr(args, _dest(flag), False):
+            set_dotted(data, f"overlay.{key}", False)
+    urls = [*getattr(args, "sources", []), *getattr(args, "extra_sources", [])]
+    if urls:
+        data["sources"] = [{"url": u} for u in urls]
+    if getattr(args, "source_id", None):
+        sources = data.get("sources") or []
+        if not isinstance(sources, list) or len(sources) != 1:
+            raise ConfigError("--source-id", "needs exactly one source")
+        first = sources[0] if isinstance(sources[0], dict) else {"url": sources[0]}
+        sources[0] = {**first, "id": args.source_id}
+    if getattr(args, "max_frames", None) is not None and args.max_frames < 1:
+        raise ConfigError("--max-frames", f"must be >= 1, got {args.max_frames}")
+    return build_config(data)
+
+
+def check_writable(path: str) -> None:
+    """Fail now, before the model loads, if ``path`` cannot be written (a file created here is removed)."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise OutputError(f"cannot write {out}: it is a directory")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if not existed:
+        out.unlink(missing_ok=True)
+
+
+def open_sources(config: PipelineConfig) -> list[tuple[SourceSpec, Source]]:
+    """Open every configured source; on failure close those already open and re-raise."""
+    if not config.sources:
+        raise SourceError("no source given: pass a video file or camera URL (or list sources: in --config)")
+    opened: list[tuple[SourceSpec, Source]] = []
+    try:
+        for entry in config.sources:
+            spec = entry.spec()
+            if len(config.sources) == 1 and not spec.zones and not spec.lines:
+                spec = SourceSpec(spec.url, spec.id, config.zones, config.lines, spec.realtime)
+            opened.append((spec, open_source(spec, entry.options)))
+    except BaseException:
+        for _, source in opened:
+            source.close()
+        raise
+    return opened
+
+
+class _Signals:
+    """SIGINT/SIGTERM: first one stops the runner gracefully, a second one exits at once."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.received: Optional[int] = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Signals":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self.received is not None:
+            print("trackstream: stopping now", file=sys.stderr)
+            os._exit(128 + signum)
+        self.received = signum
+        print("\ntrackstream: stopping after the frames in flight (signal again to quit at once)",
+              file=sys.stderr)
+        self.runner.stop()
+
+
+def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
+    """Open sources, check outputs, load the model, process everything; print a summary. Returns exit code."""
+    from pipelines.detector import Detector
+    from pipelines.runner import Runner
+
+    out = config.output
+    several = len(config.sources) > 1
+    for template in (out.video, out.jsonl, out.mot):
+        for entry in config.sources if template else ():
+            check_writable(output_path(template, entry.id or Path(entry.url).stem, several))
+    if not (out.video or out.jsonl or out.mot or config.redis.url):
+        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot or --redis)")
+    model = config.detector.model
+    if model is None:
+        from pipelines.assets import demo_pose_model
+
+        model = str(demo_pose_model())
+    sources = open_sources(config)
+    try:
+        detector = Detector(config.detector, model)
+        runner = Runner(sources, detector, config, max_frames=max_frames)
+    except BaseException:
+        for _, source in sources:
+            source.close()
+        raise
+    progress = Progress(enabled=None if not quiet else False)
+    started = time.monotonic()
+    with _Signals(runner) as signals:
+        try:
+            stats = runner.run(on_progress=progress.update)
+        finally:
+            progress.finish()
+    for line in summary_lines(stats, runner.outputs, time.monotonic() - started):
+        print(line, file=sys.stderr)
+    return 128 + signals.received if signals.received else 0
 
 
 def main(args: argparse.Namespace) -> int:
-    raise UserError("'run' is not implemented yet")
+    config = config_from_args(args)
+    return execute(config, max_frames=args.max_frames, quiet=args.quiet)
+
+
+__all__ = ["add_arguments", "add_parser", "check_writable", "config_from_args", "execute", "main",
+           "open_sources", "UserError"]

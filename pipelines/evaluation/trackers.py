@@ -90,7 +90,7 @@ def load_tracker_config(path: Path) -> dict[str, Any]:
     """
     import yaml
 
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise UserError(f"tracker config not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())

@@ -1,0 +1,284 @@
+"""Typed pipeline configuration: YAML file, then command-line overrides, validated in one place.
+
+Every section is a frozen dataclass built with ``tracker.configutil.from_mapping``: unknown keys, wrong
+types and out-of-range values raise ``ConfigError`` naming the dotted key (``detector.conf: must be <= 1``).
+``configs/default.yaml`` documents every key on its line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
+
+import yaml
+
+from pipelines.overlays import OverlayConfig
+from pipelines.sources.base import SourceConfig, SourceSpec
+from tracker.configutil import ConfigError, from_mapping, to_mapping
+
+__all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "OutputConfig",
+           "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceEntry", "ZoneConfig",
+           "load_config", "build_config", "read_yaml"]
+
+Point = tuple[float, ...]
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def _check_points(points: tuple[Point, ...], key: str, minimum: int, maximum: Optional[int] = None) -> None:
+    for i, p in enumerate(points):
+        if len(p) != 2:
+            raise ConfigError(f"{key}[{i}]", f"a point is [x, y], got {list(p)}")
+    if len(points) < minimum or (maximum is not None and len(points) > maximum):
+        want = f"exactly {minimum}" if maximum == minimum else f"at least {minimum}"
+        raise ConfigError(key, f"needs {want} points, got {len(points)}")
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """A named polygon in frame pixels: ``{name, polygon: [[x, y], ...]}`` (3 points or more)."""
+
+    name: str
+    polygon: tuple[Point, ...]
+
+    def __post_init__(self) -> None:
+        _check_points(self.polygon, "polygon", 3)
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    """A named counting line in frame pixels: ``{name, points: [[x1, y1], [x2, y2]]}``."""
+
+    name: str
+    points: tuple[Point, ...]
+
+    def __post_init__(self) -> None:
+        _check_points(self.points, "points", 2, 2)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The YOLO detector: model path or name, input size, thresholds, device and batch size."""
+
+    model: Optional[str] = None
+    imgsz: int = field(default=640, metadata={"min": 32, "max": 8192})
+    conf: float = field(default=0.25, metadata={"min": 0.0, "max": 1.0})
+    iou: float = field(default=0.7, metadata={"min": 0.0, "max": 1.0})
+    classes: Optional[tuple[int, ...]] = None
+    max_det: int = field(default=300, metadata={"min": 1, "max": 10000})
+    device: str = "auto"
+    half: Optional[bool] = None
+    batch: int = field(default=4, metadata={"min": 1, "max": 256})
+
+    def __post_init__(self) -> None:
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError("device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}")
+        if self.classes is not None and any(c < 0 for c in self.classes):
+            raise ConfigError("classes", f"class ids must be >= 0, got {list(self.classes)}")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Files written per source (paths; ``{source}`` in a path is replaced by the source id)."""
+
+    video: Optional[str] = None
+    jsonl: Optional[str] = None
+    jsonl_rotate_bytes: Optional[int] = field(default=None, metadata={"gt": 0})
+    jsonl_rotate_seconds: Optional[float] = field(default=None, metadata={"gt": 0})
+    mot: Optional[str] = None
+    video_codec: str = "libx264"
+    video_crf: int = field(default=23, metadata={"min": 0, "max": 51})
+    video_preset: Literal[X264_PRESETS] = "veryfast"  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """Publishing to Redis Streams (``{source}`` in stream names is replaced by the source id)."""
+
+    url: Optional[str] = None
+    source_id: Optional[str] = None
+    frames_stream: str = "trackstream:{source}:frames"
+    events_stream: str = "trackstream:{source}:events"
+    publish_frames: bool = True
+    frames_maxlen: int = field(default=10000, metadata={"min": 1})
+    events_maxlen: int = field(default=100000, metadata={"min": 1})
+    buffer_max_entries: int = field(default=10000, metadata={"min": 0})
+    on_unreachable: Literal["wait", "fail"] = "wait"
+    connect_timeout: float = field(default=2.0, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Zone and line event tuning."""
+
+    min_frames_in_zone: int = field(default=2, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus endpoint and periodic one-line stats."""
+
+    port: Optional[int] = field(default=None, metadata={"min": 1, "max": 65535})
+    log_interval: float = field(default=10.0, metadata={"min": 0.0})
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One resolved source: its URL and id, reading options (global merged with its own), zones and lines."""
+
+    url: str
+    id: Optional[str] = None
+    options: SourceConfig = field(default_factory=SourceConfig)
+    zones: tuple[ZoneConfig, ...] = ()
+    lines: tuple[LineConfig, ...] = ()
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec(url=self.url, id=self.id, zones=self.zones, lines=self.lines,
+                          realtime=self.options.realtime)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole configuration of ``trackstream run`` (see ``configs/default.yaml``)."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    sources: tuple[SourceEntry, ...] = ()
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: Mapping[str, Any] = field(default_factory=dict)
+    tracker_config: Optional[str] = None
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    zones: tuple[ZoneConfig, ...] = ()
+    lines: tuple[LineConfig, ...] = ()
+    events: EventsConfig = field(default_factory=EventsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def tracker_settings(self) -> Any:
+        """The validated ``TrackerConfig`` (``tracker`` keys, or the file named by ``tracker_config``)."""
+        from tracker import TrackerConfig  # type: ignore[attr-defined]
+
+        data: Mapping[str, Any] = self.tracker
+        if self.tracker_config:
+            loaded = read_yaml(self.tracker_config)
+            data = loaded.get("tracker", loaded) if isinstance(loaded, Mapping) else loaded
+        return TrackerConfig.from_dict(dict(data or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (for logging or writing back as YAML)."""
+        return to_mapping(self)
+
+
+_SECTIONS: dict[str, Any] = {
+    "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
+    "redis": RedisConfig, "events": EventsConfig, "metrics": MetricsConfig,
+}
+_TOP_KEYS = tuple(f.name for f in dataclasses.fields(PipelineConfig))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; a missing file or a syntax error raises ``ConfigError`` with one line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError("", f"invalid YAML in {path}{where}: {problem}") from None
+
+
+def _items(data: Any, key: str, cls: type) -> tuple[Any, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise ConfigError(key, f"must be a list, got {type(data).__name__}")
+    return tuple(from_mapping(cls, item, f"{key}[{i}]") for i, item in enumerate(data))
+
+
+def _source_entry(item: Any, key: str, base: SourceConfig) -> SourceEntry:
+    if isinstance(item, str):
+        item = {"url": item}
+    if not isinstance(item, Mapping):
+        raise ConfigError(key, f"must be a mapping like {{id: cam1, url: rtsp://...}}, got {type(item).__name__}")
+    rest = dict(item)
+    url, sid = rest.pop("url", None), rest.pop("id", None)
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{key}.url", "is required (a file path or camera URL)")
+    if sid is not None and (not isinstance(sid, str) or not sid):
+        raise ConfigError(f"{key}.id", f"must be a non-empty string, got {sid!r}")
+    zones = _items(rest.pop("zones", None), f"{key}.zones", ZoneConfig)
+    lines = _items(rest.pop("lines", None), f"{key}.lines", LineConfig)
+    options = from_mapping(SourceConfig, {**to_mapping(base), **rest}, key) if rest else base
+    return SourceEntry(url=url, id=sid, options=options, zones=zones, lines=lines)
+
+
+def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
+    """Validate a parsed config mapping into a ``PipelineConfig``."""
+    data = data or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("", f"config must be a mapping of sections, got {type(data).__name__}")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(str(key), f"unknown key (known keys: {', '.join(_TOP_KEYS)})")
+    kwargs: dict[str, Any] = {name: from_mapping(cls, data.get(name), name) for name, cls in _SECTIONS.items()}
+    raw_sources = data.get("sources") or []
+    if not isinstance(raw_sources, (list, tuple)):
+        raise ConfigError("sources", f"must be a list, got {type(raw_sources).__name__}")
+    sources = tuple(_source_entry(s, f"sources[{i}]", kwargs["source"]) for i, s in enumerate(raw_sources))
+    ids = [s.id for s in sources if s.id]
+    if len(ids) != len(set(ids)):
+        raise ConfigError("sources", f"source ids must be unique, got {ids}")
+    tracker = data.get("tracker") or {}
+    if not isinstance(tracker, Mapping):
+        raise ConfigError("tracker", f"must be a mapping of tracker settings, got {type(tracker).__name__}")
+    tracker_config = data.get("tracker_config")
+    if tracker_config is not None and not isinstance(tracker_config, str):
+        raise ConfigError("tracker_config", f"must be a path, got {tracker_config!r}")
+    config = PipelineConfig(
+        sources=sources, tracker=dict(tracker), tracker_config=tracker_config,
+        zones=_items(data.get("zones"), "zones", ZoneConfig), lines=_items(data.get("lines"), "lines", LineConfig),
+        **kwargs)
+    if len(sources) > 1 and (config.zones or config.lines):
+        raise ConfigError("zones", "with several sources, put zones and lines under each sources[] entry")
+    config.tracker_settings()  # reject bad tracker keys now, naming them
+    return config
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted == "a.b"``, creating sections as needed."""
+    *parents, last = dotted.split(".")
+    node = data
+    for name in parents:
+        child = node.get(name)
+        if child is None:
+            child = node[name] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(name, f"must be a mapping of settings, got {type(child).__name__}")
+        node = child
+    node[last] = value
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """Read the YAML file at ``path`` (if any), apply ``overrides`` (dotted keys) and validate.
+
+    ``overrides`` values win over the file; ``None`` values are ignored (flag not given). A ``sources``
+    override replaces the file's list.
+    """
+    data: Any = read_yaml(path) if path else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(data, dotted, value)
+    return build_config(data)

@@ -1,0 +1,148 @@
+"""The detector stage: an Ultralytics YOLO model (detect / segment / pose) turned into ``Detections``.
+
+The model is loaded once, from a local file (``.pt``, ``.onnx``, ``.engine``, OpenVINO folder, ...) or an
+architecture yaml (``yolo11n.yaml`` builds random weights, for tests). trackstream never downloads: a model
+name that is not a local file is refused with a message saying how to pass one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from pipelines.config import DetectorConfig
+from pipelines.errors import ModelError
+from pipelines.frames import VideoFrame
+from tracker.types import Detections
+
+log = logging.getLogger(__name__)
+
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("YOLO_OFFLINE", "true")
+
+ARCHITECTURE_SUFFIXES = (".yaml", ".yml")
+TASKS = ("detect", "segment", "pose")
+
+
+def resolve_device(device: str, half: Optional[bool], model_path: str) -> tuple[str, bool]:
+    """Concrete torch device and half-precision flag for the configured ``device``/``half``.
+
+    ``auto`` picks CUDA when available, else CPU. ``half=None`` means half precision on CUDA for
+    PyTorch weights only (exported models keep the precision they were exported with).
+    """
+    import torch
+
+    if device == "auto":
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"detector.device is {device!r} but CUDA is not available on this machine "
+                         "(use --device cpu or auto)")
+    if half is None:
+        half = device.startswith("cuda") and model_path.endswith(".pt")
+    return device, bool(half)
+
+
+def _onnx_task(path: Path) -> Optional[str]:
+    """The ``task`` an Ultralytics ONNX export stores in its metadata (None when absent)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a usable model
+        raise ModelError(f"cannot load model {path}: not a valid ONNX file ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    task = meta.get("task")
+    return task if task in TASKS else None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    line = text.splitlines()[0]
+    return re.sub(r"^\W*ERROR\W*", "", line).strip()
+
+
+def load_model(model: str) -> Any:
+    """Load an Ultralytics ``YOLO`` from a local path or an architecture yaml; never downloads.
+
+    Raises ModelError with one line when the file is absent, unreadable or not a model.
+    """
+    path = Path(model).expanduser()
+    if not path.exists() and path.suffix.lower() not in ARCHITECTURE_SUFFIXES:
+        raise ModelError(
+            f"model {model!r} not found: trackstream does not download models; pass a local weights file "
+            "with --model /path/to/model.pt (or .onnx, .engine, ...)")
+    if path.is_file() and path.stat().st_size == 0:
+        raise ModelError(f"cannot load model {path}: the file is empty")
+    task = _onnx_task(path) if path.suffix.lower() == ".onnx" else None
+    try:
+        from ultralytics import YOLO
+
+        return YOLO(str(path) if path.exists() else model, task=task)
+    except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for unreadable weights
+        raise ModelError(f"cannot load model {model}: {_one_line(exc)}") from None
+
+
+class Detector:
+    """Maps frames to ``Detections`` with one YOLO model (see module docstring).
+
+    Attributes:
+        task: ``detect``, ``segment`` or ``pose``.
+        class_names: class id -> name.
+        device: torch device used; ``half``: whether half precision is used.
+        dropped_rows: detections dropped because their box was invalid (NaN/inf/negative size).
+    """
+
+    def __init__(self, config: DetectorConfig, model: Optional[str] = None) -> None:
+        self.config = config
+        name = model or config.model
+        if not name:
+            raise ModelError("no model given: pass --model /path/to/model.pt or set detector.model")
+        self.model_name = str(name)
+        self.model = load_model(self.model_name)
+        self.task: str = str(getattr(self.model, "task", "detect"))
+        self.device, self.half = resolve_device(config.device, config.half, self.model_name)
+        self.dropped_rows = 0
+        self._warm_up()
+        self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
+
+    def _predict(self, images: list[np.ndarray]) -> list[Any]:
+        c = self.config
+        return list(self.model.predict(
+            images, imgsz=c.imgsz, conf=c.conf, iou=c.iou, classes=list(c.classes) if c.classes else None,
+            max_det=c.max_det, device=self.device, verbose=False, save=False, stream=False,
+            **({"quantize": 16} if self.half else {})))
+
+    def _warm_up(self) -> None:
+        """Run once on a blank image so unreadable weights fail now, with one line, not mid-stream."""
+        try:
+            self._predict([np.zeros((self.config.imgsz, self.config.imgsz, 3), np.uint8)])
+        except Exception as exc:  # noqa: BLE001 - any backend failure means the model is unusable
+            raise ModelError(f"cannot run model {self.model_name}: {_one_line(exc)}") from None
+
+    def detect(self, frames: Sequence[VideoFrame]) -> list[Detections]:
+        """Detections for each frame, in order (one model call for the whole batch)."""
+        if not frames:
+            return []
+        return [self._convert(r) for r in self._predict([f.image for f in frames])]
+
+    def _convert(self, result: Any) -> Detections:
+        boxes = result.boxes
+        xyxy = boxes.xyxy.cpu().numpy() if boxes is not None else np.zeros((0, 4), np.float32)
+        conf = boxes.conf.cpu().numpy() if boxes is not None else np.zeros(0, np.float32)
+        cls = boxes.cls.cpu().numpy().astype(np.int64) if boxes is not None else np.zeros(0, np.int64)
+        extra: dict[str, object] = {}
+        if result.keypoints is not None:
+            kpts = result.keypoints.data.cpu().numpy().astype(np.float32)
+            if kpts.shape[-1] == 2:  # models without visibility: treat every point as visible
+                kpts = np.concatenate([kpts, np.ones((*kpts.shape[:2], 1), np.float32)], axis=-1)
+            extra["keypoints"] = kpts
+        if result.masks is not None and len(xyxy):
+            extra["mask_polygons"] = tuple(np.asarray(p, np.float32).reshape(-1, 2) for p in result.masks.xy)
+        dets, dropped = Detections.drop_invalid(xyxy, conf, cls, **extra)
+        self.dropped_rows += dropped
+        return dets

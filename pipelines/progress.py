@@ -1,0 +1,81 @@
+"""A one-line progress display on stderr (frames, fps, ETA) and the end-of-run summary. No dependencies."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional, Sequence, TextIO
+
+from pipelines.stats import SourceStats
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    minutes, sec = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes:02d}:{sec:02d}"
+
+
+def progress_text(stats: Sequence[SourceStats], width: int = 24) -> str:
+    """``[#####.....] 120/250 frames  8.1 fps  ETA 00:16`` (totals over all sources)."""
+    snaps = [s.snapshot() for s in stats]
+    done = sum(int(s["frames_out"]) for s in snaps)  # type: ignore[call-overload]
+    fps = sum(float(s["fps"]) for s in snaps)  # type: ignore[arg-type]
+    totals = [s["frame_count"] for s in snaps]
+    if all(isinstance(t, int) and t > 0 for t in totals) and totals:
+        total = sum(int(t) for t in totals)  # type: ignore[call-overload]
+        frac = min(1.0, done / total)
+        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        eta = _duration((total - done) / fps) if fps > 0 else "--:--"
+        return f"[{bar}] {done}/{total} frames {fps:5.1f} fps  ETA {eta}"
+    return f"{done} frames {fps:5.1f} fps"
+
+
+class Progress:
+    """Redraws one line on a terminal (carriage return), at most every ``interval`` seconds."""
+
+    def __init__(self, stream: TextIO = sys.stderr, enabled: Optional[bool] = None,
+                 interval: float = 0.5) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self.interval = interval
+        self._last = 0.0
+        self._width = 0
+
+    def update(self, stats: Sequence[SourceStats]) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        text = progress_text(stats)
+        self.stream.write("\r" + text.ljust(self._width))
+        self.stream.flush()
+        self._width = len(text)
+
+    def finish(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+
+def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_s: float) -> list[str]:
+    """Human summary: per source frames, tracks, fps, drops; then the files written."""
+    lines = []
+    for s in stats:
+        snap = s.snapshot()
+        fps = int(snap["frames_out"]) / elapsed_s if elapsed_s > 0 else 0.0  # type: ignore[call-overload]
+        extra = []
+        if snap["dropped"]:
+            extra.append(f"{snap['dropped']} dropped")
+        if snap["invalid_detections"]:
+            extra.append(f"{snap['invalid_detections']} invalid detections dropped")
+        if snap["reconnects"]:
+            extra.append(f"{snap['reconnects']} reconnects")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        lines.append(f"{snap['source_id']}: {snap['frames_out']} frames, {snap['tracks']} tracks, "
+                     f"{fps:.1f} fps in {elapsed_s:.1f} s{tail}")
+    for path in outputs:
+        lines.append(f"wrote {path}")
+    return lines

@@ -1,0 +1,345 @@
+"""Threads and queues joining sources, detector, trackers and sinks (see docs/architecture.md).
+
+::
+
+    reader thread per source ─▶ Inbox (bounded FIFO for files / latest-frame slot for live)
+      ─▶ detector thread (batches) ─▶ queue ─▶ tracking thread (one Tracker per source)
+      ─▶ one bounded queue + thread per sink (the video sink draws and encodes there)
+
+File batches never mix sources and are always full (or the file's tail), so two runs over one file
+give identical results. An exception in any thread stops the run: every sink is still closed (so
+what was processed is flushed) and ``run()`` raises it in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable, Optional, Sequence, Union
+
+from pipelines.config import PipelineConfig
+from pipelines.errors import UserError
+from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoFrame
+from pipelines.inbox import Inbox
+from pipelines.sinks import build_sinks
+from pipelines.sources.base import Source, SourceSpec
+from pipelines.stats import SourceStats
+from tracker.types import Detections
+
+log = logging.getLogger(__name__)
+
+SinkFactory = Callable[[PipelineConfig, str, Optional[float], tuple[int, int]], list[Sink]]
+_END = object()  # sentinel closing a queue
+SINK_QUEUE_SIZE = 32
+
+
+class PipelineError(UserError):
+    """A stage failed for a reason that is not the user's input (the message names the stage)."""
+
+    exit_code = 1
+
+
+def output_fps(source: Source, spec_options: Any = None) -> Optional[float]:
+    """Frame rate of the processed frames of ``source``: its fps divided by vid_stride, capped by max_fps."""
+    fps = source.fps
+    options = getattr(source, "options", spec_options)
+    if fps and options is not None:
+        fps = fps / options.vid_stride
+        if options.max_fps:
+            fps = min(fps, options.max_fps)
+    return fps
+
+
+class _Lane:
+    """Everything the runner keeps for one source."""
+
+    def __init__(self, spec: SourceSpec, source: Source, inbox: Inbox, stats: SourceStats,
+                 tracker: Any) -> None:
+        self.spec, self.source, self.inbox, self.stats, self.tracker = spec, source, inbox, stats, tracker
+        self.sinks: list[Sink] = []
+        self.sink_queues: list["queue.Queue[Any]"] = []
+        self.sinks_open = False
+        self.pending: list[StreamStatus] = []  # statuses that came before the sinks could be opened
+
+
+class Runner:
+    """Processes N sources until they end or ``stop()`` is called.
+
+    Args:
+        sources: (spec, opened source) pairs; ``spec.realtime`` picks the frame policy.
+        detector: object with ``detect(list[VideoFrame]) -> list[Detections]``, ``class_names`` and
+            ``dropped_rows``.
+        config: the pipeline config (``detector.batch``, tracker settings and outputs are read from it).
+        max_frames: stop each source after this many processed frames (None = all).
+        sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
+    """
+
+    def __init__(self, sources: Sequence[tuple[SourceSpec, Source]], detector: Any, config: PipelineConfig,
+                 *, max_frames: Optional[int] = None, sink_factory: SinkFactory = build_sinks) -> None:
+        from tracker import Tracker  # type: ignore[attr-defined]
+
+        self.detector = detector
+        self.config = config
+        self.batch = config.detector.batch
+        self.max_frames = max_frames
+        self._sink_factory = sink_factory
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._errors: list[tuple[str, BaseException]] = []
+        self._track_queue: "queue.Queue[Any]" = queue.Queue(maxsize=2 * self.batch + 2)
+        self._threads: list[threading.Thread] = []
+        tracker_cfg = config.tracker_settings()
+        self.lanes: list[_Lane] = []
+        for spec, source in sources:
+            latest = source.is_live if spec.realtime is None else spec.realtime
+            stats = SourceStats(source.source_id, frame_count=source.frame_count)
+            inbox = Inbox(self._cond, capacity=2 * self.batch, latest=latest, stats=stats)
+            self.lanes.append(_Lane(spec, source, inbox, stats, Tracker(tracker_cfg)))
+
+    # ----------------------------------------------------------------- control
+
+    @property
+    def stats(self) -> list[SourceStats]:
+        return [lane.stats for lane in self.lanes]
+
+    @property
+    def outputs(self) -> list[str]:
+        """Paths of the files the sinks write (those that expose a ``path``)."""
+        return [str(getattr(s, "path")) for lane in self.lanes for s in lane.sinks if getattr(s, "path", None)]
+
+    def stop(self) -> None:
+        """Stop reading; frames already read are processed, every sink is flushed and closed. Thread-safe."""
+        self._stop.set()
+        for lane in self.lanes:
+            try:
+                lane.source.stop()
+            except Exception:  # noqa: BLE001 - stopping must never fail
+                log.debug("stopping %s failed", lane.source.source_id, exc_info=True)
+        with self._cond:
+            self._cond.notify_all()
+
+    def _fail(self, stage: str, exc: BaseException) -> None:
+        log.debug("%s failed", stage, exc_info=exc)
+        with self._cond:
+            self._errors.append((stage, exc))
+        self._abort.set()
+        self.stop()
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        def guarded() -> None:
+            try:
+                target(*args)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
+                self._fail(name, exc)
+
+        thread = threading.Thread(target=guarded, name=f"trackstream-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def run(self, on_progress: Optional[Callable[[list[SourceStats]], None]] = None,
+            progress_interval: float = 0.5) -> list[SourceStats]:
+        """Process every source to its end (or ``stop()``); return the per-source stats.
+
+        Raises the first error of any stage (``UserError`` as is; anything else as ``PipelineError``)
+        after all sinks were closed.
+        """
+        try:
+            for lane in self.lanes:
+                if lane.source.size is not None:
+                    self._open_sinks(lane, lane.source.size)
+        except BaseException:
+            self._close_all_sinks()
+            for lane in self.lanes:
+                lane.source.close()
+            raise
+        for lane in self.lanes:
+            self._spawn(f"reader-{lane.source.source_id}", self._read, lane)
+        self._spawn("detector", self._detect_loop)
+        self._spawn("tracker", self._track_loop)
+        last = 0.0
+        while any(t.is_alive() for t in self._threads):
+            for t in list(self._threads):
+                t.join(timeout=0.05)
+            now = time.monotonic()
+            if on_progress is not None and now - last >= progress_interval:
+                last = now
+                on_progress(self.stats)
+        for lane in self.lanes:
+            lane.stats.ended = True
+        if on_progress is not None:
+            on_progress(self.stats)
+        self._raise_first_error()
+        return self.stats
+
+    def _raise_first_error(self) -> None:
+        if not self._errors:
+            return
+        stage, exc = self._errors[0]
+        if isinstance(exc, UserError):
+            raise exc
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PipelineError(f"{stage} stage failed: {type(exc).__name__}{': ' + detail if detail else ''}") \
+            from exc
+
+    # ----------------------------------------------------------------- readers
+
+    def _cancelled(self) -> bool:
+        return self._abort.is_set()
+
+    def _read(self, lane: _Lane) -> None:
+        """Reader thread: move one source's frames and statuses into its inbox."""
+        taken = 0
+        try:
+            for item in lane.source.frames():
+                if isinstance(item, VideoFrame):
+                    if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
+                        lane.source.stop()
+                        continue
+                    taken += 1
+                    lane.stats.add(frames_in=1)
+                    if self.max_frames is not None and taken >= self.max_frames:
+                        lane.source.stop()
+                elif item.kind == StatusKind.RESUMED:
+                    lane.stats.add(reconnects=1)
+                if not lane.inbox.put(item, self._cancelled):
+                    break
+        finally:
+            lane.inbox.close()
+            lane.source.close()
+
+    # ----------------------------------------------------------------- detector
+
+    def _next_work(self, turn: int) -> Optional[list[tuple[_Lane, Any]]]:
+        """Wait for the next batch of work; None when every inbox is finished."""
+        with self._cond:
+            while True:
+                if all(lane.inbox.finished() for lane in self.lanes):
+                    return None
+                live = [lane for lane in self.lanes if lane.inbox.latest and lane.inbox.ready(self.batch)]
+                if live:
+                    work: list[tuple[_Lane, Any]] = []
+                    for lane in live[: self.batch]:
+                        work.extend((lane, item) for item in lane.inbox.take(1))
+                    return work
+                n = len(self.lanes)
+                for k in range(n):
+                    lane = self.lanes[(turn + k) % n]
+                    if not lane.inbox.latest and lane.inbox.ready(self.batch):
+                        return [(lane, item) for item in lane.inbox.take(self.batch)]
+                self._cond.wait(0.1)
+
+    def _detect_loop(self) -> None:
+        """Detector thread: one model call per batch; results go to the tracking thread in order."""
+        turn = 0
+        try:
+            while True:
+                work = self._next_work(turn)
+                if work is None:
+                    break
+                turn += 1
+                frames = [item for _, item in work if isinstance(item, VideoFrame)]
+                if self._abort.is_set():
+                    continue  # drain without working
+                before = getattr(self.detector, "dropped_rows", 0)
+                dets = iter(self.detector.detect(frames)) if frames else iter(())
+                work[0][0].stats.add(invalid_detections=getattr(self.detector, "dropped_rows", 0) - before)
+                for lane, item in work:
+                    out = (lane, item, next(dets)) if isinstance(item, VideoFrame) else (lane, item, None)
+                    self._put(self._track_queue, out)
+        finally:
+            self._track_queue.put(_END)
+
+    def _put(self, q: "queue.Queue[Any]", item: Any) -> None:
+        """Blocking put that gives up when the run is aborted (the consumer may be gone)."""
+        while True:
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self._abort.is_set():
+                    return
+
+    # ----------------------------------------------------------------- tracker
+
+    def _track_loop(self) -> None:
+        """Tracking thread: one Tracker per source; results fan out to each sink's queue."""
+        try:
+            while True:
+                entry = self._track_queue.get()
+                if entry is _END:
+                    break
+                if self._abort.is_set():
+                    continue
+                lane, item, dets = entry
+                if isinstance(item, VideoFrame):
+                    self._track(lane, item, dets)
+                else:
+                    self._to_sinks(lane, item)
+        finally:
+            self._finish_sinks()
+
+    def _track(self, lane: _Lane, frame: VideoFrame, dets: Detections) -> None:
+        if not lane.sinks_open:
+            self._open_sinks(lane, frame.size)
+        tracks = lane.tracker.update(dets, timestamp=frame.pts)
+        result = FrameResult(frame, dets, tracks, self.detector.class_names)
+        self._to_sinks(lane, result)
+        lane.stats.processed(frame.pts, time.time() - frame.capture_time, tracks.track_id.tolist())
+
+    def _to_sinks(self, lane: _Lane, item: Union[FrameResult, StreamStatus]) -> None:
+        if not lane.sinks_open and isinstance(item, StreamStatus):
+            lane.pending.append(item)
+            return
+        for q in lane.sink_queues:
+            self._put(q, item)
+
+    # ----------------------------------------------------------------- sinks
+
+    def _open_sinks(self, lane: _Lane, size: tuple[int, int]) -> None:
+        lane.sinks = list(self._sink_factory(self.config, lane.source.source_id, output_fps(lane.source), size))
+        lane.sink_queues = [queue.Queue(maxsize=SINK_QUEUE_SIZE) for _ in lane.sinks]
+        lane.sinks_open = True
+        for sink, q in zip(lane.sinks, lane.sink_queues):
+            name = f"sink-{type(sink).__name__}-{lane.source.source_id}"
+            self._spawn(name, self._sink_loop, name, sink, q)
+        pending, lane.pending = lane.pending, []
+        for status in pending:
+            self._to_sinks(lane, status)
+
+    def _sink_loop(self, name: str, sink: Sink, q: "queue.Queue[Any]") -> None:
+        """Sink thread: write results in order; close the sink whatever happens."""
+        try:
+            while True:
+                item = q.get()
+                if item is _END:
+                    break
+                if self._abort.is_set():
+                    continue  # keep draining so producers never block
+                if isinstance(item, StreamStatus):
+                    sink.status(item)
+                else:
+                    sink.write(item)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
+            self._fail(name, exc)
+            while q.get() is not _END:  # drain until the producer is done
+                pass
+        finally:
+            sink.close()
+
+    def _finish_sinks(self) -> None:
+        for lane in self.lanes:
+            for q in lane.sink_queues:
+                q.put(_END)
+
+    def _close_all_sinks(self) -> None:
+        for lane in self.lanes:
+            for sink in lane.sinks:
+                try:
+                    sink.close()
+                except Exception:  # noqa: BLE001
+                    log.debug("closing sink failed", exc_info=True)

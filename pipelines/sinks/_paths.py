@@ -1,0 +1,35 @@
+"""Up-front checks of output file paths, shared by the file sinks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipelines.errors import OutputError
+
+
+def prepare_output(path: "str | os.PathLike[str]", what: str) -> Path:
+    """Create ``path``'s parent folder and check the file can be opened for writing.
+
+    Returns the path. Raises ``OutputError`` (one line naming ``what`` and the path) when the parent
+    cannot be created, the path is a folder, or the file cannot be opened. The file is left existing
+    (possibly empty): callers open it for real straight after.
+    """
+    out = Path(os.fspath(path)).expanduser()
+    if str(path) == "":
+        raise OutputError(f"{what}: empty output path")
+    if out.is_dir():
+        raise OutputError(f"cannot write {what} {out}: it is a directory")
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"cannot create directory {out.parent} for {what}: {blocker} is a file")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create directory {out.parent} for {what}: {exc.strerror or exc}") from None
+    try:
+        with open(out, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {out}: {exc.strerror or exc}") from None
+    return out

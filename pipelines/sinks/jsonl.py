@@ -1,0 +1,149 @@
+"""JSON Lines sink: one schema-v1 frame record per line, flushed as written, optionally rotated.
+
+Each line is ``pipelines.records.frame_record(result)``: no wall-clock times, so two runs over one file
+give byte-identical output. Every line is flushed when written, so ``tail -F out.jsonl`` shows frames
+as they are processed.
+
+Rotation (for cameras that run for days): when the next line would take the file past
+``rotate_bytes``, or ``rotate_seconds`` of wall-clock time have passed since the file was started, the
+live file ``NAME.jsonl`` is closed and renamed to ``NAME.<start>-<n>.jsonl``, where ``<start>`` is the
+UTC time the segment was started (``YYYYmmdd-HHMMSS``) and ``<n>`` a 6-digit counter, and a new
+``NAME.jsonl`` is started. Rotation happens only between lines (no line is ever split or lost) and never
+overwrites a file; sorting the rotated names gives them in time order, and the live file comes last.
+With rotation on, a non-empty live file left by an earlier run is first moved aside the same way
+(named after its last modification time) instead of being overwritten; without rotation the file is
+simply overwritten, so two runs over one video give identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import IO, Callable, Optional
+
+from pipelines.errors import OutputError
+from pipelines.frames import BaseSink, FrameResult
+from pipelines.records import frame_record
+from pipelines.sinks._paths import prepare_output
+from tracker.configutil import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def encode_record(record: dict[str, object]) -> str:
+    """One JSON line (compact, key order as built, no trailing newline)."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+class JsonlSink(BaseSink):
+    """Writes one frame record per line to ``path`` (truncated at start).
+
+    Args:
+        path: the live file, e.g. ``out/cam1.jsonl``; its folder is created if missing.
+        rotate_bytes: start a new file before a line would make this one larger than this many bytes
+            (a single longer line still gets a file of its own). None: never by size.
+        rotate_seconds: start a new file once this many seconds of wall-clock time have passed since the
+            current one was started (checked when a line is written). None: never by time.
+        clock: wall-clock source (``time.time``); only tests replace it.
+
+    Raises:
+        OutputError: at construction, when the file cannot be created or written.
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]", rotate_bytes: Optional[int] = None,
+                 rotate_seconds: Optional[float] = None, *, clock: Callable[[], float] = time.time) -> None:
+        if rotate_bytes is not None and (isinstance(rotate_bytes, bool) or rotate_bytes <= 0):
+            raise ConfigError("output.jsonl_rotate_bytes", f"must be > 0, got {rotate_bytes}")
+        if rotate_seconds is not None and not rotate_seconds > 0:
+            raise ConfigError("output.jsonl_rotate_seconds", f"must be > 0, got {rotate_seconds}")
+        self.path = prepare_output(path, "JSONL output")
+        self.rotate_bytes = rotate_bytes
+        self.rotate_seconds = rotate_seconds
+        self._clock = clock
+        self._file: Optional[IO[str]] = None
+        self._size = 0
+        self._started = 0.0
+        self._sequence = 0
+        self.rotated: list[Path] = []
+        self.lines_written = 0
+        if (rotate_bytes or rotate_seconds) and self.path.stat().st_size > 0:
+            self._keep_previous_run()
+        self._open()
+
+    def _keep_previous_run(self) -> None:
+        """With rotation on, a live file left by an earlier run is moved aside, not overwritten."""
+        target = self._rotated_name(self.path.stat().st_mtime)
+        try:
+            os.rename(self.path, target)
+        except OSError as exc:
+            raise OutputError(f"cannot move the earlier JSONL output {self.path} aside: "
+                              f"{exc.strerror or exc}") from None
+        self.rotated.append(target)
+        log.info("kept the earlier %s as %s", self.path, target.name)
+
+    def _open(self) -> IO[str]:
+        try:
+            file = open(self.path, "w", encoding="utf-8", newline="\n", buffering=1)
+        except OSError as exc:
+            raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
+        self._file = file
+        self._size = 0
+        self._started = self._clock()
+        return file
+
+    def write(self, result: FrameResult) -> None:
+        """Append the frame record of ``result`` as one line and flush it."""
+        self.write_line(encode_record(frame_record(result)))
+
+    def write_line(self, line: str) -> None:
+        """Append one already-encoded JSON line (without newline), rotating first if due."""
+        file = self._file
+        if file is None:
+            raise OutputError(f"JSONL output {self.path} is already closed")
+        data = line + "\n"
+        size = len(data.encode("utf-8"))
+        if self._size > 0 and self._rotation_due(size):
+            file = self._rotate(file)
+        file.write(data)
+        file.flush()
+        self._size += size
+        self.lines_written += 1
+
+    def _rotation_due(self, next_size: int) -> bool:
+        if self.rotate_bytes is not None and self._size + next_size > self.rotate_bytes:
+            return True
+        return self.rotate_seconds is not None and self._clock() - self._started >= self.rotate_seconds
+
+    def _rotated_name(self, started: float) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+        while True:
+            self._sequence += 1
+            candidate = self.path.with_name(f"{self.path.stem}.{stamp}-{self._sequence:06d}{self.path.suffix}")
+            if not candidate.exists():
+                return candidate
+
+    def _rotate(self, file: IO[str]) -> IO[str]:
+        """Close the live file, rename it aside (never over an existing file) and start a new one."""
+        file.close()
+        self._file = None
+        target = self._rotated_name(self._started)
+        try:
+            os.rename(self.path, target)
+        except OSError as exc:
+            raise OutputError(f"cannot rotate JSONL output {self.path} to {target.name}: "
+                              f"{exc.strerror or exc}") from None
+        self.rotated.append(target)
+        log.info("rotated %s -> %s", self.path, target.name)
+        return self._open()
+
+    def close(self) -> None:
+        """Flush and close the live file; safe to call more than once."""
+        if self._file is not None:
+            try:
+                self._file.flush()
+            finally:
+                self._file.close()
+                self._file = None

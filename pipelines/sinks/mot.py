@@ -1,0 +1,61 @@
+"""MOTChallenge results sink: ``frame,id,x,y,w,h,conf,-1,-1,-1`` per track per frame.
+
+``frame`` is 1-based and counts every decoded frame of the source (``VideoFrame.index + 1``), so with
+``vid_stride`` > 1 the numbers keep matching the source's ground truth. ``x,y`` is the box's top-left
+corner and ``w,h`` its size, in pixels of the source frame (not clipped to the frame); ``conf`` is the
+matched detection's confidence. The last three columns (world coordinates) are always -1.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, Optional
+
+import numpy as np
+
+from pipelines.errors import OutputError
+from pipelines.frames import BaseSink, FrameResult
+from pipelines.sinks._paths import prepare_output
+
+
+def mot_lines(result: FrameResult) -> list[str]:
+    """The MOTChallenge lines of one frame, in track order (without newlines)."""
+    t = result.tracks
+    frame_no = int(result.frame.index) + 1
+    xywh = t.xyxy.astype(np.float64)
+    xywh[:, 2:] -= xywh[:, :2]
+    return [f"{frame_no},{int(tid)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{float(c):.4f},-1,-1,-1"
+            for tid, (x, y, w, h), c in zip(t.track_id.tolist(), xywh.tolist(), t.confidence.tolist())]
+
+
+class MotSink(BaseSink):
+    """Writes tracks of one source as a MOTChallenge ``.txt`` file (truncated at start).
+
+    Raises:
+        OutputError: at construction, when the file cannot be created or written.
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]") -> None:
+        self.path = prepare_output(path, "MOT output")
+        try:
+            self._file: Optional[IO[str]] = open(self.path, "w", encoding="ascii", newline="\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None
+
+    def write(self, result: FrameResult) -> None:
+        """Append one line per track of ``result`` and flush."""
+        if self._file is None:
+            raise OutputError(f"MOT output {self.path} is already closed")
+        lines = mot_lines(result)
+        if lines:
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; safe to call more than once."""
+        if self._file is not None:
+            try:
+                self._file.flush()
+            finally:
+                self._file.close()
+                self._file = None

@@ -1,0 +1,227 @@
+"""Annotated video sink: draws overlays on each processed frame and encodes them with PyAV.
+
+Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, ``movflags=+faststart`` (the index
+comes first, so browsers start playing before the download ends).
+
+- **Timing.** Only processed frames are written. Each frame's timestamp is its source PTS, shifted so
+  the first written frame is at 0 (time base 1/90000 s; 1/1000 s for encoders that cannot take it). With ``vid_stride`` N or ``max_fps`` the video
+  therefore has fewer frames but the same duration and plays at real speed; its average frame rate is
+  the processed frame rate (input fps / N). ``fps`` passed to the constructor should be that processed
+  rate: it is the rate written in the stream header and the duration of the last frame before any PTS
+  step is seen; later frame durations follow the PTS steps. A PTS that does not move forward (a camera
+  that restarted its clock) continues one frame step after the previous frame.
+- **Size.** Frames are encoded at ``size`` (or the first frame's size when ``size`` is None). yuv420p
+  needs even width and height, so an odd dimension is padded by one pixel on the right/bottom edge
+  (the edge pixels repeated): overlays keep the source's pixel coordinates. A frame of another size
+  (a camera that changed resolution) is resized to the video's size.
+- **Closing** flushes the encoder and writes the index; it is safe to call twice and after a failure.
+  If no frame was written, no file is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from pipelines.errors import OutputError
+from pipelines.frames import BaseSink, FrameResult
+from pipelines.overlays import Annotator, OverlayConfig
+from pipelines.sinks._paths import prepare_output
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 90000)
+FALLBACK_TIME_BASE = Fraction(1, 1000)
+DEFAULT_FPS = 30.0  # header rate when the source does not say (live cameras)
+_FASTSTART_SUFFIXES = {".mp4", ".m4v", ".mov"}
+_BT601_MATRIX = 6  # AVCOL_SPC_SMPTE170M
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
+_X26X = {"libx264", "libx265"}
+
+
+def even_size(size: Tuple[int, int]) -> Tuple[int, int]:
+    """(w, h) rounded up to even numbers, as yuv420p requires."""
+    w, h = int(size[0]), int(size[1])
+    return w + (w & 1), h + (h & 1)
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    return {"crf": str(int(crf)), "preset": str(preset)} if codec in _X26X else {}
+
+
+def _check_encoder(codec: str, options: dict[str, str], fps: Fraction) -> Fraction:
+    """Open a tiny encoder with the same settings, so a bad codec/preset fails before any frame.
+
+    Returns the time base to use: 1/90000 s, or 1/1000 s for encoders that cap the time-base
+    denominator (MPEG-4 Part 2 allows at most 65535).
+    """
+    import av
+
+    error: Optional[Exception] = None
+    for time_base in (TIME_BASE, FALLBACK_TIME_BASE):
+        try:
+            ctx: Any = av.CodecContext.create(codec, "w")
+        except Exception as exc:  # noqa: BLE001 - PyAV raises several kinds for unknown codecs
+            raise OutputError(f"unknown video codec {codec!r}: {exc}") from None
+        if ctx.type != "video":
+            raise OutputError(f"codec {codec!r} is not a video codec")
+        ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
+        ctx.time_base, ctx.framerate = time_base, fps
+        ctx.options = dict(options)
+        try:
+            ctx.open()
+            return time_base
+        except Exception as exc:  # noqa: BLE001
+            error = error or exc
+    shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+    raise OutputError(f"video codec {codec!r} rejects its settings ({shown}, yuv420p): {error}") from None
+
+
+class AnnotatedVideoSink(BaseSink):
+    """Draws overlays (``Annotator``) and encodes every written frame into ``path``.
+
+    Args:
+        path: output file; the container comes from its extension (``.mp4`` recommended).
+        fps: processed frame rate (source fps / vid_stride), or None if unknown (header says 30).
+        size: (width, height) of the source frames, or None to take the first frame's size.
+        overlay: what to draw; None = ``OverlayConfig()`` defaults.
+        codec: FFmpeg encoder name (``libx264``; ``crf``/``preset`` only apply to libx264/libx265).
+        crf: constant rate factor 0-51 (lower = better quality, bigger file).
+        preset: x264 speed preset (``ultrafast`` ... ``veryslow``).
+
+    Raises:
+        OutputError: at construction, for an unwritable path, unknown container extension, unknown codec
+            or settings the encoder rejects.
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]", fps: Optional[float],
+                 size: Optional[Tuple[int, int]], overlay: Optional[OverlayConfig] = None,
+                 codec: str = "libx264", crf: int = 23, preset: str = "veryfast") -> None:
+        import av
+
+        if fps is not None and not fps > 0:
+            raise OutputError(f"video output {path}: frame rate must be > 0, got {fps}")
+        if size is not None and (int(size[0]) < 1 or int(size[1]) < 1):
+            raise OutputError(f"video output {path}: invalid frame size {size}")
+        if not 0 <= int(crf) <= 51:
+            raise OutputError(f"video output {path}: crf must be between 0 and 51, got {crf}")
+        self.fps = Fraction(fps if fps is not None else DEFAULT_FPS).limit_denominator(1001)
+        self.codec = codec
+        self._options = _encoder_options(codec, crf, preset)
+        self.time_base = _check_encoder(codec, self._options, self.fps)
+        self.path: Path = prepare_output(path, "video output")
+        container_options = {"movflags": "+faststart"} if self.path.suffix.lower() in _FASTSTART_SUFFIXES else {}
+        try:
+            self._container: Any = av.open(str(self.path), mode="w", options=container_options)
+        except Exception as exc:  # noqa: BLE001 - unknown extension -> ValueError, others -> av errors
+            self._remove_placeholder()
+            raise OutputError(f"cannot write video output {self.path}: {exc} "
+                              "(use a .mp4, .mkv or .mov file name)") from None
+        self.annotator = Annotator(overlay)
+        self.size: Optional[Tuple[int, int]] = None if size is None else (int(size[0]), int(size[1]))
+        self._stream: Any = None
+        self._pts0: Optional[float] = None
+        self._last_tick: Optional[int] = None
+        self._step = max(1, round(1 / (self.fps * self.time_base)))
+        self._resize_warned = False
+        self._closed = False
+        self.frames_written = 0
+
+    def _remove_placeholder(self) -> None:
+        try:
+            if self.path.exists() and self.path.stat().st_size == 0:
+                self.path.unlink()
+        except OSError:
+            pass
+
+    def _open_stream(self, size: Tuple[int, int]) -> Any:
+        self.size = size
+        width, height = even_size(size)
+        stream = self._container.add_stream(self.codec, rate=self.fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.time_base = self.time_base
+        # say how the pixels were converted (see write()), so players do not guess BT.709 for HD sizes
+        ctx.colorspace, ctx.color_range = _BT601_MATRIX, _LIMITED_RANGE
+        stream.options = dict(self._options)
+        self._stream = stream
+        return stream
+
+    def _tick(self, pts: float) -> int:
+        """Monotonic timestamp in ``time_base`` units for a frame at ``pts`` seconds."""
+        if self._pts0 is None:
+            self._pts0 = pts
+        tick = round((pts - self._pts0) / self.time_base)
+        last = self._last_tick
+        if last is not None:
+            if tick <= last:  # clock went back or stood still: continue one step later, from here on
+                tick = last + self._step
+                self._pts0 = pts - float(tick * self.time_base)
+            else:
+                self._step = tick - last
+        self._last_tick = tick
+        return tick
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        size = self.size
+        if size is None:
+            return image
+        w, h = size
+        if image.shape[1] != w or image.shape[0] != h:
+            if not self._resize_warned:
+                log.warning("video output %s: frame size %dx%d differs from %dx%d; resizing",
+                            self.path.name, image.shape[1], image.shape[0], w, h)
+                self._resize_warned = True
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        pad_w, pad_h = w & 1, h & 1
+        if pad_w or pad_h:
+            image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        return image
+
+    def write(self, result: FrameResult) -> None:
+        """Draw and encode one frame."""
+        import av
+
+        if self._closed:
+            raise OutputError(f"video output {self.path} is already closed")
+        stream = self._stream or self._open_stream(self.size or result.frame.size)
+        image = self._fit(self.annotator.draw(result))
+        # OpenCV's BGR -> I420 (BT.601, limited range, like FFmpeg's default) is ~4x cheaper than swscale
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        frame.pts = self._tick(float(result.frame.pts))
+        frame.time_base = self.time_base
+        self._mux(stream.encode(frame))
+        self.frames_written += 1
+
+    def _mux(self, packets: Any) -> None:
+        for packet in packets:
+            packet.duration = self._step
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder, write the index and close the file. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        error: Optional[BaseException] = None
+        if self._stream is not None and self.frames_written:
+            try:
+                self._mux(self._stream.encode(None))
+            except Exception as exc:  # noqa: BLE001 - still close the container below
+                error = exc
+        try:
+            self._container.close()
+        except Exception as exc:  # noqa: BLE001
+            if self.frames_written:
+                error = error or exc
+        if not self.frames_written:
+            self._remove_placeholder()
+            log.warning("video output %s: no frames were written; no file created", self.path)
+        if error is not None:
+            raise OutputError(f"video output {self.path} may be incomplete: {error}") from None

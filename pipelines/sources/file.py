@@ -1,0 +1,171 @@
+"""Video files: every frame of anything FFmpeg can read, decoded by PyAV with threaded decoding.
+
+Frames are selected deterministically (``vid_stride`` by decode index, ``max_fps`` by presentation time),
+so two runs over one file process the same frames. Damaged packets are skipped: decoding resumes after the
+damage and the number of skipped packets is reported in the ``stream_ended`` status.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import av
+import av.error
+
+from pipelines.errors import SourceError
+from pipelines.frames import StatusKind, StreamStatus, VideoFrame
+from pipelines.sources.base import SourceConfig
+
+log = logging.getLogger(__name__)
+
+# Consecutive demux errors after which the rest of a file is considered unreadable.
+_MAX_CONSECUTIVE_DEMUX_ERRORS = 50
+
+
+def _fraction(value: Optional[Fraction]) -> Optional[float]:
+    return float(value) if value else None
+
+
+class FrameSelector:
+    """Decides which decoded frames are processed: every ``vid_stride``-th, at most ``max_fps`` per video second."""
+
+    def __init__(self, vid_stride: int = 1, max_fps: Optional[float] = None) -> None:
+        self.vid_stride = vid_stride
+        self.period = 1.0 / max_fps if max_fps else 0.0
+        self._next_pts: Optional[float] = None
+
+    def keep(self, index: int, pts: float) -> bool:
+        """True when the frame with decode ``index`` and ``pts`` seconds is to be processed."""
+        if index % self.vid_stride:
+            return False
+        if not self.period:
+            return True
+        if self._next_pts is not None and pts < self._next_pts - 1e-6:
+            return False
+        # Stay on the regular grid unless the stream jumped ahead (gap), then restart from this frame.
+        due = self._next_pts if self._next_pts is not None else pts
+        self._next_pts = due + self.period if pts - due < self.period else pts + self.period
+        return True
+
+
+class FileSource:
+    """Reads one video file frame by frame (see module docstring).
+
+    Attributes:
+        source_id: the configured id or the file stem.
+        fps: average frame rate of the video stream, when the container states it.
+        size: (width, height) in pixels.
+        frame_count: number of frames the container states, or None.
+        damaged_packets: packets skipped because they could not be demuxed or decoded.
+        damaged_frames: decoded frames skipped because their timestamp repeated or went backwards.
+    """
+
+    is_live = False
+
+    def __init__(self, path: Union[str, Path], source_id: Optional[str] = None,
+                 options: Optional[SourceConfig] = None) -> None:
+        self.path = Path(path)
+        self.options = options or SourceConfig()
+        self.source_id = source_id or self.path.stem
+        self.damaged_packets = 0
+        self.damaged_frames = 0
+        self._stop = threading.Event()
+        self._container = self._open()
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self.options.decode_threads:
+            stream.codec_context.thread_count = self.options.decode_threads
+        self._stream = stream
+        self.fps: Optional[float] = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
+        self.size: Optional[tuple[int, int]] = (stream.codec_context.width, stream.codec_context.height)
+        self.frame_count: Optional[int] = int(stream.frames) or None
+        tb = stream.time_base or Fraction(1, 90000)
+        self._time_base = float(tb)
+        self._start_pts = stream.start_time
+
+    def _open(self) -> "av.container.InputContainer":
+        if not self.path.exists():
+            raise SourceError(f"video file not found: {self.path}")
+        if self.path.is_dir():
+            raise SourceError(f"video path is a folder, not a file: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise SourceError(f"video file is empty (0 bytes): {self.path}")
+        try:
+            container = av.open(str(self.path), mode="r")
+        except av.error.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise SourceError(f"cannot read video file {self.path}: {reason} "
+                              "(not a video FFmpeg understands, or the file is truncated)") from None
+        except OSError as exc:
+            raise SourceError(f"cannot open video file {self.path}: {exc.strerror or exc}") from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"no video stream in {self.path} (audio-only or data file?)")
+        return container
+
+    def stop(self) -> None:
+        """Make ``frames()`` end after the current frame. Thread-safe."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._container.close()
+
+    def frames(self) -> Iterator[Union[VideoFrame, StreamStatus]]:
+        """Yield ``stream_started``, every selected frame in order, then ``stream_ended``."""
+        yield StreamStatus(StatusKind.STARTED, self.source_id, time.time(), pts=0.0,
+                           detail={"fps": self.fps, "size": self.size, "frame_count": self.frame_count})
+        selector = FrameSelector(self.options.vid_stride, self.options.max_fps)
+        index, last_pts = 0, None
+        for frame in self._decoded():
+            if self._stop.is_set():
+                break
+            pts = self._seconds(frame, last_pts)
+            if pts is None:  # repeated or backwards timestamp: a leftover of damage, not a new frame
+                self.damaged_frames += 1
+                continue
+            last_pts = pts
+            if selector.keep(index, pts):
+                yield VideoFrame(frame.to_ndarray(format="bgr24"), index, pts, self.source_id, time.time())
+            index += 1
+        if self.damaged_packets or self.damaged_frames:
+            log.warning("%s: skipped %d damaged packet(s) and %d frame(s) with a repeated timestamp",
+                        self.source_id, self.damaged_packets, self.damaged_frames)
+        yield StreamStatus(StatusKind.ENDED, self.source_id, time.time(), pts=last_pts,
+                           detail={"frames_decoded": index, "damaged_packets": self.damaged_packets,
+                                   "damaged_frames": self.damaged_frames,
+                                   "stopped": self._stop.is_set()})
+
+    def _seconds(self, frame: "av.VideoFrame", last: Optional[float]) -> Optional[float]:
+        """Presentation time of ``frame`` in seconds from the stream start; None if not after ``last``."""
+        if frame.pts is None:  # no timestamp (damaged stream): one nominal frame after the last one
+            step = 1.0 / self.fps if self.fps else 0.04
+            return 0.0 if last is None else round(last + step, 6)
+        if self._start_pts is None:
+            self._start_pts = frame.pts
+        pts = round((frame.pts - self._start_pts) * self._time_base, 6)
+        return None if last is not None and pts <= last else pts
+
+    def _decoded(self) -> Iterator["av.VideoFrame"]:
+        """Every decodable frame; damaged packets are counted and skipped, demuxing goes on after them."""
+        consecutive = 0
+        while consecutive < _MAX_CONSECUTIVE_DEMUX_ERRORS:
+            try:
+                for packet in self._container.demux(self._stream):
+                    consecutive = 0
+                    try:
+                        yield from packet.decode()
+                    except av.error.InvalidDataError:
+                        self.damaged_packets += 1
+                    if self._stop.is_set():
+                        return
+                return
+            except av.error.InvalidDataError:
+                self.damaged_packets += 1
+                consecutive += 1
+        log.warning("%s: giving up after %d unreadable packets in a row", self.source_id, consecutive)

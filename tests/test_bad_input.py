@@ -1,0 +1,106 @@
+"""Bad input through the real command line: one clear line, non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from test_source_file import damage_middle
+
+PREFIX = "trackstream: error: "
+
+
+def make_audio_only(path: Path) -> Path:
+    """A short real audio file (AAC in MP4) without any video stream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        t = np.arange(16000 // 4, dtype=np.float32) / 16000
+        samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], str]:
+    """(arguments, text the error line must contain) for one bad-input case."""
+    ok = [str(bikes), "--model", str(weights), "--max-frames", "1"]
+    if name == "missing file":
+        return [str(tmp / "nope.mp4"), "--model", str(weights)], "not found"
+    if name == "zero-byte file":
+        (tmp / "empty.mp4").write_bytes(b"")
+        return [str(tmp / "empty.mp4"), "--model", str(weights)], "empty"
+    if name == "truncated mp4":
+        (tmp / "cut.mp4").write_bytes(bikes.read_bytes()[: bikes.stat().st_size * 2 // 5])
+        return [str(tmp / "cut.mp4"), "--model", str(weights)], "cannot read video file"
+    if name == "text file named .mp4":
+        (tmp / "notes.mp4").write_text("this is not a video\n" * 50)
+        return [str(tmp / "notes.mp4"), "--model", str(weights)], "cannot read video file"
+    if name == "audio-only file":
+        return [str(make_audio_only(tmp / "tone.m4a")), "--model", str(weights)], "no video stream"
+    if name == "unsupported URL scheme":
+        return ["gopher://x", "--model", str(weights)], "unsupported source"
+    if name == "missing model file":
+        return [str(bikes), "--model", str(tmp / "yolo11n.pt")], "--model /path/to/model.pt"
+    if name == "model name not on disk":
+        return [str(bikes), "--model", "yolo11n.pt"], "does not download"
+    if name == "corrupt weights":
+        (tmp / "garbage.pt").write_bytes(np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes())
+        return [str(bikes), "--model", str(tmp / "garbage.pt")], "cannot load model"
+    if name == "invalid YAML":
+        (tmp / "bad.yaml").write_text("detector:\n  conf: [0.5\n")
+        return [*ok, "--config", str(tmp / "bad.yaml")], "invalid YAML"
+    if name == "unknown config key":
+        (tmp / "typo.yaml").write_text("detector:\n  confidence: 0.5\n")
+        return [*ok, "--config", str(tmp / "typo.yaml")], "detector.confidence: unknown key"
+    if name == "out-of-range value":
+        return [*ok, "--conf", "1.5"], "detector.conf: must be <= 1"
+    if name == "unwritable output path":
+        return [*ok, "--out", "/proc/trackstream-test/x.mp4"], "cannot"
+    if name == "output under a file":
+        (tmp / "plain.txt").write_text("x")
+        return [*ok, "--jsonl", str(tmp / "plain.txt" / "out.jsonl")], "cannot"
+    if name == "no source":
+        return ["--model", str(weights)], "no source given"
+    raise AssertionError(name)
+
+
+CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
+         "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
+         "invalid YAML", "unknown config key", "out-of-range value", "unwritable output path",
+         "output under a file", "no source"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input_gives_one_clear_line(tmp_path, bikes_video, pose_weights, name):
+    args, expected = _case(tmp_path, bikes_video, pose_weights, name)
+    proc = run_cli("run", *args, "--quiet", cwd=tmp_path, timeout=180)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith(PREFIX)]
+    assert proc.returncode != 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(errors) == 1 and expected in errors[0], proc.stderr
+    assert not list(tmp_path.glob("*.jsonl")) and not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.slow
+def test_file_damaged_in_the_middle_is_processed_to_the_end(tmp_path, bikes_video, pose_weights):
+    broken = damage_middle(bikes_video, tmp_path / "damaged.mp4")
+    out, jsonl = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    proc = run_cli("run", str(broken), "--model", str(pose_weights), "--imgsz", "320", "--vid-stride", "10",
+                   "--out", str(out), "--jsonl", str(jsonl), "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    pts = [r["pts"] for r in records]
+    assert min(pts) < 3.0 and max(pts) > 8.0          # frames before and after the damage
+    with av.open(str(out)) as container:              # the annotated video still plays
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert decoded == len(records) >= 15

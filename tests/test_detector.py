@@ -1,0 +1,108 @@
+"""Detector: real YOLO weights on real frames become Detections with keypoints / mask polygons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import shared_data
+from pipelines.config import DetectorConfig
+from pipelines.detector import Detector, load_model, resolve_device
+from pipelines.errors import ModelError
+from pipelines.frames import VideoFrame
+from pipelines.sources.file import FileSource
+from pipelines.sources.base import SourceConfig
+
+CYCLIST_FRAMES = (115, 125, 130, 135)  # the cyclist fills the right half of the frame here
+
+
+@pytest.fixture(scope="module")
+def frames(bikes_video) -> dict[int, VideoFrame]:
+    source = FileSource(bikes_video, options=SourceConfig())
+    out = {f.index: f for f in source.frames() if isinstance(f, VideoFrame) and f.index in CYCLIST_FRAMES}
+    source.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def pose_detector(pose_weights) -> Detector:
+    return Detector(DetectorConfig(imgsz=320, batch=4), str(pose_weights))
+
+
+def test_pose_model_gives_people_with_17_keypoints(pose_detector, frames):
+    assert pose_detector.task == "pose" and pose_detector.class_names[0] == "person"
+    assert pose_detector.device == "cpu" and pose_detector.half is False  # no CUDA on this machine
+    dets = pose_detector.detect([frames[125]])[0]
+    assert len(dets) >= 1
+    assert dets.keypoints is not None and dets.keypoints.shape == (len(dets), 17, 3)
+    best = int(np.argmax(dets.confidence))
+    x1, y1, x2, y2 = dets.xyxy[best]
+    assert (y2 - y1) > 0.5 * 272 and x1 > 640 / 3    # the cyclist: tall, right of centre
+    visible = dets.keypoints[best][dets.keypoints[best, :, 2] > 0.5]
+    assert len(visible) >= 5
+    inside = (visible[:, 0] >= x1 - 5) & (visible[:, 0] <= x2 + 5) & (visible[:, 1] >= y1 - 5) & (visible[:, 1] <= y2 + 5)
+    assert inside.all()                               # keypoints are in frame pixels, on the person
+
+
+def test_batch_gives_the_same_detections_as_single_frames(pose_detector, frames):
+    ordered = [frames[i] for i in CYCLIST_FRAMES]
+    batched = pose_detector.detect(ordered)
+    assert len(batched) == len(ordered)
+    for frame, dets in zip(ordered, batched):
+        single = pose_detector.detect([frame])[0]
+        assert len(single) == len(dets)
+        np.testing.assert_allclose(np.sort(single.xyxy, axis=0), np.sort(dets.xyxy, axis=0), atol=2.0)
+
+
+def test_segmentation_onnx_gives_mask_polygons_aligned_to_rows(frames):
+    weights = shared_data("weights/yolov8n-seg_int8_320.onnx")
+    detector = Detector(DetectorConfig(imgsz=320), str(weights))
+    assert detector.task == "segment"                 # read from the ONNX metadata
+    dets = detector.detect([frames[125]])[0]
+    assert len(dets) >= 1 and dets.mask_polygons is not None and len(dets.mask_polygons) == len(dets)
+    for box, poly in zip(dets.xyxy, dets.mask_polygons):
+        assert poly.ndim == 2 and poly.shape[1] == 2 and len(poly) >= 3
+        centre = poly.mean(axis=0)                    # the polygon lies on its own box, in frame pixels
+        assert box[0] - 2 <= centre[0] <= box[2] + 2 and box[1] - 2 <= centre[1] <= box[3] + 2
+
+
+def test_architecture_yaml_builds_random_weights_offline(frames):
+    detector = Detector(DetectorConfig(imgsz=64, conf=0.0), "yolo11n.yaml")
+    assert detector.task == "detect" and len(detector.class_names) == 80
+    dets = detector.detect([frames[115]])[0]
+    assert dets.xyxy.dtype == np.float32 and np.isfinite(dets.xyxy).all()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("yolo11n.pt", "does not download"),
+    ("yolo11n", "does not download"),
+    ("models/missing.onnx", "--model /path/to/model.pt"),
+])
+def test_model_not_on_disk_fails_fast_without_download(tmp_path, monkeypatch, name, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match=message) as info:
+        load_model(name)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []             # nothing was downloaded
+
+
+@pytest.mark.parametrize("filename, content", [
+    ("broken.onnx", b"not an onnx file"),
+    ("empty.pt", b""),
+])
+def test_unreadable_weights_fail_with_one_line(tmp_path, filename, content):
+    path = tmp_path / filename
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match="cannot load model") as info:
+        load_model(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_device_auto_is_cpu_without_cuda_and_cuda_is_refused():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert resolve_device("auto", None, "m.pt") == ("cpu", False)
+    with pytest.raises(ModelError, match="CUDA is not available"):
+        resolve_device("cuda:0", None, "m.pt")

@@ -1,0 +1,134 @@
+"""File source: every frame with index and PTS, deterministic frame selection, damaged files survive."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.errors import SourceError
+from pipelines.frames import StatusKind, StreamStatus, VideoFrame
+from pipelines.sources import SourceConfig, SourceSpec, open_source
+from pipelines.sources.file import FileSource, FrameSelector
+
+
+def read_all(source) -> tuple[list[VideoFrame], list[StreamStatus]]:
+    frames, statuses = [], []
+    for item in source.frames():
+        (frames if isinstance(item, VideoFrame) else statuses).append(item)
+    source.close()
+    return frames, statuses
+
+
+def damage_middle(src: Path, dst: Path, length: int = 30000) -> Path:
+    """Copy ``src`` with ``length`` random bytes written over its middle (media data, not the index)."""
+    data = bytearray(src.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + length] = np.random.default_rng(0).integers(0, 256, length, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def bikes_frames(bikes_video):
+    return read_all(open_source(SourceSpec(str(bikes_video))))
+
+
+def test_every_frame_with_index_pts_and_id(bikes_frames):
+    frames, statuses = bikes_frames
+    assert len(frames) == 250
+    assert [f.index for f in frames] == list(range(250))
+    pts = np.array([f.pts for f in frames])
+    assert np.all(np.diff(pts) > 0)
+    assert pts[0] == 0.0 and pts[-1] == pytest.approx(249 / 25, abs=1e-3)
+    assert {f.source_id for f in frames} == {"bikes"}
+    assert frames[0].image.shape == (272, 640, 3) and frames[0].image.dtype == np.uint8
+    assert [s.kind for s in statuses] == [StatusKind.STARTED, StatusKind.ENDED]
+
+
+def test_metadata_and_configured_id(bikes_video):
+    source = open_source(SourceSpec(f"file://{bikes_video}", id="cam-a"))
+    try:
+        assert (source.source_id, source.is_live, source.size, source.frame_count) == ("cam-a", False, (640, 272), 250)
+        assert source.fps == pytest.approx(25.0)
+    finally:
+        source.close()
+
+
+def test_two_reads_give_identical_frames(bikes_video, bikes_frames):
+    again, _ = read_all(FileSource(bikes_video, options=SourceConfig(vid_stride=50)))
+    first = {f.index: f for f in bikes_frames[0]}
+    for frame in again:
+        assert frame.pts == first[frame.index].pts
+        assert np.array_equal(frame.image, first[frame.index].image)
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_vid_stride_keeps_every_nth_frame(bikes_video, stride):
+    frames, _ = read_all(FileSource(bikes_video, options=SourceConfig(vid_stride=stride)))
+    assert [f.index for f in frames] == list(range(0, 250, stride))
+
+
+def test_max_fps_selects_by_timestamp(bikes_video):
+    frames, _ = read_all(FileSource(bikes_video, options=SourceConfig(max_fps=10.0)))
+    pts = np.array([f.pts for f in frames])
+    assert len(frames) == 100  # 10 s of video at 10 processed frames per second
+    gaps = np.diff(pts)
+    assert gaps.min() >= 0.08 - 1e-6 and gaps.max() <= 0.12 + 1e-6
+    assert gaps.mean() == pytest.approx(0.1, abs=0.002)
+
+
+@pytest.mark.parametrize("pts, max_fps, expected", [
+    ([0.0, 0.5, 1.0, 1.5], 1.0, [0.0, 1.0]),                 # slower than the cap allows
+    ([0.0, 0.1, 5.0, 5.1, 6.0], 1.0, [0.0, 5.0, 6.0]),       # a gap in the stream restarts the grid
+    ([0.0, 0.034, 0.067, 0.1], 100.0, [0.0, 0.034, 0.067, 0.1]),  # cap above the frame rate keeps all
+])
+def test_frame_selector_table(pts, max_fps, expected):
+    selector = FrameSelector(max_fps=max_fps)
+    assert [p for i, p in enumerate(pts) if selector.keep(i, p)] == expected
+
+
+def test_damaged_file_frames_before_and_after_damage(bikes_video, tmp_path):
+    broken = damage_middle(bikes_video, tmp_path / "damaged.mp4")
+    frames, statuses = read_all(FileSource(broken))
+    pts = np.array([f.pts for f in frames])
+    assert 100 < len(frames) < 250          # some frames lost, most survive
+    assert pts.min() == 0.0                 # frames before the damage
+    assert pts.max() == pytest.approx(249 / 25, abs=1e-3)  # ...and after it, to the end
+    assert np.all(np.diff(pts) > 0)
+    assert statuses[-1].kind == StatusKind.ENDED
+
+
+def test_stop_ends_frames_soon(bikes_video):
+    source = FileSource(bikes_video)
+    frames = []
+    for item in source.frames():
+        if isinstance(item, VideoFrame):
+            frames.append(item)
+            if len(frames) == 5:
+                source.stop()
+        elif item.kind == StatusKind.ENDED:
+            assert item.detail["stopped"] is True
+    source.close()
+    assert len(frames) == 5
+
+
+@pytest.mark.parametrize("url, message", [
+    ("gopher://example.org/x.mp4", "unsupported source"),
+    ("/no/such/video.mp4", "not found"),
+])
+def test_open_errors_are_one_line(url, message):
+    with pytest.raises(SourceError, match=message) as info:
+        open_source(SourceSpec(url))
+    assert "\n" not in str(info.value)
+
+
+def test_copy_named_like_anything_works(bikes_video, tmp_path):
+    """The container is recognised by content, not by name."""
+    copy = tmp_path / "clip.bin"
+    shutil.copy(bikes_video, copy)
+    source = FileSource(copy)
+    assert source.source_id == "clip" and source.frame_count == 250
+    source.close()
