@@ -17,8 +17,11 @@ def test_run_with_redis_matches_jsonl_and_every_track_starts_and_ends_once(
     sub = cli_processes("subscribe", "--redis", redis_server.url, "--source", "bikes", "--frames", "--from", "0",
                         "--until-ended", "--idle-exit", "300")
     jsonl = tmp_path / "tracks.jsonl"
+    config = tmp_path / "zones.yaml"     # bikes.mp4 is 640x272: a zone on the left half, a line down the middle
+    config.write_text("zones: [{name: left, polygon: [[0, 0], [320, 0], [320, 272], [0, 272]]}]\n"
+                      "lines: [{name: middle, points: [[320, 0], [320, 272]]}]\n")
     run = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--max-frames", "40", "--imgsz", "320",
-                  "--redis", redis_server.url, "--jsonl", str(jsonl), "--quiet")
+                  "--config", str(config), "--redis", redis_server.url, "--jsonl", str(jsonl), "--quiet")
     assert run.returncode == 0, run.stderr
     assert sub.finish(120) == 0, sub.stderr
     docs = sub.docs()
@@ -35,6 +38,12 @@ def test_run_with_redis_matches_jsonl_and_every_track_starts_and_ends_once(
     assert events[0]["event"] == "stream_started" and events[-1]["event"] == "stream_ended"
     for d in docs:
         assert not [e.message for e in validators[d["kind"]].iter_errors(d["data"])], d
+    # zone membership alternates entered/exited per track and is balanced once every track has ended
+    for tid in ids:
+        zone = [e["event"] for e in events if e["event"].startswith("zone") and e["track"]["id"] == tid]
+        assert zone == ["zone_entered", "zone_exited"] * (len(zone) // 2), (tid, zone)
+    assert any(e["event"] == "zone_entered" for e in events), Counter(e["event"] for e in events)
+    assert all(e["line"] == "middle" for e in events if e["event"] == "line_crossed")
 
 
 def test_run_fails_at_once_when_redis_is_unreachable_and_configured_to_fail(
