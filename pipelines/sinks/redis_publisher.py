@@ -91,6 +91,7 @@ class StreamPublisher:
         self._published = 0
         self._dropped = 0
         self._outages = 0
+        self._rejected = 0
         self._drops_this_outage = 0
         self._down_since: Optional[float] = None
         self._next_down_log = 0.0
@@ -262,8 +263,10 @@ class StreamPublisher:
                 ok += 1  # stored by the attempt whose reply was lost
             else:
                 failed += 1
-                log.warning("Redis rejected an entry for %s: %s (dropped)", entry.stream,
-                            error_text(res, self._url))
+                self._rejected += 1
+                if self._rejected <= 5 or self._rejected % 1000 == 0:
+                    log.warning("Redis rejected an entry for %s: %s (dropped; %d so far)", entry.stream,
+                                error_text(res, self._url), self._rejected)
         with self._cond:
             self._published += ok
             self._dropped += failed
