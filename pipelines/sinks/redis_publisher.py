@@ -114,7 +114,8 @@ class StreamPublisher:
             if len(self._buf) >= self._max:
                 self._drop_oldest(len(self._buf) - self._max + 1)
             self._buf.append(_Entry(stream, maxlen, head))
-            self._cond.notify()
+            if self._connected or len(self._buf) == 1:   # while Redis is down the thread is backing off
+                self._cond.notify()
 
     def stats(self) -> PublisherStats:
         with self._cond:
@@ -161,13 +162,22 @@ class StreamPublisher:
                 if not self._buf or time.monotonic() > self._deadline:
                     return
             if not self._connected and not self._connect():
-                with self._cond:
-                    wait = min(backoff, max(0.0, self._deadline - time.monotonic()))
-                    self._cond.wait(wait)
+                self._back_off(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
             self._send_batch()
+
+    def _back_off(self, seconds: float) -> None:
+        """Wait ``seconds`` (not past the close deadline); new entries do not cut it short, close() does."""
+        with self._cond:
+            until = time.monotonic() + seconds
+            closing = self._closing
+            while self._closing == closing:
+                remaining = min(until, self._deadline) - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
 
     def _connect(self) -> bool:
         try:
