@@ -83,6 +83,8 @@ class Subscriber:
                  block_ms: int = 1000, batch: int = 100, claim_idle_ms: int = 30000,
                  claim_interval: float = 5.0, discover_interval: float = 2.0,
                  connect_timeout: float = 2.0, auto_ack: bool = True) -> None:
+        if isinstance(sources, str):
+            sources = [sources]
         if (group is None) != (consumer is None):
             raise UserError("a consumer group needs both --group and --consumer")
         if start not in ("$", "0") and not _valid_id(start):
