@@ -7,8 +7,9 @@ One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
    detection score) plus OC-SORT velocity-direction consistency, gated by ``minimum_iou``;
 3. stage 2 -- tracks that were matched in the previous frame vs low-confidence detections (ByteTrack);
 4. stage 3 -- tentative tracks vs the remaining high-confidence detections;
-5. stage 4 -- recovery: still-unmatched confirmed/lost tracks vs remaining high-confidence detections, by
-   generalised IoU with the box where each track was last *observed* (OC-SORT observation-centric recovery);
+5. stage 4 -- recovery: tracks seen in the previous frame but still unmatched vs the remaining
+   high-confidence detections, by generalised IoU with the predicted box; the gate widens with the track's
+   speed, so an object that jumps past its own box (fast, or a low frame rate) is still followed;
 6. Kalman update of the matched tracks; a recovered lost track is re-run from its last observation along a
    straight virtual path (observation-centric re-update); lifecycle bookkeeping; new tentative tracks.
 
@@ -30,6 +31,7 @@ from tracker.types import Detections, Tracks, TrackState
 
 _TENTATIVE, _CONFIRMED, _LOST = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.LOST)
 _MAX_REUPDATE_STEPS = 30
+_MAX_GATE_WIDENING = 0.5  # GIoU units
 _STATE_FORMAT = "trackstream.tracker/1"
 
 
@@ -82,7 +84,7 @@ class Tracker:
         conf = detections.confidence.astype(np.float64)
         high = np.flatnonzero(conf >= cfg.high_confidence_threshold)
         low = np.flatnonzero((conf >= cfg.low_confidence_threshold) & (conf < cfg.high_confidence_threshold))
-        mt, md = self._associate(boxes, conf, detections.class_id, high, low)
+        mt, md = self._associate(boxes, conf, detections.class_id, high, low, dt)
 
         matched = np.zeros(len(self._tracks), bool)
         matched[mt] = True
@@ -156,7 +158,7 @@ class Tracker:
 
     # ------------------------------------------------------------- association
     def _associate(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
-                   low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   low: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """All matching stages; returns (track rows, detection rows) of the matches."""
         cfg = self.config
         tr = self._tracks
@@ -196,6 +198,8 @@ class Tracker:
                 centres = 0.5 * (boxes[det[ib], :2] + boxes[det[ib], 2:])
                 score += cfg.direction_consistency_weight * conf[det[ib]] * pair_direction(
                     origin, direction, has, centres)
+            # a track seen in the previous frame is a surer match than a lost track's extrapolation
+            score = np.where(tr.state[trk[ia]] == _LOST, score * cfg.lost_track_score_weight, score)
             stage(trk, det, ia, ib, score, ov >= cfg.minimum_iou)
 
         trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), low
@@ -209,13 +213,16 @@ class Tracker:
             score = ov * conf[det[ib]] if cfg.fuse_confidence else ov
             stage(trk, det, ia, ib, score, ov >= cfg.tentative_minimum_iou)
 
-        trk, det = np.flatnonzero(active & free_trk), high[free_det[high]]
+        trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), high[free_det[high]]
         if trk.size and det.size:
-            gate = cfg.recovery_minimum_giou
-            expand = max(-gate, 0.0) / max(1.0 + gate, 1e-3)
-            ia, ib = candidate_pairs(tr.last_box[trk], boxes[det], expand)
-            similarity = pair_giou(tr.last_box[trk[ia]], boxes[det[ib]])
-            stage(trk, det, ia, ib, similarity, similarity >= gate)
+            # how far each track moves per frame, in its own box sizes: fast movers may skip past their
+            # predicted box, so their gate widens (GIoU goes negative with the gap between boxes)
+            step = np.hypot(tr.mean[trk, 4] / tr.mean[trk, 2], tr.mean[trk, 5] / tr.mean[trk, 3]) * dt
+            gate = cfg.recovery_minimum_giou - np.minimum(step, _MAX_GATE_WIDENING)
+            lowest = float(gate.min())
+            ia, ib = candidate_pairs(pred[trk], boxes[det], max(-lowest, 0.0) / max(1.0 + lowest, 1e-3))
+            similarity = pair_giou(pred[trk[ia]], boxes[det[ib]])
+            stage(trk, det, ia, ib, similarity, similarity >= gate[ia])
 
         return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
 

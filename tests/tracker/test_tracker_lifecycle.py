@@ -184,3 +184,16 @@ def test_memory_stays_bounded_over_many_frames_with_churn():
     # live tracks = visible objects + those that left within the last second: flat, not growing with time
     assert max(sizes[400:]) <= 80
     assert np.mean(sizes[800:]) <= 1.5 * np.mean(sizes[400:800])
+
+
+@pytest.mark.parametrize("recovery_gate, keeps_id", [(0.0, True), (0.9, False)])
+def test_fast_object_that_jumps_past_its_predicted_box_keeps_its_id(recovery_gate, keeps_id):
+    """At 5 fps a car speeds up so much that its next box no longer overlaps the prediction."""
+    trk = Tracker(TrackerConfig(recovery_minimum_giou=recovery_gate))
+    x, frames = 100.0, []
+    for i in range(16):
+        x += 15.0 if i < 10 else 80.0  # px per frame; the box is 40 px wide
+        frames.append(dets([box(x, 200)]))
+    out = run(trk, frames, fps=5.0)
+    followed = [t.track_id.tolist() for t in out[1:]] == [[1]] * 15
+    assert followed == keeps_id
