@@ -31,6 +31,7 @@ from tracker.types import Detections, Tracks, TrackState
 
 _TENTATIVE, _CONFIRMED, _LOST = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.LOST)
 _MAX_REUPDATE_STEPS = 30
+_MIN_REUPDATE_STEPS = 3  # frames since the last observation
 _MAX_GATE_WIDENING = 0.5  # GIoU units
 _STATE_FORMAT = "trackstream.tracker/1"
 
@@ -122,6 +123,8 @@ class Tracker:
 
     def _register_classes(self, class_id: np.ndarray) -> None:
         if class_id.size == 0:
+            return
+        if self._classes.size == 1 and (class_id == self._classes[0]).all():
             return
         if self._classes.size:
             pos = np.minimum(np.searchsorted(self._classes, class_id), self._classes.size - 1)
@@ -245,7 +248,10 @@ class Tracker:
         z = kalman.xyxy_to_measurement(boxes[md])
         mean, cov = kalman.update(tr.mean[mt], tr.cov[mt], z, cfg.measurement_noise)
         if cfg.observation_centric_reupdate:
-            back = np.flatnonzero(tr.state[mt] == _LOST)
+            # worth it only after an occlusion of a few frames: one missed frame changes next to nothing
+            gap = now - tr.last_time[mt]
+            long_gap = gap > (_MIN_REUPDATE_STEPS - 0.5) * self._frame_interval
+            back = np.flatnonzero((tr.state[mt] == _LOST) & long_gap)
             if back.size:
                 mean[back], cov[back] = self._reupdate(mt[back], z[back], now)
         tr.mean[mt], tr.cov[mt] = mean, cov
