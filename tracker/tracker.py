@@ -168,8 +168,7 @@ class Tracker:
         if len(tr) == 0 or (high.size == 0 and low.size == 0):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         pred = kalman.state_to_xyxy(tr.mean)
-        track_class = self._classes[tr.votes.argmax(axis=1)] if cfg.per_class_matching and tr.votes.size \
-            else None
+        track_class = tr.class_id if cfg.per_class_matching else None
         free_det = np.ones(boxes.shape[0], bool)
         free_trk = np.ones(len(tr), bool)
         rows: list[np.ndarray] = [np.zeros(0, np.int64)]
@@ -265,8 +264,12 @@ class Tracker:
         promote = (tr.state[mt] == _LOST) | ((tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits))
         tr.state[mt[promote]] = _CONFIRMED
         if class_id.size:
-            cols = np.searchsorted(self._classes, class_id[md])
-            tr.votes[mt, cols] += 1.0
+            tr.votes[mt, np.searchsorted(self._classes, class_id[md])] += 1.0
+            votes = tr.votes[mt]
+            best = votes.argmax(axis=1)
+            current = votes[np.arange(mt.size), np.searchsorted(self._classes, tr.class_id[mt])]
+            switch = votes[np.arange(mt.size), best] > current  # a tie keeps the class: no flicker
+            tr.class_id[mt[switch]] = self._classes[best[switch]]
 
     def _reupdate(self, rows: np.ndarray, z_new: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Re-run the filter of recovered tracks from their last observation to ``z_new`` (OC-SORT ORU)."""
@@ -307,7 +310,7 @@ class Tracker:
             state=np.full(n, state, np.int64), hits=np.ones(n, np.int64), mean=mean, cov=cov,
             obs_mean=mean.copy(), obs_cov=cov.copy(), last_box=boxes[det].copy(), history=history,
             history_len=np.ones(n, np.int64), first_time=np.full(n, now), last_time=np.full(n, now),
-            votes=votes)
+            votes=votes, class_id=class_id[det].astype(np.int64))
         self._next_id += n
         self._tracks = self._tracks.extend(new)
         return np.arange(start, start + n, dtype=np.int64) if state == _CONFIRMED else np.zeros(0, np.int64)
@@ -331,7 +334,7 @@ class Tracker:
         mean = tr.mean[rows]
         return Tracks(
             xyxy=detections.xyxy[det_rows], confidence=detections.confidence[det_rows],
-            class_id=self._classes[tr.votes[rows].argmax(axis=1)] if rows.size else np.zeros(0, np.int64),
+            class_id=tr.class_id[rows],
             track_id=tr.track_id[rows], det_index=detections.det_index[det_rows],
             velocity=mean[:, 4:6].astype(np.float32),
             predicted_path=kalman.centre_path(mean, cfg.path_horizon_seconds, cfg.path_points),
