@@ -89,3 +89,26 @@ def test_demo_writes_video_and_jsonl_and_says_where(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert frames_in(out_dir / "bikes_tracked.mp4") == 5 and len(records(out_dir / "bikes.jsonl")) == 5
     assert str(out_dir.resolve()) in proc.stderr
+
+
+def test_two_sources_get_their_own_tracker_and_files(tmp_path, bikes_video, pose_weights):
+    other = tmp_path / "other.mp4"
+    other.write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(bikes_video), "--source", str(other), "--model", str(pose_weights), "--imgsz", "160",
+                   "--max-frames", "12", "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    a, b = records(tmp_path / "out" / "bikes.jsonl"), records(tmp_path / "out" / "other.jsonl")
+    assert [r["frame_index"] for r in a] == [r["frame_index"] for r in b] == list(range(12))
+    assert {r["source_id"] for r in a} == {"bikes"} and {r["source_id"] for r in b} == {"other"}
+    strip = [{k: v for k, v in r.items() if k != "source_id"} for r in a]
+    assert strip == [{k: v for k, v in r.items() if k != "source_id"} for r in b]  # same input, same tracks
+
+
+def test_realtime_on_a_file_drops_frames_it_cannot_keep_up_with(tmp_path, bikes_video, pose_weights):
+    out = tmp_path / "rt.jsonl"
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--realtime",
+                   "--jsonl", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    index = [r["frame_index"] for r in records(out)]
+    assert 0 < len(index) < 250 and index == sorted(set(index))
+    assert "dropped" in proc.stderr
