@@ -108,7 +108,8 @@ class Runner:
     @property
     def outputs(self) -> list[str]:
         """Paths of the files the sinks write (those that expose a ``path``)."""
-        return [str(getattr(s, "path")) for lane in self.lanes for s in lane.sinks if getattr(s, "path", None)]
+        return [str(getattr(s, "path")) for lane in self.lanes for s in lane.sinks
+                if getattr(s, "path", None)]
 
     def stop(self) -> None:
         """Stop reading; frames already read are processed, every sink is flushed and closed. Thread-safe."""
@@ -301,7 +302,8 @@ class Runner:
     # ----------------------------------------------------------------- sinks
 
     def _open_sinks(self, lane: _Lane, size: tuple[int, int]) -> None:
-        lane.sinks = list(self._sink_factory(self.config, lane.source.source_id, output_fps(lane.source), size))
+        fps = output_fps(lane.source)
+        lane.sinks = list(self._sink_factory(self.config, lane.source.source_id, fps, size))
         lane.sink_queues = [queue.Queue(maxsize=SINK_QUEUE_SIZE) for _ in lane.sinks]
         lane.sinks_open = True
         for sink, q in zip(lane.sinks, lane.sink_queues):
@@ -312,14 +314,16 @@ class Runner:
             self._to_sinks(lane, status)
 
     def _sink_loop(self, name: str, sink: Sink, q: "queue.Queue[Any]") -> None:
-        """Sink thread: write results in order; close the sink whatever happens."""
+        """Sink thread: write results in order; close the sink whatever happens.
+
+        After a failure elsewhere the results already queued are still written (nothing processed is
+        lost); after its own failure the sink only drains its queue so producers never block.
+        """
         try:
             while True:
                 item = q.get()
                 if item is _END:
                     break
-                if self._abort.is_set():
-                    continue  # keep draining so producers never block
                 if isinstance(item, StreamStatus):
                     sink.status(item)
                 else:

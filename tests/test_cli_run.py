@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 CONTRACT_FLAGS = ("--source", "--model", "--config", "--out", "--jsonl", "--mot", "--vid-stride", "--max-fps",
                   "--imgsz", "--conf", "--classes", "--device", "--batch", "--max-frames", "--no-boxes",
                   "--no-labels", "--no-trails", "--no-path", "--no-masks", "--no-keypoints", "--realtime",
-                  "--jsonl-rotate-bytes", "--jsonl-rotate-seconds", "--redis", "--source-id", "--metrics-port",
-                  "--quiet")
+                  "--jsonl-rotate-bytes", "--jsonl-rotate-seconds", "--redis", "--source-id",
+                  "--metrics-port", "--quiet")
 
 
 def frames_in(path: Path) -> int:
@@ -42,8 +42,9 @@ def test_help_lists_every_flag():
 
 def test_stride_and_max_fps_pick_frames_by_timestamp(tmp_path, bikes_video, pose_weights):
     out = tmp_path / "picked.jsonl"
-    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--vid-stride", "5",
-                   "--max-fps", "2", "--max-frames", "6", "--jsonl", str(out), "--source-id", "street", "--quiet")
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160",
+                   "--vid-stride", "5", "--max-fps", "2", "--max-frames", "6", "--jsonl", str(out),
+                   "--source-id", "street", "--quiet")
     assert proc.returncode == 0, proc.stderr
     recs = records(out)
     assert len(recs) == 6 and all(r["frame_index"] % 5 == 0 and r["source_id"] == "street" for r in recs)
@@ -75,7 +76,8 @@ def test_error_inside_a_sink_stops_the_run_with_one_line(tmp_path, bikes_video, 
     if not Path("/dev/full").exists():
         pytest.skip("/dev/full not available")
     video = tmp_path / "out.mp4"
-    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "40",
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160",
+                   "--max-frames", "40",
                    "--jsonl", "/dev/full", "--out", str(video), "--quiet")
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("trackstream: error: ")]
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
@@ -94,8 +96,9 @@ def test_demo_writes_video_and_jsonl_and_says_where(tmp_path):
 def test_two_sources_get_their_own_tracker_and_files(tmp_path, bikes_video, pose_weights):
     other = tmp_path / "other.mp4"
     other.write_bytes(bikes_video.read_bytes())
-    proc = run_cli("run", str(bikes_video), "--source", str(other), "--model", str(pose_weights), "--imgsz", "160",
-                   "--max-frames", "12", "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    proc = run_cli("run", str(bikes_video), "--source", str(other), "--model", str(pose_weights),
+                   "--imgsz", "160", "--max-frames", "12", "--jsonl", str(tmp_path / "out" / "{source}.jsonl"),
+                   "--quiet")
     assert proc.returncode == 0, proc.stderr
     a, b = records(tmp_path / "out" / "bikes.jsonl"), records(tmp_path / "out" / "other.jsonl")
     assert [r["frame_index"] for r in a] == [r["frame_index"] for r in b] == list(range(12))
