@@ -58,6 +58,11 @@ class Inbox:
             self._frames = 0
             self.stats.add(dropped=dropped)
 
+    @property
+    def depth(self) -> int:
+        """Items waiting (frames and statuses), for the metrics' queue-depth gauge."""
+        return len(self._items)
+
     def close(self) -> None:
         """The reader is done: no more items will come."""
         with self._cond:

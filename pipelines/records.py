@@ -40,6 +40,7 @@ def track_records(result: FrameResult) -> list[dict[str, Any]]:
     t = result.tracks
     boxes, vel, path = _round(t.xyxy), _round(t.velocity), _round(t.predicted_path)
     conf = _round(t.confidence, 4)
+    kpts = None if t.keypoints is None else _round(t.keypoints)   # whole array at once: ~10x faster
     out: list[dict[str, Any]] = []
     for i in range(len(t)):
         cls = int(t.class_id[i])
@@ -52,8 +53,8 @@ def track_records(result: FrameResult) -> list[dict[str, Any]]:
             "velocity": vel[i],
             "predicted_path": path[i],
         }
-        if t.keypoints is not None:
-            rec["keypoints"] = _round(t.keypoints[i])
+        if kpts is not None:
+            rec["keypoints"] = kpts[i]  # type: ignore[index]
         if t.mask_polygons is not None:
             rec["mask_polygon"] = _round(t.mask_polygons[i], 1)
         out.append(rec)

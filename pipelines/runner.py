@@ -89,6 +89,7 @@ class Runner:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._errors: list[tuple[str, BaseException]] = []
+        self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
         self._track_queue: "queue.Queue[Any]" = queue.Queue(maxsize=2 * self.batch + 2)
         self._threads: list[threading.Thread] = []
         tracker_cfg = config.tracker_settings()
@@ -173,6 +174,8 @@ class Runner:
         if on_progress is not None:
             on_progress(self.stats)
         self._raise_first_error()
+        if self._source_errors:
+            raise self._source_errors[0]
         return self.stats
 
     def _raise_first_error(self) -> None:
@@ -209,6 +212,15 @@ class Runner:
                     lane.stats.add(reconnects=1)
                 if not lane.inbox.put(item, self._cancelled):
                     break
+        except UserError as exc:
+            if not lane.source.is_live:
+                raise
+            # A camera that gave up ends its own lane only: the other sources keep running. The error is
+            # raised by run() once everything has ended, so the exit status still says a source failed.
+            if len(self.lanes) > 1:
+                log.error("%s (the other sources keep running)", exc)
+            with self._cond:
+                self._source_errors.append(exc)
         finally:
             lane.inbox.close()
             lane.source.close()

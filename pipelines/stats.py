@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from pipelines.metrics import LatencyHistogram
+
 
 @dataclass
 class SourceStats:
@@ -21,6 +23,7 @@ class SourceStats:
         latency_s: seconds from decode to tracked, for the last frame.
         last_pts: presentation time of the last processed frame, seconds.
         track_ids: distinct track ids seen.
+        latency: histogram of decode -> tracked latency (seconds) for the metrics endpoint and stats line.
     """
 
     source_id: str
@@ -35,6 +38,7 @@ class SourceStats:
     ended: bool = False
     started_at: float = field(default_factory=time.monotonic)
     track_ids: set[int] = field(default_factory=set)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
@@ -50,6 +54,7 @@ class SourceStats:
             self.last_pts = pts
             self.latency_s = latency_s
             self.track_ids.update(track_ids)
+        self.latency.observe(latency_s)
 
     def snapshot(self) -> dict[str, object]:
         """A consistent JSON-safe copy of the counters."""

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from tests.conftest import run_cli
 from test_source_file import damage_middle
 
 PREFIX = "trackstream: error: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import shared_data
+from tests.conftest import shared_data
 from pipelines.config import DetectorConfig
 from pipelines.detector import Detector, load_model, resolve_device
 from pipelines.errors import ModelError

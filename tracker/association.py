@@ -1,9 +1,10 @@
-"""Association: batched similarity matrices and a gated assignment solve.
+"""Association: sparse candidate pairs, per-pair similarities, and a gated assignment solve.
 
-Each stage of the tracker builds a (tracks x detections) *score* matrix (higher is better) plus a boolean
-*gate* of pairs that may be matched at all, then calls ``assign``. Pairs outside the gate are never matched,
-so the solver only works on plausible pairs; rows and columns with a single unambiguous candidate are
-matched directly and only the ambiguous remainder goes to the Hungarian (Jonker-Volgenant) solver.
+A stage never builds a dense (tracks x detections) matrix. ``candidate_pairs`` finds the pairs whose boxes
+are close enough to pass a gate (sort-and-sweep on x, then a y check), the similarity is computed for those
+pairs only, and ``assign`` matches them: pairs whose row and column have no other candidate are matched
+directly; only the ambiguous remainder goes to the Jonker-Volgenant solver (``lap.lapjv``). Cost therefore
+grows with the number of plausible pairs, about linearly in the number of objects.
 """
 
 from __future__ import annotations
@@ -14,98 +15,106 @@ import numpy.typing as npt
 
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+_EMPTY = np.zeros(0, np.int64)
 
 
-def _pairwise(a: Array, b: Array) -> tuple[Array, Array, Array, Array]:
-    """Intersection, union, and the enclosing box area of every pair of (N,4) and (M,4) corner boxes."""
-    a = a[:, None, :]
-    b = b[None, :, :]
-    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - inter
-    return inter, union, iw, ih
+def candidate_pairs(a: Array, b: Array, expand: float = 0.0) -> tuple[IntArray, IntArray]:
+    """Index pairs ``(i, j)`` where box ``a[i]`` overlaps box ``b[j]`` once ``a[i]`` is widened.
 
-
-def iou(a: Array, b: Array) -> Array:
-    """(N, M) intersection over union of (N, 4) and (M, 4) ``x1, y1, x2, y2`` boxes (0 for empty boxes)."""
-    if a.shape[0] == 0 or b.shape[0] == 0:
-        return np.zeros((a.shape[0], b.shape[0]))
-    inter, union, _, _ = _pairwise(a, b)
-    return inter / np.maximum(union, 1e-9)
-
-
-def giou(a: Array, b: Array) -> Array:
-    """(N, M) generalised IoU in [-1, 1]: IoU minus the share of the enclosing box that neither covers.
-
-    Unlike IoU it keeps ranking pairs that do not overlap: the further apart, the more negative.
+    ``a`` (N, 4) and ``b`` (M, 4) are ``x1, y1, x2, y2`` boxes. Each ``a[i]`` is grown on every side by
+    ``expand`` times (its size + the largest size in ``b``), so pairs separated by a gap of up to that much
+    are included (``expand=0``: touching or overlapping boxes only). Returns int64 arrays of equal length.
     """
     if a.shape[0] == 0 or b.shape[0] == 0:
-        return np.zeros((a.shape[0], b.shape[0]))
-    inter, union, _, _ = _pairwise(a, b)
-    aa, bb = a[:, None, :], b[None, :, :]
-    ew = np.maximum(aa[..., 2], bb[..., 2]) - np.minimum(aa[..., 0], bb[..., 0])
-    eh = np.maximum(aa[..., 3], bb[..., 3]) - np.minimum(aa[..., 1], bb[..., 1])
+        return _EMPTY, _EMPTY
+    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    mx = expand * (a[:, 2] - a[:, 0] + bw.max())
+    my = expand * (a[:, 3] - a[:, 1] + bh.max())
+    ax1, ax2, ay1, ay2 = a[:, 0] - mx, a[:, 2] + mx, a[:, 1] - my, a[:, 3] + my
+    order = np.argsort(b[:, 0], kind="stable")
+    bx1 = b[order, 0]
+    lo = np.searchsorted(bx1, ax1 - bw.max(), side="left")
+    hi = np.searchsorted(bx1, ax2, side="right")
+    counts = np.maximum(hi - lo, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return _EMPTY, _EMPTY
+    ia = np.repeat(np.arange(a.shape[0]), counts)
+    starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    ib = order[starts + np.arange(total)]
+    keep = (b[ib, 2] >= ax1[ia]) & (b[ib, 0] <= ax2[ia]) & (b[ib, 3] >= ay1[ia]) & (b[ib, 1] <= ay2[ia])
+    return ia[keep].astype(np.int64), ib[keep].astype(np.int64)
+
+
+def _pair_parts(a: Array, b: Array) -> tuple[Array, Array]:
+    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter, np.maximum(union, 1e-9)
+
+
+def pair_iou(a: Array, b: Array) -> Array:
+    """(P,) intersection over union of row-aligned (P, 4) box arrays ``a[k]`` vs ``b[k]``."""
+    inter, union = _pair_parts(a, b)
+    return inter / union
+
+
+def pair_giou(a: Array, b: Array) -> Array:
+    """(P,) generalised IoU in [-1, 1] of row-aligned boxes: IoU minus the share of the enclosing box
+    covered by neither. Unlike IoU it keeps ranking boxes that no longer overlap (more negative = further)."""
+    inter, union = _pair_parts(a, b)
+    ew = np.maximum(a[:, 2], b[:, 2]) - np.minimum(a[:, 0], b[:, 0])
+    eh = np.maximum(a[:, 3], b[:, 3]) - np.minimum(a[:, 1], b[:, 1])
     enclose = np.maximum(ew * eh, 1e-9)
-    union = np.maximum(union, 1e-9)
     return inter / union - (enclose - union) / enclose
 
 
-def direction_consistency(track_origin: Array, track_direction: Array, has_direction: npt.NDArray[np.bool_],
-                          det_centres: Array) -> Array:
-    """(N, M) OC-SORT velocity-direction agreement in [-0.5, 0.5].
+def iou_matrix(a: Array, b: Array) -> Array:
+    """Dense (N, M) IoU of (N, 4) and (M, 4) boxes; for small sets and tests."""
+    ia, ib = np.meshgrid(np.arange(a.shape[0]), np.arange(b.shape[0]), indexing="ij")
+    return pair_iou(a[ia.ravel()], b[ib.ravel()]).reshape(a.shape[0], b.shape[0])
 
-    ``track_origin`` (N, 2) is an earlier observed centre of each track, ``track_direction`` (N, 2) the unit
-    direction the track moved since then. For each detection, the direction from the origin to the detection
-    centre is compared with it: 0.5 = same direction, -0.5 = opposite. Tracks without a direction score 0.
+
+def pair_direction(origin: Array, direction: Array, has_direction: npt.NDArray[np.bool_],
+                   det_centres: Array) -> Array:
+    """(P,) OC-SORT velocity-direction agreement in [-0.5, 0.5] for row-aligned pairs.
+
+    ``origin`` (P, 2) is an earlier observed centre of the track, ``direction`` (P, 2) the unit direction
+    it moved since then. The direction from the origin to the detection centre is compared with it:
+    0.5 = same direction, -0.5 = opposite. Pairs whose track has no direction yet score 0.
     """
-    delta = det_centres[None, :, :] - track_origin[:, None, :]
-    norm = np.sqrt((delta * delta).sum(axis=2)) + 1e-6
-    cos = (delta * track_direction[:, None, :]).sum(axis=2) / norm
-    angle = np.arccos(np.clip(cos, -1.0, 1.0))
-    score = (np.pi / 2.0 - angle) / np.pi
-    return np.where(has_direction[:, None], score, 0.0)
+    delta = det_centres - origin
+    norm = np.sqrt((delta * delta).sum(axis=1)) + 1e-6
+    cos = (delta * direction).sum(axis=1) / norm
+    score = (np.pi / 2.0 - np.arccos(np.clip(cos, -1.0, 1.0))) / np.pi
+    return np.where(has_direction, score, 0.0)
 
 
-def assign(score: Array, gate: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
-    """Maximum-score one-to-one matching restricted to ``gate``. Returns matched (rows, cols) index arrays.
+def assign(n_rows: int, n_cols: int, rows: IntArray, cols: IntArray, score: Array) -> tuple[IntArray, IntArray]:
+    """Maximum-score one-to-one matching over the candidate pairs ``(rows[k], cols[k])`` with ``score[k]``.
 
-    Every gated pair is preferred to leaving both sides unmatched; among matchings the total score is
-    maximal. Rows and columns whose only candidate is each other are matched without the solver.
+    Pairs not listed are never matched; every listed pair is preferred to leaving both sides unmatched, and
+    among such matchings the total score is maximal. Returns matched (rows, cols).
     """
-    n, m = gate.shape
-    empty = np.zeros(0, np.int64)
-    if n == 0 or m == 0 or not gate.any():
-        return empty, empty
-    row_deg = gate.sum(axis=1)
-    col_deg = gate.sum(axis=0)
-    best_col = gate.argmax(axis=1)
-    trivial = (row_deg == 1) & (col_deg[best_col] == 1)
-    rows0 = np.flatnonzero(trivial)
-    cols0 = best_col[rows0]
-    rest_rows = np.flatnonzero((row_deg > 0) & ~trivial)
-    if rest_rows.size == 0:
-        return rows0.astype(np.int64), cols0.astype(np.int64)
-    col_open = col_deg > 0
-    col_open[cols0] = False
-    rest_cols = np.flatnonzero(col_open)
-    sub_gate = gate[np.ix_(rest_rows, rest_cols)]
-    sub_score = score[np.ix_(rest_rows, rest_cols)]
-    rows1, cols1 = _solve(sub_score, sub_gate)
-    rows = np.concatenate([rows0, rest_rows[rows1]]).astype(np.int64)
-    cols = np.concatenate([cols0, rest_cols[cols1]]).astype(np.int64)
-    return rows, cols
-
-
-def _solve(score: Array, gate: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
-    """Jonker-Volgenant on ``cost = top - score`` (positive); gated-out pairs cost more than the limit."""
-    top = float(score[gate].max()) + 1.0
-    cost = np.where(gate, top - score, 1e9)
-    limit = float(cost[gate].max()) + 1.0
+    if rows.size == 0:
+        return _EMPTY, _EMPTY
+    deg_r = np.bincount(rows, minlength=n_rows)
+    deg_c = np.bincount(cols, minlength=n_cols)
+    trivial = (deg_r[rows] == 1) & (deg_c[cols] == 1)
+    if trivial.all():
+        return rows, cols
+    rest = ~trivial
+    ur, ri = np.unique(rows[rest], return_inverse=True)
+    uc, ci = np.unique(cols[rest], return_inverse=True)
+    s = score[rest]
+    top = float(s.max()) + 1.0
+    cost = np.full((ur.size, uc.size), 1e9)
+    cost[ri, ci] = top - s
+    limit = float((top - s).max()) + 1.0
     _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
-    rows = np.flatnonzero(x >= 0)
-    cols = x[rows]
-    ok = gate[rows, cols]
-    return rows[ok].astype(np.int64), cols[ok].astype(np.int64)
+    r = np.flatnonzero(x >= 0)
+    c = x[r]
+    ok = cost[r, c] < limit
+    return (np.concatenate([rows[trivial], ur[r[ok]]]).astype(np.int64),
+            np.concatenate([cols[trivial], uc[c[ok]]]).astype(np.int64))

@@ -22,6 +22,8 @@ Array = npt.NDArray[np.float64]
 
 STATE_DIM = 8
 MEASURE_DIM = 4
+_DIAG = np.arange(STATE_DIM)
+_OFF_DIAG_4 = ~np.eye(MEASURE_DIM, dtype=bool)
 
 
 def xyxy_to_measurement(xyxy: npt.ArrayLike) -> Array:
@@ -89,7 +91,6 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     ``Q = process_noise(mean, dt, ...)``, written blockwise so a per-track ``dt`` costs nothing extra.
     """
     dtv = np.asarray(dt, dtype=np.float64)
-    q = process_noise(mean, dtv, position_noise, velocity_noise)
     d = dtv.reshape(-1, 1) if dtv.ndim else dtv
     new_mean = mean.copy()
     new_mean[:, :4] += d * mean[:, 4:]
@@ -101,7 +102,10 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     new_cov[:, :4, 4:] = b + d3 * e
     new_cov[:, 4:, :4] = c + d3 * e
     new_cov[:, 4:, 4:] = e
-    return new_mean, new_cov + q
+    h2dt = (_heights(mean) ** 2 * dtv)[:, None]  # Q is diagonal: added in place of building (N, 8, 8)
+    new_cov[:, _DIAG[:4], _DIAG[:4]] += position_noise ** 2 * h2dt
+    new_cov[:, _DIAG[4:], _DIAG[4:]] += velocity_noise ** 2 * h2dt
+    return new_mean, new_cov
 
 
 def update(mean: Array, cov: Array, measurement: Array, noise: float) -> tuple[Array, Array]:
@@ -110,9 +114,14 @@ def update(mean: Array, cov: Array, measurement: Array, noise: float) -> tuple[A
     ``H`` picks the first four state entries; ``R = measurement_noise(mean, noise)`` uses the predicted
     heights. Uses ``K = P H^T S^-1`` and ``P' = P - K S K^T`` (symmetrised).
     """
-    s = cov[:, :4, :4] + measurement_noise(mean, noise)
+    s = cov[:, :4, :4].copy()
+    s[:, _DIAG[:4], _DIAG[:4]] += ((noise * _heights(mean)) ** 2)[:, None]
     pht = cov[:, :, :4]
-    gain = np.linalg.solve(s, np.swapaxes(pht, 1, 2)).swapaxes(1, 2)  # S symmetric -> K = (S^-1 P H^T^T)^T
+    if not s[:, _OFF_DIAG_4].any():
+        # Diagonal S (the usual case: Q, R and the initial P keep the coordinates independent): K = P H^T / s.
+        gain = pht / s[:, _DIAG[:4], _DIAG[:4]][:, None, :]
+    else:
+        gain = np.linalg.solve(s, np.swapaxes(pht, 1, 2)).swapaxes(1, 2)  # S symmetric: K = (S^-1 H P)^T
     innovation = measurement - mean[:, :4]
     new_mean = mean + np.einsum("nij,nj->ni", gain, innovation)
     new_cov = cov - gain @ np.swapaxes(pht, 1, 2)

@@ -67,10 +67,11 @@ class TrackArrays:
         return TrackArrays(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
                               for f in dataclasses.fields(self)})
 
-    def add_class_columns(self, count: int) -> None:
-        """Grow the vote table by ``count`` new classes (zero votes)."""
-        if count > 0:
-            self.votes = np.concatenate([self.votes, np.zeros((len(self), count))], axis=1)
+    def remap_class_columns(self, positions: np.ndarray, size: int) -> None:
+        """Widen the vote table to ``size`` classes; existing column ``k`` moves to ``positions[k]``."""
+        votes = np.zeros((len(self), size))
+        votes[:, positions] = self.votes
+        self.votes = votes
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict of nested lists (float64 values round-trip exactly through json)."""

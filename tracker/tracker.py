@@ -23,7 +23,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tracker import kalman
-from tracker.association import assign, direction_consistency, giou, iou
+from tracker.association import assign, candidate_pairs, pair_direction, pair_giou, pair_iou
 from tracker.config import TrackerConfig
 from tracker.state import TrackArrays
 from tracker.types import Detections, Tracks, TrackState
@@ -121,10 +121,13 @@ class Tracker:
     def _register_classes(self, class_id: np.ndarray) -> None:
         if class_id.size == 0:
             return
-        new = np.setdiff1d(np.unique(class_id), self._classes)
-        if new.size:
-            self._classes = np.concatenate([self._classes, new])
-            self._tracks.add_class_columns(new.size)
+        if self._classes.size:
+            pos = np.minimum(np.searchsorted(self._classes, class_id), self._classes.size - 1)
+            if (self._classes[pos] == class_id).all():
+                return
+        merged = np.union1d(self._classes, class_id)  # sorted, so searchsorted maps ids to vote columns
+        self._tracks.remap_class_columns(np.searchsorted(merged, self._classes), merged.size)
+        self._classes = merged
 
     def _expire_lost(self, now: float) -> np.ndarray:
         """Drop lost tracks older than the buffer; returns their IDs."""
@@ -164,59 +167,67 @@ class Tracker:
             else None
         free_det = np.ones(boxes.shape[0], bool)
         free_trk = np.ones(len(tr), bool)
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
+        rows: list[np.ndarray] = [np.zeros(0, np.int64)]
+        cols: list[np.ndarray] = [np.zeros(0, np.int64)]
 
-        def stage(trk: np.ndarray, det: np.ndarray, score: np.ndarray, gate: np.ndarray) -> None:
+        def stage(trk: np.ndarray, det: np.ndarray, ia: np.ndarray, ib: np.ndarray, score: np.ndarray,
+                  ok: np.ndarray) -> None:
+            ia, ib, score = ia[ok], ib[ok], score[ok]
             if track_class is not None:
-                gate = gate & (track_class[trk][:, None] == class_id[det][None, :])
-            r, c = assign(score, gate)
+                same = track_class[trk[ia]] == class_id[det[ib]]
+                ia, ib, score = ia[same], ib[same], score[same]
+            r, c = assign(trk.size, det.size, ia, ib, score)
             rows.append(trk[r])
             cols.append(det[c])
             free_trk[trk[r]] = False
             free_det[det[c]] = False
 
+        def overlaps(trk: np.ndarray, det: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, ...]:
+            ia, ib = candidate_pairs(a[trk], boxes[det])
+            return ia, ib, pair_iou(a[trk[ia]], boxes[det[ib]])
+
         active = (tr.state == _CONFIRMED) | (tr.state == _LOST)
         trk, det = np.flatnonzero(active), high
         if trk.size and det.size:
-            overlap = iou(pred[trk], boxes[det])
-            score = overlap * conf[det] if cfg.fuse_confidence else overlap.copy()
-            if cfg.direction_consistency_weight > 0:
-                score += cfg.direction_consistency_weight * conf[det] * self._direction(trk, boxes[det])
-            stage(trk, det, score, overlap >= cfg.minimum_iou)
+            ia, ib, ov = overlaps(trk, det, pred)
+            score = ov * conf[det[ib]] if cfg.fuse_confidence else ov.copy()
+            if cfg.direction_consistency_weight > 0 and ia.size:
+                origin, direction, has = self._direction(trk[ia])
+                centres = 0.5 * (boxes[det[ib], :2] + boxes[det[ib], 2:])
+                score += cfg.direction_consistency_weight * conf[det[ib]] * pair_direction(
+                    origin, direction, has, centres)
+            stage(trk, det, ia, ib, score, ov >= cfg.minimum_iou)
 
         trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), low
         if trk.size and det.size:
-            overlap = iou(pred[trk], boxes[det])
-            stage(trk, det, overlap, overlap >= cfg.low_confidence_minimum_iou)
+            ia, ib, ov = overlaps(trk, det, pred)
+            stage(trk, det, ia, ib, ov, ov >= cfg.low_confidence_minimum_iou)
 
         trk, det = np.flatnonzero(tr.state == _TENTATIVE), high[free_det[high]]
         if trk.size and det.size:
-            overlap = iou(pred[trk], boxes[det])
-            score = overlap * conf[det] if cfg.fuse_confidence else overlap
-            stage(trk, det, score, overlap >= cfg.tentative_minimum_iou)
+            ia, ib, ov = overlaps(trk, det, pred)
+            score = ov * conf[det[ib]] if cfg.fuse_confidence else ov
+            stage(trk, det, ia, ib, score, ov >= cfg.tentative_minimum_iou)
 
         trk, det = np.flatnonzero(active & free_trk), high[free_det[high]]
         if trk.size and det.size:
-            similarity = giou(tr.last_box[trk], boxes[det])
-            stage(trk, det, similarity, similarity >= cfg.recovery_minimum_giou)
+            gate = cfg.recovery_minimum_giou
+            expand = max(-gate, 0.0) / max(1.0 + gate, 1e-3)
+            ia, ib = candidate_pairs(tr.last_box[trk], boxes[det], expand)
+            similarity = pair_giou(tr.last_box[trk[ia]], boxes[det[ib]])
+            stage(trk, det, ia, ib, similarity, similarity >= gate)
 
         return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
 
-    def _direction(self, trk: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
-        """OC-SORT direction-consistency matrix for track rows ``trk`` vs detection boxes."""
+    def _direction(self, trk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per track row: earliest kept observed centre (P, 2), unit motion direction since (P, 2), valid."""
         tr = self._tracks
-        hist = tr.history[trk]
         count = tr.history_len[trk]
-        length = self._history_length
-        oldest = hist[np.arange(trk.size), np.maximum(length - count, 0)]
-        newest = hist[:, -1]
-        move = newest - oldest
+        oldest = tr.history[trk, np.maximum(self._history_length - count, 0)]
+        move = tr.history[trk, -1] - oldest
         norm = np.sqrt((move * move).sum(axis=1))
         has = (count >= 2) & (norm > 1e-6)
-        direction = move / np.maximum(norm, 1e-6)[:, None]
-        centres = 0.5 * (det_boxes[:, :2] + det_boxes[:, 2:])
-        return direction_consistency(oldest, direction, has, centres)
+        return oldest, move / np.maximum(norm, 1e-6)[:, None], has
 
     # --------------------------------------------------------------- lifecycle
     def _apply_matches(self, mt: np.ndarray, md: np.ndarray, boxes: np.ndarray, class_id: np.ndarray,
@@ -340,13 +351,11 @@ class Tracker:
             classes = np.asarray(state["classes"], dtype=np.int64).reshape(-1)
             tracks = TrackArrays.from_json(state["tracks"], self._history_length, classes.size)
             last = state["last_timestamp"]
-            self._next_id = int(state["next_id"])
-            self._frame_count = int(state["frame_count"])
-            self._clock = float(state["clock"])
-            self._last_timestamp = None if last is None else float(last)
-            self._frame_interval = float(state["frame_interval"])
+            scalars = (int(state["next_id"]), int(state["frame_count"]), float(state["clock"]),
+                       None if last is None else float(last), float(state["frame_interval"]))
         except KeyError as exc:
             raise ValueError(f"tracker state: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"tracker state: {exc}") from None
-        self._classes, self._tracks = classes, tracks
+        self._classes, self._tracks = classes, tracks  # only now: a bad snapshot leaves the tracker as it was
+        (self._next_id, self._frame_count, self._clock, self._last_timestamp, self._frame_interval) = scalars

@@ -36,22 +36,29 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
                    help=f"tracker to score; repeat to score several in one run ({', '.join(TRACKER_NAMES)}; "
                         "default trackstream)")
     p.add_argument("--interpolate", nargs="?", type=int, const=DEFAULT_GAP, default=None, metavar="GAP",
-                   help=f"also score an offline variant with gaps of up to GAP frames (default {DEFAULT_GAP}) "
+                   help="also score an offline variant with gaps of up to GAP frames "
+                        f"(default {DEFAULT_GAP}) "
                         "filled by linear interpolation; reported separately as <tracker>+interp")
 
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.evaluation import EvalOptions, evaluate
     from pipelines.evaluation.table import format_report
-    from pipelines.evaluation.trackers import load_tracker_config
+    from pipelines.evaluation.trackers import load_tracker_config, make_tracker
+    from tracker.configutil import ConfigError
 
     if args.interpolate is not None and args.interpolate < 1:
         raise UserError(f"--interpolate: gap must be at least 1 frame, got {args.interpolate}")
+    tracker_config = load_tracker_config(args.config) if args.config else {}
+    if args.config:
+        try:
+            make_tracker("trackstream", tracker_config)
+        except ConfigError as exc:
+            raise UserError(f"{args.config}: {exc}") from None
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=tuple(dict.fromkeys(args.tracker or ["trackstream"])),
-        tracker_config=load_tracker_config(args.config) if args.config else {},
-        interpolate_gap=args.interpolate)
+        tracker_config=tracker_config, interpolate_gap=args.interpolate)
     report = evaluate(options)
     print(format_report(report))
     print(f"results: {', '.join(f'{k}: {v}' for k, v in report.results_dirs.items())}")

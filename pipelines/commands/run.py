@@ -19,7 +19,8 @@ from pipelines.config import PipelineConfig, build_config, read_yaml, set_dotted
 from pipelines.errors import OutputError, SourceError
 from pipelines.progress import Progress, summary_lines
 from pipelines.sinks import output_path
-from pipelines.sources import open_source
+from pipelines.secrets import source_name
+from pipelines.sources import is_live_url, open_source
 from pipelines.sources.base import Source, SourceSpec
 from tracker.configutil import ConfigError
 
@@ -193,9 +194,14 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
     several = len(config.sources) > 1
     for template in (out.video, out.jsonl, out.mot):
         for entry in config.sources if template else ():
-            check_writable(output_path(template, entry.id or Path(entry.url).stem, several))
+            default_id = source_name(entry.url) if is_live_url(entry.url) else Path(entry.url).stem
+            check_writable(output_path(template, entry.id or default_id, several))
     if not (out.video or out.jsonl or out.mot or config.redis.url):
         log.warning("no output configured: results are not saved (use --out, --jsonl, --mot or --redis)")
+    if config.redis.url:
+        from pipelines.sinks.redis_sink import check_reachable
+
+        check_reachable(config.redis)   # on_unreachable: fail -> one error line now, before the model loads
     model = config.detector.model
     if model is None:
         from pipelines.assets import demo_pose_model
@@ -209,16 +215,27 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         for _, source in sources:
             source.close()
         raise
+    from pipelines.metrics import Monitor, runner_readings
+
+    monitor = Monitor(lambda: runner_readings(runner), log_interval=config.metrics.log_interval,
+                      port=config.metrics.port)
+    try:
+        monitor.start()
+    except BaseException:
+        for _, source in sources:
+            source.close()
+        raise
     progress = Progress(enabled=None if not quiet else False)
     started = time.monotonic()
-    with _Signals(runner) as signals:
+    with _Signals(runner):
         try:
             stats = runner.run(on_progress=progress.update)
         finally:
             progress.finish()
+            monitor.stop()
     for line in summary_lines(stats, runner.outputs, time.monotonic() - started):
         print(line, file=sys.stderr)
-    return 128 + signals.received if signals.received else 0
+    return 0  # every source ended, or SIGINT/SIGTERM stopped the run and every output was flushed
 
 
 def main(args: argparse.Namespace) -> int:

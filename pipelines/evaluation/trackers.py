@@ -72,7 +72,7 @@ class TrackstreamTracker:
 
 
 def make_tracker(name: str, config: Optional[Mapping[str, Any]] = None) -> FrameTracker:
-    """A fresh tracker by name (one per sequence). ``config`` (TrackerConfig keys) applies to trackstream only."""
+    """A fresh tracker by name (one per sequence); ``config`` (TrackerConfig keys) is for trackstream only."""
     if name == TRACKSTREAM:
         return TrackstreamTracker(config)
     if name == BYTETRACK:
@@ -90,7 +90,7 @@ def load_tracker_config(path: Path) -> dict[str, Any]:
     """
     import yaml
 
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise UserError(f"tracker config not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())

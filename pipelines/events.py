@@ -1,0 +1,233 @@
+"""Track lifecycle, zone, line and stream events derived from successive results (pure, no I/O).
+
+``EventGenerator`` turns the ``FrameResult``s and ``StreamStatus`` values of one source into event
+documents (JSON-safe dicts, schema version 1, see ``docs/redis.md`` and
+``pipelines/schemas/event.schema.json``). Any sink can use it; the Redis sink publishes them.
+
+Lifecycle rules, from the confirmed tracks of each frame (``Tracks``):
+
+- ``track_started``: an id appears for the first time;
+- ``track_lost``: an id present in the previous frame is absent now and not in ``Tracks.removed_ids``;
+- ``track_recovered``: a lost id appears again;
+- ``track_ended``: an id is in ``Tracks.removed_ids`` (``reason: removed``), or is still known when the
+  stream ends (``stream_ended`` status or ``close()``; ``reason: stream_ended``). It carries a summary.
+
+Every started track ends exactly once; ids the generator never saw are ignored when removed.
+Within a frame, events come in this order: started, recovered, zone/line, lost, zone exits of ending
+tracks, ended.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from pipelines.frames import FrameResult, StreamStatus
+from pipelines.records import SCHEMA_VERSION
+from pipelines.secrets import redact_text
+from pipelines.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
+                             anchor_points, direction_name)
+
+__all__ = ["EventGenerator", "EventsConfig", "LineConfig", "ZoneConfig", "EVENT_TYPES"]
+
+EVENT_TYPES = ("track_started", "track_lost", "track_recovered", "track_ended",
+               "zone_entered", "zone_exited", "line_crossed",
+               "stream_started", "stream_gap", "stream_resumed", "stream_ended")
+
+Event = dict[str, Any]
+
+
+@dataclass
+class _Seen:
+    """Where and when: a frame's index, PTS (s) and wall-clock capture time (Unix s)."""
+
+    frame_index: Optional[int]
+    pts: Optional[float]
+    time: float
+
+    def doc(self) -> dict[str, Any]:
+        return {"frame_index": self.frame_index, "pts": self.pts, "time": self.time}
+
+
+@dataclass
+class _Memo:
+    """What the generator remembers about one known track."""
+
+    first: _Seen
+    last: _Seen
+    class_id: int
+    class_name: str
+    box: list[float]
+    confidence: float
+    center: tuple[float, float]
+    frames_seen: int = 1
+    conf_sum: float = 0.0
+    distance: float = 0.0
+    lost: bool = False
+
+    def track_doc(self, tid: int) -> dict[str, Any]:
+        return {"id": tid, "class_id": self.class_id, "class_name": self.class_name,
+                "confidence": self.confidence, "box": self.box}
+
+
+@dataclass
+class _Rows:
+    """One frame's track rows as plain Python values (boxes rounded to 0.01 px, confidence to 1e-4)."""
+
+    boxes: list[list[float]]
+    confidence: list[float]
+    class_id: list[int]
+    names: Mapping[int, str]
+
+
+def _json_safe(detail: Mapping[str, object]) -> dict[str, Any]:
+    """A status detail mapping as plain JSON values, with any URL password masked."""
+    text = redact_text(json.dumps(dict(detail), default=str))
+    return json.loads(text)
+
+
+class EventGenerator:
+    """Events of one source. Feed it every result and status in order; call ``close()`` at the end.
+
+    Args:
+        source_id: id written into every event.
+        zones / lines: this source's zones and counting lines (pixels).
+        config: hysteresis settings and the anchor point.
+    """
+
+    def __init__(self, source_id: str, zones: Sequence[ZoneConfig] = (), lines: Sequence[LineConfig] = (),
+                 config: EventsConfig = EventsConfig()) -> None:
+        self.source_id = source_id
+        self._cfg = config
+        self._zones = [ZoneMembership(z, config.min_frames_in_zone) for z in zones]
+        self._lines = [LineCounter(ln, config.min_frames_on_side, config.line_dead_band) for ln in lines]
+        self._known: dict[int, _Memo] = {}
+        self._present: set[int] = set()
+        self._last: Optional[_Seen] = None
+
+    # -- public verbs ---------------------------------------------------------------------------------
+    def update(self, result: FrameResult) -> list[Event]:
+        """Events caused by one processed frame, in the order documented in the module docstring."""
+        frame, t = result.frame, result.tracks
+        now = _Seen(int(frame.index), round(float(frame.pts), 6), round(float(frame.capture_time), 6))
+        self._last = now
+        ids = [int(i) for i in t.track_id.tolist()]
+        boxes = np.round(t.xyxy.astype(np.float64), 2)
+        rows = _Rows(boxes.tolist(), np.round(t.confidence.astype(np.float64), 4).tolist(),
+                     [int(c) for c in t.class_id.tolist()], result.class_names)
+        events: list[Event] = []
+        for row, tid in enumerate(ids):
+            events.extend(self._observe(tid, row, rows, now))
+        events.extend(self._zone_line_events(ids, boxes, now))
+        removed = {int(i) for i in t.removed_ids.tolist()}
+        for tid in sorted(self._present - set(ids) - removed):
+            memo = self._known.get(tid)
+            if memo is not None and not memo.lost:
+                memo.lost = True
+                events.append(self._event("track_lost", now, track=memo.track_doc(tid),
+                                          last_seen=memo.last.doc()))
+        for tid in sorted(removed):
+            events.extend(self._end(tid, now, "removed"))
+        self._present = set(ids) - removed
+        return events
+
+    def status(self, status: StreamStatus) -> list[Event]:
+        """Events for a source status change; ``stream_ended`` first ends every known track."""
+        when = _Seen(self._last.frame_index if self._last else None,
+                     status.pts if status.pts is None else round(float(status.pts), 6),
+                     round(float(status.wall_time), 6))
+        events: list[Event] = []
+        if status.kind.value == "stream_ended":
+            events.extend(self.close())
+        events.append(self._event(status.kind.value, when, detail=_json_safe(status.detail)))
+        return events
+
+    def close(self) -> list[Event]:
+        """``track_ended`` (reason ``stream_ended``) for every track still known; the generator is reset."""
+        if self._last is None:
+            return []
+        events: list[Event] = []
+        for tid in sorted(self._known):
+            events.extend(self._end(tid, self._last, "stream_ended"))
+        self._present.clear()
+        return events
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _event(self, name: str, when: _Seen, **payload: Any) -> Event:
+        return {"schema_version": SCHEMA_VERSION, "event": name, "source_id": self.source_id,
+                **when.doc(), **payload}
+
+    def _observe(self, tid: int, row: int, rows: "_Rows", now: _Seen) -> list[Event]:
+        box, conf, cls = rows.boxes[row], rows.confidence[row], rows.class_id[row]
+        name = str(rows.names.get(cls, str(cls)))
+        center = ((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
+        memo = self._known.get(tid)
+        if memo is None:
+            memo = _Memo(first=now, last=now, class_id=cls, class_name=name, box=box,
+                         confidence=conf, center=center, conf_sum=conf)
+            self._known[tid] = memo
+            return [self._event("track_started", now, track=memo.track_doc(tid))]
+        events: list[Event] = []
+        if memo.lost:
+            memo.lost = False
+            lost_seconds = None if memo.last.pts is None else round(float(now.pts or 0.0) - memo.last.pts, 6)
+            events.append(self._event("track_recovered", now, lost_since=memo.last.doc(),
+                                      lost_seconds=lost_seconds))
+        memo.distance += math.hypot(center[0] - memo.center[0], center[1] - memo.center[1])
+        memo.center, memo.box, memo.confidence, memo.last = center, box, conf, now
+        memo.class_id, memo.class_name = cls, name
+        memo.frames_seen += 1
+        memo.conf_sum += conf
+        for event in events:
+            event["track"] = memo.track_doc(tid)
+        return events
+
+    def _zone_line_events(self, ids: list[int], boxes: np.ndarray, now: _Seen) -> list[Event]:
+        if not (self._zones or self._lines) or not ids:
+            return []
+        anchors = anchor_points(boxes, self._cfg.anchor)
+        point = {tid: [round(float(x), 2), round(float(y), 2)] for tid, (x, y) in zip(ids, anchors)}
+        events: list[Event] = []
+        for zone in self._zones:
+            entered, exited = zone.update(ids, anchors)
+            for name, group in (("zone_entered", entered), ("zone_exited", exited)):
+                for tid in group:
+                    extra = {"reason": "moved_out"} if name == "zone_exited" else {}
+                    events.append(self._event(name, now, zone=zone.name, point=point[tid],
+                                              track=self._known[tid].track_doc(tid), **extra))
+        for line in self._lines:
+            for tid, sign, pt in line.update(ids, anchors):
+                events.append(self._event("line_crossed", now, line=line.name, direction=direction_name(sign),
+                                          sign=sign, point=pt, track=self._known[tid].track_doc(tid)))
+        return events
+
+    def _end(self, tid: int, now: _Seen, reason: str) -> list[Event]:
+        memo = self._known.pop(tid, None)
+        if memo is None:
+            return []
+        events: list[Event] = []
+        for zone in self._zones:
+            if zone.forget(tid):
+                events.append(self._event("zone_exited", now, zone=zone.name, point=None,
+                                          track=memo.track_doc(tid), reason="track_ended"))
+        for line in self._lines:
+            line.forget(tid)
+        summary = {
+            "first_seen": memo.first.doc(),
+            "last_seen": memo.last.doc(),
+            "duration": None if memo.first.pts is None or memo.last.pts is None
+            else round(memo.last.pts - memo.first.pts, 6),
+            "frames_seen": memo.frames_seen,
+            "class_id": memo.class_id,
+            "class_name": memo.class_name,
+            "distance": round(memo.distance, 2),
+            "mean_confidence": round(memo.conf_sum / memo.frames_seen, 4),
+            "last_box": memo.box,
+        }
+        events.append(self._event("track_ended", now, track=memo.track_doc(tid), reason=reason,
+                                  summary=summary))
+        return events

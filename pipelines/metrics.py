@@ -1,0 +1,258 @@
+"""Run metrics: a Prometheus endpoint (``--metrics-port``) and the same figures as a periodic one-line log.
+
+Per source (label ``source``, the source id -- never a URL with credentials):
+
+- ``trackstream_frames_in_total`` / ``_out_total``: frames read from the source / fully processed;
+  ``trackstream_fps_in`` / ``trackstream_fps_out``: the same as rates over the last few seconds.
+- ``trackstream_frames_dropped_total``: frames replaced by a newer one before the detector took them (live policy).
+- ``trackstream_reconnects_total``, ``trackstream_connect_failures_total``, ``trackstream_source_up`` (0 in a gap).
+- ``trackstream_latency_seconds``: histogram of capture -> output latency (decode to tracked result).
+- ``trackstream_queue_depth{queue=...}``: items waiting in the source slot, the runner inbox, each sink queue
+  and the Redis sink's outage buffer (``buffer_RedisSink``).
+
+The monitor reads what the runner already counts (``SourceStats``, the live source's own counters, queue sizes):
+nothing is counted twice and the hot path pays nothing for an idle endpoint.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Iterator, Optional, Sequence
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from pipelines.errors import UserError
+from pipelines.secrets import redact_url
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+RATE_WINDOW_S = 5.0
+
+
+class LatencyHistogram:
+    """Latencies in seconds: cumulative bucket counts for Prometheus and the last values for percentiles.
+
+    Thread-safe; ``observe`` is O(log buckets).
+    """
+
+    def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS, recent: int = 1000) -> None:
+        self.bounds = tuple(buckets)
+        self._counts = [0] * (len(self.bounds) + 1)
+        self._sum = 0.0
+        self._recent: Deque[float] = deque(maxlen=recent)
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self._counts[bisect.bisect_left(self.bounds, seconds)] += 1
+            self._sum += seconds
+            self._recent.append(seconds)
+
+    def prometheus_buckets(self) -> tuple[list[tuple[str, float]], float]:
+        """([(upper bound, cumulative count), ..., ("+Inf", total)], sum of observations)."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        out, running = [], 0
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], counts):
+            running += count
+            out.append((bound, float(running)))
+        return out, total
+
+    def quantile(self, q: float) -> Optional[float]:
+        """The ``q`` quantile (0..1) of the most recent observations, None before the first."""
+        with self._lock:
+            values = sorted(self._recent)
+        if not values:
+            return None
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+
+@dataclass
+class Reading:
+    """One source's figures at one instant (see module docstring for their meaning)."""
+
+    source: str
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    connect_failures: int = 0
+    up: bool = True
+    queues: dict[str, int] = field(default_factory=dict)
+    latency: Optional[LatencyHistogram] = None
+
+
+def runner_readings(runner: Any) -> list[Reading]:
+    """Readings of every source of a ``pipelines.runner.Runner`` (lanes with source, stats, inbox, sinks)."""
+    out = []
+    for lane in getattr(runner, "lanes", ()):
+        source, stats = lane.source, lane.stats
+        with stats._lock:  # noqa: SLF001 - a consistent copy of the runner's counters
+            frames_in, frames_out = stats.frames_in, stats.frames_out
+            dropped, reconnects = stats.dropped, stats.reconnects
+        queues = {"source": int(getattr(source, "pending", 0)), "inbox": _inbox_depth(lane.inbox)}
+        for sink, q in zip(getattr(lane, "sinks", ()), getattr(lane, "sink_queues", ())):
+            queues[f"sink_{type(sink).__name__}"] = q.qsize()
+            buffered = getattr(getattr(sink, "stats", None), "buffered", None)
+            if isinstance(buffered, int):   # RedisSink: entries waiting for Redis (grows during an outage)
+                queues[f"buffer_{type(sink).__name__}"] = buffered
+        out.append(Reading(
+            source=redact_url(source.source_id), frames_in=frames_in, frames_out=frames_out,
+            dropped=dropped + int(getattr(source, "dropped", 0)), reconnects=reconnects,
+            connect_failures=int(getattr(source, "connect_failures", 0)),
+            up=bool(getattr(source, "connected", not stats.ended)), queues=queues,
+            latency=getattr(stats, "latency", None)))
+    return out
+
+
+def _inbox_depth(inbox: Any) -> int:
+    return int(getattr(inbox, "depth", 0))
+
+
+class _Rates:
+    """Frames per second in and out per source over the last ``RATE_WINDOW_S`` seconds."""
+
+    def __init__(self) -> None:
+        self._samples: dict[str, Deque[tuple[float, int, int]]] = {}
+
+    def add(self, now: float, readings: Sequence[Reading]) -> None:
+        for r in readings:
+            window = self._samples.setdefault(r.source, deque())
+            window.append((now, r.frames_in, r.frames_out))
+            while len(window) > 2 and now - window[1][0] >= RATE_WINDOW_S:
+                window.popleft()
+
+    def get(self, source: str) -> tuple[float, float]:
+        window = self._samples.get(source)
+        if not window or len(window) < 2:
+            return 0.0, 0.0
+        (t0, in0, out0), (t1, in1, out1) = window[0], window[-1]
+        span = max(t1 - t0, 1e-9)
+        return (in1 - in0) / span, (out1 - out0) / span
+
+
+class _Collector(Collector):
+    def __init__(self, monitor: "Monitor") -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Any]:
+        readings = self.monitor.readings()
+        label = ["source"]
+        families = {
+            "in": CounterMetricFamily("trackstream_frames_in", "Frames read from the source", labels=label),
+            "out": CounterMetricFamily("trackstream_frames_out", "Frames fully processed", labels=label),
+            "drop": CounterMetricFamily("trackstream_frames_dropped",
+                                        "Frames replaced by a newer one before detection", labels=label),
+            "rec": CounterMetricFamily("trackstream_reconnects", "Reconnections after a gap", labels=label),
+            "fail": CounterMetricFamily("trackstream_connect_failures", "Failed connection attempts",
+                                        labels=label),
+        }
+        fps_in = GaugeMetricFamily("trackstream_fps_in", "Frames per second read (recent)", labels=label)
+        fps_out = GaugeMetricFamily("trackstream_fps_out", "Frames per second processed (recent)", labels=label)
+        up = GaugeMetricFamily("trackstream_source_up", "1 while the source delivers frames, 0 in a gap",
+                               labels=label)
+        depth = GaugeMetricFamily("trackstream_queue_depth", "Items waiting in a queue",
+                                  labels=["source", "queue"])
+        latency = HistogramMetricFamily("trackstream_latency_seconds", "Capture to output latency",
+                                        labels=label)
+        for r in readings:
+            for key, value in (("in", r.frames_in), ("out", r.frames_out), ("drop", r.dropped),
+                               ("rec", r.reconnects), ("fail", r.connect_failures)):
+                families[key].add_metric([r.source], value)
+            rate_in, rate_out = self.monitor.rates.get(r.source)
+            fps_in.add_metric([r.source], rate_in)
+            fps_out.add_metric([r.source], rate_out)
+            up.add_metric([r.source], 1.0 if r.up else 0.0)
+            for name, value in r.queues.items():
+                depth.add_metric([r.source, name], value)
+            if r.latency is not None:
+                buckets, total = r.latency.prometheus_buckets()
+                latency.add_metric([r.source], buckets, total)
+        yield from families.values()
+        yield from (fps_in, fps_out, up, depth, latency)
+
+
+class Monitor:
+    """Samples readings every second; logs one line every ``log_interval`` s; serves Prometheus on ``port``.
+
+    Args:
+        readings: returns the current per-source readings (e.g. ``lambda: runner_readings(runner)``).
+        log_interval: seconds between log lines; 0 turns the log off.
+        port: Prometheus HTTP port, or None for no endpoint. ``addr`` is the interface it listens on.
+    """
+
+    def __init__(self, readings: Callable[[], Sequence[Reading]], *, log_interval: float = 10.0,
+                 port: Optional[int] = None, addr: str = "0.0.0.0") -> None:
+        self._readings = readings
+        self.log_interval = log_interval
+        self.port, self.addr = port, addr
+        self.rates = _Rates()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._server: Any = None
+
+    def readings(self) -> list[Reading]:
+        try:
+            return list(self._readings())
+        except Exception:  # noqa: BLE001 - metrics must never break a run
+            log.debug("reading metrics failed", exc_info=True)
+            return []
+
+    def start(self) -> "Monitor":
+        if self.port is not None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Collector(self))
+            try:
+                self._server, _ = start_http_server(self.port, addr=self.addr, registry=registry)
+            except OSError as exc:
+                raise UserError(f"cannot serve metrics on port {self.port}: {exc.strerror or exc}") from None
+            log.info("metrics: http://%s:%d/metrics", "localhost" if self.addr == "0.0.0.0" else self.addr,
+                     self.port)
+        self._thread = threading.Thread(target=self._loop, name="trackstream-metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Log a last line and shut the endpoint down."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _loop(self) -> None:
+        last_log = time.monotonic()
+        logged = False
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            readings = self.readings()
+            self.rates.add(now, readings)
+            if self.log_interval and now - last_log >= self.log_interval:
+                last_log, logged = now, True
+                log.info("%s", self.line(readings))
+        if logged:  # a closing line for runs long enough to have had periodic ones
+            log.info("%s", self.line(self.readings()))
+
+    def line(self, readings: Sequence[Reading]) -> str:
+        """One line with every source's figures: ``stats cam1: in 25.0/s out 8.0/s dropped 17 ... | cam2: ...``."""
+        parts = []
+        for r in readings:
+            rate_in, rate_out = self.rates.get(r.source)
+            p50 = r.latency.quantile(0.5) if r.latency else None
+            p95 = r.latency.quantile(0.95) if r.latency else None
+            lat = f"latency p50 {p50 * 1000:.0f} ms p95 {p95 * 1000:.0f} ms" if p50 is not None and p95 is not None \
+                else "latency -"
+            queues = " ".join(f"{k}={v}" for k, v in r.queues.items())
+            parts.append(f"{r.source}: in {rate_in:.1f}/s out {rate_out:.1f}/s dropped {r.dropped} "
+                         f"reconnects {r.reconnects}{'' if r.up else ' DOWN'} {lat} queues {queues}")
+        return "stats " + (" | ".join(parts) if parts else "(no sources)")

@@ -1,0 +1,104 @@
+"""The Redis Streams sink: one frames stream and one events stream per source.
+
+Each stream entry has one field, ``data``, holding a JSON document (schema version 1; see
+``docs/redis.md`` and ``pipelines/schemas/``):
+
+- frames stream (``trackstream:{source}:frames``): ``records.frame_record(result, with_times=True)``
+  plus ``publish_time``; one entry per processed frame;
+- events stream (``trackstream:{source}:events``): lifecycle, zone, line and stream events from
+  ``pipelines.events.EventGenerator`` plus ``publish_time``.
+
+``write``/``status`` only build the documents and queue them; a background thread does all network
+I/O (``pipelines/sinks/redis_publisher.py``), so a slow or dead Redis never blocks the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from pipelines.errors import UserError
+from pipelines.events import EventGenerator, EventsConfig, LineConfig, ZoneConfig
+from pipelines.frames import FrameResult, StreamStatus
+from pipelines.records import frame_record
+from pipelines.redis_conn import RedisConfig, connect, describe, ping, stream_name
+from pipelines.sinks.redis_publisher import PublisherStats, StreamPublisher
+
+log = logging.getLogger("trackstream.redis")
+
+
+def check_reachable(config: RedisConfig) -> None:
+    """Fail early (UserError, one line, password masked) when ``on_unreachable: fail`` and Redis cannot be
+    reached or refuses the credentials; does nothing for ``wait`` or without a URL."""
+    if not config.url or config.on_unreachable != "fail":
+        return
+    client = connect(config.url, config.connect_timeout, socket_timeout=max(5.0, config.connect_timeout))
+    try:
+        ping(client, config.url)
+    finally:
+        client.close()
+
+
+class RedisSink:
+    """Publish one source's frames and events to Redis Streams.
+
+    Args:
+        config: the ``redis:`` section; ``config.url`` must be set.
+        source_id: the source's id (``config.source_id`` overrides it).
+        zones / lines / events: zone and line settings of this source.
+
+    Raises:
+        UserError: ``on_unreachable: fail`` and Redis cannot be reached (or refuses the credentials).
+    """
+
+    def __init__(self, config: RedisConfig, source_id: str, *, zones: Sequence[ZoneConfig] = (),
+                 lines: Sequence[LineConfig] = (), events: EventsConfig = EventsConfig()) -> None:
+        if not config.url:
+            raise UserError("the Redis sink needs a URL (--redis URL or redis.url in the config)")
+        url = config.url
+        self.source_id = config.source_id or source_id
+        self.frames_stream = stream_name(config.frames_stream, self.source_id, "redis.frames_stream")
+        self.events_stream = stream_name(config.events_stream, self.source_id, "redis.events_stream")
+        self._cfg = config
+        self._events = EventGenerator(self.source_id, zones, lines, events)
+
+        def factory() -> object:
+            return connect(url, config.connect_timeout, socket_timeout=max(5.0, config.connect_timeout))
+
+        check_reachable(config)
+        self._publisher = StreamPublisher(factory, url, config.buffer_max_entries)
+        self._closed = False
+        log.info("publishing %s to Redis at %s (%s, %s)", self.source_id, describe(url),
+                 self.frames_stream if config.publish_frames else "no frames", self.events_stream)
+
+    def write(self, result: FrameResult) -> None:
+        """Queue the frame's record and the events it causes (never waits for Redis)."""
+        if self._cfg.publish_frames:
+            rec = frame_record(result, with_times=True)
+            rec["source_id"] = self.source_id
+            self._publisher.put(self.frames_stream, rec, self._cfg.frames_maxlen)
+        self._put_events(self._events.update(result))
+
+    def status(self, status: StreamStatus) -> None:
+        """Queue the stream event (``stream_ended`` also ends every known track)."""
+        self._put_events(self._events.status(status))
+
+    def close(self) -> None:
+        """End the remaining tracks, deliver what is buffered (up to ``flush_timeout`` s), stop."""
+        if self._closed:
+            return
+        self._put_events(self._events.close())
+        self._closed = True
+        stats = self._publisher.close(self._cfg.flush_timeout)
+        if stats.dropped:
+            log.warning("Redis sink for %s: %d entries published, %d dropped", self.source_id,
+                        stats.published, stats.dropped)
+
+    @property
+    def stats(self) -> PublisherStats:
+        """Published / dropped / buffered counters (for metrics and logs)."""
+        return self._publisher.stats()
+
+    def _put_events(self, events: list[dict]) -> None:
+        for event in events:
+            self._publisher.put(self.events_stream, event, self._cfg.events_maxlen)

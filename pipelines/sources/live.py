@@ -1,0 +1,267 @@
+"""Live sources: RTSP/RTMP/HTTP(S)/HLS streams and webcams, read with PyAV.
+
+A ``LiveSource`` always hands on the newest decoded frame (older ones waiting in its one-frame slot are dropped
+and counted), notices a silent or broken stream with a watchdog, and reconnects with exponential backoff and
+jitter -- forever by default. Health changes are yielded in order with the frames as ``StreamStatus`` values
+(stream_started, stream_gap, stream_resumed, stream_ended).
+
+Timestamps (``VideoFrame.pts``) follow the stream's own clock within a connection and the wall clock across
+reconnects, so the tracker sees a 4 s outage as 4 s of time: a gap shorter than the tracker's budget keeps IDs.
+
+Credentials in a URL never leave this module: the source is named by its configured id or its URL without the
+password, and every error text from FFmpeg is scrubbed before it is logged or raised.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Generator, Iterator, Optional
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from pipelines.errors import SourceError
+from pipelines.frames import StatusKind, StreamStatus, VideoFrame
+from pipelines.secrets import redact_text, redact_url, source_name, url_password
+from pipelines.sources.backoff import Backoff
+from pipelines.sources.file import FrameSelector
+from pipelines.sources.watchdog import Connection, Decoded
+
+log = logging.getLogger(__name__)
+
+MIN_RECONNECT_DELAY = 0.05  # s: even with reconnect_initial_delay 0, never retry in a tight loop
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """The ``source.*`` settings a live source uses (see configs/default.yaml for each key)."""
+
+    rtsp_transport: str = "tcp"
+    open_timeout: float = 10.0
+    read_timeout: float = 5.0
+    reconnect: bool = True
+    reconnect_initial_delay: float = 0.5
+    reconnect_max_delay: float = 30.0
+    reconnect_max_attempts: int = 0
+    decode_threads: int = 0
+    vid_stride: int = 1
+    max_fps: Optional[float] = None
+
+    @classmethod
+    def from_options(cls, options: object = None) -> "LiveSettings":
+        """Pick the known keys off a ``SourceConfig`` (or any object with those attributes); others default."""
+        if options is None:
+            return cls()
+        if isinstance(options, cls):
+            return options
+        kwargs = {}
+        for name in cls.__dataclass_fields__:
+            value = options.get(name) if isinstance(options, dict) else getattr(options, name, None)
+            if value is not None:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+
+def ffmpeg_input(url: str, settings: LiveSettings) -> tuple[str, Optional[str], dict[str, str]]:
+    """(what to open, FFmpeg input format or None, FFmpeg options) for a live source specification."""
+    options = {"fflags": "nobuffer", "flags": "low_delay", "analyzeduration": "500000", "probesize": "1000000"}
+    read_us = str(int(settings.read_timeout * 1_000_000))
+    if url.startswith("webcam:"):
+        index = url.split(":", 1)[1] or "0"
+        if not index.isdigit():
+            raise SourceError(f"webcam index must be a number: {url!r} (e.g. webcam:0)")
+        if sys.platform == "darwin":
+            return index, "avfoundation", {"framerate": "30"}
+        return f"/dev/video{index}", "v4l2", {}
+    if url.startswith("/dev/video"):
+        return url, "v4l2", {}
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("rtsp", "rtsps"):
+        if settings.rtsp_transport not in ("tcp", "udp"):
+            raise SourceError(f"rtsp_transport must be tcp or udp, got {settings.rtsp_transport!r}")
+        options.update(rtsp_transport=settings.rtsp_transport, timeout=read_us)
+    elif scheme in ("http", "https"):
+        options.update(rw_timeout=read_us)
+    return url, None, options
+
+
+class LiveSource:
+    """A camera or network stream. ``frames()`` yields ``VideoFrame`` and ``StreamStatus`` until ``stop()``,
+    or until reconnecting is off / has used its attempts (then ``stream_ended`` and a ``SourceError``).
+
+    Attributes:
+        source_id: configured id, else the URL's host/path without credentials.
+        fps, size: from the stream once connected (None before).
+        dropped: frames decoded but replaced by a newer one before they were taken.
+        reconnects: successful reconnections after a gap; ``connect_failures``: failed attempts.
+    """
+
+    is_live = True
+    frame_count: Optional[int] = None
+
+    def __init__(self, spec: object, options: object = None, source_id: Optional[str] = None) -> None:
+        """``spec``: a URL string or a ``SourceSpec`` (its ``url`` and ``id``); ``options``: a ``SourceConfig``."""
+        self.settings = LiveSettings.from_options(options)
+        self._url = str(getattr(spec, "url", spec))
+        source_id = source_id or getattr(spec, "id", None)
+        password = url_password(self._url)
+        self._secrets = tuple(s for s in (password, unquote(password) if password else None) if s)
+        self.display_url = redact_url(self._url)
+        self.source_id = source_id or source_name(self._url)
+        self._open_url, self._fmt, self._options = ffmpeg_input(self._url, self.settings)
+        self.fps: Optional[float] = None
+        self.size: Optional[tuple[int, int]] = None
+        self.dropped = 0
+        self._dropped_before = 0  # drops of earlier connections
+        self.reconnects = 0
+        self.connect_failures = 0
+        self.frames_out = 0
+        self.connected = False  # True while frames flow (between started/resumed and gap/ended)
+        self._stop = threading.Event()
+        self._conn: Optional[Connection] = None
+        self._counter = itertools.count()
+        self._t0: Optional[float] = None
+        self._last_pts = -1.0
+        self._conn_base: Optional[tuple[float, Optional[float]]] = None
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this source's URL password (raw and percent-decoded) replaced by ``***``."""
+        return redact_text(text, *self._secrets)
+
+    def stop(self) -> None:
+        """Make ``frames()`` end soon (thread-safe)."""
+        self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            conn.slot.close()
+
+    def close(self) -> None:
+        self.stop()
+        self._drop_connection()
+
+    @property
+    def pending(self) -> int:
+        """Frames waiting in the source's slot (0 or 1)."""
+        conn = self._conn
+        return conn.slot.pending if conn is not None else 0
+
+    def frames(self) -> Iterator[VideoFrame | StreamStatus]:
+        """Frames and status values in order; blocks while waiting for the stream."""
+        try:
+            yield from self._run()
+        finally:
+            self._drop_connection()
+
+    # -- the watchdog loop ------------------------------------------------------------------------------------
+
+    def _run(self) -> Iterator[VideoFrame | StreamStatus]:
+        s = self.settings
+        first_delay = max(s.reconnect_initial_delay, MIN_RECONNECT_DELAY)
+        backoff = Backoff(first_delay, max(s.reconnect_max_delay, first_delay), s.reconnect_max_attempts)
+        gap_since: Optional[float] = None
+        connected_once = False
+        while not self._stop.is_set():
+            conn = self._connect()
+            first = conn.slot.get(timeout=s.open_timeout + s.read_timeout)
+            if first is None or self._stop.is_set():
+                reason = conn.error or f"no picture within {s.open_timeout + s.read_timeout:g} s"
+                self._drop_connection()
+                if self._stop.is_set():
+                    break
+                self.connect_failures += 1
+                delay = backoff.failed()
+                if not s.reconnect or backoff.exhausted:
+                    yield self._status(StatusKind.ENDED, reason=reason)
+                    raise SourceError(self._give_up_message(reason, backoff.failures))
+                log.warning("source %s: cannot read %s: %s; retrying in %.1f s", self.source_id, self.display_url,
+                            reason, delay)
+                self._stop.wait(delay)
+                continue
+            backoff.reset()
+            self.fps, self.size = conn.fps, conn.size
+            if not connected_once:
+                connected_once = True
+                log.info("source %s: connected to %s (%sx%s, %s fps)", self.source_id, self.display_url,
+                         *(self.size or ("?", "?")), f"{self.fps:.3g}" if self.fps else "?")
+                yield self._status(StatusKind.STARTED, url=self.display_url, fps=self.fps,
+                                   size=list(self.size) if self.size else None)
+            elif gap_since is not None:
+                self.reconnects += 1
+                gap = time.time() - gap_since
+                log.info("source %s: stream resumed after %.1f s (reconnect %d)", self.source_id, gap,
+                         self.reconnects)
+                yield self._status(StatusKind.RESUMED, gap_seconds=round(gap, 3), reconnects=self.reconnects)
+            gap_since = None
+            self._conn_base = None
+            reason = yield from self._stream(conn, first)
+            self._drop_connection()
+            if self._stop.is_set():
+                break
+            gap_since = time.time()
+            log.warning("source %s: stream gap: %s", self.source_id, reason)
+            yield self._status(StatusKind.GAP, reason=reason)
+            if not s.reconnect:
+                yield self._status(StatusKind.ENDED, reason=reason)
+                return
+        yield self._status(StatusKind.ENDED, reason="stopped")
+
+    def _stream(self, conn: Connection, first: Decoded) -> Generator[VideoFrame, None, str]:
+        """Yield frames from one live connection; returns why it stopped (stream ended, error, silence)."""
+        item: Optional[Decoded] = first
+        while item is not None:
+            self.dropped = self._dropped_before + conn.slot.dropped
+            yield self._to_frame(item)
+            if self._stop.is_set():
+                return "stopped"
+            item = conn.slot.get(timeout=self.settings.read_timeout)
+        self.dropped = self._dropped_before + conn.slot.dropped
+        return conn.error or f"no frame for {self.settings.read_timeout:g} s"
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        s = self.settings
+        self._dropped_before = self.dropped
+        self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._options,
+                                timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,
+                                selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
+                                scrub=self.scrub).start()
+        if self._stop.is_set():  # stop() ran while this attempt was being made: do not wait on it
+            self._conn.slot.close()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.cancel()
+
+    def _to_frame(self, item: Decoded) -> VideoFrame:
+        if self._t0 is None:
+            self._t0 = item.capture_time
+        if self._conn_base is None or item.stream_time is None or self._conn_base[1] is None:
+            self._conn_base = (item.capture_time - self._t0, item.stream_time)
+            pts = self._conn_base[0]
+        else:
+            pts = self._conn_base[0] + (item.stream_time - self._conn_base[1])
+        pts = max(pts, self._last_pts + 1e-6)
+        self._last_pts = pts
+        image = np.ascontiguousarray(item.frame.to_ndarray(format="bgr24"))
+        self.frames_out += 1
+        return VideoFrame(image=image, index=item.index, pts=pts, source_id=self.source_id,
+                          capture_time=item.capture_time)
+
+    def _status(self, kind: StatusKind, **detail: object) -> StreamStatus:
+        self.connected = kind in (StatusKind.STARTED, StatusKind.RESUMED)
+        pts = self._last_pts if self._last_pts >= 0 else None
+        clean = {k: self.scrub(v) if isinstance(v, str) else v for k, v in detail.items() if v is not None}
+        return StreamStatus(kind=kind, source_id=self.source_id, wall_time=time.time(), pts=pts, detail=clean)
+
+    def _give_up_message(self, reason: str, attempts: int) -> str:
+        tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempts"
+        return self.scrub(f"source {self.source_id}: cannot read {self.display_url}: {reason} ({tail})")

@@ -1,0 +1,177 @@
+"""Reader threads that a watchdog can abandon, and the one-slot buffer between a reader and its consumer.
+
+FFmpeg calls can block for a long time (a camera that accepts TCP but never sends a picture, a half-open socket),
+and PyAV's own timeouts do not cover every case. So each connection attempt runs in its own daemon thread
+(``Connection``) that only ever writes into its own ``LatestSlot``. The owner waits on that slot with a deadline:
+when nothing arrives in time it calls ``cancel()`` and walks away. A cancelled thread may stay inside FFmpeg until
+the socket dies, but it holds nothing the owner needs and whatever it still produces is thrown away.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Generic, Mapping, Optional, TypeVar
+
+import av
+
+if TYPE_CHECKING:
+    from pipelines.sources.file import FrameSelector
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class LatestSlot(Generic[T]):
+    """A one-item buffer: ``put`` overwrites the waiting item (counting it in ``dropped``), ``get`` takes the newest.
+
+    This is the live *latest-frame* policy: a slow consumer always gets the most recent item and never a backlog.
+    Thread-safe for one producer and any number of consumers.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Optional[T] = None
+        self._full = False
+        self._closed = False
+        self.dropped = 0  # items overwritten before anyone took them
+        self.put_count = 0
+
+    def put(self, item: T) -> bool:
+        """Store ``item``; returns False when it replaced one nobody had taken (a drop) or the slot is closed."""
+        with self._cond:
+            if self._closed:
+                return False
+            replaced = self._full
+            if replaced:
+                self.dropped += 1
+            self._item, self._full = item, True
+            self.put_count += 1
+            self._cond.notify_all()
+            return not replaced
+
+    def get(self, timeout: Optional[float]) -> Optional[T]:
+        """The newest item, waiting up to ``timeout`` seconds (None = forever); None on timeout or when closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._full or self._closed, timeout)
+            if not self._full:
+                return None
+            item, self._item, self._full = self._item, None, False
+            return item
+
+    def close(self) -> None:
+        """Wake every waiter; later ``put`` calls are ignored. An item already waiting can still be taken."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed and not self._full
+
+    @property
+    def pending(self) -> int:
+        """1 when an item waits in the slot, else 0 (a queue depth for metrics)."""
+        with self._cond:
+            return int(self._full)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded frame as it left the decoder.
+
+    Attributes:
+        frame: the PyAV frame (converted to BGR only if a consumer takes it, so dropped frames cost nothing).
+        index: sequence number among all frames the source decoded (dropped and skipped ones count).
+        stream_time: the frame's presentation time in seconds in the stream's own clock, None if unknown.
+        capture_time: ``time.time()`` when the decoder returned it.
+    """
+
+    frame: av.VideoFrame
+    index: int
+    stream_time: Optional[float]
+    capture_time: float
+
+
+class Connection:
+    """One attempt to read a stream: a daemon thread that opens ``url`` with PyAV and decodes its first video
+    stream into ``slot`` until the stream ends, fails or ``cancel()`` is called.
+
+    ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
+    which may echo the URL). ``opened`` is set when the container is open; ``fps``/``size`` are known from then.
+    """
+
+    def __init__(self, url: str, *, name: str, fmt: Optional[str], options: Mapping[str, str],
+                 timeouts: tuple[float, float], decode_threads: int, selector: "FrameSelector",
+                 counter: "itertools.count[int]", scrub: Callable[[str], str]) -> None:
+        self.slot: LatestSlot[Decoded] = LatestSlot()
+        self.opened = threading.Event()
+        self.error: Optional[str] = None
+        self.fps: Optional[float] = None
+        self.size: Optional[tuple[int, int]] = None
+        self._url, self._fmt, self._options = url, fmt, dict(options)
+        self._timeouts, self._threads, self._selector = timeouts, decode_threads, selector
+        self._counter, self._scrub = counter, scrub
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"live-reader-{name}", daemon=True)
+
+    def start(self) -> "Connection":
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop handing on frames and close the slot; the thread exits at its next chance."""
+        self._cancelled.set()
+        self.slot.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        container = None
+        try:
+            container = av.open(self._url, format=self._fmt, options=self._options, timeout=self._timeouts)
+            if self._cancelled.is_set():
+                return
+            stream = container.streams.video[0] if container.streams.video else None
+            if stream is None:
+                raise ValueError("the stream has no video")
+            stream.thread_type = "SLICE"  # frame threading would add one frame of delay per thread
+            stream.codec_context.thread_count = self._threads
+            rate = stream.average_rate or stream.guessed_rate
+            self.fps = float(rate) if rate else None
+            self.size = (stream.codec_context.width, stream.codec_context.height)
+            self.opened.set()
+            self._decode(container, stream)
+        except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
+            if not self._cancelled.is_set():
+                self.error = self._scrub(_one_line(exc))
+        finally:
+            self.slot.close()
+            if container is not None:
+                try:
+                    container.close()
+                except Exception:  # noqa: BLE001 - closing a broken stream may fail; nothing to recover
+                    pass
+
+    def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream") -> None:
+        for decoded, frame in enumerate(container.decode(stream)):
+            if self._cancelled.is_set():
+                return
+            now = time.time()
+            index = next(self._counter)
+            stream_time = float(frame.time) if frame.time is not None else None
+            if not self._selector.keep(decoded, stream_time if stream_time is not None else now):
+                continue  # vid_stride / max_fps: skipped on purpose, not counted as dropped
+            self.slot.put(Decoded(frame, index, stream_time, now))
+        self.error = self.error or "the stream ended"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text

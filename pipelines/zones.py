@@ -1,0 +1,215 @@
+"""Zones and counting lines: typed config and the flicker-proof state machines behind zone/line events.
+
+A track is reduced to one *anchor* point per frame (the bottom centre of its box by default, where a
+person's feet or a car's wheels touch the ground; or the box centre). Coordinates are pixels of the
+source frame.
+
+Zones use hysteresis: a track's membership changes only after its anchor has been on the other side
+of the zone boundary for ``min_frames_in_zone`` consecutive frames in which the track was seen, so a
+box that flickers across the boundary for a frame produces no enter/exit pair.
+
+Lines count a crossing when the anchor's side of the line changes and stays changed for
+``min_frames_on_side`` frames, positions within ``line_dead_band`` pixels of the line count for
+neither side, and the anchor's path between the two confirmed sides actually passes through the
+segment (walking round the end of a line is no crossing). Direction is relative to the line drawn from
+its first point to its second: ``left_to_right`` (``sign`` +1) means the track moved from the
+left-hand side to the right-hand side of someone standing on the first point looking at the second,
+as seen on screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import numpy as np
+
+from tracker.configutil import ConfigError
+
+Point = tuple[float, float]
+
+
+def _points(key: str, value: tuple[tuple[float, ...], ...], min_points: int,
+            max_points: Optional[int] = None) -> tuple[Point, ...]:
+    pts = []
+    for i, p in enumerate(value):
+        if len(p) != 2:
+            raise ConfigError(f"{key}[{i}]", f"a point is [x, y], got {list(p)}")
+        if not all(np.isfinite(p)):
+            raise ConfigError(f"{key}[{i}]", f"coordinates must be finite numbers, got {list(p)}")
+        pts.append((float(p[0]), float(p[1])))
+    if len(pts) < min_points or (max_points is not None and len(pts) > max_points):
+        want = f"exactly {min_points}" if max_points == min_points else f"at least {min_points}"
+        raise ConfigError(key, f"needs {want} points, got {len(pts)}")
+    return tuple(pts)
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """A named polygon (pixels of the source frame), e.g. ``{name: door, polygon: [[0,0],[99,0],[99,99]]}``."""
+
+    name: str
+    polygon: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ConfigError("name", "must not be empty")
+        object.__setattr__(self, "polygon", _points("polygon", self.polygon, 3))
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    """A named counting line from ``points[0]`` to ``points[1]`` (pixels); its direction names the sides."""
+
+    name: str
+    points: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ConfigError("name", "must not be empty")
+        pts = _points("points", self.points, 2, 2)
+        if pts[0] == pts[1]:
+            raise ConfigError("points", "the two points must differ")
+        object.__setattr__(self, "points", pts)
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """How zone and line events are derived from tracks.
+
+    Attributes:
+        min_frames_in_zone: consecutive frames (in which the track is seen) a track must be inside or
+            outside a zone before ``zone_entered`` / ``zone_exited``; 1 reacts at once, 2+ ignores flicker.
+        min_frames_on_side: consecutive frames a track must be on the other side of a line before the
+            crossing counts.
+        line_dead_band: pixels either side of a line that count for neither side.
+        anchor: the track point tested against zones and lines: ``bottom_center`` or ``center`` of the box.
+    """
+
+    min_frames_in_zone: int = field(default=2, metadata={"min": 1})
+    min_frames_on_side: int = field(default=2, metadata={"min": 1})
+    line_dead_band: float = field(default=2.0, metadata={"min": 0.0})
+    anchor: Literal["bottom_center", "center"] = "bottom_center"
+
+
+def anchor_points(xyxy: np.ndarray, anchor: str) -> np.ndarray:
+    """(N, 2) anchor points of (N, 4) boxes: bottom centre or centre, pixels."""
+    x = (xyxy[:, 0] + xyxy[:, 2]) / 2.0
+    y = xyxy[:, 3] if anchor == "bottom_center" else (xyxy[:, 1] + xyxy[:, 3]) / 2.0
+    return np.stack([x, y], axis=1).astype(np.float64)
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean (N,) of which (N, 2) points lie inside ``polygon`` (M, 2) (even-odd rule)."""
+    inside = np.zeros(len(points), dtype=bool)
+    px, py = points[:, 0], points[:, 1]
+    xs, ys = polygon[:, 0], polygon[:, 1]
+    for i in range(len(polygon)):
+        x1, y1, x2, y2 = xs[i - 1], ys[i - 1], xs[i], ys[i]
+        if y1 == y2:
+            continue
+        crosses = (y1 > py) != (y2 > py)
+        x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (px < x_at)
+    return inside
+
+
+class ZoneMembership:
+    """Hysteresis on one zone's membership for many tracks.
+
+    ``update`` takes the ids and anchors of the tracks seen this frame and returns the ids whose
+    confirmed membership changed: (entered, exited).
+    """
+
+    def __init__(self, zone: ZoneConfig, min_frames: int) -> None:
+        self.name = zone.name
+        self._polygon = np.asarray(zone.polygon, dtype=np.float64)
+        self._min = min_frames
+        self._inside: dict[int, bool] = {}
+        self._streak: dict[int, int] = {}
+
+    def update(self, ids: list[int], anchors: np.ndarray) -> tuple[list[int], list[int]]:
+        raw = points_in_polygon(anchors, self._polygon) if len(ids) else np.zeros(0, bool)
+        entered, exited = [], []
+        for tid, now_in in zip(ids, raw.tolist()):
+            confirmed = self._inside.get(tid, False)
+            if now_in == confirmed:
+                self._streak[tid] = 0
+                continue
+            streak = self._streak.get(tid, 0) + 1
+            if streak < self._min:
+                self._streak[tid] = streak
+                continue
+            self._inside[tid], self._streak[tid] = now_in, 0
+            (entered if now_in else exited).append(tid)
+        return entered, exited
+
+    def forget(self, tid: int) -> bool:
+        """Drop an ended track; True when it was inside (so a final exit is due)."""
+        self._streak.pop(tid, None)
+        return self._inside.pop(tid, False)
+
+
+@dataclass
+class _LineState:
+    side: int = 0                      # confirmed side: -1 left, +1 right, 0 not yet known
+    last_on_side: Optional[np.ndarray] = None   # last anchor seen on the confirmed side
+    streak: int = 0
+
+
+class LineCounter:
+    """Counts crossings of one line segment by many tracks; see the module docstring for the rules."""
+
+    def __init__(self, line: LineConfig, min_frames: int, dead_band: float) -> None:
+        self.name = line.name
+        self._a = np.asarray(line.points[0], dtype=np.float64)
+        self._b = np.asarray(line.points[1], dtype=np.float64)
+        d = self._b - self._a
+        self._len = float(np.hypot(*d))
+        self._dir = d / self._len
+        self._min = min_frames
+        self._band = dead_band
+        self._state: dict[int, _LineState] = {}
+
+    def _signed(self, p: np.ndarray) -> np.ndarray:
+        """Signed distance (pixels) of points (N, 2): > 0 on the right-hand side on screen (y down)."""
+        rel = p - self._a
+        return self._dir[0] * rel[..., 1] - self._dir[1] * rel[..., 0]
+
+    def _passes_segment(self, p: np.ndarray, q: np.ndarray) -> bool:
+        dp, dq = float(self._signed(p)), float(self._signed(q))
+        if dp == dq:
+            return False
+        hit = p + (q - p) * (dp / (dp - dq))
+        t = float(np.dot(hit - self._a, self._dir))
+        return -self._band <= t <= self._len + self._band
+
+    def update(self, ids: list[int], anchors: np.ndarray) -> list[tuple[int, int, list[float]]]:
+        """Crossings this frame as (track id, sign, anchor [x, y]); sign +1 = left_to_right."""
+        if not ids:
+            return []
+        dist = self._signed(anchors)
+        sides = np.where(dist > self._band, 1, np.where(dist < -self._band, -1, 0)).tolist()
+        out = []
+        for tid, side, point in zip(ids, sides, anchors):
+            st = self._state.setdefault(tid, _LineState())
+            if side == 0:
+                continue
+            if st.side in (0, side):
+                st.side, st.last_on_side, st.streak = side, point, 0
+                continue
+            st.streak += 1
+            if st.streak < self._min:
+                continue
+            if st.last_on_side is not None and self._passes_segment(st.last_on_side, point):
+                out.append((tid, side, [round(float(point[0]), 2), round(float(point[1]), 2)]))
+            st.side, st.last_on_side, st.streak = side, point, 0
+        return out
+
+    def forget(self, tid: int) -> None:
+        self._state.pop(tid, None)
+
+
+def direction_name(sign: int) -> str:
+    """``left_to_right`` for +1, ``right_to_left`` for -1 (relative to the line's direction)."""
+    return "left_to_right" if sign > 0 else "right_to_left"

@@ -1,0 +1,42 @@
+"""The metrics endpoint and log line show per-source figures, and never a URL or a password."""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.request
+
+from pipelines.metrics import LatencyHistogram, Monitor, Reading
+from tests.live.conftest import free_port
+
+
+def test_endpoint_and_log_line_show_each_source(caplog):
+    latency = LatencyHistogram()
+    for ms in range(10, 110, 10):  # 10 .. 100 ms
+        latency.observe(ms / 1000)
+    counts = {"frames_in": 0}
+
+    def readings() -> list[Reading]:
+        counts["frames_in"] += 25
+        return [Reading("cam1", frames_in=counts["frames_in"], frames_out=7, dropped=18, reconnects=2,
+                        queues={"inbox": 1}, latency=latency),
+                Reading("cam2", up=False)]
+
+    caplog.set_level(logging.INFO, logger="pipelines.metrics")
+    port = free_port()
+    monitor = Monitor(readings, log_interval=1.0, port=port).start()
+    try:
+        time.sleep(2.5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        monitor.stop()
+    assert 'trackstream_frames_dropped_total{source="cam1"} 18.0' in body
+    assert 'trackstream_reconnects_total{source="cam1"} 2.0' in body
+    assert 'trackstream_source_up{source="cam2"} 0.0' in body
+    assert 'trackstream_latency_seconds_bucket{le="0.05",source="cam1"} 5.0' in body
+    assert 'trackstream_queue_depth{queue="inbox",source="cam1"} 1.0' in body
+    fps_line = [line for line in body.splitlines() if line.startswith('trackstream_fps_in{source="cam1"}')]
+    assert 20 <= float(fps_line[0].split()[-1]) <= 30  # 25 new frames per one-second sample
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stats ")]
+    assert lines and "cam1: in" in lines[-1] and "dropped 18" in lines[-1] and "cam2" in lines[-1]
+    assert "latency p50 50 ms p95 100 ms" in lines[-1] or "latency p50 60 ms p95 100 ms" in lines[-1]

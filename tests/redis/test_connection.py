@@ -1,0 +1,140 @@
+"""Connection URLs, credentials that never leak, and a clear line when Redis is unreachable."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.redis_conn import RedisConfig
+from pipelines.sinks.redis_sink import RedisSink
+from tracker.configutil import ConfigError, from_mapping
+
+PASSWORD = "Sup3r-Secret-pw"
+
+
+def test_password_never_appears_in_output_logs_or_entries(
+        redis_password_server, cli_processes, synth, caplog):  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    url = redis_password_server.url
+    assert PASSWORD in url
+    sub = cli_processes("-v", "subscribe", "--redis", url, "--source", "cam", "--frames", "--from", "0",
+                        "--until-ended", "--idle-exit", "60")
+    sink = RedisSink(RedisConfig(url=url), "cam")
+    results = synth.scenario(n_frames=20)
+    for r in results[:10]:
+        sink.write(r)
+    sub.wait_for(lambda docs: len(docs) >= 10)
+    redis_password_server.stop()                         # outage messages name the server too
+    for r in results[10:]:
+        sink.write(r)
+    time.sleep(0.5)
+    redis_password_server.start()
+    sink.close()
+    sub.proc.terminate()
+    sub.finish()
+    assert len(sub.docs()) >= 10
+    assert PASSWORD not in "".join(sub.lines) + sub.stderr
+    assert "redis://:***@127.0.0.1" in sub.stderr       # the URL is still shown, masked
+    assert PASSWORD not in caplog.text and "unreachable" in caplog.text
+    stored = redis_password_server.client().xrange("trackstream:cam:frames")
+    assert stored and all(PASSWORD not in str(fields) for _, fields in stored)
+
+
+def test_wrong_password_is_one_line_without_the_password(redis_password_server, run_subscribe):  # type: ignore[no-untyped-def]
+    url = redis_password_server.url.replace(PASSWORD, "wrong-Secret-77")
+    proc = run_subscribe("--redis", url)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trackstream: error: cannot reach Redis at redis://:***@")
+    assert "wrong-Secret-77" not in proc.stderr + proc.stdout
+
+
+def test_unreachable_at_start_with_fail_is_a_user_error(redis_server):  # type: ignore[no-untyped-def]
+    redis_server.stop()
+    with pytest.raises(UserError) as err:
+        RedisSink(RedisConfig(url=redis_server.url, on_unreachable="fail", connect_timeout=0.5), "cam")
+    message = str(err.value)
+    assert "\n" not in message and f"127.0.0.1:{redis_server.port}" in message and "cannot reach" in message
+
+
+def test_subscribe_to_unreachable_redis_exits_2_with_one_line(redis_server, run_subscribe):  # type: ignore[no-untyped-def]
+    redis_server.stop()
+    proc = run_subscribe("--redis", f"redis://user:pw-123@127.0.0.1:{redis_server.port}/3")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "pw-123" not in proc.stderr
+    assert proc.stderr.startswith("trackstream: error: cannot reach Redis at redis://user:***@127.0.0.1")
+
+
+def test_acl_user_and_database_number(redis_password_server, synth):  # type: ignore[no-untyped-def]
+    admin = redis_password_server.client()
+    admin.acl_setuser("pub", enabled=True, passwords=["+pub-pass-1"], keys=["trackstream:*"],
+                      commands=["+ping", "+select", "+xadd"])
+    url = f"redis://pub:pub-pass-1@127.0.0.1:{redis_password_server.port}/2"
+    sink = RedisSink(RedisConfig(url=url, on_unreachable="fail"), "cam")
+    sink.write(synth.make_result(0, {1: [0, 0, 4, 4]}))
+    sink.close()
+    assert sink.stats.published == 3 and sink.stats.dropped == 0   # frame, track_started, track_ended
+    admin.execute_command("SELECT", 2)
+    assert admin.xlen("trackstream:cam:frames") == 1
+
+
+@pytest.mark.parametrize("url, fragment", [
+    ("http://u:pw-9@host/0", "must start with redis://"),
+    ("redis://u:pw-9@host/zero", "must be a database number"),
+    ("redis://u:pw-9@:6379/0", "has no host name"),
+    ("redis://u:pw-9@host:99999/0", "not a valid Redis URL"),
+])
+def test_bad_urls_are_rejected_naming_the_key_without_password(url, fragment):  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as err:
+        from_mapping(RedisConfig, {"url": url}, "redis")
+    assert str(err.value).startswith("redis.url:") and fragment in str(err.value)
+    assert "pw-9" not in str(err.value)
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"buffer_max_entries": 0}, "redis.buffer_max_entries"),
+    ({"on_unreachable": "panic"}, "redis.on_unreachable"),
+    ({"frames_stream": "x:{camera}"}, "redis.frames_stream"),
+    ({"connect_timeout": 0}, "redis.connect_timeout"),
+    ({"maxlen": 5}, "redis.maxlen"),
+])
+def test_config_errors_name_the_key(data, key):  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as err:
+        from_mapping(RedisConfig, data, "redis")
+    assert str(err.value).startswith(key + ":")
+
+
+def test_tls_with_password(redis_tls_server, run_subscribe, synth):  # type: ignore[no-untyped-def]
+    url = redis_tls_server.url
+    assert url.startswith("rediss://")
+    sink = RedisSink(RedisConfig(url=url, on_unreachable="fail"), "cam")
+    for r in synth.scenario(n_frames=5):
+        sink.write(r)
+    sink.close()
+    assert sink.stats.published == 5 + 2 and sink.stats.dropped == 0   # 5 frames, track 1 starts and ends
+    proc = run_subscribe("--redis", url, "--source", "cam", "--frames", "--from", "0", "--count", "7")
+    assert proc.returncode == 0, proc.stderr
+    assert [line.count('"kind":"frames"') for line in proc.stdout.splitlines()].count(1) == 5
+    assert "tls-Secret-5" not in proc.stdout + proc.stderr
+    plain = run_subscribe("--redis", url.replace("rediss://", "redis://").split("?")[0])
+    assert plain.returncode == 2 and plain.stderr.startswith("trackstream: error: cannot reach Redis")
+
+
+def test_subscriber_on_a_key_that_is_not_a_stream_is_one_line(redis_server, run_subscribe):  # type: ignore[no-untyped-def]
+    redis_server.client().set("trackstream:cam:events", "not a stream")
+    proc = run_subscribe("--redis", redis_server.url, "--source", "cam", "--group", "g", "--consumer", "c")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("trackstream: error: Redis at redis://127.0.0.1") and "WRONGTYPE" in proc.stderr
+
+
+def test_publisher_rejected_entries_are_counted_not_fatal(redis_server, synth, caplog):  # type: ignore[no-untyped-def]
+    redis_server.client().set("trackstream:cam:frames", "not a stream")   # frames rejected, events fine
+    sink = RedisSink(RedisConfig(url=redis_server.url), "cam")
+    for r in synth.scenario(n_frames=8):
+        sink.write(r)
+    sink.close()
+    assert sink.stats.dropped == 8 and sink.stats.published == 4     # 2 tracks started and ended
+    assert sum("rejected" in r.getMessage() for r in caplog.records) == 5   # the log is not flooded

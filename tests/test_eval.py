@@ -1,0 +1,188 @@
+"""`trackstream eval` on a short real MOT17 subset, scoring with TrackEval, and its input handling."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.evaluation import motio
+from pipelines.evaluation.interpolate import interpolate_gaps
+from tests.conftest import run_cli, shared_data
+
+SEQ = "MOT17-09-FRCNN"
+FRAMES = 100
+
+
+def _copy_head(src: Path, dst: Path, frames: int, with_gt: bool = True) -> None:
+    """Copy a MOT sequence folder keeping frames 1..frames of det.txt (and gt.txt)."""
+    for sub in ("det/det.txt", "gt/gt.txt") if with_gt else ("det/det.txt",):
+        kept = [line for line in (src / sub).read_text().splitlines()
+                if line.strip() and int(line.split(",")[0]) <= frames]
+        (dst / sub).parent.mkdir(parents=True, exist_ok=True)
+        (dst / sub).write_text("\n".join(kept) + "\n")
+    info = (src / "seqinfo.ini").read_text()
+    (dst / "seqinfo.ini").write_text(re.sub(r"seqLength=\d+", f"seqLength={frames}", info))
+
+
+@pytest.fixture(scope="module")
+def mot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MOT_ROOT with the first 100 frames of MOT17-09 (det + gt) and a copy without gt."""
+    src = shared_data(f"mot/MOT17/train/{SEQ}")
+    root = tmp_path_factory.mktemp("mot")
+    _copy_head(src, root / "MOT17" / "train" / SEQ, FRAMES)
+    _copy_head(src, root / "MOT17" / "train" / "NOGT-09", FRAMES, with_gt=False)
+    return root
+
+
+def _table_rows(stdout: str) -> dict[tuple[str, str], dict[str, float]]:
+    lines = stdout.splitlines()
+    header = next(line for line in lines if line.startswith("tracker "))
+    names = re.split(r"\s{2,}", header.strip())
+    rows = {}
+    for line in lines:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) == len(names) and cells[0] != "tracker" and not cells[0].startswith("-"):
+            rows[(cells[0], cells[1])] = {k: float(v) for k, v in zip(names[2:], cells[2:]) if v != "-"}
+    return rows
+
+
+def _check_results_file(path: Path) -> np.ndarray:
+    lines = path.read_text().splitlines()
+    assert lines, f"{path} is empty"
+    table = np.array([[float(v) for v in line.split(",")] for line in lines])
+    assert table.shape[1] == 10
+    frames, ids = table[:, 0], table[:, 1]
+    assert np.all(frames == np.round(frames)) and frames.min() >= 1 and frames.max() <= FRAMES
+    assert np.all(ids == np.round(ids)) and ids.min() >= 1
+    assert len({(f, i) for f, i in zip(frames, ids)}) == len(table), "an id appears twice in one frame"
+    assert np.all(table[:, 4:6] > 0) and np.all(table[:, 7:] == -1)
+    return table
+
+
+def test_eval_scores_both_trackers_and_writes_mot_files(mot_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    proc = run_cli("eval", str(mot_root), "--benchmark", "MOT17", "--out", str(out),
+                   "--tracker", "trackstream", "--tracker", "ultralytics-bytetrack", "--interpolate",
+                   timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = _table_rows(proc.stdout)
+    labels = ("trackstream", "ultralytics-bytetrack", "trackstream+interp", "ultralytics-bytetrack+interp")
+    for label in labels:
+        for seq in (SEQ, "COMBINED"):
+            scores = rows[(label, seq)]
+            for metric in ("HOTA", "MOTA", "IDF1"):
+                assert 0 < scores[metric] <= 100, (label, metric, scores[metric])
+            assert scores["IDSW"] >= 0
+    assert "NOGT-09: no gt/gt.txt, tracked but not scored" in proc.stdout
+    ours = _check_results_file(out / "data" / f"{SEQ}.txt")
+    _check_results_file(out / "ultralytics-bytetrack" / "data" / f"{SEQ}.txt")
+    _check_results_file(out / "data" / "NOGT-09.txt")
+    interpolated = _check_results_file(out / "data_interpolated" / f"{SEQ}.txt")
+    assert len(interpolated) >= len(ours)
+
+
+@pytest.mark.parametrize("case", ["missing root", "unknown seq", "missing det", "bad config key"])
+def test_eval_bad_input_gives_one_line_and_exit_2(case: str, mot_root: Path, tmp_path: Path) -> None:
+    args = [str(mot_root), "--out", str(tmp_path / "out"), "--seqs", SEQ]
+    if case == "missing root":
+        args[0] = str(tmp_path / "nowhere")
+        expected = "not found"
+    elif case == "unknown seq":
+        args[-1] = "MOT17-99-FRCNN"
+        expected = "unknown sequence 'MOT17-99-FRCNN'"
+    elif case == "missing det":
+        empty = tmp_path / "root" / "MOT17" / "train" / SEQ
+        empty.mkdir(parents=True)
+        args[0] = str(tmp_path / "root")
+        expected = "det.txt"
+    else:
+        config = tmp_path / "tracker.yaml"
+        config.write_text("no_such_setting: 3\n")
+        args += ["--config", str(config)]
+        expected = "no_such_setting"
+    proc = run_cli("eval", *args, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trackstream: error:"), proc.stderr
+    assert expected in lines[0]
+
+
+def test_unsorted_det_rows_are_fed_in_frame_order(tmp_path: Path) -> None:
+    det = tmp_path / "det.txt"
+    det.write_text("3,-1,30,0,5,5,0.9\n1,-1,10,0,5,5,0.8\n3,-1,31,0,5,5,0.7\n1,-1,11,0,5,5,0.6\n"
+                   "2,-1,20,0,5,5,0.5\n")
+    dets = motio.read_detections(det, length=4)
+    assert dets[:, 0].tolist() == [1, 1, 2, 3, 3]
+    per_frame = {frame: rows[:, 0].tolist() for frame, rows in motio.frames(dets, 4)}
+    assert per_frame == {1: [10, 11], 2: [20], 3: [30, 31], 4: []}  # file order kept within a frame
+
+
+def test_det_frames_beyond_seq_length_are_rejected(tmp_path: Path) -> None:
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,10,0,5,5,0.8\n7,-1,10,0,5,5,0.8\n")
+    with pytest.raises(UserError, match="outside 1..5"):
+        motio.read_detections(det, length=5)
+
+
+@pytest.mark.parametrize("rows, max_gap, expected_added", [
+    ([[1, 1, 0, 0, 10, 10, 0.9], [5, 1, 40, 0, 10, 10, 0.5]], 20, [[2, 10], [3, 20], [4, 30]]),
+    ([[1, 1, 0, 0, 10, 10, 0.9], [5, 1, 40, 0, 10, 10, 0.5]], 2, []),          # gap of 3 > 2
+    ([[1, 1, 0, 0, 10, 10, 0.9], [5, 2, 40, 0, 10, 10, 0.5]], 20, []),         # different ids
+    ([[1, 1, 0, 0, 10, 10, 0.9], [2, 1, 40, 0, 10, 10, 0.5]], 20, []),         # no gap
+])
+def test_interpolation_fills_short_gaps_of_one_track(rows: list, max_gap: int, expected_added: list) -> None:
+    out = interpolate_gaps(np.array(rows, float), max_gap)
+    added = out[~np.isin(out[:, 0], np.array(rows)[:, 0])]
+    assert added[:, [0, 2]].tolist() == expected_added
+    assert len(out) == len(rows) + len(expected_added)
+
+
+def test_scoring_gt_as_results_is_perfect_and_id_swaps_count(mot_root: Path, tmp_path: Path) -> None:
+    from pipelines.evaluation.scoring import COMBINED, score
+
+    gt_folder = mot_root / "MOT17" / "train"
+    gt = np.loadtxt(gt_folder / SEQ / "gt" / "gt.txt", delimiter=",")
+    gt = gt[(gt[:, 6] == 1) & (gt[:, 7] == 1)]  # pedestrians that count
+    perfect = tmp_path / "perfect" / "data"
+    motio.write_results(perfect / f"{SEQ}.txt", gt[:, :7])
+    result = score(gt_folder, perfect, {SEQ: FRAMES})
+    assert result[SEQ].hota > 99 and result[SEQ].mota == pytest.approx(100)
+    assert result[SEQ].idsw == 0 and result[COMBINED].idf1 == pytest.approx(100)
+
+    swapped = gt[:, :7].copy()
+    late = swapped[:, 0] > FRAMES // 2
+    ids = np.unique(swapped[:, 1])
+    a, b = ids[0], ids[1]
+    ia, ib = late & (swapped[:, 1] == a), late & (swapped[:, 1] == b)
+    swapped[ia, 1], swapped[ib, 1] = b, a
+    broken = tmp_path / "swapped" / "data"
+    motio.write_results(broken / f"{SEQ}.txt", swapped)
+    worse = score(gt_folder, broken, {SEQ: FRAMES})
+    assert worse[SEQ].idsw >= 1 and worse[SEQ].idf1 < result[SEQ].idf1
+
+
+def test_bytetrack_adapter_gives_the_same_tracks_as_ultralytics_boxes() -> None:
+    """Our light box container must drive BYTETracker exactly like Ultralytics' own Boxes does."""
+    from ultralytics.engine.results import Boxes
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.utils import IterableSimpleNamespace
+
+    from pipelines.evaluation.peers import _Boxes, bytetrack_defaults
+
+    src = shared_data(f"mot/MOT17/train/{SEQ}")
+    dets = motio.read_detections(src / "det" / "det.txt")
+    args = IterableSimpleNamespace(**bytetrack_defaults())
+    ours, reference = BYTETracker(args), BYTETracker(args)
+    reported = 0
+    for _, rows in motio.frames(dets, 60):
+        xyxy = np.column_stack([rows[:, :2], rows[:, :2] + rows[:, 2:4]]).astype(np.float32)
+        conf = rows[:, 4].astype(np.float32)
+        got = ours.update(_Boxes(xyxy, conf, np.zeros(len(conf))))
+        want = reference.update(Boxes(np.column_stack([xyxy, conf, np.zeros(len(conf))]), (1080, 1920)))
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+        reported += len(got)
+    assert reported > 100  # tracks were actually reported, not two empty outputs
