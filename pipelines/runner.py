@@ -52,6 +52,19 @@ def output_fps(source: Source, spec_options: Any = None) -> Optional[float]:
     return fps
 
 
+def expected_frames(source: Source, max_frames: Optional[int] = None) -> Optional[int]:
+    """How many frames of ``source`` will be processed (for the progress ETA); None when unknown."""
+    total = source.frame_count
+    if not total:
+        return max_frames if source.is_live else None
+    options = getattr(source, "options", None)
+    if options is not None:
+        total = -(-total // options.vid_stride)
+        if options.max_fps and source.fps:
+            total = min(total, int(source.frame_count / source.fps * options.max_fps) + 1)
+    return min(total, max_frames) if max_frames else total
+
+
 class _Lane:
     """Everything the runner keeps for one source."""
 
@@ -96,7 +109,7 @@ class Runner:
         self.lanes: list[_Lane] = []
         for spec, source in sources:
             latest = source.is_live if spec.realtime is None else spec.realtime
-            stats = SourceStats(source.source_id, frame_count=source.frame_count)
+            stats = SourceStats(source.source_id, frame_count=expected_frames(source, max_frames))
             inbox = Inbox(self._cond, capacity=2 * self.batch, latest=latest, stats=stats)
             self.lanes.append(_Lane(spec, source, inbox, stats, Tracker(tracker_cfg)))
 
