@@ -203,3 +203,39 @@ def test_rtsp_over_udp_delivers_frames(rtsp_server):
     rec.wait_frames(10, timeout=15)
     rec.finish()
     assert rec.frames[-1][1].image.shape == (272, 640, 3)
+
+
+def remux_to_mpegts(src, dst) -> None:
+    """Copy the H.264 packets of ``src`` into an MPEG-TS file (the format HTTP cameras and HLS segments use)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
+        stream_in = inp.streams.video[0]
+        stream_out = out.add_stream_from_template(stream_in)
+        for packet in inp.demux(stream_in):
+            if packet.dts is not None:
+                packet.stream = stream_out
+                out.mux(packet)
+
+
+def test_http_stream_is_read_and_reconnected_after_it_ends(bikes_video, tmp_path):
+    """An HTTP URL goes through the same live path (here an MPEG-TS file over HTTP: when it ends, that is a gap
+    and the source reconnects, as it would for an HTTP camera that hung up)."""
+    import functools
+    import http.server
+
+    remux_to_mpegts(bikes_video, tmp_path / "bikes.ts")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/bikes.ts"
+        rec = Recorder(LiveSource(url, FAST_RECONNECT, source_id="http"), slow=0.01)
+        deadline = time.monotonic() + 20
+        while StatusKind.RESUMED not in rec.kinds() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rec.finish()
+    finally:
+        httpd.shutdown()
+    assert rec.kinds()[:3] == [StatusKind.STARTED, StatusKind.GAP, StatusKind.RESUMED]
+    assert rec.frames and rec.frames[0][1].image.shape == (272, 640, 3)
