@@ -3,7 +3,8 @@
 Each scene has N boxes moving at constant velocity (bouncing off the edges of a canvas whose area grows with
 N, so crowding stays the same), with position/size noise, about 10% missed detections per frame and a few
 low-score false positives; detection order is shuffled every frame. Both trackers get the same detections,
-built before timing in each tracker's own input type, and only ``update`` is timed.
+built before timing in each tracker's own input type, and only ``update`` is timed. The two trackers
+alternate frame by frame, so load from other processes slows both alike.
 
 Also prints a sanity check so a fast but broken tracker shows: ``cover`` = share of true detections that
 come back in a track, ``switches`` = times an object's track id changed.
@@ -24,6 +25,10 @@ from typing import Callable, Optional
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# One thread for numpy's BLAS/LAPACK, so the thread CPU time below is all the work (a tracker runs one
+# stream per thread in trackstream anyway).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
@@ -34,7 +39,7 @@ FRAMES = {10: 500, 100: 400, 500: 200, 1000: 100}
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame of detections: xyxy float32 (D, 4), conf float32 (D,), truth int (D,) object id or -1 (FP)."""
+    """One frame: xyxy float32 (D, 4), conf float32 (D,), truth int (D,) object id, -1 for false positives."""
 
     xyxy: np.ndarray
     conf: np.ndarray
@@ -72,34 +77,42 @@ def make_scene(n: int, frames: int, seed: int) -> list[Frame]:
 
 @dataclass(frozen=True)
 class Result:
-    us_per_update: float
+    cpu_us: float
+    wall_us: float
     cover: float
     switches: int
 
 
-def _measure(scene: list[Frame], prepare: Callable[[Frame], object],
-             update: Callable[[object, float], tuple[np.ndarray, np.ndarray]], n: int) -> Result:
-    """Time ``update`` over the scene; ``update`` returns (det_index, track_id) of reported tracks."""
-    inputs = [prepare(f) for f in scene]
-    warmup = min(20, len(scene) // 10)
-    spent, last_id = 0.0, np.full(n, -1)
-    covered = true_dets = switches = 0
-    for i, (frame, inp) in enumerate(zip(scene, inputs)):
-        start = time.perf_counter()
-        det_index, track_id = update(inp, i / FPS)
-        if i >= warmup:
-            spent += time.perf_counter() - start
+class _Runner:
+    """One tracker stepping through a scene: times ``update`` and keeps the sanity counters."""
+
+    def __init__(self, prepare: Callable[[Frame], object],
+                 update: Callable[[object, float], tuple[np.ndarray, np.ndarray]], n: int) -> None:
+        self.prepare, self.update = prepare, update
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.last_id = np.full(n, -1)
+        self.covered = self.true_dets = self.switches = 0
+
+    def step(self, frame: Frame, inp: object, t: float) -> None:
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        det_index, track_id = self.update(inp, t)
+        self.cpu.append(time.thread_time() - start_cpu)
+        self.wall.append(time.perf_counter() - start)
         obj = frame.truth[det_index.astype(np.int64)]
         real = obj >= 0
         obj, tid = obj[real], track_id[real].astype(np.int64)
-        true_dets += int((frame.truth >= 0).sum())
-        covered += len(obj)
-        switches += int(((last_id[obj] >= 0) & (last_id[obj] != tid)).sum())
-        last_id[obj] = tid
-    return Result(1e6 * spent / (len(scene) - warmup), covered / max(true_dets, 1), switches)
+        self.true_dets += int((frame.truth >= 0).sum())
+        self.covered += len(obj)
+        self.switches += int(((self.last_id[obj] >= 0) & (self.last_id[obj] != tid)).sum())
+        self.last_id[obj] = tid
+
+    def result(self, warmup: int) -> Result:
+        return Result(1e6 * float(np.mean(self.cpu[warmup:])), 1e6 * float(np.mean(self.wall[warmup:])),
+                      self.covered / max(self.true_dets, 1), self.switches)
 
 
-def run_trackstream(scene: list[Frame], n: int) -> Result:
+def trackstream_runner(n: int) -> _Runner:
     from tracker import Detections, Tracker, TrackerConfig
 
     trk = Tracker(TrackerConfig())
@@ -111,10 +124,10 @@ def run_trackstream(scene: list[Frame], n: int) -> Result:
         tracks = trk.update(dets, timestamp=t)  # type: ignore[arg-type]
         return tracks.det_index, tracks.track_id
 
-    return _measure(scene, prepare, update, n)
+    return _Runner(prepare, update, n)
 
 
-def run_bytetrack(scene: list[Frame], n: int) -> Result:
+def bytetrack_runner(n: int) -> _Runner:
     from pipelines.evaluation.peers import UltralyticsByteTrack, _Boxes
 
     trk = UltralyticsByteTrack()._tracker
@@ -128,7 +141,18 @@ def run_bytetrack(scene: list[Frame], n: int) -> Result:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return out[:, 7].astype(np.int64), out[:, 4].astype(np.int64)
 
-    return _measure(scene, prepare, update, n)
+    return _Runner(prepare, update, n)
+
+
+def measure(scene: list[Frame], n: int) -> tuple[Result, Result]:
+    """Run both trackers over the scene, alternating frame by frame so machine load hits both alike."""
+    runners = (trackstream_runner(n), bytetrack_runner(n))
+    inputs = [[r.prepare(f) for f in scene] for r in runners]
+    for i, frame in enumerate(scene):
+        for runner, inp in zip(runners, inputs):
+            runner.step(frame, inp[i], i / FPS)
+    warmup = min(20, len(scene) // 10)
+    return runners[0].result(warmup), runners[1].result(warmup)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -139,22 +163,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     import ultralytics  # noqa: F401 - imported before timing so its start-up cost is not counted
 
-    print(f"{'N':>5} {'frames':>6} {'ours us/upd':>12} {'bytetrack us/upd':>17} {'speed-up':>9} "
-          f"{'ours cover':>10} {'bt cover':>9} {'ours switches':>13} {'bt switches':>11}")
+    print(f"{'N':>5} {'frames':>6} | {'ours cpu us':>11} {'bytetrack cpu us':>16} {'speed-up':>8} | "
+          f"{'ours wall us':>12} {'bt wall us':>10} {'speed-up':>8} | "
+          f"{'cover ours/bt':>13} {'switches ours/bt':>16}")
     ours_us: dict[int, float] = {}
     for n in args.sizes:
         frames = max(20, int(FRAMES.get(n, 200) * args.frames_scale))
-        scene = make_scene(n, frames, args.seed)
-        ours, peer = run_trackstream(scene, n), run_bytetrack(scene, n)
-        ours_us[n] = ours.us_per_update
-        print(f"{n:>5} {frames:>6} {ours.us_per_update:>12.0f} {peer.us_per_update:>17.0f} "
-              f"{peer.us_per_update / ours.us_per_update:>8.1f}x {ours.cover:>10.1%} {peer.cover:>9.1%} "
-              f"{ours.switches:>13} {peer.switches:>11}", flush=True)
+        ours, peer = measure(make_scene(n, frames, args.seed), n)
+        ours_us[n] = ours.cpu_us
+        print(f"{n:>5} {frames:>6} | {ours.cpu_us:>11.0f} {peer.cpu_us:>16.0f} "
+              f"{peer.cpu_us / ours.cpu_us:>7.1f}x | "
+              f"{ours.wall_us:>12.0f} {peer.wall_us:>10.0f} {peer.wall_us / ours.wall_us:>7.1f}x | "
+              f"{ours.cover:>6.1%}/{peer.cover:>6.1%} {ours.switches:>8}/{peer.switches:<7}", flush=True)
     if 100 in ours_us and 1000 in ours_us:
-        print(f"growth of ours from N=100 to N=1000: {ours_us[1000] / ours_us[100]:.1f}x "
+        print(f"growth of ours (cpu) from N=100 to N=1000: {ours_us[1000] / ours_us[100]:.1f}x "
               "(linear would be 10x)")
-    print("speed-up = bytetrack time / trackstream time per update; cover = true detections reported in a "
-          "track; switches = track id changes of an object")
+    print("us = mean microseconds per update() (cpu = this thread's CPU time, wall = elapsed; "
+          "the two trackers "
+          "alternate frame by frame); speed-up = bytetrack / trackstream; cover = true detections reported "
+          "in a track; switches = track id changes of an object")
     return 0
 
 

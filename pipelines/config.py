@@ -15,46 +15,16 @@ from typing import Any, Literal, Mapping, Optional
 import yaml
 
 from pipelines.overlays import OverlayConfig
+from pipelines.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
 from pipelines.sources.base import SourceConfig, SourceSpec
+from pipelines.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
 __all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "OutputConfig",
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceEntry", "ZoneConfig",
            "load_config", "build_config", "read_yaml"]
 
-Point = tuple[float, ...]
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
-
-def _check_points(points: tuple[Point, ...], key: str, minimum: int, maximum: Optional[int] = None) -> None:
-    for i, p in enumerate(points):
-        if len(p) != 2:
-            raise ConfigError(f"{key}[{i}]", f"a point is [x, y], got {list(p)}")
-    if len(points) < minimum or (maximum is not None and len(points) > maximum):
-        want = f"exactly {minimum}" if maximum == minimum else f"at least {minimum}"
-        raise ConfigError(key, f"needs {want} points, got {len(points)}")
-
-
-@dataclass(frozen=True)
-class ZoneConfig:
-    """A named polygon in frame pixels: ``{name, polygon: [[x, y], ...]}`` (3 points or more)."""
-
-    name: str
-    polygon: tuple[Point, ...]
-
-    def __post_init__(self) -> None:
-        _check_points(self.polygon, "polygon", 3)
-
-
-@dataclass(frozen=True)
-class LineConfig:
-    """A named counting line in frame pixels: ``{name, points: [[x1, y1], [x2, y2]]}``."""
-
-    name: str
-    points: tuple[Point, ...]
-
-    def __post_init__(self) -> None:
-        _check_points(self.points, "points", 2, 2)
 
 
 @dataclass(frozen=True)
@@ -91,29 +61,6 @@ class OutputConfig:
     video_codec: str = "libx264"
     video_crf: int = field(default=23, metadata={"min": 0, "max": 51})
     video_preset: Literal[X264_PRESETS] = "veryfast"  # type: ignore[valid-type]
-
-
-@dataclass(frozen=True)
-class RedisConfig:
-    """Publishing to Redis Streams (``{source}`` in stream names is replaced by the source id)."""
-
-    url: Optional[str] = None
-    source_id: Optional[str] = None
-    frames_stream: str = "trackstream:{source}:frames"
-    events_stream: str = "trackstream:{source}:events"
-    publish_frames: bool = True
-    frames_maxlen: int = field(default=10000, metadata={"min": 1})
-    events_maxlen: int = field(default=100000, metadata={"min": 1})
-    buffer_max_entries: int = field(default=10000, metadata={"min": 0})
-    on_unreachable: Literal["wait", "fail"] = "wait"
-    connect_timeout: float = field(default=2.0, metadata={"gt": 0})
-
-
-@dataclass(frozen=True)
-class EventsConfig:
-    """Zone and line event tuning."""
-
-    min_frames_in_zone: int = field(default=2, metadata={"min": 1})
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -68,7 +68,6 @@ class _Memo:
     conf_sum: float = 0.0
     distance: float = 0.0
     lost: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def track_doc(self, tid: int) -> dict[str, Any]:
         return {"id": tid, "class_id": self.class_id, "class_name": self.class_name,

@@ -7,7 +7,8 @@ Per source (label ``source``, the source id -- never a URL with credentials):
 - ``trackstream_frames_dropped_total``: frames replaced by a newer one before the detector took them (live policy).
 - ``trackstream_reconnects_total``, ``trackstream_connect_failures_total``, ``trackstream_source_up`` (0 in a gap).
 - ``trackstream_latency_seconds``: histogram of capture -> output latency (decode to tracked result).
-- ``trackstream_queue_depth{queue=...}``: items waiting in the source slot, the runner inbox and each sink queue.
+- ``trackstream_queue_depth{queue=...}``: items waiting in the source slot, the runner inbox, each sink queue
+  and the Redis sink's outage buffer (``buffer_RedisSink``).
 
 The monitor reads what the runner already counts (``SourceStats``, the live source's own counters, queue sizes):
 nothing is counted twice and the hot path pays nothing for an idle endpoint.
@@ -100,6 +101,9 @@ def runner_readings(runner: Any) -> list[Reading]:
         queues = {"source": int(getattr(source, "pending", 0)), "inbox": _inbox_depth(lane.inbox)}
         for sink, q in zip(getattr(lane, "sinks", ()), getattr(lane, "sink_queues", ())):
             queues[f"sink_{type(sink).__name__}"] = q.qsize()
+            buffered = getattr(getattr(sink, "stats", None), "buffered", None)
+            if isinstance(buffered, int):   # RedisSink: entries waiting for Redis (grows during an outage)
+                queues[f"buffer_{type(sink).__name__}"] = buffered
         out.append(Reading(
             source=redact_url(source.source_id), frames_in=frames_in, frames_out=frames_out,
             dropped=dropped + int(getattr(source, "dropped", 0)), reconnects=reconnects,

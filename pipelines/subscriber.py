@@ -83,6 +83,8 @@ class Subscriber:
                  block_ms: int = 1000, batch: int = 100, claim_idle_ms: int = 30000,
                  claim_interval: float = 5.0, discover_interval: float = 2.0,
                  connect_timeout: float = 2.0, auto_ack: bool = True) -> None:
+        if isinstance(sources, str):
+            sources = [sources]
         if (group is None) != (consumer is None):
             raise UserError("a consumer group needs both --group and --consumer")
         if start not in ("$", "0") and not _valid_id(start):
@@ -107,10 +109,13 @@ class Subscriber:
         self._next_claim = time.monotonic() + claim_interval
         self._next_discover = 0.0
         self._down = False
-        for src in sources or ():
-            self._add_source(src, initial=True)
-        if self._discover:
-            self._discover_sources(initial=True)
+        try:
+            for src in sources or ():
+                self._add_source(src, initial=True)
+            if self._discover:
+                self._discover_sources(initial=True)
+        except Exception as exc:  # noqa: BLE001 - e.g. WRONGTYPE, NOPERM: one line for the user
+            raise _user_error(exc, url) from None
         log.info("reading %s from Redis at %s", ", ".join(self._streams) or "trackstream streams (none yet)",
                  describe(url))
 
@@ -140,7 +145,7 @@ class Subscriber:
                 self._recreate_groups()
                 return []
             if not _is_connection_error(exc):
-                raise
+                raise _user_error(exc, self._url) from None
             self._connection_lost(exc, block)
             return []
         if self._down:
@@ -306,6 +311,15 @@ def _parse(fields: Any) -> Optional[dict[str, Any]]:
 def _valid_id(text: str) -> bool:
     ms, sep, seq = text.partition("-")
     return ms.isdigit() and (not sep or seq.isdigit())
+
+
+def _user_error(exc: BaseException, url: str) -> Exception:
+    """A Redis error the user must fix (wrong key type, missing ACL permission) as one masked line."""
+    import redis
+
+    if isinstance(exc, redis.RedisError):
+        return UserError(f"Redis at {describe(url)}: {error_text(exc, url)}")
+    return exc
 
 
 def _is_nogroup(exc: BaseException) -> bool:

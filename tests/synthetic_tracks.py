@@ -42,10 +42,11 @@ def box_polygon(box: Sequence[float], inset: float = 4.0) -> np.ndarray:
     return np.array([[cx, y1 + inset], [x2 - inset, cy], [cx, y2 - inset], [x1 + inset, cy]], np.float32)
 
 
-def make_tracks(ids: Sequence[int], boxes: Sequence[Sequence[float]], *, class_ids: Optional[Sequence[int]] = None,
-                confidences: Optional[Sequence[float]] = None, path_points: int = 5,
-                velocity: Sequence[float] = (40.0, 0.0), keypoints: bool = False, polygons: bool = False,
-                mask_size: Optional[tuple[int, int]] = None, removed: Iterable[int] = ()) -> Tracks:
+def make_tracks(ids: Sequence[int], boxes: Sequence[Sequence[float]], *,
+                class_ids: Optional[Sequence[int]] = None, confidences: Optional[Sequence[float]] = None,
+                path_points: int = 5, velocity: Sequence[float] = (40.0, 0.0), keypoints: bool = False,
+                polygons: bool = False, mask_size: Optional[tuple[int, int]] = None,
+                removed: Iterable[int] = ()) -> Tracks:
     """Tracks with the given ids/boxes; predicted path continues along ``velocity`` (px/s) at 0.1 s steps.
 
     ``mask_size=(w, h)`` adds boolean masks (the polygon rasterised at frame size).
@@ -94,7 +95,7 @@ def make_result(image: np.ndarray, tracks: Tracks, *, index: int = 0, pts: Optio
 
 def moving_results(images: Sequence[np.ndarray], *, fps: float = 25.0, step: float = 6.0, stride: int = 1,
                    keypoints: bool = False, polygons: bool = False, masks: bool = False) -> list[FrameResult]:
-    """Two tracks moving right ``step`` px per frame over ``images`` (frame indices 0, stride, 2*stride...)."""
+    """Tracks 1 and 7 moving right ``step`` px per frame over ``images`` (frame indices 0, stride, ...)."""
     results = []
     for i, image in enumerate(images):
         h, w = image.shape[:2]

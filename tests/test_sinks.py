@@ -45,7 +45,7 @@ def _probe(path: Path) -> dict:
         decoded = [f for f in container.decode(video=0)]
     info["frames"] = len(decoded)
     info["times"] = [f.time for f in decoded]
-    info["images"] = [f.to_ndarray(format="bgr24") for f in decoded[:3]] + [decoded[-1].to_ndarray(format="bgr24")]
+    info["images"] = [f.to_ndarray(format="bgr24") for f in decoded[:3] + decoded[-1:]]
     return info
 
 
@@ -141,6 +141,8 @@ def test_video_with_no_frames_leaves_no_file(tmp_path):
     sink.close()
     sink.close()
     assert not out.exists()
+    AnnotatedVideoSink(tmp_path / "abandoned.mp4", 25.0, (640, 272))  # built, then another sink failed
+    assert not (tmp_path / "abandoned.mp4").exists()
 
 
 # ---------------------------------------------------------------- bad outputs, all sinks
@@ -169,9 +171,21 @@ def test_unwritable_outputs_fail_at_construction_with_one_line(tmp_path, make_si
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("make_sink", [JsonlSink, MotSink], ids=["jsonl", "mot"])
+def test_a_full_disk_is_reported_in_one_line(frames, make_sink):
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full (a device that is always full) is not available")
+    sink = make_sink("/dev/full")
+    with pytest.raises(OutputError, match="No space left") as info:
+        sink.write(moving_results(frames[:1])[0])
+    assert "\n" not in str(info.value)
+    sink.close()
+
+
 def test_missing_output_folders_are_created(tmp_path, frames):
     nested = tmp_path / "a" / "b"
-    sinks = [JsonlSink(nested / "f.jsonl"), MotSink(nested / "m.txt"), AnnotatedVideoSink(nested / "v.mp4", 25, None)]
+    sinks = [JsonlSink(nested / "f.jsonl"), MotSink(nested / "m.txt"),
+             AnnotatedVideoSink(nested / "v.mp4", 25, None)]
     _write_all_many(sinks, moving_results(frames[:2]))
     assert sorted(p.name for p in nested.iterdir()) == ["f.jsonl", "m.txt", "v.mp4"]
 

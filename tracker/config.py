@@ -80,7 +80,6 @@ class TrackerConfig:
     low_confidence_minimum_iou: float = _unit(0.5)
     tentative_minimum_iou: float = _unit(0.3)
     recovery_minimum_giou: float = field(default=0.0, metadata={"min": -1.0, "max": 1.0})
-    lost_velocity_decay_seconds: float = field(default=0.0, metadata={"min": 0.0, "max": 3600.0})
     direction_consistency_weight: float = field(default=0.2, metadata={"min": 0.0, "max": 10.0})
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})
     fuse_confidence: bool = True

@@ -150,8 +150,6 @@ class Tracker:
         if lost.any():  # size changes are not extrapolated through occlusions
             mean = mean.copy()
             mean[lost, 6:8] = 0.0
-            if self.config.lost_velocity_decay_seconds > 0:
-                mean[lost, 4:6] *= math.exp(-dt / self.config.lost_velocity_decay_seconds)
         cfg = self.config
         tr.mean, tr.cov = kalman.predict(mean, tr.cov, dt, cfg.position_noise, cfg.velocity_noise)
         np.maximum(tr.mean[:, 2:4], 1.0, out=tr.mean[:, 2:4])
@@ -353,13 +351,11 @@ class Tracker:
             classes = np.asarray(state["classes"], dtype=np.int64).reshape(-1)
             tracks = TrackArrays.from_json(state["tracks"], self._history_length, classes.size)
             last = state["last_timestamp"]
-            self._next_id = int(state["next_id"])
-            self._frame_count = int(state["frame_count"])
-            self._clock = float(state["clock"])
-            self._last_timestamp = None if last is None else float(last)
-            self._frame_interval = float(state["frame_interval"])
+            scalars = (int(state["next_id"]), int(state["frame_count"]), float(state["clock"]),
+                       None if last is None else float(last), float(state["frame_interval"]))
         except KeyError as exc:
             raise ValueError(f"tracker state: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"tracker state: {exc}") from None
-        self._classes, self._tracks = classes, tracks
+        self._classes, self._tracks = classes, tracks  # only now: a bad snapshot leaves the tracker as it was
+        (self._next_id, self._frame_count, self._clock, self._last_timestamp, self._frame_interval) = scalars

@@ -36,7 +36,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
                    help=f"tracker to score; repeat to score several in one run ({', '.join(TRACKER_NAMES)}; "
                         "default trackstream)")
     p.add_argument("--interpolate", nargs="?", type=int, const=DEFAULT_GAP, default=None, metavar="GAP",
-                   help=f"also score an offline variant with gaps of up to GAP frames (default {DEFAULT_GAP}) "
+                   help="also score an offline variant with gaps of up to GAP frames "
+                        f"(default {DEFAULT_GAP}) "
                         "filled by linear interpolation; reported separately as <tracker>+interp")
 
 

@@ -194,6 +194,10 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             check_writable(output_path(template, entry.id or default_id, several))
     if not (out.video or out.jsonl or out.mot or config.redis.url):
         log.warning("no output configured: results are not saved (use --out, --jsonl, --mot or --redis)")
+    if config.redis.url:
+        from pipelines.sinks.redis_sink import check_reachable
+
+        check_reachable(config.redis)   # on_unreachable: fail -> one error line now, before the model loads
     model = config.detector.model
     if model is None:
         from pipelines.assets import demo_pose_model

@@ -24,10 +24,11 @@ DEFAULT_URL = "redis://localhost:6379/0"
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str) -> None:
     p = sub.add_parser(name, help="print track events (and frames) published to Redis, one JSON per line",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+                       description="Print the entries of trackstream's Redis streams, one JSON object per "
+                                   "line (see docs/redis.md).")
     p.add_argument("--redis", metavar="URL", default=os.environ.get("TRACKSTREAM_REDIS", DEFAULT_URL),
                    help="redis://[user:password@]host:port/db or rediss://... "
-                        "(default: $TRACKSTREAM_REDIS or %(default)s)")
+                        f"(default: $TRACKSTREAM_REDIS, else {DEFAULT_URL})")
     p.add_argument("--source", metavar="ID", action="append", default=[],
                    help="source id to follow (repeatable); default: every trackstream:*:events stream")
     p.add_argument("--frames", action="store_true", help="also print the per-frame records")

@@ -1,7 +1,8 @@
 """Run trackers over MOTChallenge detections, write result files, score them, and summarise.
 
 One fresh tracker per sequence and tracker name; detections are fed frame by frame in frame order with
-timestamps ``(frame - 1) / frameRate`` seconds. Only the ``update`` calls are timed.
+timestamps ``(frame - 1) / frameRate`` seconds. Only the ``update`` calls are timed, in CPU time of the
+calling thread, so other processes on a busy machine do not inflate the figures.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class EvalOptions:
 
 @dataclass(frozen=True)
 class SeqRun:
-    """One tracker over one sequence: frames fed, detections fed, boxes written, seconds inside update()."""
+    """One tracker over one sequence: frames and detections fed, boxes written, CPU seconds in update()."""
 
     tracker: str
     seq: str
@@ -54,7 +55,7 @@ class SeqRun:
 
 @dataclass
 class EvalReport:
-    """Everything ``trackstream eval`` found; ``scores[variant][seq]`` with variant e.g. ``trackstream+interp``."""
+    """All that ``trackstream eval`` found: ``scores[variant][seq]``, variant e.g. ``trackstream+interp``."""
 
     runs: list[SeqRun] = field(default_factory=list)
     scores: dict[str, dict[str, SeqScore]] = field(default_factory=dict)
@@ -73,15 +74,15 @@ def results_dir(out: Path, trackers: tuple[str, ...], name: str, interpolated: b
 
 def track_sequence(tracker_name: str, seq: motio.MotSequence, dets: np.ndarray,
                    config: Mapping[str, Any]) -> tuple[np.ndarray, SeqRun]:
-    """Feed one sequence to a fresh tracker; returns (M, 7) ``frame, id, x, y, w, h, conf`` rows and timing."""
+    """Feed one sequence to a fresh tracker; returns (M, 7) ``frame, id, x, y, w, h, conf`` rows, timing."""
     tracker = make_tracker(tracker_name, config)
     out: list[np.ndarray] = []
     spent = 0.0
     rate = seq.info.frame_rate
     for frame, rows in motio.frames(dets, seq.info.length):
-        start = time.perf_counter()
+        start = time.thread_time()
         tracked = tracker.update(rows[:, :4], rows[:, 4], (frame - 1) / rate)
-        spent += time.perf_counter() - start
+        spent += time.thread_time() - start
         if len(tracked):
             out.append(np.column_stack([np.full(len(tracked), frame, np.float64), tracked]))
     result = np.concatenate(out) if out else np.zeros((0, 7))
@@ -101,7 +102,7 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
             rows, run = track_sequence(name, seq, dets, options.tracker_config)
             report.runs.append(run)
             print(f"tracked {seq.name} with {name}: {run.frames} frames, {run.detections} detections, "
-                  f"{run.us_per_frame:.0f} us/frame", file=progress)
+                  f"{run.us_per_frame:.0f} cpu us/frame", file=progress)
             variants[name] = results_dir(options.out, options.trackers, name)
             motio.write_results(variants[name] / f"{seq.name}.txt", rows)
             if options.interpolate_gap is not None:
@@ -122,7 +123,8 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
 def write_summary(path: Path, report: EvalReport) -> None:
     """Save scores and timings as JSON (for scripts and for comparing runs)."""
     data = {
-        "scores": {label: {seq: asdict(s) for seq, s in per_seq.items()} for label, per_seq in report.scores.items()},
+        "scores": {label: {seq: asdict(s) for seq, s in per_seq.items()}
+                   for label, per_seq in report.scores.items()},
         "runs": [{**asdict(r), "us_per_frame": r.us_per_frame} for r in report.runs],
         "results_dirs": {label: str(p) for label, p in report.results_dirs.items()},
         "unscored": report.unscored,

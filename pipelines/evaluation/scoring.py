@@ -86,7 +86,8 @@ def score(gt_folder: Path, results_folder: Path, seq_lengths: Mapping[str, int],
                    "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False}
     data_config = {**trackeval.datasets.MotChallenge2DBox.get_default_dataset_config(),
                    "GT_FOLDER": str(gt_folder), "TRACKERS_FOLDER": str(results_folder.parent.parent),
-                   "TRACKERS_TO_EVAL": [results_folder.parent.name], "TRACKER_SUB_FOLDER": results_folder.name,
+                   "TRACKERS_TO_EVAL": [results_folder.parent.name],
+                   "TRACKER_SUB_FOLDER": results_folder.name,
                    "OUTPUT_FOLDER": None, "BENCHMARK": benchmark, "SKIP_SPLIT_FOL": True,
                    "SEQ_INFO": dict(seq_lengths), "PRINT_CONFIG": False}
     chatter = io.StringIO()  # TrackEval prints progress to stdout; keep our table the only output

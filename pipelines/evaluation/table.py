@@ -6,7 +6,7 @@ from pipelines.evaluation.runner import EvalReport
 from pipelines.evaluation.scoring import COMBINED
 
 _HEADER = ("tracker", "sequence", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN", "IDs", "GT IDs",
-           "us/frame")
+           "cpu us/frame")
 
 
 def _fmt_row(cells: tuple[str, ...], widths: list[int]) -> str:
@@ -17,7 +17,7 @@ def _fmt_row(cells: tuple[str, ...], widths: list[int]) -> str:
 
 
 def format_report(report: EvalReport) -> str:
-    """One table: a row per tracker variant and sequence, then its COMBINED row; timing per frame of update()."""
+    """One table: a row per tracker variant and sequence, then its COMBINED row; update() time per frame."""
     timing: dict[tuple[str, str], float] = {(r.tracker, r.seq): r.us_per_frame for r in report.runs}
     total: dict[str, tuple[float, int]] = {}
     for r in report.runs:
@@ -47,9 +47,10 @@ def format_report(report: EvalReport) -> str:
         lines.append(_fmt_row(row, widths))
         previous = row[0]
     for seq in report.unscored:
-        speeds = ", ".join(f"{r.tracker} {r.us_per_frame:.0f} us/frame" for r in report.runs if r.seq == seq)
+        speeds = ", ".join(f"{r.tracker} {r.us_per_frame:.0f} cpu us/frame"
+                           for r in report.runs if r.seq == seq)
         lines.append(f"{seq}: no gt/gt.txt, tracked but not scored ({speeds})")
     lines.append("")
     lines.append("HOTA/DetA/AssA/MOTA/IDF1 in %; IDSW = identity switches; IDs = predicted track ids; "
-                 "us/frame = time inside the tracker's update() per frame.")
+                 "cpu us/frame = CPU time inside the tracker's update() per frame.")
     return "\n".join(lines)

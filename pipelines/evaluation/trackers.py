@@ -72,7 +72,7 @@ class TrackstreamTracker:
 
 
 def make_tracker(name: str, config: Optional[Mapping[str, Any]] = None) -> FrameTracker:
-    """A fresh tracker by name (one per sequence). ``config`` (TrackerConfig keys) applies to trackstream only."""
+    """A fresh tracker by name (one per sequence); ``config`` (TrackerConfig keys) is for trackstream only."""
     if name == TRACKSTREAM:
         return TrackstreamTracker(config)
     if name == BYTETRACK:

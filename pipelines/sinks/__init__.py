@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from pipelines.config import PipelineConfig
 from pipelines.frames import Sink
 
-__all__ = ["build_sinks", "output_path"]
+__all__ = ["build_sinks", "output_path", "zones_and_lines"]
 
 
 
@@ -32,15 +32,16 @@ def output_path(template: str, source_id: str, several_sources: bool) -> str:
 
 def build_sinks(config: PipelineConfig, source_id: str, fps: Optional[float],
                 size: tuple[int, int]) -> list[Sink]:
-    """The sinks of one source, in the order: annotated video, JSONL, MOT.
+    """The sinks of one source, in the order: annotated video, JSONL, MOT, Redis.
 
     Args:
-        config: pipeline config (``output`` and ``overlay`` sections are used).
+        config: pipeline config (``output``, ``overlay``, ``redis``, ``zones``/``lines``/``events`` are used).
         source_id: id of the source (used in paths with several sources).
         fps: frame rate of the processed frames (None: unknown; the video sink picks a default).
         size: (width, height) of the frames in pixels.
 
-    Raises OutputError (one line) when a file cannot be created.
+    Raises OutputError (one line) when a file cannot be created, UserError when Redis is unreachable and
+    ``redis.on_unreachable`` is ``fail``.
     """
     out = config.output
     several = len(config.sources) > 1
@@ -60,4 +61,31 @@ def build_sinks(config: PipelineConfig, source_id: str, fps: Optional[float],
         from pipelines.sinks.mot import MotSink
 
         sinks.append(MotSink(output_path(out.mot, source_id, several)))
+    if config.redis.url:
+        from pipelines.sinks.redis_sink import RedisSink
+
+        zones, lines = zones_and_lines(config, source_id)
+        sinks.append(RedisSink(config.redis, source_id, zones=zones, lines=lines, events=config.events))
     return sinks
+
+
+def zones_and_lines(config: PipelineConfig, source_id: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The zones and lines of one source: its ``sources[]`` entry's (matched by id, or by the id the
+    source derives from its URL), plus the top-level ``zones``/``lines`` of a single-source run."""
+    entries = config.sources
+    entry = next((e for e in entries if e.id == source_id), None)
+    if entry is None and len(entries) == 1:
+        entry = entries[0]
+    if entry is None:
+        entry = next((e for e in entries if e.id is None and source_id in _derived_ids(e.url)), None)
+    zones, lines = (entry.zones, entry.lines) if entry is not None else ((), ())
+    if len(entries) <= 1:
+        zones, lines = tuple(config.zones) + tuple(zones), tuple(config.lines) + tuple(lines)
+    return zones, lines
+
+
+def _derived_ids(url: str) -> tuple[str, ...]:
+    from pipelines.secrets import source_name
+
+    path = url[len("file://"):] if url.startswith("file://") else url
+    return Path(path).stem, source_name(url)

@@ -8,12 +8,13 @@ from pathlib import Path
 from pipelines.errors import OutputError
 
 
-def prepare_output(path: "str | os.PathLike[str]", what: str) -> Path:
+def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = True) -> Path:
     """Create ``path``'s parent folder and check the file can be opened for writing.
 
     Returns the path. Raises ``OutputError`` (one line naming ``what`` and the path) when the parent
-    cannot be created, the path is a folder, or the file cannot be opened. The file is left existing
-    (possibly empty): callers open it for real straight after.
+    cannot be created, the path is a folder, or the file cannot be opened. An existing file is not
+    changed. A file the check created is left (empty) when ``keep``, for callers that open it straight
+    after, and removed otherwise (for writers that create it later, like FFmpeg).
     """
     out = Path(os.fspath(path)).expanduser()
     if str(path) == "":
@@ -27,9 +28,12 @@ def prepare_output(path: "str | os.PathLike[str]", what: str) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create directory {out.parent} for {what}: {exc.strerror or exc}") from None
+    existed = out.exists()
     try:
         with open(out, "ab"):
             pass
     except OSError as exc:
         raise OutputError(f"cannot write {what} {out}: {exc.strerror or exc}") from None
+    if not keep and not existed:
+        out.unlink()
     return out

@@ -64,6 +64,7 @@ class JsonlSink(BaseSink):
         self.rotate_seconds = rotate_seconds
         self._clock = clock
         self._file: Optional[IO[str]] = None
+        self._failed = False
         self._size = 0
         self._started = 0.0
         self._sequence = 0
@@ -107,8 +108,12 @@ class JsonlSink(BaseSink):
         size = len(data.encode("utf-8"))
         if self._size > 0 and self._rotation_due(size):
             file = self._rotate(file)
-        file.write(data)
-        file.flush()
+        try:
+            file.write(data)
+            file.flush()
+        except OSError as exc:  # e.g. disk full
+            self._failed = True
+            raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
         self._size += size
         self.lines_written += 1
 
@@ -121,14 +126,19 @@ class JsonlSink(BaseSink):
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
         while True:
             self._sequence += 1
-            candidate = self.path.with_name(f"{self.path.stem}.{stamp}-{self._sequence:06d}{self.path.suffix}")
+            name = f"{self.path.stem}.{stamp}-{self._sequence:06d}{self.path.suffix}"
+            candidate = self.path.with_name(name)
             if not candidate.exists():
                 return candidate
 
     def _rotate(self, file: IO[str]) -> IO[str]:
         """Close the live file, rename it aside (never over an existing file) and start a new one."""
-        file.close()
         self._file = None
+        try:
+            file.close()
+        except OSError as exc:
+            self._failed = True
+            raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
         target = self._rotated_name(self._started)
         try:
             os.rename(self.path, target)
@@ -141,9 +151,11 @@ class JsonlSink(BaseSink):
 
     def close(self) -> None:
         """Flush and close the live file; safe to call more than once."""
-        if self._file is not None:
-            try:
-                self._file.flush()
-            finally:
-                self._file.close()
-                self._file = None
+        file, self._file = self._file, None
+        if file is None:
+            return
+        try:
+            file.close()  # flushes; the descriptor is released even if that fails
+        except OSError as exc:
+            if not self._failed:  # a failed write was already reported
+                raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None

@@ -37,6 +37,7 @@ class MotSink(BaseSink):
 
     def __init__(self, path: "str | os.PathLike[str]") -> None:
         self.path = prepare_output(path, "MOT output")
+        self._failed = False
         try:
             self._file: Optional[IO[str]] = open(self.path, "w", encoding="ascii", newline="\n")
         except OSError as exc:
@@ -48,14 +49,20 @@ class MotSink(BaseSink):
             raise OutputError(f"MOT output {self.path} is already closed")
         lines = mot_lines(result)
         if lines:
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
+            try:
+                self._file.write("\n".join(lines) + "\n")
+                self._file.flush()
+            except OSError as exc:  # e.g. disk full
+                self._failed = True
+                raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         """Close the file; safe to call more than once."""
-        if self._file is not None:
-            try:
-                self._file.flush()
-            finally:
-                self._file.close()
-                self._file = None
+        file, self._file = self._file, None
+        if file is None:
+            return
+        try:
+            file.close()  # flushes; the descriptor is released even if that fails
+        except OSError as exc:
+            if not self._failed:  # a failed write was already reported
+                raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None

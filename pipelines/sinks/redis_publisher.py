@@ -91,8 +91,10 @@ class StreamPublisher:
         self._published = 0
         self._dropped = 0
         self._outages = 0
+        self._rejected = 0
         self._drops_this_outage = 0
         self._down_since: Optional[float] = None
+        self._next_down_log = 0.0
         self._last_id = (0, -1)
         self._warned_foreign_ids = False
         self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
@@ -112,7 +114,8 @@ class StreamPublisher:
             if len(self._buf) >= self._max:
                 self._drop_oldest(len(self._buf) - self._max + 1)
             self._buf.append(_Entry(stream, maxlen, head))
-            self._cond.notify()
+            if self._connected or len(self._buf) == 1:   # while Redis is down the thread is backing off
+                self._cond.notify()
 
     def stats(self) -> PublisherStats:
         with self._cond:
@@ -159,13 +162,22 @@ class StreamPublisher:
                 if not self._buf or time.monotonic() > self._deadline:
                     return
             if not self._connected and not self._connect():
-                with self._cond:
-                    wait = min(backoff, max(0.0, self._deadline - time.monotonic()))
-                    self._cond.wait(wait)
+                self._back_off(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
             self._send_batch()
+
+    def _back_off(self, seconds: float) -> None:
+        """Wait ``seconds`` (not past the close deadline); new entries do not cut it short, close() does."""
+        with self._cond:
+            until = time.monotonic() + seconds
+            closing = self._closing
+            while self._closing == closing:
+                remaining = min(until, self._deadline) - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
 
     def _connect(self) -> bool:
         try:
@@ -192,9 +204,15 @@ class StreamPublisher:
             if self._down_since is None:
                 self._down_since = time.monotonic()
                 self._outages += 1
+            now = time.monotonic()
             if was_up:
                 log.warning("Redis at %s unreachable (%s); buffering up to %d entries and retrying",
                             describe(self._url), error_text(exc, self._url), self._max)
+                self._next_down_log = now + 30.0
+            elif now >= self._next_down_log:
+                log.warning("Redis at %s still unreachable after %.0f s: %d entries buffered, %d dropped",
+                            describe(self._url), now - self._down_since, len(self._buf), self._drops_this_outage)
+                self._next_down_log = now + 30.0
         if self._client is not None:
             try:
                 self._client.connection_pool.disconnect()
@@ -255,8 +273,10 @@ class StreamPublisher:
                 ok += 1  # stored by the attempt whose reply was lost
             else:
                 failed += 1
-                log.warning("Redis rejected an entry for %s: %s (dropped)", entry.stream,
-                            error_text(res, self._url))
+                self._rejected += 1
+                if self._rejected <= 5 or self._rejected % 1000 == 0:
+                    log.warning("Redis rejected an entry for %s: %s (dropped; %d so far)", entry.stream,
+                                error_text(res, self._url), self._rejected)
         with self._cond:
             self._published += ok
             self._dropped += failed

@@ -27,6 +27,18 @@ from pipelines.sinks.redis_publisher import PublisherStats, StreamPublisher
 log = logging.getLogger("trackstream.redis")
 
 
+def check_reachable(config: RedisConfig) -> None:
+    """Fail early (UserError, one line, password masked) when ``on_unreachable: fail`` and Redis cannot be
+    reached or refuses the credentials; does nothing for ``wait`` or without a URL."""
+    if not config.url or config.on_unreachable != "fail":
+        return
+    client = connect(config.url, config.connect_timeout, socket_timeout=max(5.0, config.connect_timeout))
+    try:
+        ping(client, config.url)
+    finally:
+        client.close()
+
+
 class RedisSink:
     """Publish one source's frames and events to Redis Streams.
 
@@ -53,12 +65,7 @@ class RedisSink:
         def factory() -> object:
             return connect(url, config.connect_timeout, socket_timeout=max(5.0, config.connect_timeout))
 
-        if config.on_unreachable == "fail":
-            client = factory()
-            try:
-                ping(client, url)
-            finally:
-                client.close()  # type: ignore[attr-defined]
+        check_reachable(config)
         self._publisher = StreamPublisher(factory, url, config.buffer_max_entries)
         self._closed = False
         log.info("publishing %s to Redis at %s (%s, %s)", self.source_id, describe(url),

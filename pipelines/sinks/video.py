@@ -4,7 +4,8 @@ Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, ``movflags
 comes first, so browsers start playing before the download ends).
 
 - **Timing.** Only processed frames are written. Each frame's timestamp is its source PTS, shifted so
-  the first written frame is at 0 (time base 1/90000 s; 1/1000 s for encoders that cannot take it). With ``vid_stride`` N or ``max_fps`` the video
+  the first written frame is at 0 (time base 1/90000 s; 1/1000 s for encoders that cannot take it).
+  With ``vid_stride`` N or ``max_fps`` the video
   therefore has fewer frames but the same duration and plays at real speed; its average frame rate is
   the processed frame rate (input fps / N). ``fps`` passed to the constructor should be that processed
   rate: it is the rate written in the stream header and the duration of the last frame before any PTS
@@ -115,8 +116,9 @@ class AnnotatedVideoSink(BaseSink):
         self.codec = codec
         self._options = _encoder_options(codec, crf, preset)
         self.time_base = _check_encoder(codec, self._options, self.fps)
-        self.path: Path = prepare_output(path, "video output")
-        container_options = {"movflags": "+faststart"} if self.path.suffix.lower() in _FASTSTART_SUFFIXES else {}
+        self.path: Path = prepare_output(path, "video output", keep=False)
+        faststart = self.path.suffix.lower() in _FASTSTART_SUFFIXES
+        container_options = {"movflags": "+faststart"} if faststart else {}
         try:
             self._container: Any = av.open(str(self.path), mode="w", options=container_options)
         except Exception as exc:  # noqa: BLE001 - unknown extension -> ValueError, others -> av errors
@@ -129,6 +131,7 @@ class AnnotatedVideoSink(BaseSink):
         self._pts0: Optional[float] = None
         self._last_tick: Optional[int] = None
         self._step = max(1, round(1 / (self.fps * self.time_base)))
+        self._max_step = max(2 * self._step, round(1 / self.time_base))
         self._resize_warned = False
         self._closed = False
         self.frames_written = 0
@@ -163,8 +166,8 @@ class AnnotatedVideoSink(BaseSink):
             if tick <= last:  # clock went back or stood still: continue one step later, from here on
                 tick = last + self._step
                 self._pts0 = pts - float(tick * self.time_base)
-            else:
-                self._step = tick - last
+            else:  # the PTS step is the length of a frame; a long gap is not (nor is a 1 s+ step)
+                self._step = min(tick - last, self._max_step)
         self._last_tick = tick
         return tick
 
@@ -196,7 +199,10 @@ class AnnotatedVideoSink(BaseSink):
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         frame.pts = self._tick(float(result.frame.pts))
         frame.time_base = self.time_base
-        self._mux(stream.encode(frame))
+        try:
+            self._mux(stream.encode(frame))
+        except Exception as exc:  # noqa: BLE001 - disk full, encoder failure: one line for the user
+            raise OutputError(f"cannot write video output {self.path}: {exc}") from None
         self.frames_written += 1
 
     def _mux(self, packets: Any) -> None:

@@ -234,13 +234,16 @@ def cli_processes() -> Iterator[Callable[..., CliProcess]]:
 
 @pytest.fixture(scope="session")
 def validators() -> dict[str, object]:
+    """JSON Schema validators of the shipped schemas: ``events`` and ``frames`` (which refers to the
+    JSONL frame record's schema by its id)."""
     import jsonschema
+    from referencing import Registry, Resource
 
-    out = {}
-    for kind, name in (("events", "event.schema.json"), ("frames", "redis_frame.schema.json")):
-        schema = json.loads((SCHEMAS / name).read_text())
-        out[kind] = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    return out
+    schemas = {p.name: json.loads(p.read_text()) for p in SCHEMAS.glob("*.schema.json")}
+    registry = Registry().with_resources(
+        (doc["$id"], Resource.from_contents(doc)) for doc in schemas.values() if "$id" in doc)
+    return {kind: jsonschema.Draft202012Validator(schemas[name], registry=registry)
+            for kind, name in (("events", "event.schema.json"), ("frames", "redis_frame.schema.json"))}
 
 
 @pytest.fixture(scope="session")

@@ -121,3 +121,20 @@ def test_tls_with_password(redis_tls_server, run_subscribe, synth):  # type: ign
     assert "tls-Secret-5" not in proc.stdout + proc.stderr
     plain = run_subscribe("--redis", url.replace("rediss://", "redis://").split("?")[0])
     assert plain.returncode == 2 and plain.stderr.startswith("trackstream: error: cannot reach Redis")
+
+
+def test_subscriber_on_a_key_that_is_not_a_stream_is_one_line(redis_server, run_subscribe):  # type: ignore[no-untyped-def]
+    redis_server.client().set("trackstream:cam:events", "not a stream")
+    proc = run_subscribe("--redis", redis_server.url, "--source", "cam", "--group", "g", "--consumer", "c")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("trackstream: error: Redis at redis://127.0.0.1") and "WRONGTYPE" in proc.stderr
+
+
+def test_publisher_rejected_entries_are_counted_not_fatal(redis_server, synth, caplog):  # type: ignore[no-untyped-def]
+    redis_server.client().set("trackstream:cam:frames", "not a stream")   # frames rejected, events fine
+    sink = RedisSink(RedisConfig(url=redis_server.url), "cam")
+    for r in synth.scenario(n_frames=8):
+        sink.write(r)
+    sink.close()
+    assert sink.stats.dropped == 8 and sink.stats.published == 4     # 2 tracks started and ended
+    assert sum("rejected" in r.getMessage() for r in caplog.records) == 5   # the log is not flooded

@@ -165,3 +165,18 @@ def test_config_from_yaml_like_mapping():  # type: ignore[no-untyped-def]
     zone = from_mapping(ZoneConfig, {"name": "door", "polygon": [[0, 0], [10, 0], [10, 10]]}, "zones[0]")
     assert zone.polygon == ((0.0, 0.0), (10.0, 0.0), (10.0, 10.0))
     assert from_mapping(EventsConfig, {"min_frames_in_zone": 3}).min_frames_in_zone == 3
+
+
+@pytest.mark.parametrize("kind, doc, complaint", [
+    ("events", {"schema_version": 1, "event": "track_started", "source_id": "c", "frame_index": 0, "pts": 0.0,
+                "time": 1.0}, "'track' is a required property"),
+    ("events", {"schema_version": 1, "event": "track_teleported", "source_id": "c", "frame_index": 0,
+                "pts": 0.0, "time": 1.0}, "is not one of"),
+    ("frames", {"schema_version": 1, "source_id": "c", "frame_index": 0, "pts": 0.0, "width": 2, "height": 2,
+                "capture_time": 1.0, "tracks": []}, "'publish_time' is a required property"),
+    ("frames", {"schema_version": 1, "source_id": "c", "frame_index": 0, "pts": 0.0, "width": 2, "height": 2,
+                "capture_time": 1.0, "publish_time": 1.0, "tracks": [{"id": 1}]}, "'class_id' is a required"),
+])
+def test_schemas_reject_malformed_documents(validators, kind, doc, complaint):  # type: ignore[no-untyped-def]
+    messages = [e.message for e in validators[kind].iter_errors(doc)]
+    assert any(complaint in m for m in messages), messages

@@ -122,3 +122,23 @@ def iter_until_idle(sub: Subscriber):  # type: ignore[no-untyped-def]
             return
         yield from batch
         sub.ack(*batch)
+
+
+def test_sources_are_discovered_including_ones_that_start_later(redis_server, synth):  # type: ignore[no-untyped-def]
+    def publish(source: str) -> None:
+        sink = RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), source)
+        for r in synth.scenario(n_frames=10, source=source):
+            sink.write(r)
+        sink.close()
+
+    publish("cam-a")
+    with Subscriber(redis_server.url, start="0", block_ms=100, discover_interval=0.1) as sub:
+        assert sub.sources == ["cam-a"]
+        publish("cam-b/stream1")                  # a camera id made of host and path
+        seen: dict[str, int] = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(seen) < 2:
+            for e in sub.read():
+                seen[e.source_id] = seen.get(e.source_id, 0) + 1
+            time.sleep(0.05)
+    assert seen == {"cam-a": 4, "cam-b/stream1": 4}   # track 1 and 2 start and end in each

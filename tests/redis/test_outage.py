@@ -86,3 +86,25 @@ def test_entries_written_while_down_at_start_arrive_when_redis_comes(
     redis_server.start()
     sink.close()
     assert redis_server.client().xlen("trackstream:cam:frames") == 20 and sink.stats.dropped == 0
+
+
+def test_reconnect_attempts_back_off_while_writes_go_on(redis_server):  # type: ignore[no-untyped-def]
+    from pipelines.redis_conn import connect
+    from pipelines.sinks.redis_publisher import StreamPublisher
+
+    redis_server.stop()
+    attempts = []
+
+    def factory():  # type: ignore[no-untyped-def]
+        client = connect(redis_server.url, 0.5)
+        ping = client.ping
+        client.ping = lambda: (attempts.append(time.monotonic()), ping())[1]
+        return client
+
+    pub = StreamPublisher(factory, redis_server.url, buffer_max_entries=1000)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        pub.put("s", {"n": 1}, None)
+        time.sleep(0.002)
+    pub.close(0)
+    assert 2 <= len(attempts) <= 8        # backoff 0.05, 0.1, 0.2, 0.4 s ... not one attempt per write

@@ -1,0 +1,91 @@
+"""`trackstream run` / `trackstream demo` as a user runs them: flags, graceful stop, errors inside stages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+CONTRACT_FLAGS = ("--source", "--model", "--config", "--out", "--jsonl", "--mot", "--vid-stride", "--max-fps",
+                  "--imgsz", "--conf", "--classes", "--device", "--batch", "--max-frames", "--no-boxes",
+                  "--no-labels", "--no-trails", "--no-path", "--no-masks", "--no-keypoints", "--realtime",
+                  "--jsonl-rotate-bytes", "--jsonl-rotate-seconds", "--redis", "--source-id", "--metrics-port",
+                  "--quiet")
+
+
+def frames_in(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_help_lists_every_flag():
+    proc = run_cli("run", "--help")
+    assert proc.returncode == 0
+    missing = [flag for flag in CONTRACT_FLAGS if flag not in proc.stdout]
+    assert missing == []
+
+
+def test_stride_and_max_fps_pick_frames_by_timestamp(tmp_path, bikes_video, pose_weights):
+    out = tmp_path / "picked.jsonl"
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--vid-stride", "5",
+                   "--max-fps", "2", "--max-frames", "6", "--jsonl", str(out), "--source-id", "street", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    recs = records(out)
+    assert len(recs) == 6 and all(r["frame_index"] % 5 == 0 and r["source_id"] == "street" for r in recs)
+    gaps = [b["pts"] - a["pts"] for a, b in zip(recs, recs[1:])]
+    assert all(0.4 - 1e-6 <= g <= 0.6 + 1e-6 for g in gaps)   # 2 per second of video, on 5 fps input
+
+
+def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_video, pose_weights):
+    video, jsonl = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--model", str(pose_weights),
+         "--imgsz", "160", "--out", str(video), "--jsonl", str(jsonl), "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopping" in stderr
+    recs = records(jsonl)                               # every line is complete JSON
+    assert 5 <= len(recs) < 250
+    assert [r["frame_index"] for r in recs] == list(range(len(recs)))
+    assert frames_in(video) == len(recs)                # the video was finalised and plays
+
+
+def test_error_inside_a_sink_stops_the_run_with_one_line(tmp_path, bikes_video, pose_weights):
+    """/dev/full accepts the open and fails the writes (a real disk-full error, no mock)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full not available")
+    video = tmp_path / "out.mp4"
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "40",
+                   "--jsonl", "/dev/full", "--out", str(video), "--quiet")
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("trackstream: error: ")]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(errors) == 1 and "No space left" in errors[0], proc.stderr
+    assert frames_in(video) >= 1                        # the other sink was still closed properly
+
+
+def test_demo_writes_video_and_jsonl_and_says_where(tmp_path):
+    out_dir = tmp_path / "demo"
+    proc = run_cli("demo", "--out-dir", str(out_dir), "--max-frames", "5", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert frames_in(out_dir / "bikes_tracked.mp4") == 5 and len(records(out_dir / "bikes.jsonl")) == 5
+    assert str(out_dir.resolve()) in proc.stderr
