@@ -124,12 +124,15 @@ def test_run_survives_five_camera_restarts(rtsp_server, tmp_path):
 
 
 def test_dead_camera_does_not_slow_the_other_and_outputs_stay_separate(rtsp_server, tmp_path):
+    """Three cameras: 'back' dies mid-run (and is retried forever), 'side' never answers and gives up after one
+    attempt; 'front' keeps its frame rate throughout. The give-up is reported at the end as a non-zero exit."""
     alive, dying = rtsp_server(), rtsp_server()
     options = "\n".join(f"    {k}: {v}" for k, v in FAST_RECONNECT.items())
     config = write_config(tmp_path, (
         "sources:\n"
         f"  - id: front\n    url: {alive.url}\n{options}\n"
         f"  - id: back\n    url: {dying.url}\n{options}\n"
+        f"  - id: side\n    url: {alive.url_for('/missing')}\n    reconnect_max_attempts: 1\n"
         "output:\n  jsonl: 'out/{source}.jsonl'\n"))
     front, back = tmp_path / "out" / "front.jsonl", tmp_path / "out" / "back.jsonl"
     cli = Cli(tmp_path, "run", "--config", config, "--model", "yolo11n.yaml", "--imgsz", "160", "--quiet")
@@ -146,7 +149,10 @@ def test_dead_camera_does_not_slow_the_other_and_outputs_stay_separate(rtsp_serv
     back_count = len(lines(back))
     after = rate(front, 3.0)
     back_growth = len(lines(back)) - back_count
-    assert cli.stop() == 0, cli.stderr[-2000:]
+    code = cli.stop()
+    errors = [line for line in cli.stderr.splitlines() if line.startswith("trackstream: error:")]
+    assert code == 2 and len(errors) == 1 and "source side" in errors[0], cli.stderr[-2000:]
+    assert "(the other sources keep running)" in cli.stderr
     assert after >= 0.6 * before and after >= 5, f"front fell from {before:.1f} to {after:.1f} fps"
     assert back_growth == 0
     assert {r["source_id"] for r in lines(front)} == {"front"} and {r["source_id"] for r in lines(back)} == {"back"}
