@@ -62,7 +62,7 @@ def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_vi
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 0, stderr  # a requested stop that flushed every output is a clean finish
     assert "Traceback" not in stderr and "stopping" in stderr
     recs = records(jsonl)                               # every line is complete JSON
     assert 5 <= len(recs) < 250
