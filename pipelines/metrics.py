@@ -108,7 +108,7 @@ def runner_readings(runner: Any) -> list[Reading]:
             source=redact_url(source.source_id), frames_in=frames_in, frames_out=frames_out,
             dropped=dropped + int(getattr(source, "dropped", 0)), reconnects=reconnects,
             connect_failures=int(getattr(source, "connect_failures", 0)),
-            up=bool(getattr(source, "connected", not stats.ended)), queues=queues,
+            up=bool(getattr(source, "connected", True)), queues=queues,
             latency=getattr(stats, "latency", None)))
     return out
 

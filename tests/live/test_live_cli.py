@@ -171,3 +171,22 @@ def test_wrong_camera_path_exits_with_one_line_after_configured_attempts(rtsp_se
     assert "gave up after 2 attempts" in errors[0] and "viewer:***@" in errors[0] and "404" in errors[0]
     assert cli.stderr.count("retrying in") == 1
     assert SECRET not in cli.stderr + cli.stdout and "Traceback" not in cli.stderr
+
+
+def test_realtime_plays_a_file_like_a_camera_and_counts_drops(bikes_video, pose_weights, tmp_path):
+    """bikes.mp4 is 250 frames at 25 fps: played at its own rate it lasts 10 s, and a detector slower than
+    25 fps must skip frames (counted) instead of falling behind."""
+    jsonl = tmp_path / "rt.jsonl"
+    cli = Cli(tmp_path, "run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "320", "--realtime",
+              "--jsonl", str(jsonl), "--quiet")
+    wait_for(lambda: len(lines(jsonl)) >= 1, 120, cli, "the first frame")
+    first_output = time.monotonic()
+    code = cli.proc.wait(timeout=120)
+    played = time.monotonic() - first_output
+    records = lines(jsonl)
+    indexes = [r["frame_index"] for r in records]
+    assert code == 0, cli.stderr[-2000:]
+    assert 8.5 <= played < 20, f"the 10 s video played for {played:.1f} s after its first result"
+    assert 5 <= len(records) < 250 and indexes == sorted(set(indexes))
+    dropped = 250 - len(records)
+    assert f"({dropped} dropped)" in cli.stderr, cli.stderr[-1000:]
