@@ -71,7 +71,7 @@ def test_live_source_streams_newest_frames_at_camera_rate(rtsp_server):
     frames = [f for _, f in rec.frames]
     assert rec.kinds()[0] is StatusKind.STARTED and rec.kinds()[-1] is StatusKind.ENDED
     assert frames[0].image.shape == (272, 640, 3) and frames[0].source_id == "cam"
-    assert 20 <= rate <= 30, f"camera sends 25 fps, source delivered {rate:.1f}"
+    assert 17 <= rate <= 33, f"camera sends 25 fps, source delivered {rate:.1f}"
     pts = [f.pts for f in frames]
     assert all(b > a for a, b in zip(pts, pts[1:]))
     assert pts[-1] - pts[0] == pytest.approx(len(pts) / 25, rel=0.2)
@@ -131,7 +131,7 @@ def test_dead_stream_does_not_slow_the_other(rtsp_server):
     b_after = b.rate(t0 + 0.5, time.monotonic())
     a.finish()
     b.finish()
-    assert 20 <= rate <= 30, f"stream a dropped to {rate:.1f} fps while b was down"
+    assert 17 <= rate <= 33, f"stream a dropped to {rate:.1f} fps while b was down"
     assert b_after == 0 and StatusKind.GAP in b.kinds()
 
 
