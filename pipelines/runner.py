@@ -25,6 +25,7 @@ from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoF
 from pipelines.inbox import Inbox
 from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source, SourceSpec
+from pipelines.sources.pacing import RealRatePacer
 from pipelines.stats import SourceStats
 from tracker.types import Detections
 
@@ -211,12 +212,16 @@ class Runner:
     def _read(self, lane: _Lane) -> None:
         """Reader thread: move one source's frames and statuses into its inbox."""
         taken = 0
+        # realtime: true on a file: release its frames at the video's own rate, as a camera would
+        pacer = RealRatePacer(self._stop) if lane.inbox.latest and not lane.source.is_live else None
         try:
             for item in lane.source.frames():
                 if isinstance(item, VideoFrame):
                     if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
                         lane.source.stop()
                         continue
+                    if pacer is not None:
+                        item = pacer.release(item)
                     taken += 1
                     lane.stats.add(frames_in=1)
                     if self.max_frames is not None and taken >= self.max_frames:
