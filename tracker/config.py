@@ -37,13 +37,13 @@ class TrackerConfig:
             detection) is below it are never matched there. Lower keeps fast movers, higher avoids swaps.
         low_confidence_minimum_iou: the stricter gate of the second (low-confidence) stage.
         tentative_minimum_iou: gate for matching not-yet-confirmed tracks.
-        recovery_minimum_giou: base gate of the recovery stage, which gives tracks seen in the previous frame
-            a second chance at the remaining detections by generalised IoU with their predicted box. GIoU stays
-            informative when boxes no longer overlap (it goes negative with the gap), and the gate is lowered
-            per track by how far the track moves per frame (in box sizes, at most 0.5), so a fast or
-            low-frame-rate object that jumps past its own box is still followed, while slow ones are not
-            matched across gaps. Lower follows more jumps, but swaps more in crowds. Lost tracks are not
-            recovered this way: matching them without overlap merged different people in our tests.
+        recovery_minimum_giou: base gate of the recovery stage, which gives tracks seen in the previous
+            frame a second chance at the remaining detections by generalised IoU with their predicted box.
+            GIoU stays informative when boxes no longer overlap (it goes negative with the gap), and the
+            gate is lowered per track by how far the track moves per frame (in box sizes, at most 0.5), so
+            a fast or low-frame-rate object that jumps past its own box is still followed, while slow ones
+            are not matched across gaps. Lower follows more jumps, but swaps more in crowds. Lost tracks
+            are not recovered this way: matching them without overlap merged different people in tests.
         lost_track_score_weight: factor on a *lost* track's first-stage score: when a lost track and a track
             seen in the previous frame compete for one detection, the one seen recently usually wins.
             1 treats them alike (ByteTrack); lower trusts an occluded track's extrapolation less.

@@ -110,7 +110,8 @@ class Tracker:
             try:
                 stamp = float(timestamp)
             except (TypeError, ValueError):
-                raise ValueError(f"timestamp must be a number of seconds or None, got {timestamp!r}") from None
+                raise ValueError(f"timestamp must be a number of seconds or None, got {timestamp!r}") \
+                    from None
             if not math.isfinite(stamp):
                 raise ValueError(f"timestamp must be finite, got {timestamp!r}")
         dt = 0.0 if self._last_timestamp is None else max(stamp - self._last_timestamp, 0.0)
@@ -261,7 +262,8 @@ class Tracker:
         tr.history_len[mt] = np.minimum(tr.history_len[mt] + 1, self._history_length)
         tr.last_time[mt] = now
         tr.hits[mt] += 1
-        promote = (tr.state[mt] == _LOST) | ((tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits))
+        confirmed_now = (tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits)
+        promote = (tr.state[mt] == _LOST) | confirmed_now
         tr.state[mt[promote]] = _CONFIRMED
         if class_id.size:
             tr.votes[mt, np.searchsorted(self._classes, class_id[md])] += 1.0
