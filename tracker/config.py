@@ -46,7 +46,9 @@ class TrackerConfig:
             are not recovered this way: matching them without overlap merged different people in tests.
         lost_track_score_weight: factor on a *lost* track's first-stage score: when a lost track and a track
             seen in the previous frame compete for one detection, the one seen recently usually wins.
-            1 treats them alike (ByteTrack); lower trusts an occluded track's extrapolation less.
+            1 treats them alike (ByteTrack); lower trusts an occluded track's extrapolation less. Too low
+            (0.5) weakens the lost track's own preference so much that, where two objects overlap, the
+            other track takes its detection for a frame or two.
         direction_consistency_weight: weight of the OC-SORT velocity-direction term added to the IoU score:
             a detection lying in the direction the track was moving is preferred over one behind it. 0 turns
             it off. Large values let direction beat overlap, which hurts with jittery boxes.
@@ -86,7 +88,7 @@ class TrackerConfig:
     low_confidence_minimum_iou: float = _unit(0.5)
     tentative_minimum_iou: float = _unit(0.3)
     recovery_minimum_giou: float = field(default=0.0, metadata={"min": -0.9, "max": 1.0})
-    lost_track_score_weight: float = _unit(0.5)
+    lost_track_score_weight: float = _unit(0.75)
     direction_consistency_weight: float = field(default=0.2, metadata={"min": 0.0, "max": 10.0})
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})
     fuse_confidence: bool = True
