@@ -58,7 +58,6 @@ class Tracker:
         self._clock = 0.0  # s, monotonic internal time
         self._last_timestamp: Optional[float] = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
-        self._new_det_rows = np.zeros(0, np.int64)
 
     @property
     def track_count(self) -> int:
@@ -90,17 +89,14 @@ class Tracker:
         matched = np.zeros(len(self._tracks), bool)
         matched[mt] = True
         self._apply_matches(mt, md, boxes, detections.class_id, now)
-        new_rows = self._start_tracks(boxes, conf, detections.class_id, high, md, now)
-        removed_unconfirmed = self._miss(~matched, now)
-
+        new_rows, new_dets = self._start_tracks(boxes, conf, detections.class_id, high, md, now)
+        dropped = self._miss(~matched, now)  # unmatched tentative tracks past their gap: never in the output
+        if dropped.any():
+            self._tracks = self._tracks.take(np.flatnonzero(~dropped))
+            remap = np.cumsum(~dropped) - 1
+            mt, new_rows = remap[mt], remap[new_rows]
         out_rows = np.concatenate([mt, new_rows]).astype(np.int64)
-        out_dets = np.concatenate([md, self._new_det_rows]).astype(np.int64)
-        self._tracks = self._tracks.take(np.flatnonzero(~removed_unconfirmed)) if removed_unconfirmed.any() \
-            else self._tracks
-        if removed_unconfirmed.any():
-            remap = np.cumsum(~removed_unconfirmed) - 1
-            keep = ~removed_unconfirmed[out_rows]
-            out_rows, out_dets = remap[out_rows[keep]], out_dets[keep]
+        out_dets = np.concatenate([md, new_dets]).astype(np.int64)
         return self._output(detections, out_rows, out_dets, now, removed)
 
     def _advance(self, timestamp: Optional[float]) -> tuple[float, float]:
@@ -290,15 +286,19 @@ class Tracker:
         return mean, cov
 
     def _start_tracks(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
-                      md: np.ndarray, now: float) -> np.ndarray:
-        """Create tracks for unmatched confident detections; returns their rows among all tracks."""
+                      md: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Create tracks for unmatched confident detections.
+
+        Returns (track rows, detection rows) of the new tracks that are reported at once
+        (``confirmation_hits`` of 1); both empty otherwise.
+        """
         cfg = self.config
         free = np.ones(boxes.shape[0], bool)
         free[md] = False
         det = high[free[high] & (conf[high] >= cfg.new_track_confidence_threshold)]
-        self._new_det_rows = det if cfg.confirmation_hits <= 1 else np.zeros(0, np.int64)
+        none = np.zeros(0, np.int64)
         if det.size == 0:
-            return np.zeros(0, np.int64)
+            return none, none
         n, start = det.size, len(self._tracks)
         z = kalman.xyxy_to_measurement(boxes[det])
         mean, cov = kalman.initiate(z, cfg.measurement_noise, cfg.velocity_noise)
@@ -315,7 +315,9 @@ class Tracker:
             votes=votes, class_id=class_id[det].astype(np.int64))
         self._next_id += n
         self._tracks = self._tracks.extend(new)
-        return np.arange(start, start + n, dtype=np.int64) if state == _CONFIRMED else np.zeros(0, np.int64)
+        if state != _CONFIRMED:
+            return none, none
+        return np.arange(start, start + n, dtype=np.int64), det
 
     def _miss(self, unmatched: np.ndarray, now: float) -> np.ndarray:
         """Book-keeping for tracks not matched this frame; returns a removal mask over all tracks."""
