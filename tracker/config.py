@@ -65,6 +65,12 @@ class TrackerConfig:
         lost_track_buffer_seconds: how long a confirmed track that lost its detection is kept for recovery
             (its ID survives an occlusion this long). Longer bridges longer occlusions but risks giving an old
             ID to a new object.
+        output_unmatched_seconds: a confirmed track that lost its detection is still *reported* for up to
+            this long (and for at most half the time it had been observed), at its Kalman-predicted box,
+            with ``state == TrackState.LOST``, ``det_index == -1`` and confidence 0 (``Tracks.matched`` is
+            False for such rows). Boxes then do not flicker through one-frame misses or brief occlusions,
+            at the price of some boxes where the object may no longer be. 0 (default) reports only tracks
+            matched to a detection in the current frame.
         frame_rate: frames per second assumed when ``update`` gets no timestamp (timestamp = frames / rate).
 
     Motion model (constant velocity on box centre and size, per-second units, scaled by box height):
@@ -96,6 +102,7 @@ class TrackerConfig:
     confirmation_hits: int = field(default=2, metadata={"min": 1, "max": 1000})
     tentative_max_gap_seconds: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
     lost_track_buffer_seconds: float = field(default=2.0, metadata={"min": 0.0, "max": 3600.0})
+    output_unmatched_seconds: float = field(default=0.0, metadata={"min": 0.0, "max": 3600.0})
     frame_rate: float = field(default=30.0, metadata={"gt": 0.0, "max": 10000.0})
     position_noise: float = field(default=0.27, metadata={"gt": 0.0, "max": 100.0})
     velocity_noise: float = field(default=0.5, metadata={"gt": 0.0, "max": 100.0})

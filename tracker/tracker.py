@@ -13,7 +13,9 @@ One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
 6. Kalman update of the matched tracks; a recovered lost track is re-run from its last observation along a
    straight virtual path (observation-centric re-update); lifecycle bookkeeping; new tentative tracks.
 
-The output holds confirmed tracks matched in this frame, carrying the detection's ``det_index``.
+The output holds confirmed tracks matched in this frame, carrying the detection's ``det_index``, and, with
+``output_unmatched_seconds`` > 0, confirmed tracks that lost their detection a moment ago at their predicted
+box (``state == LOST``, ``det_index == -1``; see ``tracker.output``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from tracker import kalman
 from tracker.association import assign, candidate_pairs, pair_direction, pair_giou, pair_iou
 from tracker.config import TrackerConfig
+from tracker.output import build_tracks, coasting_rows
 from tracker.state import TrackArrays
 from tracker.types import Detections, Tracks, TrackState
 
@@ -68,7 +71,8 @@ class Tracker:
     def update(self, detections: Detections, timestamp: Optional[float] = None) -> Tracks:
         """Advance to ``timestamp`` (seconds; None -> frames seen / ``frame_rate``) and match ``detections``.
 
-        Returns the confirmed tracks matched in this frame (rows follow increasing ``track_id``), with the
+        Returns the confirmed tracks matched in this frame (rows follow increasing ``track_id``), plus
+        coasting rows when ``output_unmatched_seconds`` > 0 (``Tracks.matched`` tells them apart), with the
         IDs of confirmed tracks removed during this call in ``removed_ids``. Timestamps that go backwards
         are treated as no time passing.
         """
@@ -333,21 +337,12 @@ class Tracker:
         tr, cfg = self._tracks, self.config
         confirmed = tr.state[rows] == _CONFIRMED
         rows, det_rows = rows[confirmed], det_rows[confirmed]
-        order = np.argsort(tr.track_id[rows], kind="stable")
-        rows, det_rows = rows[order], det_rows[order]
-        mean = tr.mean[rows]
-        return Tracks(
-            xyxy=detections.xyxy[det_rows], confidence=detections.confidence[det_rows],
-            class_id=tr.class_id[rows],
-            track_id=tr.track_id[rows], det_index=detections.det_index[det_rows],
-            velocity=mean[:, 4:6].astype(np.float32),
-            predicted_path=kalman.centre_path(mean, cfg.path_horizon_seconds, cfg.path_points),
-            age=now - tr.first_time[rows], state=tr.state[rows],
-            keypoints=None if detections.keypoints is None else detections.keypoints[det_rows],
-            masks=None if detections.masks is None else detections.masks[det_rows],
-            mask_polygons=None if detections.mask_polygons is None
-            else tuple(detections.mask_polygons[i] for i in det_rows),
-            removed_ids=np.sort(removed))
+        coast = coasting_rows(tr.state, tr.first_time, tr.last_time, now, _LOST, cfg.output_unmatched_seconds)
+        every = np.concatenate([rows, coast])
+        return build_tracks(
+            detections, det_rows, tr.mean[rows], tr.mean[coast], tr.track_id[every], tr.class_id[every],
+            now - tr.first_time[every], tr.state[every],
+            kalman.centre_path(tr.mean[every], cfg.path_horizon_seconds, cfg.path_points), removed)
 
     # ---------------------------------------------------------------- snapshot
     def state_dict(self) -> dict[str, Any]:
