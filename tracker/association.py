@@ -91,7 +91,8 @@ def pair_direction(origin: Array, direction: Array, has_direction: npt.NDArray[n
     return np.where(has_direction, score, 0.0)
 
 
-def assign(n_rows: int, n_cols: int, rows: IntArray, cols: IntArray, score: Array) -> tuple[IntArray, IntArray]:
+def assign(n_rows: int, n_cols: int, rows: IntArray, cols: IntArray,
+           score: Array) -> tuple[IntArray, IntArray]:
     """Maximum-score one-to-one matching over the candidate pairs ``(rows[k], cols[k])`` with ``score[k]``.
 
     Pairs not listed are never matched; every listed pair is preferred to leaving both sides unmatched, and

@@ -37,16 +37,18 @@ class TrackerConfig:
             detection) is below it are never matched there. Lower keeps fast movers, higher avoids swaps.
         low_confidence_minimum_iou: the stricter gate of the second (low-confidence) stage.
         tentative_minimum_iou: gate for matching not-yet-confirmed tracks.
-        recovery_minimum_giou: base gate of the recovery stage, which gives tracks seen in the previous frame
-            a second chance at the remaining detections by generalised IoU with their predicted box. GIoU stays
-            informative when boxes no longer overlap (it goes negative with the gap), and the gate is lowered
-            per track by how far the track moves per frame (in box sizes, at most 0.5), so a fast or
-            low-frame-rate object that jumps past its own box is still followed, while slow ones are not
-            matched across gaps. Lower follows more jumps, but swaps more in crowds. Lost tracks are not
-            recovered this way: matching them without overlap merged different people in our tests.
+        recovery_minimum_giou: base gate of the recovery stage, which gives tracks seen in the previous
+            frame a second chance at the remaining detections by generalised IoU with their predicted box.
+            GIoU stays informative when boxes no longer overlap (it goes negative with the gap), and the
+            gate is lowered per track by how far the track moves per frame (in box sizes, at most 0.5), so
+            a fast or low-frame-rate object that jumps past its own box is still followed, while slow ones
+            are not matched across gaps. Lower follows more jumps, but swaps more in crowds. Lost tracks
+            are not recovered this way: matching them without overlap merged different people in tests.
         lost_track_score_weight: factor on a *lost* track's first-stage score: when a lost track and a track
             seen in the previous frame compete for one detection, the one seen recently usually wins.
-            1 treats them alike (ByteTrack); lower trusts an occluded track's extrapolation less.
+            1 treats them alike (ByteTrack); lower trusts an occluded track's extrapolation less. Too low
+            (0.5) weakens the lost track's own preference so much that, where two objects overlap, the
+            other track takes its detection for a frame or two.
         direction_consistency_weight: weight of the OC-SORT velocity-direction term added to the IoU score:
             a detection lying in the direction the track was moving is preferred over one behind it. 0 turns
             it off. Large values let direction beat overlap, which hurts with jittery boxes.
@@ -63,6 +65,12 @@ class TrackerConfig:
         lost_track_buffer_seconds: how long a confirmed track that lost its detection is kept for recovery
             (its ID survives an occlusion this long). Longer bridges longer occlusions but risks giving an old
             ID to a new object.
+        output_unmatched_seconds: a confirmed track that lost its detection is still *reported* for up to
+            this long (and for at most half the time it had been observed), at its Kalman-predicted box,
+            with ``state == TrackState.LOST``, ``det_index == -1`` and confidence 0 (``Tracks.matched`` is
+            False for such rows). Boxes then do not flicker through one-frame misses or brief occlusions,
+            at the price of some boxes where the object may no longer be. 0 (default) reports only tracks
+            matched to a detection in the current frame.
         frame_rate: frames per second assumed when ``update`` gets no timestamp (timestamp = frames / rate).
 
     Motion model (constant velocity on box centre and size, per-second units, scaled by box height):
@@ -86,7 +94,7 @@ class TrackerConfig:
     low_confidence_minimum_iou: float = _unit(0.5)
     tentative_minimum_iou: float = _unit(0.3)
     recovery_minimum_giou: float = field(default=0.0, metadata={"min": -0.9, "max": 1.0})
-    lost_track_score_weight: float = _unit(0.5)
+    lost_track_score_weight: float = _unit(0.75)
     direction_consistency_weight: float = field(default=0.2, metadata={"min": 0.0, "max": 10.0})
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})
     fuse_confidence: bool = True
@@ -94,6 +102,7 @@ class TrackerConfig:
     confirmation_hits: int = field(default=2, metadata={"min": 1, "max": 1000})
     tentative_max_gap_seconds: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
     lost_track_buffer_seconds: float = field(default=2.0, metadata={"min": 0.0, "max": 3600.0})
+    output_unmatched_seconds: float = field(default=0.0, metadata={"min": 0.0, "max": 3600.0})
     frame_rate: float = field(default=30.0, metadata={"gt": 0.0, "max": 10000.0})
     position_noise: float = field(default=0.27, metadata={"gt": 0.0, "max": 100.0})
     velocity_noise: float = field(default=0.5, metadata={"gt": 0.0, "max": 100.0})

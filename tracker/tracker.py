@@ -13,7 +13,9 @@ One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
 6. Kalman update of the matched tracks; a recovered lost track is re-run from its last observation along a
    straight virtual path (observation-centric re-update); lifecycle bookkeeping; new tentative tracks.
 
-The output holds confirmed tracks matched in this frame, carrying the detection's ``det_index``.
+The output holds confirmed tracks matched in this frame, carrying the detection's ``det_index``, and, with
+``output_unmatched_seconds`` > 0, confirmed tracks that lost their detection a moment ago at their predicted
+box (``state == LOST``, ``det_index == -1``; see ``tracker.output``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from tracker import kalman
 from tracker.association import assign, candidate_pairs, pair_direction, pair_giou, pair_iou
 from tracker.config import TrackerConfig
+from tracker.output import build_tracks, coasting_rows
 from tracker.state import TrackArrays
 from tracker.types import Detections, Tracks, TrackState
 
@@ -58,7 +61,6 @@ class Tracker:
         self._clock = 0.0  # s, monotonic internal time
         self._last_timestamp: Optional[float] = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
-        self._new_det_rows = np.zeros(0, np.int64)
 
     @property
     def track_count(self) -> int:
@@ -69,7 +71,8 @@ class Tracker:
     def update(self, detections: Detections, timestamp: Optional[float] = None) -> Tracks:
         """Advance to ``timestamp`` (seconds; None -> frames seen / ``frame_rate``) and match ``detections``.
 
-        Returns the confirmed tracks matched in this frame (rows follow increasing ``track_id``), with the
+        Returns the confirmed tracks matched in this frame (rows follow increasing ``track_id``), plus
+        coasting rows when ``output_unmatched_seconds`` > 0 (``Tracks.matched`` tells them apart), with the
         IDs of confirmed tracks removed during this call in ``removed_ids``. Timestamps that go backwards
         are treated as no time passing.
         """
@@ -90,17 +93,14 @@ class Tracker:
         matched = np.zeros(len(self._tracks), bool)
         matched[mt] = True
         self._apply_matches(mt, md, boxes, detections.class_id, now)
-        new_rows = self._start_tracks(boxes, conf, detections.class_id, high, md, now)
-        removed_unconfirmed = self._miss(~matched, now)
-
+        new_rows, new_dets = self._start_tracks(boxes, conf, detections.class_id, high, md, now)
+        dropped = self._miss(~matched, now)  # unmatched tentative tracks past their gap: never in the output
+        if dropped.any():
+            self._tracks = self._tracks.take(np.flatnonzero(~dropped))
+            remap = np.cumsum(~dropped) - 1
+            mt, new_rows = remap[mt], remap[new_rows]
         out_rows = np.concatenate([mt, new_rows]).astype(np.int64)
-        out_dets = np.concatenate([md, self._new_det_rows]).astype(np.int64)
-        self._tracks = self._tracks.take(np.flatnonzero(~removed_unconfirmed)) if removed_unconfirmed.any() \
-            else self._tracks
-        if removed_unconfirmed.any():
-            remap = np.cumsum(~removed_unconfirmed) - 1
-            keep = ~removed_unconfirmed[out_rows]
-            out_rows, out_dets = remap[out_rows[keep]], out_dets[keep]
+        out_dets = np.concatenate([md, new_dets]).astype(np.int64)
         return self._output(detections, out_rows, out_dets, now, removed)
 
     def _advance(self, timestamp: Optional[float]) -> tuple[float, float]:
@@ -110,7 +110,8 @@ class Tracker:
             try:
                 stamp = float(timestamp)
             except (TypeError, ValueError):
-                raise ValueError(f"timestamp must be a number of seconds or None, got {timestamp!r}") from None
+                raise ValueError(f"timestamp must be a number of seconds or None, got {timestamp!r}") \
+                    from None
             if not math.isfinite(stamp):
                 raise ValueError(f"timestamp must be finite, got {timestamp!r}")
         dt = 0.0 if self._last_timestamp is None else max(stamp - self._last_timestamp, 0.0)
@@ -261,7 +262,8 @@ class Tracker:
         tr.history_len[mt] = np.minimum(tr.history_len[mt] + 1, self._history_length)
         tr.last_time[mt] = now
         tr.hits[mt] += 1
-        promote = (tr.state[mt] == _LOST) | ((tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits))
+        confirmed_now = (tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits)
+        promote = (tr.state[mt] == _LOST) | confirmed_now
         tr.state[mt[promote]] = _CONFIRMED
         if class_id.size:
             tr.votes[mt, np.searchsorted(self._classes, class_id[md])] += 1.0
@@ -288,15 +290,19 @@ class Tracker:
         return mean, cov
 
     def _start_tracks(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
-                      md: np.ndarray, now: float) -> np.ndarray:
-        """Create tracks for unmatched confident detections; returns their rows among all tracks."""
+                      md: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Create tracks for unmatched confident detections.
+
+        Returns (track rows, detection rows) of the new tracks that are reported at once
+        (``confirmation_hits`` of 1); both empty otherwise.
+        """
         cfg = self.config
         free = np.ones(boxes.shape[0], bool)
         free[md] = False
         det = high[free[high] & (conf[high] >= cfg.new_track_confidence_threshold)]
-        self._new_det_rows = det if cfg.confirmation_hits <= 1 else np.zeros(0, np.int64)
+        none = np.zeros(0, np.int64)
         if det.size == 0:
-            return np.zeros(0, np.int64)
+            return none, none
         n, start = det.size, len(self._tracks)
         z = kalman.xyxy_to_measurement(boxes[det])
         mean, cov = kalman.initiate(z, cfg.measurement_noise, cfg.velocity_noise)
@@ -313,7 +319,9 @@ class Tracker:
             votes=votes, class_id=class_id[det].astype(np.int64))
         self._next_id += n
         self._tracks = self._tracks.extend(new)
-        return np.arange(start, start + n, dtype=np.int64) if state == _CONFIRMED else np.zeros(0, np.int64)
+        if state != _CONFIRMED:
+            return none, none
+        return np.arange(start, start + n, dtype=np.int64), det
 
     def _miss(self, unmatched: np.ndarray, now: float) -> np.ndarray:
         """Book-keeping for tracks not matched this frame; returns a removal mask over all tracks."""
@@ -329,21 +337,12 @@ class Tracker:
         tr, cfg = self._tracks, self.config
         confirmed = tr.state[rows] == _CONFIRMED
         rows, det_rows = rows[confirmed], det_rows[confirmed]
-        order = np.argsort(tr.track_id[rows], kind="stable")
-        rows, det_rows = rows[order], det_rows[order]
-        mean = tr.mean[rows]
-        return Tracks(
-            xyxy=detections.xyxy[det_rows], confidence=detections.confidence[det_rows],
-            class_id=tr.class_id[rows],
-            track_id=tr.track_id[rows], det_index=detections.det_index[det_rows],
-            velocity=mean[:, 4:6].astype(np.float32),
-            predicted_path=kalman.centre_path(mean, cfg.path_horizon_seconds, cfg.path_points),
-            age=now - tr.first_time[rows], state=tr.state[rows],
-            keypoints=None if detections.keypoints is None else detections.keypoints[det_rows],
-            masks=None if detections.masks is None else detections.masks[det_rows],
-            mask_polygons=None if detections.mask_polygons is None
-            else tuple(detections.mask_polygons[i] for i in det_rows),
-            removed_ids=np.sort(removed))
+        coast = coasting_rows(tr.state, tr.first_time, tr.last_time, now, _LOST, cfg.output_unmatched_seconds)
+        every = np.concatenate([rows, coast])
+        return build_tracks(
+            detections, det_rows, tr.mean[rows], tr.mean[coast], tr.track_id[every], tr.class_id[every],
+            now - tr.first_time[every], tr.state[every],
+            kalman.centre_path(tr.mean[every], cfg.path_horizon_seconds, cfg.path_points), removed)
 
     # ---------------------------------------------------------------- snapshot
     def state_dict(self) -> dict[str, Any]:

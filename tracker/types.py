@@ -152,19 +152,25 @@ class Detections:
 
 @dataclass(frozen=True)
 class Tracks:
-    """Confirmed tracks matched to a detection in the current frame.
+    """Confirmed tracks matched to a detection in the current frame, and optionally coasting tracks.
+
+    With ``TrackerConfig.output_unmatched_seconds`` > 0, confirmed tracks that lost their detection a moment
+    ago are reported too (*coasting* rows): ``state == TrackState.LOST``, ``det_index == -1``, box =
+    Kalman-predicted box, confidence 0, keypoints all zero (visibility 0), masks all False, empty polygons.
+    ``matched`` tells the two kinds apart. With the default 0, every row is matched.
 
     Attributes:
-        xyxy: float32 (M, 4) box of the matched detection, pixels.
-        confidence: float32 (M,) confidence of the matched detection.
+        xyxy: float32 (M, 4) box of the matched detection (coasting rows: predicted box), pixels.
+        confidence: float32 (M,) confidence of the matched detection (coasting rows: 0).
         class_id: int64 (M,) the track's stable class (majority vote over its history).
         track_id: int64 (M,) ID, unique within one Tracker instance, starting at 1.
-        det_index: int64 (M,) ``Detections.det_index`` of the matched detection.
+        det_index: int64 (M,) ``Detections.det_index`` of the matched detection; -1 for coasting rows.
         velocity: float32 (M, 2) centre velocity in pixels per second.
         predicted_path: float32 (M, K, 2) predicted centre positions over the configured horizon.
         age: float32 (M,) seconds since the track was first seen.
         state: int64 (M,) ``TrackState`` values.
-        keypoints / masks / mask_polygons: rows of the matched detections, when the input had them.
+        keypoints / masks / mask_polygons: rows of the matched detections, when the input had them
+            (coasting rows: zeros / all False / empty (0, 2) arrays).
         removed_ids: int64 (R,) IDs of confirmed tracks deleted during this update (they ended).
     """
 
@@ -206,6 +212,11 @@ class Tracks:
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
+
+    @property
+    def matched(self) -> npt.NDArray[np.bool_]:
+        """bool (M,): True for rows matched to a detection this frame, False for coasting rows."""
+        return self.det_index >= 0
 
     @classmethod
     def empty(cls, horizon_points: int = 0) -> "Tracks":

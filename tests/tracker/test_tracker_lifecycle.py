@@ -170,7 +170,7 @@ def test_memory_stays_bounded_over_many_frames_with_churn():
     next_key = 0
     for i in range(1200):
         if rng.random() < 0.5:  # an object enters
-            objects[next_key] = [rng.uniform(0, 2000), rng.uniform(0, 2000), rng.normal(0, 60), rng.normal(0, 60)]
+            objects[next_key] = [*rng.uniform(0, 2000, 2), *rng.normal(0, 60, 2)]
             next_key += 1
         for key in [k for k in objects if rng.random() < 0.02]:  # objects leave
             del objects[key]

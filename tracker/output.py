@@ -1,0 +1,71 @@
+"""Building the ``Tracks`` a ``Tracker.update`` returns: matched rows, plus (optionally) coasting rows.
+
+A *matched* row copies its detection through (box, score, ``det_index``, keypoints, masks, polygons). A
+*coasting* row (``TrackerConfig.output_unmatched_seconds`` > 0) is a confirmed track that lost its
+detection a moment ago and is reported at its Kalman-predicted box, so overlays do not flicker and
+counting does not drop an object for the few frames it is hidden. Coasting rows have no detection, so:
+
+* ``state`` is ``TrackState.LOST``, ``det_index`` is ``-1`` (``Tracks.matched`` is False), ``confidence``
+  is 0;
+* ``keypoints`` are all zeros (visibility 0: nothing to draw), ``masks`` are all False, ``mask_polygons``
+  are empty ``(0, 2)`` arrays -- each only when the input detections had that field.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from tracker import kalman
+from tracker.types import Detections, Tracks
+
+# A track coasts for at most this fraction of the time it has been observed: a track seen for 0.2 s (often a
+# false positive) is not extended by 0.5 s, while a person walked along for seconds is.
+COAST_AGE_FRACTION = 0.5
+
+
+def coasting_rows(state: np.ndarray, first_time: np.ndarray, last_time: np.ndarray, now: float,
+                  lost_state: int, limit_seconds: float) -> np.ndarray:
+    """Rows of lost tracks unmatched for at most ``min(limit, COAST_AGE_FRACTION * observed time)`` s."""
+    if limit_seconds <= 0.0 or state.size == 0:
+        return np.zeros(0, np.int64)
+    allowed = np.minimum(limit_seconds, COAST_AGE_FRACTION * (last_time - first_time))
+    gap = now - last_time
+    return np.flatnonzero((state == lost_state) & (gap > 0.0) & (gap <= allowed + 1e-9))
+
+
+def _pad(values: Optional[np.ndarray], extra: int, rows: np.ndarray) -> Optional[np.ndarray]:
+    """``values[rows]`` followed by ``extra`` all-zero (all-False) rows of the same trailing shape."""
+    if values is None:
+        return None
+    blank = np.zeros((extra,) + values.shape[1:], values.dtype)
+    return np.concatenate([values[rows], blank])
+
+
+def build_tracks(detections: Detections, det_rows: np.ndarray, matched_mean: np.ndarray,
+                 coast_mean: np.ndarray, track_id: np.ndarray, class_id: np.ndarray, age: np.ndarray,
+                 state: np.ndarray, path: np.ndarray, removed: np.ndarray) -> Tracks:
+    """Assemble ``Tracks``: the first ``len(det_rows)`` rows are matched, the rest coast.
+
+    Per-track arrays (``track_id``, ``class_id``, ``age``, ``state``, ``path``) cover matched then coasting
+    rows; ``matched_mean`` / ``coast_mean`` are their Kalman states (N, 8). Rows come out by track ID.
+    """
+    n_coast = coast_mean.shape[0]
+    xyxy = np.concatenate([detections.xyxy[det_rows], kalman.state_to_xyxy(coast_mean).astype(np.float32)])
+    conf = np.concatenate([detections.confidence[det_rows], np.zeros(n_coast, np.float32)])
+    det_index = np.concatenate([detections.det_index[det_rows], np.full(n_coast, -1, np.int64)])
+    velocity = np.concatenate([matched_mean[:, 4:6], coast_mean[:, 4:6]]).astype(np.float32)
+    polygons = None
+    if detections.mask_polygons is not None:
+        polygons = tuple(detections.mask_polygons[i] for i in det_rows) + \
+            tuple(np.zeros((0, 2), np.float32) for _ in range(n_coast))
+    order = np.argsort(track_id, kind="stable")
+    return Tracks(
+        xyxy=xyxy[order], confidence=conf[order], class_id=class_id[order], track_id=track_id[order],
+        det_index=det_index[order], velocity=velocity[order], predicted_path=path[order],
+        age=age[order], state=state[order],
+        keypoints=None if detections.keypoints is None else _pad(detections.keypoints, n_coast, det_rows)[order],
+        masks=None if detections.masks is None else _pad(detections.masks, n_coast, det_rows)[order],
+        mask_polygons=None if polygons is None else tuple(polygons[i] for i in order),
+        removed_ids=np.sort(removed))
