@@ -65,6 +65,21 @@ def expected_frames(source: Source, max_frames: Optional[int] = None) -> Optiona
     return min(total, max_frames) if max_frames else total
 
 
+class _Pacer:
+    """Releases the frames of a file at their presentation times, as a camera would (``realtime: true``)."""
+
+    def __init__(self) -> None:
+        self._origin: Optional[float] = None
+
+    def wait_for(self, pts: float, stop: threading.Event) -> None:
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = now - pts
+        delay = self._origin + pts - now
+        if delay > 0:
+            stop.wait(delay)
+
+
 class _Lane:
     """Everything the runner keeps for one source."""
 
@@ -211,12 +226,15 @@ class Runner:
     def _read(self, lane: _Lane) -> None:
         """Reader thread: move one source's frames and statuses into its inbox."""
         taken = 0
+        pace = _Pacer() if lane.inbox.latest and not lane.source.is_live else None
         try:
             for item in lane.source.frames():
                 if isinstance(item, VideoFrame):
                     if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
                         lane.source.stop()
                         continue
+                    if pace is not None:  # a file played as if live: frames arrive at their own rate
+                        pace.wait_for(item.pts, self._stop)
                     taken += 1
                     lane.stats.add(frames_in=1)
                     if self.max_frames is not None and taken >= self.max_frames:

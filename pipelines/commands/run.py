@@ -76,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
                         help="only these class ids, comma-separated (e.g. 0,2)")
     parser.add_argument("--realtime", action="store_true", default=None,
-                        help="latest-frame policy even for files (drop frames the detector cannot keep "
-                             "up with)")
+                        help="play files at their own pace like a camera; frames the detector cannot "
+                             "keep up with are dropped (and counted)")
     for flag, _key in OVERLAY_FLAGS:
         parser.add_argument(flag, dest=_dest(flag), action="store_true",
                             help=f"do not draw {_key.replace('_', ' ')}")
