@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Optional
 
-from pipelines.config import PipelineConfig, build_config, read_yaml, set_dotted
+from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.errors import OutputError, SourceError
 from pipelines.progress import Progress, summary_lines
 from pipelines.sinks import output_path
@@ -95,10 +95,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """Config file (if any) with every given flag applied on top, validated."""
-    data: Any = read_yaml(args.config) if getattr(args, "config", None) else {}
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError("", f"config file {args.config} must hold a mapping of sections")
+    data: dict[str, Any] = read_config_file(args.config) if getattr(args, "config", None) else {}
     for flag, key, _ in VALUE_FLAGS:
         value = getattr(args, _dest(flag), None)
         if value is not None:
