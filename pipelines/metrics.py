@@ -95,9 +95,9 @@ def runner_readings(runner: Any) -> list[Reading]:
     out = []
     for lane in getattr(runner, "lanes", ()):
         source, stats = lane.source, lane.stats
-        with stats._lock:  # noqa: SLF001 - a consistent copy of the runner's counters
-            frames_in, frames_out = stats.frames_in, stats.frames_out
-            dropped, reconnects = stats.dropped, stats.reconnects
+        snap = stats.snapshot()  # a consistent copy of the runner's counters
+        frames_in, frames_out = int(snap["frames_in"]), int(snap["frames_out"])
+        dropped, reconnects = int(snap["dropped"]), int(snap["reconnects"])
         queues = {"source": int(getattr(source, "pending", 0)), "inbox": _inbox_depth(lane.inbox)}
         for sink, q in zip(getattr(lane, "sinks", ()), getattr(lane, "sink_queues", ())):
             queues[f"sink_{type(sink).__name__}"] = q.qsize()
@@ -108,7 +108,7 @@ def runner_readings(runner: Any) -> list[Reading]:
             source=redact_url(source.source_id), frames_in=frames_in, frames_out=frames_out,
             dropped=dropped + int(getattr(source, "dropped", 0)), reconnects=reconnects,
             connect_failures=int(getattr(source, "connect_failures", 0)),
-            up=bool(getattr(source, "connected", not stats.ended)), queues=queues,
+            up=bool(getattr(source, "connected", True)), queues=queues,
             latency=getattr(stats, "latency", None)))
     return out
 

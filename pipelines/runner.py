@@ -25,6 +25,7 @@ from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoF
 from pipelines.inbox import Inbox
 from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source, SourceSpec
+from pipelines.sources.pacing import RealRatePacer
 from pipelines.stats import SourceStats
 from tracker.types import Detections
 
@@ -63,21 +64,6 @@ def expected_frames(source: Source, max_frames: Optional[int] = None) -> Optiona
         if options.max_fps and source.fps:
             total = min(total, int(source.frame_count / source.fps * options.max_fps) + 1)
     return min(total, max_frames) if max_frames else total
-
-
-class _Pacer:
-    """Releases the frames of a file at their presentation times, as a camera would (``realtime: true``)."""
-
-    def __init__(self) -> None:
-        self._origin: Optional[float] = None
-
-    def wait_for(self, pts: float, stop: threading.Event) -> None:
-        now = time.monotonic()
-        if self._origin is None:
-            self._origin = now - pts
-        delay = self._origin + pts - now
-        if delay > 0:
-            stop.wait(delay)
 
 
 class _Lane:
@@ -226,15 +212,16 @@ class Runner:
     def _read(self, lane: _Lane) -> None:
         """Reader thread: move one source's frames and statuses into its inbox."""
         taken = 0
-        pace = _Pacer() if lane.inbox.latest and not lane.source.is_live else None
+        # realtime: true on a file: release its frames at the video's own rate, as a camera would
+        pacer = RealRatePacer(self._stop) if lane.inbox.latest and not lane.source.is_live else None
         try:
             for item in lane.source.frames():
                 if isinstance(item, VideoFrame):
                     if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
                         lane.source.stop()
                         continue
-                    if pace is not None:  # a file played as if live: frames arrive at their own rate
-                        pace.wait_for(item.pts, self._stop)
+                    if pacer is not None:
+                        item = pacer.release(item)
                     taken += 1
                     lane.stats.add(frames_in=1)
                     if self.max_frames is not None and taken >= self.max_frames:

@@ -263,5 +263,5 @@ class LiveSource:
         return StreamStatus(kind=kind, source_id=self.source_id, wall_time=time.time(), pts=pts, detail=clean)
 
     def _give_up_message(self, reason: str, attempts: int) -> str:
-        tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempts"
+        tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
         return self.scrub(f"source {self.source_id}: cannot read {self.display_url}: {reason} ({tail})")

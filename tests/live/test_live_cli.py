@@ -124,12 +124,15 @@ def test_run_survives_five_camera_restarts(rtsp_server, tmp_path):
 
 
 def test_dead_camera_does_not_slow_the_other_and_outputs_stay_separate(rtsp_server, tmp_path):
+    """Three cameras: 'back' dies mid-run (and is retried forever), 'side' never answers and gives up after one
+    attempt; 'front' keeps its frame rate throughout. The give-up is reported at the end as a non-zero exit."""
     alive, dying = rtsp_server(), rtsp_server()
     options = "\n".join(f"    {k}: {v}" for k, v in FAST_RECONNECT.items())
     config = write_config(tmp_path, (
         "sources:\n"
         f"  - id: front\n    url: {alive.url}\n{options}\n"
         f"  - id: back\n    url: {dying.url}\n{options}\n"
+        f"  - id: side\n    url: {alive.url_for('/missing')}\n    reconnect_max_attempts: 1\n"
         "output:\n  jsonl: 'out/{source}.jsonl'\n"))
     front, back = tmp_path / "out" / "front.jsonl", tmp_path / "out" / "back.jsonl"
     cli = Cli(tmp_path, "run", "--config", config, "--model", "yolo11n.yaml", "--imgsz", "160", "--quiet")
@@ -146,7 +149,10 @@ def test_dead_camera_does_not_slow_the_other_and_outputs_stay_separate(rtsp_serv
     back_count = len(lines(back))
     after = rate(front, 3.0)
     back_growth = len(lines(back)) - back_count
-    assert cli.stop() == 0, cli.stderr[-2000:]
+    code = cli.stop()
+    errors = [line for line in cli.stderr.splitlines() if line.startswith("trackstream: error:")]
+    assert code == 2 and len(errors) == 1 and "source side" in errors[0], cli.stderr[-2000:]
+    assert "(the other sources keep running)" in cli.stderr
     assert after >= 0.6 * before and after >= 5, f"front fell from {before:.1f} to {after:.1f} fps"
     assert back_growth == 0
     assert {r["source_id"] for r in lines(front)} == {"front"} and {r["source_id"] for r in lines(back)} == {"back"}
@@ -165,3 +171,22 @@ def test_wrong_camera_path_exits_with_one_line_after_configured_attempts(rtsp_se
     assert "gave up after 2 attempts" in errors[0] and "viewer:***@" in errors[0] and "404" in errors[0]
     assert cli.stderr.count("retrying in") == 1
     assert SECRET not in cli.stderr + cli.stdout and "Traceback" not in cli.stderr
+
+
+def test_realtime_plays_a_file_like_a_camera_and_counts_drops(bikes_video, pose_weights, tmp_path):
+    """bikes.mp4 is 250 frames at 25 fps: played at its own rate it lasts 10 s, and a detector slower than
+    25 fps must skip frames (counted) instead of falling behind."""
+    jsonl = tmp_path / "rt.jsonl"
+    cli = Cli(tmp_path, "run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "320", "--realtime",
+              "--jsonl", str(jsonl), "--quiet")
+    wait_for(lambda: len(lines(jsonl)) >= 1, 120, cli, "the first frame")
+    first_output = time.monotonic()
+    code = cli.proc.wait(timeout=120)
+    played = time.monotonic() - first_output
+    records = lines(jsonl)
+    indexes = [r["frame_index"] for r in records]
+    assert code == 0, cli.stderr[-2000:]
+    assert 8.5 <= played < 20, f"the 10 s video played for {played:.1f} s after its first result"
+    assert 5 <= len(records) < 250 and indexes == sorted(set(indexes))
+    dropped = 250 - len(records)
+    assert f"({dropped} dropped)" in cli.stderr, cli.stderr[-1000:]

@@ -71,7 +71,7 @@ def test_live_source_streams_newest_frames_at_camera_rate(rtsp_server):
     frames = [f for _, f in rec.frames]
     assert rec.kinds()[0] is StatusKind.STARTED and rec.kinds()[-1] is StatusKind.ENDED
     assert frames[0].image.shape == (272, 640, 3) and frames[0].source_id == "cam"
-    assert 20 <= rate <= 30, f"camera sends 25 fps, source delivered {rate:.1f}"
+    assert 17 <= rate <= 33, f"camera sends 25 fps, source delivered {rate:.1f}"
     pts = [f.pts for f in frames]
     assert all(b > a for a, b in zip(pts, pts[1:]))
     assert pts[-1] - pts[0] == pytest.approx(len(pts) / 25, rel=0.2)
@@ -131,7 +131,7 @@ def test_dead_stream_does_not_slow_the_other(rtsp_server):
     b_after = b.rate(t0 + 0.5, time.monotonic())
     a.finish()
     b.finish()
-    assert 20 <= rate <= 30, f"stream a dropped to {rate:.1f} fps while b was down"
+    assert 17 <= rate <= 33, f"stream a dropped to {rate:.1f} fps while b was down"
     assert b_after == 0 and StatusKind.GAP in b.kinds()
 
 
@@ -203,3 +203,39 @@ def test_rtsp_over_udp_delivers_frames(rtsp_server):
     rec.wait_frames(10, timeout=15)
     rec.finish()
     assert rec.frames[-1][1].image.shape == (272, 640, 3)
+
+
+def remux_to_mpegts(src, dst) -> None:
+    """Copy the H.264 packets of ``src`` into an MPEG-TS file (the format HTTP cameras and HLS segments use)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
+        stream_in = inp.streams.video[0]
+        stream_out = out.add_stream_from_template(stream_in)
+        for packet in inp.demux(stream_in):
+            if packet.dts is not None:
+                packet.stream = stream_out
+                out.mux(packet)
+
+
+def test_http_stream_is_read_and_reconnected_after_it_ends(bikes_video, tmp_path):
+    """An HTTP URL goes through the same live path (here an MPEG-TS file over HTTP: when it ends, that is a gap
+    and the source reconnects, as it would for an HTTP camera that hung up)."""
+    import functools
+    import http.server
+
+    remux_to_mpegts(bikes_video, tmp_path / "bikes.ts")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/bikes.ts"
+        rec = Recorder(LiveSource(url, FAST_RECONNECT, source_id="http"), slow=0.01)
+        deadline = time.monotonic() + 20
+        while StatusKind.RESUMED not in rec.kinds() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rec.finish()
+    finally:
+        httpd.shutdown()
+    assert rec.kinds()[:3] == [StatusKind.STARTED, StatusKind.GAP, StatusKind.RESUMED]
+    assert rec.frames and rec.frames[0][1].image.shape == (272, 640, 3)
