@@ -22,7 +22,7 @@ from tracker.configutil import ConfigError, from_mapping, to_mapping
 
 __all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "OutputConfig",
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceEntry", "ZoneConfig",
-           "load_config", "build_config", "read_yaml"]
+           "load_config", "build_config", "read_config_file", "read_yaml"]
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow")
@@ -219,18 +219,33 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a config file (not validated yet).
+
+    A relative ``tracker_config`` path is taken relative to the config file's folder when the file is
+    there, so a config and its tracker settings can be kept side by side.
+    """
+    data: Any = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"config file {path} must hold a mapping of sections, "
+                              f"got {type(data).__name__}")
+    tracker_config = data.get("tracker_config")
+    if isinstance(tracker_config, str) and not Path(tracker_config).is_absolute():
+        beside = Path(path).parent / tracker_config
+        if beside.exists():
+            data["tracker_config"] = str(beside)
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
     """Read the YAML file at ``path`` (if any), apply ``overrides`` (dotted keys) and validate.
 
     ``overrides`` values win over the file; ``None`` values are ignored (flag not given). A ``sources``
     override replaces the file's list.
     """
-    data: Any = read_yaml(path) if path else {}
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("", f"config file {path} must hold a mapping of sections, "
-                              f"got {type(data).__name__}")
+    data = read_config_file(path) if path else {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(data, dotted, value)

@@ -105,6 +105,9 @@ class Detector:
         self.model_name = str(name)
         self.model = load_model(self.model_name)
         self.task: str = str(getattr(self.model, "task", "detect"))
+        if self.task not in TASKS:
+            raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from a "
+                             f"{', '.join(TASKS)} model")
         self.device, self.half = resolve_device(config.device, config.half, self.model_name)
         self.dropped_rows = 0
         self._warm_up()

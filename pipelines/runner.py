@@ -304,9 +304,7 @@ class Runner:
                 entry = self._track_queue.get()
                 if entry is _END:
                     break
-                if self._abort.is_set():
-                    continue
-                lane, item, dets = entry
+                lane, item, dets = entry  # detected frames are tracked and written even after a failure
                 if isinstance(item, VideoFrame):
                     self._track(lane, item, dets)
                 else:
@@ -327,7 +325,7 @@ class Runner:
             lane.pending.append(item)
             return
         for q in lane.sink_queues:
-            self._put(q, item)
+            q.put(item)  # blocking: every sink thread consumes until the end marker, even after a failure
 
     # ----------------------------------------------------------------- sinks
 

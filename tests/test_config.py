@@ -130,3 +130,14 @@ def test_several_sources_need_zones_per_source():
     with pytest.raises(ConfigError, match="^zones: "):
         build_config({"sources": [{"url": "a.mp4"}, {"url": "b.mp4"}],
                       "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}]})
+
+
+def test_tracker_settings_from_a_file_beside_the_config(tmp_path):
+    (tmp_path / "tracker.yaml").write_text("minimum_iou: 0.35\n")
+    config = load_config(write(tmp_path, "tracker_config: tracker.yaml\n"))
+    assert config.tracker_settings().minimum_iou == 0.35
+
+
+def test_bad_tracker_key_is_rejected_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match="^tracker.minimum_iuo: "):
+        load_config(write(tmp_path, "tracker: {minimum_iuo: 0.3}\n"))

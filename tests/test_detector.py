@@ -107,3 +107,8 @@ def test_device_auto_is_cpu_without_cuda_and_cuda_is_refused():
     assert resolve_device("auto", None, "m.pt") == ("cpu", False)
     with pytest.raises(ModelError, match="CUDA is not available"):
         resolve_device("cuda:0", None, "m.pt")
+
+
+def test_a_model_without_boxes_is_refused():
+    with pytest.raises(ModelError, match="'classify' model"):
+        Detector(DetectorConfig(imgsz=64), "yolo11n-cls.yaml")

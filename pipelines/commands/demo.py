@@ -35,6 +35,7 @@ def main(args: argparse.Namespace) -> int:
         "sources": [{"url": str(video), "id": "bikes"}],
         "detector": {"model": str(model)},
         "output": {"video": str(out_dir / "bikes_tracked.mp4"), "jsonl": str(out_dir / "bikes.jsonl")},
+        "metrics": {"log_interval": 0},  # a short clip: the progress bar and the summary say enough
     })
     print(f"trackstream demo: tracking {video.name} with {model.name} (offline)", file=sys.stderr)
     code = execute(config, max_frames=max_frames, quiet=getattr(args, "quiet", False))

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Optional
 
-from pipelines.config import PipelineConfig, build_config, read_yaml, set_dotted
+from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.errors import OutputError, SourceError
 from pipelines.progress import Progress, summary_lines
 from pipelines.sinks import output_path
@@ -76,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
                         help="only these class ids, comma-separated (e.g. 0,2)")
     parser.add_argument("--realtime", action="store_true", default=None,
-                        help="latest-frame policy even for files (drop frames the detector cannot keep "
-                             "up with)")
+                        help="play files at their own pace like a camera; frames the detector cannot "
+                             "keep up with are dropped (and counted)")
     for flag, _key in OVERLAY_FLAGS:
         parser.add_argument(flag, dest=_dest(flag), action="store_true",
                             help=f"do not draw {_key.replace('_', ' ')}")
@@ -95,10 +95,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """Config file (if any) with every given flag applied on top, validated."""
-    data: Any = read_yaml(args.config) if getattr(args, "config", None) else {}
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError("", f"config file {args.config} must hold a mapping of sections")
+    data: dict[str, Any] = read_config_file(args.config) if getattr(args, "config", None) else {}
     for flag, key, _ in VALUE_FLAGS:
         value = getattr(args, _dest(flag), None)
         if value is not None:

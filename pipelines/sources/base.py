@@ -45,7 +45,8 @@ class SourceSpec:
         zones: zone configs (``pipelines.config.ZoneConfig``) for events on this source.
         lines: line configs (``pipelines.config.LineConfig``) for events on this source.
         realtime: frame policy in the runner: None = latest-frame for live sources and every frame for
-            files; True forces latest-frame (drops counted), False forces every frame.
+            files; True forces latest-frame (a file is then read at its own pace, like a camera; drops
+            counted), False forces every frame.
     """
 
     url: str

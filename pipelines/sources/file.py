@@ -149,6 +149,8 @@ class FileSource:
         if self._start_pts is None:
             self._start_pts = frame.pts
         pts = round((frame.pts - self._start_pts) * self._time_base, 6)
+        if last is None and pts < 0:  # first frame before the stated start (edit lists): count from it
+            self._start_pts, pts = frame.pts, 0.0
         return None if last is not None and pts <= last else pts
 
     def _decoded(self) -> Iterator["av.VideoFrame"]:

@@ -1,0 +1,81 @@
+"""Runner: stage failures reach the caller as one clean error, and what was processed is still written.
+
+A detector that fails mid-stream (e.g. a GPU running out of memory) cannot be produced for real on a CPU
+test machine, so these tests inject that one fault with a small stand-in detector; the source, tracker
+and sinks are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from pipelines.config import build_config
+from pipelines.runner import PipelineError, Runner
+from pipelines.sources import SourceSpec, open_source
+from tracker.types import Detections
+
+
+class FaultyDetector:
+    """Finds one fixed box per frame; raises on call number ``fail_on`` (None = never)."""
+
+    class_names = {0: "person"}
+
+    def __init__(self, fail_on: int | None = None, delay: float = 0.0) -> None:
+        self.fail_on, self.delay, self.calls, self.dropped_rows = fail_on, delay, 0, 0
+        self.batches: list[int] = []
+
+    def detect(self, frames):
+        self.calls += 1
+        self.batches.append(len(frames))
+        if self.fail_on is not None and self.calls == self.fail_on:
+            raise RuntimeError("CUDA out of memory\nsecond line of a long report")
+        if self.delay:
+            threading.Event().wait(self.delay)
+        box = np.array([[100, 50, 200, 250]], np.float32)
+        return [Detections(box + f.index, np.array([0.9], np.float32), np.array([0])) for f in frames]
+
+
+def make_runner(tmp_path, bikes_video, detector, batch=4, **kwargs):
+    config = build_config({"sources": [{"url": str(bikes_video)}], "detector": {"batch": batch},
+                           "output": {"jsonl": str(tmp_path / "out.jsonl"), "video": str(tmp_path / "out.mp4")}})
+    spec = SourceSpec(str(bikes_video))
+    return Runner([(spec, open_source(spec, config.sources[0].options))], detector, config, **kwargs)
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_detector_failure_is_one_clean_error_and_earlier_frames_are_kept(tmp_path, bikes_video):
+    runner = make_runner(tmp_path, bikes_video, FaultyDetector(fail_on=3))
+    with pytest.raises(PipelineError) as info:
+        runner.run()
+    assert str(info.value) == "detector stage failed: RuntimeError: CUDA out of memory"
+    records = lines(tmp_path / "out.jsonl")
+    assert [r["frame_index"] for r in records] == list(range(8))   # the two batches before the failure
+    import av
+
+    with av.open(str(tmp_path / "out.mp4")) as container:          # the video was finalised
+        assert sum(1 for _ in container.decode(video=0)) == 8
+
+
+def test_file_batches_are_full_and_never_depend_on_timing(tmp_path, bikes_video):
+    detector = FaultyDetector()
+    stats = make_runner(tmp_path, bikes_video, detector, batch=4, max_frames=30).run()
+    assert detector.batches == [4] * 7 + [2]
+    assert stats[0].frames_out == 30 and len(stats[0].track_ids) == 1
+
+
+def test_stop_from_another_thread_drains_and_closes(tmp_path, bikes_video):
+    runner = make_runner(tmp_path, bikes_video, FaultyDetector(delay=0.02), batch=2)
+    timer = threading.Timer(0.5, runner.stop)
+    timer.start()
+    stats = runner.run()
+    timer.join()
+    records = lines(tmp_path / "out.jsonl")
+    assert 0 < len(records) == stats[0].frames_out < 250
+    assert [r["frame_index"] for r in records] == list(range(len(records)))
