@@ -33,14 +33,16 @@ DEFAULT_MODEL = DATA / "weights" / "yolov8n_int8_640.onnx"
 MODES = ("trackstream", "ultralytics-track-save", "ultralytics-predict")
 
 
-def _trackstream(video: str, model: str, imgsz: int, frames: int | None, out: Path) -> tuple[int, float, float]:
+def _trackstream(video: str, model: str, imgsz: int, frames: int | None,
+                 out: Path) -> tuple[int, float, float]:
     from pipelines.commands.run import open_sources
     from pipelines.config import build_config
     from pipelines.detector import Detector
     from pipelines.runner import Runner
 
     config = build_config({"sources": [{"url": video}], "detector": {"model": model, "imgsz": imgsz},
-                           "output": {"video": str(out / "trackstream.mp4"), "jsonl": str(out / "trackstream.jsonl")}})
+                           "output": {"video": str(out / "trackstream.mp4"),
+                                      "jsonl": str(out / "trackstream.jsonl")}})
     sources = open_sources(config)
     runner = Runner(sources, Detector(config.detector), config, max_frames=frames)  # Detector warms up
     start, cpu = time.perf_counter(), time.process_time()
@@ -56,8 +58,8 @@ def _ultralytics(mode: str, video: str, model_path: str, imgsz: int, frames: int
     model = YOLO(model_path, task="detect")
     model.predict(np.zeros((imgsz, imgsz, 3), np.uint8), imgsz=imgsz, verbose=False)  # load + warm up
     if mode == "ultralytics-track-save":
-        results = model.track(source=video, stream=True, save=True, imgsz=imgsz, project=str(out), name="track",
-                              verbose=False, persist=True)
+        results = model.track(source=video, stream=True, save=True, imgsz=imgsz, project=str(out),
+                              name="track", verbose=False, persist=True)
     else:
         results = model.predict(source=video, stream=True, imgsz=imgsz, verbose=False)
     count = 0
@@ -100,7 +102,8 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--frames", type=int, default=None, help="only the first N frames (default: whole clip)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="only the first N frames (default: whole clip)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -119,10 +122,9 @@ def main() -> None:
         print(f"{mode:24s} {r['frames']:5d} frames {r['seconds']:7.2f} s {r['fps']:7.2f} frames/s "
               f"({1000 * r['cpu_seconds'] / max(r['frames'], 1):.0f} ms CPU per frame, all threads)")
     ours = results["trackstream"]["fps"]
-    print(f"ratio trackstream / ultralytics track+save: {ours / results['ultralytics-track-save']['fps']:.2f}x "
-          "(target >= 1.2x)")
-    print(f"ratio trackstream / ultralytics predict:    {ours / results['ultralytics-predict']['fps']:.2f}x "
-          "(target >= 0.95x)")
+    track_save, predict = results["ultralytics-track-save"]["fps"], results["ultralytics-predict"]["fps"]
+    print(f"ratio trackstream / ultralytics track+save: {ours / track_save:.2f}x (target >= 1.2x)")
+    print(f"ratio trackstream / ultralytics predict:    {ours / predict:.2f}x (target >= 0.95x)")
 
 
 if __name__ == "__main__":

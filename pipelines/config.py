@@ -24,7 +24,8 @@ __all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "Metri
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceEntry", "ZoneConfig",
            "load_config", "build_config", "read_yaml"]
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow")
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def read_yaml(path: str | Path) -> Any:
     except FileNotFoundError:
         raise ConfigError("", f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("", f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError("", f"cannot read config file {path}: {reason}") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -155,7 +157,8 @@ def _source_entry(item: Any, key: str, base: SourceConfig) -> SourceEntry:
     if isinstance(item, str):
         item = {"url": item}
     if not isinstance(item, Mapping):
-        raise ConfigError(key, f"must be a mapping like {{id: cam1, url: rtsp://...}}, got {type(item).__name__}")
+        raise ConfigError(key, f"must be a mapping like {{id: cam1, url: rtsp://...}}, "
+                               f"got {type(item).__name__}")
     rest = dict(item)
     url, sid = rest.pop("url", None), rest.pop("id", None)
     if not isinstance(url, str) or not url:
@@ -176,7 +179,8 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(str(key), f"unknown key (known keys: {', '.join(_TOP_KEYS)})")
-    kwargs: dict[str, Any] = {name: from_mapping(cls, data.get(name), name) for name, cls in _SECTIONS.items()}
+    kwargs: dict[str, Any] = {name: from_mapping(cls, data.get(name), name)
+                              for name, cls in _SECTIONS.items()}
     raw_sources = data.get("sources") or []
     if not isinstance(raw_sources, (list, tuple)):
         raise ConfigError("sources", f"must be a list, got {type(raw_sources).__name__}")
@@ -192,7 +196,8 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
         raise ConfigError("tracker_config", f"must be a path, got {tracker_config!r}")
     config = PipelineConfig(
         sources=sources, tracker=dict(tracker), tracker_config=tracker_config,
-        zones=_items(data.get("zones"), "zones", ZoneConfig), lines=_items(data.get("lines"), "lines", LineConfig),
+        zones=_items(data.get("zones"), "zones", ZoneConfig),
+        lines=_items(data.get("lines"), "lines", LineConfig),
         **kwargs)
     if len(sources) > 1 and (config.zones or config.lines):
         raise ConfigError("zones", "with several sources, put zones and lines under each sources[] entry")
@@ -224,7 +229,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError("", f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+        raise ConfigError("", f"config file {path} must hold a mapping of sections, "
+                              f"got {type(data).__name__}")
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(data, dotted, value)

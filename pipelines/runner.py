@@ -53,6 +53,19 @@ def output_fps(source: Source, spec_options: Any = None) -> Optional[float]:
     return fps
 
 
+def expected_frames(source: Source, max_frames: Optional[int] = None) -> Optional[int]:
+    """How many frames of ``source`` will be processed (for the progress ETA); None when unknown."""
+    total = source.frame_count
+    if not total:
+        return max_frames if source.is_live else None
+    options = getattr(source, "options", None)
+    if options is not None:
+        total = -(-total // options.vid_stride)
+        if options.max_fps and source.fps:
+            total = min(total, int(source.frame_count / source.fps * options.max_fps) + 1)
+    return min(total, max_frames) if max_frames else total
+
+
 class _Lane:
     """Everything the runner keeps for one source."""
 
@@ -97,7 +110,7 @@ class Runner:
         self.lanes: list[_Lane] = []
         for spec, source in sources:
             latest = source.is_live if spec.realtime is None else spec.realtime
-            stats = SourceStats(source.source_id, frame_count=source.frame_count)
+            stats = SourceStats(source.source_id, frame_count=expected_frames(source, max_frames))
             inbox = Inbox(self._cond, capacity=2 * self.batch, latest=latest, stats=stats)
             self.lanes.append(_Lane(spec, source, inbox, stats, Tracker(tracker_cfg)))
 
@@ -110,7 +123,8 @@ class Runner:
     @property
     def outputs(self) -> list[str]:
         """Paths of the files the sinks write (those that expose a ``path``)."""
-        return [str(getattr(s, "path")) for lane in self.lanes for s in lane.sinks if getattr(s, "path", None)]
+        return [str(getattr(s, "path")) for lane in self.lanes for s in lane.sinks
+                if getattr(s, "path", None)]
 
     def stop(self) -> None:
         """Stop reading; frames already read are processed, every sink is flushed and closed. Thread-safe."""
@@ -318,7 +332,8 @@ class Runner:
     # ----------------------------------------------------------------- sinks
 
     def _open_sinks(self, lane: _Lane, size: tuple[int, int]) -> None:
-        lane.sinks = list(self._sink_factory(self.config, lane.source.source_id, output_fps(lane.source), size))
+        fps = output_fps(lane.source)
+        lane.sinks = list(self._sink_factory(self.config, lane.source.source_id, fps, size))
         lane.sink_queues = [queue.Queue(maxsize=SINK_QUEUE_SIZE) for _ in lane.sinks]
         lane.sinks_open = True
         for sink, q in zip(lane.sinks, lane.sink_queues):
@@ -329,14 +344,16 @@ class Runner:
             self._to_sinks(lane, status)
 
     def _sink_loop(self, name: str, sink: Sink, q: "queue.Queue[Any]") -> None:
-        """Sink thread: write results in order; close the sink whatever happens."""
+        """Sink thread: write results in order; close the sink whatever happens.
+
+        After a failure elsewhere the results already queued are still written (nothing processed is
+        lost); after its own failure the sink only drains its queue so producers never block.
+        """
         try:
             while True:
                 item = q.get()
                 if item is _END:
                     break
-                if self._abort.is_set():
-                    continue  # keep draining so producers never block
                 if isinstance(item, StreamStatus):
                     sink.status(item)
                 else:

@@ -40,7 +40,8 @@ def test_pose_model_gives_people_with_17_keypoints(pose_detector, frames):
     assert (y2 - y1) > 0.5 * 272 and x1 > 640 / 3    # the cyclist: tall, right of centre
     visible = dets.keypoints[best][dets.keypoints[best, :, 2] > 0.5]
     assert len(visible) >= 5
-    inside = (visible[:, 0] >= x1 - 5) & (visible[:, 0] <= x2 + 5) & (visible[:, 1] >= y1 - 5) & (visible[:, 1] <= y2 + 5)
+    xs, ys = visible[:, 0], visible[:, 1]
+    inside = (xs >= x1 - 5) & (xs <= x2 + 5) & (ys >= y1 - 5) & (ys <= y2 + 5)
     assert inside.all()                               # keypoints are in frame pixels, on the person
 
 

@@ -37,10 +37,16 @@ class TrackerConfig:
             detection) is below it are never matched there. Lower keeps fast movers, higher avoids swaps.
         low_confidence_minimum_iou: the stricter gate of the second (low-confidence) stage.
         tentative_minimum_iou: gate for matching not-yet-confirmed tracks.
-        recovery_minimum_giou: gate of the recovery stage, which compares the box a lost track was last
-            *observed* at (not the drifting prediction) with the remaining detections using generalised IoU.
-            GIoU stays informative when boxes no longer overlap (it goes negative with the gap), so an object
-            that re-appears just beside where it vanished is recovered. Lower recovers more, swaps more.
+        recovery_minimum_giou: base gate of the recovery stage, which gives tracks seen in the previous frame
+            a second chance at the remaining detections by generalised IoU with their predicted box. GIoU stays
+            informative when boxes no longer overlap (it goes negative with the gap), and the gate is lowered
+            per track by how far the track moves per frame (in box sizes, at most 0.5), so a fast or
+            low-frame-rate object that jumps past its own box is still followed, while slow ones are not
+            matched across gaps. Lower follows more jumps, but swaps more in crowds. Lost tracks are not
+            recovered this way: matching them without overlap merged different people in our tests.
+        lost_track_score_weight: factor on a *lost* track's first-stage score: when a lost track and a track
+            seen in the previous frame compete for one detection, the one seen recently usually wins.
+            1 treats them alike (ByteTrack); lower trusts an occluded track's extrapolation less.
         direction_consistency_weight: weight of the OC-SORT velocity-direction term added to the IoU score:
             a detection lying in the direction the track was moving is preferred over one behind it. 0 turns
             it off. Large values let direction beat overlap, which hurts with jittery boxes.
@@ -76,20 +82,21 @@ class TrackerConfig:
     high_confidence_threshold: float = _unit(0.5)
     low_confidence_threshold: float = _unit(0.1)
     new_track_confidence_threshold: float = _unit(0.6)
-    minimum_iou: float = _unit(0.2)
+    minimum_iou: float = _unit(0.3)
     low_confidence_minimum_iou: float = _unit(0.5)
     tentative_minimum_iou: float = _unit(0.3)
-    recovery_minimum_giou: float = field(default=0.0, metadata={"min": -1.0, "max": 1.0})
+    recovery_minimum_giou: float = field(default=0.0, metadata={"min": -0.9, "max": 1.0})
+    lost_track_score_weight: float = _unit(0.5)
     direction_consistency_weight: float = field(default=0.2, metadata={"min": 0.0, "max": 10.0})
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})
     fuse_confidence: bool = True
     per_class_matching: bool = False
     confirmation_hits: int = field(default=2, metadata={"min": 1, "max": 1000})
     tentative_max_gap_seconds: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
-    lost_track_buffer_seconds: float = field(default=1.5, metadata={"min": 0.0, "max": 3600.0})
+    lost_track_buffer_seconds: float = field(default=2.0, metadata={"min": 0.0, "max": 3600.0})
     frame_rate: float = field(default=30.0, metadata={"gt": 0.0, "max": 10000.0})
     position_noise: float = field(default=0.27, metadata={"gt": 0.0, "max": 100.0})
-    velocity_noise: float = field(default=1.0, metadata={"gt": 0.0, "max": 100.0})
+    velocity_noise: float = field(default=0.5, metadata={"gt": 0.0, "max": 100.0})
     measurement_noise: float = field(default=0.05, metadata={"gt": 0.0, "max": 100.0})
     observation_centric_reupdate: bool = True
     path_horizon_seconds: float = field(default=1.0, metadata={"min": 0.0, "max": 60.0})

@@ -10,7 +10,10 @@ Noise scales with box height (a box 2x as tall is allowed 2x the pixel noise):
   linearly with elapsed time, so skipping frames does not change what the filter believes per second;
 * measurement noise ``R = diag((r h)^2 [x4])``.
 
-Every function returns new arrays and leaves its inputs untouched.
+While the four coordinates stay independent (diagonal Q, R and initial P, as here), each covariance only
+has three non-zero numbers per coordinate; predict/update then work on those (N, 4) blocks, and fall back
+to full matrix algebra for any other covariance. Every function returns new arrays and leaves its inputs
+untouched.
 """
 
 from __future__ import annotations
@@ -23,7 +26,25 @@ Array = npt.NDArray[np.float64]
 STATE_DIM = 8
 MEASURE_DIM = 4
 _DIAG = np.arange(STATE_DIM)
-_OFF_DIAG_4 = ~np.eye(MEASURE_DIM, dtype=bool)
+# While the coordinates are independent, only four strided runs of the flattened 8x8 covariance are non-zero:
+# var(coordinate) at flat index 9i, cov(coordinate, rate) at 9i+4 and 9i+32, var(rate) at 9i+36 (i = 0..3).
+_PP, _PV, _VP, _VV = slice(0, 32, 9), slice(4, 32, 9), slice(32, 64, 9), slice(36, 64, 9)
+
+
+def _blocks(cov: Array) -> "tuple[Array, Array, Array] | None":
+    """(pp, pv, vv) each (N, 4) when ``cov`` has the independent-coordinates structure, else None."""
+    flat = cov.reshape(cov.shape[0], STATE_DIM * STATE_DIM)
+    pp, pv, vp, vv = flat[:, _PP], flat[:, _PV], flat[:, _VP], flat[:, _VV]
+    in_blocks = np.count_nonzero(pp) + np.count_nonzero(pv) + np.count_nonzero(vp) + np.count_nonzero(vv)
+    if np.count_nonzero(flat) != in_blocks:
+        return None
+    return pp, pv, vv  # covariances are symmetric, so vp == pv
+
+
+def _from_blocks(pp: Array, pv: Array, vv: Array) -> Array:
+    flat = np.zeros((pp.shape[0], STATE_DIM * STATE_DIM))
+    flat[:, _PP], flat[:, _PV], flat[:, _VP], flat[:, _VV] = pp, pv, pv, vv
+    return flat.reshape(-1, STATE_DIM, STATE_DIM)
 
 
 def xyxy_to_measurement(xyxy: npt.ArrayLike) -> Array:
@@ -94,6 +115,12 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     d = dtv.reshape(-1, 1) if dtv.ndim else dtv
     new_mean = mean.copy()
     new_mean[:, :4] += d * mean[:, 4:]
+    h2dt = (_heights(mean) ** 2 * dtv)[:, None]  # Q is diagonal: added in place of building (N, 8, 8)
+    blocks = _blocks(cov)
+    if blocks is not None:  # the usual case: 3 numbers per coordinate instead of 8x8 matrix algebra
+        pp, pv, vv = blocks
+        return new_mean, _from_blocks(pp + d * (pv + pv) + (d * d) * vv + position_noise ** 2 * h2dt,
+                                      pv + d * vv, vv + velocity_noise ** 2 * h2dt)
     d3 = d[:, :, None] if dtv.ndim else d
     a, b = cov[:, :4, :4], cov[:, :4, 4:]
     c, e = cov[:, 4:, :4], cov[:, 4:, 4:]
@@ -102,7 +129,6 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     new_cov[:, :4, 4:] = b + d3 * e
     new_cov[:, 4:, :4] = c + d3 * e
     new_cov[:, 4:, 4:] = e
-    h2dt = (_heights(mean) ** 2 * dtv)[:, None]  # Q is diagonal: added in place of building (N, 8, 8)
     new_cov[:, _DIAG[:4], _DIAG[:4]] += position_noise ** 2 * h2dt
     new_cov[:, _DIAG[4:], _DIAG[4:]] += velocity_noise ** 2 * h2dt
     return new_mean, new_cov
@@ -114,14 +140,20 @@ def update(mean: Array, cov: Array, measurement: Array, noise: float) -> tuple[A
     ``H`` picks the first four state entries; ``R = measurement_noise(mean, noise)`` uses the predicted
     heights. Uses ``K = P H^T S^-1`` and ``P' = P - K S K^T`` (symmetrised).
     """
+    r = ((noise * _heights(mean)) ** 2)[:, None]
+    blocks = _blocks(cov)
+    if blocks is not None:  # independent coordinates: S is diagonal and every gain is a division
+        pp, pv, vv = blocks
+        innovation = measurement - mean[:, :4]
+        kp, kv = pp / (pp + r), pv / (pp + r)
+        new_mean = mean.copy()
+        new_mean[:, :4] += kp * innovation
+        new_mean[:, 4:] += kv * innovation
+        return new_mean, _from_blocks(pp - kp * pp, pv - kp * pv, vv - kv * pv)
     s = cov[:, :4, :4].copy()
-    s[:, _DIAG[:4], _DIAG[:4]] += ((noise * _heights(mean)) ** 2)[:, None]
+    s[:, _DIAG[:4], _DIAG[:4]] += r
     pht = cov[:, :, :4]
-    if not s[:, _OFF_DIAG_4].any():
-        # Diagonal S (the usual case: Q, R and the initial P keep the coordinates independent): K = P H^T / s.
-        gain = pht / s[:, _DIAG[:4], _DIAG[:4]][:, None, :]
-    else:
-        gain = np.linalg.solve(s, np.swapaxes(pht, 1, 2)).swapaxes(1, 2)  # S symmetric: K = (S^-1 H P)^T
+    gain = np.linalg.solve(s, np.swapaxes(pht, 1, 2)).swapaxes(1, 2)  # S symmetric: K = (S^-1 H P)^T
     innovation = measurement - mean[:, :4]
     new_mean = mean + np.einsum("nij,nj->ni", gain, innovation)
     new_cov = cov - gain @ np.swapaxes(pht, 1, 2)

@@ -27,6 +27,7 @@ _SCHEMA: dict[str, tuple[type, tuple[str | int, ...]]] = {
     "first_time": (np.float64, ()),   # s, first detection
     "last_time": (np.float64, ()),    # s, last matched detection
     "votes": (np.float64, ("C",)),    # class votes, columns follow ``Tracker``'s class table
+    "class_id": (np.int64, ()),       # the track's class: changes only when another class has more votes
 }
 
 
@@ -47,6 +48,7 @@ class TrackArrays:
     first_time: np.ndarray
     last_time: np.ndarray
     votes: np.ndarray
+    class_id: np.ndarray
 
     @classmethod
     def empty(cls, history_length: int, classes: int) -> "TrackArrays":

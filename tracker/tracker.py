@@ -7,8 +7,9 @@ One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
    detection score) plus OC-SORT velocity-direction consistency, gated by ``minimum_iou``;
 3. stage 2 -- tracks that were matched in the previous frame vs low-confidence detections (ByteTrack);
 4. stage 3 -- tentative tracks vs the remaining high-confidence detections;
-5. stage 4 -- recovery: still-unmatched confirmed/lost tracks vs remaining high-confidence detections, by
-   generalised IoU with the box where each track was last *observed* (OC-SORT observation-centric recovery);
+5. stage 4 -- recovery: tracks seen in the previous frame but still unmatched vs the remaining
+   high-confidence detections, by generalised IoU with the predicted box; the gate widens with the track's
+   speed, so an object that jumps past its own box (fast, or a low frame rate) is still followed;
 6. Kalman update of the matched tracks; a recovered lost track is re-run from its last observation along a
    straight virtual path (observation-centric re-update); lifecycle bookkeeping; new tentative tracks.
 
@@ -30,6 +31,8 @@ from tracker.types import Detections, Tracks, TrackState
 
 _TENTATIVE, _CONFIRMED, _LOST = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.LOST)
 _MAX_REUPDATE_STEPS = 30
+_MIN_REUPDATE_STEPS = 3  # frames since the last observation
+_MAX_GATE_WIDENING = 0.5  # GIoU units
 _STATE_FORMAT = "trackstream.tracker/1"
 
 
@@ -82,7 +85,7 @@ class Tracker:
         conf = detections.confidence.astype(np.float64)
         high = np.flatnonzero(conf >= cfg.high_confidence_threshold)
         low = np.flatnonzero((conf >= cfg.low_confidence_threshold) & (conf < cfg.high_confidence_threshold))
-        mt, md = self._associate(boxes, conf, detections.class_id, high, low)
+        mt, md = self._associate(boxes, conf, detections.class_id, high, low, dt)
 
         matched = np.zeros(len(self._tracks), bool)
         matched[mt] = True
@@ -121,6 +124,8 @@ class Tracker:
     def _register_classes(self, class_id: np.ndarray) -> None:
         if class_id.size == 0:
             return
+        if self._classes.size == 1 and (class_id == self._classes[0]).all():
+            return
         if self._classes.size:
             pos = np.minimum(np.searchsorted(self._classes, class_id), self._classes.size - 1)
             if (self._classes[pos] == class_id).all():
@@ -156,15 +161,14 @@ class Tracker:
 
     # ------------------------------------------------------------- association
     def _associate(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
-                   low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   low: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """All matching stages; returns (track rows, detection rows) of the matches."""
         cfg = self.config
         tr = self._tracks
         if len(tr) == 0 or (high.size == 0 and low.size == 0):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         pred = kalman.state_to_xyxy(tr.mean)
-        track_class = self._classes[tr.votes.argmax(axis=1)] if cfg.per_class_matching and tr.votes.size \
-            else None
+        track_class = tr.class_id if cfg.per_class_matching else None
         free_det = np.ones(boxes.shape[0], bool)
         free_trk = np.ones(len(tr), bool)
         rows: list[np.ndarray] = [np.zeros(0, np.int64)]
@@ -196,6 +200,8 @@ class Tracker:
                 centres = 0.5 * (boxes[det[ib], :2] + boxes[det[ib], 2:])
                 score += cfg.direction_consistency_weight * conf[det[ib]] * pair_direction(
                     origin, direction, has, centres)
+            # a track seen in the previous frame is a surer match than a lost track's extrapolation
+            score = np.where(tr.state[trk[ia]] == _LOST, score * cfg.lost_track_score_weight, score)
             stage(trk, det, ia, ib, score, ov >= cfg.minimum_iou)
 
         trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), low
@@ -209,13 +215,16 @@ class Tracker:
             score = ov * conf[det[ib]] if cfg.fuse_confidence else ov
             stage(trk, det, ia, ib, score, ov >= cfg.tentative_minimum_iou)
 
-        trk, det = np.flatnonzero(active & free_trk), high[free_det[high]]
+        trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), high[free_det[high]]
         if trk.size and det.size:
-            gate = cfg.recovery_minimum_giou
-            expand = max(-gate, 0.0) / max(1.0 + gate, 1e-3)
-            ia, ib = candidate_pairs(tr.last_box[trk], boxes[det], expand)
-            similarity = pair_giou(tr.last_box[trk[ia]], boxes[det[ib]])
-            stage(trk, det, ia, ib, similarity, similarity >= gate)
+            # how far each track moves per frame, in its own box sizes: fast movers may skip past their
+            # predicted box, so their gate widens (GIoU goes negative with the gap between boxes)
+            step = np.hypot(tr.mean[trk, 4] / tr.mean[trk, 2], tr.mean[trk, 5] / tr.mean[trk, 3]) * dt
+            gate = cfg.recovery_minimum_giou - np.minimum(step, _MAX_GATE_WIDENING)
+            lowest = float(gate.min())
+            ia, ib = candidate_pairs(pred[trk], boxes[det], max(-lowest, 0.0) / max(1.0 + lowest, 1e-3))
+            similarity = pair_giou(pred[trk[ia]], boxes[det[ib]])
+            stage(trk, det, ia, ib, similarity, similarity >= gate[ia])
 
         return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
 
@@ -238,7 +247,10 @@ class Tracker:
         z = kalman.xyxy_to_measurement(boxes[md])
         mean, cov = kalman.update(tr.mean[mt], tr.cov[mt], z, cfg.measurement_noise)
         if cfg.observation_centric_reupdate:
-            back = np.flatnonzero(tr.state[mt] == _LOST)
+            # worth it only after an occlusion of a few frames: one missed frame changes next to nothing
+            gap = now - tr.last_time[mt]
+            long_gap = gap > (_MIN_REUPDATE_STEPS - 0.5) * self._frame_interval
+            back = np.flatnonzero((tr.state[mt] == _LOST) & long_gap)
             if back.size:
                 mean[back], cov[back] = self._reupdate(mt[back], z[back], now)
         tr.mean[mt], tr.cov[mt] = mean, cov
@@ -252,8 +264,12 @@ class Tracker:
         promote = (tr.state[mt] == _LOST) | ((tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits))
         tr.state[mt[promote]] = _CONFIRMED
         if class_id.size:
-            cols = np.searchsorted(self._classes, class_id[md])
-            tr.votes[mt, cols] += 1.0
+            tr.votes[mt, np.searchsorted(self._classes, class_id[md])] += 1.0
+            votes = tr.votes[mt]
+            best = votes.argmax(axis=1)
+            current = votes[np.arange(mt.size), np.searchsorted(self._classes, tr.class_id[mt])]
+            switch = votes[np.arange(mt.size), best] > current  # a tie keeps the class: no flicker
+            tr.class_id[mt[switch]] = self._classes[best[switch]]
 
     def _reupdate(self, rows: np.ndarray, z_new: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Re-run the filter of recovered tracks from their last observation to ``z_new`` (OC-SORT ORU)."""
@@ -294,7 +310,7 @@ class Tracker:
             state=np.full(n, state, np.int64), hits=np.ones(n, np.int64), mean=mean, cov=cov,
             obs_mean=mean.copy(), obs_cov=cov.copy(), last_box=boxes[det].copy(), history=history,
             history_len=np.ones(n, np.int64), first_time=np.full(n, now), last_time=np.full(n, now),
-            votes=votes)
+            votes=votes, class_id=class_id[det].astype(np.int64))
         self._next_id += n
         self._tracks = self._tracks.extend(new)
         return np.arange(start, start + n, dtype=np.int64) if state == _CONFIRMED else np.zeros(0, np.int64)
@@ -318,7 +334,7 @@ class Tracker:
         mean = tr.mean[rows]
         return Tracks(
             xyxy=detections.xyxy[det_rows], confidence=detections.confidence[det_rows],
-            class_id=self._classes[tr.votes[rows].argmax(axis=1)] if rows.size else np.zeros(0, np.int64),
+            class_id=tr.class_id[rows],
             track_id=tr.track_id[rows], det_index=detections.det_index[det_rows],
             velocity=mean[:, 4:6].astype(np.float32),
             predicted_path=kalman.centre_path(mean, cfg.path_horizon_seconds, cfg.path_points),

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any, Optional
 
 from pipelines.config import PipelineConfig, build_config, read_yaml, set_dotted
-from pipelines.errors import OutputError, SourceError, UserError
+from pipelines.errors import OutputError, SourceError
 from pipelines.progress import Progress, summary_lines
 from pipelines.sinks import output_path
 from pipelines.secrets import source_name
@@ -42,10 +42,11 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--batch", "detector.batch", {"type": int, "metavar": "N", "help": "frames per detector call"}),
     ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes", {"type": int, "metavar": "BYTES",
                                                            "help": "start a new JSONL file past this size"}),
-    ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds", {"type": float, "metavar": "S",
-                                                               "help": "start a new JSONL file every S seconds"}),
+    ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds",
+     {"type": float, "metavar": "S", "help": "start a new JSONL file every S seconds"}),
     ("--redis", "redis.url", {"metavar": "URL", "help": "publish to Redis Streams at redis://host:port/db"}),
-    ("--metrics-port", "metrics.port", {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
+    ("--metrics-port", "metrics.port",
+     {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
 )
 # (flag, overlay key) for the --no-* switches
 OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trails", "trails"),
@@ -75,11 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
                         help="only these class ids, comma-separated (e.g. 0,2)")
     parser.add_argument("--realtime", action="store_true", default=None,
-                        help="latest-frame policy even for files (drop frames the detector cannot keep up with)")
+                        help="latest-frame policy even for files (drop frames the detector cannot keep "
+                             "up with)")
     for flag, _key in OVERLAY_FLAGS:
-        parser.add_argument(flag, dest=_dest(flag), action="store_true", help=f"do not draw {_key.replace('_', ' ')}")
+        parser.add_argument(flag, dest=_dest(flag), action="store_true",
+                            help=f"do not draw {_key.replace('_', ' ')}")
     parser.add_argument("--source-id", metavar="ID", help="id of the (single) source in outputs and streams")
-    parser.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N processed frames")
+    parser.add_argument("--max-frames", type=int, metavar="N",
+                        help="stop each source after N processed frames")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -240,4 +244,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 __all__ = ["add_arguments", "add_parser", "check_writable", "config_from_args", "execute", "main",
-           "open_sources", "UserError"]
+           "open_sources"]

@@ -55,8 +55,8 @@ def build_sinks(config: PipelineConfig, source_id: str, fps: Optional[float],
     if out.jsonl:
         from pipelines.sinks.jsonl import JsonlSink
 
-        sinks.append(JsonlSink(output_path(out.jsonl, source_id, several), rotate_bytes=out.jsonl_rotate_bytes,
-                               rotate_seconds=out.jsonl_rotate_seconds))
+        sinks.append(JsonlSink(output_path(out.jsonl, source_id, several),
+                               rotate_bytes=out.jsonl_rotate_bytes, rotate_seconds=out.jsonl_rotate_seconds))
     if out.mot:
         from pipelines.sinks.mot import MotSink
 

@@ -39,7 +39,8 @@ class SourceSpec:
     """One configured source.
 
     Attributes:
-        url: file path, ``file://`` URL, camera URL (rtsp/rtsps/rtmp/http(s)), ``/dev/videoN`` or ``webcam:N``.
+        url: file path, ``file://`` URL, camera URL (rtsp/rtsps/rtmp/http(s)), ``/dev/videoN`` or
+            ``webcam:N``.
         id: configured id; ``None`` lets the source choose (file stem, or redacted host/path for URLs).
         zones: zone configs (``pipelines.config.ZoneConfig``) for events on this source.
         lines: line configs (``pipelines.config.LineConfig``) for events on this source.
@@ -64,7 +65,7 @@ class Source(Protocol):
     frame_count: Optional[int]
 
     def frames(self) -> Iterator[Union[VideoFrame, StreamStatus]]:
-        """Blocking iterator of frames and status values; ends when the source ends or ``stop()`` is called."""
+        """Blocking iterator of frames and statuses; ends when the source ends or ``stop()`` is called."""
         ...
 
     def stop(self) -> None:

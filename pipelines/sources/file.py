@@ -32,7 +32,7 @@ def _fraction(value: Optional[Fraction]) -> Optional[float]:
 
 
 class FrameSelector:
-    """Decides which decoded frames are processed: every ``vid_stride``-th, at most ``max_fps`` per video second."""
+    """Picks the decoded frames to process: every ``vid_stride``-th, at most ``max_fps`` per video second."""
 
     def __init__(self, vid_stride: int = 1, max_fps: Optional[float] = None) -> None:
         self.vid_stride = vid_stride

@@ -107,10 +107,10 @@ def test_det_index_maps_each_track_to_its_input_row_whatever_the_order():
 
 
 def test_class_is_the_majority_vote_and_per_class_matching_keeps_classes_apart():
-    trk = Tracker()
-    classes = [3, 3, 3, 7, 3, 7, 3, 3]
-    out = [trk.update(dets([box(100 + i, 100)], cls=c), timestamp=i / 30) for i, c in enumerate(classes)]
-    assert all(t.class_id.tolist() == [3] for t in out if len(t))
+    for classes, majority in (([3, 3, 3, 7, 3, 7, 3, 3], 3), ([7, 7, 3, 3, 7, 1, 7, 7], 7)):
+        trk = Tracker()
+        out = [trk.update(dets([box(100 + i, 100)], cls=c), timestamp=i / 30) for i, c in enumerate(classes)]
+        assert [t.class_id.tolist() for t in out[2:]] == [[majority]] * 6
     strict = Tracker(TrackerConfig(per_class_matching=True))
     ids = [strict.update(dets([box(100, 100)], cls=c), timestamp=i / 30).track_id.tolist()
            for i, c in enumerate([1, 1, 1, 2, 2, 2])]
@@ -184,3 +184,27 @@ def test_memory_stays_bounded_over_many_frames_with_churn():
     # live tracks = visible objects + those that left within the last second: flat, not growing with time
     assert max(sizes[400:]) <= 80
     assert np.mean(sizes[800:]) <= 1.5 * np.mean(sizes[400:800])
+
+
+@pytest.mark.parametrize("recovery_gate, keeps_id", [(0.0, True), (0.9, False)])
+def test_fast_object_that_jumps_past_its_predicted_box_keeps_its_id(recovery_gate, keeps_id):
+    """At 5 fps a car speeds up so much that its next box no longer overlaps the prediction."""
+    trk = Tracker(TrackerConfig(recovery_minimum_giou=recovery_gate))
+    x, frames = 100.0, []
+    for i in range(16):
+        x += 15.0 if i < 10 else 80.0  # px per frame; the box is 40 px wide
+        frames.append(dets([box(x, 200)]))
+    out = run(trk, frames, fps=5.0)
+    followed = [t.track_id.tolist() for t in out[1:]] == [[1]] * 15
+    assert followed == keeps_id
+
+
+def test_timestamps_that_go_backwards_count_as_no_time_passing():
+    trk = Tracker(TrackerConfig(lost_track_buffer_seconds=1.0))
+    for i in range(3):
+        trk.update(dets([box(100, 100)]), timestamp=100.0 + i / 30)
+    trk.update(Detections.empty(), timestamp=5.0)  # e.g. a camera whose clock was reset
+    assert trk.track_count == 1
+    assert trk.update(dets([box(100, 100)]), timestamp=5.5).track_id.tolist() == [1]
+    trk.update(Detections.empty(), timestamp=6.0)
+    assert trk.update(Detections.empty(), timestamp=6.6).removed_ids.tolist() == [1]
