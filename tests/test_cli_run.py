@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 

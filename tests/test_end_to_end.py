@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import run_cli, shared_data
+from tests.conftest import run_cli, shared_data
 
 pytestmark = pytest.mark.slow
 
