@@ -188,7 +188,11 @@ def main() -> int:
               f"= {cap_p95 / (infer * 1000):.2f} x median inference (target <= 1.50), "
               f"{cap_p95 / (infer_p95 * 1000):.2f} x p95 inference; dropped {stats['dropped']} (latest-frame policy)")
         if not args.skip_ultralytics:
-            ul_samples, ul_infer = run_ultralytics(server.url, model, args.imgsz, args.seconds)
+            try:
+                ul_samples, ul_infer = run_ultralytics(server.url, model, args.imgsz, args.seconds)
+            except ConnectionError as exc:  # OpenCV's stream reader gives up after 30 s without a picture
+                print(f"ultralytics  could not read the stream: {exc}")
+                return 1
             ul = report("ultralytics", ul_samples, args.seconds)
             print(f"ultralytics  reported inference median {statistics.median(ul_infer):.1f} ms")
             print(f"load average after: {os.getloadavg()[0]:.2f}")

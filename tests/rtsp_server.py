@@ -124,7 +124,13 @@ class _Feeder:
             raw = self.frames[self.sent % len(self.frames)]
             data = _stamp(raw, self.width, self.height, int(time.time() * 1000))
             buf = Gst.Buffer.new_wrapped(data)  # type: ignore[attr-defined]
-            if self.appsrc.emit("push-buffer", buf) != Gst.FlowReturn.OK:  # type: ignore[attr-defined]
+            ret = self.appsrc.emit("push-buffer", buf)
+            if ret == Gst.FlowReturn.FLUSHING:  # type: ignore[attr-defined]
+                # The client's pipeline is not playing yet (or no longer): wait for it rather than give up,
+                # else a feeder that starts before its pipeline would never send anything.
+                self.stop.wait(0.01)
+                continue
+            if ret != Gst.FlowReturn.OK:  # type: ignore[attr-defined]
                 return
             self.sent += 1
 
@@ -158,6 +164,7 @@ def main() -> int:
 
     server = GstRtspServer.RTSPServer()
     server.set_service(str(args.port))
+    server.get_thread_pool().set_max_threads(16)  # a stalled client must not hold up the others
     mounts = server.get_mount_points()
     feeders: list[_Feeder] = []
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Generic, Mapping, Optional, TypeVar
 
 import av
+import av.error
 
 if TYPE_CHECKING:
     from pipelines.sources.file import FrameSelector
@@ -102,14 +103,15 @@ class Connection:
     stream into ``slot`` until the stream ends, fails or ``cancel()`` is called.
 
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
-    which may echo the URL). ``opened`` is set when the container is open; ``fps``/``size`` are known from then.
+    which may echo the URL). ``fps``/``size`` are known once the stream is open; ``damaged_packets`` counts packets
+    the decoder rejected (skipped without ending the connection).
     """
 
     def __init__(self, url: str, *, name: str, fmt: Optional[str], options: Mapping[str, str],
                  timeouts: tuple[float, float], decode_threads: int, selector: "FrameSelector",
                  counter: "itertools.count[int]", scrub: Callable[[str], str]) -> None:
         self.slot: LatestSlot[Decoded] = LatestSlot()
-        self.opened = threading.Event()
+        self.damaged_packets = 0
         self.error: Optional[str] = None
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
@@ -128,10 +130,6 @@ class Connection:
         self._cancelled.set()
         self.slot.close()
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def _run(self) -> None:
         container = None
         try:
@@ -146,7 +144,6 @@ class Connection:
             rate = stream.average_rate or stream.guessed_rate
             self.fps = float(rate) if rate else None
             self.size = (stream.codec_context.width, stream.codec_context.height)
-            self.opened.set()
             self._decode(container, stream)
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
@@ -160,15 +157,23 @@ class Connection:
                     pass
 
     def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream") -> None:
-        for decoded, frame in enumerate(container.decode(stream)):
-            if self._cancelled.is_set():
-                return
-            now = time.time()
-            index = next(self._counter)
-            stream_time = float(frame.time) if frame.time is not None else None
-            if not self._selector.keep(decoded, stream_time if stream_time is not None else now):
-                continue  # vid_stride / max_fps: skipped on purpose, not counted as dropped
-            self.slot.put(Decoded(frame, index, stream_time, now))
+        decoded = 0
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:  # a damaged packet (e.g. lost over UDP): skip it, keep the stream
+                self.damaged_packets += 1
+                continue
+            for frame in frames:
+                if self._cancelled.is_set():
+                    return
+                now = time.time()
+                index = next(self._counter)
+                stream_time = float(frame.time) if frame.time is not None else None
+                keep = self._selector.keep(decoded, stream_time if stream_time is not None else now)
+                decoded += 1
+                if keep:  # frames left out by vid_stride / max_fps are skipped on purpose, not dropped
+                    self.slot.put(Decoded(frame, index, stream_time, now))
         self.error = self.error or "the stream ended"
 
 
