@@ -12,7 +12,6 @@ APT_PACKAGES=(
   python3-gi
   gir1.2-gstreamer-1.0
   gir1.2-gst-rtsp-server-1.0
-  gstreamer1.0-tools
   gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly
