@@ -99,7 +99,10 @@ class _Runner:
         det_index, track_id = self.update(inp, t)
         self.cpu.append(time.thread_time() - start_cpu)
         self.wall.append(time.perf_counter() - start)
-        obj = frame.truth[det_index.astype(np.int64)]
+        det_index = det_index.astype(np.int64)
+        matched = det_index >= 0  # a tracker may also report coasting tracks without a detection (-1)
+        obj = np.full(len(det_index), -1)
+        obj[matched] = frame.truth[det_index[matched]]
         real = obj >= 0
         obj, tid = obj[real], track_id[real].astype(np.int64)
         self.true_dets += int((frame.truth >= 0).sum())

@@ -35,12 +35,13 @@ def coasting_rows(state: np.ndarray, first_time: np.ndarray, last_time: np.ndarr
     return np.flatnonzero((state == lost_state) & (gap > 0.0) & (gap <= allowed + 1e-9))
 
 
-def _pad(values: Optional[np.ndarray], extra: int, rows: np.ndarray) -> Optional[np.ndarray]:
-    """``values[rows]`` followed by ``extra`` all-zero (all-False) rows of the same trailing shape."""
+def _pad(values: Optional[np.ndarray], extra: int, rows: np.ndarray,
+         order: np.ndarray) -> Optional[np.ndarray]:
+    """``values[rows]`` plus ``extra`` all-zero (all-False) rows of the same trailing shape, by ``order``."""
     if values is None:
         return None
     blank = np.zeros((extra,) + values.shape[1:], values.dtype)
-    return np.concatenate([values[rows], blank])
+    return np.concatenate([values[rows], blank])[order]
 
 
 def build_tracks(detections: Detections, det_rows: np.ndarray, matched_mean: np.ndarray,
@@ -65,7 +66,7 @@ def build_tracks(detections: Detections, det_rows: np.ndarray, matched_mean: np.
         xyxy=xyxy[order], confidence=conf[order], class_id=class_id[order], track_id=track_id[order],
         det_index=det_index[order], velocity=velocity[order], predicted_path=path[order],
         age=age[order], state=state[order],
-        keypoints=None if detections.keypoints is None else _pad(detections.keypoints, n_coast, det_rows)[order],
-        masks=None if detections.masks is None else _pad(detections.masks, n_coast, det_rows)[order],
+        keypoints=_pad(detections.keypoints, n_coast, det_rows, order),
+        masks=_pad(detections.masks, n_coast, det_rows, order),
         mask_polygons=None if polygons is None else tuple(polygons[i] for i in order),
         removed_ids=np.sort(removed))

@@ -39,6 +39,12 @@ _MAX_GATE_WIDENING = 0.5  # GIoU units
 _STATE_FORMAT = "trackstream.tracker/1"
 
 
+def _height_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise min/max ratio of box heights, (P,) in (0, 1], for corner boxes a, b (P, 4)."""
+    ha, hb = a[:, 3] - a[:, 1], b[:, 3] - b[:, 1]
+    return np.minimum(ha, hb) / np.maximum(np.maximum(ha, hb), 1e-6)
+
+
 class Tracker:
     """Online multi-object tracker; one instance per video stream (each owns its ID counter).
 
@@ -201,8 +207,12 @@ class Tracker:
                 centres = 0.5 * (boxes[det[ib], :2] + boxes[det[ib], 2:])
                 score += cfg.direction_consistency_weight * conf[det[ib]] * pair_direction(
                     origin, direction, has, centres)
-            # a track seen in the previous frame is a surer match than a lost track's extrapolation
-            score = np.where(tr.state[trk[ia]] == _LOST, score * cfg.lost_track_score_weight, score)
+            # a track seen in the previous frame is a surer match than a lost track's extrapolation; a lost
+            # track's size is frozen, so a detection of another height is more likely someone else
+            lost = tr.state[trk[ia]] == _LOST
+            if lost.any():
+                ratio = _height_ratio(pred[trk[ia[lost]]], boxes[det[ib[lost]]])
+                score[lost] *= cfg.lost_track_score_weight * ratio
             stage(trk, det, ia, ib, score, ov >= cfg.minimum_iou)
 
         trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), low

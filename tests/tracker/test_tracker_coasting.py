@@ -1,5 +1,6 @@
-"""``output_unmatched_seconds``: a confirmed track that misses its detection for a moment is still reported, at
-its predicted box, marked unmatched (state LOST, det_index -1) with well-defined keypoints/masks/polygons."""
+"""``output_unmatched_seconds``: a confirmed track that misses its detection for a moment is still reported,
+at its predicted box, marked unmatched (state LOST, det_index -1), with well-defined keypoints, masks and
+polygons."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ FPS = 10.0
 
 
 def walk(trk: Tracker, present: list[bool], **extra_fn: object) -> list:
-    """One object walking right at 50 px/s (5 px per frame); ``present[i]`` False = no detection in frame i."""
+    """One object walking right at 50 px/s (5 px per frame); ``present[i]`` False: not detected in frame i."""
     out = []
     for i, seen in enumerate(present):
         frame = dets([box(100 + 5 * i, 200)], **extra_fn) if seen else Detections.empty()
