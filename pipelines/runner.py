@@ -251,17 +251,17 @@ class Runner:
             while True:
                 if all(lane.inbox.finished() for lane in self.lanes):
                     return None
-                live = [lane for lane in self.lanes if lane.inbox.latest and lane.inbox.ready(self.batch)]
-                if live:
+                n = len(self.lanes)
+                order = [self.lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
+                live = [lane for lane in order if lane.inbox.latest and lane.inbox.ready(self.batch)]
+                files = [lane for lane in order if not lane.inbox.latest and lane.inbox.ready(self.batch)]
+                if live and (not files or turn % 2 == 0):  # cameras and files take turns
                     work: list[tuple[_Lane, Any]] = []
                     for lane in live[: self.batch]:
                         work.extend((lane, item) for item in lane.inbox.take(1))
                     return work
-                n = len(self.lanes)
-                for k in range(n):
-                    lane = self.lanes[(turn + k) % n]
-                    if not lane.inbox.latest and lane.inbox.ready(self.batch):
-                        return [(lane, item) for item in lane.inbox.take(self.batch)]
+                if files:
+                    return [(files[0], item) for item in files[0].inbox.take(self.batch)]
                 self._cond.wait(0.1)
 
     def _detect_loop(self) -> None:

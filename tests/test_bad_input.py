@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from test_source_file import damage_middle
+from tests.test_source_file import damage_middle
 
 PREFIX = "trackstream: error: "
 

@@ -79,3 +79,19 @@ def test_stop_from_another_thread_drains_and_closes(tmp_path, bikes_video):
     records = lines(tmp_path / "out.jsonl")
     assert 0 < len(records) == stats[0].frames_out < 250
     assert [r["frame_index"] for r in records] == list(range(len(records)))
+
+
+def test_more_cameras_than_batch_slots_all_get_their_turn(tmp_path, bikes_video):
+    """Three files played like cameras (latest-frame, real rate) into batches of 2: none is starved."""
+    copies = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.mp4"
+        path.write_bytes(bikes_video.read_bytes())
+        copies.append(path)
+    config = build_config({"sources": [{"url": str(p), "realtime": True} for p in copies],
+                           "detector": {"batch": 2}, "output": {"jsonl": str(tmp_path / "{source}.jsonl")}})
+    pairs = [(e.spec(), open_source(e.spec(), e.options)) for e in config.sources]
+    stats = Runner(pairs, FaultyDetector(delay=0.05), config, max_frames=25).run()
+    processed = {s.source_id: s.frames_out for s in stats}
+    assert all(n >= 5 for n in processed.values()), processed
+    assert all(s.dropped > 0 for s in stats)          # 75 frames/s offered, about 40/s taken
