@@ -193,8 +193,6 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         for entry in config.sources if template else ():
             default_id = source_name(entry.url) if is_live_url(entry.url) else Path(entry.url).stem
             check_writable(output_path(template, entry.id or default_id, several))
-    if not (out.video or out.jsonl or out.mot or config.redis.url):
-        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot or --redis)")
     if config.redis.url:
         from pipelines.sinks.redis_sink import check_reachable
 
@@ -205,6 +203,8 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
 
         model = str(demo_pose_model())
     sources = open_sources(config)
+    if not (out.video or out.jsonl or out.mot or config.redis.url):
+        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot or --redis)")
     try:
         detector = Detector(config.detector, model)
         runner = Runner(sources, detector, config, max_frames=max_frames)
@@ -214,15 +214,17 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         raise
     from pipelines.metrics import Monitor, runner_readings
 
-    monitor = Monitor(lambda: runner_readings(runner), log_interval=config.metrics.log_interval,
-                      port=config.metrics.port)
+    progress = Progress(enabled=None if not quiet else False)
+    # Files shown with a progress bar need no periodic stats line; cameras and quiet runs get it.
+    any_live = any(source.is_live for _, source in sources)
+    log_interval = config.metrics.log_interval if any_live or not progress.enabled else 0.0
+    monitor = Monitor(lambda: runner_readings(runner), log_interval=log_interval, port=config.metrics.port)
     try:
         monitor.start()
     except BaseException:
         for _, source in sources:
             source.close()
         raise
-    progress = Progress(enabled=None if not quiet else False)
     started = time.monotonic()
     with _Signals(runner):
         try:
