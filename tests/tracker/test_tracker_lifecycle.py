@@ -208,3 +208,14 @@ def test_timestamps_that_go_backwards_count_as_no_time_passing():
     assert trk.update(dets([box(100, 100)]), timestamp=5.5).track_id.tolist() == [1]
     trk.update(Detections.empty(), timestamp=6.0)
     assert trk.update(Detections.empty(), timestamp=6.6).removed_ids.tolist() == [1]
+
+
+def test_after_an_occlusion_the_id_goes_to_the_object_of_its_size_not_a_smaller_one_in_its_place():
+    trk = Tracker()
+    frames = [dets([box(200, 200)])] * 10 + [Detections.empty()] * 10
+    # back: the same person a little to the right (IoU 0.54 with the hidden track), and a smaller object
+    # right where the track was (IoU 0.6) -- overlap alone would give the ID to the smaller one
+    frames.append(dets([box(200, 200, 40, 60), box(212, 200)]))
+    out = run(trk, frames)
+    back = out[-1]
+    assert dict(zip(back.track_id.tolist(), back.det_index.tolist())).get(1) == 1
