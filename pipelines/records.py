@@ -8,9 +8,12 @@ One record per processed frame::
                  "box": [x1, y1, x2, y2], "velocity": [vx, vy],
                  "predicted_path": [[x, y], ...],
                  "keypoints": [[x, y, visibility], ...],      # pose models only
-                 "mask_polygon": [[x, y], ...]}]}             # segmentation models only
+                 "mask_polygon": [[x, y], ...],               # segmentation models only
+                 "predicted": true}]}                         # only on coasting rows (see below)
 
 Coordinates are pixels of the source frame, velocity is pixels per second, ``pts`` is seconds.
+A track with ``"predicted": true`` had no detection in this frame: the tracker reports it at its predicted box
+(confidence 0) because ``tracker.output_unmatched_seconds`` > 0. The key is absent on detected rows.
 File records carry no wall-clock times so that two runs over one file give identical output;
 the Redis sink adds ``capture_time`` and ``publish_time`` (Unix seconds).
 
@@ -41,6 +44,7 @@ def track_records(result: FrameResult) -> list[dict[str, Any]]:
     boxes, vel, path = _round(t.xyxy), _round(t.velocity), _round(t.predicted_path)
     conf = _round(t.confidence, 4)
     kpts = None if t.keypoints is None else _round(t.keypoints)   # whole array at once: ~10x faster
+    matched = t.matched.tolist()
     out: list[dict[str, Any]] = []
     for i in range(len(t)):
         cls = int(t.class_id[i])
@@ -57,6 +61,8 @@ def track_records(result: FrameResult) -> list[dict[str, Any]]:
             rec["keypoints"] = kpts[i]  # type: ignore[index]
         if t.mask_polygons is not None:
             rec["mask_polygon"] = _round(t.mask_polygons[i], 1)
+        if not matched[i]:
+            rec["predicted"] = True  # coasting row: the tracker's predicted box, no detection this frame
         out.append(rec)
     return out
 
