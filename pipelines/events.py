@@ -7,7 +7,8 @@ documents (JSON-safe dicts, schema version 1, see ``docs/redis.md`` and
 Lifecycle rules, from the confirmed tracks of each frame (``Tracks``):
 
 - ``track_started``: an id appears for the first time;
-- ``track_lost``: an id present in the previous frame is absent now and not in ``Tracks.removed_ids``;
+- ``track_lost``: an id present in the previous frame is absent now and not in ``Tracks.removed_ids``
+  (a row the tracker only predicted, ``Tracks.matched`` False, counts as absent);
 - ``track_recovered``: a lost id appears again;
 - ``track_ended``: an id is in ``Tracks.removed_ids`` (``reason: removed``), or is still known when the
   stream ends (``stream_ended`` status or ``close()``; ``reason: stream_ended``). It carries a summary.
@@ -115,10 +116,11 @@ class EventGenerator:
         frame, t = result.frame, result.tracks
         now = _Seen(int(frame.index), round(float(frame.pts), 6), round(float(frame.capture_time), 6))
         self._last = now
-        ids = [int(i) for i in t.track_id.tolist()]
-        boxes = np.round(t.xyxy.astype(np.float64), 2)
-        rows = _Rows(boxes.tolist(), np.round(t.confidence.astype(np.float64), 4).tolist(),
-                     [int(c) for c in t.class_id.tolist()], result.class_names)
+        seen = np.flatnonzero(t.matched)  # coasting rows (predicted, no detection) count as absent
+        ids = [int(i) for i in t.track_id[seen].tolist()]
+        boxes = np.round(t.xyxy[seen].astype(np.float64), 2)
+        rows = _Rows(boxes.tolist(), np.round(t.confidence[seen].astype(np.float64), 4).tolist(),
+                     [int(c) for c in t.class_id[seen].tolist()], result.class_names)
         events: list[Event] = []
         for row, tid in enumerate(ids):
             events.extend(self._observe(tid, row, rows, now))

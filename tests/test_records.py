@@ -45,3 +45,20 @@ def test_default_config_reports_only_detected_rows():
     records = _records(0.0, False)
     assert all(rec["tracks"] == [] for rec in records[10:13])
     assert all("predicted" not in t for rec in records for t in rec["tracks"])
+
+
+def test_events_treat_predicted_rows_as_lost_and_recovered():
+    from pipelines.events import EventGenerator
+
+    tracker = Tracker(TrackerConfig(output_unmatched_seconds=0.5))
+    events = EventGenerator("walk")
+    names = []
+    image = np.zeros((240, 320, 3), np.uint8)
+    for i in range(16):
+        box = np.array([[20 + 4 * i, 60, 60 + 4 * i, 180]], np.float32)
+        dets = Detections(box, [0.9], [0]) if not 10 <= i < 13 else Detections.empty()
+        tracks = tracker.update(dets, timestamp=i / 25)
+        result = FrameResult(VideoFrame(image, i, i / 25, "walk", 0.0), dets, tracks, {0: "person"})
+        names += [(i, e["event"]) for e in events.update(result)]
+    names += [(16, e["event"]) for e in events.close()]
+    assert names == [(1, "track_started"), (10, "track_lost"), (13, "track_recovered"), (16, "track_ended")]
