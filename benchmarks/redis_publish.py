@@ -104,7 +104,7 @@ def bench_naive(port: int, frames: list[FrameResult]) -> tuple[list[float], floa
     t0, c0 = time.perf_counter(), time.process_time()
     for r in frames:
         t = time.perf_counter()
-        rec = frame_record(r, with_times=True)
+        rec = frame_record(r, with_times=True, numpy_values=True)
         rec["publish_time"] = time.time()
         client.xadd("trackstream:naive:frames", {"data": _dumps(rec)}, maxlen=10000, approximate=True)
         for ev in events.update(r):

@@ -62,3 +62,28 @@ def test_events_treat_predicted_rows_as_lost_and_recovered():
         names += [(i, e["event"]) for e in events.update(result)]
     names += [(16, e["event"]) for e in events.close()]
     assert names == [(1, "track_started"), (10, "track_lost"), (13, "track_recovered"), (16, "track_ended")]
+
+
+def test_numpy_valued_record_writes_the_same_json_as_the_plain_one():
+    """The Redis sink builds records with numpy rows for speed; the published JSON must not change."""
+    import json
+
+    from pipelines.sinks.redis_publisher import _dumps
+
+    tracker = Tracker(TrackerConfig(output_unmatched_seconds=0.5))
+    image = np.zeros((240, 320, 3), np.uint8)
+    checked = 0
+    for i in range(14):
+        box = np.array([[20 + 4.123 * i, 60.456, 60 + 4 * i, 180.789]], np.float32)
+        kpts = np.tile(np.array([[40.111 + 4 * i, 100.999, 0.87654]], np.float32), (1, 17, 1))
+        polygon = (np.array([[21.26, 61.0], [59.94, 61.5], [40.05, 179.33]], np.float32),)
+        dets = Detections(box, [0.91234], [0], keypoints=kpts, mask_polygons=polygon) if i < 11 \
+            else Detections.empty()
+        tracks = tracker.update(dets, timestamp=i / 25)
+        result = FrameResult(VideoFrame(image, i, i / 25, "walk", 1.5), dets, tracks, {0: "person"})
+        plain = frame_record(result, with_times=True)
+        fast = _dumps(frame_record(result, with_times=True, numpy_values=True))
+        assert json.loads(fast) == plain
+        assert fast == json.dumps(plain, separators=(",", ":")).encode()
+        checked += len(plain["tracks"])
+    assert checked >= 10

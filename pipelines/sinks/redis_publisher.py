@@ -29,10 +29,10 @@ try:  # orjson writes these float-heavy documents ~10x faster than the standard 
     import orjson
 
     def _dumps(doc: dict[str, Any]) -> bytes:
-        return orjson.dumps(doc)
+        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 except ImportError:  # pragma: no cover - orjson is a declared dependency; stay usable without it
     def _dumps(doc: dict[str, Any]) -> bytes:
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return json.dumps(doc, separators=(",", ":"), default=lambda v: v.tolist()).encode()
 
 log = logging.getLogger("trackstream.redis")
 

@@ -74,7 +74,7 @@ class RedisSink:
     def write(self, result: FrameResult) -> None:
         """Queue the frame's record and the events it causes (never waits for Redis)."""
         if self._cfg.publish_frames:
-            rec = frame_record(result, with_times=True)
+            rec = frame_record(result, with_times=True, numpy_values=True)  # orjson writes the arrays
             rec["source_id"] = self.source_id
             self._publisher.put(self.frames_stream, rec, self._cfg.frames_maxlen)
         self._put_events(self._events.update(result))
