@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO
 
 from pipelines.errors import OutputError
 
@@ -37,3 +38,15 @@ def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = Tr
     if not keep and not existed:
         out.unlink()
     return out
+
+
+def close_output(file: "IO[str] | None", what: str, path: Path, already_failed: bool) -> None:
+    """Close a text output (flushing it); a failure becomes one ``OutputError`` line, unless a failed write
+    was already reported. ``file`` None (already closed) does nothing."""
+    if file is None:
+        return
+    try:
+        file.close()  # flushes; the descriptor is released even if that fails
+    except OSError as exc:
+        if not already_failed:
+            raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None

@@ -27,7 +27,7 @@ from typing import IO, Callable, Optional
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
 from pipelines.records import frame_record
-from pipelines.sinks._paths import prepare_output
+from pipelines.sinks._paths import close_output, prepare_output
 from tracker.configutil import ConfigError
 
 log = logging.getLogger(__name__)
@@ -152,10 +152,4 @@ class JsonlSink(BaseSink):
     def close(self) -> None:
         """Flush and close the live file; safe to call more than once."""
         file, self._file = self._file, None
-        if file is None:
-            return
-        try:
-            file.close()  # flushes; the descriptor is released even if that fails
-        except OSError as exc:
-            if not self._failed:  # a failed write was already reported
-                raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
+        close_output(file, "JSONL output", self.path, self._failed)

@@ -15,7 +15,7 @@ import numpy as np
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.sinks._paths import prepare_output
+from pipelines.sinks._paths import close_output, prepare_output
 
 
 def mot_lines(result: FrameResult) -> list[str]:
@@ -59,10 +59,4 @@ class MotSink(BaseSink):
     def close(self) -> None:
         """Close the file; safe to call more than once."""
         file, self._file = self._file, None
-        if file is None:
-            return
-        try:
-            file.close()  # flushes; the descriptor is released even if that fails
-        except OSError as exc:
-            if not self._failed:  # a failed write was already reported
-                raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None
+        close_output(file, "MOT output", self.path, self._failed)
