@@ -76,14 +76,18 @@ class JsonlSink(BaseSink):
 
     def _keep_previous_run(self) -> None:
         """With rotation on, a live file left by an earlier run is moved aside, not overwritten."""
-        target = self._rotated_name(self.path.stat().st_mtime)
+        target = self._move_aside(self._rotated_name(self.path.stat().st_mtime),
+                                  f"cannot move the earlier JSONL output {self.path} aside")
+        log.info("kept the earlier %s as %s", self.path, target.name)
+
+    def _move_aside(self, target: Path, failure: str) -> Path:
+        """Rename the live file to ``target`` and remember it; ``failure`` starts the error line."""
         try:
             os.rename(self.path, target)
         except OSError as exc:
-            raise OutputError(f"cannot move the earlier JSONL output {self.path} aside: "
-                              f"{exc.strerror or exc}") from None
+            raise OutputError(f"{failure}: {exc.strerror or exc}") from None
         self.rotated.append(target)
-        log.info("kept the earlier %s as %s", self.path, target.name)
+        return target
 
     def _open(self) -> IO[str]:
         try:
@@ -140,12 +144,7 @@ class JsonlSink(BaseSink):
             self._failed = True
             raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
         target = self._rotated_name(self._started)
-        try:
-            os.rename(self.path, target)
-        except OSError as exc:
-            raise OutputError(f"cannot rotate JSONL output {self.path} to {target.name}: "
-                              f"{exc.strerror or exc}") from None
-        self.rotated.append(target)
+        self._move_aside(target, f"cannot rotate JSONL output {self.path} to {target.name}")
         log.info("rotated %s -> %s", self.path, target.name)
         return self._open()
 
