@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   redis-server
+  openssl
   python3-gi
   gir1.2-gstreamer-1.0
   gir1.2-gst-rtsp-server-1.0

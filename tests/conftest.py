@@ -35,6 +35,15 @@ def shared_data(relative: str) -> Path:
     return path
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def require_binary(name: str) -> str:
     """Absolute path of a system binary; fails under CI, skips elsewhere when absent."""
     found = shutil.which(name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,17 +16,10 @@ from typing import Callable, Iterator, Optional
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "rtsp_server.py"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _gst_available() -> Optional[str]:

@@ -16,7 +16,7 @@ import av
 import pytest
 
 from tests.conftest import REPO
-from tests.live.conftest import free_port
+from tests.conftest import free_port
 
 SECRET = "Zx9-secret-Pw"
 FAST_RECONNECT = {"read_timeout": 1.0, "open_timeout": 3.0, "reconnect_initial_delay": 0.2,

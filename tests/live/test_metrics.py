@@ -7,7 +7,7 @@ import time
 import urllib.request
 
 from pipelines.metrics import LatencyHistogram, Monitor, Reading
-from tests.live.conftest import free_port
+from tests.conftest import free_port
 
 
 def test_endpoint_and_log_line_show_each_source(caplog):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,17 +16,11 @@ import numpy as np
 import pytest
 
 from pipelines.frames import FrameResult, VideoFrame
+from tests.conftest import free_port, require_binary
 from tracker.types import Detections, Tracks
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "pipelines" / "schemas"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -81,12 +74,7 @@ class RedisServer:
 
 def _server(tmp_path: Path, password: Optional[str] = None,
             tls: Optional[tuple[Path, Path]] = None) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists()
-                                               else None)
-    if binary is None:
-        if IN_CI:
-            pytest.fail("redis-server is required under CI", pytrace=False)
-        pytest.skip("redis-server not installed")
+    binary = require_binary("redis-server")
     for _ in range(3):  # a free port can be taken between probing and binding; try another
         server = RedisServer(binary, free_port(), tmp_path, password, tls)
         try:
@@ -113,11 +101,7 @@ def redis_password_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_tls_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A TLS-only server with a fresh self-signed certificate for 127.0.0.1 (made with openssl)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        if IN_CI:
-            pytest.fail("openssl is required under CI", pytrace=False)
-        pytest.skip("openssl not installed")
+    openssl = require_binary("openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
