@@ -63,6 +63,30 @@ def bikes_video() -> Path:
         raise
 
 
+FAST_FPS = 250
+
+
+@pytest.fixture(scope="session")
+def bikes_fast(bikes_video, tmp_path_factory) -> Path:
+    """bikes.mp4's 250 frames re-encoded to play at 250 fps (1 s): played at its own rate, no CPU detector
+    keeps up, so frames must be dropped."""
+    from fractions import Fraction
+
+    import av
+
+    dst = tmp_path_factory.mktemp("fast") / "bikes250.mp4"
+    with av.open(str(bikes_video)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=FAST_FPS, options={"preset": "ultrafast"})
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            image = frame.reformat(format="yuv420p")
+            image.pts, image.time_base = i, Fraction(1, FAST_FPS)
+            out.mux(stream.encode(image))
+        out.mux(stream.encode(None))
+    return dst
+
+
 @pytest.fixture(scope="session")
 def pose_weights() -> Path:
     from pipelines.assets import demo_pose_model
