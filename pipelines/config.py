@@ -30,7 +30,7 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """The YOLO detector: model path or name, input size, thresholds, device and batch size."""
+    """The YOLO detector: model path or name, input size, thresholds, device, batch size and workers."""
 
     model: Optional[str] = None
     imgsz: int = field(default=640, metadata={"min": 32, "max": 8192})
@@ -41,6 +41,7 @@ class DetectorConfig:
     device: str = "auto"
     half: Optional[bool] = None
     batch: int = field(default=4, metadata={"min": 1, "max": 256})
+    workers: Optional[int] = field(default=None, metadata={"min": 1, "max": 64})
 
     def __post_init__(self) -> None:
         dev = self.device

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
+import threading
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -87,13 +89,42 @@ def load_model(model: str) -> Any:
         raise ModelError(f"cannot load model {model}: {_one_line(exc)}") from None
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: Optional[int], device: str, model_path: str, cores: Optional[int] = None) -> int:
+    """How many model copies run batches at once.
+
+    ``None`` (auto): 2 on a CPU with at least 2 cores for ``.pt`` and ``.onnx`` models, whose thread
+    counts trackstream sets (each copy gets half the cores); 1 on a GPU or for other formats, which
+    pick their own threads. Two single-threaded copies on 2 cores detect more frames per second than one
+    copy whose layers are split over both cores (``benchmarks/pipeline_speed.py``), and the other
+    stages get their share of the CPU between the copies' frames instead of stalling a split layer.
+    """
+    if workers is not None:
+        return workers
+    cpu_format = Path(model_path).suffix.lower() in (".pt", ".onnx")
+    cores = cpu_cores() if cores is None else cores
+    return 2 if device == "cpu" and cpu_format and cores >= 2 else 1
+
+
 class Detector:
     """Maps frames to ``Detections`` with one YOLO model (see module docstring).
+
+    ``detect`` may be called from ``workers`` threads at once: each call takes one of ``workers`` copies
+    of the model (each its own Ultralytics predictor and runtime session) and gives it back after.
 
     Attributes:
         task: ``detect``, ``segment`` or ``pose``.
         class_names: class id -> name.
         device: torch device used; ``half``: whether half precision is used.
+        workers: copies of the model; ``threads``: CPU threads each copy computes with (None: its own
+            choice, e.g. on a GPU).
         dropped_rows: detections dropped because their box was invalid (NaN/inf/negative size).
     """
 
@@ -109,32 +140,58 @@ class Detector:
             raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from a "
                              f"{', '.join(TASKS)} model")
         self.device, self.half = resolve_device(config.device, config.half, self.model_name)
+        self.workers = resolve_workers(config.workers, self.device, self.model_name)
+        self.threads: Optional[int] = max(1, cpu_cores() // self.workers) if self.device == "cpu" else None
+        if self.threads is not None and self.model_name.endswith(".pt"):
+            import torch
+
+            torch.set_num_threads(self.threads)  # process-wide: each copy computes on its own share
         self.dropped_rows = 0
-        self._warm_up()
-        _stop_onnx_spinning(self.model, self.model_name)
+        self._lock = threading.Lock()
+        self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        for index in range(self.workers):
+            replica = self.model if index == 0 else load_model(self.model_name)
+            self._warm_up(replica)
+            _tune_onnx_session(replica, self.model_name, self.threads)
+            self._free.put(replica)
         self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
 
-    def _predict(self, images: list[np.ndarray]) -> list[Any]:
+    def _predict(self, model: Any, images: list[np.ndarray]) -> list[Any]:
         c = self.config
-        return list(self.model.predict(
+        return list(model.predict(
             images, imgsz=c.imgsz, conf=c.conf, iou=c.iou, classes=list(c.classes) if c.classes else None,
             max_det=c.max_det, device=self.device, verbose=False, save=False, stream=False,
             **({"quantize": 16} if self.half else {})))
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, model: Any) -> None:
         """Run once on a blank image so unreadable weights fail now, with one line, not mid-stream."""
         try:
-            self._predict([np.zeros((self.config.imgsz, self.config.imgsz, 3), np.uint8)])
+            self._predict(model, [np.zeros((self.config.imgsz, self.config.imgsz, 3), np.uint8)])
         except Exception as exc:  # noqa: BLE001 - any backend failure means the model is unusable
             raise ModelError(f"cannot run model {self.model_name}: {_one_line(exc)}") from None
 
     def detect(self, frames: Sequence[VideoFrame]) -> list[Detections]:
-        """Detections for each frame, in order (one model call for the whole batch)."""
-        if not frames:
-            return []
-        return [self._convert(r) for r in self._predict([f.image for f in frames])]
+        """Detections for each frame, in order (one model call for the whole batch). Thread-safe."""
+        return self.detect_counted(frames)[0]
 
-    def _convert(self, result: Any) -> Detections:
+    def detect_counted(self, frames: Sequence[VideoFrame]) -> tuple[list[Detections], int]:
+        """``detect`` plus how many invalid rows it dropped from these frames' detections."""
+        if not frames:
+            return [], 0
+        model = self._free.get()
+        try:
+            results = self._predict(model, [f.image for f in frames])
+        finally:
+            self._free.put(model)
+        converted = [self._convert(r) for r in results]
+        dropped = sum(n for _, n in converted)
+        if dropped:
+            with self._lock:
+                self.dropped_rows += dropped
+        return [d for d, _ in converted], dropped
+
+    @staticmethod
+    def _convert(result: Any) -> tuple[Detections, int]:
         boxes = result.boxes
         xyxy = boxes.xyxy.cpu().numpy() if boxes is not None else np.zeros((0, 4), np.float32)
         conf = boxes.conf.cpu().numpy() if boxes is not None else np.zeros(0, np.float32)
@@ -147,18 +204,15 @@ class Detector:
             extra["keypoints"] = kpts
         if result.masks is not None and len(xyxy):
             extra["mask_polygons"] = tuple(np.asarray(p, np.float32).reshape(-1, 2) for p in result.masks.xy)
-        dets, dropped = Detections.drop_invalid(xyxy, conf, cls, **extra)
-        self.dropped_rows += dropped
-        return dets
+        return Detections.drop_invalid(xyxy, conf, cls, **extra)
 
 
-def _stop_onnx_spinning(model: Any, path: str) -> None:
-    """Rebuild a CPU ONNX Runtime session with its threads' busy-waiting switched off.
+def _tune_onnx_session(model: Any, path: str, threads: Optional[int]) -> None:
+    """Rebuild a CPU ONNX Runtime session with ``threads`` compute threads and busy-waiting switched off.
 
     Between runs ONNX Runtime's worker threads spin on the CPU by default. In trackstream the same cores
     decode, draw and encode while the detector waits for its next batch, so the spinning only steals their
-    time (benchmarks/pipeline_speed.py: about 100 ms less CPU per 720p frame on 2 cores). GPU sessions and
-    other formats are left as Ultralytics made them.
+    time. GPU sessions and other formats are left as Ultralytics made them.
     """
     backend = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
     session = getattr(backend, "session", None)
@@ -169,6 +223,8 @@ def _stop_onnx_spinning(model: Any, path: str) -> None:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     backend.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])

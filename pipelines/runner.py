@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from typing import Any, Callable, Optional, Sequence, Union
@@ -84,7 +85,8 @@ class Runner:
     Args:
         sources: (spec, opened source) pairs; ``spec.realtime`` picks the frame policy.
         detector: object with ``detect(list[VideoFrame]) -> list[Detections]``, ``class_names`` and
-            ``dropped_rows``.
+            ``dropped_rows``; optionally ``workers`` (threads that may call ``detect`` at once, default 1)
+            and ``detect_counted(frames) -> (detections, rows dropped)``.
         config: the pipeline config (``detector.batch``, tracker settings and outputs are read from it).
         max_frames: stop each source after this many processed frames (None = all).
         sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
@@ -104,14 +106,18 @@ class Runner:
         self._abort = threading.Event()
         self._errors: list[tuple[str, BaseException]] = []
         self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
+        self.workers = max(1, int(getattr(detector, "workers", 1)))
         self._track_queue: "queue.Queue[Any]" = queue.Queue(maxsize=2 * self.batch + 2)
+        self._order = threading.Condition()  # detector workers queue their results in ticket order
+        self._tickets = self._delivered = self._detectors_running = 0
+        self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._threads: list[threading.Thread] = []
         tracker_cfg = config.tracker_settings()
         self.lanes: list[_Lane] = []
         for spec, source in sources:
             latest = source.is_live if spec.realtime is None else spec.realtime
             stats = SourceStats(source.source_id, frame_count=expected_frames(source, max_frames))
-            inbox = Inbox(self._cond, capacity=2 * self.batch, latest=latest, stats=stats)
+            inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=latest, stats=stats)
             self.lanes.append(_Lane(spec, source, inbox, stats, Tracker(tracker_cfg)))
 
     # ----------------------------------------------------------------- control
@@ -173,7 +179,9 @@ class Runner:
             raise
         for lane in self.lanes:
             self._spawn(f"reader-{lane.source.source_id}", self._read, lane)
-        self._spawn("detector", self._detect_loop)
+        self._detectors_running = self.workers
+        for _ in range(self.workers):
+            self._spawn("detector", self._detect_loop)
         self._spawn("tracker", self._track_loop)
         last = 0.0
         while any(t.is_alive() for t in self._threads):
@@ -245,45 +253,89 @@ class Runner:
 
     # ----------------------------------------------------------------- detector
 
-    def _next_work(self, turn: int) -> Optional[list[tuple[_Lane, Any]]]:
-        """Wait for the next batch of work; None when every inbox is finished."""
+    def _next_work(self) -> Optional[tuple[int, list[tuple[_Lane, Any]]]]:
+        """Wait for the next batch of work and its ticket (batches are numbered in the order taken);
+        None when every inbox is finished."""
         with self._cond:
             while True:
                 if all(lane.inbox.finished() for lane in self.lanes):
                     return None
-                n = len(self.lanes)
+                turn, n = self._tickets, len(self.lanes)
                 order = [self.lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
                 live = [lane for lane in order if lane.inbox.latest and lane.inbox.ready(self.batch)]
                 files = [lane for lane in order if not lane.inbox.latest and lane.inbox.ready(self.batch)]
+                work: list[tuple[_Lane, Any]] = []
                 if live and (not files or turn % 2 == 0):  # cameras and files take turns
-                    work: list[tuple[_Lane, Any]] = []
                     for lane in live[: self.batch]:
                         work.extend((lane, item) for item in lane.inbox.take(1))
-                    return work
-                if files:
-                    return [(files[0], item) for item in files[0].inbox.take(self.batch)]
+                elif files:
+                    work = [(files[0], item) for item in files[0].inbox.take(self.batch)]
+                if work:
+                    self._tickets += 1
+                    return turn, work
                 self._cond.wait(0.1)
 
     def _detect_loop(self) -> None:
-        """Detector thread: one model call per batch; results go to the tracking thread in order."""
-        turn = 0
+        """Detector thread (one per detector worker): one model call per batch.
+
+        Workers take batches in ticket order and hand their results to the tracking thread in that same
+        order, whichever finishes first, so results never depend on timing. The last worker to leave
+        closes the tracking queue.
+        """
         try:
             while True:
-                work = self._next_work(turn)
-                if work is None:
+                taken = self._next_work()
+                if taken is None:
                     break
-                turn += 1
-                frames = [item for _, item in work if isinstance(item, VideoFrame)]
-                if self._abort.is_set():
-                    continue  # drain without working
-                before = getattr(self.detector, "dropped_rows", 0)
-                dets = iter(self.detector.detect(frames)) if frames else iter(())
-                work[0][0].stats.add(invalid_detections=getattr(self.detector, "dropped_rows", 0) - before)
-                for lane, item in work:
-                    out = (lane, item, next(dets)) if isinstance(item, VideoFrame) else (lane, item, None)
-                    self._put(self._track_queue, out)
+                ticket, work = taken
+                out: list[tuple[_Lane, Any, Optional[Detections]]] = []
+                try:
+                    frames = [item for _, item in work if isinstance(item, VideoFrame)]
+                    if not self._abort.is_set():  # after a failure: drain without working
+                        dets, dropped = self._detect(frames)
+                        work[0][0].stats.add(invalid_detections=dropped)
+                        found = iter(dets)
+                        out = [(lane, item, next(found) if isinstance(item, VideoFrame) else None)
+                               for lane, item in work]
+                except BaseException:
+                    with self._order:  # no later ticket is delivered: the output ends before this batch
+                        self._failed_ticket = min(self._failed_ticket, ticket)
+                    raise
+                finally:
+                    self._deliver(ticket, out)  # even after a failure, so later tickets are not held up
         finally:
-            self._track_queue.put(_END)
+            with self._order:
+                self._detectors_running -= 1
+                last = self._detectors_running == 0
+            if last:
+                self._track_queue.put(_END)
+
+    def _detect(self, frames: list[VideoFrame]) -> tuple[list[Detections], int]:
+        if not frames:
+            return [], 0
+        counted = getattr(self.detector, "detect_counted", None)
+        if counted is not None:
+            return counted(frames)
+        before = getattr(self.detector, "dropped_rows", 0)  # single-worker detectors only
+        dets = self.detector.detect(frames)
+        return dets, getattr(self.detector, "dropped_rows", 0) - before
+
+    def _deliver(self, ticket: int, out: list[tuple[_Lane, Any, Optional[Detections]]]) -> None:
+        """Queue one batch's results for the tracking thread once every earlier ticket has been queued.
+
+        A worker that finishes early waits here, so at most ``workers`` batches are ever held (no worker
+        runs ahead). Batches after one whose detection failed are not queued, as with one worker.
+        """
+        with self._order:
+            while self._delivered != ticket:
+                self._order.wait()
+            try:
+                if ticket < self._failed_ticket:
+                    for entry in out:
+                        self._put(self._track_queue, entry)
+            finally:
+                self._delivered += 1
+                self._order.notify_all()
 
     def _put(self, q: "queue.Queue[Any]", item: Any) -> None:
         """Blocking put that gives up when the run is aborted (the consumer may be gone)."""

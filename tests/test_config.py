@@ -74,6 +74,7 @@ def test_no_flags_keep_file_values(tmp_path):
     ("detector: {conf: 1.5}", "detector.conf"),
     ("detector: {conf: high}", "detector.conf"),
     ("detector: {batch: 0}", "detector.batch"),
+    ("detector: {workers: 0}", "detector.workers"),
     ("detector: {device: gpu}", "detector.device"),
     ("detector: {classes: [0, -1]}", "detector.classes"),
     ("source: {vid_stride: 0}", "source.vid_stride"),

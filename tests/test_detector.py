@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import shared_data
 from pipelines.config import DetectorConfig
-from pipelines.detector import Detector, load_model, resolve_device
+from pipelines.detector import Detector, load_model, resolve_device, resolve_workers
 from pipelines.errors import ModelError
 from pipelines.frames import VideoFrame
 from pipelines.sources.file import FileSource
@@ -53,6 +53,33 @@ def test_batch_gives_the_same_detections_as_single_frames(pose_detector, frames)
         single = pose_detector.detect([frame])[0]
         assert len(single) == len(dets)
         np.testing.assert_allclose(np.sort(single.xyxy, axis=0), np.sort(dets.xyxy, axis=0), atol=2.0)
+
+
+def test_two_workers_detect_at_once_and_agree_with_one_another(pose_detector, frames):
+    """On this 2-core CPU the default is two model copies with one thread each; calls from two threads at
+    once (as the runner makes them) give the same detections as calls one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert (pose_detector.workers, pose_detector.threads) == (2, 1)
+    ordered = [frames[i] for i in CYCLIST_FRAMES] * 3
+    alone = [pose_detector.detect([f])[0] for f in ordered]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda f: pose_detector.detect([f])[0], ordered))
+    for a, b in zip(alone, together):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+
+
+@pytest.mark.parametrize("workers, device, model, cores, expected", [
+    (None, "cpu", "m.onnx", 2, 2),      # auto: two copies on a multi-core CPU
+    (None, "cpu", "m.pt", 16, 2),
+    (None, "cpu", "m.onnx", 1, 1),      # one core: nothing to share
+    (None, "cuda:0", "m.pt", 16, 1),    # a GPU runs one batch at a time anyway
+    (None, "cpu", "m_openvino_model", 8, 1),  # formats that choose their own threads
+    (3, "cpu", "m.engine", 1, 3),       # an explicit count is kept
+])
+def test_worker_count(workers, device, model, cores, expected):
+    assert resolve_workers(workers, device, model, cores) == expected
 
 
 def test_segmentation_onnx_gives_mask_polygons_aligned_to_rows(frames):

@@ -40,6 +40,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--conf", "detector.conf", {"type": float, "metavar": "C", "help": "minimum detection confidence"}),
     ("--device", "detector.device", {"metavar": "DEV", "help": "auto, cpu, cuda or cuda:N"}),
     ("--batch", "detector.batch", {"type": int, "metavar": "N", "help": "frames per detector call"}),
+    ("--workers", "detector.workers", {"type": int, "metavar": "N",
+                                       "help": "model copies detecting at once (default: 2 on CPU, 1 on GPU)"}),
     ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes", {"type": int, "metavar": "BYTES",
                                                            "help": "start a new JSONL file past this size"}),
     ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds",
@@ -207,6 +209,9 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         log.warning("no output configured: results are not saved (use --out, --jsonl, --mot or --redis)")
     try:
         detector = Detector(config.detector, model)
+        threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
+        log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
+                 detector.device, detector.workers, "s" * (detector.workers != 1), threads)
         runner = Runner(sources, detector, config, max_frames=max_frames)
     except BaseException:
         for _, source in sources:
