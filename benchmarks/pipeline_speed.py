@@ -35,7 +35,7 @@ MODES = ("trackstream", "ultralytics-track-save", "ultralytics-predict")
 
 
 def _trackstream(video: str, model: str, imgsz: int, frames: int | None,
-                 out: Path) -> tuple[int, float, float]:
+                 out: Path) -> tuple[int, float, float, str]:
     from pipelines.commands.run import open_sources
     from pipelines.config import build_config
     from pipelines.detector import Detector
@@ -45,14 +45,16 @@ def _trackstream(video: str, model: str, imgsz: int, frames: int | None,
                            "output": {"video": str(out / "trackstream.mp4"),
                                       "jsonl": str(out / "trackstream.jsonl")}})
     sources = open_sources(config)
-    runner = Runner(sources, Detector(config.detector), config, max_frames=frames)  # Detector warms up
+    detector = Detector(config.detector)  # loads and warms up every worker's copy of the model
+    runner = Runner(sources, detector, config, max_frames=frames)
     start, cpu = time.perf_counter(), time.process_time()
     stats = runner.run()
-    return stats[0].frames_out, time.perf_counter() - start, time.process_time() - cpu
+    detail = f"{detector.workers} detector workers x {detector.threads or 'default'} threads"
+    return stats[0].frames_out, time.perf_counter() - start, time.process_time() - cpu, detail
 
 
 def _ultralytics(mode: str, video: str, model_path: str, imgsz: int, frames: int | None,
-                 out: Path) -> tuple[int, float, float]:
+                 out: Path) -> tuple[int, float, float, str]:
     import numpy as np
     from ultralytics import YOLO
 
@@ -71,7 +73,7 @@ def _ultralytics(mode: str, video: str, model_path: str, imgsz: int, frames: int
             break
     if hasattr(results, "close"):
         results.close()  # lets Ultralytics release (and finish writing) its video
-    return count, time.perf_counter() - start, time.process_time() - cpu
+    return count, time.perf_counter() - start, time.process_time() - cpu, "Ultralytics defaults"
 
 
 def child(mode: str, video: str, model: str, imgsz: int, frames: int | None) -> None:
@@ -80,10 +82,10 @@ def child(mode: str, video: str, model: str, imgsz: int, frames: int | None) -> 
     sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory(prefix=f"bench-{mode}-") as tmp:
         if mode == "trackstream":
-            count, seconds, cpu = _trackstream(video, model, imgsz, frames, Path(tmp))
+            count, seconds, cpu, detail = _trackstream(video, model, imgsz, frames, Path(tmp))
         else:
-            count, seconds, cpu = _ultralytics(mode, video, model, imgsz, frames, Path(tmp))
-    print(json.dumps({"mode": mode, "frames": count, "seconds": seconds, "cpu_seconds": cpu}))
+            count, seconds, cpu, detail = _ultralytics(mode, video, model, imgsz, frames, Path(tmp))
+    print(json.dumps({"mode": mode, "frames": count, "seconds": seconds, "cpu_seconds": cpu, "detail": detail}))
 
 
 def measure(mode: str, args: argparse.Namespace) -> dict[str, float]:
@@ -131,7 +133,8 @@ def main() -> None:
             print(f"{mode:24s} rounds: {rounds} frames/s (best kept)")
     for mode, r in results.items():
         print(f"{mode:24s} {r['frames']:5d} frames {r['seconds']:7.2f} s {r['fps']:7.2f} frames/s "
-              f"({1000 * r['cpu_seconds'] / max(r['frames'], 1):.0f} ms CPU per frame, all threads)")
+              f"({1000 * r['cpu_seconds'] / max(r['frames'], 1):.0f} ms CPU per frame, all threads; "
+              f"{r['detail']})")
     ours = results["trackstream"]["fps"]
     track_save, predict = results["ultralytics-track-save"]["fps"], results["ultralytics-predict"]["fps"]
     print(f"ratio trackstream / ultralytics track+save: {ours / track_save:.2f}x (target >= 1.2x)")

@@ -3,7 +3,8 @@
 ::
 
     reader thread per source ─▶ Inbox (bounded FIFO for files / latest-frame slot for live)
-      ─▶ detector thread (batches) ─▶ queue ─▶ tracking thread (one Tracker per source)
+      ─▶ detector thread per worker (batches; handed on in order) ─▶ queue ─▶ tracking thread
+      (one Tracker per source)
       ─▶ one bounded queue + thread per sink (the video sink draws and encodes there)
 
 File batches never mix sources and are always full (or the file's tail), so two runs over one file
