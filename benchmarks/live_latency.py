@@ -94,6 +94,7 @@ class TimedDetector:
     def __init__(self, detector: object) -> None:
         self.inner = detector
         self.class_names = detector.class_names  # type: ignore[attr-defined]
+        self.workers = int(getattr(detector, "workers", 1))  # the runner runs this many detector threads
         self.durations: list[float] = []
 
     @property
@@ -101,20 +102,25 @@ class TimedDetector:
         return int(getattr(self.inner, "dropped_rows", 0))
 
     def detect(self, frames: list) -> list:  # type: ignore[type-arg]
+        return self.detect_counted(frames)[0]
+
+    def detect_counted(self, frames: list) -> tuple[list, int]:  # type: ignore[type-arg]
         t0 = time.perf_counter()
-        out = self.inner.detect(frames)  # type: ignore[attr-defined]
+        out = self.inner.detect_counted(frames)  # type: ignore[attr-defined]
         if frames:
-            self.durations.append(time.perf_counter() - t0)
+            self.durations.append(time.perf_counter() - t0)  # list.append: safe from several workers
         return out  # type: ignore[no-any-return]
 
 
-def run_trackstream(url: str, model: str, imgsz: int, seconds: float) -> tuple[Samples, TimedDetector, dict]:
+def run_trackstream(url: str, model: str, imgsz: int, seconds: float,
+                    workers: Optional[int] = None) -> tuple[Samples, TimedDetector, dict]:
     from pipelines.config import load_config
     from pipelines.detector import Detector
     from pipelines.runner import Runner
     from pipelines.sources import SourceSpec, open_source
 
-    config = load_config(overrides={"detector.model": model, "detector.imgsz": imgsz, "detector.batch": 1})
+    config = load_config(overrides={"detector.model": model, "detector.imgsz": imgsz, "detector.batch": 1,
+                                    "detector.workers": workers})
     detector = TimedDetector(Detector(config.detector, model))
     spec = SourceSpec(url=url, id="camera")
     source = open_source(spec, config.source)
@@ -164,6 +170,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180.0, help="length of each run (default 180)")
     parser.add_argument("--model", default=None, help="model file (default: the bundled yolo11n-pose.pt)")
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="trackstream detector workers (default: auto, as `trackstream run`)")
     parser.add_argument("--skip-ultralytics", action="store_true")
     args = parser.parse_args()
 
@@ -175,7 +183,7 @@ def main() -> int:
         print(f"camera: {server.url} (bikes.mp4 looped at 25 fps, frame period 40 ms); model {Path(model).name} "
               f"imgsz {args.imgsz}; {args.seconds:g} s per run, first {WARMUP_S:g} s not counted")
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-        samples, detector, stats = run_trackstream(server.url, model, args.imgsz, args.seconds)
+        samples, detector, stats = run_trackstream(server.url, model, args.imgsz, args.seconds, args.workers)
         infer = statistics.median(detector.durations[3:] or detector.durations)
         infer_p95 = percentile(detector.durations[3:], 95)
         print(f"one inference (trackstream detector call, 1 frame, during the run): median {infer * 1000:.1f} ms, "
