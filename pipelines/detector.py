@@ -214,7 +214,7 @@ def _tune_onnx_session(model: Any, path: str, threads: Optional[int]) -> None:
     decode, draw and encode while the detector waits for its next batch, so the spinning only steals their
     time. GPU sessions and other formats are left as Ultralytics made them.
     """
-    backend = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
+    backend: Any = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
     session = getattr(backend, "session", None)
     if session is None or not hasattr(session, "get_providers"):
         return

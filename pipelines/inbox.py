@@ -51,7 +51,7 @@ class Inbox:
             return True
 
     def _drop_waiting_frames(self) -> None:
-        kept = deque(i for i in self._items if not isinstance(i, VideoFrame))
+        kept: Deque[Item] = deque(i for i in self._items if not isinstance(i, VideoFrame))
         dropped = len(self._items) - len(kept)
         if dropped:
             self._items = kept

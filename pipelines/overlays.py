@@ -187,7 +187,7 @@ def _blend(roi: Image, cover: npt.NDArray[np.uint8], color: Color, alpha: float)
     """
     src = np.ascontiguousarray(roi)
     shade = (color[0] * alpha, color[1] * alpha, color[2] * alpha, 0.0)
-    tinted = cv2.add(cv2.addWeighted(src, 1.0 - alpha, src, 0.0, 0.0), shade)
+    tinted = cv2.add(cv2.addWeighted(src, 1.0 - alpha, src, 0.0, 0.0), shade)  # type: ignore[call-overload]
     roi[...] = cv2.copyTo(tinted, cover, src)
 
 

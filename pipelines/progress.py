@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, Sequence, TextIO
+from typing import Optional, Sequence, TextIO, cast
 
 from pipelines.stats import SourceStats
 
@@ -19,10 +19,10 @@ def _duration(seconds: float) -> str:
 def progress_text(stats: Sequence[SourceStats], width: int = 24) -> str:
     """``[#####.....] 120/250 frames  8.1 fps  ETA 00:16`` (totals over all sources)."""
     snaps = [s.snapshot() for s in stats]
-    done = sum(int(s["frames_out"]) for s in snaps)  # type: ignore[call-overload]
-    fps = sum(float(s["fps"]) for s in snaps)  # type: ignore[arg-type]
+    done = sum(cast(int, s["frames_out"]) for s in snaps)
+    fps = sum(cast(float, s["fps"]) for s in snaps)
     totals = [s["frame_count"] for s in snaps]
-    if all(isinstance(t, int) and t > 0 for t in totals) and totals:
+    if totals and all(isinstance(t, int) and t > 0 for t in totals):
         total = sum(int(t) for t in totals)  # type: ignore[call-overload]
         frac = min(1.0, done / total)
         bar = "#" * int(frac * width) + "." * (width - int(frac * width))

@@ -57,14 +57,15 @@ def output_fps(source: Source, spec_options: Any = None) -> Optional[float]:
 
 def expected_frames(source: Source, max_frames: Optional[int] = None) -> Optional[int]:
     """How many frames of ``source`` will be processed (for the progress ETA); None when unknown."""
-    total = source.frame_count
-    if not total:
+    count = source.frame_count
+    if not count:
         return max_frames if source.is_live else None
+    total = count
     options = getattr(source, "options", None)
     if options is not None:
-        total = -(-total // options.vid_stride)
+        total = -(-count // options.vid_stride)
         if options.max_fps and source.fps:
-            total = min(total, int(source.frame_count / source.fps * options.max_fps) + 1)
+            total = min(total, int(count / source.fps * options.max_fps) + 1)
     return min(total, max_frames) if max_frames else total
 
 

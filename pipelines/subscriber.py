@@ -313,7 +313,7 @@ def _valid_id(text: str) -> bool:
     return ms.isdigit() and (not sep or seq.isdigit())
 
 
-def _user_error(exc: BaseException, url: str) -> Exception:
+def _user_error(exc: BaseException, url: str) -> BaseException:
     """A Redis error the user must fix (wrong key type, missing ACL permission) as one masked line."""
     import redis
 

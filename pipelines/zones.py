@@ -130,7 +130,8 @@ class ZoneMembership:
 
     def update(self, ids: list[int], anchors: np.ndarray) -> tuple[list[int], list[int]]:
         raw = points_in_polygon(anchors, self._polygon) if len(ids) else np.zeros(0, bool)
-        entered, exited = [], []
+        entered: list[int] = []
+        exited: list[int] = []
         for tid, now_in in zip(ids, raw.tolist()):
             confirmed = self._inside.get(tid, False)
             if now_in == confirmed:

@@ -90,7 +90,7 @@ class TrackArrays:
         arrays = {}
         n = len(data["track_id"])
         for name, (dtype, shape) in _SCHEMA.items():
-            arr = np.asarray(data[name], dtype=dtype)
+            arr: np.ndarray = np.asarray(data[name], dtype=dtype)
             want = (n, *_shape(shape, history_length, classes))
             if n == 0:
                 arr = arr.reshape(want)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +32,7 @@ class TrackState(IntEnum):
 
 def _as(name: str, value: object, dtype: type, ndim: int) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=dtype)
+        arr: np.ndarray = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name}: cannot convert to {np.dtype(dtype).name}: {exc}") from None
     if arr.ndim != ndim:
@@ -69,7 +69,7 @@ class Detections:
     xyxy: FloatArray
     confidence: FloatArray
     class_id: IntArray
-    det_index: IntArray = field(default=None)  # type: ignore[assignment]
+    det_index: IntArray = field(default=None)  # type: ignore[arg-type]  # None: filled in __post_init__
     keypoints: Optional[FloatArray] = None
     masks: Optional[npt.NDArray[np.bool_]] = None
     mask_polygons: Optional[tuple[FloatArray, ...]] = None
@@ -137,7 +137,7 @@ class Detections:
         conf = np.asarray(confidence, dtype=np.float32).reshape(-1)
         bad = _invalid_box_rows(xyxy) | ~np.isfinite(conf)
         keep = np.flatnonzero(~bad)
-        extra: dict[str, object] = {}
+        extra: dict[str, Any] = {}
         for key, value in optional.items():
             if value is None:
                 continue

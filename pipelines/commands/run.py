@@ -192,7 +192,9 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
     out = config.output
     several = len(config.sources) > 1
     for template in (out.video, out.jsonl, out.mot):
-        for entry in config.sources if template else ():
+        if template is None:
+            continue
+        for entry in config.sources:
             default_id = source_name(entry.url) if is_live_url(entry.url) else Path(entry.url).stem
             check_writable(output_path(template, entry.id or default_id, several))
     if config.redis.url:

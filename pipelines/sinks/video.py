@@ -196,7 +196,8 @@ class AnnotatedVideoSink(BaseSink):
         stream = self._stream or self._open_stream(self.size or result.frame.size)
         image = self._fit(self.annotator.draw(result))
         # OpenCV's BGR -> I420 (BT.601, limited range, like FFmpeg's default) is ~4x cheaper than swscale
-        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        i420: np.ndarray = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = self._tick(float(result.frame.pts))
         frame.time_base = self.time_base
         try:

@@ -16,6 +16,7 @@ from typing import Iterator, Optional, Union
 
 import av
 import av.error
+import numpy as np
 
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
@@ -131,7 +132,8 @@ class FileSource:
                 continue
             last_pts = pts
             if selector.keep(index, pts):
-                yield VideoFrame(frame.to_ndarray(format="bgr24"), index, pts, self.source_id, time.time())
+                image: np.ndarray = frame.to_ndarray(format="bgr24")
+                yield VideoFrame(image, index, pts, self.source_id, time.time())
             index += 1
         if self.damaged_packets or self.damaged_frames:
             log.warning("%s: skipped %d damaged packet(s) and %d frame(s) with a repeated timestamp",

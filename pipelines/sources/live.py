@@ -251,7 +251,7 @@ class LiveSource:
             pts = self._conn_base[0] + (item.stream_time - self._conn_base[1])
         pts = max(pts, self._last_pts + 1e-6)
         self._last_pts = pts
-        image = np.ascontiguousarray(item.frame.to_ndarray(format="bgr24"))
+        image: np.ndarray = np.ascontiguousarray(item.frame.to_ndarray(format="bgr24"))
         self.frames_out += 1
         return VideoFrame(image=image, index=item.index, pts=pts, source_id=self.source_id,
                           capture_time=item.capture_time)
