@@ -41,7 +41,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--device", "detector.device", {"metavar": "DEV", "help": "auto, cpu, cuda or cuda:N"}),
     ("--batch", "detector.batch", {"type": int, "metavar": "N", "help": "frames per detector call"}),
     ("--workers", "detector.workers", {"type": int, "metavar": "N",
-                                       "help": "model copies detecting at once (default: 2 on CPU, 1 on GPU)"}),
+                                       "help": "model copies detecting at once (default: 2 for .pt/.onnx on a "
+                                               "multi-core CPU, else 1)"}),
     ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes", {"type": int, "metavar": "BYTES",
                                                            "help": "start a new JSONL file past this size"}),
     ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds",
