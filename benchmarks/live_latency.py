@@ -97,13 +97,6 @@ class TimedDetector:
         self.workers = int(getattr(detector, "workers", 1))  # the runner runs this many detector threads
         self.durations: list[float] = []
 
-    @property
-    def dropped_rows(self) -> int:
-        return int(getattr(self.inner, "dropped_rows", 0))
-
-    def detect(self, frames: list) -> list:  # type: ignore[type-arg]
-        return self.detect_counted(frames)[0]
-
     def detect_counted(self, frames: list) -> tuple[list, int]:  # type: ignore[type-arg]
         t0 = time.perf_counter()
         out = self.inner.detect_counted(frames)  # type: ignore[attr-defined]

@@ -11,7 +11,6 @@ import logging
 import os
 import queue
 import re
-import threading
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -125,7 +124,6 @@ class Detector:
         device: torch device used; ``half``: whether half precision is used.
         workers: copies of the model; ``threads``: CPU threads each copy computes with (None: its own
             choice, e.g. on a GPU).
-        dropped_rows: detections dropped because their box was invalid (NaN/inf/negative size).
     """
 
     def __init__(self, config: DetectorConfig, model: Optional[str] = None) -> None:
@@ -140,14 +138,13 @@ class Detector:
             raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from a "
                              f"{', '.join(TASKS)} model")
         self.device, self.half = resolve_device(config.device, config.half, self.model_name)
-        self.workers = resolve_workers(config.workers, self.device, self.model_name)
-        self.threads: Optional[int] = max(1, cpu_cores() // self.workers) if self.device == "cpu" else None
+        cores = cpu_cores()
+        self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
+        self.threads: Optional[int] = max(1, cores // self.workers) if self.device == "cpu" else None
         if self.threads is not None and self.model_name.endswith(".pt"):
             import torch
 
             torch.set_num_threads(self.threads)  # process-wide: each copy computes on its own share
-        self.dropped_rows = 0
-        self._lock = threading.Lock()
         self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         for index in range(self.workers):
             replica = self.model if index == 0 else load_model(self.model_name)
@@ -175,7 +172,8 @@ class Detector:
         return self.detect_counted(frames)[0]
 
     def detect_counted(self, frames: Sequence[VideoFrame]) -> tuple[list[Detections], int]:
-        """``detect`` plus how many invalid rows it dropped from these frames' detections."""
+        """``detect`` plus how many rows it dropped from these frames' detections because their box was
+        invalid (NaN/inf/negative size)."""
         if not frames:
             return [], 0
         model = self._free.get()
@@ -184,11 +182,7 @@ class Detector:
         finally:
             self._free.put(model)
         converted = [self._convert(r) for r in results]
-        dropped = sum(n for _, n in converted)
-        if dropped:
-            with self._lock:
-                self.dropped_rows += dropped
-        return [d for d, _ in converted], dropped
+        return [d for d, _ in converted], sum(n for _, n in converted)
 
     @staticmethod
     def _convert(result: Any) -> tuple[Detections, int]:

@@ -86,9 +86,9 @@ class Runner:
 
     Args:
         sources: (spec, opened source) pairs; ``spec.realtime`` picks the frame policy.
-        detector: object with ``detect(list[VideoFrame]) -> list[Detections]``, ``class_names`` and
-            ``dropped_rows``; optionally ``workers`` (threads that may call ``detect`` at once, default 1)
-            and ``detect_counted(frames) -> (detections, rows dropped)``.
+        detector: object with ``detect_counted(list[VideoFrame]) -> (list[Detections], rows dropped as
+            invalid)`` and ``class_names``; optionally ``workers`` (threads that may call it at once,
+            default 1).
         config: the pipeline config (``detector.batch``, tracker settings and outputs are read from it).
         max_frames: stop each source after this many processed frames (None = all).
         sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
@@ -294,7 +294,7 @@ class Runner:
                 try:
                     frames = [item for _, item in work if isinstance(item, VideoFrame)]
                     if not self._abort.is_set():  # after a failure: drain without working
-                        dets, dropped = self._detect(frames)
+                        dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
                         work[0][0].stats.add(invalid_detections=dropped)
                         found = iter(dets)
                         out = [(lane, item, next(found) if isinstance(item, VideoFrame) else None)
@@ -311,16 +311,6 @@ class Runner:
                 last = self._detectors_running == 0
             if last:
                 self._track_queue.put(_END)
-
-    def _detect(self, frames: list[VideoFrame]) -> tuple[list[Detections], int]:
-        if not frames:
-            return [], 0
-        counted = getattr(self.detector, "detect_counted", None)
-        if counted is not None:
-            return counted(frames)
-        before = getattr(self.detector, "dropped_rows", 0)  # single-worker detectors only
-        dets = self.detector.detect(frames)
-        return dets, getattr(self.detector, "dropped_rows", 0) - before
 
     def _deliver(self, ticket: int, out: list[tuple[_Lane, Any, Optional[Detections]]]) -> None:
         """Queue one batch's results for the tracking thread once every earlier ticket has been queued.

@@ -20,15 +20,16 @@ from tracker.types import Detections
 
 
 class FaultyDetector:
-    """Finds one fixed box per frame; raises on call number ``fail_on`` (None = never)."""
+    """Finds one fixed box per frame and reports ``invalid`` invalid rows dropped per call; raises on call
+    number ``fail_on`` (None = never)."""
 
     class_names = {0: "person"}
 
-    def __init__(self, fail_on: int | None = None, delay: float = 0.0) -> None:
-        self.fail_on, self.delay, self.calls, self.dropped_rows = fail_on, delay, 0, 0
+    def __init__(self, fail_on: int | None = None, delay: float = 0.0, invalid: int = 0) -> None:
+        self.fail_on, self.delay, self.invalid, self.calls = fail_on, delay, invalid, 0
         self.batches: list[int] = []
 
-    def detect(self, frames):
+    def detect_counted(self, frames):
         self.calls += 1
         self.batches.append(len(frames))
         if self.fail_on is not None and self.calls == self.fail_on:
@@ -36,7 +37,8 @@ class FaultyDetector:
         if self.delay:
             threading.Event().wait(self.delay)
         box = np.array([[100, 50, 200, 250]], np.float32)
-        return [Detections(box + f.index, np.array([0.9], np.float32), np.array([0])) for f in frames]
+        dets = [Detections(box + f.index, np.array([0.9], np.float32), np.array([0])) for f in frames]
+        return dets, self.invalid
 
 
 class TwoWorkerDetector(FaultyDetector):
@@ -52,7 +54,7 @@ class TwoWorkerDetector(FaultyDetector):
         self.running = self.most_running = 0
         self.lock = threading.Lock()
 
-    def detect(self, frames):
+    def detect_counted(self, frames):
         with self.lock:
             self.running += 1
             self.most_running = max(self.most_running, self.running)
@@ -60,7 +62,7 @@ class TwoWorkerDetector(FaultyDetector):
             threading.Event().wait(0.3 if frames[0].index == self.slow_frame else 0.02)
             if frames[0].index == self.fail_frame:
                 raise RuntimeError("CUDA out of memory")
-            return super().detect(frames)
+            return super().detect_counted(frames)
         finally:
             with self.lock:
                 self.running -= 1
@@ -91,10 +93,11 @@ def test_detector_failure_is_one_clean_error_and_earlier_frames_are_kept(tmp_pat
 
 
 def test_file_batches_are_full_and_never_depend_on_timing(tmp_path, bikes_video):
-    detector = FaultyDetector()
+    detector = FaultyDetector(invalid=1)
     stats = make_runner(tmp_path, bikes_video, detector, batch=4, max_frames=30).run()
     assert detector.batches == [4] * 7 + [2]
     assert stats[0].frames_out == 30 and len(stats[0].track_ids) == 1
+    assert stats[0].invalid_detections == 8           # what the detector dropped reaches the summary
 
 
 def test_stop_from_another_thread_drains_and_closes(tmp_path, bikes_video):
