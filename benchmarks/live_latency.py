@@ -108,8 +108,8 @@ class TimedDetector:
 def run_trackstream(url: str, model: str, imgsz: int, seconds: float,
                     workers: Optional[int] = None) -> tuple[Samples, TimedDetector, dict]:
     from pipelines.config import load_config
-    from pipelines.detector import Detector
-    from pipelines.runner import Runner
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.runner import Runner
     from pipelines.sources import SourceSpec, open_source
 
     config = load_config(overrides={"detector.model": model, "detector.imgsz": imgsz, "detector.batch": 1,

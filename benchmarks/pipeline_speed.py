@@ -38,8 +38,8 @@ def _trackstream(video: str, model: str, imgsz: int, frames: int | None,
                  out: Path) -> tuple[int, float, float, str]:
     from pipelines.commands.run import open_sources
     from pipelines.config import build_config
-    from pipelines.detector import Detector
-    from pipelines.runner import Runner
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.runner import Runner
 
     config = build_config({"sources": [{"url": video}], "detector": {"model": model, "imgsz": imgsz},
                            "output": {"video": str(out / "trackstream.mp4"),

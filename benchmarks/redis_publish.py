@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.events import EventGenerator  # noqa: E402
+from pipelines.processing.events import EventGenerator  # noqa: E402
 from pipelines.frames import FrameResult, VideoFrame  # noqa: E402
-from pipelines.records import frame_record  # noqa: E402
-from pipelines.redis_conn import RedisConfig  # noqa: E402
+from pipelines.sinks.records import frame_record  # noqa: E402
+from pipelines.sinks.redis_conn import RedisConfig  # noqa: E402
 from pipelines.sinks.redis_publisher import _dumps  # noqa: E402
 from pipelines.sinks.redis_sink import RedisSink  # noqa: E402
 from tracker.types import Detections, Tracks  # noqa: E402

@@ -14,10 +14,10 @@ from typing import Any, Literal, Mapping, Optional
 
 import yaml
 
-from pipelines.overlays import OverlayConfig
-from pipelines.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
+from pipelines.processing.overlays import OverlayConfig
+from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
 from pipelines.sources.base import SourceConfig, SourceSpec
-from pipelines.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
+from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
 __all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "OutputConfig",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Literal, Optional, Sequence
 
 from pipelines.errors import UserError
-from pipelines.redis_conn import connect, describe, error_text, ping, stream_name
+from pipelines.sinks.redis_conn import connect, describe, error_text, ping, stream_name
 
 log = logging.getLogger("trackstream.subscriber")
 
@@ -63,7 +63,7 @@ class Subscriber:
     """Iterate over entries of the events (and optionally frames) streams of some sources.
 
     Args:
-        url: Redis URL (see ``pipelines.redis_conn``).
+        url: Redis URL (see ``pipelines.sinks.redis_conn``).
         sources: source ids; None or empty discovers them.
         frames: also read the frames streams.
         group / consumer: consumer group and this consumer's name (both or neither).

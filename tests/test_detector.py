@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import shared_data
 from pipelines.config import DetectorConfig
-from pipelines.detector import Detector, load_model, resolve_device, resolve_workers
+from pipelines.detection.detector import Detector, load_model, resolve_device, resolve_workers
 from pipelines.errors import ModelError
 from pipelines.frames import VideoFrame
 from pipelines.sources.file import FileSource

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from pipelines.overlays import Annotator, OverlayConfig, id_color
+from pipelines.processing.overlays import Annotator, OverlayConfig, id_color
 from tests.synthetic_tracks import decode_frames, make_result, make_tracks
 from tracker.configutil import ConfigError, from_mapping
 

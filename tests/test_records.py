@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipelines.frames import FrameResult, VideoFrame
-from pipelines.records import frame_record, frame_schema
+from pipelines.sinks.records import frame_record, frame_schema
 from tracker import Detections, Tracker, TrackerConfig
 
 
@@ -48,7 +48,7 @@ def test_default_config_reports_only_detected_rows():
 
 
 def test_events_treat_predicted_rows_as_lost_and_recovered():
-    from pipelines.events import EventGenerator
+    from pipelines.processing.events import EventGenerator
 
     tracker = Tracker(TrackerConfig(output_unmatched_seconds=0.5))
     events = EventGenerator("walk")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines.config import build_config
-from pipelines.runner import PipelineError, Runner
+from pipelines.engine.runner import PipelineError, Runner
 from pipelines.sources import SourceSpec, open_source
 from tracker.types import Detections
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipelines.errors import OutputError
-from pipelines.overlays import OverlayConfig, id_color
-from pipelines.records import frame_record, frame_schema
+from pipelines.processing.overlays import OverlayConfig, id_color
+from pipelines.sinks.records import frame_record, frame_schema
 from pipelines.sinks.jsonl import JsonlSink
 from pipelines.sinks.mot import MotSink
 from pipelines.sinks.video import AnnotatedVideoSink

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.errors import OutputError, SourceError
-from pipelines.progress import Progress, summary_lines
+from pipelines.engine.progress import Progress, summary_lines
 from pipelines.sinks import output_path
 from pipelines.secrets import source_name
 from pipelines.sources import is_live_url, open_source
@@ -187,8 +187,8 @@ class _Signals:
 
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
     """Open sources, check outputs, load the model, process everything; print a summary. Returns exit code."""
-    from pipelines.detector import Detector
-    from pipelines.runner import Runner
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.runner import Runner
 
     out = config.output
     several = len(config.sources) > 1
@@ -220,7 +220,7 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         for _, source in sources:
             source.close()
         raise
-    from pipelines.metrics import Monitor, runner_readings
+    from pipelines.engine.metrics import Monitor, runner_readings
 
     progress = Progress(enabled=None if not quiet else False)
     # Files shown with a progress bar need no periodic stats line; cameras and quiet runs get it.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from pipelines.config import PipelineConfig
 from pipelines.frames import Sink
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
 
 __all__ = ["build_sinks", "output_path", "zones_and_lines"]
 

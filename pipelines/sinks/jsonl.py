@@ -1,6 +1,6 @@
 """JSON Lines sink: one schema-v1 frame record per line, flushed as written, optionally rotated.
 
-Each line is ``pipelines.records.frame_record(result)``: no wall-clock times, so two runs over one file
+Each line is ``pipelines.sinks.records.frame_record(result)``: no wall-clock times, so two runs over one file
 give byte-identical output. Every line is flushed when written, so ``tail -F out.jsonl`` shows frames
 as they are processed.
 
@@ -26,7 +26,7 @@ from typing import IO, Callable, Optional
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.records import frame_record
+from pipelines.sinks.records import frame_record
 from pipelines.sinks._paths import close_output, prepare_output
 from tracker.configutil import ConfigError
 

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from pipelines.redis_conn import describe, error_text
+from pipelines.sinks.redis_conn import describe, error_text
 
 try:  # orjson writes these float-heavy documents ~10x faster than the standard library
     import orjson

@@ -6,7 +6,7 @@ Each stream entry has one field, ``data``, holding a JSON document (schema versi
 - frames stream (``trackstream:{source}:frames``): ``records.frame_record(result, with_times=True)``
   plus ``publish_time``; one entry per processed frame;
 - events stream (``trackstream:{source}:events``): lifecycle, zone, line and stream events from
-  ``pipelines.events.EventGenerator`` plus ``publish_time``.
+  ``pipelines.processing.events.EventGenerator`` plus ``publish_time``.
 
 ``write``/``status`` only build the documents and queue them; a background thread does all network
 I/O (``pipelines/sinks/redis_publisher.py``), so a slow or dead Redis never blocks the pipeline.
@@ -18,10 +18,10 @@ import logging
 from typing import Sequence
 
 from pipelines.errors import UserError
-from pipelines.events import EventGenerator, EventsConfig, LineConfig, ZoneConfig
+from pipelines.processing.events import EventGenerator, EventsConfig, LineConfig, ZoneConfig
 from pipelines.frames import FrameResult, StreamStatus
-from pipelines.records import frame_record
-from pipelines.redis_conn import RedisConfig, connect, describe, ping, stream_name
+from pipelines.sinks.records import frame_record
+from pipelines.sinks.redis_conn import RedisConfig, connect, describe, ping, stream_name
 from pipelines.sinks.redis_publisher import PublisherStats, StreamPublisher
 
 log = logging.getLogger("trackstream.redis")

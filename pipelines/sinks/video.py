@@ -32,7 +32,7 @@ import numpy as np
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.overlays import Annotator, OverlayConfig
+from pipelines.processing.overlays import Annotator, OverlayConfig
 from pipelines.sinks._paths import prepare_output
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import logging
 import time
 import urllib.request
 
-from pipelines.metrics import LatencyHistogram, Monitor, Reading
+from pipelines.engine.metrics import LatencyHistogram, Monitor, Reading
 from tests.conftest import free_port
 
 
@@ -22,7 +22,7 @@ def test_endpoint_and_log_line_show_each_source(caplog):
                         queues={"inbox": 1}, latency=latency),
                 Reading("cam2", up=False)]
 
-    caplog.set_level(logging.INFO, logger="pipelines.metrics")
+    caplog.set_level(logging.INFO, logger="pipelines.engine.metrics")
     port = free_port()
     monitor = Monitor(readings, log_interval=1.0, port=port).start()
     try:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pipelines.errors import UserError
-from pipelines.redis_conn import RedisConfig
+from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
 from tracker.configutil import ConfigError, from_mapping
 

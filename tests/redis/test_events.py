@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from pipelines.events import EventGenerator, EventsConfig, LineConfig, ZoneConfig
+from pipelines.processing.events import EventGenerator, EventsConfig, LineConfig, ZoneConfig
 from pipelines.frames import StatusKind, StreamStatus
 from tracker.configutil import ConfigError, from_mapping
 

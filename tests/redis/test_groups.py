@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from pipelines.redis_conn import RedisConfig
+from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
 from pipelines.subscriber import Subscriber
 

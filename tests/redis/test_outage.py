@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pipelines.frames import StatusKind, StreamStatus
-from pipelines.redis_conn import RedisConfig
+from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
 
 
@@ -89,7 +89,7 @@ def test_entries_written_while_down_at_start_arrive_when_redis_comes(
 
 
 def test_reconnect_attempts_back_off_while_writes_go_on(redis_server):  # type: ignore[no-untyped-def]
-    from pipelines.redis_conn import connect
+    from pipelines.sinks.redis_conn import connect
     from pipelines.sinks.redis_publisher import StreamPublisher
 
     redis_server.stop()

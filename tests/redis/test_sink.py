@@ -6,7 +6,7 @@ import time
 from collections import Counter
 
 from pipelines.frames import StatusKind, StreamStatus
-from pipelines.redis_conn import RedisConfig
+from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
 
 

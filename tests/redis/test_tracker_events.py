@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
-from pipelines.redis_conn import RedisConfig
+from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
 from pipelines.subscriber import Subscriber
 from tracker import Detections, Tracker, TrackerConfig

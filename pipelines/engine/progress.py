@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Optional, Sequence, TextIO, cast
 
-from pipelines.stats import SourceStats
+from pipelines.processing.stats import SourceStats
 
 
 def _duration(seconds: float) -> str:

@@ -28,9 +28,9 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from pipelines.frames import FrameResult, StreamStatus
-from pipelines.records import SCHEMA_VERSION
+from pipelines.sinks.records import SCHEMA_VERSION
 from pipelines.secrets import redact_text
-from pipelines.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
+from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
 
 __all__ = ["EventGenerator", "EventsConfig", "LineConfig", "ZoneConfig", "EVENT_TYPES"]

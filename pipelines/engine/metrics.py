@@ -91,7 +91,7 @@ class Reading:
 
 
 def runner_readings(runner: Any) -> list[Reading]:
-    """Readings of every source of a ``pipelines.runner.Runner`` (lanes with source, stats, inbox, sinks)."""
+    """Readings of every source of a ``pipelines.engine.runner.Runner`` (lanes with source, stats, inbox, sinks)."""
     out = []
     for lane in getattr(runner, "lanes", ()):
         source, stats = lane.source, lane.stats

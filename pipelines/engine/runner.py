@@ -24,11 +24,11 @@ from typing import Any, Callable, Optional, Sequence, Union
 from pipelines.config import PipelineConfig
 from pipelines.errors import UserError
 from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoFrame
-from pipelines.inbox import Inbox
+from pipelines.engine.inbox import Inbox
 from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source, SourceSpec
 from pipelines.sources.pacing import RealRatePacer
-from pipelines.stats import SourceStats
+from pipelines.processing.stats import SourceStats
 from tracker.types import Detections
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from pipelines.metrics import LatencyHistogram
+from pipelines.engine.metrics import LatencyHistogram
 
 
 @dataclass

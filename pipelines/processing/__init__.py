@@ -1,0 +1,1 @@
+"""Per-camera processing: events, zones and lines, overlays and counters of one source."""
