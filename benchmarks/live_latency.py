@@ -110,22 +110,23 @@ def run_trackstream(url: str, model: str, imgsz: int, seconds: float,
     from pipelines.config import load_config
     from pipelines.detection.detector import Detector
     from pipelines.engine.runner import Runner
-    from pipelines.sources import SourceSpec, open_source
+    from pipelines.settings import SourceSettings
+    from pipelines.sinks import BuiltSink, DropPolicy
+    from pipelines.sources import open_source
 
     config = load_config(overrides={"detector.model": model, "detector.imgsz": imgsz, "detector.batch": 1,
                                     "detector.workers": workers})
     detector = TimedDetector(Detector(config.detector, model))
-    spec = SourceSpec(url=url, id="camera")
-    source = open_source(spec, config.source)
+    settings = SourceSettings(url=url, id="camera", options=config.source)
+    source = open_source(settings)
     samples = Samples()
-    runner = Runner([(spec, source)], detector, config,
-                    sink_factory=lambda *_: [StampSink(samples)])  # type: ignore[arg-type, return-value]
+    runner = Runner([(settings, source)], detector, config,  # type: ignore[arg-type]
+                    sink_factory=lambda *_: [BuiltSink("stamp", DropPolicy.BLOCK, StampSink(samples))])
     timer = threading.Timer(seconds, runner.stop)
     timer.start()
     stats = runner.run()
     timer.cancel()
     snapshot = stats[0].snapshot()
-    snapshot["dropped"] = int(snapshot["dropped"]) + int(getattr(source, "dropped", 0))
     return samples, detector, snapshot
 
 

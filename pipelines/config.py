@@ -16,12 +16,15 @@ import yaml
 
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
-from pipelines.sources.base import SourceConfig, SourceSpec
+from pipelines.settings import SourceSettings
+from pipelines.sources.base import SourceConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
+from tracker.config import TrackerConfig
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
 __all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "OutputConfig",
-           "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceEntry", "ZoneConfig",
+           "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceSettings", "StateConfig",
+           "ZoneConfig",
            "load_config", "build_config", "read_config_file", "read_yaml"]
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -60,6 +63,7 @@ class OutputConfig:
     jsonl_rotate_bytes: Optional[int] = field(default=None, metadata={"gt": 0})
     jsonl_rotate_seconds: Optional[float] = field(default=None, metadata={"gt": 0})
     mot: Optional[str] = None
+    events: Optional[str] = None
     video_codec: str = "libx264"
     video_crf: int = field(default=23, metadata={"min": 0, "max": 51})
     video_preset: Literal[X264_PRESETS] = "veryfast"  # type: ignore[valid-type]
@@ -74,18 +78,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
-class SourceEntry:
-    """One resolved source: its URL and id, reading options (global merged with its own), zones and lines."""
+class StateConfig:
+    """Whole-camera snapshots (``--state DIR``): each source's processor state and output positions are
+    saved every ``interval`` seconds (wall clock) and at exit, and loaded at start."""
 
-    url: str
-    id: Optional[str] = None
-    options: SourceConfig = field(default_factory=SourceConfig)
-    zones: tuple[ZoneConfig, ...] = ()
-    lines: tuple[LineConfig, ...] = ()
-
-    def spec(self) -> SourceSpec:
-        return SourceSpec(url=self.url, id=self.id, zones=self.zones, lines=self.lines,
-                          realtime=self.options.realtime)
+    dir: Optional[str] = None
+    interval: float = field(default=5.0, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ class PipelineConfig:
     """The whole configuration of ``trackstream run`` (see ``configs/default.yaml``)."""
 
     source: SourceConfig = field(default_factory=SourceConfig)
-    sources: tuple[SourceEntry, ...] = ()
+    sources: tuple[SourceSettings, ...] = ()  # resolved: one value per source (see pipelines/settings.py)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: Mapping[str, Any] = field(default_factory=dict)
     tracker_config: Optional[str] = None
@@ -104,16 +102,11 @@ class PipelineConfig:
     lines: tuple[LineConfig, ...] = ()
     events: EventsConfig = field(default_factory=EventsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    state: StateConfig = field(default_factory=StateConfig)
 
-    def tracker_settings(self) -> Any:
+    def tracker_settings(self) -> TrackerConfig:
         """The validated ``TrackerConfig`` (``tracker`` keys, or the file named by ``tracker_config``)."""
-        from tracker import TrackerConfig  # type: ignore[attr-defined]
-
-        data: Mapping[str, Any] = self.tracker
-        if self.tracker_config:
-            loaded = read_yaml(self.tracker_config)
-            data = loaded.get("tracker", loaded) if isinstance(loaded, Mapping) else loaded
-        return TrackerConfig.from_dict(dict(data or {}))
+        return _tracker_settings(self.tracker, self.tracker_config)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for logging or writing back as YAML)."""
@@ -122,8 +115,15 @@ class PipelineConfig:
 
 _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
-    "redis": RedisConfig, "events": EventsConfig, "metrics": MetricsConfig,
+    "redis": RedisConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
 }
+
+
+def _tracker_settings(data: Mapping[str, Any], path: Optional[str]) -> TrackerConfig:
+    if path:
+        loaded = read_yaml(path)
+        data = loaded.get("tracker", loaded) if isinstance(loaded, Mapping) else loaded
+    return TrackerConfig.from_dict(dict(data or {}))
 _TOP_KEYS = tuple(f.name for f in dataclasses.fields(PipelineConfig))
 
 
@@ -154,7 +154,9 @@ def _items(data: Any, key: str, cls: type) -> tuple[Any, ...]:
     return tuple(from_mapping(cls, item, f"{key}[{i}]") for i, item in enumerate(data))
 
 
-def _source_entry(item: Any, key: str, base: SourceConfig) -> SourceEntry:
+def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings:
+    """One ``sources[]`` entry resolved against the shared settings (``shared.options`` is the ``source:``
+    section; ``shared.zones``/``lines`` the top-level ones, used by a single-source run)."""
     if isinstance(item, str):
         item = {"url": item}
     if not isinstance(item, Mapping):
@@ -168,8 +170,33 @@ def _source_entry(item: Any, key: str, base: SourceConfig) -> SourceEntry:
         raise ConfigError(f"{key}.id", f"must be a non-empty string, got {sid!r}")
     zones = _items(rest.pop("zones", None), f"{key}.zones", ZoneConfig)
     lines = _items(rest.pop("lines", None), f"{key}.lines", LineConfig)
+    base = shared.options
     options = from_mapping(SourceConfig, {**to_mapping(base), **rest}, key) if rest else base
-    return SourceEntry(url=url, id=sid, options=options, zones=zones, lines=lines)
+    return SourceSettings(url=url, id=sid or "", options=options, zones=shared.zones + zones,
+                          lines=shared.lines + lines, events=shared.events, tracker=shared.tracker)
+
+
+def resolve_sources(raw: Any, shared: SourceSettings, redis_source_id: Optional[str]) -> tuple[SourceSettings, ...]:
+    """The one function that turns the ``sources`` list into per-source settings: ids resolved (given,
+    ``redis.source_id`` for a single source, else derived from the URL) and checked to be unique."""
+    if not isinstance(raw, (list, tuple)):
+        raise ConfigError("sources", f"must be a list, got {type(raw).__name__}")
+    sources = tuple(_source_entry(s, f"sources[{i}]", shared) for i, s in enumerate(raw))
+    if len(sources) == 1 and redis_source_id and not _given_id(raw[0]):
+        sources = (dataclasses.replace(sources[0], id=redis_source_id),)
+    ids = [s.id for s in sources]
+    if len(ids) != len(set(ids)):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        given = [_given_id(r) for r in raw]
+        if all(given):
+            raise ConfigError("sources", f"source ids must be unique, got {given}")
+        raise ConfigError("sources", f"two sources get the id {dup!r} (from their file names or URLs); "
+                                     "give them ids: sources: [{url: ..., id: ...}]")
+    return sources
+
+
+def _given_id(item: Any) -> Optional[str]:
+    return item.get("id") if isinstance(item, Mapping) else None
 
 
 def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
@@ -182,28 +209,22 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
             raise ConfigError(str(key), f"unknown key (known keys: {', '.join(_TOP_KEYS)})")
     kwargs: dict[str, Any] = {name: from_mapping(cls, data.get(name), name)
                               for name, cls in _SECTIONS.items()}
-    raw_sources = data.get("sources") or []
-    if not isinstance(raw_sources, (list, tuple)):
-        raise ConfigError("sources", f"must be a list, got {type(raw_sources).__name__}")
-    sources = tuple(_source_entry(s, f"sources[{i}]", kwargs["source"]) for i, s in enumerate(raw_sources))
-    ids = [s.id for s in sources if s.id]
-    if len(ids) != len(set(ids)):
-        raise ConfigError("sources", f"source ids must be unique, got {ids}")
     tracker = data.get("tracker") or {}
     if not isinstance(tracker, Mapping):
         raise ConfigError("tracker", f"must be a mapping of tracker settings, got {type(tracker).__name__}")
     tracker_config = data.get("tracker_config")
     if tracker_config is not None and not isinstance(tracker_config, str):
         raise ConfigError("tracker_config", f"must be a path, got {tracker_config!r}")
-    config = PipelineConfig(
-        sources=sources, tracker=dict(tracker), tracker_config=tracker_config,
-        zones=_items(data.get("zones"), "zones", ZoneConfig),
-        lines=_items(data.get("lines"), "lines", LineConfig),
-        **kwargs)
-    if len(sources) > 1 and (config.zones or config.lines):
+    zones = _items(data.get("zones"), "zones", ZoneConfig)
+    lines = _items(data.get("lines"), "lines", LineConfig)
+    raw_sources = data.get("sources") or []
+    if isinstance(raw_sources, (list, tuple)) and len(raw_sources) > 1 and (zones or lines):
         raise ConfigError("zones", "with several sources, put zones and lines under each sources[] entry")
-    config.tracker_settings()  # reject bad tracker keys now, naming them
-    return config
+    shared = SourceSettings(url="-", options=kwargs["source"], zones=zones, lines=lines, events=kwargs["events"],
+                            tracker=_tracker_settings(tracker, tracker_config))  # rejects bad tracker keys now
+    sources = resolve_sources(raw_sources, shared, kwargs["redis"].source_id)
+    return PipelineConfig(sources=sources, tracker=dict(tracker), tracker_config=tracker_config, zones=zones,
+                          lines=lines, **kwargs)
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
 from tracker.types import Detections, Tracks
+
+if TYPE_CHECKING:
+    from pipelines.processing.events import Counts
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,33 @@ class VideoFrame:
         return int(self.image.shape[1]), int(self.image.shape[0])
 
 
+Event = Mapping[str, Any]
+"""An event document (schema v1, JSON-safe; see pipelines/processing/events.py)."""
+
+
 @dataclass(frozen=True)
 class FrameResult:
-    """What one processed frame produced: detections, tracks and the class names to read them."""
+    """What one processed frame produced: the output value of a source's ``StreamProcessor``.
+
+    Attributes:
+        frame: the frame (its ``pts`` on the source's stream clock).
+        detections: the detector's rows for this frame.
+        tracks: confirmed tracks of this frame (``tracker.Tracks``).
+        class_names: class id -> name.
+        events: lifecycle, zone and line events this frame caused, in order.
+        trails: track id -> (P, 2) float64 recent box centres (oldest first) for drawing; None when
+            trails are off or the result was not made by a processor.
+        counts: zone occupancy and line counts after this frame (``processing.events.Counts``);
+            None when the source has no zones or lines.
+    """
 
     frame: VideoFrame
     detections: Detections
     tracks: Tracks
     class_names: Mapping[int, str]
+    events: Tuple[Event, ...] = ()
+    trails: Optional[Mapping[int, npt.NDArray[np.float64]]] = None
+    counts: Optional["Counts"] = None
 
 
 class StatusKind(str, Enum):
@@ -53,6 +75,7 @@ class StatusKind(str, Enum):
     GAP = "stream_gap"
     RESUMED = "stream_resumed"
     ENDED = "stream_ended"
+    CLOSED = "closed"  # the engine's own: a source's lane closed; carries the events ending its tracks
 
 
 @dataclass(frozen=True)
@@ -64,14 +87,23 @@ class StreamStatus:
     wall_time: float
     pts: Optional[float] = None
     detail: Mapping[str, object] = field(default_factory=dict)
+    events: Tuple[Event, ...] = ()  # filled in by the source's processor: what this change means as events
 
 
 class Sink(Protocol):
-    """Consumes results of one source in frame order. Called from a single thread."""
+    """Consumes the output values of one source in frame order. Called from a single thread.
+
+    ``status`` receives the source's health changes with the events they cause (``StreamStatus.events``).
+    """
 
     def write(self, result: FrameResult) -> None: ...
 
     def status(self, status: StreamStatus) -> None: ...
+
+    def position(self) -> Optional[Mapping[str, object]]:
+        """Flush, and say how far the output got (JSON-safe, saved with the source's state so a resumed
+        run continues it exactly there); None when the output cannot be continued."""
+        ...
 
     def close(self) -> None: ...
 
@@ -83,6 +115,9 @@ class BaseSink:
         raise NotImplementedError
 
     def status(self, status: StreamStatus) -> None:
+        return None
+
+    def position(self) -> Optional[Mapping[str, object]]:
         return None
 
     def close(self) -> None:

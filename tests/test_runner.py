@@ -15,7 +15,8 @@ import pytest
 
 from pipelines.config import build_config
 from pipelines.engine.runner import PipelineError, Runner
-from pipelines.sources import SourceSpec, open_source
+from pipelines.settings import SourceSettings
+from pipelines.sources import open_source
 from tracker.types import Detections
 
 
@@ -24,6 +25,7 @@ class FaultyDetector:
     number ``fail_on`` (None = never)."""
 
     class_names = {0: "person"}
+    workers = 1
 
     def __init__(self, fail_on: int | None = None, delay: float = 0.0, invalid: int = 0) -> None:
         self.fail_on, self.delay, self.invalid, self.calls = fail_on, delay, invalid, 0
@@ -71,8 +73,8 @@ class TwoWorkerDetector(FaultyDetector):
 def make_runner(tmp_path, bikes_video, detector, batch=4, **kwargs):
     config = build_config({"sources": [{"url": str(bikes_video)}], "detector": {"batch": batch},
                            "output": {"jsonl": str(tmp_path / "out.jsonl"), "video": str(tmp_path / "out.mp4")}})
-    spec = SourceSpec(str(bikes_video))
-    return Runner([(spec, open_source(spec, config.sources[0].options))], detector, config, **kwargs)
+    settings = config.sources[0]
+    return Runner([(settings, open_source(settings))], detector, config, **kwargs)
 
 
 def lines(path):
@@ -96,7 +98,7 @@ def test_file_batches_are_full_and_never_depend_on_timing(tmp_path, bikes_video)
     detector = FaultyDetector(invalid=1)
     stats = make_runner(tmp_path, bikes_video, detector, batch=4, max_frames=30).run()
     assert detector.batches == [4] * 7 + [2]
-    assert stats[0].frames_out == 30 and len(stats[0].track_ids) == 1
+    assert stats[0].frames_out == 30 and stats[0].tracks == 1
     assert stats[0].invalid_detections == 8           # what the detector dropped reaches the summary
 
 
@@ -120,7 +122,7 @@ def test_more_cameras_than_batch_slots_all_get_their_turn(tmp_path, bikes_video)
         copies.append(path)
     config = build_config({"sources": [{"url": str(p), "realtime": True} for p in copies],
                            "detector": {"batch": 2}, "output": {"jsonl": str(tmp_path / "{source}.jsonl")}})
-    pairs = [(e.spec(), open_source(e.spec(), e.options)) for e in config.sources]
+    pairs = [(e, open_source(e)) for e in config.sources]
     stats = Runner(pairs, FaultyDetector(delay=0.05), config, max_frames=25).run()
     processed = {s.source_id: s.frames_out for s in stats}
     assert all(n >= 5 for n in processed.values()), processed

@@ -10,7 +10,8 @@ import pytest
 
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
-from pipelines.sources import SourceConfig, SourceSpec, open_source
+from pipelines.settings import SourceSettings
+from pipelines.sources import SourceConfig, open_source
 from pipelines.sources.file import FileSource, FrameSelector
 
 
@@ -33,7 +34,7 @@ def damage_middle(src: Path, dst: Path, length: int = 30000) -> Path:
 
 @pytest.fixture(scope="module")
 def bikes_frames(bikes_video):
-    return read_all(open_source(SourceSpec(str(bikes_video))))
+    return read_all(open_source(SourceSettings(str(bikes_video))))
 
 
 def test_every_frame_with_index_pts_and_id(bikes_frames):
@@ -49,7 +50,7 @@ def test_every_frame_with_index_pts_and_id(bikes_frames):
 
 
 def test_metadata_and_configured_id(bikes_video):
-    source = open_source(SourceSpec(f"file://{bikes_video}", id="cam-a"))
+    source = open_source(SourceSettings(f"file://{bikes_video}", id="cam-a"))
     try:
         assert (source.source_id, source.is_live) == ("cam-a", False)
         assert (source.size, source.frame_count) == ((640, 272), 250)
@@ -122,7 +123,7 @@ def test_stop_ends_frames_soon(bikes_video):
 ])
 def test_open_errors_are_one_line(url, message):
     with pytest.raises(SourceError, match=message) as info:
-        open_source(SourceSpec(url))
+        open_source(SourceSettings(url))
     assert "\n" not in str(info.value)
 
 

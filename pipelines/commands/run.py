@@ -13,16 +13,20 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.errors import OutputError, SourceError
 from pipelines.engine.progress import Progress, summary_lines
+from pipelines.engine.state import StateStore
+from pipelines.settings import SourceSettings
 from pipelines.sinks import output_path
-from pipelines.secrets import source_name
-from pipelines.sources import is_live_url, open_source
-from pipelines.sources.base import Source, SourceSpec
+from pipelines.sources import open_source
+from pipelines.sources.base import Source
 from tracker.configutil import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.engine.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,13 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--out", "output.video", {"metavar": "OUT.mp4", "help": "write the annotated video here"}),
     ("--jsonl", "output.jsonl", {"metavar": "OUT.jsonl", "help": "write one JSON record per frame here"}),
     ("--mot", "output.mot", {"metavar": "OUT.txt", "help": "write tracks in MOTChallenge format here"}),
+    ("--events", "output.events", {"metavar": "EVENTS.jsonl",
+                                   "help": "write every event (track, zone, line, stream) as JSON Lines here"}),
+    ("--state", "state.dir", {"metavar": "DIR", "help": "save each source's state (tracks, events, counts, "
+                              "output positions) in DIR every few seconds and at exit, and continue from it "
+                              "at start: a camera keeps its IDs and counts, an interrupted video resumes"}),
+    ("--state-interval", "state.interval", {"type": float, "metavar": "S",
+                                            "help": "seconds between state snapshots (default 5)"}),
     ("--vid-stride", "source.vid_stride", {"type": int, "metavar": "N", "help": "process every Nth frame"}),
     ("--max-fps", "source.max_fps", {"type": float, "metavar": "F",
                                       "help": "process at most F frames per second of video time"}),
@@ -53,7 +64,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 # (flag, overlay key) for the --no-* switches
 OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trails", "trails"),
-                 ("--no-path", "predicted_path"), ("--no-masks", "masks"), ("--no-keypoints", "keypoints"))
+                 ("--no-path", "predicted_path"), ("--no-masks", "masks"), ("--no-keypoints", "keypoints"),
+                 ("--no-zones", "zones"))
 
 
 def _dest(flag: str) -> str:
@@ -87,7 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-id", metavar="ID", help="id of the (single) source in outputs and streams")
     parser.add_argument("--max-frames", type=int, metavar="N",
                         help="stop each source after N processed frames")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no model-loading messages (warnings and the summary still show)")
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str) -> None:
@@ -140,17 +153,14 @@ def check_writable(path: str) -> None:
         out.unlink(missing_ok=True)
 
 
-def open_sources(config: PipelineConfig) -> list[tuple[SourceSpec, Source]]:
+def open_sources(config: PipelineConfig) -> list[tuple[SourceSettings, Source]]:
     """Open every configured source; on failure close those already open and re-raise."""
     if not config.sources:
         raise SourceError("no source given: pass a video file or camera URL (or list sources: in --config)")
-    opened: list[tuple[SourceSpec, Source]] = []
+    opened: list[tuple[SourceSettings, Source]] = []
     try:
-        for entry in config.sources:
-            spec = entry.spec()
-            if len(config.sources) == 1 and not spec.zones and not spec.lines:
-                spec = SourceSpec(spec.url, spec.id, config.zones, config.lines, spec.realtime)
-            opened.append((spec, open_source(spec, entry.options)))
+        for settings in config.sources:
+            opened.append((settings, open_source(settings)))
     except BaseException:
         for _, source in opened:
             source.close()
@@ -161,10 +171,10 @@ def open_sources(config: PipelineConfig) -> list[tuple[SourceSpec, Source]]:
 class _Signals:
     """SIGINT/SIGTERM: first one stops the runner gracefully, a second one exits at once."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: "Runner") -> None:
         self.runner = runner
         self.received: Optional[int] = None
-        self._old: dict[int, Any] = {}
+        self._old: dict[int, Any] = {}  # previous handlers, as signal.signal returns them
 
     def __enter__(self) -> "_Signals":
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -192,12 +202,12 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
 
     out = config.output
     several = len(config.sources) > 1
-    for template in (out.video, out.jsonl, out.mot):
+    store = StateStore(config.state.dir) if config.state.dir else None
+    for template in (out.video, out.jsonl, out.mot, out.events):
         if template is None:
             continue
-        for entry in config.sources:
-            default_id = source_name(entry.url) if is_live_url(entry.url) else Path(entry.url).stem
-            check_writable(output_path(template, entry.id or default_id, several))
+        for settings in config.sources:
+            check_writable(output_path(template, settings.id, several))
     if config.redis.url:
         from pipelines.sinks.redis_sink import check_reachable
 
@@ -208,14 +218,14 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
 
         model = str(demo_pose_model())
     sources = open_sources(config)
-    if not (out.video or out.jsonl or out.mot or config.redis.url):
-        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot or --redis)")
+    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url):
+        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events or --redis)")
     try:
         detector = Detector(config.detector, model)
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
                  detector.device, detector.workers, "s" * (detector.workers != 1), threads)
-        runner = Runner(sources, detector, config, max_frames=max_frames)
+        runner = Runner(sources, detector, config, max_frames=max_frames, state=store)
     except BaseException:
         for _, source in sources:
             source.close()
@@ -240,13 +250,16 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         finally:
             progress.finish()
             monitor.stop()
-    for line in summary_lines(stats, runner.outputs, time.monotonic() - started):
+    counts = {lane.settings.id: lane.processor.counts() for lane in runner.lanes}
+    for line in summary_lines(stats, runner.outputs, time.monotonic() - started, counts):
         print(line, file=sys.stderr)
     return 0  # every source ended, or SIGINT/SIGTERM stopped the run and every output was flushed
 
 
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter
+        logging.getLogger("ultralytics").setLevel(logging.WARNING)
     return execute(config, max_frames=args.max_frames, quiet=args.quiet)
 
 

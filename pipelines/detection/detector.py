@@ -7,12 +7,13 @@ name that is not a local file is refused with a message saying how to pass one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import re
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -88,6 +89,18 @@ def load_model(model: str) -> Any:
         raise ModelError(f"cannot load model {model}: {_one_line(exc)}") from None
 
 
+@contextlib.contextmanager
+def quiet_ultralytics() -> Iterator[None]:
+    """Ultralytics' INFO lines (model loading, backend setup) off while inside; warnings still show."""
+    logger = logging.getLogger("ultralytics")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def cpu_cores() -> int:
     """CPU cores this process may run on (its affinity mask, not the machine's count)."""
     try:
@@ -147,7 +160,11 @@ class Detector:
             torch.set_num_threads(self.threads)  # process-wide: each copy computes on its own share
         self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         for index in range(self.workers):
-            replica = self.model if index == 0 else load_model(self.model_name)
+            if index == 0:
+                replica = self.model
+            else:
+                with quiet_ultralytics():  # its model-loading lines were printed for the first copy already
+                    replica = load_model(self.model_name)
             self._warm_up(replica)
             _tune_onnx_session(replica, self.model_name, self.threads)
             self._free.put(replica)

@@ -8,7 +8,7 @@ Per source (label ``source``, the source id -- never a URL with credentials):
 - ``trackstream_reconnects_total``, ``trackstream_connect_failures_total``, ``trackstream_source_up`` (0 in a gap).
 - ``trackstream_latency_seconds``: histogram of capture -> output latency (decode to tracked result).
 - ``trackstream_queue_depth{queue=...}``: items waiting in the source slot, the runner inbox, each sink queue
-  and the Redis sink's outage buffer (``buffer_RedisSink``).
+  (``sink_<name>``) and a network sink's outage buffer (``buffer_redis``).
 
 The monitor reads what the runner already counts (``SourceStats``, the live source's own counters, queue sizes):
 nothing is counted twice and the hot path pays nothing for an idle endpoint.
@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Deque, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -30,6 +30,9 @@ from prometheus_client.registry import Collector
 
 from pipelines.errors import UserError
 from pipelines.secrets import redact_url
+
+if TYPE_CHECKING:
+    from pipelines.engine.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -90,31 +93,34 @@ class Reading:
     latency: Optional[LatencyHistogram] = None
 
 
-def runner_readings(runner: Any) -> list[Reading]:
-    """Readings of every source of a ``pipelines.engine.runner.Runner`` (lanes with source, stats, inbox, sinks)."""
+def runner_readings(runner: "Runner") -> list[Reading]:
+    """Readings of every source of a ``pipelines.engine.runner.Runner``."""
     out = []
-    for lane in getattr(runner, "lanes", ()):
+    for lane in runner.lanes:
         source, stats = lane.source, lane.stats
-        snap = stats.snapshot()  # a consistent copy of the runner's counters
-        frames_in, frames_out = int(snap["frames_in"]), int(snap["frames_out"])
-        dropped, reconnects = int(snap["dropped"]), int(snap["reconnects"])
-        queues = {"source": int(getattr(source, "pending", 0)), "inbox": _inbox_depth(lane.inbox)}
-        for sink, q in zip(getattr(lane, "sinks", ()), getattr(lane, "sink_queues", ())):
-            queues[f"sink_{type(sink).__name__}"] = q.qsize()
-            buffered = getattr(getattr(sink, "stats", None), "buffered", None)
-            if isinstance(buffered, int):   # RedisSink: entries waiting for Redis (grows during an outage)
-                queues[f"buffer_{type(sink).__name__}"] = buffered
+        snap = stats.snapshot()  # a consistent copy of the runner's counters (drops counted once, there)
+        queues = {"source": int(source.pending), "inbox": lane.inbox.depth}
+        for sink in lane.sinks:
+            queues[f"sink_{sink.name}"] = sink.queue.qsize()
+            buffered = sink.sink.buffered() if isinstance(sink.sink, Buffered) else None
+            if buffered is not None:   # network sinks: entries waiting for the server (grows in an outage)
+                queues[f"buffer_{sink.name}"] = buffered
         out.append(Reading(
-            source=redact_url(source.source_id), frames_in=frames_in, frames_out=frames_out,
-            dropped=dropped + int(getattr(source, "dropped", 0)), reconnects=reconnects,
-            connect_failures=int(getattr(source, "connect_failures", 0)),
-            up=bool(getattr(source, "connected", True)), queues=queues,
-            latency=getattr(stats, "latency", None)))
+            source=redact_url(source.source_id), frames_in=int(snap["frames_in"]),  # type: ignore[call-overload]
+            frames_out=int(snap["frames_out"]), dropped=int(snap["dropped"]),  # type: ignore[call-overload]
+            reconnects=int(snap["reconnects"]),  # type: ignore[call-overload]
+            connect_failures=int(source.connect_failures), up=bool(source.connected), queues=queues,
+            latency=stats.latency))
     return out
 
 
-def _inbox_depth(inbox: Any) -> int:
-    return int(getattr(inbox, "depth", 0))
+@runtime_checkable
+class Buffered(Protocol):
+    """A sink that keeps entries in memory until a server takes them (the network sinks)."""
+
+    def buffered(self) -> int:
+        """Entries waiting to be delivered now."""
+        ...
 
 
 class _Rates:

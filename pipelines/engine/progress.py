@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, Sequence, TextIO, cast
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, TextIO, cast
 
 from pipelines.processing.stats import SourceStats
+
+if TYPE_CHECKING:
+    from pipelines.processing.events import Counts
 
 
 def _duration(seconds: float) -> str:
@@ -60,8 +63,19 @@ class Progress:
             self.stream.flush()
 
 
-def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_s: float) -> list[str]:
-    """Human summary: per source frames, tracks, fps, drops; then the files written."""
+def count_lines(source_id: str, counts: "Counts") -> list[str]:
+    """``gate: line entry 12 left_to_right, 9 right_to_left`` / ``gate: zone door 4 entries, 2 inside now``."""
+    out = [f"{source_id}: line {name} {c.left_to_right} left_to_right, {c.right_to_left} right_to_left"
+           for name, c in counts.lines.items()]
+    out += [f"{source_id}: zone {name} {c.entries} entries, {c.exits} exits, {c.occupancy} inside now"
+            for name, c in counts.zones.items()]
+    return out
+
+
+def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_s: float,
+                  counts: Optional[Mapping[str, "Counts"]] = None) -> list[str]:
+    """Human summary: per source frames, tracks, fps, drops, then its line and zone counts; then the files
+    written."""
     lines = []
     for s in stats:
         snap = s.snapshot()
@@ -73,9 +87,14 @@ def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_
             extra.append(f"{snap['invalid_detections']} invalid detections dropped")
         if snap["reconnects"]:
             extra.append(f"{snap['reconnects']} reconnects")
+        for sink, n in s.sink_drops.items():
+            if n:
+                extra.append(f"{n} frames dropped by the {sink} sink (it fell behind)")
         tail = f" ({', '.join(extra)})" if extra else ""
         lines.append(f"{snap['source_id']}: {snap['frames_out']} frames, {snap['tracks']} tracks, "
                      f"{fps:.1f} fps in {elapsed_s:.1f} s{tail}")
+        if counts and s.source_id in counts:
+            lines.extend(count_lines(s.source_id, counts[s.source_id]))
     for path in outputs:
         lines.append(f"wrote {path}")
     return lines

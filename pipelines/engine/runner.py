@@ -3,9 +3,14 @@
 ::
 
     reader thread per source ─▶ Inbox (bounded FIFO for files / latest-frame slot for live)
-      ─▶ detector thread per worker (batches; handed on in order) ─▶ queue ─▶ tracking thread
-      (one Tracker per source)
-      ─▶ one bounded queue + thread per sink (the video sink draws and encodes there)
+      ─▶ detector thread per worker (batches; handed on in order) ─▶ queue ─▶ processing thread
+      (one StreamProcessor per source: tracker, events, zones, trails, counters)
+      ─▶ one bounded SinkQueue + thread per sink, with the sink's drop policy (the video sink draws
+         and encodes there)
+
+The runner only schedules: every per-camera state lives in the source's ``StreamProcessor``. With a
+``StateStore`` (``--state DIR``) each processor's snapshot travels through its sinks' queues as a
+``Checkpoint`` every ``state.interval`` seconds and at the end, and is loaded at start.
 
 File batches never mix sources and are always full (or the file's tail), so two runs over one file
 give identical results. An exception in any thread stops the run: every sink is still closed (so
@@ -14,28 +19,44 @@ what was processed is flushed) and ``run()`` raises it in the caller's thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import UserError
-from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoFrame
+from pipelines.detection import FrameDetector
 from pipelines.engine.inbox import Inbox
-from pipelines.sinks import build_sinks
-from pipelines.sources.base import Source, SourceSpec
-from pipelines.sources.pacing import RealRatePacer
+from pipelines.engine.sinkqueue import SinkQueue
+from pipelines.engine.state import Checkpoint, StateStore
+from pipelines.errors import UserError
+from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.processing.processor import StreamProcessor
 from pipelines.processing.stats import SourceStats
+from pipelines.settings import SourceSettings
+from pipelines.sinks import BuiltSink, build_sinks
+from pipelines.sinks.base import DropPolicy
+from pipelines.sources.base import Source, SourceConfig
+from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
 log = logging.getLogger(__name__)
 
-SinkFactory = Callable[[PipelineConfig, str, Optional[float], tuple[int, int]], list[Sink]]
-_END = object()  # sentinel closing a queue
+SinkFactory = Callable[[PipelineConfig, SourceSettings, Optional[float], tuple[int, int],
+                        Optional[Mapping[str, Mapping[str, object]]]], list[BuiltSink]]
 SINK_QUEUE_SIZE = 32
+
+
+class _End:
+    """Marks the end of a queue."""
+
+
+_END = _End()
+SinkItem = Union[FrameResult, StreamStatus, Checkpoint, _End]
 
 
 class PipelineError(UserError):
@@ -44,83 +65,115 @@ class PipelineError(UserError):
     exit_code = 1
 
 
-def output_fps(source: Source, spec_options: Any = None) -> Optional[float]:
+def output_fps(source: Source, options: SourceConfig) -> Optional[float]:
     """Frame rate of the processed frames of ``source``: its fps divided by vid_stride, capped by max_fps."""
     fps = source.fps
-    options = getattr(source, "options", spec_options)
-    if fps and options is not None:
+    if fps:
         fps = fps / options.vid_stride
         if options.max_fps:
             fps = min(fps, options.max_fps)
     return fps
 
 
-def expected_frames(source: Source, max_frames: Optional[int] = None) -> Optional[int]:
-    """How many frames of ``source`` will be processed (for the progress ETA); None when unknown."""
+def expected_frames(source: Source, options: SourceConfig, max_frames: Optional[int] = None,
+                    skip: int = 0) -> Optional[int]:
+    """How many frames of ``source`` will be processed (for the progress ETA); None when unknown.
+    ``skip``: frames already processed by an earlier run (resumed from its state)."""
     count = source.frame_count
     if not count:
         return max_frames if source.is_live else None
-    total = count
-    options = getattr(source, "options", None)
-    if options is not None:
-        total = -(-count // options.vid_stride)
-        if options.max_fps and source.fps:
-            total = min(total, int(count / source.fps * options.max_fps) + 1)
+    total = -(-count // options.vid_stride)
+    if options.max_fps and source.fps:
+        total = min(total, int(count / source.fps * options.max_fps) + 1)
+    total = max(0, total - skip)
     return min(total, max_frames) if max_frames else total
 
 
-class _Lane:
-    """Everything the runner keeps for one source."""
+@dataclass
+class _SinkLane:
+    """One sink of one source: the sink, its queue and its registry name."""
 
-    def __init__(self, spec: SourceSpec, source: Source, inbox: Inbox, stats: SourceStats,
-                 tracker: Any) -> None:
-        self.spec, self.source, self.inbox, self.stats, self.tracker = spec, source, inbox, stats, tracker
-        self.sinks: list[Sink] = []
-        self.sink_queues: list["queue.Queue[Any]"] = []
+    name: str
+    sink: Any
+    queue: "SinkQueue[SinkItem]"
+
+    @property
+    def keeps_files(self) -> bool:
+        return self.queue.policy is DropPolicy.BLOCK
+
+
+class _Lane:
+    """Everything the runner keeps for one source (the per-camera state is in ``processor``)."""
+
+    def __init__(self, settings: SourceSettings, source: Source, inbox: Inbox, stats: SourceStats,
+                 processor: StreamProcessor, saved: Optional[Mapping[str, Any]]) -> None:
+        self.settings, self.source, self.inbox, self.stats = settings, source, inbox, stats
+        self.processor = processor
+        self.saved_outputs: Mapping[str, Mapping[str, object]] = (saved or {}).get("outputs", {})
+        self.resume_after: Optional[int] = None   # a resumed file: frames up to this index were processed
+        self.sinks: list[_SinkLane] = []
+        self.output_paths: list[str] = []
         self.sinks_open = False
         self.pending: list[StreamStatus] = []  # statuses that came before the sinks could be opened
+        self.last_checkpoint = time.monotonic()
+        self.checkpoints_taken = 0
+        self.checkpoints_saved = 0
+        self.save_lock = threading.Lock()
 
 
 class Runner:
     """Processes N sources until they end or ``stop()`` is called.
 
     Args:
-        sources: (spec, opened source) pairs; ``spec.realtime`` picks the frame policy.
-        detector: object with ``detect_counted(list[VideoFrame]) -> (list[Detections], rows dropped as
-            invalid)`` and ``class_names``; optionally ``workers`` (threads that may call it at once,
-            default 1).
-        config: the pipeline config (``detector.batch``, tracker settings and outputs are read from it).
+        sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy.
+        detector: the detector (``FrameDetector``: ``detect_counted``, ``class_names``, ``workers``).
+        config: the pipeline config (``detector.batch``, outputs, overlays and ``state.interval``).
         max_frames: stop each source after this many processed frames (None = all).
         sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
+        state: where each source's snapshot is loaded from and saved to (None: no snapshots).
     """
 
-    def __init__(self, sources: Sequence[tuple[SourceSpec, Source]], detector: Any, config: PipelineConfig,
-                 *, max_frames: Optional[int] = None, sink_factory: SinkFactory = build_sinks) -> None:
-        from tracker import Tracker  # type: ignore[attr-defined]
-
+    def __init__(self, sources: Sequence[tuple[SourceSettings, Source]], detector: FrameDetector,
+                 config: PipelineConfig, *, max_frames: Optional[int] = None,
+                 sink_factory: SinkFactory = build_sinks, state: Optional[StateStore] = None) -> None:
         self.detector = detector
         self.config = config
         self.batch = config.detector.batch
         self.max_frames = max_frames
+        self.state = state
         self._sink_factory = sink_factory
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._errors: list[tuple[str, BaseException]] = []
         self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
-        self.workers = max(1, int(getattr(detector, "workers", 1)))
+        self.workers = max(1, int(detector.workers))
         self._track_queue: "queue.Queue[Any]" = queue.Queue(maxsize=2 * self.batch + 2)
         self._order = threading.Condition()  # detector workers queue their results in ticket order
         self._tickets = self._delivered = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._threads: list[threading.Thread] = []
-        tracker_cfg = config.tracker_settings()
+        overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
         self.lanes: list[_Lane] = []
-        for spec, source in sources:
-            latest = source.is_live if spec.realtime is None else spec.realtime
-            stats = SourceStats(source.source_id, frame_count=expected_frames(source, max_frames))
-            inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=latest, stats=stats)
-            self.lanes.append(_Lane(spec, source, inbox, stats, Tracker(tracker_cfg)))
+        for settings, source in sources:
+            processor = StreamProcessor(settings, detector.class_names, overlay=overlay,
+                                        persistent=state is not None)
+            saved = state.load(settings.id) if state is not None else None
+            if saved is not None:
+                processor.load_state_dict(saved["processor"])
+                if processor.finished and not settings.is_live:
+                    log.warning("%s: already processed to its end (state %s); remove that file to process it "
+                                "again", settings.id, state.path(settings.id) if state else "")
+                    source.close()
+                    continue
+            skip = processor.frames_processed if saved is not None and not settings.is_live else 0
+            stats = SourceStats(settings.id, frame_count=expected_frames(source, settings.options, max_frames, skip))
+            inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
+                          stats=stats)
+            lane = _Lane(settings, source, inbox, stats, processor, saved)
+            if saved is not None and not settings.is_live:
+                lane.resume_after = processor.clock.last_index
+            self.lanes.append(lane)
 
     # ----------------------------------------------------------------- control
 
@@ -130,9 +183,8 @@ class Runner:
 
     @property
     def outputs(self) -> list[str]:
-        """Paths of the files the sinks write (those that expose a ``path``)."""
-        return [str(getattr(s, "path")) for lane in self.lanes for s in lane.sinks
-                if getattr(s, "path", None)]
+        """Paths of the files the sinks write (from their positions; network sinks have none)."""
+        return [path for lane in self.lanes for path in lane.output_paths]
 
     def stop(self) -> None:
         """Stop reading; frames already read are processed, every sink is flushed and closed. Thread-safe."""
@@ -222,18 +274,23 @@ class Runner:
     def _read(self, lane: _Lane) -> None:
         """Reader thread: move one source's frames and statuses into its inbox."""
         taken = 0
+        source_dropped = 0
         # realtime: true on a file: release its frames at the video's own rate, as a camera would
         pacer = RealRatePacer(self._stop) if lane.inbox.latest and not lane.source.is_live else None
         try:
             for item in lane.source.frames():
                 if isinstance(item, VideoFrame):
+                    if lane.resume_after is not None and item.index <= lane.resume_after:
+                        continue  # processed by the run this one resumes
                     if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
                         lane.source.stop()
                         continue
                     if pacer is not None:
                         item = pacer.release(item)
                     taken += 1
-                    lane.stats.add(frames_in=1)
+                    dropped_now = lane.source.dropped  # frames the camera's own slot replaced
+                    lane.stats.add(frames_in=1, dropped=dropped_now - source_dropped)
+                    source_dropped = dropped_now
                     if self.max_frames is not None and taken >= self.max_frames:
                         lane.source.stop()
                 elif item.kind == StatusKind.RESUMED:
@@ -250,6 +307,7 @@ class Runner:
             with self._cond:
                 self._source_errors.append(exc)
         finally:
+            lane.stats.add(dropped=lane.source.dropped - source_dropped)
             lane.inbox.close()
             lane.source.close()
 
@@ -339,83 +397,128 @@ class Runner:
                 if self._abort.is_set():
                     return
 
-    # ----------------------------------------------------------------- tracker
+    # ----------------------------------------------------------------- processing
 
     def _track_loop(self) -> None:
-        """Tracking thread: one Tracker per source; results fan out to each sink's queue."""
+        """Processing thread: each source's processor turns detections into output values for its sinks."""
         try:
             while True:
                 entry = self._track_queue.get()
                 if entry is _END:
                     break
-                lane, item, dets = entry  # detected frames are tracked and written even after a failure
+                lane, item, dets = entry  # detected frames are processed and written even after a failure
                 if isinstance(item, VideoFrame):
-                    self._track(lane, item, dets)
+                    self._process(lane, item, dets)
                 else:
-                    self._to_sinks(lane, item)
+                    self._to_sinks(lane, lane.processor.status(item))
         finally:
-            self._finish_sinks()
+            self._finish_lanes()
 
-    def _track(self, lane: _Lane, frame: VideoFrame, dets: Detections) -> None:
+    def _process(self, lane: _Lane, frame: VideoFrame, dets: Detections) -> None:
         if not lane.sinks_open:
             self._open_sinks(lane, frame.size)
-        tracks = lane.tracker.update(dets, timestamp=frame.pts)
-        result = FrameResult(frame, dets, tracks, self.detector.class_names)
+        result = lane.processor.process(frame, dets)
         self._to_sinks(lane, result)
-        lane.stats.processed(frame.pts, time.time() - frame.capture_time, tracks.track_id.tolist())
+        lane.stats.processed(result.frame.pts, time.time() - frame.capture_time,
+                             lane.processor.counts().tracks_started)
+        if self.state is not None and time.monotonic() - lane.last_checkpoint >= self.config.state.interval:
+            self._checkpoint(lane)
 
-    def _to_sinks(self, lane: _Lane, item: Union[FrameResult, StreamStatus]) -> None:
-        if not lane.sinks_open and isinstance(item, StreamStatus):
-            lane.pending.append(item)
+    def _to_sinks(self, lane: _Lane, item: Union[FrameResult, StreamStatus, Checkpoint]) -> None:
+        if not lane.sinks_open and not isinstance(item, FrameResult):
+            if isinstance(item, StreamStatus):
+                lane.pending.append(item)
             return
-        for q in lane.sink_queues:
-            q.put(item)  # blocking: every sink thread consumes until the end marker, even after a failure
+        for sink in lane.sinks:
+            if isinstance(item, Checkpoint) and not sink.keeps_files:
+                continue
+            sink.queue.put(item, self._abort.is_set)
+
+    # ----------------------------------------------------------------- snapshots
+
+    def _checkpoint(self, lane: _Lane) -> None:
+        """Send the processor's snapshot behind the frames it covers; saved once every file sink has them."""
+        store = self.state
+        if store is None:
+            return
+        lane.last_checkpoint = time.monotonic()
+        lane.checkpoints_taken += 1
+        seq = lane.checkpoints_taken
+
+        def save(processor: dict[str, Any], outputs: dict[str, Any]) -> None:
+            with lane.save_lock:
+                if seq <= lane.checkpoints_saved:
+                    return  # a later snapshot of this source is already on disk
+                store.save(lane.settings.id, processor, {**lane.saved_outputs, **outputs})
+                lane.checkpoints_saved = seq
+
+        checkpoint = Checkpoint(lane.processor.state_dict(),
+                                {s.name for s in lane.sinks if s.keeps_files} if lane.sinks_open else set(), save)
+        self._to_sinks(lane, checkpoint)
 
     # ----------------------------------------------------------------- sinks
 
     def _open_sinks(self, lane: _Lane, size: tuple[int, int]) -> None:
-        fps = output_fps(lane.source)
-        lane.sinks = list(self._sink_factory(self.config, lane.source.source_id, fps, size))
-        lane.sink_queues = [queue.Queue(maxsize=SINK_QUEUE_SIZE) for _ in lane.sinks]
+        fps = output_fps(lane.source, lane.settings.options)
+        built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
+        lane.sinks = [_SinkLane(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy)) for b in built]
+        for sink in lane.sinks:
+            position = sink.sink.position() if sink.keeps_files else None
+            if position and isinstance(position.get("path"), str):
+                lane.output_paths.append(str(position["path"]))
         lane.sinks_open = True
-        for sink, q in zip(lane.sinks, lane.sink_queues):
-            name = f"sink-{type(sink).__name__}-{lane.source.source_id}"
-            self._spawn(name, self._sink_loop, name, sink, q)
+        for sink in lane.sinks:
+            name = f"sink-{sink.name}-{lane.settings.id}"
+            self._spawn(name, self._sink_loop, name, sink)
         pending, lane.pending = lane.pending, []
         for status in pending:
             self._to_sinks(lane, status)
 
-    def _sink_loop(self, name: str, sink: Sink, q: "queue.Queue[Any]") -> None:
+    def _sink_loop(self, name: str, lane_sink: _SinkLane) -> None:
         """Sink thread: write results in order; close the sink whatever happens.
 
         After a failure elsewhere the results already queued are still written (nothing processed is
         lost); after its own failure the sink only drains its queue so producers never block.
         """
+        sink, q = lane_sink.sink, lane_sink.queue
         try:
             while True:
                 item = q.get()
-                if item is _END:
+                if isinstance(item, _End):
                     break
                 if isinstance(item, StreamStatus):
                     sink.status(item)
+                elif isinstance(item, Checkpoint):
+                    item.ack(lane_sink.name, sink.position())
                 else:
                     sink.write(item)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
             self._fail(name, exc)
-            while q.get() is not _END:  # drain until the producer is done
+            while not isinstance(q.get(), _End):  # drain until the producer is done
                 pass
         finally:
             sink.close()
 
-    def _finish_sinks(self) -> None:
+    def _finish_lanes(self) -> None:
+        """Every source ended: close its processor (ending its tracks, unless suspended), take the last
+        snapshot, and tell each sink its input ended."""
         for lane in self.lanes:
-            for q in lane.sink_queues:
-                q.put(_END)
+            if not lane.sinks_open and lane.source.size is not None and not self._abort.is_set():
+                self._open_sinks(lane, lane.source.size)
+            closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
+            if closing.events:
+                self._to_sinks(lane, closing)
+            if self.state is not None and not self._abort.is_set():
+                self._checkpoint(lane)
+            for sink in lane.sinks:
+                sink.queue.put_always(_END)
+            for sink in lane.sinks:
+                lane.stats.sink_drops[sink.name] = sink.queue.dropped
 
     def _close_all_sinks(self) -> None:
         for lane in self.lanes:
             for sink in lane.sinks:
                 try:
-                    sink.close()
+                    sink.sink.close()
                 except Exception:  # noqa: BLE001
                     log.debug("closing sink failed", exc_info=True)

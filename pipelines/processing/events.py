@@ -33,13 +33,46 @@ from pipelines.secrets import redact_text
 from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
 
-__all__ = ["EventGenerator", "EventsConfig", "LineConfig", "ZoneConfig", "EVENT_TYPES"]
+__all__ = ["Counts", "EventGenerator", "EventsConfig", "LineConfig", "LineCount", "ZoneConfig", "ZoneCount",
+           "EVENT_TYPES"]
 
 EVENT_TYPES = ("track_started", "track_lost", "track_recovered", "track_ended",
                "zone_entered", "zone_exited", "line_crossed",
                "stream_started", "stream_gap", "stream_resumed", "stream_ended")
 
 Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ZoneCount:
+    """One zone: tracks inside now, confirmed entries and exits since the start."""
+
+    occupancy: int
+    entries: int
+    exits: int
+
+
+@dataclass(frozen=True)
+class LineCount:
+    """One counting line: confirmed crossings in each direction since the start."""
+
+    left_to_right: int
+    right_to_left: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A source's zone and line counts (by name) and the number of tracks started, at one frame."""
+
+    zones: Mapping[str, ZoneCount]
+    lines: Mapping[str, LineCount]
+    tracks_started: int
+
+    def doc(self) -> dict[str, Any]:
+        """JSON form: ``{"zones": {name: {occupancy, entries, exits}}, "lines": {name: {...}}, ...}``."""
+        return {"zones": {k: vars(v).copy() for k, v in self.zones.items()},
+                "lines": {k: vars(v).copy() for k, v in self.lines.items()},
+                "tracks_started": self.tracks_started}
 
 
 @dataclass
@@ -52,6 +85,11 @@ class _Seen:
 
     def doc(self) -> dict[str, Any]:
         return {"frame_index": self.frame_index, "pts": self.pts, "time": self.time}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> "_Seen":
+        index, pts = doc["frame_index"], doc["pts"]
+        return cls(None if index is None else int(index), None if pts is None else float(pts), float(doc["time"]))
 
 
 @dataclass
@@ -73,6 +111,21 @@ class _Memo:
     def track_doc(self, tid: int) -> dict[str, Any]:
         return {"id": tid, "class_id": self.class_id, "class_name": self.class_name,
                 "confidence": self.confidence, "box": self.box}
+
+    def state_doc(self) -> dict[str, Any]:
+        return {"first": self.first.doc(), "last": self.last.doc(), "class_id": self.class_id,
+                "class_name": self.class_name, "box": self.box, "confidence": self.confidence,
+                "center": list(self.center), "frames_seen": self.frames_seen, "conf_sum": self.conf_sum,
+                "distance": self.distance, "lost": self.lost}
+
+    @classmethod
+    def from_state_doc(cls, doc: Mapping[str, Any]) -> "_Memo":
+        cx, cy = doc["center"]
+        return cls(first=_Seen.from_doc(doc["first"]), last=_Seen.from_doc(doc["last"]),
+                   class_id=int(doc["class_id"]), class_name=str(doc["class_name"]),
+                   box=[float(v) for v in doc["box"]], confidence=float(doc["confidence"]),
+                   center=(float(cx), float(cy)), frames_seen=int(doc["frames_seen"]),
+                   conf_sum=float(doc["conf_sum"]), distance=float(doc["distance"]), lost=bool(doc["lost"]))
 
 
 @dataclass
@@ -109,6 +162,7 @@ class EventGenerator:
         self._known: dict[int, _Memo] = {}
         self._present: set[int] = set()
         self._last: Optional[_Seen] = None
+        self.tracks_started = 0  # distinct tracks announced since the start (restored with the state)
 
     # -- public verbs ---------------------------------------------------------------------------------
     def update(self, result: FrameResult) -> list[Event]:
@@ -158,6 +212,41 @@ class EventGenerator:
         self._present.clear()
         return events
 
+    def counts(self) -> "Counts":
+        """Zone occupancy and totals, line crossings per direction, tracks started: now."""
+        zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits) for z in self._zones}
+        lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left) for ln in self._lines}
+        return Counts(zones, lines, self.tracks_started)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe: which tracks were announced (and their summaries so far), zone membership, line
+        sides and every count; ``load_state_dict`` continues from it without announcing them again."""
+        return {
+            "known": [[tid, memo.state_doc()] for tid, memo in self._known.items()],
+            "present": sorted(self._present),
+            "last": None if self._last is None else self._last.doc(),
+            "tracks_started": self.tracks_started,
+            "zones": {z.name: z.state_dict() for z in self._zones},
+            "lines": {ln.name: ln.state_dict() for ln in self._lines},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore ``state_dict()`` output. Zones and lines are matched by name; one that is new in the
+        config starts empty, one that is gone is ignored. Raises KeyError/TypeError/ValueError when
+        malformed (the caller turns that into one clear line)."""
+        known = {int(tid): _Memo.from_state_doc(doc) for tid, doc in state["known"]}
+        present = {int(tid) for tid in state["present"]}
+        last = None if state["last"] is None else _Seen.from_doc(state["last"])
+        started = int(state["tracks_started"])
+        zones, lines = dict(state["zones"]), dict(state["lines"])
+        for zone in self._zones:
+            if zone.name in zones:
+                zone.load_state_dict(zones[zone.name])
+        for line in self._lines:
+            if line.name in lines:
+                line.load_state_dict(lines[line.name])
+        self._known, self._present, self._last, self.tracks_started = known, present, last, started
+
     # -- internals ------------------------------------------------------------------------------------
     def _event(self, name: str, when: _Seen, **payload: Any) -> Event:
         return {"schema_version": SCHEMA_VERSION, "event": name, "source_id": self.source_id,
@@ -172,6 +261,7 @@ class EventGenerator:
             memo = _Memo(first=now, last=now, class_id=cls, class_name=name, box=box,
                          confidence=conf, center=center, conf_sum=conf)
             self._known[tid] = memo
+            self.tracks_started += 1
             return [self._event("track_started", now, track=memo.track_doc(tid))]
         events: list[Event] = []
         if memo.lost:

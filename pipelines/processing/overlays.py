@@ -4,7 +4,7 @@ Only OpenCV primitives and its built-in Hershey fonts are used (no font files). 
 returns a new BGR image and never modifies the frame it is given. Each element can be switched off
 with ``OverlayConfig`` (the ``overlay:`` section of the YAML config).
 
-Drawing order, bottom to top: masks, trails, predicted paths, boxes, keypoints, labels. Every element
+Drawing order, bottom to top: zones and lines, masks, trails, predicted paths, boxes, keypoints, labels. Every element
 of one track uses the track's colour (``id_color``), so a track keeps its colour for its whole life.
 """
 
@@ -13,15 +13,19 @@ from __future__ import annotations
 import colorsys
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from pipelines.frames import FrameResult
+from pipelines.processing.zones import LineConfig, ZoneConfig
 from tracker.configutil import check_bounds
 from tracker.types import Tracks
+
+if TYPE_CHECKING:
+    from pipelines.processing.events import Counts
 
 Color = Tuple[int, int, int]
 Image = npt.NDArray[np.uint8]
@@ -51,6 +55,7 @@ class OverlayConfig:
         masks: translucent fill of segmentation masks (``masks`` arrays, else ``mask_polygons``).
         mask_alpha: opacity of the mask fill, 0 (invisible) to 1 (opaque).
         keypoints: pose skeleton (COCO 17 points); points with visibility < 0.5 are skipped.
+        zones: zone outlines and counting lines of the source, with their live counts.
         line_width: thickness of boxes, trails and skeleton lines in pixels.
     """
 
@@ -62,6 +67,7 @@ class OverlayConfig:
     masks: bool = True
     mask_alpha: float = field(default=0.4, metadata={"min": 0.0, "max": 1.0})
     keypoints: bool = True
+    zones: bool = True
     line_width: int = field(default=2, metadata={"min": 1, "max": 16})
 
     def __post_init__(self) -> None:
@@ -84,21 +90,21 @@ def _ints(points: np.ndarray) -> npt.NDArray[np.int32]:
     return np.clip(np.rint(points), -_COORD_LIMIT, _COORD_LIMIT).astype(np.int32)
 
 
-class Annotator:
-    """Draws ``FrameResult``s of one source; keeps each track's recent centres for trails.
+class Trails:
+    """Each track's recent centres, for drawing trails (owned by the per-camera processor).
 
-    Trail state is bounded: a track's points older than ``trail_seconds`` (by PTS) are dropped, a track
-    not seen for longer than that is forgotten, ended tracks (``Tracks.removed_ids``) are forgotten at
-    once, and PTS going backwards (a restarted stream) clears every trail.
+    Bounded: a track's points older than ``seconds`` (by PTS) are dropped, a track not seen for longer
+    than that is forgotten, ended tracks (``Tracks.removed_ids``) are forgotten at once, and PTS going
+    backwards (a restarted stream) clears every trail.
     """
 
-    def __init__(self, config: Optional[OverlayConfig] = None) -> None:
-        self.config = config or OverlayConfig()
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
         self._trails: Dict[int, Deque[Tuple[float, float, float]]] = {}
         self._last_pts: Optional[float] = None
 
     @property
-    def trail_ids(self) -> Tuple[int, ...]:
+    def ids(self) -> Tuple[int, ...]:
         """Ids whose trail is currently remembered."""
         return tuple(self._trails)
 
@@ -107,21 +113,97 @@ class Annotator:
         self._trails.clear()
         self._last_pts = None
 
+    def update(self, tracks: Tracks, pts: float) -> None:
+        """Add this frame's box centres (``pts`` seconds) and drop what is too old."""
+        if self._last_pts is not None and pts < self._last_pts:
+            self._trails.clear()
+        self._last_pts = pts
+        for tid in tracks.removed_ids.tolist():
+            self._trails.pop(int(tid), None)
+        centres = (tracks.xyxy[:, :2] + tracks.xyxy[:, 2:]) * 0.5
+        for tid, (cx, cy) in zip(tracks.track_id.tolist(), centres.tolist()):
+            trail = self._trails.get(tid)
+            if trail is None:
+                trail = self._trails[tid] = deque(maxlen=MAX_TRAIL_POINTS)
+            trail.append((pts, cx, cy))
+        oldest = pts - self.seconds
+        for tid in list(self._trails):
+            trail = self._trails[tid]
+            while trail and trail[0][0] < oldest:
+                trail.popleft()
+            if not trail:
+                del self._trails[tid]
+
+    def points(self, track_ids: Sequence[int]) -> Dict[int, npt.NDArray[np.float64]]:
+        """The drawable trail of each of ``track_ids`` that has one: (P, 2) centres, oldest first, thinned
+        to at most ``TRAIL_VERTICES`` evenly spaced samples (the newest always kept); a new array each."""
+        out: Dict[int, npt.NDArray[np.float64]] = {}
+        for tid in track_ids:
+            trail = self._trails.get(int(tid))
+            if trail is None or len(trail) < 2:
+                continue
+            points = np.asarray(trail, np.float64)[:, 1:]
+            if len(points) > TRAIL_VERTICES:
+                points = points[np.linspace(0, len(points) - 1, TRAIL_VERTICES).round().astype(np.int64)]
+            out[int(tid)] = points
+        return out
+
+    def state_dict(self) -> Dict[str, Any]:
+        """JSON-safe copy: ``{"last_pts": s, "trails": [[id, [[pts, x, y], ...]], ...]}``."""
+        return {"last_pts": self._last_pts,
+                "trails": [[tid, [list(p) for p in trail]] for tid, trail in self._trails.items()]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        trails = {int(tid): deque(((float(t), float(x), float(y)) for t, x, y in pts), maxlen=MAX_TRAIL_POINTS)
+                  for tid, pts in state["trails"]}
+        last = state["last_pts"]
+        self._trails, self._last_pts = trails, None if last is None else float(last)
+
+
+class Annotator:
+    """Draws ``FrameResult``s of one source.
+
+    Trails come with the result (``FrameResult.trails``, kept by the per-camera processor); a result
+    without them (drawn outside a pipeline) uses the annotator's own ``Trails``. Zones and lines given
+    here are drawn with the counts the result carries (``FrameResult.counts``).
+    """
+
+    def __init__(self, config: Optional[OverlayConfig] = None, zones: Sequence[ZoneConfig] = (),
+                 lines: Sequence[LineConfig] = ()) -> None:
+        self.config = config or OverlayConfig()
+        self._trails = Trails(self.config.trail_seconds)
+        self._zones = tuple(zones)
+        self._lines = tuple(lines)
+
+    @property
+    def trail_ids(self) -> Tuple[int, ...]:
+        """Ids whose trail is currently remembered (by the annotator's own ``Trails``)."""
+        return self._trails.ids
+
+    def reset(self) -> None:
+        """Forget every trail (e.g. when a new stream starts)."""
+        self._trails.reset()
+
     def draw(self, result: FrameResult) -> Image:
         """A new uint8 (H, W, 3) BGR image: ``result.frame.image`` with the enabled overlays drawn."""
         cfg = self.config
         image = np.array(result.frame.image, dtype=np.uint8, copy=True, order="C")
         tracks = result.tracks
-        if cfg.trails and cfg.trail_seconds > 0:
-            self._update_trails(tracks, float(result.frame.pts))
+        show_trails = cfg.trails and cfg.trail_seconds > 0
+        trails = result.trails
+        if show_trails and trails is None:
+            self._trails.update(tracks, float(result.frame.pts))
+        if cfg.zones and (self._zones or self._lines):
+            draw_zones_and_lines(image, self._zones, self._lines, result.counts, cfg.line_width)
         if len(tracks) == 0:
             return image
         colors = [id_color(int(t)) for t in tracks.track_id]
         lw = cfg.line_width
         if cfg.masks and cfg.mask_alpha > 0:
             _draw_masks(image, tracks, colors, cfg.mask_alpha)
-        if cfg.trails and cfg.trail_seconds > 0:
-            self._draw_trails(image, tracks.track_id.tolist(), lw)
+        if show_trails:
+            ids = tracks.track_id.tolist()
+            _draw_trails(image, trails if trails is not None else self._trails.points(ids), ids, lw)
         if cfg.predicted_path:
             _draw_paths(image, tracks, colors, lw)
         if cfg.boxes:
@@ -134,41 +216,49 @@ class Annotator:
             _draw_labels(image, tracks, result.class_names, colors, lw)
         return image
 
-    def _update_trails(self, tracks: Tracks, pts: float) -> None:
-        if self._last_pts is not None and pts < self._last_pts:
-            self._trails.clear()
-        self._last_pts = pts
-        for tid in tracks.removed_ids.tolist():
-            self._trails.pop(int(tid), None)
-        centres = (tracks.xyxy[:, :2] + tracks.xyxy[:, 2:]) * 0.5
-        for tid, (cx, cy) in zip(tracks.track_id.tolist(), centres.tolist()):
-            trail = self._trails.get(tid)
-            if trail is None:
-                trail = self._trails[tid] = deque(maxlen=MAX_TRAIL_POINTS)
-            trail.append((pts, cx, cy))
-        oldest = pts - self.config.trail_seconds
-        for tid in list(self._trails):
-            trail = self._trails[tid]
-            while trail and trail[0][0] < oldest:
-                trail.popleft()
-            if not trail:
-                del self._trails[tid]
 
-    def _draw_trails(self, image: Image, track_ids: Sequence[int], lw: int) -> None:
-        """The trails of the tracks in this frame: polylines through at most ``TRAIL_VERTICES`` centres.
+def _draw_trails(image: Image, trails: Mapping[int, np.ndarray], track_ids: Sequence[int], lw: int) -> None:
+    """Polylines through each listed track's trail points (thick anti-aliased segments are costly in
+    OpenCV, hence the thinning in ``Trails.points``). A track missing from a frame shows no trail there;
+    its history is kept for ``trail_seconds`` so the trail comes back whole after a short occlusion."""
+    for tid in track_ids:
+        points = trails.get(int(tid))
+        if points is not None and len(points) >= 2:
+            cv2.polylines(image, [_ints(points)], False, id_color(int(tid)), lw, cv2.LINE_AA)
 
-        A track missing from a frame shows no trail there; its history is kept for ``trail_seconds`` so
-        the trail comes back whole after a short occlusion. Thick anti-aliased segments are costly in
-        OpenCV, so long trails are thinned to evenly spaced samples (the newest point always kept).
-        """
-        for tid in track_ids:
-            trail = self._trails.get(tid)
-            if trail is None or len(trail) < 2:
-                continue
-            points = np.asarray(trail, np.float64)[:, 1:]
-            if len(points) > TRAIL_VERTICES:
-                points = points[np.linspace(0, len(points) - 1, TRAIL_VERTICES).round().astype(np.int64)]
-            cv2.polylines(image, [_ints(points)], False, id_color(tid), lw, cv2.LINE_AA)
+
+ZONE_COLOR: Color = (0, 215, 255)   # amber (BGR)
+LINE_COLOR: Color = (255, 0, 255)   # magenta
+
+
+def draw_zones_and_lines(image: Image, zones: Sequence[ZoneConfig], lines: Sequence[LineConfig],
+                         counts: "Optional[Counts]", lw: int) -> None:
+    """Zone outlines with ``name: N inside (E in)`` and counting lines with ``name: A > B <`` where A and B
+    are the crossings left_to_right and right_to_left; without counts only the names are written."""
+    for zone in zones:
+        poly = _ints(np.asarray(zone.polygon, np.float64))
+        cv2.polylines(image, [poly], True, ZONE_COLOR, lw, cv2.LINE_AA)
+        c = counts.zones.get(zone.name) if counts is not None else None
+        text = zone.name if c is None else f"{zone.name}: {c.occupancy} inside ({c.entries} in)"
+        _tag(image, text, (int(poly[:, 0].min()), int(poly[:, 1].min())), ZONE_COLOR, lw)
+    for line in lines:
+        a, b = (tuple(int(v) for v in _ints(np.asarray(p, np.float64))) for p in line.points)
+        cv2.arrowedLine(image, a, b, LINE_COLOR, lw, cv2.LINE_AA, tipLength=0.03)
+        lc = counts.lines.get(line.name) if counts is not None else None
+        text = line.name if lc is None else f"{line.name}: {lc.left_to_right} > {lc.right_to_left} <"
+        _tag(image, text, (min(a[0], b[0]), min(a[1], b[1])), LINE_COLOR, lw)
+
+
+def _tag(image: Image, text: str, corner: Tuple[int, int], color: Color, lw: int) -> None:
+    """A filled tag with ``text`` just above ``corner`` (moved inside the frame when needed)."""
+    scale, thickness = 0.35 + 0.1 * lw, max(1, lw // 2)
+    text = text.encode("ascii", "replace").decode("ascii")
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
+    h, w = image.shape[:2]
+    x = min(max(corner[0], 0), max(w - tw - 2, 0))
+    top = min(max(corner[1] - th - base - 2, 0), max(h - th - base - 2, 0))
+    cv2.rectangle(image, (x, top), (x + tw + 2, top + th + base + 2), color, -1, cv2.LINE_8)
+    cv2.putText(image, text, (x + 1, top + th + 1), _FONT, scale, _text_color(color), thickness, cv2.LINE_AA)
 
 
 def _clip_box(box: np.ndarray, w: int, h: int, margin: int) -> Optional[Tuple[int, int, int, int]]:

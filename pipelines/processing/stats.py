@@ -22,7 +22,9 @@ class SourceStats:
         invalid_detections: detector rows dropped for invalid boxes.
         latency_s: seconds from decode to tracked, for the last frame.
         last_pts: presentation time of the last processed frame, seconds.
-        track_ids: distinct track ids seen.
+        tracks: distinct tracks started so far (from the source's processor; a count, not a set, so a
+            camera running for months keeps a constant size).
+        sink_drops: entries each drop-policy sink dropped because it fell behind (by sink name).
         latency: histogram of decode -> tracked latency (seconds) for the metrics endpoint and stats line.
     """
 
@@ -37,7 +39,8 @@ class SourceStats:
     last_pts: float = 0.0
     ended: bool = False
     started_at: float = field(default_factory=time.monotonic)
-    track_ids: set[int] = field(default_factory=set)
+    tracks: int = 0
+    sink_drops: dict[str, int] = field(default_factory=dict)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -47,13 +50,13 @@ class SourceStats:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def processed(self, pts: float, latency_s: float, track_ids: "list[int]") -> None:
-        """Record one processed frame."""
+    def processed(self, pts: float, latency_s: float, tracks: int) -> None:
+        """Record one processed frame; ``tracks``: tracks started so far."""
         with self._lock:
             self.frames_out += 1
             self.last_pts = pts
             self.latency_s = latency_s
-            self.track_ids.update(track_ids)
+            self.tracks = tracks
         self.latency.observe(latency_s)
 
     def snapshot(self) -> dict[str, object]:
@@ -64,6 +67,6 @@ class SourceStats:
                 "source_id": self.source_id, "frame_count": self.frame_count, "frames_in": self.frames_in,
                 "frames_out": self.frames_out, "dropped": self.dropped, "reconnects": self.reconnects,
                 "invalid_detections": self.invalid_detections, "latency_s": round(self.latency_s, 4),
-                "last_pts": round(self.last_pts, 3), "tracks": len(self.track_ids), "ended": self.ended,
+                "last_pts": round(self.last_pts, 3), "tracks": self.tracks, "ended": self.ended,
                 "elapsed_s": round(elapsed, 3), "fps": round(self.frames_out / elapsed, 2),
             }

@@ -11,7 +11,9 @@ box that flickers across the boundary for a frame produces no enter/exit pair.
 Lines count a crossing when the anchor's side of the line changes and stays changed for
 ``min_frames_on_side`` frames, positions within ``line_dead_band`` pixels of the line count for
 neither side, and the anchor's path between the two confirmed sides actually passes through the
-segment (walking round the end of a line is no crossing). Direction is relative to the line drawn from
+segment (walking round the end of a line is no crossing). A track first seen *on* the line (within the dead
+band, e.g. a car detected only as it reaches the line) crosses to the side it then settles on, when that
+first point lies along the segment. Direction is relative to the line drawn from
 its first point to its second: ``left_to_right`` (``sign`` +1) means the track moved from the
 left-hand side to the right-hand side of someone standing on the first point looking at the second,
 as seen on screen.
@@ -20,7 +22,7 @@ as seen on screen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -127,6 +129,8 @@ class ZoneMembership:
         self._min = min_frames
         self._inside: dict[int, bool] = {}
         self._streak: dict[int, int] = {}
+        self.entries = 0  # confirmed entries since the start (restored with the state)
+        self.exits = 0
 
     def update(self, ids: list[int], anchors: np.ndarray) -> tuple[list[int], list[int]]:
         raw = points_in_polygon(anchors, self._polygon) if len(ids) else np.zeros(0, bool)
@@ -143,12 +147,33 @@ class ZoneMembership:
                 continue
             self._inside[tid], self._streak[tid] = now_in, 0
             (entered if now_in else exited).append(tid)
+        self.entries += len(entered)
+        self.exits += len(exited)
         return entered, exited
 
     def forget(self, tid: int) -> bool:
         """Drop an ended track; True when it was inside (so a final exit is due)."""
         self._streak.pop(tid, None)
-        return self._inside.pop(tid, False)
+        inside = self._inside.pop(tid, False)
+        if inside:
+            self.exits += 1
+        return inside
+
+    @property
+    def occupancy(self) -> int:
+        """Tracks confirmed inside the zone now."""
+        return sum(1 for inside in self._inside.values() if inside)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe membership, streaks and totals (``load_state_dict`` restores them)."""
+        return {"inside": [[tid, inside] for tid, inside in self._inside.items()],
+                "streak": [[tid, n] for tid, n in self._streak.items()],
+                "entries": self.entries, "exits": self.exits}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._inside = {int(t): bool(v) for t, v in state["inside"]}
+        self._streak = {int(t): int(n) for t, n in state["streak"]}
+        self.entries, self.exits = int(state["entries"]), int(state["exits"])
 
 
 @dataclass
@@ -156,6 +181,18 @@ class _LineState:
     side: int = 0                      # confirmed side: -1 left, +1 right, 0 not yet known
     last_on_side: Optional[np.ndarray] = None   # last anchor seen on the confirmed side
     streak: int = 0
+    on_line: Optional[np.ndarray] = None   # first anchor, when the track was first seen on the line itself
+
+    def doc(self) -> list[Any]:
+        def point(p: Optional[np.ndarray]) -> Optional[list[float]]:
+            return None if p is None else [float(p[0]), float(p[1])]
+        return [self.side, point(self.last_on_side), self.streak, point(self.on_line)]
+
+    @classmethod
+    def from_doc(cls, doc: Sequence[Any]) -> "_LineState":
+        def point(p: Any) -> Optional[np.ndarray]:
+            return None if p is None else np.asarray(p, dtype=np.float64).reshape(2)
+        return cls(int(doc[0]), point(doc[1]), int(doc[2]), point(doc[3]))
 
 
 class LineCounter:
@@ -171,6 +208,8 @@ class LineCounter:
         self._min = min_frames
         self._band = dead_band
         self._state: dict[int, _LineState] = {}
+        self.left_to_right = 0  # confirmed crossings since the start (restored with the state)
+        self.right_to_left = 0
 
     def _signed(self, p: np.ndarray) -> np.ndarray:
         """Signed distance (pixels) of points (N, 2): > 0 on the right-hand side on screen (y down)."""
@@ -193,8 +232,20 @@ class LineCounter:
         sides = np.where(dist > self._band, 1, np.where(dist < -self._band, -1, 0)).tolist()
         out = []
         for tid, side, point in zip(ids, sides, anchors):
-            st = self._state.setdefault(tid, _LineState())
+            st = self._state.get(tid)
+            if st is None:
+                st = self._state[tid] = _LineState()
+                if side == 0:  # first seen on the line: the side it settles on is where it crossed to
+                    st.on_line = point
             if side == 0:
+                continue
+            if st.side == 0 and st.on_line is not None:
+                st.streak += 1
+                if st.streak < self._min:
+                    continue
+                if self._within_segment(st.on_line):
+                    out.append(self._crossing(tid, side, point))
+                st.side, st.last_on_side, st.streak, st.on_line = side, point, 0, None
                 continue
             if st.side in (0, side):
                 st.side, st.last_on_side, st.streak = side, point, 0
@@ -203,9 +254,29 @@ class LineCounter:
             if st.streak < self._min:
                 continue
             if st.last_on_side is not None and self._passes_segment(st.last_on_side, point):
-                out.append((tid, side, [round(float(point[0]), 2), round(float(point[1]), 2)]))
+                out.append(self._crossing(tid, side, point))
             st.side, st.last_on_side, st.streak = side, point, 0
         return out
+
+    def _within_segment(self, p: np.ndarray) -> bool:
+        t = float(np.dot(p - self._a, self._dir))
+        return -self._band <= t <= self._len + self._band
+
+    def _crossing(self, tid: int, side: int, point: np.ndarray) -> tuple[int, int, list[float]]:
+        if side > 0:
+            self.left_to_right += 1
+        else:
+            self.right_to_left += 1
+        return tid, side, [round(float(point[0]), 2), round(float(point[1]), 2)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe per-track sides and the totals (``load_state_dict`` restores them)."""
+        return {"tracks": [[tid, st.doc()] for tid, st in self._state.items()],
+                "left_to_right": self.left_to_right, "right_to_left": self.right_to_left}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._state = {int(tid): _LineState.from_doc(doc) for tid, doc in state["tracks"]}
+        self.left_to_right, self.right_to_left = int(state["left_to_right"]), int(state["right_to_left"])
 
     def forget(self, tid: int) -> None:
         self._state.pop(tid, None)

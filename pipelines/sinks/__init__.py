@@ -1,93 +1,63 @@
-"""Sinks: where results go. ``build_sinks`` makes the sinks of one source from the ``output`` config."""
+"""Sinks: where output values go. Each is registered here by name with its drop policy.
+
+Adding a sink is one module (a class with ``write``/``status``/``position``/``close`` and an ``ENTRY``), one
+line in ``REGISTRY`` and its config section. ``build_sinks`` makes the sinks a run wants for one source.
+
+Drop policies (what happens when a sink falls behind; see ``pipelines/engine/sinkqueue.py``):
+
+- ``block``: files. The engine waits for the sink: nothing is ever lost.
+- ``drop_oldest``: network sinks and live viewers. The oldest waiting frame is dropped and counted, so a
+  slow server never holds back the camera or the other sinks.
+"""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
-from pipelines.frames import Sink
+from pipelines.sinks.base import BuiltSink, DropPolicy, SinkContext, SinkEntry, output_path
+from pipelines.sinks.events_file import ENTRY as EVENTS_FILE
+from pipelines.sinks.jsonl import ENTRY as JSONL
+from pipelines.sinks.mot import ENTRY as MOT
+from pipelines.sinks.redis_sink import ENTRY as REDIS
+from pipelines.sinks.video import ENTRY as VIDEO
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
+    from pipelines.settings import SourceSettings
 
-__all__ = ["build_sinks", "output_path", "zones_and_lines"]
+__all__ = ["BuiltSink", "DropPolicy", "REGISTRY", "SinkContext", "SinkEntry", "build_sinks", "output_path",
+           "wanted_sinks"]
 
-
-
-
-def output_path(template: str, source_id: str, several_sources: bool) -> str:
-    """The output path of one source: ``{source}`` in ``template`` becomes the source id.
-
-    With several sources and no ``{source}`` in the template, ``_<id>`` is added before the suffix
-    (``out.mp4`` -> ``out_cam1.mp4``) so sources never overwrite each other's files. Characters of the id
-    that do not belong in a file name (``/``, ``:`` of an id derived from a camera URL) become ``_``.
-    """
-    source_id = re.sub(r"[^A-Za-z0-9._-]+", "_", source_id).strip("._") or "source"
-    if "{source}" in template:
-        return template.replace("{source}", source_id)
-    if not several_sources:
-        return template
-    path = Path(template)
-    return str(path.with_name(f"{path.stem}_{source_id}{path.suffix}"))
+REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS)
 
 
-def build_sinks(config: PipelineConfig, source_id: str, fps: Optional[float],
-                size: tuple[int, int]) -> list[Sink]:
-    """The sinks of one source, in the order: annotated video, JSONL, MOT, Redis.
+def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
+    """The registered sinks this config switches on, in registry order."""
+    return [entry for entry in REGISTRY if entry.wanted(config)]
+
+
+def build_sinks(config: "PipelineConfig", settings: "SourceSettings", fps: Optional[float],
+                size: tuple[int, int], resume: Optional[Mapping[str, Mapping[str, object]]] = None) -> list[BuiltSink]:
+    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis).
 
     Args:
-        config: pipeline config (``output``, ``overlay``, ``redis``, ``zones``/``lines``/``events`` are used).
-        source_id: id of the source (used in paths with several sources).
+        config: the pipeline config (``output``, ``overlay``, ``redis`` sections).
+        settings: the source's settings (its id names the outputs).
         fps: frame rate of the processed frames (None: unknown; the video sink picks a default).
         size: (width, height) of the frames in pixels.
+        resume: saved output positions by sink name (``--state``), to continue earlier outputs.
 
     Raises OutputError (one line) when a file cannot be created, UserError when Redis is unreachable and
-    ``redis.on_unreachable`` is ``fail``.
+    ``redis.on_unreachable`` is ``fail``. Sinks already made are closed first.
     """
-    out = config.output
-    several = len(config.sources) > 1
-    sinks: list[Sink] = []
-    if out.video:
-        from pipelines.sinks.video import AnnotatedVideoSink
-
-        sinks.append(AnnotatedVideoSink(output_path(out.video, source_id, several), fps, size,
-                                        config.overlay, codec=out.video_codec, crf=out.video_crf,
-                                        preset=out.video_preset))
-    if out.jsonl:
-        from pipelines.sinks.jsonl import JsonlSink
-
-        sinks.append(JsonlSink(output_path(out.jsonl, source_id, several),
-                               rotate_bytes=out.jsonl_rotate_bytes, rotate_seconds=out.jsonl_rotate_seconds))
-    if out.mot:
-        from pipelines.sinks.mot import MotSink
-
-        sinks.append(MotSink(output_path(out.mot, source_id, several)))
-    if config.redis.url:
-        from pipelines.sinks.redis_sink import RedisSink
-
-        zones, lines = zones_and_lines(config, source_id)
-        sinks.append(RedisSink(config.redis, source_id, zones=zones, lines=lines, events=config.events))
-    return sinks
-
-
-def zones_and_lines(config: PipelineConfig, source_id: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The zones and lines of one source: its ``sources[]`` entry's (matched by id, or by the id the
-    source derives from its URL), plus the top-level ``zones``/``lines`` of a single-source run."""
-    entries = config.sources
-    entry = next((e for e in entries if e.id == source_id), None)
-    if entry is None and len(entries) == 1:
-        entry = entries[0]
-    if entry is None:
-        entry = next((e for e in entries if e.id is None and source_id in _derived_ids(e.url)), None)
-    zones, lines = (entry.zones, entry.lines) if entry is not None else ((), ())
-    if len(entries) <= 1:
-        zones, lines = tuple(config.zones) + tuple(zones), tuple(config.lines) + tuple(lines)
-    return zones, lines
-
-
-def _derived_ids(url: str) -> tuple[str, ...]:
-    from pipelines.secrets import source_name
-
-    path = url[len("file://"):] if url.startswith("file://") else url
-    return Path(path).stem, source_name(url)
+    built: list[BuiltSink] = []
+    try:
+        for entry in wanted_sinks(config):
+            context = SinkContext(config, settings, fps, size, len(config.sources) > 1,
+                                  (resume or {}).get(entry.name))
+            built.append(BuiltSink(entry.name, entry.policy, entry.build(context)))
+    except BaseException:
+        for made in built:
+            made.sink.close()
+        raise
+    return built

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Mapping
 
 from pipelines.errors import OutputError
 
@@ -50,3 +50,35 @@ def close_output(file: "IO[str] | None", what: str, path: Path, already_failed: 
     except OSError as exc:
         if not already_failed:
             raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def open_text(path: Path, what: str, resume: "Mapping[str, object] | None", encoding: str = "utf-8") -> "IO[str]":
+    """Open a line-oriented text output: truncated (a new run), or cut back to the saved size and appended
+    to (``resume`` = ``{"path": ..., "bytes": N}`` from ``text_position``), so lines written after the last
+    saved state (a run killed with -9) are written once, not twice."""
+    try:
+        if resume is None:
+            return open(path, "w", encoding=encoding, newline="\n", buffering=1)
+        size = resume.get("bytes")
+        if not isinstance(size, int) or size < 0:
+            raise OutputError(f"cannot continue {what} {path}: the saved state has no valid size")
+        have = path.stat().st_size if path.exists() else -1
+        if have < size:
+            raise OutputError(f"cannot continue {what} {path}: it has {max(have, 0)} bytes, the saved state "
+                              f"expects at least {size} (remove the state to start over)")
+        with open(path, "r+b") as raw:
+            raw.truncate(size)
+        return open(path, "a", encoding=encoding, newline="\n", buffering=1)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def text_position(file: "IO[str] | None", path: Path, what: str) -> "dict[str, object] | None":
+    """Flush ``file`` to the OS and return ``{"path": ..., "bytes": size}`` for ``open_text``."""
+    if file is None:
+        return None
+    try:
+        file.flush()
+        return {"path": str(path), "bytes": file.tell()}
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None

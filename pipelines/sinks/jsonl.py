@@ -22,12 +22,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import IO, Callable, Optional
+from typing import IO, Callable, Mapping, Optional
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
 from pipelines.sinks.records import frame_record
-from pipelines.sinks._paths import close_output, prepare_output
+from pipelines.sinks._paths import close_output, open_text, prepare_output, text_position
+from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 from tracker.configutil import ConfigError
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,14 @@ class JsonlSink(BaseSink):
     """
 
     def __init__(self, path: "str | os.PathLike[str]", rotate_bytes: Optional[int] = None,
-                 rotate_seconds: Optional[float] = None, *, clock: Callable[[], float] = time.time) -> None:
+                 rotate_seconds: Optional[float] = None, *, clock: Callable[[], float] = time.time,
+                 resume: Optional[Mapping[str, object]] = None, what: str = "JSONL output") -> None:
         if rotate_bytes is not None and (isinstance(rotate_bytes, bool) or rotate_bytes <= 0):
             raise ConfigError("output.jsonl_rotate_bytes", f"must be > 0, got {rotate_bytes}")
         if rotate_seconds is not None and not rotate_seconds > 0:
             raise ConfigError("output.jsonl_rotate_seconds", f"must be > 0, got {rotate_seconds}")
-        self.path = prepare_output(path, "JSONL output")
+        self.what = what
+        self.path = prepare_output(path, what)
         self.rotate_bytes = rotate_bytes
         self.rotate_seconds = rotate_seconds
         self._clock = clock
@@ -70,9 +73,9 @@ class JsonlSink(BaseSink):
         self._sequence = 0
         self.rotated: list[Path] = []
         self.lines_written = 0
-        if (rotate_bytes or rotate_seconds) and self.path.stat().st_size > 0:
+        if resume is None and (rotate_bytes or rotate_seconds) and self.path.stat().st_size > 0:
             self._keep_previous_run()
-        self._open()
+        self._open(resume)
 
     def _keep_previous_run(self) -> None:
         """With rotation on, a live file left by an earlier run is moved aside, not overwritten."""
@@ -89,13 +92,10 @@ class JsonlSink(BaseSink):
         self.rotated.append(target)
         return target
 
-    def _open(self) -> IO[str]:
-        try:
-            file = open(self.path, "w", encoding="utf-8", newline="\n", buffering=1)
-        except OSError as exc:
-            raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
+    def _open(self, resume: Optional[Mapping[str, object]] = None) -> IO[str]:
+        file = open_text(self.path, self.what, resume)
         self._file = file
-        self._size = 0
+        self._size = file.tell()
         self._started = self._clock()
         return file
 
@@ -117,7 +117,7 @@ class JsonlSink(BaseSink):
             file.flush()
         except OSError as exc:  # e.g. disk full
             self._failed = True
-            raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write {self.what} {self.path}: {exc.strerror or exc}") from None
         self._size += size
         self.lines_written += 1
 
@@ -142,13 +142,27 @@ class JsonlSink(BaseSink):
             file.close()
         except OSError as exc:
             self._failed = True
-            raise OutputError(f"cannot write JSONL output {self.path}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write {self.what} {self.path}: {exc.strerror or exc}") from None
         target = self._rotated_name(self._started)
         self._move_aside(target, f"cannot rotate JSONL output {self.path} to {target.name}")
         log.info("rotated %s -> %s", self.path, target.name)
         return self._open()
 
+    def position(self) -> Optional[Mapping[str, object]]:
+        """Flush; the live file's path and size (a resumed run continues it there)."""
+        return text_position(self._file, self.path, self.what)
+
     def close(self) -> None:
         """Flush and close the live file; safe to call more than once."""
         file, self._file = self._file, None
-        close_output(file, "JSONL output", self.path, self._failed)
+        close_output(file, self.what, self.path, self._failed)
+
+
+def _build(ctx: SinkContext) -> JsonlSink:
+    out = ctx.config.output
+    assert out.jsonl is not None
+    return JsonlSink(ctx.path(out.jsonl), rotate_bytes=out.jsonl_rotate_bytes,
+                     rotate_seconds=out.jsonl_rotate_seconds, resume=ctx.resume)
+
+
+ENTRY = SinkEntry("jsonl", DropPolicy.BLOCK, lambda config: bool(config.output.jsonl), _build)

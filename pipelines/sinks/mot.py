@@ -9,13 +9,14 @@ matched detection's confidence. The last three columns (world coordinates) are a
 from __future__ import annotations
 
 import os
-from typing import IO, Optional
+from typing import IO, Mapping, Optional
 
 import numpy as np
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.sinks._paths import close_output, prepare_output
+from pipelines.sinks._paths import close_output, open_text, prepare_output, text_position
+from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 
 
 def mot_lines(result: FrameResult) -> list[str]:
@@ -35,13 +36,10 @@ class MotSink(BaseSink):
         OutputError: at construction, when the file cannot be created or written.
     """
 
-    def __init__(self, path: "str | os.PathLike[str]") -> None:
+    def __init__(self, path: "str | os.PathLike[str]", resume: Optional[Mapping[str, object]] = None) -> None:
         self.path = prepare_output(path, "MOT output")
         self._failed = False
-        try:
-            self._file: Optional[IO[str]] = open(self.path, "w", encoding="ascii", newline="\n")
-        except OSError as exc:
-            raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None
+        self._file: Optional[IO[str]] = open_text(self.path, "MOT output", resume, encoding="ascii")
 
     def write(self, result: FrameResult) -> None:
         """Append one line per track of ``result`` and flush."""
@@ -56,7 +54,19 @@ class MotSink(BaseSink):
                 self._failed = True
                 raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None
 
+    def position(self) -> Optional[Mapping[str, object]]:
+        """Flush; the file's path and size (a resumed run continues it there)."""
+        return text_position(self._file, self.path, "MOT output")
+
     def close(self) -> None:
         """Close the file; safe to call more than once."""
         file, self._file = self._file, None
         close_output(file, "MOT output", self.path, self._failed)
+
+
+def _build(ctx: SinkContext) -> MotSink:
+    assert ctx.config.output.mot is not None
+    return MotSink(ctx.path(ctx.config.output.mot), resume=ctx.resume)
+
+
+ENTRY = SinkEntry("mot", DropPolicy.BLOCK, lambda config: bool(config.output.mot), _build)

@@ -5,8 +5,8 @@ Each stream entry has one field, ``data``, holding a JSON document (schema versi
 
 - frames stream (``trackstream:{source}:frames``): ``records.frame_record(result, with_times=True)``
   plus ``publish_time``; one entry per processed frame;
-- events stream (``trackstream:{source}:events``): lifecycle, zone, line and stream events from
-  ``pipelines.processing.events.EventGenerator`` plus ``publish_time``.
+- events stream (``trackstream:{source}:events``): the lifecycle, zone, line and stream events the source's
+  processor produced (``FrameResult.events``, ``StreamStatus.events``) plus ``publish_time``.
 
 ``write``/``status`` only build the documents and queue them; a background thread does all network
 I/O (``pipelines/sinks/redis_publisher.py``), so a slow or dead Redis never blocks the pipeline.
@@ -18,10 +18,10 @@ import logging
 from typing import Sequence
 
 from pipelines.errors import UserError
-from pipelines.processing.events import EventGenerator, EventsConfig, LineConfig, ZoneConfig
-from pipelines.frames import FrameResult, StreamStatus
+from pipelines.frames import Event, FrameResult, StreamStatus
 from pipelines.sinks.records import frame_record
 from pipelines.sinks.redis_conn import RedisConfig, connect, describe, ping, stream_name
+from pipelines.sinks.base import DropPolicy, SinkEntry
 from pipelines.sinks.redis_publisher import PublisherStats, StreamPublisher
 
 log = logging.getLogger("trackstream.redis")
@@ -44,15 +44,14 @@ class RedisSink:
 
     Args:
         config: the ``redis:`` section; ``config.url`` must be set.
-        source_id: the source's id (``config.source_id`` overrides it).
-        zones / lines / events: zone and line settings of this source.
+        source_id: the source's id (``config.source_id`` overrides it in stream names and documents; in a
+            pipeline the source's id already is ``redis.source_id``, so records match the other outputs).
 
     Raises:
         UserError: ``on_unreachable: fail`` and Redis cannot be reached (or refuses the credentials).
     """
 
-    def __init__(self, config: RedisConfig, source_id: str, *, zones: Sequence[ZoneConfig] = (),
-                 lines: Sequence[LineConfig] = (), events: EventsConfig = EventsConfig()) -> None:
+    def __init__(self, config: RedisConfig, source_id: str) -> None:
         if not config.url:
             raise UserError("the Redis sink needs a URL (--redis URL or redis.url in the config)")
         url = config.url
@@ -60,7 +59,6 @@ class RedisSink:
         self.frames_stream = stream_name(config.frames_stream, self.source_id, "redis.frames_stream")
         self.events_stream = stream_name(config.events_stream, self.source_id, "redis.events_stream")
         self._cfg = config
-        self._events = EventGenerator(self.source_id, zones, lines, events)
 
         def factory() -> object:
             return connect(url, config.connect_timeout, socket_timeout=max(5.0, config.connect_timeout))
@@ -77,28 +75,42 @@ class RedisSink:
             rec = frame_record(result, with_times=True, numpy_values=True)  # orjson writes the arrays
             rec["source_id"] = self.source_id
             self._publisher.put(self.frames_stream, rec, self._cfg.frames_maxlen)
-        self._put_events(self._events.update(result))
+        self._put_events(result.events)
 
     def status(self, status: StreamStatus) -> None:
-        """Queue the stream event (``stream_ended`` also ends every known track)."""
-        self._put_events(self._events.status(status))
+        """Queue the events of a stream status change."""
+        self._put_events(status.events)
+
+    def position(self) -> None:
+        """Entries are not continued from a saved state (a resumed frame is published again)."""
+        return None
 
     def close(self) -> None:
-        """End the remaining tracks, deliver what is buffered (up to ``flush_timeout`` s), stop."""
+        """Deliver what is buffered (up to ``flush_timeout`` s), stop."""
         if self._closed:
             return
-        self._put_events(self._events.close())
         self._closed = True
         stats = self._publisher.close(self._cfg.flush_timeout)
         if stats.dropped:
             log.warning("Redis sink for %s: %d entries published, %d dropped", self.source_id,
                         stats.published, stats.dropped)
 
+    def buffered(self) -> int:
+        """Entries waiting for Redis now (grows during an outage)."""
+        return self._publisher.stats().buffered
+
     @property
     def stats(self) -> PublisherStats:
         """Published / dropped / buffered counters (for metrics and logs)."""
         return self._publisher.stats()
 
-    def _put_events(self, events: list[dict]) -> None:
+    def _put_events(self, events: "Sequence[Event]") -> None:
         for event in events:
-            self._publisher.put(self.events_stream, event, self._cfg.events_maxlen)
+            doc = dict(event)
+            if doc.get("source_id") != self.source_id:
+                doc["source_id"] = self.source_id
+            self._publisher.put(self.events_stream, doc, self._cfg.events_maxlen)
+
+
+ENTRY = SinkEntry("redis", DropPolicy.DROP_OLDEST, lambda config: bool(config.redis.url),
+                  lambda ctx: RedisSink(ctx.config.redis, ctx.settings.id))

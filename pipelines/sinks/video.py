@@ -25,7 +25,7 @@ import logging
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -33,7 +33,9 @@ import numpy as np
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
 from pipelines.processing.overlays import Annotator, OverlayConfig
+from pipelines.processing.zones import LineConfig, ZoneConfig
 from pipelines.sinks._paths import prepare_output
+from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,8 @@ class AnnotatedVideoSink(BaseSink):
 
     def __init__(self, path: "str | os.PathLike[str]", fps: Optional[float],
                  size: Optional[Tuple[int, int]], overlay: Optional[OverlayConfig] = None,
-                 codec: str = "libx264", crf: int = 23, preset: str = "veryfast") -> None:
+                 codec: str = "libx264", crf: int = 23, preset: str = "veryfast", *,
+                 zones: Sequence[ZoneConfig] = (), lines: Sequence[LineConfig] = (), part: int = 1) -> None:
         import av
 
         if fps is not None and not fps > 0:
@@ -125,7 +128,8 @@ class AnnotatedVideoSink(BaseSink):
             self._remove_placeholder()
             raise OutputError(f"cannot write video output {self.path}: {exc} "
                               "(use a .mp4, .mkv or .mov file name)") from None
-        self.annotator = Annotator(overlay)
+        self.annotator = Annotator(overlay, zones, lines)
+        self.part = part
         self.size: Optional[Tuple[int, int]] = None if size is None else (int(size[0]), int(size[1]))
         self._stream: Any = None
         self._pts0: Optional[float] = None
@@ -211,6 +215,11 @@ class AnnotatedVideoSink(BaseSink):
             packet.duration = self._step
             self._container.mux(packet)
 
+    def position(self) -> Optional[Mapping[str, object]]:
+        """Which file this is and how many frames it holds; an MP4 cannot be cut back, so a resumed run
+        writes the frames after the saved state into the next part (``NAME.part2.mp4``, ...)."""
+        return {"path": str(self.path), "part": self.part, "frames": self.frames_written}
+
     def close(self) -> None:
         """Flush the encoder, write the index and close the file. Safe to call more than once."""
         if self._closed:
@@ -232,3 +241,27 @@ class AnnotatedVideoSink(BaseSink):
             log.warning("video output %s: no frames were written; no file created", self.path)
         if error is not None:
             raise OutputError(f"video output {self.path} may be incomplete: {error}") from None
+
+
+def part_path(path: str, part: int) -> str:
+    """``out.mp4`` for part 1, ``out.part2.mp4`` for part 2, ..."""
+    if part <= 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.part{part}{p.suffix}"))
+
+
+def _build(ctx: SinkContext) -> AnnotatedVideoSink:
+    out = ctx.config.output
+    assert out.video is not None
+    saved = ctx.resume.get("part") if ctx.resume else None
+    part = saved + 1 if isinstance(saved, int) else 1
+    path = part_path(ctx.path(out.video), part)
+    if part > 1:
+        log.info("video output: continuing %s in %s", ctx.settings.id, path)
+    return AnnotatedVideoSink(path, ctx.fps, ctx.size, ctx.config.overlay, codec=out.video_codec,
+                              crf=out.video_crf, preset=out.video_preset, zones=ctx.settings.zones,
+                              lines=ctx.settings.lines, part=part)
+
+
+ENTRY = SinkEntry("video", DropPolicy.BLOCK, lambda config: bool(config.output.video), _build)

@@ -1,4 +1,4 @@
-"""What every source is: the ``Source`` protocol, its ``SourceSpec`` and the reading options ``SourceConfig``.
+"""What every source is: the ``Source`` protocol, the reading options ``SourceConfig`` and URL kinds.
 
 A source yields decoded frames (``VideoFrame``) and health changes (``StreamStatus``) from one blocking
 iterator. File sources yield every frame; live sources (``pipelines/sources/live.py``) yield the newest
@@ -8,7 +8,9 @@ frames of a camera and reconnect on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Optional, Protocol, Union
+import re
+from typing import Iterator, Literal, Optional, Protocol, Union
+from urllib.parse import unquote, urlsplit
 
 from pipelines.frames import StreamStatus, VideoFrame
 
@@ -34,26 +36,33 @@ class SourceConfig:
     decode_threads: int = field(default=0, metadata={"min": 0, "max": 64})
 
 
-@dataclass(frozen=True)
-class SourceSpec:
-    """One configured source.
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
+_WEBCAM = re.compile(r"^(webcam:\d+|/dev/video\d+)$")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
-    Attributes:
-        url: file path, ``file://`` URL, camera URL (rtsp/rtsps/rtmp/http(s)), ``/dev/videoN`` or
-            ``webcam:N``.
-        id: configured id; ``None`` lets the source choose (file stem, or redacted host/path for URLs).
-        zones: zone configs (``pipelines.config.ZoneConfig``) for events on this source.
-        lines: line configs (``pipelines.config.LineConfig``) for events on this source.
-        realtime: frame policy in the runner: None = latest-frame for live sources and every frame for
-            files; True forces latest-frame (a file is then read at its own pace, like a camera; drops
-            counted), False forces every frame.
-    """
 
-    url: str
-    id: Optional[str] = None
-    zones: tuple[Any, ...] = ()
-    lines: tuple[Any, ...] = ()
-    realtime: Optional[bool] = None
+def is_live_url(url: str) -> bool:
+    """True for camera URLs (rtsp/rtsps/rtmp/http(s)), ``/dev/videoN`` and ``webcam:N``."""
+    if _WEBCAM.match(url):
+        return True
+    match = _SCHEME.match(url)
+    return bool(match and match.group(1).lower() in LIVE_SCHEMES)
+
+
+def url_scheme(url: str) -> Optional[str]:
+    """The ``scheme`` of ``scheme://...``, or None for a plain path."""
+    match = _SCHEME.match(url)
+    return match.group(1) if match else None
+
+
+def file_path(url: str) -> Optional[str]:
+    """The local path of a plain path or ``file://`` URL; None for anything with another scheme."""
+    scheme = url_scheme(url)
+    if scheme is None:
+        return url
+    if scheme.lower() == "file":
+        return unquote(urlsplit(url).path)
+    return None
 
 
 class Source(Protocol):
@@ -64,6 +73,26 @@ class Source(Protocol):
     fps: Optional[float]
     size: Optional[tuple[int, int]]
     frame_count: Optional[int]
+
+    @property
+    def dropped(self) -> int:
+        """Frames the source itself skipped because newer ones arrived (0 for files)."""
+        ...
+
+    @property
+    def pending(self) -> int:
+        """Frames decoded and waiting inside the source (its own buffer), for the queue-depth gauge."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether frames flow now (a camera in a gap is not connected; a file always is)."""
+        ...
+
+    @property
+    def connect_failures(self) -> int:
+        """Failed connection attempts so far (0 for files)."""
+        ...
 
     def frames(self) -> Iterator[Union[VideoFrame, StreamStatus]]:
         """Blocking iterator of frames and statuses; ends when the source ends or ``stop()`` is called."""

@@ -67,6 +67,10 @@ class FileSource:
     """
 
     is_live = False
+    dropped = 0            # a file never skips frames on its own
+    pending = 0
+    connected = True
+    connect_failures = 0
 
     def __init__(self, path: Union[str, Path], source_id: Optional[str] = None,
                  options: Optional[SourceConfig] = None) -> None:

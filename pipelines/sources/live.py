@@ -19,8 +19,7 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Generator, Iterator, Optional
+from typing import Any, Generator, Iterator, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -29,44 +28,25 @@ from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.secrets import redact_text, redact_url, source_name, url_password
 from pipelines.sources.backoff import Backoff
+from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FrameSelector
 from pipelines.sources.watchdog import Connection, Decoded
+from tracker.configutil import from_mapping
 
 log = logging.getLogger(__name__)
 
 MIN_RECONNECT_DELAY = 0.05  # s: even with reconnect_initial_delay 0, never retry in a tight loop
 
-@dataclass(frozen=True)
-class LiveSettings:
-    """The ``source.*`` settings a live source uses (see configs/default.yaml for each key)."""
-
-    rtsp_transport: str = "tcp"
-    open_timeout: float = 10.0
-    read_timeout: float = 5.0
-    reconnect: bool = True
-    reconnect_initial_delay: float = 0.5
-    reconnect_max_delay: float = 30.0
-    reconnect_max_attempts: int = 0
-    decode_threads: int = 0
-    vid_stride: int = 1
-    max_fps: Optional[float] = None
-
-    @classmethod
-    def from_options(cls, options: object = None) -> "LiveSettings":
-        """Pick the known keys off a ``SourceConfig`` (or any object with those attributes); others default."""
-        if options is None:
-            return cls()
-        if isinstance(options, cls):
-            return options
-        kwargs = {}
-        for name in cls.__dataclass_fields__:
-            value = options.get(name) if isinstance(options, dict) else getattr(options, name, None)
-            if value is not None:
-                kwargs[name] = value
-        return cls(**kwargs)
+def reading_options(options: "SourceConfig | Mapping[str, Any] | None") -> SourceConfig:
+    """``options`` as a validated ``SourceConfig`` (a mapping is checked key by key)."""
+    if options is None:
+        return SourceConfig()
+    if isinstance(options, SourceConfig):
+        return options
+    return from_mapping(SourceConfig, dict(options), "source")
 
 
-def ffmpeg_input(url: str, settings: LiveSettings) -> tuple[str, Optional[str], dict[str, str]]:
+def ffmpeg_input(url: str, settings: SourceConfig) -> tuple[str, Optional[str], dict[str, str]]:
     """(what to open, FFmpeg input format or None, FFmpeg options) for a live source specification."""
     options = {"fflags": "nobuffer", "flags": "low_delay", "analyzeduration": "500000", "probesize": "1000000"}
     read_us = str(int(settings.read_timeout * 1_000_000))
@@ -103,11 +83,11 @@ class LiveSource:
     is_live = True
     frame_count: Optional[int] = None
 
-    def __init__(self, spec: object, options: object = None, source_id: Optional[str] = None) -> None:
-        """``spec``: a URL string or a ``SourceSpec`` (its ``url`` and ``id``); ``options``: a ``SourceConfig``."""
-        self.settings = LiveSettings.from_options(options)
-        self._url = str(getattr(spec, "url", spec))
-        source_id = source_id or getattr(spec, "id", None)
+    def __init__(self, url: str, options: "SourceConfig | Mapping[str, Any] | None" = None,
+                 source_id: Optional[str] = None) -> None:
+        """``url``: the camera URL; ``options``: the reading options (a ``SourceConfig`` or its keys)."""
+        self.settings = reading_options(options)
+        self._url = url
         password = url_password(self._url)
         self._secrets = tuple(s for s in (password, unquote(password) if password else None) if s)
         self.display_url = redact_url(self._url)
@@ -209,7 +189,7 @@ class LiveSource:
             if not s.reconnect:
                 yield self._status(StatusKind.ENDED, reason=reason)
                 return
-        yield self._status(StatusKind.ENDED, reason="stopped")
+        yield self._status(StatusKind.ENDED, reason="stopped", stopped=True)
 
     def _stream(self, conn: Connection, first: Decoded) -> Generator[VideoFrame, None, str]:
         """Yield frames from one live connection; returns why it stopped (stream ended, error, silence)."""

@@ -7,14 +7,15 @@ import sys
 import pytest
 
 from pipelines.errors import SourceError
-from pipelines.sources.live import LiveSettings, LiveSource, ffmpeg_input
+from pipelines.sources.base import SourceConfig
+from pipelines.sources.live import LiveSource, ffmpeg_input
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Video4Linux2 devices")
 @pytest.mark.parametrize("spec, device", [("webcam:0", "/dev/video0"), ("webcam:3", "/dev/video3"),
                                           ("/dev/video2", "/dev/video2")])
 def test_webcam_specs_open_video4linux_devices(spec, device):
-    assert ffmpeg_input(spec, LiveSettings())[:2] == (device, "v4l2")
+    assert ffmpeg_input(spec, SourceConfig())[:2] == (device, "v4l2")
 
 
 def test_bad_webcam_index_is_refused_in_one_line():

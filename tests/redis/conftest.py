@@ -246,3 +246,35 @@ def run_subscribe():  # type: ignore[no-untyped-def]
         return subprocess.run([sys.executable, "-m", "pipelines.cli", "subscribe", *args], capture_output=True,
                               text=True, timeout=timeout, env=env, cwd=str(REPO))
     return run
+
+
+class WithEvents:
+    """A sink fed the way the pipeline feeds it: each result and status first goes through an
+    ``EventGenerator`` (what the source's ``StreamProcessor`` does), so the sink receives the events with
+    them; ``close()`` ends the remaining tracks first. Other attributes are the sink's own."""
+
+    def __init__(self, sink, source_id: str = "cam", **events) -> None:  # type: ignore[no-untyped-def]
+        from pipelines.processing.events import EventGenerator
+
+        self.sink = sink
+        self._source_id = source_id
+        self._gen = EventGenerator(source_id, **events)
+
+    def write(self, result: FrameResult) -> None:
+        import dataclasses
+
+        self.sink.write(dataclasses.replace(result, events=tuple(self._gen.update(result))))
+
+    def status(self, status) -> None:  # type: ignore[no-untyped-def]
+        import dataclasses
+
+        self.sink.status(dataclasses.replace(status, events=tuple(self._gen.status(status))))
+
+    def close(self) -> None:
+        from pipelines.frames import StatusKind, StreamStatus
+
+        self.sink.status(StreamStatus(StatusKind.CLOSED, self._source_id, time.time(), events=tuple(self._gen.close())))
+        self.sink.close()
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.sink, name)

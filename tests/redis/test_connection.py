@@ -10,6 +10,7 @@ import pytest
 from pipelines.errors import UserError
 from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
+from tests.redis.conftest import WithEvents
 from tracker.configutil import ConfigError, from_mapping
 
 PASSWORD = "Sup3r-Secret-pw"
@@ -22,7 +23,7 @@ def test_password_never_appears_in_output_logs_or_entries(
     assert PASSWORD in url
     sub = cli_processes("-v", "subscribe", "--redis", url, "--source", "cam", "--frames", "--from", "0",
                         "--until-ended", "--idle-exit", "60")
-    sink = RedisSink(RedisConfig(url=url), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=url), "cam"), "cam")
     results = synth.scenario(n_frames=20)
     for r in results[:10]:
         sink.write(r)
@@ -55,7 +56,7 @@ def test_wrong_password_is_one_line_without_the_password(redis_password_server, 
 def test_unreachable_at_start_with_fail_is_a_user_error(redis_server):  # type: ignore[no-untyped-def]
     redis_server.stop()
     with pytest.raises(UserError) as err:
-        RedisSink(RedisConfig(url=redis_server.url, on_unreachable="fail", connect_timeout=0.5), "cam")
+        WithEvents(RedisSink(RedisConfig(url=redis_server.url, on_unreachable="fail", connect_timeout=0.5), "cam"), "cam")
     message = str(err.value)
     assert "\n" not in message and f"127.0.0.1:{redis_server.port}" in message and "cannot reach" in message
 
@@ -73,7 +74,7 @@ def test_acl_user_and_database_number(redis_password_server, synth):  # type: ig
     admin.acl_setuser("pub", enabled=True, passwords=["+pub-pass-1"], keys=["trackstream:*"],
                       commands=["+ping", "+select", "+xadd"])
     url = f"redis://pub:pub-pass-1@127.0.0.1:{redis_password_server.port}/2"
-    sink = RedisSink(RedisConfig(url=url, on_unreachable="fail"), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=url, on_unreachable="fail"), "cam"), "cam")
     sink.write(synth.make_result(0, {1: [0, 0, 4, 4]}))
     sink.close()
     assert sink.stats.published == 3 and sink.stats.dropped == 0   # frame, track_started, track_ended
@@ -110,7 +111,7 @@ def test_config_errors_name_the_key(data, key):  # type: ignore[no-untyped-def]
 def test_tls_with_password(redis_tls_server, run_subscribe, synth):  # type: ignore[no-untyped-def]
     url = redis_tls_server.url
     assert url.startswith("rediss://")
-    sink = RedisSink(RedisConfig(url=url, on_unreachable="fail"), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=url, on_unreachable="fail"), "cam"), "cam")
     for r in synth.scenario(n_frames=5):
         sink.write(r)
     sink.close()
@@ -132,7 +133,7 @@ def test_subscriber_on_a_key_that_is_not_a_stream_is_one_line(redis_server, run_
 
 def test_publisher_rejected_entries_are_counted_not_fatal(redis_server, synth, caplog):  # type: ignore[no-untyped-def]
     redis_server.client().set("trackstream:cam:frames", "not a stream")   # frames rejected, events fine
-    sink = RedisSink(RedisConfig(url=redis_server.url), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url), "cam"), "cam")
     for r in synth.scenario(n_frames=8):
         sink.write(r)
     sink.close()

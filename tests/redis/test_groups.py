@@ -10,6 +10,7 @@ import time
 
 from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
+from tests.redis.conftest import WithEvents
 from pipelines.subscriber import Subscriber
 
 EVENTS = "trackstream:cam:events"
@@ -34,7 +35,7 @@ def test_two_consumers_split_events_without_loss_or_duplicates(
         except Exception:  # noqa: BLE001 - the group does not exist before the first consumer starts
             pass
         time.sleep(0.05)
-    sink = RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), "cam"), "cam")
     for r in synth.scenario():
         sink.write(r)
         time.sleep(0.01)      # a live source: events trickle in while both consumers wait
@@ -64,7 +65,7 @@ for n, entry in enumerate(sub, 1):
 
 
 def test_killed_consumers_pending_entries_are_reclaimed(redis_server, synth):  # type: ignore[no-untyped-def]
-    sink = RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), "cam"), "cam")
     for r in synth.scenario():
         sink.write(r)
     sink.close()
@@ -98,7 +99,7 @@ def test_killed_consumers_pending_entries_are_reclaimed(redis_server, synth):  #
 
 
 def test_consumer_resumes_where_it_left_off(redis_server, synth):  # type: ignore[no-untyped-def]
-    sink = RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), "cam"), "cam")
     for r in synth.scenario():
         sink.write(r)
     sink.close()
@@ -126,7 +127,7 @@ def iter_until_idle(sub: Subscriber):  # type: ignore[no-untyped-def]
 
 def test_sources_are_discovered_including_ones_that_start_later(redis_server, synth):  # type: ignore[no-untyped-def]
     def publish(source: str) -> None:
-        sink = RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), source)
+        sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), source), source)
         for r in synth.scenario(n_frames=10, source=source):
             sink.write(r)
         sink.close()

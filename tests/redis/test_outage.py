@@ -10,9 +10,10 @@ import pytest
 from pipelines.frames import StatusKind, StreamStatus
 from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
+from tests.redis.conftest import WithEvents
 
 
-def _timed_writes(sink: RedisSink, results) -> float:  # type: ignore[no-untyped-def]
+def _timed_writes(sink: WithEvents, results) -> float:  # type: ignore[no-untyped-def]
     worst = 0.0
     for r in results:
         t0 = time.perf_counter()
@@ -28,7 +29,7 @@ def test_redis_killed_and_restarted_mid_run_loses_nothing(
     sub = cli_processes("subscribe", "--redis", redis_server.url, "--source", "cam", "--frames", "--from", "0",
                         "--until-ended", "--idle-exit", "60")
     results = synth.scenario(n_frames=90)
-    sink = RedisSink(RedisConfig(url=redis_server.url), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url), "cam"), "cam")
     sink.status(StreamStatus(StatusKind.STARTED, "cam", time.time()))
     _timed_writes(sink, results[:30])
     sub.wait_for(lambda docs: sum(d["kind"] == "frames" for d in docs) == 30)
@@ -53,7 +54,7 @@ def test_tiny_buffer_keeps_the_newest_and_counts_the_dropped(
         redis_server, synth, caplog):  # type: ignore[no-untyped-def]
     caplog.set_level(logging.WARNING, logger="trackstream.redis")
     redis_server.stop()
-    sink = RedisSink(RedisConfig(url=redis_server.url, buffer_max_entries=10), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, buffer_max_entries=10), "cam"), "cam")
     for i in range(30):
         sink.write(synth.make_result(i, {}))             # no tracks: one frames entry each, no events
     assert sink.stats.buffered == 10 and sink.stats.dropped == 20
@@ -67,7 +68,7 @@ def test_tiny_buffer_keeps_the_newest_and_counts_the_dropped(
 
 def test_undeliverable_entries_at_close_are_counted_not_hung_on(redis_server, synth):  # type: ignore[no-untyped-def]
     redis_server.stop()
-    sink = RedisSink(RedisConfig(url=redis_server.url, flush_timeout=0.5), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, flush_timeout=0.5), "cam"), "cam")
     for i in range(5):
         sink.write(synth.make_result(i, {}))
     t0 = time.monotonic()
@@ -80,7 +81,7 @@ def test_undeliverable_entries_at_close_are_counted_not_hung_on(redis_server, sy
 def test_entries_written_while_down_at_start_arrive_when_redis_comes(
         redis_server, synth, flush_timeout):  # type: ignore[no-untyped-def]
     redis_server.stop()
-    sink = RedisSink(RedisConfig(url=redis_server.url, on_unreachable="wait", flush_timeout=flush_timeout), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, on_unreachable="wait", flush_timeout=flush_timeout), "cam"), "cam")
     for r in synth.scenario(n_frames=20):
         sink.write(r)
     redis_server.start()

@@ -8,9 +8,10 @@ from collections import Counter
 from pipelines.frames import StatusKind, StreamStatus
 from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
+from tests.redis.conftest import WithEvents
 
 
-def _publish(sink: RedisSink, results, source: str = "cam") -> None:  # type: ignore[no-untyped-def]
+def _publish(sink: WithEvents, results, source: str = "cam") -> None:  # type: ignore[no-untyped-def]
     sink.status(StreamStatus(StatusKind.STARTED, source, time.time()))
     for r in results:
         sink.write(r)
@@ -23,7 +24,7 @@ def test_subscriber_process_sees_each_frame_once_and_each_track_start_and_end(
     sub = cli_processes("subscribe", "--redis", redis_server.url, "--source", "cam", "--frames",
                         "--from", "0", "--until-ended", "--idle-exit", "60")
     results = synth.scenario()
-    _publish(RedisSink(RedisConfig(url=redis_server.url), "cam"), results)
+    _publish(WithEvents(RedisSink(RedisConfig(url=redis_server.url), "cam"), "cam"), results)
     assert sub.finish(60) == 0, sub.stderr
     docs = sub.docs()
     frames = [d["data"] for d in docs if d["kind"] == "frames"]
@@ -46,7 +47,7 @@ def test_stream_names_retention_and_id_override(redis_server, synth):  # type: i
     cfg = RedisConfig(url=redis_server.url, source_id="gate-7", frames_stream="cams:{source}:f",
                       events_stream="cams:{source}:e", frames_maxlen=100)
     results = [synth.make_result(i, {1: [0, 0, 5, 5]}) for i in range(600)]
-    _publish(RedisSink(cfg, "cam"), results)
+    _publish(WithEvents(RedisSink(cfg, "cam"), "cam"), results)
     r = redis_server.client()
     assert sorted(r.keys("*")) == ["cams:gate-7:e", "cams:gate-7:f"]
     # MAXLEN ~ trims whole macro nodes (100 entries each): about 100 kept, never all 600
@@ -57,7 +58,7 @@ def test_stream_names_retention_and_id_override(redis_server, synth):  # type: i
 
 def test_events_only_when_frames_are_off(redis_server, synth):  # type: ignore[no-untyped-def]
     cfg = RedisConfig(url=redis_server.url, publish_frames=False)
-    _publish(RedisSink(cfg, "cam"), synth.scenario(n_frames=10))
+    _publish(WithEvents(RedisSink(cfg, "cam"), "cam"), synth.scenario(n_frames=10))
     r = redis_server.client()
     assert r.keys("*") == ["trackstream:cam:events"] and r.xlen("trackstream:cam:events") > 2
 
@@ -65,7 +66,7 @@ def test_events_only_when_frames_are_off(redis_server, synth):  # type: ignore[n
 def test_publishing_is_batched_and_fast(redis_server, synth):  # type: ignore[no-untyped-def]
     """write() only queues: 300 frames of 50 tracks take well under the time of 300 round trips."""
     results = [synth.make_result(i, {k: [k, k, k + 9, k + 9] for k in range(1, 51)}) for i in range(300)]
-    sink = RedisSink(RedisConfig(url=redis_server.url), "cam")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url), "cam"), "cam")
     worst = 0.0
     for r in results:
         t0 = time.perf_counter()

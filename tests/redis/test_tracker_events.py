@@ -10,6 +10,7 @@ import numpy as np
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
+from tests.redis.conftest import WithEvents
 from pipelines.subscriber import Subscriber
 from tracker import Detections, Tracker, TrackerConfig
 
@@ -27,7 +28,7 @@ def _detections(f: int) -> Detections:
 
 def test_real_tracker_events_through_redis(redis_server, validators):  # type: ignore[no-untyped-def]
     tracker = Tracker(TrackerConfig())
-    sink = RedisSink(RedisConfig(url=redis_server.url), "walk")
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url), "walk"), "walk")
     image = np.zeros((240, 360, 3), np.uint8)
     sink.status(StreamStatus(StatusKind.STARTED, "walk", time.time()))
     for f in range(90):

@@ -1,0 +1,190 @@
+"""``StreamProcessor``: one camera, one unit. It owns everything that is per source and stateful.
+
+- the ``Tracker`` (IDs, motion, predicted paths);
+- the ``EventGenerator`` (track lifecycle, zone and line events with their hysteresis, counts);
+- the overlay ``Trails`` (recent centres per track, handed to whichever sink draws);
+- the stream clock (timestamps that keep moving forward across a restart);
+- per-source counters (frames processed).
+
+It is single-threaded and does no I/O. Its verb: ``process(frame, detections) -> FrameResult``, the output
+value every sink consumes; health changes go through ``status(StreamStatus) -> StreamStatus`` (the same
+status with the events it causes). ``state_dict()`` / ``load_state_dict()`` save and restore all of it as
+one JSON-safe, versioned document, so a camera restarted elsewhere keeps its IDs, zone occupancy and
+line counts, and an interrupted video resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional
+
+from pipelines.errors import UserError
+from pipelines.frames import Event, FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.processing.events import Counts, EventGenerator
+from pipelines.processing.overlays import OverlayConfig, Trails
+from pipelines.settings import SourceSettings
+from tracker import Tracker
+from tracker.types import Detections
+
+STATE_FORMAT = "trackstream.processor"
+STATE_VERSION = 1
+
+
+class StateError(UserError):
+    """A saved processor state that cannot be used (malformed, another version, another source)."""
+
+
+class StreamClock:
+    """Keeps a source's timestamps moving forward across a restart.
+
+    A file resumed from its state continues on its own timestamps (offset 0). A live source restarted
+    from its state starts a new stream clock at 0; its first frame is placed after the saved last
+    timestamp by the wall-clock time that passed, so the tracker sees the outage as the time it took.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.last_pts: Optional[float] = None
+        self.last_index: Optional[int] = None
+        self.last_wall: Optional[float] = None
+        self._rebase_live = False
+
+    def place(self, frame: VideoFrame) -> VideoFrame:
+        """``frame`` on this clock (a new value when its timestamp moves)."""
+        if self._rebase_live:
+            self._rebase_live = False
+            elapsed = max(0.0, frame.capture_time - (self.last_wall or frame.capture_time))
+            self.offset = (self.last_pts or 0.0) + elapsed - frame.pts
+        if self.offset:
+            frame = dataclasses.replace(frame, pts=round(frame.pts + self.offset, 6))
+        self.last_pts, self.last_index, self.last_wall = frame.pts, frame.index, frame.capture_time
+        return frame
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"offset": self.offset, "last_pts": self.last_pts, "last_index": self.last_index,
+                "last_wall": self.last_wall}
+
+    def load_state_dict(self, state: Mapping[str, Any], live: bool) -> None:
+        def opt(value: Any, kind: type) -> Any:
+            return None if value is None else kind(value)
+        self.offset = float(state["offset"])
+        self.last_pts, self.last_index = opt(state["last_pts"], float), opt(state["last_index"], int)
+        self.last_wall = opt(state["last_wall"], float)
+        self._rebase_live = live and self.last_pts is not None
+
+
+class StreamProcessor:
+    """Everything one source keeps between frames (see module docstring).
+
+    Args:
+        settings: the source's resolved settings (id, tracker, zones, lines, events).
+        class_names: the detector's class id -> name.
+        overlay: which overlays are on (trails are only kept when they are drawn).
+        persistent: the run saves this processor's state (``--state``): a stop that is not the end of
+            the source then suspends it (no ``track_ended``/``stream_ended``, so a resumed run continues
+            the same tracks) instead of ending it.
+    """
+
+    def __init__(self, settings: SourceSettings, class_names: Mapping[int, str], *,
+                 overlay: OverlayConfig = OverlayConfig(), persistent: bool = False) -> None:
+        self.settings = settings
+        self.source_id = settings.id
+        self.class_names = dict(class_names)
+        self.persistent = persistent
+        self._tracker = Tracker(settings.tracker)
+        self._events = EventGenerator(settings.id, settings.zones, settings.lines, settings.events)
+        self._trails = Trails(overlay.trail_seconds) if overlay.trails and overlay.trail_seconds > 0 else None
+        self._has_counts = bool(settings.zones or settings.lines)
+        self.clock = StreamClock()
+        self.frames_processed = 0
+        self.restored = False      # loaded from a saved state (a continuing stream)
+        self.finished = False      # the source reached its end (nothing left to resume)
+
+    # -- the verbs ----------------------------------------------------------------------------------------
+    def process(self, frame: VideoFrame, detections: Detections) -> FrameResult:
+        """Track one frame and derive its events, trails and counts: the frame's output value."""
+        frame = self.clock.place(frame)
+        tracks = self._tracker.update(detections, timestamp=frame.pts)
+        trails = None
+        if self._trails is not None:
+            self._trails.update(tracks, frame.pts)
+            trails = self._trails.points(tracks.track_id.tolist())
+        result = FrameResult(frame, detections, tracks, self.class_names, trails=trails)
+        events = tuple(self._events.update(result))
+        self.frames_processed += 1
+        counts = self._events.counts() if self._has_counts else None
+        return dataclasses.replace(result, events=events, counts=counts)
+
+    def status(self, status: StreamStatus) -> StreamStatus:
+        """``status`` with the events it causes.
+
+        ``stream_ended`` ends every track, unless the stop was ours and the state is kept (then nothing is
+        announced: the next run continues). A source restored from its state announces no second
+        ``stream_started``: a file continues silently; a camera reports ``stream_resumed``.
+        """
+        kind = status.kind
+        if kind is StatusKind.CLOSED:
+            return dataclasses.replace(status, events=tuple(self.close()))
+        if kind is StatusKind.STARTED and self.restored:
+            if not self.settings.is_live:
+                return status
+            gap = None if self.clock.last_wall is None else round(max(0.0, status.wall_time - self.clock.last_wall), 3)
+            status = dataclasses.replace(status, kind=StatusKind.RESUMED,
+                                         detail={**status.detail, "restored": True, "gap_seconds": gap})
+        if kind is StatusKind.ENDED:
+            if self.persistent and bool(status.detail.get("stopped")):
+                return status  # suspended: the saved state continues it
+            self.finished = True
+        return dataclasses.replace(status, events=tuple(self._events.status(status)))
+
+    def close(self) -> list[dict[str, Any]]:
+        """At the end of the lane: ``track_ended`` for tracks still known (none when suspended)."""
+        if self.persistent and not self.finished:
+            return []
+        return self._events.close()
+
+    def counts(self) -> Counts:
+        """Zone occupancy and line counts now."""
+        return self._events.counts()
+
+    # -- whole-camera snapshot ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Tracker, event state (announced tracks, zone membership, line sides, counts), trails, the stream
+        clock and counters as one JSON-safe document (``json.dumps`` accepts it)."""
+        return {
+            "format": STATE_FORMAT, "version": STATE_VERSION, "source_id": self.source_id,
+            "tracker": self._tracker.state_dict(),
+            "events": self._events.state_dict(),
+            "trails": None if self._trails is None else self._trails.state_dict(),
+            "clock": self.clock.state_dict(),
+            "frames_processed": self.frames_processed,
+            "finished": self.finished,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state_dict()`` output. Raises ``StateError`` (one line) when it is not a
+        processor state of this version and source, or is malformed; the processor is unchanged then."""
+        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
+            raise StateError(f"saved state of {self.source_id}: not a trackstream processor state")
+        if state.get("version") != STATE_VERSION:
+            raise StateError(f"saved state of {self.source_id}: version {state.get('version')!r} is not "
+                             f"{STATE_VERSION} (saved by another trackstream release); remove it to start over")
+        if state.get("source_id") != self.source_id:
+            raise StateError(f"saved state is of source {state.get('source_id')!r}, not {self.source_id!r}")
+        tracker = Tracker(self.settings.tracker)
+        events = EventGenerator(self.settings.id, self.settings.zones, self.settings.lines, self.settings.events)
+        trails = None if self._trails is None else Trails(self._trails.seconds)
+        clock = StreamClock()
+        try:
+            tracker.load_state_dict(dict(state["tracker"]))
+            events.load_state_dict(state["events"])
+            if trails is not None and state["trails"] is not None:
+                trails.load_state_dict(state["trails"])
+            clock.load_state_dict(state["clock"], live=self.settings.is_live)
+            frames, finished = int(state["frames_processed"]), bool(state["finished"])
+        except KeyError as exc:
+            raise StateError(f"saved state of {self.source_id}: missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise StateError(f"saved state of {self.source_id}: malformed ({exc})") from None
+        self._tracker, self._events, self._trails, self.clock = tracker, events, trails, clock
+        self.frames_processed, self.finished, self.restored = frames, finished, True

@@ -1,0 +1,63 @@
+"""``SourceSettings``: everything trackstream knows about one source, resolved once from the config.
+
+``pipelines.config.build_config`` makes one per configured source (``PipelineConfig.sources``); every
+stage reads its source's settings from it: the engine opens the source with ``url``/``id``/``options``,
+the per-camera processor builds its tracker, events, zones and lines from it, and the sinks name their
+outputs by ``id``. ``source_id_for`` is the one place a source's id is derived from its URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig
+from pipelines.secrets import source_name
+from pipelines.sources.base import SourceConfig, file_path, is_live_url
+from tracker.config import TrackerConfig
+
+
+def source_id_for(url: str) -> str:
+    """The id of a source that was given none: a file's stem, or a camera URL's host/path without
+    credentials (``cam1.local/stream1``)."""
+    if is_live_url(url):
+        return source_name(url)
+    path = file_path(url)
+    return Path(path).stem if path is not None else source_name(url)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """One source, resolved.
+
+    Attributes:
+        url: file path, ``file://`` URL, camera URL (rtsp/rtsps/rtmp/http(s)), ``/dev/videoN`` or ``webcam:N``.
+        id: the source's id in every output, stream name and event (never holds credentials); empty
+            means "derive it" (``source_id_for``).
+        options: how the source is read (the ``source:`` section merged with the entry's own keys).
+        zones / lines: this source's zones and counting lines (pixels of its frames).
+        events: hysteresis and anchor settings for zone and line events.
+        tracker: the tracker settings of this source.
+    """
+
+    url: str
+    id: str = ""
+    options: SourceConfig = field(default_factory=SourceConfig)
+    zones: tuple[ZoneConfig, ...] = ()
+    lines: tuple[LineConfig, ...] = ()
+    events: EventsConfig = field(default_factory=EventsConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", source_id_for(self.url))
+
+    @property
+    def is_live(self) -> bool:
+        """A camera or network stream (reconnects, newest frame first) rather than a file."""
+        return is_live_url(self.url)
+
+    @property
+    def latest_frame(self) -> bool:
+        """The frame policy: newest frame only (cameras, or ``realtime: true``) or every frame (files)."""
+        return self.is_live if self.options.realtime is None else self.options.realtime

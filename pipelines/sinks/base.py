@@ -1,0 +1,87 @@
+"""What every sink shares: its registry entry, the context it is built from, and output file names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional
+
+from pipelines.frames import Sink
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
+    from pipelines.settings import SourceSettings
+
+
+class DropPolicy(str, Enum):
+    """What the engine does when a sink's queue is full."""
+
+    BLOCK = "block"              # wait: nothing is lost (files)
+    DROP_OLDEST = "drop_oldest"  # drop the oldest waiting frame and count it (network sinks, viewers)
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink of one source is built from.
+
+    Attributes:
+        config: the whole pipeline config (each sink reads its own section).
+        settings: the source's settings (``settings.id`` names its outputs and streams).
+        fps: processed frame rate, None when unknown.
+        size: (width, height) of the source's frames.
+        several_sources: the run has more than one source (file names then get the source id).
+        resume: this sink's position saved with the source's state, to continue its output; None: start anew.
+    """
+
+    config: "PipelineConfig"
+    settings: "SourceSettings"
+    fps: Optional[float]
+    size: tuple[int, int]
+    several_sources: bool
+    resume: Optional[Mapping[str, object]] = None
+
+    def path(self, template: str) -> str:
+        """The output path of this source for a ``{source}`` template."""
+        return output_path(template, self.settings.id, self.several_sources)
+
+
+@dataclass(frozen=True)
+class SinkEntry:
+    """A registered sink: its name (used in logs, metrics and saved states), its drop policy, whether a
+    config switches it on, and how to build it for one source."""
+
+    name: str
+    policy: DropPolicy
+    wanted: Callable[["PipelineConfig"], bool]
+    build: Callable[[SinkContext], Sink]
+
+
+class BuiltSink(NamedTuple):
+    """A sink made for one source, with its registry name and policy."""
+
+    name: str
+    policy: DropPolicy
+    sink: Sink
+
+
+def safe_name(source_id: str) -> str:
+    """``source_id`` as a file-name part: characters that do not belong in a file name become ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", source_id).strip("._") or "source"
+
+
+def output_path(template: str, source_id: str, several_sources: bool) -> str:
+    """The output path of one source: ``{source}`` in ``template`` becomes the source id.
+
+    With several sources and no ``{source}`` in the template, ``_<id>`` is added before the suffix
+    (``out.mp4`` -> ``out_cam1.mp4``) so sources never overwrite each other's files. Characters of the id
+    that do not belong in a file name (``/``, ``:`` of an id derived from a camera URL) become ``_``.
+    """
+    source_id = safe_name(source_id)
+    if "{source}" in template:
+        return template.replace("{source}", source_id)
+    if not several_sources:
+        return template
+    path = Path(template)
+    return str(path.with_name(f"{path.stem}_{source_id}{path.suffix}"))

@@ -1,0 +1,111 @@
+"""`trackstream run --state DIR`: an interrupted video resumes where it stopped, and the outputs of the
+pieces joined together equal one unbroken run, record by record; after kill -9 no event is written twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+LINE_CONFIG = """
+lines: [{name: road, points: [[400, 0], [400, 300]]}]
+zones: [{name: left, polygon: [[0, 0], [320, 0], [320, 300], [0, 300]]}]
+"""
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def without_times(events: list[dict]) -> list[dict]:
+    """Events with the wall-clock capture time removed (it differs between any two runs)."""
+    def clean(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k != "time"}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+    return [clean(e) for e in events]
+
+
+def run_args(video: Path, weights: Path, out: Path, config: Path, *extra: str) -> list[str]:
+    return ["run", str(video), "--model", str(weights), "--imgsz", "160", "--config", str(config),
+            "--jsonl", str(out / "t.jsonl"), "--events", str(out / "e.jsonl"), "--mot", str(out / "t.txt"),
+            "--batch", "4", "--quiet", *extra]
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory, bikes_video, pose_weights):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("unbroken")
+    config = out / "c.yaml"
+    config.write_text(LINE_CONFIG)
+    proc = run_cli(*run_args(bikes_video, pose_weights, out, config))
+    assert proc.returncode == 0, proc.stderr
+    return out, config
+
+
+def test_resumed_pieces_equal_an_unbroken_run(tmp_path, unbroken, bikes_video, pose_weights):
+    full, config = unbroken
+    state = tmp_path / "state"
+    for max_frames in ("37", "90"):   # stop twice, at a batch boundary and inside a batch
+        proc = run_cli(*run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state),
+                                 "--max-frames", max_frames))
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli(*run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state)))
+    assert proc.returncode == 0, proc.stderr
+    assert lines(tmp_path / "t.jsonl") == lines(full / "t.jsonl")
+    assert (tmp_path / "t.txt").read_text() == (full / "t.txt").read_text()
+    events = lines(tmp_path / "e.jsonl")
+    assert without_times(events) == without_times(lines(full / "e.jsonl"))
+    assert [e["event"] for e in events].count("stream_started") == 1
+    assert any(e["event"] == "line_crossed" for e in events)
+    crossed = [e["direction"] for e in events if e["event"] == "line_crossed"]
+    summary = f"line road {crossed.count('left_to_right')} left_to_right, {crossed.count('right_to_left')} right_to_left"
+    assert summary in proc.stderr  # the end-of-run summary prints the line counts of the whole video
+    again = run_cli(*run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state)))
+    assert again.returncode == 0 and "already processed" in again.stderr
+    assert lines(tmp_path / "t.jsonl") == lines(full / "t.jsonl")
+
+
+def test_kill_9_then_resume_writes_every_frame_and_event_once(tmp_path, unbroken, bikes_video, pose_weights):
+    full, config = unbroken
+    state = tmp_path / "state"
+    args = run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state), "--state-interval", "0.3")
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=str(REPO),
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
+    try:
+        saved = state / "bikes.json"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if saved.exists() and json.loads(saved.read_text())["processor"]["frames_processed"] >= 40:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no state snapshot with 40 frames appeared")
+        time.sleep(0.45)  # frames written after the snapshot: the resumed run must not write them twice
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    killed_at = lines(tmp_path / "t.jsonl")
+    assert killed_at and killed_at[-1]["frame_index"] < 249
+    resumed = run_cli(*run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state)))
+    assert resumed.returncode == 0, resumed.stderr
+    records = lines(tmp_path / "t.jsonl")
+    indexes = [r["frame_index"] for r in records]
+    assert indexes == sorted(set(indexes)) and indexes[0] == 0 and indexes[-1] == 249  # no frame twice
+    assert records == lines(full / "t.jsonl")
+    events = lines(tmp_path / "e.jsonl")
+    started = [e["track"]["id"] for e in events if e["event"] == "track_started"]
+    ended = [e["track"]["id"] for e in events if e["event"] == "track_ended"]
+    assert len(started) == len(set(started)) and sorted(started) == sorted(ended)  # no event duplicated
+    assert [e["event"] for e in events].count("stream_started") == 1
