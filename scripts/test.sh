@@ -40,6 +40,16 @@ echo "== installing trackstream[test] into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# Lint and types first: a finding fails the run (CI enforces them). Strict typing covers the pure tracker and
+# the pipeline's core (the seam types, settings, per-camera processing, engine, sink registry).
+STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
+        pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py)
+echo "== ruff"
+.venv/bin/python -m ruff check pipelines tracker tests benchmarks
+echo "== mypy"
+.venv/bin/python -m mypy pipelines tracker
+.venv/bin/python -m mypy --strict "${STRICT[@]}"
+
 export YOLO_AUTOINSTALL=false YOLO_OFFLINE=true
 echo "== running tests"
 exec .venv/bin/python -m pytest "$@"

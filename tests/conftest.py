@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import shutil
 from pathlib import Path
 
@@ -99,10 +101,8 @@ def pose_weights() -> Path:
 
 
 def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``trackstream ARGS`` as a user would (a separate process), capturing text output."""
-    import subprocess
-    import sys
 
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,

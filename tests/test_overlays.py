@@ -134,7 +134,7 @@ def test_boxes_off_leaves_no_box_colour_along_the_edges(frames):
     others = replace(ALL_ON, trails=False)  # the trail runs through the box in the track's colour
     on = _draw_last(results, others)
     off = _draw_last(results, replace(others, boxes=False))
-    for tid, (x1, y1, x2, y2) in zip(last.tracks.track_id, last.tracks.xyxy.astype(int)):
+    for tid, (x1, y1, _x2, y2) in zip(last.tracks.track_id, last.tracks.xyxy.astype(int)):
         color = np.array(id_color(int(tid)), np.uint8)
         left_edge_on = on[y1 + 5:y2 - 5, x1]  # below the label, above the bottom corner
         left_edge_off = off[y1 + 5:y2 - 5, x1]

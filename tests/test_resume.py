@@ -70,7 +70,8 @@ def test_resumed_pieces_equal_an_unbroken_run(tmp_path, unbroken, bikes_video, p
     assert [e["event"] for e in events].count("stream_started") == 1
     assert any(e["event"] == "line_crossed" for e in events)
     crossed = [e["direction"] for e in events if e["event"] == "line_crossed"]
-    summary = f"line road {crossed.count('left_to_right')} left_to_right, {crossed.count('right_to_left')} right_to_left"
+    summary = (f"line road {crossed.count('left_to_right')} left_to_right, "
+               f"{crossed.count('right_to_left')} right_to_left")
     assert summary in proc.stderr  # the end-of-run summary prints the line counts of the whole video
     again = run_cli(*run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state)))
     assert again.returncode == 0 and "already processed" in again.stderr

@@ -15,7 +15,6 @@ import pytest
 
 from pipelines.config import build_config
 from pipelines.engine.runner import PipelineError, Runner
-from pipelines.settings import SourceSettings
 from pipelines.sources import open_source
 from tracker.types import Detections
 

@@ -141,7 +141,8 @@ class _Rows:
 def _json_safe(detail: Mapping[str, object]) -> dict[str, Any]:
     """A status detail mapping as plain JSON values, with any URL password masked."""
     text = redact_text(json.dumps(dict(detail), default=str))
-    return json.loads(text)
+    doc: dict[str, Any] = json.loads(text)
+    return doc
 
 
 class EventGenerator:

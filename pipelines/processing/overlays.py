@@ -87,7 +87,8 @@ def _text_color(bg: Color) -> Color:
 
 
 def _ints(points: np.ndarray) -> npt.NDArray[np.int32]:
-    return np.clip(np.rint(points), -_COORD_LIMIT, _COORD_LIMIT).astype(np.int32)
+    ints: npt.NDArray[np.int32] = np.clip(np.rint(points), -_COORD_LIMIT, _COORD_LIMIT).astype(np.int32)
+    return ints
 
 
 class Trails:

@@ -19,7 +19,7 @@ import dataclasses
 from typing import Any, Mapping, Optional
 
 from pipelines.errors import UserError
-from pipelines.frames import Event, FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.events import Counts, EventGenerator
 from pipelines.processing.overlays import OverlayConfig, Trails
 from pipelines.settings import SourceSettings

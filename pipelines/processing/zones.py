@@ -214,7 +214,8 @@ class LineCounter:
     def _signed(self, p: np.ndarray) -> np.ndarray:
         """Signed distance (pixels) of points (N, 2): > 0 on the right-hand side on screen (y down)."""
         rel = p - self._a
-        return self._dir[0] * rel[..., 1] - self._dir[1] * rel[..., 0]
+        signed: np.ndarray = self._dir[0] * rel[..., 1] - self._dir[1] * rel[..., 0]
+        return signed
 
     def _passes_segment(self, p: np.ndarray, q: np.ndarray) -> bool:
         dp, dq = float(self._signed(p)), float(self._signed(q))

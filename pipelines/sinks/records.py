@@ -39,7 +39,8 @@ def _rounded(values: np.ndarray, digits: int = 2) -> np.ndarray:
 
 
 def _round(values: np.ndarray, digits: int = 2) -> list[Any]:
-    return _rounded(values, digits).tolist()
+    rows: list[Any] = _rounded(values, digits).tolist()
+    return rows
 
 
 def track_records(result: FrameResult, *, numpy_values: bool = False) -> list[dict[str, Any]]:

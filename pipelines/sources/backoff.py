@@ -36,7 +36,7 @@ class Backoff:
         """Record one failed attempt; returns the seconds to wait before the next one."""
         self.failures += 1
         base = min(self.max_delay, self.initial_delay * 2 ** min(self.failures - 1, 32))
-        return base * self.rng.uniform(0.5, 1.0)
+        return float(base * self.rng.uniform(0.5, 1.0))
 
     def reset(self) -> None:
         """A connection succeeded: the next failure starts again from ``initial_delay``."""

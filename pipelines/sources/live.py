@@ -243,5 +243,6 @@ class LiveSource:
         return StreamStatus(kind=kind, source_id=self.source_id, wall_time=time.time(), pts=pts, detail=clean)
 
     def _give_up_message(self, reason: str, attempts: int) -> str:
-        tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
+        plural = "s" if attempts != 1 else ""
+        tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempt{plural}"
         return self.scrub(f"source {self.source_id}: cannot read {self.display_url}: {reason} ({tail})")

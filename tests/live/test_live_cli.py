@@ -122,7 +122,7 @@ def test_run_survives_five_camera_restarts(rtsp_server, tmp_path):
         time.sleep(0.5)
         server.start()
         seen = len(lines(jsonl))
-        wait_for(lambda: len(lines(jsonl)) >= seen + 10, 30, cli, f"frames after restart {restart + 1}")
+        wait_for(lambda seen=seen: len(lines(jsonl)) >= seen + 10, 30, cli, f"frames after restart {restart + 1}")
     assert cli.stop() == 0, cli.stderr[-2000:]
     assert "5 reconnects" in cli.stderr, cli.stderr[-2000:]
     assert cli.stderr.count("stream resumed after") == 5

@@ -99,7 +99,7 @@ def test_server_restarts_show_as_gaps_in_statuses_and_timestamps(rtsp_server):
     server = rtsp_server()
     rec = Recorder(LiveSource(server.url, FAST_RECONNECT, source_id="cam"))
     rec.wait_frames(5, timeout=15)
-    for restart in range(2):
+    for _ in range(2):
         server.kill()
         time.sleep(0.5)
         server.start()

@@ -56,7 +56,7 @@ def test_wrong_password_is_one_line_without_the_password(redis_password_server, 
 def test_unreachable_at_start_with_fail_is_a_user_error(redis_server):  # type: ignore[no-untyped-def]
     redis_server.stop()
     with pytest.raises(UserError) as err:
-        WithEvents(RedisSink(RedisConfig(url=redis_server.url, on_unreachable="fail", connect_timeout=0.5), "cam"), "cam")
+        RedisSink(RedisConfig(url=redis_server.url, on_unreachable="fail", connect_timeout=0.5), "cam")
     message = str(err.value)
     assert "\n" not in message and f"127.0.0.1:{redis_server.port}" in message and "cannot reach" in message
 

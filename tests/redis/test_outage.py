@@ -81,7 +81,8 @@ def test_undeliverable_entries_at_close_are_counted_not_hung_on(redis_server, sy
 def test_entries_written_while_down_at_start_arrive_when_redis_comes(
         redis_server, synth, flush_timeout):  # type: ignore[no-untyped-def]
     redis_server.stop()
-    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, on_unreachable="wait", flush_timeout=flush_timeout), "cam"), "cam")
+    config = RedisConfig(url=redis_server.url, on_unreachable="wait", flush_timeout=flush_timeout)
+    sink = WithEvents(RedisSink(config, "cam"), "cam")
     for r in synth.scenario(n_frames=20):
         sink.write(r)
     redis_server.start()

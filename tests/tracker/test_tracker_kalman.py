@@ -28,7 +28,7 @@ def test_batched_filter_matches_filterpy_for_100_steps_with_variable_dt():
     refs = [_reference(z[i]) for i in range(n)]
     for step in range(100):
         dt = float(rng.uniform(0.01, 0.2))  # irregular frame timing
-        for i, kf in enumerate(refs):  # filterpy gets the same F, Q, R that our functions use
+        for kf in refs:  # filterpy gets the same F, Q, R that our functions use
             kf.F = kalman.transition_matrix(dt)
             kf.predict(Q=kalman.process_noise(kf.x[None], dt, POS, VEL)[0])
         mean, cov = kalman.predict(mean, cov, dt, POS, VEL)
@@ -38,7 +38,7 @@ def test_batched_filter_matches_filterpy_for_100_steps_with_variable_dt():
         for i in rows:
             refs[i].update(z[i], R=kalman.measurement_noise(refs[i].x[None], MEAS)[0])
         mean[rows], cov[rows] = kalman.update(mean[rows], cov[rows], z[rows], MEAS)
-        for i, kf in enumerate(refs):
+        for kf in refs:
             np.testing.assert_allclose(mean[i], kf.x, rtol=1e-6, atol=1e-6 * np.abs(kf.x).max(),
                                        err_msg=f"mean of track {i} at step {step}")
             np.testing.assert_allclose(cov[i], kf.P, rtol=1e-6, atol=1e-6 * np.abs(kf.P).max(),
