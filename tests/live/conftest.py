@@ -97,8 +97,8 @@ def rtsp_server(gst_ready: None, bikes_video: Path) -> Iterator[Callable[..., Rt
     """Factory: ``rtsp_server(mounts=("/a",), user=..., password=...)`` -> a started ``RtspServer``."""
     started: list[RtspServer] = []
 
-    def make(**kwargs: object) -> RtspServer:
-        server = RtspServer(bikes_video, **kwargs)  # type: ignore[arg-type]
+    def make(video: Optional[Path] = None, **kwargs: object) -> RtspServer:
+        server = RtspServer(video or bikes_video, **kwargs)  # type: ignore[arg-type]
         started.append(server)
         return server.start()
 
