@@ -121,3 +121,17 @@ def test_realtime_on_a_file_plays_it_like_a_camera_and_drops_what_it_cannot_keep
     index = [r["frame_index"] for r in recs]
     assert 0 < len(index) < 200 and index == sorted(set(index)) and index[-1] >= 180
     assert "dropped" in proc.stderr
+
+
+def test_quiet_hides_model_loading_lines_and_two_workers_print_them_once(tmp_path, bikes_video):
+    from tests.conftest import shared_data
+
+    onnx = shared_data("weights/yolov8n_int8_640.onnx")
+    base = ("run", str(bikes_video), "--model", str(onnx), "--imgsz", "160", "--max-frames", "4", "--workers", "2",
+            "--jsonl", str(tmp_path / "q.jsonl"))
+    loud = run_cli(*base)
+    quiet = run_cli(*base, "--quiet")
+    assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
+    assert (loud.stdout + loud.stderr).count("for ONNX Runtime inference") == 1   # not once per model copy
+    assert "ONNX Runtime" not in quiet.stdout + quiet.stderr and "Loading" not in quiet.stdout + quiet.stderr
+    assert "bikes: 4 frames" in quiet.stderr                          # the summary still shows

@@ -274,3 +274,28 @@ def test_overlay_config_defaults_match_the_documented_keys():
     assert (config.boxes, config.labels, config.trails, config.predicted_path, config.masks,
             config.keypoints) == (True,) * 6
     assert (config.trail_seconds, config.mask_alpha, config.line_width) == (2.0, 0.4, 2)
+
+
+def test_zones_and_lines_are_drawn_with_their_live_counts(frames):
+    """The annotated video shows each zone and counting line with its current count, and --no-zones hides them."""
+    from pipelines.processing.events import Counts, LineCount, ZoneCount
+    from pipelines.processing.overlays import LINE_COLOR, ZONE_COLOR
+    from pipelines.processing.zones import LineConfig, ZoneConfig
+
+    zone = ZoneConfig("door", ((40.0, 60.0), (200.0, 60.0), (200.0, 200.0), (40.0, 200.0)))
+    line = LineConfig("gate", ((400.0, 20.0), (400.0, 250.0)))
+    result = make_result(frames[0], make_tracks([], []))
+
+    def drawn(config: OverlayConfig, counts) -> np.ndarray:  # type: ignore[no-untyped-def]
+        return Annotator(config, [zone], [line]).draw(replace(result, counts=counts))
+
+    few = Counts({"door": ZoneCount(1, 1, 0)}, {"gate": LineCount(2, 0)}, 3)
+    more = Counts({"door": ZoneCount(3, 5, 2)}, {"gate": LineCount(7, 4)}, 9)
+    on, later = drawn(OverlayConfig(), few), drawn(OverlayConfig(), more)
+    off = drawn(OverlayConfig(zones=False), few)
+    assert np.array_equal(off, frames[0])                       # switched off: the picture is untouched
+    assert (on[130, 40] == ZONE_COLOR).all() and (on[130, 200] == ZONE_COLOR).all()   # zone outline
+    assert (on[150, 400] == LINE_COLOR).all()                   # the counting line
+    changed = np.argwhere((on != later).any(axis=2))
+    assert len(changed), "the counts on screen did not change with the counts"
+    assert changed[:, 0].max() < 60 and changed[:, 0].min() >= 0   # only the tags above the shapes changed

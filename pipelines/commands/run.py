@@ -259,7 +259,9 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter
-        logging.getLogger("ultralytics").setLevel(logging.WARNING)
+        from pipelines.detection.detector import ultralytics_logger
+
+        ultralytics_logger().setLevel(logging.WARNING)
     return execute(config, max_frames=args.max_frames, quiet=args.quiet)
 
 

@@ -89,10 +89,17 @@ def load_model(model: str) -> Any:
         raise ModelError(f"cannot load model {model}: {_one_line(exc)}") from None
 
 
+def ultralytics_logger() -> logging.Logger:
+    """Ultralytics' logger, after its import (which sets the logger's level, so setting it earlier is lost)."""
+    import ultralytics.utils  # noqa: F401 - configures the "ultralytics" logger
+
+    return logging.getLogger("ultralytics")
+
+
 @contextlib.contextmanager
 def quiet_ultralytics() -> Iterator[None]:
     """Ultralytics' INFO lines (model loading, backend setup) off while inside; warnings still show."""
-    logger = logging.getLogger("ultralytics")
+    logger = ultralytics_logger()
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
     try:
@@ -162,10 +169,11 @@ class Detector:
         for index in range(self.workers):
             if index == 0:
                 replica = self.model
+                self._warm_up(replica)
             else:
                 with quiet_ultralytics():  # its model-loading lines were printed for the first copy already
                     replica = load_model(self.model_name)
-            self._warm_up(replica)
+                    self._warm_up(replica)
             _tune_onnx_session(replica, self.model_name, self.threads)
             self._free.put(replica)
         self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}

@@ -34,7 +34,8 @@ from pipelines.engine.inbox import Inbox
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, StateStore
 from pipelines.errors import UserError
-from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.engine.inbox import Item
+from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.processor import StreamProcessor
 from pipelines.processing.stats import SourceStats
 from pipelines.settings import SourceSettings
@@ -94,12 +95,15 @@ class _SinkLane:
     """One sink of one source: the sink, its queue and its registry name."""
 
     name: str
-    sink: Any
+    sink: Sink
     queue: "SinkQueue[SinkItem]"
 
     @property
     def keeps_files(self) -> bool:
         return self.queue.policy is DropPolicy.BLOCK
+
+
+_Work = tuple["_Lane", Item, Optional[Detections]]  # a frame (with its detections) or a status, for processing
 
 
 class _Lane:
@@ -148,7 +152,7 @@ class Runner:
         self._errors: list[tuple[str, BaseException]] = []
         self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
         self.workers = max(1, int(detector.workers))
-        self._track_queue: "queue.Queue[Any]" = queue.Queue(maxsize=2 * self.batch + 2)
+        self._track_queue: "queue.Queue[Union[_Work, _End]]" = queue.Queue(maxsize=2 * self.batch + 2)
         self._order = threading.Condition()  # detector workers queue their results in ticket order
         self._tickets = self._delivered = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
@@ -313,7 +317,7 @@ class Runner:
 
     # ----------------------------------------------------------------- detector
 
-    def _next_work(self) -> Optional[tuple[int, list[tuple[_Lane, Any]]]]:
+    def _next_work(self) -> Optional[tuple[int, list[tuple[_Lane, Item]]]]:
         """Wait for the next batch of work and its ticket (batches are numbered in the order taken);
         None when every inbox is finished."""
         with self._cond:
@@ -324,7 +328,7 @@ class Runner:
                 order = [self.lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
                 live = [lane for lane in order if lane.inbox.latest and lane.inbox.ready(self.batch)]
                 files = [lane for lane in order if not lane.inbox.latest and lane.inbox.ready(self.batch)]
-                work: list[tuple[_Lane, Any]] = []
+                work: list[tuple[_Lane, Item]] = []
                 if live and (not files or turn % 2 == 0):  # cameras and files take turns
                     for lane in live[: self.batch]:
                         work.extend((lane, item) for item in lane.inbox.take(1))
@@ -348,7 +352,7 @@ class Runner:
                 if taken is None:
                     break
                 ticket, work = taken
-                out: list[tuple[_Lane, Any, Optional[Detections]]] = []
+                out: list[_Work] = []
                 try:
                     frames = [item for _, item in work if isinstance(item, VideoFrame)]
                     if not self._abort.is_set():  # after a failure: drain without working
@@ -370,7 +374,7 @@ class Runner:
             if last:
                 self._track_queue.put(_END)
 
-    def _deliver(self, ticket: int, out: list[tuple[_Lane, Any, Optional[Detections]]]) -> None:
+    def _deliver(self, ticket: int, out: list[_Work]) -> None:
         """Queue one batch's results for the tracking thread once every earlier ticket has been queued.
 
         A worker that finishes early waits here, so at most ``workers`` batches are ever held (no worker
@@ -387,7 +391,7 @@ class Runner:
                 self._delivered += 1
                 self._order.notify_all()
 
-    def _put(self, q: "queue.Queue[Any]", item: Any) -> None:
+    def _put(self, q: "queue.Queue[Union[_Work, _End]]", item: "_Work") -> None:
         """Blocking put that gives up when the run is aborted (the consumer may be gone)."""
         while True:
             try:
@@ -404,13 +408,13 @@ class Runner:
         try:
             while True:
                 entry = self._track_queue.get()
-                if entry is _END:
+                if isinstance(entry, _End):
                     break
                 lane, item, dets = entry  # detected frames are processed and written even after a failure
-                if isinstance(item, VideoFrame):
-                    self._process(lane, item, dets)
-                else:
+                if isinstance(item, StreamStatus):
                     self._to_sinks(lane, lane.processor.status(item))
+                elif dets is not None:
+                    self._process(lane, item, dets)
         finally:
             self._finish_lanes()
 

@@ -40,3 +40,27 @@ def test_endpoint_and_log_line_show_each_source(caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stats ")]
     assert lines and "cam1: in" in lines[-1] and "dropped 18" in lines[-1] and "cam2" in lines[-1]
     assert "latency p50 50 ms p95 100 ms" in lines[-1] or "latency p50 60 ms p95 100 ms" in lines[-1]
+
+
+def test_summary_and_metrics_show_the_same_dropped_frames(bikes_fast, pose_weights):
+    """Frames dropped by the newest-frame policy are counted in one place: the end-of-run summary and the
+    metrics endpoint report the same number, and it accounts for every frame the detector never saw."""
+    from pipelines.config import build_config
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.metrics import runner_readings
+    from pipelines.engine.progress import summary_lines
+    from pipelines.engine.runner import Runner
+    from pipelines.sources import open_source
+
+    config = build_config({"sources": [{"url": str(bikes_fast), "id": "fast", "realtime": True}],
+                           "detector": {"imgsz": 160, "batch": 1, "workers": 1}})
+    settings = config.sources[0]
+    runner = Runner([(settings, open_source(settings))], Detector(config.detector, str(pose_weights)), config)
+    stats = runner.run()
+    [reading] = runner_readings(runner)
+    snap = stats[0].snapshot()
+    assert reading.dropped == snap["dropped"] > 0
+    assert reading.frames_in == snap["frames_in"] == 250
+    assert snap["frames_out"] + snap["dropped"] == 250           # every frame was processed or counted dropped
+    [line] = [x for x in summary_lines(stats, [], 1.0) if x.startswith("fast:")]
+    assert f"{reading.dropped} dropped" in line
