@@ -1,0 +1,87 @@
+"""Redis freezing mid-run (SIGSTOP: the server accepts connections but never answers) must not hold up a
+real two-camera run: the JSON Lines outputs are complete, the run ends on time, and one line per source
+says how many entries could not be delivered."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+FRAMES = 150            # per source: about 2 s of detection at --imgsz 160 on two cores
+FLUSH_TIMEOUT = 2.0
+SOURCES = ("a", "b")
+
+
+def _run(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(REPO),
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _frame_indexes(path) -> list[int]:  # type: ignore[no-untyped-def]
+    import json
+
+    return [json.loads(line)["frame_index"] for line in path.read_text().splitlines()]
+
+
+def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
+        redis_server, bikes_video, pose_weights, tmp_path):  # type: ignore[no-untyped-def]
+    videos = []
+    for name in SOURCES:                           # two file sources: ids "a" and "b"
+        videos.append(str(tmp_path / f"{name}.mp4"))
+        shutil.copy(bikes_video, videos[-1])
+    config = tmp_path / "redis.yaml"
+    config.write_text(f"redis: {{flush_timeout: {FLUSH_TIMEOUT}, connect_timeout: 1, buffer_max_entries: 100}}\n")
+    common = [*videos, "--model", str(pose_weights), "--imgsz", "160", "--max-frames", str(FRAMES), "--quiet"]
+
+    t0 = time.monotonic()                          # the normal pace: the same run without Redis
+    plain = _run([*common, "--jsonl", str(tmp_path / "plain" / "{source}.jsonl")])
+    _, plain_err = plain.communicate(timeout=120)
+    normal = time.monotonic() - t0
+    assert plain.returncode == 0, plain_err
+
+    assert redis_server.proc is not None
+    client = redis_server.client()
+    t0 = time.monotonic()
+    run = _run([*common, "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--redis", redis_server.url,
+                "--config", str(config)])
+    try:
+        while client.xlen("trackstream:a:frames") < 5:     # some frames are through: freeze Redis
+            assert run.poll() is None and time.monotonic() - t0 < 60, run.communicate()[1]
+            time.sleep(0.01)
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        _, stderr = run.communicate(timeout=120)
+        stalled = time.monotonic() - t0
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+    print(f"normal run {normal:.1f} s, Redis frozen {stalled:.1f} s\n{stderr}")
+
+    assert run.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    for name in SOURCES:                           # every frame written, as without Redis
+        assert _frame_indexes(tmp_path / "out" / f"{name}.jsonl") == list(range(FRAMES))
+        assert _frame_indexes(tmp_path / "plain" / f"{name}.jsonl") == list(range(FRAMES))
+    # close() gives up after flush_timeout (+0.5 s for a send in flight), not after a socket timeout
+    assert stalled < 1.5 * normal + FLUSH_TIMEOUT + 1.0, (normal, stalled)
+    lost = [line for line in stderr.splitlines() if "could not be delivered" in line]
+    for name in SOURCES:                           # one line per source: how many, where, why
+        mine = [line for line in lost if f"trackstream:{name}:" in line]
+        assert len(mine) == 1, lost
+        found = re.search(r"WARNING trackstream\.redis: Redis at redis://127\.0\.0\.1:\d+/0: (\d+) entries could "
+                          r"not be delivered \((\d+) published; ", mine[0])
+        assert found and int(found[1]) > 0 and int(found[2]) >= 5, mine[0]
+    assert len(lost) == len(SOURCES), lost
