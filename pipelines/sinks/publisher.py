@@ -244,9 +244,10 @@ class BufferedPublisher(Generic[T]):
         with self._cond:
             self._connected = True
             if self._down_since is not None and not self._abandoned:
+                down = time.monotonic() - self._down_since
                 self._log.warning("%s reachable again after %.1f s; delivering %d buffered entries "
-                                  "(%d dropped during the outage)", self.name,
-                                  time.monotonic() - self._down_since, len(self._buf), self._drops_this_outage)
+                                  "(%d dropped during the outage)", self.name, down, len(self._buf),
+                                  self._drops_this_outage)
             self._down_since = None
             self._drops_this_outage = 0
         return True

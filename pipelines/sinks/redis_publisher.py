@@ -126,7 +126,8 @@ class StreamPublisher(BufferedPublisher[_Entry]):
     def _prepare(self, entry: _Entry) -> None:
         if entry.payload is None:
             sep = b"" if entry.head == b"{" else b","
-            entry.payload = entry.head + sep + b'"publish_time":' + repr(round(time.time(), 6)).encode() + b"}"
+            stamp = repr(round(time.time(), 6)).encode()
+            entry.payload = entry.head + sep + b'"publish_time":' + stamp + b"}"
             entry.entry_id = self._next_id()
 
     def _xadd(self, entries: list[_Entry], use_own_ids: bool) -> list[Any]:
@@ -142,7 +143,7 @@ class StreamPublisher(BufferedPublisher[_Entry]):
         for entry, res, again in zip(batch, results, resent):
             if not isinstance(res, Exception):
                 self._bump_id(res)
-            elif not (again and _ID_TOO_SMALL in str(res)):   # else: stored by the attempt whose reply was lost
+            elif not (again and _ID_TOO_SMALL in str(res)):   # else: stored by the try whose reply was lost
                 refused.append(entry)
                 self._rejected += 1
                 if self._rejected <= 5 or self._rejected % 1000 == 0:
@@ -159,5 +160,5 @@ class StreamPublisher(BufferedPublisher[_Entry]):
     def _warn_foreign_ids(self) -> None:
         if not self._warned_foreign_ids:
             self._warned_foreign_ids = True
-            log.warning("%s: a stream already holds newer entry ids (another writer, or the clock went back); "
-                        "adding entries with server-chosen ids", self.name)
+            log.warning("%s: a stream already holds newer entry ids (another writer, or the clock went "
+                        "back); adding entries with server-chosen ids", self.name)

@@ -42,7 +42,8 @@ def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
         videos.append(str(tmp_path / f"{name}.mp4"))
         shutil.copy(bikes_video, videos[-1])
     config = tmp_path / "redis.yaml"
-    config.write_text(f"redis: {{flush_timeout: {FLUSH_TIMEOUT}, connect_timeout: 1, buffer_max_entries: 100}}\n")
+    config.write_text(f"redis: {{flush_timeout: {FLUSH_TIMEOUT}, connect_timeout: 1, "
+                      "buffer_max_entries: 100}\n")
     common = [*videos, "--model", str(pose_weights), "--imgsz", "160", "--max-frames", str(FRAMES), "--quiet"]
 
     t0 = time.monotonic()                          # the normal pace: the same run without Redis
@@ -81,7 +82,7 @@ def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
     for name in SOURCES:                           # one line per source: how many, where, why
         mine = [line for line in lost if f"trackstream:{name}:" in line]
         assert len(mine) == 1, lost
-        found = re.search(r"WARNING trackstream\.redis: Redis at redis://127\.0\.0\.1:\d+/0: (\d+) entries could "
-                          r"not be delivered \((\d+) published; ", mine[0])
+        found = re.search(r"WARNING trackstream\.redis: Redis at redis://127\.0\.0\.1:\d+/0: "
+                          r"(\d+) entries could not be delivered \((\d+) published; ", mine[0])
         assert found and int(found[1]) > 0 and int(found[2]) >= 5, mine[0]
     assert len(lost) == len(SOURCES), lost
