@@ -29,6 +29,11 @@ def _run(args: list[str]) -> subprocess.Popen[str]:
                             env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def _last_write(folder) -> float:  # type: ignore[no-untyped-def]
+    """When the last JSONL record was written (the end of processing), as Unix time."""
+    return max((folder / f"{name}.jsonl").stat().st_mtime for name in SOURCES)
+
+
 def _frame_indexes(path) -> list[int]:  # type: ignore[no-untyped-def]
     import json
 
@@ -41,15 +46,17 @@ def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
     for name in SOURCES:                           # two file sources: ids "a" and "b"
         videos.append(str(tmp_path / f"{name}.mp4"))
         shutil.copy(bikes_video, videos[-1])
+    # connect_timeout 30 makes the sink's socket timeout 30 s: a close that waited for the frozen server's
+    # reply would show in the run time. A small buffer also drops entries while Redis is frozen.
     config = tmp_path / "redis.yaml"
-    config.write_text(f"redis: {{flush_timeout: {FLUSH_TIMEOUT}, connect_timeout: 1, "
-                      "buffer_max_entries: 100}\n")
+    config.write_text(f"redis:\n  flush_timeout: {FLUSH_TIMEOUT}\n  connect_timeout: 30\n"
+                      "  buffer_max_entries: 100\n")
     common = [*videos, "--model", str(pose_weights), "--imgsz", "160", "--max-frames", str(FRAMES), "--quiet"]
 
     t0 = time.monotonic()                          # the normal pace: the same run without Redis
     plain = _run([*common, "--jsonl", str(tmp_path / "plain" / "{source}.jsonl")])
     _, plain_err = plain.communicate(timeout=120)
-    normal = time.monotonic() - t0
+    normal, plain_tail = time.monotonic() - t0, time.time() - _last_write(tmp_path / "plain")
     assert plain.returncode == 0, plain_err
 
     assert redis_server.proc is not None
@@ -63,26 +70,30 @@ def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
             time.sleep(0.01)
         os.kill(redis_server.proc.pid, signal.SIGSTOP)
         _, stderr = run.communicate(timeout=120)
-        stalled = time.monotonic() - t0
+        stalled, ended = time.monotonic() - t0, time.time()
     finally:
         os.kill(redis_server.proc.pid, signal.SIGCONT)
         if run.poll() is None:
             run.kill()
             run.wait(10)
-    print(f"normal run {normal:.1f} s, Redis frozen {stalled:.1f} s\n{stderr}")
+    tail = ended - _last_write(tmp_path / "out")
+    print(f"normal run {normal:.1f} s ({plain_tail:.1f} s after the last JSONL record), Redis frozen "
+          f"{stalled:.1f} s ({tail:.1f} s after the last JSONL record)\n{stderr}")
 
     assert run.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
     for name in SOURCES:                           # every frame written, as without Redis
         assert _frame_indexes(tmp_path / "out" / f"{name}.jsonl") == list(range(FRAMES))
         assert _frame_indexes(tmp_path / "plain" / f"{name}.jsonl") == list(range(FRAMES))
-    # close() gives up after flush_timeout (+0.5 s for a send in flight), not after a socket timeout
-    assert stalled < 1.5 * normal + FLUSH_TIMEOUT + 1.0, (normal, stalled)
+    # the sinks give up after flush_timeout (+0.5 s for a send in flight), not after a socket timeout
+    assert stalled < 1.5 * normal + FLUSH_TIMEOUT + 2.0, (normal, stalled)
+    assert tail < plain_tail + FLUSH_TIMEOUT + 2.0, (plain_tail, tail)        # the same, without startup noise
     lost = [line for line in stderr.splitlines() if "could not be delivered" in line]
     for name in SOURCES:                           # one line per source: how many, where, why
         mine = [line for line in lost if f"trackstream:{name}:" in line]
         assert len(mine) == 1, lost
         found = re.search(r"WARNING trackstream\.redis: Redis at redis://127\.0\.0\.1:\d+/0: "
                           r"(\d+) entries could not be delivered \((\d+) published; ", mine[0])
-        assert found and int(found[1]) > 0 and int(found[2]) >= 5, mine[0]
+        assert found and int(found[1]) > 0, mine[0]
+        assert int(found[2]) >= 5 or name != "a", mine[0]       # Redis was frozen after a's 5th frame
     assert len(lost) == len(SOURCES), lost
