@@ -4,6 +4,7 @@ says how many entries could not be delivered."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -29,14 +31,12 @@ def _run(args: list[str]) -> subprocess.Popen[str]:
                             env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def _last_write(folder) -> float:  # type: ignore[no-untyped-def]
+def _last_write(folder: Path) -> float:
     """When the last JSONL record was written (the end of processing), as Unix time."""
     return max((folder / f"{name}.jsonl").stat().st_mtime for name in SOURCES)
 
 
-def _frame_indexes(path) -> list[int]:  # type: ignore[no-untyped-def]
-    import json
-
+def _frame_indexes(path: Path) -> list[int]:
     return [json.loads(line)["frame_index"] for line in path.read_text().splitlines()]
 
 
@@ -87,7 +87,7 @@ def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
         assert _frame_indexes(tmp_path / "plain" / f"{name}.jsonl") == list(range(FRAMES))
     # the sinks give up after flush_timeout (+0.5 s for a send in flight), not after a socket timeout
     assert stalled < 1.5 * normal + FLUSH_TIMEOUT + 2.0, (normal, stalled)
-    assert tail < plain_tail + FLUSH_TIMEOUT + 2.0, (plain_tail, tail)        # the same, without startup noise
+    assert tail < plain_tail + FLUSH_TIMEOUT + 2.0, (plain_tail, tail)   # the same, without startup noise
     lost = [line for line in stderr.splitlines() if "could not be delivered" in line]
     for name in SOURCES:                           # one line per source: how many, where, why
         mine = [line for line in lost if f"trackstream:{name}:" in line]
