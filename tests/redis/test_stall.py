@@ -36,6 +36,12 @@ def _last_write(folder: Path) -> float:
     return max((folder / f"{name}.jsonl").stat().st_mtime for name in SOURCES)
 
 
+def _logged_at(line: str) -> float:
+    """The Unix time of a log line of the run (``2026-12-01 22:37:05,542 WARNING ...``, local time)."""
+    stamp, _, millis = line[:23].partition(",")
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+
+
 def _frame_indexes(path: Path) -> list[int]:
     return [json.loads(line)["frame_index"] for line in path.read_text().splitlines()]
 
@@ -56,7 +62,7 @@ def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
     t0 = time.monotonic()                          # the normal pace: the same run without Redis
     plain = _run([*common, "--jsonl", str(tmp_path / "plain" / "{source}.jsonl")])
     _, plain_err = plain.communicate(timeout=120)
-    normal, plain_tail = time.monotonic() - t0, time.time() - _last_write(tmp_path / "plain")
+    normal = time.monotonic() - t0
     assert plain.returncode == 0, plain_err
 
     assert redis_server.proc is not None
@@ -70,25 +76,27 @@ def test_redis_frozen_mid_run_delays_nothing_and_says_what_was_lost(
             time.sleep(0.01)
         os.kill(redis_server.proc.pid, signal.SIGSTOP)
         _, stderr = run.communicate(timeout=120)
-        stalled, ended = time.monotonic() - t0, time.time()
+        stalled = time.monotonic() - t0
     finally:
         os.kill(redis_server.proc.pid, signal.SIGCONT)
         if run.poll() is None:
             run.kill()
             run.wait(10)
-    tail = ended - _last_write(tmp_path / "out")
-    print(f"normal run {normal:.1f} s ({plain_tail:.1f} s after the last JSONL record), Redis frozen "
-          f"{stalled:.1f} s ({tail:.1f} s after the last JSONL record)\n{stderr}")
+    lost = [line for line in stderr.splitlines() if "could not be delivered" in line]
+    closing = max((_logged_at(line) for line in lost), default=0.0) - _last_write(tmp_path / "out")
+    print(f"normal run {normal:.1f} s, Redis frozen {stalled:.1f} s; the loss was reported {closing:.1f} s "
+          f"after the last JSONL record\n{stderr}")
 
     assert run.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
     for name in SOURCES:                           # every frame written, as without Redis
         assert _frame_indexes(tmp_path / "out" / f"{name}.jsonl") == list(range(FRAMES))
         assert _frame_indexes(tmp_path / "plain" / f"{name}.jsonl") == list(range(FRAMES))
-    # the sinks give up after flush_timeout (+0.5 s for a send in flight), not after a socket timeout
-    assert stalled < 1.5 * normal + FLUSH_TIMEOUT + 2.0, (normal, stalled)
-    assert tail < plain_tail + FLUSH_TIMEOUT + 2.0, (plain_tail, tail)   # the same, without startup noise
-    lost = [line for line in stderr.splitlines() if "could not be delivered" in line]
+    # The sinks give up after flush_timeout (+0.5 s for a send in flight), not after a socket timeout (30 s).
+    # Start-up and teardown vary by seconds on a shared machine: the run as a whole gets a loose bound, the
+    # close itself (from the last record to the loss line, both stamped by the run) a tight one.
+    assert stalled < 2 * normal + FLUSH_TIMEOUT + 2.0, (normal, stalled)
+    assert 0 < closing < FLUSH_TIMEOUT + 1.5, closing
     for name in SOURCES:                           # one line per source: how many, where, why
         mine = [line for line in lost if f"trackstream:{name}:" in line]
         assert len(mine) == 1, lost
