@@ -1,9 +1,9 @@
-"""Background delivery of JSON documents to Redis Streams: never blocks the caller, survives outages.
+"""Redis Streams delivery: the Redis part of a ``BufferedPublisher`` (``pipelines/sinks/publisher.py``).
 
-``StreamPublisher.put`` appends to a bounded in-memory buffer and returns at once. One background
-thread sends the buffer in order, in pipelined batches (``transaction=False``); while Redis is
-unreachable it keeps the entries and retries with backoff; beyond ``buffer_max_entries`` the oldest
-are dropped and counted.
+``StreamPublisher.put`` serialises a document and queues it without waiting for the network; the base
+class's background thread sends the buffer in order, survives outages (buffer, drop the oldest beyond
+``buffer_max_entries``, retry with backoff) and reports what could not be delivered at close. This
+module adds what is Redis-specific: pipelined ``XADD`` batches (``transaction=False``) and entry ids.
 
 Entry ids are chosen here (``<unix ms>-<seq>``, strictly increasing across all streams of one
 publisher) rather than by the server, so a batch that is re-sent after a connection broke mid-reply
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
+from pipelines.sinks.publisher import BufferedPublisher, PublisherStats
 from pipelines.sinks.redis_conn import describe, error_text
 
 try:  # orjson writes these float-heavy documents ~10x faster than the standard library
@@ -33,6 +33,8 @@ try:  # orjson writes these float-heavy documents ~10x faster than the standard 
 except ImportError:  # pragma: no cover - orjson is a declared dependency; stay usable without it
     def _dumps(doc: dict[str, Any]) -> bytes:
         return json.dumps(doc, separators=(",", ":"), default=lambda v: v.tolist()).encode()
+
+__all__ = ["PublisherStats", "StreamPublisher"]
 
 log = logging.getLogger("trackstream.redis")
 
@@ -45,26 +47,14 @@ class _Entry:
     collector does not scan them), completed with ``publish_time`` when first sent."""
 
     stream: str
-    maxlen: Optional[int]
+    maxlen: int | None
     head: bytes
-    entry_id: Optional[str] = None
-    payload: Optional[bytes] = None
+    entry_id: str | None = None
+    payload: bytes | None = None
     sent_before: bool = False
 
 
-@dataclass(frozen=True)
-class PublisherStats:
-    """Counters of one publisher: entries ``published``, ``dropped`` (buffer full, undeliverable at close
-    or rejected by the server), ``buffered`` now, ``connected`` now, ``outages`` seen so far."""
-
-    published: int
-    dropped: int
-    buffered: int
-    connected: bool
-    outages: int
-
-
-class StreamPublisher:
+class StreamPublisher(BufferedPublisher[_Entry]):
     """Deliver documents to Redis streams from a background thread.
 
     Args:
@@ -77,148 +67,56 @@ class StreamPublisher:
 
     def __init__(self, client_factory: Callable[[], Any], url: str, buffer_max_entries: int,
                  batch_max: int = 500, field_name: str = "data") -> None:
+        super().__init__(f"Redis at {describe(url)}", buffer_max_entries, batch_max=batch_max, log=log,
+                         thread_name="redis-publisher")
         self._factory = client_factory
         self._url = url
-        self._max = buffer_max_entries
-        self._batch_max = max(1, min(batch_max, buffer_max_entries))
         self._field = field_name
-        self._buf: deque[_Entry] = deque()
-        self._cond = threading.Condition()
-        self._closing = False
-        self._deadline = float("inf")
         self._client: Any = None
-        self._connected = False
-        self._published = 0
-        self._dropped = 0
-        self._outages = 0
         self._rejected = 0
-        self._drops_this_outage = 0
-        self._down_since: Optional[float] = None
-        self._next_down_log = 0.0
         self._last_id = (0, -1)
         self._warned_foreign_ids = False
-        self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
-        self._thread.start()
+        self._start()
 
-    # -- caller side ------------------------------------------------------------------------------------
-    def put(self, stream: str, doc: dict[str, Any], maxlen: Optional[int]) -> None:
+    def put(self, stream: str, doc: dict[str, Any], maxlen: int | None) -> None:
         """Queue ``doc`` for ``stream``; never blocks on the network. Drops the oldest entry when full.
 
         ``doc`` is serialised now (it may be changed by the caller afterwards); ``publish_time`` (Unix s)
         is added when the entry is first sent.
         """
-        head = _dumps(doc)[:-1]
-        with self._cond:
-            if self._closing:
-                raise RuntimeError("publisher is closed")
-            if len(self._buf) >= self._max:
-                self._drop_oldest(len(self._buf) - self._max + 1)
-            self._buf.append(_Entry(stream, maxlen, head))
-            if self._connected or len(self._buf) == 1:   # while Redis is down the thread is backing off
-                self._cond.notify()
+        self.enqueue(_Entry(stream, maxlen, _dumps(doc)[:-1]))
 
-    def stats(self) -> PublisherStats:
-        with self._cond:
-            return PublisherStats(self._published, self._dropped, len(self._buf), self._connected,
-                                  self._outages)
+    # -- BufferedPublisher hooks (background thread) ------------------------------------------------------
+    def _connect(self) -> None:
+        if self._client is None:
+            self._client = self._factory()
+        self._client.ping()
 
-    def close(self, timeout: float) -> PublisherStats:
-        """Deliver what is buffered (trying for at most ``timeout`` s), then stop the thread."""
-        with self._cond:
-            self._closing = True
-            self._deadline = time.monotonic() + timeout
-            self._cond.notify_all()
-        self._thread.join(timeout + 10.0)
-        with self._cond:
-            left = len(self._buf)
-            if left:
-                self._dropped += left
-                self._buf.clear()
-                log.warning("Redis at %s: %d entries could not be delivered before closing (dropped)",
-                            describe(self._url), left)
+    def _disconnect(self) -> None:
         if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection may fail in many ways
-                pass
-        return self.stats()
+            self._client.connection_pool.disconnect()
 
-    def _drop_oldest(self, n: int) -> None:
-        for _ in range(n):
-            self._buf.popleft()
-        self._dropped += n
-        if self._drops_this_outage == 0:
-            log.warning("Redis buffer full (%d entries): dropping the oldest entries (counted in stats)",
-                        self._max)
-        self._drops_this_outage += n
+    def _destination(self, entry: _Entry) -> str:
+        return entry.stream
 
-    # -- background thread ------------------------------------------------------------------------------
-    def _run(self) -> None:
-        backoff = 0.05
-        while True:
-            with self._cond:
-                while not self._buf and not self._closing:
-                    self._cond.wait()
-                if not self._buf or time.monotonic() > self._deadline:
-                    return
-            if not self._connected and not self._connect():
-                self._back_off(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            backoff = 0.05
-            self._send_batch()
+    def _error_text(self, exc: BaseException) -> str:
+        return error_text(exc, self._url)
 
-    def _back_off(self, seconds: float) -> None:
-        """Wait ``seconds`` (not past the close deadline); new entries do not cut it short, close() does."""
-        with self._cond:
-            until = time.monotonic() + seconds
-            closing = self._closing
-            while self._closing == closing:
-                remaining = min(until, self._deadline) - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._cond.wait(remaining)
+    def _send(self, batch: list[_Entry]) -> list[_Entry]:
+        resent = [e.sent_before for e in batch]
+        for entry in batch:
+            self._prepare(entry)
+            entry.sent_before = True     # if this send breaks, the server may have stored it anyway
+        results = self._xadd(batch, use_own_ids=True)
+        retry = [e for e, r, again in zip(batch, results, resent)
+                 if isinstance(r, Exception) and _ID_TOO_SMALL in str(r) and not again]
+        if retry:
+            self._warn_foreign_ids()
+            by_entry = dict(zip(map(id, retry), self._xadd(retry, use_own_ids=False)))
+            results = [by_entry.get(id(e), r) for e, r in zip(batch, results)]
+        return self._refused(batch, results, resent)
 
-    def _connect(self) -> bool:
-        try:
-            if self._client is None:
-                self._client = self._factory()
-            self._client.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure to reach Redis means "buffer and retry"
-            self._mark_down(exc)
-            return False
-        with self._cond:
-            self._connected = True
-            if self._down_since is not None:
-                log.warning("Redis at %s reachable again after %.1f s; delivering %d buffered entries "
-                            "(%d dropped during the outage)", describe(self._url),
-                            time.monotonic() - self._down_since, len(self._buf), self._drops_this_outage)
-            self._down_since = None
-            self._drops_this_outage = 0
-        return True
-
-    def _mark_down(self, exc: BaseException) -> None:
-        with self._cond:
-            was_up = self._connected or self._down_since is None
-            self._connected = False
-            if self._down_since is None:
-                self._down_since = time.monotonic()
-                self._outages += 1
-            now = time.monotonic()
-            if was_up:
-                log.warning("Redis at %s unreachable (%s); buffering up to %d entries and retrying",
-                            describe(self._url), error_text(exc, self._url), self._max)
-                self._next_down_log = now + 30.0
-            elif now >= self._next_down_log:
-                log.warning("Redis at %s still unreachable after %.0f s: %d entries buffered, %d dropped",
-                            describe(self._url), now - self._down_since, len(self._buf), self._drops_this_outage)
-                self._next_down_log = now + 30.0
-        if self._client is not None:
-            try:
-                self._client.connection_pool.disconnect()
-            except Exception:  # noqa: BLE001
-                pass
-
+    # -- Redis specifics ----------------------------------------------------------------------------------
     def _next_id(self) -> str:
         ms = int(time.time() * 1000)
         last_ms, last_seq = self._last_id
@@ -228,33 +126,9 @@ class StreamPublisher:
     def _prepare(self, entry: _Entry) -> None:
         if entry.payload is None:
             sep = b"" if entry.head == b"{" else b","
-            entry.payload = entry.head + sep + b'"publish_time":' + repr(round(time.time(), 6)).encode() + b"}"
+            stamp = repr(round(time.time(), 6)).encode()
+            entry.payload = entry.head + sep + b'"publish_time":' + stamp + b"}"
             entry.entry_id = self._next_id()
-
-    def _send_batch(self) -> None:
-        with self._cond:
-            batch = [self._buf.popleft() for _ in range(min(self._batch_max, len(self._buf)))]
-        for entry in batch:
-            self._prepare(entry)
-        try:
-            results = self._xadd(batch, use_own_ids=True)
-            retry = [e for e, r in zip(batch, results) if isinstance(r, Exception)
-                     and _ID_TOO_SMALL in str(r) and not e.sent_before]
-            if retry:
-                self._warn_foreign_ids()
-                results2 = self._xadd(retry, use_own_ids=False)
-                again = dict(zip(map(id, retry), results2))
-                results = [again.get(id(e), r) for e, r in zip(batch, results)]
-        except Exception as exc:  # noqa: BLE001 - connection broke: put the batch back, in order
-            for entry in batch:
-                entry.sent_before = True
-            with self._cond:
-                self._buf.extendleft(reversed(batch))
-                if len(self._buf) > self._max:
-                    self._drop_oldest(len(self._buf) - self._max)
-            self._mark_down(exc)
-            return
-        self._count(batch, results)
 
     def _xadd(self, entries: list[_Entry], use_own_ids: bool) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
@@ -263,23 +137,19 @@ class StreamPublisher:
                       maxlen=e.maxlen, approximate=True)
         return list(pipe.execute(raise_on_error=False))
 
-    def _count(self, batch: list[_Entry], results: list[Any]) -> None:
-        ok = failed = 0
-        for entry, res in zip(batch, results):
+    def _refused(self, batch: list[_Entry], results: list[Any], resent: list[bool]) -> list[_Entry]:
+        """The entries Redis refused (logged, the first five and every thousandth)."""
+        refused = []
+        for entry, res, again in zip(batch, results, resent):
             if not isinstance(res, Exception):
-                ok += 1
                 self._bump_id(res)
-            elif entry.sent_before and _ID_TOO_SMALL in str(res):
-                ok += 1  # stored by the attempt whose reply was lost
-            else:
-                failed += 1
+            elif not (again and _ID_TOO_SMALL in str(res)):   # else: stored by the try whose reply was lost
+                refused.append(entry)
                 self._rejected += 1
                 if self._rejected <= 5 or self._rejected % 1000 == 0:
                     log.warning("Redis rejected an entry for %s: %s (dropped; %d so far)", entry.stream,
                                 error_text(res, self._url), self._rejected)
-        with self._cond:
-            self._published += ok
-            self._dropped += failed
+        return refused
 
     def _bump_id(self, entry_id: Any) -> None:
         text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
@@ -290,5 +160,5 @@ class StreamPublisher:
     def _warn_foreign_ids(self) -> None:
         if not self._warned_foreign_ids:
             self._warned_foreign_ids = True
-            log.warning("Redis at %s: a stream already holds newer entry ids (another writer, or the clock went "
-                        "back); adding entries with server-chosen ids", describe(self._url))
+            log.warning("%s: a stream already holds newer entry ids (another writer, or the clock went "
+                        "back); adding entries with server-chosen ids", self.name)
