@@ -67,6 +67,12 @@ class OutputConfig:
     video_codec: str = "libx264"
     video_crf: int = field(default=23, metadata={"min": 0, "max": 51})
     video_preset: Literal[X264_PRESETS] = "veryfast"  # type: ignore[valid-type]
+    video_keyframe_seconds: float = field(default=2.0, metadata={"gt": 0})
+    video_faststart: bool = True
+    video_rotate_seconds: Optional[float] = field(default=None, metadata={"gt": 0})
+    video_rotate_bytes: Optional[int] = field(default=None, metadata={"gt": 0})
+    retain_seconds: Optional[float] = field(default=None, metadata={"gt": 0})
+    retain_bytes: Optional[int] = field(default=None, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from pipelines.frames import BaseSink, FrameResult
 from pipelines.sinks.records import frame_record
 from pipelines.sinks._paths import close_output, open_text, prepare_output, text_position
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
+from pipelines.sinks.rotation import Retention, rotated_name
 from tracker.configutil import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class JsonlSink(BaseSink):
 
     def __init__(self, path: "str | os.PathLike[str]", rotate_bytes: Optional[int] = None,
                  rotate_seconds: Optional[float] = None, *, clock: Callable[[], float] = time.time,
-                 resume: Optional[Mapping[str, object]] = None, what: str = "JSONL output") -> None:
+                 resume: Optional[Mapping[str, object]] = None, what: str = "JSONL output",
+                 retention: Retention = Retention()) -> None:
         if rotate_bytes is not None and (isinstance(rotate_bytes, bool) or rotate_bytes <= 0):
             raise ConfigError("output.jsonl_rotate_bytes", f"must be > 0, got {rotate_bytes}")
         if rotate_seconds is not None and not rotate_seconds > 0:
@@ -65,6 +67,7 @@ class JsonlSink(BaseSink):
         self.path = prepare_output(path, what)
         self.rotate_bytes = rotate_bytes
         self.rotate_seconds = rotate_seconds
+        self.retention = retention
         self._clock = clock
         self._file: Optional[IO[str]] = None
         self._failed = False
@@ -127,13 +130,8 @@ class JsonlSink(BaseSink):
         return self.rotate_seconds is not None and self._clock() - self._started >= self.rotate_seconds
 
     def _rotated_name(self, started: float) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
-        while True:
-            self._sequence += 1
-            name = f"{self.path.stem}.{stamp}-{self._sequence:06d}{self.path.suffix}"
-            candidate = self.path.with_name(name)
-            if not candidate.exists():
-                return candidate
+        name, self._sequence = rotated_name(self.path, started, self._sequence)
+        return name
 
     def _rotate(self, file: IO[str]) -> IO[str]:
         """Close the live file, rename it aside (never over an existing file) and start a new one."""
@@ -146,6 +144,7 @@ class JsonlSink(BaseSink):
         target = self._rotated_name(self._started)
         self._move_aside(target, f"cannot rotate JSONL output {self.path} to {target.name}")
         log.info("rotated %s -> %s", self.path, target.name)
+        self.retention.apply(self.path)
         return self._open()
 
     def position(self) -> Optional[Mapping[str, object]]:
@@ -162,7 +161,8 @@ def _build(ctx: SinkContext) -> JsonlSink:
     out = ctx.config.output
     assert out.jsonl is not None
     return JsonlSink(ctx.path(out.jsonl), rotate_bytes=out.jsonl_rotate_bytes,
-                     rotate_seconds=out.jsonl_rotate_seconds, resume=ctx.resume)
+                     rotate_seconds=out.jsonl_rotate_seconds, resume=ctx.resume,
+                     retention=Retention(out.retain_seconds, out.retain_bytes))
 
 
 ENTRY = SinkEntry("jsonl", DropPolicy.BLOCK, lambda config: bool(config.output.jsonl), _build)

@@ -1,7 +1,16 @@
 """Annotated video sink: draws overlays on each processed frame and encodes them with PyAV.
 
-Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, ``movflags=+faststart`` (the index
-comes first, so browsers start playing before the download ends).
+Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, a key frame every 2 s.
+
+- **Crash-safe.** An MP4/MOV is written *fragmented* while recording (a fragment at each key frame, the index
+  up front, empty): what was written survives ``kill -9``, a power cut or a full disk up to the last key
+  frame, and plays in browsers, ffprobe and PyAV. When the output is closed normally it is rewritten as a
+  regular ``+faststart`` MP4 (index first, so browsers start playing before the download ends), unless
+  ``faststart`` is off; a failed rewrite (e.g. disk full) keeps the fragmented file, which plays too.
+- **Segments.** With ``rotate_seconds`` / ``rotate_bytes`` the live file ``NAME.mp4`` is finished and renamed
+  ``NAME.<start>-<n>.mp4`` (``pipelines/sinks/rotation.py``) before the frame that would exceed the limit,
+  and a new segment starts with that frame: no frame is lost or repeated at a boundary. ``retention``
+  deletes the oldest finished segments.
 
 - **Timing.** Only processed frames are written. Each frame's timestamp is its source PTS, shifted so
   the first written frame is at 0 (time base 1/90000 s; 1/1000 s for encoders that cannot take it).
@@ -23,9 +32,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -36,6 +46,7 @@ from pipelines.processing.overlays import Annotator, OverlayConfig
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from pipelines.sinks._paths import prepare_output
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
+from pipelines.sinks.rotation import Retention, rotated_name
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +117,10 @@ class AnnotatedVideoSink(BaseSink):
     def __init__(self, path: "str | os.PathLike[str]", fps: Optional[float],
                  size: Optional[Tuple[int, int]], overlay: Optional[OverlayConfig] = None,
                  codec: str = "libx264", crf: int = 23, preset: str = "veryfast", *,
-                 zones: Sequence[ZoneConfig] = (), lines: Sequence[LineConfig] = (), part: int = 1) -> None:
-        import av
-
+                 zones: Sequence[ZoneConfig] = (), lines: Sequence[LineConfig] = (), part: int = 1,
+                 keyframe_seconds: float = 2.0, faststart: bool = True, rotate_seconds: Optional[float] = None,
+                 rotate_bytes: Optional[int] = None, retention: Retention = Retention(),
+                 clock: Callable[[], float] = time.time) -> None:
         if fps is not None and not fps > 0:
             raise OutputError(f"video output {path}: frame rate must be > 0, got {fps}")
         if size is not None and (int(size[0]) < 1 or int(size[1]) < 1):
@@ -117,17 +129,19 @@ class AnnotatedVideoSink(BaseSink):
             raise OutputError(f"video output {path}: crf must be between 0 and 51, got {crf}")
         self.fps = Fraction(fps if fps is not None else DEFAULT_FPS).limit_denominator(1001)
         self.codec = codec
-        self._options = _encoder_options(codec, crf, preset)
+        gop = max(1, round(float(self.fps) * keyframe_seconds))
+        # no B-frames: every packet's decode time is its presentation time, so a fragmented file (which has no
+        # edit list to hide the reordering delay) and its faststart rewrite both start at 0
+        self._options = {**_encoder_options(codec, crf, preset), "g": str(gop), "bf": "0"}
         self.time_base = _check_encoder(codec, self._options, self.fps)
         self.path: Path = prepare_output(path, "video output", keep=False)
-        faststart = self.path.suffix.lower() in _FASTSTART_SUFFIXES
-        container_options = {"movflags": "+faststart"} if faststart else {}
-        try:
-            self._container: Any = av.open(str(self.path), mode="w", options=container_options)
-        except Exception as exc:  # noqa: BLE001 - unknown extension -> ValueError, others -> av errors
-            self._remove_placeholder()
-            raise OutputError(f"cannot write video output {self.path}: {exc} "
-                              "(use a .mp4, .mkv or .mov file name)") from None
+        self._mp4 = self.path.suffix.lower() in _FASTSTART_SUFFIXES
+        self.faststart = faststart and self._mp4
+        self.rotate_seconds, self.rotate_bytes, self.retention = rotate_seconds, rotate_bytes, retention
+        self._clock = clock
+        self._sequence = 0
+        self.rotated: list[Path] = []
+        self._container: Any = self._open_container()
         self.annotator = Annotator(overlay, zones, lines)
         self.part = part
         self.size: Optional[Tuple[int, int]] = None if size is None else (int(size[0]), int(size[1]))
@@ -138,7 +152,22 @@ class AnnotatedVideoSink(BaseSink):
         self._max_step = max(2 * self._step, round(1 / self.time_base))
         self._resize_warned = False
         self._closed = False
-        self.frames_written = 0
+        self.frames_written = 0       # in the current segment
+        self.frames_total = 0         # in every segment of this sink
+
+    def _open_container(self) -> Any:
+        import av
+
+        # fragmented while recording: playable up to the last key frame whatever happens to the process
+        options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"} if self._mp4 else {}
+        try:
+            container = av.open(str(self.path), mode="w", options=options)
+        except Exception as exc:  # noqa: BLE001 - unknown extension -> ValueError, others -> av errors
+            self._remove_placeholder()
+            raise OutputError(f"cannot write video output {self.path}: {exc} "
+                              "(use a .mp4, .mkv or .mov file name)") from None
+        self._segment_started = self._clock()
+        return container
 
     def _remove_placeholder(self) -> None:
         try:
@@ -197,6 +226,8 @@ class AnnotatedVideoSink(BaseSink):
 
         if self._closed:
             raise OutputError(f"video output {self.path} is already closed")
+        if self.frames_written and self._rotation_due():
+            self._rotate()
         stream = self._stream or self._open_stream(self.size or result.frame.size)
         image = self._fit(self.annotator.draw(result))
         # OpenCV's BGR -> I420 (BT.601, limited range, like FFmpeg's default) is ~4x cheaper than swscale
@@ -207,8 +238,54 @@ class AnnotatedVideoSink(BaseSink):
         try:
             self._mux(stream.encode(frame))
         except Exception as exc:  # noqa: BLE001 - disk full, encoder failure: one line for the user
-            raise OutputError(f"cannot write video output {self.path}: {exc}") from None
+            raise OutputError(f"cannot write video output {self.path}: {_reason(exc)}") from None
         self.frames_written += 1
+        self.frames_total += 1
+
+    def _rotation_due(self) -> bool:
+        if self.rotate_seconds is not None and self._clock() - self._segment_started >= self.rotate_seconds:
+            return True
+        if self.rotate_bytes is not None:
+            try:
+                return self.path.stat().st_size >= self.rotate_bytes
+            except OSError:
+                return False
+        return False
+
+    def _rotate(self) -> None:
+        """Finish the current segment, rename it aside and start the next one (with the coming frame)."""
+        self._finish_segment()
+        target, self._sequence = rotated_name(self.path, self._segment_started, self._sequence)
+        try:
+            os.rename(self.path, target)
+        except OSError as exc:
+            raise OutputError(f"cannot rotate video output {self.path} to {target.name}: "
+                              f"{exc.strerror or exc}") from None
+        self.rotated.append(target)
+        log.info("rotated %s -> %s", self.path, target.name)
+        self.retention.apply(self.path)
+        self._container = self._open_container()
+        self._stream, self._pts0, self._last_tick, self.frames_written = None, None, None, 0
+
+    def _finish_segment(self) -> None:
+        """Flush the encoder and close the container; then rewrite it as a faststart MP4 when asked.
+        Raises OutputError (one line) when the flush or close failed (what was written stays readable)."""
+        error: Optional[BaseException] = None
+        if self._stream is not None and self.frames_written:
+            try:
+                self._mux(self._stream.encode(None))
+            except Exception as exc:  # noqa: BLE001 - still close the container below
+                error = exc
+        try:
+            self._container.close()
+        except Exception as exc:  # noqa: BLE001
+            if self.frames_written:
+                error = error or exc
+        if error is not None:
+            raise OutputError(f"video output {self.path} may end early: {_reason(error)} "
+                              "(what was written plays up to its last key frame)") from None
+        if self.faststart and self.frames_written:
+            _to_faststart(self.path)
 
     def _mux(self, packets: Any) -> None:
         for packet in packets:
@@ -225,22 +302,39 @@ class AnnotatedVideoSink(BaseSink):
         if self._closed:
             return
         self._closed = True
-        error: Optional[BaseException] = None
-        if self._stream is not None and self.frames_written:
-            try:
-                self._mux(self._stream.encode(None))
-            except Exception as exc:  # noqa: BLE001 - still close the container below
-                error = exc
         try:
-            self._container.close()
-        except Exception as exc:  # noqa: BLE001
-            if self.frames_written:
-                error = error or exc
-        if not self.frames_written:
-            self._remove_placeholder()
-            log.warning("video output %s: no frames were written; no file created", self.path)
-        if error is not None:
-            raise OutputError(f"video output {self.path} may be incomplete: {error}") from None
+            self._finish_segment()
+        finally:
+            if not self.frames_written:
+                self._remove_placeholder()
+                if not self.frames_total:
+                    log.warning("video output %s: no frames were written; no file created", self.path)
+
+
+def _reason(exc: BaseException) -> str:
+    """An OS or FFmpeg error as its short reason (``No space left on device``)."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _to_faststart(path: Path) -> None:
+    """Rewrite a finished fragmented MP4 as a regular one with the index first (packets copied, nothing
+    re-encoded). On failure (e.g. no room for the copy) the fragmented file is kept: it plays too."""
+    import av
+
+    tmp = path.with_name(f".{path.name}.faststart{path.suffix}")
+    try:
+        with av.open(str(path)) as src, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as dst:
+            streams = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type == "video"}
+            for packet in src.demux(*[s for s in src.streams if s.index in streams]):
+                if packet.dts is None:
+                    continue
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+        os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001 - keep the playable fragmented file
+        tmp.unlink(missing_ok=True)
+        log.warning("video output %s: kept as fragmented MP4 (rewrite with the index first failed: %s)",
+                    path, _reason(exc))
 
 
 def part_path(path: str, part: int) -> str:
@@ -261,7 +355,10 @@ def _build(ctx: SinkContext) -> AnnotatedVideoSink:
         log.info("video output: continuing %s in %s", ctx.settings.id, path)
     return AnnotatedVideoSink(path, ctx.fps, ctx.size, ctx.config.overlay, codec=out.video_codec,
                               crf=out.video_crf, preset=out.video_preset, zones=ctx.settings.zones,
-                              lines=ctx.settings.lines, part=part)
+                              lines=ctx.settings.lines, part=part, keyframe_seconds=out.video_keyframe_seconds,
+                              faststart=out.video_faststart, rotate_seconds=out.video_rotate_seconds,
+                              rotate_bytes=out.video_rotate_bytes,
+                              retention=Retention(out.retain_seconds, out.retain_bytes))
 
 
 ENTRY = SinkEntry("video", DropPolicy.BLOCK, lambda config: bool(config.output.video), _build)
