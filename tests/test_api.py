@@ -21,12 +21,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def readme_python_example() -> str:
     """The fenced ```python block of the README's "Python API" section."""
     text = README.read_text(encoding="utf-8")
-    heading = re.search(r"^#+ Python API\s*$", text, re.M)
+    heading = re.search(r"^#+ Python API\s*$", text, re.MULTILINE)
     assert heading, "README.md has no 'Python API' heading"
     section = text[heading.end():]
-    block = re.search(r"^```python\n(.*?)^```", section, re.M | re.S)
+    block = re.search(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
     assert block, "the README's Python API section has no ```python block"
-    assert not re.search(r"^#+ ", section[:block.start()], re.M), "the example is not under the Python API heading"
+    before = section[:block.start()]
+    assert not re.search(r"^#+ ", before, re.MULTILINE), "the example is under another heading"
     return block.group(1)
 
 
@@ -43,7 +44,8 @@ def trackstream_threads(wait: float = 2.0) -> list[str]:
 @pytest.mark.slow
 def test_readme_python_example_runs_and_finds_tracks_events_and_counts(bikes_video, pose_weights, capsys):
     namespace: dict[str, object] = {"__name__": "readme_example"}
-    exec(compile(readme_python_example(), "README.md (Python API)", "exec"), namespace)
+    code = compile(readme_python_example(), "README.md (Python API)", "exec")
+    exec(code, namespace)  # noqa: S102 - the README's own example, as a user would run it
     printed = capsys.readouterr().out
     track_ids, events = namespace["track_ids"], namespace["events"]
     assert isinstance(track_ids, set) and track_ids and all(isinstance(i, int) and i >= 1 for i in track_ids)
