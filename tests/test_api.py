@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import process
-from pipelines.errors import SourceError
+from pipelines.errors import OutputError, SourceError
 from tracker.configutil import ConfigError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -86,6 +86,18 @@ def test_breaking_out_early_stops_the_pipeline_and_closes_its_outputs(bikes_vide
     records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]  # flushed, whole
     assert 3 <= len(records) < 250                   # it stopped reading long before the clip's end
     assert [r["frame_index"] for r in records] == list(range(len(records)))
+
+
+@pytest.mark.slow
+def test_a_failure_inside_the_pipeline_is_raised_in_the_loop(bikes_video, pose_weights, tmp_path):
+    """The video sink fails in the pipeline's own thread (an unknown encoder): the loop gets its one-line
+    error, and nothing is left running."""
+    video = {"output.video": str(tmp_path / "out.mp4"), "output.video_codec": "no_such_codec"}
+    results = process(bikes_video, model=pose_weights, imgsz=160, max_frames=3, overrides=video)
+    with pytest.raises(OutputError, match="unknown video codec 'no_such_codec'") as failure:
+        list(results)
+    assert "\n" not in str(failure.value)
+    assert not trackstream_threads()
 
 
 def test_a_missing_video_is_a_one_line_source_error(tmp_path):
