@@ -1,0 +1,264 @@
+"""The Python API: ``process(...)`` yields the output value of every processed frame, without the CLI.
+
+::
+
+    from pipelines import process
+
+    for result in process("street.mp4", model="yolo11n.pt", imgsz=640):
+        print(result.frame.source_id, result.frame.index, result.tracks.track_id.tolist())
+
+It runs the same pipeline as ``trackstream run`` (the same config keys, sources, detector, ``Runner``,
+per-camera ``StreamProcessor`` and sinks). Next to the configured file and Redis sinks each source gets
+an in-memory sink with drop policy ``block``: nothing is lost, and at most ``RESULT_QUEUE_SIZE`` results
+wait for the consumer, so memory stays bounded and the pipeline waits while the loop body runs.
+
+Results of several sources interleave (each carries ``result.frame.source_id``); one source's results
+come in frame order. Stopping early (``break``, or ``close()`` on a generator you kept) stops the
+pipeline: frames already read are processed, every output is flushed and closed, every thread ends.
+An error in any stage is raised in the consuming thread (``UserError``s as their one-line message).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, Union, overload
+
+from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
+from pipelines.frames import BaseSink, FrameResult, StreamStatus
+from pipelines.processing.zones import LineConfig, ZoneConfig
+from pipelines.settings import SourceSettings
+from pipelines.sinks.base import BuiltSink, DropPolicy
+from tracker.configutil import ConfigError, to_mapping
+
+__all__ = ["RESULT_QUEUE_SIZE", "SourceLike", "process"]
+
+log = logging.getLogger(__name__)
+
+RESULT_QUEUE_SIZE = 8
+"""Results waiting for the consumer at most (all sources together); the pipeline waits beyond that."""
+
+SourceLike = Union[str, "os.PathLike[str]", Mapping[str, Any], SourceSettings]
+"""A source: a file path or camera URL, a ``sources:`` entry of the config (``{"url": ..., "id": ...}``)
+or resolved ``SourceSettings``."""
+
+ConfigLike = Union[str, "os.PathLike[str]", Mapping[str, Any], None]
+Output = Union[FrameResult, StreamStatus]  # noqa: UP007 - a runtime alias
+
+
+class _End:
+    """Marks the end of the results."""
+
+
+_END = _End()
+
+
+class _ResultSink(BaseSink):
+    """One source's in-memory sink: hands each value to the consumer's queue, waiting while it is full.
+
+    Once the consumer has gone (``closed``), values are discarded so the pipeline can finish."""
+
+    def __init__(self, results: queue.Queue[Output | _End], closed: threading.Event,
+                 statuses: bool) -> None:
+        self._results, self._closed, self._statuses = results, closed, statuses
+
+    def write(self, result: FrameResult) -> None:
+        _offer(self._results, result, self._closed)
+
+    def status(self, status: StreamStatus) -> None:
+        if self._statuses:
+            _offer(self._results, status, self._closed)
+
+
+def _offer(results: queue.Queue[Output | _End], item: Output | _End, closed: threading.Event) -> None:
+    while not closed.is_set():
+        try:
+            results.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _shape(item: ZoneConfig | LineConfig | Mapping[str, Any]) -> dict[str, Any]:
+    return to_mapping(item) if isinstance(item, (ZoneConfig, LineConfig)) else dict(item)
+
+
+def _source_entry(source: SourceLike) -> dict[str, Any]:
+    if isinstance(source, SourceSettings):
+        return {"url": source.url, "id": source.id}  # a placeholder: ids are still checked to be unique
+    if isinstance(source, Mapping):
+        return dict(source)
+    return {"url": os.fspath(source)}
+
+
+def build_api_config(sources: Sequence[SourceLike], *, model: str | os.PathLike[str] | None = None,
+                     config: ConfigLike = None, overrides: Mapping[str, Any] | None = None,
+                     imgsz: int | None = None, conf: float | None = None, device: str | None = None,
+                     classes: Sequence[int] | None = None, vid_stride: int | None = None,
+                     zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
+                     lines: Sequence[LineConfig | Mapping[str, Any]] | None = None) -> PipelineConfig:
+    """The validated config of a ``process`` call (see ``process`` for the arguments).
+
+    The config file or mapping first, then ``overrides`` (dotted keys), then the named arguments, then
+    ``sources`` (replacing the config's ``sources:`` when given). Raises ``ConfigError`` naming the key.
+    """
+    if config is None:
+        data: dict[str, Any] = {}
+    elif isinstance(config, Mapping):
+        data = copy.deepcopy(dict(config))
+    else:
+        data = read_config_file(os.fspath(config))
+    named: dict[str, Any] = {
+        "detector.model": None if model is None else os.fspath(model), "detector.imgsz": imgsz,
+        "detector.conf": conf, "detector.device": device,
+        "detector.classes": None if classes is None else list(classes), "source.vid_stride": vid_stride,
+        "zones": None if zones is None else [_shape(z) for z in zones],
+        "lines": None if lines is None else [_shape(line) for line in lines],
+    }
+    for key, value in {**dict(overrides or {}), **named}.items():
+        if value is not None:
+            set_dotted(data, key, value)
+    if sources:
+        data["sources"] = [_source_entry(s) for s in sources]
+    built = build_config(data)
+    if any(isinstance(s, SourceSettings) for s in sources):
+        resolved = tuple(s if isinstance(s, SourceSettings) else b for s, b in zip(sources, built.sources))
+        built = dataclasses.replace(built, sources=resolved)
+    return built
+
+
+@overload
+def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, config: ConfigLike = None,
+            overrides: Mapping[str, Any] | None = None, imgsz: int | None = None,
+            conf: float | None = None, device: str | None = None, classes: Sequence[int] | None = None,
+            vid_stride: int | None = None,
+            zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
+            lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
+            max_frames: int | None = None, statuses: Literal[False] = False) -> Iterator[FrameResult]: ...
+
+
+@overload
+def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, config: ConfigLike = None,
+            overrides: Mapping[str, Any] | None = None, imgsz: int | None = None,
+            conf: float | None = None, device: str | None = None, classes: Sequence[int] | None = None,
+            vid_stride: int | None = None,
+            zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
+            lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
+            max_frames: int | None = None, statuses: Literal[True]) -> Iterator[Output]: ...
+
+
+def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, config: ConfigLike = None,
+            overrides: Mapping[str, Any] | None = None, imgsz: int | None = None,
+            conf: float | None = None, device: str | None = None, classes: Sequence[int] | None = None,
+            vid_stride: int | None = None,
+            zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
+            lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
+            max_frames: int | None = None, statuses: bool = False) -> Iterator[Output]:
+    """Detect and track objects in ``sources``; yield each processed frame's ``FrameResult``.
+
+    Args:
+        sources: video files or camera URLs (``rtsp://``, ``http(s)://``, ``/dev/videoN``, ``webcam:N``),
+            ``sources:`` entries (``{"url": ..., "id": ..., "zones": [...]}``) or ``SourceSettings``;
+            none: the config's ``sources:``.
+        model: local weights file (``.pt``, ``.onnx``, ``.engine``, ...); default: the config's
+            ``detector.model``, else the bundled YOLO11n-pose demo model.
+        config: a YAML config file or a mapping with the same keys (``configs/default.yaml``); its
+            ``output:`` and ``redis:`` sinks are written too, ``state.dir`` resumes as with ``--state``.
+        overrides: dotted config keys, e.g. ``{"detector.iou": 0.5, "output.jsonl": "out.jsonl"}``.
+        imgsz / conf / device / classes: detector input size (px), minimum confidence, device
+            (``auto``, ``cpu``, ``cuda:N``), class ids to keep.
+        vid_stride: process every Nth frame of each source.
+        zones / lines: ``[{"name": "door", "polygon": [[x, y], ...]}]`` / ``[{"name": "gate",
+            "points": [[x, y], [x, y]]}]`` in pixels of the frames (one source; several: per entry).
+        max_frames: stop each source after this many processed frames.
+        statuses: also yield each source's ``StreamStatus`` values (started, gap, resumed, ended,
+            closed) in order with its frames; their ``events`` hold the stream events and the
+            ``track_ended`` events of tracks still open when a source ends.
+
+    The config is validated at the call (``ConfigError``); sources are opened and the model is loaded
+    at the first ``next()``. Raises ``UserError`` (``SourceError``, ``ModelError``, ``OutputError``,
+    ...) with a one-line message for a problem the user can fix, ``PipelineError`` when a stage fails.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError("max_frames", f"must be >= 1, got {max_frames}")
+    built = build_api_config(sources, model=model, config=config, overrides=overrides, imgsz=imgsz, conf=conf,
+                             device=device, classes=classes, vid_stride=vid_stride, zones=zones, lines=lines)
+    return _results(built, max_frames, statuses)
+
+
+def _check_outputs(config: PipelineConfig) -> None:
+    """Fail before the model loads when a configured output cannot be written (as ``trackstream run``)."""
+    from pipelines.commands.run import check_writable
+    from pipelines.sinks import output_path
+
+    out = config.output
+    for template in (out.video, out.jsonl, out.mot, out.events):
+        if template is not None:
+            for settings in config.sources:
+                check_writable(output_path(template, settings.id, len(config.sources) > 1))
+    if config.redis.url:
+        from pipelines.sinks.redis_sink import check_reachable
+
+        check_reachable(config.redis)
+
+
+def _results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> Iterator[Output]:
+    from pipelines.commands.run import open_sources
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.runner import Runner
+    from pipelines.engine.state import StateStore
+    from pipelines.sinks import build_sinks
+
+    _check_outputs(config)
+    store = StateStore(config.state.dir) if config.state.dir else None
+    model = config.detector.model
+    if model is None:
+        from pipelines.assets import demo_pose_model
+
+        model = str(demo_pose_model())
+    results: queue.Queue[Output | _End] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
+    closed = threading.Event()
+
+    def sinks(cfg: PipelineConfig, settings: SourceSettings, fps: float | None, size: tuple[int, int],
+              resume: Mapping[str, Mapping[str, object]] | None) -> list[BuiltSink]:
+        return [*build_sinks(cfg, settings, fps, size, resume),
+                BuiltSink("python", DropPolicy.BLOCK, _ResultSink(results, closed, statuses))]
+
+    opened = open_sources(config)
+    try:
+        detector = Detector(config.detector, model)
+        runner = Runner(opened, detector, config, max_frames=max_frames, sink_factory=sinks, state=store)
+    except BaseException:
+        for _, source in opened:
+            source.close()
+        raise
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run()
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer's thread
+            log.debug("the pipeline failed", exc_info=exc)
+            failures.append(exc)
+        finally:
+            _offer(results, _END, closed)
+
+    thread = threading.Thread(target=run, name="trackstream-api", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = results.get()
+            if isinstance(item, _End):
+                break
+            yield item
+    finally:
+        closed.set()  # the sinks stop waiting for the consumer
+        runner.stop()
+        thread.join()
+    if failures:  # not after an early stop: the consumer has gone (it is logged at debug level)
+        raise failures[0]

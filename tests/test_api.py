@@ -1,0 +1,115 @@
+"""The Python API (``pipelines.process``): the README's example runs as written, several sources at once,
+stopping early, and mistakes as one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines import process
+from pipelines.errors import OutputError, SourceError
+from tracker.configutil import ConfigError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_python_example() -> str:
+    """The fenced ```python block of the README's "Python API" section."""
+    text = README.read_text(encoding="utf-8")
+    heading = re.search(r"^#+ Python API\s*$", text, re.MULTILINE)
+    assert heading, "README.md has no 'Python API' heading"
+    section = text[heading.end():]
+    block = re.search(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    assert block, "the README's Python API section has no ```python block"
+    before = section[:block.start()]
+    assert not re.search(r"^#+ ", before, re.MULTILINE), "the example is under another heading"
+    return block.group(1)
+
+
+def trackstream_threads(wait: float = 2.0) -> list[str]:
+    """Names of the pipeline's threads still running after up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        names = [t.name for t in threading.enumerate() if t.name.startswith("trackstream-")]
+        if not names or time.monotonic() > deadline:
+            return names
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_and_finds_tracks_events_and_counts(bikes_video, pose_weights, capsys):
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    code = compile(readme_python_example(), "README.md (Python API)", "exec")
+    exec(code, namespace)  # noqa: S102 - the README's own example, as a user would run it
+    printed = capsys.readouterr().out
+    track_ids, events = namespace["track_ids"], namespace["events"]
+    assert isinstance(track_ids, set) and track_ids and all(isinstance(i, int) and i >= 1 for i in track_ids)
+    assert f"bikes: tracks {sorted(track_ids)}" in printed
+    assert isinstance(events, list) and "track_started" in events and "zone_entered" in events
+    assert "counts: {'zones': {'right_half':" in printed
+    assert not trackstream_threads()
+
+
+@pytest.mark.slow
+def test_two_sources_at_once_yield_results_of_both_with_their_own_ids(bikes_video, pose_weights):
+    """The same clip as two sources: both come through, in frame order, each with its own tracker (the
+    same IDs in each, not one counter shared)."""
+    results = list(process({"url": str(bikes_video), "id": "left"}, {"url": str(bikes_video), "id": "right"},
+                           model=pose_weights, imgsz=256, vid_stride=5, max_frames=10))
+    frames: dict[str, list[int]] = {}
+    tracks: dict[str, list[list[int]]] = {}
+    for result in results:
+        frames.setdefault(result.frame.source_id, []).append(result.frame.index)
+        tracks.setdefault(result.frame.source_id, []).append(result.tracks.track_id.tolist())
+    assert frames == {"left": list(range(0, 50, 5)), "right": list(range(0, 50, 5))}
+    assert tracks["left"] == tracks["right"] and any(tracks["left"])
+
+
+@pytest.mark.slow
+def test_breaking_out_early_stops_the_pipeline_and_closes_its_outputs(bikes_video, pose_weights, tmp_path):
+    jsonl = tmp_path / "bikes.jsonl"
+    seen: list[int] = []
+    for result in process(bikes_video, model=pose_weights, imgsz=160, overrides={"output.jsonl": str(jsonl)}):
+        seen.append(result.frame.index)
+        if len(seen) == 3:
+            stopping = time.monotonic()
+            break
+    stopped_in = time.monotonic() - stopping
+    assert seen == [0, 1, 2]
+    assert stopped_in < 10, f"stopping took {stopped_in:.1f} s"
+    assert not trackstream_threads()
+    records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]  # flushed, whole
+    assert 3 <= len(records) < 250                   # it stopped reading long before the clip's end
+    assert [r["frame_index"] for r in records] == list(range(len(records)))
+
+
+@pytest.mark.slow
+def test_a_failure_inside_the_pipeline_is_raised_in_the_loop(bikes_video, pose_weights, tmp_path):
+    """The video sink fails in the pipeline's own thread (an unknown encoder): the loop gets its one-line
+    error, and nothing is left running."""
+    video = {"output.video": str(tmp_path / "out.mp4"), "output.video_codec": "no_such_codec"}
+    results = process(bikes_video, model=pose_weights, imgsz=160, max_frames=3, overrides=video)
+    with pytest.raises(OutputError, match="unknown video codec 'no_such_codec'") as failure:
+        list(results)
+    assert "\n" not in str(failure.value)
+    assert not trackstream_threads()
+
+
+def test_a_missing_video_is_a_one_line_source_error(tmp_path):
+    results = process(tmp_path / "missing.mp4", imgsz=160)
+    with pytest.raises(SourceError, match="video file not found") as failure:
+        next(results)
+    assert "\n" not in str(failure.value)
+    assert not trackstream_threads()
+
+
+def test_a_bad_setting_is_refused_at_the_call_naming_its_key():
+    with pytest.raises(ConfigError, match=r"^detector\.conf: "):
+        process("street.mp4", conf=2.0)
+    with pytest.raises(ConfigError, match="detector.bogus"):
+        process("street.mp4", overrides={"detector.bogus": 1})
