@@ -1,4 +1,10 @@
-"""Errors meant for people: the CLI prints their message as one line and exits non-zero."""
+"""Errors meant for people: the CLI prints their message as one line and exits non-zero.
+
+Exit codes of ``trackstream``: 0 everything done and delivered; 1 a stage failed (``PipelineError``);
+2 bad input, config, model or output (``UserError``); 3 the run finished but an output lost data
+(``DataLossError``: a file output stopped, e.g. on a full disk, or a network sink dropped entries);
+130 interrupted twice (128 + the signal number on a second SIGINT/SIGTERM).
+"""
 
 from __future__ import annotations
 
@@ -19,3 +25,9 @@ class ModelError(UserError):
 
 class OutputError(UserError):
     """An output cannot be written."""
+
+
+class DataLossError(UserError):
+    """The run finished, but some output did not get everything (the summary lists which)."""
+
+    exit_code = 3

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Optional
 
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
-from pipelines.errors import OutputError, SourceError
+from pipelines.errors import DataLossError, OutputError, SourceError
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.state import StateStore
 from pipelines.settings import SourceSettings
@@ -58,6 +58,10 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                                            "help": "start a new JSONL file past this size"}),
     ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds",
      {"type": float, "metavar": "S", "help": "start a new JSONL file every S seconds"}),
+    ("--out-rotate-seconds", "output.video_rotate_seconds",
+     {"type": float, "metavar": "S", "help": "start a new video segment every S seconds (e.g. 600)"}),
+    ("--out-rotate-bytes", "output.video_rotate_bytes",
+     {"type": int, "metavar": "BYTES", "help": "start a new video segment past this size"}),
     ("--redis", "redis.url", {"metavar": "URL", "help": "publish to Redis Streams at redis://host:port/db"}),
     ("--metrics-port", "metrics.port",
      {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
@@ -70,6 +74,26 @@ OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trai
 
 def _dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def retain_spec(text: str) -> dict[str, float]:
+    """``7d``, ``500GB`` or both (``7d,500GB``) -> ``{"retain_seconds": ..., "retain_bytes": ...}``."""
+    out: dict[str, float] = {}
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        number = part.rstrip("smhdbgkt")
+        unit = part[len(number):]
+        try:
+            value = float(number)
+        except ValueError:
+            value = -1.0
+        if unit not in _UNITS or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected an age like 12h or 7d and/or a size like 500GB, got {part!r}")
+        key = "retain_seconds" if unit in ("s", "m", "h", "d") else "retain_bytes"
+        out[key] = value * _UNITS[unit] if key == "retain_seconds" else int(value * _UNITS[unit])
+    return out
 
 
 def _classes(text: str) -> list[int]:
@@ -88,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (see configs/default.yaml)")
     for flag, _key, kwargs in VALUE_FLAGS:
         parser.add_argument(flag, dest=_dest(flag), default=None, **kwargs)
+    parser.add_argument("--retain", type=retain_spec, default=None, metavar="AGE,SIZE",
+                        help="delete the oldest rotated segments of the outputs beyond an age (12h, 7d) and/or a "
+                             "total size (500GB) per output; only trackstream's own segment files are touched")
     parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
                         help="only these class ids, comma-separated (e.g. 0,2)")
     parser.add_argument("--realtime", action="store_true", default=None,
@@ -118,6 +145,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             set_dotted(data, key, value)
     if getattr(args, "classes", None) is not None:
         set_dotted(data, "detector.classes", args.classes)
+    for key, value in (getattr(args, "retain", None) or {}).items():
+        set_dotted(data, f"output.{key}", value)
     if getattr(args, "realtime", None):
         set_dotted(data, "source.realtime", True)
     for flag, key in OVERLAY_FLAGS:
@@ -251,8 +280,12 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             progress.finish()
             monitor.stop()
     counts = {lane.settings.id: lane.processor.counts() for lane in runner.lanes}
-    for line in summary_lines(stats, runner.outputs, time.monotonic() - started, counts):
+    losses = runner.losses()
+    for line in summary_lines(stats, runner.outputs, time.monotonic() - started, counts, losses):
         print(line, file=sys.stderr)
+    if losses:
+        more = f" (and {len(losses) - 1} more, listed above)" if len(losses) > 1 else ""
+        raise DataLossError(f"{losses[0]}{more}")
     return 0  # every source ended, or SIGINT/SIGTERM stopped the run and every output was flushed
 
 

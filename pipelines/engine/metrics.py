@@ -7,6 +7,8 @@ Per source (label ``source``, the source id -- never a URL with credentials):
 - ``trackstream_frames_dropped_total``: frames replaced by a newer one before the detector took them (live policy).
 - ``trackstream_reconnects_total``, ``trackstream_connect_failures_total``, ``trackstream_source_up`` (0 in a gap).
 - ``trackstream_latency_seconds``: histogram of capture -> output latency (decode to tracked result).
+- ``trackstream_output_failed{output=...}``: 1 once that output stopped on its own (disk full, I/O error); the
+  run goes on without it and ends with exit code 3.
 - ``trackstream_queue_depth{queue=...}``: items waiting in the source slot, the runner inbox, each sink queue
   (``sink_<name>``) and a network sink's outage buffer (``buffer_redis``).
 
@@ -91,6 +93,7 @@ class Reading:
     up: bool = True
     queues: dict[str, int] = field(default_factory=dict)
     latency: Optional[LatencyHistogram] = None
+    outputs_failed: dict[str, bool] = field(default_factory=dict)  # output name -> it stopped (disk full, ...)
 
 
 def runner_readings(runner: "Runner") -> list[Reading]:
@@ -110,7 +113,7 @@ def runner_readings(runner: "Runner") -> list[Reading]:
             frames_out=int(snap["frames_out"]), dropped=int(snap["dropped"]),  # type: ignore[call-overload]
             reconnects=int(snap["reconnects"]),  # type: ignore[call-overload]
             connect_failures=int(source.connect_failures), up=bool(source.connected), queues=queues,
-            latency=stats.latency))
+            latency=stats.latency, outputs_failed={s.name: s.failure is not None for s in lane.sinks}))
     return out
 
 
@@ -169,6 +172,8 @@ class _Collector(Collector):
                                   labels=["source", "queue"])
         latency = HistogramMetricFamily("trackstream_latency_seconds", "Capture to output latency",
                                         labels=label)
+        failed = GaugeMetricFamily("trackstream_output_failed", "1 once an output stopped (disk full, I/O error)",
+                                   labels=["source", "output"])
         for r in readings:
             for key, value in (("in", r.frames_in), ("out", r.frames_out), ("drop", r.dropped),
                                ("rec", r.reconnects), ("fail", r.connect_failures)):
@@ -182,8 +187,10 @@ class _Collector(Collector):
             if r.latency is not None:
                 buckets, total = r.latency.prometheus_buckets()
                 latency.add_metric([r.source], buckets, total)
+            for name, is_failed in r.outputs_failed.items():
+                failed.add_metric([r.source, name], 1.0 if is_failed else 0.0)
         yield from families.values()
-        yield from (fps_in, fps_out, up, depth, latency)
+        yield from (fps_in, fps_out, up, depth, latency, failed)
 
 
 class Monitor:
@@ -259,6 +266,7 @@ class Monitor:
             lat = f"latency p50 {p50 * 1000:.0f} ms p95 {p95 * 1000:.0f} ms" if p50 is not None and p95 is not None \
                 else "latency -"
             queues = " ".join(f"{k}={v}" for k, v in r.queues.items())
+            failed = "".join(f" {name} FAILED" for name, bad in r.outputs_failed.items() if bad)
             parts.append(f"{r.source}: in {rate_in:.1f}/s out {rate_out:.1f}/s dropped {r.dropped} "
-                         f"reconnects {r.reconnects}{'' if r.up else ' DOWN'} {lat} queues {queues}")
+                         f"reconnects {r.reconnects}{'' if r.up else ' DOWN'}{failed} {lat} queues {queues}")
         return "stats " + (" | ".join(parts) if parts else "(no sources)")

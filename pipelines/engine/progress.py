@@ -73,9 +73,9 @@ def count_lines(source_id: str, counts: "Counts") -> list[str]:
 
 
 def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_s: float,
-                  counts: Optional[Mapping[str, "Counts"]] = None) -> list[str]:
-    """Human summary: per source frames, tracks, fps, drops, then its line and zone counts; then the files
-    written."""
+                  counts: Optional[Mapping[str, "Counts"]] = None, losses: Sequence[str] = ()) -> list[str]:
+    """Human summary: per source frames, tracks, fps, drops, then its line and zone counts; the files
+    written; then one line per output that lost data."""
     lines = []
     for s in stats:
         snap = s.snapshot()
@@ -87,9 +87,6 @@ def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_
             extra.append(f"{snap['invalid_detections']} invalid detections dropped")
         if snap["reconnects"]:
             extra.append(f"{snap['reconnects']} reconnects")
-        for sink, n in s.sink_drops.items():
-            if n:
-                extra.append(f"{n} frames dropped by the {sink} sink (it fell behind)")
         tail = f" ({', '.join(extra)})" if extra else ""
         lines.append(f"{snap['source_id']}: {snap['frames_out']} frames, {snap['tracks']} tracks, "
                      f"{fps:.1f} fps in {elapsed_s:.1f} s{tail}")
@@ -97,4 +94,5 @@ def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_
             lines.extend(count_lines(s.source_id, counts[s.source_id]))
     for path in outputs:
         lines.append(f"wrote {path}")
+    lines.extend(f"lost: {loss}" for loss in losses)
     return lines

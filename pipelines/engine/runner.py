@@ -33,14 +33,14 @@ from pipelines.detection import FrameDetector
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, StateStore
-from pipelines.errors import UserError
+from pipelines.errors import OutputError, UserError
 from pipelines.engine.inbox import Item
 from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.processor import StreamProcessor
 from pipelines.processing.stats import SourceStats
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
-from pipelines.sinks.base import DropPolicy
+from pipelines.sinks.base import DropPolicy, Lossy
 from pipelines.sources.base import Source, SourceConfig
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
@@ -97,6 +97,8 @@ class _SinkLane:
     name: str
     sink: Sink
     queue: "SinkQueue[SinkItem]"
+    failure: Optional[str] = None   # why the output stopped (it failed alone; the run went on)
+    lost: int = 0                   # entries dropped in the queue or never delivered (set when closed)
 
     @property
     def keeps_files(self) -> bool:
@@ -453,8 +455,9 @@ class Runner:
             with lane.save_lock:
                 if seq <= lane.checkpoints_saved:
                     return  # a later snapshot of this source is already on disk
-                store.save(lane.settings.id, processor, {**lane.saved_outputs, **outputs})
-                lane.checkpoints_saved = seq
+                merged = {**lane.saved_outputs, **outputs}  # a failed output keeps its last good position
+                store.save(lane.settings.id, processor, merged)
+                lane.saved_outputs, lane.checkpoints_saved = merged, seq
 
         checkpoint = Checkpoint(lane.processor.state_dict(),
                                 {s.name for s in lane.sinks if s.keeps_files} if lane.sinks_open else set(), save)
@@ -496,12 +499,48 @@ class Runner:
                     item.ack(lane_sink.name, sink.position())
                 else:
                     sink.write(item)
+        except OutputError as exc:  # disk full, I/O error: this output stops alone, the others go on
+            self._sink_failed(lane_sink, exc)
+            self._drain(lane_sink)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
             self._fail(name, exc)
-            while not isinstance(q.get(), _End):  # drain until the producer is done
-                pass
+            self._drain(lane_sink)
         finally:
-            sink.close()
+            try:
+                sink.close()
+            except OutputError as exc:
+                if lane_sink.failure is None:
+                    self._sink_failed(lane_sink, exc)
+            lost = sink.undelivered() if isinstance(sink, Lossy) else 0
+            lane_sink.lost = lost + lane_sink.queue.dropped
+
+    def _sink_failed(self, lane_sink: _SinkLane, exc: OutputError) -> None:
+        lane_sink.failure = str(exc)
+        log.error("%s output stopped: %s (everything else goes on)", lane_sink.name, exc)
+
+    @staticmethod
+    def _drain(lane_sink: _SinkLane) -> None:
+        """Consume a failed sink's queue until its end, so producers never block; snapshots still complete
+        (the failed output keeps the position of its last good snapshot)."""
+        while True:
+            item = lane_sink.queue.get()
+            if isinstance(item, _End):
+                return
+            if isinstance(item, Checkpoint):
+                item.ack(lane_sink.name, None)
+
+    def losses(self) -> list[str]:
+        """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
+        and the exit code; empty when every output got everything."""
+        out = []
+        for lane in self.lanes:
+            for sink in lane.sinks:
+                where = f"{sink.name} output of {lane.settings.id}"
+                if sink.failure is not None:
+                    out.append(f"{where} stopped: {sink.failure}")
+                elif sink.lost:
+                    out.append(f"{where}: {sink.lost} entries dropped or not delivered")
+        return out
 
     def _finish_lanes(self) -> None:
         """Every source ended: close its processor (ending its tracks, unless suspended), take the last
@@ -516,8 +555,6 @@ class Runner:
                 self._checkpoint(lane)
             for sink in lane.sinks:
                 sink.queue.put_always(_END)
-            for sink in lane.sinks:
-                lane.stats.sink_drops[sink.name] = sink.queue.dropped
 
     def _close_all_sinks(self) -> None:
         for lane in self.lanes:

@@ -24,7 +24,6 @@ class SourceStats:
         last_pts: presentation time of the last processed frame, seconds.
         tracks: distinct tracks started so far (from the source's processor; a count, not a set, so a
             camera running for months keeps a constant size).
-        sink_drops: entries each drop-policy sink dropped because it fell behind (by sink name).
         latency: histogram of decode -> tracked latency (seconds) for the metrics endpoint and stats line.
     """
 
@@ -40,7 +39,6 @@ class SourceStats:
     ended: bool = False
     started_at: float = field(default_factory=time.monotonic)
     tracks: int = 0
-    sink_drops: dict[str, int] = field(default_factory=dict)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -6,13 +6,22 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional, Protocol, runtime_checkable
 
 from pipelines.frames import Sink
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
     from pipelines.settings import SourceSettings
+
+
+@runtime_checkable
+class Lossy(Protocol):
+    """A sink that can fail to deliver what it was given (the network sinks)."""
+
+    def undelivered(self) -> int:
+        """Entries dropped or never delivered so far."""
+        ...
 
 
 class DropPolicy(str, Enum):

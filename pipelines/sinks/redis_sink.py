@@ -92,6 +92,10 @@ class RedisSink:
         self._closed = True
         self._publisher.close(self._cfg.flush_timeout)  # it says in one line what could not be delivered
 
+    def undelivered(self) -> int:
+        """Entries dropped (buffer full, rejected, or not delivered by close)."""
+        return self._publisher.stats().dropped
+
     def buffered(self) -> int:
         """Entries waiting for Redis now (grows during an outage)."""
         return self._publisher.stats().buffered

@@ -158,8 +158,10 @@ class AnnotatedVideoSink(BaseSink):
     def _open_container(self) -> Any:
         import av
 
-        # fragmented while recording: playable up to the last key frame whatever happens to the process
-        options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"} if self._mp4 else {}
+        # fragmented while recording, each fragment handed to the OS at once: playable up to the last key frame
+        # whatever happens to the process
+        fragmented = {"movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+        options = fragmented if self._mp4 else {}
         try:
             container = av.open(str(self.path), mode="w", options=options)
         except Exception as exc:  # noqa: BLE001 - unknown extension -> ValueError, others -> av errors
