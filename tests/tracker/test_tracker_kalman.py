@@ -38,7 +38,7 @@ def test_batched_filter_matches_filterpy_for_100_steps_with_variable_dt():
         for i in rows:
             refs[i].update(z[i], R=kalman.measurement_noise(refs[i].x[None], MEAS)[0])
         mean[rows], cov[rows] = kalman.update(mean[rows], cov[rows], z[rows], MEAS)
-        for kf in refs:
+        for i, kf in enumerate(refs):
             np.testing.assert_allclose(mean[i], kf.x, rtol=1e-6, atol=1e-6 * np.abs(kf.x).max(),
                                        err_msg=f"mean of track {i} at step {step}")
             np.testing.assert_allclose(cov[i], kf.P, rtol=1e-6, atol=1e-6 * np.abs(kf.P).max(),
