@@ -8,9 +8,10 @@ when the caller passes none.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
@@ -118,12 +119,12 @@ class TrackerConfig:
                               f"got {self.low_confidence_threshold}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, prefix: str = "tracker") -> "TrackerConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None, prefix: str = "tracker") -> TrackerConfig:
         """Build from a plain mapping; unknown keys / bad values raise ConfigError naming ``prefix.key``."""
         return from_mapping(cls, data, prefix)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, prefix: str = "tracker") -> "TrackerConfig":
+    def from_yaml(cls, path: str | Path, prefix: str = "tracker") -> TrackerConfig:
         """Load from a YAML file whose top level holds TrackerConfig keys."""
         import yaml
 

@@ -31,7 +31,7 @@ _DIAG = np.arange(STATE_DIM)
 _PP, _PV, _VP, _VV = slice(0, 32, 9), slice(4, 32, 9), slice(32, 64, 9), slice(36, 64, 9)
 
 
-def _blocks(cov: Array) -> "tuple[Array, Array, Array] | None":
+def _blocks(cov: Array) -> tuple[Array, Array, Array] | None:
     """(pp, pv, vv) each (N, 4) when ``cov`` has the independent-coordinates structure, else None."""
     flat = cov.reshape(cov.shape[0], STATE_DIM * STATE_DIM)
     pp, pv, vp, vv = flat[:, _PP], flat[:, _PV], flat[:, _VP], flat[:, _VV]

@@ -21,7 +21,7 @@ box (``state == LOST``, ``det_index == -1``; see ``tracker.output``).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class Tracker:
     >>> tracks = trk.update(detections, timestamp=frame.pts)   # every frame, also with no detections
     """
 
-    def __init__(self, config: Optional[TrackerConfig] = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config if config is not None else TrackerConfig()
         if not isinstance(self.config, TrackerConfig):
             raise TypeError(f"config must be a TrackerConfig, got {type(self.config).__name__}")
@@ -65,7 +65,7 @@ class Tracker:
         self._next_id = 1
         self._frame_count = 0
         self._clock = 0.0  # s, monotonic internal time
-        self._last_timestamp: Optional[float] = None
+        self._last_timestamp: float | None = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
 
     @property
@@ -74,7 +74,7 @@ class Tracker:
         return len(self._tracks)
 
     # ------------------------------------------------------------------ update
-    def update(self, detections: Detections, timestamp: Optional[float] = None) -> Tracks:
+    def update(self, detections: Detections, timestamp: float | None = None) -> Tracks:
         """Advance to ``timestamp`` (seconds; None -> frames seen / ``frame_rate``) and match ``detections``.
 
         Returns the confirmed tracks matched in this frame (rows follow increasing ``track_id``), plus
@@ -109,7 +109,7 @@ class Tracker:
         out_dets = np.concatenate([md, new_dets]).astype(np.int64)
         return self._output(detections, out_rows, out_dets, now, removed)
 
-    def _advance(self, timestamp: Optional[float]) -> tuple[float, float]:
+    def _advance(self, timestamp: float | None) -> tuple[float, float]:
         if timestamp is None:
             stamp = self._frame_count / self.config.frame_rate
         else:
