@@ -134,13 +134,14 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     return new_mean, new_cov
 
 
-def update(mean: Array, cov: Array, measurement: Array, noise: float) -> tuple[Array, Array]:
+def update(mean: Array, cov: Array, measurement: Array, noise: float | Array) -> tuple[Array, Array]:
     """Correct (N,) predicted states with (N, 4) measurements ``cx, cy, w, h``. Returns new ``(mean, cov)``.
 
     ``H`` picks the first four state entries; ``R = measurement_noise(mean, noise)`` uses the predicted
-    heights. Uses ``K = P H^T S^-1`` and ``P' = P - K S K^T`` (symmetrised).
+    heights; ``noise`` is one number or one per row (N,). Uses ``K = P H^T S^-1`` and ``P' = P - K S K^T``
+    (symmetrised).
     """
-    r = ((noise * _heights(mean)) ** 2)[:, None]
+    r = ((np.asarray(noise, dtype=np.float64) * _heights(mean)) ** 2)[:, None]
     blocks = _blocks(cov)
     if blocks is not None:  # independent coordinates: S is diagonal and every gain is a division
         pp, pv, vv = blocks
@@ -161,9 +162,15 @@ def update(mean: Array, cov: Array, measurement: Array, noise: float) -> tuple[A
     return new_mean, new_cov
 
 
-def centre_path(mean: Array, horizon_seconds: float, points: int) -> Array:
-    """(N, K, 2) predicted centres at ``horizon * k / K`` seconds ahead, k = 1..K (constant velocity)."""
+def centre_path(mean: Array, horizon_seconds: float, points: int, decay_seconds: float = 0.0) -> Array:
+    """(N, K, 2) predicted centres at ``horizon * k / K`` seconds ahead, k = 1..K.
+
+    Constant velocity, or with ``decay_seconds`` = tau > 0 a velocity that decays exponentially:
+    ``x + v * tau * (1 - exp(-t / tau))``.
+    """
     if points <= 0 or mean.shape[0] == 0:
         return np.zeros((mean.shape[0], max(points, 0), 2))
     t = horizon_seconds * np.arange(1, points + 1) / points
+    if decay_seconds > 0.0:
+        t = decay_seconds * -np.expm1(-t / decay_seconds)
     return mean[:, None, :2] + t[None, :, None] * mean[:, None, 4:6]
