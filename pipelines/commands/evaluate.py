@@ -60,10 +60,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="also run at 1/K of the frame rate: keep every K-th frame of det.txt and gt.txt "
                         "(e.g. --frame-stride 1 2 3)")
     p.add_argument("--drop-detections", type=float, default=0.0, metavar="P",
-                   help="with --jitter: add a noisy condition at the smallest stride, dropping each detection "
-                        "with probability P (seeded)")
+                   help="add a noisy condition (with --jitter, --score-power, --camera-pan) at the smallest "
+                        "stride, dropping "
+                        "each detection with probability P (seeded)")
     p.add_argument("--jitter", type=float, default=0.0, metavar="S",
                    help="noisy condition: move box centres by N(0, S) box sizes and scale w/h by 1+N(0, S)")
+    p.add_argument("--score-power", type=float, default=1.0, metavar="P",
+                   help="noisy condition: detection scores c become c**P (a more or less confident detector)")
+    p.add_argument("--camera-pan", type=float, default=0.0, metavar="A",
+                   help="noisy condition: pan a virtual camera by up to A image widths (a 4 s sine; detections "
+                        "and gt move alike), like footage from a moving camera")
     p.add_argument("--noise-seed", type=int, default=0, metavar="N", help="seed of the detection noise")
 
 
@@ -84,8 +90,9 @@ def _conditions(args: argparse.Namespace) -> tuple[Condition, ...]:
 
     strides = list(dict.fromkeys(args.frame_stride))
     conditions = [Condition(stride=k) for k in strides]
-    if args.drop_detections or args.jitter:
-        conditions.append(Condition(min(strides), args.drop_detections, args.jitter, args.noise_seed))
+    if args.drop_detections or args.jitter or args.score_power != 1.0 or args.camera_pan:
+        conditions.append(Condition(min(strides), args.drop_detections, args.jitter, args.noise_seed,
+                                    args.score_power, args.camera_pan))
     return tuple(conditions)
 
 
