@@ -32,6 +32,9 @@ class TrackerConfig:
             second pass), which keeps partly occluded objects without creating tracks from clutter.
         new_track_confidence_threshold: an unmatched detection must reach this score to start a track.
             Higher suppresses ghost tracks from one-frame false positives, at the price of a later start.
+        adaptive_confidence_thresholds: replace ``high_confidence_threshold`` by Otsu's split of the running
+            histogram of detection scores (the other two keep their relative position; see
+            ``tracker.thresholds``), so a more or less confident detector gets thresholds that fit it.
 
     Association:
         minimum_iou: gate of the first stage; a track and a detection whose overlap (predicted box vs
@@ -58,6 +61,11 @@ class TrackerConfig:
         fuse_confidence: multiply IoU by the detection score in the first stage, so confident detections win
             close calls (helps with duplicate detections of one object).
         per_class_matching: only match a detection to a track of the same (majority-vote) class.
+        ego_motion_significance: camera-motion compensation from the detections alone: before matching,
+            all predicted positions are shifted by the median displacement of mutually nearest
+            track/detection pairs when it exceeds this many standard errors of that median
+            (``tracker.egomotion``; 0 = off). Lower follows a moving camera sooner; too low lets a crowd
+            that walks together pass for camera motion.
         height_modulated_iou: first- and tentative-stage score uses Hybrid-SORT's height-modulated IoU,
             IoU times the overlap of the two boxes' vertical extents: people side by side at different depths
             differ in height and foot line more than in x, so it separates them where plain IoU ties.
@@ -112,6 +120,7 @@ class TrackerConfig:
     high_confidence_threshold: float = _unit(0.5)
     low_confidence_threshold: float = _unit(0.1)
     new_track_confidence_threshold: float = _unit(0.6)
+    adaptive_confidence_thresholds: bool = False
     minimum_iou: float = _unit(0.3)
     low_confidence_minimum_iou: float = _unit(0.5)
     tentative_minimum_iou: float = _unit(0.3)
@@ -121,6 +130,7 @@ class TrackerConfig:
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})
     fuse_confidence: bool = True
     per_class_matching: bool = False
+    ego_motion_significance: float = field(default=0.0, metadata={"min": 0.0, "max": 100.0})
     height_modulated_iou: bool = False
     shape_similarity_weight: float = field(default=0.0, metadata={"min": 0.0, "max": 10.0})
     confidence_boost: float = _unit(0.0)

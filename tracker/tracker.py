@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tracker import kalman
+from tracker import egomotion, kalman, thresholds
 from tracker.association import (
     assign,
     candidate_pairs,
@@ -80,6 +80,7 @@ class Tracker:
         self._last_timestamp: float | None = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
         self._noise = self.config.measurement_noise  # box-height fraction; learnt when adaptive
+        self._score_hist = np.zeros(thresholds.BINS)  # running detection-score histogram (adaptive thresholds)
 
     @property
     def track_count(self) -> int:
@@ -105,16 +106,19 @@ class Tracker:
 
         boxes = detections.xyxy.astype(np.float64)
         conf = detections.confidence.astype(np.float64)
-        score = self._boost(boxes, conf) if cfg.confidence_boost > 0 else conf
-        high = np.flatnonzero(score >= cfg.high_confidence_threshold)
-        low = np.flatnonzero((conf >= cfg.low_confidence_threshold) & (score < cfg.high_confidence_threshold))
+        hi_t, lo_t, new_t = self._thresholds(conf, dt)
+        if cfg.ego_motion_significance > 0:
+            self._compensate(boxes[conf >= hi_t])
+        score = self._boost(boxes, conf, hi_t, lo_t) if cfg.confidence_boost > 0 else conf
+        high = np.flatnonzero(score >= hi_t)
+        low = np.flatnonzero((conf >= lo_t) & (score < hi_t))
         mt, md = self._associate(boxes, score, detections.class_id, high, low, dt)
 
         matched = np.zeros(len(self._tracks), bool)
         matched[mt] = True
         self._apply_matches(mt, md, boxes, conf, detections.class_id, now)
-        starters = high[conf[high] >= cfg.high_confidence_threshold]  # a boosted score never starts a track
-        new_rows, new_dets = self._start_tracks(boxes, conf, detections.class_id, starters, md, now)
+        starters = high[conf[high] >= max(hi_t, new_t)]  # a boosted score never starts a track
+        new_rows, new_dets = self._start_tracks(boxes, detections.class_id, starters, md, now)
         dropped = self._miss(~matched, now)  # unmatched tentative tracks past their gap: never in the output
         if dropped.any():
             self._tracks = self._tracks.take(np.flatnonzero(~dropped))
@@ -143,11 +147,31 @@ class Tracker:
         self._clock += dt
         return self._clock, dt
 
-    def _boost(self, boxes: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    def _compensate(self, boxes: np.ndarray) -> None:
+        """Shift every track's predicted position by the camera motion seen in this frame's detections."""
+        tr = self._tracks
+        seen = np.flatnonzero(tr.state == _CONFIRMED)
+        if seen.size == 0:
+            return
+        shift = egomotion.estimate_shift(kalman.state_to_xyxy(tr.mean[seen]), boxes,
+                                         self.config.ego_motion_significance)
+        if shift.any():
+            tr.mean[:, :2] += shift
+
+    def _thresholds(self, conf: np.ndarray, dt: float) -> tuple[float, float, float]:
+        """(high, low, new-track) confidence thresholds for this frame (``tracker.thresholds``)."""
+        cfg = self.config
+        if not cfg.adaptive_confidence_thresholds:
+            return cfg.high_confidence_threshold, cfg.low_confidence_threshold, cfg.new_track_confidence_threshold
+        self._score_hist = thresholds.add_scores(self._score_hist, conf, dt)
+        return thresholds.thresholds(thresholds.otsu_split(self._score_hist), cfg.high_confidence_threshold,
+                                     cfg.low_confidence_threshold, cfg.new_track_confidence_threshold)
+
+    def _boost(self, boxes: np.ndarray, conf: np.ndarray, high: float, low: float) -> np.ndarray:
         """BoostTrack's confidence boost: ``max(conf, confidence_boost * IoU)`` with the best-overlapping
         confirmed or lost track's predicted box, for detections below the high threshold."""
         cfg, tr = self.config, self._tracks
-        det = np.flatnonzero((conf < cfg.high_confidence_threshold) & (conf >= cfg.low_confidence_threshold))
+        det = np.flatnonzero((conf < high) & (conf >= low))
         trk = np.flatnonzero(tr.state != _TENTATIVE)
         if det.size == 0 or trk.size == 0:
             return conf
@@ -353,18 +377,26 @@ class Tracker:
         steps = np.clip(np.rint(gap / self._frame_interval), 1, _MAX_REUPDATE_STEPS).astype(np.int64)
         z_old = kalman.xyxy_to_measurement(tr.last_box[rows])
         mean, cov = tr.obs_mean[rows].copy(), tr.obs_cov[rows].copy()
+        blocks = kalman.to_blocks(cov)
         for s in range(1, int(steps.max()) + 1):
             idx = np.flatnonzero(steps >= s)
             frac = (s / steps[idx])[:, None]
             z = z_old[idx] + frac * (z_new[idx] - z_old[idx])
-            m, c = kalman.predict(mean[idx], cov[idx], gap[idx] / steps[idx], cfg.position_noise,
-                                  cfg.velocity_noise)
-            mean[idx], cov[idx] = kalman.update(m, c, z, self._noise)
-        return mean, cov
+            step_dt = gap[idx] / steps[idx]
+            if blocks is not None:  # usual case: stay in the 3-numbers-per-coordinate form for every step
+                sub = (blocks[0][idx], blocks[1][idx], blocks[2][idx])
+                m, sub = kalman.predict_blocks(mean[idx], sub, step_dt, cfg.position_noise, cfg.velocity_noise)
+                mean[idx], sub = kalman.update_blocks(m, sub, z, self._noise)
+                for full, part in zip(blocks, sub):
+                    full[idx] = part
+            else:
+                m, c = kalman.predict(mean[idx], cov[idx], step_dt, cfg.position_noise, cfg.velocity_noise)
+                mean[idx], cov[idx] = kalman.update(m, c, z, self._noise)
+        return mean, (cov if blocks is None else kalman.from_blocks(blocks))
 
-    def _start_tracks(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
+    def _start_tracks(self, boxes: np.ndarray, class_id: np.ndarray, candidates: np.ndarray,
                       md: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
-        """Create tracks for unmatched confident detections.
+        """Create tracks for the unmatched ones of ``candidates`` (confident enough to start a track).
 
         Returns (track rows, detection rows) of the new tracks that are reported at once
         (``confirmation_hits`` of 1); both empty otherwise.
@@ -372,7 +404,7 @@ class Tracker:
         cfg = self.config
         free = np.ones(boxes.shape[0], bool)
         free[md] = False
-        det = high[free[high] & (conf[high] >= cfg.new_track_confidence_threshold)]
+        det = candidates[free[candidates]]
         none = np.zeros(0, np.int64)
         if det.size == 0:
             return none, none
@@ -429,6 +461,7 @@ class Tracker:
             "last_timestamp": self._last_timestamp,
             "frame_interval": self._frame_interval,
             "measurement_noise": self._noise,
+            "score_histogram": self._score_hist.tolist(),
             "classes": self._classes.tolist(),
             "tracks": self._tracks.to_json(),
         }
@@ -443,6 +476,9 @@ class Tracker:
             last = state["last_timestamp"]
             # snapshots from before the adaptive noise estimate carry no estimate: start from the setting
             noise = float(state.get("measurement_noise", self.config.measurement_noise))
+            hist = np.asarray(state.get("score_histogram", np.zeros(thresholds.BINS)), np.float64)
+            if hist.shape != (thresholds.BINS,):
+                raise ValueError(f"score_histogram must hold {thresholds.BINS} numbers")
             scalars = (int(state["next_id"]), int(state["frame_count"]), float(state["clock"]),
                        None if last is None else float(last), float(state["frame_interval"]), noise)
         except KeyError as exc:
@@ -450,5 +486,6 @@ class Tracker:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"tracker state: {exc}") from None
         self._classes, self._tracks = classes, tracks  # only now: a bad snapshot leaves the tracker as it was
+        self._score_hist = hist
         (self._next_id, self._frame_count, self._clock, self._last_timestamp, self._frame_interval,
          self._noise) = scalars
