@@ -70,23 +70,6 @@ def pair_giou(a: Array, b: Array) -> Array:
     return inter / union - (enclose - union) / enclose
 
 
-def pair_height_overlap(a: Array, b: Array) -> Array:
-    """(P,) overlap of the vertical extents of row-aligned boxes over their union, in [0, 1] (Hybrid-SORT's
-    height IoU; times IoU it gives the height-modulated IoU)."""
-    inter = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    union = np.maximum(a[:, 3], b[:, 3]) - np.minimum(a[:, 1], b[:, 1])
-    return np.maximum(inter, 0.0) / np.maximum(union, 1e-9)
-
-
-def pair_shape(a: Array, b: Array) -> Array:
-    """(P,) BoostTrack shape similarity in (0, 1]: ``exp(-(|wa - wb| / max w + |ha - hb| / max h))``."""
-    wa, wb = a[:, 2] - a[:, 0], b[:, 2] - b[:, 0]
-    ha, hb = a[:, 3] - a[:, 1], b[:, 3] - b[:, 1]
-    dw = np.abs(wa - wb) / np.maximum(np.maximum(wa, wb), 1e-9)
-    dh = np.abs(ha - hb) / np.maximum(np.maximum(ha, hb), 1e-9)
-    return np.exp(-(dw + dh))
-
-
 def iou_matrix(a: Array, b: Array) -> Array:
     """Dense (N, M) IoU of (N, 4) and (M, 4) boxes; for small sets and tests."""
     ia, ib = np.meshgrid(np.arange(a.shape[0]), np.arange(b.shape[0]), indexing="ij")

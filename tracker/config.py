@@ -32,9 +32,6 @@ class TrackerConfig:
             second pass), which keeps partly occluded objects without creating tracks from clutter.
         new_track_confidence_threshold: an unmatched detection must reach this score to start a track.
             Higher suppresses ghost tracks from one-frame false positives, at the price of a later start.
-        adaptive_confidence_thresholds: replace ``high_confidence_threshold`` by Otsu's split of the running
-            histogram of detection scores (the other two keep their relative position; see
-            ``tracker.thresholds``), so a more or less confident detector gets thresholds that fit it.
 
     Association:
         minimum_iou: gate of the first stage; a track and a detection whose overlap (predicted box vs
@@ -66,16 +63,6 @@ class TrackerConfig:
             track/detection pairs when it exceeds this many standard errors of that median
             (``tracker.egomotion``; 0 = off). Lower follows a moving camera sooner; too low lets a crowd
             that walks together pass for camera motion.
-        height_modulated_iou: first- and tentative-stage score uses Hybrid-SORT's height-modulated IoU,
-            IoU times the overlap of the two boxes' vertical extents: people side by side at different depths
-            differ in height and foot line more than in x, so it separates them where plain IoU ties.
-        shape_similarity_weight: weight of BoostTrack's shape term added to the first-stage score,
-            ``conf * exp(-(|dw| / max w + |dh| / max h))`` between the predicted box and the detection (0 = off).
-        confidence_boost: BoostTrack's detection-confidence boost: a detection below
-            ``high_confidence_threshold`` whose IoU with a confirmed or lost track's predicted box is high
-            gets the score ``max(conf, confidence_boost * IoU)`` for the first stage (0 = off). Occluded
-            people whose detector score dropped keep their lost track instead of waiting for stage 2, which
-            only serves tracks seen in the previous frame. Boosted detections never start tracks.
 
     Lifecycle:
         confirmation_hits: consecutive matched frames a new track needs before it is reported. 1 reports at
@@ -97,13 +84,6 @@ class TrackerConfig:
         velocity_noise: process noise of velocity, fraction of box height per second per sqrt(second).
             Larger values follow manoeuvres faster but predict less steadily through occlusions.
         measurement_noise: detector box noise, fraction of box height.
-        confidence_measurement_noise: scale the measurement noise of each detection by ``1 - w * conf``
-            (StrongSORT's NSA Kalman, here with weight w; 0 = off): confident boxes pull the filter harder
-            than doubtful ones.
-        adaptive_measurement_noise: learn the detector's box noise online from the innovations of confirmed
-            tracks (robust median, slow running average, within 0.5x..4x of ``measurement_noise``, which is
-            the starting value). A sharper or noisier detector than the one the default was set for then
-            gets the filter it needs, without a per-detector setting.
         observation_centric_reupdate: when a lost track is recovered, re-run its filter from its last
             observation along a straight virtual path to the new one (OC-SORT), so the velocity is learnt
             from the real displacement instead of the drift accumulated while lost.
@@ -111,16 +91,11 @@ class TrackerConfig:
     Path prediction:
         path_horizon_seconds: how far ahead the predicted centre path reaches.
         path_points: number of predicted points, evenly spaced over the horizon (0 disables).
-        path_velocity_decay_seconds: time constant of the velocity's decay along the predicted path: the
-            path is ``x + v * tau * (1 - exp(-t / tau))``, which bends constant velocity towards the
-            point where a walker's drift usually ends (people slow, turn, stop). 0 = constant velocity.
-            Only the reported path changes, not the tracking.
     """
 
     high_confidence_threshold: float = _unit(0.5)
     low_confidence_threshold: float = _unit(0.1)
     new_track_confidence_threshold: float = _unit(0.6)
-    adaptive_confidence_thresholds: bool = False
     minimum_iou: float = _unit(0.3)
     low_confidence_minimum_iou: float = _unit(0.5)
     tentative_minimum_iou: float = _unit(0.3)
@@ -131,9 +106,6 @@ class TrackerConfig:
     fuse_confidence: bool = True
     per_class_matching: bool = False
     ego_motion_significance: float = field(default=0.0, metadata={"min": 0.0, "max": 100.0})
-    height_modulated_iou: bool = False
-    shape_similarity_weight: float = field(default=0.0, metadata={"min": 0.0, "max": 10.0})
-    confidence_boost: float = _unit(0.0)
     confirmation_hits: int = field(default=2, metadata={"min": 1, "max": 1000})
     tentative_max_gap_seconds: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
     lost_track_buffer_seconds: float = field(default=2.0, metadata={"min": 0.0, "max": 3600.0})
@@ -142,12 +114,9 @@ class TrackerConfig:
     position_noise: float = field(default=0.27, metadata={"gt": 0.0, "max": 100.0})
     velocity_noise: float = field(default=0.5, metadata={"gt": 0.0, "max": 100.0})
     measurement_noise: float = field(default=0.05, metadata={"gt": 0.0, "max": 100.0})
-    confidence_measurement_noise: float = field(default=0.0, metadata={"min": 0.0, "max": 0.95})
-    adaptive_measurement_noise: bool = False
     observation_centric_reupdate: bool = True
     path_horizon_seconds: float = field(default=1.0, metadata={"min": 0.0, "max": 60.0})
     path_points: int = field(default=10, metadata={"min": 0, "max": 1000})
-    path_velocity_decay_seconds: float = field(default=0.0, metadata={"min": 0.0, "max": 60.0})
 
     def __post_init__(self) -> None:
         if self.low_confidence_threshold > self.high_confidence_threshold:

@@ -198,15 +198,9 @@ def update(mean: Array, cov: Array, measurement: Array, noise: float | Array) ->
     return new_mean, new_cov
 
 
-def centre_path(mean: Array, horizon_seconds: float, points: int, decay_seconds: float = 0.0) -> Array:
-    """(N, K, 2) predicted centres at ``horizon * k / K`` seconds ahead, k = 1..K.
-
-    Constant velocity, or with ``decay_seconds`` = tau > 0 a velocity that decays exponentially:
-    ``x + v * tau * (1 - exp(-t / tau))``.
-    """
+def centre_path(mean: Array, horizon_seconds: float, points: int) -> Array:
+    """(N, K, 2) predicted centres at ``horizon * k / K`` seconds ahead, k = 1..K (constant velocity)."""
     if points <= 0 or mean.shape[0] == 0:
         return np.zeros((mean.shape[0], max(points, 0), 2))
     t = horizon_seconds * np.arange(1, points + 1) / points
-    if decay_seconds > 0.0:
-        t = decay_seconds * -np.expm1(-t / decay_seconds)
     return mean[:, None, :2] + t[None, :, None] * mean[:, None, 4:6]

@@ -25,16 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from tracker import egomotion, kalman, thresholds
-from tracker.association import (
-    assign,
-    candidate_pairs,
-    pair_direction,
-    pair_giou,
-    pair_height_overlap,
-    pair_iou,
-    pair_shape,
-)
+from tracker import egomotion, kalman
+from tracker.association import assign, candidate_pairs, pair_direction, pair_giou, pair_iou
 from tracker.config import TrackerConfig
 from tracker.output import build_tracks, coasting_rows
 from tracker.state import TrackArrays
@@ -45,10 +37,6 @@ _MAX_REUPDATE_STEPS = 30
 _MIN_REUPDATE_STEPS = 3  # frames since the last observation
 _MAX_GATE_WIDENING = 0.5  # GIoU units
 _STATE_FORMAT = "trackstream.tracker/1"
-_NOISE_SMOOTHING = 0.05  # weight of one frame's estimate in the running measurement-noise estimate
-_NOISE_MIN_SAMPLES = 8  # matched coordinates needed before a frame's innovations count
-_NOISE_RANGE = (0.5, 4.0)  # the estimate stays within these multiples of measurement_noise
-_CHI2_1_MEDIAN = 0.4549  # median of a chi-square variable with one degree of freedom
 
 
 def _height_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -79,8 +67,6 @@ class Tracker:
         self._clock = 0.0  # s, monotonic internal time
         self._last_timestamp: float | None = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
-        self._noise = self.config.measurement_noise  # box-height fraction; learnt when adaptive
-        self._score_hist = np.zeros(thresholds.BINS)  # running detection-score histogram (adaptive thresholds)
 
     @property
     def track_count(self) -> int:
@@ -106,19 +92,16 @@ class Tracker:
 
         boxes = detections.xyxy.astype(np.float64)
         conf = detections.confidence.astype(np.float64)
-        hi_t, lo_t, new_t = self._thresholds(conf, dt)
+        high = np.flatnonzero(conf >= cfg.high_confidence_threshold)
+        low = np.flatnonzero((conf >= cfg.low_confidence_threshold) & (conf < cfg.high_confidence_threshold))
         if cfg.ego_motion_significance > 0:
-            self._compensate(boxes[conf >= hi_t])
-        score = self._boost(boxes, conf, hi_t, lo_t) if cfg.confidence_boost > 0 else conf
-        high = np.flatnonzero(score >= hi_t)
-        low = np.flatnonzero((conf >= lo_t) & (score < hi_t))
-        mt, md = self._associate(boxes, score, detections.class_id, high, low, dt)
+            self._compensate(boxes[high])
+        mt, md = self._associate(boxes, conf, detections.class_id, high, low, dt)
 
         matched = np.zeros(len(self._tracks), bool)
         matched[mt] = True
-        self._apply_matches(mt, md, boxes, conf, detections.class_id, now)
-        starters = high[conf[high] >= max(hi_t, new_t)]  # a boosted score never starts a track
-        new_rows, new_dets = self._start_tracks(boxes, detections.class_id, starters, md, now)
+        self._apply_matches(mt, md, boxes, detections.class_id, now)
+        new_rows, new_dets = self._start_tracks(boxes, conf, detections.class_id, high, md, now)
         dropped = self._miss(~matched, now)  # unmatched tentative tracks past their gap: never in the output
         if dropped.any():
             self._tracks = self._tracks.take(np.flatnonzero(~dropped))
@@ -157,33 +140,6 @@ class Tracker:
                                          self.config.ego_motion_significance)
         if shift.any():
             tr.mean[:, :2] += shift
-
-    def _thresholds(self, conf: np.ndarray, dt: float) -> tuple[float, float, float]:
-        """(high, low, new-track) confidence thresholds for this frame (``tracker.thresholds``)."""
-        cfg = self.config
-        if not cfg.adaptive_confidence_thresholds:
-            return cfg.high_confidence_threshold, cfg.low_confidence_threshold, cfg.new_track_confidence_threshold
-        self._score_hist = thresholds.add_scores(self._score_hist, conf, dt)
-        return thresholds.thresholds(thresholds.otsu_split(self._score_hist), cfg.high_confidence_threshold,
-                                     cfg.low_confidence_threshold, cfg.new_track_confidence_threshold)
-
-    def _boost(self, boxes: np.ndarray, conf: np.ndarray, high: float, low: float) -> np.ndarray:
-        """BoostTrack's confidence boost: ``max(conf, confidence_boost * IoU)`` with the best-overlapping
-        confirmed or lost track's predicted box, for detections below the high threshold."""
-        cfg, tr = self.config, self._tracks
-        det = np.flatnonzero((conf < high) & (conf >= low))
-        trk = np.flatnonzero(tr.state != _TENTATIVE)
-        if det.size == 0 or trk.size == 0:
-            return conf
-        pred = kalman.state_to_xyxy(tr.mean[trk])
-        ia, ib = candidate_pairs(pred, boxes[det])
-        if ia.size == 0:
-            return conf
-        best = np.zeros(det.size)
-        np.maximum.at(best, ib, pair_iou(pred[ia], boxes[det[ib]]))
-        boosted = conf.copy()
-        boosted[det] = np.maximum(conf[det], cfg.confidence_boost * best)
-        return boosted
 
     def _register_classes(self, class_id: np.ndarray) -> None:
         if class_id.size == 0:
@@ -258,10 +214,7 @@ class Tracker:
         trk, det = np.flatnonzero(active), high
         if trk.size and det.size:
             ia, ib, ov = overlaps(trk, det, pred)
-            sim = ov * pair_height_overlap(pred[trk[ia]], boxes[det[ib]]) if cfg.height_modulated_iou else ov
-            score = sim * conf[det[ib]] if cfg.fuse_confidence else sim.copy()
-            if cfg.shape_similarity_weight > 0 and ia.size:
-                score += cfg.shape_similarity_weight * conf[det[ib]] * pair_shape(pred[trk[ia]], boxes[det[ib]])
+            score = ov * conf[det[ib]] if cfg.fuse_confidence else ov.copy()
             if cfg.direction_consistency_weight > 0 and ia.size:
                 origin, direction, has = self._direction(trk[ia])
                 centres = 0.5 * (boxes[det[ib], :2] + boxes[det[ib], 2:])
@@ -283,8 +236,7 @@ class Tracker:
         trk, det = np.flatnonzero(tr.state == _TENTATIVE), high[free_det[high]]
         if trk.size and det.size:
             ia, ib, ov = overlaps(trk, det, pred)
-            sim = ov * pair_height_overlap(pred[trk[ia]], boxes[det[ib]]) if cfg.height_modulated_iou else ov
-            score = sim * conf[det[ib]] if cfg.fuse_confidence else sim
+            score = ov * conf[det[ib]] if cfg.fuse_confidence else ov
             stage(trk, det, ia, ib, score, ov >= cfg.tentative_minimum_iou)
 
         trk, det = np.flatnonzero((tr.state == _CONFIRMED) & free_trk), high[free_det[high]]
@@ -311,18 +263,13 @@ class Tracker:
         return oldest, move / np.maximum(norm, 1e-6)[:, None], has
 
     # --------------------------------------------------------------- lifecycle
-    def _apply_matches(self, mt: np.ndarray, md: np.ndarray, boxes: np.ndarray, conf: np.ndarray,
-                       class_id: np.ndarray, now: float) -> None:
+    def _apply_matches(self, mt: np.ndarray, md: np.ndarray, boxes: np.ndarray, class_id: np.ndarray,
+                       now: float) -> None:
         if mt.size == 0:
             return
         tr, cfg = self._tracks, self.config
         z = kalman.xyxy_to_measurement(boxes[md])
-        noise: float | np.ndarray = self._noise
-        if cfg.confidence_measurement_noise > 0:
-            noise = self._noise * (1.0 - cfg.confidence_measurement_noise * np.clip(conf[md], 0, 1))
-        if cfg.adaptive_measurement_noise:
-            self._learn_noise(mt, z)
-        mean, cov = kalman.update(tr.mean[mt], tr.cov[mt], z, noise)
+        mean, cov = kalman.update(tr.mean[mt], tr.cov[mt], z, cfg.measurement_noise)
         if cfg.observation_centric_reupdate:
             # worth it only after an occlusion of a few frames: one missed frame changes next to nothing
             gap = now - tr.last_time[mt]
@@ -349,27 +296,6 @@ class Tracker:
             switch = votes[np.arange(mt.size), best] > current  # a tie keeps the class: no flicker
             tr.class_id[mt[switch]] = self._classes[best[switch]]
 
-    def _learn_noise(self, mt: np.ndarray, z: np.ndarray) -> None:
-        """Update the running estimate of the detector's box noise from this frame's innovations.
-
-        For a confirmed track seen in the previous frame, innovation ``e = z - x_pred`` (in box heights) has
-        variance ``P_pred + R``, so ``e^2 - P_pred`` estimates ``R`` per coordinate. The median over all
-        such coordinates (divided by the chi-square median, so wrong matches barely move it) is blended
-        into the estimate, which is used from the next frame on.
-        """
-        tr = self._tracks
-        seen = tr.state[mt] == _CONFIRMED
-        if 4 * int(seen.sum()) < _NOISE_MIN_SAMPLES:
-            return
-        rows = mt[seen]
-        h = np.maximum(tr.mean[rows, 3], 1e-3)[:, None]
-        e2 = ((z[seen] - tr.mean[rows, :4]) / h) ** 2
-        var = np.diagonal(tr.cov[rows], axis1=1, axis2=2)[:, :4] / (h * h)
-        frame_r2 = max(float(np.median(e2)) / _CHI2_1_MEDIAN - float(np.median(var)), 0.0)
-        r2 = (1 - _NOISE_SMOOTHING) * self._noise ** 2 + _NOISE_SMOOTHING * frame_r2
-        lo, hi = (k * self.config.measurement_noise for k in _NOISE_RANGE)
-        self._noise = float(np.clip(np.sqrt(r2), lo, hi))
-
     def _reupdate(self, rows: np.ndarray, z_new: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Re-run the filter of recovered tracks from their last observation to ``z_new`` (OC-SORT ORU)."""
         tr, cfg = self._tracks, self.config
@@ -386,17 +312,17 @@ class Tracker:
             if blocks is not None:  # usual case: stay in the 3-numbers-per-coordinate form for every step
                 sub = (blocks[0][idx], blocks[1][idx], blocks[2][idx])
                 m, sub = kalman.predict_blocks(mean[idx], sub, step_dt, cfg.position_noise, cfg.velocity_noise)
-                mean[idx], sub = kalman.update_blocks(m, sub, z, self._noise)
+                mean[idx], sub = kalman.update_blocks(m, sub, z, cfg.measurement_noise)
                 for full, part in zip(blocks, sub):
                     full[idx] = part
             else:
                 m, c = kalman.predict(mean[idx], cov[idx], step_dt, cfg.position_noise, cfg.velocity_noise)
-                mean[idx], cov[idx] = kalman.update(m, c, z, self._noise)
+                mean[idx], cov[idx] = kalman.update(m, c, z, cfg.measurement_noise)
         return mean, (cov if blocks is None else kalman.from_blocks(blocks))
 
-    def _start_tracks(self, boxes: np.ndarray, class_id: np.ndarray, candidates: np.ndarray,
+    def _start_tracks(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
                       md: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
-        """Create tracks for the unmatched ones of ``candidates`` (confident enough to start a track).
+        """Create tracks for unmatched confident detections.
 
         Returns (track rows, detection rows) of the new tracks that are reported at once
         (``confirmation_hits`` of 1); both empty otherwise.
@@ -404,7 +330,7 @@ class Tracker:
         cfg = self.config
         free = np.ones(boxes.shape[0], bool)
         free[md] = False
-        det = candidates[free[candidates]]
+        det = high[free[high] & (conf[high] >= cfg.new_track_confidence_threshold)]
         none = np.zeros(0, np.int64)
         if det.size == 0:
             return none, none
@@ -447,8 +373,7 @@ class Tracker:
         return build_tracks(
             detections, det_rows, tr.mean[rows], tr.mean[coast], tr.track_id[every], tr.class_id[every],
             now - tr.first_time[every], tr.state[every],
-            kalman.centre_path(tr.mean[every], cfg.path_horizon_seconds, cfg.path_points,
-                               cfg.path_velocity_decay_seconds), removed)
+            kalman.centre_path(tr.mean[every], cfg.path_horizon_seconds, cfg.path_points), removed)
 
     # ---------------------------------------------------------------- snapshot
     def state_dict(self) -> dict[str, Any]:
@@ -460,8 +385,6 @@ class Tracker:
             "clock": self._clock,
             "last_timestamp": self._last_timestamp,
             "frame_interval": self._frame_interval,
-            "measurement_noise": self._noise,
-            "score_histogram": self._score_hist.tolist(),
             "classes": self._classes.tolist(),
             "tracks": self._tracks.to_json(),
         }
@@ -474,18 +397,11 @@ class Tracker:
             classes = np.asarray(state["classes"], dtype=np.int64).reshape(-1)
             tracks = TrackArrays.from_json(state["tracks"], self._history_length, classes.size)
             last = state["last_timestamp"]
-            # snapshots from before the adaptive noise estimate carry no estimate: start from the setting
-            noise = float(state.get("measurement_noise", self.config.measurement_noise))
-            hist = np.asarray(state.get("score_histogram", np.zeros(thresholds.BINS)), np.float64)
-            if hist.shape != (thresholds.BINS,):
-                raise ValueError(f"score_histogram must hold {thresholds.BINS} numbers")
             scalars = (int(state["next_id"]), int(state["frame_count"]), float(state["clock"]),
-                       None if last is None else float(last), float(state["frame_interval"]), noise)
+                       None if last is None else float(last), float(state["frame_interval"]))
         except KeyError as exc:
             raise ValueError(f"tracker state: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"tracker state: {exc}") from None
         self._classes, self._tracks = classes, tracks  # only now: a bad snapshot leaves the tracker as it was
-        self._score_hist = hist
-        (self._next_id, self._frame_count, self._clock, self._last_timestamp, self._frame_interval,
-         self._noise) = scalars
+        (self._next_id, self._frame_count, self._clock, self._last_timestamp, self._frame_interval) = scalars
