@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from pipelines.errors import OutputError
+from pipelines.errors import OutputError, UserError
 from pipelines.evaluation.conditions import Condition, derive_sequence
 from pipelines.evaluation.crossval import CrossValidation, cross_validate, flatten
 from pipelines.evaluation.interpolate import interpolate_gaps
@@ -203,6 +203,9 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
     seqs = find_sequences(options.mot_root, options.benchmark, options.split, options.seqs)
     for spec in _specs(options):  # fail on a bad config or tracker name before any work
         make_tracker(spec.name, spec.config)
+    scored = [s for s in seqs if s.gt is not None]
+    if options.cross_validate and len(scored) < 2:
+        raise UserError(f"--cross-validate needs at least 2 sequences with gt/gt.txt, got {len(scored)}")
     report = EvalReport(unscored=[s.name for s in seqs if s.gt is None])
     for i, cond in enumerate(options.conditions):
         out = options.out if i == 0 else options.out / "conditions" / cond.name
@@ -215,7 +218,7 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
         candidates = [TRACKSTREAM] * (TRACKSTREAM in options.trackers) + \
             [f"{TRACKSTREAM}-{label}" for label, _ in options.candidates]
         report.cv = cross_validate(table, candidates, [c.name for c in options.conditions],
-                                   sorted(s.name for s in seqs if s.gt is not None), options.select_by)
+                                   sorted(s.name for s in scored), options.select_by)
     write_summary(options.out / "summary.json", report)
     return report
 
