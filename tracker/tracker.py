@@ -288,7 +288,9 @@ class Tracker:
         confirmed_now = (tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits)
         promote = (tr.state[mt] == _LOST) | confirmed_now
         tr.state[mt[promote]] = _CONFIRMED
-        if class_id.size:
+        if class_id.size and self._classes.size == 1:  # one class seen so far: nothing can switch
+            tr.votes[mt, 0] += 1.0
+        elif class_id.size:
             tr.votes[mt, np.searchsorted(self._classes, class_id[md])] += 1.0
             votes = tr.votes[mt]
             best = votes.argmax(axis=1)
@@ -301,24 +303,31 @@ class Tracker:
         tr, cfg = self._tracks, self.config
         gap = np.maximum(now - tr.last_time[rows], 1e-9)
         steps = np.clip(np.rint(gap / self._frame_interval), 1, _MAX_REUPDATE_STEPS).astype(np.int64)
+        # longest re-run first: the tracks still stepping at step s are then a prefix, worked on as views
+        order = np.argsort(-steps, kind="stable")
+        rows, z_new, gap, steps = rows[order], z_new[order], gap[order], steps[order]
         z_old = kalman.xyxy_to_measurement(tr.last_box[rows])
-        mean, cov = tr.obs_mean[rows].copy(), tr.obs_cov[rows].copy()
+        mean, cov = tr.obs_mean[rows], tr.obs_cov[rows]
         blocks = kalman.to_blocks(cov)
-        for s in range(1, int(steps.max()) + 1):
-            idx = np.flatnonzero(steps >= s)
-            frac = (s / steps[idx])[:, None]
-            z = z_old[idx] + frac * (z_new[idx] - z_old[idx])
-            step_dt = gap[idx] / steps[idx]
+        step_dt = (gap / steps)[:, None] if blocks is not None else gap / steps
+        dz = z_new - z_old
+        active = np.searchsorted(-steps, -np.arange(1, int(steps[0]) + 1), side="right")  # tracks at step s
+        for s, n in enumerate(active, start=1):
+            z = z_old[:n] + (s / steps[:n])[:, None] * dz[:n]
             if blocks is not None:  # usual case: stay in the 3-numbers-per-coordinate form for every step
-                sub = (blocks[0][idx], blocks[1][idx], blocks[2][idx])
-                m, sub = kalman.predict_blocks(mean[idx], sub, step_dt, cfg.position_noise, cfg.velocity_noise)
-                mean[idx], sub = kalman.update_blocks(m, sub, z, cfg.measurement_noise)
+                sub = (blocks[0][:n], blocks[1][:n], blocks[2][:n])
+                m, sub = kalman.predict_blocks(mean[:n], sub, step_dt[:n, 0], cfg.position_noise,
+                                               cfg.velocity_noise)
+                mean[:n], sub = kalman.update_blocks(m, sub, z, cfg.measurement_noise)
                 for full, part in zip(blocks, sub):
-                    full[idx] = part
+                    full[:n] = part
             else:
-                m, c = kalman.predict(mean[idx], cov[idx], step_dt, cfg.position_noise, cfg.velocity_noise)
-                mean[idx], cov[idx] = kalman.update(m, c, z, cfg.measurement_noise)
-        return mean, (cov if blocks is None else kalman.from_blocks(blocks))
+                m, c = kalman.predict(mean[:n], cov[:n], step_dt[:n], cfg.position_noise, cfg.velocity_noise)
+                mean[:n], cov[:n] = kalman.update(m, c, z, cfg.measurement_noise)
+        if blocks is not None:
+            cov = kalman.from_blocks(blocks)
+        back = np.argsort(order)
+        return mean[back], cov[back]
 
     def _start_tracks(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
                       md: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
