@@ -53,6 +53,9 @@ def test_cross_validated_table_lists_every_tracker_per_condition_with_folds(two_
         row = next(line for line in table if line.startswith(label + "  "))
         values = [float(v) for v in row[len(label):].split()[-9:]]
         assert all(-100 < v <= 100 for v in values), row
+    fde = next(line for line in table if line.startswith("  trackstream: stride1 "))  # path, held out
+    model, baseline = (float(v) for v in fde.split()[2].rstrip(";").split("/"))
+    assert 0 < model < 1 and 0 < baseline < 1
     # the per-condition tables are there too, and the stride-2 copy has half the frames
     assert "== stride2 ==" in text and "== stride1-noise ==" in text
     summary = json.loads((out / "summary.json").read_text())

@@ -88,6 +88,16 @@ def format_cv(cv: CrossValidation) -> str:
               for r in rows]
     for f in cv.folds:
         lines.append(f"fold {f.held_out}: chose {f.chosen}")
+    paths = [(label, per_cond) for label, per_cond in cv.fixed.items()
+             if any("FDE1.0h" in m for m in per_cond.values())]
+    if cv.folds and any("FDE1.0h" in m for m in cv.selected.values()):
+        paths.append(("trackstream (chosen per fold)", cv.selected))
+    if paths:
+        lines.append("held-out FDE@1s in box heights, predicted path / constant position:")
+        for label, per_cond in paths:
+            parts = [f"{c} {m['FDE1.0h']:.3f}/{m['base_FDE1.0h']:.3f}" for c in cv.conditions
+                     if "FDE1.0h" in (m := per_cond.get(c, {}))]
+            lines.append(f"  {label}: " + "; ".join(parts))
     ours = [lbl for lbl in cv.per_seq if lbl.startswith("trackstream") and "+" not in lbl]
     peers = [lbl for lbl in cv.per_seq if not lbl.startswith("trackstream") and "+" not in lbl]
     if ours and peers:
