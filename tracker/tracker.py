@@ -2,7 +2,9 @@
 
 One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
 
-1. predict every track to the frame's time (constant velocity, ``tracker.kalman``);
+1. predict every track to the frame's time (constant velocity, ``tracker.kalman``); with
+   ``ego_motion_significance`` > 0, shift every prediction by the camera motion seen in this frame's
+   detections (``tracker.egomotion``);
 2. stage 1 -- confirmed and lost tracks vs high-confidence detections: IoU of the predicted box (times the
    detection score) plus OC-SORT velocity-direction consistency, gated by ``minimum_iou``;
 3. stage 2 -- tracks that were matched in the previous frame vs low-confidence detections (ByteTrack);

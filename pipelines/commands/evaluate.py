@@ -57,8 +57,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="metric the folds choose by (mean over training sequences and conditions; "
                         "FDE1.0h = final displacement error at 1 s in box heights, lower wins)")
     p.add_argument("--frame-stride", nargs="+", type=int, default=[1], metavar="K",
-                   help="also run at 1/K of the frame rate: keep every K-th frame of det.txt and gt.txt "
-                        "(e.g. --frame-stride 1 2 3)")
+                   help="run at 1/K of the frame rate for each K given (default 1): keep every K-th frame "
+                        "of det.txt and gt.txt (e.g. --frame-stride 1 2 3)")
     p.add_argument("--drop-detections", type=float, default=0.0, metavar="P",
                    help="add a noisy condition (with --jitter, --score-power, --camera-pan) at the smallest "
                         "stride, dropping "

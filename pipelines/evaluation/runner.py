@@ -173,29 +173,26 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
                   f"{run.detections} detections, {run.us_per_frame:.0f} cpu us/frame", file=progress)
             variants[spec.label] = results_dir(out, labels, spec.label)
             write_results(variants[spec.label] / f"{seq.name}.txt", rows)
-            if record is not None and seq.gt is not None:
+            if record is not None:
                 records.setdefault(spec.label, {})[seq.name] = record
             if options.interpolate_gap is not None:
                 label = f"{spec.label}+interp"
                 variants[label] = results_dir(out, labels, spec.label, interpolated=True)
                 write_results(variants[label] / f"{seq.name}.txt", interpolate_gaps(rows, options.interpolate_gap))
     scored = {s.name: s.info.length for s in seqs if s.gt is not None}
-    scores: dict[str, dict[str, SeqScore]] = {}
-    if scored:
-        for label, folder in variants.items():
-            scores[label] = score(gt_folder, folder, scored, options.benchmark)
-    by_seq = {s.name: s for s in seqs}
-    path_scores: dict[str, dict[str, list[PathError]]] = {}
-    for label, per_seq in records.items():
-        for name, record in per_seq.items():
-            seq = by_seq[name]
-            assert seq.gt is not None
-            path_scores.setdefault(label, {})[name] = path_errors(record, read_gt_people(seq.gt),
-                                                                  seq.info.frame_rate)
-    report.by_condition[cond.name] = scores
-    report.paths_by_condition[cond.name] = path_scores
+    report.by_condition[cond.name] = {label: score(gt_folder, folder, scored, options.benchmark)
+                                      for label, folder in variants.items()} if scored else {}
+    report.paths_by_condition[cond.name] = _path_scores(seqs, records)
     if not report.results_dirs:
         report.results_dirs = variants
+
+
+def _path_scores(seqs: list[MotSequence], records: Mapping[str, Mapping[str, PathRecord]]
+                 ) -> dict[str, dict[str, list[PathError]]]:
+    """ADE/FDE per tracker label and sequence, for the sequences that have ground truth."""
+    gt = {s.name: (read_gt_people(s.gt), s.info.frame_rate) for s in seqs if s.gt is not None}
+    return {label: {name: path_errors(record, *gt[name]) for name, record in per_seq.items() if name in gt}
+            for label, per_seq in records.items()}
 
 
 def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
