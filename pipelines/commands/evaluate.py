@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import UserError
-from pipelines.evaluation.crossval import SELECT_CHOICES
 
 if TYPE_CHECKING:
     from pipelines.evaluation.conditions import Condition
@@ -22,6 +21,7 @@ DEFAULT_GAP = 20
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
+    from pipelines.evaluation.crossval import SELECT_CHOICES
     from pipelines.evaluation.trackers import TRACKER_NAMES
 
     p = sub.add_parser(

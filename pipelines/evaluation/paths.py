@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 HORIZONS = (0.5, 1.0)  # seconds ahead
 MIN_IOU = 0.5
@@ -80,6 +79,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _match(rec: PathRecord, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(record rows, gt rows) matched one-to-one per frame at IoU >= MIN_IOU."""
+    from scipy.optimize import linear_sum_assignment
     rr, gg = [], []
     rec_bounds = np.searchsorted(rec.frame, np.arange(0, int(max(rec.frame.max(), 0)) + 2))
     gt_frames = gt[:, 0].astype(np.int64)
