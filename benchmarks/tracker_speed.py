@@ -18,9 +18,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def measure(scene: list[Frame], n: int) -> tuple[Result, Result]:
     return runners[0].result(warmup), runners[1].result(warmup)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(FRAMES))
     parser.add_argument("--frames-scale", type=float, default=1.0, help="multiply the frames per scene")

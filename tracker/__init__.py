@@ -5,4 +5,4 @@ from tracker.configutil import ConfigError
 from tracker.tracker import Tracker
 from tracker.types import Detections, Tracks, TrackState
 
-__all__ = ["ConfigError", "Detections", "Tracker", "TrackerConfig", "Tracks", "TrackState"]
+__all__ = ["ConfigError", "Detections", "TrackState", "Tracker", "TrackerConfig", "Tracks"]

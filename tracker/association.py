@@ -27,14 +27,20 @@ def candidate_pairs(a: Array, b: Array, expand: float = 0.0) -> tuple[IntArray, 
     """
     if a.shape[0] == 0 or b.shape[0] == 0:
         return _EMPTY, _EMPTY
-    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    mx = expand * (a[:, 2] - a[:, 0] + bw.max())
-    my = expand * (a[:, 3] - a[:, 1] + bh.max())
-    ax1, ax2, ay1, ay2 = a[:, 0] - mx, a[:, 2] + mx, a[:, 1] - my, a[:, 3] + my
+    bw = b[:, 2] - b[:, 0]
+    bw_max = float(bw.max())
+    bounds = a.copy()  # x1, y1, x2, y2 of each widened a-box
+    if expand:
+        mx = expand * (a[:, 2] - a[:, 0] + bw_max)
+        my = expand * (a[:, 3] - a[:, 1] + float((b[:, 3] - b[:, 1]).max()))
+        bounds[:, 0] -= mx
+        bounds[:, 2] += mx
+        bounds[:, 1] -= my
+        bounds[:, 3] += my
     order = np.argsort(b[:, 0], kind="stable")
     bx1 = b[order, 0]
-    lo = np.searchsorted(bx1, ax1 - bw.max(), side="left")
-    hi = np.searchsorted(bx1, ax2, side="right")
+    lo = np.searchsorted(bx1, bounds[:, 0] - bw_max, side="left")
+    hi = np.searchsorted(bx1, bounds[:, 2], side="right")
     counts = np.maximum(hi - lo, 0)
     total = int(counts.sum())
     if total == 0:
@@ -42,7 +48,8 @@ def candidate_pairs(a: Array, b: Array, expand: float = 0.0) -> tuple[IntArray, 
     ia = np.repeat(np.arange(a.shape[0]), counts)
     starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
     ib = order[starts + np.arange(total)]
-    keep = (b[ib, 2] >= ax1[ia]) & (b[ib, 0] <= ax2[ia]) & (b[ib, 3] >= ay1[ia]) & (b[ib, 1] <= ay2[ia])
+    pa, pb = bounds[ia], b[ib]  # one gather each instead of one per comparison
+    keep = (pb[:, 2] >= pa[:, 0]) & (pb[:, 0] <= pa[:, 2]) & (pb[:, 3] >= pa[:, 1]) & (pb[:, 1] <= pa[:, 3])
     return ia[keep].astype(np.int64), ib[keep].astype(np.int64)
 
 

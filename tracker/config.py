@@ -8,9 +8,10 @@ when the caller passes none.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
@@ -57,6 +58,11 @@ class TrackerConfig:
         fuse_confidence: multiply IoU by the detection score in the first stage, so confident detections win
             close calls (helps with duplicate detections of one object).
         per_class_matching: only match a detection to a track of the same (majority-vote) class.
+        ego_motion_significance: camera-motion compensation from the detections alone: before matching,
+            all predicted positions are shifted by the median displacement of mutually nearest
+            track/detection pairs when it exceeds this many standard errors of that median
+            (``tracker.egomotion``; 0 = off). Lower follows a moving camera sooner; too low lets a crowd
+            that walks together pass for camera motion.
 
     Lifecycle:
         confirmation_hits: consecutive matched frames a new track needs before it is reported. 1 reports at
@@ -99,6 +105,7 @@ class TrackerConfig:
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})
     fuse_confidence: bool = True
     per_class_matching: bool = False
+    ego_motion_significance: float = field(default=0.0, metadata={"min": 0.0, "max": 100.0})
     confirmation_hits: int = field(default=2, metadata={"min": 1, "max": 1000})
     tentative_max_gap_seconds: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
     lost_track_buffer_seconds: float = field(default=2.0, metadata={"min": 0.0, "max": 3600.0})
@@ -118,12 +125,12 @@ class TrackerConfig:
                               f"got {self.low_confidence_threshold}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, prefix: str = "tracker") -> "TrackerConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None, prefix: str = "tracker") -> TrackerConfig:
         """Build from a plain mapping; unknown keys / bad values raise ConfigError naming ``prefix.key``."""
         return from_mapping(cls, data, prefix)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, prefix: str = "tracker") -> "TrackerConfig":
+    def from_yaml(cls, path: str | Path, prefix: str = "tracker") -> TrackerConfig:
         """Load from a YAML file whose top level holds TrackerConfig keys."""
         import yaml
 

@@ -31,14 +31,56 @@ _DIAG = np.arange(STATE_DIM)
 _PP, _PV, _VP, _VV = slice(0, 32, 9), slice(4, 32, 9), slice(32, 64, 9), slice(36, 64, 9)
 
 
-def _blocks(cov: Array) -> "tuple[Array, Array, Array] | None":
+_OFF_BLOCKS = np.ones(STATE_DIM * STATE_DIM, bool)
+for _run in (_PP, _PV, _VP, _VV):
+    _OFF_BLOCKS[_run] = False
+Blocks = tuple[Array, Array, Array]
+
+
+def _blocks(cov: Array) -> Blocks | None:
     """(pp, pv, vv) each (N, 4) when ``cov`` has the independent-coordinates structure, else None."""
     flat = cov.reshape(cov.shape[0], STATE_DIM * STATE_DIM)
-    pp, pv, vp, vv = flat[:, _PP], flat[:, _PV], flat[:, _VP], flat[:, _VV]
-    in_blocks = np.count_nonzero(pp) + np.count_nonzero(pv) + np.count_nonzero(vp) + np.count_nonzero(vv)
-    if np.count_nonzero(flat) != in_blocks:
+    if np.count_nonzero(flat[:, _OFF_BLOCKS]):
         return None
-    return pp, pv, vv  # covariances are symmetric, so vp == pv
+    return flat[:, _PP], flat[:, _PV], flat[:, _VV]  # covariances are symmetric, so vp == pv
+
+
+def to_blocks(cov: Array) -> Blocks | None:
+    """The (pp, pv, vv) form of (N, 8, 8) covariances whose coordinates are independent (None otherwise):
+    per coordinate its variance, its covariance with its rate, the rate's variance, each (N, 4) copies."""
+    blocks = _blocks(cov)
+    return None if blocks is None else (blocks[0].copy(), blocks[1].copy(), blocks[2].copy())
+
+
+def from_blocks(blocks: Blocks) -> Array:
+    """(N, 8, 8) covariances from their (pp, pv, vv) form."""
+    return _from_blocks(*blocks)
+
+
+def predict_blocks(mean: Array, blocks: Blocks, dt: float | Array, position_noise: float,
+                   velocity_noise: float) -> tuple[Array, Blocks]:
+    """``predict`` on covariances in (pp, pv, vv) form (see ``to_blocks``); same numbers, no 8x8 arrays."""
+    dtv = np.asarray(dt, dtype=np.float64)
+    d = dtv.reshape(-1, 1) if dtv.ndim else dtv
+    new_mean = mean.copy()
+    new_mean[:, :4] += d * mean[:, 4:]
+    h2dt = (_heights(mean) ** 2 * dtv)[:, None]  # Q is diagonal: added in place of building (N, 8, 8)
+    pp, pv, vv = blocks
+    return new_mean, (pp + d * (pv + pv) + (d * d) * vv + position_noise ** 2 * h2dt, pv + d * vv,
+                      vv + velocity_noise ** 2 * h2dt)
+
+
+def update_blocks(mean: Array, blocks: Blocks, measurement: Array,
+                  noise: float | Array) -> tuple[Array, Blocks]:
+    """``update`` on covariances in (pp, pv, vv) form: S is diagonal and every gain is a division."""
+    r = ((np.asarray(noise, dtype=np.float64) * _heights(mean)) ** 2)[:, None]
+    pp, pv, vv = blocks
+    innovation = measurement - mean[:, :4]
+    kp, kv = pp / (pp + r), pv / (pp + r)
+    new_mean = mean.copy()
+    new_mean[:, :4] += kp * innovation
+    new_mean[:, 4:] += kv * innovation
+    return new_mean, (pp - kp * pp, pv - kp * pv, vv - kv * pv)
 
 
 def _from_blocks(pp: Array, pv: Array, vv: Array) -> Array:
@@ -111,16 +153,15 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     Equivalent to ``x' = F x``, ``P' = F P F^T + Q`` with ``F = transition_matrix(dt)`` and
     ``Q = process_noise(mean, dt, ...)``, written blockwise so a per-track ``dt`` costs nothing extra.
     """
+    blocks = _blocks(cov)
+    if blocks is not None:  # the usual case: 3 numbers per coordinate instead of 8x8 matrix algebra
+        new_mean, new_blocks = predict_blocks(mean, blocks, dt, position_noise, velocity_noise)
+        return new_mean, _from_blocks(*new_blocks)
     dtv = np.asarray(dt, dtype=np.float64)
     d = dtv.reshape(-1, 1) if dtv.ndim else dtv
     new_mean = mean.copy()
     new_mean[:, :4] += d * mean[:, 4:]
-    h2dt = (_heights(mean) ** 2 * dtv)[:, None]  # Q is diagonal: added in place of building (N, 8, 8)
-    blocks = _blocks(cov)
-    if blocks is not None:  # the usual case: 3 numbers per coordinate instead of 8x8 matrix algebra
-        pp, pv, vv = blocks
-        return new_mean, _from_blocks(pp + d * (pv + pv) + (d * d) * vv + position_noise ** 2 * h2dt,
-                                      pv + d * vv, vv + velocity_noise ** 2 * h2dt)
+    h2dt = (_heights(mean) ** 2 * dtv)[:, None]
     d3 = d[:, :, None] if dtv.ndim else d
     a, b = cov[:, :4, :4], cov[:, :4, 4:]
     c, e = cov[:, 4:, :4], cov[:, 4:, 4:]
@@ -134,22 +175,18 @@ def predict(mean: Array, cov: Array, dt: float | Array, position_noise: float,
     return new_mean, new_cov
 
 
-def update(mean: Array, cov: Array, measurement: Array, noise: float) -> tuple[Array, Array]:
+def update(mean: Array, cov: Array, measurement: Array, noise: float | Array) -> tuple[Array, Array]:
     """Correct (N,) predicted states with (N, 4) measurements ``cx, cy, w, h``. Returns new ``(mean, cov)``.
 
     ``H`` picks the first four state entries; ``R = measurement_noise(mean, noise)`` uses the predicted
-    heights. Uses ``K = P H^T S^-1`` and ``P' = P - K S K^T`` (symmetrised).
+    heights; ``noise`` is one number or one per row (N,). Uses ``K = P H^T S^-1`` and ``P' = P - K S K^T``
+    (symmetrised).
     """
-    r = ((noise * _heights(mean)) ** 2)[:, None]
     blocks = _blocks(cov)
     if blocks is not None:  # independent coordinates: S is diagonal and every gain is a division
-        pp, pv, vv = blocks
-        innovation = measurement - mean[:, :4]
-        kp, kv = pp / (pp + r), pv / (pp + r)
-        new_mean = mean.copy()
-        new_mean[:, :4] += kp * innovation
-        new_mean[:, 4:] += kv * innovation
-        return new_mean, _from_blocks(pp - kp * pp, pv - kp * pv, vv - kv * pv)
+        new_mean, new_blocks = update_blocks(mean, blocks, measurement, noise)
+        return new_mean, _from_blocks(*new_blocks)
+    r = ((np.asarray(noise, dtype=np.float64) * _heights(mean)) ** 2)[:, None]
     s = cov[:, :4, :4].copy()
     s[:, _DIAG[:4], _DIAG[:4]] += r
     pht = cov[:, :, :4]

@@ -13,8 +13,6 @@ counting does not drop an object for the few frames it is hidden. Coasting rows 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from tracker import kalman
@@ -35,8 +33,8 @@ def coasting_rows(state: np.ndarray, first_time: np.ndarray, last_time: np.ndarr
     return np.flatnonzero((state == lost_state) & (gap > 0.0) & (gap <= allowed + 1e-9))
 
 
-def _pad(values: Optional[np.ndarray], extra: int, rows: np.ndarray,
-         order: np.ndarray) -> Optional[np.ndarray]:
+def _pad(values: np.ndarray | None, extra: int, rows: np.ndarray,
+         order: np.ndarray) -> np.ndarray | None:
     """``values[rows]`` plus ``extra`` all-zero (all-False) rows of the same trailing shape, by ``order``."""
     if values is None:
         return None

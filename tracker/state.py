@@ -51,18 +51,18 @@ class TrackArrays:
     class_id: np.ndarray
 
     @classmethod
-    def empty(cls, history_length: int, classes: int) -> "TrackArrays":
+    def empty(cls, history_length: int, classes: int) -> TrackArrays:
         return cls(**{name: np.zeros((0, *_shape(shape, history_length, classes)), dtype)
                       for name, (dtype, shape) in _SCHEMA.items()})
 
     def __len__(self) -> int:
         return int(self.track_id.shape[0])
 
-    def take(self, index: np.ndarray) -> "TrackArrays":
+    def take(self, index: np.ndarray) -> TrackArrays:
         """New store with the selected rows (boolean mask or integer indices)."""
         return TrackArrays(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
 
-    def extend(self, other: "TrackArrays") -> "TrackArrays":
+    def extend(self, other: TrackArrays) -> TrackArrays:
         """New store with ``other``'s rows appended."""
         if len(other) == 0:
             return self
@@ -80,10 +80,10 @@ class TrackArrays:
         return {f.name: getattr(self, f.name).tolist() for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], history_length: int, classes: int) -> "TrackArrays":
+    def from_json(cls, data: dict[str, Any], history_length: int, classes: int) -> TrackArrays:
         """Inverse of ``to_json``; raises ValueError naming a missing or mis-shaped field."""
         if not isinstance(data, dict):
-            raise ValueError("tracker state: 'tracks' must be a mapping")
+            raise ValueError("tracker state: 'tracks' must be a mapping")  # noqa: TRY004 - one error type for bad snapshots
         missing = [name for name in _SCHEMA if name not in data]
         if missing:
             raise ValueError(f"tracker state: tracks lack field {missing[0]!r}")

@@ -2,7 +2,9 @@
 
 One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
 
-1. predict every track to the frame's time (constant velocity, ``tracker.kalman``);
+1. predict every track to the frame's time (constant velocity, ``tracker.kalman``); with
+   ``ego_motion_significance`` > 0, shift every prediction by the camera motion seen in this frame's
+   detections (``tracker.egomotion``);
 2. stage 1 -- confirmed and lost tracks vs high-confidence detections: IoU of the predicted box (times the
    detection score) plus OC-SORT velocity-direction consistency, gated by ``minimum_iou``;
 3. stage 2 -- tracks that were matched in the previous frame vs low-confidence detections (ByteTrack);
@@ -21,11 +23,11 @@ box (``state == LOST``, ``det_index == -1``; see ``tracker.output``).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from tracker import kalman
+from tracker import egomotion, kalman
 from tracker.association import assign, candidate_pairs, pair_direction, pair_giou, pair_iou
 from tracker.config import TrackerConfig
 from tracker.output import build_tracks, coasting_rows
@@ -52,7 +54,7 @@ class Tracker:
     >>> tracks = trk.update(detections, timestamp=frame.pts)   # every frame, also with no detections
     """
 
-    def __init__(self, config: Optional[TrackerConfig] = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config if config is not None else TrackerConfig()
         if not isinstance(self.config, TrackerConfig):
             raise TypeError(f"config must be a TrackerConfig, got {type(self.config).__name__}")
@@ -65,7 +67,7 @@ class Tracker:
         self._next_id = 1
         self._frame_count = 0
         self._clock = 0.0  # s, monotonic internal time
-        self._last_timestamp: Optional[float] = None
+        self._last_timestamp: float | None = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
 
     @property
@@ -74,7 +76,7 @@ class Tracker:
         return len(self._tracks)
 
     # ------------------------------------------------------------------ update
-    def update(self, detections: Detections, timestamp: Optional[float] = None) -> Tracks:
+    def update(self, detections: Detections, timestamp: float | None = None) -> Tracks:
         """Advance to ``timestamp`` (seconds; None -> frames seen / ``frame_rate``) and match ``detections``.
 
         Returns the confirmed tracks matched in this frame (rows follow increasing ``track_id``), plus
@@ -94,6 +96,8 @@ class Tracker:
         conf = detections.confidence.astype(np.float64)
         high = np.flatnonzero(conf >= cfg.high_confidence_threshold)
         low = np.flatnonzero((conf >= cfg.low_confidence_threshold) & (conf < cfg.high_confidence_threshold))
+        if cfg.ego_motion_significance > 0:
+            self._compensate(boxes[high])
         mt, md = self._associate(boxes, conf, detections.class_id, high, low, dt)
 
         matched = np.zeros(len(self._tracks), bool)
@@ -109,7 +113,7 @@ class Tracker:
         out_dets = np.concatenate([md, new_dets]).astype(np.int64)
         return self._output(detections, out_rows, out_dets, now, removed)
 
-    def _advance(self, timestamp: Optional[float]) -> tuple[float, float]:
+    def _advance(self, timestamp: float | None) -> tuple[float, float]:
         if timestamp is None:
             stamp = self._frame_count / self.config.frame_rate
         else:
@@ -127,6 +131,17 @@ class Tracker:
         self._frame_count += 1
         self._clock += dt
         return self._clock, dt
+
+    def _compensate(self, boxes: np.ndarray) -> None:
+        """Shift every track's predicted position by the camera motion seen in this frame's detections."""
+        tr = self._tracks
+        seen = np.flatnonzero(tr.state == _CONFIRMED)
+        if seen.size == 0:
+            return
+        shift = egomotion.estimate_shift(kalman.state_to_xyxy(tr.mean[seen]), boxes,
+                                         self.config.ego_motion_significance)
+        if shift.any():
+            tr.mean[:, :2] += shift
 
     def _register_classes(self, class_id: np.ndarray) -> None:
         if class_id.size == 0:
@@ -275,7 +290,9 @@ class Tracker:
         confirmed_now = (tr.state[mt] == _TENTATIVE) & (tr.hits[mt] >= cfg.confirmation_hits)
         promote = (tr.state[mt] == _LOST) | confirmed_now
         tr.state[mt[promote]] = _CONFIRMED
-        if class_id.size:
+        if class_id.size and self._classes.size == 1:  # one class seen so far: nothing can switch
+            tr.votes[mt, 0] += 1.0
+        elif class_id.size:
             tr.votes[mt, np.searchsorted(self._classes, class_id[md])] += 1.0
             votes = tr.votes[mt]
             best = votes.argmax(axis=1)
@@ -288,16 +305,31 @@ class Tracker:
         tr, cfg = self._tracks, self.config
         gap = np.maximum(now - tr.last_time[rows], 1e-9)
         steps = np.clip(np.rint(gap / self._frame_interval), 1, _MAX_REUPDATE_STEPS).astype(np.int64)
+        # longest re-run first: the tracks still stepping at step s are then a prefix, worked on as views
+        order = np.argsort(-steps, kind="stable")
+        rows, z_new, gap, steps = rows[order], z_new[order], gap[order], steps[order]
         z_old = kalman.xyxy_to_measurement(tr.last_box[rows])
-        mean, cov = tr.obs_mean[rows].copy(), tr.obs_cov[rows].copy()
-        for s in range(1, int(steps.max()) + 1):
-            idx = np.flatnonzero(steps >= s)
-            frac = (s / steps[idx])[:, None]
-            z = z_old[idx] + frac * (z_new[idx] - z_old[idx])
-            m, c = kalman.predict(mean[idx], cov[idx], gap[idx] / steps[idx], cfg.position_noise,
-                                  cfg.velocity_noise)
-            mean[idx], cov[idx] = kalman.update(m, c, z, cfg.measurement_noise)
-        return mean, cov
+        mean, cov = tr.obs_mean[rows], tr.obs_cov[rows]
+        blocks = kalman.to_blocks(cov)
+        step_dt = (gap / steps)[:, None] if blocks is not None else gap / steps
+        dz = z_new - z_old
+        active = np.searchsorted(-steps, -np.arange(1, int(steps[0]) + 1), side="right")  # tracks at step s
+        for s, n in enumerate(active, start=1):
+            z = z_old[:n] + (s / steps[:n])[:, None] * dz[:n]
+            if blocks is not None:  # usual case: stay in the 3-numbers-per-coordinate form for every step
+                sub = (blocks[0][:n], blocks[1][:n], blocks[2][:n])
+                m, sub = kalman.predict_blocks(mean[:n], sub, step_dt[:n, 0], cfg.position_noise,
+                                               cfg.velocity_noise)
+                mean[:n], sub = kalman.update_blocks(m, sub, z, cfg.measurement_noise)
+                for full, part in zip(blocks, sub):
+                    full[:n] = part
+            else:
+                m, c = kalman.predict(mean[:n], cov[:n], step_dt[:n], cfg.position_noise, cfg.velocity_noise)
+                mean[:n], cov[:n] = kalman.update(m, c, z, cfg.measurement_noise)
+        if blocks is not None:
+            cov = kalman.from_blocks(blocks)
+        back = np.argsort(order)
+        return mean[back], cov[back]
 
     def _start_tracks(self, boxes: np.ndarray, conf: np.ndarray, class_id: np.ndarray, high: np.ndarray,
                       md: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:

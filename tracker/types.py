@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +40,7 @@ def _as(name: str, value: object, dtype: type, ndim: int) -> np.ndarray:
     return arr
 
 
-def _check_rows(name: str, arr: Optional[np.ndarray], n: int) -> None:
+def _check_rows(name: str, arr: np.ndarray | None, n: int) -> None:
     if arr is not None and arr.shape[0] != n:
         raise ValueError(f"{name}: has {arr.shape[0]} rows but xyxy has {n}")
 
@@ -70,9 +70,9 @@ class Detections:
     confidence: FloatArray
     class_id: IntArray
     det_index: IntArray = field(default=None)  # type: ignore[arg-type]  # None: filled in __post_init__
-    keypoints: Optional[FloatArray] = None
-    masks: Optional[npt.NDArray[np.bool_]] = None
-    mask_polygons: Optional[tuple[FloatArray, ...]] = None
+    keypoints: FloatArray | None = None
+    masks: npt.NDArray[np.bool_] | None = None
+    mask_polygons: tuple[FloatArray, ...] | None = None
 
     def __post_init__(self) -> None:
         xyxy = _as("xyxy", self.xyxy, np.float32, 2)
@@ -111,10 +111,10 @@ class Detections:
         return int(self.xyxy.shape[0])
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
-    def __getitem__(self, index: "slice | np.ndarray") -> "Detections":
+    def __getitem__(self, index: slice | np.ndarray) -> Detections:
         """Select rows by boolean mask, integer indices or slice; returns a new object."""
         sel = np.arange(len(self))[index]
         return Detections(
@@ -127,7 +127,7 @@ class Detections:
 
     @classmethod
     def drop_invalid(cls, xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray,
-                     **optional: object) -> tuple["Detections", int]:
+                     **optional: object) -> tuple[Detections, int]:
         """Build Detections from raw arrays, dropping NaN/inf/negative-size rows.
 
         Returns the valid detections and the number of rows dropped. ``det_index`` of the kept rows
@@ -183,9 +183,9 @@ class Tracks:
     predicted_path: FloatArray
     age: FloatArray
     state: IntArray
-    keypoints: Optional[FloatArray] = None
-    masks: Optional[npt.NDArray[np.bool_]] = None
-    mask_polygons: Optional[tuple[FloatArray, ...]] = None
+    keypoints: FloatArray | None = None
+    masks: npt.NDArray[np.bool_] | None = None
+    mask_polygons: tuple[FloatArray, ...] | None = None
     removed_ids: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
@@ -219,7 +219,7 @@ class Tracks:
         return self.det_index >= 0
 
     @classmethod
-    def empty(cls, horizon_points: int = 0) -> "Tracks":
+    def empty(cls, horizon_points: int = 0) -> Tracks:
         z = np.zeros(0, np.float32)
         zi = np.zeros(0, np.int64)
         return cls(np.zeros((0, 4), np.float32), z, zi, zi, zi, np.zeros((0, 2), np.float32),

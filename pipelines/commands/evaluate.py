@@ -2,19 +2,26 @@
 
     trackstream eval MOT_ROOT --benchmark MOT17 [--seqs SEQ ...] --out DIR [--config FILE]
                      [--tracker trackstream] [--tracker ultralytics-bytetrack] [--interpolate [GAP]]
+                     [--cross-validate] [--candidate FILE ...] [--frame-stride K ...]
+                     [--drop-detections P] [--jitter S] [--noise-seed N]
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import UserError
+
+if TYPE_CHECKING:
+    from pipelines.evaluation.conditions import Condition
 
 DEFAULT_GAP = 20
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
+    from pipelines.evaluation.crossval import SELECT_CHOICES
     from pipelines.evaluation.trackers import TRACKER_NAMES
 
     p = sub.add_parser(
@@ -39,27 +46,89 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
                    help="also score an offline variant with gaps of up to GAP frames "
                         f"(default {DEFAULT_GAP}) "
                         "filled by linear interpolation; reported separately as <tracker>+interp")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="leave one sequence out: each trackstream config (--config and every --candidate) is "
+                        "chosen on the other sequences and scored on the held-out one; prints the held-out fold "
+                        "mean of every tracker")
+    p.add_argument("--candidate", action="append", type=Path, default=[], metavar="FILE",
+                   help="another TrackerConfig YAML to run as trackstream-<file stem> (repeatable); with "
+                        "--cross-validate the folds choose among them")
+    p.add_argument("--select-by", default="HOTA", choices=SELECT_CHOICES,
+                   help="metric the folds choose by (mean over training sequences and conditions; "
+                        "FDE1.0h = final displacement error at 1 s in box heights, lower wins)")
+    p.add_argument("--frame-stride", nargs="+", type=int, default=[1], metavar="K",
+                   help="run at 1/K of the frame rate for each K given (default 1): keep every K-th frame "
+                        "of det.txt and gt.txt (e.g. --frame-stride 1 2 3)")
+    p.add_argument("--drop-detections", type=float, default=0.0, metavar="P",
+                   help="add a noisy condition (with --jitter, --score-power, --camera-pan) at the smallest "
+                        "stride, dropping "
+                        "each detection with probability P (seeded)")
+    p.add_argument("--jitter", type=float, default=0.0, metavar="S",
+                   help="noisy condition: move box centres by N(0, S) box sizes and scale w/h by 1+N(0, S)")
+    p.add_argument("--score-power", type=float, default=1.0, metavar="P",
+                   help="noisy condition: detection scores c become c**P (a more or less confident detector)")
+    p.add_argument("--camera-pan", type=float, default=0.0, metavar="A",
+                   help="noisy condition: pan a virtual camera by up to A image widths (a 4 s sine; detections "
+                        "and gt move alike), like footage from a moving camera")
+    p.add_argument("--noise-seed", type=int, default=0, metavar="N", help="seed of the detection noise")
+
+
+def _checked_config(path: Path) -> dict[str, Any]:
+    from pipelines.evaluation.trackers import load_tracker_config, make_tracker
+    from tracker.configutil import ConfigError
+
+    config = load_tracker_config(path)
+    try:
+        make_tracker("trackstream", config)
+    except ConfigError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return config
+
+
+def _conditions(args: argparse.Namespace) -> tuple[Condition, ...]:
+    from pipelines.evaluation.conditions import Condition
+
+    strides = list(dict.fromkeys(args.frame_stride))
+    conditions = [Condition(stride=k) for k in strides]
+    if args.drop_detections or args.jitter or args.score_power != 1.0 or args.camera_pan:
+        conditions.append(Condition(min(strides), args.drop_detections, args.jitter, args.noise_seed,
+                                    args.score_power, args.camera_pan))
+    return tuple(conditions)
 
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.evaluation import EvalOptions, evaluate
-    from pipelines.evaluation.table import format_report
-    from pipelines.evaluation.trackers import load_tracker_config, make_tracker
-    from tracker.configutil import ConfigError
+    from pipelines.evaluation.table import format_cv, format_paths, format_report
 
     if args.interpolate is not None and args.interpolate < 1:
         raise UserError(f"--interpolate: gap must be at least 1 frame, got {args.interpolate}")
-    tracker_config = load_tracker_config(args.config) if args.config else {}
-    if args.config:
-        try:
-            make_tracker("trackstream", tracker_config)
-        except ConfigError as exc:
-            raise UserError(f"{args.config}: {exc}") from None
+    tracker_config = _checked_config(args.config) if args.config else {}
+    candidates: list[tuple[str, dict[str, Any]]] = []
+    for path in args.candidate:
+        label = path.stem
+        if label in {c[0] for c in candidates}:
+            raise UserError(f"--candidate: two files named {label!r}; candidates are labelled by file stem")
+        candidates.append((label, _checked_config(path)))
+    trackers = tuple(dict.fromkeys(args.tracker or ["trackstream"]))
+    if args.cross_validate and "trackstream" not in trackers and not candidates:
+        raise UserError("--cross-validate chooses among trackstream configs: add --tracker trackstream "
+                        "or --candidate FILE")
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
-        seqs=tuple(args.seqs), trackers=tuple(dict.fromkeys(args.tracker or ["trackstream"])),
-        tracker_config=tracker_config, interpolate_gap=args.interpolate)
+        seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,
+        interpolate_gap=args.interpolate, candidates=tuple(candidates), conditions=_conditions(args),
+        cross_validate=args.cross_validate, select_by=args.select_by)
     report = evaluate(options)
-    print(format_report(report))
+    for condition in report.by_condition:
+        if len(report.by_condition) > 1:
+            print(f"== {condition} ==")
+        print(format_report(report, condition))
+        print()
+    paths = format_paths(report)
+    if paths:
+        print(paths)
+        print()
+    if report.cv is not None:
+        print(format_cv(report.cv))
     print(f"results: {', '.join(f'{k}: {v}' for k, v in report.results_dirs.items())}")
     return 0

@@ -12,9 +12,9 @@ Results are written as ``frame,id,x,y,w,h,conf,-1,-1,-1`` (one row per tracked b
 from __future__ import annotations
 
 import configparser
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -28,8 +28,8 @@ class SeqInfo:
     name: str
     frame_rate: float
     length: int
-    width: Optional[int] = None
-    height: Optional[int] = None
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class MotSequence:
     name: str
     folder: Path
     det: Path
-    gt: Optional[Path]
+    gt: Path | None
     info: SeqInfo
 
 
@@ -73,7 +73,7 @@ def split_folder(mot_root: Path, benchmark: str, split: str) -> Path:
 
 
 def find_sequences(mot_root: Path, benchmark: str, split: str = "train",
-                   names: Optional[Sequence[str]] = None) -> list[MotSequence]:
+                   names: Sequence[str] | None = None) -> list[MotSequence]:
     """The sequences to evaluate: ``names`` in that order, or every folder of the split that has det.txt."""
     folder = split_folder(mot_root, benchmark, split)
     if names:
@@ -127,7 +127,7 @@ def _is_numeric_row(line: str, columns: int) -> bool:
     return len(parts) == columns
 
 
-def read_detections(path: Path, length: Optional[int] = None) -> np.ndarray:
+def read_detections(path: Path, length: int | None = None) -> np.ndarray:
     """Read a MOT ``det.txt`` and sort it by frame (rows in the file may come in any order).
 
     Returns float64 (N, 6): ``frame, x, y, w, h, conf`` with 1-based frames and top-left x/y in pixels.

@@ -1,4 +1,10 @@
-"""Peer trackers scored in the same run as ours: Ultralytics' BYTETracker on the same detections."""
+"""Peer trackers scored in the same run as ours, on the same detections.
+
+* Ultralytics' BYTETracker (``ultralytics-bytetrack``), as ``model.track`` builds it;
+* roboflow ``trackers`` ByteTrack and OC-SORT (``roboflow-bytetrack``, ``roboflow-ocsort``; pip package
+  ``trackers``, Apache-2.0, numpy/scipy/supervision only), with their defaults, the sequence's frame rate and
+  the frame timestamps.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.evaluation.trackers import BYTETRACK, xyxy_rows
+from pipelines.errors import UserError
+from pipelines.evaluation.trackers import BYTETRACK, RF_OCSORT, xyxy_rows
 
 
 class _Boxes:
@@ -27,7 +34,7 @@ class _Boxes:
     def __len__(self) -> int:
         return int(self.conf.shape[0])
 
-    def __getitem__(self, index: Any) -> "_Boxes":
+    def __getitem__(self, index: Any) -> _Boxes:
         return _Boxes(self.xyxy[index], self.conf[index], self.cls[index])
 
 
@@ -63,3 +70,36 @@ class UltralyticsByteTrack:
         if len(out) == 0:
             return np.zeros((0, 6))
         return xyxy_rows(out[:, 4], out[:, :4], out[:, 5])
+
+
+class RoboflowTracker:
+    """roboflow ``trackers``' ``ByteTrackTracker`` or ``OCSORTTracker`` with its default settings.
+
+    Reports the rows it gives a tracker id (``tracker_id >= 0``): the detection box, score and id.
+    """
+
+    def __init__(self, name: str, frame_rate: float) -> None:
+        try:
+            import supervision as sv
+            from trackers import ByteTrackTracker, OCSORTTracker
+        except ImportError:
+            raise UserError(f"{name} needs roboflow's trackers: pip install 'trackers>=2.6'") from None
+        self.name = name
+        self._sv = sv
+        cls = OCSORTTracker if name == RF_OCSORT else ByteTrackTracker
+        self._tracker = cls(frame_rate=frame_rate)
+
+    def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
+        tlwh = np.asarray(tlwh, dtype=np.float32).reshape(-1, 4)
+        xyxy = np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
+        dets = self._sv.Detections(xyxy=xyxy, confidence=np.asarray(conf, np.float32).reshape(-1),
+                                   class_id=np.zeros(len(xyxy), int))
+        out = self._tracker.update(dets, timestamp=timestamp)
+        if len(out) == 0 or out.tracker_id is None:
+            return np.zeros((0, 6))
+        ok = np.asarray(out.tracker_id) >= 0
+        if not ok.any():
+            return np.zeros((0, 6))
+        confidence = out.confidence[ok] if out.confidence is not None else np.ones(int(ok.sum()))
+        # its ids start at 0; MOTChallenge files conventionally start at 1
+        return xyxy_rows(np.asarray(out.tracker_id)[ok] + 1, out.xyxy[ok], confidence)

@@ -3,6 +3,10 @@
 One fresh tracker per sequence and tracker name; detections are fed frame by frame in frame order with
 timestamps ``(frame - 1) / frameRate`` seconds. Only the ``update`` calls are timed, in CPU time of the
 calling thread, so other processes on a busy machine do not inflate the figures.
+
+Each *condition* (``pipelines.evaluation.conditions``: frame stride, detection noise) derives its own copy of
+the sequences; every tracker runs on every condition. trackstream may run with several candidate configs;
+``pipelines.evaluation.crossval`` then chooses among them leave-one-sequence-out.
 """
 
 from __future__ import annotations
@@ -10,22 +14,38 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Optional, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
-from pipelines.errors import OutputError
-from pipelines.evaluation import motio
+from pipelines.errors import OutputError, UserError
+from pipelines.evaluation.conditions import Condition, derive_sequence
+from pipelines.evaluation.crossval import CrossValidation, cross_validate, flatten
 from pipelines.evaluation.interpolate import interpolate_gaps
+from pipelines.evaluation.motio import (
+    MotSequence,
+    find_sequences,
+    frames,
+    read_detections,
+    split_folder,
+    write_results,
+)
+from pipelines.evaluation.paths import PathError, PathRecord, path_errors, read_gt_people
 from pipelines.evaluation.scoring import SeqScore, score
-from pipelines.evaluation.trackers import make_tracker
+from pipelines.evaluation.trackers import TRACKSTREAM, make_tracker
 
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """What to evaluate. ``interpolate_gap``: longest gap (frames) filled offline, or None for online only."""
+    """What to evaluate. ``interpolate_gap``: longest gap (frames) filled offline, or None for online only.
+
+    ``candidates``: extra trackstream configs ``(label, TrackerConfig keys)``, run as ``trackstream-<label>``;
+    ``conditions``: frame strides / detection noise to run (the first one's results go to ``out`` itself);
+    ``cross_validate``: choose among trackstream and its candidates leave-one-sequence-out by ``select_by``.
+    """
 
     mot_root: Path
     out: Path
@@ -34,7 +54,11 @@ class EvalOptions:
     seqs: tuple[str, ...] = ()
     trackers: tuple[str, ...] = ("trackstream",)
     tracker_config: Mapping[str, Any] = field(default_factory=dict)
-    interpolate_gap: Optional[int] = None
+    interpolate_gap: int | None = None
+    candidates: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    conditions: tuple[Condition, ...] = (Condition(),)
+    cross_validate: bool = False
+    select_by: str = "HOTA"
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,7 @@ class SeqRun:
     detections: int
     boxes: int
     seconds: float
+    condition: str = "stride1"
 
     @property
     def us_per_frame(self) -> float:
@@ -55,12 +80,34 @@ class SeqRun:
 
 @dataclass
 class EvalReport:
-    """All that ``trackstream eval`` found: ``scores[variant][seq]``, variant e.g. ``trackstream+interp``."""
+    """All that ``trackstream eval`` found.
+
+    ``scores[variant][seq]`` (variant e.g. ``trackstream+interp``) and ``paths[variant][seq]`` are those of
+    the first condition; ``by_condition[condition]`` and ``paths_by_condition[condition]`` hold every
+    condition's; ``cv`` is the cross-validation (None unless asked for).
+    """
 
     runs: list[SeqRun] = field(default_factory=list)
     scores: dict[str, dict[str, SeqScore]] = field(default_factory=dict)
     results_dirs: dict[str, Path] = field(default_factory=dict)
     unscored: list[str] = field(default_factory=list)
+    by_condition: dict[str, dict[str, dict[str, SeqScore]]] = field(default_factory=dict)
+    paths: dict[str, dict[str, list[PathError]]] = field(default_factory=dict)
+    paths_by_condition: dict[str, dict[str, dict[str, list[PathError]]]] = field(default_factory=dict)
+    cv: CrossValidation | None = None
+
+
+@dataclass(frozen=True)
+class _Spec:
+    label: str        # shown in tables and used as the results folder name
+    name: str         # tracker kind for make_tracker
+    config: Mapping[str, Any]
+
+
+def _specs(options: EvalOptions) -> list[_Spec]:
+    specs = [_Spec(n, n, options.tracker_config if n == TRACKSTREAM else {}) for n in options.trackers]
+    specs += [_Spec(f"{TRACKSTREAM}-{label}", TRACKSTREAM, cfg) for label, cfg in options.candidates]
+    return specs
 
 
 def results_dir(out: Path, trackers: tuple[str, ...], name: str, interpolated: bool = False) -> Path:
@@ -72,50 +119,103 @@ def results_dir(out: Path, trackers: tuple[str, ...], name: str, interpolated: b
     return base / ("data_interpolated" if interpolated else "data")
 
 
-def track_sequence(tracker_name: str, seq: motio.MotSequence, dets: np.ndarray,
-                   config: Mapping[str, Any]) -> tuple[np.ndarray, SeqRun]:
-    """Feed one sequence to a fresh tracker; returns (M, 7) ``frame, id, x, y, w, h, conf`` rows, timing."""
-    tracker = make_tracker(tracker_name, config)
-    out: list[np.ndarray] = []
-    spent = 0.0
+def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray,
+                   config: Mapping[str, Any]) -> tuple[np.ndarray, SeqRun, PathRecord | None]:
+    """Feed one sequence to a fresh tracker.
+
+    Returns (M, 7) ``frame, id, x, y, w, h, conf`` rows, timing, and the rows' predicted paths when the
+    tracker predicts any (trackstream), else None.
+    """
     rate = seq.info.frame_rate
-    for frame, rows in motio.frames(dets, seq.info.length):
+    tracker = make_tracker(tracker_name, config, rate)
+    out: list[np.ndarray] = []
+    paths: list[np.ndarray] = []
+    spent = 0.0
+    for frame, rows in frames(dets, seq.info.length):
         start = time.thread_time()
         tracked = tracker.update(rows[:, :4], rows[:, 4], (frame - 1) / rate)
         spent += time.thread_time() - start
         if len(tracked):
             out.append(np.column_stack([np.full(len(tracked), frame, np.float64), tracked]))
+            path = getattr(tracker, "last_path", None)
+            if path is not None:
+                paths.append(np.asarray(path, np.float64))
     result = np.concatenate(out) if out else np.zeros((0, 7))
-    return result, SeqRun(tracker_name, seq.name, seq.info.length, len(dets), len(result), spent)
+    record = None
+    times = getattr(tracker, "path_times", None)
+    if times is not None:
+        k = len(times)
+        path_arr = np.concatenate(paths) if paths else np.zeros((0, k, 2))
+        record = PathRecord(result[:, 0].astype(np.int64), result[:, 2:6], path_arr, np.asarray(times))
+    run = SeqRun(tracker_name, seq.name, seq.info.length, len(dets), len(result), spent)
+    return result, run, record
+
+
+def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence], out: Path,
+                   report: EvalReport, progress: TextIO) -> None:
+    specs = _specs(options)
+    labels = tuple(s.label for s in specs)
+    if not cond.identity:
+        derived_split = out / "mot" / options.benchmark / options.split
+        seqs = [derive_sequence(seq, cond, derived_split) for seq in seqs]
+        gt_folder = derived_split
+    else:
+        gt_folder = split_folder(options.mot_root, options.benchmark, options.split)
+    variants: dict[str, Path] = {}
+    records: dict[str, dict[str, PathRecord]] = {}
+    for seq in seqs:
+        dets = read_detections(seq.det, seq.info.length)
+        for spec in specs:
+            rows, run, record = track_sequence(spec.name, seq, dets, spec.config)
+            run = replace(run, tracker=spec.label, condition=cond.name)
+            report.runs.append(run)
+            print(f"[{cond.name}] tracked {seq.name} with {spec.label}: {run.frames} frames, "
+                  f"{run.detections} detections, {run.us_per_frame:.0f} cpu us/frame", file=progress)
+            variants[spec.label] = results_dir(out, labels, spec.label)
+            write_results(variants[spec.label] / f"{seq.name}.txt", rows)
+            if record is not None:
+                records.setdefault(spec.label, {})[seq.name] = record
+            if options.interpolate_gap is not None:
+                label = f"{spec.label}+interp"
+                variants[label] = results_dir(out, labels, spec.label, interpolated=True)
+                write_results(variants[label] / f"{seq.name}.txt", interpolate_gaps(rows, options.interpolate_gap))
+    scored = {s.name: s.info.length for s in seqs if s.gt is not None}
+    report.by_condition[cond.name] = {label: score(gt_folder, folder, scored, options.benchmark)
+                                      for label, folder in variants.items()} if scored else {}
+    report.paths_by_condition[cond.name] = _path_scores(seqs, records)
+    if not report.results_dirs:
+        report.results_dirs = variants
+
+
+def _path_scores(seqs: list[MotSequence], records: Mapping[str, Mapping[str, PathRecord]]
+                 ) -> dict[str, dict[str, list[PathError]]]:
+    """ADE/FDE per tracker label and sequence, for the sequences that have ground truth."""
+    gt = {s.name: (read_gt_people(s.gt), s.info.frame_rate) for s in seqs if s.gt is not None}
+    return {label: {name: path_errors(record, *gt[name]) for name, record in per_seq.items() if name in gt}
+            for label, per_seq in records.items()}
 
 
 def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
-    """Track every chosen sequence with every chosen tracker, write results, score those with gt."""
-    seqs = motio.find_sequences(options.mot_root, options.benchmark, options.split, options.seqs)
-    for name in options.trackers:  # fail on a bad config or tracker name before any work
-        make_tracker(name, options.tracker_config)
+    """Track every chosen sequence with every chosen tracker under every condition, write and score results."""
+    seqs = find_sequences(options.mot_root, options.benchmark, options.split, options.seqs)
+    for spec in _specs(options):  # fail on a bad config or tracker name before any work
+        make_tracker(spec.name, spec.config)
+    scored = [s for s in seqs if s.gt is not None]
+    if options.cross_validate and len(scored) < 2:
+        raise UserError(f"--cross-validate needs at least 2 sequences with gt/gt.txt, got {len(scored)}")
     report = EvalReport(unscored=[s.name for s in seqs if s.gt is None])
-    variants: dict[str, Path] = {}
-    for seq in seqs:
-        dets = motio.read_detections(seq.det, seq.info.length)
-        for name in options.trackers:
-            rows, run = track_sequence(name, seq, dets, options.tracker_config)
-            report.runs.append(run)
-            print(f"tracked {seq.name} with {name}: {run.frames} frames, {run.detections} detections, "
-                  f"{run.us_per_frame:.0f} cpu us/frame", file=progress)
-            variants[name] = results_dir(options.out, options.trackers, name)
-            motio.write_results(variants[name] / f"{seq.name}.txt", rows)
-            if options.interpolate_gap is not None:
-                label = f"{name}+interp"
-                variants[label] = results_dir(options.out, options.trackers, name, interpolated=True)
-                motio.write_results(variants[label] / f"{seq.name}.txt",
-                                    interpolate_gaps(rows, options.interpolate_gap))
-    report.results_dirs = variants
-    scored = {s.name: s.info.length for s in seqs if s.gt is not None}
-    if scored:
-        gt_folder = motio.split_folder(options.mot_root, options.benchmark, options.split)
-        for label, folder in variants.items():
-            report.scores[label] = score(gt_folder, folder, scored, options.benchmark)
+    for i, cond in enumerate(options.conditions):
+        out = options.out if i == 0 else options.out / "conditions" / cond.name
+        _run_condition(options, cond, seqs, out, report, progress)
+    first = options.conditions[0].name
+    report.scores = report.by_condition[first]
+    report.paths = report.paths_by_condition[first]
+    if options.cross_validate:
+        table = flatten(report.by_condition, report.paths_by_condition)
+        candidates = [TRACKSTREAM] * (TRACKSTREAM in options.trackers) + \
+            [f"{TRACKSTREAM}-{label}" for label, _ in options.candidates]
+        report.cv = cross_validate(table, candidates, [c.name for c in options.conditions],
+                                   sorted(s.name for s in scored), options.select_by)
     write_summary(options.out / "summary.json", report)
     return report
 
@@ -128,6 +228,13 @@ def write_summary(path: Path, report: EvalReport) -> None:
         "runs": [{**asdict(r), "us_per_frame": r.us_per_frame} for r in report.runs],
         "results_dirs": {label: str(p) for label, p in report.results_dirs.items()},
         "unscored": report.unscored,
+        "by_condition": {cond: {label: {seq: asdict(s) for seq, s in per_seq.items()}
+                                for label, per_seq in scores.items()}
+                         for cond, scores in report.by_condition.items()},
+        "paths_by_condition": {cond: {label: {seq: [asdict(e) for e in errs] for seq, errs in per_seq.items()}
+                                      for label, per_seq in paths.items()}
+                               for cond, paths in report.paths_by_condition.items()},
+        "cross_validation": None if report.cv is None else report.cv.to_json(),
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -6,8 +6,9 @@ frame; the runner writes them to the MOT results file. Adapters are built by nam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from pipelines.errors import UserError
 
 TRACKSTREAM = "trackstream"
 BYTETRACK = "ultralytics-bytetrack"
-TRACKER_NAMES = (TRACKSTREAM, BYTETRACK)
+RF_BYTETRACK = "roboflow-bytetrack"
+RF_OCSORT = "roboflow-ocsort"
+TRACKER_NAMES = (TRACKSTREAM, BYTETRACK, RF_BYTETRACK, RF_OCSORT)
 
 
 class FrameTracker(Protocol):
@@ -51,15 +54,22 @@ def xyxy_rows(track_id: np.ndarray, xyxy: np.ndarray, conf: np.ndarray) -> np.nd
 
 
 class TrackstreamTracker:
-    """trackstream's own ``tracker.Tracker``; reports the matched detection box of each confirmed track."""
+    """trackstream's own ``tracker.Tracker``; reports the matched detection box of each confirmed track.
+
+    After each ``update``, ``last_path`` (M, K, 2) holds the predicted centre path of each reported row at
+    ``path_times`` (K,) seconds ahead.
+    """
 
     name = TRACKSTREAM
 
-    def __init__(self, config: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         from tracker import Tracker, TrackerConfig
 
         cfg = TrackerConfig.from_dict(dict(config or {}))
         self._tracker = Tracker(cfg)
+        k = cfg.path_points
+        self.path_times = cfg.path_horizon_seconds * np.arange(1, k + 1) / max(k, 1)
+        self.last_path: np.ndarray = np.zeros((0, k, 2))
 
     def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
         from tracker import Detections
@@ -68,17 +78,27 @@ class TrackstreamTracker:
         dets = Detections(tlwh_to_xyxy(tlwh).astype(np.float32), np.asarray(conf, np.float32),
                           np.zeros(n, np.int64))
         tracks = self._tracker.update(dets, timestamp=timestamp)
+        self.last_path = tracks.predicted_path
         return xyxy_rows(tracks.track_id, tracks.xyxy, tracks.confidence)
 
 
-def make_tracker(name: str, config: Optional[Mapping[str, Any]] = None) -> FrameTracker:
-    """A fresh tracker by name (one per sequence); ``config`` (TrackerConfig keys) is for trackstream only."""
+def make_tracker(name: str, config: Mapping[str, Any] | None = None,
+                 frame_rate: float = 30.0) -> FrameTracker:
+    """A fresh tracker by name (one per sequence); ``config`` (TrackerConfig keys) is for trackstream only.
+
+    ``frame_rate`` (the sequence's, from seqinfo.ini) goes to the peers that take one (roboflow ``trackers``);
+    Ultralytics' BYTETracker is built as ``model.track`` builds it, at its fixed 30 fps.
+    """
     if name == TRACKSTREAM:
         return TrackstreamTracker(config)
     if name == BYTETRACK:
         from pipelines.evaluation.peers import UltralyticsByteTrack
 
         return UltralyticsByteTrack()
+    if name in (RF_BYTETRACK, RF_OCSORT):
+        from pipelines.evaluation.peers import RoboflowTracker
+
+        return RoboflowTracker(name, frame_rate)
     raise UserError(f"unknown tracker {name!r} (choose from {', '.join(TRACKER_NAMES)})")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tracker_scenes import box, dets
 
 from tracker import Detections, Tracker, TrackerConfig, TrackState
-from tracker_scenes import box, dets
 
 
 def run(tracker: Tracker, frames: list[Detections], fps: float = 30.0, t0: float = 0.0) -> list:

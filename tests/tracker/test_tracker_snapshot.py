@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from tracker_scenes import box, dets
 
 from tracker import Detections, Tracker, TrackerConfig, Tracks
-from tracker_scenes import box, dets
 
 
 def _scene(frames: int = 90) -> list[tuple[Detections, float]]:
