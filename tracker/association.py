@@ -74,7 +74,8 @@ def pair_giou(a: Array, b: Array) -> Array:
     ew = np.maximum(a[:, 2], b[:, 2]) - np.minimum(a[:, 0], b[:, 0])
     eh = np.maximum(a[:, 3], b[:, 3]) - np.minimum(a[:, 1], b[:, 1])
     enclose = np.maximum(ew * eh, 1e-9)
-    return inter / union - (enclose - union) / enclose
+    giou: np.ndarray = inter / union - (enclose - union) / enclose
+    return giou
 
 
 def iou_matrix(a: Array, b: Array) -> Array:

@@ -133,4 +133,5 @@ def to_mapping(obj: Any) -> dict[str, Any]:
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
         return v
-    return plain(obj)
+    mapping: dict[str, Any] = plain(obj)
+    return mapping

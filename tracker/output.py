@@ -39,7 +39,8 @@ def _pad(values: np.ndarray | None, extra: int, rows: np.ndarray,
     if values is None:
         return None
     blank = np.zeros((extra,) + values.shape[1:], values.dtype)
-    return np.concatenate([values[rows], blank])[order]
+    padded: np.ndarray = np.concatenate([values[rows], blank])[order]
+    return padded
 
 
 def build_tracks(detections: Detections, det_rows: np.ndarray, matched_mean: np.ndarray,

@@ -44,7 +44,8 @@ _STATE_FORMAT = "trackstream.tracker/1"
 def _height_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise min/max ratio of box heights, (P,) in (0, 1], for corner boxes a, b (P, 4)."""
     ha, hb = a[:, 3] - a[:, 1], b[:, 3] - b[:, 1]
-    return np.minimum(ha, hb) / np.maximum(np.maximum(ha, hb), 1e-6)
+    ratio: np.ndarray = np.minimum(ha, hb) / np.maximum(np.maximum(ha, hb), 1e-6)
+    return ratio
 
 
 class Tracker:
@@ -164,7 +165,7 @@ class Tracker:
         gone = (tr.state == _LOST) & (now - tr.last_time > self.config.lost_track_buffer_seconds)
         if not gone.any():
             return np.zeros(0, np.int64)
-        ids = tr.track_id[gone]
+        ids: np.ndarray = tr.track_id[gone]
         self._tracks = tr.take(np.flatnonzero(~gone))
         return ids
 
@@ -371,8 +372,9 @@ class Tracker:
         unmatched = np.concatenate([unmatched, np.zeros(len(tr) - unmatched.size, bool)])
         tr.hits[unmatched] = 0
         tr.state[unmatched & (tr.state == _CONFIRMED)] = _LOST
-        return unmatched & (tr.state == _TENTATIVE) & \
+        expired: np.ndarray = unmatched & (tr.state == _TENTATIVE) & \
             (now - tr.last_time > self.config.tentative_max_gap_seconds)
+        return expired
 
     def _output(self, detections: Detections, rows: np.ndarray, det_rows: np.ndarray, now: float,
                 removed: np.ndarray) -> Tracks:

@@ -48,7 +48,8 @@ def _check_rows(name: str, arr: np.ndarray | None, n: int) -> None:
 def _invalid_box_rows(xyxy: np.ndarray) -> np.ndarray:
     finite = np.isfinite(xyxy).all(axis=1)
     ordered = (xyxy[:, 2] >= xyxy[:, 0]) & (xyxy[:, 3] >= xyxy[:, 1])
-    return ~(finite & ordered)
+    invalid: np.ndarray = ~(finite & ordered)
+    return invalid
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def load_model(model: str) -> Any:
         raise ModelError(f"cannot load model {path}: the file is empty")
     task = _onnx_task(path) if path.suffix.lower() == ".onnx" else None
     try:
-        from ultralytics import YOLO
+        from ultralytics import YOLO  # type: ignore[attr-defined]  # exported lazily by ultralytics
 
         return YOLO(str(path) if path.exists() else model, task=task)
     except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for unreadable weights

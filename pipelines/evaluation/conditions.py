@@ -12,8 +12,8 @@ the rest of the evaluation (trackers, TrackEval) treats it like any other:
   (p > 1) confident than the one the thresholds were set for, with the same ranking.
 * ``pan`` A pans a virtual camera: every box of a frame at time t (detections *and* ground truth) moves by
   ``W * (A sin(2 pi t / PAN_PERIOD + phase), A/4 sin(2 pi t / (PAN_PERIOD / 2)))`` pixels, W the image width
-  (1920 when seqinfo.ini has none), the phase seeded per sequence. Objects then share a moving image motion that no constant-velocity model predicts -- what a
-  hand-held or vehicle camera adds to static footage.
+  (1920 when seqinfo.ini has none), the phase seeded per sequence. Objects then share a moving image motion
+  that no constant-velocity model predicts -- what a hand-held or vehicle camera adds to static footage.
 """
 
 from __future__ import annotations

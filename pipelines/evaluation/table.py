@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pipelines.evaluation.crossval import CrossValidation
 from pipelines.evaluation.paths import PathError, combine
@@ -138,7 +138,8 @@ def format_paths(report: EvalReport) -> str:
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: _fmt_row(tuple(r), widths)
+    def fmt(r: "Sequence[str]") -> str:
+        return _fmt_row(tuple(r), widths)
     title = ("predicted paths (matched rows vs gt; mean over sequences; h = box heights; "
              "const = constant-position baseline)")
     return "\n".join([title, fmt(header), *map(fmt, rows)])

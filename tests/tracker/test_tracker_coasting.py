@@ -54,7 +54,9 @@ def test_coasting_rows_carry_blank_keypoints_masks_and_polygons():
     extra = {"keypoints": np.full((1, n_kpt, 3), 5.0, np.float32), "masks": np.ones((1, 8, 8), bool),
              "mask_polygons": (np.array([[0, 0], [4, 0], [4, 4]], np.float32),)}
     trk = Tracker(TrackerConfig(output_unmatched_seconds=0.5))
-    frames = [dets([box(100 + 5 * i, 200), box(400, 200 + 5 * i)], keypoints=np.repeat(extra["keypoints"], 2, axis=0), masks=np.repeat(extra["masks"], 2, axis=0), mask_polygons=extra["mask_polygons"] * 2) for i in range(10)]
+    two = {"keypoints": np.repeat(extra["keypoints"], 2, axis=0), "masks": np.repeat(extra["masks"], 2, axis=0),
+           "mask_polygons": extra["mask_polygons"] * 2}
+    frames = [dets([box(100 + 5 * i, 200), box(400, 200 + 5 * i)], **two) for i in range(10)]
     frames.append(dets([box(400, 250)], **extra))  # the first object is missed
     out = [trk.update(f, timestamp=i / FPS) for i, f in enumerate(frames)]
     last = out[-1]
