@@ -16,13 +16,14 @@ import yaml
 
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
+from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
 from pipelines.settings import SourceSettings
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from tracker.config import TrackerConfig
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
-__all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "OutputConfig",
+__all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "MqttConfig", "OutputConfig",
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceSettings", "StateConfig",
            "ZoneConfig",
            "load_config", "build_config", "read_config_file", "read_yaml"]
@@ -104,6 +105,7 @@ class PipelineConfig:
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     zones: tuple[ZoneConfig, ...] = ()
     lines: tuple[LineConfig, ...] = ()
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -121,7 +123,7 @@ class PipelineConfig:
 
 _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
-    "redis": RedisConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
+    "redis": RedisConfig, "mqtt": MqttConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
 }
 
 

@@ -63,6 +63,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--out-rotate-bytes", "output.video_rotate_bytes",
      {"type": int, "metavar": "BYTES", "help": "start a new video segment past this size"}),
     ("--redis", "redis.url", {"metavar": "URL", "help": "publish to Redis Streams at redis://host:port/db"}),
+    ("--mqtt", "mqtt.url", {"metavar": "URL", "help": "publish events, zone/line counts and state to an MQTT "
+                            "broker at mqtt://[user:pass@]host:port[/prefix] (mqtts:// for TLS)"}),
     ("--metrics-port", "metrics.port",
      {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
 )
@@ -117,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "total size (500GB) per output; only trackstream's own segment files are touched")
     parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
                         help="only these class ids, comma-separated (e.g. 0,2)")
+    parser.add_argument("--mqtt-discovery", action="store_true", default=None,
+                        help="with --mqtt: announce each zone's and line's counts to Home Assistant (MQTT "
+                             "discovery), one device per source")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="play files at their own pace like a camera; frames the detector cannot "
                              "keep up with are dropped (and counted)")
@@ -147,6 +152,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         set_dotted(data, "detector.classes", args.classes)
     for key, value in (getattr(args, "retain", None) or {}).items():
         set_dotted(data, f"output.{key}", value)
+    if getattr(args, "mqtt_discovery", None):
+        set_dotted(data, "mqtt.discovery", True)
     if getattr(args, "realtime", None):
         set_dotted(data, "source.realtime", True)
     for flag, key in OVERLAY_FLAGS:
@@ -241,14 +248,19 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         from pipelines.sinks.redis_sink import check_reachable
 
         check_reachable(config.redis)   # on_unreachable: fail -> one error line now, before the model loads
+    if config.mqtt.url:
+        from pipelines.sinks.mqtt_conn import check_reachable as check_broker
+
+        check_broker(config.mqtt)       # refused credentials or TLS (or unreachable and fail): one line now
     model = config.detector.model
     if model is None:
         from pipelines.assets import demo_pose_model
 
         model = str(demo_pose_model())
     sources = open_sources(config)
-    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url):
-        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events or --redis)")
+    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url or config.mqtt.url):
+        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events, --redis "
+                    "or --mqtt)")
     try:
         detector = Detector(config.detector, model)
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""

@@ -18,6 +18,7 @@ from pipelines.sinks.base import BuiltSink, DropPolicy, SinkContext, SinkEntry, 
 from pipelines.sinks.events_file import ENTRY as EVENTS_FILE
 from pipelines.sinks.jsonl import ENTRY as JSONL
 from pipelines.sinks.mot import ENTRY as MOT
+from pipelines.sinks.mqtt import ENTRY as MQTT
 from pipelines.sinks.redis_sink import ENTRY as REDIS
 from pipelines.sinks.video import ENTRY as VIDEO
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["BuiltSink", "DropPolicy", "REGISTRY", "SinkContext", "SinkEntry", "build_sinks", "output_path",
            "wanted_sinks"]
 
-REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS)
+REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS, MQTT)
 
 
 def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:

@@ -1,0 +1,151 @@
+"""The MQTT sink: one source's events, zone and line counts, state and (optionally) tracks on an MQTT broker,
+with Home Assistant discovery.
+
+Topics and payloads: ``pipelines/sinks/mqtt_topics.py`` and ``docs/mqtt.md``. Each source has its own
+connection (``MqttPublisher``) so its retained last will marks exactly that source ``offline`` when the
+process vanishes. ``write``/``status`` only build messages and queue them; a background thread does all
+network I/O, so a slow or dead broker never blocks the pipeline.
+
+The state topic follows the source: ``online`` on ``stream_started``/``stream_resumed`` (and at the first
+frame), ``reconnecting`` on ``stream_gap``, ``offline`` on ``stream_ended``, when the source's lane closes,
+and as the last will.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+from pipelines import __version__
+from pipelines.errors import UserError
+from pipelines.frames import Event, FrameResult, StatusKind, StreamStatus
+from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
+from pipelines.sinks.jsonl import encode_record
+from pipelines.sinks.mqtt_conn import MqttConfig, check_reachable, describe
+from pipelines.sinks.mqtt_publisher import Message, MqttPublisher, PublisherStats
+from pipelines.sinks.mqtt_topics import Topics, discovery_configs, line_doc, tracks_doc, zone_doc
+
+__all__ = ["ENTRY", "MqttConfig", "MqttSink", "check_reachable"]
+
+log = logging.getLogger("trackstream.mqtt")
+
+_STATE_OF = {StatusKind.STARTED: "online", StatusKind.RESUMED: "online", StatusKind.GAP: "reconnecting",
+             StatusKind.ENDED: "offline", StatusKind.CLOSED: "offline"}
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    return encode_record(doc).encode()
+
+
+class MqttSink:
+    """Publish one source's events, counts and state to an MQTT broker.
+
+    Args:
+        config: the ``mqtt:`` section; ``config.url`` must be set.
+        source_id: the source's id (in topics and payloads).
+        zones / lines: names of the source's zones and counting lines (their retained topics and sensors).
+
+    Raises:
+        UserError: two zone (or line) names would share a topic level.
+    """
+
+    def __init__(self, config: MqttConfig, source_id: str, zones: Sequence[str] = (),
+                 lines: Sequence[str] = ()) -> None:
+        if not config.url:
+            raise UserError("the MQTT sink needs a URL (--mqtt URL or mqtt.url in the config)")
+        self.source_id = source_id
+        self.topics = Topics.of(config.prefix, source_id, zones, lines)
+        self._cfg = config
+        self._qos = config.qos
+        self._state: Optional[str] = None
+        self._counts: dict[str, tuple[int, ...]] = {}   # topic -> the counts last published there
+        self._next_tracks: Optional[float] = None       # pts of the next tracks summary
+        self._closed = False
+        self._publisher = MqttPublisher(config, (self.topics.state, b"offline"), client_name=self.topics.source)
+        if config.discovery:
+            for topic, doc in discovery_configs(self.topics, source_id, config.discovery_prefix, __version__,
+                                                config.tracks_interval is not None).items():
+                self._publisher.publish(Message(topic, json.dumps(doc).encode(), self._qos, True))
+        log.info("publishing %s to the MQTT broker at %s under %s/%s", source_id, describe(config.url),
+                 self.topics.base, "#" if not config.discovery else "# (with Home Assistant discovery)")
+
+    def write(self, result: FrameResult) -> None:
+        """Queue the frame's events, changed counts and (when due) the tracks summary; never waits."""
+        if self._state is None:
+            self._set_state("online")
+        self._put_events(result.events)
+        if result.counts is not None:
+            for name, zone in result.counts.zones.items():
+                self._put_count(self.topics.zones.get(name), (zone.occupancy, zone.entries, zone.exits),
+                                lambda n=name, z=zone: zone_doc(self.source_id, n, z, result))
+            for name, line in result.counts.lines.items():
+                self._put_count(self.topics.lines.get(name), (line.left_to_right, line.right_to_left),
+                                lambda n=name, c=line: line_doc(self.source_id, n, c, result))
+        if self._cfg.tracks_interval is not None:
+            self._put_tracks(result)
+
+    def status(self, status: StreamStatus) -> None:
+        """Queue the events of a stream status change and the source's new state."""
+        self._put_events(status.events)
+        state = _STATE_OF.get(status.kind)
+        if state is not None:
+            self._set_state(state)
+
+    def position(self) -> None:
+        """Messages are not continued from a saved state (retained counts are simply published again)."""
+        return None
+
+    def close(self) -> None:
+        """Mark the source ``offline``, deliver what is buffered (up to ``flush_timeout`` s), disconnect."""
+        if self._closed:
+            return
+        self._set_state("offline")
+        self._closed = True
+        self._publisher.close(self._cfg.flush_timeout)   # it says in one line what could not be delivered
+
+    def buffered(self) -> int:
+        """Messages waiting for the broker now (grows during an outage)."""
+        return self._publisher.stats().buffered
+
+    @property
+    def stats(self) -> PublisherStats:
+        """Published / dropped / buffered counters (for metrics and logs)."""
+        return self._publisher.stats()
+
+    # -- messages -------------------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        if state != self._state and not self._closed:
+            self._state = state
+            self._publisher.publish(Message(self.topics.state, state.encode(), self._qos, True))
+
+    def _put_events(self, events: "Sequence[Event]") -> None:
+        for event in events:
+            doc = dict(event)
+            if doc.get("source_id") != self.source_id:
+                doc["source_id"] = self.source_id
+            self._publisher.publish(Message(self.topics.events, _json(doc), self._qos, False))
+
+    def _put_count(self, topic: Optional[str], values: tuple[int, ...],
+                   doc: Callable[[], dict[str, Any]]) -> None:
+        if topic is None or self._counts.get(topic) == values:   # unknown name (not in the settings): skipped
+            return
+        self._counts[topic] = values
+        self._publisher.publish(Message(topic, _json(doc()), self._qos, True))
+
+    def _put_tracks(self, result: FrameResult) -> None:
+        pts, interval = result.frame.pts, self._cfg.tracks_interval or 0.0
+        due = self._next_tracks
+        if due is not None and due - interval <= pts < due - 1e-6:
+            return                                        # not due yet (a pts that went back resets the clock)
+        self._next_tracks = pts + interval
+        self._publisher.publish(Message(self.topics.tracks, _json(tracks_doc(self.source_id, result)), 0, False))
+
+
+def _build(ctx: SinkContext) -> MqttSink:
+    return MqttSink(ctx.config.mqtt, ctx.settings.id, [z.name for z in ctx.settings.zones],
+                    [ln.name for ln in ctx.settings.lines])
+
+
+ENTRY = SinkEntry("mqtt", DropPolicy.DROP_OLDEST, lambda config: bool(config.mqtt.url), _build)

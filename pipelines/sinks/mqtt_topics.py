@@ -1,0 +1,158 @@
+"""The MQTT topic layout of one source, the payloads of its retained topics, and Home Assistant discovery.
+
+Topics (``<prefix>`` is ``mqtt.topic_prefix`` or the URL's path; ``<source>``, ``<zone>`` and ``<line>`` are
+the ids and names with characters outside ``A-Za-z0-9._-`` replaced by ``_``; see ``docs/mqtt.md``):
+
+- ``<prefix>/<source>/events``: every event document, not retained;
+- ``<prefix>/<source>/zones/<zone>``, ``<prefix>/<source>/lines/<line>``: retained counts, on change;
+- ``<prefix>/<source>/state``: retained ``online`` / ``reconnecting`` / ``offline`` (also the last will);
+- ``<prefix>/<source>/tracks``: optional summary of the tracks of a frame, not retained;
+- ``<discovery_prefix>/sensor/<node>/<object>/config``: retained Home Assistant discovery configs.
+
+Payload schemas: ``pipelines/schemas/mqtt_*.schema.json`` (version 1, like the Redis ones).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from pipelines.errors import UserError
+from pipelines.frames import FrameResult
+from pipelines.processing.events import LineCount, ZoneCount
+from pipelines.sinks.records import SCHEMA_VERSION
+
+__all__ = ["Topics", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "zone_doc"]
+
+STATES = ("online", "reconnecting", "offline")
+
+
+def topic_part(name: str) -> str:
+    """``name`` as one topic level and Home Assistant id part: other characters than ``A-Za-z0-9._-`` -> ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "_"
+
+
+def _unique_parts(names: Sequence[str], what: str) -> dict[str, str]:
+    """name -> topic level; UserError when two names map to the same level."""
+    parts: dict[str, str] = {}
+    for name in names:
+        part = topic_part(name)
+        other = next((n for n, p in parts.items() if p == part), None)
+        if other is not None and other != name:
+            raise UserError(f"MQTT: {what} {other!r} and {name!r} would share the topic level {part!r}; "
+                            "rename one")
+        parts[name] = part
+    return parts
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics of one source."""
+
+    prefix: str
+    source: str                  # topic level of the source id
+    zones: Mapping[str, str]     # zone name -> topic
+    lines: Mapping[str, str]     # line name -> topic
+
+    @classmethod
+    def of(cls, prefix: str, source_id: str, zones: Sequence[str], lines: Sequence[str]) -> "Topics":
+        base = f"{prefix}/{topic_part(source_id)}"
+        return cls(prefix, topic_part(source_id),
+                   {n: f"{base}/zones/{p}" for n, p in _unique_parts(zones, "zones").items()},
+                   {n: f"{base}/lines/{p}" for n, p in _unique_parts(lines, "lines").items()})
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.source}"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}/events"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}/state"
+
+    @property
+    def tracks(self) -> str:
+        return f"{self.base}/tracks"
+
+
+def _when(result: FrameResult) -> dict[str, Any]:
+    f = result.frame
+    return {"frame_index": f.index, "pts": round(f.pts, 6), "time": round(f.capture_time, 6)}
+
+
+def zone_doc(source_id: str, name: str, count: ZoneCount, result: FrameResult) -> dict[str, Any]:
+    """Retained payload of a zone: tracks inside now, entries and exits since the start."""
+    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
+            "entries": count.entries, "exits": count.exits, **_when(result)}
+
+
+def line_doc(source_id: str, name: str, count: LineCount, result: FrameResult) -> dict[str, Any]:
+    """Retained payload of a counting line: crossings per direction since the start, and their sum."""
+    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, "line": name,
+            "left_to_right": count.left_to_right, "right_to_left": count.right_to_left,
+            "total": count.left_to_right + count.right_to_left, **_when(result)}
+
+
+def tracks_doc(source_id: str, result: FrameResult) -> dict[str, Any]:
+    """Summary of a frame's confirmed tracks: how many (in all and per class), and each one's id and box."""
+    t = result.tracks
+    names = [str(result.class_names.get(int(c), int(c))) for c in t.class_id.tolist()]
+    by_class: dict[str, int] = {}
+    for name in names:
+        by_class[name] = by_class.get(name, 0) + 1
+    tracks = [{"id": int(tid), "class_name": name, "confidence": round(float(conf), 4),
+               "box": [round(float(v), 1) for v in box]}
+              for tid, name, conf, box in zip(t.track_id.tolist(), names, t.confidence.tolist(), t.xyxy.tolist())]
+    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, **_when(result), "count": len(tracks),
+            "by_class": by_class, "tracks": tracks}
+
+
+# -- Home Assistant discovery -------------------------------------------------------------------------------
+_AVAILABLE = "{{ 'online' if value == 'online' else 'offline' }}"   # reconnecting: unavailable too
+
+_ZONE_SENSORS = (("occupancy", "occupancy", "measurement", "mdi:account-group"),
+                 ("entries", "entries", "total_increasing", "mdi:login"),
+                 ("exits", "exits", "total_increasing", "mdi:logout"))
+_LINE_SENSORS = (("left_to_right", "left to right", "total_increasing", "mdi:arrow-right-bold"),
+                 ("right_to_left", "right to left", "total_increasing", "mdi:arrow-left-bold"),
+                 ("total", "crossings", "total_increasing", "mdi:swap-horizontal-bold"))
+
+
+def discovery_configs(topics: Topics, source_id: str, discovery_prefix: str, version: str,
+                      with_tracks: bool) -> dict[str, dict[str, Any]]:
+    """Retained discovery topic -> config of every sensor of one source (one Home Assistant device).
+
+    Zone sensors: occupancy (``measurement``), entries and exits (``total_increasing``); line sensors: each
+    direction and their total; with the tracks topic, the number of tracks in view. Each has a unique id
+    built from the prefix, source and object, and its availability follows the state topic (``online``
+    available; ``reconnecting`` and ``offline`` not)."""
+    node = topic_part(f"{topics.prefix}_{topics.source}")
+    device = {"identifiers": [node], "name": f"trackstream {source_id}", "manufacturer": "trackstream",
+              "model": "video tracking source", "sw_version": version}
+    origin = {"name": "trackstream", "sw_version": version}
+    configs: dict[str, dict[str, Any]] = {}
+
+    def add(obj: str, name: str, state_topic: str, key: Optional[str], state_class: str, icon: str) -> None:
+        object_id = topic_part(obj)
+        config: dict[str, Any] = {
+            "unique_id": f"{node}_{object_id}", "name": name, "state_topic": state_topic,
+            "availability_topic": topics.state, "availability_template": _AVAILABLE,
+            "state_class": state_class, "icon": icon, "device": device, "origin": origin}
+        if key is not None:
+            config["value_template"] = f"{{{{ value_json.{key} }}}}"
+        configs[f"{discovery_prefix}/sensor/{node}/{object_id}/config"] = config
+
+    for zone, topic in topics.zones.items():
+        for key, label, state_class, icon in _ZONE_SENSORS:
+            add(f"zone_{topic.rsplit('/', 1)[1]}_{key}", f"{zone} {label}", topic, key, state_class, icon)
+    for line, topic in topics.lines.items():
+        for key, label, state_class, icon in _LINE_SENSORS:
+            add(f"line_{topic.rsplit('/', 1)[1]}_{key}", f"{line} {label}", topic, key, state_class, icon)
+    if with_tracks:
+        add("tracks", "tracks in view", topics.tracks, "count", "measurement", "mdi:motion-sensor")
+    return configs

@@ -1,0 +1,143 @@
+"""The MQTT sink against a real mosquitto, fed synthetic results the way a source's processor feeds it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.frames import StatusKind
+from pipelines.processing.zones import LineConfig, ZoneConfig
+from pipelines.sinks.mqtt import MqttSink
+from pipelines.sinks.mqtt_conn import MqttConfig, check_reachable
+from tests.conftest import free_port
+from tests.mqtt.conftest import PASSWORD, Feeder, json_of, retained, walkers
+
+DOOR = ZoneConfig("front door", ((40, 0), (80, 0), (80, 100), (40, 100)))
+GATE = LineConfig("gate", ((50, 0), (50, 100)))
+
+
+def _run(sink: MqttSink, n_frames: int = 40) -> Feeder:
+    feed = Feeder(sink, (DOOR,), (GATE,))
+    feed.status(StatusKind.STARTED)
+    for result in walkers(n_frames):
+        feed.write(result)
+    feed.status(StatusKind.ENDED)
+    sink.close()
+    return feed
+
+
+def test_subscriber_sees_every_event_in_order_and_retained_counts_and_state(broker):  # type: ignore[no-untyped-def]
+    sub = broker.subscriber("trackstream/#")
+    sink = MqttSink(MqttConfig(url=broker.url), "cam", ["front door"], ["gate"])
+    feed = _run(sink)
+    sub.wait_for(lambda s: s.on("trackstream/cam/state")[-1:] == [b"offline"])
+    assert json_of(sub.on("trackstream/cam/events")) == [json.loads(json.dumps(e)) for e in feed.events]
+    kinds = [e["event"] for e in feed.events]
+    assert kinds.count("track_started") == kinds.count("track_ended") == 2 and "line_crossed" in kinds
+    assert sub.on("trackstream/cam/state") == [b"online", b"offline"]
+
+    final = feed.counts()
+    kept = retained(broker, "trackstream/#")
+    zone, line = json.loads(kept["trackstream/cam/zones/front_door"]), json.loads(kept["trackstream/cam/lines/gate"])
+    assert (zone["occupancy"], zone["entries"], zone["exits"]) == tuple(vars(final.zones["front door"]).values())
+    assert (line["left_to_right"], line["right_to_left"]) == tuple(vars(final.lines["gate"]).values())
+    assert line["total"] == 2 and zone["entries"] == 2
+    assert kept["trackstream/cam/state"] == b"offline"
+    assert "trackstream/cam/events" not in kept                     # events are not retained
+    # counts are published on change only: far fewer zone messages than frames
+    changes = sub.on("trackstream/cam/zones/front_door")
+    assert 1 < len(changes) < 15 and len(set(changes)) == len(changes)
+    sub.close()
+    assert sink.stats.dropped == 0
+
+
+def test_prefix_from_url_and_rate_limited_tracks_summary(broker):  # type: ignore[no-untyped-def]
+    sub = broker.subscriber("site/cams/#")
+    sink = MqttSink(MqttConfig(url=f"{broker.url}/site/cams", tracks_interval=0.4), "cam", ["front door"], ["gate"])
+    _run(sink)
+    sub.wait_for(lambda s: s.on("site/cams/cam/state")[-1:] == [b"offline"])
+    tracks = json_of(sub.on("site/cams/cam/tracks"))
+    assert [t["frame_index"] for t in tracks] == [0, 10, 20, 30]        # 25 fps, every 0.4 s of video time
+    assert tracks[1]["count"] == 2 and tracks[1]["by_class"] == {"person": 2}
+    assert {t["id"] for t in tracks[1]["tracks"]} == {1, 2}
+    sub.close()
+
+
+def test_wrong_password_is_one_clear_line_without_the_password(password_broker):  # type: ignore[no-untyped-def]
+    good = MqttConfig(url=password_broker.url)
+    check_reachable(good)
+    bad = MqttConfig(url=password_broker.url.replace(PASSWORD, "wrong-Pa55"))
+    with pytest.raises(UserError) as err:
+        check_reachable(bad)
+    text = str(err.value)
+    assert "refused" in text and "\n" not in text and "wrong-Pa55" not in text and "***" in text, text
+
+
+def test_unreachable_broker_fails_fast_or_warns(caplog):  # type: ignore[no-untyped-def]
+    url = f"mqtt://cam:Secret-77@127.0.0.1:{free_port()}"
+    with pytest.raises(UserError, match="cannot reach MQTT broker at mqtt://cam:\\*\\*\\*@127.0.0.1"):
+        check_reachable(MqttConfig(url=url, on_unreachable="fail"))
+    with caplog.at_level(logging.WARNING):
+        check_reachable(MqttConfig(url=url))            # wait: one warning, the sink buffers and retries
+    assert "cannot reach" in caplog.text and "Secret-77" not in caplog.text
+
+
+def test_broker_down_never_blocks_drops_oldest_and_counts(caplog):  # type: ignore[no-untyped-def]
+    url = f"mqtt://cam:Secret-77@127.0.0.1:{free_port()}"
+    sink = MqttSink(MqttConfig(url=url, buffer_max_entries=5, flush_timeout=0.2), "cam", ["front door"], ["gate"])
+    feed = Feeder(sink, (DOOR,), (GATE,))
+    with caplog.at_level(logging.WARNING):
+        t0 = time.perf_counter()
+        for result in walkers(40):
+            feed.write(result)
+        elapsed = time.perf_counter() - t0
+        sink.close()
+    assert elapsed < 1.0, elapsed
+    stats = sink.stats
+    assert stats.published == 0 and stats.dropped >= 10 and stats.buffered == 0
+    assert "could not be delivered" in caplog.text and "Secret-77" not in caplog.text
+
+
+def test_tls_broker_with_its_ca(tls_broker, tmp_path):  # type: ignore[no-untyped-def]
+    cert = str(tls_broker.tls[0])
+    sub = tls_broker.subscriber("trackstream/#")
+    sink = MqttSink(MqttConfig(url=tls_broker.url, tls_ca_certs=cert), "cam", ["front door"], ["gate"])
+    feed = _run(sink, 20)
+    sub.wait_for(lambda s: s.on("trackstream/cam/state")[-1:] == [b"offline"])
+    assert len(sub.on("trackstream/cam/events")) == len(feed.events) > 0
+    sub.close()
+    with pytest.raises(UserError, match="TLS with MQTT broker at mqtts://127.0.0.1"):
+        check_reachable(MqttConfig(url=tls_broker.url))   # self-signed: not trusted by the system's CAs
+
+
+def test_restarted_broker_gets_retained_topics_back_without_new_messages(broker):  # type: ignore[no-untyped-def]
+    sub = broker.subscriber("#")
+    sink = MqttSink(MqttConfig(url=broker.url, discovery=True), "cam", ["front door"], ["gate"])
+    feed = Feeder(sink, (DOOR,), (GATE,))
+    feed.status(StatusKind.STARTED)
+    for result in walkers(40):
+        feed.write(result)
+    final = feed.counts()
+
+    def delivered(s):  # type: ignore[no-untyped-def]
+        gate, door = (s.latest().get(f"trackstream/cam/{t}") for t in ("lines/gate", "zones/front_door"))
+        return gate is not None and door is not None and \
+            json.loads(gate)["right_to_left"] == final.lines["gate"].right_to_left and \
+            json.loads(door)["exits"] == final.zones["front door"].exits
+    sub.wait_for(delivered)
+    before = {t: p for t, p in sub.latest().items() if not t.endswith("/events")}
+    sub.close()
+    assert before["trackstream/cam/state"] == b"online" and len(before) == 1 + 2 + 6   # state, counts, sensors
+    assert retained(broker) == before
+    broker.stop()                                 # no persistence: the broker forgets every retained message
+    broker.start()
+    sub = broker.subscriber("#")                  # nothing is written meanwhile: the sink restores them itself
+    sub.wait_for(lambda s: set(s.latest()) >= set(before), timeout=15)
+    assert {t: p for t, p in sub.latest().items() if t in before} == before
+    sub.close()
+    sink.close()
+    assert sink.stats.dropped == 0 and sink.stats.outages == 1
