@@ -130,7 +130,7 @@ def parse_url(url: str, key: str = "mqtt.url") -> Target:
         raise ConfigError(key, f"{shown!r} must start with mqtt:// or mqtts://")
     if not parts.hostname:
         raise ConfigError(key, f"{shown!r} has no host name")
-    if parts.query or parts.fragment:
+    if parts.query or parts.fragment or url.rstrip("?#") != url:
         raise ConfigError(key, f"{shown!r}: put TLS and other options in the mqtt: config section, not in the URL")
     prefix = unquote(parts.path.strip("/")) or None
     if prefix is not None:

@@ -1,0 +1,186 @@
+"""``trackstream run --mqtt`` on bikes.mp4 with the pose model and a real mosquitto: what a Home Assistant
+user (or any MQTT subscriber) would see."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, free_port, require_binary, run_cli
+from tests.mqtt.conftest import PASSWORD, Subscriber, retained
+
+pytestmark = pytest.mark.slow
+
+SCHEMAS = REPO / "pipelines" / "schemas"
+# A vertical line the cyclists cross (frames 31-44 and 188-211) and the zone left of it.
+COUNTING = """lines:
+  - {name: road, points: [[400, 0], [400, 300]]}
+zones:
+  - {name: left side, polygon: [[0, 0], [400, 0], [400, 272], [0, 272]]}
+"""
+
+
+def _validator(name: str):  # type: ignore[no-untyped-def]
+    import jsonschema
+    from referencing import Registry, Resource
+
+    docs = [json.loads(p.read_text()) for p in SCHEMAS.glob("*.schema.json")]
+    registry = Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs if "$id" in d)
+    return jsonschema.Draft202012Validator(json.loads((SCHEMAS / name).read_text()), registry=registry)
+
+
+def _final_counts(stderr: str) -> dict[str, tuple[int, ...]]:
+    """The summary's counts: ``bikes: line road 0 left_to_right, 2 right_to_left`` and
+    ``bikes: zone left side 1 entries, 1 exits, 0 inside now``."""
+    out: dict[str, tuple[int, ...]] = {}
+    for m in re.finditer(r"^bikes: line (.+) (\d+) left_to_right, (\d+) right_to_left$", stderr, re.M):
+        out[f"line {m[1]}"] = (int(m[2]), int(m[3]))
+    for m in re.finditer(r"^bikes: zone (.+) (\d+) entries, (\d+) exits, (\d+) inside now$", stderr, re.M):
+        out[f"zone {m[1]}"] = (int(m[4]), int(m[2]), int(m[3]))
+    return out
+
+
+def _sub_process(port: int, topic: str) -> subprocess.Popen[str]:
+    """``mosquitto_sub -v`` in another process, started once it is surely subscribed."""
+    proc = subprocess.Popen([require_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+                             "-t", "ready", "-q", "1", "-v"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen = ""
+    for _ in range(100):                 # publish "ready" until the subscriber prints it
+        subprocess.run([require_binary("mosquitto_pub"), "-h", "127.0.0.1", "-p", str(port), "-t", "ready", "-m", "1"],
+             check=True)
+        time.sleep(0.05)
+        seen += proc.stdout.read() or ""
+        if "ready 1" in seen:
+            os.set_blocking(proc.stdout.fileno(), True)
+            return proc
+    raise AssertionError("mosquitto_sub did not subscribe")
+
+
+def test_run_publishes_every_event_final_counts_state_and_valid_discovery(
+        broker, bikes_video, pose_weights, tmp_path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "counting.yaml"
+    config.write_text(COUNTING)
+    sub = _sub_process(broker.port, "trackstream/#")
+    t0 = time.monotonic()
+    run = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "220",
+                  "--quiet", "--config", str(config), "--jsonl", str(tmp_path / "out.jsonl"),
+                  "--events", str(tmp_path / "events.jsonl"), "--mqtt", broker.url, "--mqtt-discovery", timeout=120)
+    print(f"run took {time.monotonic() - t0:.1f} s\n{run.stderr}")
+    assert run.returncode == 0, run.stderr
+    kept = retained(broker)
+    sub.terminate()
+    lines = [ln.split(" ", 1) for ln in sub.communicate(timeout=10)[0].splitlines()]
+    events = [json.loads(payload) for topic, payload in lines if topic == "trackstream/bikes/events"]
+
+    # the same event documents as --events, in order; one start and one end per track id of the JSONL
+    assert events == [json.loads(ln) for ln in (tmp_path / "events.jsonl").read_text().splitlines()]
+    ids = {t["id"] for ln in (tmp_path / "out.jsonl").read_text().splitlines() for t in json.loads(ln)["tracks"]}
+    assert len(ids) >= 2
+    for tid in ids:
+        mine = [e["event"] for e in events if e.get("track", {}).get("id") == tid]
+        assert mine.count("track_started") == 1 and mine.count("track_ended") == 1, (tid, mine)
+    check_events = _validator("event.schema.json")
+    for event in events:
+        check_events.validate(event)
+
+    # retained counts equal the run's final counts (as its summary prints them)
+    final = _final_counts(run.stderr)
+    assert final == {"line road": (0, 2), "zone left side": final["zone left side"]}, run.stderr
+    line = json.loads(kept["trackstream/bikes/lines/road"])
+    zone = json.loads(kept["trackstream/bikes/zones/left_side"])
+    _validator("mqtt_line.schema.json").validate(line)
+    _validator("mqtt_zone.schema.json").validate(zone)
+    assert (line["left_to_right"], line["right_to_left"]) == final["line road"]
+    assert (zone["occupancy"], zone["entries"], zone["exits"]) == final["zone left side"]
+    states = [payload for topic, payload in lines if topic == "trackstream/bikes/state"]
+    assert states[0] == "online" and states[-1] == "offline" and kept["trackstream/bikes/state"] == b"offline"
+
+    # discovery: Home Assistant's required keys, unique ids, and only topics that are published
+    configs = {t: json.loads(p) for t, p in kept.items() if t.startswith("homeassistant/")}
+    assert len(configs) == 6                                    # 3 sensors for the zone, 3 for the line
+    check_config = _validator("mqtt_discovery.schema.json")
+    for topic, doc in configs.items():
+        assert re.fullmatch(r"homeassistant/sensor/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/config", topic), topic
+        check_config.validate(doc)
+        assert doc["state_topic"] in kept and doc["availability_topic"] == "trackstream/bikes/state"
+        key = doc["value_template"].split(".")[1].split()[0]
+        assert key in json.loads(kept[doc["state_topic"]]), doc
+    assert len({d["unique_id"] for d in configs.values()}) == len(configs)
+    assert len({json.dumps(d["device"], sort_keys=True) for d in configs.values()}) == 1   # one device
+
+
+def test_broker_killed_and_restarted_mid_run(broker, bikes_video, pose_weights, tmp_path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "counting.yaml"
+    config.write_text(COUNTING + "mqtt:\n  keepalive: 5\n")
+    sub = broker.subscriber("trackstream/#")
+    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--model",
+                            str(pose_weights), "--imgsz", "160", "--max-frames", "150", "--realtime", "--quiet",
+                            "--config", str(config), "--jsonl", str(tmp_path / "out.jsonl"), "--mqtt", broker.url],
+                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=str(REPO),
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        sub.wait_for(lambda s: b"online" in s.on("trackstream/bikes/state"), timeout=60)
+        sub.close()
+        broker.stop()                           # retained state, counts: all forgotten
+        time.sleep(1.0)
+        broker.start()
+        back = Subscriber(broker, "trackstream/#")
+        back.wait_for(lambda s: s.latest().get("trackstream/bikes/state") == b"online", timeout=20)
+        assert run.poll() is None, "the run should still be going when the state is back"
+        back.wait_for(lambda s: "trackstream/bikes/lines/road" in s.latest(), timeout=10)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+    print(stderr)
+    assert run.returncode == 0, stderr
+    assert "Traceback" not in stderr and "reachable again" in stderr, stderr
+    back.wait_for(lambda s: s.latest().get("trackstream/bikes/state") == b"offline", timeout=10)
+    back.close()
+    assert 0 < len((tmp_path / "out.jsonl").read_text().splitlines()) <= 150     # --realtime may skip frames
+    final = _final_counts(stderr)["line road"]
+    line = json.loads(retained(broker)["trackstream/bikes/lines/road"])
+    assert (line["left_to_right"], line["right_to_left"]) == final
+
+
+@pytest.mark.parametrize("url, expect", [
+    ("mqtt://cam:Top-Secret-9@127.0.0.1:notaport", "mqtt.url: not a valid MQTT URL 'mqtt://cam:***@"),
+    ("http://cam:Top-Secret-9@127.0.0.1:1883", "must start with mqtt:// or mqtts://"),
+    ("mqtt://cam:Top-Secret-9@127.0.0.1:{port}/a/+", "must not contain +, #"),
+    ("mqtt://cam:Top-Secret-9@127.0.0.1:{port}/a/#", "put TLS and other options in the mqtt: config section"),
+    ("mqtt://cam:Top-Secret-9@127.0.0.1:{port}", "refused us"),          # a wrong password
+])
+def test_bad_url_or_wrong_password_is_one_clear_line(url, expect, password_broker, bikes_video):  # type: ignore[no-untyped-def]
+    run = run_cli("run", str(bikes_video), "--mqtt", url.format(port=password_broker.port), "--quiet", timeout=60)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], run.stderr
+    assert "Top-Secret-9" not in run.stderr + run.stdout and PASSWORD not in run.stderr
+
+
+def test_unreachable_broker_with_fail_is_one_line(bikes_video, tmp_path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "fail.yaml"
+    config.write_text("mqtt:\n  on_unreachable: fail\n  connect_timeout: 1\n")
+    run = run_cli("run", str(bikes_video), "--mqtt", f"mqtt://127.0.0.1:{free_port()}", "--config", str(config),
+                  "--quiet", timeout=60)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [line for line in run.stderr.strip().splitlines()
+                                               if "cannot reach MQTT broker at mqtt://127.0.0.1:" in line], run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_tls_options_need_mqtts(bikes_video, tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "tls.yaml"
+    config.write_text("mqtt:\n  tls_ca_certs: /etc/ssl/certs/ca-certificates.crt\n")
+    run = run_cli("run", str(bikes_video), "--mqtt", "mqtt://127.0.0.1:1883", "--config", str(config), timeout=60)
+    assert run.returncode != 0 and "mqtt.tls_ca_certs: needs an mqtts:// URL" in run.stderr, run.stderr
