@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from pipelines import __version__
@@ -78,11 +78,13 @@ class MqttSink:
         self._put_events(result.events)
         if result.counts is not None:
             for name, zone in result.counts.zones.items():
-                self._put_count(self.topics.zones.get(name), (zone.occupancy, zone.entries, zone.exits),
-                                lambda n=name, z=zone: zone_doc(self.source_id, n, z, result))
+                topic = self.topics.zones.get(name)
+                if self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
+                    self._retain(topic, zone_doc(self.source_id, name, zone, result))
             for name, line in result.counts.lines.items():
-                self._put_count(self.topics.lines.get(name), (line.left_to_right, line.right_to_left),
-                                lambda n=name, c=line: line_doc(self.source_id, n, c, result))
+                topic = self.topics.lines.get(name)
+                if self._changed(topic, (line.left_to_right, line.right_to_left)):
+                    self._retain(topic, line_doc(self.source_id, name, line, result))
         if self._cfg.tracks_interval is not None:
             self._put_tracks(result)
 
@@ -127,12 +129,16 @@ class MqttSink:
                 doc["source_id"] = self.source_id
             self._publisher.publish(Message(self.topics.events, _json(doc), self._qos, False))
 
-    def _put_count(self, topic: Optional[str], values: tuple[int, ...],
-                   doc: Callable[[], dict[str, Any]]) -> None:
-        if topic is None or self._counts.get(topic) == values:   # unknown name (not in the settings): skipped
-            return
+    def _changed(self, topic: Optional[str], values: tuple[int, ...]) -> bool:
+        """Whether ``topic`` should get new counts (a name not in the settings has no topic: skipped)."""
+        if topic is None or self._counts.get(topic) == values:
+            return False
         self._counts[topic] = values
-        self._publisher.publish(Message(topic, _json(doc()), self._qos, True))
+        return True
+
+    def _retain(self, topic: Optional[str], doc: dict[str, Any]) -> None:
+        assert topic is not None
+        self._publisher.publish(Message(topic, _json(doc), self._qos, True))
 
     def _put_tracks(self, result: FrameResult) -> None:
         pts, interval = result.frame.pts, self._cfg.tracks_interval or 0.0

@@ -172,11 +172,12 @@ def open_client(config: MqttConfig, client_id: str, will: Optional[tuple[str, by
         OSError, TimeoutError: the broker could not be reached (``ssl.SSLError`` for TLS failures).
     """
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
     assert config.url is not None
     target = parse_url(config.url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-                         protocol=mqtt.MQTTv311, reconnect_on_failure=False)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+                         protocol=MQTTProtocolVersion.MQTTv311, reconnect_on_failure=False)
     client.connect_timeout = config.connect_timeout
     client.max_inflight_messages_set(100)
     if target.username is not None:
