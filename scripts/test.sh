@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine, then run it.
-#   - Debian packages: redis-server (tests start their own on a free port) and the GStreamer RTSP server
+#   - Debian packages: redis-server and mosquitto (tests start their own on a free port) and the GStreamer RTSP server
 #     that live-camera tests run against (driven by the system /usr/bin/python3).
 #   - A virtual environment in .venv with trackstream and its test extras.
 # Usage: bash scripts/test.sh [pytest args...]
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   redis-server
+  mosquitto
+  mosquitto-clients
   openssl
   python3-gi
   gir1.2-gstreamer-1.0
