@@ -35,8 +35,14 @@ _STATE_OF = {StatusKind.STARTED: "online", StatusKind.RESUMED: "online", StatusK
              StatusKind.ENDED: "offline", StatusKind.CLOSED: "offline"}
 
 
-def _json(doc: dict[str, Any]) -> bytes:
-    return encode_record(doc).encode()
+try:  # orjson: the same JSON values as the --events file (json.dumps), written several times faster
+    import orjson
+
+    def _json(doc: dict[str, Any]) -> bytes:
+        return orjson.dumps(doc)
+except ImportError:  # pragma: no cover - orjson is a declared dependency; stay usable without it
+    def _json(doc: dict[str, Any]) -> bytes:
+        return encode_record(doc).encode()
 
 
 class MqttSink:
