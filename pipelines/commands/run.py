@@ -170,7 +170,10 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         sources[0] = {**first, "id": args.source_id}
     if getattr(args, "max_frames", None) is not None and args.max_frames < 1:
         raise ConfigError("--max-frames", f"must be >= 1, got {args.max_frames}")
-    return build_config(data)
+    config = build_config(data)
+    if getattr(args, "mqtt_discovery", None) and not config.mqtt.url:
+        raise ConfigError("--mqtt-discovery", "needs a broker: --mqtt URL (or mqtt.url in the config)")
+    return config
 
 
 def check_writable(path: str) -> None:

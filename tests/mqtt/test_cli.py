@@ -184,3 +184,9 @@ def test_tls_options_need_mqtts(bikes_video, tmp_path: Path):  # type: ignore[no
     config.write_text("mqtt:\n  tls_ca_certs: /etc/ssl/certs/ca-certificates.crt\n")
     run = run_cli("run", str(bikes_video), "--mqtt", "mqtt://127.0.0.1:1883", "--config", str(config), timeout=60)
     assert run.returncode != 0 and "mqtt.tls_ca_certs: needs an mqtts:// URL" in run.stderr, run.stderr
+
+
+def test_discovery_flag_needs_a_broker(bikes_video):  # type: ignore[no-untyped-def]
+    run = run_cli("run", str(bikes_video), "--mqtt-discovery", timeout=60)
+    assert run.returncode == 2 and run.stderr.strip().splitlines() == [
+        "trackstream: error: --mqtt-discovery: needs a broker: --mqtt URL (or mqtt.url in the config)"], run.stderr
