@@ -69,7 +69,9 @@ class MqttPublisher(BufferedPublisher[Message]):
         self._up = threading.Event()
         self._retained: dict[str, Message] = {}   # topic -> last retained message the broker acknowledged
         self._state: Optional[Message] = None     # the last state message queued (re-queued on a silent loss)
+        self._state_sent: Optional[Message] = None   # the last state message the broker acknowledged
         self._state_lock = threading.Lock()
+        self._gone = threading.Event()            # close() has returned: a send waiting for acks gives up
         self._start()
 
     def publish(self, message: Message) -> None:
@@ -78,6 +80,12 @@ class MqttPublisher(BufferedPublisher[Message]):
             with self._state_lock:
                 self._state = message
         self.enqueue(message)
+
+    def close(self, timeout: float) -> PublisherStats:
+        """Deliver what is buffered (for at most ``timeout`` s), then stop (see ``BufferedPublisher.close``)."""
+        stats = super().close(timeout)
+        self._gone.set()
+        return stats
 
     # -- BufferedPublisher hooks (background thread) ------------------------------------------------------
     def _connect(self) -> None:
@@ -97,12 +105,16 @@ class MqttPublisher(BufferedPublisher[Message]):
         for message in batch:
             if message.retain:
                 self._retained[message.topic] = message
+            if message.topic == self._will.topic:
+                self._state_sent = message
         return []
 
     def _disconnect(self) -> None:
-        # At the end with messages still undelivered, vanish without DISCONNECT: the broker then publishes
-        # the retained ``offline`` will, which the undelivered state message would have said.
-        self._drop_client(clean=self.stats().buffered == 0)
+        # Unless the broker has the latest state, vanish without DISCONNECT: it then publishes the retained
+        # ``offline`` will (at the end that is what the undelivered state said; mid-run we were unreachable).
+        with self._state_lock:
+            said = self._state is None or self._state is self._state_sent
+        self._drop_client(clean=said)
 
     def _destination(self, entry: Message) -> str:
         return entry.topic
@@ -128,7 +140,7 @@ class MqttPublisher(BufferedPublisher[Message]):
         deadline = time.monotonic() + self._ack_timeout
         for info in infos:
             while not info.is_published():
-                if not self._up.is_set():
+                if not self._up.is_set() or self._gone.is_set():
                     raise ConnectionError("connection lost before the broker acknowledged every message")
                 if time.monotonic() >= deadline:
                     raise ConnectionError(f"no acknowledgement from the broker within {self._ack_timeout:g} s")

@@ -141,3 +141,59 @@ def test_restarted_broker_gets_retained_topics_back_without_new_messages(broker)
     sub.close()
     sink.close()
     assert sink.stats.dropped == 0 and sink.stats.outages == 1
+
+
+def test_frozen_broker_never_blocks_and_close_keeps_its_deadline(broker, caplog):  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    sink = MqttSink(MqttConfig(url=broker.url, flush_timeout=0.5), "cam", ["front door"], ["gate"])
+    feed = Feeder(sink, (DOOR,), (GATE,))
+    frames = walkers(40)
+    feed.status(StatusKind.STARTED)
+    for result in frames[:5]:
+        feed.write(result)
+    deadline = time.monotonic() + 10
+    while sink.stats.published < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert broker.proc is not None
+    os.kill(broker.proc.pid, signal.SIGSTOP)     # accepts bytes into the socket, never answers
+    try:
+        t0 = time.perf_counter()
+        for result in frames[5:]:
+            feed.write(result)
+        writing = time.perf_counter() - t0
+        with caplog.at_level(logging.WARNING):
+            t0 = time.perf_counter()
+            sink.close()
+            closing = time.perf_counter() - t0
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
+    assert writing < 0.5 and closing < 0.5 + 0.5 + 0.3, (writing, closing)
+    assert sink.stats.dropped > 0 and "could not be delivered" in caplog.text
+    # the undelivered "offline" is said by the last will once the broker sees the connection gone
+    deadline = time.monotonic() + 10
+    while retained(broker, "trackstream/cam/state", settle=0.2).get("trackstream/cam/state") != b"offline":
+        assert time.monotonic() < deadline, "the last will did not mark the source offline"
+
+
+def test_a_crashed_process_shows_offline(broker):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import os, time\n"
+            "from pipelines.frames import StatusKind, StreamStatus\n"
+            "from pipelines.sinks.mqtt import MqttSink, MqttConfig\n"
+            f"sink = MqttSink(MqttConfig(url={broker.url!r}), 'cam')\n"
+            "sink.status(StreamStatus(StatusKind.STARTED, 'cam', time.time()))\n"
+            "while sink.stats.published < 1: time.sleep(0.01)\n"
+            "print('online', flush=True)\n"
+            "os._exit(1)\n")
+    crashed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO),
+                             timeout=60)
+    assert crashed.stdout.strip() == "online", crashed.stderr
+    deadline = time.monotonic() + 10
+    while retained(broker, "trackstream/cam/state", settle=0.2).get("trackstream/cam/state") != b"offline":
+        assert time.monotonic() < deadline, "the last will did not mark the crashed source offline"
