@@ -13,7 +13,6 @@ and as the last will.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -73,7 +72,7 @@ class MqttSink:
         if config.discovery:
             for topic, doc in discovery_configs(self.topics, source_id, config.discovery_prefix, __version__,
                                                 config.tracks_interval is not None).items():
-                self._publisher.publish(Message(topic, json.dumps(doc).encode(), self._qos, True))
+                self._publisher.publish(Message(topic, _json(doc), self._qos, True))
         log.info("publishing %s to the MQTT broker at %s under %s/%s", source_id, describe(config.url),
                  self.topics.base, "#" if not config.discovery else "# (with Home Assistant discovery)")
 

@@ -47,20 +47,16 @@ def _final_counts(stderr: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def _sub_process(port: int, topic: str) -> subprocess.Popen[str]:
-    """``mosquitto_sub -v`` in another process, started once it is surely subscribed."""
-    proc = subprocess.Popen([require_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(port), "-t", topic,
-                             "-t", "ready", "-q", "1", "-v"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    seen = ""
+def _sub_process(port: int, topic: str, out: Path) -> subprocess.Popen[bytes]:
+    """``mosquitto_sub -v`` in another process writing to ``out``, returned once it is surely subscribed."""
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([require_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+                                 "-t", "ready", "-q", "1", "-v"], stdout=sink)
     for _ in range(100):                 # publish "ready" until the subscriber prints it
-        subprocess.run([require_binary("mosquitto_pub"), "-h", "127.0.0.1", "-p", str(port), "-t", "ready", "-m", "1"],
-             check=True)
+        subprocess.run([require_binary("mosquitto_pub"), "-h", "127.0.0.1", "-p", str(port), "-t", "ready",
+                        "-m", "1"], check=True)
         time.sleep(0.05)
-        seen += proc.stdout.read() or ""
-        if "ready 1" in seen:
-            os.set_blocking(proc.stdout.fileno(), True)
+        if b"ready 1" in out.read_bytes():
             return proc
     raise AssertionError("mosquitto_sub did not subscribe")
 
@@ -69,7 +65,7 @@ def test_run_publishes_every_event_final_counts_state_and_valid_discovery(
         broker, bikes_video, pose_weights, tmp_path):  # type: ignore[no-untyped-def]
     config = tmp_path / "counting.yaml"
     config.write_text(COUNTING)
-    sub = _sub_process(broker.port, "trackstream/#")
+    sub = _sub_process(broker.port, "trackstream/#", tmp_path / "sub.txt")
     t0 = time.monotonic()
     run = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "220",
                   "--quiet", "--config", str(config), "--jsonl", str(tmp_path / "out.jsonl"),
@@ -78,7 +74,8 @@ def test_run_publishes_every_event_final_counts_state_and_valid_discovery(
     assert run.returncode == 0, run.stderr
     kept = retained(broker)
     sub.terminate()
-    lines = [ln.split(" ", 1) for ln in sub.communicate(timeout=10)[0].splitlines()]
+    sub.wait(10)
+    lines = [ln.split(" ", 1) for ln in (tmp_path / "sub.txt").read_text().splitlines()]
     events = [json.loads(payload) for topic, payload in lines if topic == "trackstream/bikes/events"]
 
     # the same event documents as --events, in order; one start and one end per track id of the JSONL
