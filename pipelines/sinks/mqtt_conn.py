@@ -179,7 +179,7 @@ def open_client(config: MqttConfig, client_id: str, will: Optional[tuple[str, by
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
                          protocol=MQTTProtocolVersion.MQTTv311, reconnect_on_failure=False)
     client.connect_timeout = config.connect_timeout
-    client.max_inflight_messages_set(100)
+    client.max_inflight_messages_set(1000)
     if target.username is not None:
         client.username_pw_set(target.username, target.password)
     if target.tls:

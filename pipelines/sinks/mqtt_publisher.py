@@ -58,7 +58,7 @@ class MqttPublisher(BufferedPublisher[Message]):
     def __init__(self, config: MqttConfig, will: tuple[str, bytes], client_name: str,
                  ack_timeout: float = 10.0) -> None:
         assert config.url is not None
-        super().__init__(f"MQTT broker at {describe(config.url)}", config.buffer_max_entries, batch_max=200,
+        super().__init__(f"MQTT broker at {describe(config.url)}", config.buffer_max_entries, batch_max=500,
                          log=log, thread_name="mqtt-publisher")
         self._cfg = config
         self._url = config.url
