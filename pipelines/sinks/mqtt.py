@@ -83,12 +83,12 @@ class MqttSink:
         self._put_events(result.events)
         if result.counts is not None:
             for name, zone in result.counts.zones.items():
-                topic = self.topics.zones.get(name)
-                if self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
+                topic = self.topics.zones.get(name)     # None: a name not in the settings (skipped)
+                if topic is not None and self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
                     self._retain(topic, zone_doc(self.source_id, name, zone, result))
             for name, line in result.counts.lines.items():
                 topic = self.topics.lines.get(name)
-                if self._changed(topic, (line.left_to_right, line.right_to_left)):
+                if topic is not None and self._changed(topic, (line.left_to_right, line.right_to_left)):
                     self._retain(topic, line_doc(self.source_id, name, line, result))
         if self._cfg.tracks_interval is not None:
             self._put_tracks(result)
@@ -134,15 +134,14 @@ class MqttSink:
                 doc["source_id"] = self.source_id
             self._publisher.publish(Message(self.topics.events, _json(doc), self._qos, False))
 
-    def _changed(self, topic: Optional[str], values: tuple[int, ...]) -> bool:
-        """Whether ``topic`` should get new counts (a name not in the settings has no topic: skipped)."""
-        if topic is None or self._counts.get(topic) == values:
+    def _changed(self, topic: str, values: tuple[int, ...]) -> bool:
+        """Whether ``values`` differ from the counts last published on ``topic`` (remembered if so)."""
+        if self._counts.get(topic) == values:
             return False
         self._counts[topic] = values
         return True
 
-    def _retain(self, topic: Optional[str], doc: dict[str, Any]) -> None:
-        assert topic is not None
+    def _retain(self, topic: str, doc: dict[str, Any]) -> None:
         self._publisher.publish(Message(topic, _json(doc), self._qos, True))
 
     def _put_tracks(self, result: FrameResult) -> None:
