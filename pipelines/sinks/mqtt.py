@@ -112,6 +112,10 @@ class MqttSink:
         self._closed = True
         self._publisher.close(self._cfg.flush_timeout)   # it says in one line what could not be delivered
 
+    def undelivered(self) -> int:
+        """Messages dropped (buffer full, or not delivered by close): a run that lost any exits 3."""
+        return self._publisher.stats().dropped
+
     def buffered(self) -> int:
         """Messages waiting for the broker now (grows during an outage)."""
         return self._publisher.stats().buffered

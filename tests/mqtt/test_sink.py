@@ -99,6 +99,7 @@ def test_broker_down_never_blocks_drops_oldest_and_counts(caplog):  # type: igno
     assert elapsed < 1.0, elapsed
     stats = sink.stats
     assert stats.published == 0 and stats.dropped >= 10 and stats.buffered == 0
+    assert sink.undelivered() == stats.dropped          # the run's summary names it and exits 3
     assert "could not be delivered" in caplog.text and "Secret-77" not in caplog.text
 
 
