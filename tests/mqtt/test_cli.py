@@ -73,6 +73,10 @@ def test_run_publishes_every_event_final_counts_state_and_valid_discovery(
     print(f"run took {time.monotonic() - t0:.1f} s\n{run.stderr}")
     assert run.returncode == 0, run.stderr
     kept = retained(broker)
+    deadline = time.monotonic() + 10                # the other process has printed the last message
+    while b"trackstream/bikes/state offline" not in (tmp_path / "sub.txt").read_bytes():
+        assert time.monotonic() < deadline, "the subscriber process did not see the final state"
+        time.sleep(0.05)
     sub.terminate()
     sub.wait(10)
     lines = [ln.split(" ", 1) for ln in (tmp_path / "sub.txt").read_text().splitlines()]

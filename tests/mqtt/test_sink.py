@@ -55,6 +55,22 @@ def test_subscriber_sees_every_event_in_order_and_retained_counts_and_state(brok
     assert sink.stats.dropped == 0
 
 
+def test_state_follows_the_camera_through_a_gap(broker):  # type: ignore[no-untyped-def]
+    sub = broker.subscriber("trackstream/+/state")
+    sink = MqttSink(MqttConfig(url=broker.url), "gate cam")
+    feed = Feeder(sink, source_id="gate cam")
+    frames = walkers(6, source="gate cam")
+    feed.status(StatusKind.STARTED)
+    feed.write(frames[0])
+    feed.status(StatusKind.GAP)                 # the camera is being reconnected
+    feed.status(StatusKind.RESUMED)
+    feed.write(frames[1])
+    sink.close()                                # the lane closed without stream_ended (e.g. Ctrl-C)
+    sub.wait_for(lambda s: s.on("trackstream/gate_cam/state")[-1:] == [b"offline"])
+    assert sub.on("trackstream/gate_cam/state") == [b"online", b"reconnecting", b"online", b"offline"]
+    sub.close()
+
+
 def test_prefix_from_url_and_rate_limited_tracks_summary(broker):  # type: ignore[no-untyped-def]
     sub = broker.subscriber("site/cams/#")
     sink = MqttSink(MqttConfig(url=f"{broker.url}/site/cams", tracks_interval=0.4), "cam", ["front door"], ["gate"])
