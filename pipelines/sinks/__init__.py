@@ -20,6 +20,7 @@ from pipelines.sinks.jsonl import ENTRY as JSONL
 from pipelines.sinks.mot import ENTRY as MOT
 from pipelines.sinks.redis_sink import ENTRY as REDIS
 from pipelines.sinks.video import ENTRY as VIDEO
+from pipelines.web.viewer import ENTRY as VIEWER
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["BuiltSink", "DropPolicy", "REGISTRY", "SinkContext", "SinkEntry", "build_sinks", "output_path",
            "wanted_sinks"]
 
-REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS)
+REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS, VIEWER)
 
 
 def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
@@ -38,7 +39,7 @@ def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
 
 def build_sinks(config: "PipelineConfig", settings: "SourceSettings", fps: Optional[float],
                 size: tuple[int, int], resume: Optional[Mapping[str, Mapping[str, object]]] = None) -> list[BuiltSink]:
-    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis).
+    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis, web viewer).
 
     Args:
         config: the pipeline config (``output``, ``overlay``, ``redis`` sections).
