@@ -22,6 +22,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,7 @@ SSE_INTERVAL_S = 0.5
 WAIT_SLICE_S = 1.0     # a waiting stream checks this often whether its client or the server went away
 SNAPSHOT_WAIT_S = 10.0
 JPEG_THREADS = 2
+STREAM_SEND_BUFFER = 128 * 1024  # kernel buffer of a picture stream: a few pictures, not seconds of them
 
 Views = Callable[[], Sequence[SourceView]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -274,7 +276,7 @@ class WebView:
 
     async def _healthz(self, request: web.Request) -> web.StreamResponse:
         views = self._views()
-        return web.json_response({"status": "ok", "sources": len(views)})
+        return web.json_response({"status": "ok", "sources": len(views), "streams": self.clients})
 
     async def _prometheus(self, request: web.Request) -> web.StreamResponse:
         if self._metrics is None:
@@ -360,6 +362,7 @@ class WebView:
         response = web.StreamResponse(headers={
             "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no"})
+        _small_send_buffer(request)
         await response.prepare(request)
         interval = 1.0 / self.config.max_fps
         feed.attach()
@@ -399,6 +402,17 @@ class WebView:
             raise web.HTTPServiceUnavailable(text="no picture yet\n", headers={"Retry-After": "1"})
         return web.Response(body=jpeg, content_type="image/jpeg",
                             headers={"Cache-Control": "no-store", "X-Frame-Seq": str(seq)})
+
+
+def _small_send_buffer(request: web.Request) -> None:
+    """Keep little of a stream in the kernel: a viewer that falls behind gets the newest picture soon
+    (instead of seconds of old ones), and one that stalls is noticed within ``stall_timeout``."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
+        except OSError:
+            pass
 
 
 def _gone(request: web.Request) -> bool:

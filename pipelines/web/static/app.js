@@ -104,6 +104,7 @@ function render(doc) {
   $(root, "latency").textContent = lat.p50 === null || lat.p50 === undefined ? "–" : `${lat.p50} / ${lat.p95} ms`;
   $(root, "dropped").textContent = doc.dropped;
   $(root, "reconnects").textContent = doc.reconnects;
+  if (doc.frame) $(root, "picture").parentElement.style.aspectRatio = `${doc.frame.width} / ${doc.frame.height}`;
 
   $(root, "track-count").textContent = doc.tracks.length;
   fillRows($(root, "tracks"), doc.tracks, (tr, t) => {
@@ -151,9 +152,11 @@ function update(all) {
   for (const doc of all.sources) render(doc);
 }
 
+let events = null;
+
 function connect() {
   const banner = document.getElementById("connection");
-  const events = new EventSource("api/events");
+  events = new EventSource("api/events");
   events.addEventListener("status", (message) => {
     banner.textContent = `updated ${new Date().toLocaleTimeString()}`;
     banner.dataset.state = "open";
@@ -169,3 +172,6 @@ function connect() {
 if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
 fetch("api/sources", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).then((all) => all && update(all));
 connect();
+// A page left for another (even one kept in the back-forward cache) holds no connection open.
+window.addEventListener("pagehide", () => { if (events) events.close(); events = null; });
+window.addEventListener("pageshow", () => { if (!events) connect(); });
