@@ -11,8 +11,8 @@ Routes (all behind the token when one is set; see docs/web.md):
 - ``/metrics`` (Prometheus, when the run has a monitor) and ``/healthz``.
 
 Costs follow the viewers, never the pipeline: a picture is drawn and JPEG-encoded (``cv2.imencode``, in a
-small thread pool) only when a viewer asks for one, at most once per result however many viewers share it,
-and each viewer gets the newest one: a viewer that reads slowly skips pictures; one that reads nothing for
+small thread pool) only when a viewer asks for one, at most ``max_fps`` times a second per source however
+many viewers share it, and each viewer gets the newest one: a viewer that reads slowly skips pictures; one that reads nothing for
 ``stall_timeout`` seconds is disconnected. Nothing is ever queued per viewer beyond the socket's buffer.
 """
 
@@ -71,6 +71,7 @@ class _Feed:
         self._config, self._loop, self._pool = config, loop, pool
         self._annotator = Annotator(viewer.overlay, viewer.settings.zones, viewer.settings.lines)
         self._jpeg: tuple[int, bytes] = (0, b"")
+        self._encoded_at = -1e9   # loop time of the last encoding
         self._encoding = asyncio.Lock()
         self._changed: Optional[asyncio.Future[None]] = None
         self._unlisten: Optional[Callable[[], None]] = None
@@ -113,13 +114,19 @@ class _Feed:
                 return False
         return True
 
-    async def jpeg(self) -> tuple[int, bytes]:
-        """(number, JPEG bytes) of the newest picture; (0, b"") before the first."""
+    async def jpeg(self, newer_than: int = 0) -> tuple[int, bytes]:
+        """(number, JPEG bytes) of the newest picture; (0, b"") before the first.
+
+        A picture encoded less than a frame interval (``1 / max_fps``) ago is handed out again to every
+        viewer that has not had it, so a source is encoded at most ``max_fps`` times a second however
+        many viewers watch it."""
         async with self._encoding:
             held = self.viewer.state()
-            if held.result is not None and held.seq != self._jpeg[0]:
+            seq, _ = self._jpeg
+            fresh = seq > newer_than and self._loop.time() - self._encoded_at < 1.0 / self._config.max_fps
+            if held.result is not None and held.seq != seq and not fresh:
                 data = await self._loop.run_in_executor(self._pool, self._encode, held.result)
-                self._jpeg = (held.seq, data)
+                self._jpeg, self._encoded_at = (held.seq, data), self._loop.time()
             return self._jpeg
 
     def _encode(self, result: FrameResult) -> bytes:
@@ -375,7 +382,7 @@ class WebView:
                         break
                     continue
                 sent_at = time.monotonic()
-                seq, jpeg = await feed.jpeg()
+                seq, jpeg = await feed.jpeg(newer_than=seq)
                 head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
                         f"X-Frame-Seq: {seq}\r\n\r\n").encode()
                 await self._send(request, response, head + jpeg + b"\r\n")
@@ -393,9 +400,10 @@ class WebView:
         after = request.query.get("after", "")
         feed.attach()
         try:
-            if after.isdigit():
-                await feed.wait_newer(int(after), SNAPSHOT_WAIT_S)
-            seq, jpeg = await feed.jpeg()
+            newer_than = int(after) if after.isdigit() else 0
+            if newer_than:
+                await feed.wait_newer(newer_than, SNAPSHOT_WAIT_S)
+            seq, jpeg = await feed.jpeg(newer_than)
         finally:
             feed.detach()
         if not jpeg:

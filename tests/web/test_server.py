@@ -227,3 +227,42 @@ def test_an_open_view_says_so_and_a_taken_port_is_one_line(caplog):
         taken = HttpConfig(listen=str(served.view.port))
         with pytest.raises(UserError, match=r"^cannot serve the web view on 127.0.0.1:\d+: "):
             WebView(taken, lambda: []).start()
+
+
+def test_many_viewers_of_one_source_cost_one_encoding_per_picture_interval(monkeypatch):
+    encodes = []
+    real = cv2.imencode
+    monkeypatch.setattr(cv2, "imencode", lambda *a, **k: (encodes.append(1), real(*a, **k))[1])
+    with serve(max_fps=5.0) as served:
+        stop = threading.Event()
+        sink = served.sink
+
+        def feed() -> None:
+            i = 0
+            while not stop.is_set():
+                sink.write(result(i))
+                i += 1
+                time.sleep(0.01)
+
+        def watch(got: list[int]) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", served.view.port, timeout=5)
+            conn.request("GET", "/video/cam/1")
+            response = conn.getresponse()
+            started = time.monotonic()
+            while time.monotonic() - started < 2.0:
+                if response.fp.readline().startswith(b"X-Frame-Seq:"):
+                    got.append(1)
+            conn.close()
+
+        threading.Thread(target=feed, daemon=True).start()
+        counts: list[list[int]] = [[] for _ in range(4)]
+        viewers = [threading.Thread(target=watch, args=(c,)) for c in counts]
+        try:
+            for v in viewers:
+                v.start()
+            for v in viewers:
+                v.join(timeout=10)
+        finally:
+            stop.set()
+    assert all(len(c) >= 6 for c in counts), [len(c) for c in counts]
+    assert len(encodes) <= 2 * 5 + 4, len(encodes)   # ~5 a second for the source, not 5 per viewer
