@@ -12,8 +12,9 @@ Routes (all behind the token when one is set; see docs/web.md):
 
 Costs follow the viewers, never the pipeline: a picture is drawn and JPEG-encoded (``cv2.imencode``, in a
 small thread pool) only when a viewer asks for one, at most ``max_fps`` times a second per source however
-many viewers share it, and each viewer gets the newest one: a viewer that reads slowly skips pictures; one that reads nothing for
-``stall_timeout`` seconds is disconnected. Nothing is ever queued per viewer beyond the socket's buffer.
+many viewers share it, and each viewer gets the newest one: a viewer that reads slowly skips pictures; one
+that reads nothing for ``stall_timeout`` seconds is disconnected. Nothing is queued per viewer beyond a
+small socket buffer.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ class _Feed:
         height, width = image.shape[:2]
         if width > self._config.max_width:
             size = (self._config.max_width, max(1, round(height * self._config.max_width / width)))
-            image = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+            # INTER_LINEAR: a tenth of INTER_AREA's time, and alike for the small ratios of a view
+            image = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR))
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._config.jpeg_quality])
         if not ok:
             raise RuntimeError("JPEG encoding failed")
