@@ -169,7 +169,7 @@ class WebView:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/"
 
@@ -188,6 +188,8 @@ class WebView:
                 loop.run_until_complete(self._bind())
             except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller
                 failure.append(exc)
+                if self._runner is not None:
+                    loop.run_until_complete(self._runner.cleanup())
                 started.set()
                 loop.close()
                 return
@@ -226,7 +228,8 @@ class WebView:
         await web.TCPSite(self._runner, self.host, self.port).start()
 
     def _announce(self) -> None:
-        log.info("web view: %s", self.url)
+        every = " (every interface of this machine)" if self.host in ("0.0.0.0", "::", "") else ""
+        log.info("web view: %s%s", self.url, every)
         if self.config.token is None:
             where = "this machine" if is_loopback(self.host) else "anyone who can reach this port"
             log.warning("the web view at %s is open to %s: no --http-token", self.url, where)

@@ -57,7 +57,10 @@ def stream_state(view: SourceView, held: Optional[ViewerState]) -> str:
                                   and not view.reading.up):
         return "reconnecting"   # the source says it lost the camera before the gap reaches the sinks
     if kind is None:
-        return "live" if held is not None and held.result is not None else "starting"
+        if held is not None and held.result is not None:
+            return "live"
+        failing = view.live and view.reading is not None and not view.reading.up and view.reading.connect_failures
+        return "reconnecting" if failing else "starting"   # a camera not reached yet says so
     return _STATES.get(kind, "live")
 
 

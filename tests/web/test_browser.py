@@ -1,6 +1,6 @@
 """The live view in a real browser (headless Chromium): what a person watching the page would notice.
 
-One run serving ``--http`` with two sources, bikes.mp4 played at its own pace (``realtime``) and the real
+One run serving ``--http`` with two sources, bikes.mp4 played at its own pace (``--realtime``) and the real
 RTSP test server, and one browser session for the module (one model load, one browser start). Screenshots
 are saved as test artefacts (their paths are listed at the end of the pytest run). bikes.mp4's cyclists
 cross the vertical line x=400 around frames 31-44 and 188-211 (1.2-1.8 s and 7.5-8.4 s into the run).
@@ -103,11 +103,12 @@ def served(bikes_video, pose_weights, tmp_path_factory) -> Iterator[tuple[RtspSe
     config.write_text(f"""
 source: {{read_timeout: 2.0, reconnect_initial_delay: 0.2, reconnect_max_delay: 1.0}}
 sources:
-  - {{id: bikes, url: "{bikes_video}", realtime: true, {LINE}}}
+  - {{id: bikes, url: "{bikes_video}", {LINE}}}
   - {{url: "{camera.url}", {LINE}}}
 http: {{stall_timeout: 2.0}}
 """)
-    run = ServingRun(["--imgsz", "160", "--model", str(pose_weights), "--config", str(config)], folder / "run.log")
+    run = ServingRun(["--realtime", "--imgsz", "160", "--model", str(pose_weights), "--config", str(config)],
+                     folder / "run.log")
     try:
         yield camera, run.wait_ready()
     finally:
