@@ -17,13 +17,15 @@ import yaml
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
 from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
+from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from tracker.config import TrackerConfig
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
-__all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "LineConfig", "MetricsConfig", "MqttConfig", "OutputConfig",
+__all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "HttpConfig", "LineConfig", "MetricsConfig",
+           "MqttConfig", "OutputConfig",
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceSettings", "StateConfig",
            "ZoneConfig",
            "load_config", "build_config", "read_config_file", "read_yaml"]
@@ -111,6 +113,7 @@ class PipelineConfig:
     events: EventsConfig = field(default_factory=EventsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     def tracker_settings(self) -> TrackerConfig:
         """The validated ``TrackerConfig`` (``tracker`` keys, or the file named by ``tracker_config``)."""
@@ -124,6 +127,7 @@ class PipelineConfig:
 _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
     "redis": RedisConfig, "mqtt": MqttConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
+    "http": HttpConfig,
 }
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine, then run it.
 #   - Debian packages: redis-server and mosquitto (tests start their own on a free port) and the GStreamer RTSP server
-#     that live-camera tests run against (driven by the system /usr/bin/python3).
+#     that live-camera tests run against (driven by the system /usr/bin/python3); headless chromium and
+#     chromedriver for the web view's browser tests (tests/web).
 #   - A virtual environment in .venv with trackstream and its test extras.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
@@ -20,6 +21,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad
   gstreamer1.0-libav
+  chromium
+  chromium-driver
 )
 
 missing=()
@@ -45,7 +48,7 @@ echo "== installing trackstream[test] into .venv"
 # Lint and types first: a finding fails the run (CI enforces them). Strict typing covers the pure tracker and
 # the pipeline's core (the seam types, settings, per-camera processing, engine, sink registry).
 STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
-        pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py)
+        pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web)
 echo "== ruff"
 .venv/bin/python -m ruff check pipelines tracker tests benchmarks
 echo "== mypy"

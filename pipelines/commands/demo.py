@@ -1,7 +1,8 @@
 """`trackstream demo`: track the bundled bikes.mp4 with the bundled YOLO11n-pose model, fully offline.
 
 Writes an annotated video and a JSONL file into ``./trackstream-demo/`` (or ``--out-dir``) and says where.
-``trackstream`` with no arguments runs this.
+With ``--http [HOST:]PORT`` the clip plays at its own pace (like a camera) with a counting line, and the live
+view is served while it plays (``docs/web.md``). ``trackstream`` with no arguments runs this.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
                         help="folder for the annotated video and JSONL (default: ./trackstream-demo)")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="process only N frames")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
+                        help="watch it live in a browser: play the clip at its own pace and serve the view at "
+                             "http://HOST:PORT/ (HOST defaults to 127.0.0.1)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -31,13 +35,24 @@ def main(args: argparse.Namespace) -> int:
     max_frames = getattr(args, "max_frames", None)
     if max_frames is not None and max_frames < 1:
         raise ConfigError("--max-frames", f"must be >= 1, got {max_frames}")
-    config = build_config({
+    listen = getattr(args, "http", None)
+    data = {
         "sources": [{"url": str(video), "id": "bikes"}],
         "detector": {"model": str(model)},
         "output": {"video": str(out_dir / "bikes_tracked.mp4"), "jsonl": str(out_dir / "bikes.jsonl")},
         "metrics": {"log_interval": 0},  # a short clip: the progress bar and the summary say enough
-    })
+    }
+    if listen is not None:  # a view to watch: the clip plays like a camera, cyclists cross a counting line
+        data.update(source={"realtime": True}, http={"listen": listen},
+                    lines=[{"name": "crossing", "points": [[400, 0], [400, 300]]}])
+    config = build_config(data)
     print(f"trackstream demo: tracking {video.name} with {model.name} (offline)", file=sys.stderr)
+    if config.http.enabled:
+        host = "127.0.0.1" if config.http.host in ("0.0.0.0", "::") else config.http.host
+        print(f"trackstream demo: watch it live at http://{host}:{config.http.port}/ (the clip plays for about "
+              "10 s once the model is loaded)", file=sys.stderr)
+    else:
+        print("trackstream demo: to watch it live in a browser, run: trackstream demo --http 8080", file=sys.stderr)
     code = execute(config, max_frames=max_frames, quiet=getattr(args, "quiet", False))
     print(f"trackstream demo: annotated video and JSONL are in {out_dir.resolve()}/", file=sys.stderr)
     return code

@@ -67,6 +67,12 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                             "broker at mqtt://[user:pass@]host:port[/prefix] (mqtts:// for TLS)"}),
     ("--metrics-port", "metrics.port",
      {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
+    ("--http", "http.listen", {"metavar": "[HOST:]PORT",
+                               "help": "serve the live view (every source's annotated picture, tracks, counts and "
+                                       "health) at http://HOST:PORT/ while running; HOST defaults to 127.0.0.1, "
+                                       "0.0.0.0 serves every interface (see docs/web.md)"}),
+    ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view asks for this token (open "
+                                    "/?token=TOKEN once; or header Authorization: Bearer TOKEN)"}),
 )
 # (flag, overlay key) for the --no-* switches
 OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trails", "trails"),
@@ -281,9 +287,15 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
     any_live = any(source.is_live for _, source in sources)
     log_interval = config.metrics.log_interval if any_live or not progress.enabled else 0.0
     monitor = Monitor(lambda: runner_readings(runner), log_interval=log_interval, port=config.metrics.port)
+    web = None
     try:
         monitor.start()
+        if config.http.enabled:  # the live view (--http): its server library is only loaded when asked for
+            from pipelines.web.server import start_web_view
+
+            web = start_web_view(config, runner, monitor)
     except BaseException:
+        monitor.stop()
         for _, source in sources:
             source.close()
         raise
@@ -293,6 +305,8 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             stats = runner.run(on_progress=progress.update)
         finally:
             progress.finish()
+            if web is not None:
+                web.stop()
             monitor.stop()
     counts = {lane.settings.id: lane.processor.counts() for lane in runner.lanes}
     losses = runner.losses()

@@ -97,6 +97,7 @@ class _SinkLane:
     name: str
     sink: Sink
     queue: "SinkQueue[SinkItem]"
+    drops_lose_data: bool = True
     failure: Optional[str] = None   # why the output stopped (it failed alone; the run went on)
     lost: int = 0                   # entries dropped in the queue or never delivered (set when closed)
 
@@ -468,7 +469,8 @@ class Runner:
     def _open_sinks(self, lane: _Lane, size: tuple[int, int]) -> None:
         fps = output_fps(lane.source, lane.settings.options)
         built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
-        lane.sinks = [_SinkLane(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy)) for b in built]
+        lane.sinks = [_SinkLane(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
+                      for b in built]
         for sink in lane.sinks:
             position = sink.sink.position() if sink.keeps_files else None
             if position and isinstance(position.get("path"), str):
@@ -512,7 +514,7 @@ class Runner:
                 if lane_sink.failure is None:
                     self._sink_failed(lane_sink, exc)
             lost = sink.undelivered() if isinstance(sink, Lossy) else 0
-            lane_sink.lost = lost + lane_sink.queue.dropped
+            lane_sink.lost = lost + (lane_sink.queue.dropped if lane_sink.drops_lose_data else 0)
 
     def _sink_failed(self, lane_sink: _SinkLane, exc: OutputError) -> None:
         lane_sink.failure = str(exc)

@@ -21,6 +21,7 @@ from pipelines.sinks.mot import ENTRY as MOT
 from pipelines.sinks.mqtt import ENTRY as MQTT
 from pipelines.sinks.redis_sink import ENTRY as REDIS
 from pipelines.sinks.video import ENTRY as VIDEO
+from pipelines.web.viewer import ENTRY as VIEWER
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["BuiltSink", "DropPolicy", "REGISTRY", "SinkContext", "SinkEntry", "build_sinks", "output_path",
            "wanted_sinks"]
 
-REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS, MQTT)
+REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS, MQTT, VIEWER)
 
 
 def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
@@ -39,7 +40,7 @@ def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
 
 def build_sinks(config: "PipelineConfig", settings: "SourceSettings", fps: Optional[float],
                 size: tuple[int, int], resume: Optional[Mapping[str, Mapping[str, object]]] = None) -> list[BuiltSink]:
-    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis).
+    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis, web viewer).
 
     Args:
         config: the pipeline config (``output``, ``overlay``, ``redis`` sections).
@@ -56,7 +57,7 @@ def build_sinks(config: "PipelineConfig", settings: "SourceSettings", fps: Optio
         for entry in wanted_sinks(config):
             context = SinkContext(config, settings, fps, size, len(config.sources) > 1,
                                   (resume or {}).get(entry.name))
-            built.append(BuiltSink(entry.name, entry.policy, entry.build(context)))
+            built.append(BuiltSink(entry.name, entry.policy, entry.build(context), entry.drops_lose_data))
     except BaseException:
         for made in built:
             made.sink.close()

@@ -65,6 +65,7 @@ class SinkEntry:
     policy: DropPolicy
     wanted: Callable[["PipelineConfig"], bool]
     build: Callable[[SinkContext], Sink]
+    drops_lose_data: bool = True   # False for live viewers: skipping to the newest picture is their purpose
 
 
 class BuiltSink(NamedTuple):
@@ -73,6 +74,7 @@ class BuiltSink(NamedTuple):
     name: str
     policy: DropPolicy
     sink: Sink
+    drops_lose_data: bool = True
 
 
 def safe_name(source_id: str) -> str:

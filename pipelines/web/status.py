@@ -1,0 +1,138 @@
+"""The status of a source as the web view shows it: one JSON document per source (see docs/web.md).
+
+``SourceView`` gathers what the run knows about a source at one instant (the viewer sink's newest result
+and state, the metrics reading, the recent rates); ``source_doc`` turns it into the document served at
+``/api/sources`` and pushed to the page. ``runner_views`` reads them from a running ``Runner``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from pipelines.frames import FrameResult, StatusKind
+from pipelines.secrets import redact_url
+from pipelines.web.viewer import ViewerSink, ViewerState
+
+if TYPE_CHECKING:
+    from pipelines.engine.metrics import Monitor, Reading
+    from pipelines.engine.runner import Runner
+
+MAX_TRACK_ROWS = 200  # a crowd: the table shows the 200 lowest ids
+
+_STATES = {StatusKind.STARTED: "live", StatusKind.RESUMED: "live", StatusKind.GAP: "reconnecting",
+           StatusKind.ENDED: "ended"}
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """What the web view knows about one source at one instant.
+
+    Attributes:
+        id: the source id (never holds credentials).
+        live: a camera or stream (it reconnects) rather than a file.
+        viewer: the source's viewer sink; None until its sinks are open (the first frame).
+        reading: the source's metrics figures; None when unknown.
+        fps_in / fps_out: frames read / processed per second over the last few seconds.
+        ended: the run is over for this source.
+    """
+
+    id: str
+    live: bool
+    viewer: Optional[ViewerSink]
+    reading: Optional["Reading"] = None
+    fps_in: float = 0.0
+    fps_out: float = 0.0
+    ended: bool = False
+
+
+def stream_state(view: SourceView, held: Optional[ViewerState]) -> str:
+    """``starting`` (nothing yet), ``live``, ``reconnecting`` (a camera in a gap) or ``ended``."""
+    kind = held.kind if held is not None else None
+    if view.ended or kind is StatusKind.ENDED or (held is not None and held.closed):
+        return "ended"
+    if kind is StatusKind.GAP or (view.live and kind is not None and view.reading is not None
+                                  and not view.reading.up):
+        return "reconnecting"   # the source says it lost the camera before the gap reaches the sinks
+    if kind is None:
+        if held is not None and held.result is not None:
+            return "live"
+        failing = view.live and view.reading is not None and not view.reading.up and view.reading.connect_failures
+        return "reconnecting" if failing else "starting"   # a camera not reached yet says so
+    return _STATES.get(kind, "live")
+
+
+def track_rows(result: FrameResult) -> list[dict[str, Any]]:
+    """The tracks of a result as table rows: id, class, confidence, age (s), speed (px/s), coasting."""
+    tracks = result.tracks
+    order = tracks.track_id.argsort(kind="stable")[:MAX_TRACK_ROWS]
+    names = result.class_names
+    speeds = (tracks.velocity[:, 0].astype(float) ** 2 + tracks.velocity[:, 1].astype(float) ** 2) ** 0.5
+    matched = tracks.matched
+    rows = []
+    for i in order.tolist():
+        class_id = int(tracks.class_id[i])
+        rows.append({"id": int(tracks.track_id[i]), "class": names.get(class_id, str(class_id)),
+                     "confidence": round(float(tracks.confidence[i]), 2), "age_s": round(float(tracks.age[i]), 1),
+                     "speed_px_s": _finite(float(speeds[i]), 1), "coasting": not bool(matched[i])})
+    return rows
+
+
+def _finite(value: Optional[float], digits: int) -> Optional[float]:
+    return round(value, digits) if value is not None and math.isfinite(value) else None
+
+
+def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
+    """The JSON-safe status document of one source (the keys are listed in docs/web.md)."""
+    held = view.viewer.state() if view.viewer is not None else None
+    result = held.result if held is not None else None
+    reading = view.reading
+    latency = reading.latency if reading is not None else None
+    p50, p95 = (latency.quantile(0.5), latency.quantile(0.95)) if latency is not None else (None, None)
+    doc: dict[str, Any] = {
+        "id": view.id, "state": stream_state(view, held), "live": view.live,
+        "fps_in": round(view.fps_in, 1), "fps_out": round(view.fps_out, 1),
+        "latency_ms": {"p50": _finite(p50 * 1000 if p50 is not None else None, 0),
+                       "p95": _finite(p95 * 1000 if p95 is not None else None, 0)},
+        "frames_in": reading.frames_in if reading else 0, "frames_out": reading.frames_out if reading else 0,
+        "dropped": reading.dropped if reading else 0, "reconnects": reading.reconnects if reading else 0,
+        "outputs_failed": sorted(k for k, bad in (reading.outputs_failed if reading else {}).items() if bad),
+        "picture": held.seq if held is not None else 0,
+        "frame": None, "tracks": [], "zones": {}, "lines": {}, "tracks_started": None,
+        "events": list(held.events) if held is not None else [],
+    }
+    if result is not None:
+        frame = result.frame
+        width, height = frame.size
+        doc["frame"] = {"index": frame.index, "pts": round(frame.pts, 3), "width": width, "height": height,
+                        "age_s": round(max(0.0, (now or time.time()) - frame.capture_time), 3)}
+        doc["tracks"] = track_rows(result)
+        if result.counts is not None:
+            counts = result.counts.doc()
+            doc.update(zones=counts["zones"], lines=counts["lines"], tracks_started=counts["tracks_started"])
+    return doc
+
+
+def runner_views(runner: "Runner", monitor: Optional["Monitor"] = None) -> Callable[[], list[SourceView]]:
+    """A function returning the current ``SourceView`` of every source of ``runner`` (rates from
+    ``monitor``, which samples them every second; zeros without one)."""
+    from pipelines.engine.metrics import runner_readings
+
+    def views() -> list[SourceView]:
+        out = []
+        for lane, reading in zip(runner.lanes, runner_readings(runner)):
+            viewer = next((s.sink for s in lane.sinks if isinstance(s.sink, ViewerSink)), None)
+            rate_in, rate_out = monitor.rates.get(reading.source) if monitor is not None else (0.0, 0.0)
+            out.append(SourceView(id=redact_url(lane.settings.id), live=lane.settings.is_live, viewer=viewer,
+                                  reading=reading, fps_in=rate_in, fps_out=rate_out, ended=lane.stats.ended))
+        return out
+
+    return views
+
+
+def all_doc(views: Sequence[SourceView], max_fps: float) -> dict[str, Any]:
+    """The document of ``/api/sources``: every source, and the picture rate the page should pull at."""
+    now = time.time()
+    return {"time": round(now, 3), "max_fps": max_fps, "sources": [source_doc(v, now) for v in views]}
