@@ -139,3 +139,45 @@ def test_a_car_first_seen_on_the_line_and_driving_off_is_counted():
     beside = LineCounter(LineConfig("road", ((0.0, 100.0), (200.0, 100.0))), min_frames=2, dead_band=2.0)
     for y in (100.5, 104.0, 110.0):                  # on the line's extension, past its end: no crossing
         assert beside.update([8], np.array([[260.0, y]])) == []
+
+
+def test_counts_per_class_when_asked_and_kept_by_the_snapshot():
+    """events.count_by_class: a car and a person crossing the same line are counted apart."""
+    import dataclasses
+
+    from pipelines.processing.zones import EventsConfig
+
+    per_class = dataclasses.replace(settings(), events=EventsConfig(count_by_class=True))
+    frames = []
+    for frame, dets in scene(60):   # the second object is a car
+        cls = np.array([0, 2][: len(dets)], np.int64)
+        frames.append((frame, Detections(dets.xyxy, dets.confidence, cls)))
+    proc = StreamProcessor(per_class, CLASSES, persistent=True)
+    run(proc, frames[:30])
+    restored = StreamProcessor(per_class, CLASSES, persistent=True)
+    restored.load_state_dict(json.loads(json.dumps(proc.state_dict())))
+    run(restored, frames[30:])
+    gate = restored.counts().lines["gate"]
+    assert gate.right_to_left == 2
+    assert {k: v.right_to_left for k, v in gate.by_class.items()} == {"car": 1, "person": 1}
+    zone = restored.counts().zones["right"]
+    assert sum(c.entries for c in zone.by_class.values()) == zone.entries
+    assert StreamProcessor(settings(), CLASSES).counts().lines["gate"].by_class == {}   # off by default
+
+
+def test_mqtt_payloads_with_counts_per_class_match_their_schemas():
+    import jsonschema
+
+    from pipelines.processing.events import LineCount, ZoneCount
+    from pipelines.sinks.mqtt_topics import line_doc, zone_doc
+    from tests.conftest import REPO
+
+    frame, dets = scene(1)[0]
+    result = StreamProcessor(settings(), CLASSES).process(frame, dets)
+    zone = zone_doc("clip", "right", ZoneCount(1, 2, 1, {"car": ZoneCount(1, 1, 0), "person": ZoneCount(0, 1, 1)}),
+                    result)
+    line = line_doc("clip", "gate", LineCount(3, 1, {"car": LineCount(3, 1)}), result)
+    for doc, name in ((zone, "mqtt_zone"), (line, "mqtt_line")):
+        schema = json.loads((REPO / "pipelines" / "schemas" / f"{name}.schema.json").read_text())
+        jsonschema.validate(doc, schema)
+    assert line["by_class"]["car"]["total"] == 4 and zone["by_class"]["person"]["exits"] == 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -45,19 +45,35 @@ Event = dict[str, Any]
 
 @dataclass(frozen=True)
 class ZoneCount:
-    """One zone: tracks inside now, confirmed entries and exits since the start."""
+    """One zone: tracks inside now, confirmed entries and exits since the start; ``by_class`` the same per
+    class name (filled when ``events.count_by_class`` is on)."""
 
     occupancy: int
     entries: int
     exits: int
+    by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
+
+    def doc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"occupancy": self.occupancy, "entries": self.entries, "exits": self.exits}
+        if self.by_class:
+            out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        return out
 
 
 @dataclass(frozen=True)
 class LineCount:
-    """One counting line: confirmed crossings in each direction since the start."""
+    """One counting line: confirmed crossings in each direction since the start; ``by_class`` the same per
+    class name (filled when ``events.count_by_class`` is on)."""
 
     left_to_right: int
     right_to_left: int
+    by_class: Mapping[str, "LineCount"] = field(default_factory=dict)
+
+    def doc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"left_to_right": self.left_to_right, "right_to_left": self.right_to_left}
+        if self.by_class:
+            out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -70,9 +86,48 @@ class Counts:
 
     def doc(self) -> dict[str, Any]:
         """JSON form: ``{"zones": {name: {occupancy, entries, exits}}, "lines": {name: {...}}, ...}``."""
-        return {"zones": {k: vars(v).copy() for k, v in self.zones.items()},
-                "lines": {k: vars(v).copy() for k, v in self.lines.items()},
+        return {"zones": {k: v.doc() for k, v in self.zones.items()},
+                "lines": {k: v.doc() for k, v in self.lines.items()},
                 "tracks_started": self.tracks_started}
+
+
+class ClassTally:
+    """Zone and line counts per class name, kept from the events as they are made (bounded: one entry per
+    zone/line and class, plus the tracks inside a zone now)."""
+
+    def __init__(self) -> None:
+        self.zone_totals: dict[str, dict[str, list[int]]] = {}   # zone -> class -> [entries, exits]
+        self.inside: dict[str, dict[int, str]] = {}              # zone -> track id -> class at entry
+        self.line_totals: dict[str, dict[str, list[int]]] = {}   # line -> class -> [left_to_right, right_to_left]
+
+    def zone(self, zone: str, tid: int, cls: str, entered: bool) -> None:
+        members = self.inside.setdefault(zone, {})
+        if entered:
+            members[tid] = cls
+        else:
+            cls = members.pop(tid, cls)
+        self.zone_totals.setdefault(zone, {}).setdefault(cls, [0, 0])[0 if entered else 1] += 1
+
+    def line(self, line: str, cls: str, sign: int) -> None:
+        self.line_totals.setdefault(line, {}).setdefault(cls, [0, 0])[0 if sign > 0 else 1] += 1
+
+    def zone_counts(self, zone: str) -> dict[str, ZoneCount]:
+        inside = list(self.inside.get(zone, {}).values())
+        totals = self.zone_totals.get(zone, {})
+        return {cls: ZoneCount(inside.count(cls), t[0], t[1]) for cls, t in sorted(totals.items())}
+
+    def line_counts(self, line: str) -> dict[str, LineCount]:
+        return {cls: LineCount(t[0], t[1]) for cls, t in sorted(self.line_totals.get(line, {}).items())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"zones": self.zone_totals, "lines": self.line_totals,
+                "inside": {z: [[tid, cls] for tid, cls in m.items()] for z, m in self.inside.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        def totals(doc: Mapping[str, Any]) -> dict[str, dict[str, list[int]]]:
+            return {str(k): {str(c): [int(n[0]), int(n[1])] for c, n in v.items()} for k, v in doc.items()}
+        self.zone_totals, self.line_totals = totals(state["zones"]), totals(state["lines"])
+        self.inside = {str(z): {int(t): str(c) for t, c in m} for z, m in state["inside"].items()}
 
 
 @dataclass
@@ -164,6 +219,7 @@ class EventGenerator:
         self._present: set[int] = set()
         self._last: Optional[_Seen] = None
         self.tracks_started = 0  # distinct tracks announced since the start (restored with the state)
+        self._tally = ClassTally()
 
     # -- public verbs ---------------------------------------------------------------------------------
     def update(self, result: FrameResult) -> list[Event]:
@@ -215,8 +271,11 @@ class EventGenerator:
 
     def counts(self) -> "Counts":
         """Zone occupancy and totals, line crossings per direction, tracks started: now."""
-        zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits) for z in self._zones}
-        lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left) for ln in self._lines}
+        per_class = self._cfg.count_by_class
+        zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
+                                   self._tally.zone_counts(z.name) if per_class else {}) for z in self._zones}
+        lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
+                                    self._tally.line_counts(ln.name) if per_class else {}) for ln in self._lines}
         return Counts(zones, lines, self.tracks_started)
 
     def state_dict(self) -> dict[str, Any]:
@@ -229,6 +288,7 @@ class EventGenerator:
             "tracks_started": self.tracks_started,
             "zones": {z.name: z.state_dict() for z in self._zones},
             "lines": {ln.name: ln.state_dict() for ln in self._lines},
+            "by_class": self._tally.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -240,6 +300,9 @@ class EventGenerator:
         last = None if state["last"] is None else _Seen.from_doc(state["last"])
         started = int(state["tracks_started"])
         zones, lines = dict(state["zones"]), dict(state["lines"])
+        tally = ClassTally()
+        if state.get("by_class") is not None:   # absent in snapshots of the first release: starts empty
+            tally.load_state_dict(state["by_class"])
         for zone in self._zones:
             if zone.name in zones:
                 zone.load_state_dict(zones[zone.name])
@@ -247,6 +310,7 @@ class EventGenerator:
             if line.name in lines:
                 line.load_state_dict(lines[line.name])
         self._known, self._present, self._last, self.tracks_started = known, present, last, started
+        self._tally = tally
 
     # -- internals ------------------------------------------------------------------------------------
     def _event(self, name: str, when: _Seen, **payload: Any) -> Event:
@@ -290,10 +354,12 @@ class EventGenerator:
             for name, group in (("zone_entered", entered), ("zone_exited", exited)):
                 for tid in group:
                     extra = {"reason": "moved_out"} if name == "zone_exited" else {}
+                    self._tally.zone(zone.name, tid, self._known[tid].class_name, name == "zone_entered")
                     events.append(self._event(name, now, zone=zone.name, point=point[tid],
                                               track=self._known[tid].track_doc(tid), **extra))
         for line in self._lines:
             for tid, sign, pt in line.update(ids, anchors):
+                self._tally.line(line.name, self._known[tid].class_name, sign)
                 events.append(self._event("line_crossed", now, line=line.name, direction=direction_name(sign),
                                           sign=sign, point=pt, track=self._known[tid].track_doc(tid)))
         return events
@@ -305,6 +371,7 @@ class EventGenerator:
         events: list[Event] = []
         for zone in self._zones:
             if zone.forget(tid):
+                self._tally.zone(zone.name, tid, memo.class_name, entered=False)
                 events.append(self._event("zone_exited", now, zone=zone.name, point=None,
                                           track=memo.track_doc(tid), reason="track_ended"))
         for line in self._lines:

@@ -86,12 +86,15 @@ class EventsConfig:
             crossing counts.
         line_dead_band: pixels either side of a line that count for neither side.
         anchor: the track point tested against zones and lines: ``bottom_center`` or ``center`` of the box.
+        count_by_class: also keep zone and line counts per class name (``Counts``' ``by_class``; published by
+            the MQTT sink and shown in the web view).
     """
 
     min_frames_in_zone: int = field(default=2, metadata={"min": 1})
     min_frames_on_side: int = field(default=2, metadata={"min": 1})
     line_dead_band: float = field(default=2.0, metadata={"min": 0.0})
     anchor: Literal["bottom_center", "center"] = "bottom_center"
+    count_by_class: bool = False
 
 
 def anchor_points(xyxy: np.ndarray, anchor: str) -> np.ndarray:

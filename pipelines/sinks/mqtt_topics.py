@@ -89,15 +89,23 @@ def _when(result: FrameResult) -> dict[str, Any]:
 
 def zone_doc(source_id: str, name: str, count: ZoneCount, result: FrameResult) -> dict[str, Any]:
     """Retained payload of a zone: tracks inside now, entries and exits since the start."""
-    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
-            "entries": count.entries, "exits": count.exits, **_when(result)}
+    doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
+           "entries": count.entries, "exits": count.exits, **_when(result)}
+    if count.by_class:
+        doc["by_class"] = {cls: {"occupancy": c.occupancy, "entries": c.entries, "exits": c.exits}
+                           for cls, c in count.by_class.items()}
+    return doc
 
 
 def line_doc(source_id: str, name: str, count: LineCount, result: FrameResult) -> dict[str, Any]:
     """Retained payload of a counting line: crossings per direction since the start, and their sum."""
-    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, "line": name,
-            "left_to_right": count.left_to_right, "right_to_left": count.right_to_left,
-            "total": count.left_to_right + count.right_to_left, **_when(result)}
+    doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "line": name,
+           "left_to_right": count.left_to_right, "right_to_left": count.right_to_left,
+           "total": count.left_to_right + count.right_to_left, **_when(result)}
+    if count.by_class:
+        doc["by_class"] = {cls: {"left_to_right": c.left_to_right, "right_to_left": c.right_to_left,
+                                 "total": c.left_to_right + c.right_to_left} for cls, c in count.by_class.items()}
+    return doc
 
 
 def tracks_doc(source_id: str, result: FrameResult) -> dict[str, Any]:
