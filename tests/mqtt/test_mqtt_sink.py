@@ -43,8 +43,9 @@ def test_subscriber_sees_every_event_in_order_and_retained_counts_and_state(brok
     final = feed.counts()
     kept = retained(broker, "trackstream/#")
     zone, line = json.loads(kept["trackstream/cam/zones/front_door"]), json.loads(kept["trackstream/cam/lines/gate"])
-    assert (zone["occupancy"], zone["entries"], zone["exits"]) == tuple(vars(final.zones["front door"]).values())
-    assert (line["left_to_right"], line["right_to_left"]) == tuple(vars(final.lines["gate"]).values())
+    door, gate = final.zones["front door"], final.lines["gate"]
+    assert (zone["occupancy"], zone["entries"], zone["exits"]) == (door.occupancy, door.entries, door.exits)
+    assert (line["left_to_right"], line["right_to_left"]) == (gate.left_to_right, gate.right_to_left)
     assert line["total"] == 2 and zone["entries"] == 2
     assert kept["trackstream/cam/state"] == b"offline"
     assert "trackstream/cam/events" not in kept                     # events are not retained
