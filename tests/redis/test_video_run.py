@@ -21,7 +21,8 @@ def test_run_with_redis_matches_jsonl_and_every_track_starts_and_ends_once(
     config.write_text("zones: [{name: left, polygon: [[0, 0], [320, 0], [320, 272], [0, 272]]}]\n"
                       "lines: [{name: middle, points: [[320, 0], [320, 272]]}]\n")
     run = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--max-frames", "40", "--imgsz", "320",
-                  "--config", str(config), "--redis", redis_server.url, "--jsonl", str(jsonl), "--quiet")
+                  "--config", str(config), "--redis", redis_server.url, "--jsonl", str(jsonl),
+                  "--events", str(tmp_path / "events.jsonl"), "--quiet")
     assert run.returncode == 0, run.stderr
     assert sub.finish(120) == 0, sub.stderr
     docs = sub.docs()
@@ -36,6 +37,9 @@ def test_run_with_redis_matches_jsonl_and_every_track_starts_and_ends_once(
     for name in ("track_started", "track_ended"):
         assert Counter(e["track"]["id"] for e in events if e["event"] == name) == Counter(dict.fromkeys(ids, 1))
     assert events[0]["event"] == "stream_started" and events[-1]["event"] == "stream_ended"
+    # the events file holds the same documents as the Redis events stream (which adds publish_time)
+    in_file = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in e.items() if k != "publish_time"} for e in events] == in_file
     for d in docs:
         assert not [e.message for e in validators[d["kind"]].iter_errors(d["data"])], d
     # zone membership alternates entered/exited per track and is balanced once every track has ended
