@@ -25,23 +25,22 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector
-from pipelines.engine.inbox import Inbox
+from pipelines.engine.inbox import Inbox, Item
+from pipelines.engine.lane import Lane, expected_frames, output_fps
+from pipelines.engine.outlet import END, End, Outlet
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, StateStore
-from pipelines.errors import OutputError, UserError
-from pipelines.engine.inbox import Item
-from pipelines.frames import FrameResult, Sink, StatusKind, StreamStatus, VideoFrame
+from pipelines.errors import UserError
+from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.processor import StreamProcessor
 from pipelines.processing.stats import SourceStats
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
-from pipelines.sinks.base import DropPolicy, Lossy
-from pipelines.sources.base import Source, SourceConfig
+from pipelines.sources.base import Source
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
@@ -52,80 +51,13 @@ SinkFactory = Callable[[PipelineConfig, SourceSettings, Optional[float], tuple[i
 SINK_QUEUE_SIZE = 32
 
 
-class _End:
-    """Marks the end of a queue."""
-
-
-_END = _End()
-SinkItem = Union[FrameResult, StreamStatus, Checkpoint, _End]
+_Work = tuple[Lane, Item, Optional[Detections]]  # a frame (with its detections) or a status, for processing
 
 
 class PipelineError(UserError):
     """A stage failed for a reason that is not the user's input (the message names the stage)."""
 
     exit_code = 1
-
-
-def output_fps(source: Source, options: SourceConfig) -> Optional[float]:
-    """Frame rate of the processed frames of ``source``: its fps divided by vid_stride, capped by max_fps."""
-    fps = source.fps
-    if fps:
-        fps = fps / options.vid_stride
-        if options.max_fps:
-            fps = min(fps, options.max_fps)
-    return fps
-
-
-def expected_frames(source: Source, options: SourceConfig, max_frames: Optional[int] = None,
-                    skip: int = 0) -> Optional[int]:
-    """How many frames of ``source`` will be processed (for the progress ETA); None when unknown.
-    ``skip``: frames already processed by an earlier run (resumed from its state)."""
-    count = source.frame_count
-    if not count:
-        return max_frames if source.is_live else None
-    total = -(-count // options.vid_stride)
-    if options.max_fps and source.fps:
-        total = min(total, int(count / source.fps * options.max_fps) + 1)
-    total = max(0, total - skip)
-    return min(total, max_frames) if max_frames else total
-
-
-@dataclass
-class _SinkLane:
-    """One sink of one source: the sink, its queue and its registry name."""
-
-    name: str
-    sink: Sink
-    queue: "SinkQueue[SinkItem]"
-    drops_lose_data: bool = True
-    failure: Optional[str] = None   # why the output stopped (it failed alone; the run went on)
-    lost: int = 0                   # entries dropped in the queue or never delivered (set when closed)
-
-    @property
-    def keeps_files(self) -> bool:
-        return self.queue.policy is DropPolicy.BLOCK
-
-
-_Work = tuple["_Lane", Item, Optional[Detections]]  # a frame (with its detections) or a status, for processing
-
-
-class _Lane:
-    """Everything the runner keeps for one source (the per-camera state is in ``processor``)."""
-
-    def __init__(self, settings: SourceSettings, source: Source, inbox: Inbox, stats: SourceStats,
-                 processor: StreamProcessor, saved: Optional[Mapping[str, Any]]) -> None:
-        self.settings, self.source, self.inbox, self.stats = settings, source, inbox, stats
-        self.processor = processor
-        self.saved_outputs: Mapping[str, Mapping[str, object]] = (saved or {}).get("outputs", {})
-        self.resume_after: Optional[int] = None   # a resumed file: frames up to this index were processed
-        self.sinks: list[_SinkLane] = []
-        self.output_paths: list[str] = []
-        self.sinks_open = False
-        self.pending: list[StreamStatus] = []  # statuses that came before the sinks could be opened
-        self.last_checkpoint = time.monotonic()
-        self.checkpoints_taken = 0
-        self.checkpoints_saved = 0
-        self.save_lock = threading.Lock()
 
 
 class Runner:
@@ -155,13 +87,13 @@ class Runner:
         self._errors: list[tuple[str, BaseException]] = []
         self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
         self.workers = max(1, int(detector.workers))
-        self._track_queue: "queue.Queue[Union[_Work, _End]]" = queue.Queue(maxsize=2 * self.batch + 2)
+        self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(maxsize=2 * self.batch + 2)
         self._order = threading.Condition()  # detector workers queue their results in ticket order
         self._tickets = self._delivered = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._threads: list[threading.Thread] = []
         overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
-        self.lanes: list[_Lane] = []
+        self.lanes: list[Lane] = []
         for settings, source in sources:
             processor = StreamProcessor(settings, detector.class_names, overlay=overlay,
                                         persistent=state is not None)
@@ -177,7 +109,7 @@ class Runner:
             stats = SourceStats(settings.id, frame_count=expected_frames(source, settings.options, max_frames, skip))
             inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
                           stats=stats)
-            lane = _Lane(settings, source, inbox, stats, processor, saved)
+            lane = Lane(settings, source, inbox, stats, processor, saved)
             if saved is not None and not settings.is_live:
                 lane.resume_after = processor.clock.last_index
             self.lanes.append(lane)
@@ -278,7 +210,7 @@ class Runner:
     def _cancelled(self) -> bool:
         return self._abort.is_set()
 
-    def _read(self, lane: _Lane) -> None:
+    def _read(self, lane: Lane) -> None:
         """Reader thread: move one source's frames and statuses into its inbox."""
         taken = 0
         source_dropped = 0
@@ -320,7 +252,7 @@ class Runner:
 
     # ----------------------------------------------------------------- detector
 
-    def _next_work(self) -> Optional[tuple[int, list[tuple[_Lane, Item]]]]:
+    def _next_work(self) -> Optional[tuple[int, list[tuple[Lane, Item]]]]:
         """Wait for the next batch of work and its ticket (batches are numbered in the order taken);
         None when every inbox is finished."""
         with self._cond:
@@ -331,7 +263,7 @@ class Runner:
                 order = [self.lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
                 live = [lane for lane in order if lane.inbox.latest and lane.inbox.ready(self.batch)]
                 files = [lane for lane in order if not lane.inbox.latest and lane.inbox.ready(self.batch)]
-                work: list[tuple[_Lane, Item]] = []
+                work: list[tuple[Lane, Item]] = []
                 if live and (not files or turn % 2 == 0):  # cameras and files take turns
                     for lane in live[: self.batch]:
                         work.extend((lane, item) for item in lane.inbox.take(1))
@@ -375,7 +307,7 @@ class Runner:
                 self._detectors_running -= 1
                 last = self._detectors_running == 0
             if last:
-                self._track_queue.put(_END)
+                self._track_queue.put(END)
 
     def _deliver(self, ticket: int, out: list[_Work]) -> None:
         """Queue one batch's results for the tracking thread once every earlier ticket has been queued.
@@ -394,7 +326,7 @@ class Runner:
                 self._delivered += 1
                 self._order.notify_all()
 
-    def _put(self, q: "queue.Queue[Union[_Work, _End]]", item: "_Work") -> None:
+    def _put(self, q: "queue.Queue[Union[_Work, End]]", item: "_Work") -> None:
         """Blocking put that gives up when the run is aborted (the consumer may be gone)."""
         while True:
             try:
@@ -411,7 +343,7 @@ class Runner:
         try:
             while True:
                 entry = self._track_queue.get()
-                if isinstance(entry, _End):
+                if isinstance(entry, End):
                     break
                 lane, item, dets = entry  # detected frames are processed and written even after a failure
                 if isinstance(item, StreamStatus):
@@ -421,7 +353,7 @@ class Runner:
         finally:
             self._finish_lanes()
 
-    def _process(self, lane: _Lane, frame: VideoFrame, dets: Detections) -> None:
+    def _process(self, lane: Lane, frame: VideoFrame, dets: Detections) -> None:
         if not lane.sinks_open:
             self._open_sinks(lane, frame.size)
         result = lane.processor.process(frame, dets)
@@ -431,7 +363,7 @@ class Runner:
         if self.state is not None and time.monotonic() - lane.last_checkpoint >= self.config.state.interval:
             self._checkpoint(lane)
 
-    def _to_sinks(self, lane: _Lane, item: Union[FrameResult, StreamStatus, Checkpoint]) -> None:
+    def _to_sinks(self, lane: Lane, item: Union[FrameResult, StreamStatus, Checkpoint]) -> None:
         if not lane.sinks_open and not isinstance(item, FrameResult):
             if isinstance(item, StreamStatus):
                 lane.pending.append(item)
@@ -443,7 +375,7 @@ class Runner:
 
     # ----------------------------------------------------------------- snapshots
 
-    def _checkpoint(self, lane: _Lane) -> None:
+    def _checkpoint(self, lane: Lane) -> None:
         """Send the processor's snapshot behind the frames it covers; saved once every file sink has them."""
         store = self.state
         if store is None:
@@ -466,10 +398,10 @@ class Runner:
 
     # ----------------------------------------------------------------- sinks
 
-    def _open_sinks(self, lane: _Lane, size: tuple[int, int]) -> None:
+    def _open_sinks(self, lane: Lane, size: tuple[int, int]) -> None:
         fps = output_fps(lane.source, lane.settings.options)
         built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
-        lane.sinks = [_SinkLane(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
+        lane.sinks = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
                       for b in built]
         for sink in lane.sinks:
             position = sink.sink.position() if sink.keeps_files else None
@@ -483,66 +415,15 @@ class Runner:
         for status in pending:
             self._to_sinks(lane, status)
 
-    def _sink_loop(self, name: str, lane_sink: _SinkLane) -> None:
-        """Sink thread: write results in order; close the sink whatever happens.
-
-        After a failure elsewhere the results already queued are still written (nothing processed is
-        lost); after its own failure the sink only drains its queue so producers never block.
-        """
-        sink, q = lane_sink.sink, lane_sink.queue
-        try:
-            while True:
-                item = q.get()
-                if isinstance(item, _End):
-                    break
-                if isinstance(item, StreamStatus):
-                    sink.status(item)
-                elif isinstance(item, Checkpoint):
-                    item.ack(lane_sink.name, sink.position())
-                else:
-                    sink.write(item)
-        except OutputError as exc:  # disk full, I/O error: this output stops alone, the others go on
-            self._sink_failed(lane_sink, exc)
-            self._drain(lane_sink)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
-            self._fail(name, exc)
-            self._drain(lane_sink)
-        finally:
-            try:
-                sink.close()
-            except OutputError as exc:
-                if lane_sink.failure is None:
-                    self._sink_failed(lane_sink, exc)
-            lost = sink.undelivered() if isinstance(sink, Lossy) else 0
-            lane_sink.lost = lost + (lane_sink.queue.dropped if lane_sink.drops_lose_data else 0)
-
-    def _sink_failed(self, lane_sink: _SinkLane, exc: OutputError) -> None:
-        lane_sink.failure = str(exc)
-        log.error("%s output stopped: %s (everything else goes on)", lane_sink.name, exc)
-
-    @staticmethod
-    def _drain(lane_sink: _SinkLane) -> None:
-        """Consume a failed sink's queue until its end, so producers never block; snapshots still complete
-        (the failed output keeps the position of its last good snapshot)."""
-        while True:
-            item = lane_sink.queue.get()
-            if isinstance(item, _End):
-                return
-            if isinstance(item, Checkpoint):
-                item.ack(lane_sink.name, None)
+    def _sink_loop(self, name: str, outlet: Outlet) -> None:
+        """Sink thread: see ``Outlet.run``; an error that is not the output's own stops the run."""
+        outlet.run(lambda exc: self._fail(name, exc))
 
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
-        out = []
-        for lane in self.lanes:
-            for sink in lane.sinks:
-                where = f"{sink.name} output of {lane.settings.id}"
-                if sink.failure is not None:
-                    out.append(f"{where} stopped: {sink.failure}")
-                elif sink.lost:
-                    out.append(f"{where}: {sink.lost} entries dropped or not delivered")
-        return out
+        lost = (outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.sinks)
+        return [phrase for phrase in lost if phrase is not None]
 
     def _finish_lanes(self) -> None:
         """Every source ended: close its processor (ending its tracks, unless suspended), take the last
@@ -556,7 +437,7 @@ class Runner:
             if self.state is not None and not self._abort.is_set():
                 self._checkpoint(lane)
             for sink in lane.sinks:
-                sink.queue.put_always(_END)
+                sink.queue.put_always(END)
 
     def _close_all_sinks(self) -> None:
         for lane in self.lanes:

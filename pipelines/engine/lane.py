@@ -1,0 +1,58 @@
+"""``Lane``: everything the engine keeps for one source (its per-camera state is in its processor)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Mapping, Optional
+
+from pipelines.engine.inbox import Inbox
+from pipelines.engine.outlet import Outlet
+from pipelines.frames import StreamStatus
+from pipelines.processing.processor import StreamProcessor
+from pipelines.processing.stats import SourceStats
+from pipelines.settings import SourceSettings
+from pipelines.sources.base import Source, SourceConfig
+
+
+def output_fps(source: Source, options: SourceConfig) -> Optional[float]:
+    """Frame rate of the processed frames of ``source``: its fps divided by vid_stride, capped by max_fps."""
+    fps = source.fps
+    if fps:
+        fps = fps / options.vid_stride
+        if options.max_fps:
+            fps = min(fps, options.max_fps)
+    return fps
+
+
+def expected_frames(source: Source, options: SourceConfig, max_frames: Optional[int] = None,
+                    skip: int = 0) -> Optional[int]:
+    """How many frames of ``source`` will be processed (for the progress ETA); None when unknown.
+    ``skip``: frames already processed by an earlier run (resumed from its state)."""
+    count = source.frame_count
+    if not count:
+        return max_frames if source.is_live else None
+    total = -(-count // options.vid_stride)
+    if options.max_fps and source.fps:
+        total = min(total, int(count / source.fps * options.max_fps) + 1)
+    total = max(0, total - skip)
+    return min(total, max_frames) if max_frames else total
+
+
+class Lane:
+    """Everything the runner keeps for one source (the per-camera state is in ``processor``)."""
+
+    def __init__(self, settings: SourceSettings, source: Source, inbox: Inbox, stats: SourceStats,
+                 processor: StreamProcessor, saved: Optional[Mapping[str, Any]]) -> None:
+        self.settings, self.source, self.inbox, self.stats = settings, source, inbox, stats
+        self.processor = processor
+        self.saved_outputs: Mapping[str, Mapping[str, object]] = (saved or {}).get("outputs", {})
+        self.resume_after: Optional[int] = None   # a resumed file: frames up to this index were processed
+        self.sinks: list[Outlet] = []
+        self.output_paths: list[str] = []
+        self.sinks_open = False
+        self.pending: list[StreamStatus] = []  # statuses that came before the sinks could be opened
+        self.last_checkpoint = time.monotonic()
+        self.checkpoints_taken = 0
+        self.checkpoints_saved = 0
+        self.save_lock = threading.Lock()
