@@ -31,3 +31,36 @@ class RealRatePacer:
         if delay > 0:
             self._stop.wait(delay)
         return dataclasses.replace(frame, capture_time=time.time())
+
+
+class StreamClockPacer:
+    """Spreads frames that arrive in bursts over their own timestamps, for segment-based live streams (HLS).
+
+    An HLS client downloads a whole segment (1-6 s of video) and decodes it in a few milliseconds, then waits for
+    the next one. With the newest-frame policy a detector slower than the stream would then process the last
+    frames of each segment and nothing for the rest of it. Holding each frame until ``origin + stream_time``
+    turns the bursts back into a steady stream, so the frames taken are spread evenly in stream time.
+
+    The origin is set by the first frame, and set again when the stream falls behind its schedule by more than
+    ``max_lag`` seconds (a slow download: no catching up in a burst), runs ahead by more than ``max_ahead``
+    (a jump in the timestamps) or goes back in time (a new encoder). ``stop`` (an Event) cuts a wait short.
+    """
+
+    def __init__(self, stop: threading.Event, max_lag: float = 1.0, max_ahead: float = 10.0) -> None:
+        self._stop = stop
+        self._max_lag, self._max_ahead = max_lag, max_ahead
+        self._origin: Optional[float] = None  # monotonic time at which stream time 0 is due
+        self._last: Optional[float] = None
+
+    def wait(self, stream_time: Optional[float]) -> None:
+        """Block until the frame at ``stream_time`` seconds is due (at once when its time is unknown)."""
+        if stream_time is None:
+            return
+        now = time.monotonic()
+        due = None if self._origin is None else self._origin + stream_time
+        if (due is None or now - due > self._max_lag or due - now > self._max_ahead
+                or (self._last is not None and stream_time < self._last)):
+            self._origin, due = now - stream_time, now
+        self._last = stream_time
+        if due > now:
+            self._stop.wait(due - now)

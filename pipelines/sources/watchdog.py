@@ -19,11 +19,16 @@ from typing import TYPE_CHECKING, Callable, Generic, Mapping, Optional, TypeVar
 import av
 import av.error
 
+from pipelines.sources.pacing import StreamClockPacer
+from pipelines.sources.replay import SeenFrames, frame_key
+
 if TYPE_CHECKING:
     from pipelines.sources.file import FrameSelector
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+SEGMENTED_FORMATS = ("hls", "applehttp", "dash")  # FFmpeg demuxers that deliver video a segment at a time
 
 
 class LatestSlot(Generic[T]):
@@ -89,7 +94,8 @@ class Decoded:
         frame: the PyAV frame (converted to BGR only if a consumer takes it, so dropped frames cost nothing).
         index: sequence number among all frames the source decoded (dropped and skipped ones count).
         stream_time: the frame's presentation time in seconds in the stream's own clock, None if unknown.
-        capture_time: ``time.time()`` when the decoder returned it.
+        capture_time: ``time.time()`` when the frame was handed on: when the decoder returned it, or for a
+            paced segment-based stream (HLS) when it was due by its timestamp -- when it would have been live.
     """
 
     frame: av.VideoFrame
@@ -105,13 +111,21 @@ class Connection:
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
     which may echo the URL). ``fps``/``size`` are known once the stream is open; ``damaged_packets`` counts packets
     the decoder rejected (skipped without ending the connection).
+
+    ``seen`` is the source's memory of decoded frames: a frame an earlier connection decoded (``generation`` numbers
+    the connections) is old video replayed by the server and never reaches the slot; ``replayed`` counts them.
+    Segment-based streams (HLS) are paced by their timestamps (``paced``), see ``StreamClockPacer``.
     """
 
     def __init__(self, url: str, *, name: str, fmt: Optional[str], options: Mapping[str, str],
                  timeouts: tuple[float, float], decode_threads: int, selector: "FrameSelector",
-                 counter: "itertools.count[int]", scrub: Callable[[str], str]) -> None:
+                 counter: "itertools.count[int]", scrub: Callable[[str], str],
+                 seen: Optional[SeenFrames] = None, generation: int = 0) -> None:
         self.slot: LatestSlot[Decoded] = LatestSlot()
         self.damaged_packets = 0
+        self.replayed = 0
+        self.paced = False
+        self._seen, self._generation = seen, generation
         self.error: Optional[str] = None
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
@@ -144,6 +158,7 @@ class Connection:
             rate = stream.average_rate or stream.guessed_rate
             self.fps = float(rate) if rate else None
             self.size = (stream.codec_context.width, stream.codec_context.height)
+            self.paced = container.format.name in SEGMENTED_FORMATS
             self._decode(container, stream)
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
@@ -158,6 +173,7 @@ class Connection:
 
     def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream") -> None:
         decoded = 0
+        pacer = StreamClockPacer(self._cancelled) if self.paced else None
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
@@ -167,13 +183,20 @@ class Connection:
             for frame in frames:
                 if self._cancelled.is_set():
                     return
-                now = time.time()
-                index = next(self._counter)
                 stream_time = float(frame.time) if frame.time is not None else None
-                keep = self._selector.keep(decoded, stream_time if stream_time is not None else now)
+                if self._seen is not None and self._seen.check(frame_key(frame, stream_time), self._generation):
+                    self.replayed += 1  # old video the server sent again: not part of this source's stream
+                    continue
+                index = next(self._counter)
+                keep = self._selector.keep(decoded, stream_time if stream_time is not None else time.time())
                 decoded += 1
-                if keep:  # frames left out by vid_stride / max_fps are skipped on purpose, not dropped
-                    self.slot.put(Decoded(frame, index, stream_time, now))
+                if not keep:  # frames left out by vid_stride / max_fps are skipped on purpose, not dropped
+                    continue
+                if pacer is not None:
+                    pacer.wait(stream_time)
+                    if self._cancelled.is_set():
+                        return
+                self.slot.put(Decoded(frame, index, stream_time, time.time()))
         self.error = self.error or "the stream ended"
 
 
