@@ -41,14 +41,17 @@ class StreamClockPacer:
     frames of each segment and nothing for the rest of it. Holding each frame until ``origin + stream_time``
     turns the bursts back into a steady stream, so the frames taken are spread evenly in stream time.
 
-    The origin is set by the first frame, and set again when the stream falls behind its schedule by more than
-    ``max_lag`` seconds (a slow download: no catching up in a burst), runs ahead by more than ``max_ahead``
-    (a jump in the timestamps) or goes back in time (a new encoder). ``stop`` (an Event) cuts a wait short.
+    The origin is set by the first frame. A frame that comes later than its schedule moves the origin later, to
+    itself (it is handed on at once, and the frames after it keep their spacing instead of catching up in a
+    burst): the delay settles at what the slowest segment download needs -- at the live edge of a playlist the
+    last frame of a segment comes only with the next segment -- and from then on every frame is on time.
+    Timestamps that jump ahead by more than ``max_ahead`` seconds or go back (a new encoder) restart the schedule.
+    ``stop`` (an Event) cuts a wait short.
     """
 
-    def __init__(self, stop: threading.Event, max_lag: float = 1.0, max_ahead: float = 10.0) -> None:
+    def __init__(self, stop: threading.Event, max_ahead: float = 10.0) -> None:
         self._stop = stop
-        self._max_lag, self._max_ahead = max_lag, max_ahead
+        self._max_ahead = max_ahead
         self._origin: Optional[float] = None  # monotonic time at which stream time 0 is due
         self._last: Optional[float] = None
 
@@ -58,7 +61,7 @@ class StreamClockPacer:
             return
         now = time.monotonic()
         due = None if self._origin is None else self._origin + stream_time
-        if (due is None or now - due > self._max_lag or due - now > self._max_ahead
+        if (due is None or due < now or due - now > self._max_ahead
                 or (self._last is not None and stream_time < self._last)):
             self._origin, due = now - stream_time, now
         self._last = stream_time

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 SEGMENTED_FORMATS = ("hls", "applehttp", "dash")  # FFmpeg demuxers that deliver video a segment at a time
+PACE_AHEAD = 32  # decoded frames a paced reader holds ahead of their time: the next segment is fetched meanwhile
 
 
 class LatestSlot(Generic[T]):
@@ -159,7 +161,12 @@ class Connection:
             self.fps = float(rate) if rate else None
             self.size = (stream.codec_context.width, stream.codec_context.height)
             self.paced = container.format.name in SEGMENTED_FORMATS
-            self._decode(container, stream)
+            outlet = _PacedOutlet(self.slot, self._cancelled, self._thread.name) if self.paced else None
+            try:
+                self._decode(container, stream, outlet)
+            finally:
+                if outlet is not None:
+                    outlet.finish()
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
                 self.error = self._scrub(_one_line(exc))
@@ -171,9 +178,9 @@ class Connection:
                 except Exception:  # noqa: BLE001 - closing a broken stream may fail; nothing to recover
                     pass
 
-    def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream") -> None:
+    def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream",
+                outlet: Optional[_PacedOutlet]) -> None:
         decoded = 0
-        pacer = StreamClockPacer(self._cancelled) if self.paced else None
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
@@ -192,12 +199,54 @@ class Connection:
                 decoded += 1
                 if not keep:  # frames left out by vid_stride / max_fps are skipped on purpose, not dropped
                     continue
-                if pacer is not None:
-                    pacer.wait(stream_time)
-                    if self._cancelled.is_set():
-                        return
-                self.slot.put(Decoded(frame, index, stream_time, time.time()))
+                if outlet is not None:
+                    outlet.put((frame, index, stream_time))
+                else:
+                    self.slot.put(Decoded(frame, index, stream_time, time.time()))
         self.error = self.error or "the stream ended"
+
+
+class _PacedOutlet:
+    """Hands decoded frames to a slot at their stream time (``StreamClockPacer``) from its own thread.
+
+    The demuxer keeps reading up to ``PACE_AHEAD`` frames ahead, so the next segment is downloaded while the
+    current one plays out: pacing in the reader thread itself would start that download only after the last
+    frame (which MPEG-TS hands on only once the next segment begins) and leave a hole at every segment boundary.
+    """
+
+    def __init__(self, slot: LatestSlot[Decoded], cancelled: threading.Event, name: str) -> None:
+        self._queue: "queue.Queue[Optional[tuple[av.VideoFrame, int, Optional[float]]]]" = queue.Queue(PACE_AHEAD)
+        self._slot, self._cancelled = slot, cancelled
+        self._pacer = StreamClockPacer(cancelled)
+        self._thread = threading.Thread(target=self._run, name=f"live-pacer-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, item: Optional[tuple[av.VideoFrame, int, Optional[float]]]) -> None:
+        """Queue (frame, index, stream time), waiting while ``PACE_AHEAD`` frames wait; None = no more frames."""
+        while not self._cancelled.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Release the frames still queued (none once cancelled), then return."""
+        self.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._cancelled.is_set():
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            frame, index, stream_time = item
+            self._pacer.wait(stream_time)
+            if not self._cancelled.is_set():
+                self._slot.put(Decoded(frame, index, stream_time, time.time()))
 
 
 def _one_line(exc: BaseException) -> str:
