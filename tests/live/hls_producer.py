@@ -7,6 +7,9 @@ picture twice". ffmpeg writes a live playlist (``-f hls``, 1 s segments, 5 in th
 ``ThreadingHTTPServer`` serves; ``kill()`` is a producer that dies (the stale playlist stays on the server),
 ``terminate()`` a clean stop (ffmpeg ends the playlist with ``#EXT-X-ENDLIST``), ``start()`` a restart (the new
 ffmpeg begins again at media sequence 0 with timestamps from 0, as a rebooted encoder does).
+
+With ``mpegts_port`` ffmpeg serves the stream itself instead, as one live MPEG-TS over HTTP
+(``-listen 1``, ``http://127.0.0.1:PORT/live.ts``): an HTTP camera.
 """
 
 from __future__ import annotations
@@ -65,8 +68,10 @@ class LoopbackServer:
 class HlsProducer:
     """ffmpeg writing ``live.m3u8`` into ``directory`` from stamped frames fed at 25 fps (see module docstring)."""
 
-    def __init__(self, ffmpeg: str, frames: list[bytes], size: tuple[int, int], directory: Path) -> None:
+    def __init__(self, ffmpeg: str, frames: list[bytes], size: tuple[int, int], directory: Path,
+                 mpegts_port: Optional[int] = None) -> None:
         self.ffmpeg, self.frames, self.size, self.directory = ffmpeg, frames, size, directory
+        self.mpegts_port = mpegts_port
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self._feeder: Optional[threading.Thread] = None
         self.fed_last: Optional[float] = None  # time.time() of the last frame handed to ffmpeg
@@ -75,9 +80,12 @@ class HlsProducer:
         w, h = self.size
         cmd = [self.ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
                "-s", f"{w}x{h}", "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "ultrafast",
-               "-tune", "zerolatency", "-g", str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0",
-               "-f", "hls", "-hls_time", "1", "-hls_list_size", "5",
-               "-hls_flags", "delete_segments+program_date_time", str(self.directory / "live.m3u8")]
+               "-tune", "zerolatency", "-g", str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0"]
+        if self.mpegts_port is not None:
+            cmd += ["-f", "mpegts", "-listen", "1", f"http://127.0.0.1:{self.mpegts_port}/live.ts"]
+        else:
+            cmd += ["-f", "hls", "-hls_time", "1", "-hls_list_size", "5",
+                    "-hls_flags", "delete_segments+program_date_time", str(self.directory / "live.m3u8")]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._feeder = threading.Thread(target=self._feed, args=(self.proc,), daemon=True)
         self._feeder.start()

@@ -1,5 +1,6 @@
-"""LiveSource on a real live HLS stream (ffmpeg on loopback): outages never replay old video, an ended playlist is
-an end of stream with the normal backoff, gap figures are the real outage, and bursty segments are sampled evenly.
+"""LiveSource on real live HLS and MPEG-TS-over-HTTP streams (ffmpeg on loopback): outages never replay old video,
+an ended playlist is an end of stream with the normal backoff, gap figures are the real outage, and bursty
+segments are sampled evenly.
 
 Every frame the producer feeds carries its wall-clock stamp in its pixels (tests/live/hls_producer.py), so "the
 same picture twice" is checked on the pictures the source hands on, not on its own bookkeeping.
@@ -19,7 +20,7 @@ import pytest
 
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.live import LiveSource
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary
 from tests.live.hls_producer import HlsProducer, LoopbackServer, i420_frames
 from tests.rtsp_server import read_stamp
 
@@ -193,3 +194,55 @@ def test_a_slow_consumer_takes_frames_spread_evenly_over_each_segment(hls):
     ages = [f.capture_time - stamp for f, stamp in zip(reader.frames[first:], reader.stamps[first:])
             if stamp is not None]
     assert max(ages) - min(ages) < 0.6, "the paced capture time must follow the stream's clock"
+
+
+def test_mpegts_over_http_camera_restart_resumes_with_new_video_only(bikes_video, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pipelines.sources.live")
+    frames, width, height = i420_frames(bikes_video, 50)
+    producer = HlsProducer(require_binary("ffmpeg"), frames, (width, height), tmp_path, mpegts_port=free_port())
+    try:
+        producer.start()
+        reader = Reader(LiveSource(f"http://127.0.0.1:{producer.mpegts_port}/live.ts", OPTIONS, source_id="ts"))
+        reader.wait_for(StatusKind.STARTED, 1, timeout=15)
+        time.sleep(2.0)
+        producer.kill()
+        reader.wait_for(StatusKind.GAP, 1, timeout=10)
+        time.sleep(3.0)
+        restarted = time.time()
+        producer.start()
+        reader.wait_for(StatusKind.RESUMED, 1, timeout=20)
+        time.sleep(1.5)
+        reader.finish()
+    finally:
+        producer.kill()
+    stamps = reader.stamps
+    assert None not in stamps and all(b > a for a, b in zip(stamps, stamps[1:])), "a picture came twice"
+    assert reader.kinds() == [StatusKind.STARTED, StatusKind.GAP, StatusKind.RESUMED, StatusKind.ENDED]
+    gap = float(reader.first_resume_after(restarted).detail["gap_seconds"])
+    assert gap >= restarted - reader.last_frame_before(restarted)
+    refused = retries(caplog, reader.last_gap_before(restarted), restarted)
+    assert 2 <= len(refused) <= 8, f"{len(refused)} attempts in 3 s while the camera was down"
+    assert_backoff(refused, OPTIONS["reconnect_initial_delay"], OPTIONS["reconnect_max_delay"])
+
+
+def test_a_file_sent_again_over_http_is_not_processed_again(bikes_video, tmp_path, caplog):
+    """The same MPEG-TS file on every request: after it ends, each reconnect brings only old video."""
+    from tests.live.test_live_source import remux_to_mpegts
+
+    caplog.set_level(logging.INFO, logger="pipelines.sources.live")
+    remux_to_mpegts(bikes_video, tmp_path / "bikes.ts")
+    server = LoopbackServer(tmp_path)
+    try:
+        reader = Reader(LiveSource(server.url("bikes.ts"), OPTIONS, source_id="file"))
+        reader.wait_for(StatusKind.GAP, 1, timeout=15)
+        ended = time.time()
+        time.sleep(4.0)
+        reader.finish()
+    finally:
+        server.close()
+    assert reader.kinds() == [StatusKind.STARTED, StatusKind.GAP, StatusKind.ENDED], reader.kinds()
+    pts = [f.pts for f in reader.frames]
+    assert len(pts) <= 250 and all(b > a for a, b in zip(pts, pts[1:]))
+    again = retries(caplog, ended, time.time())
+    assert 2 <= len(again) <= 8 and reader.source.replayed >= 200 * len(again)
+    assert_backoff(again, OPTIONS["reconnect_initial_delay"], OPTIONS["reconnect_max_delay"])
