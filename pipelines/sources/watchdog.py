@@ -250,5 +250,6 @@ class _PacedOutlet:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    """FFmpeg's message of ``exc`` on one line (PyAV's errno and the URL it appends are left out)."""
+    message = exc.strerror if isinstance(exc, av.error.FFmpegError) and exc.strerror else str(exc)
+    return " ".join(message.split()) or type(exc).__name__
