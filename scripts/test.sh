@@ -2,7 +2,8 @@
 # Set up everything the test suite needs on a fresh machine, then run it.
 #   - Debian packages: redis-server and mosquitto (tests start their own on a free port) and the GStreamer RTSP server
 #     that live-camera tests run against (driven by the system /usr/bin/python3); headless chromium and
-#     chromedriver for the web view's browser tests (tests/web).
+#     chromedriver for the web view's browser tests (tests/web); ffmpeg, the live HLS / MPEG-TS producer of
+#     tests/live/test_hls.py.
 #   - A virtual environment in .venv with trackstream and its test extras.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
@@ -21,6 +22,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad
   gstreamer1.0-libav
+  ffmpeg
   chromium
   chromium-driver
 )

@@ -5,6 +5,14 @@ and counted), notices a silent or broken stream with a watchdog, and reconnects 
 jitter -- forever by default. Health changes are yielded in order with the frames as ``StreamStatus`` values
 (stream_started, stream_gap, stream_resumed, stream_ended).
 
+A reconnect never hands on old video: every decoded frame is remembered by its stream time and a fingerprint of
+its pixels (``pipelines/sources/replay.py``), and frames an earlier connection decoded -- a dead HLS producer's
+stale playlist, an ended playlist played again, a file re-sent over HTTP -- are skipped. A connection that brings
+only old video is a failed attempt (the backoff grows; an ended playlist is an end of stream), and
+``stream_resumed`` comes with the first new frame. Its ``gap_seconds`` is the time from the last frame before the
+outage to that first new frame. Segment-based streams (HLS) are paced by their timestamps, so a slow detector
+takes frames spread evenly over each segment rather than the last frames of each download.
+
 Timestamps (``VideoFrame.pts``) follow the stream's own clock within a connection and the wall clock across
 reconnects, so the tracker sees a 4 s outage as 4 s of time: a gap shorter than the tracker's budget keeps IDs.
 
@@ -30,6 +38,7 @@ from pipelines.secrets import redact_text, redact_url, source_name, url_password
 from pipelines.sources.backoff import Backoff
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FrameSelector
+from pipelines.sources.replay import SeenFrames
 from pipelines.sources.watchdog import Connection, Decoded
 from tracker.configutil import from_mapping
 
@@ -77,7 +86,9 @@ class LiveSource:
         source_id: configured id, else the URL's host/path without credentials.
         fps, size: from the stream once connected (None before).
         dropped: frames decoded but replaced by a newer one before they were taken.
-        reconnects: successful reconnections after a gap; ``connect_failures``: failed attempts.
+        reconnects: successful reconnections after a gap; ``connect_failures``: failed attempts (an attempt
+            that brought only old video counts as failed).
+        replayed: frames skipped because an earlier connection had decoded them already.
     """
 
     is_live = True
@@ -100,6 +111,11 @@ class LiveSource:
         self.reconnects = 0
         self.connect_failures = 0
         self.frames_out = 0
+        self.replayed = 0
+        self._replayed_before = 0  # replays skipped by earlier connections
+        self._seen = SeenFrames()
+        self._generation = 0
+        self._last_capture: Optional[float] = None  # capture_time of the last frame handed on
         self.connected = False  # True while frames flow (between started/resumed and gap/ended)
         self._stop = threading.Event()
         self._conn: Optional[Connection] = None
@@ -150,7 +166,7 @@ class LiveSource:
             conn = self._connect()
             first = conn.slot.get(timeout=s.open_timeout + s.read_timeout)
             if first is None or self._stop.is_set():
-                reason = conn.error or f"no picture within {s.open_timeout + s.read_timeout:g} s"
+                reason = self._attempt_failure(conn)
                 self._drop_connection()
                 if self._stop.is_set():
                     break
@@ -173,7 +189,7 @@ class LiveSource:
                                    size=list(self.size) if self.size else None)
             elif gap_since is not None:
                 self.reconnects += 1
-                gap = time.time() - gap_since
+                gap = first.capture_time - (self._last_capture if self._last_capture is not None else gap_since)
                 log.info("source %s: stream resumed after %.1f s (reconnect %d)", self.source_id, gap,
                          self.reconnects)
                 yield self._status(StatusKind.RESUMED, gap_seconds=round(gap, 3), reconnects=self.reconnects)
@@ -195,23 +211,39 @@ class LiveSource:
         """Yield frames from one live connection; returns why it stopped (stream ended, error, silence)."""
         item: Optional[Decoded] = first
         while item is not None:
-            self.dropped = self._dropped_before + conn.slot.dropped
+            self._count(conn)
             yield self._to_frame(item)
             if self._stop.is_set():
                 return "stopped"
             item = conn.slot.get(timeout=self.settings.read_timeout)
-        self.dropped = self._dropped_before + conn.slot.dropped
-        return conn.error or f"no frame for {self.settings.read_timeout:g} s"
+        self._count(conn)
+        reason = conn.error or f"no frame for {self.settings.read_timeout:g} s"
+        return reason + (f" ({conn.replayed} old frames sent again were skipped)" if conn.replayed else "")
 
     # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _count(self, conn: Connection) -> None:
+        self.dropped = self._dropped_before + conn.slot.dropped
+        self.replayed = self._replayed_before + conn.replayed
+
+    def _attempt_failure(self, conn: Connection) -> str:
+        """Why an attempt brought no new picture (the server may have sent only old video)."""
+        self._count(conn)
+        wait = self.settings.open_timeout + self.settings.read_timeout
+        if conn.replayed:
+            old = f"only old video ({conn.replayed} frames sent again, skipped)"
+            return f"{conn.error} after {old}" if conn.error else f"no new picture within {wait:g} s, {old}"
+        return conn.error or f"no picture within {wait:g} s"
 
     def _connect(self) -> Connection:
         s = self.settings
         self._dropped_before = self.dropped
+        self._replayed_before = self.replayed
+        self._generation += 1
         self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._options,
                                 timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,
                                 selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
-                                scrub=self.scrub).start()
+                                scrub=self.scrub, seen=self._seen, generation=self._generation).start()
         if self._stop.is_set():  # stop() ran while this attempt was being made: do not wait on it
             self._conn.slot.close()
         return self._conn
@@ -231,6 +263,7 @@ class LiveSource:
             pts = self._conn_base[0] + (item.stream_time - self._conn_base[1])
         pts = max(pts, self._last_pts + 1e-6)
         self._last_pts = pts
+        self._last_capture = item.capture_time
         image: np.ndarray = np.ascontiguousarray(item.frame.to_ndarray(format="bgr24"))
         self.frames_out += 1
         return VideoFrame(image=image, index=item.index, pts=pts, source_id=self.source_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -19,11 +20,17 @@ from typing import TYPE_CHECKING, Callable, Generic, Mapping, Optional, TypeVar
 import av
 import av.error
 
+from pipelines.sources.pacing import StreamClockPacer
+from pipelines.sources.replay import SeenFrames, frame_key
+
 if TYPE_CHECKING:
     from pipelines.sources.file import FrameSelector
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+SEGMENTED_FORMATS = ("hls", "applehttp", "dash")  # FFmpeg demuxers that deliver video a segment at a time
+PACE_AHEAD = 32  # decoded frames a paced reader holds ahead of their time: the next segment is fetched meanwhile
 
 
 class LatestSlot(Generic[T]):
@@ -89,7 +96,8 @@ class Decoded:
         frame: the PyAV frame (converted to BGR only if a consumer takes it, so dropped frames cost nothing).
         index: sequence number among all frames the source decoded (dropped and skipped ones count).
         stream_time: the frame's presentation time in seconds in the stream's own clock, None if unknown.
-        capture_time: ``time.time()`` when the decoder returned it.
+        capture_time: ``time.time()`` when the frame was handed on: when the decoder returned it, or for a
+            paced segment-based stream (HLS) when it was due by its timestamp -- when it would have been live.
     """
 
     frame: av.VideoFrame
@@ -105,13 +113,21 @@ class Connection:
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
     which may echo the URL). ``fps``/``size`` are known once the stream is open; ``damaged_packets`` counts packets
     the decoder rejected (skipped without ending the connection).
+
+    ``seen`` is the source's memory of decoded frames: a frame an earlier connection decoded (``generation`` numbers
+    the connections) is old video replayed by the server and never reaches the slot; ``replayed`` counts them.
+    Segment-based streams (HLS) are paced by their timestamps (``paced``), see ``StreamClockPacer``.
     """
 
     def __init__(self, url: str, *, name: str, fmt: Optional[str], options: Mapping[str, str],
                  timeouts: tuple[float, float], decode_threads: int, selector: "FrameSelector",
-                 counter: "itertools.count[int]", scrub: Callable[[str], str]) -> None:
+                 counter: "itertools.count[int]", scrub: Callable[[str], str],
+                 seen: Optional[SeenFrames] = None, generation: int = 0) -> None:
         self.slot: LatestSlot[Decoded] = LatestSlot()
         self.damaged_packets = 0
+        self.replayed = 0
+        self.paced = False
+        self._seen, self._generation = seen, generation
         self.error: Optional[str] = None
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
@@ -144,7 +160,13 @@ class Connection:
             rate = stream.average_rate or stream.guessed_rate
             self.fps = float(rate) if rate else None
             self.size = (stream.codec_context.width, stream.codec_context.height)
-            self._decode(container, stream)
+            self.paced = container.format.name in SEGMENTED_FORMATS
+            outlet = _PacedOutlet(self.slot, self._cancelled, self._thread.name) if self.paced else None
+            try:
+                self._decode(container, stream, outlet)
+            finally:
+                if outlet is not None:
+                    outlet.finish()
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
                 self.error = self._scrub(_one_line(exc))
@@ -156,7 +178,8 @@ class Connection:
                 except Exception:  # noqa: BLE001 - closing a broken stream may fail; nothing to recover
                     pass
 
-    def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream") -> None:
+    def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream",
+                outlet: Optional[_PacedOutlet]) -> None:
         decoded = 0
         for packet in container.demux(stream):
             try:
@@ -167,16 +190,66 @@ class Connection:
             for frame in frames:
                 if self._cancelled.is_set():
                     return
-                now = time.time()
-                index = next(self._counter)
                 stream_time = float(frame.time) if frame.time is not None else None
-                keep = self._selector.keep(decoded, stream_time if stream_time is not None else now)
+                if self._seen is not None and self._seen.check(frame_key(frame, stream_time), self._generation):
+                    self.replayed += 1  # old video the server sent again: not part of this source's stream
+                    continue
+                index = next(self._counter)
+                keep = self._selector.keep(decoded, stream_time if stream_time is not None else time.time())
                 decoded += 1
-                if keep:  # frames left out by vid_stride / max_fps are skipped on purpose, not dropped
-                    self.slot.put(Decoded(frame, index, stream_time, now))
+                if not keep:  # frames left out by vid_stride / max_fps are skipped on purpose, not dropped
+                    continue
+                if outlet is not None:
+                    outlet.put((frame, index, stream_time))
+                else:
+                    self.slot.put(Decoded(frame, index, stream_time, time.time()))
         self.error = self.error or "the stream ended"
 
 
+class _PacedOutlet:
+    """Hands decoded frames to a slot at their stream time (``StreamClockPacer``) from its own thread.
+
+    The demuxer keeps reading up to ``PACE_AHEAD`` frames ahead, so the next segment is downloaded while the
+    current one plays out: pacing in the reader thread itself would start that download only after the last
+    frame (which MPEG-TS hands on only once the next segment begins) and leave a hole at every segment boundary.
+    """
+
+    def __init__(self, slot: LatestSlot[Decoded], cancelled: threading.Event, name: str) -> None:
+        self._queue: "queue.Queue[Optional[tuple[av.VideoFrame, int, Optional[float]]]]" = queue.Queue(PACE_AHEAD)
+        self._slot, self._cancelled = slot, cancelled
+        self._pacer = StreamClockPacer(cancelled)
+        self._thread = threading.Thread(target=self._run, name=f"live-pacer-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, item: Optional[tuple[av.VideoFrame, int, Optional[float]]]) -> None:
+        """Queue (frame, index, stream time), waiting while ``PACE_AHEAD`` frames wait; None = no more frames."""
+        while not self._cancelled.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Release the frames still queued (none once cancelled), then return."""
+        self.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._cancelled.is_set():
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            frame, index, stream_time = item
+            self._pacer.wait(stream_time)
+            if not self._cancelled.is_set():
+                self._slot.put(Decoded(frame, index, stream_time, time.time()))
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    """FFmpeg's message of ``exc`` on one line (PyAV's errno and the URL it appends are left out)."""
+    message = exc.strerror if isinstance(exc, av.error.FFmpegError) and exc.strerror else str(exc)
+    return " ".join(message.split()) or type(exc).__name__

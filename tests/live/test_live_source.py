@@ -205,8 +205,9 @@ def test_rtsp_over_udp_delivers_frames(rtsp_server):
     assert rec.frames[-1][1].image.shape == (272, 640, 3)
 
 
-def remux_to_mpegts(src, dst) -> None:
-    """Copy the H.264 packets of ``src`` into an MPEG-TS file (the format HTTP cameras and HLS segments use)."""
+def remux_to_mpegts(src, dst, offset: float = 0.0) -> None:
+    """Copy the H.264 packets of ``src`` into an MPEG-TS file (the format HTTP cameras and HLS segments use),
+    their timestamps moved ``offset`` seconds later."""
     import av
 
     with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
@@ -214,18 +215,31 @@ def remux_to_mpegts(src, dst) -> None:
         stream_out = out.add_stream_from_template(stream_in)
         for packet in inp.demux(stream_in):
             if packet.dts is not None:
+                shift = round(offset / packet.time_base)
+                packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
                 packet.stream = stream_out
                 out.mux(packet)
 
 
 def test_http_stream_is_read_and_reconnected_after_it_ends(bikes_video, tmp_path):
     """An HTTP URL goes through the same live path (here an MPEG-TS file over HTTP: when it ends, that is a gap
-    and the source reconnects, as it would for an HTTP camera that hung up)."""
+    and the source reconnects, as it would for an HTTP camera that hung up; the next request gets the video that
+    follows, as from a camera -- the same file again would be old video, see tests/live/test_hls.py)."""
     import functools
     import http.server
 
     remux_to_mpegts(bikes_video, tmp_path / "bikes.ts")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    remux_to_mpegts(bikes_video, tmp_path / "later.ts", offset=20.0)
+    requests: list[str] = []
+
+    class Camera(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the base class's name
+            requests.append(self.path)
+            if len(requests) > 1:
+                self.path = "/later.ts"
+            super().do_GET()
+
+    handler = functools.partial(Camera, directory=str(tmp_path))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
