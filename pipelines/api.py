@@ -175,7 +175,8 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
         vid_stride: process every Nth frame of each source.
         zones / lines: ``[{"name": "door", "polygon": [[x, y], ...]}]`` / ``[{"name": "gate",
             "points": [[x, y], [x, y]]}]`` in pixels of the frames (one source; several: per entry).
-        max_frames: stop each source after this many processed frames.
+        max_frames: stop each source after reading this many frames (from a camera, frames dropped by the
+            newest-frame policy count too, as with `--max-frames`).
         statuses: also yield each source's ``StreamStatus`` values (started, gap, resumed, ended,
             closed) in order with its frames; their ``events`` hold the stream events and the
             ``track_ended`` events of tracks still open when a source ends.

@@ -67,7 +67,8 @@ class Runner:
         sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy.
         detector: the detector (``FrameDetector``: ``detect_counted``, ``class_names``, ``workers``).
         config: the pipeline config (``detector.batch``, outputs, overlays and ``state.interval``).
-        max_frames: stop each source after this many processed frames (None = all).
+        max_frames: stop each source after reading this many frames (None = all; a camera's frames dropped by
+            the newest-frame policy count too).
         sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
         state: where each source's snapshot is loaded from and saved to (None: no snapshots).
     """
