@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Callable, Generic, Mapping, Optional, TypeVar
 import av
 import av.error
 
+from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
+
 if TYPE_CHECKING:
     from pipelines.sources.file import FrameSelector
 
@@ -102,6 +104,7 @@ class Connection:
     """One attempt to read a stream: a daemon thread that opens ``url`` with PyAV and decodes its first video
     stream into ``slot`` until the stream ends, fails or ``cancel()`` is called.
 
+    ``decoder`` (``auto|cpu|cuda``, see ``hwdecode``) picks NVDEC or software decoding once the stream is open.
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
     which may echo the URL). ``fps``/``size`` are known once the stream is open; ``damaged_packets`` counts packets
     the decoder rejected (skipped without ending the connection).
@@ -109,7 +112,7 @@ class Connection:
 
     def __init__(self, url: str, *, name: str, fmt: Optional[str], options: Mapping[str, str],
                  timeouts: tuple[float, float], decode_threads: int, selector: "FrameSelector",
-                 counter: "itertools.count[int]", scrub: Callable[[str], str]) -> None:
+                 counter: "itertools.count[int]", scrub: Callable[[str], str], decoder: str = "auto") -> None:
         self.slot: LatestSlot[Decoded] = LatestSlot()
         self.damaged_packets = 0
         self.error: Optional[str] = None
@@ -118,6 +121,8 @@ class Connection:
         self._url, self._fmt, self._options = url, fmt, dict(options)
         self._timeouts, self._threads, self._selector = timeouts, decode_threads, selector
         self._counter, self._scrub = counter, scrub
+        self._name, self._decoder_mode = name, decoder
+        self.decoder: Optional[DecoderChoice] = None  # chosen once the stream is open
         self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"live-reader-{name}", daemon=True)
 
@@ -144,7 +149,8 @@ class Connection:
             rate = stream.average_rate or stream.guessed_rate
             self.fps = float(rate) if rate else None
             self.size = (stream.codec_context.width, stream.codec_context.height)
-            self._decode(container, stream)
+            self.decoder = choose_decoder(stream, self._decoder_mode, self._name)
+            self._decode(container, stream, self.decoder)
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
                 self.error = self._scrub(_one_line(exc))
@@ -156,11 +162,12 @@ class Connection:
                 except Exception:  # noqa: BLE001 - closing a broken stream may fail; nothing to recover
                     pass
 
-    def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream") -> None:
+    def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream",
+                decoder: DecoderChoice) -> None:
         decoded = 0
         for packet in container.demux(stream):
             try:
-                frames = packet.decode()
+                frames = decoder.decode(packet)
             except av.error.InvalidDataError:  # a damaged packet (e.g. lost over UDP): skip it, keep the stream
                 self.damaged_packets += 1
                 continue
