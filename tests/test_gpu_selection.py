@@ -19,6 +19,7 @@ import pipelines.sinks.video as video
 import pipelines.sources.hwdecode as hwdecode
 from pipelines.config import load_config
 from pipelines.errors import OutputError, SourceError
+from pipelines.frames import VideoFrame
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FileSource
 from pipelines.sources.hwdecode import choose_decoder, open_cuvid
@@ -57,9 +58,8 @@ def _records(caplog: pytest.LogCaptureFixture) -> list[str]:
 def _frames(source: FileSource) -> list[tuple[int, float, int]]:
     out = []
     for item in source.frames():
-        image = getattr(item, "image", None)
-        if image is not None:
-            out.append((item.index, item.pts, int(image[::16, ::16].sum())))  # type: ignore[union-attr]
+        if isinstance(item, VideoFrame):
+            out.append((item.index, item.pts, int(item.image[::16, ::16].sum())))
     source.close()
     return out
 
@@ -232,8 +232,6 @@ def test_cuda_nvenc_writes_a_playable_video_when_the_gpu_has_nvenc(tmp_path):
 def test_cuda_detector_runs_batched_half_precision(pose_weights):
     from pipelines.config import DetectorConfig
     from pipelines.detection.detector import Detector
-    from pipelines.frames import VideoFrame
-
     detector = Detector(DetectorConfig(model=str(pose_weights), batch=16))
     assert detector.device.startswith("cuda") and detector.half and detector.workers == 1
     frames = [VideoFrame(np.zeros((1080, 1920, 3), np.uint8), i, i / 30, f"cam{i}", 0.0) for i in range(16)]

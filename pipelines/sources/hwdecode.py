@@ -52,11 +52,10 @@ class DecoderChoice:
     reason: str
     context: Any = None
 
-    def decode(self, packet: "av.Packet") -> Iterable["av.VideoFrame"]:
-        """The frames ``packet`` completes, from whichever decoder was chosen."""
-        if self.context is None:
-            return packet.decode()  # type: ignore[return-value]
-        return self.context.decode(packet)  # type: ignore[no-any-return]
+    def decode(self, packet: Any) -> list[Any]:
+        """The frames (``av.VideoFrame``) that ``packet`` completes, from whichever decoder was chosen."""
+        frames = packet.decode() if self.context is None else self.context.decode(packet)
+        return list(frames)
 
 
 def _reason(exc: BaseException) -> str:
