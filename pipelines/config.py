@@ -68,6 +68,7 @@ class OutputConfig:
     mot: Optional[str] = None
     events: Optional[str] = None
     video_codec: str = "libx264"
+    video_encoder: Literal["auto", "cpu", "cuda"] = "auto"  # NVENC or video_codec: pipelines/sinks/video.py
     video_crf: int = field(default=23, metadata={"min": 0, "max": 51})
     video_preset: Literal[X264_PRESETS] = "veryfast"  # type: ignore[valid-type]
     video_keyframe_seconds: float = field(default=2.0, metadata={"gt": 0})

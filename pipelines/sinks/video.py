@@ -30,6 +30,7 @@ Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, a key fram
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -65,8 +66,64 @@ def even_size(size: Tuple[int, int]) -> Tuple[int, int]:
     return w + (w & 1), h + (h & 1)
 
 
+# the NVENC encoder that stands in for a CPU codec, and x264 speed presets -> NVENC presets (p1 fastest .. p7)
+NVENC_FOR = {"libx264": "h264_nvenc", "libx265": "hevc_nvenc"}
+_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p4",
+                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7"}
+ENCODER_MODES = ("auto", "cpu", "cuda")
+
+
 def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
-    return {"crf": str(int(crf)), "preset": str(preset)} if codec in _X26X else {}
+    if codec in _X26X:
+        return {"crf": str(int(crf)), "preset": str(preset)}
+    if codec.endswith("_nvenc"):  # constant quality like crf, on the same 0..51 scale
+        return {"rc": "vbr", "cq": str(int(crf)), "preset": _NVENC_PRESETS.get(preset, "p4")}
+    return {}
+
+
+@functools.lru_cache(maxsize=None)
+def _nvenc_usable(nvenc: str, options: tuple[tuple[str, str], ...], fps: Fraction) -> Optional[str]:
+    """None when ``nvenc`` opens with ``options``, else why not (probed once per process and settings)."""
+    import av
+
+    if nvenc not in av.codecs_available:
+        return f"{nvenc} is not in this FFmpeg build"
+    try:
+        ctx: Any = av.CodecContext.create(nvenc, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"  # NVENC refuses very small pictures
+        ctx.time_base, ctx.framerate, ctx.options = TIME_BASE, fps, dict(options)
+        ctx.open()
+    except Exception as exc:  # noqa: BLE001 - no GPU/driver shows as EPERM, ENOSYS, EINVAL, ...
+        return f"{nvenc} cannot be opened ({getattr(exc, 'strerror', None) or _reason(exc)})"
+    return None
+
+
+def select_encoder(codec: str, mode: str, crf: int, preset: str, fps: Fraction, name: str = "video output") -> str:
+    """The encoder to use for ``codec`` under ``output.video_encoder`` = ``mode``.
+
+    ``cpu``: ``codec`` as given. ``auto``: the NVENC stand-in (``h264_nvenc`` for ``libx264``, ``hevc_nvenc`` for
+    ``libx265``) when it opens, else ``codec``, with one log line saying which; other codecs are kept as named.
+    ``cuda``: the NVENC encoder or ``OutputError``. Opening is tried for real (once per process and settings):
+    FFmpeg builds list ``h264_nvenc`` on machines without an NVIDIA GPU, and some GPUs (H100/H200 among them)
+    have NVDEC but no NVENC.
+    """
+    if mode not in ENCODER_MODES:
+        raise OutputError(f"output.video_encoder must be auto, cpu or cuda, got {mode!r}")
+    nvenc = codec if codec.endswith("_nvenc") else NVENC_FOR.get(codec)
+    if mode == "cpu" or (mode == "auto" and nvenc in (None, codec)):
+        return codec
+    if nvenc is None:
+        raise OutputError(f"output.video_encoder is cuda but video codec {codec!r} has no NVENC encoder "
+                          "(use video_codec: libx264 or libx265)")
+    options = tuple(sorted({**_encoder_options(nvenc, crf, preset), "bf": "0"}.items()))
+    why = _nvenc_usable(nvenc, options, fps)
+    if why is None:
+        log.info("%s: encoding with %s (NVENC)", name, nvenc)
+        return nvenc
+    if mode == "cuda":
+        raise OutputError(f"output.video_encoder is cuda but {why}; use video_encoder: auto or cpu")
+    log.info("%s: encoding with %s on the CPU (%s)", name, codec, why)
+    return codec
 
 
 def _check_encoder(codec: str, options: dict[str, str], fps: Fraction) -> Fraction:
@@ -105,7 +162,8 @@ class AnnotatedVideoSink(BaseSink):
         fps: processed frame rate (source fps / vid_stride), or None if unknown (header says 30).
         size: (width, height) of the source frames, or None to take the first frame's size.
         overlay: what to draw; None = ``OverlayConfig()`` defaults.
-        codec: FFmpeg encoder name (``libx264``; ``crf``/``preset`` only apply to libx264/libx265).
+        codec: FFmpeg encoder name (``libx264``; ``crf``/``preset`` apply to libx264/libx265 and, mapped, to
+            ``*_nvenc``). Used as named: ``select_encoder`` is what swaps in NVENC (``output.video_encoder``).
         crf: constant rate factor 0-51 (lower = better quality, bigger file).
         preset: x264 speed preset (``ultrafast`` ... ``veryslow``).
 
@@ -355,7 +413,10 @@ def _build(ctx: SinkContext) -> AnnotatedVideoSink:
     path = part_path(ctx.path(out.video), part)
     if part > 1:
         log.info("video output: continuing %s in %s", ctx.settings.id, path)
-    return AnnotatedVideoSink(path, ctx.fps, ctx.size, ctx.config.overlay, codec=out.video_codec,
+    rate = Fraction(ctx.fps if ctx.fps is not None else DEFAULT_FPS).limit_denominator(1001)
+    codec = select_encoder(out.video_codec, out.video_encoder, out.video_crf, out.video_preset, rate,
+                           f"video output {ctx.settings.id}")
+    return AnnotatedVideoSink(path, ctx.fps, ctx.size, ctx.config.overlay, codec=codec,
                               crf=out.video_crf, preset=out.video_preset, zones=ctx.settings.zones,
                               lines=ctx.settings.lines, part=part, keyframe_seconds=out.video_keyframe_seconds,
                               faststart=out.video_faststart, rotate_seconds=out.video_rotate_seconds,

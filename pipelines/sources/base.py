@@ -34,6 +34,7 @@ class SourceConfig:
     reconnect_max_delay: float = field(default=30.0, metadata={"gt": 0})
     reconnect_max_attempts: int = field(default=0, metadata={"min": 0})
     decode_threads: int = field(default=0, metadata={"min": 0, "max": 64})
+    decoder: Literal["auto", "cpu", "cuda"] = "auto"  # NVDEC or software: pipelines/sources/hwdecode.py
 
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")

@@ -21,6 +21,7 @@ import numpy as np
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.base import SourceConfig
+from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class FileSource:
 
     Attributes:
         source_id: the configured id or the file stem.
+        decoder: the decoder in use (NVDEC or software, chosen by ``options.decoder``; see ``hwdecode``).
         fps: average frame rate of the video stream, when the container states it.
         size: (width, height) in pixels.
         frame_count: number of frames the container states, or None.
@@ -86,6 +88,11 @@ class FileSource:
         if self.options.decode_threads:
             stream.codec_context.thread_count = self.options.decode_threads
         self._stream = stream
+        try:
+            self.decoder: DecoderChoice = choose_decoder(stream, self.options.decoder, self.source_id)
+        except SourceError:
+            self._container.close()
+            raise
         self.fps: Optional[float] = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
         self.size: Optional[tuple[int, int]] = (stream.codec_context.width, stream.codec_context.height)
         self.frame_count: Optional[int] = int(stream.frames) or None
@@ -167,7 +174,7 @@ class FileSource:
                 for packet in self._container.demux(self._stream):
                     consecutive = 0
                     try:
-                        yield from packet.decode()
+                        yield from self.decoder.decode(packet)
                     except av.error.InvalidDataError:
                         self.damaged_packets += 1
                     if self._stop.is_set():

@@ -243,7 +243,8 @@ class LiveSource:
         self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._options,
                                 timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,
                                 selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
-                                scrub=self.scrub, seen=self._seen, generation=self._generation).start()
+                                scrub=self.scrub, seen=self._seen, generation=self._generation,
+                                decoder=s.decoder).start()
         if self._stop.is_set():  # stop() ran while this attempt was being made: do not wait on it
             self._conn.slot.close()
         return self._conn

@@ -22,6 +22,7 @@ import av.error
 
 from pipelines.sources.pacing import StreamClockPacer
 from pipelines.sources.replay import SeenFrames, frame_key
+from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
 
 if TYPE_CHECKING:
     from pipelines.sources.file import FrameSelector
@@ -110,6 +111,7 @@ class Connection:
     """One attempt to read a stream: a daemon thread that opens ``url`` with PyAV and decodes its first video
     stream into ``slot`` until the stream ends, fails or ``cancel()`` is called.
 
+    ``decoder`` (``auto|cpu|cuda``, see ``hwdecode``) picks NVDEC or software decoding once the stream is open.
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
     which may echo the URL). ``fps``/``size`` are known once the stream is open; ``damaged_packets`` counts packets
     the decoder rejected (skipped without ending the connection).
@@ -122,7 +124,7 @@ class Connection:
     def __init__(self, url: str, *, name: str, fmt: Optional[str], options: Mapping[str, str],
                  timeouts: tuple[float, float], decode_threads: int, selector: "FrameSelector",
                  counter: "itertools.count[int]", scrub: Callable[[str], str],
-                 seen: Optional[SeenFrames] = None, generation: int = 0) -> None:
+                 seen: Optional[SeenFrames] = None, generation: int = 0, decoder: str = "auto") -> None:
         self.slot: LatestSlot[Decoded] = LatestSlot()
         self.damaged_packets = 0
         self.replayed = 0
@@ -134,6 +136,8 @@ class Connection:
         self._url, self._fmt, self._options = url, fmt, dict(options)
         self._timeouts, self._threads, self._selector = timeouts, decode_threads, selector
         self._counter, self._scrub = counter, scrub
+        self._name, self._decoder_mode = name, decoder
+        self.decoder: Optional[DecoderChoice] = None  # chosen once the stream is open
         self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"live-reader-{name}", daemon=True)
 
@@ -161,9 +165,10 @@ class Connection:
             self.fps = float(rate) if rate else None
             self.size = (stream.codec_context.width, stream.codec_context.height)
             self.paced = container.format.name in SEGMENTED_FORMATS
+            self.decoder = choose_decoder(stream, self._decoder_mode, self._name)
             outlet = _PacedOutlet(self.slot, self._cancelled, self._thread.name) if self.paced else None
             try:
-                self._decode(container, stream, outlet)
+                self._decode(container, stream, self.decoder, outlet)
             finally:
                 if outlet is not None:
                     outlet.finish()
@@ -179,11 +184,11 @@ class Connection:
                     pass
 
     def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream",
-                outlet: Optional[_PacedOutlet]) -> None:
+                decoder: DecoderChoice, outlet: Optional[_PacedOutlet]) -> None:
         decoded = 0
         for packet in container.demux(stream):
             try:
-                frames = packet.decode()
+                frames = decoder.decode(packet)
             except av.error.InvalidDataError:  # a damaged packet (e.g. lost over UDP): skip it, keep the stream
                 self.damaged_packets += 1
                 continue
