@@ -48,7 +48,7 @@ PY
 } >"$OUT/env.txt" 2>&1
 
 echo "== CUDA tests" | tee "$OUT/tests.txt"
-timeout 150 "$PY" -m pytest tests/test_gpu_selection.py -q -rs -p no:cacheprovider >>"$OUT/tests.txt" 2>&1
+timeout 150 "$PY" -m pytest tests/test_gpu_selection.py benchmarks/gpu_checks -q -rs -p no:cacheprovider >>"$OUT/tests.txt" 2>&1
 echo "pytest exit $?" >>"$OUT/tests.txt"
 
 echo "== benchmark" | tee "$OUT/gpu_streams.txt"
