@@ -41,7 +41,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -88,10 +88,10 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
 
 
-_METRIC = re.compile(r"^(trackstream_frames_(?:in|out|dropped)_total)\{[^}]*\}\s+([0-9.e+]+)$", re.M)
+_METRIC = re.compile(r"^(trackstream_frames_(?:in|out|dropped)_total)\{[^}]*\}\s+([0-9.e+]+)$", re.MULTILINE)
 
 
-def scrape(port: int) -> Optional[dict[str, int]]:
+def scrape(port: int) -> dict[str, int] | None:
     """Frames in/out/dropped (summed over sources) from the Prometheus endpoint; None while it is not up."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -144,7 +144,7 @@ def video_size(path: str) -> tuple[int, int]:
         return stream.codec_context.width, stream.codec_context.height
 
 
-def build(args: argparse.Namespace, video: str, model: str, out: Path, redis_url: Optional[str],
+def build(args: argparse.Namespace, video: str, model: str, out: Path, redis_url: str | None,
           metrics_port: int) -> Any:
     """The soak config: looping realtime file, every output, a zone and a line across the frame."""
     from pipelines.config import build_config
@@ -175,9 +175,9 @@ class Sampler(threading.Thread):
         super().__init__(name="soak-sampler", daemon=True)
         self.args, self.port, self.done = args, metrics_port, done
         self.samples: list[Sample] = []
-        self.types_after_warmup: Optional[collections.Counter[str]] = None
+        self.types_after_warmup: collections.Counter[str] | None = None
         self.trace_after_warmup: Any = None
-        self.stop_sent_at: Optional[float] = None
+        self.stop_sent_at: float | None = None
         self.started = time.monotonic()
 
     def sample(self) -> Sample:
@@ -261,7 +261,7 @@ def report(args: argparse.Namespace, sampler: Sampler, run_seconds: float) -> bo
     return passed
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--video", help="video file (default: the bundled bikes.mp4)")
     parser.add_argument("--model", help="weights (default: the bundled YOLO11n-pose model)")
@@ -286,7 +286,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     video = args.video or str(demo_video())
     model = args.model or str(demo_pose_model())
     out = Path(tempfile.mkdtemp(prefix="trackstream-soak-"))
-    server: Optional[RedisServer] = None
+    server: RedisServer | None = None
     redis_url = args.redis
     redis_note = f"given ({redis_url})" if redis_url else ""
     if not redis_url:
