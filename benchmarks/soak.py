@@ -14,7 +14,8 @@ loopback port when the binary is installed (else Redis is left out, and the outp
 
 Every ``--interval`` seconds it samples the resident set size (``VmRSS``), ``len(gc.get_objects())`` and the
 frames processed (read from the metrics endpoint, as an operator would). It prints the samples, then, for
-the samples after the first ``--warmup`` minutes: RSS growth first -> last, the least-squares slopes of RSS
+the samples after the warm-up (the first ``--warmup`` minutes of processing, counted from the first processed
+frame, so a slow model load does not eat into it): RSS growth first -> last, the least-squares slopes of RSS
 (MB/min) and object count (objects/min), the object types that grew most, and the verdict against the
 target: growth after warm-up <= 5 MB over the run. ``--tracemalloc`` also lists the source lines whose
 allocations grew most after warm-up (slower: use it on a short run to find what grows).
@@ -56,20 +57,26 @@ JSONL_ROTATE_S = 60.0
 @dataclass
 class Sample:
     minutes: float      # since the run was started (model loading included)
-    rss_mb: float
+    rss_mb: float       # VmRSS = anon_mb + file_mb (+ shmem)
+    anon_mb: float      # RssAnon: heap, stacks, anonymous maps -- where a leak shows
+    file_mb: float      # RssFile: pages of mapped files (shared libraries' code paged in as it is first used)
     objects: int        # objects tracked by the garbage collector
     frames_in: int      # frames read from the source (realtime: one per video frame due)
     frames_out: int     # frames fully processed
     dropped: int        # frames the detector could not keep up with (latest-frame policy)
 
 
-def rss_mb() -> float:
-    """Resident set size of this process in MB (VmRSS of /proc/self/status)."""
+def memory_mb() -> tuple[float, float, float]:
+    """(VmRSS, RssAnon, RssFile) of this process in MB, from /proc/self/status."""
+    values: dict[str, float] = {}
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                values[key] = int(rest.split()[0]) / 1024.0
+    if "VmRSS" not in values:
+        raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+    return values["VmRSS"], values.get("RssAnon", 0.0), values.get("RssFile", 0.0)
 
 
 def free_port() -> int:
@@ -177,15 +184,22 @@ class Sampler(threading.Thread):
         self.samples: list[Sample] = []
         self.types_after_warmup: collections.Counter[str] | None = None
         self.trace_after_warmup: Any = None
+        self.traced_after_warmup = 0  # bytes the Python allocator held then (tracemalloc)
         self.stop_sent_at: float | None = None
+        self.first_frame_min: float | None = None  # minutes from the start to the first processed frame
         self.started = time.monotonic()
+
+    @property
+    def warmup_end(self) -> float | None:
+        """Minutes from the start after which samples count (None before the first frame was processed)."""
+        return None if self.first_frame_min is None else self.first_frame_min + self.args.warmup
 
     def sample(self) -> Sample:
         minutes = (time.monotonic() - self.started) / 60.0
         frames = scrape(self.port) or {"in": 0, "out": 0, "dropped": 0}
-        s = Sample(minutes, rss_mb(), len(gc.get_objects()), frames["in"], frames["out"], frames["dropped"])
+        s = Sample(minutes, *memory_mb(), len(gc.get_objects()), frames["in"], frames["out"], frames["dropped"])
         self.samples.append(s)
-        print(f"  {s.minutes:7.2f} {s.rss_mb:9.1f} {s.objects:10d} {s.frames_in:9d} {s.frames_out:9d} "
+        print(f"  {s.minutes:7.2f} {s.rss_mb:9.1f} {s.anon_mb:9.1f} {s.file_mb:9.1f} {s.objects:10d} {s.frames_in:9d} {s.frames_out:9d} "
               f"{s.dropped:9d}", flush=True)
         return s
 
@@ -194,15 +208,19 @@ class Sampler(threading.Thread):
         next_at = self.started
         while not self.done.is_set():
             now = time.monotonic()
+            if self.first_frame_min is None and (scrape(self.port) or {}).get("out"):
+                self.first_frame_min = (now - self.started) / 60.0
             if now >= next_at:
                 s = self.sample()
                 next_at += interval
-                if self.types_after_warmup is None and s.minutes >= self.args.warmup:
+                end = self.warmup_end
+                if self.types_after_warmup is None and end is not None and s.minutes >= end:
                     self.types_after_warmup = type_counts()
                     if self.args.tracemalloc:
                         import tracemalloc
 
                         self.trace_after_warmup = tracemalloc.take_snapshot()
+                        self.traced_after_warmup = tracemalloc.get_traced_memory()[0]
             elapsed = time.monotonic() - self.started
             # Stop once the time is up -- but not before the run is under way (its SIGINT handler installed).
             if elapsed >= total_s and self.stop_sent_at is None and (self.samples[-1].frames_out or
@@ -217,7 +235,8 @@ class Sampler(threading.Thread):
 def report(args: argparse.Namespace, sampler: Sampler, run_seconds: float) -> bool:
     """Print the analysis; True when the target is met."""
     samples = sampler.samples
-    post = [s for s in samples if s.minutes >= args.warmup]
+    end = sampler.warmup_end
+    post = [s for s in samples if end is not None and s.minutes >= end]
     print()
     last = samples[-1] if samples else None
     if last is not None:
@@ -236,10 +255,14 @@ def report(args: argparse.Namespace, sampler: Sampler, run_seconds: float) -> bo
     obj_slope = slope(xs, [float(s.objects) for s in post])
     span = post[-1].minutes - post[0].minutes
     fps_post = (post[-1].frames_out - post[0].frames_out) / max(1e-9, span * 60.0)
-    print(f"after warm-up ({args.warmup:g} min excluded; {len(post)} samples over {span:.2f} min, "
+    print(f"after warm-up (first frame at {sampler.first_frame_min:.2f} min, then {args.warmup:g} min excluded; "
+          f"{len(post)} samples over {span:.2f} min, "
           f"{fps_post:.2f} fps processed):")
     print(f"  RSS:     {post[0].rss_mb:.1f} -> {post[-1].rss_mb:.1f} MB, growth {growth:+.1f} MB, "
           f"slope {rss_slope:+.3f} MB/min (peak {max(s.rss_mb for s in post):.1f} MB)")
+    for label, values in (("anon", [s.anon_mb for s in post]), ("file", [s.file_mb for s in post])):
+        print(f"    {label}:  {values[0]:.1f} -> {values[-1]:.1f} MB, growth {values[-1] - values[0]:+.1f} MB, "
+              f"slope {slope(xs, values):+.3f} MB/min")
     print(f"  objects: {post[0].objects} -> {post[-1].objects}, growth {post[-1].objects - post[0].objects:+d}, "
           f"slope {obj_slope:+.1f} objects/min")
     if sampler.types_after_warmup is not None:
@@ -252,8 +275,10 @@ def report(args: argparse.Namespace, sampler: Sampler, run_seconds: float) -> bo
         import tracemalloc
 
         stats = tracemalloc.take_snapshot().compare_to(sampler.trace_after_warmup, "lineno")
-        print("  tracemalloc, allocations grown most since warm-up:")
-        for stat in stats[:12]:
+        traced = tracemalloc.get_traced_memory()[0]
+        print(f"  tracemalloc: Python allocations {sampler.traced_after_warmup / 2**20:.1f} -> {traced / 2**20:.1f} MB "
+              f"({(traced - sampler.traced_after_warmup) / 2**20:+.2f} MB); lines grown most since warm-up:")
+        for stat in [st for st in stats if st.size_diff > 0][:15]:
             print(f"    {stat}")
     passed = growth <= TARGET_MB
     print(f"target: growth after warm-up <= {TARGET_MB:g} MB: {'PASS' if passed else 'FAIL'} "
@@ -308,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.minutes:g} min (warm-up {args.warmup:g} min), sample every {args.interval:g} s")
         print(f"outputs: annotated video, JSONL (rotated every {JSONL_ROTATE_S:g} s), MOT, events, zone + line, "
               f"state snapshots, metrics :{metrics_port}; Redis: {redis_note}; in {out} (deleted at the end)")
-        print(f"  {'minutes':>7} {'RSS MB':>9} {'objects':>10} {'frames_in':>9} {'frames_out':>9} "
+        print(f"  {'minutes':>7} {'RSS MB':>9} {'anon MB':>9} {'file MB':>9} {'objects':>10} {'frames_in':>9} {'frames_out':>9} "
               f"{'dropped':>9}", flush=True)
         done = threading.Event()
         sampler = Sampler(args, metrics_port, done)
