@@ -171,6 +171,13 @@ def build(args: argparse.Namespace, video: str, model: str, out: Path, redis_url
     }
     if redis_url:
         data["redis"] = {"url": redis_url}
+    for part in args.without:
+        if part in ("zones", "lines"):
+            data.pop(part)
+        elif part == "state":
+            data.pop("state")
+        else:
+            data["output"].pop(part)
     return build_config(data)
 
 
@@ -286,6 +293,17 @@ def report(args: argparse.Namespace, sampler: Sampler, run_seconds: float) -> bo
     return passed
 
 
+PARTS = ("video", "jsonl", "mot", "events", "zones", "lines", "state", "redis")
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(p for p in text.replace(" ", "").split(",") if p)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(unknown)}; known: {', '.join(PARTS)}")
+    return parts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--video", help="video file (default: the bundled bikes.mp4)")
@@ -297,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples (default 30)")
     parser.add_argument("--redis", metavar="URL", help="publish to this Redis (default: a private redis-server "
                                                        "if installed)")
+    parser.add_argument("--without", type=_parts, default=(), metavar="PARTS",
+                        help=f"leave these out, comma-separated, to find what grows: {', '.join(PARTS)}")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="also trace allocations and list the lines that grew most after warm-up (slow)")
     args = parser.parse_args(argv)
@@ -314,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     server: RedisServer | None = None
     redis_url = args.redis
     redis_note = f"given ({redis_url})" if redis_url else ""
-    if not redis_url:
+    if "redis" in args.without:
+        redis_url, redis_note = None, "OFF (--without redis)"
+    elif not redis_url:
         binary = shutil.which("redis-server")
         if binary:
             server = RedisServer(binary)
@@ -332,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: {Path(video).name} looping in realtime, model {Path(model).name} imgsz {args.imgsz}, "
               f"{args.minutes:g} min (warm-up {args.warmup:g} min), sample every {args.interval:g} s")
         print(f"outputs: annotated video, JSONL (rotated every {JSONL_ROTATE_S:g} s), MOT, events, zone + line, "
-              f"state snapshots, metrics :{metrics_port}; Redis: {redis_note}; in {out} (deleted at the end)")
+              f"state snapshots, metrics :{metrics_port}; Redis: {redis_note}; in {out} (deleted at the end)"
+              + (f"; WITHOUT {', '.join(args.without)}" if args.without else ""))
         print(f"  {'minutes':>7} {'RSS MB':>9} {'anon MB':>9} {'file MB':>9} {'objects':>10} {'frames_in':>9} {'frames_out':>9} "
               f"{'dropped':>9}", flush=True)
         done = threading.Event()
