@@ -171,12 +171,10 @@ def build(args: argparse.Namespace, video: str, model: str, out: Path, redis_url
     }
     if redis_url:
         data["redis"] = {"url": redis_url}
-    for part in args.without:
-        if part in ("zones", "lines"):
+    for part in args.without:  # "redis" is left out by passing no redis_url
+        if part in ("zones", "lines", "state"):
             data.pop(part)
-        elif part == "state":
-            data.pop("state")
-        else:
+        elif part in data["output"]:
             data["output"].pop(part)
     return build_config(data)
 
