@@ -247,7 +247,7 @@ def test_size_rotation_splits_into_files_that_hold_every_line_in_order(tmp_path,
     sink = JsonlSink(out, rotate_bytes=limit)
     _write_all(sink, results)
     rotated = sorted(tmp_path.glob("cam.*.jsonl"))
-    assert len(rotated) >= 6 and rotated == sink.rotated
+    assert len(rotated) >= 6 and rotated == list(sink.rotated)
     files = rotated + [out]
     assert all(f.stat().st_size <= limit for f in files)
     indices = [json.loads(line)["frame_index"] for f in files for line in f.read_text().splitlines()]

@@ -17,19 +17,21 @@ simply overwritten, so two runs over one video give identical files.
 
 from __future__ import annotations
 
+from collections import deque
+
 import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import IO, Callable, Mapping, Optional
+from typing import Deque, IO, Callable, Mapping, Optional
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
 from pipelines.sinks.records import frame_record
 from pipelines.sinks._paths import close_output, open_text, prepare_output, text_position
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
-from pipelines.sinks.rotation import Retention, rotated_name
+from pipelines.sinks.rotation import RECENT_SEGMENTS, Retention, rotated_name
 from tracker.configutil import ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class JsonlSink(BaseSink):
         self._size = 0
         self._started = 0.0
         self._sequence = 0
-        self.rotated: list[Path] = []
+        self.rotated: Deque[Path] = deque(maxlen=RECENT_SEGMENTS)  # the newest finished segments (bounded)
         self.lines_written = 0
         if resume is None and (rotate_bytes or rotate_seconds) and self.path.stat().st_size > 0:
             self._keep_previous_run()

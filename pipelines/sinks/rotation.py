@@ -22,6 +22,8 @@ from typing import Optional
 
 log = logging.getLogger(__name__)
 
+RECENT_SEGMENTS = 1000  # finished segment names a sink remembers (the files themselves are what count)
+
 
 def rotated_name(path: Path, started: float, sequence: int) -> tuple[Path, int]:
     """The first free segment name for a segment of ``path`` started at ``started`` (Unix s), and the

@@ -30,13 +30,15 @@ Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, a key fram
 
 from __future__ import annotations
 
+from collections import deque
+
 import functools
 import logging
 import os
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
+from typing import Deque, Any, Callable, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -47,7 +49,7 @@ from pipelines.processing.overlays import Annotator, OverlayConfig
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from pipelines.sinks._paths import prepare_output
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
-from pipelines.sinks.rotation import Retention, rotated_name
+from pipelines.sinks.rotation import RECENT_SEGMENTS, Retention, rotated_name
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,7 @@ class AnnotatedVideoSink(BaseSink):
         self.rotate_seconds, self.rotate_bytes, self.retention = rotate_seconds, rotate_bytes, retention
         self._clock = clock
         self._sequence = 0
-        self.rotated: list[Path] = []
+        self.rotated: Deque[Path] = deque(maxlen=RECENT_SEGMENTS)  # the newest finished segments (bounded)
         self._container: Any = self._open_container()
         self.annotator = Annotator(overlay, zones, lines)
         self.part = part

@@ -20,7 +20,8 @@ class SourceConfig:
     """How a source is read (config section ``source``; per-source overrides under ``sources[i]``).
 
     Times are seconds. ``vid_stride`` and ``max_fps`` select frames by index and by presentation time,
-    so the processed frames of a file are the same on every run.
+    so the processed frames of a file are the same on every run. ``loop`` plays a file again from its
+    start whenever it ends, until stopped (index and pts keep rising), for soak tests, demos and kiosks.
     """
 
     vid_stride: int = field(default=1, metadata={"min": 1})
@@ -35,6 +36,7 @@ class SourceConfig:
     reconnect_max_attempts: int = field(default=0, metadata={"min": 0})
     decode_threads: int = field(default=0, metadata={"min": 0, "max": 64})
     decoder: Literal["auto", "cpu", "cuda"] = "auto"  # NVDEC or software: pipelines/sources/hwdecode.py
+    loop: bool = False
 
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")

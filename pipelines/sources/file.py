@@ -3,6 +3,11 @@
 Frames are selected deterministically (``vid_stride`` by decode index, ``max_fps`` by presentation time),
 so two runs over one file process the same frames. Damaged packets are skipped: decoding resumes after the
 damage and the number of skipped packets is reported in the ``stream_ended`` status.
+
+With ``loop: true`` the file plays again from its start whenever it ends, until ``stop()``: frame
+``index`` keeps counting and ``pts`` keeps rising (each pass is shifted by the time played so far plus one
+frame step), so everything downstream sees one endless stream. A pass that yields no frame ends the loop,
+so a damaged or empty file cannot spin forever.
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ class FileSource:
         decoder: the decoder in use (NVDEC or software, chosen by ``options.decoder``; see ``hwdecode``).
         fps: average frame rate of the video stream, when the container states it.
         size: (width, height) in pixels.
-        frame_count: number of frames the container states, or None.
+        frame_count: number of frames the container states, or None (always None when looping: no end).
+        passes: how many times playback started from the beginning (1 unless looping).
         damaged_packets: packets skipped because they could not be demuxed or decoded.
         damaged_frames: decoded frames skipped because their timestamp repeated or went backwards.
     """
@@ -95,7 +101,8 @@ class FileSource:
             raise
         self.fps: Optional[float] = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
         self.size: Optional[tuple[int, int]] = (stream.codec_context.width, stream.codec_context.height)
-        self.frame_count: Optional[int] = int(stream.frames) or None
+        self.frame_count: Optional[int] = None if self.options.loop else (int(stream.frames) or None)
+        self.passes = 0
         tb = stream.time_base or Fraction(1, 90000)
         self._time_base = float(tb)
         self._start_pts = stream.start_time
@@ -129,36 +136,61 @@ class FileSource:
         self._container.close()
 
     def frames(self) -> Iterator[Union[VideoFrame, StreamStatus]]:
-        """Yield ``stream_started``, every selected frame in order, then ``stream_ended``."""
+        """Yield ``stream_started``, every selected frame in order, then ``stream_ended`` (with ``loop``:
+        the frames of pass after pass, and ``stream_ended`` only once stopped or a pass gave no frame)."""
         yield StreamStatus(StatusKind.STARTED, self.source_id, time.time(), pts=0.0,
                            detail={"fps": self.fps, "size": self.size, "frame_count": self.frame_count})
         selector = FrameSelector(self.options.vid_stride, self.options.max_fps)
-        index, last_pts = 0, None
-        for frame in self._decoded():
-            if self._stop.is_set():
+        index, offset, last_pts = 0, 0.0, None
+        while True:
+            self.passes += 1
+            pass_start, pass_last = index, None  # pass_last: pts within this pass (from 0)
+            for frame in self._decoded():
+                if self._stop.is_set():
+                    break
+                pts = self._seconds(frame, pass_last)
+                if pts is None:  # repeated or backwards timestamp: a leftover of damage, not a new frame
+                    self.damaged_frames += 1
+                    continue
+                pass_last = pts
+                last_pts = round(offset + pts, 6)
+                if selector.keep(index, last_pts):
+                    image: np.ndarray = frame.to_ndarray(format="bgr24")
+                    yield VideoFrame(image, index, last_pts, self.source_id, time.time())
+                index += 1
+            if self._stop.is_set() or not self.options.loop:
                 break
-            pts = self._seconds(frame, last_pts)
-            if pts is None:  # repeated or backwards timestamp: a leftover of damage, not a new frame
-                self.damaged_frames += 1
-                continue
-            last_pts = pts
-            if selector.keep(index, pts):
-                image: np.ndarray = frame.to_ndarray(format="bgr24")
-                yield VideoFrame(image, index, pts, self.source_id, time.time())
-            index += 1
+            if index == pass_start:
+                log.warning("%s: a pass over the file gave no frame; not looping any more", self.source_id)
+                break
+            if not self._rewind():
+                break
+            offset = (last_pts or 0.0) + self._step()
         if self.damaged_packets or self.damaged_frames:
             log.warning("%s: skipped %d damaged packet(s) and %d frame(s) with a repeated timestamp",
                         self.source_id, self.damaged_packets, self.damaged_frames)
         yield StreamStatus(StatusKind.ENDED, self.source_id, time.time(), pts=last_pts,
                            detail={"frames_decoded": index, "damaged_packets": self.damaged_packets,
-                                   "damaged_frames": self.damaged_frames,
+                                   "damaged_frames": self.damaged_frames, "passes": self.passes,
                                    "stopped": self._stop.is_set()})
+
+    def _step(self) -> float:
+        """Nominal time between two frames in seconds."""
+        return 1.0 / self.fps if self.fps else 0.04
+
+    def _rewind(self) -> bool:
+        """Seek back to the start of the file (the decoder is flushed by the seek); False if it cannot."""
+        try:
+            self._container.seek(0)
+        except (av.error.FFmpegError, OSError) as exc:
+            log.warning("%s: cannot seek back to the start (%s); not looping any more", self.source_id, exc)
+            return False
+        return True
 
     def _seconds(self, frame: "av.VideoFrame", last: Optional[float]) -> Optional[float]:
         """Presentation time of ``frame`` in seconds from the stream start; None if not after ``last``."""
         if frame.pts is None:  # no timestamp (damaged stream): one nominal frame after the last one
-            step = 1.0 / self.fps if self.fps else 0.04
-            return 0.0 if last is None else round(last + step, 6)
+            return 0.0 if last is None else round(last + self._step(), 6)
         if self._start_pts is None:
             self._start_pts = frame.pts
         pts = round((frame.pts - self._start_pts) * self._time_base, 6)
