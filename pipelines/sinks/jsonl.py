@@ -17,10 +17,9 @@ simply overwritten, so two runs over one video give identical files.
 
 from __future__ import annotations
 
-from collections import deque
-
 import json
 import logging
+from collections import deque
 import os
 import time
 from pathlib import Path

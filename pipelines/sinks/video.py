@@ -30,10 +30,9 @@ Output (by default): H.264 (``libx264``) in an ``.mp4``, ``yuv420p``, a key fram
 
 from __future__ import annotations
 
-from collections import deque
-
 import functools
 import logging
+from collections import deque
 import os
 import time
 from fractions import Fraction
