@@ -212,11 +212,11 @@ def _results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> 
     from pipelines.commands.run import open_sources
     from pipelines.detection.detector import Detector
     from pipelines.engine.runner import Runner
-    from pipelines.engine.state import StateStore
+    from pipelines.engine.state import open_store
     from pipelines.sinks import build_sinks
 
     _check_outputs(config)
-    store = StateStore(config.state.dir) if config.state.dir else None
+    store = open_store(config.state.dir) if config.state.dir else None
     model = config.detector.model
     if model is None:
         from pipelines.assets import demo_pose_model

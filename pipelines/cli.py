@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "demo"),
     ("eval", "evaluate"),
     ("subscribe", "subscribe"),
+    ("cluster", "cluster"),
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping, Optional
 
 import yaml
 
+from pipelines.cluster.config import ClusterConfig  # the cluster: section, owned with the Ray engine
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
 from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
@@ -24,7 +25,8 @@ from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # z
 from tracker.config import TrackerConfig
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
-__all__ = ["ConfigError", "DetectorConfig", "EventsConfig", "HttpConfig", "LineConfig", "MetricsConfig",
+__all__ = ["ClusterConfig", "ConfigError", "DetectorConfig", "EventsConfig", "HttpConfig", "LineConfig",
+           "MetricsConfig",
            "MqttConfig", "OutputConfig",
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceSettings", "StateConfig",
            "ZoneConfig",
@@ -115,6 +117,7 @@ class PipelineConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     state: StateConfig = field(default_factory=StateConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def tracker_settings(self) -> TrackerConfig:
         """The validated ``TrackerConfig`` (``tracker`` keys, or the file named by ``tracker_config``)."""
@@ -128,7 +131,7 @@ class PipelineConfig:
 _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
     "redis": RedisConfig, "mqtt": MqttConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
-    "http": HttpConfig,
+    "http": HttpConfig, "cluster": ClusterConfig,
 }
 
 

@@ -57,6 +57,9 @@ class FrameResult:
             trails are off or the result was not made by a processor.
         counts: zone occupancy and line counts after this frame (``processing.events.Counts``);
             None when the source has no zones or lines.
+        stream_time: the frame on the stream's persistent wall clock (Unix s): when the stream started
+            plus ``frame.pts``; kept across restarts from a snapshot, so a frame processed again gets the
+            same value (the basis of Redis entry ids). None when the result was not made by a processor.
     """
 
     frame: VideoFrame
@@ -66,6 +69,7 @@ class FrameResult:
     events: Tuple[Event, ...] = ()
     trails: Optional[Mapping[int, npt.NDArray[np.float64]]] = None
     counts: Optional["Counts"] = None
+    stream_time: Optional[float] = None
 
 
 class StatusKind(str, Enum):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.errors import DataLossError, OutputError, SourceError
 from pipelines.engine.progress import Progress, summary_lines
-from pipelines.engine.state import StateStore
+from pipelines.engine.state import open_store
 from pipelines.settings import SourceSettings
 from pipelines.sinks import output_path
 from pipelines.sources import open_source
@@ -71,6 +71,19 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                "help": "serve the live view (every source's annotated picture, tracks, counts and "
                                        "health) at http://HOST:PORT/ while running; HOST defaults to 127.0.0.1, "
                                        "0.0.0.0 serves every interface (see docs/web.md)"}),
+    ("--engine", "cluster.engine", {"choices": ["local", "ray"], "help": "local: this process (default); ray: "
+                                   "sources in Ray actors, files spread over workers, cameras as restartable "
+                                   "actors (needs pip install 'trackstream[ray]'; docs/cluster.md)"}),
+    ("--ray-address", "cluster.address", {"metavar": "HOST:PORT", "help": "with --engine ray: join this running "
+                                          "Ray cluster (default: RAY_ADDRESS, else an embedded local Ray)"}),
+    ("--cameras-per-actor", "cluster.cameras_per_actor",
+     {"type": int, "metavar": "N", "help": "with --engine ray: cameras sharing one actor (one model, shared "
+                                           "detector batches); default 1"}),
+    ("--gpus-per-actor", "cluster.gpus_per_actor",
+     {"type": float, "metavar": "F", "help": "with --engine ray: GPU fraction per actor (0.25: four per GPU)"}),
+    ("--file-workers", "cluster.file_workers",
+     {"type": int, "metavar": "N", "help": "with --engine ray: workers processing files at once (default: as "
+                                           "many as the cluster's CPUs allow)"}),
     ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view asks for this token (open "
                                     "/?token=TOKEN once; or header Authorization: Bearer TOKEN)"}),
 )
@@ -114,7 +127,8 @@ def _classes(text: str) -> list[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``run`` (shared with the benchmark)."""
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
-                        help="video file, rtsp://, http(s)://, rtmp:// URL, /dev/videoN or webcam:N")
+                        help="video file, folder of videos, quoted glob ('archive/*.mp4'), rtsp://, http(s)://, "
+                             "rtmp:// URL, /dev/videoN or webcam:N")
     parser.add_argument("--source", action="append", default=[], metavar="URL", dest="extra_sources",
                         help="another source (repeatable)")
     parser.add_argument("--config", metavar="FILE", help="YAML config (see configs/default.yaml)")
@@ -166,7 +180,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     for flag, key in OVERLAY_FLAGS:
         if getattr(args, _dest(flag), False):
             set_dotted(data, f"overlay.{key}", False)
-    urls = [*getattr(args, "sources", []), *getattr(args, "extra_sources", [])]
+    urls = expand_inputs([*getattr(args, "sources", []), *getattr(args, "extra_sources", [])])
     if urls:
         data["sources"] = [{"url": u} for u in urls]
     if getattr(args, "source_id", None):
@@ -181,6 +195,34 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if getattr(args, "mqtt_discovery", None) and not config.mqtt.url:
         raise ConfigError("--mqtt-discovery", "needs a broker: --mqtt URL (or mqtt.url in the config)")
     return config
+
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+
+
+def expand_inputs(urls: list[str]) -> list[str]:
+    """A folder becomes the videos in it (sorted, by suffix), a glob the files it matches (sorted); URLs and
+    plain files stay as they are. An empty folder or a glob matching nothing is a ``SourceError``."""
+    import glob
+
+    out: list[str] = []
+    for url in urls:
+        if "://" in url or url.startswith("/dev/") or url.startswith("webcam:"):
+            out.append(url)
+        elif Path(url).expanduser().is_dir():
+            folder = Path(url).expanduser()
+            found = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)})")
+            out.extend(found)
+        elif any(ch in url for ch in "*?[") and not Path(url).exists():
+            found = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
+            if not found:
+                raise SourceError(f"no file matches {url}")
+            out.extend(found)
+        else:
+            out.append(url)
+    return out
 
 
 def check_writable(path: str) -> None:
@@ -241,14 +283,13 @@ class _Signals:
         self.runner.stop()
 
 
-def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
-    """Open sources, check outputs, load the model, process everything; print a summary. Returns exit code."""
-    from pipelines.detection.detector import Detector
-    from pipelines.engine.runner import Runner
-
+def preflight(config: PipelineConfig) -> str:
+    """What fails before any model loads, in one line each: unwritable outputs, an unreachable Redis or
+    broker. Returns the model to load (the bundled demo model when none is configured)."""
     out = config.output
     several = len(config.sources) > 1
-    store = StateStore(config.state.dir) if config.state.dir else None
+    if not config.sources:
+        raise SourceError("no source given: pass a video file or camera URL (or list sources: in --config)")
     for template in (out.video, out.jsonl, out.mot, out.events):
         if template is None:
             continue
@@ -267,10 +308,24 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
         from pipelines.assets import demo_pose_model
 
         model = str(demo_pose_model())
-    sources = open_sources(config)
     if not (out.video or out.jsonl or out.mot or out.events or config.redis.url or config.mqtt.url):
         log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events, --redis "
                     "or --mqtt)")
+    return model
+
+
+def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
+    """Open sources, check outputs, load the model, process everything; print a summary. Returns exit code."""
+    if config.cluster.engine == "ray":
+        from pipelines.cluster.engine import execute_ray
+
+        return execute_ray(config, max_frames=max_frames, quiet=quiet)
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.runner import Runner
+
+    store = open_store(config.state.dir) if config.state.dir else None
+    model = preflight(config)
+    sources = open_sources(config)
     try:
         detector = Detector(config.detector, model)
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
@@ -328,5 +383,5 @@ def main(args: argparse.Namespace) -> int:
     return execute(config, max_frames=args.max_frames, quiet=args.quiet)
 
 
-__all__ = ["add_arguments", "add_parser", "check_writable", "config_from_args", "execute", "main",
-           "open_sources"]
+__all__ = ["add_arguments", "add_parser", "check_writable", "config_from_args", "execute", "expand_inputs", "main",
+           "open_sources", "preflight"]

@@ -33,7 +33,7 @@ from pipelines.engine.inbox import Inbox, Item
 from pipelines.engine.lane import Lane, expected_frames, output_fps
 from pipelines.engine.outlet import END, End, Outlet
 from pipelines.engine.sinkqueue import SinkQueue
-from pipelines.engine.state import Checkpoint, StateStore
+from pipelines.engine.state import Checkpoint, SnapshotStore
 from pipelines.errors import UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.processor import StreamProcessor
@@ -71,11 +71,14 @@ class Runner:
             the newest-frame policy count too).
         sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
         state: where each source's snapshot is loaded from and saved to (None: no snapshots).
+        restarted: this run replaces a worker that died (a Ray actor restarted by Ray): a camera resumed
+            from its snapshot announces the outage as ``stream_gap`` before ``stream_resumed``.
     """
 
     def __init__(self, sources: Sequence[tuple[SourceSettings, Source]], detector: FrameDetector,
                  config: PipelineConfig, *, max_frames: Optional[int] = None,
-                 sink_factory: SinkFactory = build_sinks, state: Optional[StateStore] = None) -> None:
+                 sink_factory: SinkFactory = build_sinks, state: Optional[SnapshotStore] = None,
+                 restarted: bool = False) -> None:
         self.detector = detector
         self.config = config
         self.batch = config.detector.batch
@@ -101,6 +104,7 @@ class Runner:
             saved = state.load(settings.id) if state is not None else None
             if saved is not None:
                 processor.load_state_dict(saved["processor"])
+                processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
                     log.warning("%s: already processed to its end (state %s); remove that file to process it "
                                 "again", settings.id, state.path(settings.id) if state else "")

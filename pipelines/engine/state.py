@@ -1,6 +1,8 @@
-"""``--state DIR``: each source's whole-camera snapshot on disk, written atomically.
+"""``--state DIR`` or ``--state redis://...``: each source's whole-camera snapshot, written atomically.
 
-One file per source, ``DIR/<source id>.json``::
+In a folder, one file per source, ``DIR/<source id>.json``; in Redis (``RedisStateStore``, what a Ray cluster
+uses: a snapshot must outlive the node that wrote it), one key per source, ``trackstream:state:<source id>``,
+holding the same document::
 
     {"format": "trackstream.state", "version": 1, "source_id": "cam1", "saved_at": 1764600000.0,
      "processor": {...StreamProcessor.state_dict()...},
@@ -11,7 +13,8 @@ One file per source, ``DIR/<source id>.json``::
 after the last snapshot by a run that was killed are written once, not twice.
 
 Files are written to a temporary name in the same folder, flushed to disk (fsync) and renamed over the
-old one, so a crash at any moment leaves the old or the new snapshot, never a torn one.
+old one, so a crash at any moment leaves the old or the new snapshot, never a torn one; a Redis ``SET``
+replaces the key's value in one step.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 from pipelines.errors import OutputError
 from pipelines.processing.processor import StateError
@@ -29,6 +32,53 @@ from pipelines.sinks.base import safe_name
 
 FORMAT = "trackstream.state"
 VERSION = 1
+
+
+class SnapshotStore(Protocol):
+    """Where the snapshots of a run's sources live (a folder or a Redis database)."""
+
+    def path(self, source_id: str) -> str:
+        """Where ``source_id``'s snapshot is, for messages (no password)."""
+
+    def load(self, source_id: str) -> Optional[dict[str, Any]]:
+        """The saved snapshot, None when there is none; ``StateError`` (one line) when unusable."""
+
+    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        """Replace the snapshot in one step (``OutputError`` when it cannot be written)."""
+
+    def note_start(self, name: str, restarted: bool) -> int:
+        """Record a start of the worker ``name``: a restart after a crash adds one, a fresh start resets the
+        count to 0; returns the restarts so far."""
+
+
+def open_store(spec: str) -> SnapshotStore:
+    """``--state``: a ``redis://``/``rediss://`` URL gives a ``RedisStateStore``, anything else a folder."""
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStateStore(spec)
+    return StateStore(spec)
+
+
+def _document(source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> bytes:
+    doc = {"format": FORMAT, "version": VERSION, "source_id": source_id, "saved_at": round(time.time(), 3),
+           "processor": processor, "outputs": outputs}
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def _parse(text: str, where: str, source_id: str) -> dict[str, Any]:
+    """A stored snapshot document, checked (``where`` names it in messages)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise StateError(f"saved state {where} is not valid JSON ({exc}); remove it to start over") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StateError(f"{where} is not a trackstream state file; remove it to start over")
+    if doc.get("version") != VERSION:
+        raise StateError(f"saved state {where} has version {doc.get('version')!r}, this trackstream reads "
+                         f"{VERSION}; remove it to start over")
+    if doc.get("source_id") != source_id or not isinstance(doc.get("processor"), dict) \
+            or not isinstance(doc.get("outputs"), dict):
+        raise StateError(f"saved state {where} is malformed or of another source; remove it to start over")
+    return doc
 
 
 class StateStore:
@@ -44,39 +94,28 @@ class StateStore:
             raise OutputError(f"cannot create state folder {self.dir}: {exc.strerror or exc}") from None
         self._lock = threading.Lock()
 
-    def path(self, source_id: str) -> Path:
+    def file(self, source_id: str) -> Path:
         return self.dir / f"{safe_name(source_id)}.json"
+
+    def path(self, source_id: str) -> str:
+        return str(self.file(source_id))
 
     def load(self, source_id: str) -> Optional[dict[str, Any]]:
         """The saved snapshot of ``source_id``, None when there is none. A file that is not a snapshot
         raises ``StateError`` (one line naming the file)."""
-        path = self.path(source_id)
+        path = self.file(source_id)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read saved state {path}: {getattr(exc, 'strerror', None) or exc}") from None
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise StateError(f"saved state {path} is not valid JSON ({exc}); remove it to start over") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise StateError(f"{path} is not a trackstream state file; remove it to start over")
-        if doc.get("version") != VERSION:
-            raise StateError(f"saved state {path} has version {doc.get('version')!r}, this trackstream reads "
-                             f"{VERSION}; remove it to start over")
-        if doc.get("source_id") != source_id or not isinstance(doc.get("processor"), dict) \
-                or not isinstance(doc.get("outputs"), dict):
-            raise StateError(f"saved state {path} is malformed or of another source; remove it to start over")
-        return doc
+        return _parse(text, str(path), source_id)
 
     def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         """Write the snapshot atomically (temporary file, fsync, rename, fsync of the folder)."""
-        doc = {"format": FORMAT, "version": VERSION, "source_id": source_id, "saved_at": round(time.time(), 3),
-               "processor": processor, "outputs": outputs}
-        data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
-        path = self.path(source_id)
+        data = _document(source_id, processor, outputs)
+        path = self.file(source_id)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with self._lock:
             try:
@@ -89,6 +128,81 @@ class StateStore:
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 raise OutputError(f"cannot save state {path}: {exc.strerror or exc}") from None
+
+    def note_start(self, name: str, restarted: bool) -> int:
+        path = self.dir / f".{safe_name(name)}.restarts"
+        with self._lock:
+            restarts = 0
+            if restarted:
+                try:
+                    restarts = int(path.read_text(encoding="utf-8").strip() or 0) + 1
+                except (OSError, ValueError):
+                    restarts = 1
+            try:
+                path.write_text(str(restarts), encoding="utf-8")
+            except OSError:
+                pass
+        return restarts
+
+
+class RedisStateStore:
+    """Snapshots in Redis (``--state redis://host:port/db``): key ``<prefix>:<source id>`` per source.
+
+    What a cluster needs: any node can load what another node saved, and nothing is kept on the node
+    itself. Errors are one line with the password masked.
+    """
+
+    def __init__(self, url: str, prefix: str = "trackstream:state", timeout: float = 5.0) -> None:
+        from pipelines.sinks.redis_conn import connect, describe, ping
+
+        self.url, self.prefix = url, prefix
+        self._where = describe(url)
+        self._client = connect(url, timeout, socket_timeout=timeout)
+        ping(self._client, url)  # an unreachable Redis or refused password: one line now
+
+    def key(self, source_id: str) -> str:
+        return f"{self.prefix}:{source_id}"
+
+    def path(self, source_id: str) -> str:
+        return f"{self._where} key {self.key(source_id)}"
+
+    def _error(self, what: str, exc: BaseException) -> str:
+        from pipelines.sinks.redis_conn import error_text
+
+        return f"cannot {what} state in Redis at {self._where}: {error_text(exc, self.url)}"
+
+    def load(self, source_id: str) -> Optional[dict[str, Any]]:
+        try:
+            raw = self._client.get(self.key(source_id))
+        except Exception as exc:  # noqa: BLE001 - redis-py raises several kinds; one line for each
+            raise StateError(self._error("read", exc)) from None
+        if raw is None:
+            return None
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return _parse(text, self.path(source_id), source_id)
+
+    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        try:
+            self._client.set(self.key(source_id), _document(source_id, processor, outputs))
+        except Exception as exc:  # noqa: BLE001
+            raise OutputError(self._error("save", exc)) from None
+
+    def note_start(self, name: str, restarted: bool) -> int:
+        key = f"{self.prefix}:restarts:{name}"
+        try:
+            if restarted:
+                return int(self._client.incr(key))
+            self._client.set(key, 0)
+            return 0
+        except Exception as exc:  # noqa: BLE001
+            raise OutputError(self._error("count starts in", exc)) from None
+
+    def forget(self, source_id: str) -> None:
+        """Remove a source's snapshot (``trackstream cluster remove --forget``)."""
+        try:
+            self._client.delete(self.key(source_id))
+        except Exception as exc:  # noqa: BLE001
+            raise OutputError(self._error("remove", exc)) from None
 
 
 def _fsync_dir(directory: Path) -> None:

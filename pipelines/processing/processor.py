@@ -47,6 +47,7 @@ class StreamClock:
         self.last_pts: Optional[float] = None
         self.last_index: Optional[int] = None
         self.last_wall: Optional[float] = None
+        self.epoch: Optional[float] = None  # wall time of the stream's pts 0 (set by the first frame, kept)
         self._rebase_live = False
 
     def place(self, frame: VideoFrame) -> VideoFrame:
@@ -57,12 +58,18 @@ class StreamClock:
             self.offset = (self.last_pts or 0.0) + elapsed - frame.pts
         if self.offset:
             frame = dataclasses.replace(frame, pts=round(frame.pts + self.offset, 6))
+        if self.epoch is None:
+            self.epoch = round(frame.capture_time - frame.pts, 3)
         self.last_pts, self.last_index, self.last_wall = frame.pts, frame.index, frame.capture_time
         return frame
 
+    def stream_time(self, frame: VideoFrame) -> float:
+        """``frame`` (placed) on the stream's persistent wall clock: epoch + pts."""
+        return round((self.epoch or 0.0) + frame.pts, 3)
+
     def state_dict(self) -> dict[str, Any]:
         return {"offset": self.offset, "last_pts": self.last_pts, "last_index": self.last_index,
-                "last_wall": self.last_wall}
+                "last_wall": self.last_wall, "epoch": self.epoch}
 
     def load_state_dict(self, state: Mapping[str, Any], live: bool) -> None:
         def opt(value: Any, kind: type) -> Any:
@@ -70,6 +77,7 @@ class StreamClock:
         self.offset = float(state["offset"])
         self.last_pts, self.last_index = opt(state["last_pts"], float), opt(state["last_index"], int)
         self.last_wall = opt(state["last_wall"], float)
+        self.epoch = opt(state.get("epoch"), float)  # absent in snapshots of earlier releases: set anew
         self._rebase_live = live and self.last_pts is not None
 
 
@@ -98,6 +106,7 @@ class StreamProcessor:
         self.clock = StreamClock()
         self.frames_processed = 0
         self.restored = False      # loaded from a saved state (a continuing stream)
+        self.after_outage = False  # restored by a worker restarted after a crash (a camera gets a stream_gap)
         self.finished = False      # the source reached its end (nothing left to resume)
 
     # -- the verbs ----------------------------------------------------------------------------------------
@@ -113,14 +122,15 @@ class StreamProcessor:
         events = tuple(self._events.update(result))
         self.frames_processed += 1
         counts = self._events.counts() if self._has_counts else None
-        return dataclasses.replace(result, events=events, counts=counts)
+        return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame))
 
     def status(self, status: StreamStatus) -> StreamStatus:
         """``status`` with the events it causes.
 
         ``stream_ended`` ends every track, unless the stop was ours and the state is kept (then nothing is
         announced: the next run continues). A source restored from its state announces no second
-        ``stream_started``: a file continues silently; a camera reports ``stream_resumed``.
+        ``stream_started``: a file continues silently; a camera reports ``stream_resumed`` (after a
+        ``stream_gap`` when ``after_outage``: its worker died and was restarted).
         """
         kind = status.kind
         if kind is StatusKind.CLOSED:
@@ -131,6 +141,11 @@ class StreamProcessor:
             gap = None if self.clock.last_wall is None else round(max(0.0, status.wall_time - self.clock.last_wall), 3)
             status = dataclasses.replace(status, kind=StatusKind.RESUMED,
                                          detail={**status.detail, "restored": True, "gap_seconds": gap})
+            if self.after_outage:  # the worker died: the gap it could not announce comes first
+                lost = StreamStatus(StatusKind.GAP, status.source_id, self.clock.last_wall or status.wall_time,
+                                    pts=self.clock.last_pts, detail={"reason": "worker restarted"})
+                events = [*self._events.status(lost), *self._events.status(status)]
+                return dataclasses.replace(status, events=tuple(events))
         if kind is StatusKind.ENDED:
             if self.persistent and bool(status.detail.get("stopped")):
                 return status  # suspended: the saved state continues it

@@ -11,6 +11,11 @@ cannot be stored twice: the server rejects an id that is not above the stream's 
 re-sent entry that rejection means "already stored". A subscriber reading after an id it has seen
 also skips re-sent entries. If another writer has put larger ids into the stream, the entry is added
 with a server-chosen id instead (logged once).
+
+An entry may also come with its own id (``put(..., entry_id=...)``: the Redis sink derives it from the
+frame when the run keeps state). Then a rejected id always means "this frame is already stored" (a
+worker restarted from its snapshot replays frames it had published): it is counted as a duplicate, not
+stored twice.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class _Entry:
     entry_id: str | None = None
     payload: bytes | None = None
     sent_before: bool = False
+    fixed_id: bool = False
 
 
 class StreamPublisher(BufferedPublisher[_Entry]):
@@ -76,15 +82,17 @@ class StreamPublisher(BufferedPublisher[_Entry]):
         self._rejected = 0
         self._last_id = (0, -1)
         self._warned_foreign_ids = False
+        self.duplicates = 0  # entries with their own id that the stream already held
         self._start()
 
-    def put(self, stream: str, doc: dict[str, Any], maxlen: int | None) -> None:
+    def put(self, stream: str, doc: dict[str, Any], maxlen: int | None, entry_id: str | None = None) -> None:
         """Queue ``doc`` for ``stream``; never blocks on the network. Drops the oldest entry when full.
 
         ``doc`` is serialised now (it may be changed by the caller afterwards); ``publish_time`` (Unix s)
-        is added when the entry is first sent.
+        is added when the entry is first sent. ``entry_id`` (``<ms>-<seq>``): store it under this id, or
+        not at all when the stream already holds it or a later one.
         """
-        self.enqueue(_Entry(stream, maxlen, _dumps(doc)[:-1]))
+        self.enqueue(_Entry(stream, maxlen, _dumps(doc)[:-1], entry_id=entry_id, fixed_id=entry_id is not None))
 
     # -- BufferedPublisher hooks (background thread) ------------------------------------------------------
     def _connect(self) -> None:
@@ -109,7 +117,7 @@ class StreamPublisher(BufferedPublisher[_Entry]):
             entry.sent_before = True     # if this send breaks, the server may have stored it anyway
         results = self._xadd(batch, use_own_ids=True)
         retry = [e for e, r, again in zip(batch, results, resent)
-                 if isinstance(r, Exception) and _ID_TOO_SMALL in str(r) and not again]
+                 if isinstance(r, Exception) and _ID_TOO_SMALL in str(r) and not again and not e.fixed_id]
         if retry:
             self._warn_foreign_ids()
             by_entry = dict(zip(map(id, retry), self._xadd(retry, use_own_ids=False)))
@@ -128,7 +136,8 @@ class StreamPublisher(BufferedPublisher[_Entry]):
             sep = b"" if entry.head == b"{" else b","
             stamp = repr(round(time.time(), 6)).encode()
             entry.payload = entry.head + sep + b'"publish_time":' + stamp + b"}"
-            entry.entry_id = self._next_id()
+            if not entry.fixed_id:
+                entry.entry_id = self._next_id()
 
     def _xadd(self, entries: list[_Entry], use_own_ids: bool) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
@@ -143,6 +152,9 @@ class StreamPublisher(BufferedPublisher[_Entry]):
         for entry, res, again in zip(batch, results, resent):
             if not isinstance(res, Exception):
                 self._bump_id(res)
+            elif entry.fixed_id and _ID_TOO_SMALL in str(res):
+                if not again:
+                    self.duplicates += 1   # a replayed frame: stored by the run before a restart
             elif not (again and _ID_TOO_SMALL in str(res)):   # else: stored by the try whose reply was lost
                 refused.append(entry)
                 self._rejected += 1

@@ -1,0 +1,271 @@
+"""``trackstream run --engine ray``: the sources of a run in Ray actors (docs/cluster.md).
+
+Ray places the actors, checks their health, restarts them (``max_restarts=-1``) and retries the call a
+dead worker was running (``max_task_retries=-1``); trackstream only tells each actor which sources it runs
+and where their snapshots are. Recorded files are spread over ``FileWorker`` actors (model loaded once per
+worker, one file per call); cameras run in named, detached ``CameraActor`` actors of up to
+``cluster.cameras_per_actor`` cameras. The driver (this process) shows progress, stops the actors on
+Ctrl-C and prints the same summary as the local engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, Optional
+
+from pipelines.cluster.actors import CameraActor, FileWorker, Outcome
+from pipelines.cluster.ray_env import ClusterError, cluster_address, connect
+from pipelines.config import PipelineConfig
+from pipelines.errors import DataLossError, UserError
+from pipelines.engine.progress import Progress, summary_lines
+from pipelines.processing.stats import SourceStats
+from pipelines.settings import SourceSettings
+
+log = logging.getLogger(__name__)
+
+CAMERA_PREFIX = "camera:"
+POLL_S = 0.5
+
+
+def camera_actor_name(source_ids: list[str]) -> str:
+    """The Ray name of the actor running these cameras (``camera:<id>`` or ``camera:<id>+<id>...``)."""
+    return CAMERA_PREFIX + "+".join(source_ids)
+
+
+def actor_options(config: PipelineConfig, **extra: Any) -> dict[str, Any]:
+    """Ray options of every trackstream actor: unlimited restarts and retries, the configured resources."""
+    cfg = config.cluster
+    return {"max_restarts": -1, "max_task_retries": -1, "num_cpus": cfg.cpus_per_actor,
+            "num_gpus": cfg.gpus_per_actor, **extra}
+
+
+def stats_from(snapshot: dict[str, Any]) -> SourceStats:
+    """A ``SourceStats`` holding an actor's counter snapshot (for the progress bar and summary)."""
+    stats = SourceStats(str(snapshot["source_id"]), frame_count=snapshot.get("frame_count"))
+    for name in ("frames_in", "frames_out", "dropped", "reconnects", "invalid_detections", "tracks"):
+        setattr(stats, name, int(snapshot.get(name) or 0))
+    stats.latency_s = float(snapshot.get("latency_s") or 0.0)
+    stats.last_pts = float(snapshot.get("last_pts") or 0.0)
+    stats.ended = bool(snapshot.get("ended"))
+    return stats
+
+
+class _Stop:
+    """SIGINT/SIGTERM: the first stops the actors gracefully (outputs flushed, state saved), a second exits."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Stop":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self.event.is_set():
+            print("trackstream: stopping now", file=sys.stderr)
+            raise SystemExit(128 + signum)
+        self.event.set()
+        print("\ntrackstream: stopping the actors after the frames in flight (signal again to quit at once)",
+              file=sys.stderr)
+
+
+class _Files:
+    """Hands the run's files to a pool of ``FileWorker`` actors, one file per call, and collects outcomes."""
+
+    def __init__(self, ray: Any, config: PipelineConfig, files: list[SourceSettings], model: str,
+                 max_frames: Optional[int]) -> None:
+        self.ray, self.max_frames = ray, max_frames
+        self.pending = [s.id for s in files]
+        self.outcomes: dict[str, Outcome] = {}
+        self.progress: dict[str, dict[str, Any]] = {}
+        cfg = config.cluster
+        n = cfg.file_workers or self._capacity(config)
+        n = max(1, min(n, len(files)))
+        worker = ray.remote(FileWorker).options(**actor_options(config, max_concurrency=3))
+        self.workers = [worker.remote(config, model) for _ in range(n)]
+        self.running: dict[Any, tuple[Any, str]] = {}  # call ref -> (worker, source id)
+        self.idle = list(self.workers)
+        log.info("%d file%s over %d worker%s", len(files), "s" * (len(files) != 1), n, "s" * (n != 1))
+
+    def _capacity(self, config: PipelineConfig) -> int:
+        resources = self.ray.cluster_resources()
+        cfg = config.cluster
+        fits = []
+        if cfg.cpus_per_actor > 0:
+            fits.append(int(resources.get("CPU", 1) // cfg.cpus_per_actor))
+        if cfg.gpus_per_actor > 0:
+            fits.append(int(resources.get("GPU", 0) // cfg.gpus_per_actor))
+        return max(1, min(fits) if fits else 1)
+
+    def step(self) -> None:
+        while self.idle and self.pending:
+            worker = self.idle.pop(0)
+            source_id = self.pending.pop(0)
+            self.running[worker.process.remote(source_id, self.max_frames)] = (worker, source_id)
+        if not self.running:
+            return
+        done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=POLL_S)
+        for ref in done:
+            worker, source_id = self.running.pop(ref)
+            self.outcomes[source_id] = self.ray.get(ref)
+            self.progress.pop(source_id, None)
+            self.idle.append(worker)
+        for worker, _ in list(self.running.values()):
+            try:  # a restarting worker does not answer: its last numbers stay shown
+                for snap in self.ray.get(worker.progress.remote(), timeout=2.0):
+                    self.progress[str(snap["source_id"])] = snap
+            except Exception:  # noqa: BLE001 - progress is best effort
+                pass
+
+    @property
+    def finished(self) -> bool:
+        return not self.pending and not self.running
+
+    def stop(self) -> None:
+        self.pending.clear()
+        for worker in self.workers:
+            worker.stop.remote()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            self.ray.kill(worker, no_restart=True)
+
+
+class _Cameras:
+    """Starts the named, detached camera actors of the run and collects their outcomes."""
+
+    def __init__(self, ray: Any, config: PipelineConfig, cameras: list[SourceSettings], model: str,
+                 max_frames: Optional[int]) -> None:
+        self.ray = ray
+        per = config.cluster.cameras_per_actor
+        groups = [[s.id for s in cameras[i:i + per]] for i in range(0, len(cameras), per)]
+        existing = set(ray.util.list_named_actors())
+        taken = [camera_actor_name(g) for g in groups if camera_actor_name(g) in existing]
+        if taken:
+            raise ClusterError(f"{taken[0]} already runs on this Ray cluster (trackstream cluster list; "
+                               f"trackstream cluster remove ID to stop it)")
+        actor = ray.remote(CameraActor)
+        self.actors = {camera_actor_name(g): actor.options(
+            **actor_options(config, name=camera_actor_name(g), lifetime="detached", max_concurrency=4)
+        ).remote(config, g, model, camera_actor_name(g), max_frames) for g in groups}
+        self.outcomes: dict[str, Outcome] = {}
+        self.progress: dict[str, dict[str, Any]] = {}
+
+    def step(self) -> None:
+        for name, handle in self.actors.items():
+            if name in self.outcomes:
+                continue
+            try:
+                result = self.ray.get(handle.result.remote(), timeout=5.0)
+                for snap in self.ray.get(handle.status.remote(), timeout=5.0):
+                    self.progress[str(snap["source_id"])] = snap
+            except Exception:  # noqa: BLE001 - a restarting actor does not answer yet
+                continue
+            if result is not None:
+                self.outcomes[name] = result
+
+    @property
+    def finished(self) -> bool:
+        return len(self.outcomes) == len(self.actors)
+
+    def stop(self) -> None:
+        calls = {name: h.stop.remote() for name, h in self.actors.items() if name not in self.outcomes}
+        for name, ref in calls.items():
+            try:
+                self.outcomes[name] = self.ray.get(ref, timeout=60.0)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s did not stop cleanly: %s", name, str(exc).splitlines()[0] if str(exc) else exc)
+
+    def close(self) -> None:
+        for handle in self.actors.values():
+            self.ray.kill(handle, no_restart=True)
+
+
+def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
+    """Run every source of ``config`` on Ray; print the summary; the exit code (as ``execute``)."""
+    from pipelines.commands.run import preflight
+
+    model = preflight(config)
+    embedded = cluster_address(config.cluster) is None
+    cameras = [s for s in config.sources if s.is_live]
+    if cameras and not config.state.dir:
+        log.warning("cameras on Ray without --state: a restarted actor starts new track IDs and counts "
+                    "(use --state redis://HOST:PORT/DB)")
+    if not embedded and config.state.dir and "://" not in config.state.dir:
+        log.warning("--state %s is a folder: an actor restarted on another node finds it only on storage every "
+                    "node shares (use --state redis://HOST:PORT/DB)", config.state.dir)
+    ray = connect(config.cluster, quiet=quiet)
+    files = [s for s in config.sources if not s.is_live]
+    started = time.monotonic()
+    parts: list[Any] = []
+    progress = Progress(enabled=None if not quiet else False)
+    try:
+        if files:
+            parts.append(_Files(ray, config, files, model, max_frames))
+        if cameras:
+            parts.append(_Cameras(ray, config, cameras, model, max_frames))
+        with _Stop() as stop:
+            stopping = False
+            while not all(p.finished for p in parts):
+                if stop.event.is_set() and not stopping:
+                    stopping = True
+                    for part in parts:
+                        part.stop()
+                for part in parts:
+                    part.step()
+                    if not files:
+                        time.sleep(POLL_S)
+                progress.update(_current(config, parts))
+    finally:
+        progress.finish()
+        for part in parts:
+            try:
+                part.close()
+            except Exception:  # noqa: BLE001 - the cluster may be going away
+                log.debug("closing actors failed", exc_info=True)
+        if embedded:
+            ray.shutdown()
+    return _summarise(config, parts, time.monotonic() - started)
+
+
+def _current(config: PipelineConfig, parts: list[Any]) -> list[SourceStats]:
+    snaps: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        snaps.update(part.progress)
+        for outcome in part.outcomes.values():
+            snaps.update({str(s["source_id"]): {**s, "ended": True} for s in outcome.stats})
+    return [stats_from(snaps[s.id]) for s in config.sources if s.id in snaps]
+
+
+def _summarise(config: PipelineConfig, parts: list[Any], elapsed: float) -> int:
+    outcomes = [o for part in parts for o in part.outcomes.values()]
+    by_id = {str(s["source_id"]): s for o in outcomes for s in o.stats}
+    stats = [stats_from({**by_id[s.id], "ended": True}) for s in config.sources if s.id in by_id]
+    counts = {k: v for o in outcomes for k, v in o.counts.items()}
+    outputs = [p for o in outcomes for p in o.outputs]
+    losses = [loss for o in outcomes for loss in o.losses]
+    for line in summary_lines(stats, outputs, elapsed, counts, losses):
+        print(line, file=sys.stderr)
+    errors = [o for o in outcomes if o.error]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        error = UserError(f"{first.error}{more}")
+        error.exit_code = first.exit_code or 1
+        raise error
+    if losses:
+        more = f" (and {len(losses) - 1} more, listed above)" if len(losses) > 1 else ""
+        raise DataLossError(f"{losses[0]}{more}")
+    return 0
