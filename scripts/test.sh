@@ -4,7 +4,8 @@
 #     that live-camera tests run against (driven by the system /usr/bin/python3); headless chromium and
 #     chromedriver for the web view's browser tests (tests/web); ffmpeg, the live HLS / MPEG-TS producer of
 #     tests/live/test_hls.py.
-#   - A virtual environment in .venv with trackstream and its test extras.
+#   - A virtual environment in .venv with trackstream and its test extras (Ray among them: tests/cluster runs a real
+#     multi-node Ray cluster on loopback addresses).
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +51,8 @@ echo "== installing trackstream[test] into .venv"
 # Lint and types first: a finding fails the run (CI enforces them). Strict typing covers the pure tracker and
 # the pipeline's core (the seam types, settings, per-camera processing, engine, sink registry).
 STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
-        pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web)
+        pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web
+        pipelines/cluster)
 echo "== ruff"
 .venv/bin/python -m ruff check pipelines tracker tests benchmarks
 echo "== mypy"

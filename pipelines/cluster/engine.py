@@ -197,6 +197,9 @@ def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, qui
     """Run every source of ``config`` on Ray; print the summary; the exit code (as ``execute``)."""
     from pipelines.commands.run import preflight
 
+    if config.http.enabled or config.metrics.port:
+        raise ClusterError("--http and --metrics-port serve one process's sources: with --engine ray use "
+                           "trackstream cluster list (and Redis or MQTT for the results)")
     model = preflight(config)
     embedded = cluster_address(config.cluster) is None
     cameras = [s for s in config.sources if s.is_live]

@@ -13,9 +13,10 @@ also skips re-sent entries. If another writer has put larger ids into the stream
 with a server-chosen id instead (logged once).
 
 An entry may also come with its own id (``put(..., entry_id=...)``: the Redis sink derives it from the
-frame when the run keeps state). Then a rejected id always means "this frame is already stored" (a
-worker restarted from its snapshot replays frames it had published): it is counted as a duplicate, not
-stored twice.
+frame when the run keeps state). Then a rejected id means "this frame is already stored" (a worker
+restarted from its snapshot replays frames it had published): it is counted as a duplicate, not stored
+twice. An entry that is not a replay (``replayable=False``: a stream status) is added with a server-chosen
+id instead when its own is too small.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class _Entry:
     payload: bytes | None = None
     sent_before: bool = False
     fixed_id: bool = False
+    replayable: bool = True
 
 
 class StreamPublisher(BufferedPublisher[_Entry]):
@@ -85,14 +87,17 @@ class StreamPublisher(BufferedPublisher[_Entry]):
         self.duplicates = 0  # entries with their own id that the stream already held
         self._start()
 
-    def put(self, stream: str, doc: dict[str, Any], maxlen: int | None, entry_id: str | None = None) -> None:
+    def put(self, stream: str, doc: dict[str, Any], maxlen: int | None, entry_id: str | None = None,
+            replayable: bool = True) -> None:
         """Queue ``doc`` for ``stream``; never blocks on the network. Drops the oldest entry when full.
 
         ``doc`` is serialised now (it may be changed by the caller afterwards); ``publish_time`` (Unix s)
         is added when the entry is first sent. ``entry_id`` (``<ms>-<seq>``): store it under this id, or
-        not at all when the stream already holds it or a later one.
+        not at all when the stream already holds it or a later one (unless not ``replayable``: then under a
+        server-chosen id).
         """
-        self.enqueue(_Entry(stream, maxlen, _dumps(doc)[:-1], entry_id=entry_id, fixed_id=entry_id is not None))
+        self.enqueue(_Entry(stream, maxlen, _dumps(doc)[:-1], entry_id=entry_id, fixed_id=entry_id is not None,
+                            replayable=replayable))
 
     # -- BufferedPublisher hooks (background thread) ------------------------------------------------------
     def _connect(self) -> None:
@@ -117,9 +122,11 @@ class StreamPublisher(BufferedPublisher[_Entry]):
             entry.sent_before = True     # if this send breaks, the server may have stored it anyway
         results = self._xadd(batch, use_own_ids=True)
         retry = [e for e, r, again in zip(batch, results, resent)
-                 if isinstance(r, Exception) and _ID_TOO_SMALL in str(r) and not again and not e.fixed_id]
+                 if isinstance(r, Exception) and _ID_TOO_SMALL in str(r) and not again
+                 and not (e.fixed_id and e.replayable)]
         if retry:
-            self._warn_foreign_ids()
+            if any(not e.fixed_id for e in retry):
+                self._warn_foreign_ids()
             by_entry = dict(zip(map(id, retry), self._xadd(retry, use_own_ids=False)))
             results = [by_entry.get(id(e), r) for e, r in zip(batch, results)]
         return self._refused(batch, results, resent)
@@ -152,7 +159,7 @@ class StreamPublisher(BufferedPublisher[_Entry]):
         for entry, res, again in zip(batch, results, resent):
             if not isinstance(res, Exception):
                 self._bump_id(res)
-            elif entry.fixed_id and _ID_TOO_SMALL in str(res):
+            elif entry.fixed_id and entry.replayable and _ID_TOO_SMALL in str(res):
                 if not again:
                     self.duplicates += 1   # a replayed frame: stored by the run before a restart
             elif not (again and _ID_TOO_SMALL in str(res)):   # else: stored by the try whose reply was lost

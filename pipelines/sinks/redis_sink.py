@@ -15,7 +15,8 @@ With ``frame_ids`` (the run keeps state: ``--state``, and every Ray worker) entr
 ``<ms>-<seq>`` where ``ms`` is the frame's time on the stream's persistent clock (``FrameResult.stream_time``:
 the stream's start plus the frame's timestamp, saved with the snapshot). A worker that restarts from its
 snapshot and processes frames again produces the same ids, and Redis refuses an id it already holds, so a
-replayed frame is never stored twice. Status events take the wall clock (never below the last id).
+replayed frame is never stored twice. Status events take the wall clock (never below the last id) and are
+never dropped as replays.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class RedisSink:
 
     def status(self, status: StreamStatus) -> None:
         """Queue the events of a stream status change."""
-        self._put_events(status.events, int(time.time() * 1000) if self._frame_ids else None)
+        self._put_events(status.events, int(time.time() * 1000) if self._frame_ids else None, replayable=False)
 
     def _id(self, stream: str, ms: Optional[int]) -> Optional[str]:
         """The next entry id of ``stream`` at ``ms`` (None: the publisher chooses)."""
@@ -129,12 +130,13 @@ class RedisSink:
         """Published / dropped / buffered counters (for metrics and logs)."""
         return self._publisher.stats()
 
-    def _put_events(self, events: "Sequence[Event]", ms: Optional[int] = None) -> None:
+    def _put_events(self, events: "Sequence[Event]", ms: Optional[int] = None, replayable: bool = True) -> None:
         for event in events:
             doc = dict(event)
             if doc.get("source_id") != self.source_id:
                 doc["source_id"] = self.source_id
-            self._publisher.put(self.events_stream, doc, self._cfg.events_maxlen, self._id(self.events_stream, ms))
+            self._publisher.put(self.events_stream, doc, self._cfg.events_maxlen, self._id(self.events_stream, ms),
+                                replayable)
 
 
 ENTRY = SinkEntry("redis", DropPolicy.DROP_OLDEST, lambda config: bool(config.redis.url),

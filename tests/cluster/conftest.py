@@ -1,5 +1,6 @@
-"""Fixtures of the Ray tests: one real multi-node cluster on loopback for the whole session (tests share it;
-starting one takes ~15 s), and a real redis-server for snapshots and outputs. See raycluster.py."""
+"""Fixtures of the Ray tests: one real multi-node cluster on loopback shared by a module's tests (starting one
+takes ~15 s; it is gone before other modules' timing-sensitive tests run), and a real redis-server for
+snapshots and outputs. See raycluster.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.live.conftest import gst_ready  # noqa: F401 - the RTSP test server's
 from tests.redis.conftest import RedisServer, _server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator["object"]:
     if importlib.util.find_spec("ray") is None:
         if IN_CI:
@@ -28,7 +29,7 @@ def ray_cluster() -> Iterator["object"]:
         cluster.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     yield from _server(tmp_path_factory.mktemp("cluster-redis"))
 

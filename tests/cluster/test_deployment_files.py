@@ -251,3 +251,19 @@ def test_documented_ray_addresses_use_the_head_port() -> None:
     for name, found in addresses.items():
         assert found, f"{name} shows no --ray-address example"
         assert set(found) == {port}, f"{name} uses ports {found}; the head listens on {port}"
+
+
+def test_every_ray_process_requires_the_cluster_token() -> None:
+    """Token authentication on everywhere Ray runs: whoever reaches a Ray port still cannot run code."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    for name in ("ray-head", "ray-worker"):
+        env = compose["services"][name]["environment"]
+        assert env["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" in env
+    docs = list(yaml.safe_load_all(KUBERAY.read_text()))
+    cluster = next(d for d in docs if d and d.get("kind") == "RayCluster")["spec"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        for container in group["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container["env"]}
+            assert env["RAY_AUTH_MODE"]["value"] == "token"
+            assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "trackstream-ray-token"

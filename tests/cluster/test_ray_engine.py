@@ -85,6 +85,12 @@ def test_embedded_ray_without_a_cluster(bikes_video, tmp_path):
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 12
 
 
+def test_live_view_is_refused_with_ray_in_one_line(bikes_video, tmp_path):
+    done = run_cli("run", "--engine", "ray", str(bikes_video), "--http", "8089", timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("trackstream: error: --http and --metrics-port serve one")
+
+
 def test_missing_ray_extra_is_one_line(bikes_video, tmp_path):
     # Simulated: CI installs Ray, so "not installed" is produced by blocking its import (sys.modules["ray"]
     # = None makes `import ray` raise ImportError, exactly what a missing package raises).
@@ -199,6 +205,8 @@ def test_camera_actor_survives_node_death_and_process_death(ray_cluster, cluster
         assert all(rec["source_id"] == "cam" for _, rec in frames)
         published = json.dumps(frames) + json.dumps(cam.events())
         assert "S3cret-cam-pw" not in published
+        logs = [p for p in Path(ray_cluster.temp).rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]
+        assert logs and not [p for p in logs if b"S3cret-cam-pw" in p.read_bytes()], "the password is in a log"
 
         removed = run_cli("cluster", "remove", "cam", "--ray-address", ray_cluster.address, env=ray_cluster.env,
                           timeout=180)
@@ -247,3 +255,36 @@ def test_file_job_whose_node_dies_equals_an_unbroken_run(ray_cluster, cluster_re
     assert (out / "t.jsonl").read_bytes() == (unbroken / "t.jsonl").read_bytes()
     assert (out / "t.txt").read_bytes() == (unbroken / "t.txt").read_bytes()
     assert f"wrote {out / 't.jsonl'}" in stderr
+
+
+def test_run_groups_cameras_per_actor_and_stops_them(ray_cluster, cluster_redis, gst_ready, bikes_video, tmp_path):
+    from tests.live.conftest import RtspServer
+
+    camera = RtspServer(bikes_video, mounts=("/a", "/b")).start()
+    out = tmp_path / "out"
+    config = tmp_path / "cams.yaml"
+    config.write_text(json.dumps({"sources": [{"id": "a", "url": camera.url_for("/a")},
+                                              {"id": "b", "url": camera.url_for("/b")}]}))
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "--engine", "ray", "--ray-address", ray_cluster.address,
+           "--config", str(config), "--cameras-per-actor", "2", "--jsonl", str(out / "{source}.jsonl"),
+           "--state", f"redis://127.0.0.1:{cluster_redis.port}/4", *COMMON]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**ray_cluster.env, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    try:
+        _wait("both cameras writing", lambda: all((out / f"{s}.jsonl").exists() and
+                                                  len((out / f"{s}.jsonl").read_bytes().splitlines()) >= 5
+                                                  for s in ("a", "b")), 180)
+        rows = _listing(ray_cluster)
+        assert sorted(r["source_id"] for r in rows) == ["a", "b"]
+        assert {r["actor"] for r in rows} == {"camera:a+b"}  # one actor, one model, shared detector batches
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the actors stop after the frames in flight
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        camera.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    for source in ("a", "b"):
+        written = len((out / f"{source}.jsonl").read_bytes().splitlines())
+        assert f"{source}: {written} frames" in stderr
+    assert _listing(ray_cluster) == []  # the run removed its actors
