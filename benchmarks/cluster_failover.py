@@ -3,9 +3,9 @@
 A real 3-node Ray cluster on loopback (head 127.0.0.2 with no CPUs, workers 127.0.0.3 and .4; see
 tests/cluster/raycluster.py), the real RTSP test server playing bikes.mp4 at 25 fps, a private redis-server
 for snapshots and outputs, and one camera added with ``trackstream cluster add`` (YOLO11n-pose on the CPU).
-Each trial SIGKILLs the node running the camera (its whole process group, as a machine losing power; the
+Each trial SIGKILLs the node running the camera (every process of the node, as a machine losing power; the
 node is started again afterwards) or only the actor's process, then times until the restarted actor's
-first frame reaches Redis (publish_time after the kill). Usage::
+first frame reaches Redis (the first frame published after its ``stream_resumed``). Usage::
 
     python benchmarks/cluster_failover.py [--trials 5] [--imgsz 160]
 
@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
@@ -55,16 +57,26 @@ def listing(cluster: RayCluster) -> dict:
     return rows[0]
 
 
-def first_frame_after(client, wall: float, timeout: float = 120.0) -> float:
+def first_frame_after(client, wall: float, timeout: float = 120.0, restarted: bool = True) -> float:
+    """Seconds from ``wall`` to the first frame in Redis published after it -- with ``restarted``, the first
+    frame of the restarted actor (published after its ``stream_resumed``), never a dying one's last batch."""
     deadline = time.time() + timeout
     start = f"{int(wall * 1000)}-0"
     while time.time() < deadline:
+        after = wall
+        if restarted:
+            resumed = [json.loads(f["data"]) for _, f in client.xrange("trackstream:cam:events", min=start)]
+            resumed = [e for e in resumed if e["event"] == "stream_resumed" and e["publish_time"] > wall]
+            if not resumed:
+                time.sleep(0.05)
+                continue
+            after = resumed[0]["publish_time"]
         for _, fields in client.xrange("trackstream:cam:frames", min=start):
             rec = json.loads(fields["data"])
-            if rec["publish_time"] > wall:
+            if rec["publish_time"] > after:
                 return rec["publish_time"] - wall
         time.sleep(0.05)
-    raise SystemExit(f"no frame within {timeout} s after the kill")
+    raise SystemExit(f"no frame of a restarted actor within {timeout} s after the kill")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -94,23 +106,41 @@ def main() -> int:
         if added.returncode != 0:
             raise SystemExit(added.stderr[-3000:])
         client = redis.client()
-        first_frame_after(client, time.time() - 60)
+        first_frame_after(client, time.time() - 60, restarted=False)
         print(f"health checks: {HEALTH_CHECKS}; snapshots every 1 s", flush=True)
         for trial in range(args.trials):
             for kind in results:
                 time.sleep(3.0)  # steady state: a snapshot after the last restart
                 row = listing(cluster)
+                pid = int(row["pid"])
+                owner = cluster.node_of_pid(pid)
+                if owner != row["node"]:
+                    print(f"  (cluster list says node {row['node']}, the process {pid} belongs to {owner})")
                 killed = time.time()
                 if kind == "node kill":
-                    cluster.kill_node(row["node"])
+                    cluster.kill_node(owner or row["node"])
                 else:
-                    os.kill(int(row["pid"]), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+                try:
+                    victim = psutil.Process(pid)
+                    victim.wait(timeout=5)
+                except psutil.TimeoutExpired:
+                    if victim.status() != psutil.STATUS_ZOMBIE:
+                        raise SystemExit(f"the camera's process {pid} survived the {kind}") from None
+                except psutil.NoSuchProcess:
+                    pass
                 dark = first_frame_after(client, killed)
                 results[kind].append(dark)
                 print(f"trial {trial + 1} {kind:<12} (on {row['node']}): frames again after {dark:5.2f} s",
                       flush=True)
+                if os.environ.get("FAILOVER_DEBUG"):
+                    time.sleep(2)
+                    now = listing(cluster)
+                    names = [json.loads(f["data"])["event"] for _, f in client.xrange("trackstream:cam:events")]
+                    print(f"   was pid {pid} on {owner}; now pid {now['pid']} on {now['node']} restarts "
+                          f"{now['restarts']}; gaps {names.count('stream_gap')}", flush=True)
                 if kind == "node kill":
-                    cluster.start_node(row["node"])
+                    cluster.start_node(owner or row["node"])
         events = [json.loads(f["data"]) for _, f in client.xrange("trackstream:cam:events")]
         started = [e["track"]["id"] for e in events if e["event"] == "track_started"]
         pts = [json.loads(f["data"])["pts"] for _, f in client.xrange("trackstream:cam:frames")]

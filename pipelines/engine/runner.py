@@ -10,7 +10,9 @@
 
 The runner only schedules: every per-camera state lives in the source's ``StreamProcessor``. With a
 ``StateStore`` (``--state DIR``) each processor's snapshot travels through its sinks' queues as a
-``Checkpoint`` every ``state.interval`` seconds and at the end, and is loaded at start.
+``Checkpoint`` every ``state.interval`` seconds and at the end (and, for a camera, right after a frame
+with events: a camera restarted after a crash must neither announce them again nor lose their counts, and
+its frames are never replayed), and is loaded at start.
 
 File batches never mix sources and are always full (or the file's tail), so two runs over one file
 give identical results. An exception in any thread stops the run: every sink is still closed (so
@@ -365,7 +367,8 @@ class Runner:
         self._to_sinks(lane, result)
         lane.stats.processed(result.frame.pts, time.time() - frame.capture_time,
                              lane.processor.counts().tracks_started)
-        if self.state is not None and time.monotonic() - lane.last_checkpoint >= self.config.state.interval:
+        if self.state is not None and (time.monotonic() - lane.last_checkpoint >= self.config.state.interval
+                                       or (result.events and lane.settings.is_live and self.config.state.on_events)):
             self._checkpoint(lane)
 
     def _to_sinks(self, lane: Lane, item: Union[FrameResult, StreamStatus, Checkpoint]) -> None:

@@ -100,21 +100,35 @@ class RayCluster:
                 return ip
         return None
 
+    def session(self, ip: str) -> list[psutil.Process]:
+        """Every live process of the node: its ``ray start`` session (the raylet puts workers in process groups
+        of their own, so the process group alone is not the node)."""
+        sid = self.nodes[ip].pid
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except (OSError, psutil.Error):
+                continue
+        return found
+
     def kill_node(self, ip: str) -> None:
-        """SIGKILL every process of the node (its process group), as if the machine died."""
+        """SIGKILL every process of the node at once, as if the machine lost power."""
         proc = self.nodes[ip]
         self._remember(proc.pid)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for _ in range(3):  # a process forked while the first ones die is caught by the next pass
+            victims = self.session(ip)
+            if not victims:
+                break
+            self.all_pids.update(p.pid for p in victims)
+            for victim in victims:
+                try:
+                    victim.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(victims, timeout=5)
         proc.wait(timeout=30)
-        for pid in list(self.all_pids):  # a raylet's children outside the group (agents) die with it too
-            try:
-                if os.getsid(pid) == proc.pid:
-                    os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of the cluster (by session of its nodes, or naming its temp folder)."""
