@@ -6,7 +6,9 @@ mounts) with the real YOLO11n-pose model on the CPU, saves snapshots to a privat
 
     local            trackstream run CAMERAS                          (one process)
     ray, N actors    trackstream run --engine ray CAMERAS             (embedded Ray: an actor per camera)
-    ray, 1 actor     ... --engine ray --cameras-per-actor 4           (one actor, shared detector batches)
+    ray, 1 actor     ... --engine ray --cameras-per-actor 4           (one actor with both CPUs, shared
+                                                                      detector batches)
+Each actor's detector uses the CPUs Ray reserved for it (``cluster.cpus_per_actor``).
 
 After a warm-up (every camera has frames, then 3 s more) each mode is measured for ``--seconds``: frames/s
 processed (JSONL lines) and CPU ms per processed frame of the whole process tree (driver, Ray's own
@@ -152,7 +154,7 @@ def main() -> int:
         ("ray, 1 camera", urls4[:1], ray, {}),
         ("local, 4 cameras", urls4, [], {}),
         ("ray, 4 cameras, 4 actors", urls4, ray, {"cluster": {"cpus_per_actor": 0.5}}),  # 4 actors fit 2 CPUs
-        ("ray, 4 cameras, 1 actor", urls4, [*ray, "--cameras-per-actor", "4"], {}),
+        ("ray, 4 cameras, 1 actor", urls4, [*ray, "--cameras-per-actor", "4"], {"cluster": {"cpus_per_actor": 2}}),
     ]
     results: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in modes}
     try:

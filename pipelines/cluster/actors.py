@@ -59,6 +59,13 @@ def _store(config: PipelineConfig) -> Any:
     return open_store(config.state.dir) if config.state.dir else None
 
 
+def reserved_cores(config: PipelineConfig) -> Optional[int]:
+    """The CPU cores the detector of an actor may use: what Ray reserved for it (``cpus_per_actor``, at least
+    one), not every core of the node, which the other actors there share."""
+    cpus = config.cluster.cpus_per_actor
+    return max(1, int(cpus)) if cpus > 0 else None
+
+
 def _restarted() -> bool:
     """True in an actor that Ray restarted after its process or node died."""
     from pipelines.cluster.ray_env import import_ray
@@ -93,7 +100,7 @@ class CameraActor:
             for settings in config.sources:
                 if settings.id in wanted:
                     pairs.append((settings, _open(settings)))
-            detector = Detector(config.detector, model)
+            detector = Detector(config.detector, model, cores=reserved_cores(config))
             self.runner = Runner(pairs, detector, config, max_frames=max_frames, state=store, restarted=restarted)
         except BaseException:
             for _, source in pairs:
@@ -152,7 +159,7 @@ class FileWorker:
         self.config = config
         self.node = node_address()
         self.store = _store(config)
-        self.detector = Detector(config.detector, model)
+        self.detector = Detector(config.detector, model, cores=reserved_cores(config))
         self._lock = threading.Lock()
         self._runner: Any = None
         self._stopped = False

@@ -78,7 +78,7 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                           "Ray cluster (default: RAY_ADDRESS, else an embedded local Ray)"}),
     ("--cameras-per-actor", "cluster.cameras_per_actor",
      {"type": int, "metavar": "N", "help": "with --engine ray: cameras sharing one actor (one model, shared "
-                                           "detector batches); default 1"}),
+                                           "detector batches); default 4"}),
     ("--gpus-per-actor", "cluster.gpus_per_actor",
      {"type": float, "metavar": "F", "help": "with --engine ray: GPU fraction per actor (0.25: four per GPU)"}),
     ("--file-workers", "cluster.file_workers",

@@ -146,7 +146,7 @@ class Detector:
             choice, e.g. on a GPU).
     """
 
-    def __init__(self, config: DetectorConfig, model: Optional[str] = None) -> None:
+    def __init__(self, config: DetectorConfig, model: Optional[str] = None, cores: Optional[int] = None) -> None:
         self.config = config
         name = model or config.model
         if not name:
@@ -158,7 +158,7 @@ class Detector:
             raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from a "
                              f"{', '.join(TASKS)} model")
         self.device, self.half = resolve_device(config.device, config.half, self.model_name)
-        cores = cpu_cores()
+        cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
         self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
         self.threads: Optional[int] = max(1, cores // self.workers) if self.device == "cpu" else None
         if self.threads is not None and self.model_name.endswith(".pt"):
