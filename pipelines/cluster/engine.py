@@ -11,11 +11,9 @@ Ctrl-C and prints the same summary as the local engine.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import Any, Optional
 
 from pipelines.cluster.actors import CameraActor, FileWorker, Outcome
@@ -53,32 +51,6 @@ def stats_from(snapshot: dict[str, Any]) -> SourceStats:
     stats.last_pts = float(snapshot.get("last_pts") or 0.0)
     stats.ended = bool(snapshot.get("ended"))
     return stats
-
-
-class _Stop:
-    """SIGINT/SIGTERM: the first stops the actors gracefully (outputs flushed, state saved), a second exits."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_Stop":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        if self.event.is_set():
-            print("trackstream: stopping now", file=sys.stderr)
-            raise SystemExit(128 + signum)
-        self.event.set()
-        print("\ntrackstream: stopping the actors after the frames in flight (signal again to quit at once)",
-              file=sys.stderr)
 
 
 class _Files:
@@ -195,7 +167,7 @@ class _Cameras:
 
 def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
     """Run every source of ``config`` on Ray; print the summary; the exit code (as ``execute``)."""
-    from pipelines.commands.run import preflight
+    from pipelines.commands.run import StopSignals, preflight
 
     if config.http.enabled or config.metrics.port:
         raise ClusterError("--http and --metrics-port serve one process's sources: with --engine ray use "
@@ -219,10 +191,15 @@ def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, qui
             parts.append(_Files(ray, config, files, model, max_frames))
         if cameras:
             parts.append(_Cameras(ray, config, cameras, model, max_frames))
-        with _Stop() as stop:
+        stop = threading.Event()
+
+        def quit_now(signum: int) -> None:
+            raise SystemExit(128 + signum)  # through the finally below: the run's actors are still removed
+
+        with StopSignals(stop.set, "the actors after the frames in flight", at_once=quit_now):
             stopping = False
             while not all(p.finished for p in parts):
-                if stop.event.is_set() and not stopping:
+                if stop.is_set() and not stopping:
                     stopping = True
                     for part in parts:
                         part.stop()

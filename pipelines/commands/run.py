@@ -10,10 +10,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.errors import DataLossError, OutputError, SourceError
@@ -24,9 +25,6 @@ from pipelines.sinks import output_path
 from pipelines.sources import open_source
 from pipelines.sources.base import Source
 from tracker.configutil import ConfigError
-
-if TYPE_CHECKING:
-    from pipelines.engine.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -256,17 +254,21 @@ def open_sources(config: PipelineConfig) -> list[tuple[SourceSettings, Source]]:
     return opened
 
 
-class _Signals:
-    """SIGINT/SIGTERM: first one stops the runner gracefully, a second one exits at once."""
+class StopSignals:
+    """SIGINT/SIGTERM: the first calls ``stop`` (a graceful stop: frames in flight processed, outputs flushed),
+    a second ends the process at once (``at_once(signum)``; default ``os._exit(128 + signum)``)."""
 
-    def __init__(self, runner: "Runner") -> None:
-        self.runner = runner
+    def __init__(self, stop: Callable[[], None], what: str = "after the frames in flight",
+                 at_once: Optional[Callable[[int], None]] = None) -> None:
+        self.stop, self.what = stop, what
+        self.at_once = at_once or (lambda signum: os._exit(128 + signum))
         self.received: Optional[int] = None
         self._old: dict[int, Any] = {}  # previous handlers, as signal.signal returns them
 
-    def __enter__(self) -> "_Signals":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -276,11 +278,11 @@ class _Signals:
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.received is not None:
             print("trackstream: stopping now", file=sys.stderr)
-            os._exit(128 + signum)
+            self.at_once(signum)
+            return
         self.received = signum
-        print("\ntrackstream: stopping after the frames in flight (signal again to quit at once)",
-              file=sys.stderr)
-        self.runner.stop()
+        print(f"\ntrackstream: stopping {self.what} (signal again to quit at once)", file=sys.stderr)
+        self.stop()
 
 
 def preflight(config: PipelineConfig) -> str:
@@ -356,7 +358,7 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             source.close()
         raise
     started = time.monotonic()
-    with _Signals(runner):
+    with StopSignals(runner.stop):
         try:
             stats = runner.run(on_progress=progress.update)
         finally:
