@@ -37,12 +37,19 @@ class Outcome:
     exit_code: int = 0
 
 
+def _message(error: Optional[BaseException]) -> Optional[str]:
+    if error is None:
+        return None
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def _outcome(runner: Any, error: Optional[BaseException]) -> Outcome:
-    out = Outcome(stats=[s.snapshot() for s in runner.stats],
-                  counts={lane.settings.id: lane.processor.counts() for lane in runner.lanes},
-                  outputs=list(runner.outputs), losses=list(runner.losses()))
+    out = Outcome() if runner is None else Outcome(
+        stats=[s.snapshot() for s in runner.stats],
+        counts={lane.settings.id: lane.processor.counts() for lane in runner.lanes},
+        outputs=list(runner.outputs), losses=list(runner.losses()))
     if error is not None:
-        out.error = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        out.error = _message(error)
         out.exit_code = int(getattr(error, "exit_code", 1)) if isinstance(error, UserError) else 1
     return out
 
@@ -94,20 +101,27 @@ class CameraActor:
         if restarted:
             log.warning("%s restarted on %s (restart %d): continuing from the saved state", name, self.node,
                         self.restarts)
-        wanted = set(source_ids)
+        self.source_ids = list(source_ids)
+        self._error: Optional[BaseException] = None
+        self._done = threading.Event()
+        self.runner: Any = None
         pairs = []
         try:
             for settings in config.sources:
-                if settings.id in wanted:
+                if settings.id in self.source_ids:
                     pairs.append((settings, _open(settings)))
             detector = Detector(config.detector, model, cores=reserved_cores(config))
             self.runner = Runner(pairs, detector, config, max_frames=max_frames, state=store, restarted=restarted)
+        except UserError as exc:  # a bad model, state or source: reported by status()/result(), not re-raised
+            for _, source in pairs:  # (Ray would print its traceback and the actor would be dead for good)
+                source.close()
+            self._error = exc
+            self._done.set()
+            return
         except BaseException:
             for _, source in pairs:
                 source.close()
             raise
-        self._error: Optional[BaseException] = None
-        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trackstream-camera-actor", daemon=True)
         self._thread.start()
 
@@ -121,6 +135,10 @@ class CameraActor:
 
     def status(self) -> list[dict[str, object]]:
         """Per camera: id, node, state (live / reconnecting / ended / failed), fps, latency, frames, restarts."""
+        if self.runner is None:
+            return [{"source_id": sid, "node": self.node, "state": "failed", "restarts": self.restarts,
+                     "actor": self.name, "pid": os.getpid(), "fps": 0.0, "latency_s": 0.0, "frames_out": 0,
+                     "error": _message(self._error)} for sid in self.source_ids]
         out = []
         for lane in self.runner.lanes:
             snap = lane.stats.snapshot()
@@ -138,9 +156,11 @@ class CameraActor:
             return None
         return _outcome(self.runner, self._error)
 
+
     def stop(self, timeout: float = 30.0) -> Outcome:
         """Stop reading, flush every output, take the last snapshot; the outcome."""
-        self.runner.stop()
+        if self.runner is not None:
+            self.runner.stop()
         self._done.wait(timeout)
         return _outcome(self.runner, self._error)
 
@@ -158,8 +178,13 @@ class FileWorker:
 
         self.config = config
         self.node = node_address()
-        self.store = _store(config)
-        self.detector = Detector(config.detector, model, cores=reserved_cores(config))
+        self._error: Optional[UserError] = None
+        self.detector: Any = None
+        try:  # a bad model or state: each call answers with it (raised here, Ray prints a traceback)
+            self.store = _store(config)
+            self.detector = Detector(config.detector, model, cores=reserved_cores(config))
+        except UserError as exc:
+            self._error = exc
         self._lock = threading.Lock()
         self._runner: Any = None
         self._stopped = False
@@ -168,6 +193,8 @@ class FileWorker:
         """Process one file of ``config.sources`` (to its end, or until ``stop()``)."""
         from pipelines.engine.runner import Runner
 
+        if self._error is not None:
+            return _outcome(None, self._error)
         settings = next(s for s in self.config.sources if s.id == source_id)
         runner = Runner([(settings, _open(settings))], self.detector, self.config, max_frames=max_frames,
                         state=self.store)

@@ -17,7 +17,7 @@ import time
 from typing import Any, Optional
 
 from pipelines.cluster.actors import CameraActor, FileWorker, Outcome
-from pipelines.cluster.ray_env import ClusterError, cluster_address, connect
+from pipelines.cluster.ray_env import ClusterError, cluster_address, connect, failure
 from pipelines.config import PipelineConfig
 from pipelines.errors import DataLossError, UserError
 from pipelines.engine.progress import Progress, summary_lines
@@ -91,9 +91,12 @@ class _Files:
         done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=POLL_S)
         for ref in done:
             worker, source_id = self.running.pop(ref)
-            self.outcomes[source_id] = self.ray.get(ref)
             self.progress.pop(source_id, None)
-            self.idle.append(worker)
+            try:
+                self.outcomes[source_id] = self.ray.get(ref)
+                self.idle.append(worker)
+            except Exception as exc:  # noqa: BLE001 - the worker cannot start (a bad model, ...): one line
+                self.outcomes[source_id] = Outcome(error=f"{source_id}: {failure(exc)}", exit_code=1)
         for worker, _ in list(self.running.values()):
             try:  # a restarting worker does not answer: its last numbers stay shown
                 for snap in self.ray.get(worker.progress.remote(), timeout=2.0):
@@ -143,6 +146,9 @@ class _Cameras:
                 result = self.ray.get(handle.result.remote(), timeout=5.0)
                 for snap in self.ray.get(handle.status.remote(), timeout=5.0):
                     self.progress[str(snap["source_id"])] = snap
+            except self.ray.exceptions.ActorDiedError as exc:  # cannot be restarted: its start itself failed
+                self.outcomes[name] = Outcome(error=f"{name}: {failure(exc)}", exit_code=1)
+                continue
             except Exception:  # noqa: BLE001 - a restarting actor does not answer yet
                 continue
             if result is not None:
@@ -241,7 +247,8 @@ def _summarise(config: PipelineConfig, parts: list[Any], elapsed: float) -> int:
     errors = [o for o in outcomes if o.error]
     if errors:
         first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        others = len({o.error for o in errors}) - 1  # every file worker reports a bad model once per file
+        more = f" (and {others} more)" if others > 0 else ""
         error = UserError(f"{first.error}{more}")
         error.exit_code = first.exit_code or 1
         raise error

@@ -82,6 +82,22 @@ def connect(config: ClusterConfig, *, embedded: bool = True, quiet: bool = False
     return ray
 
 
+def failure(exc: BaseException) -> str:
+    """One line for an error that came back from an actor: the original exception's ``Name: message`` (Ray
+    wraps it with its traceback), else the first line."""
+    import re
+
+    text = str(exc)
+    found = re.findall(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
+    found = [(name, msg) for name, msg in found if not name.startswith(("Ray", "Actor", "Task"))]
+    if found:
+        name, msg = found[-1]
+        return msg.strip() if name in ("UserError", "ModelError", "SourceError", "OutputError", "ClusterError",
+                                       "StateError", "ConfigError") else f"{name}: {msg.strip()}"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first
+
+
 def node_address() -> str:
     """This worker's node address (inside an actor)."""
     ray = import_ray()

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelines.cluster.actors import CameraActor
 from pipelines.cluster.engine import CAMERA_PREFIX, actor_options, camera_actor_name
-from pipelines.cluster.ray_env import ClusterError, connect
+from pipelines.cluster.ray_env import ClusterError, connect, failure
 from pipelines.commands.run import add_arguments, config_from_args, preflight
 from pipelines.config import PipelineConfig
 
@@ -69,7 +69,7 @@ def add(config: PipelineConfig) -> int:
     if not config.state.dir:
         raise ClusterError("cluster add needs --state redis://HOST:PORT/DB: a camera restarted on another node "
                            "continues its track IDs and counts from there")
-    ray = connect(config.cluster, embedded=False)
+    ray = connect(config.cluster, embedded=False, quiet=True)
     running = set(ray.util.list_named_actors())
     actor = ray.remote(CameraActor)
     for settings in live:
@@ -79,13 +79,21 @@ def add(config: PipelineConfig) -> int:
                                f"{settings.id} first)")
         handle = actor.options(**actor_options(config, name=name, lifetime="detached", max_concurrency=4)).remote(
             config, [settings.id], model, name)
-        ray.get(handle.status.remote(), timeout=300)  # started: the model is loaded and the camera opened
+        try:
+            rows = ray.get(handle.status.remote(), timeout=300)  # started: model loaded, camera opened
+        except Exception as exc:  # noqa: BLE001 - one line, and no actor left behind
+            ray.kill(handle, no_restart=True)
+            raise ClusterError(f"camera {settings.id} did not start: {failure(exc)}") from None
+        errors = [row["error"] for row in rows if row.get("error")]
+        if errors:
+            ray.kill(handle, no_restart=True)
+            raise ClusterError(f"camera {settings.id} did not start: {errors[0]}")
         print(f"added {settings.id}")
     return 0
 
 
 def remove(config: PipelineConfig, ids: list[str]) -> int:
-    ray = connect(config.cluster, embedded=False)
+    ray = connect(config.cluster, embedded=False, quiet=True)
     cameras = _cameras(ray)
     for source_id in ids:
         matches = [n for n in cameras if source_id in n[len(CAMERA_PREFIX):].split("+")]
@@ -102,7 +110,7 @@ def remove(config: PipelineConfig, ids: list[str]) -> int:
 
 
 def listing(config: PipelineConfig, as_json: bool) -> int:
-    ray = connect(config.cluster, embedded=False)
+    ray = connect(config.cluster, embedded=False, quiet=True)
     rows: list[dict[str, Any]] = []
     for name, handle in _cameras(ray).items():
         try:

@@ -91,6 +91,23 @@ def test_live_view_is_refused_with_ray_in_one_line(bikes_video, tmp_path):
     assert done.stderr.strip().splitlines()[-1].startswith("trackstream: error: --http and --metrics-port serve one")
 
 
+def test_bad_model_is_one_line_from_every_actor_kind(ray_cluster, cluster_redis, bikes_video, tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_text("not a model")
+    expected = f"cannot load model {bad}"
+    files = run_cli("run", "--engine", "ray", "--ray-address", ray_cluster.address, str(bikes_video), "--model",
+                    str(bad), "--jsonl", str(tmp_path / "t.jsonl"), "--quiet", env=ray_cluster.env, timeout=300)
+    assert files.returncode == 2 and "Traceback" not in files.stderr, files.stderr[-3000:]
+    assert files.stderr.strip().splitlines()[-1].startswith(f"trackstream: error: {expected}")
+    added = run_cli("cluster", "add", "rtsp://127.0.0.1:9/none", "--source-id", "broken", "--model", str(bad),
+                    "--state", f"redis://127.0.0.1:{cluster_redis.port}/5", "--ray-address", ray_cluster.address,
+                    "--quiet", env=ray_cluster.env, timeout=300)
+    assert added.returncode == 2 and "Traceback" not in added.stderr, added.stderr[-3000:]
+    assert added.stderr.strip().splitlines()[-1].startswith(
+        f"trackstream: error: camera broken did not start: {expected}"), added.stderr[-3000:]
+    assert _listing(ray_cluster) == []  # nothing left behind
+
+
 def test_missing_ray_extra_is_one_line(bikes_video, tmp_path):
     # Simulated: CI installs Ray, so "not installed" is produced by blocking its import (sys.modules["ray"]
     # = None makes `import ray` raise ImportError, exactly what a missing package raises).

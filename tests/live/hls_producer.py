@@ -106,13 +106,17 @@ class HlsProducer:
         w, h = self.size
         t0 = time.monotonic()
         n = 0
+        last_ms = 0
         try:
             while proc.poll() is None:
                 delay = t0 + n / FPS - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
                 now = time.time()
-                proc.stdin.write(_stamp(self.frames[n % len(self.frames)], w, h, int(now * 1000)))
+                # A write blocks while ffmpeg is busy, and the frames behind it then go out back to back, within
+                # one millisecond on a loaded machine: the stamp still rises, so every picture stays unique.
+                last_ms = max(int(now * 1000), last_ms + 1)
+                proc.stdin.write(_stamp(self.frames[n % len(self.frames)], w, h, last_ms))
                 self.fed_last = now
                 n += 1
         except (BrokenPipeError, ValueError, OSError):
