@@ -20,10 +20,11 @@ from typing import Any, Optional
 from pipelines import __version__
 from pipelines.errors import UserError
 from pipelines.frames import Event, FrameResult, StatusKind, StreamStatus
+from pipelines.sinks.publisher import PublisherCounters
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 from pipelines.sinks.jsonl import encode_record
 from pipelines.sinks.mqtt_conn import MqttConfig, check_reachable, describe
-from pipelines.sinks.mqtt_publisher import Message, MqttPublisher, PublisherStats
+from pipelines.sinks.mqtt_publisher import Message, MqttPublisher
 from pipelines.sinks.mqtt_topics import Topics, discovery_configs, line_doc, tracks_doc, zone_doc
 
 __all__ = ["ENTRY", "MqttConfig", "MqttSink", "check_reachable"]
@@ -44,7 +45,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency; stay 
         return encode_record(doc).encode()
 
 
-class MqttSink:
+class MqttSink(PublisherCounters):
     """Publish one source's events, counts and state to an MQTT broker.
 
     Args:
@@ -55,6 +56,8 @@ class MqttSink:
     Raises:
         UserError: two zone (or line) names would share a topic level.
     """
+
+    _publisher: MqttPublisher
 
     def __init__(self, config: MqttConfig, source_id: str, zones: Sequence[str] = (),
                  lines: Sequence[str] = ()) -> None:
@@ -111,19 +114,6 @@ class MqttSink:
         self._set_state("offline")
         self._closed = True
         self._publisher.close(self._cfg.flush_timeout)   # it says in one line what could not be delivered
-
-    def undelivered(self) -> int:
-        """Messages dropped (buffer full, or not delivered by close): a run that lost any exits 3."""
-        return self._publisher.stats().dropped
-
-    def buffered(self) -> int:
-        """Messages waiting for the broker now (grows during an outage)."""
-        return self._publisher.stats().buffered
-
-    @property
-    def stats(self) -> PublisherStats:
-        """Published / dropped / buffered counters (for metrics and logs)."""
-        return self._publisher.stats()
 
     # -- messages -------------------------------------------------------------------------------------------
     def _set_state(self, state: str) -> None:

@@ -26,7 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -301,3 +301,22 @@ class BufferedPublisher(Generic[T]):
             self._published += len(batch) - len(refused)
             self._lose(refused)
             self._lost_rejected += len(refused)
+
+
+class PublisherCounters:
+    """What a sink that delivers through a ``BufferedPublisher`` (``self._publisher``) tells the engine."""
+
+    _publisher: "BufferedPublisher[Any]"
+
+    def undelivered(self) -> int:
+        """Entries dropped (buffer full, refused, or not delivered by close): a run that lost any exits 3."""
+        return self._publisher.stats().dropped
+
+    def buffered(self) -> int:
+        """Entries waiting for the server now (grows during an outage)."""
+        return self._publisher.stats().buffered
+
+    @property
+    def stats(self) -> PublisherStats:
+        """Published / dropped / buffered counters (for metrics and logs)."""
+        return self._publisher.stats()

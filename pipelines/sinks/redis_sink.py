@@ -29,8 +29,9 @@ from pipelines.errors import UserError
 from pipelines.frames import Event, FrameResult, StreamStatus
 from pipelines.sinks.records import frame_record
 from pipelines.sinks.redis_conn import RedisConfig, connect, describe, ping, stream_name
+from pipelines.sinks.publisher import PublisherCounters
 from pipelines.sinks.base import DropPolicy, SinkEntry
-from pipelines.sinks.redis_publisher import PublisherStats, StreamPublisher
+from pipelines.sinks.redis_publisher import StreamPublisher
 
 log = logging.getLogger("trackstream.redis")
 
@@ -47,7 +48,7 @@ def check_reachable(config: RedisConfig) -> None:
         client.close()
 
 
-class RedisSink:
+class RedisSink(PublisherCounters):
     """Publish one source's frames and events to Redis Streams.
 
     Args:
@@ -58,6 +59,8 @@ class RedisSink:
     Raises:
         UserError: ``on_unreachable: fail`` and Redis cannot be reached (or refuses the credentials).
     """
+
+    _publisher: StreamPublisher
 
     def __init__(self, config: RedisConfig, source_id: str, frame_ids: bool = False) -> None:
         if not config.url:
@@ -116,19 +119,6 @@ class RedisSink:
         if self._publisher.duplicates:
             log.info("%s: %d entries were already in Redis (frames processed again after a restart from the "
                      "saved state); not stored twice", self.source_id, self._publisher.duplicates)
-
-    def undelivered(self) -> int:
-        """Entries dropped (buffer full, rejected, or not delivered by close)."""
-        return self._publisher.stats().dropped
-
-    def buffered(self) -> int:
-        """Entries waiting for Redis now (grows during an outage)."""
-        return self._publisher.stats().buffered
-
-    @property
-    def stats(self) -> PublisherStats:
-        """Published / dropped / buffered counters (for metrics and logs)."""
-        return self._publisher.stats()
 
     def _put_events(self, events: "Sequence[Event]", ms: Optional[int] = None, replayable: bool = True) -> None:
         for event in events:
