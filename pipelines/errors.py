@@ -9,6 +9,12 @@ Exit codes of ``trackstream``: 0 everything done and delivered; 1 a stage failed
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none): what a one-line error shows."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """A problem the user can fix (bad path, bad URL, bad config). Message is one line, no traceback."""
 

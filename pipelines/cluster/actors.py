@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import UserError
+from pipelines.errors import UserError, first_line
 from pipelines.processing.events import Counts
 from pipelines.settings import SourceSettings
 
@@ -37,19 +36,13 @@ class Outcome:
     exit_code: int = 0
 
 
-def _message(error: Optional[BaseException]) -> Optional[str]:
-    if error is None:
-        return None
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _outcome(runner: Any, error: Optional[BaseException]) -> Outcome:
     out = Outcome() if runner is None else Outcome(
         stats=[s.snapshot() for s in runner.stats],
         counts={lane.settings.id: lane.processor.counts() for lane in runner.lanes},
         outputs=list(runner.outputs), losses=list(runner.losses()))
     if error is not None:
-        out.error = _message(error)
+        out.error = first_line(error)
         out.exit_code = int(getattr(error, "exit_code", 1)) if isinstance(error, UserError) else 1
     return out
 
@@ -138,7 +131,7 @@ class CameraActor:
         if self.runner is None:
             return [{"source_id": sid, "node": self.node, "state": "failed", "restarts": self.restarts,
                      "actor": self.name, "pid": os.getpid(), "fps": 0.0, "latency_s": 0.0, "frames_out": 0,
-                     "error": _message(self._error)} for sid in self.source_ids]
+                     "error": first_line(self._error) if self._error else None} for sid in self.source_ids]
         out = []
         for lane in self.runner.lanes:
             snap = lane.stats.snapshot()
@@ -155,7 +148,6 @@ class CameraActor:
         if not self._done.is_set():
             return None
         return _outcome(self.runner, self._error)
-
 
     def stop(self, timeout: float = 30.0) -> Outcome:
         """Stop reading, flush every output, take the last snapshot; the outcome."""
@@ -226,6 +218,3 @@ class FileWorker:
             self._stopped = True
             if self._runner is not None:
                 self._runner.stop()
-
-    def ping(self) -> float:
-        return time.time()

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from pipelines.cluster.actors import CameraActor, FileWorker, Outcome
 from pipelines.cluster.ray_env import ClusterError, cluster_address, connect, failure
 from pipelines.config import PipelineConfig
-from pipelines.errors import DataLossError, UserError
+from pipelines.errors import DataLossError, UserError, first_line
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.processing.stats import SourceStats
 from pipelines.settings import SourceSettings
@@ -81,11 +81,14 @@ class _Files:
             fits.append(int(resources.get("GPU", 0) // cfg.gpus_per_actor))
         return max(1, min(fits) if fits else 1)
 
-    def step(self) -> None:
+    def _dispatch(self) -> None:
         while self.idle and self.pending:
             worker = self.idle.pop(0)
             source_id = self.pending.pop(0)
             self.running[worker.process.remote(source_id, self.max_frames)] = (worker, source_id)
+
+    def step(self) -> None:
+        self._dispatch()
         if not self.running:
             return
         done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=POLL_S)
@@ -95,11 +98,16 @@ class _Files:
             try:
                 self.outcomes[source_id] = self.ray.get(ref)
                 self.idle.append(worker)
-            except Exception as exc:  # noqa: BLE001 - the worker cannot start (a bad model, ...): one line
+            except Exception as exc:  # noqa: BLE001 - a worker Ray cannot restart (its start fails): one line
                 self.outcomes[source_id] = Outcome(error=f"{source_id}: {failure(exc)}", exit_code=1)
-        for worker, _ in list(self.running.values()):
+                if not self.idle and not self.running:  # no worker left: the files still waiting fail alike
+                    for waiting in self.pending:
+                        self.outcomes[waiting] = Outcome(error=f"{waiting}: {failure(exc)}", exit_code=1)
+                    self.pending.clear()
+        self._dispatch()  # a worker that finished takes the next file now, not a turn later
+        for asked in [worker.progress.remote() for worker, _ in self.running.values()]:  # all at once
             try:  # a restarting worker does not answer: its last numbers stay shown
-                for snap in self.ray.get(worker.progress.remote(), timeout=2.0):
+                for snap in self.ray.get(asked, timeout=2.0):
                     self.progress[str(snap["source_id"])] = snap
             except Exception:  # noqa: BLE001 - progress is best effort
                 pass
@@ -139,12 +147,12 @@ class _Cameras:
         self.progress: dict[str, dict[str, Any]] = {}
 
     def step(self) -> None:
-        for name, handle in self.actors.items():
-            if name in self.outcomes:
-                continue
+        asked = {name: (handle.result.remote(), handle.status.remote())  # every actor at once, then the answers
+                 for name, handle in self.actors.items() if name not in self.outcomes}
+        for name, (result_ref, status_ref) in asked.items():
             try:
-                result = self.ray.get(handle.result.remote(), timeout=5.0)
-                for snap in self.ray.get(handle.status.remote(), timeout=5.0):
+                result = self.ray.get(result_ref, timeout=5.0)
+                for snap in self.ray.get(status_ref, timeout=5.0):
                     self.progress[str(snap["source_id"])] = snap
             except self.ray.exceptions.ActorDiedError as exc:  # cannot be restarted: its start itself failed
                 self.outcomes[name] = Outcome(error=f"{name}: {failure(exc)}", exit_code=1)
@@ -164,7 +172,7 @@ class _Cameras:
             try:
                 self.outcomes[name] = self.ray.get(ref, timeout=60.0)
             except Exception as exc:  # noqa: BLE001
-                log.warning("%s did not stop cleanly: %s", name, str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("%s did not stop cleanly: %s", name, first_line(exc))
 
     def close(self) -> None:
         for handle in self.actors.values():
@@ -205,15 +213,15 @@ def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, qui
         with StopSignals(stop.set, "the actors after the frames in flight", at_once=quit_now):
             stopping = False
             while not all(p.finished for p in parts):
+                turn = time.monotonic()
                 if stop.is_set() and not stopping:
                     stopping = True
                     for part in parts:
                         part.stop()
                 for part in parts:
                     part.step()
-                    if not files:
-                        time.sleep(POLL_S)
                 progress.update(_current(config, parts))
+                time.sleep(max(0.0, turn + POLL_S - time.monotonic()))  # a turn every POLL_S, never a busy loop
     finally:
         progress.finish()
         for part in parts:

@@ -13,7 +13,7 @@ import socket
 from typing import Any, Optional
 
 from pipelines.cluster.config import ClusterConfig
-from pipelines.errors import UserError
+from pipelines.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ def connect(config: ClusterConfig, *, embedded: bool = True, quiet: bool = False
     try:
         ray.init(address=address, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(f"cannot join the Ray cluster at {address}: {detail}") from None
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
     return ray
 
 
@@ -94,8 +93,7 @@ def failure(exc: BaseException) -> str:
         name, msg = found[-1]
         return msg.strip() if name in ("UserError", "ModelError", "SourceError", "OutputError", "ClusterError",
                                        "StateError", "ConfigError") else f"{name}: {msg.strip()}"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first
+    return first_line(exc)
 
 
 def node_address() -> str:

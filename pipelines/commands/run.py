@@ -239,10 +239,14 @@ def check_writable(path: str) -> None:
         out.unlink(missing_ok=True)
 
 
-def open_sources(config: PipelineConfig) -> list[tuple[SourceSettings, Source]]:
-    """Open every configured source; on failure close those already open and re-raise."""
+def require_sources(config: PipelineConfig) -> None:
     if not config.sources:
         raise SourceError("no source given: pass a video file or camera URL (or list sources: in --config)")
+
+
+def open_sources(config: PipelineConfig) -> list[tuple[SourceSettings, Source]]:
+    """Open every configured source; on failure close those already open and re-raise."""
+    require_sources(config)
     opened: list[tuple[SourceSettings, Source]] = []
     try:
         for settings in config.sources:
@@ -290,8 +294,7 @@ def preflight(config: PipelineConfig) -> str:
     broker. Returns the model to load (the bundled demo model when none is configured)."""
     out = config.output
     several = len(config.sources) > 1
-    if not config.sources:
-        raise SourceError("no source given: pass a video file or camera URL (or list sources: in --config)")
+    require_sources(config)
     for template in (out.video, out.jsonl, out.mot, out.events):
         if template is None:
             continue

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 import numpy as np
 
 from pipelines.config import DetectorConfig
-from pipelines.errors import ModelError
+from pipelines.errors import ModelError, first_line
 from pipelines.frames import VideoFrame
 from tracker.types import Detections
 
@@ -63,9 +63,7 @@ def _onnx_task(path: Path) -> Optional[str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0]
-    return re.sub(r"^\W*ERROR\W*", "", line).strip()
+    return re.sub(r"^\W*ERROR\W*", "", first_line(exc)).strip()
 
 
 def load_model(model: str) -> Any:
