@@ -7,8 +7,12 @@ import subprocess
 import sys
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pipelines.sources.base import Source
 
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_OFFLINE", "true")
@@ -98,6 +102,19 @@ def pose_weights() -> Path:
     except Exception as exc:  # noqa: BLE001
         _missing(str(exc))
         raise
+
+
+def decoded_frames(source: "Source") -> list[tuple[int, float, int]]:
+    """Every frame a source yields as (index, pts, sum of a 1/16 pixel sample), then the source closed: two
+    decodes of one video compare equal when they gave the same frames at the same times."""
+    from pipelines.frames import VideoFrame
+
+    out = []
+    for item in source.frames():
+        if isinstance(item, VideoFrame):
+            out.append((item.index, item.pts, int(item.image[::16, ::16].sum())))
+    source.close()
+    return out
 
 
 def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None,

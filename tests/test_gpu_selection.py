@@ -18,10 +18,10 @@ import pipelines.sinks.video as video
 import pipelines.sources.hwdecode as hwdecode
 from pipelines.config import load_config
 from pipelines.errors import OutputError, SourceError
-from pipelines.frames import VideoFrame
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FileSource
 from pipelines.sources.hwdecode import choose_decoder, open_cuvid
+from tests.conftest import decoded_frames
 from tracker.configutil import ConfigError
 
 
@@ -42,15 +42,6 @@ def _records(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == hwdecode.__name__]
 
 
-def _frames(source: FileSource) -> list[tuple[int, float, int]]:
-    out = []
-    for item in source.frames():
-        if isinstance(item, VideoFrame):
-            out.append((item.index, item.pts, int(item.image[::16, ::16].sum())))
-    source.close()
-    return out
-
-
 # --- decoder --------------------------------------------------------------------------------------------------
 
 def test_no_cuda_means_software_decode_and_one_log_line(bikes_video, monkeypatch, caplog):
@@ -60,7 +51,7 @@ def test_no_cuda_means_software_decode_and_one_log_line(bikes_video, monkeypatch
     assert not source.decoder.hardware and source.decoder.name == "h264"
     (line,) = _records(caplog)
     assert line.startswith("cam1: decoding h264 in software") and "h264_cuvid cannot be opened" in line
-    assert len(_frames(source)) == 250  # and it still plays every frame
+    assert len(decoded_frames(source)) == 250  # and it still plays every frame
 
 
 def test_decoder_cpu_probes_nothing_and_stays_quiet(bikes_video, monkeypatch, caplog):
@@ -85,13 +76,13 @@ def test_decoder_cuda_without_gpu_is_one_clear_error(bikes_video, monkeypatch):
 def test_hardware_path_decodes_the_same_frames_as_software(bikes_video, monkeypatch, caplog):
     """The NVDEC code path (a separate decoder context fed the demuxed packets, flushed at the end) gives the
     same frames, timestamps and pictures as the stream's own decoder."""
-    software = _frames(FileSource(bikes_video, options=SourceConfig(decoder="cpu")))
+    software = decoded_frames(FileSource(bikes_video, options=SourceConfig(decoder="cpu")))
     monkeypatch.setattr(hwdecode, "open_cuvid", _software_as_cuvid)
     caplog.set_level(logging.INFO, hwdecode.__name__)
     source = FileSource(bikes_video, "cam1")
     assert source.decoder.hardware and source.decoder.name == "h264_cuvid"
     assert _records(caplog) == ["cam1: decoding h264 on the GPU with h264_cuvid (NVDEC)"]
-    assert _frames(source) == software
+    assert decoded_frames(source) == software
 
 
 @pytest.mark.parametrize("codec, available, mode, expected", [

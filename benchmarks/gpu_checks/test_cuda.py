@@ -14,15 +14,7 @@ import pipelines.sinks.video as video
 from pipelines.frames import VideoFrame
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FileSource
-
-
-def _frames(source: FileSource) -> list[tuple[int, float, int]]:
-    out = []
-    for item in source.frames():
-        if isinstance(item, VideoFrame):
-            out.append((item.index, item.pts, int(item.image[::16, ::16].sum())))
-    source.close()
-    return out
+from tests.conftest import decoded_frames
 
 
 def test_cuda_is_there():
@@ -32,10 +24,10 @@ def test_cuda_is_there():
 
 
 def test_cuda_nvdec_decodes_bikes_like_software(bikes_video):
-    software = _frames(FileSource(bikes_video, options=SourceConfig(decoder="cpu")))
+    software = decoded_frames(FileSource(bikes_video, options=SourceConfig(decoder="cpu")))
     source = FileSource(bikes_video, options=SourceConfig(decoder="cuda"))
     assert source.decoder.hardware
-    hardware = _frames(source)
+    hardware = decoded_frames(source)
     assert [f[:2] for f in hardware] == [f[:2] for f in software]  # same frames, same timestamps
     # pictures agree up to the colour conversion: compare the sampled sums within 2 %
     assert all(abs(h[2] - s[2]) <= 0.02 * max(s[2], 1) for h, s in zip(hardware, software))

@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import pytest
 
+from pipelines.frames import StreamStatus, VideoFrame
+from pipelines.sources.live import LiveSource
 from tests.conftest import IN_CI, free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -81,6 +84,43 @@ class RtspServer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+class SourceThread:
+    """Reads a source in its own thread, as the runner does, until it ends or ``finish()``; subclasses keep what
+    their tests look at (``on_frame``, ``on_status``; their lists exist before ``__init__`` starts the thread).
+    ``slow`` seconds after each frame make a slow consumer."""
+
+    finish_timeout = 10.0
+
+    def __init__(self, source: LiveSource, slow: float = 0.0) -> None:
+        self.source, self.slow = source, slow
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def on_frame(self, frame: VideoFrame) -> None:
+        raise NotImplementedError
+
+    def on_status(self, status: StreamStatus) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        try:
+            for item in self.source.frames():
+                if isinstance(item, VideoFrame):
+                    self.on_frame(item)
+                    if self.slow:
+                        time.sleep(self.slow)
+                else:
+                    self.on_status(item)
+        except BaseException as exc:  # noqa: BLE001 - kept for the test to assert on
+            self.error = exc
+
+    def finish(self) -> None:
+        self.source.stop()
+        self.thread.join(timeout=self.finish_timeout)
+        assert not self.thread.is_alive(), "frames() did not end after stop()"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import statistics
-import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -20,6 +19,7 @@ import pytest
 
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.live import LiveSource
+from tests.live.conftest import SourceThread
 from tests.conftest import free_port, require_binary
 from tests.live.hls_producer import HlsProducer, LoopbackServer, i420_frames
 from tests.rtsp_server import read_stamp
@@ -28,32 +28,25 @@ OPTIONS = {"read_timeout": 2.5, "open_timeout": 2.0, "reconnect_initial_delay": 
 RETRY = re.compile(r"retrying in ([0-9.]+) s")
 
 
-class Reader:
-    """Reads a source in its own thread, keeping each frame's pixel stamp and each status with its time."""
+class Reader(SourceThread):
+    """Keeps each frame's pixel stamp and each status with its time."""
+
+    finish_timeout = 15.0
 
     def __init__(self, source: LiveSource, slow: float = 0.0) -> None:
-        self.source, self.slow = source, slow
         self.frames: list[VideoFrame] = []
         self.stamps: list[Optional[float]] = []
         self.received: list[float] = []  # time.time() when each frame came out of the source
         self.statuses: list[tuple[float, StreamStatus]] = []
-        self.error: Optional[BaseException] = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(source, slow)
 
-    def _run(self) -> None:
-        try:
-            for item in self.source.frames():
-                if isinstance(item, VideoFrame):
-                    self.frames.append(item)
-                    self.received.append(time.time())
-                    self.stamps.append(read_stamp(item.image))
-                    if self.slow:
-                        time.sleep(self.slow)
-                else:
-                    self.statuses.append((time.time(), item))
-        except BaseException as exc:  # noqa: BLE001 - kept for the test to assert on
-            self.error = exc
+    def on_frame(self, frame: VideoFrame) -> None:
+        self.frames.append(frame)
+        self.received.append(time.time())
+        self.stamps.append(read_stamp(frame.image))
+
+    def on_status(self, status: StreamStatus) -> None:
+        self.statuses.append((time.time(), status))
 
     def kinds(self) -> list[StatusKind]:
         return [s.kind for _, s in self.statuses]
@@ -72,11 +65,6 @@ class Reader:
 
     def first_resume_after(self, when: float) -> StreamStatus:
         return next(s for t, s in self.statuses if s.kind is StatusKind.RESUMED and t > when)
-
-    def finish(self) -> None:
-        self.source.stop()
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive(), "frames() did not end after stop()"
 
 
 @pytest.fixture

@@ -5,41 +5,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Optional
 
 import pytest
 
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.live import LiveSource
+from tests.live.conftest import SourceThread
 from tests.rtsp_server import read_stamp
 
 FAST_RECONNECT = {"read_timeout": 1.0, "open_timeout": 3.0, "reconnect_initial_delay": 0.2,
                   "reconnect_max_delay": 1.0}
 
 
-class Recorder:
-    """Reads a source in its own thread, as the runner does, keeping what arrived and when."""
+class Recorder(SourceThread):
+    """Keeps what arrived from a source and when (``time.monotonic()``)."""
 
     def __init__(self, source: LiveSource, slow: float = 0.0) -> None:
-        self.source, self.slow = source, slow
         self.frames: list[tuple[float, VideoFrame]] = []
         self.statuses: list[StreamStatus] = []
-        self.error: Optional[BaseException] = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(source, slow)
 
-    def _run(self) -> None:
-        try:
-            for item in self.source.frames():
-                if isinstance(item, VideoFrame):
-                    self.frames.append((time.monotonic(), item))
-                    if self.slow:
-                        time.sleep(self.slow)
-                else:
-                    self.statuses.append(item)
-        except BaseException as exc:  # noqa: BLE001 - kept for the test to assert on
-            self.error = exc
+    def on_frame(self, frame: VideoFrame) -> None:
+        self.frames.append((time.monotonic(), frame))
+
+    def on_status(self, status: StreamStatus) -> None:
+        self.statuses.append(status)
 
     def kinds(self) -> list[StatusKind]:
         return [s.kind for s in self.statuses]
@@ -53,11 +44,6 @@ class Recorder:
         while len(self.frames) < count and time.monotonic() < deadline and self.error is None:
             time.sleep(0.05)
         assert len(self.frames) >= count, f"only {len(self.frames)} frames; error={self.error}"
-
-    def finish(self) -> None:
-        self.source.stop()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive(), "frames() did not end after stop()"
 
 
 def test_live_source_streams_newest_frames_at_camera_rate(rtsp_server):
