@@ -133,12 +133,6 @@ def main() -> int:
                 results[kind].append(dark)
                 print(f"trial {trial + 1} {kind:<12} (on {row['node']}): frames again after {dark:5.2f} s",
                       flush=True)
-                if os.environ.get("FAILOVER_DEBUG"):
-                    time.sleep(2)
-                    now = listing(cluster)
-                    names = [json.loads(f["data"])["event"] for _, f in client.xrange("trackstream:cam:events")]
-                    print(f"   was pid {pid} on {owner}; now pid {now['pid']} on {now['node']} restarts "
-                          f"{now['restarts']}; gaps {names.count('stream_gap')}", flush=True)
                 if kind == "node kill":
                     cluster.start_node(owner or row["node"])
         events = [json.loads(f["data"]) for _, f in client.xrange("trackstream:cam:events")]
