@@ -186,3 +186,21 @@ def test_bytetrack_adapter_gives_the_same_tracks_as_ultralytics_boxes() -> None:
         np.testing.assert_allclose(got, want, rtol=1e-5)
         reported += len(got)
     assert reported > 100  # tracks were actually reported, not two empty outputs
+
+
+def test_trackstream_adapter_reports_the_filters_box_which_is_nearer_the_truth_than_jittery_detections() -> None:
+    from pipelines.evaluation.trackers import TrackstreamTracker
+
+    rng = np.random.default_rng(4)
+    truth = np.array([[100.0 + 150 * k, 200.0, 60.0, 150.0] for k in range(6)])  # x, y, w, h: six still people
+    adapter = TrackstreamTracker()
+    det_err, out_err = [], []
+    for frame in range(120):
+        seen = truth + rng.normal(0, 0.05, truth.shape) * truth[:, [2, 3, 2, 3]]
+        rows = adapter.update(seen, np.full(len(seen), 0.9), frame / 30)
+        if frame >= 20:
+            assert len(rows) == len(truth)
+            order = np.argsort(rows[:, 1])  # left to right, as the people stand
+            out_err.append(np.abs(rows[order, 1:5] - truth).mean())
+            det_err.append(np.abs(seen - truth).mean())
+    assert np.mean(out_err) < 0.8 * np.mean(det_err)

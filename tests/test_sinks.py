@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -317,6 +318,20 @@ def test_mot_lines_have_ten_columns_one_based_frames_and_top_left_boxes(tmp_path
             expected.append([result.frame.index + 1, tid, x1, y1, x2 - x1, y2 - y1, conf, -1, -1, -1])
     np.testing.assert_allclose(table, np.array(expected, float), atol=1e-3)
     assert table[0, 0] == 1 and table[2, 0] == 4  # frame.index 0 and 3 with vid_stride 3
+
+
+def test_mot_lines_carry_the_trackers_estimated_box_when_it_has_one(tmp_path, frames):
+    # the tracker's own Tracks carry the Kalman box (smoother than the detector's); MOT files, which are
+    # scored, report that one, as `trackstream eval` does
+    result = moving_results(frames[:1])[0]
+    t = result.tracks
+    estimated = t.xyxy + np.array([1.5, -2.0, 3.0, 0.5], np.float32)
+    smoothed = dataclasses.replace(t, estimated_xyxy=estimated)
+    out = tmp_path / "mot.txt"
+    _write_all(MotSink(out), [dataclasses.replace(result, tracks=smoothed)])
+    table = np.array([line.split(",") for line in out.read_text().splitlines()], dtype=float)
+    np.testing.assert_allclose(table[:, 2:6], np.column_stack([estimated[:, :2], estimated[:, 2:] - estimated[:, :2]]),
+                               atol=1e-2)
 
 
 def test_mot_frames_without_tracks_write_nothing(tmp_path, frames):

@@ -1,6 +1,7 @@
 """Building the ``Tracks`` a ``Tracker.update`` returns: matched rows, plus (optionally) coasting rows.
 
-A *matched* row copies its detection through (box, score, ``det_index``, keypoints, masks, polygons). A
+A *matched* row copies its detection through (box, score, ``det_index``, keypoints, masks, polygons), and
+carries the filter's own estimate of the box (``estimated_xyxy``: the Kalman state after this detection). A
 *coasting* row (``TrackerConfig.output_unmatched_seconds`` > 0) is a confirmed track that lost its
 detection a moment ago and is reported at its Kalman-predicted box, so overlays do not flicker and
 counting does not drop an object for the few frames it is hidden. Coasting rows have no detection, so:
@@ -38,9 +39,17 @@ def _pad(values: np.ndarray | None, extra: int, rows: np.ndarray,
     """``values[rows]`` plus ``extra`` all-zero (all-False) rows of the same trailing shape, by ``order``."""
     if values is None:
         return None
+    if extra == 0:
+        taken: np.ndarray = values[rows[order]]
+        return taken
     blank = np.zeros((extra,) + values.shape[1:], values.dtype)
     padded: np.ndarray = np.concatenate([values[rows], blank])[order]
     return padded
+
+
+def _join(first: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """``first`` followed by ``rest`` (no copy when ``rest`` is empty, the usual case without coasting)."""
+    return first if rest.shape[0] == 0 else np.concatenate([first, rest])
 
 
 def build_tracks(detections: Detections, det_rows: np.ndarray, matched_mean: np.ndarray,
@@ -52,17 +61,20 @@ def build_tracks(detections: Detections, det_rows: np.ndarray, matched_mean: np.
     rows; ``matched_mean`` / ``coast_mean`` are their Kalman states (N, 8). Rows come out by track ID.
     """
     n_coast = coast_mean.shape[0]
-    xyxy = np.concatenate([detections.xyxy[det_rows], kalman.state_to_xyxy(coast_mean).astype(np.float32)])
-    conf = np.concatenate([detections.confidence[det_rows], np.zeros(n_coast, np.float32)])
-    det_index = np.concatenate([detections.det_index[det_rows], np.full(n_coast, -1, np.int64)])
-    velocity = np.concatenate([matched_mean[:, 4:6], coast_mean[:, 4:6]]).astype(np.float32)
+    coast_xyxy = kalman.state_to_xyxy(coast_mean).astype(np.float32)
+    xyxy = _join(detections.xyxy[det_rows], coast_xyxy)
+    estimated = _join(kalman.state_to_xyxy(matched_mean).astype(np.float32), coast_xyxy)
+    conf = _join(detections.confidence[det_rows], np.zeros(n_coast, np.float32))
+    det_index = _join(detections.det_index[det_rows], np.full(n_coast, -1, np.int64))
+    velocity = _join(matched_mean[:, 4:6], coast_mean[:, 4:6]).astype(np.float32)
     polygons = None
     if detections.mask_polygons is not None:
         polygons = tuple(detections.mask_polygons[i] for i in det_rows) + \
             tuple(np.zeros((0, 2), np.float32) for _ in range(n_coast))
     order = np.argsort(track_id, kind="stable")
     return Tracks(
-        xyxy=xyxy[order], confidence=conf[order], class_id=class_id[order], track_id=track_id[order],
+        xyxy=xyxy[order], estimated_xyxy=estimated[order], confidence=conf[order], class_id=class_id[order],
+        track_id=track_id[order],
         det_index=det_index[order], velocity=velocity[order], predicted_path=path[order],
         age=age[order], state=state[order],
         keypoints=_pad(detections.keypoints, n_coast, det_rows, order),

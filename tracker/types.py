@@ -173,6 +173,10 @@ class Tracks:
         keypoints / masks / mask_polygons: rows of the matched detections, when the input had them
             (coasting rows: zeros / all False / empty (0, 2) arrays).
         removed_ids: int64 (R,) IDs of confirmed tracks deleted during this update (they ended).
+        estimated_xyxy: float32 (M, 4) the Kalman filter's box for each row after this frame: the
+            detection weighed against the track's prediction, so it jitters less than ``xyxy`` (coasting
+            rows: the predicted box, as ``xyxy``). ``Tracker.update`` always fills it; None only for
+            ``Tracks`` built by hand without it. MOTChallenge output reports it.
     """
 
     xyxy: FloatArray
@@ -188,6 +192,7 @@ class Tracks:
     masks: npt.NDArray[np.bool_] | None = None
     mask_polygons: tuple[FloatArray, ...] | None = None
     removed_ids: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    estimated_xyxy: FloatArray | None = None
 
     def __post_init__(self) -> None:
         xyxy = _as("xyxy", self.xyxy, np.float32, 2).reshape(-1, 4)
@@ -210,6 +215,10 @@ class Tracks:
             object.__setattr__(self, name, arr)
         if self.mask_polygons is not None and len(self.mask_polygons) != n:
             raise ValueError(f"mask_polygons: has {len(self.mask_polygons)} rows but xyxy has {n}")
+        if self.estimated_xyxy is not None:
+            estimated = _as("estimated_xyxy", self.estimated_xyxy, np.float32, 2).reshape(-1, 4)
+            _check_rows("estimated_xyxy", estimated, n)
+            object.__setattr__(self, "estimated_xyxy", estimated)
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])

@@ -54,7 +54,10 @@ def xyxy_rows(track_id: np.ndarray, xyxy: np.ndarray, conf: np.ndarray) -> np.nd
 
 
 class TrackstreamTracker:
-    """trackstream's own ``tracker.Tracker``; reports the matched detection box of each confirmed track.
+    """trackstream's own ``tracker.Tracker``; reports each confirmed track's ``Tracks.estimated_xyxy``.
+
+    That is the Kalman filter's box after the frame's detection, as the MOT sink of ``trackstream run`` writes
+    it (and as the peers report theirs); ``Tracks.xyxy``, the detector's own box, jitters more.
 
     After each ``update``, ``last_path`` (M, K, 2) holds the predicted centre path of each reported row at
     ``path_times`` (K,) seconds ahead.
@@ -79,7 +82,8 @@ class TrackstreamTracker:
                           np.zeros(n, np.int64))
         tracks = self._tracker.update(dets, timestamp=timestamp)
         self.last_path = tracks.predicted_path
-        return xyxy_rows(tracks.track_id, tracks.xyxy, tracks.confidence)
+        boxes = tracks.xyxy if tracks.estimated_xyxy is None else tracks.estimated_xyxy
+        return xyxy_rows(tracks.track_id, boxes, tracks.confidence)
 
 
 def make_tracker(name: str, config: Mapping[str, Any] | None = None,

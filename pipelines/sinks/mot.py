@@ -2,8 +2,11 @@
 
 ``frame`` is 1-based and counts every decoded frame of the source (``VideoFrame.index + 1``), so with
 ``vid_stride`` > 1 the numbers keep matching the source's ground truth. ``x,y`` is the box's top-left
-corner and ``w,h`` its size, in pixels of the source frame (not clipped to the frame); ``conf`` is the
-matched detection's confidence. The last three columns (world coordinates) are always -1.
+corner and ``w,h`` its size, in pixels of the source frame (not clipped to the frame): the tracker's
+estimated box (``Tracks.estimated_xyxy``, the Kalman filter's box after the frame's detection, which jitters
+less than the detector's and is what ``trackstream eval`` scores; the JSONL records and the annotated video
+keep the detector's own box, to which keypoints and masks belong); ``conf`` is the matched detection's
+confidence. The last three columns (world coordinates) are always -1.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def mot_lines(result: FrameResult) -> list[str]:
     """The MOTChallenge lines of one frame, in track order (without newlines)."""
     t = result.tracks
     frame_no = int(result.frame.index) + 1
-    xywh = t.xyxy.astype(np.float64)
+    xywh = (t.xyxy if t.estimated_xyxy is None else t.estimated_xyxy).astype(np.float64)
     xywh[:, 2:] -= xywh[:, :2]
     return [f"{frame_no},{int(tid)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{float(c):.4f},-1,-1,-1"
             for tid, (x, y, w, h), c in zip(t.track_id.tolist(), xywh.tolist(), t.confidence.tolist())]

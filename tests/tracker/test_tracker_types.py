@@ -64,3 +64,10 @@ def test_tracks_reject_mismatched_rows():
     with pytest.raises(ValueError, match="track_id: has 2 rows"):
         Tracks([[0, 0, 1, 1]], [0.9], [0], [1, 2], [0], [[0, 0]], np.zeros((1, 3, 2)), [0.0], [1])
     assert len(Tracks.empty(4)) == 0 and Tracks.empty(4).predicted_path.shape == (0, 4, 2)
+
+
+def test_tracks_check_the_estimated_boxes_against_the_rows():
+    with pytest.raises(ValueError, match="estimated_xyxy: has 2 rows"):
+        Tracks([[0, 0, 1, 1]], [0.9], [0], [1], [0], [[0, 0]], np.zeros((1, 3, 2)), [0.0], [1],
+               estimated_xyxy=[[0, 0, 1, 1], [0, 0, 2, 2]])
+    assert Tracks.empty(2).estimated_xyxy is None  # built by hand without it: consumers fall back to xyxy
