@@ -58,11 +58,13 @@ class TrackerConfig:
         fuse_confidence: multiply IoU by the detection score in the first stage, so confident detections win
             close calls (helps with duplicate detections of one object).
         per_class_matching: only match a detection to a track of the same (majority-vote) class.
-        ego_motion_significance: camera-motion compensation from the detections alone: before matching,
-            all predicted positions are shifted by the median displacement of mutually nearest
-            track/detection pairs when it exceeds this many standard errors of that median
+        ego_motion_significance: camera-motion compensation from the detections alone: when the tracks
+            seen in the previous frame moved alike by more than this many standard errors of their median
+            displacement, every predicted position is shifted by it and matching runs again
             (``tracker.egomotion``; 0 = off). Lower follows a moving camera sooner; too low lets a crowd
-            that walks together pass for camera motion.
+            that walks together pass for camera motion. The default 5 was chosen by cross-validation over
+            frame rates, detector noise and a panning camera (docs/tracker.md); a still camera is left
+            alone unless the whole scene moves.
 
     Lifecycle:
         confirmation_hits: consecutive matched frames a new track needs before it is reported. 1 reports at
@@ -105,7 +107,7 @@ class TrackerConfig:
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})
     fuse_confidence: bool = True
     per_class_matching: bool = False
-    ego_motion_significance: float = field(default=0.0, metadata={"min": 0.0, "max": 100.0})
+    ego_motion_significance: float = field(default=5.0, metadata={"min": 0.0, "max": 100.0})
     confirmation_hits: int = field(default=2, metadata={"min": 1, "max": 1000})
     tentative_max_gap_seconds: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
     lost_track_buffer_seconds: float = field(default=2.0, metadata={"min": 0.0, "max": 3600.0})

@@ -45,6 +45,19 @@ def _blocks(cov: Array) -> Blocks | None:
     return flat[:, _PP], flat[:, _PV], flat[:, _VV]  # covariances are symmetric, so vp == pv
 
 
+def block_view(cov: Array) -> Blocks:
+    """(pp, pv, vv) views, each (N, 4), of (N, 8, 8) covariances *known* to keep coordinates independent,
+    without checking (``to_blocks`` checks). Every covariance ``initiate`` makes has that form, and
+    ``predict`` / ``update`` keep it, so a tracker that only uses these may skip the check."""
+    flat = cov.reshape(cov.shape[0], STATE_DIM * STATE_DIM)
+    return flat[:, _PP], flat[:, _PV], flat[:, _VV]
+
+
+def has_block_form(cov: Array) -> bool:
+    """Whether (N, 8, 8) covariances keep coordinates independent (what ``block_view`` assumes)."""
+    return _blocks(cov) is not None
+
+
 def to_blocks(cov: Array) -> Blocks | None:
     """The (pp, pv, vv) form of (N, 8, 8) covariances whose coordinates are independent (None otherwise):
     per coordinate its variance, its covariance with its rate, the rate's variance, each (N, 4) copies."""

@@ -2,9 +2,7 @@
 
 One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
 
-1. predict every track to the frame's time (constant velocity, ``tracker.kalman``); with
-   ``ego_motion_significance`` > 0, shift every prediction by the camera motion seen in this frame's
-   detections (``tracker.egomotion``);
+1. predict every track to the frame's time (constant velocity, ``tracker.kalman``);
 2. stage 1 -- confirmed and lost tracks vs high-confidence detections: IoU of the predicted box (times the
    detection score) plus OC-SORT velocity-direction consistency, gated by ``minimum_iou``;
 3. stage 2 -- tracks that were matched in the previous frame vs low-confidence detections (ByteTrack);
@@ -12,6 +10,8 @@ One ``update(detections, timestamp)`` per frame runs, all batched over tracks:
 5. stage 4 -- recovery: tracks seen in the previous frame but still unmatched vs the remaining
    high-confidence detections, by generalised IoU with the predicted box; the gate widens with the track's
    speed, so an object that jumps past its own box (fast, or a low frame rate) is still followed;
+   with ``ego_motion_significance`` > 0 (default 5), when the matches show that the whole image moved
+   (``tracker.egomotion``), every prediction is shifted by that much and stages 1-4 run again;
 6. Kalman update of the matched tracks; a recovered lost track is re-run from its last observation along a
    straight virtual path (observation-centric re-update); lifecycle bookkeeping; new tentative tracks.
 
@@ -39,6 +39,7 @@ _MAX_REUPDATE_STEPS = 30
 _MIN_REUPDATE_STEPS = 3  # frames since the last observation
 _MAX_GATE_WIDENING = 0.5  # GIoU units
 _STATE_FORMAT = "trackstream.tracker/1"
+_SCATTER_RATE = 0.1  # weight of a new frame in the running camera-shift scatter (about the last ten frames)
 
 
 def _height_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -70,6 +71,7 @@ class Tracker:
         self._clock = 0.0  # s, monotonic internal time
         self._last_timestamp: float | None = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
+        self._ego_scatter: np.ndarray | None = None  # running spread of camera-shift pairs, box heights (2,)
 
     @property
     def track_count(self) -> int:
@@ -97,9 +99,9 @@ class Tracker:
         conf = detections.confidence.astype(np.float64)
         high = np.flatnonzero(conf >= cfg.high_confidence_threshold)
         low = np.flatnonzero((conf >= cfg.low_confidence_threshold) & (conf < cfg.high_confidence_threshold))
-        if cfg.ego_motion_significance > 0:
-            self._compensate(boxes[high])
         mt, md = self._associate(boxes, conf, detections.class_id, high, low, dt)
+        if cfg.ego_motion_significance > 0 and self._compensate(boxes, conf, high, mt, md):
+            mt, md = self._associate(boxes, conf, detections.class_id, high, low, dt)  # at the moved predictions
 
         matched = np.zeros(len(self._tracks), bool)
         matched[mt] = True
@@ -133,16 +135,38 @@ class Tracker:
         self._clock += dt
         return self._clock, dt
 
-    def _compensate(self, boxes: np.ndarray) -> None:
-        """Shift every track's predicted position by the camera motion seen in this frame's detections."""
-        tr = self._tracks
-        seen = np.flatnonzero(tr.state == _CONFIRMED)
-        if seen.size == 0:
-            return
-        shift = egomotion.estimate_shift(kalman.state_to_xyxy(tr.mean[seen]), boxes,
-                                         self.config.ego_motion_significance)
-        if shift.any():
-            tr.mean[:, :2] += shift
+    def _compensate(self, boxes: np.ndarray, conf: np.ndarray, high: np.ndarray, mt: np.ndarray,
+                    md: np.ndarray) -> bool:
+        """Shift every track's predicted position by the camera motion seen in this frame's detections.
+
+        ``mt, md`` are the matches found at the unshifted predictions. When most tracks seen in the previous
+        frame found a confident detection there, their displacements tell the shift (nothing more to pair);
+        when many lost theirs at once, as in a fast pan that leaves every box behind, tracks and detections
+        are paired by nearest centres instead. Returns True when the predictions were moved.
+        """
+        tr, cfg = self._tracks, self.config
+        seen = tr.state == _CONFIRMED
+        n_seen = int(np.count_nonzero(seen))
+        if n_seen < egomotion.MIN_PAIRS or high.size < egomotion.MIN_PAIRS:
+            return False
+        pair = seen[mt] & (conf[md] >= cfg.high_confidence_threshold)
+        if 2 * int(np.count_nonzero(pair)) >= n_seen:
+            rows, found = mt[pair], boxes[md[pair]]
+            move = 0.5 * (found[:, :2] + found[:, 2:]) - tr.mean[rows, :2]
+            estimate = egomotion.shift_from_moves(move, tr.mean[rows, 3], cfg.ego_motion_significance,
+                                                  self._ego_scatter)
+        else:
+            estimate = egomotion.shift_of(tr.mean[seen, :4], 0.5 * (boxes[high, :2] + boxes[high, 2:]),
+                                          cfg.ego_motion_significance, self._ego_scatter)
+        if estimate.scatter is not None:
+            prior = self._ego_scatter
+            self._ego_scatter = estimate.scatter if prior is None else \
+                (1.0 - _SCATTER_RATE) * prior + _SCATTER_RATE * estimate.scatter
+        dx, dy = estimate.shift.tolist()
+        if dx == 0.0 and dy == 0.0:
+            return False
+        tr.mean[:, :2] += estimate.shift
+        return True
 
     def _register_classes(self, class_id: np.ndarray) -> None:
         if class_id.size == 0:
@@ -179,7 +203,11 @@ class Tracker:
             mean = mean.copy()
             mean[lost, 6:8] = 0.0
         cfg = self.config
-        tr.mean, tr.cov = kalman.predict(mean, tr.cov, dt, cfg.position_noise, cfg.velocity_noise)
+        # every covariance here keeps its coordinates independent (made by initiate, kept by predict/update,
+        # checked on load), so the blockwise form is used without re-checking it every frame
+        tr.mean, blocks = kalman.predict_blocks(mean, kalman.block_view(tr.cov), dt, cfg.position_noise,
+                                                cfg.velocity_noise)
+        tr.cov = kalman.from_blocks(blocks)
         np.maximum(tr.mean[:, 2:4], 1.0, out=tr.mean[:, 2:4])
 
     # ------------------------------------------------------------- association
@@ -272,7 +300,8 @@ class Tracker:
             return
         tr, cfg = self._tracks, self.config
         z = kalman.xyxy_to_measurement(boxes[md])
-        mean, cov = kalman.update(tr.mean[mt], tr.cov[mt], z, cfg.measurement_noise)
+        mean, blocks = kalman.update_blocks(tr.mean[mt], kalman.block_view(tr.cov[mt]), z, cfg.measurement_noise)
+        cov = kalman.from_blocks(blocks)
         if cfg.observation_centric_reupdate:
             # worth it only after an occlusion of a few frames: one missed frame changes next to nothing
             gap = now - tr.last_time[mt]
@@ -382,7 +411,7 @@ class Tracker:
         confirmed = tr.state[rows] == _CONFIRMED
         rows, det_rows = rows[confirmed], det_rows[confirmed]
         coast = coasting_rows(tr.state, tr.first_time, tr.last_time, now, _LOST, cfg.output_unmatched_seconds)
-        every = np.concatenate([rows, coast])
+        every = rows if coast.size == 0 else np.concatenate([rows, coast])
         return build_tracks(
             detections, det_rows, tr.mean[rows], tr.mean[coast], tr.track_id[every], tr.class_id[every],
             now - tr.first_time[every], tr.state[every],
@@ -399,6 +428,7 @@ class Tracker:
             "last_timestamp": self._last_timestamp,
             "frame_interval": self._frame_interval,
             "classes": self._classes.tolist(),
+            "ego_scatter": None if self._ego_scatter is None else self._ego_scatter.tolist(),
             "tracks": self._tracks.to_json(),
         }
 
@@ -412,9 +442,14 @@ class Tracker:
             last = state["last_timestamp"]
             scalars = (int(state["next_id"]), int(state["frame_count"]), float(state["clock"]),
                        None if last is None else float(last), float(state["frame_interval"]))
+            scatter = state.get("ego_scatter")  # absent in snapshots written before it existed
+            ego_scatter = None if scatter is None else np.asarray(scatter, dtype=np.float64).reshape(2)
         except KeyError as exc:
             raise ValueError(f"tracker state: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"tracker state: {exc}") from None
+        if not kalman.has_block_form(tracks.cov) or not kalman.has_block_form(tracks.obs_cov):
+            raise ValueError("tracker state: covariances must keep box coordinates independent")
         self._classes, self._tracks = classes, tracks  # only now: a bad snapshot leaves the tracker as it was
         (self._next_id, self._frame_count, self._clock, self._last_timestamp, self._frame_interval) = scalars
+        self._ego_scatter = ego_scatter

@@ -30,7 +30,7 @@ def _scene(frames: int = 90) -> list[tuple[Detections, float]]:
 def _same(a: Tracks, b: Tracks) -> None:
     for name in ("track_id", "det_index", "class_id", "state", "removed_ids"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    for name in ("xyxy", "velocity", "predicted_path", "age"):
+    for name in ("xyxy", "estimated_xyxy", "velocity", "predicted_path", "age"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
@@ -51,6 +51,57 @@ def test_run_split_by_a_json_snapshot_matches_an_unbroken_run(split, with_timest
     assert any(len(t) for t in expected[split:])
     for a, b in zip(expected, got):
         _same(a, b)
+
+
+def _panning_crowd(frames: int = 80) -> list[tuple[Detections, float]]:
+    """Eight jittery people in view of a camera that pans from frame 30 on: the camera-shift estimate
+    (with its running scatter) is in play, so a snapshot must carry it."""
+    rng = np.random.default_rng(5)
+    out, offset = [], 0.0
+    for i in range(frames):
+        offset += 6.0 if i >= 30 else 0.0
+        boxes = [box(100 + 110 * k + offset + rng.normal(0, 2), 300 + rng.normal(0, 4)) for k in range(8)]
+        out.append((dets(boxes), i / 30))
+    return out
+
+
+@pytest.mark.parametrize("split", [20, 45])
+def test_split_run_matches_an_unbroken_one_while_the_camera_pans(split):
+    scene = _panning_crowd()
+    whole = Tracker()
+    expected = [whole.update(d, t) for d, t in scene]
+    first = Tracker()
+    got = [first.update(d, t) for d, t in scene[:split]]
+    second = Tracker()
+    second.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    got += [second.update(d, t) for d, t in scene[split:]]
+    assert {int(i) for t in expected for i in t.track_id} == set(range(1, 9))  # the pan kept every ID
+    for a, b in zip(expected, got):
+        _same(a, b)
+
+
+def test_snapshot_from_before_the_camera_shift_scatter_still_loads():
+    scene = _panning_crowd()
+    trk = Tracker()
+    for d, t in scene[:20]:
+        trk.update(d, t)
+    state = json.loads(json.dumps(trk.state_dict()))
+    del state["ego_scatter"]  # what an earlier version wrote
+    again = Tracker()
+    again.load_state_dict(state)
+    assert len(again.update(*scene[20])) == 8
+
+
+def test_snapshot_whose_covariances_couple_coordinates_is_rejected_and_leaves_the_tracker_as_it_was():
+    trk = Tracker()
+    for d, t in _panning_crowd()[:5]:
+        trk.update(d, t)
+    state = json.loads(json.dumps(trk.state_dict()))
+    state["tracks"]["cov"][0][0][1] = 0.5  # x coupled with y: not a covariance this tracker ever makes
+    other = Tracker()
+    with pytest.raises(ValueError, match="covariances"):
+        other.load_state_dict(state)
+    assert other.track_count == 0
 
 
 @pytest.mark.parametrize("state, message", [
