@@ -64,7 +64,10 @@ def picture_png(driver: Any, source: str) -> np.ndarray:
 def picture_shown(driver: Any, source: str) -> bool:
     return bool(driver.execute_script(
         "const t = document.querySelector(`section.tile[data-source='${arguments[0]}'] img`);"
-        "return t !== null && t.complete && t.naturalWidth > 0;", source))
+        "return t !== null && t.complete && t.naturalWidth > 0"
+        # laid out at its own shape (within a pixel), not the 16:9 placeholder of a tile without a picture
+        " && Math.abs(t.clientHeight * t.naturalWidth - t.clientWidth * t.naturalHeight) <= t.naturalWidth;",
+        source))
 
 
 def line_total(element: Any) -> Optional[int]:

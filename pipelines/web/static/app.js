@@ -56,6 +56,8 @@ async function pullPictures(tile, id) {
         tile.seq = Number(response.headers.get("X-Frame-Seq")) || tile.seq;
         const url = URL.createObjectURL(await response.blob());
         await new Promise((resolve) => { img.onload = img.onerror = resolve; img.src = url; });
+        // the picture's own shape, at once: the status document that also says it may come later
+        if (img.naturalWidth > 0) img.parentElement.style.aspectRatio = `${img.naturalWidth} / ${img.naturalHeight}`;
         if (shown) URL.revokeObjectURL(shown);
         shown = url;
         $(tile.root, "no-picture").hidden = true;
