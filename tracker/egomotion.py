@@ -2,12 +2,13 @@
 their detections appeared.
 
 A moving camera moves every object in the image by about the same amount, which no per-object constant-
-velocity model foresees. Before association, each track seen in the previous frame is paired with its
-nearest high-confidence detection (centres mutually nearest, at most one box size apart; up to 32 tracks
-spread over the frame); the
-median displacement of those pairs is the frame's shift. It is applied to every track's predicted position
-only when it stands out from the pairs' own scatter (``significance`` standard errors of the median), so a
-static camera, where the displacements are centred on zero, is left alone. No image is needed.
+velocity model foresees. ``shift_from_moves`` takes the displacements (detection centre minus predicted
+centre) of track/detection pairs; their median is the frame's shift, applied only when it stands out from the
+pairs' own scatter (``significance`` standard errors of the median), so a static camera, where the
+displacements are centred on zero, is left alone. No image is needed. The tracker gives it the pairs its
+association stages just matched; when most tracks lost their detection at once (a pan faster than the boxes
+are wide) ``shift_of`` pairs tracks and detections itself, by mutually nearest centres at most one box size
+apart (up to 32 tracks spread over the frame).
 
 The pairs' scatter is also remembered (``ShiftEstimate.scatter``, in box heights) and the caller passes its
 running mean back as ``prior_scatter``: the test then uses the larger of this frame's scatter and the usual
