@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
-import shutil
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, TypeVar
 
 import pytest
 
@@ -43,11 +45,64 @@ def shared_data(relative: str) -> Path:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class LoopbackServer:
+    """A server child process on a fixed 127.0.0.1 port that a test can kill (``stop``: SIGKILL) and bring
+    back on the same port (``start``). Subclasses set ``name``, ``port`` and ``workdir`` and say how it is
+    started (``command``)."""
+
+    name = "server"
+    port: int
+    workdir: Path
+    proc: Optional["subprocess.Popen[bytes]"] = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        log = self.workdir / f"{self.name}-{self.port}.log"
+        with open(log, "wb") as err:  # a file, not a pipe: a chatty server can never block on it
+            self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} on port {self.port}: "
+                                   f"{log.read_text(errors='replace').strip()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+
+Server = TypeVar("Server", bound=LoopbackServer)
+
+
+def serve_on_a_free_port(make: Callable[[int], Server]) -> Iterator[Server]:
+    """Yield ``make(port).start()``-ed on a free port (another one when the port was taken between probing and
+    binding), and kill it afterwards."""
+    for _ in range(3):
+        server = make(free_port())
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            server.stop()
+    else:
+        pytest.fail(f"could not start {server.name}")
+    yield server
+    server.stop()
 
 
 def require_binary(name: str) -> str:

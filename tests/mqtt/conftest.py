@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -14,19 +13,20 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from tests.conftest import free_port, require_binary
+from tests.conftest import LoopbackServer, require_binary, serve_on_a_free_port
 
 PASSWORD = "Mq77-Secret-pw"
 
 
-class Mosquitto:
+class Mosquitto(LoopbackServer):
     """A mosquitto child process on a fixed port: ``stop()`` kills it (SIGKILL, retained messages are lost
     with it), ``start()`` brings it back on the same port."""
+
+    name = "mosquitto"
 
     def __init__(self, binary: str, port: int, workdir: Path, password: Optional[str] = None,
                  tls: Optional[tuple[Path, Path]] = None) -> None:
         self.binary, self.port, self.workdir, self.password, self.tls = binary, port, workdir, password, tls
-        self.proc: Optional[subprocess.Popen[bytes]] = None
         self.conf = workdir / f"mosquitto-{port}.conf"
         # run as ourselves: started as root, mosquitto would switch to its own user, who cannot read tmp_path
         lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest none", f"user {getpass.getuser()}"]
@@ -46,26 +46,8 @@ class Mosquitto:
         auth = f"cam:{self.password}@" if self.password else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{auth}127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode} on port {self.port}: {err}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.conf)]
 
     def subscriber(self, topic: str = "#") -> "Subscriber":
         return Subscriber(self, topic)
@@ -137,17 +119,7 @@ def json_of(payloads: list[bytes]) -> list[dict[str, Any]]:
 def _broker(tmp_path: Path, password: Optional[str] = None,
             tls: Optional[tuple[Path, Path]] = None) -> Iterator[Mosquitto]:
     binary = require_binary("mosquitto")
-    for _ in range(3):  # a free port can be taken between probing and binding; try another
-        server = Mosquitto(binary, free_port(), tmp_path, password, tls)
-        try:
-            server.start()
-            break
-        except RuntimeError:
-            server.stop()
-    else:
-        pytest.fail("could not start mosquitto")
-    yield server
-    server.stop()
+    yield from serve_on_a_free_port(lambda port: Mosquitto(binary, port, tmp_path, password, tls))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,21 +15,22 @@ import numpy as np
 import pytest
 
 from pipelines.frames import FrameResult, VideoFrame
-from tests.conftest import free_port, require_binary
+from tests.conftest import LoopbackServer, require_binary, serve_on_a_free_port
 from tracker.types import Detections, Tracks
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "pipelines" / "schemas"
 
 
-class RedisServer:
+class RedisServer(LoopbackServer):
     """A redis-server child process on a fixed port: ``stop()`` kills it (SIGKILL), ``start()`` brings it back."""
+
+    name = "redis-server"
 
     def __init__(self, binary: str, port: int, workdir: Path, password: Optional[str] = None,
                  tls: Optional[tuple[Path, Path]] = None) -> None:
         self.binary, self.port, self.workdir, self.password = binary, port, workdir, password
         self.tls = tls    # (certificate, key) for a TLS-only server
-        self.proc: Optional[subprocess.Popen[bytes]] = None
 
     @property
     def url(self) -> str:
@@ -39,7 +39,7 @@ class RedisServer:
             return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
         ports = ["--port", str(self.port)]
         if self.tls:
             ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]),
@@ -48,23 +48,7 @@ class RedisServer:
                 "--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"]
         if self.password:
             args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode} on port {self.port}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
+        return args
 
     def client(self):  # type: ignore[no-untyped-def]
         import redis
@@ -75,17 +59,7 @@ class RedisServer:
 def _server(tmp_path: Path, password: Optional[str] = None,
             tls: Optional[tuple[Path, Path]] = None) -> Iterator[RedisServer]:
     binary = require_binary("redis-server")
-    for _ in range(3):  # a free port can be taken between probing and binding; try another
-        server = RedisServer(binary, free_port(), tmp_path, password, tls)
-        try:
-            server.start()
-            break
-        except RuntimeError:
-            server.stop()
-    else:
-        pytest.fail("could not start redis-server")
-    yield server
-    server.stop()
+    yield from serve_on_a_free_port(lambda port: RedisServer(binary, port, tmp_path, password, tls))
 
 
 @pytest.fixture
