@@ -103,8 +103,3 @@ def measure_shift(pred: Array, dets: Array, significance: float,
     tracks = np.concatenate([0.5 * (pred[:, :2] + pred[:, 2:]), pred[:, 2:] - pred[:, :2]], axis=1)
     return shift_of(tracks, 0.5 * (dets[:, :2] + dets[:, 2:]), significance, prior_scatter)
 
-
-def estimate_shift(pred: Array, dets: Array, significance: float,
-                   prior_scatter: Array | None = None) -> Array:
-    """(2,) pixel shift of ``measure_shift`` alone."""
-    return measure_shift(pred, dets, significance, prior_scatter).shift

@@ -224,6 +224,11 @@ class Tracks:
         return int(self.xyxy.shape[0])
 
     @property
+    def best_xyxy(self) -> FloatArray:
+        """float32 (M, 4): ``estimated_xyxy`` when the tracker filled it, else ``xyxy`` (what MOT files report)."""
+        return self.xyxy if self.estimated_xyxy is None else self.estimated_xyxy
+
+    @property
     def matched(self) -> npt.NDArray[np.bool_]:
         """bool (M,): True for rows matched to a detection this frame, False for coasting rows."""
         return self.det_index >= 0

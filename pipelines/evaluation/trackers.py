@@ -82,8 +82,7 @@ class TrackstreamTracker:
                           np.zeros(n, np.int64))
         tracks = self._tracker.update(dets, timestamp=timestamp)
         self.last_path = tracks.predicted_path
-        boxes = tracks.xyxy if tracks.estimated_xyxy is None else tracks.estimated_xyxy
-        return xyxy_rows(tracks.track_id, boxes, tracks.confidence)
+        return xyxy_rows(tracks.track_id, tracks.best_xyxy, tracks.confidence)
 
 
 def make_tracker(name: str, config: Mapping[str, Any] | None = None,

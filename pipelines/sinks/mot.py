@@ -26,7 +26,7 @@ def mot_lines(result: FrameResult) -> list[str]:
     """The MOTChallenge lines of one frame, in track order (without newlines)."""
     t = result.tracks
     frame_no = int(result.frame.index) + 1
-    xywh = (t.xyxy if t.estimated_xyxy is None else t.estimated_xyxy).astype(np.float64)
+    xywh = t.best_xyxy.astype(np.float64)
     xywh[:, 2:] -= xywh[:, :2]
     return [f"{frame_no},{int(tid)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{float(c):.4f},-1,-1,-1"
             for tid, (x, y, w, h), c in zip(t.track_id.tolist(), xywh.tolist(), t.confidence.tolist())]

@@ -8,7 +8,7 @@ import pytest
 from tracker_scenes import box, dets
 
 from tracker import Tracker, TrackerConfig
-from tracker.egomotion import estimate_shift, measure_shift
+from tracker.egomotion import measure_shift
 
 WALKERS = [(150.0 + 120.0 * k, 300.0 + 10.0 * (k % 3)) for k in range(8)]  # 40x100 boxes, 120 px apart
 
@@ -50,7 +50,7 @@ def test_estimated_shift_is_the_common_motion_and_zero_for_a_still_camera(shift,
     rng = np.random.default_rng(3)
     pred = np.array([box(x, y) for x, y in WALKERS], dtype=np.float64)
     seen = pred + np.tile(shift, 2) + rng.normal(0, 1.5, pred.shape)
-    got = estimate_shift(pred, seen, significance=3.0)
+    got = measure_shift(pred, seen, significance=3.0).shift
     np.testing.assert_allclose(got, expected, atol=2.0)
     if expected == (0.0, 0.0):
         assert not got.any()  # not significant: nothing is moved at all
@@ -66,7 +66,7 @@ def test_a_chance_tight_handful_of_pairs_does_not_pass_for_camera_motion_once_th
     alone = measure_shift(pred, seen, significance=3.0)
     assert alone.shift[1] == pytest.approx(4.0, abs=0.2) and alone.scatter is not None
     assert alone.scatter[1] < 0.002  # box heights: the chance-tight frame
-    assert not estimate_shift(pred, seen, significance=3.0, prior_scatter=np.array([0.05, 0.05])).any()
+    assert not measure_shift(pred, seen, significance=3.0, prior_scatter=np.array([0.05, 0.05])).shift.any()
 
 
 def test_still_people_seen_by_a_jittery_detector_keep_their_ids_and_steadier_boxes():
