@@ -95,6 +95,7 @@ class TimedDetector:
         self.inner = detector
         self.class_names = detector.class_names  # type: ignore[attr-defined]
         self.workers = int(getattr(detector, "workers", 1))  # the runner runs this many detector threads
+        self.device = str(getattr(detector, "device", "cpu"))  # and sizes batches by it
         self.durations: list[float] = []
 
     def detect_counted(self, frames: list) -> tuple[list, int]:  # type: ignore[type-arg]

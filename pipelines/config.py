@@ -38,7 +38,12 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """The YOLO detector: model path or name, input size, thresholds, device, batch size and workers."""
+    """The YOLO detector: model path or name, input size, thresholds, device, batch size and workers.
+
+    ``batch`` None (auto): 4 frames per call on a CPU; on CUDA one call takes the newest frame of every live
+    stream that has one (up to 64) and 16 frames of a file (``resolve_batch``). ``preprocess``: where frames
+    are letterboxed (``pipelines/detection/letterbox.py``): ``auto`` = on the device for CUDA, else CPU.
+    """
 
     model: Optional[str] = None
     imgsz: int = field(default=640, metadata={"min": 32, "max": 8192})
@@ -48,7 +53,8 @@ class DetectorConfig:
     max_det: int = field(default=300, metadata={"min": 1, "max": 10000})
     device: str = "auto"
     half: Optional[bool] = None
-    batch: int = field(default=4, metadata={"min": 1, "max": 256})
+    batch: Optional[int] = field(default=None, metadata={"min": 1, "max": 256})
+    preprocess: Literal["auto", "cpu", "device"] = "auto"
     workers: Optional[int] = field(default=None, metadata={"min": 1, "max": 64})
 
     def __post_init__(self) -> None:

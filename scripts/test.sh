@@ -51,6 +51,7 @@ echo "== installing trackstream[test] into .venv"
 # Lint and types first: a finding fails the run (CI enforces them). Strict typing covers the pure tracker and
 # the pipeline's core (the seam types, settings, per-camera processing, engine, sink registry).
 STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
+        pipelines/detection/letterbox.py
         pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web
         pipelines/cluster)
 echo "== ruff"

@@ -25,6 +25,7 @@ class FaultyDetector:
 
     class_names = {0: "person"}
     workers = 1
+    device = "cpu"
 
     def __init__(self, fail_on: int | None = None, delay: float = 0.0, invalid: int = 0) -> None:
         self.fail_on, self.delay, self.invalid, self.calls = fail_on, delay, invalid, 0
@@ -112,13 +113,18 @@ def test_stop_from_another_thread_drains_and_closes(tmp_path, bikes_video):
     assert [r["frame_index"] for r in records] == list(range(len(records)))
 
 
-def test_more_cameras_than_batch_slots_all_get_their_turn(tmp_path, bikes_video):
-    """Three files played like cameras (latest-frame, real rate) into batches of 2: none is starved."""
+def _camera_copies(tmp_path, bikes_video, n):
     copies = []
-    for name in ("a", "b", "c"):
-        path = tmp_path / f"{name}.mp4"
+    for i in range(n):
+        path = tmp_path / f"cam{i}.mp4"
         path.write_bytes(bikes_video.read_bytes())
         copies.append(path)
+    return copies
+
+
+def test_more_cameras_than_batch_slots_all_get_their_turn(tmp_path, bikes_video):
+    """Three files played like cameras (latest-frame, real rate) into batches of 2: none is starved."""
+    copies = _camera_copies(tmp_path, bikes_video, 3)
     config = build_config({"sources": [{"url": str(p), "realtime": True} for p in copies],
                            "detector": {"batch": 2}, "output": {"jsonl": str(tmp_path / "{source}.jsonl")}})
     pairs = [(e, open_source(e)) for e in config.sources]
@@ -126,6 +132,33 @@ def test_more_cameras_than_batch_slots_all_get_their_turn(tmp_path, bikes_video)
     processed = {s.source_id: s.frames_out for s in stats}
     assert all(n >= 5 for n in processed.values()), processed
     assert all(s.dropped > 0 for s in stats)          # 75 frames/s offered, about 40/s taken
+
+
+class CudaReportingDetector(FaultyDetector):
+    """Reports a CUDA device: there is no GPU on this machine, and what is tested is only how the runner
+    sizes its batches from the device a detector reports."""
+
+    device = "cuda:0"
+
+
+@pytest.mark.parametrize("detector, most", [
+    (CudaReportingDetector(delay=0.1), 6),   # on CUDA one call takes the newest frame of all six cameras
+    (FaultyDetector(delay=0.1), 4),          # on a CPU the automatic batch stays 4
+])
+def test_automatic_batch_follows_the_live_streams_on_cuda(tmp_path, bikes_video, detector, most):
+    copies = _camera_copies(tmp_path, bikes_video, 6)
+    config = build_config({"sources": [{"url": str(p), "realtime": True} for p in copies],
+                           "output": {"jsonl": str(tmp_path / "{source}.jsonl")}})
+    assert config.detector.batch is None
+    pairs = [(e, open_source(e)) for e in config.sources]
+    stats = Runner(pairs, detector, config, max_frames=40).run()
+    assert max(detector.batches) == most and all(s.frames_out > 0 for s in stats)
+
+
+def test_automatic_batch_of_a_file_on_cuda_is_16_frames(tmp_path, bikes_video):
+    detector = CudaReportingDetector()
+    make_runner(tmp_path, bikes_video, detector, batch=None, max_frames=40).run()
+    assert detector.batches == [16, 16, 8]
 
 
 def test_two_workers_overlap_and_results_keep_frame_order(tmp_path, bikes_video):

@@ -129,6 +129,7 @@ class OneBoxDetector:
     """Finds the same box in every frame: one object that never moves (a stand-in for the model)."""
 
     workers = 1
+    device = "cpu"
 
     def __init__(self) -> None:
         self.class_names = {0: "person"}

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 import numpy as np
 
 from pipelines.config import DetectorConfig
+from pipelines.detection.letterbox import predictor_class, resolve_preprocess
 from pipelines.errors import ModelError, first_line
 from pipelines.frames import VideoFrame
 from tracker.types import Detections
@@ -142,6 +143,8 @@ class Detector:
         device: torch device used; ``half``: whether half precision is used.
         workers: copies of the model; ``threads``: CPU threads each copy computes with (None: its own
             choice, e.g. on a GPU).
+        preprocess: ``cpu`` (Ultralytics letterboxes each frame) or ``device`` (the batch is letterboxed on
+            ``device``: ``pipelines/detection/letterbox.py``).
     """
 
     def __init__(self, config: DetectorConfig, model: Optional[str] = None, cores: Optional[int] = None) -> None:
@@ -156,6 +159,10 @@ class Detector:
             raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from a "
                              f"{', '.join(TASKS)} model")
         self.device, self.half = resolve_device(config.device, config.half, self.model_name)
+        self.preprocess = resolve_preprocess(config.preprocess, self.device)
+        self._predictor: Optional[type] = predictor_class(self.model) if self.preprocess == "device" else None
+        if self.preprocess == "device":
+            log.info("detector: frames are letterboxed on %s, one batch per call", self.device)
         cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
         self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
         self.threads: Optional[int] = max(1, cores // self.workers) if self.device == "cpu" else None
@@ -181,7 +188,7 @@ class Detector:
         return list(model.predict(
             images, imgsz=c.imgsz, conf=c.conf, iou=c.iou, classes=list(c.classes) if c.classes else None,
             max_det=c.max_det, device=self.device, verbose=False, save=False, stream=False,
-            **({"quantize": 16} if self.half else {})))
+            predictor=self._predictor, **({"quantize": 16} if self.half else {})))
 
     def _warm_up(self, model: Any) -> None:
         """Run once on a blank image so unreadable weights fail now, with one line, not mid-stream."""

@@ -30,7 +30,7 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from pipelines.config import PipelineConfig
-from pipelines.detection import FrameDetector
+from pipelines.detection import FrameDetector, resolve_batch
 from pipelines.engine.inbox import Inbox, Item
 from pipelines.engine.lane import Lane, expected_frames, output_fps
 from pipelines.engine.outlet import END, End, Outlet
@@ -83,7 +83,8 @@ class Runner:
                  restarted: bool = False) -> None:
         self.detector = detector
         self.config = config
-        self.batch = config.detector.batch
+        live_streams = sum(1 for settings, _ in sources if settings.latest_frame)
+        self.batch, self.live_batch = resolve_batch(config.detector.batch, detector.device, live_streams)
         self.max_frames = max_frames
         self.state = state
         self._sink_factory = sink_factory
@@ -93,7 +94,8 @@ class Runner:
         self._errors: list[tuple[str, BaseException]] = []
         self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
         self.workers = max(1, int(detector.workers))
-        self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(maxsize=2 * self.batch + 2)
+        self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
+            maxsize=2 * max(self.batch, self.live_batch) + 2)
         self._order = threading.Condition()  # detector workers queue their results in ticket order
         self._tickets = self._delivered = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
@@ -272,7 +274,7 @@ class Runner:
                 files = [lane for lane in order if not lane.inbox.latest and lane.inbox.ready(self.batch)]
                 work: list[tuple[Lane, Item]] = []
                 if live and (not files or turn % 2 == 0):  # cameras and files take turns
-                    for lane in live[: self.batch]:
+                    for lane in live[: self.live_batch]:
                         work.extend((lane, item) for item in lane.inbox.take(1))
                 elif files:
                     work = [(files[0], item) for item in files[0].inbox.take(self.batch)]
