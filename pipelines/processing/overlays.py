@@ -278,7 +278,8 @@ def _blend(roi: Image, cover: npt.NDArray[np.uint8], color: Color, alpha: float)
     """
     src = np.ascontiguousarray(roi)
     shade = (color[0] * alpha, color[1] * alpha, color[2] * alpha, 0.0)
-    tinted = cv2.add(cv2.addWeighted(src, 1.0 - alpha, src, 0.0, 0.0), shade)  # type: ignore[call-overload]
+    shade_arg: Any = shade  # OpenCV's stubs before 5.1 reject a scalar tuple here; 5.1's accept it
+    tinted = cv2.add(cv2.addWeighted(src, 1.0 - alpha, src, 0.0, 0.0), shade_arg)
     roi[...] = cv2.copyTo(tinted, cover, src)
 
 
