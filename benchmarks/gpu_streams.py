@@ -146,7 +146,8 @@ class BatchSizes:
     """The detector the runner calls, recording how many frames each call took."""
 
     def __init__(self, detector: Any) -> None:
-        self.inner, self.sizes = detector, []  # type: ignore[var-annotated]
+        self.inner = detector
+        self.sizes: list[int] = []
         self.class_names, self.workers, self.device = detector.class_names, detector.workers, detector.device
 
     def detect_counted(self, frames: Sequence[Any]) -> Any:

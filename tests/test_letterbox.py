@@ -137,7 +137,7 @@ def _filled(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask.astype(bool)
 
 
-def test_half_precision_input_is_half(pair, frames):
+def test_half_precision_input_is_half(frames):
     from pipelines.detection.letterbox import letterbox
 
     where = place((272, 640), (320, 320), (160, 320))

@@ -160,8 +160,9 @@ class Detector:
                              f"{', '.join(TASKS)} model")
         self.device, self.half = resolve_device(config.device, config.half, self.model_name)
         self.preprocess = resolve_preprocess(config.preprocess, self.device)
-        self._predictor: Optional[type] = predictor_class(self.model) if self.preprocess == "device" else None
+        self._predictor: Optional[type] = None  # None: the task's own Ultralytics predictor
         if self.preprocess == "device":
+            self._predictor = predictor_class(self.model)
             log.info("detector: frames are letterboxed on %s, one batch per call", self.device)
         cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
         self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)

@@ -18,13 +18,12 @@ differ from OpenCV's by its rounding to whole numbers, below one grey level.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 
 PAD_VALUE = 114  # Ultralytics' letterbox grey
-Preprocess = Literal["auto", "cpu", "device"]
 
 
 @dataclass(frozen=True)
