@@ -193,7 +193,7 @@ def run_trackstream(clip: Path, n: int, mode: str, args: argparse.Namespace,
         rows = [r for r in sink.rows if r[0] >= WARMUP_S]
         per_stream.append(len(rows) / window)
         latencies += [lat for _, lat in rows]
-    dropped = sum(int(s.snapshot()["dropped"]) for s in stats)  # type: ignore[call-overload]
+    dropped = sum(s.dropped for s in stats)
     p95 = _pct(latencies, 95) * 1000
     return {"peer": "trackstream", "mode": mode, "streams": n, "device": model.device, "half": model.half,
             "preprocess": model.preprocess, "batch_mean": round(float(np.mean(detector.sizes or [0])), 1),

@@ -127,7 +127,7 @@ def run_trackstream(url: str, model: str, imgsz: int, seconds: float,
     timer.start()
     stats = runner.run()
     timer.cancel()
-    snapshot = stats[0].snapshot()
+    snapshot = stats[0].doc()
     return samples, detector, snapshot
 
 

@@ -36,7 +36,7 @@ MODES = ("trackstream", "ultralytics-track-save", "ultralytics-predict")
 
 def _trackstream(video: str, model: str, imgsz: int, frames: int | None,
                  out: Path) -> tuple[int, float, float, str]:
-    from pipelines.commands.run import open_sources
+    from pipelines.engine.launch import open_sources
     from pipelines.config import build_config
     from pipelines.detection.detector import Detector
     from pipelines.engine.runner import Runner

@@ -86,7 +86,7 @@ def stop_viewers(viewers: list[subprocess.Popen[str]]) -> list[int]:
 
 def one_run(video: str, detector: object, imgsz: int, frames: Optional[int],
             viewers: Optional[int]) -> tuple[float, float, list[int]]:
-    from pipelines.commands.run import open_sources
+    from pipelines.engine.launch import open_sources
     from pipelines.config import build_config
     from pipelines.engine.runner import Runner
     from pipelines.web.server import WebView

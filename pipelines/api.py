@@ -192,36 +192,15 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
     return _results(built, max_frames, statuses)
 
 
-def _check_outputs(config: PipelineConfig) -> None:
-    """Fail before the model loads when a configured output cannot be written (as ``trackstream run``)."""
-    from pipelines.commands.run import check_writable
-    from pipelines.sinks import output_path
-
-    out = config.output
-    for template in (out.video, out.jsonl, out.mot, out.events):
-        if template is not None:
-            for settings in config.sources:
-                check_writable(output_path(template, settings.id, len(config.sources) > 1))
-    if config.redis.url:
-        from pipelines.sinks.redis_sink import check_reachable
-
-        check_reachable(config.redis)
-
-
 def _results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> Iterator[Output]:
-    from pipelines.commands.run import open_sources
     from pipelines.detection.detector import Detector
+    from pipelines.engine.launch import Opened, preflight, with_open_sources
     from pipelines.engine.runner import Runner
     from pipelines.engine.state import open_store
     from pipelines.sinks import build_sinks
 
-    _check_outputs(config)
+    model = preflight(config)  # outputs writable, Redis and the MQTT broker reachable: as trackstream run
     store = open_store(config.state.dir) if config.state.dir else None
-    model = config.detector.model
-    if model is None:
-        from pipelines.assets import demo_pose_model
-
-        model = str(demo_pose_model())
     results: queue.Queue[Output | _End] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
     closed = threading.Event()
 
@@ -230,14 +209,11 @@ def _results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> 
         return [*build_sinks(cfg, settings, fps, size, resume),
                 BuiltSink("python", DropPolicy.BLOCK, _ResultSink(results, closed, statuses))]
 
-    opened = open_sources(config)
-    try:
-        detector = Detector(config.detector, model)
-        runner = Runner(opened, detector, config, max_frames=max_frames, sink_factory=sinks, state=store)
-    except BaseException:
-        for _, source in opened:
-            source.close()
-        raise
+    def start(opened: Opened) -> Runner:
+        return Runner(opened, Detector(config.detector, model), config, max_frames=max_frames, sink_factory=sinks,
+                      state=store)
+
+    runner = with_open_sources(config, start)
     failures: list[BaseException] = []
 
     def run() -> None:

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
-from pipelines import __version__  # noqa: E402
+from pipelines.version import __version__  # noqa: E402
 from pipelines.errors import UserError  # noqa: E402
 from tracker.configutil import ConfigError  # noqa: E402
 

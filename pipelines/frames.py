@@ -1,18 +1,16 @@
-"""Values that flow between pipeline stages: frames in, results out, status as values."""
+"""Values that flow between pipeline stages: frames in, results out (with their zone and line counts), status
+as values, and the schema version of the documents made from them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Tuple
+from typing import Any, Mapping, Optional, Protocol, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
 from tracker.types import Detections, Tracks
-
-if TYPE_CHECKING:
-    from pipelines.processing.events import Counts
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,60 @@ class VideoFrame:
         return int(self.image.shape[1]), int(self.image.shape[0])
 
 
+SCHEMA_VERSION = 1
+"""Version of the published documents: the frame record (``pipelines/sinks/records.py``), the event document
+(``pipelines/processing/events.py``) and the MQTT count documents."""
+
 Event = Mapping[str, Any]
 """An event document (schema v1, JSON-safe; see pipelines/processing/events.py)."""
+
+
+@dataclass(frozen=True)
+class ZoneCount:
+    """One zone: tracks inside now, confirmed entries and exits since the start; ``by_class`` the same per
+    class name (filled when ``events.count_by_class`` is on)."""
+
+    occupancy: int
+    entries: int
+    exits: int
+    by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
+
+    def doc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"occupancy": self.occupancy, "entries": self.entries, "exits": self.exits}
+        if self.by_class:
+            out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class LineCount:
+    """One counting line: confirmed crossings in each direction since the start; ``by_class`` the same per
+    class name (filled when ``events.count_by_class`` is on)."""
+
+    left_to_right: int
+    right_to_left: int
+    by_class: Mapping[str, "LineCount"] = field(default_factory=dict)
+
+    def doc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"left_to_right": self.left_to_right, "right_to_left": self.right_to_left}
+        if self.by_class:
+            out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A source's zone and line counts (by name) and the number of tracks started, at one frame."""
+
+    zones: Mapping[str, ZoneCount]
+    lines: Mapping[str, LineCount]
+    tracks_started: int
+
+    def doc(self) -> dict[str, Any]:
+        """JSON form: ``{"zones": {name: {occupancy, entries, exits}}, "lines": {name: {...}}, ...}``."""
+        return {"zones": {k: v.doc() for k, v in self.zones.items()},
+                "lines": {k: v.doc() for k, v in self.lines.items()},
+                "tracks_started": self.tracks_started}
 
 
 @dataclass(frozen=True)
@@ -55,7 +105,7 @@ class FrameResult:
         events: lifecycle, zone and line events this frame caused, in order.
         trails: track id -> (P, 2) float64 recent box centres (oldest first) for drawing; None when
             trails are off or the result was not made by a processor.
-        counts: zone occupancy and line counts after this frame (``processing.events.Counts``);
+        counts: zone occupancy and line counts after this frame (``Counts``);
             None when the source has no zones or lines.
         stream_time: the frame on the stream's persistent wall clock (Unix s): when the stream started
             plus ``frame.pts``; kept across restarts from a snapshot, so a frame processed again gets the
@@ -68,7 +118,7 @@ class FrameResult:
     class_names: Mapping[int, str]
     events: Tuple[Event, ...] = ()
     trails: Optional[Mapping[int, npt.NDArray[np.float64]]] = None
-    counts: Optional["Counts"] = None
+    counts: Optional[Counts] = None
     stream_time: Optional[float] = None
 
 

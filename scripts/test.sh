@@ -49,11 +49,12 @@ echo "== installing trackstream[test] into .venv"
 .venv/bin/python -m pip install -q -e '.[test]'
 
 # Lint and types first: a finding fails the run (CI enforces them). Strict typing covers the pure tracker and
-# the pipeline's core (the seam types, settings, per-camera processing, engine, sink registry).
+# the pipeline's core (the seam types, settings, per-camera processing, engine, sink registry) and what is built
+# on it (the web view, the Ray engine, the subcommands).
 STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
         pipelines/detection/letterbox.py
         pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web
-        pipelines/cluster)
+        pipelines/cluster pipelines/commands)
 echo "== ruff"
 .venv/bin/python -m ruff check pipelines tracker tests benchmarks
 echo "== mypy"

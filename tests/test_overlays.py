@@ -278,7 +278,7 @@ def test_overlay_config_defaults_match_the_documented_keys():
 
 def test_zones_and_lines_are_drawn_with_their_live_counts(frames):
     """The annotated video shows each zone and counting line with its current count, and --no-zones hides them."""
-    from pipelines.processing.events import Counts, LineCount, ZoneCount
+    from pipelines.frames import Counts, LineCount, ZoneCount
     from pipelines.processing.overlays import LINE_COLOR, ZONE_COLOR
     from pipelines.processing.zones import LineConfig, ZoneConfig
 

@@ -168,7 +168,7 @@ def test_counts_per_class_when_asked_and_kept_by_the_snapshot():
 def test_mqtt_payloads_with_counts_per_class_match_their_schemas():
     import jsonschema
 
-    from pipelines.processing.events import LineCount, ZoneCount
+    from pipelines.frames import LineCount, ZoneCount
     from pipelines.sinks.mqtt_topics import line_doc, zone_doc
     from tests.conftest import REPO
 

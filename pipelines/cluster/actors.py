@@ -14,21 +14,27 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from pipelines.config import PipelineConfig
+from pipelines.engine.stats import StatsSnapshot
+from pipelines.engine.view import EngineView
 from pipelines.errors import UserError, first_line
-from pipelines.processing.events import Counts
-from pipelines.settings import SourceSettings
+from pipelines.frames import Counts
+
+if TYPE_CHECKING:
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.runner import Runner
+    from pipelines.engine.state import SnapshotStore
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Outcome:
-    """What a finished run of some sources left: per-source counter snapshots, counts, files, losses."""
+    """What a finished run of some sources left: per-source counters, counts, files, losses."""
 
-    stats: list[dict[str, object]] = field(default_factory=list)
+    stats: list[StatsSnapshot] = field(default_factory=list)
     counts: dict[str, Counts] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
@@ -36,24 +42,50 @@ class Outcome:
     exit_code: int = 0
 
 
-def _outcome(runner: Any, error: Optional[BaseException]) -> Outcome:
-    out = Outcome() if runner is None else Outcome(
-        stats=[s.snapshot() for s in runner.stats],
-        counts={lane.settings.id: lane.processor.counts() for lane in runner.lanes},
-        outputs=list(runner.outputs), losses=list(runner.losses()))
+@dataclass(frozen=True)
+class CameraStatus:
+    """One camera of a ``CameraActor`` as ``trackstream cluster list`` shows it.
+
+    Attributes:
+        stats: the camera's counters (zeros when it did not start).
+        node / actor / pid: where it runs.
+        state: ``live``, ``reconnecting``, ``ended`` or ``failed``.
+        restarts: times Ray restarted its actor.
+        error: why it did not start (one line); None when it started.
+        started: False when the actor could not start its cameras (a bad model, state or source).
+    """
+
+    stats: StatsSnapshot
+    node: str
+    state: str
+    restarts: int
+    actor: str
+    pid: int
+    error: Optional[str] = None
+    started: bool = True
+
+    def doc(self) -> dict[str, object]:
+        """The JSON row of ``cluster list --json``."""
+        where = {"node": self.node, "state": self.state, "restarts": self.restarts, "actor": self.actor,
+                 "pid": self.pid}
+        if not self.started:
+            return {"source_id": self.stats.source_id, **where, "fps": self.stats.fps,
+                    "latency_s": self.stats.latency_s, "frames_out": self.stats.frames_out, "error": self.error}
+        return {**self.stats.doc(), **where}
+
+
+def _outcome(engine: Optional[EngineView], error: Optional[BaseException]) -> Outcome:
+    states = engine.sources() if engine is not None else []
+    out = Outcome() if engine is None else Outcome(
+        stats=[s.stats for s in states], counts={s.id: s.counts for s in states},
+        outputs=list(engine.outputs), losses=list(engine.losses()))
     if error is not None:
         out.error = first_line(error)
-        out.exit_code = int(getattr(error, "exit_code", 1)) if isinstance(error, UserError) else 1
+        out.exit_code = error.exit_code if isinstance(error, UserError) else 1
     return out
 
 
-def _open(settings: SourceSettings) -> Any:
-    from pipelines.sources import open_source
-
-    return open_source(settings)
-
-
-def _store(config: PipelineConfig) -> Any:
+def _store(config: PipelineConfig) -> Optional["SnapshotStore"]:
     from pipelines.engine.state import open_store
 
     return open_store(config.state.dir) if config.state.dir else None
@@ -84,6 +116,7 @@ class CameraActor:
                  max_frames: Optional[int] = None) -> None:
         from pipelines.cluster.ray_env import node_address
         from pipelines.detection.detector import Detector
+        from pipelines.engine.launch import Opened, with_open_sources
         from pipelines.engine.runner import Runner
 
         self.name = name
@@ -97,51 +130,47 @@ class CameraActor:
         self.source_ids = list(source_ids)
         self._error: Optional[BaseException] = None
         self._done = threading.Event()
-        self.runner: Any = None
-        pairs = []
-        try:
-            for settings in config.sources:
-                if settings.id in self.source_ids:
-                    pairs.append((settings, _open(settings)))
+        self.runner: Optional[Runner] = None
+
+        def start(opened: Opened) -> Runner:
             detector = Detector(config.detector, model, cores=reserved_cores(config))
-            self.runner = Runner(pairs, detector, config, max_frames=max_frames, state=store, restarted=restarted)
+            return Runner(opened, detector, config, max_frames=max_frames, state=store, restarted=restarted)
+
+        try:
+            self.runner = with_open_sources(config, start, ids=self.source_ids)
         except UserError as exc:  # a bad model, state or source: reported by status()/result(), not re-raised
-            for _, source in pairs:  # (Ray would print its traceback and the actor would be dead for good)
-                source.close()
-            self._error = exc
+            self._error = exc  # (Ray would print its traceback and the actor would be dead for good)
             self._done.set()
             return
-        except BaseException:
-            for _, source in pairs:
-                source.close()
-            raise
         self._thread = threading.Thread(target=self._run, name="trackstream-camera-actor", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self.runner.run()
+            if self.runner is not None:
+                self.runner.run()
         except BaseException as exc:  # noqa: BLE001 - reported by result()
             self._error = exc
         finally:
             self._done.set()
 
-    def status(self) -> list[dict[str, object]]:
+    def status(self) -> list[CameraStatus]:
         """Per camera: id, node, state (live / reconnecting / ended / failed), fps, latency, frames, restarts."""
         if self.runner is None:
-            return [{"source_id": sid, "node": self.node, "state": "failed", "restarts": self.restarts,
-                     "actor": self.name, "pid": os.getpid(), "fps": 0.0, "latency_s": 0.0, "frames_out": 0,
-                     "error": first_line(self._error) if self._error else None} for sid in self.source_ids]
+            error = first_line(self._error) if self._error else None
+            return [self._status(StatsSnapshot(sid), "failed", error) for sid in self.source_ids]
         out = []
-        for lane in self.runner.lanes:
-            snap = lane.stats.snapshot()
+        for source in self.runner.sources():
             if self._done.is_set():
                 state = "failed" if self._error is not None else "ended"
             else:
-                state = "live" if bool(getattr(lane.source, "connected", True)) else "reconnecting"
-            out.append({**snap, "node": self.node, "state": state, "restarts": self.restarts, "actor": self.name,
-                        "pid": os.getpid()})
+                state = "live" if source.connected else "reconnecting"
+            out.append(self._status(source.stats, state))
         return out
+
+    def _status(self, stats: StatsSnapshot, state: str, error: Optional[str] = None) -> CameraStatus:
+        return CameraStatus(stats, node=self.node, state=state, restarts=self.restarts, actor=self.name,
+                            pid=os.getpid(), error=error, started=self.runner is not None)
 
     def result(self) -> Optional[Outcome]:
         """The outcome once every camera ended (None while running)."""
@@ -171,25 +200,30 @@ class FileWorker:
         self.config = config
         self.node = node_address()
         self._error: Optional[UserError] = None
-        self.detector: Any = None
+        self.detector: Optional[Detector] = None
+        self.store: Optional[SnapshotStore] = None
         try:  # a bad model or state: each call answers with it (raised here, Ray prints a traceback)
             self.store = _store(config)
             self.detector = Detector(config.detector, model, cores=reserved_cores(config))
         except UserError as exc:
             self._error = exc
         self._lock = threading.Lock()
-        self._runner: Any = None
+        self._runner: Optional[Runner] = None
         self._stopped = False
 
     def process(self, source_id: str, max_frames: Optional[int] = None) -> Outcome:
         """Process one file of ``config.sources`` (to its end, or until ``stop()``)."""
+        from pipelines.engine.launch import Opened, with_open_sources
         from pipelines.engine.runner import Runner
 
-        if self._error is not None:
+        detector = self.detector
+        if self._error is not None or detector is None:
             return _outcome(None, self._error)
-        settings = next(s for s in self.config.sources if s.id == source_id)
-        runner = Runner([(settings, _open(settings))], self.detector, self.config, max_frames=max_frames,
-                        state=self.store)
+
+        def start(opened: Opened) -> Runner:
+            return Runner(opened, detector, self.config, max_frames=max_frames, state=self.store)
+
+        runner = with_open_sources(self.config, start, ids=[source_id])
         with self._lock:
             self._runner = runner
             if self._stopped:
@@ -204,13 +238,11 @@ class FileWorker:
                 self._runner = None
         return _outcome(runner, error)
 
-    def progress(self) -> list[dict[str, object]]:
+    def progress(self) -> list[StatsSnapshot]:
         """Counters of the file being processed now (empty between files)."""
         with self._lock:
             runner = self._runner
-        if runner is None:
-            return []
-        return [{**s.snapshot(), "node": self.node, "pid": os.getpid()} for s in runner.stats]
+        return [] if runner is None else runner.stats
 
     def stop(self) -> None:
         """Stop the current file after the frames in flight (its state is saved); take no more."""

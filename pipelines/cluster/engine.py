@@ -10,18 +10,20 @@ Ctrl-C and prints the same summary as the local engine.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, Sequence
 
 from pipelines.cluster.actors import CameraActor, FileWorker, Outcome
 from pipelines.cluster.ray_env import ClusterError, cluster_address, connect, failure
 from pipelines.config import PipelineConfig
 from pipelines.errors import DataLossError, UserError, first_line
+from pipelines.engine.launch import StopSignals, preflight, warn_unsaved
 from pipelines.engine.progress import Progress, summary_lines
-from pipelines.processing.stats import SourceStats
+from pipelines.engine.stats import StatsSnapshot
 from pipelines.settings import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -42,15 +44,26 @@ def actor_options(config: PipelineConfig, **extra: Any) -> dict[str, Any]:
             "num_gpus": cfg.gpus_per_actor, **extra}
 
 
-def stats_from(snapshot: dict[str, Any]) -> SourceStats:
-    """A ``SourceStats`` holding an actor's counter snapshot (for the progress bar and summary)."""
-    stats = SourceStats(str(snapshot["source_id"]), frame_count=snapshot.get("frame_count"))
-    for name in ("frames_in", "frames_out", "dropped", "reconnects", "invalid_detections", "tracks"):
-        setattr(stats, name, int(snapshot.get(name) or 0))
-    stats.latency_s = float(snapshot.get("latency_s") or 0.0)
-    stats.last_pts = float(snapshot.get("last_pts") or 0.0)
-    stats.ended = bool(snapshot.get("ended"))
-    return stats
+class _Part(Protocol):
+    """One kind of actor of a run (``_Files``, ``_Cameras``), driven in turns by ``execute_ray``."""
+
+    progress: dict[str, StatsSnapshot]   # source id -> counters of a source running now
+    outcomes: dict[str, Outcome]         # source id (files) or actor name (cameras) -> what it left
+
+    @property
+    def finished(self) -> bool: ...
+
+    def step(self) -> None:
+        """One turn: hand out work, collect outcomes and progress (waits at most about ``POLL_S``)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop after the frames in flight (outputs flushed, state saved)."""
+        ...
+
+    def close(self) -> None:
+        """Remove the actors."""
+        ...
 
 
 class _Files:
@@ -61,7 +74,7 @@ class _Files:
         self.ray, self.max_frames = ray, max_frames
         self.pending = [s.id for s in files]
         self.outcomes: dict[str, Outcome] = {}
-        self.progress: dict[str, dict[str, Any]] = {}
+        self.progress: dict[str, StatsSnapshot] = {}
         cfg = config.cluster
         n = cfg.file_workers or self._capacity(config)
         n = max(1, min(n, len(files)))
@@ -108,7 +121,7 @@ class _Files:
         for asked in [worker.progress.remote() for worker, _ in self.running.values()]:  # all at once
             try:  # a restarting worker does not answer: its last numbers stay shown
                 for snap in self.ray.get(asked, timeout=2.0):
-                    self.progress[str(snap["source_id"])] = snap
+                    self.progress[snap.source_id] = snap
             except Exception:  # noqa: BLE001 - progress is best effort
                 pass
 
@@ -144,7 +157,7 @@ class _Cameras:
             **actor_options(config, name=camera_actor_name(g), lifetime="detached", max_concurrency=4)
         ).remote(config, g, model, camera_actor_name(g), max_frames) for g in groups}
         self.outcomes: dict[str, Outcome] = {}
-        self.progress: dict[str, dict[str, Any]] = {}
+        self.progress: dict[str, StatsSnapshot] = {}
 
     def step(self) -> None:
         asked = {name: (handle.result.remote(), handle.status.remote())  # every actor at once, then the answers
@@ -152,8 +165,8 @@ class _Cameras:
         for name, (result_ref, status_ref) in asked.items():
             try:
                 result = self.ray.get(result_ref, timeout=5.0)
-                for snap in self.ray.get(status_ref, timeout=5.0):
-                    self.progress[str(snap["source_id"])] = snap
+                for status in self.ray.get(status_ref, timeout=5.0):
+                    self.progress[status.stats.source_id] = status.stats
             except self.ray.exceptions.ActorDiedError as exc:  # cannot be restarted: its start itself failed
                 self.outcomes[name] = Outcome(error=f"{name}: {failure(exc)}", exit_code=1)
                 continue
@@ -181,12 +194,11 @@ class _Cameras:
 
 def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
     """Run every source of ``config`` on Ray; print the summary; the exit code (as ``execute``)."""
-    from pipelines.commands.run import StopSignals, preflight
-
     if config.http.enabled or config.metrics.port:
         raise ClusterError("--http and --metrics-port serve one process's sources: with --engine ray use "
                            "trackstream cluster list (and Redis or MQTT for the results)")
     model = preflight(config)
+    warn_unsaved(config)
     embedded = cluster_address(config.cluster) is None
     cameras = [s for s in config.sources if s.is_live]
     if cameras and not config.state.dir:
@@ -198,7 +210,7 @@ def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, qui
     ray = connect(config.cluster, quiet=quiet)
     files = [s for s in config.sources if not s.is_live]
     started = time.monotonic()
-    parts: list[Any] = []
+    parts: list[_Part] = []
     progress = Progress(enabled=None if not quiet else False)
     try:
         if files:
@@ -234,19 +246,19 @@ def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, qui
     return _summarise(config, parts, time.monotonic() - started)
 
 
-def _current(config: PipelineConfig, parts: list[Any]) -> list[SourceStats]:
-    snaps: dict[str, dict[str, Any]] = {}
+def _current(config: PipelineConfig, parts: Sequence[_Part]) -> list[StatsSnapshot]:
+    snaps: dict[str, StatsSnapshot] = {}
     for part in parts:
         snaps.update(part.progress)
         for outcome in part.outcomes.values():
-            snaps.update({str(s["source_id"]): {**s, "ended": True} for s in outcome.stats})
-    return [stats_from(snaps[s.id]) for s in config.sources if s.id in snaps]
+            snaps.update({s.source_id: dataclasses.replace(s, ended=True) for s in outcome.stats})
+    return [snaps[s.id] for s in config.sources if s.id in snaps]
 
 
-def _summarise(config: PipelineConfig, parts: list[Any], elapsed: float) -> int:
+def _summarise(config: PipelineConfig, parts: Sequence[_Part], elapsed: float) -> int:
     outcomes = [o for part in parts for o in part.outcomes.values()]
-    by_id = {str(s["source_id"]): s for o in outcomes for s in o.stats}
-    stats = [stats_from({**by_id[s.id], "ended": True}) for s in config.sources if s.id in by_id]
+    by_id = {s.source_id: s for o in outcomes for s in o.stats}
+    stats = [dataclasses.replace(by_id[s.id], ended=True) for s in config.sources if s.id in by_id]
     counts = {k: v for o in outcomes for k, v in o.counts.items()}
     outputs = [p for o in outcomes for p in o.outputs]
     losses = [loss for o in outcomes for loss in o.losses]

@@ -15,8 +15,9 @@ from typing import Any
 from pipelines.cluster.actors import CameraActor
 from pipelines.cluster.engine import CAMERA_PREFIX, actor_options, camera_actor_name
 from pipelines.cluster.ray_env import ClusterError, connect, failure
-from pipelines.commands.run import add_arguments, config_from_args, preflight
+from pipelines.commands.run import add_arguments, config_from_args
 from pipelines.config import PipelineConfig
+from pipelines.engine.launch import preflight, warn_unsaved
 
 
 def _address(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +63,7 @@ def _cameras(ray: Any) -> dict[str, Any]:
 
 def add(config: PipelineConfig) -> int:
     model = preflight(config)
+    warn_unsaved(config)
     live = [s for s in config.sources if s.is_live]
     if len(live) != len(config.sources):
         raise ClusterError("cluster add takes cameras (rtsp://, http(s)://, ...); process files with "
@@ -80,11 +82,11 @@ def add(config: PipelineConfig) -> int:
         handle = actor.options(**actor_options(config, name=name, lifetime="detached", max_concurrency=4)).remote(
             config, [settings.id], model, name)
         try:
-            rows = ray.get(handle.status.remote(), timeout=300)  # started: model loaded, camera opened
+            statuses = ray.get(handle.status.remote(), timeout=300)  # started: model loaded, camera opened
         except Exception as exc:  # noqa: BLE001 - one line, and no actor left behind
             ray.kill(handle, no_restart=True)
             raise ClusterError(f"camera {settings.id} did not start: {failure(exc)}") from None
-        errors = [row["error"] for row in rows if row.get("error")]
+        errors = [status.error for status in statuses if status.error]
         if errors:
             ray.kill(handle, no_restart=True)
             raise ClusterError(f"camera {settings.id} did not start: {errors[0]}")
@@ -114,7 +116,7 @@ def listing(config: PipelineConfig, as_json: bool) -> int:
     rows: list[dict[str, Any]] = []
     for name, handle in _cameras(ray).items():
         try:
-            rows.extend(ray.get(handle.status.remote(), timeout=5))
+            rows.extend(status.doc() for status in ray.get(handle.status.remote(), timeout=5))
         except Exception:  # noqa: BLE001 - an actor being restarted does not answer
             rows.extend({"source_id": sid, "actor": name, "node": "-", "state": "restarting", "fps": 0.0,
                          "latency_s": 0.0, "frames_out": 0, "restarts": "-"}

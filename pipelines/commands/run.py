@@ -7,23 +7,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
-from pipelines.errors import DataLossError, OutputError, SourceError
+from pipelines.engine.launch import Opened, StopSignals, preflight, warn_unsaved, with_open_sources
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.state import open_store
-from pipelines.settings import SourceSettings
-from pipelines.sinks import output_path
-from pipelines.sources import open_source
-from pipelines.sources.base import Source
+from pipelines.errors import DataLossError, SourceError
 from tracker.configutil import ConfigError
 
 log = logging.getLogger(__name__)
@@ -165,36 +158,39 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """Config file (if any) with every given flag applied on top, validated."""
-    data: dict[str, Any] = read_config_file(args.config) if getattr(args, "config", None) else {}
+    """Config file (if any) with every given flag applied on top, validated.
+
+    ``args`` comes from a parser that ``add_arguments`` made: every flag is read by its name, so a flag
+    renamed in one place and not the other fails loudly here instead of being ignored."""
+    data: dict[str, Any] = read_config_file(args.config) if args.config else {}
     for flag, key, _ in VALUE_FLAGS:
-        value = getattr(args, _dest(flag), None)
+        value = vars(args)[_dest(flag)]
         if value is not None:
             set_dotted(data, key, value)
-    if getattr(args, "classes", None) is not None:
+    if args.classes is not None:
         set_dotted(data, "detector.classes", args.classes)
-    for key, value in (getattr(args, "retain", None) or {}).items():
+    for key, value in (args.retain or {}).items():
         set_dotted(data, f"output.{key}", value)
-    if getattr(args, "mqtt_discovery", None):
+    if args.mqtt_discovery:
         set_dotted(data, "mqtt.discovery", True)
-    if getattr(args, "realtime", None):
+    if args.realtime:
         set_dotted(data, "source.realtime", True)
     for flag, key in OVERLAY_FLAGS:
-        if getattr(args, _dest(flag), False):
+        if vars(args)[_dest(flag)]:
             set_dotted(data, f"overlay.{key}", False)
-    urls = expand_inputs([*getattr(args, "sources", []), *getattr(args, "extra_sources", [])])
+    urls = expand_inputs([*args.sources, *args.extra_sources])
     if urls:
         data["sources"] = [{"url": u} for u in urls]
-    if getattr(args, "source_id", None):
+    if args.source_id:
         sources = data.get("sources") or []
         if not isinstance(sources, list) or len(sources) != 1:
             raise ConfigError("--source-id", "needs exactly one source")
         first = sources[0] if isinstance(sources[0], dict) else {"url": sources[0]}
         sources[0] = {**first, "id": args.source_id}
-    if getattr(args, "max_frames", None) is not None and args.max_frames < 1:
+    if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames", f"must be >= 1, got {args.max_frames}")
     config = build_config(data)
-    if getattr(args, "mqtt_discovery", None) and not config.mqtt.url:
+    if args.mqtt_discovery and not config.mqtt.url:
         raise ConfigError("--mqtt-discovery", "needs a broker: --mqtt URL (or mqtt.url in the config)")
     return config
 
@@ -227,102 +223,6 @@ def expand_inputs(urls: list[str]) -> list[str]:
     return out
 
 
-def check_writable(path: str) -> None:
-    """Fail now, before the model loads, if ``path`` cannot be written (a file created here is removed)."""
-    out = Path(path).expanduser()
-    if out.is_dir():
-        raise OutputError(f"cannot write {out}: it is a directory")
-    existed = out.exists()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "ab"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    if not existed:
-        out.unlink(missing_ok=True)
-
-
-def require_sources(config: PipelineConfig) -> None:
-    if not config.sources:
-        raise SourceError("no source given: pass a video file or camera URL (or list sources: in --config)")
-
-
-def open_sources(config: PipelineConfig) -> list[tuple[SourceSettings, Source]]:
-    """Open every configured source; on failure close those already open and re-raise."""
-    require_sources(config)
-    opened: list[tuple[SourceSettings, Source]] = []
-    try:
-        for settings in config.sources:
-            opened.append((settings, open_source(settings)))
-    except BaseException:
-        for _, source in opened:
-            source.close()
-        raise
-    return opened
-
-
-class StopSignals:
-    """SIGINT/SIGTERM: the first calls ``stop`` (a graceful stop: frames in flight processed, outputs flushed),
-    a second ends the process at once (``at_once(signum)``; default ``os._exit(128 + signum)``)."""
-
-    def __init__(self, stop: Callable[[], None], what: str = "after the frames in flight",
-                 at_once: Optional[Callable[[int], None]] = None) -> None:
-        self.stop, self.what = stop, what
-        self.at_once = at_once or (lambda signum: os._exit(128 + signum))
-        self.received: Optional[int] = None
-        self._old: dict[int, Any] = {}  # previous handlers, as signal.signal returns them
-
-    def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        if self.received is not None:
-            print("trackstream: stopping now", file=sys.stderr)
-            self.at_once(signum)
-            return
-        self.received = signum
-        print(f"\ntrackstream: stopping {self.what} (signal again to quit at once)", file=sys.stderr)
-        self.stop()
-
-
-def preflight(config: PipelineConfig) -> str:
-    """What fails before any model loads, in one line each: unwritable outputs, an unreachable Redis or
-    broker. Returns the model to load (the bundled demo model when none is configured)."""
-    out = config.output
-    several = len(config.sources) > 1
-    require_sources(config)
-    for template in (out.video, out.jsonl, out.mot, out.events):
-        if template is None:
-            continue
-        for settings in config.sources:
-            check_writable(output_path(template, settings.id, several))
-    if config.redis.url:
-        from pipelines.sinks.redis_sink import check_reachable
-
-        check_reachable(config.redis)   # on_unreachable: fail -> one error line now, before the model loads
-    if config.mqtt.url:
-        from pipelines.sinks.mqtt_conn import check_reachable as check_broker
-
-        check_broker(config.mqtt)       # refused credentials or TLS (or unreachable and fail): one line now
-    model = config.detector.model
-    if model is None:
-        from pipelines.assets import demo_pose_model
-
-        model = str(demo_pose_model())
-    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url or config.mqtt.url):
-        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events, --redis "
-                    "or --mqtt)")
-    return model
-
-
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
     """Open sources, check outputs, load the model, process everything; print a summary. Returns exit code."""
     if config.cluster.engine == "ray":
@@ -334,22 +234,21 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
 
     store = open_store(config.state.dir) if config.state.dir else None
     model = preflight(config)
-    sources = open_sources(config)
-    try:
+    warn_unsaved(config)
+
+    def start(sources: Opened) -> Runner:
         detector = Detector(config.detector, model)
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
                  detector.device, detector.workers, "s" * (detector.workers != 1), threads)
-        runner = Runner(sources, detector, config, max_frames=max_frames, state=store)
-    except BaseException:
-        for _, source in sources:
-            source.close()
-        raise
+        return Runner(sources, detector, config, max_frames=max_frames, state=store)
+
+    runner = with_open_sources(config, start)
     from pipelines.engine.metrics import Monitor, runner_readings
 
     progress = Progress(enabled=None if not quiet else False)
     # Files shown with a progress bar need no periodic stats line; cameras and quiet runs get it.
-    any_live = any(source.is_live for _, source in sources)
+    any_live = any(state.live for state in runner.sources())
     log_interval = config.metrics.log_interval if any_live or not progress.enabled else 0.0
     monitor = Monitor(lambda: runner_readings(runner), log_interval=log_interval, port=config.metrics.port)
     web = None
@@ -361,8 +260,7 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             web = start_web_view(config, runner, monitor)
     except BaseException:
         monitor.stop()
-        for _, source in sources:
-            source.close()
+        runner.close_sources()
         raise
     started = time.monotonic()
     with StopSignals(runner.stop):
@@ -373,7 +271,7 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             if web is not None:
                 web.stop()
             monitor.stop()
-    counts = {lane.settings.id: lane.processor.counts() for lane in runner.lanes}
+    counts = {state.id: state.counts for state in runner.sources()}
     losses = runner.losses()
     for line in summary_lines(stats, runner.outputs, time.monotonic() - started, counts, losses):
         print(line, file=sys.stderr)
@@ -392,5 +290,4 @@ def main(args: argparse.Namespace) -> int:
     return execute(config, max_frames=args.max_frames, quiet=args.quiet)
 
 
-__all__ = ["add_arguments", "add_parser", "check_writable", "config_from_args", "execute", "expand_inputs", "main",
-           "open_sources", "preflight"]
+__all__ = ["add_arguments", "add_parser", "config_from_args", "execute", "expand_inputs", "main"]

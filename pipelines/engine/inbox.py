@@ -17,7 +17,7 @@ from collections import deque
 from typing import Callable, Deque, Union
 
 from pipelines.frames import StreamStatus, VideoFrame
-from pipelines.processing.stats import SourceStats
+from pipelines.engine.stats import SourceStats
 
 Item = Union[VideoFrame, StreamStatus]
 

@@ -1,4 +1,5 @@
-"""``Lane``: everything the engine keeps for one source (its per-camera state is in its processor)."""
+"""``Lane``: everything the engine keeps for one source (its per-camera state is in its processor); its
+``state()`` is the read-only ``SourceState`` readers see."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any, Mapping, Optional
 
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.outlet import Outlet
-from pipelines.frames import StreamStatus
+from pipelines.frames import Counts, StreamStatus
 from pipelines.processing.processor import StreamProcessor
-from pipelines.processing.stats import SourceStats
+from pipelines.engine.stats import SourceStats
+from pipelines.engine.view import OutputState, SourceState
 from pipelines.settings import SourceSettings
+from pipelines.sinks.base import Buffered
 from pipelines.sources.base import Source, SourceConfig
 
 
@@ -48,11 +51,23 @@ class Lane:
         self.processor = processor
         self.saved_outputs: Mapping[str, Mapping[str, object]] = (saved or {}).get("outputs", {})
         self.resume_after: Optional[int] = None   # a resumed file: frames up to this index were processed
-        self.sinks: list[Outlet] = []
+        self.outlets: list[Outlet] = []
         self.output_paths: list[str] = []
-        self.sinks_open = False
+        self.outlets_open = False
+        self.counts: Counts = processor.counts()  # after the last processed frame (set by the processing thread)
         self.pending: list[StreamStatus] = []  # statuses that came before the sinks could be opened
         self.last_checkpoint = time.monotonic()
         self.checkpoints_taken = 0
         self.checkpoints_saved = 0
         self.save_lock = threading.Lock()
+
+    def state(self) -> SourceState:
+        """This source now, as readers of the engine see it (thread-safe: values and queue sizes only)."""
+        source = self.source
+        outputs = tuple(OutputState(o.name, o.queue.qsize(),
+                                    o.sink.buffered() if isinstance(o.sink, Buffered) else None, o.failure, o.sink)
+                        for o in list(self.outlets))
+        return SourceState(id=self.settings.id, live=self.settings.is_live, connected=bool(source.connected),
+                           connect_failures=int(source.connect_failures), pending=int(source.pending),
+                           inbox=self.inbox.depth, stats=self.stats.snapshot(), latency=self.stats.latency,
+                           counts=self.counts, outputs=outputs)

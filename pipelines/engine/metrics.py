@@ -12,72 +12,32 @@ Per source (label ``source``, the source id -- never a URL with credentials):
 - ``trackstream_queue_depth{queue=...}``: items waiting in the source slot, the runner inbox, each sink queue
   (``sink_<name>``) and a network sink's outage buffer (``buffer_redis``).
 
-The monitor reads what the runner already counts (``SourceStats``, the live source's own counters, queue sizes):
+The monitor reads what the runner already counts (its read-only view, ``pipelines.engine.view``: the counters'
+snapshots, the live source's own counters, queue sizes):
 nothing is counted twice and the hot path pays nothing for an idle endpoint.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Deque, Iterator, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Deque, Iterator, Optional, Sequence
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from pipelines.engine.stats import LatencyHistogram
+from pipelines.engine.view import EngineView
 from pipelines.errors import UserError
 from pipelines.secrets import redact_url
 
-if TYPE_CHECKING:
-    from pipelines.engine.runner import Runner
-
 log = logging.getLogger(__name__)
 
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 RATE_WINDOW_S = 5.0
-
-
-class LatencyHistogram:
-    """Latencies in seconds: cumulative bucket counts for Prometheus and the last values for percentiles.
-
-    Thread-safe; ``observe`` is O(log buckets).
-    """
-
-    def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS, recent: int = 1000) -> None:
-        self.bounds = tuple(buckets)
-        self._counts = [0] * (len(self.bounds) + 1)
-        self._sum = 0.0
-        self._recent: Deque[float] = deque(maxlen=recent)
-        self._lock = threading.Lock()
-
-    def observe(self, seconds: float) -> None:
-        with self._lock:
-            self._counts[bisect.bisect_left(self.bounds, seconds)] += 1
-            self._sum += seconds
-            self._recent.append(seconds)
-
-    def prometheus_buckets(self) -> tuple[list[tuple[str, float]], float]:
-        """([(upper bound, cumulative count), ..., ("+Inf", total)], sum of observations)."""
-        with self._lock:
-            counts, total = list(self._counts), self._sum
-        out, running = [], 0
-        for bound, count in zip([*map(str, self.bounds), "+Inf"], counts):
-            running += count
-            out.append((bound, float(running)))
-        return out, total
-
-    def quantile(self, q: float) -> Optional[float]:
-        """The ``q`` quantile (0..1) of the most recent observations, None before the first."""
-        with self._lock:
-            values = sorted(self._recent)
-        if not values:
-            return None
-        return values[min(len(values) - 1, int(q * len(values)))]
 
 
 @dataclass
@@ -96,34 +56,22 @@ class Reading:
     outputs_failed: dict[str, bool] = field(default_factory=dict)  # output name -> it stopped (disk full, ...)
 
 
-def runner_readings(runner: "Runner") -> list[Reading]:
-    """Readings of every source of a ``pipelines.engine.runner.Runner``."""
+def runner_readings(engine: EngineView) -> list[Reading]:
+    """Readings of every source of a running engine (``EngineView``: a ``pipelines.engine.runner.Runner``)."""
     out = []
-    for lane in runner.lanes:
-        source, stats = lane.source, lane.stats
-        snap = stats.snapshot()  # a consistent copy of the runner's counters (drops counted once, there)
-        queues = {"source": int(source.pending), "inbox": lane.inbox.depth}
-        for sink in lane.sinks:
-            queues[f"sink_{sink.name}"] = sink.queue.qsize()
-            buffered = sink.sink.buffered() if isinstance(sink.sink, Buffered) else None
-            if buffered is not None:   # network sinks: entries waiting for the server (grows in an outage)
-                queues[f"buffer_{sink.name}"] = buffered
+    for state in engine.sources():
+        stats = state.stats  # a consistent copy of the runner's counters (drops counted once, there)
+        queues = {"source": state.pending, "inbox": state.inbox}
+        for output in state.outputs:
+            queues[f"sink_{output.name}"] = output.queued
+            if output.buffered is not None:   # network sinks: entries waiting for the server (grows in an outage)
+                queues[f"buffer_{output.name}"] = output.buffered
         out.append(Reading(
-            source=redact_url(source.source_id), frames_in=int(snap["frames_in"]),  # type: ignore[call-overload]
-            frames_out=int(snap["frames_out"]), dropped=int(snap["dropped"]),  # type: ignore[call-overload]
-            reconnects=int(snap["reconnects"]),  # type: ignore[call-overload]
-            connect_failures=int(source.connect_failures), up=bool(source.connected), queues=queues,
-            latency=stats.latency, outputs_failed={s.name: s.failure is not None for s in lane.sinks}))
+            source=redact_url(state.id), frames_in=stats.frames_in, frames_out=stats.frames_out,
+            dropped=stats.dropped, reconnects=stats.reconnects, connect_failures=state.connect_failures,
+            up=state.connected, queues=queues, latency=state.latency,
+            outputs_failed={o.name: o.failure is not None for o in state.outputs}))
     return out
-
-
-@runtime_checkable
-class Buffered(Protocol):
-    """A sink that keeps entries in memory until a server takes them (the network sinks)."""
-
-    def buffered(self) -> int:
-        """Entries waiting to be delivered now."""
-        ...
 
 
 class _Rates:

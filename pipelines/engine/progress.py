@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence, TextIO, cast
+from typing import Mapping, Optional, Sequence, TextIO
 
-from pipelines.processing.stats import SourceStats
-
-if TYPE_CHECKING:
-    from pipelines.processing.events import Counts
+from pipelines.engine.stats import StatsSnapshot
+from pipelines.frames import Counts
 
 
 def _duration(seconds: float) -> str:
@@ -19,14 +17,13 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes:02d}:{sec:02d}"
 
 
-def progress_text(stats: Sequence[SourceStats], width: int = 24) -> str:
+def progress_text(stats: Sequence[StatsSnapshot], width: int = 24) -> str:
     """``[#####.....] 120/250 frames  8.1 fps  ETA 00:16`` (totals over all sources)."""
-    snaps = [s.snapshot() for s in stats]
-    done = sum(cast(int, s["frames_out"]) for s in snaps)
-    fps = sum(cast(float, s["fps"]) for s in snaps)
-    totals = [s["frame_count"] for s in snaps]
-    if totals and all(isinstance(t, int) and t > 0 for t in totals):
-        total = sum(int(t) for t in totals)  # type: ignore[call-overload]
+    done = sum(s.frames_out for s in stats)
+    fps = sum(s.fps for s in stats)
+    totals = [s.frame_count for s in stats]
+    if totals and all(t is not None and t > 0 for t in totals):
+        total = sum(t for t in totals if t is not None)
         frac = min(1.0, done / total)
         bar = "#" * int(frac * width) + "." * (width - int(frac * width))
         eta = _duration((total - done) / fps) if fps > 0 else "--:--"
@@ -45,7 +42,7 @@ class Progress:
         self._last = 0.0
         self._width = 0
 
-    def update(self, stats: Sequence[SourceStats]) -> None:
+    def update(self, stats: Sequence[StatsSnapshot]) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -63,7 +60,7 @@ class Progress:
             self.stream.flush()
 
 
-def count_lines(source_id: str, counts: "Counts") -> list[str]:
+def count_lines(source_id: str, counts: Counts) -> list[str]:
     """``gate: line entry 12 left_to_right, 9 right_to_left`` / ``gate: zone door 4 entries, 2 inside now``."""
     out = [f"{source_id}: line {name} {c.left_to_right} left_to_right, {c.right_to_left} right_to_left"
            for name, c in counts.lines.items()]
@@ -72,23 +69,22 @@ def count_lines(source_id: str, counts: "Counts") -> list[str]:
     return out
 
 
-def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_s: float,
-                  counts: Optional[Mapping[str, "Counts"]] = None, losses: Sequence[str] = ()) -> list[str]:
+def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapsed_s: float,
+                  counts: Optional[Mapping[str, Counts]] = None, losses: Sequence[str] = ()) -> list[str]:
     """Human summary: per source frames, tracks, fps, drops, then its line and zone counts; the files
     written; then one line per output that lost data."""
     lines = []
     for s in stats:
-        snap = s.snapshot()
-        fps = int(snap["frames_out"]) / elapsed_s if elapsed_s > 0 else 0.0  # type: ignore[call-overload]
+        fps = s.frames_out / elapsed_s if elapsed_s > 0 else 0.0
         extra = []
-        if snap["dropped"]:
-            extra.append(f"{snap['dropped']} dropped")
-        if snap["invalid_detections"]:
-            extra.append(f"{snap['invalid_detections']} invalid detections dropped")
-        if snap["reconnects"]:
-            extra.append(f"{snap['reconnects']} reconnects")
+        if s.dropped:
+            extra.append(f"{s.dropped} dropped")
+        if s.invalid_detections:
+            extra.append(f"{s.invalid_detections} invalid detections dropped")
+        if s.reconnects:
+            extra.append(f"{s.reconnects} reconnects")
         tail = f" ({', '.join(extra)})" if extra else ""
-        lines.append(f"{snap['source_id']}: {snap['frames_out']} frames, {snap['tracks']} tracks, "
+        lines.append(f"{s.source_id}: {s.frames_out} frames, {s.tracks} tracks, "
                      f"{fps:.1f} fps in {elapsed_s:.1f} s{tail}")
         if counts and s.source_id in counts:
             lines.extend(count_lines(s.source_id, counts[s.source_id]))

@@ -39,7 +39,8 @@ from pipelines.engine.state import Checkpoint, SnapshotStore
 from pipelines.errors import UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.processor import StreamProcessor
-from pipelines.processing.stats import SourceStats
+from pipelines.engine.stats import SourceStats, StatsSnapshot
+from pipelines.engine.view import SourceState
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
@@ -126,13 +127,23 @@ class Runner:
     # ----------------------------------------------------------------- control
 
     @property
-    def stats(self) -> list[SourceStats]:
-        return [lane.stats for lane in self.lanes]
+    def stats(self) -> list[StatsSnapshot]:
+        """Every source's counters now."""
+        return [lane.stats.snapshot() for lane in self.lanes]
+
+    def sources(self) -> list[SourceState]:
+        """Every source's state now (``pipelines.engine.view``): what readers of a running engine see."""
+        return [lane.state() for lane in self.lanes]
 
     @property
     def outputs(self) -> list[str]:
         """Paths of the files the sinks write (from their positions; network sinks have none)."""
         return [path for lane in self.lanes for path in lane.output_paths]
+
+    def close_sources(self) -> None:
+        """Close every source without running (for a caller whose start failed before ``run()``)."""
+        for lane in self.lanes:
+            lane.source.close()
 
     def stop(self) -> None:
         """Stop reading; frames already read are processed, every sink is flushed and closed. Thread-safe."""
@@ -163,9 +174,9 @@ class Runner:
         self._threads.append(thread)
         thread.start()
 
-    def run(self, on_progress: Optional[Callable[[list[SourceStats]], None]] = None,
-            progress_interval: float = 0.5) -> list[SourceStats]:
-        """Process every source to its end (or ``stop()``); return the per-source stats.
+    def run(self, on_progress: Optional[Callable[[list[StatsSnapshot]], None]] = None,
+            progress_interval: float = 0.5) -> list[StatsSnapshot]:
+        """Process every source to its end (or ``stop()``); return the per-source counters.
 
         Raises the first error of any stage (``UserError`` as is; anything else as ``PipelineError``)
         after all sinks were closed.
@@ -357,31 +368,32 @@ class Runner:
                 lane, item, dets = entry  # detected frames are processed and written even after a failure
                 if isinstance(item, StreamStatus):
                     self._to_sinks(lane, lane.processor.status(item))
+                    lane.counts = lane.processor.counts()  # a stream's end empties its zones
                 elif dets is not None:
                     self._process(lane, item, dets)
         finally:
             self._finish_lanes()
 
     def _process(self, lane: Lane, frame: VideoFrame, dets: Detections) -> None:
-        if not lane.sinks_open:
+        if not lane.outlets_open:
             self._open_sinks(lane, frame.size)
         result = lane.processor.process(frame, dets)
         self._to_sinks(lane, result)
-        lane.stats.processed(result.frame.pts, time.time() - frame.capture_time,
-                             lane.processor.counts().tracks_started)
+        lane.counts = lane.processor.counts()
+        lane.stats.processed(result.frame.pts, time.time() - frame.capture_time, lane.counts.tracks_started)
         if self.state is not None and (time.monotonic() - lane.last_checkpoint >= self.config.state.interval
                                        or (result.events and lane.settings.is_live and self.config.state.on_events)):
             self._checkpoint(lane)
 
     def _to_sinks(self, lane: Lane, item: Union[FrameResult, StreamStatus, Checkpoint]) -> None:
-        if not lane.sinks_open and not isinstance(item, FrameResult):
+        if not lane.outlets_open and not isinstance(item, FrameResult):
             if isinstance(item, StreamStatus):
                 lane.pending.append(item)
             return
-        for sink in lane.sinks:
-            if isinstance(item, Checkpoint) and not sink.keeps_files:
+        for outlet in lane.outlets:
+            if isinstance(item, Checkpoint) and not outlet.keeps_files:
                 continue
-            sink.queue.put(item, self._abort.is_set)
+            outlet.queue.put(item, self._abort.is_set)
 
     # ----------------------------------------------------------------- snapshots
 
@@ -403,7 +415,7 @@ class Runner:
                 lane.saved_outputs, lane.checkpoints_saved = merged, seq
 
         checkpoint = Checkpoint(lane.processor.state_dict(),
-                                {s.name for s in lane.sinks if s.keeps_files} if lane.sinks_open else set(), save)
+                                {s.name for s in lane.outlets if s.keeps_files} if lane.outlets_open else set(), save)
         self._to_sinks(lane, checkpoint)
 
     # ----------------------------------------------------------------- sinks
@@ -411,16 +423,16 @@ class Runner:
     def _open_sinks(self, lane: Lane, size: tuple[int, int]) -> None:
         fps = output_fps(lane.source, lane.settings.options)
         built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
-        lane.sinks = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
-                      for b in built]
-        for sink in lane.sinks:
-            position = sink.sink.position() if sink.keeps_files else None
+        lane.outlets = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
+                        for b in built]
+        for outlet in lane.outlets:
+            position = outlet.sink.position() if outlet.keeps_files else None
             if position and isinstance(position.get("path"), str):
                 lane.output_paths.append(str(position["path"]))
-        lane.sinks_open = True
-        for sink in lane.sinks:
-            name = f"sink-{sink.name}-{lane.settings.id}"
-            self._spawn(name, self._sink_loop, name, sink)
+        lane.outlets_open = True
+        for outlet in lane.outlets:
+            name = f"sink-{outlet.name}-{lane.settings.id}"
+            self._spawn(name, self._sink_loop, name, outlet)
         pending, lane.pending = lane.pending, []
         for status in pending:
             self._to_sinks(lane, status)
@@ -432,27 +444,28 @@ class Runner:
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
-        lost = (outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.sinks)
+        lost = (outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.outlets)
         return [phrase for phrase in lost if phrase is not None]
 
     def _finish_lanes(self) -> None:
         """Every source ended: close its processor (ending its tracks, unless suspended), take the last
         snapshot, and tell each sink its input ended."""
         for lane in self.lanes:
-            if not lane.sinks_open and lane.source.size is not None and not self._abort.is_set():
+            if not lane.outlets_open and lane.source.size is not None and not self._abort.is_set():
                 self._open_sinks(lane, lane.source.size)
             closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
+            lane.counts = lane.processor.counts()
             if closing.events:
                 self._to_sinks(lane, closing)
             if self.state is not None and not self._abort.is_set():
                 self._checkpoint(lane)
-            for sink in lane.sinks:
-                sink.queue.put_always(END)
+            for outlet in lane.outlets:
+                outlet.queue.put_always(END)
 
     def _close_all_sinks(self) -> None:
         for lane in self.lanes:
-            for sink in lane.sinks:
+            for outlet in lane.outlets:
                 try:
-                    sink.sink.close()
+                    outlet.sink.close()
                 except Exception:  # noqa: BLE001
                     log.debug("closing sink failed", exc_info=True)

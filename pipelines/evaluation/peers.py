@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import UserError
-from pipelines.evaluation.trackers import BYTETRACK, RF_OCSORT, xyxy_rows
+from pipelines.evaluation.base import BYTETRACK, RF_OCSORT, xyxy_rows
 
 
 class _Boxes:

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipelines.frames import FrameResult, StreamStatus
-from pipelines.sinks.records import SCHEMA_VERSION
+from pipelines.frames import SCHEMA_VERSION, Counts, FrameResult, LineCount, StreamStatus, ZoneCount
 from pipelines.secrets import redact_text
 from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
@@ -41,54 +40,6 @@ EVENT_TYPES = ("track_started", "track_lost", "track_recovered", "track_ended",
                "stream_started", "stream_gap", "stream_resumed", "stream_ended")
 
 Event = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ZoneCount:
-    """One zone: tracks inside now, confirmed entries and exits since the start; ``by_class`` the same per
-    class name (filled when ``events.count_by_class`` is on)."""
-
-    occupancy: int
-    entries: int
-    exits: int
-    by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
-
-    def doc(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"occupancy": self.occupancy, "entries": self.entries, "exits": self.exits}
-        if self.by_class:
-            out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
-        return out
-
-
-@dataclass(frozen=True)
-class LineCount:
-    """One counting line: confirmed crossings in each direction since the start; ``by_class`` the same per
-    class name (filled when ``events.count_by_class`` is on)."""
-
-    left_to_right: int
-    right_to_left: int
-    by_class: Mapping[str, "LineCount"] = field(default_factory=dict)
-
-    def doc(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"left_to_right": self.left_to_right, "right_to_left": self.right_to_left}
-        if self.by_class:
-            out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
-        return out
-
-
-@dataclass(frozen=True)
-class Counts:
-    """A source's zone and line counts (by name) and the number of tracks started, at one frame."""
-
-    zones: Mapping[str, ZoneCount]
-    lines: Mapping[str, LineCount]
-    tracks_started: int
-
-    def doc(self) -> dict[str, Any]:
-        """JSON form: ``{"zones": {name: {occupancy, entries, exits}}, "lines": {name: {...}}, ...}``."""
-        return {"zones": {k: v.doc() for k, v in self.zones.items()},
-                "lines": {k: v.doc() for k, v in self.lines.items()},
-                "tracks_started": self.tracks_started}
 
 
 class ClassTally:

@@ -13,19 +13,16 @@ from __future__ import annotations
 import colorsys
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Deque, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.frames import FrameResult
+from pipelines.frames import Counts, FrameResult
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from tracker.configutil import check_bounds
 from tracker.types import Tracks
-
-if TYPE_CHECKING:
-    from pipelines.processing.events import Counts
 
 Color = Tuple[int, int, int]
 Image = npt.NDArray[np.uint8]
@@ -233,7 +230,7 @@ LINE_COLOR: Color = (255, 0, 255)   # magenta
 
 
 def draw_zones_and_lines(image: Image, zones: Sequence[ZoneConfig], lines: Sequence[LineConfig],
-                         counts: "Optional[Counts]", lw: int) -> None:
+                         counts: Optional[Counts], lw: int) -> None:
     """Zone outlines with ``name: N inside (E in)`` and counting lines with ``name: A > B <`` where A and B
     are the crossings left_to_right and right_to_left; without counts only the names are written."""
     for zone in zones:

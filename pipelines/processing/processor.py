@@ -19,8 +19,8 @@ import dataclasses
 from typing import Any, Mapping, Optional
 
 from pipelines.errors import UserError
-from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
-from pipelines.processing.events import Counts, EventGenerator
+from pipelines.frames import Counts, FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.processing.events import EventGenerator
 from pipelines.processing.overlays import OverlayConfig, Trails
 from pipelines.settings import SourceSettings
 from tracker import Tracker

@@ -21,7 +21,7 @@ from pipelines.sinks.mot import ENTRY as MOT
 from pipelines.sinks.mqtt import ENTRY as MQTT
 from pipelines.sinks.redis_sink import ENTRY as REDIS
 from pipelines.sinks.video import ENTRY as VIDEO
-from pipelines.web.viewer import ENTRY as VIEWER
+from pipelines.sinks.viewer import ENTRY as VIEWER
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
@@ -40,7 +40,7 @@ def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
 
 def build_sinks(config: "PipelineConfig", settings: "SourceSettings", fps: Optional[float],
                 size: tuple[int, int], resume: Optional[Mapping[str, Mapping[str, object]]] = None) -> list[BuiltSink]:
-    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis, web viewer).
+    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis, MQTT, viewer).
 
     Args:
         config: the pipeline config (``output``, ``overlay``, ``redis`` sections).

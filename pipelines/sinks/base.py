@@ -24,6 +24,15 @@ class Lossy(Protocol):
         ...
 
 
+@runtime_checkable
+class Buffered(Protocol):
+    """A sink that keeps entries in memory until a server takes them (the network sinks)."""
+
+    def buffered(self) -> int:
+        """Entries waiting to be delivered now."""
+        ...
+
+
 class DropPolicy(str, Enum):
     """What the engine does when a sink's queue is full."""
 

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from pipelines import __version__
 from pipelines.errors import UserError
 from pipelines.frames import Event, FrameResult, StatusKind, StreamStatus
 from pipelines.sinks.publisher import PublisherCounters
@@ -26,6 +25,7 @@ from pipelines.sinks.jsonl import encode_record
 from pipelines.sinks.mqtt_conn import MqttConfig, check_reachable, describe
 from pipelines.sinks.mqtt_publisher import Message, MqttPublisher
 from pipelines.sinks.mqtt_topics import Topics, discovery_configs, line_doc, tracks_doc, zone_doc
+from pipelines.version import __version__
 
 __all__ = ["ENTRY", "MqttConfig", "MqttSink", "check_reachable"]
 

@@ -17,14 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from pipelines.errors import UserError
-from pipelines.frames import FrameResult
-from pipelines.sinks.records import SCHEMA_VERSION
-
-if TYPE_CHECKING:   # processing.events imports pipelines.sinks (records), which registers this sink
-    from pipelines.processing.events import LineCount, ZoneCount
+from pipelines.frames import SCHEMA_VERSION, FrameResult, LineCount, ZoneCount
 
 __all__ = ["Topics", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "zone_doc"]
 

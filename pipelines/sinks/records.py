@@ -29,9 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.frames import FrameResult
-
-SCHEMA_VERSION = 1
+from pipelines.frames import SCHEMA_VERSION, FrameResult
 
 
 def _rounded(values: np.ndarray, digits: int = 2) -> np.ndarray:

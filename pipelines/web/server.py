@@ -39,13 +39,13 @@ from pipelines.errors import UserError
 from pipelines.processing.overlays import Annotator
 from pipelines.frames import FrameResult
 from pipelines.web.config import HttpConfig, is_loopback
+from pipelines.sinks.viewer import ViewerSink
 from pipelines.web.status import SourceView, all_doc, source_doc
-from pipelines.web.viewer import ViewerSink
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
     from pipelines.engine.metrics import Monitor
-    from pipelines.engine.runner import Runner
+    from pipelines.engine.view import EngineView
 
 log = logging.getLogger("trackstream.web")
 
@@ -451,15 +451,15 @@ def _no_nan(value: Any) -> Any:
     return value
 
 
-def start_web_view(config: "PipelineConfig", runner: "Runner",
+def start_web_view(config: "PipelineConfig", engine: "EngineView",
                    monitor: Optional["Monitor"] = None) -> Optional[WebView]:
-    """Serve the view of ``runner`` when ``config.http.listen`` is set (``trackstream run --http``); None
-    otherwise. ``monitor`` (``engine.metrics.Monitor``) gives the rates and ``/metrics``."""
+    """Serve the view of a running ``engine`` (a ``Runner``) when ``config.http.listen`` is set (``trackstream
+    run --http``); None otherwise. ``monitor`` (``engine.metrics.Monitor``) gives the rates and ``/metrics``."""
     if not config.http.enabled:
         return None
     from pipelines.web.status import runner_views
 
-    return WebView(config.http, runner_views(runner, monitor), _prometheus_text(monitor)).start()
+    return WebView(config.http, runner_views(engine, monitor), _prometheus_text(monitor)).start()
 
 
 def _prometheus_text(monitor: Optional["Monitor"]) -> Optional[Callable[[], bytes]]:

@@ -2,7 +2,7 @@
 
 ``SourceView`` gathers what the run knows about a source at one instant (the viewer sink's newest result
 and state, the metrics reading, the recent rates); ``source_doc`` turns it into the document served at
-``/api/sources`` and pushed to the page. ``runner_views`` reads them from a running ``Runner``.
+``/api/sources`` and pushed to the page. ``runner_views`` reads them from a running engine's read-only view.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+from pipelines.engine.view import EngineView
 from pipelines.frames import FrameResult, StatusKind
 from pipelines.secrets import redact_url
-from pipelines.web.viewer import ViewerSink, ViewerState
+from pipelines.sinks.viewer import ViewerSink, ViewerState
 
 if TYPE_CHECKING:
     from pipelines.engine.metrics import Monitor, Reading
-    from pipelines.engine.runner import Runner
 
 MAX_TRACK_ROWS = 200  # a crowd: the table shows the 200 lowest ids
 
@@ -115,18 +115,18 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
     return doc
 
 
-def runner_views(runner: "Runner", monitor: Optional["Monitor"] = None) -> Callable[[], list[SourceView]]:
-    """A function returning the current ``SourceView`` of every source of ``runner`` (rates from
-    ``monitor``, which samples them every second; zeros without one)."""
+def runner_views(engine: EngineView, monitor: Optional["Monitor"] = None) -> Callable[[], list[SourceView]]:
+    """A function returning the current ``SourceView`` of every source of a running engine (``EngineView``:
+    a ``Runner``; rates from ``monitor``, which samples them every second; zeros without one)."""
     from pipelines.engine.metrics import runner_readings
 
     def views() -> list[SourceView]:
         out = []
-        for lane, reading in zip(runner.lanes, runner_readings(runner)):
-            viewer = next((s.sink for s in lane.sinks if isinstance(s.sink, ViewerSink)), None)
+        for state, reading in zip(engine.sources(), runner_readings(engine)):
+            viewer = next((o.sink for o in state.outputs if isinstance(o.sink, ViewerSink)), None)
             rate_in, rate_out = monitor.rates.get(reading.source) if monitor is not None else (0.0, 0.0)
-            out.append(SourceView(id=redact_url(lane.settings.id), live=lane.settings.is_live, viewer=viewer,
-                                  reading=reading, fps_in=rate_in, fps_out=rate_out, ended=lane.stats.ended))
+            out.append(SourceView(id=redact_url(state.id), live=state.live, viewer=viewer,
+                                  reading=reading, fps_in=rate_in, fps_out=rate_out, ended=state.stats.ended))
         return out
 
     return views

@@ -6,7 +6,8 @@ import logging
 import time
 import urllib.request
 
-from pipelines.engine.metrics import LatencyHistogram, Monitor, Reading
+from pipelines.engine.metrics import Monitor, Reading
+from pipelines.engine.stats import LatencyHistogram
 from tests.conftest import free_port
 
 
@@ -58,9 +59,9 @@ def test_summary_and_metrics_show_the_same_dropped_frames(bikes_fast, pose_weigh
     runner = Runner([(settings, open_source(settings))], Detector(config.detector, str(pose_weights)), config)
     stats = runner.run()
     [reading] = runner_readings(runner)
-    snap = stats[0].snapshot()
-    assert reading.dropped == snap["dropped"] > 0
-    assert reading.frames_in == snap["frames_in"] == 250
-    assert snap["frames_out"] + snap["dropped"] == 250           # every frame was processed or counted dropped
+    snap = stats[0]
+    assert reading.dropped == snap.dropped > 0
+    assert reading.frames_in == snap.frames_in == 250
+    assert snap.frames_out + snap.dropped == 250           # every frame was processed or counted dropped
     [line] = [x for x in summary_lines(stats, [], 1.0) if x.startswith("fast:")]
     assert f"{reading.dropped} dropped" in line

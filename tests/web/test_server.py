@@ -22,12 +22,12 @@ import pytest
 
 from pipelines.errors import UserError
 from pipelines.frames import StatusKind, StreamStatus
-from pipelines.processing.events import Counts, LineCount, ZoneCount
+from pipelines.frames import Counts, LineCount, ZoneCount
 from pipelines.settings import SourceSettings
 from pipelines.web.config import HttpConfig, parse_listen
 from pipelines.web.server import WebView
 from pipelines.web.status import SourceView
-from pipelines.web.viewer import ViewerSink
+from pipelines.sinks.viewer import ViewerSink
 from tests.conftest import free_port
 from tests.synthetic_tracks import make_result, make_tracks
 from tests.test_config import parse

@@ -1,0 +1,158 @@
+"""Starting a run, the same way for the CLI (``commands/run.py``), the Python API (``api.py``) and the Ray engine
+(``cluster/``): what fails before any model loads (``preflight``), which model loads (``resolve_model``),
+opening the sources and closing them again when what is built on them fails (``with_open_sources``), and the
+stop signals of a foreground run (``StopSignals``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any, Callable, Collection, Optional, TypeVar
+
+from pipelines.config import PipelineConfig
+from pipelines.errors import OutputError, SourceError
+from pipelines.settings import SourceSettings
+from pipelines.sinks.base import output_path
+from pipelines.sources import open_source
+from pipelines.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Opened = list[tuple[SourceSettings, Source]]
+"""Opened sources with their settings, in config order (what a ``Runner`` takes)."""
+
+
+def check_writable(path: str) -> None:
+    """Fail now, before the model loads, if ``path`` cannot be written (a file created here is removed)."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise OutputError(f"cannot write {out}: it is a directory")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if not existed:
+        out.unlink(missing_ok=True)
+
+
+def require_sources(config: PipelineConfig) -> None:
+    """A run needs at least one source: ``SourceError`` (one line) otherwise."""
+    if not config.sources:
+        raise SourceError("no source given: pass a video file or camera URL (or list sources: in --config)")
+
+
+def resolve_model(config: PipelineConfig) -> str:
+    """The model to load: ``detector.model``, else the bundled YOLO11n-pose demo model."""
+    if config.detector.model is not None:
+        return config.detector.model
+    from pipelines.assets import demo_pose_model
+
+    return str(demo_pose_model())
+
+
+def preflight(config: PipelineConfig) -> str:
+    """What fails before any model loads, in one line each: no source, unwritable outputs, an unreachable Redis
+    or broker. Returns the model to load (``resolve_model``)."""
+    require_sources(config)
+    out = config.output
+    several = len(config.sources) > 1
+    for template in (out.video, out.jsonl, out.mot, out.events):
+        if template is None:
+            continue
+        for settings in config.sources:
+            check_writable(output_path(template, settings.id, several))
+    if config.redis.url:
+        from pipelines.sinks.redis_sink import check_reachable
+
+        check_reachable(config.redis)   # on_unreachable: fail -> one error line now, before the model loads
+    if config.mqtt.url:
+        from pipelines.sinks.mqtt_conn import check_reachable as check_broker
+
+        check_broker(config.mqtt)       # refused credentials or TLS (or unreachable and fail): one line now
+    return resolve_model(config)
+
+
+def warn_unsaved(config: PipelineConfig) -> None:
+    """Warn when a command-line run keeps none of its results (the Python API hands them to its caller)."""
+    out = config.output
+    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url or config.mqtt.url):
+        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events, --redis "
+                    "or --mqtt)")
+
+
+def open_sources(config: PipelineConfig, ids: Optional[Collection[str]] = None) -> Opened:
+    """Open every configured source (or those whose id is in ``ids``), in config order; on failure close those
+    already open and re-raise."""
+    if ids is None:
+        require_sources(config)
+    opened: Opened = []
+    try:
+        for settings in config.sources:
+            if ids is None or settings.id in ids:
+                opened.append((settings, open_source(settings)))
+    except BaseException:
+        close_sources(opened)
+        raise
+    return opened
+
+
+def close_sources(opened: Opened) -> None:
+    for _, source in opened:
+        source.close()
+
+
+def with_open_sources(config: PipelineConfig, build: Callable[[Opened], T],
+                      ids: Optional[Collection[str]] = None) -> T:
+    """Open the sources (``open_sources``) and ``build`` on them (the detector and the ``Runner``); when that
+    fails, the sources are closed before the error goes on."""
+    opened = open_sources(config, ids)
+    try:
+        return build(opened)
+    except BaseException:
+        close_sources(opened)
+        raise
+
+
+class StopSignals:
+    """SIGINT/SIGTERM: the first calls ``stop`` (a graceful stop: frames in flight processed, outputs flushed),
+    a second ends the process at once (``at_once(signum)``; default ``os._exit(128 + signum)``)."""
+
+    def __init__(self, stop: Callable[[], None], what: str = "after the frames in flight",
+                 at_once: Optional[Callable[[int], None]] = None) -> None:
+        self.stop, self.what = stop, what
+        self.at_once = at_once or (lambda signum: os._exit(128 + signum))
+        self.received: Optional[int] = None
+        self._old: dict[int, Any] = {}  # previous handlers, as signal.signal returns them
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self.received is not None:
+            print("trackstream: stopping now", file=sys.stderr)
+            self.at_once(signum)
+            return
+        self.received = signum
+        print(f"\ntrackstream: stopping {self.what} (signal again to quit at once)", file=sys.stderr)
+        self.stop()
+
+
+__all__ = ["Opened", "StopSignals", "check_writable", "close_sources", "open_sources", "preflight",
+           "require_sources", "resolve_model", "warn_unsaved", "with_open_sources"]
