@@ -15,9 +15,11 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Optional, Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
-from pipelines.cluster.actors import CameraActor, FileWorker, Outcome
+from pipelines.cluster.actors import CameraActor, FileWorker
+from pipelines.cluster.handles import FileWorkerHandle, RayAPI, Ref
+from pipelines.cluster.outcome import Outcome
 from pipelines.cluster.ray_env import ClusterError, cluster_address, connect, failure
 from pipelines.config import PipelineConfig
 from pipelines.errors import DataLossError, UserError, first_line
@@ -37,7 +39,7 @@ def camera_actor_name(source_ids: list[str]) -> str:
     return CAMERA_PREFIX + "+".join(source_ids)
 
 
-def actor_options(config: PipelineConfig, **extra: Any) -> dict[str, Any]:
+def actor_options(config: PipelineConfig, **extra: object) -> dict[str, object]:
     """Ray options of every trackstream actor: unlimited restarts and retries, the configured resources."""
     cfg = config.cluster
     return {"max_restarts": -1, "max_task_retries": -1, "num_cpus": cfg.cpus_per_actor,
@@ -69,7 +71,7 @@ class _Part(Protocol):
 class _Files:
     """Hands the run's files to a pool of ``FileWorker`` actors, one file per call, and collects outcomes."""
 
-    def __init__(self, ray: Any, config: PipelineConfig, files: list[SourceSettings], model: str,
+    def __init__(self, ray: RayAPI, config: PipelineConfig, files: list[SourceSettings], model: str,
                  max_frames: Optional[int]) -> None:
         self.ray, self.max_frames = ray, max_frames
         self.pending = [s.id for s in files]
@@ -80,7 +82,7 @@ class _Files:
         n = max(1, min(n, len(files)))
         worker = ray.remote(FileWorker).options(**actor_options(config, max_concurrency=3))
         self.workers = [worker.remote(config, model) for _ in range(n)]
-        self.running: dict[Any, tuple[Any, str]] = {}  # call ref -> (worker, source id)
+        self.running: dict[Ref[Outcome], tuple[FileWorkerHandle, str]] = {}  # call ref -> (worker, source id)
         self.idle = list(self.workers)
         log.info("%d file%s over %d worker%s", len(files), "s" * (len(files) != 1), n, "s" * (n != 1))
 
@@ -142,7 +144,7 @@ class _Files:
 class _Cameras:
     """Starts the named, detached camera actors of the run and collects their outcomes."""
 
-    def __init__(self, ray: Any, config: PipelineConfig, cameras: list[SourceSettings], model: str,
+    def __init__(self, ray: RayAPI, config: PipelineConfig, cameras: list[SourceSettings], model: str,
                  max_frames: Optional[int]) -> None:
         self.ray = ray
         per = config.cluster.cameras_per_actor

@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 from pipelines.cluster.config import ClusterConfig
 from pipelines.errors import UserError, first_line
+
+if TYPE_CHECKING:
+    from pipelines.cluster.handles import RayAPI
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +32,17 @@ class ClusterError(UserError):
     """Ray is missing, or the cluster cannot be joined or used."""
 
 
-def import_ray() -> Any:
-    """The ``ray`` module, with usage stats off; ``ClusterError`` (one line) when the extra is missing."""
+def import_ray() -> "RayAPI":
+    """The ``ray`` module, with usage stats off; ``ClusterError`` (one line) when the extra is missing.
+
+    Handed out as the slice trackstream uses (``handles.RayAPI``): Ray's own signatures are wider (overloads
+    over lists of references, untyped actor handles), so the module is cast to it here, once."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
     except ImportError:
         raise ClusterError("--engine ray needs Ray, an optional extra: pip install 'trackstream[ray]'") from None
-    return ray
+    return cast("RayAPI", ray)
 
 
 def cluster_address(config: ClusterConfig) -> Optional[str]:
@@ -57,13 +63,13 @@ def _check_reachable(address: str) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
-def connect(config: ClusterConfig, *, embedded: bool = True, quiet: bool = False) -> Any:
+def connect(config: ClusterConfig, *, embedded: bool = True, quiet: bool = False) -> "RayAPI":
     """Join the cluster (or start an embedded Ray when ``embedded`` and no address is given); returns ``ray``."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
     address = cluster_address(config)
-    common: dict[str, Any] = {"namespace": config.namespace, "log_to_driver": not quiet,
+    common: dict[str, object] = {"namespace": config.namespace, "log_to_driver": not quiet,
                               "logging_level": logging.WARNING}
     if address is None:
         if not embedded:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines.cluster.actors import CameraActor
 from pipelines.cluster.engine import CAMERA_PREFIX, actor_options, camera_actor_name
+from pipelines.cluster.handles import CameraActorHandle, RayAPI
 from pipelines.cluster.ray_env import ClusterError, connect, failure
 from pipelines.commands.run import add_arguments, config_from_args
 from pipelines.config import PipelineConfig
@@ -55,7 +56,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     return config
 
 
-def _cameras(ray: Any) -> dict[str, Any]:
+def _cameras(ray: RayAPI) -> dict[str, CameraActorHandle]:
     """Actor name -> handle of every camera actor in the namespace."""
     return {name: ray.get_actor(name) for name in sorted(ray.util.list_named_actors())
             if name.startswith(CAMERA_PREFIX)}
