@@ -27,7 +27,9 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, Union, overload
+from typing import Any, Literal, TypedDict, Union, overload
+
+from typing_extensions import Unpack
 
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.frames import BaseSink, FrameResult, StreamStatus
@@ -36,7 +38,7 @@ from pipelines.settings import SourceSettings
 from pipelines.sinks.base import BuiltSink, DropPolicy
 from tracker.configutil import ConfigError, to_mapping
 
-__all__ = ["RESULT_QUEUE_SIZE", "SourceLike", "process"]
+__all__ = ["RESULT_QUEUE_SIZE", "ConfigOptions", "ProcessOptions", "SourceLike", "process"]
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +98,52 @@ def _source_entry(source: SourceLike) -> dict[str, Any]:
     return {"url": os.fspath(source)}
 
 
-def build_api_config(sources: Sequence[SourceLike], *, model: str | os.PathLike[str] | None = None,
-                     config: ConfigLike = None, overrides: Mapping[str, Any] | None = None,
-                     imgsz: int | None = None, conf: float | None = None, device: str | None = None,
-                     classes: Sequence[int] | None = None, vid_stride: int | None = None,
-                     zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
-                     lines: Sequence[LineConfig | Mapping[str, Any]] | None = None) -> PipelineConfig:
+class ConfigOptions(TypedDict, total=False):
+    """The keyword arguments of ``process`` that make its config (see ``process`` for each); written once here
+    for ``process``, its overloads and ``build_api_config``."""
+
+    model: str | os.PathLike[str] | None
+    config: ConfigLike
+    overrides: Mapping[str, Any] | None
+    imgsz: int | None
+    conf: float | None
+    device: str | None
+    classes: Sequence[int] | None
+    vid_stride: int | None
+    zones: Sequence[ZoneConfig | Mapping[str, Any]] | None
+    lines: Sequence[LineConfig | Mapping[str, Any]] | None
+
+
+class ProcessOptions(ConfigOptions, total=False):
+    """Every keyword argument of ``process`` but ``statuses``."""
+
+    max_frames: int | None
+
+
+_CONFIG_KEYS = frozenset(ConfigOptions.__annotations__)
+_PROCESS_KEYS = frozenset(ProcessOptions.__annotations__)
+
+
+def _check_keywords(function: str, options: Mapping[str, object], known: frozenset[str]) -> None:
+    """An unknown keyword is a ``TypeError``, as for any function with a written-out signature."""
+    for name in options:
+        if name not in known:
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
+
+
+def build_api_config(sources: Sequence[SourceLike], **options: Unpack[ConfigOptions]) -> PipelineConfig:
     """The validated config of a ``process`` call (see ``process`` for the arguments).
 
     The config file or mapping first, then ``overrides`` (dotted keys), then the named arguments, then
     ``sources`` (replacing the config's ``sources:`` when given). Raises ``ConfigError`` naming the key.
     """
+    _check_keywords("build_api_config", options, _CONFIG_KEYS)
+    return _config_of(sources, options)
+
+
+def _config_of(sources: Sequence[SourceLike], options: ConfigOptions) -> PipelineConfig:
+    config, model, classes = options.get("config"), options.get("model"), options.get("classes")
+    zones, lines = options.get("zones"), options.get("lines")
     if config is None:
         data: dict[str, Any] = {}
     elif isinstance(config, Mapping):
@@ -114,13 +151,14 @@ def build_api_config(sources: Sequence[SourceLike], *, model: str | os.PathLike[
     else:
         data = read_config_file(os.fspath(config))
     named: dict[str, Any] = {
-        "detector.model": None if model is None else os.fspath(model), "detector.imgsz": imgsz,
-        "detector.conf": conf, "detector.device": device,
-        "detector.classes": None if classes is None else list(classes), "source.vid_stride": vid_stride,
+        "detector.model": None if model is None else os.fspath(model), "detector.imgsz": options.get("imgsz"),
+        "detector.conf": options.get("conf"), "detector.device": options.get("device"),
+        "detector.classes": None if classes is None else list(classes),
+        "source.vid_stride": options.get("vid_stride"),
         "zones": None if zones is None else [_shape(z) for z in zones],
         "lines": None if lines is None else [_shape(line) for line in lines],
     }
-    for key, value in {**dict(overrides or {}), **named}.items():
+    for key, value in {**dict(options.get("overrides") or {}), **named}.items():
         if value is not None:
             set_dotted(data, key, value)
     if sources:
@@ -133,32 +171,15 @@ def build_api_config(sources: Sequence[SourceLike], *, model: str | os.PathLike[
 
 
 @overload
-def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, config: ConfigLike = None,
-            overrides: Mapping[str, Any] | None = None, imgsz: int | None = None,
-            conf: float | None = None, device: str | None = None, classes: Sequence[int] | None = None,
-            vid_stride: int | None = None,
-            zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
-            lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
-            max_frames: int | None = None, statuses: Literal[False] = False) -> Iterator[FrameResult]: ...
+def process(*sources: SourceLike, statuses: Literal[False] = False,
+            **options: Unpack[ProcessOptions]) -> Iterator[FrameResult]: ...
 
 
 @overload
-def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, config: ConfigLike = None,
-            overrides: Mapping[str, Any] | None = None, imgsz: int | None = None,
-            conf: float | None = None, device: str | None = None, classes: Sequence[int] | None = None,
-            vid_stride: int | None = None,
-            zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
-            lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
-            max_frames: int | None = None, statuses: Literal[True]) -> Iterator[Output]: ...
+def process(*sources: SourceLike, statuses: Literal[True], **options: Unpack[ProcessOptions]) -> Iterator[Output]: ...
 
 
-def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, config: ConfigLike = None,
-            overrides: Mapping[str, Any] | None = None, imgsz: int | None = None,
-            conf: float | None = None, device: str | None = None, classes: Sequence[int] | None = None,
-            vid_stride: int | None = None,
-            zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
-            lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
-            max_frames: int | None = None, statuses: bool = False) -> Iterator[Output]:
+def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[ProcessOptions]) -> Iterator[Output]:
     """Detect and track objects in ``sources``; yield each processed frame's ``FrameResult``.
 
     Args:
@@ -185,11 +206,11 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
     at the first ``next()``. Raises ``UserError`` (``SourceError``, ``ModelError``, ``OutputError``,
     ...) with a one-line message for a problem the user can fix, ``PipelineError`` when a stage fails.
     """
+    _check_keywords("process", options, _PROCESS_KEYS)
+    max_frames = options.get("max_frames")
     if max_frames is not None and max_frames < 1:
         raise ConfigError("max_frames", f"must be >= 1, got {max_frames}")
-    built = build_api_config(sources, model=model, config=config, overrides=overrides, imgsz=imgsz, conf=conf,
-                             device=device, classes=classes, vid_stride=vid_stride, zones=zones, lines=lines)
-    return _results(built, max_frames, statuses)
+    return _results(_config_of(sources, options), max_frames, statuses)
 
 
 def _results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> Iterator[Output]:

@@ -107,7 +107,12 @@ class StateConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """The whole configuration of ``trackstream run`` (see ``configs/default.yaml``)."""
+    """The whole configuration of ``trackstream run`` (see ``configs/default.yaml``, which it mirrors key by key).
+
+    ``source``, ``tracker``, ``tracker_config``, ``zones``, ``lines`` and ``events`` are the sections as given:
+    ``build_config`` has already resolved them into each source's ``SourceSettings`` (``sources[i].options``,
+    ``.tracker``, ``.zones``, ``.lines``, ``.events``), which is what every stage reads.
+    """
 
     source: SourceConfig = field(default_factory=SourceConfig)
     sources: tuple[SourceSettings, ...] = ()  # resolved: one value per source (see pipelines/settings.py)
@@ -125,10 +130,6 @@ class PipelineConfig:
     state: StateConfig = field(default_factory=StateConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-
-    def tracker_settings(self) -> TrackerConfig:
-        """The validated ``TrackerConfig`` (``tracker`` keys, or the file named by ``tracker_config``)."""
-        return _tracker_settings(self.tracker, self.tracker_config)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for logging or writing back as YAML)."""

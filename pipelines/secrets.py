@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]*)@")
 _QUERY_SECRET = re.compile(r"(?i)\b(password|passwd|pwd|token|key|secret)=([^&\s]+)")
@@ -41,14 +41,3 @@ def source_name(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return (host + parts.path).strip("/") or parts.scheme
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` with the user-info part removed entirely."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -135,8 +135,8 @@ def test_several_sources_need_zones_per_source():
 
 def test_tracker_settings_from_a_file_beside_the_config(tmp_path):
     (tmp_path / "tracker.yaml").write_text("minimum_iou: 0.35\n")
-    config = load_config(write(tmp_path, "tracker_config: tracker.yaml\n"))
-    assert config.tracker_settings().minimum_iou == 0.35
+    config = load_config(write(tmp_path, "tracker_config: tracker.yaml\nsources: [clip.mp4]\n"))
+    assert config.sources[0].tracker.minimum_iou == 0.35
 
 
 def test_bad_tracker_key_is_rejected_naming_it(tmp_path):

@@ -94,12 +94,3 @@ def shift_of(tracks: Array, centre_d: Array, significance: float,
     wh = np.maximum(tracks[ia, 2:4], 1.0)
     keep = (move * move).sum(axis=1) <= (SEARCH * wh.max(axis=1)) ** 2
     return shift_from_moves(move[keep], wh[keep, 1], significance, prior_scatter)
-
-
-def measure_shift(pred: Array, dets: Array, significance: float,
-                  prior_scatter: Array | None = None) -> ShiftEstimate:
-    """``shift_of`` for predicted track boxes ``pred`` (T, 4) and detection boxes ``dets`` (D, 4), both
-    ``x1, y1, x2, y2``."""
-    tracks = np.concatenate([0.5 * (pred[:, :2] + pred[:, 2:]), pred[:, 2:] - pred[:, :2]], axis=1)
-    return shift_of(tracks, 0.5 * (dets[:, :2] + dets[:, 2:]), significance, prior_scatter)
-

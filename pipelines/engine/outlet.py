@@ -18,7 +18,7 @@ from pipelines.errors import OutputError
 from pipelines.frames import FrameResult, Sink, StreamStatus
 from pipelines.sinks.base import DropPolicy, Lossy
 
-log = logging.getLogger("pipelines.engine.runner")
+log = logging.getLogger(__name__)
 
 
 class End:

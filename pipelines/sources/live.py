@@ -97,13 +97,13 @@ class LiveSource:
     def __init__(self, url: str, options: "SourceConfig | Mapping[str, Any] | None" = None,
                  source_id: Optional[str] = None) -> None:
         """``url``: the camera URL; ``options``: the reading options (a ``SourceConfig`` or its keys)."""
-        self.settings = reading_options(options)
+        self.options = reading_options(options)
         self._url = url
         password = url_password(self._url)
         self._secrets = tuple(s for s in (password, unquote(password) if password else None) if s)
         self.display_url = redact_url(self._url)
         self.source_id = source_id or source_name(self._url)
-        self._open_url, self._fmt, self._options = ffmpeg_input(self._url, self.settings)
+        self._open_url, self._fmt, self._ffmpeg_options = ffmpeg_input(self._url, self.options)
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
         self.dropped = 0
@@ -157,7 +157,7 @@ class LiveSource:
     # -- the watchdog loop ------------------------------------------------------------------------------------
 
     def _run(self) -> Iterator[VideoFrame | StreamStatus]:
-        s = self.settings
+        s = self.options
         first_delay = max(s.reconnect_initial_delay, MIN_RECONNECT_DELAY)
         backoff = Backoff(first_delay, max(s.reconnect_max_delay, first_delay), s.reconnect_max_attempts)
         gap_since: Optional[float] = None
@@ -215,9 +215,9 @@ class LiveSource:
             yield self._to_frame(item)
             if self._stop.is_set():
                 return "stopped"
-            item = conn.slot.get(timeout=self.settings.read_timeout)
+            item = conn.slot.get(timeout=self.options.read_timeout)
         self._count(conn)
-        reason = conn.error or f"no frame for {self.settings.read_timeout:g} s"
+        reason = conn.error or f"no frame for {self.options.read_timeout:g} s"
         return reason + (f" ({conn.replayed} old frames sent again were skipped)" if conn.replayed else "")
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -229,18 +229,18 @@ class LiveSource:
     def _attempt_failure(self, conn: Connection) -> str:
         """Why an attempt brought no new picture (the server may have sent only old video)."""
         self._count(conn)
-        wait = self.settings.open_timeout + self.settings.read_timeout
+        wait = self.options.open_timeout + self.options.read_timeout
         if conn.replayed:
             old = f"only old video ({conn.replayed} frames sent again, skipped)"
             return f"{conn.error} after {old}" if conn.error else f"no new picture within {wait:g} s, {old}"
         return conn.error or f"no picture within {wait:g} s"
 
     def _connect(self) -> Connection:
-        s = self.settings
+        s = self.options
         self._dropped_before = self.dropped
         self._replayed_before = self.replayed
         self._generation += 1
-        self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._options,
+        self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._ffmpeg_options,
                                 timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,
                                 selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
                                 scrub=self.scrub, seen=self._seen, generation=self._generation,
@@ -278,5 +278,5 @@ class LiveSource:
 
     def _give_up_message(self, reason: str, attempts: int) -> str:
         plural = "s" if attempts != 1 else ""
-        tail = "reconnecting is off" if not self.settings.reconnect else f"gave up after {attempts} attempt{plural}"
+        tail = "reconnecting is off" if not self.options.reconnect else f"gave up after {attempts} attempt{plural}"
         return self.scrub(f"source {self.source_id}: cannot read {self.display_url}: {reason} ({tail})")

@@ -8,9 +8,17 @@ import pytest
 from tracker_scenes import box, dets
 
 from tracker import Tracker, TrackerConfig
-from tracker.egomotion import measure_shift
+from tracker.egomotion import ShiftEstimate, shift_of
 
 WALKERS = [(150.0 + 120.0 * k, 300.0 + 10.0 * (k % 3)) for k in range(8)]  # 40x100 boxes, 120 px apart
+
+
+def measure_shift(pred: np.ndarray, seen: np.ndarray, significance: float,
+                  prior_scatter: np.ndarray | None = None) -> ShiftEstimate:
+    """``shift_of`` for predicted track boxes ``pred`` (T, 4) and detection boxes ``dets`` (D, 4), both
+    ``x1, y1, x2, y2``."""
+    tracks = np.concatenate([0.5 * (pred[:, :2] + pred[:, 2:]), pred[:, 2:] - pred[:, :2]], axis=1)
+    return shift_of(tracks, 0.5 * (seen[:, :2] + seen[:, 2:]), significance, prior_scatter)
 
 
 def _ids_through_a_pan(config: TrackerConfig, pan_px_per_frame: float) -> tuple[set[int], int]:
