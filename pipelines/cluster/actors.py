@@ -30,14 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def _outcome(engine: Optional[EngineView], error: Optional[BaseException]) -> Outcome:
-    states = engine.sources() if engine is not None else []
-    out = Outcome() if engine is None else Outcome(
-        stats=[s.stats for s in states], counts={s.id: s.counts for s in states},
-        outputs=list(engine.outputs), losses=list(engine.losses()))
-    if error is not None:
-        out.error = first_line(error)
-        out.exit_code = error.exit_code if isinstance(error, UserError) else 1
-    return out
+    message = None if error is None else first_line(error)
+    code = 0 if error is None else error.exit_code if isinstance(error, UserError) else 1
+    if engine is None:
+        return Outcome(error=message, exit_code=code)
+    states = engine.sources()
+    return Outcome(stats=tuple(s.stats for s in states), counts={s.id: s.counts for s in states},
+                   outputs=tuple(engine.outputs), losses=tuple(engine.losses()), error=message, exit_code=code)
 
 
 def _store(config: PipelineConfig) -> Optional["SnapshotStore"]:

@@ -4,20 +4,20 @@ some sources) and ``CameraStatus`` (one camera of a running ``CameraActor``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 from pipelines.engine.stats import StatsSnapshot
 from pipelines.frames import Counts
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     """What a finished run of some sources left: per-source counters, counts, files, losses."""
 
-    stats: list[StatsSnapshot] = field(default_factory=list)
-    counts: dict[str, Counts] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-    losses: list[str] = field(default_factory=list)
+    stats: tuple[StatsSnapshot, ...] = ()
+    counts: Mapping[str, Counts] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ()
     error: Optional[str] = None       # one line: the run failed (a UserError's text, or the stage that failed)
     exit_code: int = 0
 

@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from pipelines.engine.stats import LatencyHistogram
-from pipelines.engine.view import EngineView
+from pipelines.engine.view import EngineView, SourceState
 from pipelines.errors import UserError
 from pipelines.secrets import redact_url
 
@@ -58,8 +58,13 @@ class Reading:
 
 def runner_readings(engine: EngineView) -> list[Reading]:
     """Readings of every source of a running engine (``EngineView``: a ``pipelines.engine.runner.Runner``)."""
+    return readings_of(engine.sources())
+
+
+def readings_of(states: Sequence[SourceState]) -> list[Reading]:
+    """Readings of sources as the engine's view shows them."""
     out = []
-    for state in engine.sources():
+    for state in states:
         stats = state.stats  # a consistent copy of the runner's counters (drops counted once, there)
         queues = {"source": state.pending, "inbox": state.inbox}
         for output in state.outputs:

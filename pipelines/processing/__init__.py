@@ -1,1 +1,1 @@
-"""Per-camera processing: events, zones and lines, overlays and counters of one source."""
+"""Per-camera processing: the StreamProcessor, its events, zones and lines, and the overlays of one source."""

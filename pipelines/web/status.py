@@ -118,11 +118,12 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
 def runner_views(engine: EngineView, monitor: Optional["Monitor"] = None) -> Callable[[], list[SourceView]]:
     """A function returning the current ``SourceView`` of every source of a running engine (``EngineView``:
     a ``Runner``; rates from ``monitor``, which samples them every second; zeros without one)."""
-    from pipelines.engine.metrics import runner_readings
+    from pipelines.engine.metrics import readings_of
 
     def views() -> list[SourceView]:
         out = []
-        for state, reading in zip(engine.sources(), runner_readings(engine)):
+        states = engine.sources()
+        for state, reading in zip(states, readings_of(states)):
             viewer = next((o.sink for o in state.outputs if isinstance(o.sink, ViewerSink)), None)
             rate_in, rate_out = monitor.rates.get(reading.source) if monitor is not None else (0.0, 0.0)
             out.append(SourceView(id=redact_url(state.id), live=state.live, viewer=viewer,
