@@ -101,7 +101,8 @@ def build_api_config(sources: Sequence[SourceLike], *, model: str | os.PathLike[
                      imgsz: int | None = None, conf: float | None = None, device: str | None = None,
                      classes: Sequence[int] | None = None, vid_stride: int | None = None,
                      zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
-                     lines: Sequence[LineConfig | Mapping[str, Any]] | None = None) -> PipelineConfig:
+                     lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
+                     schedule: str | None = None) -> PipelineConfig:
     """The validated config of a ``process`` call (see ``process`` for the arguments).
 
     The config file or mapping first, then ``overrides`` (dotted keys), then the named arguments, then
@@ -115,7 +116,7 @@ def build_api_config(sources: Sequence[SourceLike], *, model: str | os.PathLike[
         data = read_config_file(os.fspath(config))
     named: dict[str, Any] = {
         "detector.model": None if model is None else os.fspath(model), "detector.imgsz": imgsz,
-        "detector.conf": conf, "detector.device": device,
+        "detector.conf": conf, "detector.device": device, "detector.schedule": schedule,
         "detector.classes": None if classes is None else list(classes), "source.vid_stride": vid_stride,
         "zones": None if zones is None else [_shape(z) for z in zones],
         "lines": None if lines is None else [_shape(line) for line in lines],
@@ -139,7 +140,8 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
             vid_stride: int | None = None,
             zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
             lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
-            max_frames: int | None = None, statuses: Literal[False] = False) -> Iterator[FrameResult]: ...
+            max_frames: int | None = None, schedule: str | None = None,
+            statuses: Literal[False] = False) -> Iterator[FrameResult]: ...
 
 
 @overload
@@ -149,7 +151,8 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
             vid_stride: int | None = None,
             zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
             lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
-            max_frames: int | None = None, statuses: Literal[True]) -> Iterator[Output]: ...
+            max_frames: int | None = None, schedule: str | None = None,
+            statuses: Literal[True]) -> Iterator[Output]: ...
 
 
 def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, config: ConfigLike = None,
@@ -158,7 +161,8 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
             vid_stride: int | None = None,
             zones: Sequence[ZoneConfig | Mapping[str, Any]] | None = None,
             lines: Sequence[LineConfig | Mapping[str, Any]] | None = None,
-            max_frames: int | None = None, statuses: bool = False) -> Iterator[Output]:
+            max_frames: int | None = None, schedule: str | None = None,
+            statuses: bool = False) -> Iterator[Output]:
     """Detect and track objects in ``sources``; yield each processed frame's ``FrameResult``.
 
     Args:
@@ -177,6 +181,9 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
             "points": [[x, y], [x, y]]}]`` in pixels of the frames (one source; several: per entry).
         max_frames: stop each source after reading this many frames (from a camera, frames dropped by the
             newest-frame policy count too, as with `--max-frames`).
+        schedule: which frames the detector runs on (``every``, ``interval:K``, ``interval:Ss``,
+            ``adaptive``; ``detector.schedule``). Every frame is still yielded: ``FrameResult.detected``
+            says whether the detector ran on it, a track whose ``Tracks.matched`` row is False is predicted.
         statuses: also yield each source's ``StreamStatus`` values (started, gap, resumed, ended,
             closed) in order with its frames; their ``events`` hold the stream events and the
             ``track_ended`` events of tracks still open when a source ends.
@@ -188,7 +195,8 @@ def process(*sources: SourceLike, model: str | os.PathLike[str] | None = None, c
     if max_frames is not None and max_frames < 1:
         raise ConfigError("max_frames", f"must be >= 1, got {max_frames}")
     built = build_api_config(sources, model=model, config=config, overrides=overrides, imgsz=imgsz, conf=conf,
-                             device=device, classes=classes, vid_stride=vid_stride, zones=zones, lines=lines)
+                             device=device, classes=classes, vid_stride=vid_stride, zones=zones, lines=lines,
+                             schedule=schedule)
     return _results(built, max_frames, statuses)
 
 

@@ -9,7 +9,9 @@ from typing import Any, Mapping, Optional
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.outlet import Outlet
 from pipelines.frames import StreamStatus
+from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
+from pipelines.processing.schedule import DetectionSchedule
 from pipelines.processing.stats import SourceStats
 from pipelines.settings import SourceSettings
 from pipelines.sources.base import Source, SourceConfig
@@ -56,3 +58,10 @@ class Lane:
         self.checkpoints_taken = 0
         self.checkpoints_saved = 0
         self.save_lock = threading.Lock()
+        # the detection schedule (decided by the detector threads under the runner's lock) and, for an
+        # adaptive one, the reader's motion measure of each frame waiting in the inbox, by frame index
+        sched = settings.schedule
+        self.schedule = DetectionSchedule(sched, processor.schedule_state)
+        self.meter = MotionMeter(sched.tuning.motion_width, sched.tuning.motion_threshold) \
+            if sched.mode == "adaptive" else None
+        self.motion: dict[int, MotionMask] = {}

@@ -16,7 +16,8 @@ class SourceStats:
 
     Attributes:
         frames_in: frames the source delivered to the runner (after vid_stride / max_fps selection).
-        frames_out: frames fully processed (detected, tracked and handed to the sinks).
+        frames_out: frames fully processed (tracked and handed to the sinks).
+        frames_detected: of those, frames the detector ran on (the rest the schedule skipped: predicted).
         dropped: frames overwritten in the latest-frame slot before the detector took them (live policy).
         reconnects: times a live source resumed after a gap.
         invalid_detections: detector rows dropped for invalid boxes.
@@ -31,6 +32,7 @@ class SourceStats:
     frame_count: Optional[int] = None
     frames_in: int = 0
     frames_out: int = 0
+    frames_detected: int = 0
     dropped: int = 0
     reconnects: int = 0
     invalid_detections: int = 0
@@ -67,4 +69,6 @@ class SourceStats:
                 "invalid_detections": self.invalid_detections, "latency_s": round(self.latency_s, 4),
                 "last_pts": round(self.last_pts, 3), "tracks": self.tracks, "ended": self.ended,
                 "elapsed_s": round(elapsed, 3), "fps": round(self.frames_out / elapsed, 2),
+                "frames_detected": self.frames_detected,
+                "detector_duty": round(self.frames_detected / self.frames_out, 4) if self.frames_out else None,
             }
