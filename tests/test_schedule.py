@@ -169,3 +169,18 @@ def test_adaptive_costs_almost_nothing_on_a_still_empty_scene_and_detects_when_m
     quiet = [i for i in detected if i < 250]
     assert quiet == [0, 50, 100, 150, 200]  # one look per quiet_check (2 s) of a still, empty scene
     assert detected[len(quiet)] == 250  # the first frame that changes is detected
+
+
+def test_the_mqtt_tracks_summary_marks_predicted_boxes_within_its_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    from pipelines.sinks.mqtt_topics import tracks_doc
+
+    schema = json.loads((Path(__file__).parents[1] / "pipelines/schemas/mqtt_tracks.schema.json").read_text())
+    scheduled, _ = run_processor("interval:3", 12)
+    docs = [tracks_doc("cam", r) for r in scheduled if len(r.tracks)]
+    assert {d["detected"] for d in docs} == {True, False}
+    for doc in docs:
+        jsonschema.validate(doc, schema)
+        assert all(t.get("predicted", False) == (not doc["detected"]) for t in doc["tracks"])

@@ -87,6 +87,10 @@ def summary_lines(stats: Sequence[SourceStats], outputs: Sequence[str], elapsed_
             extra.append(f"{snap['invalid_detections']} invalid detections dropped")
         if snap["reconnects"]:
             extra.append(f"{snap['reconnects']} reconnects")
+        detected, out = int(snap["frames_detected"]), int(snap["frames_out"])  # type: ignore[call-overload]
+        if detected < out:  # a detection schedule skipped frames: the duty and what it saved
+            extra.append(f"detector on {detected} ({100 * detected / out:.0f}%), "
+                         f"{out - detected} frames predicted")
         tail = f" ({', '.join(extra)})" if extra else ""
         lines.append(f"{snap['source_id']}: {snap['frames_out']} frames, {snap['tracks']} tracks, "
                      f"{fps:.1f} fps in {elapsed_s:.1f} s{tail}")
