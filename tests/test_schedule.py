@@ -70,7 +70,7 @@ def frames(n: int, fps: float = FPS) -> list[VideoFrame]:
 
 def decisions(spec: str, n: int, fps: float = FPS) -> list[int]:
     schedule = DetectionSchedule(Schedule.parse(spec))
-    return [i for i, f in enumerate(frames(n, fps)) if schedule.decide(f)]
+    return [i for i, f in enumerate(frames(n, fps)) if schedule.decide(f.pts)]
 
 
 def test_interval_detects_every_kth_frame_or_every_s_seconds_of_video():
@@ -84,10 +84,10 @@ def test_a_schedule_restored_from_its_state_decides_as_the_one_that_went_on():
     going = DetectionSchedule(Schedule.parse("interval:4"))
     clip = frames(20)
     for f in clip[:7]:
-        going.decide(f)
+        going.decide(f.pts)
     restored = DetectionSchedule(Schedule.parse("interval:4"),
                                  ScheduleState.from_doc(json.loads(json.dumps(going.state.doc()))))
-    assert [going.decide(f) for f in clip[7:]] == [restored.decide(f) for f in clip[7:]]
+    assert [going.decide(f.pts) for f in clip[7:]] == [restored.decide(f.pts) for f in clip[7:]]
 
 
 def walker(i: int, speed: float = 4.0) -> Detections:
@@ -106,7 +106,7 @@ def run_processor(spec: str, n: int = 120) -> tuple[list[FrameResult], int]:
     meter = MotionMeter()
     out, detected = [], 0
     for i, frame in enumerate(frames(n)):
-        detect = schedule.decide(frame, meter.measure(frame.image))
+        detect = schedule.decide(frame.pts, meter.measure(frame.image))
         detected += detect
         result = processor.process(frame, walker(i) if detect else None, schedule.state)
         if detect and schedule.feedback:
@@ -160,7 +160,7 @@ def test_adaptive_costs_almost_nothing_on_a_still_empty_scene_and_detects_when_m
     for i in range(300):
         image = still if i < 250 else moved
         frame = VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS)
-        if schedule.decide(frame, meter.measure(image)):
+        if schedule.decide(frame.pts, meter.measure(image)):
             detected.append(i)
             processor.process(frame, Detections.empty(), schedule.state)
             schedule.observe(processor.schedule_state.plan)  # type: ignore[arg-type]

@@ -299,7 +299,7 @@ class Runner:
                 break
             for item in items:
                 if isinstance(item, VideoFrame):
-                    detect = schedule.decide(item, self._motion_of(lane, item.index))
+                    detect = schedule.decide(item.pts, self._motion_of(lane, item.index))
                     wanted -= int(detect)
                     out.append((lane, item, detect, schedule.state))
                 else:

@@ -148,8 +148,8 @@ class StreamProcessor:
     def _plan(self, result: FrameResult) -> Plan:
         s = self.settings
         if s.schedule.mode == "interval":
-            return confirm_plan(result, self._tracker.pending())
-        return plan_after(result, self._tracker.pending(), s.schedule.tuning, s.lines, s.zones,
+            return confirm_plan(result.frame.pts, self._tracker.pending())
+        return plan_after(result.frame.pts, result.tracks, self._tracker.pending(), s.schedule.tuning, s.lines, s.zones,
                           s.events.line_dead_band, s.events.anchor, self._tracker.velocity_spread())
 
     def status(self, status: StreamStatus) -> StreamStatus:

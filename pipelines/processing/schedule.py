@@ -44,10 +44,10 @@ from typing import Any, Literal, Mapping, Optional, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.frames import FrameResult, VideoFrame
 from pipelines.processing.motion import MotionMask
 from pipelines.processing.zones import LineConfig, ZoneConfig, anchor_points
 from tracker.configutil import ConfigError
+from tracker.types import Tracks
 
 Mode = Literal["every", "interval", "adaptive"]
 _SPEC = re.compile(r"^(every|adaptive|interval:(\d+)|interval:(\d+(?:\.\d*)?|\.\d+)s)$")
@@ -165,30 +165,31 @@ class DetectionSchedule:
         """A detected frame's plan has not come back: the next decision must wait for it."""
         return self.state.waiting
 
-    def decide(self, frame: VideoFrame, motion: Optional[MotionMask] = None) -> bool:
-        """Whether ``frame`` (the next one of this source) is detected; the state moves on either way."""
+    def decide(self, pts: float, motion: Optional[MotionMask] = None) -> bool:
+        """Whether the next frame of this source (its timestamp ``pts``, s, and its motion measure, if any)
+        is detected; the state moves on either way."""
         st, sch = self.state, self.schedule
         if sch.mode == "every" or st.since is None or st.last_pts is None:
             detect = True
         elif sch.mode == "interval":
-            if st.plan is not None and frame.pts >= st.plan.due - _EPS:
+            if st.plan is not None and pts >= st.plan.due - _EPS:
                 detect = True  # confirm the track the last detection started
             elif sch.frames is not None:
                 detect = st.since + 1 >= sch.frames
             else:
-                detect = frame.pts - st.last_pts >= (sch.seconds or 0.0) - _EPS
+                detect = pts - st.last_pts >= (sch.seconds or 0.0) - _EPS
         else:
-            detect, st = self._adaptive(frame, motion, st)
+            detect, st = self._adaptive(pts, motion, st)
         if detect:
-            self.state = ScheduleState(0, float(frame.pts), st.plan, waiting=self.feedback)
+            self.state = ScheduleState(0, float(pts), st.plan, waiting=self.feedback)
         else:
             self.state = replace(st, since=st.since + 1 if st.since is not None else None)
         return detect
 
-    def _adaptive(self, frame: VideoFrame, motion: Optional[MotionMask],
+    def _adaptive(self, pts: float, motion: Optional[MotionMask],
                   st: ScheduleState) -> tuple[bool, ScheduleState]:
         plan = st.plan
-        if plan is None or frame.pts >= plan.due - _EPS:
+        if plan is None or pts >= plan.due - _EPS:
             return True, st
         if motion is None:
             return False, st
@@ -226,21 +227,21 @@ def boundary_distance(points: npt.NDArray[np.float64], lines: Sequence[LineConfi
     return out
 
 
-def confirm_plan(result: FrameResult, pending: tuple[int, int]) -> Plan:
-    """The plan of an ``interval`` schedule after a detected frame: the next frame when it left a new track
-    waiting for confirmation, else none (``due`` infinite)."""
-    return Plan(float(result.frame.pts) if pending[0] else math.inf)
+def confirm_plan(pts: float, pending: tuple[int, int]) -> Plan:
+    """The plan of an ``interval`` schedule after a detected frame at ``pts``: the next frame when it left a
+    new track waiting for confirmation, else none (``due`` infinite)."""
+    return Plan(float(pts) if pending[0] else math.inf)
 
 
-def plan_after(result: FrameResult, pending: tuple[int, int], tuning: ScheduleTuning,
+def plan_after(pts: float, tracks: Tracks, pending: tuple[int, int], tuning: ScheduleTuning,
                lines: Sequence[LineConfig] = (), zones: Sequence[ZoneConfig] = (), dead_band: float = 0.0,
                anchor: str = "bottom_center",
                spread: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None) -> Plan:
-    """The plan after a detected frame (see module docstring): ``pending`` is the tracker's
+    """The plan after the detected frame at ``pts`` (see module docstring) from its ``tracks``: ``pending``
+    is the tracker's
     (tentative, lost) track counts, ``lines``/``zones`` the source's boundaries, ``dead_band`` the lines',
     ``spread`` the tracker's ``velocity_spread()`` (track ids, px/s)."""
-    now = float(result.frame.pts)
-    tracks = result.tracks
+    now = float(pts)
     tentative, lost = pending
     if tentative:
         return Plan(now, np.zeros((0, 4)))  # confirm (or drop) the new track on the next frame
