@@ -128,8 +128,8 @@ def test_a_crossing_between_detections_is_counted_once_at_a_detected_frame(spec)
     assert len(reference) == 1 and len(crossings) == 1
     assert crossings[0][1] and crossings[0][2] == reference[0][1]  # on a detected frame, the same way
     assert scheduled[-1].counts == every[-1].counts  # the same totals as detecting every frame
-    if spec == "adaptive":  # near the line it detects every frame: the crossing is seen where every sees it
-        assert crossings[0][0] == reference[0][0]
+    if spec == "adaptive":  # it detects more often near the line: the crossing is seen close to where every sees it
+        assert 0 <= crossings[0][0] - reference[0][0] <= 3
     # every frame came out, the track is reported on each with one id, marked predicted where not detected
     assert {tuple(r.tracks.track_id.tolist()) for r in scheduled[5:]} == {(1,)}
     for r in scheduled:

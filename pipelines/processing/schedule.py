@@ -10,16 +10,18 @@ Every frame still becomes a ``FrameResult``; a frame the detector skips is track
   again, never reported).
 - ``adaptive``: after each detected frame the source's processor makes a ``Plan`` from the tracker's state:
   when the next detection is due at the latest, and where the tracked objects can be until then. Due
-  *on the next frame* while a new track waits for confirmation or one was lost, or while a track is within
-  ``boundary_margin`` of a counting line or zone edge (so an entry, exit or crossing is decided on detected
-  boxes, frame by frame, as with ``every``); otherwise when the prediction of some track may be off by
-  ``travel`` of its box height: its speed plus twice the uncertainty of its velocity estimate
-  (``Tracker.velocity_spread``: large for a young track), times the time, at most ``max_gap``
-  seconds; with no track at all, after
+  *on the next frame* while a new track waits for confirmation; within ``lost_check`` while one is lost;
+  otherwise when the prediction of some track may be off by ``travel`` of its box height (its speed plus
+  twice the uncertainty of its velocity estimate, ``Tracker.velocity_spread``, large for a young track,
+  times the time), at most ``max_gap`` seconds; and before any track may reach a counting line or zone edge
+  (within ``events.line_dead_band`` plus ``boundary_margin`` box heights) at that speed, then at least twice
+  as often as elsewhere while it is there, so a crossing is seen on detected boxes close to where ``every``
+  sees it; with no track at all, after
   ``quiet_check`` seconds. Between, a frame is detected when the cheap motion measure (``motion.py``) sees
   the share of the picture that changes outside the places the tracks can be grow by more than
   ``motion_share`` over what it was right after the last detection (motion the detector already looked at
-  and found nothing in, such as leaves, far-away specks or a panning camera, calls it no more). A still, empty
+  and found nothing in, such as leaves, far-away specks or a panning camera, calls it no more); a picture
+  that keeps changing outside the tracks is looked at at least every ``max_gap`` seconds. A still, empty
   scene costs one detection per ``quiet_check`` seconds, a still object that appears without motion is
   found by that check.
 
@@ -63,7 +65,7 @@ class ScheduleTuning:
     quiet_check: float = field(default=2.0, metadata={"gt": 0.0, "max": 3600.0})
     travel: float = field(default=0.3, metadata={"gt": 0.0, "max": 100.0})
     lost_check: float = field(default=0.2, metadata={"min": 0.0, "max": 3600.0})
-    boundary_margin: float = field(default=0.5, metadata={"min": 0.0, "max": 100.0})
+    boundary_margin: float = field(default=0.25, metadata={"min": 0.0, "max": 100.0})
     motion_share: float = field(default=0.002, metadata={"gt": 0.0, "max": 1.0})
     motion_width: int = field(default=96, metadata={"min": 8, "max": 4096})
     motion_threshold: float = field(default=20.0, metadata={"gt": 0.0, "max": 255.0})
@@ -196,7 +198,13 @@ class DetectionSchedule:
         share = motion.share_outside(plan.boxes)
         if st.base is None:  # the first frame after a detection: what the detector already saw
             return False, replace(st, base=share)
-        return share - st.base >= self.schedule.tuning.motion_share, st
+        tuning = self.schedule.tuning
+        if share - st.base >= tuning.motion_share:
+            return True, st
+        # a picture that keeps changing (a panning camera, a crowd too small to detect) brings new things into
+        # view: looked at every max_gap even without a track, rather than every quiet_check
+        moving = share >= tuning.motion_share and st.last_pts is not None
+        return moving and pts - (st.last_pts or 0.0) >= tuning.max_gap - _EPS, st
 
     def observe(self, plan: Plan) -> None:
         """The plan of the last detected frame (adaptive), on the source's own clock."""
@@ -262,7 +270,8 @@ def plan_after(pts: float, tracks: Tracks, pending: tuple[int, int], tuning: Sch
     if lines or zones:
         distance = boundary_distance(anchor_points(boxes, anchor), lines, zones)
         margin = dead_band + tuning.boundary_margin * height
-        gap = min(gap, float(np.min(np.maximum(distance - margin, 0.0) / speed)))
+        reach = np.maximum(distance - margin, 0.0) / speed  # until it may be at the boundary
+        gap = min(gap, float(np.min(np.maximum(reach, 0.5 * tuning.travel * height / speed))))
     reach = speed * gap + tuning.travel * height  # how far each object can get before the next detection
     area = boxes + np.stack([-reach, -reach, reach, reach], axis=1)
     return Plan(now + gap, area)
