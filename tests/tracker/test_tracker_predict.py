@@ -80,3 +80,16 @@ def test_predict_on_an_empty_tracker_and_the_snapshot_round_trip_of_a_predicted_
     a, b = trk.predict(9 / FPS), copy.predict(9 / FPS)
     np.testing.assert_array_equal(a.xyxy, b.xyxy)
     assert a.track_id.tolist() == b.track_id.tolist() == [1, 2]
+
+
+def test_velocity_spread_is_large_for_a_young_track_and_shrinks_as_it_is_followed():
+    trk = Tracker(TrackerConfig(confirmation_hits=1))
+    spreads = []
+    for i in range(30):
+        trk.update(two_walkers(i), i / FPS)
+        ids, spread = trk.velocity_spread()
+        assert ids.tolist() == [1, 2]
+        spreads.append(float(spread.max()))
+    assert spreads[0] > 2 * spreads[-1] and all(a >= b - 1e-9 for a, b in zip(spreads, spreads[1:]))
+    trk.predict(30 / FPS)  # without a detection it grows again
+    assert float(trk.velocity_spread()[1].max()) > spreads[-1]
