@@ -21,7 +21,7 @@ Every frame still becomes a ``FrameResult``; a frame the detector skips is track
   the share of the picture that changes outside the places the tracks can be grow by more than
   ``motion_share`` over what it was right after the last detection (motion the detector already looked at
   and found nothing in, such as leaves, far-away specks or a panning camera, calls it no more); a picture
-  that keeps changing outside the tracks is looked at at least every ``max_gap`` seconds. A still, empty
+  that keeps changing outside the tracks is looked at at least every ``moving_check`` seconds. A still, empty
   scene costs one detection per ``quiet_check`` seconds, a still object that appears without motion is
   found by that check.
 
@@ -67,6 +67,7 @@ class ScheduleTuning:
     lost_check: float = field(default=0.2, metadata={"min": 0.0, "max": 3600.0})
     boundary_margin: float = field(default=0.25, metadata={"min": 0.0, "max": 100.0})
     motion_share: float = field(default=0.002, metadata={"gt": 0.0, "max": 1.0})
+    moving_check: float = field(default=0.12, metadata={"gt": 0.0, "max": 3600.0})
     motion_width: int = field(default=96, metadata={"min": 8, "max": 4096})
     motion_threshold: float = field(default=20.0, metadata={"gt": 0.0, "max": 255.0})
 
@@ -202,9 +203,9 @@ class DetectionSchedule:
         if share - st.base >= tuning.motion_share:
             return True, st
         # a picture that keeps changing (a panning camera, a crowd too small to detect) brings new things into
-        # view: looked at every max_gap even without a track, rather than every quiet_check
+        # view: looked at every moving_check, rather than every quiet_check
         moving = share >= tuning.motion_share and st.last_pts is not None
-        return moving and pts - (st.last_pts or 0.0) >= tuning.max_gap - _EPS, st
+        return moving and pts - (st.last_pts or 0.0) >= tuning.moving_check - _EPS, st
 
     def observe(self, plan: Plan) -> None:
         """The plan of the last detected frame (adaptive), on the source's own clock."""
