@@ -184,3 +184,12 @@ def test_the_mqtt_tracks_summary_marks_predicted_boxes_within_its_schema():
     for doc in docs:
         jsonschema.validate(doc, schema)
         assert all(t.get("predicted", False) == (not doc["detected"]) for t in doc["tracks"])
+
+
+def test_a_bad_schedule_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli("run", str(tmp_path / "x.mp4"), "--schedule", "interval:0", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "trackstream: error: detector.schedule: interval:K needs K >= 1, got 'interval:0'"]
