@@ -112,6 +112,7 @@ class ConfigOptions(TypedDict, total=False):
     vid_stride: int | None
     zones: Sequence[ZoneConfig | Mapping[str, Any]] | None
     lines: Sequence[LineConfig | Mapping[str, Any]] | None
+    schedule: str | None
 
 
 class ProcessOptions(ConfigOptions, total=False):
@@ -153,6 +154,7 @@ def _config_of(sources: Sequence[SourceLike], options: ConfigOptions) -> Pipelin
     named: dict[str, Any] = {
         "detector.model": None if model is None else os.fspath(model), "detector.imgsz": options.get("imgsz"),
         "detector.conf": options.get("conf"), "detector.device": options.get("device"),
+        "detector.schedule": options.get("schedule"),
         "detector.classes": None if classes is None else list(classes),
         "source.vid_stride": options.get("vid_stride"),
         "zones": None if zones is None else [_shape(z) for z in zones],
@@ -198,6 +200,9 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
             "points": [[x, y], [x, y]]}]`` in pixels of the frames (one source; several: per entry).
         max_frames: stop each source after reading this many frames (from a camera, frames dropped by the
             newest-frame policy count too, as with `--max-frames`).
+        schedule: which frames the detector runs on (``every``, ``interval:K``, ``interval:Ss``,
+            ``adaptive``; ``detector.schedule``). Every frame is still yielded: ``FrameResult.detected``
+            says whether the detector ran on it, a track whose ``Tracks.matched`` row is False is predicted.
         statuses: also yield each source's ``StreamStatus`` values (started, gap, resumed, ended,
             closed) in order with its frames; their ``events`` hold the stream events and the
             ``track_ended`` events of tracks still open when a source ends.

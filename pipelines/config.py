@@ -21,6 +21,7 @@ from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned wit
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
 from pipelines.sources.base import SourceConfig
+from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from tracker.config import TrackerConfig
 from tracker.configutil import ConfigError, from_mapping, to_mapping
@@ -43,6 +44,8 @@ class DetectorConfig:
     ``batch`` None (auto): 4 frames per call on a CPU; on CUDA one call takes the newest frame of every live
     stream that has one (up to 64) and 16 frames of a file (``resolve_batch``). ``preprocess``: where frames
     are letterboxed (``pipelines/detection/letterbox.py``): ``auto`` = on the device for CUDA, else CPU.
+    ``schedule``: which frames are detected (``every``, ``interval:K``, ``interval:Ss``, ``adaptive``;
+    ``pipelines/processing/schedule.py``); a ``sources[]`` entry may name its own.
     """
 
     model: Optional[str] = None
@@ -56,8 +59,10 @@ class DetectorConfig:
     batch: Optional[int] = field(default=None, metadata={"min": 1, "max": 256})
     preprocess: Literal["auto", "cpu", "device"] = "auto"
     workers: Optional[int] = field(default=None, metadata={"min": 1, "max": 64})
+    schedule: str = "every"
 
     def __post_init__(self) -> None:
+        Schedule.parse(self.schedule)  # one line naming detector.schedule when it is not a schedule
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError("device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}")
@@ -130,6 +135,7 @@ class PipelineConfig:
     state: StateConfig = field(default_factory=StateConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    schedule: ScheduleTuning = field(default_factory=ScheduleTuning)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for logging or writing back as YAML)."""
@@ -139,7 +145,7 @@ class PipelineConfig:
 _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
     "redis": RedisConfig, "mqtt": MqttConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
-    "http": HttpConfig, "cluster": ClusterConfig,
+    "http": HttpConfig, "cluster": ClusterConfig, "schedule": ScheduleTuning,
 }
 
 
@@ -192,12 +198,16 @@ def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings
         raise ConfigError(f"{key}.url", "is required (a file path or camera URL)")
     if sid is not None and (not isinstance(sid, str) or not sid):
         raise ConfigError(f"{key}.id", f"must be a non-empty string, got {sid!r}")
+    schedule = shared.schedule
+    if "schedule" in rest:
+        schedule = Schedule.parse(rest.pop("schedule"), shared.schedule.tuning, f"{key}.schedule")
     zones = _items(rest.pop("zones", None), f"{key}.zones", ZoneConfig)
     lines = _items(rest.pop("lines", None), f"{key}.lines", LineConfig)
     base = shared.options
     options = from_mapping(SourceConfig, {**to_mapping(base), **rest}, key) if rest else base
     return SourceSettings(url=url, id=sid or "", options=options, zones=shared.zones + zones,
-                          lines=shared.lines + lines, events=shared.events, tracker=shared.tracker)
+                          lines=shared.lines + lines, events=shared.events, tracker=shared.tracker,
+                          schedule=schedule)
 
 
 def resolve_sources(raw: Any, shared: SourceSettings, redis_source_id: Optional[str]) -> tuple[SourceSettings, ...]:
@@ -245,7 +255,9 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
     if isinstance(raw_sources, (list, tuple)) and len(raw_sources) > 1 and (zones or lines):
         raise ConfigError("zones", "with several sources, put zones and lines under each sources[] entry")
     shared = SourceSettings(url="-", options=kwargs["source"], zones=zones, lines=lines, events=kwargs["events"],
-                            tracker=_tracker_settings(tracker, tracker_config))  # rejects bad tracker keys now
+                            tracker=_tracker_settings(tracker, tracker_config),  # rejects bad tracker keys now
+                            schedule=Schedule.parse(kwargs["detector"].schedule, kwargs["schedule"],
+                                                    "detector.schedule"))
     sources = resolve_sources(raw_sources, shared, kwargs["redis"].source_id)
     return PipelineConfig(sources=sources, tracker=dict(tracker), tracker_config=tracker_config, zones=zones,
                           lines=lines, **kwargs)

@@ -110,6 +110,8 @@ class FrameResult:
         stream_time: the frame on the stream's persistent wall clock (Unix s): when the stream started
             plus ``frame.pts``; kept across restarts from a snapshot, so a frame processed again gets the
             same value (the basis of Redis entry ids). None when the result was not made by a processor.
+        detected: the detector ran on this frame; False when the detection schedule (``detector.schedule``)
+            skipped it and every track is at its predicted box (``Tracks.matched`` all False).
     """
 
     frame: VideoFrame
@@ -120,6 +122,7 @@ class FrameResult:
     trails: Optional[Mapping[int, npt.NDArray[np.float64]]] = None
     counts: Optional[Counts] = None
     stream_time: Optional[float] = None
+    detected: bool = True
 
 
 class StatusKind(str, Enum):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.processing.schedule import Schedule
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig
 from pipelines.secrets import source_name
 from pipelines.sources.base import SourceConfig, file_path, is_live_url
@@ -38,6 +39,7 @@ class SourceSettings:
         zones / lines: this source's zones and counting lines (pixels of its frames).
         events: hysteresis and anchor settings for zone and line events.
         tracker: the tracker settings of this source.
+        schedule: which frames the detector runs on (``detector.schedule``, or the entry's own ``schedule``).
     """
 
     url: str
@@ -47,6 +49,7 @@ class SourceSettings:
     lines: tuple[LineConfig, ...] = ()
     events: EventsConfig = field(default_factory=EventsConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    schedule: Schedule = field(default_factory=Schedule)
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -29,6 +29,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 # floor may import these modules, and only these, from above it.
 CONFIG_SECTIONS = frozenset({
     "pipelines.sources.base", "pipelines.processing.zones", "pipelines.processing.overlays",
+    "pipelines.processing.schedule", "pipelines.processing.motion",  # the schedule's section reads motion masks
     "pipelines.sinks.redis_conn", "pipelines.sinks.mqtt_conn", "pipelines.web.config", "pipelines.cluster.config",
 })
 

@@ -116,6 +116,50 @@ class Tracker:
         out_dets = np.concatenate([md, new_dets]).astype(np.int64)
         return self._output(detections, out_rows, out_dets, now, removed)
 
+    def predict(self, timestamp: float | None = None) -> Tracks:
+        """Advance to ``timestamp`` without a detector run on this frame: every track moves by its motion model.
+
+        For frames the detector skipped (``detector.schedule``): distinct from ``update`` with no
+        detections, which says the detector looked and found nothing. Nothing is matched or missed, so no
+        track is lost, hits are kept and no track starts; only time passes (a lost track still expires after
+        ``lost_track_buffer_seconds``, a tentative one after ``tentative_max_gap_seconds`` at the next
+        ``update``). Camera motion cannot be measured without detections: the next ``update`` measures the
+        shift accumulated since (``ego_motion_significance``) and corrects the predictions by it.
+
+        Returns the confirmed tracks at their predicted boxes (``det_index == -1``, confidence 0, so
+        ``Tracks.matched`` is False) plus the coasting rows ``update`` would report; rows by ``track_id``.
+        """
+        now, dt = self._advance(timestamp)
+        removed = self._expire_lost(now)
+        self._predict(dt)
+        tr = self._tracks
+        none = np.zeros(0, np.int64)
+        if len(tr) == 0:
+            return self._output(Detections.empty(), none, none, now, removed)
+        coast = coasting_rows(tr.state, tr.first_time, tr.last_time, now, _LOST,
+                              self.config.output_unmatched_seconds)
+        rows = np.concatenate([np.flatnonzero(tr.state == _CONFIRMED), coast])
+        return build_tracks(
+            Detections.empty(), none, np.zeros((0, 8)), tr.mean[rows], tr.track_id[rows], tr.class_id[rows],
+            now - tr.first_time[rows], tr.state[rows],
+            kalman.centre_path(tr.mean[rows], self.config.path_horizon_seconds, self.config.path_points),
+            removed)
+
+    def pending(self) -> tuple[int, int]:
+        """(tentative tracks, lost tracks) held now: what a detection schedule watches besides the output."""
+        state = self._tracks.state
+        return int(np.count_nonzero(state == _TENTATIVE)), int(np.count_nonzero(state == _LOST))
+
+    def velocity_spread(self) -> tuple[np.ndarray, np.ndarray]:
+        """(track_id int64 (M,), standard deviation of the centre-velocity estimate in px/s (M,)) of the
+        confirmed tracks: how far off their predicted boxes may drift per second without a detection. Large
+        for a young track (its velocity is still a guess), small for one followed for a while."""
+        tr = self._tracks
+        rows = np.flatnonzero(tr.state == _CONFIRMED)
+        vv = kalman.block_view(tr.cov[rows])[2]
+        spread: np.ndarray = np.sqrt(np.maximum(vv[:, 0], vv[:, 1]))
+        return tr.track_id[rows].copy(), spread
+
     def _advance(self, timestamp: float | None) -> tuple[float, float]:
         if timestamp is None:
             stamp = self._frame_count / self.config.frame_rate

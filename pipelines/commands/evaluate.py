@@ -3,7 +3,7 @@
     trackstream eval MOT_ROOT --benchmark MOT17 [--seqs SEQ ...] --out DIR [--config FILE]
                      [--tracker trackstream] [--tracker ultralytics-bytetrack] [--interpolate [GAP]]
                      [--cross-validate] [--candidate FILE ...] [--frame-stride K ...]
-                     [--drop-detections P] [--jitter S] [--noise-seed N]
+                     [--drop-detections P] [--jitter S] [--noise-seed N] [--schedule interval:K|adaptive]
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="noisy condition: pan a virtual camera by up to A image widths (a 4 s sine; detections "
                         "and gt move alike), like footage from a moving camera")
     p.add_argument("--noise-seed", type=int, default=0, metavar="N", help="seed of the detection noise")
+    p.add_argument("--schedule", default="every", metavar="S",
+                   help="detection schedule: every (default), interval:K, interval:Ss or adaptive (driven by the "
+                        "tracker's state alone: no pixels); trackstream predicts the frames not fed, the peers "
+                        "are fed the same frames and keep their last boxes on the others; every frame is scored "
+                        "and the share of frames fed is printed")
 
 
 def _checked_config(path: Path) -> dict[str, Any]:
@@ -113,11 +118,19 @@ def main(args: argparse.Namespace) -> int:
     if args.cross_validate and "trackstream" not in trackers and not candidates:
         raise UserError("--cross-validate chooses among trackstream configs: add --tracker trackstream "
                         "or --candidate FILE")
+    from pipelines.processing.schedule import Schedule
+    from tracker.configutil import ConfigError
+
+    try:
+        schedule = Schedule.parse(args.schedule, key="--schedule")
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,
         interpolate_gap=args.interpolate, candidates=tuple(candidates), conditions=_conditions(args),
-        cross_validate=args.cross_validate, select_by=args.select_by)
+        cross_validate=args.cross_validate, select_by=args.select_by,
+        schedule=None if schedule.mode == "every" else schedule)
     report = evaluate(options)
     for condition in report.by_condition:
         if len(report.by_condition) > 1:

@@ -46,6 +46,11 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--preprocess", "detector.preprocess", {"choices": ["auto", "cpu", "device"],
                                              "help": "letterbox frames on the CPU or on the detector's device "
                                                      "(default auto: on the GPU with CUDA)"}),
+    ("--schedule", "detector.schedule", {"metavar": "S",
+                                         "help": "which frames the detector runs on: every (default), interval:K "
+                                                 "(every K-th frame), interval:Ss (every S seconds of video) or "
+                                                 "adaptive (when the scene needs it); the tracker predicts the "
+                                                 "others"}),
     ("--workers", "detector.workers", {"type": int, "metavar": "N",
                                        "help": "model copies detecting at once (default: 2 for .pt/.onnx on a "
                                                "multi-core CPU, else 1)"}),

@@ -9,10 +9,12 @@ from typing import Any, Mapping, Optional
 
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.outlet import Outlet
-from pipelines.frames import Counts, StreamStatus
-from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats
 from pipelines.engine.view import OutputState, SourceState
+from pipelines.frames import Counts, StreamStatus
+from pipelines.processing.motion import MotionMask, MotionMeter
+from pipelines.processing.processor import StreamProcessor
+from pipelines.processing.schedule import DetectionSchedule
 from pipelines.settings import SourceSettings
 from pipelines.sinks.base import Buffered
 from pipelines.sources.base import Source, SourceConfig
@@ -60,6 +62,13 @@ class Lane:
         self.checkpoints_taken = 0
         self.checkpoints_saved = 0
         self.save_lock = threading.Lock()
+        # the detection schedule (decided by the detector threads under the runner's lock) and, for an
+        # adaptive one, the reader's motion measure of each frame waiting in the inbox, by frame index
+        sched = settings.schedule
+        self.schedule = DetectionSchedule(sched, processor.schedule_state)
+        self.meter = MotionMeter(sched.tuning.motion_width, sched.tuning.motion_threshold) \
+            if sched.mode == "adaptive" else None
+        self.motion: dict[int, MotionMask] = {}
 
     def state(self) -> SourceState:
         """This source now, as readers of the engine see it (thread-safe: values and queue sizes only)."""

@@ -3,6 +3,9 @@
 Per source (label ``source``, the source id -- never a URL with credentials):
 
 - ``trackstream_frames_in_total`` / ``_out_total``: frames read from the source / fully processed;
+- ``trackstream_frames_detected_total``: of those, frames the detector ran on (``detector.schedule``);
+  ``trackstream_detector_duty``: their share over the last few seconds (1 = every frame; 1 - duty is the
+  detector compute saved);
   ``trackstream_fps_in`` / ``trackstream_fps_out``: the same as rates over the last few seconds.
 - ``trackstream_frames_dropped_total``: frames replaced by a newer one before the detector took them (live policy).
 - ``trackstream_reconnects_total``, ``trackstream_connect_failures_total``, ``trackstream_source_up`` (0 in a gap).
@@ -47,6 +50,7 @@ class Reading:
     source: str
     frames_in: int = 0
     frames_out: int = 0
+    frames_detected: int = 0
     dropped: int = 0
     reconnects: int = 0
     connect_failures: int = 0
@@ -73,6 +77,7 @@ def readings_of(states: Sequence[SourceState]) -> list[Reading]:
                 queues[f"buffer_{output.name}"] = output.buffered
         out.append(Reading(
             source=redact_url(state.id), frames_in=stats.frames_in, frames_out=stats.frames_out,
+            frames_detected=stats.frames_detected,
             dropped=stats.dropped, reconnects=stats.reconnects, connect_failures=state.connect_failures,
             up=state.connected, queues=queues, latency=state.latency,
             outputs_failed={o.name: o.failure is not None for o in state.outputs}))
@@ -83,12 +88,12 @@ class _Rates:
     """Frames per second in and out per source over the last ``RATE_WINDOW_S`` seconds."""
 
     def __init__(self) -> None:
-        self._samples: dict[str, Deque[tuple[float, int, int]]] = {}
+        self._samples: dict[str, Deque[tuple[float, int, int, int]]] = {}
 
     def add(self, now: float, readings: Sequence[Reading]) -> None:
         for r in readings:
             window = self._samples.setdefault(r.source, deque())
-            window.append((now, r.frames_in, r.frames_out))
+            window.append((now, r.frames_in, r.frames_out, r.frames_detected))
             while len(window) > 2 and now - window[1][0] >= RATE_WINDOW_S:
                 window.popleft()
 
@@ -96,9 +101,16 @@ class _Rates:
         window = self._samples.get(source)
         if not window or len(window) < 2:
             return 0.0, 0.0
-        (t0, in0, out0), (t1, in1, out1) = window[0], window[-1]
+        (t0, in0, out0, _), (t1, in1, out1, _) = window[0], window[-1]
         span = max(t1 - t0, 1e-9)
         return (in1 - in0) / span, (out1 - out0) / span
+
+    def duty(self, source: str) -> Optional[float]:
+        """Share of the frames processed over the window that the detector ran on (None: none processed)."""
+        window = self._samples.get(source)
+        if not window or len(window) < 2 or window[-1][2] == window[0][2]:
+            return None
+        return (window[-1][3] - window[0][3]) / (window[-1][2] - window[0][2])
 
 
 class _Collector(Collector):
@@ -111,6 +123,8 @@ class _Collector(Collector):
         families = {
             "in": CounterMetricFamily("trackstream_frames_in", "Frames read from the source", labels=label),
             "out": CounterMetricFamily("trackstream_frames_out", "Frames fully processed", labels=label),
+            "det": CounterMetricFamily("trackstream_frames_detected",
+                                       "Frames the detector ran on (the rest were predicted)", labels=label),
             "drop": CounterMetricFamily("trackstream_frames_dropped",
                                         "Frames replaced by a newer one before detection", labels=label),
             "rec": CounterMetricFamily("trackstream_reconnects", "Reconnections after a gap", labels=label),
@@ -119,6 +133,8 @@ class _Collector(Collector):
         }
         fps_in = GaugeMetricFamily("trackstream_fps_in", "Frames per second read (recent)", labels=label)
         fps_out = GaugeMetricFamily("trackstream_fps_out", "Frames per second processed (recent)", labels=label)
+        duty = GaugeMetricFamily("trackstream_detector_duty", "Share of processed frames the detector ran on "
+                                 "(recent; 1 - duty = detector compute saved by the schedule)", labels=label)
         up = GaugeMetricFamily("trackstream_source_up", "1 while the source delivers frames, 0 in a gap",
                                labels=label)
         depth = GaugeMetricFamily("trackstream_queue_depth", "Items waiting in a queue",
@@ -128,12 +144,16 @@ class _Collector(Collector):
         failed = GaugeMetricFamily("trackstream_output_failed", "1 once an output stopped (disk full, I/O error)",
                                    labels=["source", "output"])
         for r in readings:
-            for key, value in (("in", r.frames_in), ("out", r.frames_out), ("drop", r.dropped),
+            for key, value in (("in", r.frames_in), ("out", r.frames_out), ("det", r.frames_detected),
+                               ("drop", r.dropped),
                                ("rec", r.reconnects), ("fail", r.connect_failures)):
                 families[key].add_metric([r.source], value)
             rate_in, rate_out = self.monitor.rates.get(r.source)
             fps_in.add_metric([r.source], rate_in)
             fps_out.add_metric([r.source], rate_out)
+            recent = self.monitor.rates.duty(r.source)
+            if recent is not None:
+                duty.add_metric([r.source], recent)
             up.add_metric([r.source], 1.0 if r.up else 0.0)
             for name, value in r.queues.items():
                 depth.add_metric([r.source, name], value)
@@ -143,7 +163,7 @@ class _Collector(Collector):
             for name, is_failed in r.outputs_failed.items():
                 failed.add_metric([r.source, name], 1.0 if is_failed else 0.0)
         yield from families.values()
-        yield from (fps_in, fps_out, up, depth, latency, failed)
+        yield from (fps_in, fps_out, duty, up, depth, latency, failed)
 
 
 class Monitor:

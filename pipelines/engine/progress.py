@@ -83,6 +83,9 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
             extra.append(f"{s.invalid_detections} invalid detections dropped")
         if s.reconnects:
             extra.append(f"{s.reconnects} reconnects")
+        if s.frames_detected < s.frames_out:  # a detection schedule skipped frames: the duty and what it saved
+            extra.append(f"detector on {s.frames_detected} ({100 * s.frames_detected / s.frames_out:.0f}%), "
+                         f"{s.frames_out - s.frames_detected} frames predicted")
         tail = f" ({', '.join(extra)})" if extra else ""
         lines.append(f"{s.source_id}: {s.frames_out} frames, {s.tracks} tracks, "
                      f"{fps:.1f} fps in {elapsed_s:.1f} s{tail}")

@@ -15,7 +15,15 @@ with events: a camera restarted after a crash must neither announce them again n
 its frames are never replayed), and is loaded at start.
 
 File batches never mix sources and are always full (or the file's tail), so two runs over one file
-give identical results. An exception in any thread stops the run: every sink is still closed (so
+give identical results.
+
+Each source's detection schedule (``detector.schedule``, ``processing/schedule.py``) is asked, frame by frame
+and in order, before the detector: a frame it skips takes no place in a detector call and goes on to
+processing in its turn, where the tracker predicts it. A camera's frame that needs no detection leaves the
+detector's batch to cameras that do. A file with a schedule other than ``every`` is detected one frame per
+call (a batch of frames K apart would hold K times the batch in memory), and an ``adaptive`` source's next
+frame waits until its last detected frame has been processed and its plan came back, so file outputs never
+depend on timing. An exception in any thread stops the run: every sink is still closed (so
 what was processed is flushed) and ``run()`` raises it in the caller's thread.
 """
 
@@ -38,9 +46,11 @@ from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, SnapshotStore
 from pipelines.errors import UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.processing.motion import MotionMask
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
+from pipelines.processing.schedule import ScheduleState
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
@@ -54,7 +64,10 @@ SinkFactory = Callable[[PipelineConfig, SourceSettings, Optional[float], tuple[i
 SINK_QUEUE_SIZE = 32
 
 
-_Work = tuple[Lane, Item, Optional[Detections]]  # a frame (with its detections) or a status, for processing
+# a frame (with its detections; None: the schedule skipped it) or a status, for processing, with the
+# detection schedule's state after that frame (None: no schedule other than every)
+_Work = tuple[Lane, Item, Optional[Detections], Optional[ScheduleState]]
+_Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from an inbox: detect it or not
 
 
 class PipelineError(UserError):
@@ -246,6 +259,10 @@ class Runner:
                         continue
                     if pacer is not None:
                         item = pacer.release(item)
+                    if lane.meter is not None:  # adaptive: the cheap motion measure, on this source's thread
+                        mask = lane.meter.measure(item.image)
+                        with self._cond:
+                            lane.motion[item.index] = mask
                     taken += 1
                     dropped_now = lane.source.dropped  # frames the camera's own slot replaced
                     lane.stats.add(frames_in=1, dropped=dropped_now - source_dropped)
@@ -272,7 +289,44 @@ class Runner:
 
     # ----------------------------------------------------------------- detector
 
-    def _next_work(self) -> Optional[tuple[int, list[tuple[Lane, Item]]]]:
+    def _ready(self, lane: Lane) -> bool:
+        """Whether the detector can take from ``lane`` now (called with ``_cond`` held)."""
+        schedule = lane.schedule
+        if schedule.schedule.mode == "every":
+            return lane.inbox.ready(self.batch)
+        if schedule.waiting and not self._abort.is_set():  # after a failure nothing comes back: drain
+            return False
+        return lane.inbox.ready(1)
+
+    def _take(self, lane: Lane, wanted: int) -> list[_Taken]:
+        """Items of ``lane`` in order, each decided by its schedule, up to ``wanted`` frames to detect."""
+        schedule = lane.schedule
+        if schedule.schedule.mode == "every":
+            return [(lane, item, isinstance(item, VideoFrame), None) for item in lane.inbox.take(wanted)]
+        out: list[_Taken] = []
+        while wanted > 0 and (not schedule.waiting or self._abort.is_set()):
+            items = lane.inbox.take(1)
+            if not items:
+                break
+            for item in items:
+                if isinstance(item, VideoFrame):
+                    detect = schedule.decide(item.pts, self._motion_of(lane, item.index))
+                    wanted -= int(detect)
+                    out.append((lane, item, detect, schedule.state))
+                else:
+                    out.append((lane, item, False, None))
+        return out
+
+    @staticmethod
+    def _motion_of(lane: Lane, index: int) -> Optional[MotionMask]:
+        """The reader's motion measure of frame ``index``; measures of frames dropped before are forgotten."""
+        if lane.meter is None:
+            return None
+        for old in [k for k in lane.motion if k < index]:
+            del lane.motion[old]
+        return lane.motion.pop(index, None)
+
+    def _next_work(self) -> Optional[tuple[int, list[_Taken]]]:
         """Wait for the next batch of work and its ticket (batches are numbered in the order taken);
         None when every inbox is finished."""
         with self._cond:
@@ -281,14 +335,20 @@ class Runner:
                     return None
                 turn, n = self._tickets, len(self.lanes)
                 order = [self.lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
-                live = [lane for lane in order if lane.inbox.latest and lane.inbox.ready(self.batch)]
-                files = [lane for lane in order if not lane.inbox.latest and lane.inbox.ready(self.batch)]
-                work: list[tuple[Lane, Item]] = []
+                live = [lane for lane in order if lane.inbox.latest and self._ready(lane)]
+                files = [lane for lane in order if not lane.inbox.latest and self._ready(lane)]
+                work: list[_Taken] = []
                 if live and (not files or turn % 2 == 0):  # cameras and files take turns
-                    for lane in live[: self.live_batch]:
-                        work.extend((lane, item) for item in lane.inbox.take(1))
+                    room = self.live_batch  # frames that need detection: skipped ones take no place
+                    for lane in live:
+                        if room <= 0:
+                            break
+                        taken = self._take(lane, 1)
+                        room -= sum(1 for entry in taken if entry[2])
+                        work.extend(taken)
                 elif files:
-                    work = [(files[0], item) for item in files[0].inbox.take(self.batch)]
+                    every = files[0].schedule.schedule.mode == "every"
+                    work = self._take(files[0], self.batch if every else 1)
                 if work:
                     self._tickets += 1
                     return turn, work
@@ -309,13 +369,14 @@ class Runner:
                 ticket, work = taken
                 out: list[_Work] = []
                 try:
-                    frames = [item for _, item in work if isinstance(item, VideoFrame)]
+                    frames = [item for _, item, detect, _ in work if detect and isinstance(item, VideoFrame)]
                     if not self._abort.is_set():  # after a failure: drain without working
                         dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
-                        work[0][0].stats.add(invalid_detections=dropped)
+                        if dropped:
+                            work[0][0].stats.add(invalid_detections=dropped)
                         found = iter(dets)
-                        out = [(lane, item, next(found) if isinstance(item, VideoFrame) else None)
-                               for lane, item in work]
+                        out = [(lane, item, next(found) if detect else None, state)
+                               for lane, item, detect, state in work]
                 except BaseException:
                     with self._order:  # no later ticket is delivered: the output ends before this batch
                         self._failed_ticket = min(self._failed_ticket, ticket)
@@ -365,19 +426,28 @@ class Runner:
                 entry = self._track_queue.get()
                 if isinstance(entry, End):
                     break
-                lane, item, dets = entry  # detected frames are processed and written even after a failure
+                lane, item, dets, schedule = entry  # frames are processed and written even after a failure
                 if isinstance(item, StreamStatus):
                     self._to_sinks(lane, lane.processor.status(item))
                     lane.counts = lane.processor.counts()  # a stream's end empties its zones
-                elif dets is not None:
-                    self._process(lane, item, dets)
+                else:
+                    self._process(lane, item, dets, schedule)
         finally:
             self._finish_lanes()
 
-    def _process(self, lane: Lane, frame: VideoFrame, dets: Detections) -> None:
+    def _process(self, lane: Lane, frame: VideoFrame, dets: Optional[Detections],
+                 schedule: Optional[ScheduleState]) -> None:
         if not lane.outlets_open:
             self._open_sinks(lane, frame.size)
-        result = lane.processor.process(frame, dets)
+        result = lane.processor.process(frame, dets, schedule)
+        if dets is not None and lane.schedule.feedback:  # the plan the next decision waits for
+            plan = lane.processor.schedule_state.plan
+            with self._cond:
+                if plan is not None:
+                    lane.schedule.observe(plan)
+                self._cond.notify_all()
+        if result.detected:
+            lane.stats.add(frames_detected=1)
         self._to_sinks(lane, result)
         lane.counts = lane.processor.counts()
         lane.stats.processed(result.frame.pts, time.time() - frame.capture_time, lane.counts.tracks_started)

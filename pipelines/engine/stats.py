@@ -61,6 +61,7 @@ class StatsSnapshot:
     frame_count: Optional[int] = None
     frames_in: int = 0
     frames_out: int = 0
+    frames_detected: int = 0
     dropped: int = 0
     reconnects: int = 0
     invalid_detections: int = 0
@@ -71,13 +72,19 @@ class StatsSnapshot:
     elapsed_s: float = 0.0
     fps: float = 0.0
 
+    @property
+    def detector_duty(self) -> Optional[float]:
+        """Share of the processed frames the detector ran on (None before the first frame)."""
+        return round(self.frames_detected / self.frames_out, 4) if self.frames_out else None
+
     def doc(self) -> dict[str, object]:
         """The JSON-safe form (the keys of ``trackstream cluster list --json``)."""
         return {"source_id": self.source_id, "frame_count": self.frame_count, "frames_in": self.frames_in,
                 "frames_out": self.frames_out, "dropped": self.dropped, "reconnects": self.reconnects,
                 "invalid_detections": self.invalid_detections, "latency_s": self.latency_s,
                 "last_pts": self.last_pts, "tracks": self.tracks, "ended": self.ended,
-                "elapsed_s": self.elapsed_s, "fps": self.fps}
+                "elapsed_s": self.elapsed_s, "fps": self.fps, "frames_detected": self.frames_detected,
+                "detector_duty": self.detector_duty}
 
 
 @dataclass
@@ -86,7 +93,8 @@ class SourceStats:
 
     Attributes:
         frames_in: frames the source delivered to the runner (after vid_stride / max_fps selection).
-        frames_out: frames fully processed (detected, tracked and handed to the sinks).
+        frames_out: frames fully processed (tracked and handed to the sinks).
+        frames_detected: of those, frames the detector ran on (the rest the schedule skipped: predicted).
         dropped: frames overwritten in the latest-frame slot before the detector took them (live policy).
         reconnects: times a live source resumed after a gap.
         invalid_detections: detector rows dropped for invalid boxes.
@@ -101,6 +109,7 @@ class SourceStats:
     frame_count: Optional[int] = None
     frames_in: int = 0
     frames_out: int = 0
+    frames_detected: int = 0
     dropped: int = 0
     reconnects: int = 0
     invalid_detections: int = 0
@@ -133,7 +142,8 @@ class SourceStats:
             elapsed = max(time.monotonic() - self.started_at, 1e-9)
             return StatsSnapshot(
                 source_id=self.source_id, frame_count=self.frame_count, frames_in=self.frames_in,
-                frames_out=self.frames_out, dropped=self.dropped, reconnects=self.reconnects,
+                frames_out=self.frames_out, frames_detected=self.frames_detected, dropped=self.dropped,
+                reconnects=self.reconnects,
                 invalid_detections=self.invalid_detections, latency_s=round(self.latency_s, 4),
                 last_pts=round(self.last_pts, 3), tracks=self.tracks, ended=self.ended,
                 elapsed_s=round(elapsed, 3), fps=round(self.frames_out / elapsed, 2))

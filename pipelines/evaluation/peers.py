@@ -1,6 +1,9 @@
 """Peer trackers scored in the same run as ours, on the same detections.
 
-* Ultralytics' BYTETracker (``ultralytics-bytetrack``), as ``model.track`` builds it;
+* Ultralytics' BYTETracker (``ultralytics-bytetrack``) and TrackTrack (``ultralytics-tracktrack``, the default
+  tracker of ``model.track`` since Ultralytics 8.4), as ``model.track`` builds them from their shipped
+  settings; TrackTrack's camera-motion compensation needs the pictures, which the MOT detections do not
+  have, so it runs with ``gmc_method: none`` here;
 * roboflow ``trackers`` ByteTrack and OC-SORT (``roboflow-bytetrack``, ``roboflow-ocsort``; pip package
   ``trackers``, Apache-2.0, numpy/scipy/supervision only), with their defaults, the sequence's frame rate and
   the frame timestamps.
@@ -14,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import UserError
-from pipelines.evaluation.base import BYTETRACK, RF_OCSORT, xyxy_rows
+from pipelines.evaluation.base import BYTETRACK, RF_OCSORT, TRACKTRACK, xyxy_rows
 
 
 class _Boxes:
@@ -38,30 +41,42 @@ class _Boxes:
         return _Boxes(self.xyxy[index], self.conf[index], self.cls[index])
 
 
-def bytetrack_defaults() -> dict[str, Any]:
-    """Ultralytics' shipped defaults from ``ultralytics/cfg/trackers/bytetrack.yaml``."""
+def ultralytics_defaults(name: str = "bytetrack") -> dict[str, Any]:
+    """Ultralytics' shipped defaults from ``ultralytics/cfg/trackers/<name>.yaml``."""
     import ultralytics
     import yaml
 
-    path = Path(ultralytics.__file__).parent / "cfg" / "trackers" / "bytetrack.yaml"
+    path = Path(ultralytics.__file__).parent / "cfg" / "trackers" / f"{name}.yaml"
     return dict(yaml.safe_load(path.read_text()))
 
 
-class UltralyticsByteTrack:
-    """``ultralytics.trackers.byte_tracker.BYTETracker`` with its default settings.
+def bytetrack_defaults() -> dict[str, Any]:
+    """Ultralytics' shipped defaults from ``ultralytics/cfg/trackers/bytetrack.yaml``."""
+    return ultralytics_defaults("bytetrack")
 
-    Reports what BYTETracker returns for activated tracks matched this frame: its Kalman-updated box,
-    the detection score and the track id (as ``model.track`` shows them to Ultralytics users).
-    BYTETracker counts frames, not seconds, so ``timestamp`` is unused.
+
+class UltralyticsTracker:
+    """Ultralytics' ``BYTETracker`` or ``TRACKTRACK`` with its shipped settings.
+
+    Reports what the tracker returns for the tracks it shows this frame: its Kalman-updated box, the
+    detection score and the track id (as ``model.track`` shows them to Ultralytics users). Both count
+    frames, not seconds, so ``timestamp`` is unused.
     """
 
-    name = BYTETRACK
-
-    def __init__(self) -> None:
-        from ultralytics.trackers.byte_tracker import BYTETracker
+    def __init__(self, name: str = BYTETRACK) -> None:
         from ultralytics.utils import IterableSimpleNamespace
 
-        self._tracker = BYTETracker(IterableSimpleNamespace(**bytetrack_defaults()))
+        self.name = name
+        self._tracker: Any
+        if name == TRACKTRACK:
+            from ultralytics.trackers.track_tracker import TRACKTRACK as TrackTrack
+
+            settings = {**ultralytics_defaults("tracktrack"), "gmc_method": "none", "with_reid": False}
+            self._tracker = TrackTrack(IterableSimpleNamespace(**settings))
+        else:
+            from ultralytics.trackers.byte_tracker import BYTETracker
+
+            self._tracker = BYTETracker(IterableSimpleNamespace(**bytetrack_defaults()))
 
     def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
         tlwh = np.asarray(tlwh, dtype=np.float32).reshape(-1, 4)
@@ -103,3 +118,6 @@ class RoboflowTracker:
         confidence = out.confidence[ok] if out.confidence is not None else np.ones(int(ok.sum()))
         # its ids start at 0; MOTChallenge files conventionally start at 1
         return xyxy_rows(np.asarray(out.tracker_id)[ok] + 1, out.xyxy[ok], confidence)
+
+
+UltralyticsByteTrack = UltralyticsTracker  # the name before TrackTrack joined (its default is BYTETracker)

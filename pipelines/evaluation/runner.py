@@ -7,6 +7,12 @@ calling thread, so other processes on a busy machine do not inflate the figures.
 Each *condition* (``pipelines.evaluation.conditions``: frame stride, detection noise) derives its own copy of
 the sequences; every tracker runs on every condition. trackstream may run with several candidate configs;
 ``pipelines.evaluation.crossval`` then chooses among them leave-one-sequence-out.
+
+With a detection schedule (``--schedule interval:K|adaptive``) trackstream's schedule, driven by the tracker's
+state alone (no pixels: no motion measure), picks the frames its detections are fed on; on the others the
+tracker predicts. The peers are fed the very same frames with the same detections and report, on a frame
+they were not fed, the boxes of their last one (what a user drawing their output would show). Every frame is
+scored; ``SeqRun.detected`` counts the frames fed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pipelines.evaluation.motio import (
 from pipelines.evaluation.paths import PathError, PathRecord, path_errors, read_gt_people
 from pipelines.evaluation.scoring import SeqScore, score
 from pipelines.evaluation.trackers import TRACKSTREAM, make_tracker
+from pipelines.processing.schedule import DetectionSchedule, Schedule
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class EvalOptions:
     conditions: tuple[Condition, ...] = (Condition(),)
     cross_validate: bool = False
     select_by: str = "HOTA"
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,16 @@ class SeqRun:
     boxes: int
     seconds: float
     condition: str = "stride1"
+    detected: int = -1  # frames whose detections were fed (-1: every frame, no schedule)
 
     @property
     def us_per_frame(self) -> float:
         return 1e6 * self.seconds / max(self.frames, 1)
+
+    @property
+    def detected_share(self) -> float:
+        """Share of the frames whose detections the tracker was fed (1 without a schedule)."""
+        return 1.0 if self.detected < 0 else self.detected / max(self.frames, 1)
 
 
 @dataclass
@@ -119,21 +133,40 @@ def results_dir(out: Path, trackers: tuple[str, ...], name: str, interpolated: b
     return base / ("data_interpolated" if interpolated else "data")
 
 
-def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray,
-                   config: Mapping[str, Any]) -> tuple[np.ndarray, SeqRun, PathRecord | None]:
+def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray, config: Mapping[str, Any],
+                   schedule: Schedule | None = None, fed: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, SeqRun, PathRecord | None, np.ndarray]:
     """Feed one sequence to a fresh tracker.
 
-    Returns (M, 7) ``frame, id, x, y, w, h, conf`` rows, timing, and the rows' predicted paths when the
-    tracker predicts any (trackstream), else None.
+    ``schedule`` (trackstream only): its decisions pick the frames fed, the tracker predicts the others.
+    ``fed`` bool (length + 1,) by frame number: feed only those frames and report the last fed frame's boxes
+    on the others (a peer given trackstream's frames).
+
+    Returns (M, 7) ``frame, id, x, y, w, h, conf`` rows, timing, the rows' predicted paths when the
+    tracker predicts any (trackstream), else None, and the fed frames (bool by frame number).
     """
     rate = seq.info.frame_rate
     tracker = make_tracker(tracker_name, config, rate)
+    planner = DetectionSchedule(schedule) if schedule is not None and schedule.mode != "every" else None
+    mask = np.ones(seq.info.length + 1, bool) if fed is None else fed.copy()
     out: list[np.ndarray] = []
     paths: list[np.ndarray] = []
     spent = 0.0
+    last = np.zeros((0, 6))
     for frame, rows in frames(dets, seq.info.length):
+        stamp = (frame - 1) / rate
         start = time.thread_time()
-        tracked = tracker.update(rows[:, :4], rows[:, 4], (frame - 1) / rate)
+        if planner is not None:
+            mask[frame] = planner.decide(stamp)
+        if mask[frame]:
+            tracked = tracker.update(rows[:, :4], rows[:, 4], stamp)
+            if planner is not None:
+                planner.observe(tracker.plan(stamp, planner.schedule))  # type: ignore[attr-defined]
+        elif planner is not None:
+            tracked = tracker.predict(stamp)  # type: ignore[attr-defined]
+        else:
+            tracked = last  # a peer not fed this frame: its last boxes
+        last = tracked
         spent += time.thread_time() - start
         if len(tracked):
             out.append(np.column_stack([np.full(len(tracked), frame, np.float64), tracked]))
@@ -147,8 +180,10 @@ def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray,
         k = len(times)
         path_arr = np.concatenate(paths) if paths else np.zeros((0, k, 2))
         record = PathRecord(result[:, 0].astype(np.int64), result[:, 2:6], path_arr, np.asarray(times))
-    run = SeqRun(tracker_name, seq.name, seq.info.length, len(dets), len(result), spent)
-    return result, run, record
+    scheduled = planner is not None or fed is not None
+    run = SeqRun(tracker_name, seq.name, seq.info.length, len(dets), len(result), spent,
+                 detected=int(mask[1:].sum()) if scheduled else -1)
+    return result, run, record, mask
 
 
 def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence], out: Path,
@@ -165,8 +200,12 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
     records: dict[str, dict[str, PathRecord]] = {}
     for seq in seqs:
         dets = read_detections(seq.det, seq.info.length)
+        fed = _scheduled_frames(options, seq, dets)
         for spec in specs:
-            rows, run, record = track_sequence(spec.name, seq, dets, spec.config)
+            ours = spec.name == TRACKSTREAM
+            rows, run, record, _ = track_sequence(spec.name, seq, dets, spec.config,
+                                                  schedule=options.schedule if ours else None,
+                                                  fed=None if ours else fed)
             run = replace(run, tracker=spec.label, condition=cond.name)
             report.runs.append(run)
             print(f"[{cond.name}] tracked {seq.name} with {spec.label}: {run.frames} frames, "
@@ -185,6 +224,14 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
     report.paths_by_condition[cond.name] = _path_scores(seqs, records)
     if not report.results_dirs:
         report.results_dirs = variants
+
+
+def _scheduled_frames(options: EvalOptions, seq: MotSequence, dets: np.ndarray) -> np.ndarray | None:
+    """The frames trackstream's schedule (with ``--config``'s settings) feeds on this sequence, which the
+    peers are fed too; None without a schedule."""
+    if options.schedule is None or options.schedule.mode == "every":
+        return None
+    return track_sequence(TRACKSTREAM, seq, dets, options.tracker_config, schedule=options.schedule)[3]
 
 
 def _path_scores(seqs: list[MotSequence], records: Mapping[str, Mapping[str, PathRecord]]

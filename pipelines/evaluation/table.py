@@ -9,8 +9,8 @@ from pipelines.evaluation.paths import PathError, combine
 from pipelines.evaluation.runner import EvalReport
 from pipelines.evaluation.scoring import COMBINED, SeqScore
 
-_HEADER = ("tracker", "sequence", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN", "IDs", "GT IDs",
-           "cpu us/frame")
+_HEADER = ("tracker", "sequence", "detected %", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN", "IDs",
+           "GT IDs", "cpu us/frame")
 
 
 def _fmt_row(cells: tuple[str, ...], widths: list[int]) -> str:
@@ -28,10 +28,13 @@ def format_report(report: EvalReport, condition: str | None = None) -> str:
     scores: Mapping[str, Mapping[str, SeqScore]] = report.by_condition.get(condition, report.scores)
     runs = [r for r in report.runs if r.condition == condition]
     timing: dict[tuple[str, str], float] = {(r.tracker, r.seq): r.us_per_frame for r in runs}
+    share: dict[tuple[str, str], float] = {(r.tracker, r.seq): r.detected_share for r in runs}
     total: dict[str, tuple[float, int]] = {}
+    fed: dict[str, float] = {}
     for r in runs:
         secs, frames = total.get(r.tracker, (0.0, 0))
         total[r.tracker] = (secs + r.seconds, frames + r.frames)
+        fed[r.tracker] = fed.get(r.tracker, 0.0) + r.detected_share * r.frames
     rows: list[tuple[str, ...]] = []
     for label, per_seq in scores.items():
         base = label.split("+", 1)[0]
@@ -42,9 +45,12 @@ def format_report(report: EvalReport, condition: str | None = None) -> str:
             if seq == COMBINED:
                 secs, frames = total.get(base, (0.0, 0))
                 us = 1e6 * secs / max(frames, 1)
+                detected = fed.get(base, float("nan")) / max(frames, 1)
             else:
                 us = timing.get((base, seq), float("nan"))
-            rows.append((label, seq, f"{s.hota:.1f}", f"{s.deta:.1f}", f"{s.assa:.1f}", f"{s.mota:.1f}",
+                detected = share.get((base, seq), float("nan"))
+            rows.append((label, seq, f"{100 * detected:.0f}", f"{s.hota:.1f}", f"{s.deta:.1f}", f"{s.assa:.1f}",
+                         f"{s.mota:.1f}",
                          f"{s.idf1:.1f}", str(s.idsw), str(s.fp), str(s.fn), str(s.pred_ids), str(s.gt_ids),
                          "-" if "+" in label else f"{us:.0f}"))
     widths = [max(len(r[i]) for r in [_HEADER, *rows]) for i in range(len(_HEADER))]
@@ -60,8 +66,9 @@ def format_report(report: EvalReport, condition: str | None = None) -> str:
                            for r in runs if r.seq == seq)
         lines.append(f"{seq}: no gt/gt.txt, tracked but not scored ({speeds})")
     lines.append("")
-    lines.append("HOTA/DetA/AssA/MOTA/IDF1 in %; IDSW = identity switches; IDs = predicted track ids; "
-                 "cpu us/frame = CPU time inside the tracker's update() per frame.")
+    lines.append("detected % = share of frames whose detections the tracker was fed (--schedule; every frame "
+                 "is scored); HOTA/DetA/AssA/MOTA/IDF1 in %; IDSW = identity switches; IDs = predicted track "
+                 "ids; cpu us/frame = CPU time inside the tracker's update() per frame.")
     return "\n".join(lines)
 
 

@@ -14,10 +14,11 @@ import numpy as np
 
 from pipelines.errors import UserError
 from pipelines.evaluation.base import (BYTETRACK, RF_BYTETRACK, RF_OCSORT, TRACKER_NAMES, TRACKSTREAM,
-                                       FrameTracker, tlwh_to_xyxy, xyxy_rows)
+                                       TRACKTRACK, FrameTracker, tlwh_to_xyxy, xyxy_rows)
 
-__all__ = ["BYTETRACK", "RF_BYTETRACK", "RF_OCSORT", "TRACKER_NAMES", "TRACKSTREAM", "FrameTracker",
+__all__ = ["BYTETRACK", "RF_BYTETRACK", "RF_OCSORT", "TRACKER_NAMES", "TRACKSTREAM", "TRACKTRACK", "FrameTracker",
            "TrackstreamTracker", "load_tracker_config", "make_tracker", "tlwh_to_xyxy", "xyxy_rows"]
+
 
 class TrackstreamTracker:
     """trackstream's own ``tracker.Tracker``; reports each confirmed track's ``Tracks.estimated_xyxy``.
@@ -32,13 +33,14 @@ class TrackstreamTracker:
     name = TRACKSTREAM
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        from tracker import Tracker, TrackerConfig
+        from tracker import Tracker, TrackerConfig, Tracks
 
         cfg = TrackerConfig.from_dict(dict(config or {}))
         self._tracker = Tracker(cfg)
         k = cfg.path_points
         self.path_times = cfg.path_horizon_seconds * np.arange(1, k + 1) / max(k, 1)
         self.last_path: np.ndarray = np.zeros((0, k, 2))
+        self._last = Tracks.empty(k)  # the tracks of the last update (what the schedule plans from)
 
     def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
         from tracker import Detections
@@ -47,8 +49,26 @@ class TrackstreamTracker:
         dets = Detections(tlwh_to_xyxy(tlwh).astype(np.float32), np.asarray(conf, np.float32),
                           np.zeros(n, np.int64))
         tracks = self._tracker.update(dets, timestamp=timestamp)
+        self._last = tracks
         self.last_path = tracks.predicted_path
         return xyxy_rows(tracks.track_id, tracks.best_xyxy, tracks.confidence)
+
+    def predict(self, timestamp: float) -> np.ndarray:
+        """A frame the detection schedule skipped: every confirmed track at its predicted box."""
+        tracks = self._tracker.predict(timestamp)
+        self.last_path = tracks.predicted_path
+        return xyxy_rows(tracks.track_id, tracks.best_xyxy, tracks.confidence)
+
+    def plan(self, timestamp: float, schedule: Any) -> Any:
+        """The detection schedule's plan after the last ``update`` (``pipelines.processing.schedule``; no
+        pixels here, so no motion measure, lines or zones: the tracker's state alone)."""
+        from pipelines.processing.schedule import confirm_plan, plan_after
+
+        pending = self._tracker.pending()
+        if schedule.mode == "interval":
+            return confirm_plan(timestamp, pending)
+        return plan_after(timestamp, self._last, pending, schedule.tuning,
+                          spread=self._tracker.velocity_spread())
 
 
 def make_tracker(name: str, config: Mapping[str, Any] | None = None,
@@ -60,10 +80,10 @@ def make_tracker(name: str, config: Mapping[str, Any] | None = None,
     """
     if name == TRACKSTREAM:
         return TrackstreamTracker(config)
-    if name == BYTETRACK:
-        from pipelines.evaluation.peers import UltralyticsByteTrack
+    if name in (BYTETRACK, TRACKTRACK):
+        from pipelines.evaluation.peers import UltralyticsTracker
 
-        return UltralyticsByteTrack()
+        return UltralyticsTracker(name)
     if name in (RF_BYTETRACK, RF_OCSORT):
         from pipelines.evaluation.peers import RoboflowTracker
 

@@ -13,6 +13,9 @@ Lifecycle rules, from the confirmed tracks of each frame (``Tracks``):
 - ``track_ended``: an id is in ``Tracks.removed_ids`` (``reason: removed``), or is still known when the
   stream ends (``stream_ended`` status or ``close()``; ``reason: stream_ended``). It carries a summary.
 
+A frame the detector skipped (``FrameResult.detected`` False, ``detector.schedule``) decides nothing: its
+boxes are predictions, so no track is lost, recovered or started there and no zone or line event is made
+(they wait for the next detected frame); only a track the tracker removed ends.
 Every started track ends exactly once; ids the generator never saw are ignored when removed.
 Within a frame, events come in this order: started, recovered, zone/line, lost, zone exits of ending
 tracks, ended.
@@ -178,6 +181,10 @@ class EventGenerator:
         frame, t = result.frame, result.tracks
         now = _Seen(int(frame.index), round(float(frame.pts), 6), round(float(frame.capture_time), 6))
         self._last = now
+        if not result.detected:  # predicted boxes decide nothing (module docstring); removals still end
+            gone = sorted(int(i) for i in t.removed_ids.tolist())
+            self._present -= set(gone)
+            return [event for tid in gone for event in self._end(tid, now, "removed")]
         seen = np.flatnonzero(t.matched)  # coasting rows (predicted, no detection) count as absent
         ids = [int(i) for i in t.track_id[seen].tolist()]
         boxes = np.round(t.xyxy[seen].astype(np.float64), 2)

@@ -44,7 +44,8 @@ class OverlayConfig:
     """Which elements the annotated video shows (config section ``overlay``).
 
     Attributes:
-        boxes: rectangle around each track.
+        boxes: rectangle around each track (dashed and thinner where the box is the tracker's prediction:
+            no detection this frame).
         labels: ``#id class confidence`` tag above each box.
         trails: polyline through each track's recent centres.
         trail_seconds: how much history the trail shows, in seconds of video time (PTS).
@@ -205,9 +206,12 @@ class Annotator:
         if cfg.predicted_path:
             _draw_paths(image, tracks, colors, lw)
         if cfg.boxes:
-            for box, color in zip(_ints(tracks.xyxy), colors):
-                cv2.rectangle(image, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), color, lw,
-                              cv2.LINE_8)
+            for box, color, seen in zip(_ints(tracks.xyxy), colors, tracks.matched.tolist()):
+                if seen:
+                    cv2.rectangle(image, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), color, lw,
+                                  cv2.LINE_8)
+                else:  # the tracker's prediction (no detection this frame): dashed and thinner
+                    _dashed_box(image, box, color, max(1, lw // 2))
         if cfg.keypoints and tracks.keypoints is not None:
             _draw_keypoints(image, tracks.keypoints, colors, lw)
         if cfg.labels:
@@ -354,10 +358,23 @@ def _draw_keypoints(image: Image, keypoints: np.ndarray, colors: Sequence[Color]
         _dots(image, pts[vis], color, max(2, lw + 1), cv2.LINE_8)
 
 
-def label_text(track_id: int, class_name: str, confidence: float) -> str:
-    """The text of a track's label, e.g. ``#3 person 0.87`` (ASCII only: Hershey fonts)."""
+def _dashed_box(image: Image, box: npt.NDArray[np.int32], color: Color, lw: int, dash: int = 6) -> None:
+    """A rectangle of ``dash``-pixel strokes with gaps of the same length (a predicted box)."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    for a, b in (((x1, y1), (x2, y1)), ((x2, y1), (x2, y2)), ((x2, y2), (x1, y2)), ((x1, y2), (x1, y1))):
+        length = max(abs(b[0] - a[0]), abs(b[1] - a[1]))
+        for start in range(0, length + 1, 2 * dash):
+            end = min(start + dash, length)
+            p = (a[0] + (b[0] - a[0]) * start // max(length, 1), a[1] + (b[1] - a[1]) * start // max(length, 1))
+            q = (a[0] + (b[0] - a[0]) * end // max(length, 1), a[1] + (b[1] - a[1]) * end // max(length, 1))
+            cv2.line(image, p, q, color, lw, cv2.LINE_8)
+
+
+def label_text(track_id: int, class_name: str, confidence: float, predicted: bool = False) -> str:
+    """The text of a track's label, e.g. ``#3 person 0.87``, or ``#3 person pred`` for a predicted box
+    (ASCII only: Hershey fonts)."""
     name = class_name.encode("ascii", "replace").decode("ascii")
-    return f"#{int(track_id)} {name} {float(confidence):.2f}"
+    return f"#{int(track_id)} {name} {'pred' if predicted else f'{float(confidence):.2f}'}"
 
 
 def _draw_labels(image: Image, tracks: Tracks, class_names: Mapping[int, str], colors: Sequence[Color],
@@ -367,9 +384,10 @@ def _draw_labels(image: Image, tracks: Tracks, class_names: Mapping[int, str], c
     scale = 0.35 + 0.1 * lw
     thickness = max(1, lw // 2)
     h, w = image.shape[:2]
-    for tid, cls, conf, box, color in zip(tracks.track_id.tolist(), tracks.class_id.tolist(),
-                                          tracks.confidence.tolist(), _ints(tracks.xyxy), colors):
-        text = label_text(tid, str(class_names.get(cls, cls)), conf)
+    for tid, cls, conf, box, color, seen in zip(tracks.track_id.tolist(), tracks.class_id.tolist(),
+                                                tracks.confidence.tolist(), _ints(tracks.xyxy), colors,
+                                                tracks.matched.tolist()):
+        text = label_text(tid, str(class_names.get(cls, cls)), conf, predicted=not seen)
         (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
         tag_w, tag_h = tw + 2, th + base + 2
         x = min(max(int(box[0]), 0), max(w - tag_w, 0))

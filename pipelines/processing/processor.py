@@ -4,7 +4,9 @@
 - the ``EventGenerator`` (track lifecycle, zone and line events with their hysteresis, counts);
 - the overlay ``Trails`` (recent centres per track, handed to whichever sink draws);
 - the stream clock (timestamps that keep moving forward across a restart);
-- per-source counters (frames processed).
+- per-source counters (frames processed);
+- the detection schedule's state as of its last frame (``schedule.py``), and, after a detected frame of an
+  ``adaptive`` source, the plan for the frames after it.
 
 It is single-threaded and does no I/O. Its verb: ``process(frame, detections) -> FrameResult``, the output
 value every sink consumes; health changes go through ``status(StreamStatus) -> StreamStatus`` (the same
@@ -22,6 +24,7 @@ from pipelines.errors import UserError
 from pipelines.frames import Counts, FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.events import EventGenerator
 from pipelines.processing.overlays import OverlayConfig, Trails
+from pipelines.processing.schedule import Plan, ScheduleState, confirm_plan, plan_after
 from pipelines.settings import SourceSettings
 from tracker import Tracker
 from tracker.types import Detections
@@ -108,21 +111,46 @@ class StreamProcessor:
         self.restored = False      # loaded from a saved state (a continuing stream)
         self.after_outage = False  # restored by a worker restarted after a crash (a camera gets a stream_gap)
         self.finished = False      # the source reached its end (nothing left to resume)
+        self.schedule_state = ScheduleState()  # the detection schedule after this source's last frame
 
     # -- the verbs ----------------------------------------------------------------------------------------
-    def process(self, frame: VideoFrame, detections: Detections) -> FrameResult:
-        """Track one frame and derive its events, trails and counts: the frame's output value."""
+    def process(self, frame: VideoFrame, detections: Optional[Detections],
+                schedule: Optional[ScheduleState] = None) -> FrameResult:
+        """Track one frame and derive its events, trails and counts: the frame's output value.
+
+        ``detections`` None: the detection schedule skipped this frame; the tracks are the tracker's
+        predictions (``Tracker.predict``) and decide no event. ``schedule``: the schedule's state after
+        deciding this frame (kept for the snapshot).
+        """
+        raw_pts = frame.pts
         frame = self.clock.place(frame)
-        tracks = self._tracker.update(detections, timestamp=frame.pts)
+        detected = detections is not None
+        if detections is None:
+            detections = Detections.empty()
+            tracks = self._tracker.predict(timestamp=frame.pts)
+        else:
+            tracks = self._tracker.update(detections, timestamp=frame.pts)
         trails = None
         if self._trails is not None:
             self._trails.update(tracks, frame.pts)
             trails = self._trails.points(tracks.track_id.tolist())
-        result = FrameResult(frame, detections, tracks, self.class_names, trails=trails)
+        result = FrameResult(frame, detections, tracks, self.class_names, trails=trails, detected=detected)
         events = tuple(self._events.update(result))
         self.frames_processed += 1
         counts = self._events.counts() if self._has_counts else None
+        if schedule is not None:
+            if detected and self.settings.schedule.mode != "every":
+                plan = self._plan(result).shifted(frame.pts - raw_pts)  # on the source's own clock
+                schedule = dataclasses.replace(schedule, plan=plan, base=None, waiting=False)
+            self.schedule_state = schedule
         return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame))
+
+    def _plan(self, result: FrameResult) -> Plan:
+        s = self.settings
+        if s.schedule.mode == "interval":
+            return confirm_plan(result.frame.pts, self._tracker.pending())
+        return plan_after(result.frame.pts, result.tracks, self._tracker.pending(), s.schedule.tuning, s.lines, s.zones,
+                          s.events.line_dead_band, s.events.anchor, self._tracker.velocity_spread())
 
     def status(self, status: StreamStatus) -> StreamStatus:
         """``status`` with the events it causes.
@@ -174,6 +202,7 @@ class StreamProcessor:
             "clock": self.clock.state_dict(),
             "frames_processed": self.frames_processed,
             "finished": self.finished,
+            "schedule": self.schedule_state.doc(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -197,9 +226,12 @@ class StreamProcessor:
                 trails.load_state_dict(state["trails"])
             clock.load_state_dict(state["clock"], live=self.settings.is_live)
             frames, finished = int(state["frames_processed"]), bool(state["finished"])
+            saved = state.get("schedule")  # absent in snapshots written before schedules existed
+            schedule = ScheduleState() if saved is None or self.settings.is_live else ScheduleState.from_doc(saved)
         except KeyError as exc:
             raise StateError(f"saved state of {self.source_id}: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError, AttributeError, IndexError) as exc:
             raise StateError(f"saved state of {self.source_id}: malformed ({exc})") from None
         self._tracker, self._events, self._trails, self.clock = tracker, events, trails, clock
         self.frames_processed, self.finished, self.restored = frames, finished, True
+        self.schedule_state = schedule  # a camera starts a new stream clock: its schedule starts over

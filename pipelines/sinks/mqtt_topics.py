@@ -105,16 +105,19 @@ def line_doc(source_id: str, name: str, count: LineCount, result: FrameResult) -
 
 
 def tracks_doc(source_id: str, result: FrameResult) -> dict[str, Any]:
-    """Summary of a frame's confirmed tracks: how many (in all and per class), and each one's id and box."""
+    """Summary of a frame's confirmed tracks: how many (in all and per class), and each one's id and box
+    (``predicted`` on a box the tracker predicted); ``detected``: whether the detector ran on the frame."""
     t = result.tracks
     names = [str(result.class_names.get(int(c), int(c))) for c in t.class_id.tolist()]
     by_class: dict[str, int] = {}
     for name in names:
         by_class[name] = by_class.get(name, 0) + 1
     tracks = [{"id": int(tid), "class_name": name, "confidence": round(float(conf), 4),
-               "box": [round(float(v), 1) for v in box]}
-              for tid, name, conf, box in zip(t.track_id.tolist(), names, t.confidence.tolist(), t.xyxy.tolist())]
-    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, **_when(result), "count": len(tracks),
+               "box": [round(float(v), 1) for v in box], **({} if seen else {"predicted": True})}
+              for tid, name, conf, box, seen in zip(t.track_id.tolist(), names, t.confidence.tolist(),
+                                                    t.xyxy.tolist(), t.matched.tolist())]
+    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, **_when(result),
+            "detected": bool(result.detected), "count": len(tracks),
             "by_class": by_class, "tracks": tracks}
 
 

@@ -3,7 +3,7 @@
 One record per processed frame::
 
     {"schema_version": 1, "source_id": "bikes", "frame_index": 12, "pts": 0.48,
-     "width": 640, "height": 272,
+     "width": 640, "height": 272, "detected": true,
      "tracks": [{"id": 3, "class_id": 0, "class_name": "person", "confidence": 0.87,
                  "box": [x1, y1, x2, y2], "velocity": [vx, vy],
                  "predicted_path": [[x, y], ...],
@@ -12,8 +12,10 @@ One record per processed frame::
                  "predicted": true}]}                         # only on coasting rows (see below)
 
 Coordinates are pixels of the source frame, velocity is pixels per second, ``pts`` is seconds.
-A track with ``"predicted": true`` had no detection in this frame: the tracker reports it at its predicted box
-(confidence 0) because ``tracker.output_unmatched_seconds`` > 0. The key is absent on detected rows.
+``detected`` says whether the detector ran on this frame (``detector.schedule`` skips some). A track with
+``"predicted": true`` had no detection in this frame: the tracker reports it at its predicted box
+(confidence 0), because the detector skipped the frame or, with ``tracker.output_unmatched_seconds`` > 0,
+because it missed the object for a moment. The key is absent on detected rows.
 File records carry no wall-clock times so that two runs over one file give identical output;
 the Redis sink adds ``capture_time`` and ``publish_time`` (Unix seconds).
 
@@ -91,6 +93,7 @@ def frame_record(result: FrameResult, *, with_times: bool = False,
         "pts": round(float(frame.pts), 6),
         "width": width,
         "height": height,
+        "detected": bool(result.detected),
     }
     if with_times:
         rec["capture_time"] = round(float(frame.capture_time), 6)

@@ -36,6 +36,7 @@ class SourceView:
         viewer: the source's viewer sink; None until its sinks are open (the first frame).
         reading: the source's metrics figures; None when unknown.
         fps_in / fps_out: frames read / processed per second over the last few seconds.
+        duty: share of the frames processed over the last few seconds that the detector ran on (None: none).
         ended: the run is over for this source.
     """
 
@@ -45,6 +46,7 @@ class SourceView:
     reading: Optional["Reading"] = None
     fps_in: float = 0.0
     fps_out: float = 0.0
+    duty: Optional[float] = None
     ended: bool = False
 
 
@@ -97,6 +99,8 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
         "latency_ms": {"p50": _finite(p50 * 1000 if p50 is not None else None, 0),
                        "p95": _finite(p95 * 1000 if p95 is not None else None, 0)},
         "frames_in": reading.frames_in if reading else 0, "frames_out": reading.frames_out if reading else 0,
+        "frames_detected": reading.frames_detected if reading else 0,
+        "detector_duty": _finite(view.duty, 3),
         "dropped": reading.dropped if reading else 0, "reconnects": reading.reconnects if reading else 0,
         "outputs_failed": sorted(k for k, bad in (reading.outputs_failed if reading else {}).items() if bad),
         "picture": held.seq if held is not None else 0,
@@ -107,6 +111,7 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
         frame = result.frame
         width, height = frame.size
         doc["frame"] = {"index": frame.index, "pts": round(frame.pts, 3), "width": width, "height": height,
+                        "detected": result.detected,
                         "age_s": round(max(0.0, (now or time.time()) - frame.capture_time), 3)}
         doc["tracks"] = track_rows(result)
         if result.counts is not None:
@@ -126,8 +131,10 @@ def runner_views(engine: EngineView, monitor: Optional["Monitor"] = None) -> Cal
         for state, reading in zip(states, readings_of(states)):
             viewer = next((o.sink for o in state.outputs if isinstance(o.sink, ViewerSink)), None)
             rate_in, rate_out = monitor.rates.get(reading.source) if monitor is not None else (0.0, 0.0)
+            duty = monitor.rates.duty(reading.source) if monitor is not None else None
             out.append(SourceView(id=redact_url(state.id), live=state.live, viewer=viewer,
-                                  reading=reading, fps_in=rate_in, fps_out=rate_out, ended=state.stats.ended))
+                                  reading=reading, fps_in=rate_in, fps_out=rate_out, duty=duty,
+                                  ended=state.stats.ended))
         return out
 
     return views

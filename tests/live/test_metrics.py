@@ -65,3 +65,33 @@ def test_summary_and_metrics_show_the_same_dropped_frames(bikes_fast, pose_weigh
     assert snap.frames_out + snap.dropped == 250           # every frame was processed or counted dropped
     [line] = [x for x in summary_lines(stats, [], 1.0) if x.startswith("fast:")]
     assert f"{reading.dropped} dropped" in line
+
+
+def test_endpoint_and_summary_show_the_detector_duty_of_a_scheduled_source():
+    """With a detection schedule, Prometheus shows the frames detected and their recent share (the duty), and
+    the end-of-run summary says how many frames were predicted instead."""
+    from pipelines.engine.progress import summary_lines
+    from pipelines.engine.stats import SourceStats
+
+    counts = {"out": 0}
+
+    def readings() -> list[Reading]:
+        counts["out"] += 25
+        return [Reading("cam1", frames_in=counts["out"], frames_out=counts["out"], frames_detected=counts["out"] // 5)]
+
+    port = free_port()
+    monitor = Monitor(readings, log_interval=60.0, port=port).start()
+    try:
+        time.sleep(2.5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        monitor.stop()
+    duty = [line for line in body.splitlines() if line.startswith('trackstream_detector_duty{source="cam1"}')]
+    assert abs(float(duty[0].split()[-1]) - 0.2) < 0.01
+    assert 'trackstream_frames_detected_total{source="cam1"}' in body
+    stats = SourceStats("cam1")
+    for i in range(100):
+        stats.processed(i / 25, 0.01, 1)
+    stats.add(frames_detected=20)
+    [line] = summary_lines([stats.snapshot()], [], 4.0)
+    assert "detector on 20 (20%), 80 frames predicted" in line

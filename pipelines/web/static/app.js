@@ -104,6 +104,8 @@ function render(doc) {
   $(root, "fps").textContent = `${fmt(doc.fps_in)} / ${fmt(doc.fps_out)}`;
   const lat = doc.latency_ms || {};
   $(root, "latency").textContent = lat.p50 === null || lat.p50 === undefined ? "–" : `${lat.p50} / ${lat.p95} ms`;
+  $(root, "duty").textContent = doc.detector_duty === null || doc.detector_duty === undefined ? "–"
+    : `${Math.round(doc.detector_duty * 100)}%`;
   $(root, "dropped").textContent = doc.dropped;
   $(root, "reconnects").textContent = doc.reconnects;
   if (doc.frame) $(root, "picture").parentElement.style.aspectRatio = `${doc.frame.width} / ${doc.frame.height}`;

@@ -1,0 +1,166 @@
+"""How many live cameras one box serves: ``every`` vs ``adaptive`` on N real RTSP cameras.
+
+    python benchmarks/live_capacity.py [--still 6] [--busy 2] [--seconds 30] [--imgsz 320]
+
+Two GStreamer RTSP servers (``tests/rtsp_server.py``, system python) serve 1280x720 at 25 fps: one a still picture
+(the first frame of people-walking, looped) on ``--still`` mounts, one the people-walking video on ``--busy``
+mounts. trackstream runs all of them in one process (one Runner, latest-frame policy, one detector) for
+``--seconds`` per schedule and reports, per kind of camera:
+
+- processed fps per camera (frames that came out, detected or predicted) and the share detected;
+- p95 capture-to-output latency from the wall-clock stamp the server writes into each frame (encode, network,
+  decode and every queue included), and its ratio to one inference (the detector call time measured in the
+  same run);
+- CPU seconds per second of this process (decode, detector, tracker; the servers' encoding is not counted).
+
+The servers' x264 encoding runs on the same machine: on a small machine it takes cores from trackstream, so
+compare the two schedules within one run (ratios), not against other machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.frames import BaseSink, FrameResult  # noqa: E402
+from tests.live.conftest import RtspServer  # noqa: E402
+from tests.rtsp_server import read_stamp  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+WARMUP_S = 5.0
+
+
+class StampSink(BaseSink):
+    """Records (run time, capture-to-output age, detected) of every result after the warm-up."""
+
+    def __init__(self, start: float, rows: list[tuple[float, float, bool]]) -> None:
+        self.start, self.rows = start, rows
+
+    def write(self, result: FrameResult) -> None:
+        t = time.monotonic() - self.start
+        stamp = read_stamp(result.frame.image)
+        if stamp is not None and t >= WARMUP_S:
+            self.rows.append((t, time.time() - stamp, result.detected))
+
+
+class TimedDetector:
+    """The detector, timing each call (inference time on a loaded machine is measured in the same run)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.class_names = inner, inner.class_names
+        self.workers, self.device = int(getattr(inner, "workers", 1)), str(getattr(inner, "device", "cpu"))
+        self.durations: list[float] = []
+
+    def detect_counted(self, frames: list) -> tuple[list, int]:  # type: ignore[type-arg]
+        t0 = time.perf_counter()
+        out = self.inner.detect_counted(frames)
+        if frames:
+            self.durations.append((time.perf_counter() - t0) / len(frames))
+        return out  # type: ignore[no-any-return]
+
+
+def still_video(path: Path, seconds: int = 10) -> Path:
+    import av
+
+    with av.open(str(SHARED / "people-walking_1280x720.mp4")) as inp:
+        image = next(inp.decode(video=0)).to_ndarray(format="bgr24")
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.height, stream.width, stream.pix_fmt = image.shape[0], image.shape[1], "yuv420p"
+        for i in range(25 * seconds):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: float) -> dict[str, Any]:
+    from pipelines.config import load_config
+    from pipelines.detection.detector import Detector
+    from pipelines.engine.runner import Runner
+    from pipelines.sinks import BuiltSink, DropPolicy
+    from pipelines.sources import open_source
+
+    config = load_config(overrides={"detector.model": model, "detector.imgsz": imgsz,
+                                    "detector.schedule": schedule,
+                                    "sources": [{"id": k, "url": u} for k, u in urls.items()]})
+    detector = TimedDetector(Detector(config.detector, model))
+    start = time.monotonic()
+    rows: dict[str, list[tuple[float, float, bool]]] = {k: [] for k in urls}
+    pairs = [(s, open_source(s)) for s in config.sources]
+    runner = Runner(pairs, detector, config,  # type: ignore[arg-type]
+                    sink_factory=lambda _c, s, *_: [BuiltSink("stamp", DropPolicy.BLOCK,
+                                                              StampSink(start, rows[s.id]))])
+    cpu0 = time.process_time()
+    timer = threading.Timer(seconds, runner.stop)
+    timer.start()
+    runner.run()
+    timer.cancel()
+    cpu = time.process_time() - cpu0
+    span = max(seconds - WARMUP_S, 1e-9)
+    return {"rows": rows, "cpu_per_s": cpu / seconds, "span": span,
+            "inference_s": float(np.median(detector.durations)) if detector.durations else float("nan")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--still", type=int, default=6, help="still cameras (default 6)")
+    parser.add_argument("--busy", type=int, default=2, help="busy cameras (default 2)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="seconds per schedule (default 30)")
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--schedules", nargs="+", default=["every", "adaptive"])
+    args = parser.parse_args()
+    os.environ.setdefault("YOLO_OFFLINE", "true")
+    from pipelines.assets import demo_pose_model
+
+    model = args.model or str(demo_pose_model())
+    with tempfile.TemporaryDirectory() as tmp:
+        still = RtspServer(still_video(Path(tmp) / "still.mp4"),
+                           mounts=tuple(f"/still{i}" for i in range(args.still)) or ("/none",)).start()
+        busy = RtspServer(SHARED / "people-walking_1280x720.mp4",
+                          mounts=tuple(f"/busy{i}" for i in range(args.busy)) or ("/none",)).start()
+        try:
+            urls = {**{f"still{i}": still.url_for(f"/still{i}") for i in range(args.still)},
+                    **{f"busy{i}": busy.url_for(f"/busy{i}") for i in range(args.busy)}}
+            print(f"{args.still} still + {args.busy} busy RTSP cameras, 1280x720 at 25 fps; model "
+                  f"{Path(model).name} imgsz {args.imgsz}; {os.cpu_count()} CPUs; {args.seconds:.0f} s each "
+                  f"({WARMUP_S:.0f} s warm-up not counted)")
+            results = {s: run(urls, s, model, args.imgsz, args.seconds) for s in args.schedules}
+        finally:
+            still.kill()
+            busy.kill()
+    base: dict[str, float] = {}
+    print(f"{'schedule':<10} {'cameras':<6} {'fps/camera':>10} {'x every':>7} {'detected':>8} {'p95 ms':>7} "
+          f"{'x inference':>11} {'cpu s/s':>7}")
+    for schedule, res in results.items():
+        for kind in ("still", "busy"):
+            cams = [k for k in res["rows"] if k.startswith(kind)]
+            if not cams:
+                continue
+            fps = float(np.mean([len(res["rows"][k]) / res["span"] for k in cams]))
+            ages = [a for k in cams for _, a, _ in res["rows"][k]]
+            det = [d for k in cams for _, _, d in res["rows"][k]]
+            p95 = float(np.percentile(ages, 95)) if ages else float("nan")
+            base.setdefault(kind, fps)
+            print(f"{schedule:<10} {kind:<6} {fps:>10.1f} {fps / base[kind]:>7.2f} "
+                  f"{(np.mean(det) if det else float('nan')):>8.2f} {1000 * p95:>7.0f} "
+                  f"{p95 / res['inference_s']:>11.1f} {res['cpu_per_s']:>7.2f}")
+        print(f"{'':<10} one inference (median, this run): {1000 * res['inference_s']:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

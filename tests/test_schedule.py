@@ -1,0 +1,195 @@
+"""The detection schedule (``detector.schedule``): which frames the detector runs on, how it is configured, and
+that counts stay exact when frames are skipped (a crossing on a skipped frame is counted once, at a
+detection). The runs with the real detector are in test_schedule_run.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipelines.config import ConfigError, build_config
+from pipelines.frames import FrameResult, VideoFrame
+from pipelines.processing.motion import MotionMeter
+from pipelines.processing.processor import StreamProcessor
+from pipelines.processing.schedule import DetectionSchedule, Schedule, ScheduleState
+from pipelines.processing.zones import LineConfig, ZoneConfig
+from pipelines.settings import SourceSettings
+from pipelines.sinks.records import frame_record, frame_schema
+from tracker.types import Detections
+
+FPS = 25.0
+IMAGE = np.zeros((240, 800, 3), np.uint8)
+LINE = LineConfig("gate", ((400.0, 0.0), (400.0, 240.0)))
+
+
+@pytest.mark.parametrize("spec, mode, frames, seconds", [
+    ("every", "every", None, None),
+    ("interval:5", "interval", 5, None),
+    ("interval:1", "interval", 1, None),
+    ("interval:0.5s", "interval", None, 0.5),
+    ("interval:2s", "interval", None, 2.0),
+    ("adaptive", "adaptive", None, None),
+])
+def test_schedule_specs_parse(spec, mode, frames, seconds):
+    parsed = Schedule.parse(spec)
+    assert (parsed.mode, parsed.frames, parsed.seconds) == (mode, frames, seconds)
+    assert parsed.spec == spec
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"detector": {"schedule": "sometimes"}}, "detector.schedule"),
+    ({"detector": {"schedule": "interval:0"}}, "detector.schedule"),
+    ({"detector": {"schedule": "interval:-1s"}}, "detector.schedule"),
+    ({"detector": {"schedule": 5}}, "detector.schedule"),
+    ({"sources": [{"url": "a.mp4", "schedule": "interval"}]}, "sources[0].schedule"),
+    ({"schedule": {"max_gap": 0}}, "schedule.max_gap"),
+    ({"schedule": {"motion_share": 2}}, "schedule.motion_share"),
+    ({"schedule": {"quiet": 1}}, "schedule.quiet"),
+])
+def test_bad_schedules_are_rejected_naming_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        build_config(data)
+    assert str(err.value).startswith(key + ":")
+
+
+def test_each_source_may_override_the_schedule_and_shares_the_tuning():
+    cfg = build_config({"detector": {"schedule": "adaptive"}, "schedule": {"quiet_check": 5.0},
+                        "sources": [{"url": "rtsp://cam/1", "id": "door"},
+                                    {"url": "archive.mp4", "schedule": "interval:0.5s"}]})
+    door, archive = cfg.sources
+    assert door.schedule.mode == "adaptive" and door.schedule.tuning.quiet_check == 5.0
+    assert archive.schedule.spec == "interval:0.5s" and archive.schedule.tuning.quiet_check == 5.0
+    assert build_config({}).sources == () and Schedule().mode == "every"  # every stays the default
+
+
+def frames(n: int, fps: float = FPS) -> list[VideoFrame]:
+    return [VideoFrame(IMAGE, i, i / fps, "cam", 1000.0 + i / fps) for i in range(n)]
+
+
+def decisions(spec: str, n: int, fps: float = FPS) -> list[int]:
+    schedule = DetectionSchedule(Schedule.parse(spec))
+    return [i for i, f in enumerate(frames(n, fps)) if schedule.decide(f.pts)]
+
+
+def test_interval_detects_every_kth_frame_or_every_s_seconds_of_video():
+    assert decisions("every", 6) == [0, 1, 2, 3, 4, 5]
+    assert decisions("interval:5", 16) == [0, 5, 10, 15]
+    assert decisions("interval:0.2s", 21) == [0, 5, 10, 15, 20]  # 25 fps
+    assert decisions("interval:0.2s", 9, fps=10) == [0, 2, 4, 6, 8]
+
+
+def test_a_schedule_restored_from_its_state_decides_as_the_one_that_went_on():
+    going = DetectionSchedule(Schedule.parse("interval:4"))
+    clip = frames(20)
+    for f in clip[:7]:
+        going.decide(f.pts)
+    restored = DetectionSchedule(Schedule.parse("interval:4"),
+                                 ScheduleState.from_doc(json.loads(json.dumps(going.state.doc()))))
+    assert [going.decide(f.pts) for f in clip[7:]] == [restored.decide(f.pts) for f in clip[7:]]
+
+
+def walker(i: int, speed: float = 4.0) -> Detections:
+    """One person walking right at ``speed`` px per frame; bottom centre at x = 112 + speed * i."""
+    x = 100.0 + speed * i
+    return Detections(np.array([[x, 100, x + 24, 180]], np.float32), np.array([0.9], np.float32),
+                      np.zeros(1, np.int64))
+
+
+def run_processor(spec: str, n: int = 120) -> tuple[list[FrameResult], int]:
+    """The walker crossing the line at x=400 (around frame 72), processed under ``spec``, with decisions as
+    the engine makes them (the plan of an adaptive schedule fed back after each detected frame)."""
+    settings = SourceSettings("cam.mp4", lines=(LINE,), schedule=Schedule.parse(spec))
+    processor = StreamProcessor(settings, {0: "person"})
+    schedule = DetectionSchedule(settings.schedule)
+    meter = MotionMeter()
+    out, detected = [], 0
+    for i, frame in enumerate(frames(n)):
+        detect = schedule.decide(frame.pts, meter.measure(frame.image))
+        detected += detect
+        result = processor.process(frame, walker(i) if detect else None, schedule.state)
+        if detect and schedule.feedback:
+            plan = processor.schedule_state.plan
+            assert plan is not None
+            schedule.observe(plan)
+        out.append(result)
+    return out, detected
+
+
+@pytest.mark.parametrize("spec", ["interval:3", "interval:5", "interval:0.2s", "adaptive"])
+def test_a_crossing_between_detections_is_counted_once_at_a_detected_frame(spec):
+    every, _ = run_processor("every")
+    scheduled, detected = run_processor(spec)
+    assert detected < 0.6 * len(scheduled)
+    crossings = [(r.frame.index, r.detected, e["direction"]) for r in scheduled for e in r.events
+                 if e["event"] == "line_crossed"]
+    reference = [(r.frame.index, e["direction"]) for r in every for e in r.events if e["event"] == "line_crossed"]
+    assert len(reference) == 1 and len(crossings) == 1
+    assert crossings[0][1] and crossings[0][2] == reference[0][1]  # on a detected frame, the same way
+    assert scheduled[-1].counts == every[-1].counts  # the same totals as detecting every frame
+    if spec == "adaptive":  # it detects more often near the line: the crossing is seen close to where every sees it
+        assert 0 <= crossings[0][0] - reference[0][0] <= 3
+    # every frame came out, the track is reported on each with one id, marked predicted where not detected
+    assert {tuple(r.tracks.track_id.tolist()) for r in scheduled[5:]} == {(1,)}
+    for r in scheduled:
+        record = frame_record(r)
+        assert record["detected"] == r.detected
+        assert all(t.get("predicted", False) == (not r.detected) for t in record["tracks"])
+    assert sum(e["event"] == "track_lost" for r in scheduled for e in r.events) == 0  # a skip is no miss
+
+
+def test_predicted_frames_fit_the_frame_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    scheduled, _ = run_processor("interval:3", 12)
+    for r in scheduled:
+        jsonschema.validate(frame_record(r), frame_schema())
+
+
+def test_adaptive_costs_almost_nothing_on_a_still_empty_scene_and_detects_when_motion_starts():
+    settings = SourceSettings("cam.mp4", zones=(ZoneConfig("all", ((0, 0), (800, 0), (800, 240), (0, 240))),),
+                              schedule=Schedule.parse("adaptive"))
+    processor = StreamProcessor(settings, {0: "person"})
+    schedule = DetectionSchedule(settings.schedule)
+    meter = MotionMeter()
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 255, (240, 800, 3), dtype=np.uint8)
+    moved = still.copy()
+    moved[60:200, 300:360] = 255 - moved[60:200, 300:360]  # something appears
+    detected = []
+    for i in range(300):
+        image = still if i < 250 else moved
+        frame = VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS)
+        if schedule.decide(frame.pts, meter.measure(image)):
+            detected.append(i)
+            processor.process(frame, Detections.empty(), schedule.state)
+            schedule.observe(processor.schedule_state.plan)  # type: ignore[arg-type]
+        else:
+            processor.process(frame, None, schedule.state)
+    quiet = [i for i in detected if i < 250]
+    assert quiet == [0, 50, 100, 150, 200]  # one look per quiet_check (2 s) of a still, empty scene
+    assert detected[len(quiet)] == 250  # the first frame that changes is detected
+
+
+def test_the_mqtt_tracks_summary_marks_predicted_boxes_within_its_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    from pipelines.sinks.mqtt_topics import tracks_doc
+
+    schema = json.loads((Path(__file__).parents[1] / "pipelines/schemas/mqtt_tracks.schema.json").read_text())
+    scheduled, _ = run_processor("interval:3", 12)
+    docs = [tracks_doc("cam", r) for r in scheduled if len(r.tracks)]
+    assert {d["detected"] for d in docs} == {True, False}
+    for doc in docs:
+        jsonschema.validate(doc, schema)
+        assert all(t.get("predicted", False) == (not doc["detected"]) for t in doc["tracks"])
+
+
+def test_a_bad_schedule_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli("run", str(tmp_path / "x.mp4"), "--schedule", "interval:0", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "trackstream: error: detector.schedule: interval:K needs K >= 1, got 'interval:0'"]

@@ -1,0 +1,127 @@
+"""Detection schedules with the real detector (YOLO11n-pose) on real video: a still scene gets almost no detector
+calls and still finds a person who appears; every output marks what was predicted; a snapshot taken between
+two detections resumes with the same schedule."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+FPS = 25
+APPEARS = 110  # frame at which the person appears in the still clip
+
+
+def _person_crop(bikes_video: Path, pose_weights: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """A still background (a frame of bikes.mp4, blurred until the detector finds nobody) and the sharp crop
+    of the most confident person of that frame, with where it was."""
+    import av
+    import cv2
+
+    from pipelines.config import DetectorConfig
+    from pipelines.detection.detector import Detector
+    from pipelines.frames import VideoFrame
+
+    detector = Detector(DetectorConfig(model=str(pose_weights), imgsz=320))
+    with av.open(str(bikes_video)) as inp:
+        for decoded in inp.decode(video=0):  # the first frame with a clearly seen person
+            image = decoded.to_ndarray(format="bgr24")
+            dets = detector.detect([VideoFrame(image, 0, 0.0, "still", 0.0)])[0]
+            if len(dets) and dets.confidence.max() > 0.7:
+                break
+    best = int(np.argmax(dets.confidence))
+    x1, y1, x2, y2 = (int(v) for v in dets.xyxy[best])
+    background = cv2.GaussianBlur(image, (0, 0), 25)
+    assert len(detector.detect([VideoFrame(background, 0, 0.0, "still", 0.0)])[0]) == 0  # nobody there
+    return background, image[y1:y2, x1:x2].copy(), (x1, y1)
+
+
+@pytest.fixture(scope="module")
+def still_clip(tmp_path_factory, bikes_video, pose_weights) -> Path:
+    """170 frames at 25 fps: a still, empty picture, and from frame APPEARS on, a person standing still."""
+    import av
+
+    background, crop, (x, y) = _person_crop(bikes_video, pose_weights)
+    with_person = background.copy()
+    with_person[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
+    path = tmp_path_factory.mktemp("still") / "still.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = background.shape[1], background.shape[0], "yuv420p"
+        for i in range(170):
+            frame = av.VideoFrame.from_ndarray(background if i < APPEARS else with_person, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, FPS)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("motion, found_by", [(True, APPEARS + 3), (False, 150 + 3)])
+def test_a_still_scene_costs_one_detection_per_two_seconds_and_a_person_who_appears_is_found(
+        still_clip, pose_weights, motion, found_by):
+    from pipelines.api import process
+
+    config = {} if motion else {"schedule": {"motion_share": 1.0}}  # no motion measure: the quiet check alone
+    results = list(process(still_clip, model=pose_weights, imgsz=320, schedule="adaptive", config=config))
+    assert len(results) == 170  # every frame still comes out
+    detected = [r.frame.index for r in results if r.detected]
+    quiet = [i for i in detected if i < APPEARS]
+    assert quiet == [0, 50, 100]  # 4.4 s of a still, empty picture: one detector call per 2 s
+    first = next(r.frame.index for r in results if len(r.tracks))
+    assert APPEARS <= first <= found_by  # by its motion at once, else by the next quiet check
+    assert all(len(r.tracks) == 1 for r in results[found_by:])  # then followed, detected or predicted
+    assert 0 < sum(r.detected for r in results[found_by:]) < 0.5 * len(results[found_by:])
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run_args(bikes_video: Path, weights: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", str(bikes_video), "--model", str(weights), "--imgsz", "320", "--schedule", "interval:4",
+            "--jsonl", str(out / "t.jsonl"), "--mot", str(out / "t.txt"), "--events", str(out / "e.jsonl"),
+            "--quiet", *extra]
+
+
+def test_every_output_marks_the_frames_not_detected_and_their_predicted_boxes(tmp_path, bikes_video,
+                                                                                pose_weights):
+    import av
+
+    proc = run_cli(*run_args(bikes_video, pose_weights, tmp_path, "--max-frames", "40", "--out",
+                             str(tmp_path / "t.mp4")))
+    assert proc.returncode == 0, proc.stderr
+    recs = records(tmp_path / "t.jsonl")
+    assert len(recs) == 40
+    detected = [r["frame_index"] for r in recs if r["detected"]]
+    gaps = np.diff(detected)  # every 4th frame, and the next one after a detection that started a track
+    assert detected[0] == 0 and gaps.max() == 4 and gaps.min() >= 1 and 10 <= len(detected) <= 20
+    predicted_rows = [t for r in recs if not r["detected"] for t in r["tracks"]]
+    assert predicted_rows and all(t["predicted"] and t["confidence"] == 0 for t in predicted_rows)
+    assert all("predicted" not in t for r in recs if r["detected"] for t in r["tracks"])
+    mot_frames = {int(line.split(",")[0]) for line in (tmp_path / "t.txt").read_text().splitlines()}
+    assert {r["frame_index"] + 1 for r in recs if r["tracks"]} == mot_frames  # predicted frames scored too
+    with av.open(str(tmp_path / "t.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 40
+
+
+def test_a_snapshot_between_two_detections_resumes_with_the_same_schedule(tmp_path, bikes_video, pose_weights):
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    proc = run_cli(*run_args(bikes_video, pose_weights, whole, "--max-frames", "60"))
+    assert proc.returncode == 0, proc.stderr
+    parts, state = tmp_path / "parts", tmp_path / "state"
+    parts.mkdir()
+    for count in ("30", "30"):  # 30 is not a multiple of 4: the stop falls between two detections
+        proc = run_cli(*run_args(bikes_video, pose_weights, parts, "--state", str(state), "--max-frames", count))
+        assert proc.returncode == 0, proc.stderr
+    joined = records(parts / "t.jsonl")
+    assert joined == records(whole / "t.jsonl")  # same frames detected, same predicted boxes
+    assert [r["detected"] for r in joined].count(True) < 40
+    assert (parts / "t.txt").read_text() == (whole / "t.txt").read_text()
