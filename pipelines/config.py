@@ -20,6 +20,7 @@ from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned 
 from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
+from pipelines.store.config import StoreConfig  # the store: section, owned with the event history
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from tracker.config import TrackerConfig
@@ -29,6 +30,7 @@ __all__ = ["ClusterConfig", "ConfigError", "DetectorConfig", "EventsConfig", "Ht
            "MetricsConfig",
            "MqttConfig", "OutputConfig",
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceSettings", "StateConfig",
+           "StoreConfig",
            "ZoneConfig",
            "load_config", "build_config", "read_config_file", "read_yaml"]
 
@@ -125,6 +127,7 @@ class PipelineConfig:
     state: StateConfig = field(default_factory=StateConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def tracker_settings(self) -> TrackerConfig:
         """The validated ``TrackerConfig`` (``tracker`` keys, or the file named by ``tracker_config``)."""
@@ -138,7 +141,7 @@ class PipelineConfig:
 _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
     "redis": RedisConfig, "mqtt": MqttConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
-    "http": HttpConfig, "cluster": ClusterConfig,
+    "http": HttpConfig, "cluster": ClusterConfig, "store": StoreConfig,
 }
 
 

@@ -86,6 +86,11 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--file-workers", "cluster.file_workers",
      {"type": int, "metavar": "N", "help": "with --engine ray: workers processing files at once (default: as "
                                            "many as the cluster's CPUs allow)"}),
+    ("--db", "store.db", {"metavar": "PATH_OR_URL", "help": "keep every event and one row per track in this "
+                          "database: a SQLite file (events.db) or postgresql://user:pass@host/db for several "
+                          "processes; search it with `trackstream events` (docs/events.md)"}),
+    ("--media", "store.media", {"metavar": "DIR", "help": "with --db: save each track's best snapshot and a clip "
+                                "around each zone entry and line crossing in DIR"}),
     ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view asks for this token (open "
                                     "/?token=TOKEN once; or header Authorization: Bearer TOKEN)"}),
 )
@@ -317,9 +322,10 @@ def preflight(config: PipelineConfig) -> str:
         from pipelines.assets import demo_pose_model
 
         model = str(demo_pose_model())
-    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url or config.mqtt.url):
-        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events, --redis "
-                    "or --mqtt)")
+    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url or config.mqtt.url
+            or config.store.db):
+        log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events, --redis, "
+                    "--mqtt or --db)")
     return model
 
 
