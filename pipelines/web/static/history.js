@@ -7,7 +7,11 @@ const list = $("events"), statusLine = $("status"), older = $("older"), player =
 let cursor = null;
 
 // A token given once in the address (?token=...) is now a cookie: take it out of the address bar.
-if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
+const given = new URLSearchParams(location.search);
+if (given.has("token")) {
+  given.delete("token");
+  history.replaceState(null, "", location.pathname + (given.toString() ? `?${given}` : ""));
+}
 
 async function getJson(url) {
   const response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
@@ -82,7 +86,7 @@ async function start() {
   } catch (err) {
     statusLine.textContent = `cannot load the cameras: ${err.message}`;
   }
-  const wanted = new URLSearchParams(location.search).get("source");
+  const wanted = given.get("source");
   if (wanted) $("source").value = wanted;
   await load(false);
 }
