@@ -64,7 +64,8 @@ class ClipRecorder:
         height, width = image.shape[:2]
         scale = min(1.0, self.width / width)
         size = (max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2))
-        small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8) \
+        # INTER_LINEAR: about half INTER_AREA's time, and alike at the 2-3x reductions of a clip
+        small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), np.uint8) \
             if size != (width, height) else image.copy()
         sx, sy = size[0] / width, size[1] / height
         t = result.tracks

@@ -4,7 +4,7 @@
 and box of its best view so far: ``score = confidence * sqrt(area) * (1 + log1p(sharpness))``, where
 sharpness is the variance of the Laplacian of the box's grey crop scaled to 64 px, and a box touching the
 frame's edge (a partial view) counts half. Scoring is cheap and bounded: a track is scored again only
-when its box got 10% larger or more confident, or a second of video time passed. The picker holds a
+when its box got 10% larger or more confident, or a quarter second of video time passed. The picker holds a
 reference to the frame's picture (never a copy; frames are not changed once decoded).
 
 ``take(track_id)`` hands the best view over when the track ends: its crop and the full frame with the
@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from pipelines.frames import FrameResult
 
-RESCORE_S = 1.0
+RESCORE_S = 0.25
 SHARPNESS_PX = 64
 EDGE_PENALTY = 0.5
 CROP_MAX_PX = 512
@@ -49,7 +49,8 @@ def sharpness(image: npt.NDArray[np.uint8], box: tuple[int, int, int, int]) -> f
         return 0.0
     small = cv2.resize(crop, (SHARPNESS_PX, SHARPNESS_PX), interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    _, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_32F))   # a third of numpy's var() on 64x64
+    return float(std[0, 0]) ** 2
 
 
 def clip_box(xyxy: "list[float]", width: int, height: int) -> tuple[tuple[int, int, int, int], bool]:

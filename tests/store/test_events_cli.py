@@ -100,3 +100,11 @@ def test_a_file_without_history_says_so(tmp_path: Path) -> None:
     done = run_cli("events", "--db", str(tmp_path / "missing.db"), timeout=60)
     assert done.returncode == 2 and "no event database at" in done.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_the_error_quoted_in_the_docs_is_the_one_printed(history: tuple[str, float]) -> None:
+    from tests.test_docs_quotes import printed, quoted
+
+    db, _ = history
+    done = run_cli("events", "--db", db, "--since", "yesterday", timeout=60)
+    assert quoted("events.md", "--since") == printed(done.stderr)
