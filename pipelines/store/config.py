@@ -35,7 +35,8 @@ class StoreConfig:
             after); empty: no clips.
         clip_before / clip_after: seconds of video time around the event.
         clip_width: clips (and the frames kept for them) are scaled down to at most this width.
-        clip_max_seconds: longest clip; events close together share one clip up to this length.
+        clip_max_seconds: longest clip; events close together share one clip up to this length (an open clip
+            holds its frames in memory until it is encoded).
         path_points: most points of a track's stored path (downsampled evenly as it grows).
         retain_seconds / retain_bytes: media older than this / beyond this total size per source are deleted
             (oldest first; rows stay and say their media are gone); None: keep.
@@ -52,7 +53,7 @@ class StoreConfig:
     clip_before: float = field(default=3.0, metadata={"min": 0.0, "max": 60.0})
     clip_after: float = field(default=2.0, metadata={"min": 0.0, "max": 60.0})
     clip_width: int = field(default=640, metadata={"min": 64, "max": 3840})
-    clip_max_seconds: float = field(default=30.0, metadata={"gt": 0.0, "max": 600.0})
+    clip_max_seconds: float = field(default=12.0, metadata={"gt": 0.0, "max": 600.0})
     path_points: int = field(default=64, metadata={"min": 2, "max": 10000})
     retain_seconds: Optional[float] = field(default=None, metadata={"gt": 0})
     retain_bytes: Optional[int] = field(default=None, metadata={"gt": 0})
