@@ -67,6 +67,9 @@ class StoreConfig:
             check_db(self.db)
         if self.media is not None and not self.media.strip():
             raise ConfigError("media", "must not be empty")
+        if self.media is not None and self.db is None:
+            raise ConfigError("media", "needs a database for the rows that point at the media: --db events.db "
+                                       "(or store.db in the config)")
         for kind in self.clip_events:
             if kind not in CLIP_EVENT_KINDS:
                 raise ConfigError("clip_events", f"unknown event kind {kind!r} (one of {', '.join(CLIP_EVENT_KINDS)})")

@@ -135,3 +135,10 @@ def test_a_database_that_is_neither_sqlite_nor_postgresql_is_refused(db: str) ->
 
     with pytest.raises(ConfigError, match="db"):
         StoreConfig(db=db)
+
+
+def test_media_without_a_database_is_refused_naming_the_key() -> None:
+    from tests.conftest import run_cli
+
+    done = run_cli("run", "clip.mp4", "--media", "media/", timeout=60)
+    assert done.returncode == 2 and "store.media: needs a database" in done.stderr
