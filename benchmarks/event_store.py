@@ -151,7 +151,8 @@ def synthetic_rows(n: int, seed: int = 1) -> tuple[list[dict[str, Any]], float]:
                      "class_name": "person", "zone": "yard" if kind == "zone_entered" else None,
                      "line": f"line{lines[i]}" if kind == "line_crossed" else None,
                      "direction": "left_to_right" if kind == "line_crossed" else None, "clip": None,
-                     "doc": '{"schema_version":1,"event":"%s","source_id":"cam%d"}' % (kind, sources[i])})
+                     "doc": '{"schema_version":1,"event":"%s","source_id":"cam%d"}' % (kind, sources[i]),
+                     "replay_key": f"{i}:{kind}"})
     return rows, t_end
 
 

@@ -43,7 +43,17 @@ def event_row(doc: Mapping[str, Any], stream_time: Optional[float], clip: Option
             "track_id": None if track is None else int(track["id"]),
             "class_name": None if track is None else track.get("class_name"),
             "zone": doc.get("zone"), "line": doc.get("line"), "direction": doc.get("direction"), "clip": clip,
-            "doc": json.dumps(doc, separators=(",", ":"), default=str)}
+            "doc": json.dumps(doc, separators=(",", ":"), default=str), "replay_key": replay_key(doc, stream_time)}
+
+
+def replay_key(doc: Mapping[str, Any], stream_time: Optional[float]) -> Optional[str]:
+    """What makes a frame's event the same when the frame is processed again (after a restart from its saved
+    state, the frame gets the same time on the stream's persistent clock); None for stream events."""
+    if stream_time is None:
+        return None
+    track = doc.get("track") if isinstance(doc.get("track"), Mapping) else None
+    where = doc.get("zone") or doc.get("line") or ""
+    return f"{int(round(stream_time * 1000))}:{doc['event']}:{'' if track is None else track['id']}:{where}"
 
 
 class StoreSink:
@@ -102,7 +112,8 @@ class StoreSink:
             self._clips.close()
 
     def position(self) -> None:
-        """Rows are not continued from a saved state (a resumed frame's events are stored again)."""
+        """Nothing to continue: a frame processed again after a restart has the same events' replay keys, which
+        the database already holds (``events.replay_key``)."""
         return None
 
     def close(self) -> None:

@@ -4,7 +4,9 @@ Tables:
 
 - ``events``: one row per event document (the same JSON as the events file, in ``doc``), with the fields a
   search filters on as columns: source, kind, wall-clock ``time``, ``pts``, ``stream_time``, track id,
-  class, zone, line, direction, and the event's clip (a path inside the media folder).
+  class, zone, line, direction, and the event's clip (a path inside the media folder). ``replay_key``
+  (the frame's time on the stream's persistent clock, the event, its track and zone or line) is unique per
+  source: a frame processed again after a restart from ``--state`` does not store its events twice.
 - ``tracks``: one row per track of a source (key: source, track id, first wall-clock time, so ids a
   later run hands out again are other rows): class, first/last seen (wall clock, video time, stream
   clock), zones visited with the seconds inside each, lines crossed with direction and time, a
@@ -48,6 +50,8 @@ events = Table(
     Column("direction", String(16)),
     Column("clip", String(1024)),                   # path inside the media folder, None: no clip
     Column("doc", Text, nullable=False),            # the event document, JSON
+    Column("replay_key", String(512)),              # a frame's event: the same when the frame is processed again
+    UniqueConstraint("source_id", "replay_key", name="uq_events_source_replay"),
     Index("ix_events_source_time", "source_id", "time"),
     Index("ix_events_source_line_time", "source_id", "line", "time"),
     Index("ix_events_source_zone_time", "source_id", "zone", "time"),

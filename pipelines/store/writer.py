@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal, Sequence
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -96,7 +96,8 @@ def write_rows(conn: Connection, batch: Sequence[Row]) -> None:
         if kind == "track":
             latest[tuple(row[k] for k in _TRACK_KEY)] = row   # a later state of a track replaces an earlier one
     if event_rows:
-        conn.execute(insert(events), event_rows)
+        add = pg_insert(events) if conn.dialect.name == "postgresql" else sqlite_insert(events)
+        conn.execute(add.on_conflict_do_nothing(index_elements=["source_id", "replay_key"]), event_rows)
     if latest:
         upsert = pg_insert(tracks) if conn.dialect.name == "postgresql" else sqlite_insert(tracks)
         changed = {c.name: upsert.excluded[c.name] for c in tracks.columns if c.name not in ("id", *_TRACK_KEY)}

@@ -119,7 +119,7 @@ def test_a_bad_row_is_refused_alone(tmp_path: Path) -> None:
     writer = StoreWriter(db)
     good = {"source_id": "cam", "event": "stream_started", "time": 1.0, "pts": None, "stream_time": None,
             "frame_index": None, "track_id": None, "class_name": None, "zone": None, "line": None,
-            "direction": None, "clip": None, "doc": "{}"}
+            "direction": None, "clip": None, "doc": "{}", "replay_key": None}
     writer.put("event", good)
     writer.put("event", {**good, "doc": None})            # NOT NULL: the database refuses this one
     writer.put("event", {**good, "time": 2.0})
@@ -142,3 +142,20 @@ def test_media_without_a_database_is_refused_naming_the_key() -> None:
 
     done = run_cli("run", "clip.mp4", "--media", "media/", timeout=60)
     assert done.returncode == 2 and "store.media: needs a database" in done.stderr
+
+
+def test_frames_processed_again_after_a_restart_do_not_store_their_events_twice(tmp_path: Path) -> None:
+    from pipelines.frames import FrameResult
+
+    db = str(tmp_path / "events.db")
+    frames = [item for item in synthetic_results("cam") if isinstance(item, FrameResult)]
+    first = StoreSink(StoreConfig(db=db), "cam")
+    feed(first, frames[:40])
+    first.close()
+    again = StoreSink(StoreConfig(db=db), "cam")       # a restart from a snapshot taken at frame 30
+    feed(again, frames[30:])
+    again.close()
+    expected = [e for f in frames for e in f.events]
+    with sqlite3.connect(db) as conn:
+        stored = [json.loads(doc) for (doc,) in conn.execute("SELECT doc FROM events ORDER BY id")]
+    assert stored == [dict(e) for e in expected]
