@@ -131,3 +131,20 @@ def test_two_processes_write_one_database(pg_url: str) -> None:
     engine.dispose()
     assert versions == [(1,)]              # the schema was made once although both started at the same time
     assert len(ends) == 2 * sum(1 for e in expected if e["event"] == "track_ended")
+
+
+def test_trackstream_events_reads_postgresql_and_never_prints_the_password(postgres: PostgresServer,
+                                                                           pg_url: str) -> None:
+    from tests.conftest import run_cli
+
+    sink = StoreSink(StoreConfig(db=pg_url), "cam")
+    feed(sink, synthetic_results("cam"))
+    sink.close()
+    done = run_cli("events", "--db", pg_url, "--line", "gate", "--format", "jsonl", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["line"] for line in done.stdout.splitlines()] == ["gate"] * 4
+    wrong = pg_url.replace(PG_PASSWORD, "Wrong-Pw-123")
+    done = run_cli("events", "--db", wrong, timeout=60)
+    assert done.returncode == 2 and "cannot read PostgreSQL at postgresql://trackstream:***@" in done.stderr
+    assert "Wrong-Pw-123" not in done.stderr and PG_PASSWORD not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
