@@ -7,8 +7,8 @@ database stores these paths relative to ``DIR``.
 
 ``MediaWorker`` does every file write (and clip encoding) on its own thread, so neither the processing
 thread nor the store sink waits for the disk. ``MediaRetention`` deletes the oldest of one source's media
-beyond an age or a total size, and only files named as above inside that source's own folder: nothing
-else in the media folder is ever touched.
+beyond an age or a total size, and only files named as above inside that source's own folder (and, after an
+hour, the ``.<name>.part`` files a crash left mid-write): nothing else in the media folder is ever touched.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from pipelines.sinks.base import safe_name
 log = logging.getLogger("trackstream.store")
 
 MEDIA_FILE = re.compile(r"^(snap|frame|clip)-\d+-\d{6}-\d+\.(jpg|mp4)$")
+PARTIAL_FILE = re.compile(r"^\.(snap|frame|clip)-\d+-\d{6}-\d+\.(jpg|mp4)\.part$")   # a write cut short
+PARTIAL_AGE_S = 3600.0
 DAY_FOLDER = re.compile(r"^\d{8}$")
 
 
@@ -114,9 +116,13 @@ class MediaRetention:
             if not (day.is_dir(follow_symlinks=False) and DAY_FOLDER.match(day.name)):
                 continue
             for entry in os.scandir(day.path):
-                if entry.is_file(follow_symlinks=False) and MEDIA_FILE.match(entry.name):
-                    info = entry.stat(follow_symlinks=False)
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                if MEDIA_FILE.match(entry.name):
                     found.append((info.st_mtime, entry.name, info.st_size, Path(entry.path)))
+                elif PARTIAL_FILE.match(entry.name) and time.time() - info.st_mtime > PARTIAL_AGE_S:
+                    Path(entry.path).unlink(missing_ok=True)   # left by a crash mid-write: never a whole file
         found.sort()
         now = time.time() if now is None else now
         total = sum(size for _, _, size, _ in found)

@@ -44,3 +44,12 @@ def test_an_emptied_day_folder_goes_with_its_files(tmp_path: Path) -> None:
     _file(cam / "20261201" / "frame-1-020000-100001.jpg", 10, age=10 * 86400)
     MediaRetention(max_age=86400).apply(cam)
     assert not (cam / "20261201").exists() and cam.exists()
+
+
+def test_a_write_cut_short_by_a_crash_is_cleared_after_an_hour(tmp_path: Path) -> None:
+    day = tmp_path / "cam" / "20261206"
+    stale = _file(day / ".clip-3-020000-100001.mp4.part", 10, age=7200)
+    fresh = _file(day / ".clip-4-020000-100002.mp4.part", 10, age=60)        # may still be being written
+    other = _file(day / ".notes.part", 10, age=7200)
+    MediaRetention(max_age=30 * 86400).apply(tmp_path / "cam")
+    assert not stale.exists() and fresh.exists() and other.exists()
