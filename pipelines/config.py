@@ -20,6 +20,7 @@ from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned 
 from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
+from pipelines.store.config import StoreConfig  # the store: section, owned with the event history
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
@@ -30,6 +31,7 @@ __all__ = ["ClusterConfig", "ConfigError", "DetectorConfig", "EventsConfig", "Ht
            "MetricsConfig",
            "MqttConfig", "OutputConfig",
            "OverlayConfig", "PipelineConfig", "RedisConfig", "SourceConfig", "SourceSettings", "StateConfig",
+           "StoreConfig",
            "ZoneConfig",
            "load_config", "build_config", "read_config_file", "read_yaml"]
 
@@ -136,6 +138,7 @@ class PipelineConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     schedule: ScheduleTuning = field(default_factory=ScheduleTuning)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for logging or writing back as YAML)."""
@@ -145,7 +148,7 @@ class PipelineConfig:
 _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
     "redis": RedisConfig, "mqtt": MqttConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
-    "http": HttpConfig, "cluster": ClusterConfig, "schedule": ScheduleTuning,
+    "http": HttpConfig, "cluster": ClusterConfig, "schedule": ScheduleTuning, "store": StoreConfig,
 }
 
 

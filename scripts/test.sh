@@ -3,7 +3,8 @@
 #   - Debian packages: redis-server and mosquitto (tests start their own on a free port) and the GStreamer RTSP server
 #     that live-camera tests run against (driven by the system /usr/bin/python3); headless chromium and
 #     chromedriver for the web view's browser tests (tests/web); ffmpeg, the live HLS / MPEG-TS producer of
-#     tests/live/test_hls.py.
+#     tests/live/test_hls.py; postgresql, whose server binaries tests/store start as a private server on a free
+#     port (the event history's PostgreSQL tests).
 #   - A virtual environment in .venv with trackstream and its test extras (Ray among them: tests/cluster runs a real
 #     multi-node Ray cluster on loopback addresses).
 # Usage: bash scripts/test.sh [pytest args...]
@@ -26,6 +27,7 @@ APT_PACKAGES=(
   ffmpeg
   chromium
   chromium-driver
+  postgresql
 )
 
 missing=()
@@ -54,7 +56,7 @@ echo "== installing trackstream[test] into .venv"
 STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
         pipelines/detection/letterbox.py
         pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web
-        pipelines/cluster pipelines/commands)
+        pipelines/cluster pipelines/commands pipelines/store pipelines/sinks/store.py)
 echo "== ruff"
 .venv/bin/python -m ruff check pipelines tracker tests benchmarks
 echo "== mypy"

@@ -20,7 +20,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("pipelines.settings", "pipelines.config"),
     ("pipelines.sources", "pipelines.detection"),
     ("pipelines.processing",),
-    ("pipelines.sinks",),
+    ("pipelines.sinks", "pipelines.store"),
     ("pipelines.engine",),
     ("pipelines.web", "pipelines.cluster", "pipelines.commands", "pipelines.evaluation", "pipelines.subscriber"),
     ("pipelines.cli", "pipelines.api", "pipelines"),
@@ -31,6 +31,7 @@ CONFIG_SECTIONS = frozenset({
     "pipelines.sources.base", "pipelines.processing.zones", "pipelines.processing.overlays",
     "pipelines.processing.schedule", "pipelines.processing.motion",  # the schedule's section reads motion masks
     "pipelines.sinks.redis_conn", "pipelines.sinks.mqtt_conn", "pipelines.web.config", "pipelines.cluster.config",
+    "pipelines.store.config",
 })
 
 

@@ -84,6 +84,11 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--file-workers", "cluster.file_workers",
      {"type": int, "metavar": "N", "help": "with --engine ray: workers processing files at once (default: as "
                                            "many as the cluster's CPUs allow)"}),
+    ("--db", "store.db", {"metavar": "PATH_OR_URL", "help": "keep every event and one row per track in this "
+                          "database: a SQLite file (events.db) or postgresql://user:pass@host/db for several "
+                          "processes; search it with `trackstream events` (docs/events.md)"}),
+    ("--media", "store.media", {"metavar": "DIR", "help": "with --db: save each track's best snapshot and a clip "
+                                "around each zone entry and line crossing in DIR"}),
     ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view asks for this token (open "
                                     "/?token=TOKEN once; or header Authorization: Bearer TOKEN)"}),
 )

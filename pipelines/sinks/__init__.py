@@ -20,6 +20,7 @@ from pipelines.sinks.jsonl import ENTRY as JSONL
 from pipelines.sinks.mot import ENTRY as MOT
 from pipelines.sinks.mqtt import ENTRY as MQTT
 from pipelines.sinks.redis_sink import ENTRY as REDIS
+from pipelines.sinks.store import ENTRY as STORE
 from pipelines.sinks.video import ENTRY as VIDEO
 from pipelines.sinks.viewer import ENTRY as VIEWER
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["BuiltSink", "DropPolicy", "REGISTRY", "SinkContext", "SinkEntry", "build_sinks", "output_path",
            "wanted_sinks"]
 
-REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS, MQTT, VIEWER)
+REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS, MQTT, VIEWER, STORE)
 
 
 def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
     from pipelines.engine.metrics import Monitor
     from pipelines.engine.view import EngineView
+    from pipelines.web.history import History
 
 log = logging.getLogger("trackstream.web")
 
@@ -152,12 +153,14 @@ class WebView:
         metrics: returns the Prometheus text exposition for ``/metrics``; None: no ``/metrics``.
     """
 
-    def __init__(self, config: HttpConfig, views: Views, metrics: Optional[Callable[[], bytes]] = None) -> None:
+    def __init__(self, config: HttpConfig, views: Views, metrics: Optional[Callable[[], bytes]] = None,
+                 history: Optional["History"] = None) -> None:
         if config.port is None:
             raise ValueError("HttpConfig.listen is not set")
         self.config = config
         self.host, self.port = config.host, config.port
         self._views, self._metrics = views, metrics
+        self._history = history   # the event store's routes (--db; pipelines/web/history.py)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._runner: Optional[web.AppRunner] = None
@@ -220,7 +223,10 @@ class WebView:
         app.router.add_get("/metrics", self._prometheus)
         app.router.add_get("/api/sources", self._api_all)
         app.router.add_get("/api/sources/{id:.+}", self._api_one)
-        app.router.add_get("/api/events", self._events)
+        if self._history is not None:
+            self._history.register(app, live_events=self._events)   # /api/events, /api/tracks, /media, /history
+        else:
+            app.router.add_get("/api/events", self._events)
         app.router.add_get("/video/{id:.+}", self._video)
         app.router.add_get("/snapshot/{id:.+}", self._snapshot)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
@@ -457,9 +463,11 @@ def start_web_view(config: "PipelineConfig", engine: "EngineView",
     run --http``); None otherwise. ``monitor`` (``engine.metrics.Monitor``) gives the rates and ``/metrics``."""
     if not config.http.enabled:
         return None
+    from pipelines.web.history import history_for
     from pipelines.web.status import runner_views
 
-    return WebView(config.http, runner_views(engine, monitor), _prometheus_text(monitor)).start()
+    return WebView(config.http, runner_views(engine, monitor), _prometheus_text(monitor),
+                   history_for(config.store)).start()
 
 
 def _prometheus_text(monitor: Optional["Monitor"]) -> Optional[Callable[[], bytes]]:

@@ -1,0 +1,153 @@
+"""`trackstream events`: search the event history of `run --db` (table, JSON Lines or CSV; --follow).
+
+Examples::
+
+    trackstream events --db events.db --since 2h --line gate
+    trackstream events --db postgresql://user:pass@host/trackstream --source cam1 --type line_crossed \\
+        --since 2026-12-06T02:00 --until 2026-12-06T03:00 --format csv > gate.csv
+    trackstream events --db events.db --follow --format jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from datetime import datetime
+from typing import IO, Any, Iterable
+
+from pipelines.errors import UserError
+from pipelines.processing.events import EVENT_TYPES
+
+FOLLOW_INTERVAL_S = 1.0
+COLUMNS = ("time", "source", "event", "track", "class", "where", "direction", "clip")
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str) -> None:
+    parser = sub.add_parser(name, help="search the event history kept by run --db",
+                            description=__doc__.splitlines()[0] if __doc__ else None,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="\n".join((__doc__ or "").splitlines()[2:]))
+    parser.add_argument("--db", required=True, metavar="PATH_OR_URL",
+                        help="the database of run --db: a SQLite file or postgresql://... URL")
+    parser.add_argument("--source", action="append", default=[], metavar="ID", help="only this source (repeatable)")
+    parser.add_argument("--since", metavar="TIME", help="from this time: 2h / 30m / 7d ago, an ISO time "
+                        "(2026-12-06T02:00, local unless it ends in Z or an offset) or Unix seconds")
+    parser.add_argument("--until", metavar="TIME", help="up to this time (same forms as --since)")
+    parser.add_argument("--type", action="append", default=[], choices=EVENT_TYPES, metavar="EVENT",
+                        help=f"only this event type (repeatable): {', '.join(EVENT_TYPES)}")
+    parser.add_argument("--class", dest="class_name", metavar="NAME", help="only tracks of this class (person)")
+    parser.add_argument("--zone", metavar="NAME", help="only events of this zone")
+    parser.add_argument("--line", metavar="NAME", help="only events of this counting line")
+    parser.add_argument("--track", type=int, metavar="ID", help="only this track id")
+    parser.add_argument("--limit", type=int, default=100, metavar="N",
+                        help="the newest N matching events (default 100), printed oldest first")
+    parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table",
+                        help="table (default), jsonl (one event document per line, with id and clip) or csv")
+    parser.add_argument("--follow", action="store_true", help="keep printing new events as they are stored")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pipelines.store.db import is_postgres, open_engine, sqlite_path
+    from pipelines.store.query import EventFilter, parse_time, search_events
+
+    now = time.time()
+    since = parse_time(args.since, now, "--since") if args.since else None
+    until = parse_time(args.until, now, "--until") if args.until else None
+    base = EventFilter(sources=tuple(args.source), since=since, until=until, kinds=tuple(args.type),
+                       class_name=args.class_name, zone=args.zone, line=args.line, track_id=args.track,
+                       limit=args.limit)
+    if not is_postgres(args.db) and not sqlite_path(args.db).is_file():
+        raise UserError(f"no event database at {sqlite_path(args.db)} (write one with trackstream run --db)")
+    engine = open_engine(args.db)
+    out = Output(args.format, sys.stdout)
+    try:
+        rows = _query(engine, base, search_events, args.db)
+        rows.reverse()
+        out.rows(rows)
+        last = max((r["id"] for r in rows), default=None)
+        if last is None and args.follow:
+            newest = _query(engine, EventFilter(limit=1), search_events, args.db)
+            last = newest[0]["id"] if newest else 0
+        while args.follow:
+            time.sleep(FOLLOW_INTERVAL_S)
+            rows = _query(engine, EventFilter(**{**base.__dict__, "after_id": last, "limit": 1000}),
+                          search_events, args.db)
+            out.rows(rows)
+            if rows:
+                last = rows[-1]["id"]
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:   # `... | head`
+        return 0
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _query(engine: Any, f: Any, search: Any, db: str) -> list[dict[str, Any]]:
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from pipelines.store.db import describe
+
+    try:
+        with engine.connect() as conn:
+            return list(search(conn, f))
+    except SQLAlchemyError as exc:
+        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        first = " ".join(str(detail).split())
+        if "no such table" in first or "does not exist" in first:
+            raise UserError(f"{describe(db)} holds no event history (write one with trackstream run --db)") from None
+        from pipelines.secrets import redact_text, url_password
+
+        raise UserError(f"cannot read {describe(db)}: {redact_text(first[:200], url_password(db))}") from None
+
+
+def local_time(unix: float) -> str:
+    return datetime.fromtimestamp(unix).isoformat(timespec="milliseconds")
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    where = row["zone"] or row["line"] or ""
+    return [local_time(row["time"]), row["source_id"], row["event"],
+            "" if row["track_id"] is None else str(row["track_id"]), row["class_name"] or "", where,
+            row["direction"] or "", row["clip"] or ""]
+
+
+class Output:
+    """Prints rows as a table, JSON Lines or CSV (the table's header once)."""
+
+    def __init__(self, kind: str, stream: IO[str]) -> None:
+        self.kind, self.stream = kind, stream
+        self._header = False
+        self._csv = csv.writer(stream) if kind == "csv" else None
+
+    def rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self._row(row)
+        self.stream.flush()
+
+    def _row(self, row: dict[str, Any]) -> None:
+        if self.kind == "jsonl":
+            doc = {"id": row["id"], **row["doc"], "clip": row["clip"]}
+            self.stream.write(json.dumps(doc, separators=(",", ":")) + "\n")
+            return
+        if self._csv is not None:
+            if not self._header:
+                self._csv.writerow(["id", "unix_time", *COLUMNS])
+                self._header = True
+            self._csv.writerow([row["id"], repr(row["time"]), *_cells(row)])
+            return
+        widths = (23, 16, 15, 6, 10, 14, 14, 0)
+        if not self._header:
+            self.stream.write(_line(COLUMNS, widths))
+            self._header = True
+        self.stream.write(_line(_cells(row), widths))
+
+
+def _line(cells: Iterable[str], widths: Iterable[int]) -> str:
+    return " ".join(c.ljust(w) if w else c for c, w in zip(cells, widths)).rstrip() + "\n"
+
+

@@ -1,0 +1,89 @@
+"""Opening the event database: a SQLite file or a PostgreSQL server, through SQLAlchemy Core.
+
+``--db events.db`` (or ``sqlite:///events.db``) is a SQLite file in WAL mode: readers (the CLI, the web
+view) never wait for the writer, every committed batch survives a ``kill -9``, and a crash leaves the file
+consistent. ``--db postgresql://user:pass@host:5432/name`` uses psycopg 3 (``pip install
+'trackstream[postgres]'``); several processes and machines (Ray actors) write one database.
+
+Passwords never appear in messages: ``describe(url)`` masks them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from pipelines.errors import UserError
+from pipelines.secrets import redact_text, url_password
+
+
+def is_postgres(db: str) -> bool:
+    return db.split("://", 1)[0].lower() in ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def describe(db: str) -> str:
+    """The database as messages show it: ``SQLite events.db`` or ``PostgreSQL postgresql://u:***@host/db``."""
+    if is_postgres(db):
+        return f"PostgreSQL at {redact_text(db, url_password(db))}"
+    return f"SQLite {sqlite_path(db)}"
+
+
+def sqlite_path(db: str) -> Path:
+    return Path(db[len("sqlite:///"):] if db.lower().startswith("sqlite:///") else db).expanduser()
+
+
+def database_url(db: str) -> URL:
+    """The SQLAlchemy URL of ``db`` (a path or URL); UserError (password masked) when it is malformed."""
+    if not is_postgres(db):
+        return URL.create("sqlite", database=str(sqlite_path(db)))
+    try:
+        url = make_url(db)
+    except ArgumentError:
+        raise UserError(f"--db: cannot read the database URL {redact_text(db, url_password(db))}") from None
+    return url.set(drivername="postgresql+psycopg")
+
+
+def open_engine(db: str, *, writer: bool = False, connect_timeout: float = 5.0) -> Engine:
+    """An engine for ``db``. ``writer``: SQLite transactions take the write lock at their start (``BEGIN
+    IMMEDIATE``), so two writers queue instead of failing half-way; readers never take it.
+
+    A SQLite file's folder is created. Raises UserError when psycopg is missing for PostgreSQL."""
+    url = database_url(db)
+    if url.get_backend_name() == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise UserError("--db postgresql://... needs psycopg: pip install 'trackstream[postgres]'") from None
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                             connect_args={"connect_timeout": max(1, int(round(connect_timeout)))})
+    path = sqlite_path(db)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder of {path}: {exc.strerror or exc}") from None
+    engine = create_engine(url, connect_args={"timeout": max(connect_timeout, 30.0), "check_same_thread": False})
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None      # transactions are begun below, not by the driver
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")   # readers never wait for the writer; atomic commits
+        cursor.execute("PRAGMA synchronous=NORMAL")  # a commit survives a crash of the process (kill -9)
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

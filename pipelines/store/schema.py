@@ -1,0 +1,120 @@
+"""The event history's tables (SQLAlchemy Core) and their versioned migrations.
+
+Tables:
+
+- ``events``: one row per event document (the same JSON as the events file, in ``doc``), with the fields a
+  search filters on as columns: source, kind, wall-clock ``time``, ``pts``, ``stream_time``, track id,
+  class, zone, line, direction, and the event's clip (a path inside the media folder). ``replay_key``
+  (the frame's time on the stream's persistent clock, the event, its track and zone or line) is unique per
+  source: a frame processed again after a restart from ``--state`` does not store its events twice.
+- ``tracks``: one row per track of a source (key: source, track id, first wall-clock time, so ids a
+  later run hands out again are other rows): class, first/last seen (wall clock, video time, stream
+  clock), zones visited with the seconds inside each, lines crossed with direction and time, a
+  downsampled path, best confidence, and its snapshot files.
+- ``trackstream_schema``: the schema version (one row).
+
+Migrations are a list of numbered steps run in order inside one transaction, under a lock (PostgreSQL:
+an advisory transaction lock; SQLite: ``BEGIN IMMEDIATE``), so several processes starting against one
+new database create it once. Indexes serve the searches of ``pipelines/store/query.py``: every filter
+starts with the source and ends with the time range, so (source, line, time), (source, zone, time),
+(source, time) and (time) answer them without a table scan.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, text)
+from sqlalchemy.engine import Connection
+
+from pipelines.errors import UserError
+
+metadata = MetaData()
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")   # SQLite: INTEGER PRIMARY KEY is the rowid (autoincrement)
+
+events = Table(
+    "events", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("source_id", String(255), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("time", Float, nullable=False),          # wall clock, Unix s (the frame's capture time)
+    Column("pts", Float),                           # video time, s
+    Column("stream_time", Float),                   # the stream's persistent clock, Unix s
+    Column("frame_index", BigInteger),
+    Column("track_id", BigInteger),
+    Column("class_name", String(255)),
+    Column("zone", String(255)),
+    Column("line", String(255)),
+    Column("direction", String(16)),
+    Column("clip", String(1024)),                   # path inside the media folder, None: no clip
+    Column("doc", Text, nullable=False),            # the event document, JSON
+    Column("replay_key", String(512)),              # a frame's event: the same when the frame is processed again
+    UniqueConstraint("source_id", "replay_key", name="uq_events_source_replay"),
+    Index("ix_events_source_time", "source_id", "time"),
+    Index("ix_events_source_line_time", "source_id", "line", "time"),
+    Index("ix_events_source_zone_time", "source_id", "zone", "time"),
+    Index("ix_events_source_track", "source_id", "track_id", "time"),
+    Index("ix_events_time", "time"),
+)
+
+tracks = Table(
+    "tracks", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("source_id", String(255), nullable=False),
+    Column("track_id", BigInteger, nullable=False),
+    Column("class_id", Integer, nullable=False),
+    Column("class_name", String(255), nullable=False),
+    Column("first_time", Float, nullable=False),
+    Column("last_time", Float, nullable=False),
+    Column("first_pts", Float),
+    Column("last_pts", Float),
+    Column("first_stream_time", Float),
+    Column("last_stream_time", Float),
+    Column("frames_seen", Integer, nullable=False),
+    Column("best_confidence", Float, nullable=False),
+    Column("zones", Text, nullable=False),          # JSON {zone: {"entries": n, "seconds": s}}
+    Column("lines", Text, nullable=False),          # JSON [{"line", "direction", "time", "pts"}]
+    Column("path", Text, nullable=False),           # JSON [[pts, x, y], ...] downsampled
+    Column("snapshot", String(1024)),               # media path of the best crop (JPEG)
+    Column("snapshot_frame", String(1024)),         # media path of the full frame with the box drawn
+    Column("ended", Boolean, nullable=False),
+    Column("end_reason", String(32)),
+    UniqueConstraint("source_id", "track_id", "first_time", name="uq_tracks_source_track_first"),
+    Index("ix_tracks_source_last", "source_id", "last_time"),
+    Index("ix_tracks_source_track", "source_id", "track_id"),
+)
+
+schema_version = Table("trackstream_schema", metadata, Column("version", Integer, nullable=False))
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[events, tracks])
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1),)
+VERSION = MIGRATIONS[-1][0]
+_PG_LOCK = 0x7472_6B73   # advisory lock id of trackstream migrations ("trks")
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the database to ``VERSION`` inside the caller's transaction; returns the version found.
+
+    Raises UserError when the database was made by a newer trackstream."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+    schema_version.create(conn, checkfirst=True)
+    found = conn.execute(schema_version.select()).scalar()
+    current = int(found) if found is not None else 0
+    if current > VERSION:
+        raise UserError(f"the event database has schema version {current}, newer than this trackstream "
+                        f"knows ({VERSION}): upgrade trackstream")
+    for number, step in MIGRATIONS:
+        if number > current:
+            step(conn)
+    if found is None:
+        conn.execute(schema_version.insert().values(version=VERSION))
+    elif current < VERSION:
+        conn.execute(schema_version.update().values(version=VERSION))
+    return current

@@ -1,0 +1,105 @@
+"""``StoreWriter``: writes event and track rows to the database from one background thread, in batches.
+
+It is a ``BufferedPublisher`` (``pipelines/sinks/publisher.py``), the same delivery the Redis and MQTT sinks
+use: ``put`` never waits for the database; rows are written in order, up to ``batch_max`` per
+transaction; while the database is unreachable they are buffered (up to ``buffer_max_entries``, then the
+oldest are dropped and counted), and ``close`` writes what it can within ``flush_timeout`` s, then says in
+one line what was lost (the run then exits 3).
+
+A batch is one transaction: after a crash (``kill -9``) the database holds every batch committed before it
+and nothing of the one in flight. The schema is created or migrated on the first connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, Sequence
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError, InterfaceError
+
+from pipelines.secrets import redact_text
+from pipelines.sinks.publisher import BufferedPublisher
+from pipelines.store.db import describe, open_engine, ping
+from pipelines.store.schema import events, migrate, tracks
+
+log = logging.getLogger("trackstream.store")
+
+Kind = Literal["event", "track"]
+Row = tuple[Kind, dict[str, Any]]
+_TRACK_KEY = ("source_id", "track_id", "first_time")
+
+
+class StoreWriter(BufferedPublisher[Row]):
+    """Rows of one source (or several) into the database ``db`` (a SQLite path or a PostgreSQL URL)."""
+
+    def __init__(self, db: str, *, buffer_max_entries: int = 100000, batch_max: int = 500,
+                 connect_timeout: float = 5.0) -> None:
+        super().__init__(describe(db), buffer_max_entries, batch_max=batch_max, log=log,
+                         thread_name="trackstream-store")
+        self._db = db
+        self._engine: Engine = open_engine(db, writer=True, connect_timeout=connect_timeout)
+        self._migrated = False
+        self._start()
+
+    def put(self, kind: Kind, row: dict[str, Any]) -> None:
+        self.enqueue((kind, row))
+
+    def _connect(self) -> None:
+        ping(self._engine)
+        if not self._migrated:
+            with self._engine.begin() as conn:
+                migrate(conn)
+            self._migrated = True
+
+    def _disconnect(self) -> None:
+        self._engine.dispose()
+
+    def _destination(self, entry: Row) -> str:
+        return "events" if entry[0] == "event" else "tracks"
+
+    def _error_text(self, exc: BaseException) -> str:
+        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        return redact_text(" ".join(str(detail).split())[:300], self._engine.url.password) or type(exc).__name__
+
+    def _send(self, batch: list[Row]) -> Sequence[Row]:
+        try:
+            with self._engine.begin() as conn:
+                write_rows(conn, batch)
+            return []
+        except (OperationalError, InterfaceError):
+            raise                         # the connection broke or the file is locked: the batch is retried
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise
+            log.warning("%s refused a batch (%s); writing its rows one by one", self.name, self._error_text(exc))
+        refused: list[Row] = []
+        for row in batch:               # one bad row must not cost the others
+            try:
+                with self._engine.begin() as conn:
+                    write_rows(conn, [row])
+            except (OperationalError, InterfaceError):
+                raise
+            except DBAPIError:
+                refused.append(row)
+        return refused
+
+
+def write_rows(conn: Connection, batch: Sequence[Row]) -> None:
+    """Insert the event rows and upsert the track rows of ``batch`` in the caller's transaction."""
+    event_rows = [row for kind, row in batch if kind == "event"]
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for kind, row in batch:
+        if kind == "track":
+            latest[tuple(row[k] for k in _TRACK_KEY)] = row   # a later state of a track replaces an earlier one
+    if event_rows:
+        add = pg_insert(events) if conn.dialect.name == "postgresql" else sqlite_insert(events)
+        conn.execute(add.on_conflict_do_nothing(index_elements=["source_id", "replay_key"]), event_rows)
+    if latest:
+        upsert = pg_insert(tracks) if conn.dialect.name == "postgresql" else sqlite_insert(tracks)
+        changed = {c.name: upsert.excluded[c.name] for c in tracks.columns if c.name not in ("id", *_TRACK_KEY)}
+        conn.execute(upsert.on_conflict_do_update(index_elements=list(_TRACK_KEY), set_=changed),
+                     list(latest.values()))

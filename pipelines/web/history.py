@@ -1,0 +1,236 @@
+"""The web view's history (``--http`` with ``--db``): an HTTP API over the event store, its media, and a page.
+
+Routes (behind the view's token like every other route; see docs/events.md):
+
+- ``GET /api/events``: stored events, newest first, filtered and paginated (``source``, ``since``, ``until``,
+  ``type``, ``class``, ``zone``, ``line``, ``track``, ``limit``, ``cursor``; ``next`` is the following page's
+  cursor). A browser's ``EventSource`` (``Accept: text/event-stream``) still gets the live status stream.
+- ``GET /api/tracks/{source}/{id}``: a stored track (the newest with that id) with its events, snapshot and
+  clip URLs; ``GET /api/history/sources``: the sources with stored tracks.
+- ``GET /api/openapi.json``: the OpenAPI 3 document of these routes.
+- ``GET /media/{path}``: a snapshot (JPEG) or clip (mp4, range requests) from the media folder; only files
+  named as the store names them, inside that folder (no ``..``, no absolute paths, no links out of it).
+- ``GET /history``: the page (``static/history.html``): per camera, its events with thumbnails; a click
+  plays the event's clip in the page.
+
+Media that retention deleted are reported as ``"available": false``: rows outlive their media.
+Database calls run in the server's thread pool, never on its event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+from urllib.parse import quote
+
+from aiohttp import web
+
+from pipelines.errors import UserError
+from pipelines.store.config import StoreConfig
+from pipelines.store.media import MEDIA_FILE
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PAGE_LIMIT, MAX_PAGE_LIMIT = 50, 500
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def media_file(root: Path, relative: str) -> Optional[Path]:
+    """The file ``relative`` names inside ``root``, or None when it is not one of the store's media files
+    there (absolute, ``..``, a link or folder leading out, another name)."""
+    if not relative or relative.startswith(("/", "\\")) or "\\" in relative or "\x00" in relative:
+        return None
+    parts = relative.split("/")
+    if any(p in ("", ".", "..") for p in parts) or not MEDIA_FILE.match(parts[-1]):
+        return None
+    base = root.resolve()
+    candidate = (base / relative).resolve()
+    try:
+        candidate.relative_to(base)
+    except ValueError:
+        return None
+    return candidate if candidate.is_file() else None
+
+
+class History:
+    """The history routes of one web view, reading ``store.db`` and serving ``store.media``."""
+
+    def __init__(self, store: StoreConfig) -> None:
+        if store.db is None:
+            raise ValueError("StoreConfig.db is not set")
+        self.store = store
+        self.media = Path(store.media).expanduser() if store.media else None
+        self._engine: Optional["Engine"] = None
+
+    def register(self, app: web.Application, live_events: Handler) -> None:
+        async def events(request: web.Request) -> web.StreamResponse:
+            if "text/event-stream" in request.headers.get("Accept", ""):
+                return await live_events(request)
+            return await self._json(request, self._events)
+
+        async def track(request: web.Request) -> web.StreamResponse:
+            return await self._json(request, self._track)
+
+        async def sources(request: web.Request) -> web.StreamResponse:
+            return await self._json(request, self._sources)
+
+        app.router.add_get("/api/events", events)
+        app.router.add_get("/api/tracks/{source}/{id}", track)
+        app.router.add_get("/api/history/sources", sources)
+        app.router.add_get("/api/openapi.json", self._openapi)
+        app.router.add_get("/media/{path:.+}", self._media)
+        app.router.add_get("/history", self._page)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    def engine(self) -> "Engine":
+        if self._engine is None:
+            from pipelines.store.db import open_engine
+
+            assert self.store.db is not None
+            self._engine = open_engine(self.store.db, connect_timeout=self.store.connect_timeout)
+        return self._engine
+
+    async def _json(self, request: web.Request, work: Callable[[web.Request], Any]) -> web.StreamResponse:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            doc = await asyncio.get_running_loop().run_in_executor(None, work, request)
+        except UserError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except SQLAlchemyError as exc:
+            missing = "no such table" in str(exc) or "does not exist" in str(exc)
+            if missing:
+                return web.json_response({"error": "no history stored yet"}, status=404)
+            return web.json_response({"error": "the event database cannot be read now"}, status=503)
+        if doc is None:
+            return web.json_response({"error": "not found"}, status=404)
+        return web.Response(body=json.dumps(doc, separators=(",", ":"), default=str).encode(),
+                            content_type="application/json", headers={"Cache-Control": "no-store"})
+
+    def _media_doc(self, relative: Optional[str]) -> Optional[dict[str, Any]]:
+        if not relative:
+            return None
+        available = self.media is not None and media_file(self.media, relative) is not None
+        return {"url": "/media/" + quote(relative), "available": available}
+
+    # -- handlers (run in the thread pool) ----------------------------------------------------------------
+    def _events(self, request: web.Request) -> dict[str, Any]:
+        from pipelines.store.query import EventFilter, decode_cursor, encode_cursor, parse_time, search_events
+
+        q = request.query
+        try:
+            limit = int(q.get("limit", PAGE_LIMIT))
+            track = int(q["track"]) if "track" in q else None
+        except ValueError:
+            raise UserError("limit and track must be whole numbers") from None
+        f = EventFilter(sources=tuple(q.getall("source", [])), kinds=tuple(q.getall("type", [])),
+                        since=parse_time(q["since"], what="since") if "since" in q else None,
+                        until=parse_time(q["until"], what="until") if "until" in q else None,
+                        class_name=q.get("class"), zone=q.get("zone"), line=q.get("line"), track_id=track,
+                        limit=min(limit, MAX_PAGE_LIMIT),
+                        before=decode_cursor(q["cursor"]) if "cursor" in q else None)
+        with self.engine().connect() as conn:
+            rows = search_events(conn, f)
+            thumbs = self._thumbnails(conn, rows)
+        out = []
+        for row in rows:
+            doc = {k: row[k] for k in ("id", "source_id", "event", "time", "pts", "track_id", "class_name",
+                                       "zone", "line", "direction")}
+            doc["clip"] = self._media_doc(row["clip"])
+            doc["snapshot"] = self._media_doc(thumbs.get(row["id"]))
+            if row["track_id"] is not None:
+                doc["track_url"] = f"/api/tracks/{quote(row['source_id'], safe='')}/{row['track_id']}"
+            doc["document"] = row["doc"]
+            out.append(doc)
+        nxt = encode_cursor(rows[-1]) if len(rows) == f.limit else None
+        return {"events": out, "next": nxt}
+
+    @staticmethod
+    def _thumbnails(conn: Any, rows: list[dict[str, Any]]) -> dict[int, str]:
+        """Event id -> the snapshot of its track (the stored track with that id that started last before it)."""
+        from sqlalchemy import select
+
+        from pipelines.store.schema import tracks
+
+        wanted = {(r["source_id"], r["track_id"]) for r in rows if r["track_id"] is not None}
+        if not wanted:
+            return {}
+        c = tracks.c
+        query = select(c.source_id, c.track_id, c.first_time, c.snapshot).where(
+            c.source_id.in_({s for s, _ in wanted}), c.track_id.in_({t for _, t in wanted}),
+            c.snapshot.is_not(None)).order_by(c.first_time.desc())
+        found: dict[tuple[str, int], list[tuple[float, str]]] = {}
+        for source, tid, first, snap in conn.execute(query):
+            found.setdefault((source, tid), []).append((first, snap))
+        out = {}
+        for row in rows:
+            for first, snap in found.get((row["source_id"], row["track_id"]), []):
+                if first <= row["time"] + 1e-6:
+                    out[row["id"]] = snap
+                    break
+        return out
+
+    def _track(self, request: web.Request) -> Optional[dict[str, Any]]:
+        from pipelines.store.query import track_events, track_rows
+
+        source = request.match_info["source"]
+        try:
+            track_id = int(request.match_info["id"])
+        except ValueError:
+            raise UserError("a track id is a whole number") from None
+        with self.engine().connect() as conn:
+            found = track_rows(conn, source, track_id)
+            if not found:
+                return None
+            track = found[0]
+            events = track_events(conn, track)
+        clips: list[dict[str, Any]] = []
+        for e in events:
+            clip = self._media_doc(e["clip"])
+            if clip is not None and clip["url"] not in [c["url"] for c in clips]:
+                clips.append({**clip, "event": e["event"], "time": e["time"]})
+        doc = {k: v for k, v in track.items() if k not in ("id", "snapshot", "snapshot_frame")}
+        doc["snapshot"] = self._media_doc(track["snapshot"])
+        doc["snapshot_frame"] = self._media_doc(track["snapshot_frame"])
+        doc["clips"] = clips
+        doc["events"] = [e["doc"] for e in events]
+        doc["earlier"] = len(found) - 1     # older tracks of this source that had the same id (other runs)
+        return doc
+
+    def _sources(self, request: web.Request) -> dict[str, Any]:
+        from pipelines.store.query import source_ids
+
+        with self.engine().connect() as conn:
+            return {"sources": source_ids(conn)}
+
+    async def _openapi(self, request: web.Request) -> web.StreamResponse:
+        from pipelines.web.openapi import OPENAPI
+
+        return web.json_response(OPENAPI)
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "history.html", headers={"Cache-Control": "no-cache"})
+
+    async def _media(self, request: web.Request) -> web.StreamResponse:
+        path = media_file(self.media, request.match_info["path"]) if self.media is not None else None
+        if path is None:
+            raise web.HTTPNotFound(text="no such media file (it may have been deleted by retention)\n")
+        kind = "video/mp4" if path.suffix == ".mp4" else "image/jpeg"
+        return web.FileResponse(path, headers={"Content-Type": kind, "Cache-Control": "private, max-age=3600",
+                                               "X-Content-Type-Options": "nosniff"})
+
+
+def history_for(store: StoreConfig) -> Optional[History]:
+    """The history routes when the run keeps one (``store.db``); None otherwise."""
+    return History(store) if store.db is not None else None
+
+
+__all__ = ["History", "history_for", "media_file"]

@@ -1,0 +1,110 @@
+"""`trackstream events`: searching a history from the command line, as a user types it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.sinks.store import StoreSink
+from pipelines.store.config import StoreConfig
+from tests.conftest import run_cli
+from tests.store.conftest import feed, synthetic_results
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, float]:
+    """Two cameras: cam1 an hour ago, cam2 now."""
+    db = str(tmp_path_factory.mktemp("history") / "events.db")
+    now = time.time()
+    for source, t0 in (("cam1", now - 3600), ("cam2", now - 5)):
+        sink = StoreSink(StoreConfig(db=db), source)
+        feed(sink, synthetic_results(source, t0=t0))
+        sink.close()
+    return db, now
+
+
+def test_table_of_a_line_in_the_last_half_hour(history: tuple[str, float]) -> None:
+    db, _ = history
+    done = run_cli("events", "--db", db, "--since", "30m", "--line", "gate", timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["time", "source", "event"]
+    assert len(lines) == 5 and all(" cam2 " in ln and "line_crossed" in ln and "gate" in ln for ln in lines[1:])
+
+
+def test_jsonl_is_the_event_documents(history: tuple[str, float]) -> None:
+    db, now = history
+    until = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 1800))      # local ISO time
+    done = run_cli("events", "--db", db, "--until", until, "--type", "track_started", "--format", "jsonl",
+                   timeout=60)
+    assert done.returncode == 0, done.stderr
+    docs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [d["track"]["id"] for d in docs] == [1, 2, 3, 4]
+    assert all(d["source_id"] == "cam1" and d["schema_version"] == 1 and "id" in d for d in docs)
+
+
+def test_csv_of_one_track(history: tuple[str, float]) -> None:
+    db, _ = history
+    done = run_cli("events", "--db", db, "--source", "cam2", "--track", "3", "--format", "csv", timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert rows[0]["event"] == "track_started" and rows[-1]["event"] == "track_ended"
+    assert {r["track"] for r in rows} == {"3"} and {r["source"] for r in rows} == {"cam2"}
+
+
+def test_follow_prints_events_stored_after_it_started(history: tuple[str, float], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    db, _ = history
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "events", "--db", db, "--follow", "--source",
+                             "cam3", "--format", "jsonl"], stdout=subprocess.PIPE, text=True, cwd=str(REPO),
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    try:
+        time.sleep(3.0)
+        sink = StoreSink(StoreConfig(db=db), "cam3")
+        docs = feed(sink, synthetic_results("cam3"))
+        sink.close()
+        assert proc.stdout is not None
+        got = [json.loads(proc.stdout.readline()) for _ in docs]
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert [d["event"] for d in got] == [d["event"] for d in docs]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--since", "yesterday"], "--since: expected a time like 2h"),
+    (["--limit", "0"], "limit: must be 1.."),
+])
+def test_bad_input_is_one_line(history: tuple[str, float], args: list[str], message: str) -> None:
+    db, _ = history
+    done = run_cli("events", "--db", db, *args, timeout=60)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_without_history_says_so(tmp_path: Path) -> None:
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "other.db").close()
+    done = run_cli("events", "--db", str(tmp_path / "other.db"), timeout=60)
+    assert done.returncode == 2 and "holds no event history" in done.stderr
+    done = run_cli("events", "--db", str(tmp_path / "missing.db"), timeout=60)
+    assert done.returncode == 2 and "no event database at" in done.stderr
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_the_error_quoted_in_the_docs_is_the_one_printed(history: tuple[str, float]) -> None:
+    from tests.test_docs_quotes import printed, quoted
+
+    db, _ = history
+    done = run_cli("events", "--db", db, "--since", "yesterday", timeout=60)
+    assert quoted("events.md", "--since") == printed(done.stderr)

@@ -1,0 +1,171 @@
+"""The web view's history API over a stored history: what a client (or the history page) gets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, Optional
+from urllib.parse import quote
+
+import pytest
+
+from pipelines.sinks.store import StoreSink
+from pipelines.store.config import StoreConfig
+from pipelines.web.config import HttpConfig
+from pipelines.web.history import History
+from pipelines.web.server import WebView
+from tests.conftest import free_port
+from tests.store.conftest import feed, synthetic_results
+
+TOKEN = "hist-Token-9"
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> StoreConfig:
+    root = tmp_path_factory.mktemp("history")
+    config = StoreConfig(db=str(root / "events.db"), media=str(root / "media"), clip_before=0.5, clip_after=0.4,
+                         clip_max_seconds=1.2)
+    for source in ("cam1", "cam 2"):
+        sink = StoreSink(config, source)
+        feed(sink, synthetic_results(source))
+        sink.close()
+    (root / "secret.txt").write_text("not media")
+    (root / "clip-1-020000-100001.mp4").write_bytes(b"outside the media folder")
+    return config
+
+
+def _serve(stored: StoreConfig, token: Optional[str]) -> Iterator[WebView]:
+    view = WebView(HttpConfig(listen=f"127.0.0.1:{free_port()}", token=token), lambda: [],
+                   history=History(stored)).start()
+    try:
+        yield view
+    finally:
+        view.stop()
+
+
+@pytest.fixture(scope="module")
+def server(stored: StoreConfig) -> Iterator[WebView]:
+    yield from _serve(stored, None)
+
+
+@pytest.fixture(scope="module")
+def locked(stored: StoreConfig) -> Iterator[WebView]:
+    yield from _serve(stored, TOKEN)
+
+
+def get(view: WebView, path: str, headers: Optional[dict[str, str]] = None) -> tuple[int, dict[str, str], bytes]:
+    """A raw GET (the path is sent exactly as given: no client-side normalisation of ``..``)."""
+    conn = http.client.HTTPConnection("127.0.0.1", view.port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def get_json(view: WebView, path: str) -> Any:
+    status, _, body = get(view, path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_events_are_filtered_and_paged(server: WebView) -> None:
+    everything = get_json(server, "/api/events?limit=500")["events"]
+    gate = get_json(server, "/api/events?source=cam1&line=gate")["events"]
+    assert {e["source_id"] for e in everything} == {"cam1", "cam 2"}
+    assert len(gate) == 4 and all(e["line"] == "gate" and e["source_id"] == "cam1" for e in gate)
+    assert [e["time"] for e in gate] == sorted((e["time"] for e in gate), reverse=True)
+    seen, cursor = [], None
+    while True:
+        page = get_json(server, "/api/events?limit=9" + (f"&cursor={quote(cursor)}" if cursor else ""))
+        seen += [e["id"] for e in page["events"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == [e["id"] for e in everything]
+    kinds = get_json(server, "/api/events?type=zone_entered&type=line_crossed&source=cam%202")["events"]
+    assert {e["event"] for e in kinds} == {"zone_entered", "line_crossed"}
+    assert all(e["clip"]["available"] for e in kinds)
+
+
+def test_clips_and_snapshots_are_served(server: WebView) -> None:
+    event = get_json(server, "/api/events?source=cam1&type=line_crossed&track=2")["events"][0]
+    status, headers, body = get(server, event["clip"]["url"])
+    assert status == 200 and headers["Content-Type"] == "video/mp4" and body[4:8] == b"ftyp"
+    status, headers, _ = get(server, event["clip"]["url"], {"Range": "bytes=0-99"})
+    assert status == 206 and headers["Content-Range"].startswith("bytes 0-99/")     # seeking in a browser
+    track = get_json(server, event["track_url"])
+    assert track["track_id"] == 2 and track["lines"][0]["line"] == "gate"
+    assert track["events"][0]["event"] == "track_started" and track["events"][-1]["event"] == "track_ended"
+    status, headers, body = get(server, track["snapshot"]["url"])
+    assert status == 200 and headers["Content-Type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
+    assert event["snapshot"] == track["snapshot"]                       # the event's thumbnail is its track's
+    assert track["clips"] and track["clips"][0]["available"]
+
+
+@pytest.mark.parametrize("path", [
+    "/media/../events.db", "/media/..%2Fevents.db", "/media/%2e%2e/secret.txt", "/media/cam1/../../secret.txt",
+    "/media/%2Fetc%2Fpasswd", "/media//etc/passwd", "/media/..%2Fclip-1-020000-100001.mp4",
+    "/media/cam1/notes.txt", "/media/cam1", "/media/cam1/20261206/link-out.mp4", "/media/cam1/..%5Csecret.txt",
+])
+def test_nothing_outside_the_media_folder_is_served(server: WebView, stored: StoreConfig, path: str) -> None:
+    media = Path(stored.media or "")
+    link = next(media.glob("cam1/*")) / "clip-9-020000-100009.mp4"
+    if not link.exists():
+        os.symlink(media.parent / "clip-1-020000-100001.mp4", link)     # a link named like a clip, leading out
+    status, _, body = get(server, path.replace("link-out.mp4", link.name).replace("20261206", link.parent.name))
+    assert status in (400, 403, 404), path
+    assert b"outside the media folder" not in body and b"not media" not in body and b"SQLite" not in body
+
+
+def test_a_clip_deleted_by_retention_leaves_its_row_saying_so(server: WebView, stored: StoreConfig) -> None:
+    event = get_json(server, "/api/events?source=cam%202&type=zone_entered&limit=1")["events"][0]
+    (Path(stored.media or "") / event["clip"]["url"][len("/media/"):].replace("%20", " ")).unlink()
+    again = get_json(server, "/api/events?source=cam%202&type=zone_entered&limit=1")["events"][0]
+    assert again["id"] == event["id"] and again["clip"]["available"] is False
+    assert get(server, event["clip"]["url"])[0] == 404
+
+
+def test_bad_parameters_are_one_clear_error(server: WebView) -> None:
+    for query, words in (("since=yesterday", "since"), ("limit=0", "limit"), ("track=x", "whole numbers"),
+                         ("cursor=nope", "cursor")):
+        status, _, body = get(server, f"/api/events?{query}")
+        assert status == 400 and words in json.loads(body)["error"]
+    assert get(server, "/api/tracks/cam1/999")[0] == 404
+
+
+def test_the_openapi_document_covers_the_routes(server: WebView) -> None:
+    doc = get_json(server, "/api/openapi.json")
+    assert doc["openapi"].startswith("3.") and set(doc["paths"]) >= {"/api/events", "/api/tracks/{source}/{id}",
+                                                                     "/media/{path}", "/api/history/sources"}
+    for param in doc["paths"]["/api/events"]["get"]["parameters"]:       # every documented filter is accepted
+        example = {"integer": "1", "string": "1h" if param["name"] in ("since", "until") else "x"}
+        schema = param["schema"].get("items", param["schema"])
+        value = schema.get("enum", [example[schema["type"]]])[0]
+        if param["name"] == "cursor":
+            value = "1e12:99999999"
+        status, _, body = get(server, f"/api/events?{param['name']}={quote(str(value))}")
+        assert status == 200, (param["name"], body)
+
+
+def test_the_live_status_stream_still_answers_on_api_events(server: WebView) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/api/events", headers={"Accept": "text/event-stream"})
+    response = conn.getresponse()
+    first = response.read1(200) if hasattr(response, "read1") else response.read(20)
+    conn.close()
+    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
+    assert first.startswith(b"retry:")
+
+
+def test_everything_new_needs_the_token(locked: WebView) -> None:
+    for path in ("/api/events", "/api/tracks/cam1/1", "/api/openapi.json", "/api/history/sources", "/history"):
+        assert get(locked, path)[0] == 401, path
+    event = json.loads(get(locked, "/api/events?source=cam1&type=line_crossed&limit=1",
+                           {"Authorization": f"Bearer {TOKEN}"})[2])["events"][0]
+    assert get(locked, event["clip"]["url"])[0] == 401
+    assert get(locked, event["clip"]["url"], {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    assert get(locked, "/api/events", {"Authorization": "Bearer wrong"})[0] == 401

@@ -1,0 +1,92 @@
+"""The history page in a real browser (headless Chromium): a person picks a camera's event and watches its clip.
+
+The history is a synthetic run through the real store (clips are real H.264 mp4 files made by the store);
+the page is served by the web view with a token, opened once with ?token= as a user would.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+import cv2
+import numpy as np
+import pytest
+
+from pipelines.sinks.store import StoreSink
+from pipelines.store.config import StoreConfig
+from pipelines.web.config import HttpConfig
+from pipelines.web.history import History
+from pipelines.web.server import WebView
+from tests.conftest import free_port
+from tests.store.conftest import feed, synthetic_results
+from tests.web.conftest import browser  # noqa: F401 - the module's headless Chromium
+
+T = TypeVar("T")
+TOKEN = "page-Token-3"
+
+
+def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float = 20.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebView]:
+    root = tmp_path_factory.mktemp("page")
+    config = StoreConfig(db=str(root / "events.db"), media=str(root / "media"), clip_before=2.0, clip_after=2.0)
+    for source in ("gate-cam", "yard-cam"):
+        sink = StoreSink(config, source)
+        feed(sink, synthetic_results(source, n_frames=100))
+        sink.close()
+    view = WebView(HttpConfig(listen=f"127.0.0.1:{free_port()}", token=TOKEN), lambda: [],
+                   history=History(config)).start()
+    yield view
+    view.stop()
+
+
+def frame_of(driver: Any, element: Any) -> np.ndarray:
+    png = element.screenshot_as_png
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE).astype(np.int16)
+
+
+def test_a_click_plays_the_events_clip_in_the_page(browser: Any, served: WebView) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(f"{served.url}history?token={TOKEN}&source=yard-cam")
+    items = wait_for("the yard camera's events", lambda: browser.find_elements(By.CSS_SELECTOR, "li.event"))
+    assert "token" not in browser.current_url                     # taken out of the address bar
+    assert Select(browser.find_element(By.ID, "source")).first_selected_option.text == "yard-cam"
+    labels = [i.text for i in items]
+    assert all("zone entered" in t or "line crossed" in t for t in labels), labels
+    times = browser.execute_script("return [...document.querySelectorAll('li.event time')].map(t => t.textContent)")
+    assert len(times) == len(items) >= 4
+    thumbs = browser.execute_script(
+        "return [...document.querySelectorAll('li.event img.thumb')].filter(i => i.complete && i.naturalWidth > 0)"
+        ".length")
+    assert thumbs == len(items)                                    # every event shows its track's snapshot
+    items[-1].click()                                              # the oldest event
+    player = browser.find_element(By.ID, "player")
+    wait_for("the clip to load", lambda: browser.execute_script("return arguments[0].readyState >= 2", player))
+    assert browser.execute_script("return arguments[0].videoWidth", player) == 128
+    assert "/media/yard-cam/" in browser.execute_script("return arguments[0].currentSrc", player)
+    start = browser.execute_script("return arguments[0].currentTime", player)
+    first = frame_of(browser, player)
+    wait_for("the clip to play on", lambda: browser.execute_script("return arguments[0].currentTime", player)
+             > start + 0.8)
+    later = frame_of(browser, player)
+    assert float(np.abs(first - later).mean()) > 1.0               # the picture changes as it plays
+    assert browser.execute_script("return arguments[0].error", player) is None
+
+
+def test_without_the_token_the_page_is_refused(browser: Any, served: WebView) -> None:  # noqa: F811
+    browser.delete_all_cookies()
+    browser.get(f"{served.url}history")
+    assert "needs its token" in browser.page_source

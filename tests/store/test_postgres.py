@@ -1,0 +1,150 @@
+"""The event history on a real PostgreSQL server: a fleet's database, outages, and several writers at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelines.sinks.store import StoreSink
+from pipelines.store.config import StoreConfig
+from pipelines.store.db import open_engine
+from pipelines.store.query import EventFilter, search_events, track_rows
+from tests.conftest import REPO, free_port
+from tests.store.conftest import PG_PASSWORD, PostgresServer, feed, synthetic_results
+
+
+def stored_docs(url: str, source: str) -> list[dict]:
+    from sqlalchemy.exc import ProgrammingError
+
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = search_events(conn, EventFilter(sources=(source,), limit=10000))
+    except ProgrammingError:     # the writer has not made the tables yet
+        return []
+    finally:
+        engine.dispose()
+    return [r["doc"] for r in sorted(rows, key=lambda r: r["id"])]
+
+
+def test_events_and_tracks_on_postgresql(pg_url: str) -> None:
+    sink = StoreSink(StoreConfig(db=pg_url), "cam")
+    docs = feed(sink, synthetic_results("cam"))
+    sink.close()
+    assert sink.undelivered() == 0
+    assert stored_docs(pg_url, "cam") == docs
+    engine = open_engine(pg_url)
+    with engine.connect() as conn:
+        track = track_rows(conn, "cam", 2)[0]
+        line = search_events(conn, EventFilter(sources=("cam",), line="gate"))
+    engine.dispose()
+    assert track["ended"] and track["lines"][0]["line"] == "gate" and track["zones"]["yard"]["seconds"] > 0
+    assert len(line) == 4
+
+
+def test_a_database_stopped_mid_run_buffers_then_delivers(postgres: PostgresServer, pg_url: str) -> None:
+    items = synthetic_results("cam")
+    sink = StoreSink(StoreConfig(db=pg_url, flush_timeout=30.0), "cam")
+    docs = feed(sink, items[:20])
+    deadline = time.monotonic() + 10
+    while len(stored_docs(pg_url, "cam")) < len(docs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    postgres.stop()                                  # SIGKILL: the server is gone mid-run
+    try:
+        docs += feed(sink, items[20:])
+        time.sleep(1.0)
+        assert sink._writer.stats().buffered > 0     # held while the database is down
+    finally:
+        postgres.start()
+    sink.close()
+    assert sink.undelivered() == 0
+    assert stored_docs(pg_url, "cam") == docs
+
+
+def test_a_database_that_stays_down_reports_the_loss_without_the_password(
+        postgres: PostgresServer, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="trackstream.store")
+    items = synthetic_results("cam")
+    sink = StoreSink(StoreConfig(db=pg_url, flush_timeout=1.0), "cam")
+    feed(sink, items[:5])
+    time.sleep(0.5)
+    postgres.stop()
+    try:
+        docs = feed(sink, items[5:])
+        sink.close()
+    finally:
+        postgres.start()
+    assert sink.undelivered() >= len(docs)
+    text = caplog.text
+    assert "could not be delivered" in text and "unreachable" in text
+    assert PG_PASSWORD not in text and "***" in text
+
+
+def test_an_unreachable_server_at_start_is_buffered_and_named_without_its_password(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="trackstream.store")
+    url = f"postgresql://someone:{PG_PASSWORD}@127.0.0.1:{free_port()}/nothing"
+    sink = StoreSink(StoreConfig(db=url, flush_timeout=0.5, connect_timeout=1.0), "cam")
+    feed(sink, synthetic_results("cam")[:3])
+    sink.close()
+    assert sink.undelivered() > 0
+    assert PG_PASSWORD not in caplog.text and "postgresql://someone:***@127.0.0.1" in caplog.text
+
+
+WRITER = """
+import sys, time
+from pipelines.sinks.store import StoreSink
+from pipelines.store.config import StoreConfig
+from tests.store.conftest import feed, synthetic_results
+url, source = sys.argv[1], sys.argv[2]
+sink = StoreSink(StoreConfig(db=url, batch_max=7), source)
+for item in synthetic_results(source, n_frames=120):
+    feed(sink, [item])
+    time.sleep(0.002)
+sink.close()
+sys.exit(3 if sink.undelivered() else 0)
+"""
+
+
+def test_two_processes_write_one_database(pg_url: str) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, source], cwd=str(REPO),
+                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, stderr=subprocess.PIPE,
+                              text=True) for source in ("north", "south")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    expected = [e for item in synthetic_results("north", n_frames=120) for e in item.events]
+    for source in ("north", "south"):
+        got = stored_docs(pg_url, source)
+        assert [d["event"] for d in got] == [e["event"] for e in expected]
+        assert {d["source_id"] for d in got} == {source}
+    engine = open_engine(pg_url)
+    with engine.connect() as conn:
+        versions = conn.exec_driver_sql("SELECT version FROM trackstream_schema").fetchall()
+        ends = [json.loads(r[0])["event"] for r in conn.exec_driver_sql(
+            "SELECT doc FROM events WHERE event = 'track_ended'").fetchall()]
+    engine.dispose()
+    assert versions == [(1,)]              # the schema was made once although both started at the same time
+    assert len(ends) == 2 * sum(1 for e in expected if e["event"] == "track_ended")
+
+
+def test_trackstream_events_reads_postgresql_and_never_prints_the_password(postgres: PostgresServer,
+                                                                           pg_url: str) -> None:
+    from tests.conftest import run_cli
+
+    sink = StoreSink(StoreConfig(db=pg_url), "cam")
+    feed(sink, synthetic_results("cam"))
+    sink.close()
+    done = run_cli("events", "--db", pg_url, "--line", "gate", "--format", "jsonl", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["line"] for line in done.stdout.splitlines()] == ["gate"] * 4
+    wrong = pg_url.replace(PG_PASSWORD, "Wrong-Pw-123")
+    done = run_cli("events", "--db", wrong, timeout=60)
+    assert done.returncode == 2 and "cannot read PostgreSQL at postgresql://trackstream:***@" in done.stderr
+    assert "Wrong-Pw-123" not in done.stderr and PG_PASSWORD not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,82 @@
+"""`trackstream run --db` as a user runs it: killed with -9 mid-run, and with a database that is not there."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import pytest
+
+from tests.conftest import REPO, free_port, run_cli
+
+pytestmark = pytest.mark.slow
+
+GATE = "lines: [{name: gate, points: [[400, 0], [400, 300]]}]\n"   # bikes.mp4's cyclists cross x=400 at frames 31-44
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:      # not created yet
+        return []
+
+
+def test_kill_9_mid_run_leaves_a_consistent_history(bikes_video: Path, tmp_path: Path) -> None:
+    config = tmp_path / "gate.yaml"
+    config.write_text(GATE)
+    db, media = tmp_path / "events.db", tmp_path / "media"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--config", str(config),
+                             "--db", str(db), "--media", str(media), "--quiet"], env=env, cwd=str(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not _rows(db, "SELECT 1 FROM tracks WHERE ended AND snapshot IS NOT NULL"):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no finished track was stored in time"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
+    ids = [i for (i,) in _rows(db, "SELECT id FROM events ORDER BY id")]
+    assert ids == list(range(1, len(ids) + 1))                 # whole batches only, none torn
+    docs = [json.loads(d) for (d,) in _rows(db, "SELECT doc FROM events ORDER BY id")]
+    assert docs[0]["event"] == "stream_started" and any(d["event"] == "line_crossed" for d in docs)
+    ended = _rows(db, "SELECT track_id, snapshot, snapshot_frame FROM tracks WHERE ended")
+    assert ended
+    for _, snap, frame in ended:                               # a stored snapshot is a whole picture or absent
+        for relative in (snap, frame):
+            if (media / relative).exists():
+                assert cv2.imread(str(media / relative)) is not None
+    for clip in media.rglob("clip-*.mp4"):                     # a finished clip plays; partial ones keep .part
+        with av.open(str(clip)) as video:
+            assert sum(1 for _ in video.decode(video=0)) > 10
+    done = run_cli("events", "--db", str(db), "--type", "line_crossed", "--format", "jsonl", timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout.splitlines()[0])["line"] == "gate"
+
+
+def test_a_database_that_cannot_be_reached_ends_in_exit_3_naming_the_loss(bikes_video: Path,
+                                                                          tmp_path: Path) -> None:
+    config = tmp_path / "store.yaml"
+    config.write_text(GATE + "store: {flush_timeout: 1.0, connect_timeout: 1.0}\n")
+    url = f"postgresql://watcher:Hidden-Pw-77@127.0.0.1:{free_port()}/history"
+    done = run_cli("run", str(bikes_video), "--config", str(config), "--db", url, "--max-frames", "12", "--quiet",
+                   timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert "could not be delivered" in done.stderr and "lost: store output of bikes" in done.stderr
+    assert "Hidden-Pw-77" not in done.stderr + done.stdout and "watcher:***@" in done.stderr
+    assert "Traceback" not in done.stderr
