@@ -43,6 +43,8 @@ class DetectorConfig:
     ``batch`` None (auto): 4 frames per call on a CPU; on CUDA one call takes the newest frame of every live
     stream that has one (up to 64) and 16 frames of a file (``resolve_batch``). ``preprocess``: where frames
     are letterboxed (``pipelines/detection/letterbox.py``): ``auto`` = on the device for CUDA, else CPU.
+    ``runtime``: what runs the model (``auto`` = on a CPU, ``.pt`` weights exported once to OpenVINO or ONNX and
+    cached in ``cache_dir``; ``pipelines/detection/runtime.py``).
     """
 
     model: Optional[str] = None
@@ -56,6 +58,8 @@ class DetectorConfig:
     batch: Optional[int] = field(default=None, metadata={"min": 1, "max": 256})
     preprocess: Literal["auto", "cpu", "device"] = "auto"
     workers: Optional[int] = field(default=None, metadata={"min": 1, "max": 64})
+    runtime: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # pipelines/detection/runtime.py
+    cache_dir: Optional[str] = None  # exported models; None: $TRACKSTREAM_MODEL_CACHE or ~/.cache/trackstream/models
 
     def __post_init__(self) -> None:
         dev = self.device
