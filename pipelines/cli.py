@@ -27,6 +27,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("eval", "evaluate"),
     ("subscribe", "subscribe"),
     ("cluster", "cluster"),
+    ("export", "export"),
 )
 
 

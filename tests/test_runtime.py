@@ -213,6 +213,17 @@ def test_cli_says_which_runtime_runs_and_where_the_cache_is(exported, bikes_vide
     assert "detector.runtime is torch" in error and "--runtime auto" in error
 
 
+def test_export_command_prebuilds_the_entry_a_run_loads(exported, tmp_path):
+    """`trackstream export` (a Docker build step, docs/cpu.md) builds the entry a run would, in the same place."""
+    cache = tmp_path / "cache"
+    result = run_cli("export", "--model", str(exported.detect), "--imgsz", "64", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.exists() and path.is_relative_to(cache) and f"runtime {AUTO}" in result.stderr
+    det = Detector(DetectorConfig(imgsz=64, cache_dir=str(cache), device="cpu"), str(exported.detect))
+    assert det.model_name == str(path) and det.runtime_choice.exported_seconds == 0
+
+
 def test_unwritable_cache_is_one_line_and_a_nonzero_exit(exported, bikes_video, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -159,9 +159,10 @@ class Detector:
 
             # process-wide: each copy computes (PyTorch) or pre- and post-processes (others) on its own share
             torch.set_num_threads(self.threads)
-        self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
         self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._warm_up(self.model)
+        # after the warm-up: for an exported model, reading names earlier would load its runtime a second time
+        self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
         tune_runtime(self.model, self.model_name, self.threads)
         self._free.put(self.model)
         self.loading: Optional[threading.Thread] = None  # loads the other copies while the first one works

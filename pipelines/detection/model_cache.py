@@ -19,11 +19,11 @@ renamed into place once its manifest is written. An exclusive lock file per entr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -31,7 +31,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from pipelines.detection.ultralytics_env import quiet_ultralytics, telemetry_off
 from pipelines.errors import ModelError
@@ -137,16 +137,19 @@ class ModelCache:
             return found
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            lock = _EntryLock(entry.with_name(entry.name + ".lock"))
         except OSError as exc:
             raise ModelError(f"cannot create the model cache {self.root}: {exc.strerror or exc} "
                              f"(set detector.cache_dir or ${CACHE_ENV}, or use --runtime torch)") from None
-        with _locked(entry.with_name(entry.name + ".lock")):
+        try:
             found = self._verified(entry, key)  # another process may have built it while this one waited
             if isinstance(found, CachedModel):
                 return found
             if entry.exists():
                 log.warning("model cache entry %s is not usable (%s): exporting it again", entry, found)
             return self._build(weights, key, entry)
+        finally:
+            lock.release()
 
     # -- reading ----------------------------------------------------------------------------------------------
 
@@ -209,19 +212,28 @@ def export_model(weights: Path, runtime: str, imgsz: int, work: Path) -> tuple[P
     telemetry_off()
     copy = work / f"{weights.stem}.pt"  # Ultralytics writes the export beside the weights: keep it in ``work``
     shutil.copyfile(weights, copy)
-    try:
-        from ultralytics import YOLO  # type: ignore[attr-defined]  # exported lazily by ultralytics
 
+    def reason(exc: BaseException) -> str:  # one line, naming the user's file, not the working copy
+        text = re.sub(r"^\W*ERROR\W*", "", " ".join(str(exc).split())).strip() or type(exc).__name__
+        return text.replace(str(copy), str(weights))
+
+    from ultralytics import YOLO  # type: ignore[attr-defined]  # exported lazily by ultralytics
+
+    try:
         with quiet_ultralytics(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notes: nothing a user can act on
-            model = YOLO(str(copy))
+            try:
+                model = YOLO(str(copy))
+            except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for unreadable weights
+                raise ModelError(f"cannot load model {weights}: {reason(exc)}") from None
             task = str(model.task)
             extra = {"simplify": False} if runtime == "onnx" else {}
-            out = model.export(format=runtime, imgsz=imgsz, dynamic=True, batch=1, device="cpu", verbose=False,
-                               **extra)
-    except Exception as exc:  # noqa: BLE001 - any exporter failure leaves the model unusable in this runtime
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise ModelError(f"cannot export {weights.name} to {runtime}: {text} (use --runtime torch)") from None
+            try:
+                out = model.export(format=runtime, imgsz=imgsz, dynamic=True, batch=1, device="cpu", verbose=False,
+                                   **extra)
+            except Exception as exc:  # noqa: BLE001 - any exporter failure leaves the model unusable here
+                raise ModelError(f"cannot export {weights.name} to {runtime}: {reason(exc)} "
+                                 "(use --runtime torch)") from None
     finally:
         copy.unlink(missing_ok=True)
     path = Path(str(out))
@@ -244,17 +256,17 @@ def _replace_dir(new: Path, entry: Path) -> None:
     os.replace(new, entry)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (created if absent) held while inside; waits for other holders."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: exports may race, but renames keep every entry whole
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+class _EntryLock:
+    """An exclusive lock on ``path`` (created if absent), taken on construction (waiting for other holders)
+    and given back by ``release``. Raises ``OSError`` when the lock file cannot be opened."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "a+b")
         try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            import fcntl
+        except ImportError:  # not POSIX: exports may race, but renames keep every entry whole
+            return
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        self._file.close()  # closing the file gives the lock back
