@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("subscribe", "subscribe"),
     ("cluster", "cluster"),
     ("events", "events"),
+    ("export", "export"),
 )
 
 

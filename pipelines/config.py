@@ -48,6 +48,8 @@ class DetectorConfig:
     are letterboxed (``pipelines/detection/letterbox.py``): ``auto`` = on the device for CUDA, else CPU.
     ``schedule``: which frames are detected (``every``, ``interval:K``, ``interval:Ss``, ``adaptive``;
     ``pipelines/processing/schedule.py``); a ``sources[]`` entry may name its own.
+    ``runtime``: what runs the model (``auto`` = on a CPU, ``.pt`` weights exported once to OpenVINO or ONNX and
+    cached in ``cache_dir``; ``pipelines/detection/runtime.py``).
     """
 
     model: Optional[str] = None
@@ -62,6 +64,8 @@ class DetectorConfig:
     preprocess: Literal["auto", "cpu", "device"] = "auto"
     workers: Optional[int] = field(default=None, metadata={"min": 1, "max": 64})
     schedule: str = "every"
+    runtime: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # pipelines/detection/runtime.py
+    cache_dir: Optional[str] = None  # exported models; None: $TRACKSTREAM_MODEL_CACHE or ~/.cache/trackstream/models
 
     def __post_init__(self) -> None:
         Schedule.parse(self.schedule)  # one line naming detector.schedule when it is not a schedule

@@ -20,6 +20,9 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
 REPO = Path(__file__).resolve().parents[1]
+# models the suite exports (detector.runtime auto on a CPU) are cached beside the suite, never in the user's
+# ~/.cache, and kept between local runs; subprocesses (the CLI, Ray) inherit the setting
+os.environ.setdefault("TRACKSTREAM_MODEL_CACHE", str(REPO / ".pytest_cache" / "trackstream-models"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

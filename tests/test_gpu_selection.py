@@ -20,7 +20,7 @@ from pipelines.config import load_config
 from pipelines.errors import OutputError, SourceError
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FileSource
-from pipelines.sources.hwdecode import choose_decoder, open_cuvid
+from pipelines.sources.hwdecode import choose_decoder, open_decoder
 from tests.conftest import decoded_frames
 from tracker.configutil import ConfigError
 
@@ -31,7 +31,7 @@ def _no_gpu(name: str, stream: object) -> object:
 
 def _software_as_cuvid(name: str, stream: "av.VideoStream") -> object:
     """Stands in for an opened NVDEC decoder: a separate software context opened exactly like one."""
-    return open_cuvid(stream.codec_context.name, stream)
+    return open_decoder(stream.codec_context.name, stream)
 
 
 def _stream(codec: str) -> SimpleNamespace:
@@ -71,6 +71,25 @@ def test_decoder_cuda_without_gpu_is_one_clear_error(bikes_video, monkeypatch):
         FileSource(bikes_video, "cam1", SourceConfig(decoder="cuda"))
     message = str(err.value)
     assert "\n" not in message and "source.decoder is cuda" in message and "decoder: auto or cpu" in message
+
+
+def test_no_nvidia_device_means_no_probe_and_no_ffmpeg_error(bikes_video, monkeypatch, caplog, capfd):
+    """Without an NVIDIA device node, NVDEC/NVENC are not probed at all: FFmpeg prints no "cannot be opened"
+    error on stderr, and the one log line says why software is used."""
+    monkeypatch.setattr(hwdecode, "nvidia_device_present", lambda: False)
+    monkeypatch.setattr(video, "nvidia_device_present", lambda: False)
+    monkeypatch.setattr(hwdecode, "open_decoder", lambda *_: pytest.fail("NVDEC probed without a device"))
+    monkeypatch.setattr(av.CodecContext, "create", lambda *_: pytest.fail("NVENC probed without a device"))
+    video._nvenc_usable.cache_clear()
+    caplog.set_level(logging.INFO)
+    source = FileSource(bikes_video, "cam1")
+    chosen = video.select_encoder("libx264", "auto", 23, "veryfast", Fraction(30), "video output cam1")
+    video._nvenc_usable.cache_clear()
+    assert not source.decoder.hardware and chosen == "libx264"
+    assert _records(caplog) == ["cam1: decoding h264 in software (no NVIDIA device)"]
+    assert "video output cam1: encoding with libx264 on the CPU (no NVIDIA device)" in caplog.messages
+    source.close()
+    assert "cannot be opened" not in capfd.readouterr().err
 
 
 def test_hardware_path_decodes_the_same_frames_as_software(bikes_video, monkeypatch, caplog):

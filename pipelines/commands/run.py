@@ -54,6 +54,9 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--workers", "detector.workers", {"type": int, "metavar": "N",
                                        "help": "model copies detecting at once (default: 2 for .pt/.onnx on a "
                                                "multi-core CPU, else 1)"}),
+    ("--runtime", "detector.runtime", {"choices": ["auto", "torch", "onnx", "openvino"],
+                                       "help": "what runs the model (default auto: on a CPU, .pt weights are "
+                                               "exported once to OpenVINO or ONNX and cached; docs/cpu.md)"}),
     ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes", {"type": int, "metavar": "BYTES",
                                                            "help": "start a new JSONL file past this size"}),
     ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds",

@@ -7,29 +7,31 @@ name that is not a local file is refused with a message saying how to pass one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
 import re
+import threading
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from pipelines.config import DetectorConfig
 from pipelines.detection.letterbox import predictor_class, resolve_preprocess
+from pipelines.detection.runtime import model_format, resolve_runtime
+from pipelines.detection.ultralytics_env import quiet_ultralytics, ultralytics_logger
 from pipelines.errors import ModelError, first_line
 from pipelines.frames import VideoFrame
 from tracker.types import Detections
 
 log = logging.getLogger(__name__)
 
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-os.environ.setdefault("YOLO_OFFLINE", "true")
+__all__ = ["Detector", "load_model", "quiet_ultralytics", "resolve_device", "resolve_workers", "ultralytics_logger"]
 
 ARCHITECTURE_SUFFIXES = (".yaml", ".yml")
 TASKS = ("detect", "segment", "pose")
+SHARED_CORE_FORMATS = ("torch", "onnx", "openvino")  # formats whose copies trackstream gives a share of the cores
 
 
 def resolve_device(device: str, half: Optional[bool], model_path: str) -> tuple[str, bool]:
@@ -88,25 +90,6 @@ def load_model(model: str) -> Any:
         raise ModelError(f"cannot load model {model}: {_one_line(exc)}") from None
 
 
-def ultralytics_logger() -> logging.Logger:
-    """Ultralytics' logger, after its import (which sets the logger's level, so setting it earlier is lost)."""
-    import ultralytics.utils  # noqa: F401 - configures the "ultralytics" logger
-
-    return logging.getLogger("ultralytics")
-
-
-@contextlib.contextmanager
-def quiet_ultralytics() -> Iterator[None]:
-    """Ultralytics' INFO lines (model loading, backend setup) off while inside; warnings still show."""
-    logger = ultralytics_logger()
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def cpu_cores() -> int:
     """CPU cores this process may run on (its affinity mask, not the machine's count)."""
     try:
@@ -118,7 +101,7 @@ def cpu_cores() -> int:
 def resolve_workers(workers: Optional[int], device: str, model_path: str, cores: Optional[int] = None) -> int:
     """How many model copies run batches at once.
 
-    ``None`` (auto): 2 on a CPU with at least 2 cores for ``.pt`` and ``.onnx`` models, whose thread
+    ``None`` (auto): 2 on a CPU with at least 2 cores for PyTorch, ONNX and OpenVINO models, whose thread
     counts trackstream sets (each copy gets half the cores); 1 on a GPU or for other formats, which
     pick their own threads. Two single-threaded copies on 2 cores detect more frames per second than one
     copy whose layers are split over both cores (``benchmarks/pipeline_speed.py``), and the other
@@ -126,7 +109,7 @@ def resolve_workers(workers: Optional[int], device: str, model_path: str, cores:
     """
     if workers is not None:
         return workers
-    cpu_format = Path(model_path).suffix.lower() in (".pt", ".onnx")
+    cpu_format = model_format(model_path) in SHARED_CORE_FORMATS
     cores = cpu_cores() if cores is None else cores
     return 2 if device == "cpu" and cpu_format and cores >= 2 else 1
 
@@ -152,13 +135,17 @@ class Detector:
         name = model or config.model
         if not name:
             raise ModelError("no model given: pass --model /path/to/model.pt or set detector.model")
-        self.model_name = str(name)
+        self.weights = str(name)
+        device, _ = resolve_device(config.device, config.half, self.weights)
+        self.runtime_choice = resolve_runtime(config.runtime, self.weights, device, config.imgsz, config.cache_dir)
+        self.runtime = self.runtime_choice.runtime
+        self.model_name = self.runtime_choice.model  # what runs: the exported model for an exported runtime
         self.model = load_model(self.model_name)
         self.task: str = str(getattr(self.model, "task", "detect"))
         if self.task not in TASKS:
             raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from a "
                              f"{', '.join(TASKS)} model")
-        self.device, self.half = resolve_device(config.device, config.half, self.model_name)
+        self.device, self.half = resolve_device(device, config.half, self.model_name)
         self.preprocess = resolve_preprocess(config.preprocess, self.device)
         self._predictor: Optional[type] = None  # None: the task's own Ultralytics predictor
         if self.preprocess == "device":
@@ -167,22 +154,42 @@ class Detector:
         cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
         self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
         self.threads: Optional[int] = max(1, cores // self.workers) if self.device == "cpu" else None
-        if self.threads is not None and self.model_name.endswith(".pt"):
+        if self.threads is not None:
             import torch
 
-            torch.set_num_threads(self.threads)  # process-wide: each copy computes on its own share
+            # process-wide: each copy computes (PyTorch) or pre- and post-processes (others) on its own share
+            torch.set_num_threads(self.threads)
         self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        for index in range(self.workers):
-            if index == 0:
-                replica = self.model
-                self._warm_up(replica)
-            else:
+        self._warm_up(self.model)
+        # after the warm-up: for an exported model, reading names earlier would load its runtime a second time
+        self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
+        tune_runtime(self.model, self.model_name, self.threads)
+        self._free.put(self.model)
+        self.loading: Optional[threading.Thread] = None  # loads the other copies while the first one works
+        if self.workers > 1:
+            # not a daemon: a process that ends early waits for it rather than tear down a runtime mid-load
+            self.loading = threading.Thread(target=self._load_copies, args=(self.workers - 1,),
+                                            name="detector-load")
+            self.loading.start()
+
+    def _load_copies(self, count: int) -> None:
+        """Load and warm up ``count`` more copies, each joining the pool as soon as it is ready.
+
+        Runs off the path to the first result: the first copy already detects meanwhile. A copy that fails
+        to load (the first one loaded, so this is rare: memory, a file replaced meanwhile) is left out with a
+        warning and the detector runs with fewer copies.
+        """
+        for _ in range(count):
+            try:
                 with quiet_ultralytics():  # its model-loading lines were printed for the first copy already
                     replica = load_model(self.model_name)
                     self._warm_up(replica)
-            _tune_onnx_session(replica, self.model_name, self.threads)
+                tune_runtime(replica, self.model_name, self.threads)
+            except Exception as exc:  # noqa: BLE001 - the run goes on with the copies it has
+                log.warning("detector: another copy of %s could not be loaded (%s); running with fewer copies",
+                            Path(self.model_name).name, _one_line(exc))
+                return
             self._free.put(replica)
-        self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
 
     def _predict(self, model: Any, images: list[np.ndarray]) -> list[Any]:
         c = self.config
@@ -232,14 +239,43 @@ class Detector:
         return Detections.drop_invalid(xyxy, conf, cls, **extra)
 
 
-def _tune_onnx_session(model: Any, path: str, threads: Optional[int]) -> None:
+def tune_runtime(model: Any, path: str, threads: Optional[int]) -> None:
+    """Give a warmed-up CPU model copy its share of the cores (ONNX Runtime and OpenVINO; PyTorch's share is
+    set process-wide). Other runtimes and GPU sessions are left as Ultralytics made them."""
+    backend: Any = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
+    if backend is None:
+        return
+    if getattr(backend, "ov_compiled_model", None) is not None:
+        _tune_openvino(backend, path, threads)
+    else:
+        _tune_onnx_session(backend, path, threads)
+
+
+def _tune_openvino(backend: Any, path: str, threads: Optional[int]) -> None:
+    """Recompile an OpenVINO CPU model for ``threads`` threads, not pinned to cores.
+
+    Ultralytics compiles for latency on every core; with two copies each would spread its layers over all
+    cores (and pin its threads to them), so the copies would fight over every core instead of sharing them.
+    """
+    if threads is None or list(backend.ov_compiled_model.get_property("EXECUTION_DEVICES")) != ["CPU"]:
+        return
+    xml = Path(path)
+    if xml.is_dir():
+        xml = next(xml.glob("*.xml"))
+    import openvino
+
+    core = openvino.Core()
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False}
+    backend.ov_compiled_model = core.compile_model(core.read_model(str(xml)), "CPU", config)
+
+
+def _tune_onnx_session(backend: Any, path: str, threads: Optional[int]) -> None:
     """Rebuild a CPU ONNX Runtime session with ``threads`` compute threads and busy-waiting switched off.
 
     Between runs ONNX Runtime's worker threads spin on the CPU by default. In trackstream the same cores
     decode, draw and encode while the detector waits for its next batch, so the spinning only steals their
-    time. GPU sessions and other formats are left as Ultralytics made them.
+    time.
     """
-    backend: Any = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
     session = getattr(backend, "session", None)
     if session is None or not hasattr(session, "get_providers"):
         return

@@ -44,6 +44,7 @@ import numpy as np
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
+from pipelines.gpu import nvidia_device_present
 from pipelines.processing.overlays import Annotator, OverlayConfig
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from pipelines.sinks._paths import prepare_output
@@ -89,6 +90,8 @@ def _nvenc_usable(nvenc: str, options: tuple[tuple[str, str], ...], fps: Fractio
 
     if nvenc not in av.codecs_available:
         return f"{nvenc} is not in this FFmpeg build"
+    if not nvidia_device_present():  # nothing to probe: FFmpeg would only print its failure
+        return "no NVIDIA device"
     try:
         ctx: Any = av.CodecContext.create(nvenc, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"  # NVENC refuses very small pictures

@@ -4,6 +4,8 @@
 
 - ``auto``: the codec's ``*_cuvid`` decoder when this FFmpeg build has it *and* it opens (which needs an NVIDIA
   GPU and driver); otherwise PyAV's software decoder. One log line per source says which was chosen and why.
+  On a machine with no NVIDIA device node nothing is probed (``pipelines/gpu.py``): the probe could only fail,
+  and FFmpeg would print that failure on every run.
 - ``cpu``: software decoding, nothing probed.
 - ``cuda``: NVDEC or nothing: when it cannot be opened the source fails with one ``SourceError`` line (a run asked
   for the GPU explicitly; silently decoding 32 streams of 1080p on the CPU instead would hide the problem).
@@ -22,6 +24,7 @@ from typing import Any, Callable, Iterable, Literal, Optional
 import av
 
 from pipelines.errors import SourceError
+from pipelines.gpu import nvidia_device_present
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,18 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(text).split()) or type(exc).__name__
 
 
+class NoNvidiaDevice(OSError):
+    """Raised instead of probing NVDEC on a machine that has no NVIDIA device."""
+
+
 def open_cuvid(name: str, stream: "av.VideoStream") -> Any:
+    """``open_decoder``, or ``NoNvidiaDevice`` without asking FFmpeg when the machine has no NVIDIA device."""
+    if not nvidia_device_present():
+        raise NoNvidiaDevice("no NVIDIA device")
+    return open_decoder(name, stream)
+
+
+def open_decoder(name: str, stream: "av.VideoStream") -> Any:
     """Open decoder ``name`` for ``stream`` (its extradata and size); raises what FFmpeg raises."""
     ctx: Any = av.CodecContext.create(name, "r")
     source = stream.codec_context
@@ -98,6 +112,8 @@ def choose_decoder(stream: "av.VideoStream", mode: str, source_id: str, *,
     else:
         try:
             context = (opener or open_cuvid)(cuvid, stream)
+        except NoNvidiaDevice:
+            why = "no NVIDIA device"
         except Exception as exc:  # noqa: BLE001 - no GPU/driver shows as EPERM, ENOSYS, EINVAL, ...
             why = f"{cuvid} cannot be opened ({_reason(exc)})"
         else:

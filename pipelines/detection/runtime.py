@@ -1,0 +1,121 @@
+"""Which runtime runs the detector's model (``detector.runtime``), and the model file that runtime loads.
+
+- ``auto`` (default): on a CPU, PyTorch weights (``.pt``, the bundled demo model among them) are exported once
+  to the fastest runtime installed -- OpenVINO, else ONNX Runtime (fp32) -- cached on disk
+  (``pipelines/detection/model_cache.py``) and run from there; measured in ``benchmarks/cpu_runtime.py``.
+  On CUDA/MPS, ``.pt`` weights run in PyTorch as before. Any other model (``.onnx``, an OpenVINO folder,
+  ``.engine``, an architecture ``.yaml``) runs as given.
+- ``torch``: ``.pt`` weights (or an architecture yaml) in PyTorch, nothing exported.
+- ``onnx`` / ``openvino``: that runtime: a ``.pt`` is exported (cached); a model already in that format runs
+  as given; a model in another format is refused with one line (trackstream converts only from ``.pt``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from pipelines.detection.model_cache import ModelCache
+from pipelines.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+RuntimeName = Literal["auto", "torch", "onnx", "openvino"]
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
+
+
+def model_format(model: str) -> str:
+    """``torch`` (.pt), ``architecture`` (.yaml), ``onnx``, ``openvino`` (a ``*_openvino_model`` folder, a
+    folder with an ``.xml`` model, or the ``.xml``), ``tensorrt`` (.engine), else the suffix without its dot."""
+    path = Path(model)
+    suffix = path.suffix.lower()
+    if suffix == ".pt":
+        return "torch"
+    if suffix in (".yaml", ".yml"):
+        return "architecture"
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".engine":
+        return "tensorrt"
+    if suffix == ".xml" or path.name.endswith("_openvino_model") or (path.is_dir() and any(path.glob("*.xml"))):
+        return "openvino"
+    return suffix.lstrip(".") or "unknown"
+
+
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def choose_runtime(requested: str, model: str, device: str) -> str:
+    """The runtime that runs ``model`` on ``device`` (concrete: never ``auto``) for ``detector.runtime``.
+
+    Raises:
+        ModelError: the requested runtime cannot run this model here (one line saying what would).
+    """
+    fmt = model_format(model)
+    if fmt != "torch":
+        if requested in ("auto", fmt) or (fmt == "architecture" and requested == "torch"):
+            return "torch" if fmt == "architecture" else fmt
+        raise ModelError(f"detector.runtime is {requested} but {Path(model).name} is not PyTorch .pt weights "
+                         f"(it is {fmt}); trackstream exports only .pt weights (use --runtime auto to run it "
+                         "as given)")
+    if requested == "auto":
+        if device != "cpu":
+            return "torch"  # CUDA/MPS: PyTorch as before (a TensorRT export is for when a GPU can measure it)
+        return "openvino" if openvino_installed() else "onnx"
+    if requested == "openvino":
+        if device != "cpu":
+            raise ModelError(f"detector.runtime is openvino but detector.device is {device}; OpenVINO runs here "
+                             "on the CPU (use --device cpu, or --runtime auto)")
+        if not openvino_installed():
+            raise ModelError("detector.runtime is openvino but OpenVINO is not installed "
+                             "(pip install openvino, or use --runtime auto)")
+    return requested
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """What the detector loads.
+
+    Attributes:
+        runtime: ``torch``, ``onnx``, ``openvino`` or the given model's format (``tensorrt``, ...).
+        model: the path (or architecture yaml) to load: the exported model for an exported runtime.
+        weights: the model as configured. ``cache_entry``: the cache folder of an exported model, else None.
+        exported_seconds: time spent exporting in this call (0 when found in the cache or not exported).
+    """
+
+    runtime: str
+    model: str
+    weights: str
+    cache_entry: Optional[Path] = None
+    exported_seconds: float = 0.0
+
+    def describe(self) -> str:
+        """One line for the log: which runtime runs and where its model came from."""
+        if self.cache_entry is None:
+            return f"runtime {self.runtime} ({Path(self.weights).name} as given)"
+        how = f"exported in {self.exported_seconds:.1f} s" if self.exported_seconds else "from the cache"
+        return f"runtime {self.runtime} ({Path(self.weights).name} {how}: {self.cache_entry})"
+
+
+def resolve_runtime(requested: str, model: str, device: str, imgsz: int,
+                    cache_dir: Optional[str] = None) -> RuntimeChoice:
+    """Choose the runtime (``choose_runtime``) and, for an exported one, get the model from the cache
+    (exporting it on first use). Logs one line saying which runtime runs and where its model is."""
+    runtime = choose_runtime(requested, model, device)
+    if runtime not in ("onnx", "openvino") or model_format(model) != "torch":
+        choice = RuntimeChoice(runtime, model, model)
+    else:
+        weights = Path(model).expanduser()
+        if not weights.is_file():
+            raise ModelError(f"model {model!r} not found: trackstream does not download models; pass a local "
+                             "weights file with --model /path/to/model.pt (or .onnx, .engine, ...)")
+        if weights.stat().st_size == 0:
+            raise ModelError(f"cannot load model {weights}: the file is empty")
+        cached = ModelCache(Path(cache_dir) if cache_dir else None).get(weights, runtime, imgsz)
+        choice = RuntimeChoice(runtime, str(cached.path), model, cached.entry, cached.seconds)
+    log.info("detector: %s", choice.describe())
+    return choice

@@ -1,0 +1,285 @@
+"""detector.runtime: on a CPU a .pt model is exported once (OpenVINO, else ONNX), cached, verified and run;
+its detections agree with PyTorch's on real frames.
+
+Exports are slow, so one session-scoped fixture exports what the tests share (the bundled pose model at
+320 px, and random-weight detect/segment models saved from Ultralytics' architecture yamls, the only
+detect/segment weights that can be exported offline here); the cache tests export the small detect model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.config import DetectorConfig
+from pipelines.detection.detector import Detector
+from pipelines.detection.model_cache import MANIFEST, ModelCache
+from pipelines.detection.runtime import choose_runtime, model_format, openvino_installed
+from pipelines.errors import ModelError
+from pipelines.frames import VideoFrame
+from pipelines.sources.base import SourceConfig
+from pipelines.sources.file import FileSource
+from tests.conftest import run_cli
+
+IMGSZ = 320
+FRAMES = (0, 60, 115, 125, 130, 135, 200, 249)  # empty road, cyclists entering, one filling half the frame
+AUTO = "openvino" if openvino_installed() else "onnx"
+
+
+@dataclass(frozen=True)
+class Exported:
+    cache: Path
+    pose: Path          # the bundled YOLO11n-pose .pt
+    detect: Path        # random-weight YOLO11n detect .pt
+    segment: Path       # random-weight YOLO11n-seg .pt
+
+
+def _random_weights(arch: str, path: Path) -> Path:
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)  # deterministic weights: the same file, so the same cache key, on every run
+    YOLO(arch).save(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported(pose_weights, tmp_path_factory) -> Exported:
+    root = tmp_path_factory.mktemp("runtime")
+    cache = root / "cache"
+    detect = _random_weights("yolo11n.yaml", root / "detect.pt")
+    segment = _random_weights("yolo11n-seg.yaml", root / "segment.pt")
+    for weights in (pose_weights, detect, segment):
+        assert ModelCache(cache).get(weights, AUTO, IMGSZ).built
+    return Exported(cache, pose_weights, detect, segment)
+
+
+@pytest.fixture(scope="module")
+def frames(bikes_video) -> list[VideoFrame]:
+    source = FileSource(bikes_video, options=SourceConfig())
+    out = [f for f in source.frames() if isinstance(f, VideoFrame) and f.index in FRAMES]
+    source.close()
+    return out
+
+
+def _detector(exported: Exported, runtime: str, model: Path, **settings: object) -> Detector:
+    config = DetectorConfig(imgsz=IMGSZ, runtime=runtime, cache_dir=str(exported.cache), device="cpu",
+                            **settings)  # type: ignore[arg-type]
+    return Detector(config, str(model))
+
+
+# --- which runtime -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("requested, model, device, installed, expected", [
+    ("auto", "m.pt", "cpu", True, "openvino"),      # the fastest runtime installed
+    ("auto", "m.pt", "cpu", False, "onnx"),         # no OpenVINO: ONNX Runtime fp32
+    ("auto", "m.pt", "cuda:0", True, "torch"),      # CUDA keeps PyTorch
+    ("auto", "m.onnx", "cpu", True, "onnx"),        # an exported model runs as given
+    ("auto", "m_openvino_model", "cpu", True, "openvino"),
+    ("auto", "m.engine", "cuda:0", True, "tensorrt"),
+    ("auto", "yolo11n.yaml", "cpu", True, "torch"),  # random weights from an architecture: nothing to export
+    ("torch", "m.pt", "cpu", True, "torch"),
+    ("onnx", "m.pt", "cpu", True, "onnx"),
+    ("onnx", "m.onnx", "cpu", True, "onnx"),
+    ("openvino", "m.pt", "cpu", False, ModelError),  # asked for, not installed: one line, no pip install
+    ("openvino", "m.pt", "cuda:0", True, ModelError),
+    ("openvino", "m.onnx", "cpu", True, ModelError),  # only .pt weights are converted
+    ("onnx", "yolo11n.yaml", "cpu", True, ModelError),
+])
+def test_runtime_choice(monkeypatch, requested, model, device, installed, expected):
+    import pipelines.detection.runtime as runtime
+
+    monkeypatch.setattr(runtime, "openvino_installed", lambda: installed)
+    if isinstance(expected, type):
+        with pytest.raises(expected) as err:
+            choose_runtime(requested, model, device)
+        assert "\n" not in str(err.value) and "detector.runtime" in str(err.value)
+        return
+    assert choose_runtime(requested, model, device) == expected
+
+
+def test_model_format_of_an_openvino_folder_without_the_usual_name(tmp_path):
+    (tmp_path / "model.xml").write_text("<net/>")
+    assert model_format(str(tmp_path)) == "openvino" and model_format(str(tmp_path / "m.pt")) == "torch"
+
+
+# --- agreement with PyTorch --------------------------------------------------------------------------------
+
+def _match(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (i, j) of best-IoU matches of a's boxes among b's."""
+    pairs = []
+    for i, box in enumerate(a_xyxy):
+        x1 = np.maximum(box[0], b_xyxy[:, 0])
+        y1 = np.maximum(box[1], b_xyxy[:, 1])
+        x2 = np.minimum(box[2], b_xyxy[:, 2])
+        y2 = np.minimum(box[3], b_xyxy[:, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+        iou = inter / (area(box) + area(b_xyxy) - inter)
+        pairs.append((i, int(np.argmax(iou))))
+    return pairs
+
+
+def test_exported_pose_model_detects_what_pytorch_detects(exported, frames):
+    torch_det = _detector(exported, "torch", exported.pose)
+    fast = _detector(exported, "auto", exported.pose)
+    assert fast.runtime == AUTO and Path(fast.model_name).is_relative_to(exported.cache)
+    people = 0
+    for frame in frames:
+        ref, got = torch_det.detect([frame])[0], fast.detect([frame])[0]
+        sure = ref.confidence > 0.35  # not near the 0.25 threshold, where fp rounding may flip a detection
+        assert (got.confidence > 0.35).sum() == sure.sum(), f"frame {frame.index}"
+        for i, j in _match(ref.xyxy[sure], got.xyxy):
+            people += 1
+            assert ref.class_id[sure][i] == got.class_id[j]
+            np.testing.assert_allclose(got.xyxy[j], ref.xyxy[sure][i], atol=1.5)  # px, in the 640x272 frame
+            assert abs(got.confidence[j] - ref.confidence[sure][i]) < 0.02
+            seen = ref.keypoints[sure][i][:, 2] > 0.5
+            np.testing.assert_allclose(got.keypoints[j][seen, :2], ref.keypoints[sure][i][seen, :2], atol=2.0)
+    assert people >= 6  # the cyclists of the later frames were compared, not only empty frames
+
+
+def _raw_outputs(model_path: Path, image: np.ndarray) -> list[np.ndarray]:
+    """The network's raw outputs (before NMS) for one letterboxed image, through Ultralytics' backend."""
+    import torch
+    from ultralytics.nn.autobackend import AutoBackend
+
+    backend = AutoBackend(str(model_path), device=torch.device("cpu"), verbose=False)
+    x = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1)))[None].float() / 255
+    with torch.inference_mode():
+        out = backend(x)
+    first = out[0] if isinstance(out, (list, tuple)) else out
+    tensors = list(first) if isinstance(first, (list, tuple)) else [first]
+    if isinstance(out, (list, tuple)) and not isinstance(first, (list, tuple)) and len(out) > 1 \
+            and not isinstance(out[1], dict):
+        tensors.append(out[1])  # an exported model returns its outputs side by side
+    return [np.asarray(t.cpu() if hasattr(t, "cpu") else t, np.float32) for t in tensors]
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_exported_detect_and_segment_models_compute_what_pytorch_computes(exported, frames, task):
+    """Random weights give meaningless boxes, so the raw outputs are compared: every box coordinate, class
+    score, mask coefficient and mask prototype of a real frame's letterboxed input."""
+    from ultralytics.data.augment import LetterBox
+
+    weights = exported.detect if task == "detect" else exported.segment
+    entry = ModelCache(exported.cache).get(weights, AUTO, IMGSZ)
+    assert not entry.built and entry.task == task
+    image = LetterBox((IMGSZ, IMGSZ), auto=True, stride=32)(image=frames[4].image)
+    ref, got = _raw_outputs(weights, image), _raw_outputs(entry.path, image)
+    assert [r.shape for r in ref] == [g.shape for g in got] and len(ref) == (2 if task == "segment" else 1)
+    for r, g in zip(ref, got):
+        scale = float(np.abs(r).max())
+        np.testing.assert_allclose(g, r, atol=1e-3 * scale)
+
+
+# --- workers, batches, the CLI -----------------------------------------------------------------------------
+
+def test_two_workers_share_one_exported_file_and_batches_agree_with_single_frames(exported, frames):
+    from concurrent.futures import ThreadPoolExecutor
+
+    det = _detector(exported, "auto", exported.pose, workers=2, batch=4)
+    assert det.runtime_choice.exported_seconds == 0  # from the cache
+    assert det.loading is not None
+    det.loading.join()
+    batched = det.detect(frames[:4])
+    with ThreadPoolExecutor(2) as pool:
+        single = list(pool.map(lambda f: det.detect([f])[0], frames[:4] * 2))
+    for a, b in zip(batched * 2, single):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(np.sort(a.xyxy, axis=0), np.sort(b.xyxy, axis=0), atol=2.0)
+
+
+def test_cli_says_which_runtime_runs_and_where_the_cache_is(exported, bikes_video, tmp_path):
+    env = {"TRACKSTREAM_MODEL_CACHE": str(exported.cache)}
+    common = ("run", str(bikes_video), "--model", str(exported.pose), "--imgsz", str(IMGSZ), "--max-frames", "3",
+              "--jsonl", str(tmp_path / "out.jsonl"), "--quiet")
+    fast = run_cli(*common, env=env)
+    assert fast.returncode == 0, fast.stderr
+    assert f"runtime {AUTO} (yolo11n-pose.pt from the cache: {exported.cache}" in fast.stderr
+    assert "exporting" not in fast.stderr
+    plain = run_cli(*common, "--runtime", "torch", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert "runtime torch (yolo11n-pose.pt as given)" in plain.stderr
+    exported_model = ModelCache(exported.cache).get(exported.pose, AUTO, IMGSZ).path
+    bad = run_cli(*common[:3], str(exported_model), *common[4:], "--runtime", "torch", env=env)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    (error,) = [line for line in bad.stderr.splitlines() if line.startswith("trackstream: error:")]
+    assert "detector.runtime is torch" in error and "--runtime auto" in error
+
+
+def test_export_command_prebuilds_the_entry_a_run_loads(exported, tmp_path):
+    """`trackstream export` (a Docker build step, docs/cpu.md) builds the entry a run would, in the same place."""
+    cache = tmp_path / "cache"
+    result = run_cli("export", "--model", str(exported.detect), "--imgsz", "64", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.exists() and path.is_relative_to(cache) and f"runtime {AUTO}" in result.stderr
+    det = Detector(DetectorConfig(imgsz=64, cache_dir=str(cache), device="cpu"), str(exported.detect))
+    assert det.model_name == str(path) and det.runtime_choice.exported_seconds == 0
+
+
+def test_unwritable_cache_is_one_line_and_a_nonzero_exit(exported, bikes_video, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("run", str(bikes_video), "--model", str(exported.detect), "--imgsz", "64", "--max-frames", "1",
+                     "--jsonl", str(tmp_path / "o.jsonl"), env={"TRACKSTREAM_MODEL_CACHE": str(blocker / "c")})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "error" in x]
+    assert "cannot create the model cache" in line and "--runtime torch" in line
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+# --- the cache ---------------------------------------------------------------------------------------------
+
+def test_a_new_input_size_is_a_new_entry_and_the_old_one_stays(exported):
+    cache = ModelCache(exported.cache)
+    at_320 = cache.get(exported.detect, AUTO, IMGSZ)
+    at_256 = cache.get(exported.detect, AUTO, 256)
+    assert at_256.built and at_256.entry != at_320.entry
+    assert not cache.get(exported.detect, AUTO, IMGSZ).built and not cache.get(exported.detect, AUTO, 256).built
+
+
+def test_a_corrupt_entry_is_exported_again_never_loaded(exported, tmp_path, caplog):
+    import shutil
+
+    cache = ModelCache(tmp_path / "cache")
+    shutil.copytree(exported.cache, cache.root)  # start from the session's entries: no extra export
+    entry = cache.get(exported.detect, AUTO, IMGSZ)
+    assert not entry.built
+    weights_file = max((p for p in entry.entry.rglob("*") if p.is_file() and p.name != MANIFEST),
+                       key=lambda p: p.stat().st_size)
+    data = bytearray(weights_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte, as a disk error would leave it
+    weights_file.write_bytes(bytes(data))
+    caplog.set_level(logging.WARNING, "pipelines.detection.model_cache")
+    rebuilt = cache.get(exported.detect, AUTO, IMGSZ)
+    assert rebuilt.built and rebuilt.entry == entry.entry
+    assert any("not usable" in m and "changed" in m for m in caplog.messages)
+    assert weights_file.read_bytes() != bytes(data)  # the damaged file was replaced
+    assert not cache.get(exported.detect, AUTO, IMGSZ).built  # and the new entry verifies
+
+
+def test_concurrent_first_runs_export_once_and_get_the_same_file(exported, tmp_path):
+    """Two workers (or processes) starting at once on an empty cache: one exports (ONNX, the fallback
+    runtime, here), the other waits on the entry's lock and then loads the same verified file."""
+    cache = ModelCache(tmp_path / "cache")
+    results: list[object] = []
+
+    def first_run() -> None:
+        results.append(cache.get(exported.detect, "onnx", IMGSZ))
+
+    threads = [threading.Thread(target=first_run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    built = sorted(r.built for r in results)  # type: ignore[attr-defined]
+    assert built == [False, True]
+    assert len({r.path for r in results}) == 1  # type: ignore[attr-defined]
+    assert [p.name for p in cache.root.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
