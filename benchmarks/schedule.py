@@ -3,9 +3,11 @@
     python benchmarks/schedule.py [--frames 250] [--still-seconds 20] [--imgsz 320]
                                   [--schedules every interval:3 interval:5 adaptive]
 
-Clips: bikes.mp4 (bundled), the two shared 1280x720 videos (first ``--frames`` frames), and a *quiet* clip:
-a still frame of people-walking for ``--still-seconds`` (60 in the issue's figure), then ``--frames`` frames
-of the video, then still again; the still part alone is reported as ``still``. Every clip gets a counting
+Clips: bikes.mp4 (bundled), the two shared 1280x720 videos (first ``--frames`` frames), and of each a *quiet*
+clip: its first frame still for ``--still-seconds`` (60 in the issue's figure), then ``--frames`` frames of the
+video, then still again; the first still part alone is reported as ``still``. people-walking's still frame has
+people standing in it (tracks, no motion); in cars_highway's the person model finds nobody (no motion, no
+tracks: the issue's quiet scene). Every clip gets a counting
 line down its middle. Each schedule runs the whole pipeline (PyAV decode, YOLO, tracker, events) through the
 Python API, one run after another in this process, and reports:
 
@@ -93,11 +95,12 @@ def clips(workdir: Path, frames: int, still_seconds: float) -> dict[str, tuple[P
         short = workdir / f"{name}.mp4"
         write_clip(short, head)
         out[name] = (short, 0)
-        if name == "people-walking":
-            still = [head[0]] * int(still_seconds * 25)
-            quiet = workdir / "quiet.mp4"
-            write_clip(quiet, still + head + still)
-            out["quiet"] = (quiet, len(still))
+        # quiet clips: a still frame, the video, still again; people-walking's still frame has people standing
+        # in it (tracks, no motion), cars_highway's has nobody the person model finds (no tracks, no motion)
+        still = [head[0]] * int(still_seconds * 25)
+        quiet = workdir / f"quiet-{name}.mp4"
+        write_clip(quiet, still + head + still)
+        out[f"quiet-{name.split('_')[0].split('-')[0]}"] = (quiet, len(still))
     return out
 
 
@@ -139,6 +142,8 @@ def agreement(reference: Run, run: Run, workdir: Path) -> tuple[float, float]:
 
     if reference.schedule == run.schedule:
         return 100.0, 100.0
+    if len(reference.mot) == 0:
+        return float("nan"), float("nan")  # nothing tracked in the reference: nothing to agree on
     seq = f"{run.clip}"
     gt = workdir / "gt" / seq / "gt" / "gt.txt"
     gt.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ detection). The runs with the real detector are in test_schedule_run.py."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from pipelines.config import ConfigError, build_config
 from pipelines.frames import FrameResult, VideoFrame
 from pipelines.processing.motion import MotionMeter
 from pipelines.processing.processor import StreamProcessor
-from pipelines.processing.schedule import DetectionSchedule, Schedule, ScheduleState
+from pipelines.processing.schedule import DetectionSchedule, Plan, Schedule, ScheduleState
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from pipelines.settings import SourceSettings
 from pipelines.sinks.records import frame_record, frame_schema
@@ -68,9 +69,26 @@ def frames(n: int, fps: float = FPS) -> list[VideoFrame]:
     return [VideoFrame(IMAGE, i, i / fps, "cam", 1000.0 + i / fps) for i in range(n)]
 
 
+def decide(schedule: DetectionSchedule, pts: float) -> bool:
+    """One decision, with the plan of a detection that started no track coming back at once."""
+    detect = schedule.decide(pts)
+    if detect and schedule.feedback:
+        schedule.observe(Plan(math.inf))
+    return detect
+
+
 def decisions(spec: str, n: int, fps: float = FPS) -> list[int]:
     schedule = DetectionSchedule(Schedule.parse(spec))
-    return [i for i, f in enumerate(frames(n, fps)) if schedule.decide(f.pts)]
+    return [i for i, f in enumerate(frames(n, fps)) if decide(schedule, f.pts)]
+
+
+def test_a_cameras_frames_while_a_plan_is_on_its_way_are_predicted():
+    schedule = DetectionSchedule(Schedule.parse("adaptive"))
+    clip = frames(5)
+    assert schedule.decide(clip[0].pts) and schedule.waiting
+    assert not schedule.decide(clip[1].pts) and not schedule.decide(clip[2].pts)  # no plan yet: predicted
+    schedule.observe(Plan(clip[3].pts))
+    assert not schedule.waiting and schedule.decide(clip[3].pts)
 
 
 def test_interval_detects_every_kth_frame_or_every_s_seconds_of_video():
@@ -84,10 +102,10 @@ def test_a_schedule_restored_from_its_state_decides_as_the_one_that_went_on():
     going = DetectionSchedule(Schedule.parse("interval:4"))
     clip = frames(20)
     for f in clip[:7]:
-        going.decide(f.pts)
+        decide(going, f.pts)
     restored = DetectionSchedule(Schedule.parse("interval:4"),
                                  ScheduleState.from_doc(json.loads(json.dumps(going.state.doc()))))
-    assert [going.decide(f.pts) for f in clip[7:]] == [restored.decide(f.pts) for f in clip[7:]]
+    assert [decide(going, f.pts) for f in clip[7:]] == [decide(restored, f.pts) for f in clip[7:]]
 
 
 def walker(i: int, speed: float = 4.0) -> Detections:

@@ -21,10 +21,12 @@ Each source's detection schedule (``detector.schedule``, ``processing/schedule.p
 and in order, before the detector: a frame it skips takes no place in a detector call and goes on to
 processing in its turn, where the tracker predicts it. A camera's frame that needs no detection leaves the
 detector's batch to cameras that do. A file with a schedule other than ``every`` is detected one frame per
-call (a batch of frames K apart would hold K times the batch in memory), and an ``adaptive`` source's next
-frame waits until its last detected frame has been processed and its plan came back, so file outputs never
-depend on timing. An exception in any thread stops the run: every sink is still closed (so
-what was processed is flushed) and ``run()`` raises it in the caller's thread.
+call (a batch of frames K apart would hold K times the batch in memory), and its next frame waits until its
+last detected frame has been processed and its plan came back, so file outputs never depend on timing; a
+camera's frames that come meanwhile are predicted (not dropped) until the plan is back.
+
+An exception in any thread stops the run: every sink is still closed (so what was processed is flushed) and
+``run()`` raises it in the caller's thread.
 """
 
 from __future__ import annotations
@@ -294,7 +296,9 @@ class Runner:
         schedule = lane.schedule
         if schedule.schedule.mode == "every":
             return lane.inbox.ready(self.batch)
-        if schedule.waiting and not self._abort.is_set():  # after a failure nothing comes back: drain
+        # a file's next decision waits for the plan (output never depends on timing; after a failure nothing
+        # comes back: drain); a camera's frames meanwhile are predicted rather than dropped
+        if schedule.waiting and not lane.inbox.latest and not self._abort.is_set():
             return False
         return lane.inbox.ready(1)
 
@@ -304,7 +308,7 @@ class Runner:
         if schedule.schedule.mode == "every":
             return [(lane, item, isinstance(item, VideoFrame), None) for item in lane.inbox.take(wanted)]
         out: list[_Taken] = []
-        while wanted > 0 and (not schedule.waiting or self._abort.is_set()):
+        while wanted > 0 and (not schedule.waiting or lane.inbox.latest or self._abort.is_set()):
             items = lane.inbox.take(1)
             if not items:
                 break

@@ -29,11 +29,11 @@ Counts stay exact with every schedule: zone and line events are decided on detec
 (``EventGenerator.update`` ignores predicted frames), so a crossing between two detections is counted once,
 at the detection that sees the track on its new side.
 
-``DetectionSchedule.decide(frame, motion)`` is called for each frame in order by the engine before the
-detector; ``observe(plan)`` by the processing thread after a detected frame (adaptive only: until then the
-next frame waits, so a file's decisions never depend on timing). ``ScheduleState`` is the schedule after one
-decision; it travels with the frame, and the processor's snapshot holds the one of its last frame, so a
-resumed source continues the same schedule.
+``DetectionSchedule.decide(pts, motion)`` is called for each frame in order by the engine before the
+detector; ``observe(plan)`` by the processing thread after a detected frame (until then a file's next frame
+waits, so its decisions never depend on timing, and a camera's frames are predicted). ``ScheduleState`` is
+the schedule after one decision; it travels with the frame, and the processor's snapshot holds the one of
+its last frame, so a resumed source continues the same schedule.
 """
 
 from __future__ import annotations
@@ -172,7 +172,11 @@ class DetectionSchedule:
         """Whether the next frame of this source (its timestamp ``pts``, s, and its motion measure, if any)
         is detected; the state moves on either way."""
         st, sch = self.state, self.schedule
-        if sch.mode == "every" or st.since is None or st.last_pts is None:
+        if sch.mode == "every":
+            detect = True
+        elif st.waiting:
+            detect = False  # a camera's frame while the last detection's plan is on its way: predicted
+        elif st.since is None or st.last_pts is None:
             detect = True
         elif sch.mode == "interval":
             if st.plan is not None and pts >= st.plan.due - _EPS:
