@@ -92,6 +92,7 @@ class StreamStatus:
     pts: Optional[float] = None
     detail: Mapping[str, object] = field(default_factory=dict)
     events: Tuple[Event, ...] = ()  # filled in by the source's processor: what this change means as events
+    counts: Optional["Counts"] = None  # the source's counts after those events (None: no zones or lines)
 
 
 class Sink(Protocol):

@@ -134,7 +134,7 @@ class StreamProcessor:
         """
         kind = status.kind
         if kind is StatusKind.CLOSED:
-            return dataclasses.replace(status, events=tuple(self.close()))
+            return self._with_events(status, self.close())
         if kind is StatusKind.STARTED and self.restored:
             if not self.settings.is_live:
                 return status
@@ -144,13 +144,18 @@ class StreamProcessor:
             if self.after_outage:  # the worker died: the gap it could not announce comes first
                 lost = StreamStatus(StatusKind.GAP, status.source_id, self.clock.last_wall or status.wall_time,
                                     pts=self.clock.last_pts, detail={"reason": "worker restarted"})
-                events = [*self._events.status(lost), *self._events.status(status)]
-                return dataclasses.replace(status, events=tuple(events))
+                return self._with_events(status, [*self._events.status(lost), *self._events.status(status)])
         if kind is StatusKind.ENDED:
             if self.persistent and bool(status.detail.get("stopped")):
                 return status  # suspended: the saved state continues it
             self.finished = True
-        return dataclasses.replace(status, events=tuple(self._events.status(status)))
+        return self._with_events(status, self._events.status(status))
+
+    def _with_events(self, status: StreamStatus, events: list[dict[str, Any]]) -> StreamStatus:
+        """``status`` carrying ``events`` and the counts after them (the exits of tracks ended by the end
+        of a stream change them; sinks that keep counts, such as MQTT's retained topics, follow)."""
+        counts = self._events.counts() if self._has_counts else None
+        return dataclasses.replace(status, events=tuple(events), counts=counts)
 
     def close(self) -> list[dict[str, Any]]:
         """At the end of the lane: ``track_ended`` for tracks still known (none when suspended)."""

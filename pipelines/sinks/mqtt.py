@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pipelines import __version__
 from pipelines.errors import UserError
@@ -25,7 +25,10 @@ from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 from pipelines.sinks.jsonl import encode_record
 from pipelines.sinks.mqtt_conn import MqttConfig, check_reachable, describe
 from pipelines.sinks.mqtt_publisher import Message, MqttPublisher
-from pipelines.sinks.mqtt_topics import Topics, discovery_configs, line_doc, tracks_doc, zone_doc
+from pipelines.sinks.mqtt_topics import Topics, When, discovery_configs, line_doc, tracks_doc, when_of, zone_doc
+
+if TYPE_CHECKING:   # processing.events imports pipelines.sinks (records), which registers this sink
+    from pipelines.processing.events import Counts
 
 __all__ = ["ENTRY", "MqttConfig", "MqttSink", "check_reachable"]
 
@@ -85,20 +88,18 @@ class MqttSink(PublisherCounters):
             self._set_state("online")
         self._put_events(result.events)
         if result.counts is not None:
-            for name, zone in result.counts.zones.items():
-                topic = self.topics.zones.get(name)     # None: a name not in the settings (skipped)
-                if topic is not None and self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
-                    self._retain(topic, zone_doc(self.source_id, name, zone, result))
-            for name, line in result.counts.lines.items():
-                topic = self.topics.lines.get(name)
-                if topic is not None and self._changed(topic, (line.left_to_right, line.right_to_left)):
-                    self._retain(topic, line_doc(self.source_id, name, line, result))
+            self._put_counts(result.counts, when_of(result))
         if self._cfg.tracks_interval is not None:
             self._put_tracks(result)
 
     def status(self, status: StreamStatus) -> None:
-        """Queue the events of a stream status change and the source's new state."""
+        """Queue the events of a stream status change, the counts they changed (tracks ended by the end of
+        the stream leave their zones) and the source's new state."""
         self._put_events(status.events)
+        if status.counts is not None and status.events:
+            last = status.events[-1]     # every event of a status carries the source's last frame and pts
+            self._put_counts(status.counts, {"frame_index": last.get("frame_index"), "pts": last.get("pts"),
+                                             "time": last.get("time", status.wall_time)})
         state = _STATE_OF.get(status.kind)
         if state is not None:
             self._set_state(state)
@@ -127,6 +128,17 @@ class MqttSink(PublisherCounters):
             if doc.get("source_id") != self.source_id:
                 doc["source_id"] = self.source_id
             self._publisher.publish(Message(self.topics.events, _json(doc), self._qos, False))
+
+    def _put_counts(self, counts: "Counts", when: When) -> None:
+        """Retain the zone and line counts that changed since they were last published."""
+        for name, zone in counts.zones.items():
+            topic = self.topics.zones.get(name)     # None: a name not in the settings (skipped)
+            if topic is not None and self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
+                self._retain(topic, zone_doc(self.source_id, name, zone, when))
+        for name, line in counts.lines.items():
+            topic = self.topics.lines.get(name)
+            if topic is not None and self._changed(topic, (line.left_to_right, line.right_to_left)):
+                self._retain(topic, line_doc(self.source_id, name, line, when))
 
     def _changed(self, topic: str, values: tuple[int, ...]) -> bool:
         """Whether ``values`` differ from the counts last published on ``topic`` (remembered if so)."""

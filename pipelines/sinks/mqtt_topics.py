@@ -1,7 +1,8 @@
 """The MQTT topic layout of one source, the payloads of its retained topics, and Home Assistant discovery.
 
 Topics (``<prefix>`` is ``mqtt.topic_prefix`` or the URL's path; ``<source>``, ``<zone>`` and ``<line>`` are
-the ids and names with characters outside ``A-Za-z0-9._-`` replaced by ``_``; see ``docs/mqtt.md``):
+the ids and names with characters outside ``A-Za-z0-9_-`` replaced by ``_``, the characters Home Assistant
+accepts in a discovery topic; see ``docs/mqtt.md``):
 
 - ``<prefix>/<source>/events``: every event document, not retained;
 - ``<prefix>/<source>/zones/<zone>``, ``<prefix>/<source>/lines/<line>``: retained counts, on change;
@@ -26,14 +27,18 @@ from pipelines.sinks.records import SCHEMA_VERSION
 if TYPE_CHECKING:   # processing.events imports pipelines.sinks (records), which registers this sink
     from pipelines.processing.events import LineCount, ZoneCount
 
-__all__ = ["Topics", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "zone_doc"]
+__all__ = ["Topics", "When", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "when_of", "zone_doc"]
 
 STATES = ("online", "reconnecting", "offline")
 
 
 def topic_part(name: str) -> str:
-    """``name`` as one topic level and Home Assistant id part: other characters than ``A-Za-z0-9._-`` -> ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "_"
+    """``name`` as one topic level and Home Assistant id part: other characters than ``A-Za-z0-9_-`` -> ``_``.
+
+    Home Assistant's discovery accepts only ``[a-zA-Z0-9_-]`` in the node and object ids of a discovery topic
+    and ignores any other config topic with a warning in its own log ("The topic contains not allowed
+    characters"), so a ``.`` (``cam.1``, ``bikes.mp4``) must not reach one."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "_"
 
 
 def _unique_parts(names: Sequence[str], what: str) -> dict[str, str]:
@@ -82,12 +87,22 @@ class Topics:
         return f"{self.base}/tracks"
 
 
-def _when(result: FrameResult) -> dict[str, Any]:
+When = Mapping[str, Any]
+"""When a count changed: ``{"frame_index", "pts", "time"}`` of the frame (or of the event) that changed it."""
+
+
+def when_of(result: FrameResult) -> When:
+    """The ``When`` of a processed frame."""
     f = result.frame
     return {"frame_index": f.index, "pts": round(f.pts, 6), "time": round(f.capture_time, 6)}
 
 
-def zone_doc(source_id: str, name: str, count: ZoneCount, result: FrameResult) -> dict[str, Any]:
+def _when(when: "FrameResult | When") -> dict[str, Any]:
+    doc = when_of(when) if isinstance(when, FrameResult) else when
+    return {"frame_index": doc["frame_index"], "pts": doc["pts"], "time": doc["time"]}
+
+
+def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult | When") -> dict[str, Any]:
     """Retained payload of a zone: tracks inside now, entries and exits since the start."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
            "entries": count.entries, "exits": count.exits, **_when(result)}
@@ -97,7 +112,7 @@ def zone_doc(source_id: str, name: str, count: ZoneCount, result: FrameResult) -
     return doc
 
 
-def line_doc(source_id: str, name: str, count: LineCount, result: FrameResult) -> dict[str, Any]:
+def line_doc(source_id: str, name: str, count: LineCount, result: "FrameResult | When") -> dict[str, Any]:
     """Retained payload of a counting line: crossings per direction since the start, and their sum."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "line": name,
            "left_to_right": count.left_to_right, "right_to_left": count.right_to_left,
@@ -118,7 +133,7 @@ def tracks_doc(source_id: str, result: FrameResult) -> dict[str, Any]:
     tracks = [{"id": int(tid), "class_name": name, "confidence": round(float(conf), 4),
                "box": [round(float(v), 1) for v in box]}
               for tid, name, conf, box in zip(t.track_id.tolist(), names, t.confidence.tolist(), t.xyxy.tolist())]
-    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, **_when(result), "count": len(tracks),
+    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, **when_of(result), "count": len(tracks),
             "by_class": by_class, "tracks": tracks}
 
 
