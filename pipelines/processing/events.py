@@ -30,6 +30,7 @@ import numpy as np
 from pipelines.frames import FrameResult, StreamStatus
 from pipelines.sinks.records import SCHEMA_VERSION
 from pipelines.secrets import redact_text
+from pipelines.processing.classes import ClassFilter, class_label
 from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
 
@@ -52,11 +53,14 @@ class ZoneCount:
     entries: int
     exits: int
     by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()   # the classes the zone counts (its ``classes:``); empty: every class
 
     def doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"occupancy": self.occupancy, "entries": self.entries, "exits": self.exits}
         if self.by_class:
             out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        if self.classes:
+            out["classes"] = list(self.classes)
         return out
 
 
@@ -68,11 +72,14 @@ class LineCount:
     left_to_right: int
     right_to_left: int
     by_class: Mapping[str, "LineCount"] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()   # the classes the line counts (its ``classes:``); empty: every class
 
     def doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"left_to_right": self.left_to_right, "right_to_left": self.right_to_left}
         if self.by_class:
             out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        if self.classes:
+            out["classes"] = list(self.classes)
         return out
 
 
@@ -215,6 +222,10 @@ class EventGenerator:
         self._cfg = config
         self._zones = [ZoneMembership(z, config.min_frames_in_zone) for z in zones]
         self._lines = [LineCounter(ln, config.min_frames_on_side, config.line_dead_band) for ln in lines]
+        self._zone_cfgs, self._line_cfgs = tuple(zones), tuple(lines)
+        self._zone_classes = [ClassFilter(z.classes) for z in zones]    # classes: per zone and line
+        self._line_classes = [ClassFilter(ln.classes) for ln in lines]
+        self._class_names: Mapping[int, str] = {}                       # the model's, from the latest frame
         self._known: dict[int, _Memo] = {}
         self._present: set[int] = set()
         self._last: Optional[_Seen] = None
@@ -225,6 +236,7 @@ class EventGenerator:
     def update(self, result: FrameResult) -> list[Event]:
         """Events caused by one processed frame, in the order documented in the module docstring."""
         frame, t = result.frame, result.tracks
+        self._class_names = result.class_names
         now = _Seen(int(frame.index), round(float(frame.pts), 6), round(float(frame.capture_time), 6))
         self._last = now
         seen = np.flatnonzero(t.matched)  # coasting rows (predicted, no detection) count as absent
@@ -235,7 +247,7 @@ class EventGenerator:
         events: list[Event] = []
         for row, tid in enumerate(ids):
             events.extend(self._observe(tid, row, rows, now))
-        events.extend(self._zone_line_events(ids, boxes, now))
+        events.extend(self._zone_line_events(ids, boxes, rows, now))
         removed = {int(i) for i in t.removed_ids.tolist()}
         for tid in sorted(self._present - set(ids) - removed):
             memo = self._known.get(tid)
@@ -271,11 +283,15 @@ class EventGenerator:
 
     def counts(self) -> "Counts":
         """Zone occupancy and totals, line crossings per direction, tracks started: now."""
-        per_class = self._cfg.count_by_class
+        per_class, names = self._cfg.count_by_class, self._class_names
         zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
-                                   self._tally.zone_counts(z.name) if per_class else {}) for z in self._zones}
+                                   self._tally.zone_counts(z.name) if per_class else {},
+                                   tuple(class_label(cfg.classes, names)))
+                 for z, cfg in zip(self._zones, self._zone_cfgs)}
         lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
-                                    self._tally.line_counts(ln.name) if per_class else {}) for ln in self._lines}
+                                    self._tally.line_counts(ln.name) if per_class else {},
+                                    tuple(class_label(cfg.classes, names)))
+                 for ln, cfg in zip(self._lines, self._line_cfgs)}
         return Counts(zones, lines, self.tracks_started)
 
     def state_dict(self) -> dict[str, Any]:
@@ -343,22 +359,29 @@ class EventGenerator:
             event["track"] = memo.track_doc(tid)
         return events
 
-    def _zone_line_events(self, ids: list[int], boxes: np.ndarray, now: _Seen) -> list[Event]:
+    def _zone_line_events(self, ids: list[int], boxes: np.ndarray, rows: "_Rows", now: _Seen) -> list[Event]:
         if not (self._zones or self._lines) or not ids:
             return []
         anchors = anchor_points(boxes, self._cfg.anchor)
         point = {tid: [round(float(x), 2), round(float(y), 2)] for tid, (x, y) in zip(ids, anchors)}
         events: list[Event] = []
-        for zone in self._zones:
-            entered, exited = zone.update(ids, anchors)
+
+        def counted(classes: ClassFilter) -> tuple[list[int], np.ndarray]:   # the rows a zone or line sees
+            if classes.everything:
+                return ids, anchors
+            keep = classes.allows(rows.class_id, rows.names)
+            return [tid for tid, k in zip(ids, keep.tolist()) if k], anchors[keep]
+
+        for zone, classes in zip(self._zones, self._zone_classes):
+            entered, exited = zone.update(*counted(classes))
             for name, group in (("zone_entered", entered), ("zone_exited", exited)):
                 for tid in group:
                     extra = {"reason": "moved_out"} if name == "zone_exited" else {}
                     self._tally.zone(zone.name, tid, self._known[tid].class_name, name == "zone_entered")
                     events.append(self._event(name, now, zone=zone.name, point=point[tid],
                                               track=self._known[tid].track_doc(tid), **extra))
-        for line in self._lines:
-            for tid, sign, pt in line.update(ids, anchors):
+        for line, classes in zip(self._lines, self._line_classes):
+            for tid, sign, pt in line.update(*counted(classes)):
                 self._tally.line(line.name, self._known[tid].class_name, sign)
                 events.append(self._event("line_crossed", now, line=line.name, direction=direction_name(sign),
                                           sign=sign, point=pt, track=self._known[tid].track_doc(tid)))

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 
 from pipelines.errors import UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.processing.classes import check_classes
 from pipelines.processing.events import Counts, EventGenerator
 from pipelines.processing.overlays import OverlayConfig, Trails
 from pipelines.settings import SourceSettings
@@ -99,6 +100,7 @@ class StreamProcessor:
         self.source_id = settings.id
         self.class_names = dict(class_names)
         self.persistent = persistent
+        check_classes(settings.zones, settings.lines, self.class_names, settings.id)   # one line, not a crash
         self._tracker = Tracker(settings.tracker)
         self._events = EventGenerator(settings.id, settings.zones, settings.lines, settings.events)
         self._trails = Trails(overlay.trail_seconds) if overlay.trails and overlay.trail_seconds > 0 else None

@@ -14,7 +14,7 @@ and as the last will.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from pipelines import __version__
@@ -55,6 +55,7 @@ class MqttSink(PublisherCounters):
         config: the ``mqtt:`` section; ``config.url`` must be set.
         source_id: the source's id (in topics and payloads).
         zones / lines: names of the source's zones and counting lines (their retained topics and sensors).
+        classes: zone or line name -> the classes it counts (``classes:``; named in the sensors' names).
 
     Raises:
         UserError: two zone (or line) names would share a topic level.
@@ -63,7 +64,7 @@ class MqttSink(PublisherCounters):
     _publisher: MqttPublisher
 
     def __init__(self, config: MqttConfig, source_id: str, zones: Sequence[str] = (),
-                 lines: Sequence[str] = ()) -> None:
+                 lines: Sequence[str] = (), classes: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         if not config.url:
             raise UserError("the MQTT sink needs a URL (--mqtt URL or mqtt.url in the config)")
         self.source_id = source_id
@@ -77,7 +78,7 @@ class MqttSink(PublisherCounters):
         self._publisher = MqttPublisher(config, (self.topics.state, b"offline"), client_name=self.topics.source)
         if config.discovery:
             for topic, doc in discovery_configs(self.topics, source_id, config.discovery_prefix, __version__,
-                                                config.tracks_interval is not None).items():
+                                                config.tracks_interval is not None, classes).items():
                 self._publisher.publish(Message(topic, _json(doc), self._qos, True))
         log.info("publishing %s to the MQTT broker at %s under %s/%s", source_id, describe(config.url),
                  self.topics.base, "#" if not config.discovery else "# (with Home Assistant discovery)")
@@ -160,8 +161,10 @@ class MqttSink(PublisherCounters):
 
 
 def _build(ctx: SinkContext) -> MqttSink:
-    return MqttSink(ctx.config.mqtt, ctx.settings.id, [z.name for z in ctx.settings.zones],
-                    [ln.name for ln in ctx.settings.lines])
+    zones, lines = ctx.settings.zones, ctx.settings.lines
+    classes = {z.name: [str(c) for c in z.classes] for z in zones if z.classes}
+    classes.update({ln.name: [str(c) for c in ln.classes] for ln in lines if ln.classes})
+    return MqttSink(ctx.config.mqtt, ctx.settings.id, [z.name for z in zones], [ln.name for ln in lines], classes)
 
 
 ENTRY = SinkEntry("mqtt", DropPolicy.DROP_OLDEST, lambda config: bool(config.mqtt.url), _build)

@@ -109,6 +109,8 @@ def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult |
     if count.by_class:
         doc["by_class"] = {cls: {"occupancy": c.occupancy, "entries": c.entries, "exits": c.exits}
                            for cls, c in count.by_class.items()}
+    if count.classes:
+        doc["classes"] = list(count.classes)
     return doc
 
 
@@ -120,6 +122,8 @@ def line_doc(source_id: str, name: str, count: LineCount, result: "FrameResult |
     if count.by_class:
         doc["by_class"] = {cls: {"left_to_right": c.left_to_right, "right_to_left": c.right_to_left,
                                  "total": c.left_to_right + c.right_to_left} for cls, c in count.by_class.items()}
+    if count.classes:
+        doc["classes"] = list(count.classes)
     return doc
 
 
@@ -149,13 +153,15 @@ _LINE_SENSORS = (("left_to_right", "left to right", "total_increasing", "mdi:arr
 
 
 def discovery_configs(topics: Topics, source_id: str, discovery_prefix: str, version: str,
-                      with_tracks: bool) -> dict[str, dict[str, Any]]:
+                      with_tracks: bool, classes: Optional[Mapping[str, Sequence[str]]] = None
+                      ) -> dict[str, dict[str, Any]]:
     """Retained discovery topic -> config of every sensor of one source (one Home Assistant device).
 
     Zone sensors: occupancy (``measurement``), entries and exits (``total_increasing``); line sensors: each
     direction and their total; with the tracks topic, the number of tracks in view. Each has a unique id
     built from the prefix, source and object, and its availability follows the state topic (``online``
-    available; ``reconnecting`` and ``offline`` not)."""
+    available; ``reconnecting`` and ``offline`` not). ``classes``: zone or line name -> the classes it counts
+    (its ``classes:``), named in the sensor's name (``road crossings (car, truck)``)."""
     node = topic_part(f"{topics.prefix}_{topics.source}")
     device = {"identifiers": [node], "name": f"trackstream {source_id}", "manufacturer": "trackstream",
               "model": "video tracking source", "sw_version": version}
@@ -172,12 +178,16 @@ def discovery_configs(topics: Topics, source_id: str, discovery_prefix: str, ver
             config["value_template"] = f"{{{{ value_json.{key} }}}}"
         configs[f"{discovery_prefix}/sensor/{node}/{object_id}/config"] = config
 
+    def only(name: str) -> str:
+        some = (classes or {}).get(name)
+        return f" ({', '.join(some)})" if some else ""
+
     for zone, topic in topics.zones.items():
         for key, label, state_class, icon in _ZONE_SENSORS:
-            add(f"zone_{topic.rsplit('/', 1)[1]}_{key}", f"{zone} {label}", topic, key, state_class, icon)
+            add(f"zone_{topic.rsplit('/', 1)[1]}_{key}", f"{zone} {label}{only(zone)}", topic, key, state_class, icon)
     for line, topic in topics.lines.items():
         for key, label, state_class, icon in _LINE_SENSORS:
-            add(f"line_{topic.rsplit('/', 1)[1]}_{key}", f"{line} {label}", topic, key, state_class, icon)
+            add(f"line_{topic.rsplit('/', 1)[1]}_{key}", f"{line} {label}{only(line)}", topic, key, state_class, icon)
     if with_tracks:
         add("tracks", "tracks in view", topics.tracks, "count", "measurement", "mdi:motion-sensor")
     return configs

@@ -221,9 +221,10 @@ def test_home_assistant_takes_every_discovery_config_even_for_names_with_dots(br
     """A source, zone and line name with ``.`` once gave discovery topics HA refuses (no entity, silently)."""
     from tests.mqtt.ha_rules import problems
 
-    zone = ZoneConfig("door.main", DOOR.polygon)
+    zone = ZoneConfig("door.main", DOOR.polygon, classes=("person",))
     line = LineConfig("gate 2.b", GATE.points)
-    sink = MqttSink(MqttConfig(url=broker.url, discovery=True), "cam.1", [zone.name], [line.name])
+    sink = MqttSink(MqttConfig(url=broker.url, discovery=True), "cam.1", [zone.name], [line.name],
+                    {zone.name: ["person"]})
     feed = Feeder(sink, (zone,), (line,), source_id="cam.1")
     feed.status(StatusKind.STARTED)
     for result in walkers(40, source="cam.1"):
@@ -236,8 +237,10 @@ def test_home_assistant_takes_every_discovery_config_even_for_names_with_dots(br
     for topic, payload in configs.items():
         assert problems(topic, payload, retained=kept) == [], topic
     names = {json.loads(p)["name"] for p in configs.values()}
-    assert "door.main occupancy" in names and "gate 2.b crossings" in names      # readable names kept
+    assert "door.main occupancy (person)" in names and "gate 2.b crossings" in names   # readable names kept
     assert "trackstream/cam_1/zones/door_main" in kept and "trackstream/cam_1/lines/gate_2_b" in kept
+    door = json.loads(kept["trackstream/cam_1/zones/door_main"])
+    assert door["classes"] == ["person"] and door["entries"] == 2              # the zone counts people only
 
 
 @pytest.mark.parametrize("topic, payload, refused", [

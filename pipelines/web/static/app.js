@@ -124,17 +124,19 @@ function render(doc) {
   });
 
   const zones = Object.entries(doc.zones || {}), lines = Object.entries(doc.lines || {});
+  // a zone or line that counts some classes only (its classes:) names them
+  const only = (name, classes) => (classes && classes.length ? `${name} [${classes.join(", ")}]` : name);
   $(root, "counts").hidden = !zones.length && !lines.length;
   $(root, "zones-table").hidden = !zones.length;
   $(root, "lines-table").hidden = !lines.length;
   fillRows($(root, "zones"), zones, (tr, [name, z]) => {
     tr.dataset.zone = name;
-    cell(tr, name); cell(tr, z.occupancy).dataset.count = "occupancy";
+    cell(tr, only(name, z.classes)); cell(tr, z.occupancy).dataset.count = "occupancy";
     cell(tr, z.entries).dataset.count = "entries"; cell(tr, z.exits).dataset.count = "exits";
   });
   fillRows($(root, "lines"), lines, (tr, [name, l]) => {
     tr.dataset.line = name;
-    cell(tr, name); cell(tr, l.left_to_right).dataset.count = "left_to_right";
+    cell(tr, only(name, l.classes)); cell(tr, l.left_to_right).dataset.count = "left_to_right";
     cell(tr, l.right_to_left).dataset.count = "right_to_left";
   });
 
