@@ -13,6 +13,7 @@ from tracker.types import Detections, Tracks
 
 if TYPE_CHECKING:
     from pipelines.processing.events import Counts
+    from pipelines.processing.measures import TrackMeasures
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class FrameResult:
         stream_time: the frame on the stream's persistent wall clock (Unix s): when the stream started
             plus ``frame.pts``; kept across restarts from a snapshot, so a frame processed again gets the
             same value (the basis of Redis entry ids). None when the result was not made by a processor.
+        measures: per-track analytics (seconds inside each zone, ground speed and heading with a
+            calibration; ``processing.measures.TrackMeasures``); None when the source has neither.
     """
 
     frame: VideoFrame
@@ -70,6 +73,7 @@ class FrameResult:
     trails: Optional[Mapping[int, npt.NDArray[np.float64]]] = None
     counts: Optional["Counts"] = None
     stream_time: Optional[float] = None
+    measures: Optional["TrackMeasures"] = None
 
 
 class StatusKind(str, Enum):

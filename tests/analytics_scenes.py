@@ -36,3 +36,17 @@ def walk(n_frames: int, tracks: Mapping[int, tuple[int, float, float]], *, fps: 
     """Tracks ``{id: (class id, x at frame 0, pixels per frame)}`` moving right along y 20..40."""
     return [result(f, {tid: ([x0 + v * f, 20.0, x0 + v * f + 10.0, 20.0 + height], cls)
                        for tid, (cls, x0, v) in tracks.items()}, fps=fps) for f in range(n_frames)]
+
+
+def validator(name: str):  # type: ignore[no-untyped-def]
+    """A JSON Schema validator of ``pipelines/schemas/<name>`` (with the other schemas for its references)."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    from referencing import Registry, Resource
+
+    folder = Path(__file__).resolve().parents[1] / "pipelines" / "schemas"
+    docs = [json.loads(p.read_text()) for p in folder.glob("*.schema.json")]
+    registry = Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs if "$id" in d)
+    return jsonschema.Draft202012Validator(json.loads((folder / name).read_text()), registry=registry)

@@ -69,8 +69,13 @@ def count_lines(source_id: str, counts: "Counts") -> list[str]:
         return f" [{', '.join(classes)}]" if classes else ""
     out = [f"{source_id}: line {name}{only(c.classes)} {c.left_to_right} left_to_right, "
            f"{c.right_to_left} right_to_left" for name, c in counts.lines.items()]
-    out += [f"{source_id}: zone {name}{only(c.classes)} {c.entries} entries, {c.exits} exits, "
-            f"{c.occupancy} inside now" for name, c in counts.zones.items()]
+    for name, c in counts.zones.items():
+        out.append(f"{source_id}: zone {name}{only(c.classes)} {c.entries} entries, {c.exits} exits, "
+                   f"{c.occupancy} inside now")
+        d = c.dwell
+        if d is not None and d.visits:
+            out.append(f"{source_id}: zone {name} dwell mean {d.mean_s:.1f} s, median {d.median_s:.1f} s, "
+                       f"max {d.max_s:.1f} s over {d.visits} visits")
     return out
 
 

@@ -14,8 +14,11 @@ Lifecycle rules, from the confirmed tracks of each frame (``Tracks``):
   stream ends (``stream_ended`` status or ``close()``; ``reason: stream_ended``). It carries a summary.
 
 Every started track ends exactly once; ids the generator never saw are ignored when removed.
-Within a frame, events come in this order: started, recovered, zone/line, lost, zone exits of ending
-tracks, ended.
+Within a frame, events come in this order: started, recovered, zone/line (per zone: entered, exited,
+``zone_dwell``; then per line: crossed), lost, zone exits of ending tracks, ended.
+
+Zone exits carry ``dwell_seconds`` (how long the visit lasted); a zone with ``dwell_seconds`` set gives one
+``zone_dwell`` event per visit when a track has been inside that long (``dwell.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pipelines.frames import FrameResult, StreamStatus
 from pipelines.sinks.records import SCHEMA_VERSION
 from pipelines.secrets import redact_text
 from pipelines.processing.classes import ClassFilter, class_label
+from pipelines.processing.dwell import DwellClock, DwellSummary
 from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
 
@@ -38,7 +42,7 @@ __all__ = ["Counts", "EventGenerator", "EventsConfig", "LineConfig", "LineCount"
            "EVENT_TYPES"]
 
 EVENT_TYPES = ("track_started", "track_lost", "track_recovered", "track_ended",
-               "zone_entered", "zone_exited", "line_crossed",
+               "zone_entered", "zone_exited", "zone_dwell", "line_crossed",
                "stream_started", "stream_gap", "stream_resumed", "stream_ended")
 
 Event = dict[str, Any]
@@ -54,6 +58,7 @@ class ZoneCount:
     exits: int
     by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
     classes: tuple[str, ...] = ()   # the classes the zone counts (its ``classes:``); empty: every class
+    dwell: Optional[DwellSummary] = None   # dwell times of finished visits and of the tracks inside now
 
     def doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"occupancy": self.occupancy, "entries": self.entries, "exits": self.exits}
@@ -61,6 +66,8 @@ class ZoneCount:
             out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
         if self.classes:
             out["classes"] = list(self.classes)
+        if self.dwell is not None:
+            out["dwell"] = self.dwell.doc()
         return out
 
 
@@ -226,6 +233,7 @@ class EventGenerator:
         self._zone_classes = [ClassFilter(z.classes) for z in zones]    # classes: per zone and line
         self._line_classes = [ClassFilter(ln.classes) for ln in lines]
         self._class_names: Mapping[int, str] = {}                       # the model's, from the latest frame
+        self._dwell = [DwellClock(z.dwell_seconds) for z in zones]      # visits per zone (dwell.py)
         self._known: dict[int, _Memo] = {}
         self._present: set[int] = set()
         self._last: Optional[_Seen] = None
@@ -284,10 +292,11 @@ class EventGenerator:
     def counts(self) -> "Counts":
         """Zone occupancy and totals, line crossings per direction, tracks started: now."""
         per_class, names = self._cfg.count_by_class, self._class_names
+        pts = None if self._last is None else self._last.pts
         zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
                                    self._tally.zone_counts(z.name) if per_class else {},
-                                   tuple(class_label(cfg.classes, names)))
-                 for z, cfg in zip(self._zones, self._zone_cfgs)}
+                                   tuple(class_label(cfg.classes, names)), clock.summary(pts))
+                 for z, cfg, clock in zip(self._zones, self._zone_cfgs, self._dwell)}
         lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
                                     self._tally.line_counts(ln.name) if per_class else {},
                                     tuple(class_label(cfg.classes, names)))
@@ -305,7 +314,17 @@ class EventGenerator:
             "zones": {z.name: z.state_dict() for z in self._zones},
             "lines": {ln.name: ln.state_dict() for ln in self._lines},
             "by_class": self._tally.state_dict(),
+            "dwell": {z.name: clock.state_dict() for z, clock in zip(self._zones, self._dwell)},
         }
+
+    def dwell_now(self) -> dict[int, dict[str, float]]:
+        """Track id -> zone name -> seconds inside so far, for every track inside a zone now."""
+        pts = None if self._last is None else self._last.pts
+        out: dict[int, dict[str, float]] = {}
+        for zone, clock in zip(self._zones, self._dwell):
+            for tid, seconds in clock.inside(pts).items():
+                out.setdefault(tid, {})[zone.name] = seconds
+        return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore ``state_dict()`` output. Zones and lines are matched by name; one that is new in the
@@ -325,6 +344,10 @@ class EventGenerator:
         for line in self._lines:
             if line.name in lines:
                 line.load_state_dict(lines[line.name])
+        dwell = dict(state.get("dwell") or {})   # absent in snapshots of earlier releases: visits start anew
+        for zone, clock in zip(self._zones, self._dwell):
+            if zone.name in dwell:
+                clock.load_state_dict(dwell[zone.name])
         self._known, self._present, self._last, self.tracks_started = known, present, last, started
         self._tally = tally
 
@@ -360,7 +383,7 @@ class EventGenerator:
         return events
 
     def _zone_line_events(self, ids: list[int], boxes: np.ndarray, rows: "_Rows", now: _Seen) -> list[Event]:
-        if not (self._zones or self._lines) or not ids:
+        if not (self._zones or self._lines):
             return []
         anchors = anchor_points(boxes, self._cfg.anchor)
         point = {tid: [round(float(x), 2), round(float(y), 2)] for tid, (x, y) in zip(ids, anchors)}
@@ -372,14 +395,24 @@ class EventGenerator:
             keep = classes.allows(rows.class_id, rows.names)
             return [tid for tid, k in zip(ids, keep.tolist()) if k], anchors[keep]
 
-        for zone, classes in zip(self._zones, self._zone_classes):
+        for zone, classes, clock in zip(self._zones, self._zone_classes, self._dwell):
             entered, exited = zone.update(*counted(classes))
             for name, group in (("zone_entered", entered), ("zone_exited", exited)):
                 for tid in group:
-                    extra = {"reason": "moved_out"} if name == "zone_exited" else {}
+                    extra: dict[str, Any] = {}
+                    if name == "zone_exited":
+                        extra = {"reason": "moved_out", "dwell_seconds": clock.leave(tid, now.pts)}
+                    else:
+                        clock.enter(tid, float(now.pts or 0.0))
                     self._tally.zone(zone.name, tid, self._known[tid].class_name, name == "zone_entered")
                     events.append(self._event(name, now, zone=zone.name, point=point[tid],
                                               track=self._known[tid].track_doc(tid), **extra))
+            for tid, seconds in clock.due(float(now.pts or 0.0)):    # loitering: once per visit
+                memo = self._known.get(tid)
+                if memo is not None:
+                    events.append(self._event("zone_dwell", now, zone=zone.name, point=point.get(tid),
+                                              dwell_seconds=seconds, threshold_seconds=clock.threshold,
+                                              track=memo.track_doc(tid)))
         for line, classes in zip(self._lines, self._line_classes):
             for tid, sign, pt in line.update(*counted(classes)):
                 self._tally.line(line.name, self._known[tid].class_name, sign)
@@ -392,11 +425,12 @@ class EventGenerator:
         if memo is None:
             return []
         events: list[Event] = []
-        for zone in self._zones:
+        for zone, clock in zip(self._zones, self._dwell):
             if zone.forget(tid):
                 self._tally.zone(zone.name, tid, memo.class_name, entered=False)
                 events.append(self._event("zone_exited", now, zone=zone.name, point=None,
-                                          track=memo.track_doc(tid), reason="track_ended"))
+                                          track=memo.track_doc(tid), reason="track_ended",
+                                          dwell_seconds=clock.leave(tid, memo.last.pts)))   # until last seen
         for line in self._lines:
             line.forget(tid)
         summary = {

@@ -22,6 +22,7 @@ from pipelines.errors import UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.classes import check_classes
 from pipelines.processing.events import Counts, EventGenerator
+from pipelines.processing.measures import TrackMeasures
 from pipelines.processing.overlays import OverlayConfig, Trails
 from pipelines.settings import SourceSettings
 from tracker import Tracker
@@ -124,7 +125,9 @@ class StreamProcessor:
         events = tuple(self._events.update(result))
         self.frames_processed += 1
         counts = self._events.counts() if self._has_counts else None
-        return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame))
+        measures = TrackMeasures(zones=self._events.dwell_now()) if self.settings.zones else None
+        return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame),
+                                   measures=measures)
 
     def status(self, status: StreamStatus) -> StreamStatus:
         """``status`` with the events it causes.

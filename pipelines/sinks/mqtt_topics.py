@@ -103,7 +103,7 @@ def _when(when: "FrameResult | When") -> dict[str, Any]:
 
 
 def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult | When") -> dict[str, Any]:
-    """Retained payload of a zone: tracks inside now, entries and exits since the start."""
+    """Retained payload of a zone: tracks inside now, entries and exits since the start, dwell times."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
            "entries": count.entries, "exits": count.exits, **_when(result)}
     if count.by_class:
@@ -111,6 +111,8 @@ def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult |
                            for cls, c in count.by_class.items()}
     if count.classes:
         doc["classes"] = list(count.classes)
+    if count.dwell is not None:
+        doc["dwell"] = count.dwell.doc()
     return doc
 
 
