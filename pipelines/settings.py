@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
+from pipelines.processing.calibration import CalibrationConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig
 from pipelines.secrets import source_name
 from pipelines.sources.base import SourceConfig, file_path, is_live_url
@@ -38,6 +40,7 @@ class SourceSettings:
         zones / lines: this source's zones and counting lines (pixels of its frames).
         events: hysteresis and anchor settings for zone and line events.
         tracker: the tracker settings of this source.
+        calibration: pixels -> metres on the ground (speed in real units); None: not calibrated.
     """
 
     url: str
@@ -47,6 +50,7 @@ class SourceSettings:
     lines: tuple[LineConfig, ...] = ()
     events: EventsConfig = field(default_factory=EventsConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    calibration: Optional[CalibrationConfig] = None
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -15,7 +15,8 @@ Lifecycle rules, from the confirmed tracks of each frame (``Tracks``):
 
 Every started track ends exactly once; ids the generator never saw are ignored when removed.
 Within a frame, events come in this order: started, recovered, zone/line (per zone: entered, exited,
-``zone_dwell``; then per line: crossed), lost, zone exits of ending tracks, ended.
+``zone_dwell``, ``speed_exceeded``; then per line: crossed, ``speed_exceeded``), lost, zone exits of ending
+tracks, ended.
 
 Zone exits carry ``dwell_seconds`` (how long the visit lasted); a zone with ``dwell_seconds`` set gives one
 ``zone_dwell`` event per visit when a track has been inside that long (``dwell.py``).
@@ -35,6 +36,8 @@ from pipelines.sinks.records import SCHEMA_VERSION
 from pipelines.secrets import redact_text
 from pipelines.processing.classes import ClassFilter, class_label
 from pipelines.processing.dwell import DwellClock, DwellSummary
+from pipelines.processing.measures import GroundMotion
+from pipelines.processing.speeding import ZoneSpeedWatch, too_fast
 from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
 
@@ -42,7 +45,7 @@ __all__ = ["Counts", "EventGenerator", "EventsConfig", "LineConfig", "LineCount"
            "EVENT_TYPES"]
 
 EVENT_TYPES = ("track_started", "track_lost", "track_recovered", "track_ended",
-               "zone_entered", "zone_exited", "zone_dwell", "line_crossed",
+               "zone_entered", "zone_exited", "zone_dwell", "speed_exceeded", "line_crossed",
                "stream_started", "stream_gap", "stream_resumed", "stream_ended")
 
 Event = dict[str, Any]
@@ -234,6 +237,7 @@ class EventGenerator:
         self._line_classes = [ClassFilter(ln.classes) for ln in lines]
         self._class_names: Mapping[int, str] = {}                       # the model's, from the latest frame
         self._dwell = [DwellClock(z.dwell_seconds) for z in zones]      # visits per zone (dwell.py)
+        self._zone_speed = [ZoneSpeedWatch(z.speed_limit_kmh) for z in zones]   # speed_exceeded (speeding.py)
         self._known: dict[int, _Memo] = {}
         self._present: set[int] = set()
         self._last: Optional[_Seen] = None
@@ -255,7 +259,8 @@ class EventGenerator:
         events: list[Event] = []
         for row, tid in enumerate(ids):
             events.extend(self._observe(tid, row, rows, now))
-        events.extend(self._zone_line_events(ids, boxes, rows, now))
+        motion = result.measures.motion if result.measures is not None else {}   # ground speed (calibrated)
+        events.extend(self._zone_line_events(ids, boxes, rows, now, motion))
         removed = {int(i) for i in t.removed_ids.tolist()}
         for tid in sorted(self._present - set(ids) - removed):
             memo = self._known.get(tid)
@@ -382,7 +387,8 @@ class EventGenerator:
             event["track"] = memo.track_doc(tid)
         return events
 
-    def _zone_line_events(self, ids: list[int], boxes: np.ndarray, rows: "_Rows", now: _Seen) -> list[Event]:
+    def _zone_line_events(self, ids: list[int], boxes: np.ndarray, rows: "_Rows", now: _Seen,
+                          motion: Mapping[int, GroundMotion]) -> list[Event]:
         if not (self._zones or self._lines):
             return []
         anchors = anchor_points(boxes, self._cfg.anchor)
@@ -395,8 +401,9 @@ class EventGenerator:
             keep = classes.allows(rows.class_id, rows.names)
             return [tid for tid, k in zip(ids, keep.tolist()) if k], anchors[keep]
 
-        for zone, classes, clock in zip(self._zones, self._zone_classes, self._dwell):
-            entered, exited = zone.update(*counted(classes))
+        for zone, classes, clock, watch in zip(self._zones, self._zone_classes, self._dwell, self._zone_speed):
+            seen_here = counted(classes)
+            entered, exited = zone.update(*seen_here)
             for name, group in (("zone_entered", entered), ("zone_exited", exited)):
                 for tid in group:
                     extra: dict[str, Any] = {}
@@ -413,11 +420,19 @@ class EventGenerator:
                     events.append(self._event("zone_dwell", now, zone=zone.name, point=point.get(tid),
                                               dwell_seconds=seconds, threshold_seconds=clock.threshold,
                                               track=memo.track_doc(tid)))
-        for line, classes in zip(self._lines, self._line_classes):
+            for tid, kmh in watch.check(zone.members(), seen_here[0], motion):
+                events.append(self._event("speed_exceeded", now, zone=zone.name, point=point[tid], speed_kmh=kmh,
+                                          limit_kmh=watch.limit_kmh, track=self._known[tid].track_doc(tid)))
+        for line, classes, cfg in zip(self._lines, self._line_classes, self._line_cfgs):
             for tid, sign, pt in line.update(*counted(classes)):
                 self._tally.line(line.name, self._known[tid].class_name, sign)
                 events.append(self._event("line_crossed", now, line=line.name, direction=direction_name(sign),
                                           sign=sign, point=pt, track=self._known[tid].track_doc(tid)))
+                fast = too_fast(motion.get(tid), cfg.speed_limit_kmh)
+                if fast is not None:
+                    events.append(self._event("speed_exceeded", now, line=line.name, direction=direction_name(sign),
+                                              point=pt, speed_kmh=fast, limit_kmh=cfg.speed_limit_kmh,
+                                              track=self._known[tid].track_doc(tid)))
         return events
 
     def _end(self, tid: int, now: _Seen, reason: str) -> list[Event]:

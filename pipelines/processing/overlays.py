@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.frames import FrameResult
+from pipelines.processing.measures import GroundMotion
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from tracker.configutil import check_bounds
 from tracker.types import Tracks
@@ -214,7 +215,8 @@ class Annotator:
         if cfg.keypoints and tracks.keypoints is not None:
             _draw_keypoints(image, tracks.keypoints, colors, lw)
         if cfg.labels:
-            _draw_labels(image, tracks, result.class_names, colors, lw)
+            speeds = result.measures.motion if result.measures is not None else {}   # calibrated: km/h
+            _draw_labels(image, tracks, result.class_names, colors, lw, speeds)
         return image
 
 
@@ -357,14 +359,16 @@ def _draw_keypoints(image: Image, keypoints: np.ndarray, colors: Sequence[Color]
         _dots(image, pts[vis], color, max(2, lw + 1), cv2.LINE_8)
 
 
-def label_text(track_id: int, class_name: str, confidence: float) -> str:
-    """The text of a track's label, e.g. ``#3 person 0.87`` (ASCII only: Hershey fonts)."""
+def label_text(track_id: int, class_name: str, confidence: float, speed_kmh: Optional[float] = None) -> str:
+    """The text of a track's label, e.g. ``#3 person 0.87``, or with a calibration ``#3 car 0.87 42 km/h``
+    (ASCII only: Hershey fonts)."""
     name = class_name.encode("ascii", "replace").decode("ascii")
-    return f"#{int(track_id)} {name} {float(confidence):.2f}"
+    speed = "" if speed_kmh is None else f" {speed_kmh:.0f} km/h"
+    return f"#{int(track_id)} {name} {float(confidence):.2f}{speed}"
 
 
 def _draw_labels(image: Image, tracks: Tracks, class_names: Mapping[int, str], colors: Sequence[Color],
-                 lw: int) -> None:
+                 lw: int, speeds: Mapping[int, GroundMotion]) -> None:
     """A filled tag in the track's colour above each box (inside its top edge when there is no room),
     kept within the frame."""
     scale = 0.35 + 0.1 * lw
@@ -372,7 +376,8 @@ def _draw_labels(image: Image, tracks: Tracks, class_names: Mapping[int, str], c
     h, w = image.shape[:2]
     for tid, cls, conf, box, color in zip(tracks.track_id.tolist(), tracks.class_id.tolist(),
                                           tracks.confidence.tolist(), _ints(tracks.xyxy), colors):
-        text = label_text(tid, str(class_names.get(cls, cls)), conf)
+        motion = speeds.get(tid)
+        text = label_text(tid, str(class_names.get(cls, cls)), conf, None if motion is None else motion.speed_kmh)
         (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
         tag_w, tag_h = tw + 2, th + base + 2
         x = min(max(int(box[0]), 0), max(w - tag_w, 0))

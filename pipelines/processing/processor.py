@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 
 from pipelines.errors import UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.processing.calibration import GroundPlane
 from pipelines.processing.classes import check_classes
 from pipelines.processing.events import Counts, EventGenerator
 from pipelines.processing.measures import TrackMeasures
@@ -106,6 +107,12 @@ class StreamProcessor:
         self._events = EventGenerator(settings.id, settings.zones, settings.lines, settings.events)
         self._trails = Trails(overlay.trail_seconds) if overlay.trails and overlay.trail_seconds > 0 else None
         self._has_counts = bool(settings.zones or settings.lines)
+        self._ground = None if settings.calibration is None else GroundPlane(settings.calibration,
+                                                                             settings.events.anchor)
+        limits = [z.speed_limit_kmh for z in settings.zones] + [ln.speed_limit_kmh for ln in settings.lines]
+        if self._ground is None and any(limit is not None for limit in limits):
+            raise UserError(f"source {settings.id}: speed_limit_kmh needs the source's calibration "
+                            "(calibration: {image_points, ground_points} or {metres_per_pixel}; docs/analytics.md)")
         self.clock = StreamClock()
         self.frames_processed = 0
         self.restored = False      # loaded from a saved state (a continuing stream)
@@ -117,15 +124,18 @@ class StreamProcessor:
         """Track one frame and derive its events, trails and counts: the frame's output value."""
         frame = self.clock.place(frame)
         tracks = self._tracker.update(detections, timestamp=frame.pts)
+        motion = self._ground.measure(tracks, frame.pts) if self._ground is not None else {}   # speed in m/s
         trails = None
         if self._trails is not None:
             self._trails.update(tracks, frame.pts)
             trails = self._trails.points(tracks.track_id.tolist())
-        result = FrameResult(frame, detections, tracks, self.class_names, trails=trails)
-        events = tuple(self._events.update(result))
+        result = FrameResult(frame, detections, tracks, self.class_names, trails=trails,
+                             measures=TrackMeasures(motion=motion) if self._ground is not None else None)
+        events = tuple(self._events.update(result))      # speed limits read the motion of result.measures
         self.frames_processed += 1
         counts = self._events.counts() if self._has_counts else None
-        measures = TrackMeasures(zones=self._events.dwell_now()) if self.settings.zones else None
+        measures = TrackMeasures(zones=self._events.dwell_now(), motion=motion) \
+            if self.settings.zones or self._ground is not None else None
         return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame),
                                    measures=measures)
 

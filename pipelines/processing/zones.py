@@ -196,6 +196,10 @@ class ZoneMembership:
             self.exits += 1
         return inside
 
+    def members(self) -> list[int]:
+        """Ids of the tracks confirmed inside the zone now."""
+        return [tid for tid, inside in self._inside.items() if inside]
+
     @property
     def occupancy(self) -> int:
         """Tracks confirmed inside the zone now."""
