@@ -106,6 +106,7 @@ def test_records_and_speed_exceeded_on_zone_and_line():
     settings = SourceSettings("road.mp4", zones=(zone,), lines=(line,), calibration=ROAD)
     proc = StreamProcessor(settings, {2: "car"})
     rows, events = _speeds(proc, drive(36.0 / 3.6, (0.0, 2.0), 0.0, seconds=2.5))
+    assert "speed_kmh" not in rows[3] and "speed_kmh" in rows[4]     # from the 5th ground point on (settled)
     fast = [e for e in events if e["event"] == "speed_exceeded"]
     assert [e.get("zone") for e in fast] == ["school"]          # 36 km/h: over 30 in the zone, not 40 on the line
     assert fast[0]["limit_kmh"] == 30.0 and fast[0]["speed_kmh"] > 30.0

@@ -15,7 +15,8 @@ filter on the ground plane (``ground_filter.py``), fed with those ground points:
 boxes, so detector jitter does not show as speed, and not the image filter's velocity, which lags under
 perspective (a car at constant speed slows down on screen as it drives away). Heading is the direction of
 that velocity in degrees clockwise from the ground's +y axis (set your ground points so +y is north and it
-is a compass bearing); tracks slower than ``still_below_mps`` have none.
+is a compass bearing); tracks slower than ``still_below_mps`` have none. A track has a speed from its
+``SETTLE_FRAMES``-th frame on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from pipelines.processing.measures import GroundMotion
 from tracker.configutil import ConfigError
 from tracker.types import Tracks
 
-__all__ = ["CalibrationConfig", "GroundPlane"]
+__all__ = ["CalibrationConfig", "GroundPlane", "SETTLE_FRAMES"]
+
+SETTLE_FRAMES = 5
+"""A track's speed is reported from its 5th ground point on: before, the filter has not learnt it (a new
+track's first speeds would be guesses, and a speed limit would fire on them)."""
 
 Array = npt.NDArray[np.float64]
 
@@ -137,11 +142,12 @@ class GroundPlane:
         r = jac @ jac.transpose(0, 2, 1) * self._pixel_noise ** 2 + np.eye(2) * 1e-6
         ids = tracks.track_id[valid]
         state = self._filter.step(ids, ground[valid], r, t, tracks.removed_ids)
+        settled = self._filter.hits(ids) >= SETTLE_FRAMES
         speed = np.hypot(state[:, 2], state[:, 3])
         heading = np.degrees(np.arctan2(state[:, 2], state[:, 3])) % 360.0
         out = {}
         for i, tid in enumerate(ids.tolist()):
-            if np.isfinite(speed[i]):
+            if settled[i] and np.isfinite(speed[i]):
                 still = speed[i] < self._still
                 out[int(tid)] = GroundMotion((float(state[i, 0]), float(state[i, 1])), float(speed[i]),
                                              None if still else float(heading[i]))

@@ -52,6 +52,12 @@ class GroundFilter:
         self._mean = np.zeros((0, 4))
         self._cov = np.zeros((0, 4, 4))
         self._time = np.zeros(0)
+        self._hits = np.zeros(0, np.int64)
+
+    def hits(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """(N,) how many ground points each of ``ids`` has been filtered with (0 for unknown ids)."""
+        count = dict(zip(self._ids.tolist(), self._hits.tolist()))
+        return np.array([count.get(int(tid), 0) for tid in ids.tolist()], np.int64)
 
     def step(self, ids: npt.NDArray[np.int64], z: Array, r: Array, t: float,
              removed: npt.NDArray[np.int64]) -> Array:
@@ -60,6 +66,7 @@ class GroundFilter:
         keep = ~np.isin(self._ids, removed)
         self._ids, self._mean, self._cov, self._time = (self._ids[keep], self._mean[keep], self._cov[keep],
                                                         self._time[keep])
+        self._hits = self._hits[keep]
         known = np.isin(ids, self._ids)
         pos = {int(tid): i for i, tid in enumerate(self._ids.tolist())}
         rows = np.array([pos[int(tid)] for tid in ids[known].tolist()], np.int64)
@@ -68,6 +75,7 @@ class GroundFilter:
             m, c = predict(self._mean[rows], self._cov[rows], np.maximum(t - self._time[rows], 0.0), self._accel)
             m, c = update(m, c, z[known], r[known])
             self._mean[rows], self._cov[rows], self._time[rows] = m, c, t
+            self._hits[rows] += 1
             out[known] = m
         fresh = ~known
         if fresh.any():
@@ -79,5 +87,6 @@ class GroundFilter:
             self._ids = np.r_[self._ids, ids[fresh]]
             self._mean, self._cov = np.r_[self._mean, mean], np.r_[self._cov, cov]
             self._time = np.r_[self._time, np.full(n, t)]
+            self._hits = np.r_[self._hits, np.ones(n, np.int64)]
             out[fresh] = mean
         return out
