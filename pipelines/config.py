@@ -24,6 +24,7 @@ from pipelines.store.config import StoreConfig  # the store: section, owned with
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
+from pipelines.processing.calibration import CalibrationConfig  # calibration: owned with the speed measures
 from tracker.config import TrackerConfig
 from tracker.configutil import ConfigError, from_mapping, to_mapping
 
@@ -136,6 +137,7 @@ class PipelineConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     zones: tuple[ZoneConfig, ...] = ()
     lines: tuple[LineConfig, ...] = ()
+    calibration: Optional[CalibrationConfig] = None   # single-source runs; else under sources[]
     events: EventsConfig = field(default_factory=EventsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     state: StateConfig = field(default_factory=StateConfig)
@@ -210,11 +212,16 @@ def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings
         schedule = Schedule.parse(rest.pop("schedule"), shared.schedule.tuning, f"{key}.schedule")
     zones = _items(rest.pop("zones", None), f"{key}.zones", ZoneConfig)
     lines = _items(rest.pop("lines", None), f"{key}.lines", LineConfig)
+    calibration = _calibration(rest.pop("calibration", None), f"{key}.calibration") or shared.calibration
     base = shared.options
     options = from_mapping(SourceConfig, {**to_mapping(base), **rest}, key) if rest else base
     return SourceSettings(url=url, id=sid or "", options=options, zones=shared.zones + zones,
                           lines=shared.lines + lines, events=shared.events, tracker=shared.tracker,
-                          schedule=schedule)
+                          schedule=schedule, calibration=calibration)
+
+
+def _calibration(data: Any, key: str) -> Optional[CalibrationConfig]:
+    return None if data is None else from_mapping(CalibrationConfig, data, key)
 
 
 def resolve_sources(raw: Any, shared: SourceSettings, redis_source_id: Optional[str]) -> tuple[SourceSettings, ...]:
@@ -259,15 +266,19 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
     zones = _items(data.get("zones"), "zones", ZoneConfig)
     lines = _items(data.get("lines"), "lines", LineConfig)
     raw_sources = data.get("sources") or []
+    calibration = _calibration(data.get("calibration"), "calibration")
     if isinstance(raw_sources, (list, tuple)) and len(raw_sources) > 1 and (zones or lines):
         raise ConfigError("zones", "with several sources, put zones and lines under each sources[] entry")
+    if isinstance(raw_sources, (list, tuple)) and len(raw_sources) > 1 and calibration is not None:
+        raise ConfigError("calibration", "with several sources, put the calibration under each sources[] entry")
     shared = SourceSettings(url="-", options=kwargs["source"], zones=zones, lines=lines, events=kwargs["events"],
                             tracker=_tracker_settings(tracker, tracker_config),  # rejects bad tracker keys now
                             schedule=Schedule.parse(kwargs["detector"].schedule, kwargs["schedule"],
-                                                    "detector.schedule"))
+                                                    "detector.schedule"),
+                            calibration=calibration)
     sources = resolve_sources(raw_sources, shared, kwargs["redis"].source_id)
     return PipelineConfig(sources=sources, tracker=dict(tracker), tracker_config=tracker_config, zones=zones,
-                          lines=lines, **kwargs)
+                          lines=lines, calibration=calibration, **kwargs)
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

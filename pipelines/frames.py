@@ -46,6 +46,23 @@ Event = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class DwellSummary:
+    """One zone's dwell times in seconds: finished visits (count, mean, median of the last ``KEPT_VISITS``,
+    maximum; None before the first) and the tracks inside now (track id -> seconds inside so far)."""
+
+    visits: int
+    mean_s: Optional[float]
+    median_s: Optional[float]
+    max_s: Optional[float]
+    inside_s: Mapping[int, float]
+
+    def doc(self) -> dict[str, Any]:
+        """JSON form: ``{"visits", "mean_s", "median_s", "max_s", "inside": [{"id", "seconds"}, ...]}``."""
+        return {"visits": self.visits, "mean_s": self.mean_s, "median_s": self.median_s, "max_s": self.max_s,
+                "inside": [{"id": tid, "seconds": s} for tid, s in sorted(self.inside_s.items())]}
+
+
+@dataclass(frozen=True)
 class ZoneCount:
     """One zone: tracks inside now, confirmed entries and exits since the start; ``by_class`` the same per
     class name (filled when ``events.count_by_class`` is on)."""
@@ -54,11 +71,17 @@ class ZoneCount:
     entries: int
     exits: int
     by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()   # the classes the zone counts (its ``classes:``); empty: every class
+    dwell: Optional[DwellSummary] = None   # dwell times of finished visits and of the tracks inside now
 
     def doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"occupancy": self.occupancy, "entries": self.entries, "exits": self.exits}
         if self.by_class:
             out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        if self.classes:
+            out["classes"] = list(self.classes)
+        if self.dwell is not None:
+            out["dwell"] = self.dwell.doc()
         return out
 
 
@@ -70,11 +93,14 @@ class LineCount:
     left_to_right: int
     right_to_left: int
     by_class: Mapping[str, "LineCount"] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()   # the classes the line counts (its ``classes:``); empty: every class
 
     def doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"left_to_right": self.left_to_right, "right_to_left": self.right_to_left}
         if self.by_class:
             out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
+        if self.classes:
+            out["classes"] = list(self.classes)
         return out
 
 
@@ -91,6 +117,44 @@ class Counts:
         return {"zones": {k: v.doc() for k, v in self.zones.items()},
                 "lines": {k: v.doc() for k, v in self.lines.items()},
                 "tracks_started": self.tracks_started}
+
+
+@dataclass(frozen=True)
+class GroundMotion:
+    """A track on the ground plane: ``ground`` (x, y) metres, ``speed_mps`` m/s, ``heading_deg`` the direction
+    of motion in degrees clockwise from the ground's +y axis, in [0, 360) (None when standing still)."""
+
+    ground: tuple[float, float]
+    speed_mps: float
+    heading_deg: float | None
+
+    @property
+    def speed_kmh(self) -> float:
+        return self.speed_mps * 3.6
+
+    def doc(self) -> dict[str, Any]:
+        return {"ground": [round(self.ground[0], 3), round(self.ground[1], 3)],
+                "speed_mps": round(self.speed_mps, 3), "speed_kmh": round(self.speed_kmh, 2),
+                "heading_deg": None if self.heading_deg is None else round(self.heading_deg, 1)}
+
+
+@dataclass(frozen=True)
+class TrackMeasures:
+    """Per-track measures of one frame, by track id (tracks without any are absent)."""
+
+    zones: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    motion: Mapping[int, GroundMotion] = field(default_factory=dict)
+
+    def row(self, track_id: int) -> dict[str, Any]:
+        """The keys this adds to a track's frame record (none when nothing was measured)."""
+        out: dict[str, Any] = {}
+        zones = self.zones.get(track_id)
+        if zones:
+            out["zones"] = dict(zones)
+        motion = self.motion.get(track_id)
+        if motion is not None:
+            out.update(motion.doc())
+        return out
 
 
 @dataclass(frozen=True)
@@ -112,6 +176,8 @@ class FrameResult:
             same value (the basis of Redis entry ids). None when the result was not made by a processor.
         detected: the detector ran on this frame; False when the detection schedule (``detector.schedule``)
             skipped it and every track is at its predicted box (``Tracks.matched`` all False).
+        measures: per-track analytics (seconds inside each zone, ground speed and heading with a
+            calibration; ``TrackMeasures``); None when the source has neither.
     """
 
     frame: VideoFrame
@@ -123,6 +189,7 @@ class FrameResult:
     counts: Optional[Counts] = None
     stream_time: Optional[float] = None
     detected: bool = True
+    measures: Optional[TrackMeasures] = None
 
 
 class StatusKind(str, Enum):
@@ -145,6 +212,7 @@ class StreamStatus:
     pts: Optional[float] = None
     detail: Mapping[str, object] = field(default_factory=dict)
     events: Tuple[Event, ...] = ()  # filled in by the source's processor: what this change means as events
+    counts: Optional["Counts"] = None  # the source's counts after those events (None: no zones or lines)
 
 
 class Sink(Protocol):

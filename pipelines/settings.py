@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from pipelines.processing.schedule import Schedule
+from pipelines.processing.calibration import CalibrationConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig
 from pipelines.secrets import source_name
 from pipelines.sources.base import SourceConfig, file_path, is_live_url
@@ -40,6 +42,7 @@ class SourceSettings:
         events: hysteresis and anchor settings for zone and line events.
         tracker: the tracker settings of this source.
         schedule: which frames the detector runs on (``detector.schedule``, or the entry's own ``schedule``).
+        calibration: pixels -> metres on the ground (speed in real units); None: not calibrated.
     """
 
     url: str
@@ -50,6 +53,7 @@ class SourceSettings:
     events: EventsConfig = field(default_factory=EventsConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     schedule: Schedule = field(default_factory=Schedule)
+    calibration: Optional[CalibrationConfig] = None
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -32,7 +32,8 @@ CONFIG_SECTIONS = frozenset({
     "pipelines.sources.base", "pipelines.processing.zones", "pipelines.processing.overlays",
     "pipelines.processing.schedule", "pipelines.processing.motion",  # the schedule's section reads motion masks
     "pipelines.sinks.redis_conn", "pipelines.sinks.mqtt_conn", "pipelines.web.config", "pipelines.cluster.config",
-    "pipelines.store.config",
+    "pipelines.store.config", "pipelines.processing.calibration",
+    "pipelines.processing.ground_filter",  # the calibration section measures speed with this filter
 })
 
 

@@ -62,10 +62,17 @@ class Progress:
 
 def count_lines(source_id: str, counts: Counts) -> list[str]:
     """``gate: line entry 12 left_to_right, 9 right_to_left`` / ``gate: zone door 4 entries, 2 inside now``."""
-    out = [f"{source_id}: line {name} {c.left_to_right} left_to_right, {c.right_to_left} right_to_left"
-           for name, c in counts.lines.items()]
-    out += [f"{source_id}: zone {name} {c.entries} entries, {c.exits} exits, {c.occupancy} inside now"
-            for name, c in counts.zones.items()]
+    def only(classes: Sequence[str]) -> str:   # a zone or line that counts some classes only says which
+        return f" [{', '.join(classes)}]" if classes else ""
+    out = [f"{source_id}: line {name}{only(c.classes)} {c.left_to_right} left_to_right, "
+           f"{c.right_to_left} right_to_left" for name, c in counts.lines.items()]
+    for name, c in counts.zones.items():
+        out.append(f"{source_id}: zone {name}{only(c.classes)} {c.entries} entries, {c.exits} exits, "
+                   f"{c.occupancy} inside now")
+        d = c.dwell
+        if d is not None and d.visits:
+            out.append(f"{source_id}: zone {name} dwell mean {d.mean_s:.1f} s, median {d.median_s:.1f} s, "
+                       f"max {d.max_s:.1f} s over {d.visits} visits")
     return out
 
 

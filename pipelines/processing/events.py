@@ -17,8 +17,12 @@ A frame the detector skipped (``FrameResult.detected`` False, ``detector.schedul
 boxes are predictions, so no track is lost, recovered or started there and no zone or line event is made
 (they wait for the next detected frame); only a track the tracker removed ends.
 Every started track ends exactly once; ids the generator never saw are ignored when removed.
-Within a frame, events come in this order: started, recovered, zone/line, lost, zone exits of ending
+Within a frame, events come in this order: started, recovered, zone/line (per zone: entered, exited,
+``zone_dwell``, ``speed_exceeded``; then per line: crossed, ``speed_exceeded``), lost, zone exits of ending
 tracks, ended.
+
+Zone exits carry ``dwell_seconds`` (how long the visit lasted); a zone with ``dwell_seconds`` set gives one
+``zone_dwell`` event per visit when a track has been inside that long (``dwell.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +34,12 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipelines.frames import SCHEMA_VERSION, Counts, FrameResult, LineCount, StreamStatus, ZoneCount
+from pipelines.frames import (SCHEMA_VERSION, Counts, FrameResult, GroundMotion, LineCount, StreamStatus,
+                              ZoneCount)
 from pipelines.secrets import redact_text
+from pipelines.processing.classes import ClassFilter, class_label
+from pipelines.processing.dwell import DwellClock
+from pipelines.processing.speeding import ZoneSpeedWatch, too_fast
 from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
 
@@ -39,7 +47,7 @@ __all__ = ["Counts", "EventGenerator", "EventsConfig", "LineConfig", "LineCount"
            "EVENT_TYPES"]
 
 EVENT_TYPES = ("track_started", "track_lost", "track_recovered", "track_ended",
-               "zone_entered", "zone_exited", "line_crossed",
+               "zone_entered", "zone_exited", "zone_dwell", "speed_exceeded", "line_crossed",
                "stream_started", "stream_gap", "stream_resumed", "stream_ended")
 
 Event = dict[str, Any]
@@ -169,6 +177,12 @@ class EventGenerator:
         self._cfg = config
         self._zones = [ZoneMembership(z, config.min_frames_in_zone) for z in zones]
         self._lines = [LineCounter(ln, config.min_frames_on_side, config.line_dead_band) for ln in lines]
+        self._zone_cfgs, self._line_cfgs = tuple(zones), tuple(lines)
+        self._zone_classes = [ClassFilter(z.classes) for z in zones]    # classes: per zone and line
+        self._line_classes = [ClassFilter(ln.classes) for ln in lines]
+        self._class_names: Mapping[int, str] = {}                       # the model's, from the latest frame
+        self._dwell = [DwellClock(z.dwell_seconds) for z in zones]      # visits per zone (dwell.py)
+        self._zone_speed = [ZoneSpeedWatch(z.speed_limit_kmh) for z in zones]   # speed_exceeded (speeding.py)
         self._known: dict[int, _Memo] = {}
         self._present: set[int] = set()
         self._last: Optional[_Seen] = None
@@ -179,6 +193,7 @@ class EventGenerator:
     def update(self, result: FrameResult) -> list[Event]:
         """Events caused by one processed frame, in the order documented in the module docstring."""
         frame, t = result.frame, result.tracks
+        self._class_names = result.class_names
         now = _Seen(int(frame.index), round(float(frame.pts), 6), round(float(frame.capture_time), 6))
         self._last = now
         if not result.detected:  # predicted boxes decide nothing (module docstring); removals still end
@@ -193,7 +208,8 @@ class EventGenerator:
         events: list[Event] = []
         for row, tid in enumerate(ids):
             events.extend(self._observe(tid, row, rows, now))
-        events.extend(self._zone_line_events(ids, boxes, now))
+        motion = result.measures.motion if result.measures is not None else {}   # ground speed (calibrated)
+        events.extend(self._zone_line_events(ids, boxes, rows, now, motion))
         removed = {int(i) for i in t.removed_ids.tolist()}
         for tid in sorted(self._present - set(ids) - removed):
             memo = self._known.get(tid)
@@ -229,11 +245,16 @@ class EventGenerator:
 
     def counts(self) -> "Counts":
         """Zone occupancy and totals, line crossings per direction, tracks started: now."""
-        per_class = self._cfg.count_by_class
+        per_class, names = self._cfg.count_by_class, self._class_names
+        pts = None if self._last is None else self._last.pts
         zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
-                                   self._tally.zone_counts(z.name) if per_class else {}) for z in self._zones}
+                                   self._tally.zone_counts(z.name) if per_class else {},
+                                   tuple(class_label(cfg.classes, names)), clock.summary(pts))
+                 for z, cfg, clock in zip(self._zones, self._zone_cfgs, self._dwell)}
         lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
-                                    self._tally.line_counts(ln.name) if per_class else {}) for ln in self._lines}
+                                    self._tally.line_counts(ln.name) if per_class else {},
+                                    tuple(class_label(cfg.classes, names)))
+                 for ln, cfg in zip(self._lines, self._line_cfgs)}
         return Counts(zones, lines, self.tracks_started)
 
     def state_dict(self) -> dict[str, Any]:
@@ -247,7 +268,17 @@ class EventGenerator:
             "zones": {z.name: z.state_dict() for z in self._zones},
             "lines": {ln.name: ln.state_dict() for ln in self._lines},
             "by_class": self._tally.state_dict(),
+            "dwell": {z.name: clock.state_dict() for z, clock in zip(self._zones, self._dwell)},
         }
+
+    def dwell_now(self) -> dict[int, dict[str, float]]:
+        """Track id -> zone name -> seconds inside so far, for every track inside a zone now."""
+        pts = None if self._last is None else self._last.pts
+        out: dict[int, dict[str, float]] = {}
+        for zone, clock in zip(self._zones, self._dwell):
+            for tid, seconds in clock.inside(pts).items():
+                out.setdefault(tid, {})[zone.name] = seconds
+        return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore ``state_dict()`` output. Zones and lines are matched by name; one that is new in the
@@ -267,6 +298,10 @@ class EventGenerator:
         for line in self._lines:
             if line.name in lines:
                 line.load_state_dict(lines[line.name])
+        dwell = dict(state.get("dwell") or {})   # absent in snapshots of earlier releases: visits start anew
+        for zone, clock in zip(self._zones, self._dwell):
+            if zone.name in dwell:
+                clock.load_state_dict(dwell[zone.name])
         self._known, self._present, self._last, self.tracks_started = known, present, last, started
         self._tally = tally
 
@@ -301,25 +336,52 @@ class EventGenerator:
             event["track"] = memo.track_doc(tid)
         return events
 
-    def _zone_line_events(self, ids: list[int], boxes: np.ndarray, now: _Seen) -> list[Event]:
-        if not (self._zones or self._lines) or not ids:
+    def _zone_line_events(self, ids: list[int], boxes: np.ndarray, rows: "_Rows", now: _Seen,
+                          motion: Mapping[int, GroundMotion]) -> list[Event]:
+        if not (self._zones or self._lines):
             return []
         anchors = anchor_points(boxes, self._cfg.anchor)
         point = {tid: [round(float(x), 2), round(float(y), 2)] for tid, (x, y) in zip(ids, anchors)}
         events: list[Event] = []
-        for zone in self._zones:
-            entered, exited = zone.update(ids, anchors)
+
+        def counted(classes: ClassFilter) -> tuple[list[int], np.ndarray]:   # the rows a zone or line sees
+            if classes.everything:
+                return ids, anchors
+            keep = classes.allows(rows.class_id, rows.names)
+            return [tid for tid, k in zip(ids, keep.tolist()) if k], anchors[keep]
+
+        for zone, classes, clock, watch in zip(self._zones, self._zone_classes, self._dwell, self._zone_speed):
+            seen_here = counted(classes)
+            entered, exited = zone.update(*seen_here)
             for name, group in (("zone_entered", entered), ("zone_exited", exited)):
                 for tid in group:
-                    extra = {"reason": "moved_out"} if name == "zone_exited" else {}
+                    extra: dict[str, Any] = {}
+                    if name == "zone_exited":
+                        extra = {"reason": "moved_out", "dwell_seconds": clock.leave(tid, now.pts)}
+                    else:
+                        clock.enter(tid, float(now.pts or 0.0))
                     self._tally.zone(zone.name, tid, self._known[tid].class_name, name == "zone_entered")
                     events.append(self._event(name, now, zone=zone.name, point=point[tid],
                                               track=self._known[tid].track_doc(tid), **extra))
-        for line in self._lines:
-            for tid, sign, pt in line.update(ids, anchors):
+            for tid, seconds in clock.due(float(now.pts or 0.0)):    # loitering: once per visit
+                memo = self._known.get(tid)
+                if memo is not None:
+                    events.append(self._event("zone_dwell", now, zone=zone.name, point=point.get(tid),
+                                              dwell_seconds=seconds, threshold_seconds=clock.threshold,
+                                              track=memo.track_doc(tid)))
+            for tid, kmh in watch.check(zone.members(), seen_here[0], motion):
+                events.append(self._event("speed_exceeded", now, zone=zone.name, point=point[tid], speed_kmh=kmh,
+                                          limit_kmh=watch.limit_kmh, track=self._known[tid].track_doc(tid)))
+        for line, classes, cfg in zip(self._lines, self._line_classes, self._line_cfgs):
+            for tid, sign, pt in line.update(*counted(classes)):
                 self._tally.line(line.name, self._known[tid].class_name, sign)
                 events.append(self._event("line_crossed", now, line=line.name, direction=direction_name(sign),
                                           sign=sign, point=pt, track=self._known[tid].track_doc(tid)))
+                fast = too_fast(motion.get(tid), cfg.speed_limit_kmh)
+                if fast is not None:
+                    events.append(self._event("speed_exceeded", now, line=line.name, direction=direction_name(sign),
+                                              point=pt, speed_kmh=fast, limit_kmh=cfg.speed_limit_kmh,
+                                              track=self._known[tid].track_doc(tid)))
         return events
 
     def _end(self, tid: int, now: _Seen, reason: str) -> list[Event]:
@@ -327,11 +389,12 @@ class EventGenerator:
         if memo is None:
             return []
         events: list[Event] = []
-        for zone in self._zones:
+        for zone, clock in zip(self._zones, self._dwell):
             if zone.forget(tid):
                 self._tally.zone(zone.name, tid, memo.class_name, entered=False)
                 events.append(self._event("zone_exited", now, zone=zone.name, point=None,
-                                          track=memo.track_doc(tid), reason="track_ended"))
+                                          track=memo.track_doc(tid), reason="track_ended",
+                                          dwell_seconds=clock.leave(tid, memo.last.pts)))   # until last seen
         for line in self._lines:
             line.forget(tid)
         summary = {

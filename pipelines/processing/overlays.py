@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.frames import Counts, FrameResult
+from pipelines.frames import Counts, FrameResult, GroundMotion
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from tracker.configutil import check_bounds
 from tracker.types import Tracks
@@ -215,7 +215,8 @@ class Annotator:
         if cfg.keypoints and tracks.keypoints is not None:
             _draw_keypoints(image, tracks.keypoints, colors, lw)
         if cfg.labels:
-            _draw_labels(image, tracks, result.class_names, colors, lw)
+            speeds = result.measures.motion if result.measures is not None else {}   # calibrated: km/h
+            _draw_labels(image, tracks, result.class_names, colors, lw, speeds)
         return image
 
 
@@ -370,15 +371,17 @@ def _dashed_box(image: Image, box: npt.NDArray[np.int32], color: Color, lw: int,
             cv2.line(image, p, q, color, lw, cv2.LINE_8)
 
 
-def label_text(track_id: int, class_name: str, confidence: float, predicted: bool = False) -> str:
-    """The text of a track's label, e.g. ``#3 person 0.87``, or ``#3 person pred`` for a predicted box
-    (ASCII only: Hershey fonts)."""
+def label_text(track_id: int, class_name: str, confidence: float, speed_kmh: Optional[float] = None, *,
+               predicted: bool = False) -> str:
+    """The text of a track's label, e.g. ``#3 person 0.87``, ``#3 person pred`` for a predicted box, or with a
+    calibration ``#3 car 0.87 42 km/h`` (ASCII only: Hershey fonts)."""
     name = class_name.encode("ascii", "replace").decode("ascii")
-    return f"#{int(track_id)} {name} {'pred' if predicted else f'{float(confidence):.2f}'}"
+    speed = "" if speed_kmh is None else f" {speed_kmh:.0f} km/h"
+    return f"#{int(track_id)} {name} {'pred' if predicted else f'{float(confidence):.2f}'}{speed}"
 
 
 def _draw_labels(image: Image, tracks: Tracks, class_names: Mapping[int, str], colors: Sequence[Color],
-                 lw: int) -> None:
+                 lw: int, speeds: Mapping[int, GroundMotion]) -> None:
     """A filled tag in the track's colour above each box (inside its top edge when there is no room),
     kept within the frame."""
     scale = 0.35 + 0.1 * lw
@@ -387,7 +390,9 @@ def _draw_labels(image: Image, tracks: Tracks, class_names: Mapping[int, str], c
     for tid, cls, conf, box, color, seen in zip(tracks.track_id.tolist(), tracks.class_id.tolist(),
                                                 tracks.confidence.tolist(), _ints(tracks.xyxy), colors,
                                                 tracks.matched.tolist()):
-        text = label_text(tid, str(class_names.get(cls, cls)), conf, predicted=not seen)
+        motion = speeds.get(tid)
+        text = label_text(tid, str(class_names.get(cls, cls)), conf, None if motion is None else motion.speed_kmh,
+                          predicted=not seen)
         (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
         tag_w, tag_h = tw + 2, th + base + 2
         x = min(max(int(box[0]), 0), max(w - tag_w, 0))

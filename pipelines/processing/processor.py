@@ -21,7 +21,9 @@ import dataclasses
 from typing import Any, Mapping, Optional
 
 from pipelines.errors import UserError
-from pipelines.frames import Counts, FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.frames import Counts, FrameResult, StatusKind, StreamStatus, TrackMeasures, VideoFrame
+from pipelines.processing.calibration import GroundPlane
+from pipelines.processing.classes import check_classes
 from pipelines.processing.events import EventGenerator
 from pipelines.processing.overlays import OverlayConfig, Trails
 from pipelines.processing.schedule import Plan, ScheduleState, confirm_plan, plan_after
@@ -102,10 +104,17 @@ class StreamProcessor:
         self.source_id = settings.id
         self.class_names = dict(class_names)
         self.persistent = persistent
+        check_classes(settings.zones, settings.lines, self.class_names, settings.id)   # one line, not a crash
         self._tracker = Tracker(settings.tracker)
         self._events = EventGenerator(settings.id, settings.zones, settings.lines, settings.events)
         self._trails = Trails(overlay.trail_seconds) if overlay.trails and overlay.trail_seconds > 0 else None
         self._has_counts = bool(settings.zones or settings.lines)
+        self._ground = None if settings.calibration is None else GroundPlane(settings.calibration,
+                                                                             settings.events.anchor)
+        limits = [z.speed_limit_kmh for z in settings.zones] + [ln.speed_limit_kmh for ln in settings.lines]
+        if self._ground is None and any(limit is not None for limit in limits):
+            raise UserError(f"source {settings.id}: speed_limit_kmh needs the source's calibration "
+                            "(calibration: {image_points, ground_points} or {metres_per_pixel}; docs/analytics.md)")
         self.clock = StreamClock()
         self.frames_processed = 0
         self.restored = False      # loaded from a saved state (a continuing stream)
@@ -130,20 +139,25 @@ class StreamProcessor:
             tracks = self._tracker.predict(timestamp=frame.pts)
         else:
             tracks = self._tracker.update(detections, timestamp=frame.pts)
+        motion = self._ground.measure(tracks, frame.pts) if self._ground is not None else {}   # speed in m/s
         trails = None
         if self._trails is not None:
             self._trails.update(tracks, frame.pts)
             trails = self._trails.points(tracks.track_id.tolist())
-        result = FrameResult(frame, detections, tracks, self.class_names, trails=trails, detected=detected)
-        events = tuple(self._events.update(result))
+        result = FrameResult(frame, detections, tracks, self.class_names, trails=trails, detected=detected,
+                             measures=TrackMeasures(motion=motion) if self._ground is not None else None)
+        events = tuple(self._events.update(result))      # speed limits read the motion of result.measures
         self.frames_processed += 1
         counts = self._events.counts() if self._has_counts else None
+        measures = TrackMeasures(zones=self._events.dwell_now(), motion=motion) \
+            if self.settings.zones or self._ground is not None else None
         if schedule is not None:
             if detected and self.settings.schedule.mode != "every":
                 plan = self._plan(result).shifted(frame.pts - raw_pts)  # on the source's own clock
                 schedule = dataclasses.replace(schedule, plan=plan, base=None, waiting=False)
             self.schedule_state = schedule
-        return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame))
+        return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame),
+                                   measures=measures)
 
     def _plan(self, result: FrameResult) -> Plan:
         s = self.settings
@@ -162,7 +176,7 @@ class StreamProcessor:
         """
         kind = status.kind
         if kind is StatusKind.CLOSED:
-            return dataclasses.replace(status, events=tuple(self.close()))
+            return self._with_events(status, self.close())
         if kind is StatusKind.STARTED and self.restored:
             if not self.settings.is_live:
                 return status
@@ -172,13 +186,18 @@ class StreamProcessor:
             if self.after_outage:  # the worker died: the gap it could not announce comes first
                 lost = StreamStatus(StatusKind.GAP, status.source_id, self.clock.last_wall or status.wall_time,
                                     pts=self.clock.last_pts, detail={"reason": "worker restarted"})
-                events = [*self._events.status(lost), *self._events.status(status)]
-                return dataclasses.replace(status, events=tuple(events))
+                return self._with_events(status, [*self._events.status(lost), *self._events.status(status)])
         if kind is StatusKind.ENDED:
             if self.persistent and bool(status.detail.get("stopped")):
                 return status  # suspended: the saved state continues it
             self.finished = True
-        return dataclasses.replace(status, events=tuple(self._events.status(status)))
+        return self._with_events(status, self._events.status(status))
+
+    def _with_events(self, status: StreamStatus, events: list[dict[str, Any]]) -> StreamStatus:
+        """``status`` carrying ``events`` and the counts after them (the exits of tracks ended by the end
+        of a stream change them; sinks that keep counts, such as MQTT's retained topics, follow)."""
+        counts = self._events.counts() if self._has_counts else None
+        return dataclasses.replace(status, events=tuple(events), counts=counts)
 
     def close(self) -> list[dict[str, Any]]:
         """At the end of the lane: ``track_ended`` for tracks still known (none when suspended)."""

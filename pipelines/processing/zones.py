@@ -22,7 +22,7 @@ as seen on screen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -46,29 +46,63 @@ def _points(key: str, value: tuple[tuple[float, ...], ...], min_points: int,
     return tuple(pts)
 
 
+ClassRef = Union[str, int]
+"""A class of the model by name (``car``) or id (``2``)."""
+
+
+def _classes(value: tuple[ClassRef, ...]) -> tuple[ClassRef, ...]:
+    for i, ref in enumerate(value):
+        if isinstance(ref, bool) or not isinstance(ref, (str, int)) or ref == "" or \
+                (isinstance(ref, int) and ref < 0):
+            raise ConfigError(f"classes[{i}]", f"a class is a name or an id >= 0, got {ref!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError("classes", f"names a class twice: {list(value)}")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class ZoneConfig:
-    """A named polygon (pixels of the source frame), e.g. ``{name: door, polygon: [[0,0],[99,0],[99,99]]}``."""
+    """A named polygon (pixels of the source frame), e.g. ``{name: door, polygon: [[0,0],[99,0],[99,99]]}``.
+
+    Attributes:
+        classes: count only tracks of these classes (names or ids of the model); empty: every class.
+        dwell_seconds: a ``zone_dwell`` event when a track has been inside this long (loitering); None: none.
+        speed_limit_kmh: a ``speed_exceeded`` event when a track inside is faster (needs the source's
+            ``calibration``); None: none.
+    """
 
     name: str
     polygon: tuple[tuple[float, ...], ...]
+    classes: tuple[ClassRef, ...] = ()
+    dwell_seconds: Optional[float] = field(default=None, metadata={"gt": 0.0})
+    speed_limit_kmh: Optional[float] = field(default=None, metadata={"gt": 0.0})
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ConfigError("name", "must not be empty")
         object.__setattr__(self, "polygon", _points("polygon", self.polygon, 3))
+        object.__setattr__(self, "classes", _classes(self.classes))
 
 
 @dataclass(frozen=True)
 class LineConfig:
-    """A named counting line from ``points[0]`` to ``points[1]`` (pixels); its direction names the sides."""
+    """A named counting line from ``points[0]`` to ``points[1]`` (pixels); its direction names the sides.
+
+    Attributes:
+        classes: count only tracks of these classes (names or ids of the model); empty: every class.
+        speed_limit_kmh: a ``speed_exceeded`` event when a track crosses faster (needs the source's
+            ``calibration``); None: none.
+    """
 
     name: str
     points: tuple[tuple[float, ...], ...]
+    classes: tuple[ClassRef, ...] = ()
+    speed_limit_kmh: Optional[float] = field(default=None, metadata={"gt": 0.0})
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ConfigError("name", "must not be empty")
+        object.__setattr__(self, "classes", _classes(self.classes))
         pts = _points("points", self.points, 2, 2)
         if pts[0] == pts[1]:
             raise ConfigError("points", "the two points must differ")
@@ -161,6 +195,10 @@ class ZoneMembership:
         if inside:
             self.exits += 1
         return inside
+
+    def members(self) -> list[int]:
+        """Ids of the tracks confirmed inside the zone now."""
+        return [tid for tid, inside in self._inside.items() if inside]
 
     @property
     def occupancy(self) -> int:

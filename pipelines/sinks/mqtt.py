@@ -14,17 +14,17 @@ and as the last will.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from pipelines.errors import UserError
-from pipelines.frames import Event, FrameResult, StatusKind, StreamStatus
+from pipelines.frames import Counts, Event, FrameResult, StatusKind, StreamStatus
 from pipelines.sinks.publisher import PublisherCounters
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 from pipelines.sinks.jsonl import encode_record
 from pipelines.sinks.mqtt_conn import MqttConfig, check_reachable, describe
 from pipelines.sinks.mqtt_publisher import Message, MqttPublisher
-from pipelines.sinks.mqtt_topics import Topics, discovery_configs, line_doc, tracks_doc, zone_doc
+from pipelines.sinks.mqtt_topics import Topics, When, discovery_configs, line_doc, tracks_doc, when_of, zone_doc
 from pipelines.version import __version__
 
 __all__ = ["ENTRY", "MqttConfig", "MqttSink", "check_reachable"]
@@ -52,6 +52,7 @@ class MqttSink(PublisherCounters):
         config: the ``mqtt:`` section; ``config.url`` must be set.
         source_id: the source's id (in topics and payloads).
         zones / lines: names of the source's zones and counting lines (their retained topics and sensors).
+        classes: zone or line name -> the classes it counts (``classes:``; named in the sensors' names).
 
     Raises:
         UserError: two zone (or line) names would share a topic level.
@@ -60,7 +61,7 @@ class MqttSink(PublisherCounters):
     _publisher: MqttPublisher
 
     def __init__(self, config: MqttConfig, source_id: str, zones: Sequence[str] = (),
-                 lines: Sequence[str] = ()) -> None:
+                 lines: Sequence[str] = (), classes: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         if not config.url:
             raise UserError("the MQTT sink needs a URL (--mqtt URL or mqtt.url in the config)")
         self.source_id = source_id
@@ -74,7 +75,7 @@ class MqttSink(PublisherCounters):
         self._publisher = MqttPublisher(config, (self.topics.state, b"offline"), client_name=self.topics.source)
         if config.discovery:
             for topic, doc in discovery_configs(self.topics, source_id, config.discovery_prefix, __version__,
-                                                config.tracks_interval is not None).items():
+                                                config.tracks_interval is not None, classes).items():
                 self._publisher.publish(Message(topic, _json(doc), self._qos, True))
         log.info("publishing %s to the MQTT broker at %s under %s/%s", source_id, describe(config.url),
                  self.topics.base, "#" if not config.discovery else "# (with Home Assistant discovery)")
@@ -85,20 +86,18 @@ class MqttSink(PublisherCounters):
             self._set_state("online")
         self._put_events(result.events)
         if result.counts is not None:
-            for name, zone in result.counts.zones.items():
-                topic = self.topics.zones.get(name)     # None: a name not in the settings (skipped)
-                if topic is not None and self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
-                    self._retain(topic, zone_doc(self.source_id, name, zone, result))
-            for name, line in result.counts.lines.items():
-                topic = self.topics.lines.get(name)
-                if topic is not None and self._changed(topic, (line.left_to_right, line.right_to_left)):
-                    self._retain(topic, line_doc(self.source_id, name, line, result))
+            self._put_counts(result.counts, when_of(result))
         if self._cfg.tracks_interval is not None:
             self._put_tracks(result)
 
     def status(self, status: StreamStatus) -> None:
-        """Queue the events of a stream status change and the source's new state."""
+        """Queue the events of a stream status change, the counts they changed (tracks ended by the end of
+        the stream leave their zones) and the source's new state."""
         self._put_events(status.events)
+        if status.counts is not None and status.events:
+            last = status.events[-1]     # every event of a status carries the source's last frame and pts
+            self._put_counts(status.counts, {"frame_index": last.get("frame_index"), "pts": last.get("pts"),
+                                             "time": last.get("time", status.wall_time)})
         state = _STATE_OF.get(status.kind)
         if state is not None:
             self._set_state(state)
@@ -128,6 +127,17 @@ class MqttSink(PublisherCounters):
                 doc["source_id"] = self.source_id
             self._publisher.publish(Message(self.topics.events, _json(doc), self._qos, False))
 
+    def _put_counts(self, counts: "Counts", when: When) -> None:
+        """Retain the zone and line counts that changed since they were last published."""
+        for name, zone in counts.zones.items():
+            topic = self.topics.zones.get(name)     # None: a name not in the settings (skipped)
+            if topic is not None and self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
+                self._retain(topic, zone_doc(self.source_id, name, zone, when))
+        for name, line in counts.lines.items():
+            topic = self.topics.lines.get(name)
+            if topic is not None and self._changed(topic, (line.left_to_right, line.right_to_left)):
+                self._retain(topic, line_doc(self.source_id, name, line, when))
+
     def _changed(self, topic: str, values: tuple[int, ...]) -> bool:
         """Whether ``values`` differ from the counts last published on ``topic`` (remembered if so)."""
         if self._counts.get(topic) == values:
@@ -148,8 +158,10 @@ class MqttSink(PublisherCounters):
 
 
 def _build(ctx: SinkContext) -> MqttSink:
-    return MqttSink(ctx.config.mqtt, ctx.settings.id, [z.name for z in ctx.settings.zones],
-                    [ln.name for ln in ctx.settings.lines])
+    zones, lines = ctx.settings.zones, ctx.settings.lines
+    classes = {z.name: [str(c) for c in z.classes] for z in zones if z.classes}
+    classes.update({ln.name: [str(c) for c in ln.classes] for ln in lines if ln.classes})
+    return MqttSink(ctx.config.mqtt, ctx.settings.id, [z.name for z in zones], [ln.name for ln in lines], classes)
 
 
 ENTRY = SinkEntry("mqtt", DropPolicy.DROP_OLDEST, lambda config: bool(config.mqtt.url), _build)

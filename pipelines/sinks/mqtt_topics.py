@@ -1,7 +1,8 @@
 """The MQTT topic layout of one source, the payloads of its retained topics, and Home Assistant discovery.
 
 Topics (``<prefix>`` is ``mqtt.topic_prefix`` or the URL's path; ``<source>``, ``<zone>`` and ``<line>`` are
-the ids and names with characters outside ``A-Za-z0-9._-`` replaced by ``_``; see ``docs/mqtt.md``):
+the ids and names with characters outside ``A-Za-z0-9_-`` replaced by ``_``, the characters Home Assistant
+accepts in a discovery topic; see ``docs/mqtt.md``):
 
 - ``<prefix>/<source>/events``: every event document, not retained;
 - ``<prefix>/<source>/zones/<zone>``, ``<prefix>/<source>/lines/<line>``: retained counts, on change;
@@ -22,14 +23,18 @@ from typing import Any, Optional
 from pipelines.errors import UserError
 from pipelines.frames import SCHEMA_VERSION, FrameResult, LineCount, ZoneCount
 
-__all__ = ["Topics", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "zone_doc"]
+__all__ = ["Topics", "When", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "when_of", "zone_doc"]
 
 STATES = ("online", "reconnecting", "offline")
 
 
 def topic_part(name: str) -> str:
-    """``name`` as one topic level and Home Assistant id part: other characters than ``A-Za-z0-9._-`` -> ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "_"
+    """``name`` as one topic level and Home Assistant id part: other characters than ``A-Za-z0-9_-`` -> ``_``.
+
+    Home Assistant's discovery accepts only ``[a-zA-Z0-9_-]`` in the node and object ids of a discovery topic
+    and ignores any other config topic with a warning in its own log ("The topic contains not allowed
+    characters"), so a ``.`` (``cam.1``, ``bikes.mp4``) must not reach one."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "_"
 
 
 def _unique_parts(names: Sequence[str], what: str) -> dict[str, str]:
@@ -78,22 +83,36 @@ class Topics:
         return f"{self.base}/tracks"
 
 
-def _when(result: FrameResult) -> dict[str, Any]:
+When = Mapping[str, Any]
+"""When a count changed: ``{"frame_index", "pts", "time"}`` of the frame (or of the event) that changed it."""
+
+
+def when_of(result: FrameResult) -> When:
+    """The ``When`` of a processed frame."""
     f = result.frame
     return {"frame_index": f.index, "pts": round(f.pts, 6), "time": round(f.capture_time, 6)}
 
 
-def zone_doc(source_id: str, name: str, count: ZoneCount, result: FrameResult) -> dict[str, Any]:
-    """Retained payload of a zone: tracks inside now, entries and exits since the start."""
+def _when(when: "FrameResult | When") -> dict[str, Any]:
+    doc = when_of(when) if isinstance(when, FrameResult) else when
+    return {"frame_index": doc["frame_index"], "pts": doc["pts"], "time": doc["time"]}
+
+
+def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult | When") -> dict[str, Any]:
+    """Retained payload of a zone: tracks inside now, entries and exits since the start, dwell times."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
            "entries": count.entries, "exits": count.exits, **_when(result)}
     if count.by_class:
         doc["by_class"] = {cls: {"occupancy": c.occupancy, "entries": c.entries, "exits": c.exits}
                            for cls, c in count.by_class.items()}
+    if count.classes:
+        doc["classes"] = list(count.classes)
+    if count.dwell is not None:
+        doc["dwell"] = count.dwell.doc()
     return doc
 
 
-def line_doc(source_id: str, name: str, count: LineCount, result: FrameResult) -> dict[str, Any]:
+def line_doc(source_id: str, name: str, count: LineCount, result: "FrameResult | When") -> dict[str, Any]:
     """Retained payload of a counting line: crossings per direction since the start, and their sum."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "line": name,
            "left_to_right": count.left_to_right, "right_to_left": count.right_to_left,
@@ -101,6 +120,8 @@ def line_doc(source_id: str, name: str, count: LineCount, result: FrameResult) -
     if count.by_class:
         doc["by_class"] = {cls: {"left_to_right": c.left_to_right, "right_to_left": c.right_to_left,
                                  "total": c.left_to_right + c.right_to_left} for cls, c in count.by_class.items()}
+    if count.classes:
+        doc["classes"] = list(count.classes)
     return doc
 
 
@@ -133,13 +154,15 @@ _LINE_SENSORS = (("left_to_right", "left to right", "total_increasing", "mdi:arr
 
 
 def discovery_configs(topics: Topics, source_id: str, discovery_prefix: str, version: str,
-                      with_tracks: bool) -> dict[str, dict[str, Any]]:
+                      with_tracks: bool, classes: Optional[Mapping[str, Sequence[str]]] = None
+                      ) -> dict[str, dict[str, Any]]:
     """Retained discovery topic -> config of every sensor of one source (one Home Assistant device).
 
     Zone sensors: occupancy (``measurement``), entries and exits (``total_increasing``); line sensors: each
     direction and their total; with the tracks topic, the number of tracks in view. Each has a unique id
     built from the prefix, source and object, and its availability follows the state topic (``online``
-    available; ``reconnecting`` and ``offline`` not)."""
+    available; ``reconnecting`` and ``offline`` not). ``classes``: zone or line name -> the classes it counts
+    (its ``classes:``), named in the sensor's name (``road crossings (car, truck)``)."""
     node = topic_part(f"{topics.prefix}_{topics.source}")
     device = {"identifiers": [node], "name": f"trackstream {source_id}", "manufacturer": "trackstream",
               "model": "video tracking source", "sw_version": version}
@@ -156,12 +179,16 @@ def discovery_configs(topics: Topics, source_id: str, discovery_prefix: str, ver
             config["value_template"] = f"{{{{ value_json.{key} }}}}"
         configs[f"{discovery_prefix}/sensor/{node}/{object_id}/config"] = config
 
+    def only(name: str) -> str:
+        some = (classes or {}).get(name)
+        return f" ({', '.join(some)})" if some else ""
+
     for zone, topic in topics.zones.items():
         for key, label, state_class, icon in _ZONE_SENSORS:
-            add(f"zone_{topic.rsplit('/', 1)[1]}_{key}", f"{zone} {label}", topic, key, state_class, icon)
+            add(f"zone_{topic.rsplit('/', 1)[1]}_{key}", f"{zone} {label}{only(zone)}", topic, key, state_class, icon)
     for line, topic in topics.lines.items():
         for key, label, state_class, icon in _LINE_SENSORS:
-            add(f"line_{topic.rsplit('/', 1)[1]}_{key}", f"{line} {label}", topic, key, state_class, icon)
+            add(f"line_{topic.rsplit('/', 1)[1]}_{key}", f"{line} {label}{only(line)}", topic, key, state_class, icon)
     if with_tracks:
         add("tracks", "tracks in view", topics.tracks, "count", "measurement", "mdi:motion-sensor")
     return configs

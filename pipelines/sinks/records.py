@@ -9,7 +9,10 @@ One record per processed frame::
                  "predicted_path": [[x, y], ...],
                  "keypoints": [[x, y, visibility], ...],      # pose models only
                  "mask_polygon": [[x, y], ...],               # segmentation models only
-                 "predicted": true}]}                         # only on coasting rows (see below)
+                 "predicted": true,                           # only on coasting rows (see below)
+                 "zones": {"door": 12.4},                     # s inside each zone it is in now
+                 "ground": [x, y], "speed_mps": 1.4, "speed_kmh": 5.04,
+                 "heading_deg": 90.0}]}                       # only with a calibration (docs/analytics.md)
 
 Coordinates are pixels of the source frame, velocity is pixels per second, ``pts`` is seconds.
 ``detected`` says whether the detector ran on this frame (``detector.schedule`` skips some). A track with
@@ -77,6 +80,8 @@ def track_records(result: FrameResult, *, numpy_values: bool = False) -> list[di
             rec["mask_polygon"] = _round(t.mask_polygons[i], 1)
         if not matched[i]:
             rec["predicted"] = True  # coasting row: the tracker's predicted box, no detection this frame
+        if result.measures is not None:
+            rec.update(result.measures.row(track_id))   # zones (dwell s), ground speed and heading
         out.append(rec)
     return out
 

@@ -67,18 +67,23 @@ def stream_state(view: SourceView, held: Optional[ViewerState]) -> str:
 
 
 def track_rows(result: FrameResult) -> list[dict[str, Any]]:
-    """The tracks of a result as table rows: id, class, confidence, age (s), speed (px/s), coasting."""
+    """The tracks of a result as table rows: id, class, confidence, age (s), speed (px/s), coasting, and the
+    analytics' measures: seconds inside each zone (``zones``), ground speed (``speed_kmh``, None uncalibrated)."""
     tracks = result.tracks
     order = tracks.track_id.argsort(kind="stable")[:MAX_TRACK_ROWS]
     names = result.class_names
     speeds = (tracks.velocity[:, 0].astype(float) ** 2 + tracks.velocity[:, 1].astype(float) ** 2) ** 0.5
     matched = tracks.matched
+    measures = result.measures
     rows = []
     for i in order.tolist():
-        class_id = int(tracks.class_id[i])
-        rows.append({"id": int(tracks.track_id[i]), "class": names.get(class_id, str(class_id)),
+        class_id, tid = int(tracks.class_id[i]), int(tracks.track_id[i])
+        motion = measures.motion.get(tid) if measures is not None else None
+        rows.append({"id": tid, "class": names.get(class_id, str(class_id)),
                      "confidence": round(float(tracks.confidence[i]), 2), "age_s": round(float(tracks.age[i]), 1),
-                     "speed_px_s": _finite(float(speeds[i]), 1), "coasting": not bool(matched[i])})
+                     "speed_px_s": _finite(float(speeds[i]), 1), "coasting": not bool(matched[i]),
+                     "speed_kmh": None if motion is None else round(motion.speed_kmh, 1),
+                     "zones": dict(measures.zones.get(tid, {})) if measures is not None else {}})
     return rows
 
 

@@ -168,7 +168,8 @@ class Feeder:
         status = StreamStatus(kind, self.source_id, time.time())
         events = tuple(self._gen.status(status))
         self.events.extend(events)
-        self.sink.status(StreamStatus(kind, self.source_id, status.wall_time, events=events))
+        self.sink.status(StreamStatus(kind, self.source_id, status.wall_time, events=events,
+                                      counts=self._gen.counts()))
 
     def counts(self) -> Any:
         return self._gen.counts()

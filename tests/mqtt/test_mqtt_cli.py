@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import REPO, free_port, require_binary, run_cli
 from tests.mqtt.conftest import PASSWORD, Subscriber, retained
+from tests.mqtt.ha_rules import problems
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +112,7 @@ def test_run_publishes_every_event_final_counts_state_and_valid_discovery(
     check_config = _validator("mqtt_discovery.schema.json")
     for topic, doc in configs.items():
         assert re.fullmatch(r"homeassistant/sensor/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/config", topic), topic
+        assert problems(topic, kept[topic], retained=kept) == []        # what Home Assistant checks
         check_config.validate(doc)
         assert doc["state_topic"] in kept and doc["availability_topic"] == "trackstream/bikes/state"
         key = doc["value_template"].split(".")[1].split()[0]

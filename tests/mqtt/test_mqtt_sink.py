@@ -215,3 +215,71 @@ def test_a_crashed_process_shows_offline(broker):  # type: ignore[no-untyped-def
     deadline = time.monotonic() + 10
     while retained(broker, "trackstream/cam/state", settle=0.2).get("trackstream/cam/state") != b"offline":
         assert time.monotonic() < deadline, "the last will did not mark the crashed source offline"
+
+
+def test_home_assistant_takes_every_discovery_config_even_for_names_with_dots(broker):  # type: ignore[no-untyped-def]
+    """A source, zone and line name with ``.`` once gave discovery topics HA refuses (no entity, silently)."""
+    from tests.mqtt.ha_rules import problems
+
+    zone = ZoneConfig("door.main", DOOR.polygon, classes=("person",))
+    line = LineConfig("gate 2.b", GATE.points)
+    sink = MqttSink(MqttConfig(url=broker.url, discovery=True), "cam.1", [zone.name], [line.name],
+                    {zone.name: ["person"]})
+    feed = Feeder(sink, (zone,), (line,), source_id="cam.1")
+    feed.status(StatusKind.STARTED)
+    for result in walkers(40, source="cam.1"):
+        feed.write(result)
+    feed.status(StatusKind.ENDED)
+    sink.close()
+    kept = retained(broker)
+    configs = {t: p for t, p in kept.items() if t.startswith("homeassistant/")}
+    assert len(configs) == 6
+    for topic, payload in configs.items():
+        assert problems(topic, payload, retained=kept) == [], topic
+    names = {json.loads(p)["name"] for p in configs.values()}
+    assert "door.main occupancy (person)" in names and "gate 2.b crossings" in names   # readable names kept
+    assert "trackstream/cam_1/zones/door_main" in kept and "trackstream/cam_1/lines/gate_2_b" in kept
+    door = json.loads(kept["trackstream/cam_1/zones/door_main"])
+    assert door["classes"] == ["person"] and door["entries"] == 2              # the zone counts people only
+
+
+@pytest.mark.parametrize("topic, payload, refused", [
+    ("homeassistant/sensor/trackstream_cam.1/door_occupancy/config", {"state_topic": "a/b"}, "not allowed characters"),
+    ("homeassistant/sensor/node/door.main/config", {"state_topic": "a/b"}, "not allowed characters"),
+    ("homeassistant/sensor/node/door/config", {"name": "x"}, "state_topic is required"),
+    ("homeassistant/sensor/node/door/config", {"stat_t": "a/b", "dev": {"name": "x"}, "uniq_id": "u"},
+     "identifiers or connections"),
+    ("homeassistant/sensor/node/door/config", {"stat_t": "a/b", "dev": {"ids": ["x"]}}, "needs unique_id"),
+    ("homeassistant/sensor/node/door/config", {"stat_t": "a/b", "val_tpl": "{{ value_json.x "}, "value_template"),
+    ("homeassistant/sensor/node/door/config", {"stat_t": "a/b", "colour": "red"}, "does not know"),
+    ("homeassistant/sensor/node/door/config", {"stat_t": "a/b", "stat_cla": "sum"}, "state_class"),
+    ("homeassistant/sensor/node/door/config", {"stat_t": "a/b", "uniq_id": "u", "dev": {"ids": ["x"]},
+                                                "o": {"name": "t"}, "val_tpl": "{{ value_json.n }}"}, None),
+])
+def test_home_assistant_rules_refuse_what_ha_refuses(topic, payload, refused):  # type: ignore[no-untyped-def]
+    from tests.mqtt.ha_rules import problems
+
+    found = problems(topic, json.dumps(payload).encode())
+    if refused is None:
+        assert found == []
+    else:
+        assert any(refused in p for p in found), found
+
+
+def test_retained_zone_counts_follow_the_exits_at_the_end_of_the_stream(broker):  # type: ignore[no-untyped-def]
+    """Track 1 is inside the door when the stream ends: its exit (``track_ended``) must reach the retained
+    counts, so they equal what the summary prints (0 inside, as many exits as entries)."""
+    sink = MqttSink(MqttConfig(url=broker.url), "cam", ["front door"], ["gate"])
+    feed = Feeder(sink, (DOOR,), (GATE,))
+    feed.status(StatusKind.STARTED)
+    for result in walkers(20):
+        feed.write(result)
+    before_end = feed.counts().zones["front door"]
+    assert before_end.occupancy == 1
+    feed.status(StatusKind.ENDED)
+    sink.close()
+    final = feed.counts().zones["front door"]
+    zone = json.loads(retained(broker)["trackstream/cam/zones/front_door"])
+    assert (zone["occupancy"], zone["entries"], zone["exits"]) == (final.occupancy, final.entries, final.exits)
+    assert zone["occupancy"] == 0 and zone["exits"] == zone["entries"] == 1
+    assert isinstance(zone["frame_index"], int)

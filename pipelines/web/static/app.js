@@ -123,20 +123,26 @@ function render(doc) {
     cell(tr, fmt(t.confidence, 2));
     cell(tr, fmt(t.age_s));
     cell(tr, fmt(t.speed_px_s, 0));
+    cell(tr, t.speed_kmh === null || t.speed_kmh === undefined ? "–" : fmt(t.speed_kmh, 1)).dataset.value = "speed_kmh";
+    cell(tr, Object.entries(t.zones || {}).map(([z, s]) => `${z} ${fmt(s, 1)}`).join(", ") || "–").dataset.value = "zones";
   });
 
   const zones = Object.entries(doc.zones || {}), lines = Object.entries(doc.lines || {});
+  // a zone or line that counts some classes only (its classes:) names them
+  const only = (name, classes) => (classes && classes.length ? `${name} [${classes.join(", ")}]` : name);
   $(root, "counts").hidden = !zones.length && !lines.length;
   $(root, "zones-table").hidden = !zones.length;
   $(root, "lines-table").hidden = !lines.length;
   fillRows($(root, "zones"), zones, (tr, [name, z]) => {
     tr.dataset.zone = name;
-    cell(tr, name); cell(tr, z.occupancy).dataset.count = "occupancy";
+    cell(tr, only(name, z.classes)); cell(tr, z.occupancy).dataset.count = "occupancy";
     cell(tr, z.entries).dataset.count = "entries"; cell(tr, z.exits).dataset.count = "exits";
+    const d = z.dwell || {}, longest = Math.max(0, ...(d.inside || []).map((i) => i.seconds));
+    cell(tr, `${d.mean_s === null || d.mean_s === undefined ? "–" : fmt(d.mean_s, 1)} · ${fmt(longest, 1)}`).dataset.count = "dwell";
   });
   fillRows($(root, "lines"), lines, (tr, [name, l]) => {
     tr.dataset.line = name;
-    cell(tr, name); cell(tr, l.left_to_right).dataset.count = "left_to_right";
+    cell(tr, only(name, l.classes)); cell(tr, l.left_to_right).dataset.count = "left_to_right";
     cell(tr, l.right_to_left).dataset.count = "right_to_left";
   });
 

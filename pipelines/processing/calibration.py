@@ -1,0 +1,154 @@
+"""Ground-plane calibration of one source: image pixels -> metres, and tracks' speed and heading in real units.
+
+Two ways to calibrate (``calibration:`` of a source, see ``docs/analytics.md``):
+
+- ``image_points`` + ``ground_points``: four points of the image and where they lie on the ground, in metres
+  (e.g. the corners of a parking bay or lane markings of known spacing). OpenCV's
+  ``getPerspectiveTransform`` makes the homography; it is exact for points on the ground plane whatever the
+  camera's angle.
+- ``metres_per_pixel``: one scale for the whole image, for a camera looking straight down. The ground's +y
+  axis then points up the image.
+
+A track's ground point is its anchor (``events.anchor``, the bottom centre of the tracker's Kalman-filtered
+box by default: where wheels and feet touch the ground). Its speed comes from a constant-velocity Kalman
+filter on the ground plane (``ground_filter.py``), fed with those ground points: not differences of raw
+boxes, so detector jitter does not show as speed, and not the image filter's velocity, which lags under
+perspective (a car at constant speed slows down on screen as it drives away). Heading is the direction of
+that velocity in degrees clockwise from the ground's +y axis (set your ground points so +y is north and it
+is a compass bearing); tracks slower than ``still_below_mps`` have none. A track has a speed from its
+``SETTLE_FRAMES``-th frame on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from pipelines.processing.ground_filter import GroundFilter
+from pipelines.frames import GroundMotion
+from tracker.configutil import ConfigError
+from tracker.types import Tracks
+
+__all__ = ["CalibrationConfig", "GroundPlane", "SETTLE_FRAMES"]
+
+SETTLE_FRAMES = 5
+"""A track's speed is reported from its 5th ground point on: before, the filter has not learnt it (a new
+track's first speeds would be guesses, and a speed limit would fire on them)."""
+
+Array = npt.NDArray[np.float64]
+
+
+def _four(key: str, value: tuple[tuple[float, ...], ...]) -> Array:
+    pts = np.asarray([list(p) for p in value], dtype=np.float64) if value else np.zeros((0, 2))
+    if pts.ndim != 2 or pts.shape != (4, 2):
+        raise ConfigError(key, f"needs exactly 4 points [x, y], got {[list(p) for p in value]}")
+    if not np.isfinite(pts).all():
+        raise ConfigError(key, "coordinates must be finite numbers")
+    for i in range(4):   # no three on one line: the homography would be degenerate
+        a, b, c = (pts[j] for j in range(4) if j != i)
+        area = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) / 2.0
+        scale = max(float(np.ptp(pts[:, 0])), float(np.ptp(pts[:, 1])), 1e-12) ** 2
+        if area < 1e-6 * scale:
+            raise ConfigError(key, "three of the four points lie on one line; pick points spread over the ground")
+    return pts
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How one source's pixels map to metres on the ground (give either the four point pairs or the scale).
+
+    Attributes:
+        image_points: four [x, y] pixels of the source frame, on the ground.
+        ground_points: the same four points on the ground, [x, y] metres, in the same order.
+        metres_per_pixel: instead of the points: one scale for a camera looking straight down.
+        still_below_mps: a track slower than this (m/s) has no heading (standing still; jitter is no direction).
+        pixel_noise: how far (pixels) the filtered ground point strays from the truth; carried to metres
+            through the homography, so far-away points count as less certain.
+        acceleration: how fast tracks change speed (m/s^2, the ground filter's process noise): higher follows
+            braking sooner, lower gives a steadier speed.
+    """
+
+    image_points: tuple[tuple[float, ...], ...] = ()
+    ground_points: tuple[tuple[float, ...], ...] = ()
+    metres_per_pixel: Optional[float] = field(default=None, metadata={"gt": 0.0})
+    still_below_mps: float = field(default=0.2, metadata={"min": 0.0})
+    pixel_noise: float = field(default=2.0, metadata={"gt": 0.0})
+    acceleration: float = field(default=2.0, metadata={"gt": 0.0})
+
+    def __post_init__(self) -> None:
+        points = bool(self.image_points or self.ground_points)
+        if points and self.metres_per_pixel is not None:
+            raise ConfigError("metres_per_pixel", "give either metres_per_pixel or image_points + ground_points, "
+                                                  "not both")
+        if not points and self.metres_per_pixel is None:
+            raise ConfigError("image_points", "a calibration needs image_points + ground_points (four each) "
+                                              "or metres_per_pixel")
+        if points:
+            _four("image_points", self.image_points)
+            _four("ground_points", self.ground_points)
+
+    def homography(self) -> Array:
+        """(3, 3) pixels -> metres."""
+        if self.metres_per_pixel is not None:
+            m = self.metres_per_pixel
+            return np.array([[m, 0.0, 0.0], [0.0, -m, 0.0], [0.0, 0.0, 1.0]])   # +y up the image
+        import cv2
+
+        image = _four("image_points", self.image_points)
+        h = np.asarray(cv2.getPerspectiveTransform(image.astype(np.float32),
+                                                   _four("ground_points", self.ground_points).astype(np.float32)),
+                       dtype=np.float64)
+        centre = np.append(image.mean(axis=0), 1.0)
+        return h if float(h[2] @ centre) > 0 else -h   # the same map, scaled so that w > 0 on the ground side
+
+
+class GroundPlane:
+    """A source's calibration as a function of tracks: ground points, speed and heading."""
+
+    def __init__(self, config: CalibrationConfig, anchor: str = "bottom_center") -> None:
+        self._h = config.homography()
+        self._still = config.still_below_mps
+        self._anchor = anchor
+        self._pixel_noise = config.pixel_noise
+        self._filter = GroundFilter(config.acceleration)
+
+    def to_ground(self, points: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
+        """(N, 2) pixels -> ((N, 2) metres, (N,) valid: False for points beyond the horizon)."""
+        p = np.c_[points.astype(np.float64), np.ones(len(points))] @ self._h.T
+        valid = p[:, 2] > 1e-12
+        w = np.where(valid, p[:, 2], 1.0)
+        return p[:, :2] / w[:, None], valid
+
+    def jacobian(self, points: Array) -> Array:
+        """(N, 2, 2) metres per pixel of the map at points (N, 2) px: d(ground) / d(pixel)."""
+        h = self._h
+        u = np.c_[points.astype(np.float64), np.ones(len(points))] @ h.T            # (N, 3)
+        w = u[:, 2:3]
+        jac: Array = (h[None, :2, :2] * w[:, :, None] - u[:, :2, None] * h[None, 2:3, :2]) / (w[:, :, None] ** 2)
+        return jac
+
+    def measure(self, tracks: Tracks, t: float) -> dict[int, GroundMotion]:
+        """Track id -> its ground point, speed and heading at time ``t`` (s); call once per frame, in order
+        (tracks beyond the horizon are left out)."""
+        box = tracks.best_xyxy.astype(np.float64)
+        x = (box[:, 0] + box[:, 2]) / 2.0
+        y = box[:, 3] if self._anchor == "bottom_center" else (box[:, 1] + box[:, 3]) / 2.0
+        points = np.stack([x, y], axis=1)
+        ground, valid = self.to_ground(points)
+        jac = self.jacobian(points[valid])
+        r = jac @ jac.transpose(0, 2, 1) * self._pixel_noise ** 2 + np.eye(2) * 1e-6
+        ids = tracks.track_id[valid]
+        state = self._filter.step(ids, ground[valid], r, t, tracks.removed_ids)
+        settled = self._filter.hits(ids) >= SETTLE_FRAMES
+        speed = np.hypot(state[:, 2], state[:, 3])
+        heading = np.degrees(np.arctan2(state[:, 2], state[:, 3])) % 360.0
+        out = {}
+        for i, tid in enumerate(ids.tolist()):
+            if settled[i] and np.isfinite(speed[i]):
+                still = speed[i] < self._still
+                out[int(tid)] = GroundMotion((float(state[i, 0]), float(state[i, 1])), float(speed[i]),
+                                             None if still else float(heading[i]))
+        return out
