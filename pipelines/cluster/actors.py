@@ -19,6 +19,7 @@ from typing import Any, Optional
 from pipelines.config import PipelineConfig
 from pipelines.errors import UserError, first_line
 from pipelines.processing.events import Counts
+from pipelines.secrets import install_log_mask
 from pipelines.settings import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class CameraActor:
         from pipelines.detection.detector import Detector
         from pipelines.engine.runner import Runner
 
+        install_log_mask()  # Ray's worker log handlers mask credentials like the CLI's
         self.name = name
         self.node = node_address()
         restarted = _restarted()
@@ -168,6 +170,7 @@ class FileWorker:
         from pipelines.cluster.ray_env import node_address
         from pipelines.detection.detector import Detector
 
+        install_log_mask()
         self.config = config
         self.node = node_address()
         self._error: Optional[UserError] = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Optional
 
+from pipelines.credentials import add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.errors import DataLossError, OutputError, SourceError
 from pipelines.engine.progress import Progress, summary_lines
@@ -86,8 +87,9 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--file-workers", "cluster.file_workers",
      {"type": int, "metavar": "N", "help": "with --engine ray: workers processing files at once (default: as "
                                            "many as the cluster's CPUs allow)"}),
-    ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view asks for this token (open "
-                                    "/?token=TOKEN once; or header Authorization: Bearer TOKEN)"}),
+    ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view (and /metrics) asks for this token "
+                                    "(open /?token=TOKEN once; or header Authorization: Bearer TOKEN); better "
+                                    "--http-token-file or TRACKSTREAM_HTTP_TOKEN, which ps does not show"}),
 )
 # (flag, overlay key) for the --no-* switches
 OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trails", "trails"),
@@ -136,6 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (see configs/default.yaml)")
     for flag, _key, kwargs in VALUE_FLAGS:
         parser.add_argument(flag, dest=_dest(flag), default=None, **kwargs)
+    add_secret_arguments(parser)
     parser.add_argument("--retain", type=retain_spec, default=None, metavar="AGE,SIZE",
                         help="delete the oldest rotated segments of the outputs beyond an age (12h, 7d) and/or a "
                              "total size (500GB) per output; only trackstream's own segment files are touched")
@@ -171,6 +174,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         value = getattr(args, _dest(flag), None)
         if value is not None:
             set_dotted(data, key, value)
+    fill_secrets(data, args)  # --*-file flags and TRACKSTREAM_* variables (pipelines/credentials.py)
     if getattr(args, "classes", None) is not None:
         set_dotted(data, "detector.classes", args.classes)
     for key, value in (getattr(args, "retain", None) or {}).items():
