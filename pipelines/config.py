@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 
@@ -18,7 +18,7 @@ from pipelines.cluster.config import ClusterConfig  # the cluster: section, owne
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
 from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
-from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
+from pipelines.web.config import HttpConfig, parse_listen  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
@@ -91,8 +91,15 @@ class OutputConfig:
 class MetricsConfig:
     """Prometheus endpoint and periodic one-line stats."""
 
-    port: Optional[int] = field(default=None, metadata={"min": 1, "max": 65535})
+    port: Optional[Union[int, str]] = None  # [HOST:]PORT; the host is 127.0.0.1 unless given
     log_interval: float = field(default=10.0, metadata={"min": 0.0})
+
+    def __post_init__(self) -> None:
+        if self.port is not None:
+            try:
+                parse_listen(self.port)
+            except ConfigError as exc:
+                raise ConfigError("port", str(exc).removeprefix("listen: ")) from None
 
 
 @dataclass(frozen=True)

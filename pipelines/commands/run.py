@@ -69,11 +69,15 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--mqtt", "mqtt.url", {"metavar": "URL", "help": "publish events, zone/line counts and state to an MQTT "
                             "broker at mqtt://[user:pass@]host:port[/prefix] (mqtts:// for TLS)"}),
     ("--metrics-port", "metrics.port",
-     {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
+     {"metavar": "[HOST:]PORT", "help": "serve Prometheus metrics at http://HOST:PORT/metrics; HOST defaults to "
+                                       "127.0.0.1 (0.0.0.0: every interface); needs the web token when one is set"}),
     ("--http", "http.listen", {"metavar": "[HOST:]PORT",
                                "help": "serve the live view (every source's annotated picture, tracks, counts and "
                                        "health) at http://HOST:PORT/ while running; HOST defaults to 127.0.0.1, "
                                        "0.0.0.0 serves every interface (see docs/web.md)"}),
+    ("--http-cert", "http.cert", {"metavar": "CERT.pem", "help": "serve the live view over HTTPS with this "
+                                  "certificate (chain); needs --http-key"}),
+    ("--http-key", "http.key", {"metavar": "KEY.pem", "help": "the private key of --http-cert"}),
     ("--engine", "cluster.engine", {"choices": ["local", "ray"], "help": "local: this process (default); ray: "
                                    "sources in Ray actors, files spread over workers, cameras as restartable "
                                    "actors (needs pip install 'trackstream[ray]'; docs/cluster.md)"}),
@@ -266,8 +270,12 @@ def open_sources(config: PipelineConfig) -> list[tuple[SourceSettings, Source]]:
     return opened
 
 
+# SIGHUP too: a closed terminal or SSH session stops the run gracefully (state saved, video finished)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class StopSignals:
-    """SIGINT/SIGTERM: the first calls ``stop`` (a graceful stop: frames in flight processed, outputs flushed),
+    """SIGINT/SIGTERM/SIGHUP: the first calls ``stop`` (a graceful stop: frames in flight processed, outputs flushed),
     a second ends the process at once (``at_once(signum)``; default ``os._exit(128 + signum)``)."""
 
     def __init__(self, stop: Callable[[], None], what: str = "after the frames in flight",
@@ -279,7 +287,7 @@ class StopSignals:
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -355,7 +363,8 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
     # Files shown with a progress bar need no periodic stats line; cameras and quiet runs get it.
     any_live = any(source.is_live for _, source in sources)
     log_interval = config.metrics.log_interval if any_live or not progress.enabled else 0.0
-    monitor = Monitor(lambda: runner_readings(runner), log_interval=log_interval, port=config.metrics.port)
+    monitor = Monitor(lambda: runner_readings(runner), log_interval=log_interval, port=config.metrics.port,
+                      token=config.http.token)
     web = None
     try:
         monitor.start()
@@ -393,7 +402,10 @@ def main(args: argparse.Namespace) -> int:
         from pipelines.detection.detector import ultralytics_logger
 
         ultralytics_logger().setLevel(logging.WARNING)
-    return execute(config, max_frames=args.max_frames, quiet=args.quiet)
+    from pipelines.engine.guard import hold_writes
+
+    with hold_writes(config, [args.config]):  # no output over an input or another output; one writer per file
+        return execute(config, max_frames=args.max_frames, quiet=args.quiet)
 
 
 __all__ = ["add_arguments", "add_parser", "check_writable", "config_from_args", "execute", "expand_inputs", "main",

@@ -49,6 +49,7 @@ class HttpConfig:
         max_width: pictures wider than this are scaled down for the view (pixels; saves bandwidth on phones).
         events: how many of a source's latest events the view keeps.
         stall_timeout: seconds a viewer may read nothing before it is disconnected.
+        cert / key: PEM certificate (chain) and private key files: serve over HTTPS (both or neither).
     """
 
     listen: Optional[Union[str, int]] = None
@@ -58,8 +59,13 @@ class HttpConfig:
     max_width: int = field(default=1280, metadata={"min": 64, "max": 16384})
     events: int = field(default=20, metadata={"min": 1, "max": 1000})
     stall_timeout: float = field(default=30.0, metadata={"gt": 0})
+    cert: Optional[str] = None
+    key: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("cert" if self.cert is None else "key",
+                              "TLS needs both a certificate and its private key (--http-cert and --http-key)")
         if self.listen is not None:
             parse_listen(self.listen)
         if self.token is not None and not self.token.strip():
