@@ -23,7 +23,7 @@ from pipelines.settings import SourceSettings
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from tracker.config import TrackerConfig
-from tracker.configutil import ConfigError, from_mapping, to_mapping
+from tracker.configutil import MAX_CONFIG_BYTES, ConfigError, from_mapping, load_yaml, to_mapping
 
 __all__ = ["ClusterConfig", "ConfigError", "DetectorConfig", "EventsConfig", "HttpConfig", "LineConfig",
            "MetricsConfig",
@@ -161,6 +161,9 @@ def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file; a missing file or a syntax error raises ``ConfigError`` with one line."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:  # refused before reading: a config is never that large
+            raise ConfigError("", f"config file {path} is {path.stat().st_size} bytes; config files are limited "
+                                  f"to {MAX_CONFIG_BYTES // 1024} KiB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("", f"config file not found: {path}") from None
@@ -168,7 +171,7 @@ def read_yaml(path: str | Path) -> Any:
         reason = getattr(exc, "strerror", None) or exc
         raise ConfigError("", f"cannot read config file {path}: {reason}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, f"config file {path}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
