@@ -110,6 +110,7 @@ class StateConfig:
     dir: Optional[str] = None
     interval: float = field(default=5.0, metadata={"gt": 0})
     on_events: bool = True  # cameras: also right after a frame with events (no event twice after a crash)
+    fresh: bool = False  # discard each source's saved state and start over (--fresh-state)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retain", type=retain_spec, default=None, metavar="AGE,SIZE",
                         help="delete the oldest rotated segments of the outputs beyond an age (12h, 7d) and/or a "
                              "total size (500GB) per output; only trackstream's own segment files are touched")
+    parser.add_argument("--fresh-state", action="store_true", default=None,
+                        help="with --state: discard each source's saved state and start over (a state saved for "
+                             "another video or other outputs is refused without it)")
     parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
                         help="only these class ids, comma-separated (e.g. 0,2)")
     parser.add_argument("--mqtt-discovery", action="store_true", default=None,
@@ -185,6 +188,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         set_dotted(data, f"output.{key}", value)
     if getattr(args, "mqtt_discovery", None):
         set_dotted(data, "mqtt.discovery", True)
+    if getattr(args, "fresh_state", None):
+        set_dotted(data, "state.fresh", True)
     if getattr(args, "realtime", None):
         set_dotted(data, "source.realtime", True)
     for flag, key in OVERLAY_FLAGS:
