@@ -111,9 +111,32 @@ def planned_reads(config: PipelineConfig, config_files: Iterable[str] = ()) -> l
     return [(path, what) for path, what in reads if path.is_file()]
 
 
+# containers the annotated video cannot be written to: suffix -> why (the hint names what works)
+REFUSED_CONTAINERS = {
+    ".gif": "a GIF cannot hold H.264 video",
+    ".webm": "WebM holds only VP8, VP9 or AV1 video, not H.264",
+    ".avi": "the AVI writer states a wrong frame count in the file's header",
+}
+H264 = ("libx264", "h264", "h264_nvenc", "libopenh264")
+
+
+def check_container(config: PipelineConfig) -> None:
+    """Refuse an annotated video whose container cannot hold what the encoder writes (one line, a hint)."""
+    template = config.output.video
+    if template is None:
+        return
+    suffix = Path(template).suffix.lower()
+    why = REFUSED_CONTAINERS.get(suffix)
+    if why is None or (suffix != ".avi" and config.output.video_codec not in H264):
+        return
+    raise OutputError(f"--out {template}: {why}; use .mp4 (plays everywhere), .mkv or .mov")
+
+
 def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> list[Write]:
-    """Refuse (``OutputError``, one line) a run whose writes clash with an input or with each other, or
-    whose sources share a file name; nothing is created or opened. Returns the writes."""
+    """Refuse (``OutputError``, one line) a run whose writes clash with an input or with each other, whose
+    sources share a file name or whose video container is unusable; nothing is created or opened. Returns
+    the writes."""
+    check_container(config)
     names: dict[str, str] = {}
     for settings in config.sources:
         name = safe_name(settings.id)
