@@ -203,6 +203,9 @@ class FileSource:
             if not self._rewind():
                 break
             offset = (last_pts or 0.0) + self._step()
+        if not self._stop.is_set() and self.frame_count and 0 < index < self.frame_count:
+            log.warning("%s: the file ended after %d of the %d frames its container states (%d missing: "
+                        "truncated or damaged?)", self.source_id, index, self.frame_count, self.frame_count - index)
         if self.damaged_packets or self.damaged_frames:
             log.warning("%s: skipped %d damaged packet(s) and %d frame(s) with a repeated timestamp",
                         self.source_id, self.damaged_packets, self.damaged_frames)
