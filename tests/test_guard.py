@@ -119,3 +119,12 @@ def test_an_annotated_video_in_an_unusable_container_is_refused_at_start(clip, t
     out = tmp_path / f"out{suffix}"
     line = _refused(run_cli("run", str(clip), "--out", str(out), "--max-frames", "2"), f"out{suffix}", ".mp4")
     assert "model" not in line and not out.exists()
+
+
+def test_a_still_image_is_refused_with_a_reason(clip, tmp_path):
+    import av
+
+    picture = tmp_path / "photo.jpg"
+    with av.open(str(clip)) as container:
+        next(container.decode(video=0)).to_image().save(picture)
+    _refused(run_cli("run", str(picture), "--jsonl", str(tmp_path / "p.jsonl")), "still image", "video")

@@ -132,10 +132,26 @@ def check_container(config: PipelineConfig) -> None:
     raise OutputError(f"--out {template}: {why}; use .mp4 (plays everywhere), .mkv or .mov")
 
 
+STILL_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic")
+
+
+def check_sources(config: PipelineConfig) -> None:
+    """Refuse a still image as a source: a track needs several frames, so its detections would never show."""
+    from pipelines.errors import SourceError
+
+    for settings in config.sources:
+        local = None if settings.is_live else file_path(settings.url)
+        if local and Path(local).suffix.lower() in STILL_IMAGES:
+            raise SourceError(f"{local} is a still image: trackstream tracks objects over the frames of a video "
+                              "or camera, and a track needs several frames; give a video (or run a detector on "
+                              "the picture, e.g. 'yolo predict')")
+
+
 def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> list[Write]:
     """Refuse (``OutputError``, one line) a run whose writes clash with an input or with each other, whose
     sources share a file name or whose video container is unusable; nothing is created or opened. Returns
     the writes."""
+    check_sources(config)
     check_container(config)
     names: dict[str, str] = {}
     for settings in config.sources:
