@@ -59,7 +59,7 @@ def _clips() -> list[Path]:
 # -- children (each runs in a fresh process) ---------------------------------------------------------------
 
 def _child_pipeline(clip: str, model: str, runtime: str, imgsz: int, frames: int) -> dict[str, Any]:
-    from pipelines.commands.run import open_sources
+    from pipelines.engine.launch import open_sources
     from pipelines.config import build_config
     from pipelines.detection.detector import Detector
     from pipelines.engine.runner import Runner

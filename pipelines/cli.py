@@ -18,6 +18,7 @@ os.environ.setdefault("YOLO_OFFLINE", "true")
 
 from pipelines.version import __version__  # noqa: E402
 from pipelines.errors import UserError  # noqa: E402
+from pipelines.secrets import install_log_mask, redact_text  # noqa: E402
 from tracker.configutil import ConfigError  # noqa: E402
 
 # (subcommand name, module under pipelines.commands)
@@ -49,7 +50,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
 
 
 def _error(message: str) -> None:
-    print(f"trackstream: error: {message}", file=sys.stderr)
+    print(f"trackstream: error: {redact_text(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_mask()  # no log line shows a URL password or a credential-like parameter
     command = args.command or "demo"
     if args.command is None:
         args = parser.parse_args([*(argv or sys.argv[1:]), "demo"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 
@@ -18,6 +18,7 @@ from pipelines.cluster.config import ClusterConfig  # the cluster: section, owne
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
 from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
+from pipelines.listen import parse_listen
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
 from pipelines.store.config import StoreConfig  # the store: section, owned with the event history
@@ -26,7 +27,7 @@ from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.s
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from pipelines.processing.calibration import CalibrationConfig  # calibration: owned with the speed measures
 from tracker.config import TrackerConfig
-from tracker.configutil import ConfigError, from_mapping, to_mapping
+from tracker.configutil import MAX_CONFIG_BYTES, ConfigError, from_mapping, load_yaml, to_mapping
 
 __all__ = ["ClusterConfig", "ConfigError", "DetectorConfig", "EventsConfig", "HttpConfig", "LineConfig",
            "MetricsConfig",
@@ -103,8 +104,15 @@ class OutputConfig:
 class MetricsConfig:
     """Prometheus endpoint and periodic one-line stats."""
 
-    port: Optional[int] = field(default=None, metadata={"min": 1, "max": 65535})
+    port: Optional[Union[int, str]] = None  # [HOST:]PORT; the host is 127.0.0.1 unless given
     log_interval: float = field(default=10.0, metadata={"min": 0.0})
+
+    def __post_init__(self) -> None:
+        if self.port is not None:
+            try:
+                parse_listen(self.port)
+            except ConfigError as exc:
+                raise ConfigError("port", str(exc).removeprefix("listen: ")) from None
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class StateConfig:
     dir: Optional[str] = None
     interval: float = field(default=5.0, metadata={"gt": 0})
     on_events: bool = True  # cameras: also right after a frame with events (no event twice after a crash)
+    fresh: bool = False  # discard each source's saved state and start over (--fresh-state)
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,9 @@ def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file; a missing file or a syntax error raises ``ConfigError`` with one line."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:  # refused before reading: a config is never that large
+            raise ConfigError("", f"config file {path} is {path.stat().st_size} bytes; config files are limited "
+                                  f"to {MAX_CONFIG_BYTES // 1024} KiB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("", f"config file not found: {path}") from None
@@ -177,7 +189,7 @@ def read_yaml(path: str | Path) -> Any:
         reason = getattr(exc, "strerror", None) or exc
         raise ConfigError("", f"cannot read config file {path}: {reason}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, f"config file {path}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

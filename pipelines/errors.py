@@ -11,7 +11,9 @@ from __future__ import annotations
 
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message (its type's name when it has none): what a one-line error shows."""
-    text = str(exc).strip()
+    from pipelines.secrets import redact_text
+
+    text = redact_text(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

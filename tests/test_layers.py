@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: a module may import modules of its own floor or of a lower one.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("pipelines.frames", "pipelines.errors", "pipelines.secrets", "pipelines.assets", "pipelines.version",
-     "pipelines.gpu"),
-    ("pipelines.settings", "pipelines.config"),
+     "pipelines.gpu", "pipelines.listen"),
+    ("pipelines.settings", "pipelines.config", "pipelines.credentials"),
     ("pipelines.sources", "pipelines.detection"),
     ("pipelines.processing",),
     ("pipelines.sinks", "pipelines.store"),

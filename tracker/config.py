@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.configutil import ConfigError, from_mapping, to_mapping
+from tracker.configutil import ConfigError, from_mapping, load_yaml, to_mapping
 
 
 def _unit(default: float) -> Any:
@@ -141,7 +141,7 @@ class TrackerConfig:
         except OSError as exc:
             raise ConfigError(prefix, f"cannot read tracker config {path}: {exc.strerror}") from None
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text, f"tracker config {path}")
         except yaml.YAMLError as exc:
             raise ConfigError(prefix, f"{path} is not valid YAML: {exc}") from None
         return cls.from_dict(data, prefix)

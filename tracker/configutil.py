@@ -21,8 +21,73 @@ class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
+        super().__init__(shorten(f"{key}: {message}" if key else message))
         self.key = key
+
+
+MAX_MESSAGE = 400  # characters of an error message: a huge value is shown by its start and end
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to about ``limit`` characters (start ... end, one line) so no value floods the terminal."""
+    text = " ".join(text.split()) if "\n" in text else text
+    if len(text) <= limit:
+        return text
+    keep = (limit - 25) // 2
+    return f"{text[:keep]} ...({len(text) - 2 * keep} characters)... {text[-keep:]}"
+
+
+MAX_CONFIG_BYTES = 256 * 1024  # a config file larger than this is refused before parsing
+MAX_YAML_NODES = 100_000       # values a YAML document may hold once its aliases are expanded
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Parse one YAML document with bounds: at most ``MAX_CONFIG_BYTES`` of text and ``MAX_YAML_NODES`` values
+    after alias expansion (a "billion laughs" document fails at once), no recursive aliases, no nesting
+    deeper than the parser copes with. ``yaml.YAMLError`` for syntax errors; ``ConfigError`` for the bounds."""
+    import yaml
+
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError("", f"{where} is {len(text)} characters; config files are limited to "
+                              f"{MAX_CONFIG_BYTES // 1024} KiB")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, where)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError("", f"{where} is nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: Any, where: str) -> int:
+    """How many values ``root`` holds with every alias expanded (stops at ``MAX_YAML_NODES``)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ConfigError("", f"{where}: an alias refers to a value that contains it (recursive alias)")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node.value, list):
+            for item in node.value:
+                for child in (item if isinstance(item, tuple) else (item,)):
+                    total += size(child)
+                    if total > MAX_YAML_NODES:
+                        raise ConfigError("", f"{where} expands to more than {MAX_YAML_NODES} values (nested "
+                                              "aliases?); refusing to load it")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
 
 
 def _join(prefix: str, key: str) -> str:

@@ -20,6 +20,7 @@ from pipelines.config import PipelineConfig
 from pipelines.engine.stats import StatsSnapshot
 from pipelines.engine.view import EngineView
 from pipelines.errors import UserError, first_line
+from pipelines.secrets import install_log_mask
 
 if TYPE_CHECKING:
     from pipelines.detection.detector import Detector
@@ -73,6 +74,7 @@ class CameraActor:
         from pipelines.engine.launch import Opened, with_open_sources
         from pipelines.engine.runner import Runner
 
+        install_log_mask()  # Ray's worker log handlers mask credentials like the CLI's
         self.name = name
         self.node = node_address()
         restarted = _restarted()
@@ -151,6 +153,7 @@ class FileWorker:
         from pipelines.cluster.ray_env import node_address
         from pipelines.detection.detector import Detector
 
+        install_log_mask()
         self.config = config
         self.node = node_address()
         self._error: Optional[UserError] = None

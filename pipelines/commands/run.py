@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from pipelines.credentials import add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.engine.launch import Opened, StopSignals, preflight, warn_unsaved, with_open_sources
 from pipelines.engine.progress import Progress, summary_lines
@@ -69,11 +70,15 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--mqtt", "mqtt.url", {"metavar": "URL", "help": "publish events, zone/line counts and state to an MQTT "
                             "broker at mqtt://[user:pass@]host:port[/prefix] (mqtts:// for TLS)"}),
     ("--metrics-port", "metrics.port",
-     {"type": int, "metavar": "N", "help": "serve Prometheus metrics on port N"}),
+     {"metavar": "[HOST:]PORT", "help": "serve Prometheus metrics at http://HOST:PORT/metrics; HOST defaults to "
+                                       "127.0.0.1 (0.0.0.0: every interface); needs the web token when one is set"}),
     ("--http", "http.listen", {"metavar": "[HOST:]PORT",
                                "help": "serve the live view (every source's annotated picture, tracks, counts and "
                                        "health) at http://HOST:PORT/ while running; HOST defaults to 127.0.0.1, "
                                        "0.0.0.0 serves every interface (see docs/web.md)"}),
+    ("--http-cert", "http.cert", {"metavar": "CERT.pem", "help": "serve the live view over HTTPS with this "
+                                  "certificate (chain); needs --http-key"}),
+    ("--http-key", "http.key", {"metavar": "KEY.pem", "help": "the private key of --http-cert"}),
     ("--engine", "cluster.engine", {"choices": ["local", "ray"], "help": "local: this process (default); ray: "
                                    "sources in Ray actors, files spread over workers, cameras as restartable "
                                    "actors (needs pip install 'trackstream[ray]'; docs/cluster.md)"}),
@@ -92,8 +97,9 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                           "processes; search it with `trackstream events` (docs/events.md)"}),
     ("--media", "store.media", {"metavar": "DIR", "help": "with --db: save each track's best snapshot and a clip "
                                 "around each zone entry and line crossing in DIR"}),
-    ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view asks for this token (open "
-                                    "/?token=TOKEN once; or header Authorization: Bearer TOKEN)"}),
+    ("--http-token", "http.token", {"metavar": "TOKEN", "help": "the live view (and /metrics) asks for this token "
+                                    "(open /?token=TOKEN once; or header Authorization: Bearer TOKEN); better "
+                                    "--http-token-file or TRACKSTREAM_HTTP_TOKEN, which ps does not show"}),
 )
 # (flag, overlay key) for the --no-* switches
 OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trails", "trails"),
@@ -142,9 +148,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (see configs/default.yaml)")
     for flag, _key, kwargs in VALUE_FLAGS:
         parser.add_argument(flag, dest=_dest(flag), default=None, **kwargs)
+    add_secret_arguments(parser)
     parser.add_argument("--retain", type=retain_spec, default=None, metavar="AGE,SIZE",
                         help="delete the oldest rotated segments of the outputs beyond an age (12h, 7d) and/or a "
                              "total size (500GB) per output; only trackstream's own segment files are touched")
+    parser.add_argument("--fresh-state", action="store_true", default=None,
+                        help="with --state: discard each source's saved state and start over (a state saved for "
+                             "another video or other outputs is refused without it)")
     parser.add_argument("--classes", type=_classes, default=None, metavar="IDS",
                         help="only these class ids, comma-separated (e.g. 0,2)")
     parser.add_argument("--mqtt-discovery", action="store_true", default=None,
@@ -180,12 +190,15 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         value = vars(args)[_dest(flag)]
         if value is not None:
             set_dotted(data, key, value)
+    fill_secrets(data, args)  # --*-file flags and TRACKSTREAM_* variables (pipelines/credentials.py)
     if args.classes is not None:
         set_dotted(data, "detector.classes", args.classes)
     for key, value in (args.retain or {}).items():
         set_dotted(data, f"output.{key}", value)
     if args.mqtt_discovery:
         set_dotted(data, "mqtt.discovery", True)
+    if args.fresh_state:
+        set_dotted(data, "state.fresh", True)
     if args.realtime:
         set_dotted(data, "source.realtime", True)
     for flag, key in OVERLAY_FLAGS:
@@ -263,7 +276,8 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
     # Files shown with a progress bar need no periodic stats line; cameras and quiet runs get it.
     any_live = any(state.live for state in runner.sources())
     log_interval = config.metrics.log_interval if any_live or not progress.enabled else 0.0
-    monitor = Monitor(lambda: runner_readings(runner), log_interval=log_interval, port=config.metrics.port)
+    monitor = Monitor(lambda: runner_readings(runner), log_interval=log_interval, port=config.metrics.port,
+                      token=config.http.token)
     web = None
     try:
         monitor.start()
@@ -300,7 +314,10 @@ def main(args: argparse.Namespace) -> int:
         from pipelines.detection.detector import ultralytics_logger
 
         ultralytics_logger().setLevel(logging.WARNING)
-    return execute(config, max_frames=args.max_frames, quiet=args.quiet)
+    from pipelines.engine.guard import hold_writes
+
+    with hold_writes(config, [args.config]):  # no output over an input or another output; one writer per file
+        return execute(config, max_frames=args.max_frames, quiet=args.quiet)
 
 
 __all__ = ["add_arguments", "add_parser", "config_from_args", "execute", "expand_inputs", "main"]

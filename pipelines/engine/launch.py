@@ -124,9 +124,13 @@ def with_open_sources(config: PipelineConfig, build: Callable[[Opened], T],
         raise
 
 
+# SIGHUP too: a closed terminal or SSH session stops the run gracefully (state saved, video finished)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class StopSignals:
-    """SIGINT/SIGTERM: the first calls ``stop`` (a graceful stop: frames in flight processed, outputs flushed),
-    a second ends the process at once (``at_once(signum)``; default ``os._exit(128 + signum)``)."""
+    """SIGINT/SIGTERM/SIGHUP: the first calls ``stop`` (a graceful stop: frames in flight processed, outputs
+    flushed), a second ends the process at once (``at_once(signum)``; default ``os._exit(128 + signum)``)."""
 
     def __init__(self, stop: Callable[[], None], what: str = "after the frames in flight",
                  at_once: Optional[Callable[[int], None]] = None) -> None:
@@ -137,7 +141,7 @@ class StopSignals:
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 

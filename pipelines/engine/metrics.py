@@ -29,13 +29,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Iterator, Optional, Sequence
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from pipelines.engine.endpoint import serve_metrics
 from pipelines.engine.stats import LatencyHistogram
 from pipelines.engine.view import EngineView, SourceState
 from pipelines.errors import UserError
+from pipelines.listen import parse_listen
 from pipelines.secrets import redact_url
 
 log = logging.getLogger(__name__)
@@ -172,14 +174,19 @@ class Monitor:
     Args:
         readings: returns the current per-source readings (e.g. ``lambda: runner_readings(runner)``).
         log_interval: seconds between log lines; 0 turns the log off.
-        port: Prometheus HTTP port, or None for no endpoint. ``addr`` is the interface it listens on.
+        port: Prometheus endpoint ``[HOST:]PORT`` (host 127.0.0.1 unless given), or None for no endpoint.
+        token: when set, the endpoint needs it (``Authorization: Bearer``), like the web view.
     """
 
     def __init__(self, readings: Callable[[], Sequence[Reading]], *, log_interval: float = 10.0,
-                 port: Optional[int] = None, addr: str = "0.0.0.0") -> None:
+                 port: "Optional[int | str]" = None, token: Optional[str] = None) -> None:
         self._readings = readings
         self.log_interval = log_interval
-        self.port, self.addr = port, addr
+        self.port: Optional[int]
+        self.addr, self.port = "127.0.0.1", None
+        if port is not None:
+            self.addr, self.port = parse_listen(port)
+        self.token = token
         self.rates = _Rates()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -197,11 +204,13 @@ class Monitor:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_Collector(self))
             try:
-                self._server, _ = start_http_server(self.port, addr=self.addr, registry=registry)
+                self._server = serve_metrics(registry, self.addr, self.port, self.token)
             except OSError as exc:
-                raise UserError(f"cannot serve metrics on port {self.port}: {exc.strerror or exc}") from None
-            log.info("metrics: http://%s:%d/metrics", "localhost" if self.addr == "0.0.0.0" else self.addr,
-                     self.port)
+                raise UserError(f"cannot serve metrics on {self.addr}:{self.port}: {exc.strerror or exc}") from None
+            host = f"[{self.addr}]" if ":" in self.addr else self.addr
+            log.info("metrics: http://%s:%d/metrics%s%s", host, self.port,
+                     " (every interface of this machine)" if self.addr in ("0.0.0.0", "::") else "",
+                     " (needs the web token)" if self.token else "")
         self._thread = threading.Thread(target=self._loop, name="trackstream-metrics", daemon=True)
         self._thread.start()
         return self

@@ -56,6 +56,7 @@ from pipelines.processing.schedule import ScheduleState
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
+from pipelines.engine.fingerprint import check_resume, output_paths, source_fingerprint
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
@@ -118,11 +119,16 @@ class Runner:
         self._threads: list[threading.Thread] = []
         overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
         self.lanes: list[Lane] = []
+        self._fingerprints: dict[str, dict[str, Any]] = {}
         for settings, source in sources:
             processor = StreamProcessor(settings, detector.class_names, overlay=overlay,
                                         persistent=state is not None)
-            saved = state.load(settings.id) if state is not None else None
-            if saved is not None:
+            saved = state.load(settings.id) if state is not None and not config.state.fresh else None
+            if state is not None:  # a resume must be of this source and these outputs
+                self._fingerprints[settings.id] = source_fingerprint(settings, source.frame_count)
+            if saved is not None and state is not None:
+                check_resume(saved, settings, self._fingerprints[settings.id],
+                             output_paths(config.output, settings.id, len(config.sources) > 1), state.path(settings.id))
                 processor.load_state_dict(saved["processor"])
                 processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
@@ -485,7 +491,7 @@ class Runner:
                 if seq <= lane.checkpoints_saved:
                     return  # a later snapshot of this source is already on disk
                 merged = {**lane.saved_outputs, **outputs}  # a failed output keeps its last good position
-                store.save(lane.settings.id, processor, merged)
+                store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id))
                 lane.saved_outputs, lane.checkpoints_saved = merged, seq
 
         checkpoint = Checkpoint(lane.processor.state_dict(),

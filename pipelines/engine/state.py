@@ -6,7 +6,8 @@ holding the same document::
 
     {"format": "trackstream.state", "version": 1, "source_id": "cam1", "saved_at": 1764600000.0,
      "processor": {...StreamProcessor.state_dict()...},
-     "outputs": {"jsonl": {"path": "...", "bytes": 12345}, "events": {...}, "mot": {...}, "video": {...}}}
+     "outputs": {"jsonl": {"path": "...", "bytes": 12345}, "events": {...}, "mot": {...}, "video": {...}},
+     "source": {"size": 123456, "frames": 250, "sha256_ends": "..."}}   # or {"camera": "rtsp://host/path"}
 
 ``outputs`` holds how far each file output had got when the processor state was taken (see
 ``Checkpoint``), so a resumed run cuts each file back to that point and continues it: lines written
@@ -43,8 +44,10 @@ class SnapshotStore(Protocol):
     def load(self, source_id: str) -> Optional[dict[str, Any]]:
         """The saved snapshot, None when there is none; ``StateError`` (one line) when unusable."""
 
-    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
-        """Replace the snapshot in one step (``OutputError`` when it cannot be written)."""
+    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
+             source: Optional[Mapping[str, Any]] = None) -> None:
+        """Replace the snapshot in one step (``OutputError`` when it cannot be written); ``source``: the
+        source's fingerprint."""
 
     def note_start(self, name: str, restarted: bool) -> int:
         """Record a start of the worker ``name``: a restart after a crash adds one, a fresh start resets the
@@ -58,9 +61,12 @@ def open_store(spec: str) -> SnapshotStore:
     return StateStore(spec)
 
 
-def _document(source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> bytes:
+def _document(source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
+              source: Optional[Mapping[str, Any]] = None) -> bytes:
     doc = {"format": FORMAT, "version": VERSION, "source_id": source_id, "saved_at": round(time.time(), 3),
            "processor": processor, "outputs": outputs}
+    if source is not None:  # what the snapshot belongs to (pipelines/engine/fingerprint.py)
+        doc["source"] = dict(source)
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
@@ -112,9 +118,10 @@ class StateStore:
             raise StateError(f"cannot read saved state {path}: {getattr(exc, 'strerror', None) or exc}") from None
         return _parse(text, str(path), source_id)
 
-    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
+             source: Optional[Mapping[str, Any]] = None) -> None:
         """Write the snapshot atomically (temporary file, fsync, rename, fsync of the folder)."""
-        data = _document(source_id, processor, outputs)
+        data = _document(source_id, processor, outputs, source)
         path = self.file(source_id)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with self._lock:
@@ -181,9 +188,10 @@ class RedisStateStore:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return _parse(text, self.path(source_id), source_id)
 
-    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+    def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
+             source: Optional[Mapping[str, Any]] = None) -> None:
         try:
-            self._client.set(self.key(source_id), _document(source_id, processor, outputs))
+            self._client.set(self.key(source_id), _document(source_id, processor, outputs, source))
         except Exception as exc:  # noqa: BLE001
             raise OutputError(self._error("save", exc)) from None
 

@@ -128,12 +128,22 @@ def connect(url: str, connect_timeout: float, socket_timeout: Optional[float] = 
         raise UserError(f"bad Redis URL {describe(url)}: {error_text(exc, url)}") from None
 
 
+class RedisRefused(UserError):
+    """Redis answered and refused the credentials: retrying cannot help until the configuration changes."""
+
+
 def ping(client: Any, url: str) -> None:
     """PING the server; UserError naming the (masked) URL when it cannot be reached or refuses us."""
     import redis
 
     try:
         client.ping()
+    except redis.AuthenticationError as exc:  # refused credentials, not an outage
+        raise RedisRefused(f"Redis at {describe(url)} refused us: {error_text(exc, url)}") from None
+    except redis.ResponseError as exc:
+        if any(word in str(exc) for word in ("WRONGPASS", "NOAUTH", "NOPERM", "invalid password")):
+            raise RedisRefused(f"Redis at {describe(url)} refused us: {error_text(exc, url)}") from None
+        raise UserError(f"Redis at {describe(url)} refused us: {error_text(exc, url)}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise UserError(f"cannot reach Redis at {describe(url)}: {error_text(exc, url)}") from None
     except redis.RedisError as exc:

@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 from pipelines.errors import UserError
 from pipelines.frames import Event, FrameResult, StreamStatus
 from pipelines.sinks.records import frame_record
-from pipelines.sinks.redis_conn import RedisConfig, connect, describe, ping, stream_name
+from pipelines.sinks.redis_conn import RedisConfig, RedisRefused, connect, describe, ping, stream_name
 from pipelines.sinks.publisher import PublisherCounters
 from pipelines.sinks.base import DropPolicy, SinkEntry
 from pipelines.sinks.redis_publisher import StreamPublisher
@@ -37,13 +37,18 @@ log = logging.getLogger("trackstream.redis")
 
 
 def check_reachable(config: RedisConfig) -> None:
-    """Fail early (UserError, one line, password masked) when ``on_unreachable: fail`` and Redis cannot be
-    reached or refuses the credentials; does nothing for ``wait`` or without a URL."""
-    if not config.url or config.on_unreachable != "fail":
+    """Fail early (UserError, one line, password masked) when Redis refuses the credentials, and when
+    ``on_unreachable: fail`` and Redis cannot be reached (``wait``: an unreachable Redis is waited for)."""
+    if not config.url:
         return
     client = connect(config.url, config.connect_timeout, socket_timeout=max(5.0, config.connect_timeout))
     try:
         ping(client, config.url)
+    except RedisRefused:
+        raise  # a wrong password is no outage: one line now, whatever on_unreachable says
+    except UserError:
+        if config.on_unreachable == "fail":
+            raise
     finally:
         client.close()
 

@@ -8,6 +8,10 @@ With ``loop: true`` the file plays again from its start whenever it ends, until 
 ``index`` keeps counting and ``pts`` keeps rising (each pass is shifted by the time played so far plus one
 frame step), so everything downstream sees one endless stream. A pass that yields no frame ends the loop,
 so a damaged or empty file cannot spin forever.
+
+A video with a display rotation (a phone's ``rotate`` tag / display matrix side data) is turned when decoded,
+as a player shows it: ``size``, every frame, the detector's input, all coordinates and the annotated video are
+upright. Frames of a camera are used as they come.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Iterator, Optional, Union
 
 import av
 import av.error
+import cv2
 import numpy as np
 
 from pipelines.errors import SourceError
@@ -58,6 +63,36 @@ class FrameSelector:
         due = self._next_pts if self._next_pts is not None else pts
         self._next_pts = due + self.period if pts - due < self.period else pts + self.period
         return True
+
+
+_TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+def frame_rotation(frame: "av.VideoFrame") -> int:
+    """The display rotation of ``frame`` (its display matrix side data, e.g. a phone's ``rotate`` tag) as 0,
+    90, 180 or 270 degrees counter-clockwise, the way FFmpeg and players turn it for display."""
+    try:
+        angle = int(round(getattr(frame, "rotation", 0) or 0))
+    except (TypeError, ValueError):
+        return 0
+    return (round(angle / 90) * 90) % 360
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """``image`` turned as a player shows it (``rotation`` from ``frame_rotation``)."""
+    turn = _TURNS.get(rotation)
+    return image if turn is None else cv2.rotate(image, turn)
+
+
+def display_rotation(path: Path) -> int:
+    """The display rotation of the first frame of ``path``'s video (0 when it cannot be read)."""
+    try:
+        with av.open(str(path), mode="r") as container:
+            for frame in container.decode(video=0):
+                return frame_rotation(frame)
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass
+    return 0
 
 
 class FileSource:
@@ -100,7 +135,9 @@ class FileSource:
             self._container.close()
             raise
         self.fps: Optional[float] = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
-        self.size: Optional[tuple[int, int]] = (stream.codec_context.width, stream.codec_context.height)
+        self.rotation = display_rotation(self.path)  # degrees counter-clockwise a player turns the picture
+        width, height = stream.codec_context.width, stream.codec_context.height
+        self.size: Optional[tuple[int, int]] = (height, width) if self.rotation in (90, 270) else (width, height)
         self.frame_count: Optional[int] = None if self.options.loop else (int(stream.frames) or None)
         self.passes = 0
         tb = stream.time_base or Fraction(1, 90000)
@@ -155,7 +192,7 @@ class FileSource:
                 pass_last = pts
                 last_pts = round(offset + pts, 6)
                 if selector.keep(index, last_pts):
-                    image: np.ndarray = frame.to_ndarray(format="bgr24")
+                    image: np.ndarray = upright(frame.to_ndarray(format="bgr24"), frame_rotation(frame))
                     yield VideoFrame(image, index, last_pts, self.source_id, time.time())
                 index += 1
             if self._stop.is_set() or not self.options.loop:
@@ -166,6 +203,9 @@ class FileSource:
             if not self._rewind():
                 break
             offset = (last_pts or 0.0) + self._step()
+        if not self._stop.is_set() and self.frame_count and 0 < index < self.frame_count:
+            log.warning("%s: the file ended after %d of the %d frames its container states (%d missing: "
+                        "truncated or damaged?)", self.source_id, index, self.frame_count, self.frame_count - index)
         if self.damaged_packets or self.damaged_frames:
             log.warning("%s: skipped %d damaged packet(s) and %d frame(s) with a repeated timestamp",
                         self.source_id, self.damaged_packets, self.damaged_frames)

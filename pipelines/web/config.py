@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from pipelines.listen import DEFAULT_HOST, is_loopback, parse_listen
 from tracker.configutil import ConfigError
 
-DEFAULT_HOST = "127.0.0.1"
-
-
-def parse_listen(value: Union[str, int]) -> tuple[str, int]:
-    """``"8080"``, ``8080``, ``"0.0.0.0:8080"``, ``"[::1]:8080"`` -> (host, port); the host defaults to
-    127.0.0.1 (binding beyond this machine has to be asked for). Raises ConfigError("listen", ...)."""
-    text = str(value).strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = DEFAULT_HOST, text
-    host = host.strip("[]") or DEFAULT_HOST
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ConfigError("listen", f"expected [HOST:]PORT with a port 1..65535 (e.g. 8080 or 0.0.0.0:8080), "
-                                    f"got {value!r}")
-    return host, int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only (127.x, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["DEFAULT_HOST", "HttpConfig", "is_loopback", "parse_listen"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +25,7 @@ class HttpConfig:
         max_width: pictures wider than this are scaled down for the view (pixels; saves bandwidth on phones).
         events: how many of a source's latest events the view keeps.
         stall_timeout: seconds a viewer may read nothing before it is disconnected.
+        cert / key: PEM certificate (chain) and private key files: serve over HTTPS (both or neither).
     """
 
     listen: Optional[Union[str, int]] = None
@@ -58,8 +35,13 @@ class HttpConfig:
     max_width: int = field(default=1280, metadata={"min": 64, "max": 16384})
     events: int = field(default=20, metadata={"min": 1, "max": 1000})
     stall_timeout: float = field(default=30.0, metadata={"gt": 0})
+    cert: Optional[str] = None
+    key: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("cert" if self.cert is None else "key",
+                              "TLS needs both a certificate and its private key (--http-cert and --http-key)")
         if self.listen is not None:
             parse_listen(self.listen)
         if self.token is not None and not self.token.strip():

@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -169,17 +170,19 @@ class WebView:
         self._feeds: dict[int, _Feed] = {}   # id(viewer sink) -> its feed
         self._all: tuple[float, bytes] = (0.0, b"")
         self.clients = 0   # streams open now (pictures and events)
+        self._tls: Optional[ssl.SSLContext] = None
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.config.cert else 'http'}://{host}:{self.port}/"
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> "WebView":
         """Bind and serve in a background thread; UserError (one line) when the port cannot be had."""
+        self._tls = tls_context(self.config)  # unusable certificate or key: one line before binding
         started = threading.Event()
         failure: list[BaseException] = []
 
@@ -231,7 +234,7 @@ class WebView:
         app.router.add_get("/snapshot/{id:.+}", self._snapshot)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=self._tls).start()
 
     def _announce(self) -> None:
         every = " (every interface of this machine)" if self.host in ("0.0.0.0", "::", "") else ""
@@ -284,7 +287,8 @@ class WebView:
                                        headers={"WWW-Authenticate": 'Bearer realm="trackstream"'})
         response = await handler(request)
         if in_query and not response.prepared:  # the page's pictures and updates then need no token in URLs
-            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                                secure=self.config.cert is not None)
         return response
 
     # ------------------------------------------------------------------ pages and documents
@@ -455,6 +459,19 @@ def _no_nan(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_no_nan(v) for v in value]
     return value
+
+
+def tls_context(config: HttpConfig) -> Optional[ssl.SSLContext]:
+    """The server's TLS context from ``cert``/``key`` (None without them); UserError when they cannot be used."""
+    if config.cert is None or config.key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.cert, config.key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise UserError(f"cannot use --http-cert {config.cert} / --http-key {config.key}: {reason}") from None
+    return context
 
 
 def start_web_view(config: "PipelineConfig", engine: "EngineView",

@@ -10,6 +10,7 @@ import pytest
 from pipelines.errors import UserError
 from pipelines.sinks.redis_conn import RedisConfig
 from pipelines.sinks.redis_sink import RedisSink
+from tests.conftest import run_cli
 from tests.redis.conftest import WithEvents
 from tracker.configutil import ConfigError, from_mapping
 
@@ -49,7 +50,9 @@ def test_wrong_password_is_one_line_without_the_password(redis_password_server, 
     proc = run_subscribe("--redis", url)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("trackstream: error: cannot reach Redis at redis://:***@")
+    # refused credentials are not an outage: the line says so
+    assert len(lines) == 1 and lines[0].startswith("trackstream: error: Redis at redis://:***@")
+    assert "refused us" in lines[0] and "password" in lines[0]
     assert "wrong-Secret-77" not in proc.stderr + proc.stdout
 
 
@@ -139,3 +142,22 @@ def test_publisher_rejected_entries_are_counted_not_fatal(redis_server, synth, c
     sink.close()
     assert sink.stats.dropped == 8 and sink.stats.published == 4     # 2 tracks started and ended
     assert sum("rejected" in r.getMessage() for r in caplog.records) == 5   # the log is not flooded
+
+
+def test_a_run_with_a_wrong_password_fails_at_once_even_when_told_to_wait(redis_password_server, bikes_video):  # type: ignore[no-untyped-def]
+    """on_unreachable: wait (the default) waits for an outage, never for a password that will not change."""
+    url = redis_password_server.url.replace(PASSWORD, "wrong-Secret-77")
+    done = run_cli("run", str(bikes_video), "--redis", url, "--max-frames", "2", "--quiet", timeout=120)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("trackstream: error: ")]
+    assert done.returncode == 2 and len(errors) == 1 and "refused us" in errors[0], done.stderr
+    assert "model" not in done.stderr                      # before the model loads
+    assert "wrong-Secret-77" not in done.stderr + done.stdout
+
+
+def test_the_redis_password_can_come_from_the_environment(redis_password_server, bikes_video, tmp_path):  # type: ignore[no-untyped-def]
+    url = f"redis://127.0.0.1:{redis_password_server.port}/0"   # no password on the command line
+    done = run_cli("run", str(bikes_video), "--redis", url, "--max-frames", "2", "--quiet", "--source-id", "envcam",
+                   env={"TRACKSTREAM_REDIS_PASSWORD": PASSWORD}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert redis_password_server.client().xlen("trackstream:envcam:frames") == 2
+    assert PASSWORD not in done.stderr

@@ -1,0 +1,92 @@
+"""Secrets that need not be on the command line (where ``ps`` and shell history show them).
+
+=====================  ==================================  =========================================
+secret                 file flag (first line of the file)  environment variable
+=====================  ==================================  =========================================
+web view token         ``--http-token-file FILE``          ``TRACKSTREAM_HTTP_TOKEN``
+Redis password         ``--redis-password-file FILE``      ``TRACKSTREAM_REDIS_PASSWORD``
+MQTT password          ``--mqtt-password-file FILE``       ``TRACKSTREAM_MQTT_PASSWORD``
+=====================  ==================================  =========================================
+
+A file wins over the flag or config value, which wins over the environment. A password goes into its URL
+(``--redis``/``--state redis://``, ``--mqtt``) only when that URL holds none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, MutableMapping, Optional
+from urllib.parse import quote
+
+from pipelines.errors import UserError
+from pipelines.secrets import url_password
+
+HTTP_TOKEN_ENV = "TRACKSTREAM_HTTP_TOKEN"
+REDIS_PASSWORD_ENV = "TRACKSTREAM_REDIS_PASSWORD"
+MQTT_PASSWORD_ENV = "TRACKSTREAM_MQTT_PASSWORD"
+
+
+def read_secret(value: Optional[str], env: str, file: Optional[str], what: str) -> Optional[str]:
+    """A secret from (first given wins) the ``file`` (its first line), the command line/config ``value``,
+    or the environment variable ``env``. ``OSError`` on the file becomes a ``UserError`` naming it."""
+    if file:
+        try:
+            text = Path(file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read {what} from {file}: {getattr(exc, 'strerror', None) or exc}") from None
+        first = text.strip().splitlines()[0].strip() if text.strip() else ""
+        if not first:
+            raise UserError(f"{what} file {file} is empty")
+        return first
+    if value:
+        return value
+    return os.environ.get(env) or None
+
+
+def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--*-file`` flags of ``run``."""
+    parser.add_argument("--http-token-file", metavar="FILE",
+                        help=f"read the web view's token from FILE (or set {HTTP_TOKEN_ENV})")
+    parser.add_argument("--redis-password-file", metavar="FILE",
+                        help=f"read the Redis password from FILE (or set {REDIS_PASSWORD_ENV}); used when the "
+                             "--redis or --state redis:// URL holds none")
+    parser.add_argument("--mqtt-password-file", metavar="FILE",
+                        help=f"read the MQTT password from FILE (or set {MQTT_PASSWORD_ENV}); used when the "
+                             "--mqtt URL holds none")
+
+
+def with_password(url: str, password: Optional[str]) -> str:
+    """``url`` with ``password`` (percent-encoded) as its user-info password, unless it already has one."""
+    if not password or url_password(url) is not None or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    user = ""
+    if "@" in rest.split("/", 1)[0]:
+        user, rest = rest.split("@", 1)
+    return f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
+
+
+def fill_secrets(data: MutableMapping[str, Any], args: Optional[argparse.Namespace] = None) -> None:
+    """Put the secrets from files (``args``' ``--*-file`` flags) and the environment into the raw config
+    ``data`` (before validation)."""
+    http = data.get("http")
+    given = http.get("token") if isinstance(http, dict) else None
+    token = read_secret(given, HTTP_TOKEN_ENV, getattr(args, "http_token_file", None), "the web view token")
+    if token and (http is None or isinstance(http, dict)):
+        data.setdefault("http", {})["token"] = token
+    for section, key, env, flag, what in (
+            ("redis", "url", REDIS_PASSWORD_ENV, "redis_password_file", "the Redis password"),
+            ("state", "dir", REDIS_PASSWORD_ENV, "redis_password_file", "the Redis password"),
+            ("mqtt", "url", MQTT_PASSWORD_ENV, "mqtt_password_file", "the MQTT password")):
+        part = data.get(section)
+        url = part.get(key) if isinstance(part, dict) else None
+        if not isinstance(url, str) or "://" not in url or url_password(url) is not None:
+            continue
+        if section == "state" and not url.startswith(("redis://", "rediss://")):
+            continue
+        password = read_secret(None, env, getattr(args, flag, None), what)
+        if password and isinstance(part, dict):
+            part[key] = with_password(url, password)
+

@@ -1,0 +1,91 @@
+"""What a saved state belongs to: a fingerprint of its source and the paths of its outputs.
+
+A snapshot records ``source``: for a file its size, the frame count its container states and a SHA-256 of its
+first and last MiB (cheap for any length, and different for another video of the same name); for a camera its
+URL without credentials. ``check_resume`` compares that, and each saved output path, with what this run has: a
+difference is one ``StateError`` line saying what differs and how to start over (``--fresh-state``, or
+removing the state file), so a state is never applied to another video and never cuts an unrelated file.
+
+A snapshot written before fingerprints existed is resumed with one warning (it cannot be checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from pipelines.processing.processor import StateError
+from pipelines.secrets import strip_credentials
+from pipelines.settings import SourceSettings
+from pipelines.sources.base import file_path
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20  # bytes hashed at each end of a file
+START_OVER = "run with --fresh-state to discard the saved state and start over"
+
+
+def source_fingerprint(settings: SourceSettings, frame_count: Optional[int] = None) -> dict[str, Any]:
+    """``{"camera": url}`` for a live source; ``{"size": ..., "frames": ..., "sha256_ends": ...}`` for a file."""
+    local = None if settings.is_live else file_path(settings.url)
+    if local is None or not os.path.isfile(local):
+        return {"camera": strip_credentials(settings.url)}
+    digest = hashlib.sha256()
+    with open(local, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        digest.update(f.read(CHUNK))
+        if size > CHUNK:
+            f.seek(max(CHUNK, size - CHUNK))
+            digest.update(f.read(CHUNK))
+    return {"size": size, "frames": frame_count, "sha256_ends": digest.hexdigest()}
+
+
+def output_paths(output: Any, source_id: str, several: bool) -> dict[str, str]:
+    """Sink name -> the path this run writes for ``source_id`` (``output``: the ``output:`` config section)."""
+    from pipelines.sinks import output_path
+
+    names = ("video", "jsonl", "mot", "events")
+    return {name: output_path(getattr(output, name), source_id, several) for name in names
+            if getattr(output, name)}
+
+
+def _same_output(saved: str, current: str, name: str) -> bool:
+    if os.path.realpath(saved) == os.path.realpath(current):
+        return True
+    if name == "video":  # a resumed video goes on in NAME.partN.ext
+        path = Path(current)
+        return re.fullmatch(rf"{re.escape(path.stem)}\.part\d+{re.escape(path.suffix)}", Path(saved).name) is not None \
+            and os.path.realpath(Path(saved).parent) == os.path.realpath(path.parent)
+    return False
+
+
+def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Mapping[str, Any],
+                 outputs: Mapping[str, str], where: str) -> None:
+    """Refuse (``StateError``) a snapshot of another source or other outputs; ``outputs``: sink name -> the
+    path this run writes."""
+    recorded = saved.get("source")
+    if not isinstance(recorded, dict):
+        log.warning("%s: saved state %s has no source fingerprint (an older trackstream): resuming without "
+                    "checking it is the same video", settings.id, where)
+    elif recorded != current:
+        what = ", ".join(f"{k} {recorded.get(k)!r} -> {current.get(k)!r}"
+                         for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)
+                         and k != "sha256_ends")
+        if "camera" not in recorded and recorded.get("sha256_ends") != current.get("sha256_ends"):
+            what = f"{what}, content" if what else "content"
+        raise StateError(f"saved state {where} belongs to another source than {settings.id} (differs in {what}); "
+                         f"{START_OVER}")
+    for name, position in (saved.get("outputs") or {}).items():
+        path = position.get("path") if isinstance(position, dict) else None
+        if not isinstance(path, str):
+            continue
+        if name not in outputs:
+            raise StateError(f"saved state {where} continues {name} output {path}, which this run does not write; "
+                             f"give the same output again, or {START_OVER}")
+        if not _same_output(path, outputs[name], name):
+            raise StateError(f"saved state {where} continues {name} output {path}, this run writes "
+                             f"{outputs[name]}; give the same path, or {START_OVER}")

@@ -1,0 +1,262 @@
+"""What a run refuses before it touches anything: outputs that would destroy an input or each other, and a
+second run writing the same files.
+
+``check_paths`` resolves every path a run will write (each output after ``{source}`` expansion and the
+``_<id>`` suffix, its temporary and rotated files, each state file and its temporary files) and compares it
+with every input video, the config files, the model and the other writes: the same file by name after
+symlinks and ``..`` are resolved, or by inode (a hard link, or another spelling of the name on a
+case-insensitive file system) is a clash, reported as one ``OutputError`` line before anything is opened.
+
+``hold_writes`` then takes an advisory lock (``fcntl.flock``) on a lock file beside each output and state
+file, ``.<name>.lock`` holding the PID of the run, for as long as the run lasts. The kernel drops the lock
+when the process ends in any way (``kill -9`` too), so no lock is ever stale; a second run that would write
+one of those files refuses at start, naming the file and the other run's PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+from pipelines.config import PipelineConfig
+from pipelines.errors import OutputError
+from pipelines.sinks import output_path
+from pipelines.sinks.base import safe_name
+from pipelines.sinks.rotation import segment_pattern
+from pipelines.sources.base import file_path
+
+# output key -> (flag, whether it can rotate)
+OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"))
+
+
+@dataclass(frozen=True)
+class Write:
+    """A file the run writes: ``what`` names it in messages; ``lock`` is True for the files a run owns
+    (outputs and state files; temporary files ride on their owner's lock); ``rotates``: finished segments
+    are named beside it (and ``--retain`` may delete them)."""
+
+    path: Path
+    what: str
+    lock: bool = True
+    rotates: bool = False
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path.expanduser()))
+
+
+def _same(a: Path, b: Path) -> bool:
+    """The same file: equal after resolving, or one inode (hard link, case-insensitive name)."""
+    if _real(a) == _real(b):
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _special(path: Path) -> bool:
+    """A device or pipe (``/dev/null``, ``/dev/stdout``): written through, never replaced, never locked."""
+    try:
+        return path.exists() and not path.is_file()
+    except OSError:
+        return False
+
+
+def planned_writes(config: PipelineConfig) -> list[Write]:
+    """Every file the run will write, with its temporary files."""
+    out = config.output
+    several = len(config.sources) > 1
+    writes: list[Write] = []
+    for key, flag in OUTPUTS:
+        template = getattr(out, key)
+        if template is None:
+            continue
+        rotates = bool(out.retain_seconds or out.retain_bytes or (
+            key == "video" and (out.video_rotate_seconds or out.video_rotate_bytes)) or (
+            key in ("jsonl", "events") and (out.jsonl_rotate_bytes or out.jsonl_rotate_seconds)))
+        for settings in config.sources:
+            path = Path(output_path(template, settings.id, several)).expanduser()
+            writes.append(Write(path, f"{flag} of source {settings.id}", rotates=rotates))
+            if key == "video":
+                writes.append(Write(path.with_name(f".{path.name}.faststart{path.suffix}"),
+                                    f"{flag}'s temporary file of source {settings.id}", lock=False))
+    state = config.state.dir
+    if state and not state.startswith(("redis://", "rediss://", "unix://")):
+        folder = Path(state).expanduser()
+        for settings in config.sources:
+            name = f"{safe_name(settings.id)}.json"
+            writes.append(Write(folder / name, f"the state file of source {settings.id}"))
+            writes.append(Write(folder / f".{safe_name(settings.id)}.restarts",
+                                f"the restart count of source {settings.id}", lock=False))
+    return writes
+
+
+def planned_reads(config: PipelineConfig, config_files: Iterable[str] = ()) -> list[tuple[Path, str]]:
+    """The files the run reads and must never write: input videos, config files, the model."""
+    reads: list[tuple[Path, str]] = []
+    for settings in config.sources:
+        local = None if settings.is_live else file_path(settings.url)
+        if local:
+            reads.append((Path(local).expanduser(), f"the input video of source {settings.id}"))
+    for name in config_files:
+        reads.append((Path(name).expanduser(), "the config file"))
+    if config.tracker_config:
+        reads.append((Path(config.tracker_config).expanduser(), "the tracker config file"))
+    if config.detector.model:
+        reads.append((Path(config.detector.model).expanduser(), "the model"))
+    return [(path, what) for path, what in reads if path.is_file()]
+
+
+# containers the annotated video cannot be written to: suffix -> why (the hint names what works)
+REFUSED_CONTAINERS = {
+    ".gif": "a GIF cannot hold H.264 video",
+    ".webm": "WebM holds only VP8, VP9 or AV1 video, not H.264",
+    ".avi": "the AVI writer states a wrong frame count in the file's header",
+}
+H264 = ("libx264", "h264", "h264_nvenc", "libopenh264")
+
+
+def check_container(config: PipelineConfig) -> None:
+    """Refuse an annotated video whose container cannot hold what the encoder writes (one line, a hint)."""
+    template = config.output.video
+    if template is None:
+        return
+    suffix = Path(template).suffix.lower()
+    why = REFUSED_CONTAINERS.get(suffix)
+    if why is None or (suffix != ".avi" and config.output.video_codec not in H264):
+        return
+    raise OutputError(f"--out {template}: {why}; use .mp4 (plays everywhere), .mkv or .mov")
+
+
+STILL_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic")
+
+
+def check_sources(config: PipelineConfig) -> None:
+    """Refuse a still image as a source: a track needs several frames, so its detections would never show."""
+    from pipelines.errors import SourceError
+
+    for settings in config.sources:
+        local = None if settings.is_live else file_path(settings.url)
+        if local and Path(local).suffix.lower() in STILL_IMAGES:
+            raise SourceError(f"{local} is a still image: trackstream tracks objects over the frames of a video "
+                              "or camera, and a track needs several frames; give a video (or run a detector on "
+                              "the picture, e.g. 'yolo predict')")
+
+
+def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> list[Write]:
+    """Refuse (``OutputError``, one line) a run whose writes clash with an input or with each other, whose
+    sources share a file name or whose video container is unusable; nothing is created or opened. Returns
+    the writes."""
+    check_sources(config)
+    check_container(config)
+    names: dict[str, str] = {}
+    for settings in config.sources:
+        name = safe_name(settings.id)
+        if name in names:
+            raise OutputError(f"sources {names[name]!r} and {settings.id!r} would share the file name {name!r} "
+                              "(outputs and state): give them different ids")
+        names[name] = settings.id
+    writes = [w for w in planned_writes(config) if not _special(w.path)]
+    reads = planned_reads(config, config_files)
+    for write in writes:
+        for path, what in reads:
+            if _same(write.path, path):
+                raise OutputError(f"{write.what} {write.path} is {what} ({path}): refusing to overwrite it; "
+                                  "choose another output path")
+            if write.rotates and _real(path).parent == _real(write.path).parent \
+                    and segment_pattern(write.path).match(path.name):
+                raise OutputError(f"{what} {path} is named like a finished segment of {write.what} "
+                                  f"{write.path}: rotation or --retain could replace or delete it; move it or "
+                                  "choose another output path")
+    for i, first in enumerate(writes):
+        for second in writes[i + 1:]:
+            if _same(first.path, second.path):
+                raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
+                                  "each output its own path")
+    return writes
+
+
+class WriteLocks:
+    """The advisory locks of one run (see module docstring); ``release()`` (or the process ending) drops them."""
+
+    def __init__(self) -> None:
+        self._held: list[tuple[int, Path]] = []
+
+    def acquire(self, write: Write) -> None:
+        lock = lock_path(write.path)
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # the output's own check reports the folder in one line
+        while True:
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                if write.what.startswith("the state file"):
+                    raise OutputError(f"cannot write the state folder {write.path.parent}: "
+                                      f"{exc.strerror or exc}") from None
+                return  # an unwritable output folder: the output's own check reports it
+            try:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = _read_pid(fd)
+                os.close(fd)
+                by = f" (PID {other})" if other else ""
+                raise OutputError(f"{write.what} {write.path} is being written by another trackstream run{by}: "
+                                  "wait for it to end or choose another path") from None
+            except OSError:  # a file system without locks (some network mounts): run unlocked
+                os.close(fd)
+                return
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not removed by the run that held it just before us
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._held.append((fd, lock))
+
+    def release(self) -> None:
+        """Remove the lock files and drop the locks (removal first, so a waiting run re-checks the name)."""
+        for fd, lock in reversed(self._held):
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._held.clear()
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of ``path``: ``.<name>.lock`` beside the file it resolves to."""
+    real = _real(path)
+    return real.with_name(f".{real.name}.lock")
+
+
+def _read_pid(fd: int) -> Optional[int]:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def hold_writes(config: PipelineConfig, config_files: Sequence[Optional[str]] = ()) -> Iterator[list[Write]]:
+    """``check_paths``, then hold a lock on every output and state file until the block ends."""
+    writes = check_paths(config, [name for name in config_files if name])
+    locks = WriteLocks()
+    try:
+        for write in writes:
+            if write.lock:
+                locks.acquire(write)
+        yield writes
+    finally:
+        locks.release()

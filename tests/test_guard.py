@@ -1,0 +1,130 @@
+"""Outputs never destroy inputs or each other, and one run writes a file at a time (real files, real runs)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def clip(bikes_video, tmp_path) -> Path:
+    """A copy of bikes.mp4 the user would not want to lose."""
+    path = tmp_path / "same.mp4"
+    shutil.copyfile(bikes_video, path)
+    return path
+
+
+def _refused(done: subprocess.CompletedProcess[str], *words: str) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("trackstream: error: "), done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def test_an_output_over_the_input_is_refused_and_the_input_kept(clip):
+    before = _digest(clip)
+    _refused(run_cli("run", str(clip), "--out", str(clip), "--max-frames", "2"), "--out", "input video")
+    assert _digest(clip) == before
+
+
+def test_a_symlink_or_hard_link_to_the_input_is_the_input(clip, tmp_path):
+    before = _digest(clip)
+    (tmp_path / "link.mp4").symlink_to(clip)
+    os.link(clip, tmp_path / "hard.mp4")
+    _refused(run_cli("run", str(clip), "--out", str(tmp_path / "link.mp4"), "--max-frames", "2"), "input video")
+    _refused(run_cli("run", str(clip), "--jsonl", str(tmp_path / "hard.mp4"), "--max-frames", "2"), "--jsonl")
+    _refused(run_cli("run", str(clip), "--mot", str(tmp_path / "sub" / ".." / "same.mp4"), "--max-frames", "2"),
+             "--mot")
+    assert _digest(clip) == before and (tmp_path / "link.mp4").is_symlink()
+
+
+def test_an_output_over_the_config_file_or_the_model_is_refused(clip, tmp_path, pose_weights):
+    config = tmp_path / "run.yaml"
+    config.write_text("detector: {conf: 0.3}\n", encoding="utf-8")
+    _refused(run_cli("run", str(clip), "--config", str(config), "--jsonl", str(config)), "config file")
+    assert config.read_text(encoding="utf-8") == "detector: {conf: 0.3}\n"
+    model = tmp_path / "model.pt"
+    shutil.copyfile(pose_weights, model)
+    before = _digest(model)
+    _refused(run_cli("run", str(clip), "--model", str(model), "--out", str(model)), "the model")
+    assert _digest(model) == before
+
+
+def test_two_outputs_on_one_path_are_refused_before_anything_is_written(clip, tmp_path):
+    out = tmp_path / "out.jsonl"
+    _refused(run_cli("run", str(clip), "--jsonl", str(out), "--events", str(out)), "--jsonl", "--events")
+    assert not out.exists()
+
+
+def test_sources_whose_ids_make_one_file_name_are_refused(clip, tmp_path):
+    config = tmp_path / "two.yaml"
+    config.write_text(f"sources:\n  - {{id: 'gate/1', url: '{clip}'}}\n  - {{id: 'gate:1', url: '{clip}'}}\n",
+                      encoding="utf-8")
+    _refused(run_cli("run", "--config", str(config), "--jsonl", str(tmp_path / "o.jsonl")), "gate_1")
+    assert not list(tmp_path.glob("o*.jsonl"))
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            cwd=str(REPO))
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_a_second_run_on_the_same_files_refuses_and_kill_9_leaves_no_stale_lock(clip, tmp_path):
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    first = _start(str(clip), "--jsonl", str(out), "--state", str(state), "--realtime", "--quiet")
+    try:
+        _wait_for(tmp_path / ".out.jsonl.lock", first)
+        second = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "2", "--quiet")
+        _refused(second, str(out), f"PID {first.pid}")
+        other = tmp_path / "other.jsonl"
+        third = run_cli("run", str(clip), "--jsonl", str(other), "--state", str(state), "--max-frames", "2")
+        _refused(third, "state file", "same.json", f"PID {first.pid}")
+        assert not other.exists()
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    again = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "3", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+    assert not (tmp_path / ".out.jsonl.lock").exists()
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webm", ".avi"])
+def test_an_annotated_video_in_an_unusable_container_is_refused_at_start(clip, tmp_path, suffix):
+    out = tmp_path / f"out{suffix}"
+    line = _refused(run_cli("run", str(clip), "--out", str(out), "--max-frames", "2"), f"out{suffix}", ".mp4")
+    assert "model" not in line and not out.exists()
+
+
+def test_a_still_image_is_refused_with_a_reason(clip, tmp_path):
+    import av
+
+    picture = tmp_path / "photo.jpg"
+    with av.open(str(clip)) as container:
+        next(container.decode(video=0)).to_image().save(picture)
+    _refused(run_cli("run", str(picture), "--jsonl", str(tmp_path / "p.jsonl")), "still image", "video")

@@ -1,0 +1,71 @@
+"""A saved state resumes only the video and the outputs it was saved for (real files, real runs)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def _run(video: Path, weights: Path, jsonl: Path, state: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run_cli("run", str(video), "--model", str(weights), "--imgsz", "160", "--jsonl", str(jsonl),
+                   "--state", str(state), "--quiet", *extra)
+
+
+def _indices(path: Path) -> list[int]:
+    return [json.loads(line)["frame_index"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _one_line(done, *words: str) -> str:  # type: ignore[no-untyped-def]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("trackstream: error: ")]
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def test_a_state_is_never_applied_to_another_video_of_the_same_name(tmp_path, bikes_video, bikes_fast,
+                                                                    pose_weights):
+    clip, jsonl, state = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--max-frames", "6").returncode == 0
+    saved = json.loads((state / "clip.json").read_text(encoding="utf-8"))
+    assert saved["source"]["size"] == clip.stat().st_size and saved["source"]["sha256_ends"]
+    shutil.copyfile(bikes_fast, clip)                      # another video under the same name
+    before = jsonl.read_bytes()
+    _one_line(_run(clip, pose_weights, jsonl, state, "--max-frames", "4"), "another source", "--fresh-state")
+    assert jsonl.read_bytes() == before                    # nothing cut, nothing appended
+    done = _run(clip, pose_weights, jsonl, state, "--max-frames", "4", "--fresh-state")
+    assert done.returncode == 0, done.stderr
+    assert _indices(jsonl) == [0, 1, 2, 3]                 # started over: its first frames are processed
+
+
+def test_a_resume_with_another_output_never_cuts_an_unrelated_file(tmp_path, bikes_video, pose_weights):
+    clip, jsonl, state = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--max-frames", "6").returncode == 0
+    unrelated = tmp_path / "notes.jsonl"
+    unrelated.write_text('{"mine": 1}\n' * 10_000, encoding="utf-8")
+    before = unrelated.read_bytes()
+    _one_line(_run(clip, pose_weights, unrelated, state, "--max-frames", "8"), str(jsonl), str(unrelated),
+              "--fresh-state")
+    assert unrelated.read_bytes() == before
+    done = _run(clip, pose_weights, jsonl, state, "--max-frames", "9")   # the same outputs: resumes
+    assert done.returncode == 0, done.stderr
+    assert _indices(jsonl) == list(range(6 + 9))
+
+
+def test_a_state_from_before_fingerprints_resumes_with_a_warning(tmp_path, bikes_video, pose_weights):
+    clip, jsonl, state = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--max-frames", "5").returncode == 0
+    file = state / "clip.json"
+    old = json.loads(file.read_text(encoding="utf-8"))
+    del old["source"]
+    file.write_text(json.dumps(old), encoding="utf-8")
+    done = _run(clip, pose_weights, jsonl, state, "--max-frames", "7")
+    assert done.returncode == 0, done.stderr
+    assert "no source fingerprint" in done.stderr
+    assert _indices(jsonl) == list(range(5 + 7))
