@@ -72,7 +72,7 @@ def perturb_detections(dets: np.ndarray, cond: Condition, seq_name: str) -> np.n
         return dets
     rng = np.random.default_rng([cond.seed, zlib.crc32(seq_name.encode())])
     keep = rng.random(len(dets)) >= cond.drop
-    out = dets[keep].copy()
+    out: np.ndarray = dets[keep].copy()
     out[:, 5] = np.clip(out[:, 5], 0.0, 1.0) ** cond.score_power
     if cond.jitter > 0.0:
         n = len(out)

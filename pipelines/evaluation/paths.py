@@ -74,7 +74,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ih = np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return inter / np.maximum(union, 1e-9)
+    iou: np.ndarray = inter / np.maximum(union, 1e-9)
+    return iou
 
 
 def _match(rec: PathRecord, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +107,8 @@ def _along(path: np.ndarray, times: np.ndarray, t: float) -> np.ndarray:
     if k < len(times) and abs(times[k] - t) < 1e-9:
         return path[:, k]
     w = (t - times[k - 1]) / (times[k] - times[k - 1])
-    return path[:, k - 1] + w * (path[:, k] - path[:, k - 1])
+    point: np.ndarray = path[:, k - 1] + w * (path[:, k] - path[:, k - 1])
+    return point
 
 
 def path_errors(rec: PathRecord, gt: np.ndarray, frame_rate: float,

@@ -72,11 +72,13 @@ class UltralyticsTracker:
             from ultralytics.trackers.track_tracker import TRACKTRACK as TrackTrack
 
             settings = {**ultralytics_defaults("tracktrack"), "gmc_method": "none", "with_reid": False}
-            self._tracker = TrackTrack(IterableSimpleNamespace(**settings))
+            make: Any = TrackTrack  # Ultralytics' trackers are untyped
+            self._tracker = make(IterableSimpleNamespace(**settings))
         else:
             from ultralytics.trackers.byte_tracker import BYTETracker
 
-            self._tracker = BYTETracker(IterableSimpleNamespace(**bytetrack_defaults()))
+            make_bytetrack: Any = BYTETracker
+            self._tracker = make_bytetrack(IterableSimpleNamespace(**bytetrack_defaults()))
 
     def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
         tlwh = np.asarray(tlwh, dtype=np.float32).reshape(-1, 4)

@@ -55,7 +55,8 @@ def _import_trackeval() -> ModuleType:
                 setattr(np, alias, builtin)
     import trackeval
 
-    return trackeval
+    module: ModuleType = trackeval
+    return module
 
 
 def _score_from(res: Mapping[str, Any]) -> SeqScore:

@@ -136,7 +136,7 @@ def format_paths(report: EvalReport) -> str:
             for horizon, e in pooled.items():
                 per = [x for errs in per_seq.values() for x in errs if x.horizon == horizon]
                 def fold_mean(attr: str, items: list[PathError] = per) -> float:
-                    return sum(getattr(x, attr) for x in items) / len(items)
+                    return float(sum(getattr(x, attr) for x in items)) / len(items)
                 rows.append((label, cond, f"{horizon:.1f} s", str(e.samples),
                              *(f"{fold_mean(a):.1f}" for a in ("ade_px", "fde_px")),
                              *(f"{fold_mean(a):.3f}" for a in ("ade_h", "fde_h")),
