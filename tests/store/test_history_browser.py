@@ -6,8 +6,7 @@ the page is served by the web view with a token, opened once with ?token= as a u
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -21,20 +20,9 @@ from pipelines.web.server import WebView
 from tests.conftest import free_port
 from tests.store.conftest import feed, synthetic_results
 from tests.web.conftest import browser  # noqa: F401 - the module's headless Chromium
+from tests.web.conftest import wait_for
 
-T = TypeVar("T")
 TOKEN = "page-Token-3"
-
-
-def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import pytest
 
@@ -109,3 +109,18 @@ class ServingRun:
             code = self.proc.wait()
         self._log.close()
         return code
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float = 20.0, every: float = 0.1) -> T:
+    """Poll ``probe`` until it returns something truthy (returned); fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -23,23 +23,11 @@ import pytest
 
 from tests.conftest import IN_CI
 from tests.live.conftest import RtspServer, _gst_available
-from tests.web.conftest import ServingRun
+from tests.web.conftest import ServingRun, wait_for
 
 pytestmark = pytest.mark.slow
 
-T = TypeVar("T")
 LINE = "lines: [{name: crossing, points: [[400, 0], [400, 300]]}]"
-
-
-def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float, every: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 def tile(driver: Any, source: str) -> Any:
