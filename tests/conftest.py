@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, TypeVar
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from pipelines.frames import VideoFrame
     from pipelines.sources.base import Source
 
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
@@ -182,3 +185,16 @@ def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None,
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=str(cwd or REPO))
+
+
+def frames_at(path: Path, indices: "Collection[int]") -> "list[VideoFrame]":
+    """The decoded frames of the video at ``path`` whose index is in ``indices``, in order."""
+    from pipelines.frames import VideoFrame
+    from pipelines.sources.base import SourceConfig
+    from pipelines.sources.file import FileSource
+
+    source = FileSource(path, options=SourceConfig())
+    try:
+        return [f for f in source.frames() if isinstance(f, VideoFrame) and f.index in indices]
+    finally:
+        source.close()

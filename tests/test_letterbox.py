@@ -14,19 +14,14 @@ from pipelines.config import DetectorConfig
 from pipelines.detection.detector import Detector
 from pipelines.detection.letterbox import DeviceLetterbox, place, resolve_preprocess
 from pipelines.frames import VideoFrame
-from pipelines.sources.base import SourceConfig
-from pipelines.sources.file import FileSource
-from tests.conftest import shared_data
+from tests.conftest import frames_at, shared_data
 
 FRAMES = (115, 125, 130, 135)
 
 
 @pytest.fixture(scope="module")
 def frames(bikes_video) -> list[VideoFrame]:
-    source = FileSource(bikes_video, options=SourceConfig())
-    out = [f for f in source.frames() if isinstance(f, VideoFrame) and f.index in FRAMES]
-    source.close()
-    return out
+    return frames_at(bikes_video, FRAMES)
 
 
 @pytest.fixture(scope="module")

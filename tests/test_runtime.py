@@ -22,9 +22,7 @@ from pipelines.detection.model_cache import MANIFEST, ModelCache
 from pipelines.detection.runtime import choose_runtime, model_format, openvino_installed
 from pipelines.errors import ModelError
 from pipelines.frames import VideoFrame
-from pipelines.sources.base import SourceConfig
-from pipelines.sources.file import FileSource
-from tests.conftest import run_cli
+from tests.conftest import frames_at, run_cli
 
 IMGSZ = 320
 FRAMES = (0, 60, 115, 125, 130, 135, 200, 249)  # empty road, cyclists entering, one filling half the frame
@@ -61,10 +59,7 @@ def exported(pose_weights, tmp_path_factory) -> Exported:
 
 @pytest.fixture(scope="module")
 def frames(bikes_video) -> list[VideoFrame]:
-    source = FileSource(bikes_video, options=SourceConfig())
-    out = [f for f in source.frames() if isinstance(f, VideoFrame) and f.index in FRAMES]
-    source.close()
-    return out
+    return frames_at(bikes_video, FRAMES)
 
 
 def _detector(exported: Exported, runtime: str, model: Path, **settings: object) -> Detector:
