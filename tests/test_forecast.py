@@ -120,3 +120,17 @@ def test_bad_prediction_settings_are_refused_naming_the_key(key, value, message)
     line = {"name": "gate", "points": [[0, 0], [10, 10]], key: value}
     with pytest.raises(ConfigError, match=f"lines\\[0\\]\\.{key}.*{message}"):
         build_config({"lines": [line]})
+
+
+def test_the_documented_examples_validate_against_the_event_schema():
+    import json
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "analytics.md").read_text()
+    section = text[text.index("## Warnings before a predicted crossing"):]
+    examples = [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", section, re.S)]
+    assert {e["event"] for e in examples} == {"crossing_predicted", "crossing_prediction_cancelled"}
+    check = validator("event.schema.json")
+    for example in examples:
+        assert not list(check.iter_errors(example)), example

@@ -88,12 +88,13 @@ def format_predictions(report: EvalReport) -> str:
     for cond, per_seq in report.predictions_by_condition.items():
         for seq, p in [*per_seq.items(), ("ALL (pooled)", pooled(list(per_seq.values())))]:
             rows.append([cond, seq, f"{p.horizon:g} s", f"{p.min_probability:g}", str(p.predictions),
-                         str(p.true_predictions), str(p.cancelled), str(p.gt_crossings), str(p.warned_crossings),
+                         str(p.true_predictions), str(p.late), str(p.cancelled), str(p.gt_crossings),
+                         str(p.warned_crossings),
                          _pct(p.precision), _pct(p.recall),
                          "-" if not np.isfinite(p.median_lead) else f"{p.median_lead:.2f}"])
     if not rows:
         return ""
     return _table("predicted crossings (trackstream; true: the person crosses that line that way within the "
-                  "horizon)",
-                  ["condition", "sequence", "horizon", "min p", "predicted", "true", "cancelled", "gt crossings",
+                  "horizon; late: crosses it, but after the horizon)",
+                  ["condition", "sequence", "horizon", "min p", "predicted", "true", "late", "cancelled", "gt crossings",
                    "warned", "P %", "R %", "median lead s"], rows, 2)

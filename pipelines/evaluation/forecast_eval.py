@@ -11,7 +11,9 @@ confirmation (``min_frames_on_side`` frames), after the prediction.
 * precision: true predictions / predictions made (cancelled ones included: the user saw them);
 * recall: ground-truth crossings with a true prediction made before them / all ground-truth crossings
   (people the detector never found count as missed);
-* lead: seconds from the first true prediction to the ground-truth crossing; the median is reported.
+* lead: seconds from the first true prediction to the ground-truth crossing; the median is reported;
+* late: predictions whose person did cross that line that way, but later than the horizon (the warning was
+  right about the crossing, early about its time; counted false above).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class PredictionScore:
     gt_crossings: int
     warned_crossings: int
     leads: tuple[float, ...]
+    late: int = 0
 
     @property
     def precision(self) -> float:
@@ -63,7 +66,8 @@ class PredictionScore:
         return {"horizon_seconds": self.horizon, "min_probability": self.min_probability,
                 "predictions": self.predictions, "true_predictions": self.true_predictions,
                 "cancelled": self.cancelled, "gt_crossings": self.gt_crossings,
-                "warned_crossings": self.warned_crossings, "precision": num(self.precision),
+                "warned_crossings": self.warned_crossings, "late_predictions": self.late,
+                "precision": num(self.precision),
                 "recall": num(self.recall), "median_lead_seconds": num(self.median_lead)}
 
 
@@ -73,7 +77,7 @@ def pooled(scores: Sequence[PredictionScore]) -> PredictionScore:
     return PredictionScore(first.horizon, first.min_probability, sum(s.predictions for s in scores),
                            sum(s.true_predictions for s in scores), sum(s.cancelled for s in scores),
                            sum(s.gt_crossings for s in scores), sum(s.warned_crossings for s in scores),
-                           tuple(x for s in scores for x in s.leads))
+                           tuple(x for s in scores for x in s.leads), sum(s.late for s in scores))
 
 
 def _owner(box: np.ndarray, gt_frame: np.ndarray) -> int | None:
@@ -115,14 +119,16 @@ def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines:
     truth = count_crossings(gt, lines, events)
     window = horizon * rate + events.min_frames_on_side
     first_warning: dict[int, int] = {}          # index into truth -> frame of its first true prediction
-    true_predictions = 0
+    true_predictions = late = 0
     for frame, line, sign, person in made:
-        hits = [i for i, c in enumerate(truth) if person is not None and c.track == person and c.line == line
-                and c.sign == sign and frame < c.frame <= frame + window]
+        later = [i for i, c in enumerate(truth) if person is not None and c.track == person and c.line == line
+                 and c.sign == sign and frame < c.frame]
+        hits = [i for i in later if truth[i].frame <= frame + window]
+        late += bool(later) and not hits
         if hits:
             true_predictions += 1
             i = min(hits, key=lambda k: truth[k].frame)
             first_warning[i] = min(first_warning.get(i, frame), frame)
     leads = tuple((truth[i].frame - f) / rate for i, f in sorted(first_warning.items()))
     return PredictionScore(horizon, min_probability, len(made), true_predictions, cancelled, len(truth),
-                           len(first_warning), leads)
+                           len(first_warning), leads, late)
