@@ -134,3 +134,17 @@ def test_the_documented_examples_validate_against_the_event_schema():
     check = validator("event.schema.json")
     for example in examples:
         assert not list(check.iter_errors(example)), example
+
+
+def test_prediction_events_reach_the_events_file(tmp_path):  # type: ignore[no-untyped-def]
+    import json
+
+    from pipelines.sinks.events_file import EventsFileSink
+
+    proc = StreamProcessor(SourceSettings("cam.mp4", lines=(GATE,)), {0: "person"})
+    sink = EventsFileSink(tmp_path / "events.jsonl")
+    for frame, dets in _walk([(100.0 + 6.0 * i, 400.0) for i in range(50)]):
+        sink.write(proc.process(frame, dets))
+    sink.close()
+    written = [json.loads(line)["event"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert written.index("crossing_predicted") < written.index("line_crossed")
