@@ -109,7 +109,9 @@ def test_eval_prints_counts_per_line_and_writes_them_to_the_summary(mot_root: Pa
     assert "counting accuracy [stride1]" in text and "predicted crossings" in text
     for label in ("trackstream", "trackstream+linezone", "ultralytics-bytetrack", "ultralytics-bytetrack+linezone"):
         assert any(line.startswith(f"{label} ") and SEQ in line for line in text.splitlines()), label
-    summary = json.loads((out / "summary.json").read_text())
+    def no_nan(name: str) -> None:
+        raise AssertionError(f"summary.json holds {name}: not strict JSON")
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
     seq = summary["counts_by_condition"]["stride1"]["ultralytics-bytetrack+linezone"][SEQ]
     assert len(seq["lines"]) == 8 and seq["CountTrue"] == 18 and 0 <= seq["CountErr"]
     assert set(seq["lines"][0]) == {"line", "direction", "true", "found", "matched", "error", "precision", "recall"}

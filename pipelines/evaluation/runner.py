@@ -297,6 +297,18 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
     return report
 
 
+def _no_nan(value: Any) -> Any:
+    """``value`` with every NaN or infinite float made null (a precision with nothing counted), so the file is
+    strict JSON that any parser reads."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def _json_floats(metrics: Mapping[str, float]) -> dict[str, float | None]:
     return {k: None if not np.isfinite(v) else round(v, 3) for k, v in metrics.items()}
 
@@ -329,6 +341,6 @@ def write_summary(path: Path, report: EvalReport) -> None:
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(json.dumps(_no_nan(data), indent=2, allow_nan=False) + "\n")
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
