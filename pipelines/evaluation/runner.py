@@ -212,7 +212,7 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
         tracked: dict[str, np.ndarray] = {}
         for spec in specs:
             ours = spec.name == TRACKSTREAM
-            rows, run, record, _ = track_sequence(spec.name, seq, dets, spec.config,
+            rows, run, record, fed_here = track_sequence(spec.name, seq, dets, spec.config,
                                                   schedule=options.schedule if ours else None,
                                                   fed=None if ours else fed)
             run = replace(run, tracker=spec.label, condition=cond.name)
@@ -221,7 +221,7 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
                   f"{run.detections} detections, {run.us_per_frame:.0f} cpu us/frame", file=progress)
             variants[spec.label] = results_dir(out, labels, spec.label)
             write_results(variants[spec.label] / f"{seq.name}.txt", rows)
-            tracked[spec.label] = rows
+            tracked[spec.label] = rows[fed_here[rows[:, 0].astype(np.int64)]]  # counted as run counts: fed frames
             if record is not None:
                 records.setdefault(spec.label, {})[seq.name] = record
             if options.interpolate_gap is not None:
