@@ -25,11 +25,13 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError
 from pipelines.sinks import output_path
 from pipelines.sinks.base import safe_name
+from pipelines.sinks.heatmap_file import check_new, temporary_path
 from pipelines.sinks.rotation import segment_pattern
 from pipelines.sources.base import file_path
 
 # output key -> (flag, whether it can rotate)
-OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"))
+OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"),
+           ("heatmap", "--heatmap"))
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
         template = getattr(out, key)
         if template is None:
             continue
-        rotates = bool(out.retain_seconds or out.retain_bytes or (
+        rotates = key != "heatmap" and bool(out.retain_seconds or out.retain_bytes or (
             key == "video" and (out.video_rotate_seconds or out.video_rotate_bytes)) or (
             key in ("jsonl", "events") and (out.jsonl_rotate_bytes or out.jsonl_rotate_seconds)))
         for settings in config.sources:
@@ -84,6 +86,9 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
             if key == "video":
                 writes.append(Write(path.with_name(f".{path.name}.faststart{path.suffix}"),
                                     f"{flag}'s temporary file of source {settings.id}", lock=False))
+            if key == "heatmap":
+                writes.append(Write(temporary_path(path), f"{flag}'s temporary file of source {settings.id}",
+                                    lock=False))
     state = config.state.dir
     if state and not state.startswith(("redis://", "rediss://", "unix://")):
         folder = Path(state).expanduser()
@@ -177,7 +182,19 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
             if _same(first.path, second.path):
                 raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
                                   "each output its own path")
+    check_new_heatmaps(config)
     return writes
+
+
+def check_new_heatmaps(config: PipelineConfig) -> None:
+    """Refuse a ``--heatmap`` path that names an existing file, unless ``output.heatmap_overwrite``."""
+    template = config.output.heatmap
+    if template is None:
+        return
+    for settings in config.sources:
+        path = Path(output_path(template, settings.id, len(config.sources) > 1))
+        if not _special(path):
+            check_new(path, config.output.heatmap_overwrite, settings.id)
 
 
 class WriteLocks:

@@ -66,7 +66,11 @@ def preflight(config: PipelineConfig) -> str:
     require_sources(config)
     out = config.output
     several = len(config.sources) > 1
-    for template in (out.video, out.jsonl, out.mot, out.events):
+    if out.heatmap is not None:
+        from pipelines.engine.guard import check_new_heatmaps
+
+        check_new_heatmaps(config)   # an existing file is kept unless output.heatmap_overwrite
+    for template in (out.video, out.jsonl, out.mot, out.events, out.heatmap):
         if template is None:
             continue
         for settings in config.sources:
