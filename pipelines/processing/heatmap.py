@@ -30,10 +30,11 @@ from pipelines.frames import HeatSnapshot
 from tracker.configutil import check_bounds
 from tracker.types import Tracks
 
-__all__ = ["Heatmap", "HeatmapConfig", "apply", "blend", "grid_shape", "layer", "render"]
+__all__ = ["PICTURE_ALPHA", "Heatmap", "HeatmapConfig", "apply", "blend", "grid_shape", "layer", "render"]
 
 Grid = npt.NDArray[np.float32]
 Image = npt.NDArray[np.uint8]
+PICTURE_ALPHA = 0.6   # opacity of the hottest places in a heatmap picture (the PNG, the web view's image)
 _RENORMALISE_BELOW = 1e-6   # the running scale is folded into the grids below this (float32 stays exact enough)
 
 

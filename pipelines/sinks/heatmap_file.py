@@ -13,17 +13,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.processing.heatmap import blend
+from pipelines.processing.heatmap import PICTURE_ALPHA, blend
 from pipelines.sinks._paths import prepare_output
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 
 log = logging.getLogger(__name__)
-
-PNG_ALPHA = 0.6   # opacity of the hottest places in the PNG
 
 
 def temporary_path(path: Path) -> Path:
@@ -59,6 +57,10 @@ class HeatmapFileSink(BaseSink):
         if result.heat is not None:
             self._last = result
 
+    def position(self) -> Optional[Mapping[str, object]]:
+        """The PNG's path (the summary names it; nothing to continue: it is written whole at the end)."""
+        return {"path": str(self.path)}
+
     def close(self) -> None:
         """Write the PNG (once; nothing when no frame was processed)."""
         last, self._last = self._last, None
@@ -69,7 +71,7 @@ class HeatmapFileSink(BaseSink):
             return
         import cv2
 
-        picture = blend(last.frame.image, last.heat.total, PNG_ALPHA)
+        picture = blend(last.frame.image, last.heat.total, PICTURE_ALPHA)
         ok, data = cv2.imencode(".png", picture)
         if not ok:
             raise OutputError(f"cannot encode the heatmap {self.path} as PNG")
