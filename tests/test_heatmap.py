@@ -139,3 +139,54 @@ def test_blend_colours_hot_places_and_leaves_cold_ones_alone():
     ys, xs = np.nonzero(changed)
     assert changed.any() and abs(xs.mean() - 160) < 5 and abs(ys.mean() - 180) < 5
     assert not changed[:, 300:].any()                                 # far from the spot: untouched
+
+
+def test_the_sinks_copy_is_renewed_every_fifth_of_a_second_of_video():
+    heatmap = Heatmap(HeatmapConfig(enabled=True), CLASS_NAMES)
+    copies = []
+    for i in range(12):
+        heatmap.add(walker(100 + 5 * i, 300), i / 25, W, H)
+        copies.append(heatmap.latest(i / 25))
+    assert len({id(c) for c in copies}) == 3                  # at 0, 0.2 and 0.4 s
+    assert copies[-1].frames == 11 and copies[-1].total.sum() == pytest.approx(11)
+    before = copies[-1].total.copy()
+    heatmap.add(walker(600, 300), 0.5, W, H)
+    np.testing.assert_array_equal(copies[-1].total, before)    # a copy handed out never changes
+
+
+def test_the_annotated_picture_shows_the_heat_under_the_tracks_when_asked():
+    import dataclasses
+
+    from pipelines.processing.overlays import Annotator, OverlayConfig
+    from tests.synthetic_tracks import make_result
+
+    heatmap = Heatmap(HeatmapConfig(enabled=True), CLASS_NAMES)
+    for i in range(20):
+        heatmap.add(walker(160, 300), i / 25, W, H)
+    image = np.full((H, W, 3), 90, np.uint8)
+    res = dataclasses.replace(make_result(image, make_tracks([], [])), heat=heatmap.snapshot())
+    plain = Annotator(OverlayConfig()).draw(res)
+    heated = Annotator(OverlayConfig(heatmap=True)).draw(res)
+    assert (plain == 90).all()                                  # off by default
+    changed = np.abs(heated.astype(int) - 90).sum(axis=2) > 30
+    ys, xs = np.nonzero(changed)
+    assert abs(xs.mean() - 160) < 6 and abs(ys.mean() - 300) < 6
+
+
+def test_a_source_may_have_its_own_heatmap_settings_and_outputs_switch_it_on():
+    from pipelines.api import build_api_config
+    from pipelines.config import build_config
+
+    config = build_config({"heatmap": {"half_life_seconds": 60},
+                           "sources": [{"url": "a.mp4", "heatmap": {"enabled": True, "max_side": 64}}, "b.mp4"]})
+    a, b = config.sources
+    assert (a.heatmap.enabled, a.heatmap.max_side, a.heatmap.half_life_seconds) == (True, 64, 60)
+    assert (b.heatmap.enabled, b.heatmap.max_side) == (False, 256)
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.heatmap\.max_side"):
+        build_config({"sources": [{"url": "a.mp4", "heatmap": {"max_side": 0}}]})
+    on = build_config({"output": {"heatmap": "h.png"}, "sources": ["a.mp4"]})
+    assert on.sources[0].heatmap.enabled and build_config({"overlay": {"heatmap": True}}).heatmap.enabled
+    api = build_api_config(["a.mp4"], heatmap="maps/{source}.png")     # the Python API: as --heatmap
+    assert api.output.heatmap == "maps/{source}.png" and api.sources[0].heatmap.enabled
+    assert build_api_config(["a.mp4"], heatmap=True).sources[0].heatmap.enabled
+    assert build_api_config(["a.mp4"], heatmap=True).output.heatmap is None

@@ -13,9 +13,9 @@ side of the frame (the frame's aspect), plus one per class seen (at most the mod
 time); unset, every frame of the run counts the same. Decay costs nothing per frame: the grids hold heat
 divided by a running scale, renormalised once the scale gets small.
 
-``Heatmap.add`` runs on the processing thread (a few tens of microseconds at 50 tracks:
-``benchmarks/heatmap.py``); ``HeatSnapshot`` values (``pipelines.frames``) carry the grids to the sinks,
-which draw them with ``render`` / ``blend`` here.
+``Heatmap.add`` runs on the processing thread (well under a millisecond at 50 tracks: ``benchmarks/heatmap.py``);
+``HeatSnapshot`` values (``pipelines.frames``) carry copies of the grids to the sinks, renewed every
+``SNAPSHOT_SECONDS`` of video, which draw them with ``layer`` / ``apply`` / ``blend`` here.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ __all__ = ["PICTURE_ALPHA", "Heatmap", "HeatmapConfig", "apply", "blend", "grid_
 Grid = npt.NDArray[np.float32]
 Image = npt.NDArray[np.uint8]
 PICTURE_ALPHA = 0.6   # opacity of the hottest places in a heatmap picture (the PNG, the web view's image)
+SNAPSHOT_SECONDS = 0.2  # the sinks' copy of the heat is renewed this often (video time): copying every frame
+                        # would cost the processing thread several times what adding does
 _RENORMALISE_BELOW = 1e-6   # the running scale is folded into the grids below this (float32 stays exact enough)
 
 
@@ -85,6 +87,7 @@ class Heatmap:
         self._classes: dict[int, Grid] = {}
         self._scale = 1.0            # true heat = grid * scale
         self._last_pts: Optional[float] = None
+        self._held: Optional[tuple[float, HeatSnapshot]] = None   # (pts, the sinks' latest copy)
         self.frames = 0
 
     @property
@@ -131,6 +134,15 @@ class Heatmap:
                 self._scale = 1.0
         self._last_pts = pts if self._last_pts is None else max(pts, self._last_pts)
 
+    def latest(self, pts: float) -> HeatSnapshot:
+        """The sinks' copy at ``pts`` s: a new ``snapshot`` when ``SNAPSHOT_SECONDS`` of video passed since the
+        last one (or time went back), else that one again (the same value: a picture of the heat at most
+        ``SNAPSHOT_SECONDS`` old)."""
+        held = self._held
+        if held is None or not 0.0 <= pts - held[0] < SNAPSHOT_SECONDS:
+            held = self._held = (pts, self.snapshot())
+        return held[1]
+
     def snapshot(self) -> HeatSnapshot:
         """The heat now, as new arrays (the sinks keep them while this goes on adding)."""
         if self._total is None:
@@ -140,19 +152,19 @@ class Heatmap:
         return HeatSnapshot(self._total * scale, by_class, self.frames)
 
 
-def render(heat: Grid, size: tuple[int, int]) -> tuple[Image, npt.NDArray[np.float32]]:
-    """Colour-map a heat grid at ``size`` (width, height) pixels: (BGR uint8 image, float32 opacity 0..1).
+def render(heat: Grid) -> tuple[Image, npt.NDArray[np.float32]]:
+    """Colour-map a heat grid, at the grid's size: (BGR uint8 image, float32 opacity 0..1).
 
-    The grid is blurred by a 80th of its long side (a point becomes a spot), scaled so its hottest cell is 1 and
-    square-rooted (a path walked once still shows beside a spot someone stood on for minutes), then
+    The grid is blurred by an 80th of its long side (a point becomes a spot), scaled so its hottest cell
+    is 1 and square-rooted (a path walked once still shows beside a spot someone stood on for minutes), then
     coloured blue (little) to red (most) with OpenCV's JET map. Opacity follows the heat, so cold places
     keep the picture under them unchanged."""
     import cv2
 
-    smooth = cv2.GaussianBlur(np.asarray(heat, np.float32), (0, 0), sigmaX=max(1.0, max(heat.shape) / 80.0))
+    grid = np.asarray(heat, np.float32)
+    smooth = cv2.GaussianBlur(grid, (0, 0), sigmaX=max(1.0, max(grid.shape) / 80.0))
     peak = float(smooth.max()) if smooth.size else 0.0
     level = np.sqrt(np.clip(smooth / peak, 0.0, 1.0)) if peak > 0 else np.zeros_like(smooth)
-    level = cv2.resize(level.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
     colour = cv2.applyColorMap(np.round(level * 255.0).astype(np.uint8), cv2.COLORMAP_JET)
     opacity = np.clip((level - 0.05) * 4.0, 0.0, 1.0).astype(np.float32)
     return np.asarray(colour, np.uint8), opacity
@@ -163,12 +175,16 @@ Layer = tuple[Image, Image]
 
 def layer(heat: Grid, size: tuple[int, int], alpha: float) -> Layer:
     """The colour-mapped ``heat`` at ``size`` (width, height) ready to lay over pictures of that size at most
-    ``alpha`` opaque: (what is kept of the picture, 0..255 per channel; the colour premultiplied)."""
-    colour, opacity = render(heat, size)
-    a = np.round(opacity * np.float32(alpha) * 255.0).astype(np.uint8)
-    a3 = np.repeat(a[:, :, None], 3, axis=2)
-    pre = np.round(colour.astype(np.float32) * a3.astype(np.float32) / 255.0).astype(np.uint8)
-    return np.asarray(255 - a3, np.uint8), np.asarray(pre, np.uint8)
+    ``alpha`` opaque: (what is kept of the picture, 0..255 per channel; the colour premultiplied). Coloured
+    at the grid's size, then enlarged (a few ms at 1080p)."""
+    import cv2
+
+    colour, opacity = render(heat)
+    a = opacity * np.float32(alpha)
+    keep = np.round((1.0 - a) * 255.0).astype(np.uint8)
+    pre = np.round(colour.astype(np.float32) * a[:, :, None]).astype(np.uint8)
+    keep3 = cv2.resize(cv2.merge([keep, keep, keep]), size, interpolation=cv2.INTER_LINEAR)
+    return np.asarray(keep3, np.uint8), np.asarray(cv2.resize(pre, size, interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
 def apply(image: Image, heat_layer: Layer) -> Image:

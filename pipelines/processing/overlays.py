@@ -39,7 +39,6 @@ MAX_TRAIL_POINTS = 1024  # hard cap per track, in case PTS stop advancing
 TRAIL_VERTICES = 16  # a drawn trail is thinned to this many points
 _COORD_LIMIT = 1 << 20  # OpenCV wants int32 coordinates; far-off points are clipped to this
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-HEAT_REDRAW_FRAMES = 5  # the drawn heatmap is coloured anew every this many frames
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,7 @@ class Annotator:
         self._trails = Trails(self.config.trail_seconds)
         self._zones = tuple(zones)
         self._lines = tuple(lines)
-        self._heat: Optional[Tuple[int, Tuple[int, int], Any]] = None   # (frames, size, layer) last coloured
+        self._heat: Optional[Tuple[HeatSnapshot, Tuple[int, int], Any]] = None   # (heat, size, layer) last coloured
 
     @property
     def trail_ids(self) -> Tuple[int, ...]:
@@ -230,12 +229,12 @@ class Annotator:
         return image
 
     def _heat_under(self, image: Image, heat: HeatSnapshot) -> Image:
-        """``image`` under the heatmap, coloured anew only every ``HEAT_REDRAW_FRAMES`` frames (heat changes
-        slowly; colouring and resizing the grid is most of the cost)."""
+        """``image`` under the heatmap, coloured anew only when the processor hands a new copy of it (every
+        ``heatmap.SNAPSHOT_SECONDS`` of video; colouring and enlarging the grid is most of the cost)."""
         size = (image.shape[1], image.shape[0])
         held = self._heat
-        if held is None or held[1] != size or heat.frames - held[0] >= HEAT_REDRAW_FRAMES or heat.frames < held[0]:
-            held = self._heat = (heat.frames, size, layer(heat.total, size, self.config.heatmap_alpha))
+        if held is None or held[0] is not heat or held[1] != size:
+            held = self._heat = (heat, size, layer(heat.total, size, self.config.heatmap_alpha))
         return apply(image, held[2])
 
 

@@ -149,7 +149,7 @@ class StreamProcessor:
         if self._heatmap is not None:
             height, width = frame.image.shape[:2]
             self._heatmap.add(tracks, frame.pts, width, height)
-            heat = self._heatmap.snapshot()
+            heat = self._heatmap.latest(frame.pts)
         trails = None
         if self._trails is not None:
             self._trails.update(tracks, frame.pts)
