@@ -52,11 +52,14 @@ def test_heatmap_png_shows_heat_along_the_tracks_ground_points(tmp_path, bikes_v
 
 
 def test_an_existing_heatmap_file_is_kept_unless_asked(tmp_path, bikes_video):
+    """The one line docs/outputs.md quotes, before any model loads."""
+    from tests.test_docs_quotes import printed, quoted
+
     png = tmp_path / "heat.png"
     png.write_bytes(b"keep me")
-    proc = run_cli("run", str(bikes_video), "--heatmap", str(png), "--quiet")
+    proc = run_cli("run", str(bikes_video), "--heatmap", "heat.png", "--quiet", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"{png} exists; refusing to replace it" in proc.stderr and "--heatmap-overwrite" in proc.stderr
+    assert printed(proc.stderr) == quoted("outputs.md", "--heatmap of source")
     assert png.read_bytes() == b"keep me"
 
 
