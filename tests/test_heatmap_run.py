@@ -85,3 +85,20 @@ def test_help_names_the_heatmap_flags():
     proc = run_cli("run", "--help")
     for flag in ("--heatmap OUT.png", "--heatmap-overwrite", "--heatmap-overlay", "--heatmap-half-life"):
         assert flag in proc.stdout
+
+
+def test_a_run_continuing_its_saved_state_may_replace_the_heatmap_it_wrote(tmp_path, bikes_video):
+    """``--state``: the saved state records the heatmap's path; resuming it replaces that file, nothing else."""
+    from pipelines.config import build_config
+    from pipelines.engine.guard import check_paths
+
+    png, state = tmp_path / "heat.png", tmp_path / "state"
+    png.write_bytes(b"from the interrupted run")
+    state.mkdir()
+    data = {"sources": [str(bikes_video)], "output": {"heatmap": str(png)}, "state": {"dir": str(state)}}
+    with pytest.raises(OutputError, match="exists; refusing"):
+        check_paths(build_config(data))                      # no saved state: an unknown file
+    (state / "bikes.json").write_text(json.dumps({"outputs": {"heatmap": {"path": str(png)}}}))
+    check_paths(build_config(data))                          # the state's own heatmap: continued
+    with pytest.raises(OutputError, match="exists; refusing"):
+        check_paths(build_config({**data, "state": {"dir": str(state), "fresh": True}}))

@@ -187,14 +187,32 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
 
 
 def check_new_heatmaps(config: PipelineConfig) -> None:
-    """Refuse a ``--heatmap`` path that names an existing file, unless ``output.heatmap_overwrite``."""
+    """Refuse a ``--heatmap`` path that names an existing file, unless ``output.heatmap_overwrite`` or the run
+    continues (``--state DIR``) a saved state whose run wrote that very file."""
     template = config.output.heatmap
     if template is None:
         return
     for settings in config.sources:
         path = Path(output_path(template, settings.id, len(config.sources) > 1))
-        if not _special(path):
+        if not _special(path) and not _continued(config, settings.id, path):
             check_new(path, config.output.heatmap_overwrite, settings.id)
+
+
+def _continued(config: PipelineConfig, source_id: str, path: Path) -> bool:
+    """A saved state in ``state.dir`` (a folder, not Redis) that is resumed and records ``path`` as its heatmap."""
+    state = config.state.dir
+    if not state or config.state.fresh or state.startswith(("redis://", "rediss://", "unix://")):
+        return False
+    import json
+
+    try:   # read here, not through the state store, which would create the folder: nothing is made yet
+        saved = json.loads((Path(state).expanduser() / f"{safe_name(source_id)}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False   # none yet, or unreadable: the run itself reports the latter
+    outputs = saved.get("outputs") if isinstance(saved, dict) else None
+    recorded = outputs.get("heatmap") if isinstance(outputs, dict) else None
+    where = recorded.get("path") if isinstance(recorded, dict) else None
+    return isinstance(where, str) and _same(Path(where), path)
 
 
 class WriteLocks:

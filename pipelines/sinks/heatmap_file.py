@@ -5,7 +5,9 @@ processor: ``pipelines/processing/heatmap.py``) laid over it: blue where tracks'
 seldom, red where they were most, the frame unchanged where none was. It has the frame's size. It is written
 once, when the source's lane closes (its end, ``--max-frames``, or a stop), to a temporary file beside it
 and then renamed, so the PNG is never half-written. An existing file is refused at start unless
-``output.heatmap_overwrite`` (``--heatmap-overwrite``) allows replacing it (``check_new``).
+``output.heatmap_overwrite`` (``--heatmap-overwrite``) allows replacing it (``check_new``), or the run continues
+a saved state (``--state``) whose run wrote it. The heatmap itself is not in the state: a resumed run's PNG
+holds the heat of its own frames.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class HeatmapFileSink(BaseSink):
 def _build(ctx: SinkContext) -> HeatmapFileSink:
     out = ctx.config.output
     assert out.heatmap is not None
-    return HeatmapFileSink(ctx.path(out.heatmap), ctx.settings.id, out.heatmap_overwrite)
+    # a run continuing its saved state (--state) replaces the PNG of the run it continues
+    return HeatmapFileSink(ctx.path(out.heatmap), ctx.settings.id, out.heatmap_overwrite or ctx.resume is not None)
 
 
 ENTRY = SinkEntry("heatmap", DropPolicy.BLOCK, lambda config: bool(config.output.heatmap), _build)
