@@ -190,3 +190,19 @@ def test_a_source_may_have_its_own_heatmap_settings_and_outputs_switch_it_on():
     assert api.output.heatmap == "maps/{source}.png" and api.sources[0].heatmap.enabled
     assert build_api_config(["a.mp4"], heatmap=True).sources[0].heatmap.enabled
     assert build_api_config(["a.mp4"], heatmap=True).output.heatmap is None
+
+
+def test_the_command_line_switches_the_heatmap_on_with_any_of_its_flags():
+    import argparse
+
+    from pipelines.commands.run import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert not config_from_args(parser.parse_args(["a.mp4"])).sources[0].heatmap.enabled
+    for flags in (["--heatmap", "h.png"], ["--heatmap-overlay"], ["--heatmap-half-life", "30"]):
+        config = config_from_args(parser.parse_args(["a.mp4", *flags]))
+        assert config.sources[0].heatmap.enabled, flags
+    config = config_from_args(parser.parse_args(["a.mp4", "--heatmap", "h.png", "--heatmap-overwrite",
+                                                 "--heatmap-half-life", "30"]))
+    assert config.output.heatmap_overwrite and config.sources[0].heatmap.half_life_seconds == 30

@@ -35,8 +35,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                      "ground points were (the last frame with a heatmap over it); an existing "
                                      "file is refused unless --heatmap-overwrite"}),
     ("--heatmap-half-life", "heatmap.half_life_seconds",
-     {"type": float, "metavar": "S", "help": "heat fades by half every S seconds of video (default: the whole "
-                                             "run counts the same)"}),
+     {"type": float, "metavar": "S", "help": "switch the heatmap on (for the live view too); heat fades by half "
+                                             "every S seconds of video (default: the whole run counts the same)"}),
     ("--state", "state.dir", {"metavar": "DIR", "help": "save each source's state (tracks, events, counts, "
                               "output positions) in DIR every few seconds and at exit, and continue from it "
                               "at start: a camera keeps its IDs and counts, an interrupted video resumes"}),
@@ -211,6 +211,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         set_dotted(data, "state.fresh", True)
     if args.realtime:
         set_dotted(data, "source.realtime", True)
+    if args.heatmap_half_life is not None:   # asking how it fades asks for a heatmap
+        set_dotted(data, "heatmap.enabled", True)
     if args.heatmap_overwrite:
         set_dotted(data, "output.heatmap_overwrite", True)
     if args.heatmap_overlay:
