@@ -113,6 +113,7 @@ class ConfigOptions(TypedDict, total=False):
     zones: Sequence[ZoneConfig | Mapping[str, Any]] | None
     lines: Sequence[LineConfig | Mapping[str, Any]] | None
     schedule: str | None
+    heatmap: str | os.PathLike[str] | bool | None
 
 
 class ProcessOptions(ConfigOptions, total=False):
@@ -145,6 +146,7 @@ def build_api_config(sources: Sequence[SourceLike], **options: Unpack[ConfigOpti
 def _config_of(sources: Sequence[SourceLike], options: ConfigOptions) -> PipelineConfig:
     config, model, classes = options.get("config"), options.get("model"), options.get("classes")
     zones, lines = options.get("zones"), options.get("lines")
+    heatmap = options.get("heatmap")
     if config is None:
         data: dict[str, Any] = {}
     elif isinstance(config, Mapping):
@@ -159,6 +161,8 @@ def _config_of(sources: Sequence[SourceLike], options: ConfigOptions) -> Pipelin
         "source.vid_stride": options.get("vid_stride"),
         "zones": None if zones is None else [_shape(z) for z in zones],
         "lines": None if lines is None else [_shape(line) for line in lines],
+        "heatmap.enabled": True if heatmap is True else None,
+        "output.heatmap": None if heatmap is None or isinstance(heatmap, bool) else os.fspath(heatmap),
     }
     for key, value in {**dict(options.get("overrides") or {}), **named}.items():
         if value is not None:
@@ -203,6 +207,10 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
         schedule: which frames the detector runs on (``every``, ``interval:K``, ``interval:Ss``,
             ``adaptive``; ``detector.schedule``). Every frame is still yielded: ``FrameResult.detected``
             says whether the detector ran on it, a track whose ``Tracks.matched`` row is False is predicted.
+        heatmap: True: each ``FrameResult.heat`` holds the source's heatmap so far (``HeatSnapshot``: where
+            tracks' ground points were, in total and per class); a path: that too, and a PNG of it written
+            there when the run ends (``{source}`` = source id; an existing file is refused unless
+            ``overrides={"output.heatmap_overwrite": True}``), as ``--heatmap``.
         statuses: also yield each source's ``StreamStatus`` values (started, gap, resumed, ended,
             closed) in order with its frames; their ``events`` hold the stream events and the
             ``track_ended`` events of tracks still open when a source ends.

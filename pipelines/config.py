@@ -26,6 +26,7 @@ from pipelines.sources.base import SourceConfig
 from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from pipelines.processing.calibration import CalibrationConfig  # calibration: owned with the speed measures
+from pipelines.processing.heatmap import HeatmapConfig  # heatmap: owned with the accumulation
 from tracker.config import TrackerConfig
 from tracker.configutil import MAX_CONFIG_BYTES, ConfigError, from_mapping, load_yaml, to_mapping
 
@@ -88,6 +89,8 @@ class OutputConfig:
     jsonl_rotate_seconds: Optional[float] = field(default=None, metadata={"gt": 0})
     mot: Optional[str] = None
     events: Optional[str] = None
+    heatmap: Optional[str] = None  # PNG of each source's heatmap, written at the end (--heatmap)
+    heatmap_overwrite: bool = False  # replace an existing heatmap file (else the run refuses it at start)
     video_codec: str = "libx264"
     video_encoder: Literal["auto", "cpu", "cuda"] = "auto"  # NVENC or video_codec: pipelines/sinks/video.py
     video_crf: int = field(default=23, metadata={"min": 0, "max": 51})
@@ -147,6 +150,7 @@ class PipelineConfig:
     zones: tuple[ZoneConfig, ...] = ()
     lines: tuple[LineConfig, ...] = ()
     calibration: Optional[CalibrationConfig] = None   # single-source runs; else under sources[]
+    heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)  # every source's, unless its entry has one
     events: EventsConfig = field(default_factory=EventsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     state: StateConfig = field(default_factory=StateConfig)
@@ -164,6 +168,7 @@ _SECTIONS: dict[str, Any] = {
     "source": SourceConfig, "detector": DetectorConfig, "overlay": OverlayConfig, "output": OutputConfig,
     "redis": RedisConfig, "mqtt": MqttConfig, "events": EventsConfig, "metrics": MetricsConfig, "state": StateConfig,
     "http": HttpConfig, "cluster": ClusterConfig, "schedule": ScheduleTuning, "store": StoreConfig,
+    "heatmap": HeatmapConfig,
 }
 
 
@@ -225,11 +230,17 @@ def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings
     zones = _items(rest.pop("zones", None), f"{key}.zones", ZoneConfig)
     lines = _items(rest.pop("lines", None), f"{key}.lines", LineConfig)
     calibration = _calibration(rest.pop("calibration", None), f"{key}.calibration") or shared.calibration
+    heatmap = shared.heatmap
+    if "heatmap" in rest:   # the entry's keys over the heatmap: section's
+        own = rest.pop("heatmap")
+        if not isinstance(own, Mapping):
+            raise ConfigError(f"{key}.heatmap", f"must be a mapping of settings, got {type(own).__name__}")
+        heatmap = from_mapping(HeatmapConfig, {**to_mapping(shared.heatmap), **own}, f"{key}.heatmap")
     base = shared.options
     options = from_mapping(SourceConfig, {**to_mapping(base), **rest}, key) if rest else base
     return SourceSettings(url=url, id=sid or "", options=options, zones=shared.zones + zones,
                           lines=shared.lines + lines, events=shared.events, tracker=shared.tracker,
-                          schedule=schedule, calibration=calibration)
+                          schedule=schedule, calibration=calibration, heatmap=heatmap)
 
 
 def _calibration(data: Any, key: str) -> Optional[CalibrationConfig]:
@@ -283,11 +294,14 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
         raise ConfigError("zones", "with several sources, put zones and lines under each sources[] entry")
     if isinstance(raw_sources, (list, tuple)) and len(raw_sources) > 1 and calibration is not None:
         raise ConfigError("calibration", "with several sources, put the calibration under each sources[] entry")
+    heatmap: HeatmapConfig = kwargs["heatmap"]
+    if (kwargs["output"].heatmap or kwargs["overlay"].heatmap) and not heatmap.enabled:
+        heatmap = kwargs["heatmap"] = dataclasses.replace(heatmap, enabled=True)   # what they show needs it
     shared = SourceSettings(url="-", options=kwargs["source"], zones=zones, lines=lines, events=kwargs["events"],
                             tracker=_tracker_settings(tracker, tracker_config),  # rejects bad tracker keys now
                             schedule=Schedule.parse(kwargs["detector"].schedule, kwargs["schedule"],
                                                     "detector.schedule"),
-                            calibration=calibration)
+                            calibration=calibration, heatmap=heatmap)
     sources = resolve_sources(raw_sources, shared, kwargs["redis"].source_id)
     return PipelineConfig(sources=sources, tracker=dict(tracker), tracker_config=tracker_config, zones=zones,
                           lines=lines, calibration=calibration, **kwargs)

@@ -158,6 +158,24 @@ class TrackMeasures:
 
 
 @dataclass(frozen=True)
+class HeatSnapshot:
+    """A source's heatmap at one frame (``pipelines/processing/heatmap.py``): where tracks' ground points were.
+
+    Attributes:
+        total: float32 (rows, cols) heat of every class: track-frames per cell (a track adds 1 to its ground
+            point's cell each frame), decayed by ``heatmap.half_life_seconds`` when set. The grid has the
+            frame's aspect; cell (r, c) covers pixels ``[c, c + 1) * width / cols`` by
+            ``[r, r + 1) * height / rows``.
+        by_class: class name -> float32 (rows, cols), the same per class (classes seen so far).
+        frames: frames accumulated.
+    """
+
+    total: npt.NDArray[np.float32]
+    by_class: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict)
+    frames: int = 0
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """What one processed frame produced: the output value of a source's ``StreamProcessor``.
 
@@ -178,6 +196,7 @@ class FrameResult:
             skipped it and every track is at its predicted box (``Tracks.matched`` all False).
         measures: per-track analytics (seconds inside each zone, ground speed and heading with a
             calibration; ``TrackMeasures``); None when the source has neither.
+        heat: the source's heatmap after this frame (``HeatSnapshot``); None when its heatmap is off.
     """
 
     frame: VideoFrame
@@ -190,6 +209,7 @@ class FrameResult:
     stream_time: Optional[float] = None
     detected: bool = True
     measures: Optional[TrackMeasures] = None
+    heat: Optional[HeatSnapshot] = None
 
 
 class StatusKind(str, Enum):

@@ -14,6 +14,7 @@ from typing import Optional
 
 from pipelines.processing.schedule import Schedule
 from pipelines.processing.calibration import CalibrationConfig
+from pipelines.processing.heatmap import HeatmapConfig
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig
 from pipelines.secrets import source_name
 from pipelines.sources.base import SourceConfig, file_path, is_live_url
@@ -43,6 +44,7 @@ class SourceSettings:
         tracker: the tracker settings of this source.
         schedule: which frames the detector runs on (``detector.schedule``, or the entry's own ``schedule``).
         calibration: pixels -> metres on the ground (speed in real units); None: not calibrated.
+        heatmap: whether and how this source's heatmap accumulates (``heatmap:``).
     """
 
     url: str
@@ -54,6 +56,7 @@ class SourceSettings:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     schedule: Schedule = field(default_factory=Schedule)
     calibration: Optional[CalibrationConfig] = None
+    heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -34,6 +34,7 @@ CONFIG_SECTIONS = frozenset({
     "pipelines.sinks.redis_conn", "pipelines.sinks.mqtt_conn", "pipelines.web.config", "pipelines.cluster.config",
     "pipelines.store.config", "pipelines.processing.calibration",
     "pipelines.processing.ground_filter",  # the calibration section measures speed with this filter
+    "pipelines.processing.heatmap",
 })
 
 

@@ -31,6 +31,12 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--mot", "output.mot", {"metavar": "OUT.txt", "help": "write tracks in MOTChallenge format here"}),
     ("--events", "output.events", {"metavar": "EVENTS.jsonl",
                                    "help": "write every event (track, zone, line, stream) as JSON Lines here"}),
+    ("--heatmap", "output.heatmap", {"metavar": "OUT.png", "help": "at the end, write a PNG of where tracks' "
+                                     "ground points were (the last frame with a heatmap over it); an existing "
+                                     "file is refused unless --heatmap-overwrite"}),
+    ("--heatmap-half-life", "heatmap.half_life_seconds",
+     {"type": float, "metavar": "S", "help": "switch the heatmap on (for the live view too); heat fades by half "
+                                             "every S seconds of video (default: the whole run counts the same)"}),
     ("--state", "state.dir", {"metavar": "DIR", "help": "save each source's state (tracks, events, counts, "
                               "output positions) in DIR every few seconds and at exit, and continue from it "
                               "at start: a camera keeps its IDs and counts, an interrupted video resumes"}),
@@ -160,6 +166,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-discovery", action="store_true", default=None,
                         help="with --mqtt: announce each zone's and line's counts to Home Assistant (MQTT "
                              "discovery), one device per source")
+    parser.add_argument("--heatmap-overwrite", action="store_true", default=None,
+                        help="let --heatmap replace an existing file")
+    parser.add_argument("--heatmap-overlay", action="store_true", default=None,
+                        help="draw the heatmap under the tracks in the annotated video and the live view")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="play files at their own pace like a camera; frames the detector cannot "
                              "keep up with are dropped (and counted)")
@@ -201,6 +211,12 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         set_dotted(data, "state.fresh", True)
     if args.realtime:
         set_dotted(data, "source.realtime", True)
+    if args.heatmap_half_life is not None:   # asking how it fades asks for a heatmap
+        set_dotted(data, "heatmap.enabled", True)
+    if args.heatmap_overwrite:
+        set_dotted(data, "output.heatmap_overwrite", True)
+    if args.heatmap_overlay:
+        set_dotted(data, "overlay.heatmap", True)
     for flag, key in OVERLAY_FLAGS:
         if vars(args)[_dest(flag)]:
             set_dotted(data, f"overlay.{key}", False)

@@ -48,7 +48,7 @@ def output_paths(output: Any, source_id: str, several: bool) -> dict[str, str]:
     """Sink name -> the path this run writes for ``source_id`` (``output``: the ``output:`` config section)."""
     from pipelines.sinks import output_path
 
-    names = ("video", "jsonl", "mot", "events")
+    names = ("video", "jsonl", "mot", "events", "heatmap")
     return {name: output_path(getattr(output, name), source_id, several) for name in names
             if getattr(output, name)}
 

@@ -25,11 +25,13 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError
 from pipelines.sinks import output_path
 from pipelines.sinks.base import safe_name
+from pipelines.sinks.heatmap_file import check_new, temporary_path
 from pipelines.sinks.rotation import segment_pattern
 from pipelines.sources.base import file_path
 
 # output key -> (flag, whether it can rotate)
-OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"))
+OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"),
+           ("heatmap", "--heatmap"))
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
         template = getattr(out, key)
         if template is None:
             continue
-        rotates = bool(out.retain_seconds or out.retain_bytes or (
+        rotates = key != "heatmap" and bool(out.retain_seconds or out.retain_bytes or (
             key == "video" and (out.video_rotate_seconds or out.video_rotate_bytes)) or (
             key in ("jsonl", "events") and (out.jsonl_rotate_bytes or out.jsonl_rotate_seconds)))
         for settings in config.sources:
@@ -84,6 +86,9 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
             if key == "video":
                 writes.append(Write(path.with_name(f".{path.name}.faststart{path.suffix}"),
                                     f"{flag}'s temporary file of source {settings.id}", lock=False))
+            if key == "heatmap":
+                writes.append(Write(temporary_path(path), f"{flag}'s temporary file of source {settings.id}",
+                                    lock=False))
     state = config.state.dir
     if state and not state.startswith(("redis://", "rediss://", "unix://")):
         folder = Path(state).expanduser()
@@ -177,7 +182,37 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
             if _same(first.path, second.path):
                 raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
                                   "each output its own path")
+    check_new_heatmaps(config)
     return writes
+
+
+def check_new_heatmaps(config: PipelineConfig) -> None:
+    """Refuse a ``--heatmap`` path that names an existing file, unless ``output.heatmap_overwrite`` or the run
+    continues (``--state DIR``) a saved state whose run wrote that very file."""
+    template = config.output.heatmap
+    if template is None:
+        return
+    for settings in config.sources:
+        path = Path(output_path(template, settings.id, len(config.sources) > 1))
+        if not _special(path) and not _continued(config, settings.id, path):
+            check_new(path, config.output.heatmap_overwrite, settings.id)
+
+
+def _continued(config: PipelineConfig, source_id: str, path: Path) -> bool:
+    """A saved state in ``state.dir`` (a folder, not Redis) that is resumed and records ``path`` as its heatmap."""
+    state = config.state.dir
+    if not state or config.state.fresh or state.startswith(("redis://", "rediss://", "unix://")):
+        return False
+    import json
+
+    try:   # read here, not through the state store, which would create the folder: nothing is made yet
+        saved = json.loads((Path(state).expanduser() / f"{safe_name(source_id)}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False   # none yet, or unreadable: the run itself reports the latter
+    outputs = saved.get("outputs") if isinstance(saved, dict) else None
+    recorded = outputs.get("heatmap") if isinstance(outputs, dict) else None
+    where = recorded.get("path") if isinstance(recorded, dict) else None
+    return isinstance(where, str) and _same(Path(where), path)
 
 
 class WriteLocks:

@@ -66,7 +66,11 @@ def preflight(config: PipelineConfig) -> str:
     require_sources(config)
     out = config.output
     several = len(config.sources) > 1
-    for template in (out.video, out.jsonl, out.mot, out.events):
+    if out.heatmap is not None:
+        from pipelines.engine.guard import check_new_heatmaps
+
+        check_new_heatmaps(config)   # an existing file is kept unless output.heatmap_overwrite
+    for template in (out.video, out.jsonl, out.mot, out.events, out.heatmap):
         if template is None:
             continue
         for settings in config.sources:
@@ -85,7 +89,7 @@ def preflight(config: PipelineConfig) -> str:
 def warn_unsaved(config: PipelineConfig) -> None:
     """Warn when a command-line run keeps none of its results (the Python API hands them to its caller)."""
     out = config.output
-    if not (out.video or out.jsonl or out.mot or out.events or config.redis.url or config.mqtt.url
+    if not (out.video or out.jsonl or out.mot or out.events or out.heatmap or config.redis.url or config.mqtt.url
             or config.store.db):
         log.warning("no output configured: results are not saved (use --out, --jsonl, --mot, --events, --redis, "
                     "--mqtt or --db)")

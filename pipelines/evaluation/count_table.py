@@ -96,5 +96,5 @@ def format_predictions(report: EvalReport) -> str:
         return ""
     return _table("predicted crossings (trackstream; true: the person crosses that line that way within the "
                   "horizon; late: crosses it, but after the horizon)",
-                  ["condition", "sequence", "horizon", "min p", "predicted", "true", "late", "cancelled", "gt crossings",
-                   "warned", "P %", "R %", "median lead s"], rows, 2)
+                  ["condition", "sequence", "horizon", "min p", "predicted", "true", "late", "cancelled",
+                   "gt crossings", "warned", "P %", "R %", "median lead s"], rows, 2)

@@ -4,8 +4,9 @@ Only OpenCV primitives and its built-in Hershey fonts are used (no font files). 
 returns a new BGR image and never modifies the frame it is given. Each element can be switched off
 with ``OverlayConfig`` (the ``overlay:`` section of the YAML config).
 
-Drawing order, bottom to top: zones and lines, masks, trails, predicted paths, boxes, keypoints, labels. Every element
-of one track uses the track's colour (``id_color``), so a track keeps its colour for its whole life.
+Drawing order, bottom to top: the heatmap (``overlay.heatmap``), zones and lines, masks, trails, predicted paths,
+boxes, keypoints, labels. Every element of one track uses the track's colour (``id_color``), so a track keeps its
+colour for its whole life.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.frames import Counts, FrameResult, GroundMotion
+from pipelines.frames import Counts, FrameResult, GroundMotion, HeatSnapshot
+from pipelines.processing.heatmap import apply, layer
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from tracker.configutil import check_bounds
 from tracker.types import Tracks
@@ -54,6 +56,8 @@ class OverlayConfig:
         mask_alpha: opacity of the mask fill, 0 (invisible) to 1 (opaque).
         keypoints: pose skeleton (COCO 17 points); points with visibility < 0.5 are skipped.
         zones: zone outlines and counting lines of the source, with their live counts.
+        heatmap: the source's heatmap under everything else (switches the source's ``heatmap`` on).
+        heatmap_alpha: opacity of the heatmap's hottest places, 0 to 1 (cold places stay clear).
         line_width: thickness of boxes, trails and skeleton lines in pixels.
     """
 
@@ -66,6 +70,8 @@ class OverlayConfig:
     mask_alpha: float = field(default=0.4, metadata={"min": 0.0, "max": 1.0})
     keypoints: bool = True
     zones: bool = True
+    heatmap: bool = False
+    heatmap_alpha: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
     line_width: int = field(default=2, metadata={"min": 1, "max": 16})
 
     def __post_init__(self) -> None:
@@ -173,6 +179,7 @@ class Annotator:
         self._trails = Trails(self.config.trail_seconds)
         self._zones = tuple(zones)
         self._lines = tuple(lines)
+        self._heat: Optional[Tuple[HeatSnapshot, Tuple[int, int], Any]] = None   # (heat, size, layer) last coloured
 
     @property
     def trail_ids(self) -> Tuple[int, ...]:
@@ -192,6 +199,8 @@ class Annotator:
         trails = result.trails
         if show_trails and trails is None:
             self._trails.update(tracks, float(result.frame.pts))
+        if cfg.heatmap and result.heat is not None and cfg.heatmap_alpha > 0:
+            image = self._heat_under(image, result.heat)
         if cfg.zones and (self._zones or self._lines):
             draw_zones_and_lines(image, self._zones, self._lines, result.counts, cfg.line_width)
         if len(tracks) == 0:
@@ -218,6 +227,15 @@ class Annotator:
             speeds = result.measures.motion if result.measures is not None else {}   # calibrated: km/h
             _draw_labels(image, tracks, result.class_names, colors, lw, speeds)
         return image
+
+    def _heat_under(self, image: Image, heat: HeatSnapshot) -> Image:
+        """``image`` under the heatmap, coloured anew only when the processor hands a new copy of it (every
+        ``heatmap.SNAPSHOT_SECONDS`` of video; colouring and enlarging the grid is most of the cost)."""
+        size = (image.shape[1], image.shape[0])
+        held = self._heat
+        if held is None or held[0] is not heat or held[1] != size:
+            held = self._heat = (heat, size, layer(heat.total, size, self.config.heatmap_alpha))
+        return apply(image, held[2])
 
 
 def _draw_trails(image: Image, trails: Mapping[int, np.ndarray], track_ids: Sequence[int], lw: int) -> None:

@@ -3,6 +3,8 @@
 - the ``Tracker`` (IDs, motion, predicted paths);
 - the ``EventGenerator`` (track lifecycle, zone and line events with their hysteresis, counts);
 - the overlay ``Trails`` (recent centres per track, handed to whichever sink draws);
+- the ``Heatmap`` (where tracks' ground points were, when the source's ``heatmap`` is on; not saved with the
+  state: a restarted source starts a new one);
 - the stream clock (timestamps that keep moving forward across a restart);
 - per-source counters (frames processed);
 - the detection schedule's state as of its last frame (``schedule.py``), and, after a detected frame of an
@@ -26,6 +28,7 @@ from pipelines.processing.calibration import GroundPlane
 from pipelines.processing.classes import check_classes
 from pipelines.processing.events import EventGenerator
 from pipelines.processing.forecast import anchor_forecast
+from pipelines.processing.heatmap import Heatmap
 from pipelines.processing.overlays import OverlayConfig, Trails
 from pipelines.processing.schedule import Plan, ScheduleState, confirm_plan, plan_after
 from pipelines.settings import SourceSettings
@@ -110,6 +113,8 @@ class StreamProcessor:
         self._events = EventGenerator(settings.id, settings.zones, settings.lines, settings.events)
         self._trails = Trails(overlay.trail_seconds) if overlay.trails and overlay.trail_seconds > 0 else None
         self._has_counts = bool(settings.zones or settings.lines)
+        self._heatmap = Heatmap(settings.heatmap, self.class_names, settings.events.anchor) \
+            if settings.heatmap.enabled else None
         self._ground = None if settings.calibration is None else GroundPlane(settings.calibration,
                                                                              settings.events.anchor)
         limits = [z.speed_limit_kmh for z in settings.zones] + [ln.speed_limit_kmh for ln in settings.lines]
@@ -141,6 +146,11 @@ class StreamProcessor:
         else:
             tracks = self._tracker.update(detections, timestamp=frame.pts)
         motion = self._ground.measure(tracks, frame.pts) if self._ground is not None else {}   # speed in m/s
+        heat = None
+        if self._heatmap is not None:
+            height, width = frame.image.shape[:2]
+            self._heatmap.add(tracks, frame.pts, width, height)
+            heat = self._heatmap.latest(frame.pts)
         trails = None
         if self._trails is not None:
             self._trails.update(tracks, frame.pts)
@@ -161,7 +171,7 @@ class StreamProcessor:
                 schedule = dataclasses.replace(schedule, plan=plan, base=None, waiting=False)
             self.schedule_state = schedule
         return dataclasses.replace(result, events=events, counts=counts, stream_time=self.clock.stream_time(frame),
-                                   measures=measures)
+                                   measures=measures, heat=heat)
 
     def _plan(self, result: FrameResult) -> Plan:
         s = self.settings

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 from pipelines.sinks.base import BuiltSink, DropPolicy, SinkContext, SinkEntry, output_path
 from pipelines.sinks.events_file import ENTRY as EVENTS_FILE
+from pipelines.sinks.heatmap_file import ENTRY as HEATMAP
 from pipelines.sinks.jsonl import ENTRY as JSONL
 from pipelines.sinks.mot import ENTRY as MOT
 from pipelines.sinks.mqtt import ENTRY as MQTT
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["BuiltSink", "DropPolicy", "REGISTRY", "SinkContext", "SinkEntry", "build_sinks", "output_path",
            "wanted_sinks"]
 
-REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, REDIS, MQTT, VIEWER, STORE)
+REGISTRY: tuple[SinkEntry, ...] = (VIDEO, JSONL, MOT, EVENTS_FILE, HEATMAP, REDIS, MQTT, VIEWER, STORE)
 
 
 def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
@@ -41,7 +42,8 @@ def wanted_sinks(config: "PipelineConfig") -> list[SinkEntry]:
 
 def build_sinks(config: "PipelineConfig", settings: "SourceSettings", fps: Optional[float],
                 size: tuple[int, int], resume: Optional[Mapping[str, Mapping[str, object]]] = None) -> list[BuiltSink]:
-    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, Redis, MQTT, viewer).
+    """The sinks of one source, in registry order (annotated video, JSONL, MOT, events, heatmap, Redis, MQTT,
+    viewer, store).
 
     Args:
         config: the pipeline config (``output``, ``overlay``, ``redis`` sections).

@@ -1,4 +1,4 @@
-"""The OpenAPI 3 document of the web view's history API (served at ``/api/openapi.json``)."""
+"""The OpenAPI 3 document of the web view's history API and its live heatmaps (served at ``/api/openapi.json``)."""
 
 from __future__ import annotations
 
@@ -114,6 +114,20 @@ OPENAPI: dict[str, Any] = {
             "responses": {"200": {"description": "source ids", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"sources": {"type": "array", "items": {"type": "string"}}}}}}},
                 "401": _AUTH}}},
+        "/api/heatmap/{source}.png": {"get": {
+            "summary": "where tracks' ground points were: the source's heatmap over its newest picture (PNG)",
+            "description": "Needs the source's heatmap on (heatmap.enabled, --heatmap FILE or --heatmap-overlay). "
+                           "Blue where tracks stood seldom, red where most; the picture shows through elsewhere. "
+                           "X-Heatmap-Frames says how many frames it holds.",
+            "parameters": [{"name": "source", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "source id, URL-encoded (cam%2F1)"},
+                           _query("class", "one class's heatmap (a class name the source has seen)",
+                                  {"type": "string"})],
+            "responses": {"200": {"description": "the heatmap", "content": {"image/png": {"schema": {
+                "type": "string", "format": "binary"}}}},
+                          "400": {"description": "no heat of that class (the classes seen are listed)"},
+                          "404": {"description": "no such source, or its heatmap is off"},
+                          "503": {"description": "no picture yet"}, "401": _AUTH}}},
         "/media/{path}": {"get": {
             "summary": "a snapshot (image/jpeg) or clip (video/mp4, range requests) from the media folder",
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],

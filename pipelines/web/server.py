@@ -8,6 +8,8 @@ Routes (all behind the token when one is set; see docs/web.md):
 - ``/video/{id}``: the annotated live picture as MJPEG (``multipart/x-mixed-replace``: ``<img>``, VLC, ffplay);
 - ``/snapshot/{id}``: one JPEG; ``?after=N`` waits (up to 10 s) for a picture newer than number ``N``
   (``X-Frame-Seq`` says a picture's number): the page pulls pictures this way, one at a time;
+- ``/api/heatmap/{id}.png``: the source's heatmap over its newest picture (``?class=NAME``: one class's);
+  404 while the source's heatmap is off (``heatmap.enabled``);
 - ``/metrics`` (Prometheus, when the run has a monitor) and ``/healthz``.
 
 Costs follow the viewers, never the pipeline: a picture is drawn and JPEG-encoded (``cv2.imencode``, in a
@@ -232,6 +234,7 @@ class WebView:
             app.router.add_get("/api/events", self._events)
         app.router.add_get("/video/{id:.+}", self._video)
         app.router.add_get("/snapshot/{id:.+}", self._snapshot)
+        app.router.add_get(r"/api/heatmap/{id:.+}.png", self._heatmap)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port, ssl_context=self._tls).start()
@@ -425,6 +428,39 @@ class WebView:
             raise web.HTTPServiceUnavailable(text="no picture yet\n", headers={"Retry-After": "1"})
         return web.Response(body=jpeg, content_type="image/jpeg",
                             headers={"Cache-Control": "no-store", "X-Frame-Seq": str(seq)})
+
+
+    async def _heatmap(self, request: web.Request) -> web.StreamResponse:
+        view = self._view(request)
+        held = view.viewer.state() if view.viewer is not None else None
+        result = held.result if held is not None else None
+        if result is None:
+            raise web.HTTPServiceUnavailable(text=f"{view.id}: no picture yet\n", headers={"Retry-After": "1"})
+        heat = result.heat
+        if heat is None:
+            raise web.HTTPNotFound(text=f"{view.id}: its heatmap is off (heatmap: {{enabled: true}}, --heatmap "
+                                        "FILE or --heatmap-overlay)\n")
+        wanted = request.query.get("class")
+        grid = heat.total if wanted is None else heat.by_class.get(wanted)
+        if grid is None:
+            known = ", ".join(sorted(heat.by_class)) or "none yet"
+            raise web.HTTPBadRequest(text=f"{view.id}: no heat of class {wanted!r} (classes seen: {known})\n")
+        assert self._loop is not None
+        png = await self._loop.run_in_executor(self._pool, self._heat_png, result.frame.image, grid)
+        return web.Response(body=png, content_type="image/png",
+                            headers={"Cache-Control": "no-store", "X-Heatmap-Frames": str(heat.frames)})
+
+    def _heat_png(self, image: np.ndarray, grid: np.ndarray) -> bytes:
+        from pipelines.processing.heatmap import PICTURE_ALPHA, blend
+
+        height, width = image.shape[:2]
+        if width > self.config.max_width:
+            size = (self.config.max_width, max(1, round(height * self.config.max_width / width)))
+            image = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        ok, buf = cv2.imencode(".png", blend(image, grid, PICTURE_ALPHA))
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        return bytes(buf.tobytes())
 
 
 def _small_send_buffer(request: web.Request) -> None:

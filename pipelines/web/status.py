@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from urllib.parse import quote
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
@@ -109,7 +110,7 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
         "dropped": reading.dropped if reading else 0, "reconnects": reading.reconnects if reading else 0,
         "outputs_failed": sorted(k for k, bad in (reading.outputs_failed if reading else {}).items() if bad),
         "picture": held.seq if held is not None else 0,
-        "frame": None, "tracks": [], "zones": {}, "lines": {}, "tracks_started": None,
+        "frame": None, "tracks": [], "zones": {}, "lines": {}, "tracks_started": None, "heatmap": None,
         "events": list(held.events) if held is not None else [],
     }
     if result is not None:
@@ -119,6 +120,9 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
                         "detected": result.detected,
                         "age_s": round(max(0.0, (now or time.time()) - frame.capture_time), 3)}
         doc["tracks"] = track_rows(result)
+        if result.heat is not None:
+            doc["heatmap"] = {"url": f"/api/heatmap/{quote(view.id, safe='')}.png", "frames": result.heat.frames,
+                              "classes": sorted(result.heat.by_class)}
         if result.counts is not None:
             counts = result.counts.doc()
             doc.update(zones=counts["zones"], lines=counts["lines"], tracks_started=counts["tracks_started"])

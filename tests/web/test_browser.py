@@ -94,7 +94,7 @@ def served(bikes_video, pose_weights, tmp_path_factory) -> Iterator[tuple[RtspSe
     config.write_text(f"""
 source: {{read_timeout: 2.0, reconnect_initial_delay: 0.2, reconnect_max_delay: 1.0}}
 sources:
-  - {{id: bikes, url: "{bikes_video}", {LINE}}}
+  - {{id: bikes, url: "{bikes_video}", {LINE}, heatmap: {{enabled: true}}}}
   - {{url: "{camera.url}", {LINE}}}
 http: {{stall_timeout: 2.0}}
 """)
@@ -147,6 +147,24 @@ def test_page_shows_a_moving_picture_the_tracks_and_a_rising_line_count(browser,
     assert totals and totals[-1] > totals[0], f"the line count never rose (seen {sorted(set(totals))})"
     wait_for("the video's end", lambda: state_of(browser, "bikes") == "ended", 20)
     shot(browser, screenshots, "bikes-ended")
+
+
+def test_the_heatmap_box_shows_the_heatmap_when_opened(browser, served, screenshots):
+    """bikes has its heatmap on (the camera has not): its tile offers a heatmap box; opened, it shows the PNG."""
+    _, run = served
+    browser.get(run.url)
+    wait_for("the bikes tile", lambda: tile(browser, "bikes") is not None, 15)
+    box = field(tile(browser, "bikes"), "heatmap-box")
+    wait_for("the heatmap box", box.is_displayed, 15)
+    image = field(box, "heatmap")
+    assert not image.get_attribute("src"), "fetched while closed"
+    box.find_element("css selector", "summary").click()
+    wait_for("the heatmap picture", lambda: browser.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", image), 15)
+    assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image) == [640, 272]
+    shot(browser, screenshots, "bikes-heatmap")
+    camera = tile(browser, camera_id(served[0]))
+    assert camera is None or not field(camera, "heatmap-box").is_displayed()
 
 
 def camera_id(server: RtspServer) -> str:

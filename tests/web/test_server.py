@@ -266,3 +266,53 @@ def test_many_viewers_of_one_source_cost_one_encoding_per_picture_interval(monke
             stop.set()
     assert all(len(c) >= 6 for c in counts), [len(c) for c in counts]
     assert len(encodes) <= 2 * 5 + 4, len(encodes)   # ~5 a second for the source, not 5 per viewer
+
+
+def heated(index: int, classes: tuple[str, ...] = ("person",)):
+    """``result(index)`` carrying a heatmap: a hot spot at the picture's lower left quarter."""
+    import dataclasses
+
+    from pipelines.frames import HeatSnapshot
+
+    grid = np.zeros((30, 40), np.float32)
+    grid[20:24, 8:12] = 5.0
+    return dataclasses.replace(result(index), heat=HeatSnapshot(grid, {name: grid for name in classes}, index + 1))
+
+
+def test_the_heatmap_is_a_png_over_the_picture_behind_the_token(guarded):
+    guarded.sink.write(heated(0, ("person", "car")))
+    for path in ("/api/heatmap/cam%2F1.png", "/api/heatmap/cam%2F1.png?class=car"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            guarded.get(path)
+        assert err.value.code == 401, path
+    auth = {"Authorization": "Bearer s3cret"}
+    with guarded.get("/api/heatmap/cam%2F1.png", headers=auth) as response:
+        assert response.headers["Content-Type"] == "image/png" and response.headers["X-Heatmap-Frames"] == "1"
+        png = cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert png.shape == (240, 320, 3)                       # the picture's size
+    changed = np.abs(png.astype(int) - picture(0).astype(int)).sum(axis=2) > 60
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and 150 <= ys.mean() <= 190 and 60 <= xs.mean() <= 100   # where the heat is
+    with guarded.get("/api/heatmap/cam%2F1.png?class=car", headers=auth) as response:
+        assert response.headers["Content-Type"] == "image/png"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        guarded.get("/api/heatmap/cam%2F1.png?class=bus", headers=auth)
+    assert err.value.code == 400 and b"car, person" in err.value.read()
+    doc = guarded.json("/api/sources", headers=auth)["sources"][0]
+    assert doc["heatmap"] == {"url": "/api/heatmap/cam%2F1.png", "frames": 1, "classes": ["car", "person"]}
+
+
+def test_a_source_without_a_heatmap_says_how_to_switch_it_on(served):
+    served.sink.write(result(0))
+    with pytest.raises(urllib.error.HTTPError) as err:
+        served.get("/api/heatmap/cam%2F1.png")
+    assert err.value.code == 404 and b"heatmap" in err.value.read()
+    assert served.json("/api/sources")["sources"][0]["heatmap"] is None
+
+
+def test_the_openapi_document_describes_the_heatmap():
+    from pipelines.web.openapi import OPENAPI
+
+    route = OPENAPI["paths"]["/api/heatmap/{source}.png"]["get"]
+    assert "image/png" in route["responses"]["200"]["content"] and "401" in route["responses"]
+    assert [p["name"] for p in route["parameters"]] == ["source", "class"]

@@ -33,10 +33,33 @@ function tileFor(id) {
   $(root, "id").textContent = id;
   $(root, "picture").alt = `live picture of ${id}`;
   document.getElementById("tiles").appendChild(root);
-  tile = { root, seq: 0 };
+  tile = { root, seq: 0, heatmap: null };
   tiles.set(id, tile);
   pullPictures(tile, id);
+  const box = $(root, "heatmap-box");
+  box.addEventListener("toggle", () => { if (box.open) pullHeatmap(tile); });
   return tile;
+}
+
+// While the tile's heatmap box is open: its picture (api/heatmap/ID.png) every HEATMAP_EVERY_MS.
+const HEATMAP_EVERY_MS = 3000;
+async function pullHeatmap(tile) {
+  const box = $(tile.root, "heatmap-box"), img = $(tile.root, "heatmap");
+  img.alt = `heatmap of ${tile.root.dataset.source}`;
+  let shown = null;
+  while (box.open && tile.heatmap) {
+    await whenVisible();
+    try {
+      const response = await fetch(tile.heatmap.url.replace(/^\//, ""), { cache: "no-store" });
+      if (response.ok) {
+        const url = URL.createObjectURL(await response.blob());
+        await new Promise((resolve) => { img.onload = img.onerror = resolve; img.src = url; });
+        if (shown) URL.revokeObjectURL(shown);
+        shown = url;
+      }
+    } catch (err) { /* the run ended: keep the last one */ }
+    await sleep(HEATMAP_EVERY_MS);
+  }
 }
 
 async function whenVisible() {
@@ -109,6 +132,9 @@ function render(doc) {
   $(root, "dropped").textContent = doc.dropped;
   $(root, "reconnects").textContent = doc.reconnects;
   if (doc.frame) $(root, "picture").parentElement.style.aspectRatio = `${doc.frame.width} / ${doc.frame.height}`;
+  tile.heatmap = doc.heatmap || null;   // {url, frames, classes} while the source's heatmap is on
+  $(root, "heatmap-box").hidden = !doc.heatmap;
+  if (doc.heatmap) $(root, "heatmap-note").textContent = `${doc.heatmap.frames} frames`;
 
   $(root, "track-count").textContent = doc.tracks.length;
   fillRows($(root, "tracks"), doc.tracks, (tr, t) => {
