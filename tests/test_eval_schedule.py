@@ -27,7 +27,7 @@ def _rows(path: Path) -> np.ndarray:
 def test_scheduled_eval_feeds_every_tracker_the_same_frames_and_scores_every_frame(
         mot_root: Path, tmp_path: Path, schedule: str, low: float, high: float) -> None:
     out = tmp_path / "eval"
-    peers = ("ultralytics-tracktrack", "ultralytics-bytetrack")
+    peers = ("ultralytics-tracktrack", "ultralytics-botsort", "ultralytics-bytetrack")
     proc = run_cli("eval", str(mot_root), "--out", str(out), "--schedule", schedule, "--tracker", "trackstream",
                    *[a for p in peers for a in ("--tracker", p)], timeout=300)
     assert proc.returncode == 0, proc.stderr
