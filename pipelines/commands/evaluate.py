@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="results: DIR/data/<seq>.txt (first tracker), DIR/<tracker>/data/<seq>.txt (others), "
                         "DIR/summary.json")
     p.add_argument("--config", type=Path, metavar="FILE",
-                   help="TrackerConfig YAML for trackstream (flat keys, or a full config's tracker: section)")
+                   help="TrackerConfig YAML for trackstream (flat keys, or a full config's tracker: section); "
+                        "a schedule: section there sets --schedule's settings (adaptive's knobs)")
     p.add_argument("--tracker", action="append", choices=TRACKER_NAMES, metavar="NAME",
                    help=f"tracker to score; repeat to score several in one run ({', '.join(TRACKER_NAMES)}; "
                         "default trackstream)")
@@ -84,12 +85,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                         "and the share of frames fed is printed")
 
 
-def _checked_config(path: Path) -> dict[str, Any]:
-    from pipelines.evaluation.trackers import load_tracker_config
-
-    return _checked_keys(path, load_tracker_config(path))
-
-
 def _checked_keys(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     from pipelines.evaluation.trackers import make_tracker
     from tracker.configutil import ConfigError
@@ -120,7 +115,6 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--interpolate: gap must be at least 1 frame, got {args.interpolate}")
     if args.max_detected is not None and not 0.0 < args.max_detected <= 100.0:
         raise UserError(f"--max-detected: a share of frames in % (0 < PCT <= 100), got {args.max_detected:g}")
-    tracker_config = _checked_config(args.config) if args.config else {}
     from pipelines.evaluation.trackers import load_candidate
     from pipelines.processing.schedule import Schedule
     from tracker.configutil import ConfigError
@@ -129,6 +123,11 @@ def main(args: argparse.Namespace) -> int:
         schedule = Schedule.parse(args.schedule, key="--schedule")
     except ConfigError as exc:
         raise UserError(str(exc)) from None
+    tracker_config: dict[str, Any] = {}
+    if args.config:  # its schedule: section (if any) is --schedule's settings, and so the frames peers are fed
+        keys, own = load_candidate(args.config, schedule)
+        tracker_config = _checked_keys(args.config, keys)
+        schedule = own if own is not None else schedule
     candidates: list[tuple[str, dict[str, Any]]] = []
     schedules: dict[str, Schedule] = {}
     for path in args.candidate:
