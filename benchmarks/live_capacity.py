@@ -1,11 +1,13 @@
 """How many live cameras one box serves: ``every`` vs ``adaptive`` on N real RTSP cameras.
 
     python benchmarks/live_capacity.py [--still 6] [--busy 2] [--seconds 30] [--imgsz 320]
+                                       [--schedules every adaptive] [--runtimes auto torch]
 
 Two GStreamer RTSP servers (``tests/rtsp_server.py``, system python) serve 1280x720 at 25 fps: one a still picture
 (the first frame of people-walking, looped) on ``--still`` mounts, one the people-walking video on ``--busy``
 mounts. trackstream runs all of them in one process (one Runner, latest-frame policy, one detector) for
-``--seconds`` per schedule and reports, per kind of camera:
+``--seconds`` per schedule and detector runtime (``--runtimes``: ``auto`` is the default one, on a CPU the model
+exported to OpenVINO and run natively; ``torch`` is PyTorch through Ultralytics) and reports, per kind of camera:
 
 - processed fps per camera (frames that came out, detected or predicted) and the share detected;
 - p95 capture-to-output latency from the wall-clock stamp the server writes into each frame (encode, network,
@@ -86,7 +88,8 @@ def still_video(path: Path, seconds: int = 10) -> Path:
     return path
 
 
-def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: float) -> dict[str, Any]:
+def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: float, runtime: str = "auto"
+        ) -> dict[str, Any]:
     from pipelines.config import load_config
     from pipelines.detection.detector import Detector
     from pipelines.engine.runner import Runner
@@ -94,7 +97,7 @@ def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: fl
     from pipelines.sources import open_source
 
     config = load_config(overrides={"detector.model": model, "detector.imgsz": imgsz,
-                                    "detector.schedule": schedule,
+                                    "detector.schedule": schedule, "detector.runtime": runtime,
                                     "sources": [{"id": k, "url": u} for k, u in urls.items()]})
     detector = TimedDetector(Detector(config.detector, model))
     start = time.monotonic()
@@ -122,6 +125,7 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--model", default=None)
     parser.add_argument("--schedules", nargs="+", default=["every", "adaptive"])
+    parser.add_argument("--runtimes", nargs="+", default=["auto"], help="detector runtimes (default auto)")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "true")
     from pipelines.assets import demo_pose_model
@@ -138,12 +142,14 @@ def main() -> int:
             print(f"{args.still} still + {args.busy} busy RTSP cameras, 1280x720 at 25 fps; model "
                   f"{Path(model).name} imgsz {args.imgsz}; {os.cpu_count()} CPUs; {args.seconds:.0f} s each "
                   f"({WARMUP_S:.0f} s warm-up not counted)")
-            results = {s: run(urls, s, model, args.imgsz, args.seconds) for s in args.schedules}
+            results = {f"{s} {r}" if len(args.runtimes) > 1 else s: run(urls, s, model, args.imgsz, args.seconds, r)
+                       for r in args.runtimes for s in args.schedules}
         finally:
             still.kill()
             busy.kill()
-    base: dict[str, float] = {}
-    print(f"{'schedule':<10} {'cameras':<6} {'fps/camera':>10} {'x every':>7} {'detected':>8} {'p95 ms':>7} "
+    base: dict[tuple[str, str], float] = {}  # (runtime, kind) -> fps of that runtime's first schedule
+    width = max(10, *(len(k) for k in results))
+    print(f"{'schedule':<{width}} {'cameras':<6} {'fps/camera':>10} {'x every':>7} {'detected':>8} {'p95 ms':>7} "
           f"{'x inference':>11} {'cpu s/s':>7}")
     for schedule, res in results.items():
         for kind in ("still", "busy"):
@@ -154,11 +160,12 @@ def main() -> int:
             ages = [a for k in cams for _, a, _ in res["rows"][k]]
             det = [d for k in cams for _, _, d in res["rows"][k]]
             p95 = float(np.percentile(ages, 95)) if ages else float("nan")
-            base.setdefault(kind, fps)
-            print(f"{schedule:<10} {kind:<6} {fps:>10.1f} {fps / base[kind]:>7.2f} "
+            runtime = schedule.split()[-1] if " " in schedule else ""
+            base.setdefault((runtime, kind), fps)
+            print(f"{schedule:<{width}} {kind:<6} {fps:>10.1f} {fps / base[(runtime, kind)]:>7.2f} "
                   f"{(np.mean(det) if det else float('nan')):>8.2f} {1000 * p95:>7.0f} "
                   f"{p95 / res['inference_s']:>11.1f} {res['cpu_per_s']:>7.2f}")
-        print(f"{'':<10} one inference (median, this run): {1000 * res['inference_s']:.0f} ms")
+        print(f"{'':<{width}} one inference (median, this run): {1000 * res['inference_s']:.0f} ms")
     return 0
 
 

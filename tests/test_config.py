@@ -142,3 +142,23 @@ def test_tracker_settings_from_a_file_beside_the_config(tmp_path):
 def test_bad_tracker_key_is_rejected_naming_it(tmp_path):
     with pytest.raises(ConfigError, match="^tracker.minimum_iuo: "):
         load_config(write(tmp_path, "tracker: {minimum_iuo: 0.3}\n"))
+
+
+def test_no_stage_reads_the_sections_already_folded_into_each_sources_settings():
+    """``PipelineConfig.source/tracker/zones/lines/calibration/events`` are the sections as written (so the
+    config can be written back key for key); ``build_config`` folds them into each source's ``SourceSettings``,
+    which is what every stage must read: a stage reading the top-level copy would ignore per-source overrides.
+    Only the path of the tracker config file is read, by the output guard (an input a run must never
+    overwrite)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "pipelines"
+    folded = re.compile(r"\bconfig\.(source|tracker|zones|lines|calibration|events)\b(?!_)")
+    readers = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py") if path.name != "config.py"
+               for n, line in enumerate(path.read_text().splitlines(), 1) if folded.search(line)]
+    assert readers == [], readers
+    config = build_config({"sources": [{"url": "a.mp4", "id": "a", "zones": [
+        {"name": "door", "polygon": [[0, 0], [10, 0], [10, 10]]}]}, {"url": "b.mp4", "id": "b"}],
+        "zones": [], "tracker": {"confirmation_hits": 7}})
+    assert [len(s.zones) for s in config.sources] == [1, 0]
+    assert all(s.tracker.confirmation_hits == 7 for s in config.sources)

@@ -128,7 +128,9 @@ def test_exported_pose_model_detects_what_pytorch_detects(exported, frames):
     for frame in frames:
         ref, got = torch_det.detect([frame])[0], fast.detect([frame])[0]
         sure = ref.confidence > 0.35  # not near the 0.25 threshold, where fp rounding may flip a detection
-        assert (got.confidence > 0.35).sum() == sure.sum(), f"frame {frame.index}"
+        # the same detections, confidences within the 0.02 allowed below (a 0.349 may come out as 0.360: the
+        # runtimes' kernels differ between CPUs)
+        assert (got.confidence > 0.37).sum() <= sure.sum() <= (got.confidence > 0.33).sum(), f"frame {frame.index}"
         for i, j in _match(ref.xyxy[sure], got.xyxy):
             people += 1
             assert ref.class_id[sure][i] == got.class_id[j]
@@ -168,9 +170,17 @@ def test_exported_detect_and_segment_models_compute_what_pytorch_computes(export
     image = LetterBox((IMGSZ, IMGSZ), auto=True, stride=32)(image=frames[4].image)
     ref, got = _raw_outputs(weights, image), _raw_outputs(entry.path, image)
     assert [r.shape for r in ref] == [g.shape for g in got] and len(ref) == (2 if task == "segment" else 1)
+    # OpenVINO computes in bfloat16 on CPUs that have it (AMX, AVX512-BF16): 8 bits of mantissa, not 24
+    tolerance = 1e-2 if AUTO == "openvino" and _openvino_bf16() else 1e-3
     for r, g in zip(ref, got):
         scale = float(np.abs(r).max())
-        np.testing.assert_allclose(g, r, atol=1e-3 * scale)
+        np.testing.assert_allclose(g, r, atol=tolerance * scale)
+
+
+def _openvino_bf16() -> bool:
+    import openvino
+
+    return bool(openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == openvino.Type.bf16)
 
 
 # --- workers, batches, the CLI -----------------------------------------------------------------------------

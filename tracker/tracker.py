@@ -160,6 +160,22 @@ class Tracker:
         spread: np.ndarray = np.sqrt(np.maximum(vv[:, 0], vv[:, 1]))
         return tr.track_id[rows].copy(), spread
 
+    def forecast(self, seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the confirmed tracks will be ``seconds`` from now under the motion model (no state changes).
+
+        Returns ``track_id`` int64 (M,), ``mean`` float64 (M, 8) and ``cov`` (M, 8, 8): the Kalman state
+        ``cx, cy, w, h, vcx, vcy, vw, vh`` (pixels, pixels per second) predicted ``seconds`` ahead, with its
+        covariance (the process noise of that time included). The state now is ``mean`` moved back by
+        ``seconds`` along its velocity (constant velocity).
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
+        tr, cfg = self._tracks, self.config
+        rows = np.flatnonzero(tr.state == _CONFIRMED)
+        mean, cov = kalman.predict(tr.mean[rows], tr.cov[rows], seconds, cfg.position_noise,
+                                   cfg.velocity_noise)
+        return tr.track_id[rows].copy(), mean, cov
+
     def _advance(self, timestamp: float | None) -> tuple[float, float]:
         if timestamp is None:
             stamp = self._frame_count / self.config.frame_rate

@@ -30,12 +30,14 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 
 def main(args: argparse.Namespace) -> int:
+    """``args`` comes from this command's parser (``trackstream`` alone is parsed as ``trackstream demo``):
+    every flag is read by its name, so a flag renamed in one place and not the other fails loudly."""
     video, model = demo_video(), demo_pose_model()
-    out_dir = Path(getattr(args, "out_dir", "trackstream-demo"))
-    max_frames = getattr(args, "max_frames", None)
+    out_dir = Path(args.out_dir)
+    max_frames: int | None = args.max_frames
     if max_frames is not None and max_frames < 1:
         raise ConfigError("--max-frames", f"must be >= 1, got {max_frames}")
-    listen = getattr(args, "http", None)
+    listen: str | None = args.http
     data = {
         "sources": [{"url": str(video), "id": "bikes"}],
         "detector": {"model": str(model)},
@@ -53,6 +55,6 @@ def main(args: argparse.Namespace) -> int:
               "10 s once the model is loaded)", file=sys.stderr)
     else:
         print("trackstream demo: to watch it live in a browser, run: trackstream demo --http 8080", file=sys.stderr)
-    code = execute(config, max_frames=max_frames, quiet=getattr(args, "quiet", False))
+    code = execute(config, max_frames=max_frames, quiet=bool(args.quiet))
     print(f"trackstream demo: annotated video and JSONL are in {out_dir.resolve()}/", file=sys.stderr)
     return code

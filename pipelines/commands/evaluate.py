@@ -5,6 +5,7 @@
                      [--cross-validate] [--candidate FILE ...] [--frame-stride K ...]
                      [--drop-detections P] [--jitter S] [--noise-seed N] [--schedule interval:K|adaptive]
                      [--max-detected PCT]
+                     [--count-lines auto|FILE [--predict-horizon S [--predict-probability P]]]
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                         "tracker's state alone: no pixels); trackstream predicts the frames not fed, the peers "
                         "are fed the same frames and keep their last boxes on the others; every frame is scored "
                         "and the share of frames fed is printed")
+    p.add_argument("--count-lines", metavar="auto|FILE",
+                   help="also measure counting accuracy: count crossings of lines on each sequence by the "
+                        "ground truth and by every tracker (our rule, and supervision's LineZone as "
+                        "<tracker>+linezone); auto = the centre lines and two seeded diagonals, FILE = YAML "
+                        "{SEQ: [{name, points: [[x, y], [x, y]]}], '*': [...]} (docs/evaluation.md)")
+    p.add_argument("--predict-horizon", type=float, metavar="S",
+                   help="with --count-lines: score trackstream's crossing_predicted warnings S seconds ahead "
+                        "(precision, recall, median lead time)")
+    p.add_argument("--predict-probability", type=float, default=0.5, metavar="P",
+                   help="with --predict-horizon: the warnings' predict_min_probability (default 0.5)")
 
 
 def _checked_keys(path: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +118,40 @@ def _conditions(args: argparse.Namespace) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
+def _check_counting(args: argparse.Namespace) -> None:
+    if args.count_lines is None:
+        if args.predict_horizon is not None:
+            raise UserError("--predict-horizon scores predicted crossings of counting lines: add --count-lines")
+        return
+    from pipelines.evaluation.counting import LineSets, require_supervision
+
+    LineSets(args.count_lines)          # a bad file ends here, before any tracking
+    require_supervision()
+    if args.predict_horizon is not None and not 0 < args.predict_horizon <= 60:
+        raise UserError(f"--predict-horizon: seconds in (0, 60], got {args.predict_horizon}")
+    if not 0 < args.predict_probability <= 1:
+        raise UserError(f"--predict-probability: a probability in (0, 1], got {args.predict_probability}")
+
+
+def _print_counts(report: Any, first: str) -> None:
+    from pipelines.evaluation.count_table import format_count_totals, format_lines, format_predictions
+
+    for condition in report.counts_by_condition:
+        labels = [label for label in report.counts_by_condition[condition] if label.startswith(first)
+                  and "+" not in label]
+        for text in (format_lines(report, condition, labels), format_count_totals(report, condition)):
+            if text:
+                print(text)
+                print()
+    text = format_predictions(report)
+    if text:
+        print(text)
+        print()
+
+
 def main(args: argparse.Namespace) -> int:
     from pipelines.evaluation import EvalOptions, evaluate
+    from pipelines.evaluation.count_table import format_count_cv
     from pipelines.evaluation.table import format_cv, format_paths, format_report
 
     if args.interpolate is not None and args.interpolate < 1:
@@ -142,13 +185,16 @@ def main(args: argparse.Namespace) -> int:
     if args.cross_validate and "trackstream" not in trackers and not candidates:
         raise UserError("--cross-validate chooses among trackstream configs: add --tracker trackstream "
                         "or --candidate FILE")
+    _check_counting(args)
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,
         interpolate_gap=args.interpolate, candidates=tuple(candidates), conditions=_conditions(args),
         cross_validate=args.cross_validate, select_by=args.select_by,
         schedule=None if schedule.mode == "every" else schedule, candidate_schedules=schedules,
-        max_detected=None if args.max_detected is None else args.max_detected / 100.0)
+        max_detected=None if args.max_detected is None else args.max_detected / 100.0,
+        count_lines=args.count_lines,
+        predict_horizon=args.predict_horizon, predict_probability=args.predict_probability)
     report = evaluate(options)
     for condition in report.by_condition:
         if len(report.by_condition) > 1:
@@ -159,7 +205,11 @@ def main(args: argparse.Namespace) -> int:
     if paths:
         print(paths)
         print()
+    _print_counts(report, trackers[0])
     if report.cv is not None:
         print(format_cv(report.cv))
+        counted = format_count_cv(report.cv)
+        if counted:
+            print(counted)
     print(f"results: {', '.join(f'{k}: {v}' for k, v in report.results_dirs.items())}")
     return 0

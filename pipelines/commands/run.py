@@ -311,9 +311,9 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter
-        from pipelines.detection.detector import ultralytics_logger
+        from pipelines.detection.ultralytics_env import hush
 
-        ultralytics_logger().setLevel(logging.WARNING)
+        hush()
     from pipelines.engine.guard import hold_writes
 
     with hold_writes(config, [args.config]):  # no output over an input or another output; one writer per file

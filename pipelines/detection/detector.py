@@ -18,10 +18,12 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from pipelines.config import DetectorConfig
+from pipelines.detection import native
 from pipelines.detection.letterbox import predictor_class, resolve_preprocess
 from pipelines.detection.runtime import model_format, resolve_runtime
-from pipelines.detection.ultralytics_env import quiet_ultralytics, ultralytics_logger
+from pipelines.detection.ultralytics_env import hushed, quiet_ultralytics, ultralytics_logger
 from pipelines.errors import ModelError, first_line
+from pipelines.gpu import nvidia_device_present
 from pipelines.frames import VideoFrame
 from tracker.types import Detections
 
@@ -31,6 +33,7 @@ __all__ = ["Detector", "load_model", "quiet_ultralytics", "resolve_device", "res
 
 ARCHITECTURE_SUFFIXES = (".yaml", ".yml")
 TASKS = ("detect", "segment", "pose")
+FIRST_RESULT_WAIT = 2.0  # seconds the other model copies wait for the first detection before loading anyway
 SHARED_CORE_FORMATS = ("torch", "onnx", "openvino")  # formats whose copies trackstream gives a share of the cores
 
 
@@ -40,16 +43,21 @@ def resolve_device(device: str, half: Optional[bool], model_path: str) -> tuple[
     ``auto`` picks CUDA when available, else CPU. ``half=None`` means half precision on CUDA for
     PyTorch weights only (exported models keep the precision they were exported with).
     """
-    import torch
-
     if device == "auto":
-        device = "cuda:0" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
+        # no NVIDIA device node: surely no CUDA, answered without importing PyTorch (seconds of start-up)
+        device = "cuda:0" if nvidia_device_present() and _cuda_available() else "cpu"
+    elif device.startswith("cuda") and not _cuda_available():
         raise ModelError(f"detector.device is {device!r} but CUDA is not available on this machine "
                          "(use --device cpu or auto)")
     if half is None:
         half = device.startswith("cuda") and model_path.endswith(".pt")
     return device, bool(half)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _onnx_task(path: Path) -> Optional[str]:
@@ -83,6 +91,7 @@ def load_model(model: str) -> Any:
         raise ModelError(f"cannot load model {path}: the file is empty")
     task = _onnx_task(path) if path.suffix.lower() == ".onnx" else None
     try:
+        ultralytics_logger()  # imports Ultralytics with its logger set as this run wants it
         from ultralytics import YOLO  # type: ignore[attr-defined]  # exported lazily by ultralytics
 
         return YOLO(str(path) if path.exists() else model, task=task)
@@ -140,31 +149,46 @@ class Detector:
         self.runtime_choice = resolve_runtime(config.runtime, self.weights, device, config.imgsz, config.cache_dir)
         self.runtime = self.runtime_choice.runtime
         self.model_name = self.runtime_choice.model  # what runs: the exported model for an exported runtime
-        self.model = load_model(self.model_name)
-        self.task: str = str(getattr(self.model, "task", "detect"))
-        if self.task not in TASKS:
-            raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from a "
-                             f"{', '.join(TASKS)} model")
-        self.device, self.half = resolve_device(device, config.half, self.model_name)
-        self.preprocess = resolve_preprocess(config.preprocess, self.device)
-        self._predictor: Optional[type] = None  # None: the task's own Ultralytics predictor
-        if self.preprocess == "device":
-            self._predictor = predictor_class(self.model)
-            log.info("detector: frames are letterboxed on %s, one batch per call", self.device)
+        info = native.read_info(self.model_name, self.runtime) if device == "cpu" else None
+        self.native = native.supported(info, self.runtime, device)  # run without PyTorch and Ultralytics
         cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
-        self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
-        self.threads: Optional[int] = max(1, cores // self.workers) if self.device == "cpu" else None
-        if self.threads is not None:
-            import torch
-
-            # process-wide: each copy computes (PyTorch) or pre- and post-processes (others) on its own share
-            torch.set_num_threads(self.threads)
         self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._warm_up(self.model)
-        # after the warm-up: for an exported model, reading names earlier would load its runtime a second time
-        self.class_names: Mapping[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
-        tune_runtime(self.model, self.model_name, self.threads)
+        self._predictor: Optional[type] = None  # None: the task's own Ultralytics predictor
+        if self.native and info is not None:
+            self.task = info.task
+            self.device, self.half, self.preprocess = device, False, "cpu"
+            self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
+            self.threads: Optional[int] = max(1, cores // self.workers)
+            self._info = info
+            if not hushed():  # the line Ultralytics prints when it loads a model, once for all copies
+                log.info("loading %s for %s inference...", self.model_name,
+                         "OpenVINO" if self.runtime == "openvino" else "ONNX Runtime")
+            self.model: Any = self._load_native()
+            self.class_names: Mapping[int, str] = dict(info.names)
+        else:
+            self.model = load_model(self.model_name)
+            self.task = str(getattr(self.model, "task", "detect"))
+            if self.task not in TASKS:
+                raise ModelError(f"model {self.model_name} is a {self.task!r} model; trackstream needs boxes from "
+                                 f"a {', '.join(TASKS)} model")
+            self.device, self.half = resolve_device(device, config.half, self.model_name)
+            self.preprocess = resolve_preprocess(config.preprocess, self.device)
+            if self.preprocess == "device":
+                self._predictor = predictor_class(self.model)
+                log.info("detector: frames are letterboxed on %s, one batch per call", self.device)
+            self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
+            self.threads = max(1, cores // self.workers) if self.device == "cpu" else None
+            if self.threads is not None:
+                import torch
+
+                # process-wide: each copy computes (PyTorch) or pre- and post-processes (others) on its share
+                torch.set_num_threads(self.threads)
+            self._warm_up(self.model)
+            # after the warm-up: for an exported model, reading names earlier would load its runtime twice
+            self.class_names = {int(k): str(v) for k, v in dict(self.model.names).items()}
+            tune_runtime(self.model, self.model_name, self.threads)
         self._free.put(self.model)
+        self._detected_once = threading.Event()  # the first copy has answered a call: the rest may load now
         self.loading: Optional[threading.Thread] = None  # loads the other copies while the first one works
         if self.workers > 1:
             # not a daemon: a process that ends early waits for it rather than tear down a runtime mid-load
@@ -172,14 +196,37 @@ class Detector:
                                             name="detector-load")
             self.loading.start()
 
+    def _load_native(self) -> native.NativeModel:
+        """One warmed-up copy of the exported model in its runtime, computing on ``threads`` threads."""
+        try:
+            model = native.NativeModel(self.model_name, self.runtime, self._info, self.threads)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any runtime failure means the model is unusable
+            raise ModelError(f"cannot load model {self.model_name}: {_one_line(exc)}") from None
+        self._warm_up(model)
+        return model
+
     def _load_copies(self, count: int) -> None:
         """Load and warm up ``count`` more copies, each joining the pool as soon as it is ready.
 
-        Runs off the path to the first result: the first copy already detects meanwhile. A copy that fails
+        Runs off the path to the first result: it starts loading once the first copy has answered its first
+        call (or after ``FIRST_RESULT_WAIT`` seconds without one), so the first result does not share the
+        cores and the GIL with a model being loaded. A copy that fails
         to load (the first one loaded, so this is rare: memory, a file replaced meanwhile) is left out with a
         warning and the detector runs with fewer copies.
         """
+        # after the first result (or a moment without one): loading competes with it for the cores and the GIL
+        self._detected_once.wait(FIRST_RESULT_WAIT)
         for _ in range(count):
+            if self.native:
+                try:
+                    self._free.put(self._load_native())
+                except Exception as exc:  # noqa: BLE001 - the run goes on with the copies it has
+                    log.warning("detector: another copy of %s could not be loaded (%s); running with fewer "
+                                "copies", Path(self.model_name).name, _one_line(exc))
+                    return
+                continue
             try:
                 with quiet_ultralytics():  # its model-loading lines were printed for the first copy already
                     replica = load_model(self.model_name)
@@ -198,10 +245,18 @@ class Detector:
             max_det=c.max_det, device=self.device, verbose=False, save=False, stream=False,
             predictor=self._predictor, **({"quantize": 16} if self.half else {})))
 
+    def _run(self, model: Any, images: list[np.ndarray]) -> list[tuple[Detections, int]]:
+        """Each image's detections with one copy of the model, and the invalid rows dropped from them."""
+        if isinstance(model, native.NativeModel):
+            c = self.config
+            return [Detections.drop_invalid(f.xyxy, f.confidence, f.class_id, keypoints=_with_visibility(f.keypoints))
+                    for f in model.predict(images, c.imgsz, c.conf, c.iou, list(c.classes or ()), c.max_det)]
+        return [self._convert(r) for r in self._predict(model, images)]
+
     def _warm_up(self, model: Any) -> None:
         """Run once on a blank image so unreadable weights fail now, with one line, not mid-stream."""
         try:
-            self._predict(model, [np.zeros((self.config.imgsz, self.config.imgsz, 3), np.uint8)])
+            self._run(model, [np.zeros((self.config.imgsz, self.config.imgsz, 3), np.uint8)])
         except Exception as exc:  # noqa: BLE001 - any backend failure means the model is unusable
             raise ModelError(f"cannot run model {self.model_name}: {_one_line(exc)}") from None
 
@@ -216,10 +271,10 @@ class Detector:
             return [], 0
         model = self._free.get()
         try:
-            results = self._predict(model, [f.image for f in frames])
+            converted = self._run(model, [f.image for f in frames])
         finally:
             self._free.put(model)
-        converted = [self._convert(r) for r in results]
+            self._detected_once.set()
         return [d for d, _ in converted], sum(n for _, n in converted)
 
     @staticmethod
@@ -230,13 +285,17 @@ class Detector:
         cls = boxes.cls.cpu().numpy().astype(np.int64) if boxes is not None else np.zeros(0, np.int64)
         extra: dict[str, object] = {}
         if result.keypoints is not None:
-            kpts = result.keypoints.data.cpu().numpy().astype(np.float32)
-            if kpts.shape[-1] == 2:  # models without visibility: treat every point as visible
-                kpts = np.concatenate([kpts, np.ones((*kpts.shape[:2], 1), np.float32)], axis=-1)
-            extra["keypoints"] = kpts
+            extra["keypoints"] = _with_visibility(result.keypoints.data.cpu().numpy().astype(np.float32))
         if result.masks is not None and len(xyxy):
             extra["mask_polygons"] = tuple(np.asarray(p, np.float32).reshape(-1, 2) for p in result.masks.xy)
         return Detections.drop_invalid(xyxy, conf, cls, **extra)
+
+
+def _with_visibility(keypoints: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """(n, k, 3) keypoints: a model without visibility values has every point treated as visible."""
+    if keypoints is not None and keypoints.shape[-1] == 2:
+        return np.concatenate([keypoints, np.ones((*keypoints.shape[:2], 1), np.float32)], axis=-1)
+    return keypoints
 
 
 def tune_runtime(model: Any, path: str, threads: Optional[int]) -> None:

@@ -19,11 +19,31 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
 
+_hushed = False  # ``hush`` was called: Ultralytics' INFO lines stay off once it is imported
+
+
+def hush() -> None:
+    """Ultralytics' INFO lines off for the rest of the process (``--quiet``), without importing it now (its
+    import costs seconds a run that never loads it should not pay)."""
+    global _hushed
+    _hushed = True
+    if "ultralytics.utils" in sys.modules:
+        ultralytics_logger()
+
+
+def hushed() -> bool:
+    """Whether model-loading lines are off (``hush``): Ultralytics' and the native runtimes' alike."""
+    return _hushed
+
+
 def ultralytics_logger() -> logging.Logger:
     """Ultralytics' logger, after its import (which sets the logger's level, so setting it earlier is lost)."""
     import ultralytics.utils  # noqa: F401 - configures the "ultralytics" logger
 
-    return logging.getLogger("ultralytics")
+    logger = logging.getLogger("ultralytics")
+    if _hushed:
+        logger.setLevel(max(logger.level, logging.WARNING))
+    return logger
 
 
 @contextlib.contextmanager

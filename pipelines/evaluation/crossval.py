@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import UserError
+from pipelines.evaluation.counting import LineScore, count_metrics
 from pipelines.evaluation.paths import PathError
 from pipelines.evaluation.scoring import COMBINED, SeqScore
 
 Key = tuple[str, str, str]  # (tracker label, condition, sequence)
 SCORE_METRICS = {"HOTA": "hota", "DetA": "deta", "AssA": "assa", "MOTA": "mota", "IDF1": "idf1", "IDSW": "idsw"}
-LOWER_IS_BETTER = ("IDSW", "ADE", "FDE")
-SELECT_CHOICES = ("HOTA", "IDF1", "MOTA", "FDE1.0h")
+LOWER_IS_BETTER = ("IDSW", "ADE", "FDE", "CountErr")
+SELECT_CHOICES = ("HOTA", "IDF1", "MOTA", "FDE1.0h", "CountErr")
 
 
 def path_metrics(errors: Sequence[PathError]) -> dict[str, float]:
@@ -47,9 +48,11 @@ def path_metrics(errors: Sequence[PathError]) -> dict[str, float]:
 
 def flatten(scores: Mapping[str, Mapping[str, Mapping[str, SeqScore]]],
             paths: Mapping[str, Mapping[str, Mapping[str, Sequence[PathError]]]],
+            counts: Mapping[str, Mapping[str, Mapping[str, Sequence[LineScore]]]] | None = None,
             shares: Mapping[Key, float] | None = None) -> dict[Key, dict[str, float]]:
-    """Per (tracker, condition, sequence): every metric as a float, and ``detected`` (% of frames fed) from
-    ``shares`` (0..1 by key) for the scored rows. COMBINED rows are left out."""
+    """Per (tracker, condition, sequence): every metric as a float. COMBINED rows are left out. ``counts``
+    (``--count-lines``) adds ``CountErr``/``CountP``/``CountR`` (``counting.count_metrics``); ``shares`` (0..1
+    by key) adds ``detected`` (% of frames fed) to the scored rows."""
     table: dict[Key, dict[str, float]] = {}
     for cond, per_label in scores.items():
         for label, per_seq in per_label.items():
@@ -60,6 +63,10 @@ def flatten(scores: Mapping[str, Mapping[str, Mapping[str, SeqScore]]],
         for label, per_seq_p in per_label_p.items():
             for seq, errs in per_seq_p.items():
                 table.setdefault((label, cond, seq), {}).update(path_metrics(errs))
+    for cond, per_label_c in (counts or {}).items():
+        for label, per_seq_c in per_label_c.items():
+            for seq, rows in per_seq_c.items():
+                table.setdefault((label, cond, seq), {}).update(count_metrics(rows))
     for key, share in (shares or {}).items():
         if key in table:
             table[key]["detected"] = 100.0 * share

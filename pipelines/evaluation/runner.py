@@ -29,7 +29,9 @@ import numpy as np
 
 from pipelines.errors import OutputError, UserError
 from pipelines.evaluation.conditions import Condition, derive_sequence
+from pipelines.evaluation.counting import LineScore, LineSets, count_metrics, score_sequence
 from pipelines.evaluation.crossval import CrossValidation, cross_validate, flatten
+from pipelines.evaluation.forecast_eval import PredictionScore, score_predictions
 from pipelines.evaluation.interpolate import interpolate_gaps
 from pipelines.evaluation.motio import (
     MotSequence,
@@ -72,6 +74,9 @@ class EvalOptions:
     schedule: Schedule | None = None
     candidate_schedules: Mapping[str, Schedule] = field(default_factory=dict)
     max_detected: float | None = None
+    count_lines: str | None = None          # ``auto`` or a YAML file of lines per sequence (counting.py)
+    predict_horizon: float | None = None    # seconds: score trackstream's predicted crossings (forecast_eval.py)
+    predict_probability: float = 0.5        # their predict_min_probability
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ class EvalReport:
     paths: dict[str, dict[str, list[PathError]]] = field(default_factory=dict)
     paths_by_condition: dict[str, dict[str, dict[str, list[PathError]]]] = field(default_factory=dict)
     cv: CrossValidation | None = None
+    counts_by_condition: dict[str, dict[str, dict[str, list[LineScore]]]] = field(default_factory=dict)
+    predictions_by_condition: dict[str, dict[str, PredictionScore]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -207,31 +214,54 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
         gt_folder = split_folder(options.mot_root, options.benchmark, options.split)
     variants: dict[str, Path] = {}
     records: dict[str, dict[str, PathRecord]] = {}
+    line_sets = LineSets(options.count_lines) if options.count_lines else None
     for seq in seqs:
         dets = read_detections(seq.det, seq.info.length)
         fed = _scheduled_frames(options, seq, dets)
+        tracked: dict[str, np.ndarray] = {}
         for spec in specs:
             ours = spec.name == TRACKSTREAM
-            rows, run, record, _ = track_sequence(spec.name, seq, dets, spec.config, schedule=spec.schedule,
-                                                  fed=None if ours else fed)
+            rows, run, record, fed_here = track_sequence(spec.name, seq, dets, spec.config,
+                                                         schedule=spec.schedule, fed=None if ours else fed)
             run = replace(run, tracker=spec.label, condition=cond.name)
             report.runs.append(run)
             print(f"[{cond.name}] tracked {seq.name} with {spec.label}: {run.frames} frames, "
                   f"{run.detections} detections, {run.us_per_frame:.0f} cpu us/frame", file=progress)
             variants[spec.label] = results_dir(out, labels, spec.label)
             write_results(variants[spec.label] / f"{seq.name}.txt", rows)
+            tracked[spec.label] = rows[fed_here[rows[:, 0].astype(np.int64)]]  # counted as run counts: fed frames
             if record is not None:
                 records.setdefault(spec.label, {})[seq.name] = record
             if options.interpolate_gap is not None:
                 label = f"{spec.label}+interp"
                 variants[label] = results_dir(out, labels, spec.label, interpolated=True)
                 write_results(variants[label] / f"{seq.name}.txt", interpolate_gaps(rows, options.interpolate_gap))
+        if line_sets is not None and seq.gt is not None:
+            _count_sequence(options, cond, seq, seq.gt, dets, tracked, line_sets, report, progress)
     scored = {s.name: s.info.length for s in seqs if s.gt is not None}
     report.by_condition[cond.name] = {label: score(gt_folder, folder, scored, options.benchmark)
                                       for label, folder in variants.items()} if scored else {}
     report.paths_by_condition[cond.name] = _path_scores(seqs, records)
     if not report.results_dirs:
         report.results_dirs = variants
+
+
+def _count_sequence(options: EvalOptions, cond: Condition, seq: MotSequence, gt_path: Path, dets: np.ndarray,
+                    tracked: Mapping[str, np.ndarray], line_sets: LineSets, report: EvalReport,
+                    progress: TextIO) -> None:
+    """Count crossings of the sequence's lines by gt and by every tracker; score trackstream's predicted
+    crossings when asked (``--predict-horizon``)."""
+    lines = line_sets.lines(seq.name, seq.info.width, seq.info.height)
+    gt = read_gt_people(gt_path)
+    scores = score_sequence(gt, tracked, lines, seq.info.frame_rate)
+    per_label = report.counts_by_condition.setdefault(cond.name, {})
+    for label, rows in scores.items():
+        per_label.setdefault(label, {})[seq.name] = rows
+    if options.predict_horizon is not None:
+        config = dict(options.tracker_config)
+        report.predictions_by_condition.setdefault(cond.name, {})[seq.name] = score_predictions(
+            seq, dets, gt, lines, config, options.predict_horizon, options.predict_probability)
+    print(f"[{cond.name}] counted crossings of {len(lines)} lines on {seq.name}", file=progress)
 
 
 def _scheduled_frames(options: EvalOptions, seq: MotSequence, dets: np.ndarray) -> np.ndarray | None:
@@ -267,13 +297,29 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
     report.paths = report.paths_by_condition[first]
     if options.cross_validate:
         shares = {(r.tracker, r.condition, r.seq): r.detected_share for r in report.runs}
-        table = flatten(report.by_condition, report.paths_by_condition, shares)
+        table = flatten(report.by_condition, report.paths_by_condition, report.counts_by_condition, shares)
         candidates = [TRACKSTREAM] * (TRACKSTREAM in options.trackers) + \
             [f"{TRACKSTREAM}-{label}" for label, _ in options.candidates]
         report.cv = cross_validate(table, candidates, [c.name for c in options.conditions],
                                    sorted(s.name for s in scored), options.select_by, options.max_detected)
     write_summary(options.out / "summary.json", report)
     return report
+
+
+def _no_nan(value: Any) -> Any:
+    """``value`` with every NaN or infinite float made null (a precision with nothing counted), so the file is
+    strict JSON that any parser reads."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def _json_floats(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: None if not np.isfinite(v) else round(v, 3) for k, v in metrics.items()}
 
 
 def write_summary(path: Path, report: EvalReport) -> None:
@@ -291,9 +337,19 @@ def write_summary(path: Path, report: EvalReport) -> None:
                                       for label, per_seq in paths.items()}
                                for cond, paths in report.paths_by_condition.items()},
         "cross_validation": None if report.cv is None else report.cv.to_json(),
+        "counts_by_condition": {cond: {label: {seq: {"lines": [s.to_json() for s in rows],
+                                                     **_json_floats(count_metrics(rows))}
+                                               for seq, rows in per_seq.items()}
+                                       for label, per_seq in per_label.items()}
+                                for cond, per_label in report.counts_by_condition.items()},
+        "count_totals": {cond: {label: _json_floats(count_metrics([r for rows in per_seq.values() for r in rows]))
+                                for label, per_seq in per_label.items()}
+                         for cond, per_label in report.counts_by_condition.items()},
+        "predicted_crossings": {cond: {seq: p.to_json() for seq, p in per_seq.items()}
+                                for cond, per_seq in report.predictions_by_condition.items()},
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(json.dumps(_no_nan(data), indent=2, allow_nan=False) + "\n")
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None

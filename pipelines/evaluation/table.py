@@ -87,6 +87,8 @@ def format_cv(cv: CrossValidation) -> str:
     header = ["tracker"] + [f"{c} {k}" for c in cv.conditions for k in keys]
     rows = []
     for label, per_cond in cv.fixed.items():
+        if not any(k in m for m in per_cond.values() for k in keys):
+            continue                 # a counting rule's row (+linezone): format_count_cv shows it
         rows.append([label] + [x for c in cv.conditions for x in _cells(per_cond.get(c, {}), keys)])
     if cv.folds:
         rows.append([f"trackstream (chosen by {cv.select_by} per fold)"] +

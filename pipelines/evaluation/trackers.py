@@ -43,6 +43,11 @@ class TrackstreamTracker:
         self.last_path: np.ndarray = np.zeros((0, k, 2))
         self._last = Tracks.empty(k)  # the tracks of the last update (what the schedule plans from)
 
+    @property
+    def core(self) -> Any:
+        """The ``tracker.Tracker`` behind this adapter (its Kalman state: ``forecast``)."""
+        return self._tracker
+
     def update(self, tlwh: np.ndarray, conf: np.ndarray, timestamp: float) -> np.ndarray:
         from tracker import Detections
 

@@ -18,8 +18,13 @@ boxes are predictions, so no track is lost, recovered or started there and no zo
 (they wait for the next detected frame); only a track the tracker removed ends.
 Every started track ends exactly once; ids the generator never saw are ignored when removed.
 Within a frame, events come in this order: started, recovered, zone/line (per zone: entered, exited,
-``zone_dwell``, ``speed_exceeded``; then per line: crossed, ``speed_exceeded``), lost, zone exits of ending
-tracks, ended.
+``zone_dwell``, ``speed_exceeded``, entry predictions and their cancellations; then per line: crossed,
+``speed_exceeded``, crossing predictions and their cancellations), lost, zone exits and cancelled predictions of
+ending tracks, ended.
+
+A zone or line with ``predict_seconds`` warns before a predicted entry or crossing (``forecast.py``); the
+``AnchorForecast`` of the tracker's confirmed tracks comes with each detected frame (``update(result,
+forecast)``).
 
 Zone exits carry ``dwell_seconds`` (how long the visit lasted); a zone with ``dwell_seconds`` set gives one
 ``zone_dwell`` event per visit when a track has been inside that long (``dwell.py``).
@@ -39,6 +44,7 @@ from pipelines.frames import (SCHEMA_VERSION, Counts, FrameResult, GroundMotion,
 from pipelines.secrets import redact_text
 from pipelines.processing.classes import ClassFilter, class_label
 from pipelines.processing.dwell import DwellClock
+from pipelines.processing.forecast import AnchorForecast, LineForecaster, Predicted, ZoneForecaster
 from pipelines.processing.speeding import ZoneSpeedWatch, too_fast
 from pipelines.processing.zones import (EventsConfig, LineConfig, LineCounter, ZoneConfig, ZoneMembership,
                              anchor_points, direction_name)
@@ -48,6 +54,8 @@ __all__ = ["Counts", "EventGenerator", "EventsConfig", "LineConfig", "LineCount"
 
 EVENT_TYPES = ("track_started", "track_lost", "track_recovered", "track_ended",
                "zone_entered", "zone_exited", "zone_dwell", "speed_exceeded", "line_crossed",
+               "crossing_predicted", "crossing_prediction_cancelled", "zone_entry_predicted",
+               "zone_entry_prediction_cancelled",
                "stream_started", "stream_gap", "stream_resumed", "stream_ended")
 
 Event = dict[str, Any]
@@ -183,6 +191,10 @@ class EventGenerator:
         self._class_names: Mapping[int, str] = {}                       # the model's, from the latest frame
         self._dwell = [DwellClock(z.dwell_seconds) for z in zones]      # visits per zone (dwell.py)
         self._zone_speed = [ZoneSpeedWatch(z.speed_limit_kmh) for z in zones]   # speed_exceeded (speeding.py)
+        self._zone_forecast = [ZoneForecaster(z, config.line_dead_band) if z.predict_seconds else None
+                               for z in zones]                                  # predictions (forecast.py)
+        self._line_forecast = [LineForecaster(ln, config.line_dead_band, config.min_frames_on_side)
+                               if ln.predict_seconds else None for ln in lines]
         self._known: dict[int, _Memo] = {}
         self._present: set[int] = set()
         self._last: Optional[_Seen] = None
@@ -190,8 +202,17 @@ class EventGenerator:
         self._tally = ClassTally()
 
     # -- public verbs ---------------------------------------------------------------------------------
-    def update(self, result: FrameResult) -> list[Event]:
-        """Events caused by one processed frame, in the order documented in the module docstring."""
+    @property
+    def horizons(self) -> tuple[float, ...]:
+        """The ``predict_seconds`` of this source's zones and lines (empty: no predictions wanted)."""
+        return tuple(sorted({float(f.horizon) for f in [*self._zone_forecast, *self._line_forecast]
+                             if f is not None}))
+
+    def update(self, result: FrameResult, forecast: Optional[AnchorForecast] = None) -> list[Event]:
+        """Events caused by one processed frame, in the order documented in the module docstring.
+
+        ``forecast``: the tracks' anchors and spread at ``horizons`` (``forecast.anchor_forecast``), for the
+        zones and lines that predict; None: no predictions this frame."""
         frame, t = result.frame, result.tracks
         self._class_names = result.class_names
         now = _Seen(int(frame.index), round(float(frame.pts), 6), round(float(frame.capture_time), 6))
@@ -209,7 +230,7 @@ class EventGenerator:
         for row, tid in enumerate(ids):
             events.extend(self._observe(tid, row, rows, now))
         motion = result.measures.motion if result.measures is not None else {}   # ground speed (calibrated)
-        events.extend(self._zone_line_events(ids, boxes, rows, now, motion))
+        events.extend(self._zone_line_events(ids, boxes, rows, now, motion, forecast))
         removed = {int(i) for i in t.removed_ids.tolist()}
         for tid in sorted(self._present - set(ids) - removed):
             memo = self._known.get(tid)
@@ -337,7 +358,7 @@ class EventGenerator:
         return events
 
     def _zone_line_events(self, ids: list[int], boxes: np.ndarray, rows: "_Rows", now: _Seen,
-                          motion: Mapping[int, GroundMotion]) -> list[Event]:
+                          motion: Mapping[int, GroundMotion], forecast: Optional[AnchorForecast]) -> list[Event]:
         if not (self._zones or self._lines):
             return []
         anchors = anchor_points(boxes, self._cfg.anchor)
@@ -350,9 +371,13 @@ class EventGenerator:
             keep = classes.allows(rows.class_id, rows.names)
             return [tid for tid, k in zip(ids, keep.tolist()) if k], anchors[keep]
 
-        for zone, classes, clock, watch in zip(self._zones, self._zone_classes, self._dwell, self._zone_speed):
+        for zone, classes, clock, watch, ahead in zip(self._zones, self._zone_classes, self._dwell, self._zone_speed,
+                                                      self._zone_forecast):
             seen_here = counted(classes)
             entered, exited = zone.update(*seen_here)
+            if ahead is not None:
+                for tid in entered:
+                    ahead.entered(tid)
             for name, group in (("zone_entered", entered), ("zone_exited", exited)):
                 for tid in group:
                     extra: dict[str, Any] = {}
@@ -372,8 +397,18 @@ class EventGenerator:
             for tid, kmh in watch.check(zone.members(), seen_here[0], motion):
                 events.append(self._event("speed_exceeded", now, zone=zone.name, point=point[tid], speed_kmh=kmh,
                                           limit_kmh=watch.limit_kmh, track=self._known[tid].track_doc(tid)))
-        for line, classes, cfg in zip(self._lines, self._line_classes, self._line_cfgs):
-            for tid, sign, pt in line.update(*counted(classes)):
+            if ahead is not None and forecast is not None:
+                made, cancelled = ahead.update(seen_here[0], zone.members(), forecast)
+                events.extend(self._predicted("zone_entry_predicted", now, p, ahead.horizon, point, zone=zone.name)
+                              for p in made)
+                events.extend(self._cancelled("zone_entry_prediction_cancelled", now, tid, reason, point.get(tid),
+                                              zone=zone.name) for tid, _, reason in cancelled)
+        for line, classes, cfg, ahead_line in zip(self._lines, self._line_classes, self._line_cfgs,
+                                                  self._line_forecast):
+            seen_line = counted(classes)
+            for tid, sign, pt in line.update(*seen_line):
+                if ahead_line is not None:
+                    ahead_line.crossed(tid, sign)
                 self._tally.line(line.name, self._known[tid].class_name, sign)
                 events.append(self._event("line_crossed", now, line=line.name, direction=direction_name(sign),
                                           sign=sign, point=pt, track=self._known[tid].track_doc(tid)))
@@ -382,7 +417,24 @@ class EventGenerator:
                     events.append(self._event("speed_exceeded", now, line=line.name, direction=direction_name(sign),
                                               point=pt, speed_kmh=fast, limit_kmh=cfg.speed_limit_kmh,
                                               track=self._known[tid].track_doc(tid)))
+            if ahead_line is not None and forecast is not None:
+                made_l, cancelled_l = ahead_line.update(seen_line[0], forecast)
+                events.extend(self._predicted("crossing_predicted", now, p, ahead_line.horizon, point, line=line.name,
+                                              direction=direction_name(p.sign), sign=p.sign) for p in made_l)
+                events.extend(self._cancelled("crossing_prediction_cancelled", now, tid, reason, point.get(tid),
+                                              line=line.name, direction=direction_name(sign), sign=sign)
+                              for tid, sign, reason in cancelled_l)
         return events
+
+    def _predicted(self, name: str, now: _Seen, p: Predicted, horizon: float, point: Mapping[int, list[float]],
+                   **where: Any) -> Event:
+        return self._event(name, now, **where, point=point[p.track], **p.doc(), horizon_seconds=horizon,
+                           track=self._known[p.track].track_doc(p.track))
+
+    def _cancelled(self, name: str, now: _Seen, tid: int, reason: str, point: Optional[list[float]],
+                   **where: Any) -> Event:
+        memo = self._known[tid]
+        return self._event(name, now, **where, point=point, reason=reason, track=memo.track_doc(tid))
 
     def _end(self, tid: int, now: _Seen, reason: str) -> list[Event]:
         memo = self._known.pop(tid, None)
@@ -397,6 +449,17 @@ class EventGenerator:
                                           dwell_seconds=clock.leave(tid, memo.last.pts)))   # until last seen
         for line in self._lines:
             line.forget(tid)
+        for zone_ahead in self._zone_forecast:
+            if zone_ahead is not None:
+                events.extend(self._event("zone_entry_prediction_cancelled", now, zone=zone_ahead.name, point=None,
+                                          reason=reason_, track=memo.track_doc(tid))
+                              for _, _, reason_ in zone_ahead.forget(tid))
+        for line_ahead in self._line_forecast:
+            if line_ahead is not None:
+                events.extend(self._event("crossing_prediction_cancelled", now, line=line_ahead.name,
+                                          direction=direction_name(sign), sign=sign, point=None, reason=reason_,
+                                          track=memo.track_doc(tid))
+                              for _, sign, reason_ in line_ahead.forget(tid))
         summary = {
             "first_seen": memo.first.doc(),
             "last_seen": memo.last.doc(),

@@ -25,6 +25,7 @@ from pipelines.frames import Counts, FrameResult, StatusKind, StreamStatus, Trac
 from pipelines.processing.calibration import GroundPlane
 from pipelines.processing.classes import check_classes
 from pipelines.processing.events import EventGenerator
+from pipelines.processing.forecast import anchor_forecast
 from pipelines.processing.overlays import OverlayConfig, Trails
 from pipelines.processing.schedule import Plan, ScheduleState, confirm_plan, plan_after
 from pipelines.settings import SourceSettings
@@ -146,7 +147,10 @@ class StreamProcessor:
             trails = self._trails.points(tracks.track_id.tolist())
         result = FrameResult(frame, detections, tracks, self.class_names, trails=trails, detected=detected,
                              measures=TrackMeasures(motion=motion) if self._ground is not None else None)
-        events = tuple(self._events.update(result))      # speed limits read the motion of result.measures
+        horizons = self._events.horizons                # zones/lines that warn before a predicted crossing
+        forecast = anchor_forecast(self._tracker, horizons, self.settings.events.anchor) \
+            if horizons and detected else None
+        events = tuple(self._events.update(result, forecast))   # speed limits read the motion of result.measures
         self.frames_processed += 1
         counts = self._events.counts() if self._has_counts else None
         measures = TrackMeasures(zones=self._events.dwell_now(), motion=motion) \

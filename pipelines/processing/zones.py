@@ -69,6 +69,10 @@ class ZoneConfig:
         dwell_seconds: a ``zone_dwell`` event when a track has been inside this long (loitering); None: none.
         speed_limit_kmh: a ``speed_exceeded`` event when a track inside is faster (needs the source's
             ``calibration``); None: none.
+        predict_seconds: warn up to this many seconds before a predicted entry (``zone_entry_predicted``,
+            ``forecast.py``); None: no warnings.
+        predict_min_probability: the least probability (0-1] of entering within ``predict_seconds`` for a
+            warning, under the tracker's own motion model.
     """
 
     name: str
@@ -76,6 +80,8 @@ class ZoneConfig:
     classes: tuple[ClassRef, ...] = ()
     dwell_seconds: Optional[float] = field(default=None, metadata={"gt": 0.0})
     speed_limit_kmh: Optional[float] = field(default=None, metadata={"gt": 0.0})
+    predict_seconds: Optional[float] = field(default=None, metadata={"gt": 0.0, "max": 60.0})
+    predict_min_probability: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -92,12 +98,18 @@ class LineConfig:
         classes: count only tracks of these classes (names or ids of the model); empty: every class.
         speed_limit_kmh: a ``speed_exceeded`` event when a track crosses faster (needs the source's
             ``calibration``); None: none.
+        predict_seconds: warn up to this many seconds before a predicted crossing (``crossing_predicted``,
+            ``forecast.py``); None: no warnings.
+        predict_min_probability: the least probability (0-1] of crossing within ``predict_seconds`` for a
+            warning, under the tracker's own motion model.
     """
 
     name: str
     points: tuple[tuple[float, ...], ...]
     classes: tuple[ClassRef, ...] = ()
     speed_limit_kmh: Optional[float] = field(default=None, metadata={"gt": 0.0})
+    predict_seconds: Optional[float] = field(default=None, metadata={"gt": 0.0, "max": 60.0})
+    predict_min_probability: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
 
     def __post_init__(self) -> None:
         if not self.name.strip():

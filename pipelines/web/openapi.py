@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-EVENT_KINDS = ["track_started", "track_lost", "track_recovered", "track_ended", "zone_entered", "zone_exited",
-               "line_crossed", "stream_started", "stream_gap", "stream_resumed", "stream_ended"]
+from pipelines.processing.events import EVENT_TYPES
+
+EVENT_KINDS = list(EVENT_TYPES)   # every event the history can hold (zone_dwell, crossing_predicted, ... included)
 
 
 def _query(name: str, description: str, schema: dict[str, Any], many: bool = False) -> dict[str, Any]:

@@ -5,6 +5,7 @@ detector looked and found nothing) loses them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from tracker_scenes import box, dets
 
 from tracker import Detections, Tracker, TrackerConfig, TrackState
@@ -93,3 +94,19 @@ def test_velocity_spread_is_large_for_a_young_track_and_shrinks_as_it_is_followe
     assert spreads[0] > 2 * spreads[-1] and all(a >= b - 1e-9 for a, b in zip(spreads, spreads[1:]))
     trk.predict(30 / FPS)  # without a detection it grows again
     assert float(trk.velocity_spread()[1].max()) > spreads[-1]
+
+
+def test_forecast_looks_ahead_along_the_walk_without_moving_the_tracker():
+    trk = Tracker(TrackerConfig(confirmation_hits=1))
+    for i in range(30):
+        trk.update(two_walkers(i), i / FPS)
+    before = trk.state_dict()
+    ids, now, now_cov = trk.forecast(0.0)
+    ids_ahead, ahead, cov = trk.forecast(1.0)
+    assert ids.tolist() == ids_ahead.tolist() == [1, 2]
+    np.testing.assert_allclose(now[:, 4], [100.0, -75.0], rtol=0.05)          # px/s, as they walk
+    np.testing.assert_allclose(ahead[:, 0], now[:, 0] + now[:, 4], atol=1e-9)  # one second further
+    assert np.all(cov[:, 0, 0] > now_cov[:, 0, 0])                            # less sure further ahead
+    assert trk.state_dict() == before                                         # nothing moved
+    with pytest.raises(ValueError, match="seconds must be a finite number >= 0"):
+        trk.forecast(-1.0)

@@ -1,0 +1,247 @@
+"""Warnings before a predicted crossing: ``crossing_predicted`` / ``zone_entry_predicted`` and their
+cancellations, from each track's Kalman state (constant velocity).
+
+For a track seen this frame, its anchor ``p`` (the point lines and zones test, ``events.anchor``) moves at
+``v`` px/s (the Kalman velocity of the box carried to the anchor). For a line with unit normal ``n`` and
+signed distance ``d = n . (p - a)`` (> 0: right-hand side), the mean path reaches the line after
+``t* = -d / (n . v)`` seconds. A *prediction* is made when, within the line's ``predict_seconds`` horizon H:
+
+- ``0 < t* <= H``, the anchor is off the line (outside the dead band) and the crossing point ``p + t* v``
+  lies on the segment (within the dead band of its ends);
+- the **probability** is at least ``predict_min_probability``. It is the probability, under the tracker's own
+  Gaussian prediction H seconds ahead (``Tracker.forecast``: the state's covariance propagated with the
+  process noise), that the anchor is on the other side of the line at H: ``Phi(-s d_H / sigma_H)`` with ``s``
+  the side now, ``d_H`` the predicted signed distance and ``sigma_H^2 = n' Sigma_H n`` the predicted anchor
+  covariance projected on the normal. It is the model's belief, not a calibrated frequency:
+  ``trackstream eval --predict-horizon`` measures how often it comes true.
+
+One prediction per track, line and direction stands until the track crosses (``line_crossed`` in that
+direction fulfils it; no further event) or it is cancelled (``crossing_prediction_cancelled``) with a
+``reason``: ``unlikely`` (the probability fell below half of ``predict_min_probability``: hysteresis, so a
+track hovering at the threshold does not flicker; a track that stops or turns away lands here),
+``misses_line`` (the mean path now passes beside the segment, or the track reached the other side without a
+counted crossing), or ``track_ended``.
+
+Zones work alike for tracks not confirmed inside: the crossing is the first zone edge the mean path enters
+through within the horizon (``zone_entry_predicted``, fulfilled by ``zone_entered``, cancelled by
+``zone_entry_prediction_cancelled``); the probability is the one above for that edge's line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol
+
+import numpy as np
+
+from pipelines.processing.zones import LineConfig, ZoneConfig, points_in_polygon
+
+__all__ = ["AnchorForecast", "LineForecaster", "Predicted", "ZoneForecaster", "anchor_forecast"]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+class _Forecasting(Protocol):
+    def forecast(self, seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class AnchorForecast:
+    """The tracks' anchors now and their spread ahead.
+
+    ``track_id`` int64 (M,); ``point`` (M, 2) and ``velocity`` (M, 2) px, px/s; ``spread[h]`` (M, 2, 2) the
+    anchor's covariance (px^2) ``h`` seconds ahead, for each horizon asked for.
+    """
+
+    track_id: np.ndarray
+    point: np.ndarray
+    velocity: np.ndarray
+    spread: dict[float, np.ndarray]
+
+    def rows(self, ids: Sequence[int]) -> dict[int, int]:
+        """Track id -> row, for the ``ids`` this forecast has."""
+        index = {int(t): i for i, t in enumerate(self.track_id.tolist())}
+        return {tid: index[tid] for tid in ids if tid in index}
+
+
+def anchor_forecast(tracker: _Forecasting, horizons: Sequence[float], anchor: str) -> AnchorForecast:
+    """The confirmed tracks' anchors (``bottom_center`` or ``center``) from ``tracker.forecast``."""
+    k = 0.5 if anchor == "bottom_center" else 0.0   # anchor = (cx, cy + k h)
+    jac = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, k]])
+    ids, mean, _ = tracker.forecast(0.0)
+    spread = {}
+    for h in sorted(set(horizons)):
+        _, _, cov = tracker.forecast(h)
+        spread[h] = jac @ cov[:, :4, :4] @ jac.T
+    return AnchorForecast(ids, mean[:, :4] @ jac.T, mean[:, 4:8] @ jac.T, spread)
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """A prediction made this frame: ``seconds`` to the crossing, ``probability``, ``at`` the crossing point."""
+
+    track: int
+    sign: int
+    seconds: float
+    probability: float
+    at: tuple[float, float]
+
+    def doc(self) -> dict[str, Any]:
+        return {"seconds_to_cross": round(self.seconds, 3), "probability": round(self.probability, 3),
+                "predicted_point": [round(self.at[0], 2), round(self.at[1], 2)]}
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / _SQRT2))
+
+
+@dataclass(frozen=True)
+class _Hit:
+    sign: int
+    seconds: float
+    probability: float
+    at: tuple[float, float]
+    on_segment: bool
+
+
+def _segment_hit(a: np.ndarray, b: np.ndarray, p: np.ndarray, v: np.ndarray, cov: np.ndarray, horizon: float,
+                 band: float) -> Optional[_Hit]:
+    """The mean path ``p + t v`` against segment a-b: None when ``p`` is within ``band`` of the line."""
+    d = b - a
+    length = float(np.hypot(*d))
+    u = d / length
+    n = np.array([-u[1], u[0]])              # n . (p - a) > 0 on the right-hand side on screen (y down)
+    dist = float(n @ (p - a))
+    if abs(dist) <= band:
+        return None
+    side = 1 if dist > 0 else -1
+    speed = float(n @ v)
+    sigma = math.sqrt(max(float(n @ cov @ n), 1e-9))
+    prob = _phi(-side * (dist + speed * horizon) / sigma)
+    if side * speed >= 0:                    # not moving towards the line
+        return _Hit(-side, math.inf, prob, (float(p[0]), float(p[1])), False)
+    t = -dist / speed
+    at = p + t * v
+    along = float(u @ (at - a))
+    return _Hit(-side, t, prob, (float(at[0]), float(at[1])), -band <= along <= length + band)
+
+
+class LineForecaster:
+    """Predictions of one line's crossings for many tracks (module docstring). ``update`` returns the new
+    predictions and the cancellations ``(track, sign, reason)`` of this frame."""
+
+    def __init__(self, line: LineConfig, dead_band: float, min_frames: int) -> None:
+        self.name = line.name
+        self.horizon = float(line.predict_seconds or 0.0)
+        self.min_probability = line.predict_min_probability
+        self._a = np.asarray(line.points[0], np.float64)
+        self._b = np.asarray(line.points[1], np.float64)
+        self._band = dead_band
+        self._patience = min_frames + 1
+        self._active: dict[tuple[int, int], int] = {}    # (track, sign) -> frames seen on the far side
+
+    def update(self, ids: Sequence[int], forecast: AnchorForecast
+               ) -> tuple[list[Predicted], list[tuple[int, int, str]]]:
+        made: list[Predicted] = []
+        cancelled: list[tuple[int, int, str]] = []
+        cov = forecast.spread[self.horizon]
+        for tid, row in forecast.rows(ids).items():
+            p, v = forecast.point[row], forecast.velocity[row]
+            hit = _segment_hit(self._a, self._b, p, v, cov[row], self.horizon, self._band)
+            for (track, sign), far in list(self._active.items()):
+                if track != tid:
+                    continue
+                reason = self._verdict(sign, hit, far)
+                if reason == "far":
+                    self._active[(track, sign)] = far + 1
+                elif reason:
+                    del self._active[(track, sign)]
+                    cancelled.append((track, sign, reason))
+            if hit is None or (tid, hit.sign) in self._active or not hit.on_segment:
+                continue
+            if hit.seconds <= self.horizon and hit.probability >= self.min_probability:
+                self._active[(tid, hit.sign)] = 0
+                made.append(Predicted(tid, hit.sign, hit.seconds, hit.probability, hit.at))
+        return made, cancelled
+
+    def _verdict(self, sign: int, hit: Optional[_Hit], far: int) -> str:
+        """'' keep, 'far' keep (on the far side, waiting for the counted crossing), else a cancel reason."""
+        if hit is None:
+            return ""                                  # on the line: the crossing is being decided
+        if hit.sign != sign:                           # on the far side already
+            return "misses_line" if far + 1 >= self._patience else "far"
+        if hit.probability < self.min_probability / 2:
+            return "unlikely"
+        return "" if hit.on_segment else "misses_line"
+
+    def crossed(self, tid: int, sign: int) -> None:
+        """The track crossed in ``sign``'s direction: its prediction, if any, came true."""
+        self._active.pop((tid, sign), None)
+
+    def forget(self, tid: int) -> list[tuple[int, int, str]]:
+        """An ended track: its standing predictions are cancelled (``track_ended``)."""
+        gone = sorted(k for k in self._active if k[0] == tid)
+        for key in gone:
+            del self._active[key]
+        return [(tid, sign, "track_ended") for _, sign in gone]
+
+
+class ZoneForecaster:
+    """Predicted entries into one zone for tracks not confirmed inside (module docstring)."""
+
+    def __init__(self, zone: ZoneConfig, dead_band: float) -> None:
+        self.name = zone.name
+        self.horizon = float(zone.predict_seconds or 0.0)
+        self.min_probability = zone.predict_min_probability
+        self._polygon = np.asarray(zone.polygon, np.float64)
+        self._edges = [(self._polygon[i - 1], self._polygon[i]) for i in range(len(self._polygon))]
+        self._band = dead_band
+        self._active: set[int] = set()
+
+    def _entry(self, p: np.ndarray, v: np.ndarray, cov: np.ndarray) -> Optional[_Hit]:
+        """The first edge the mean path enters the zone through (any time ahead), or None."""
+        best: Optional[_Hit] = None
+        for a, b in self._edges:
+            hit = _segment_hit(a, b, p, v, cov, self.horizon, 0.0)
+            if hit is None or not hit.on_segment or not math.isfinite(hit.seconds):
+                continue
+            after = np.asarray(hit.at) + v * 1e-3 / max(float(np.hypot(*v)), 1e-9)
+            if points_in_polygon(after[None], self._polygon)[0] and (best is None or hit.seconds < best.seconds):
+                best = hit
+        return best
+
+    def update(self, ids: Sequence[int], members: Sequence[int], forecast: AnchorForecast
+               ) -> tuple[list[Predicted], list[tuple[int, int, str]]]:
+        made: list[Predicted] = []
+        cancelled: list[tuple[int, int, str]] = []
+        inside = set(members)
+        cov = forecast.spread[self.horizon]
+        for tid, row in forecast.rows(ids).items():
+            if tid in inside:
+                continue
+            p, v = forecast.point[row], forecast.velocity[row]
+            if points_in_polygon(p[None], self._polygon)[0]:
+                continue                               # inside, not yet confirmed: the entry is being decided
+            hit = self._entry(p, v, cov[row])
+            if tid in self._active:
+                if hit is None:
+                    self._active.discard(tid)
+                    cancelled.append((tid, 1, "misses_line"))
+                elif hit.probability < self.min_probability / 2:
+                    self._active.discard(tid)
+                    cancelled.append((tid, 1, "unlikely"))
+            elif hit is not None and hit.seconds <= self.horizon and hit.probability >= self.min_probability:
+                self._active.add(tid)
+                made.append(Predicted(tid, 1, hit.seconds, hit.probability, hit.at))
+        return made, cancelled
+
+    def entered(self, tid: int) -> None:
+        self._active.discard(tid)
+
+    def forget(self, tid: int) -> list[tuple[int, int, str]]:
+        if tid in self._active:
+            self._active.discard(tid)
+            return [(tid, 1, "track_ended")]
+        return []

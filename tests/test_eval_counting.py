@@ -1,0 +1,134 @@
+"""Counting accuracy (`trackstream eval --count-lines`) and predicted crossings (`--predict-horizon`): the
+counting rule on hand-checkable trajectories, supervision's LineZone on the same tracks, and the CLI on the
+first 100 frames of a real MOT17 sequence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.evaluation.counting import (LineSets, auto_lines, count_crossings, count_metrics,
+                                           linezone_crossings, score_lines)
+from pipelines.processing.zones import LineConfig
+from tests.conftest import run_cli, shared_data
+from tests.test_eval import _copy_head
+
+SEQ = "MOT17-05-FRCNN"   # 18 ground-truth crossings of the auto lines in its first 100 frames
+FRAMES = 100
+# a vertical line at x = 100 from y = 0 to y = 200, drawn downwards: its right-hand side on screen is x < 100
+LINE = LineConfig("door", ((100.0, 0.0), (100.0, 200.0)))
+
+
+def _walk(track: int, xs: list[float], y: float = 150.0, first_frame: int = 1) -> list[list[float]]:
+    """MOT rows ``frame, id, x, y, w, h`` of a 20 x 40 px box whose bottom centre follows ``xs`` at height y."""
+    return [[first_frame + i, track, x - 10, y - 40, 20, 40] for i, x in enumerate(xs)]
+
+
+def _scene() -> np.ndarray:
+    """Five people, counted by hand against LINE (the segment spans y 0..200):
+
+    1 walks right across it          -> right_to_left (x grows: from the right-hand side to the left)
+    2 walks right across it          -> right_to_left
+    3 walks left across it           -> left_to_right
+    4 walks right below its end (y = 260, outside the segment) -> nothing
+    5 hovers on it, one frame on the far side at a time (flicker)  -> nothing
+    """
+    rows = (_walk(1, [60 + 8 * i for i in range(11)]) + _walk(2, [40 + 10 * i for i in range(13)], first_frame=5)
+            + _walk(3, [150 - 10 * i for i in range(11)], y=100) + _walk(4, [60 + 8 * i for i in range(11)], y=260)
+            + _walk(5, [96, 104, 96, 104, 96, 96, 104, 96], y=50))
+    return np.array(rows, float)
+
+
+def test_our_rule_counts_the_hand_checked_crossings():
+    crossings = count_crossings(_scene(), [LINE])
+    assert sorted((c.track, c.sign) for c in crossings) == [(1, -1), (2, -1), (3, 1)]
+    assert all(c.line == "door" and c.height == 40 for c in crossings)
+
+
+def test_scores_compare_a_tracker_with_an_id_switch_to_the_truth():
+    truth = count_crossings(_scene(), [LINE])
+    tracked = _scene()
+    switch = (tracked[:, 1] == 1) & (tracked[:, 2] + 10 > 100)   # person 1 gets a new id on the far side
+    tracked[switch, 1] = 99
+    found = count_crossings(tracked, [LINE])
+    scores = {s.direction: s for s in score_lines(truth, found, [LINE], rate=10.0)}
+    rtl, ltr = scores["right_to_left"], scores["left_to_right"]
+    assert (rtl.true, rtl.found, rtl.matched, rtl.error, rtl.recall) == (2, 1, 1, -1, 50.0)
+    assert (ltr.true, ltr.found, ltr.precision) == (1, 1, 100.0)
+    assert count_metrics(list(scores.values()))["CountErr"] == pytest.approx(100 / 3)
+
+
+def test_supervision_linezone_counts_the_same_scene_in_our_directions():
+    crossings = linezone_crossings(_scene(), [LINE])
+    # LineZone counts the three walkers and ignores the one passing beside the segment; its rule has no
+    # hysteresis, so the flickering person 5 is counted at every change of side
+    walkers = sorted((c.track, c.sign) for c in crossings if c.track != 5)
+    assert walkers == [(1, -1), (2, -1), (3, 1)]
+    assert sum(c.track == 5 for c in crossings) >= 2
+
+
+def test_auto_lines_are_fixed_by_the_image_size():
+    a, b = auto_lines(1920, 1080), auto_lines(1920, 1080)
+    assert a == b and [ln.name for ln in a] == ["vertical", "horizontal", "diagonal-lr", "diagonal-tb"]
+    assert a[0].points == ((960.0, 0.0), (960.0, 1080.0)) and a[1].points == ((0.0, 540.0), (1920.0, 540.0))
+
+
+def test_a_bad_line_file_is_one_clear_error(tmp_path: Path):
+    bad = tmp_path / "lines.yaml"
+    bad.write_text("MOT17-05-FRCNN:\n  - {name: door, points: [[0, 0], [0, 0]]}\n")
+    with pytest.raises(UserError, match=r"lines.yaml: MOT17-05-FRCNN\[0\]: points: the two points must differ"):
+        LineSets(str(bad))
+    with pytest.raises(UserError, match="not found"):
+        LineSets(str(tmp_path / "missing.yaml"))
+
+
+@pytest.fixture(scope="module")
+def mot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mot_count")
+    _copy_head(shared_data(f"mot/MOT17/train/{SEQ}"), root / "MOT17" / "train" / SEQ, FRAMES)
+    return root
+
+
+def test_eval_prints_counts_per_line_and_writes_them_to_the_summary(mot_root: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    proc = run_cli("eval", str(mot_root), "--out", str(out), "--tracker", "trackstream",
+                   "--tracker", "ultralytics-bytetrack", "--count-lines", "auto", "--predict-horizon", "1",
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    table = text[text.index("line counts [stride1]"):].split("\n\n")[0].splitlines()
+    rows = [line.split() for line in table if line.startswith("trackstream ")]
+    assert len(rows) == 8                                      # 4 auto lines x 2 directions
+    assert sum(int(r[4]) for r in rows) == 18                  # the true crossings, counted by hand above
+    for r in rows:
+        assert int(r[6]) == int(r[5]) - int(r[4])              # error = count - true
+    assert "counting accuracy [stride1]" in text and "predicted crossings" in text
+    for label in ("trackstream", "trackstream+linezone", "ultralytics-bytetrack", "ultralytics-bytetrack+linezone"):
+        assert any(line.startswith(f"{label} ") and SEQ in line for line in text.splitlines()), label
+    def no_nan(name: str) -> None:
+        raise AssertionError(f"summary.json holds {name}: not strict JSON")
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
+    seq = summary["counts_by_condition"]["stride1"]["ultralytics-bytetrack+linezone"][SEQ]
+    assert len(seq["lines"]) == 8 and seq["CountTrue"] == 18 and 0 <= seq["CountErr"]
+    assert set(seq["lines"][0]) == {"line", "direction", "true", "found", "matched", "error", "precision", "recall"}
+    assert summary["count_totals"]["stride1"]["trackstream"]["CountTrue"] == 18
+    predicted = summary["predicted_crossings"]["stride1"][SEQ]
+    assert predicted["gt_crossings"] == 18 and predicted["predictions"] > 0
+    assert 0 < predicted["recall"] <= 100 and 0 < predicted["precision"] <= 100
+    assert 0 < predicted["median_lead_seconds"] <= 1.0 + 2 / 14
+
+
+def test_eval_reads_lines_from_a_file_and_refuses_a_horizon_without_lines(mot_root: Path, tmp_path: Path):
+    lines = tmp_path / "lines.yaml"
+    lines.write_text('"*":\n  - {name: middle, points: [[320, 0], [320, 480]]}\n')
+    out = tmp_path / "out"
+    proc = run_cli("eval", str(mot_root), "--out", str(out), "--count-lines", str(lines), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[2] for line in proc.stdout.splitlines() if line.startswith("trackstream  ")
+            and SEQ in line and ("left_to_right" in line or "right_to_left" in line)] == ["middle", "middle"]
+    bad = run_cli("eval", str(mot_root), "--out", str(out), "--predict-horizon", "1")
+    assert bad.returncode != 0 and "add --count-lines" in bad.stderr and "Traceback" not in bad.stderr
