@@ -91,6 +91,7 @@ def test_eval_reports_path_errors_beside_the_constant_position_baseline(two_seq_
     (["--drop-detections", "1.5"], "drop fraction must be in [0, 1)"),
     (["--cross-validate", "--seqs", SEQS[0]], "--cross-validate needs at least 2 sequences"),
     (["--cross-validate", "--tracker", "ultralytics-bytetrack"], "chooses among trackstream configs"),
+    (["--cross-validate", "--max-detected", "0"], "--max-detected: a share of frames in %"),
 ])
 def test_bad_cross_validation_options_give_one_line(args: list[str], message: str, two_seq_root: Path,
                                                     tmp_path: Path) -> None:
@@ -163,6 +164,49 @@ def test_cross_validation_chooses_on_the_other_folds_and_scores_the_held_out_one
     assert cv.fixed["peer"]["stride1"]["HOTA"] == pytest.approx(40.0)
     with pytest.raises(UserError, match="at least 2"):
         cross_validate(table, ["a"], ["stride1"], ["s1"])
+
+
+def test_a_fold_chooses_only_among_schedules_within_the_detection_budget() -> None:
+    # "every" scores best but detects every frame; with a 50% budget each fold takes the best of the others
+    rows = {"every": (50, 100), "half": (48, 45), "third": (47, 35), "greedy": (49, 60)}
+    table = {(lbl, "stride1", s): {"HOTA": float(h) + i, "detected": float(d)}
+             for lbl, (h, d) in rows.items() for i, s in enumerate(("s1", "s2"))}
+    assert {f.chosen for f in cross_validate(table, list(rows), ["stride1"], ["s1", "s2"]).folds} == {"every"}
+    cv = cross_validate(table, list(rows), ["stride1"], ["s1", "s2"], max_detected=0.5)
+    assert {f.chosen for f in cv.folds} == {"half"}
+    assert cv.selected["stride1"]["detected"] == pytest.approx(45.0)
+    # nothing within the budget: the one that detects least
+    cv = cross_validate(table, ["every", "greedy"], ["stride1"], ["s1", "s2"], max_detected=0.5)
+    assert {f.chosen for f in cv.folds} == {"greedy"}
+
+
+def test_schedule_candidates_are_cross_validated_within_the_budget(two_seq_root: Path, tmp_path: Path) -> None:
+    tight, every, both = tmp_path / "tight.yaml", tmp_path / "every.yaml", tmp_path / "both.yaml"
+    tight.write_text("schedule:\n  travel: 0.1\n  lost_check: 0.05\n")
+    every.write_text("detector:\n  schedule: every\n")
+    both.write_text("detector:\n  schedule: interval:2\ntracker:\n  confirmation_hits: 3\n")
+    out = tmp_path / "cv"
+    proc = run_cli("eval", str(two_seq_root), "--out", str(out), "--schedule", "adaptive", "--tracker",
+                   "trackstream", "--tracker", "ultralytics-botsort", "--cross-validate", "--max-detected", "70",
+                   *[a for f in (tight, every, both) for a in ("--candidate", str(f))], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout[proc.stdout.index("cross-validated"):]
+    assert "stride1 detected" in text.splitlines()[1]
+    shares = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()[2:]
+              if line.startswith(("trackstream", "ultralytics-botsort")) and "(chosen" not in line}
+    assert shares["trackstream-every"] == 100.0 and 40 <= shares["trackstream-both"] <= 70
+    assert shares["trackstream"] < shares["trackstream-tight"] < 100.0
+    assert shares["ultralytics-botsort"] == shares["trackstream"]  # the peer is fed --schedule's frames
+    assert "chose trackstream-every" not in text  # over the budget: never chosen
+
+
+def test_a_bad_schedule_candidate_is_one_line(two_seq_root: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedule:\n  travle: 0.1\n")
+    proc = run_cli("eval", str(two_seq_root), "--out", str(tmp_path / "o"), "--candidate", str(bad), timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.yaml" in lines[0] and "schedule.travle" in lines[0], proc.stderr
 
 
 def test_path_errors_are_zero_for_a_perfect_prediction_and_vt_for_constant_position() -> None:

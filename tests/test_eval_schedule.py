@@ -27,7 +27,7 @@ def _rows(path: Path) -> np.ndarray:
 def test_scheduled_eval_feeds_every_tracker_the_same_frames_and_scores_every_frame(
         mot_root: Path, tmp_path: Path, schedule: str, low: float, high: float) -> None:
     out = tmp_path / "eval"
-    peers = ("ultralytics-tracktrack", "ultralytics-bytetrack")
+    peers = ("ultralytics-tracktrack", "ultralytics-botsort", "ultralytics-bytetrack")
     proc = run_cli("eval", str(mot_root), "--out", str(out), "--schedule", schedule, "--tracker", "trackstream",
                    *[a for p in peers for a in ("--tracker", p)], timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -49,3 +49,18 @@ def test_a_bad_schedule_is_one_line_and_exit_2(mot_root: Path, tmp_path: Path) -
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--schedule" in lines[0], proc.stderr
+
+
+def test_a_config_with_a_schedule_section_sets_the_schedule_the_peers_are_fed(mot_root: Path, tmp_path: Path) -> None:
+    shares = {}
+    for name, text in (("default", ""), ("eager", "schedule:\n  travel: 0.01\n  lost_check: 0.0\n")):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(text)
+        proc = run_cli("eval", str(mot_root), "--out", str(tmp_path / name), "--schedule", "adaptive", "--config",
+                       str(config), "--tracker", "trackstream", "--tracker", "ultralytics-bytetrack", timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        table = _table_rows(proc.stdout)
+        ours, peer = (table[(label, SEQ)]["detected %"] for label in ("trackstream", "ultralytics-bytetrack"))
+        assert ours == peer  # the peer is fed the frames of the configured schedule
+        shares[name] = ours
+    assert shares["default"] < 60 < 90 <= shares["eager"]  # the knobs of adaptive, from the config's schedule:

@@ -14,7 +14,7 @@ from pipelines.config import ConfigError, build_config
 from pipelines.frames import FrameResult, VideoFrame
 from pipelines.processing.motion import MotionMeter
 from pipelines.processing.processor import StreamProcessor
-from pipelines.processing.schedule import DetectionSchedule, Plan, Schedule, ScheduleState
+from pipelines.processing.schedule import DetectionSchedule, Plan, Schedule, ScheduleState, ScheduleTuning
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from pipelines.settings import SourceSettings
 from pipelines.sinks.records import frame_record, frame_schema
@@ -211,3 +211,24 @@ def test_a_bad_schedule_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "trackstream: error: detector.schedule: interval:K needs K >= 1, got 'interval:0'"]
+
+
+@pytest.mark.parametrize("confirm_check, second", [(0.0, 1), (0.06, 2)])
+def test_a_new_track_is_confirmed_within_confirm_check_and_then_reported(confirm_check, second):
+    tuning = ScheduleTuning(confirm_check=confirm_check)  # 0: the very next frame (25 fps: 0.04 s apart)
+    settings = SourceSettings("cam.mp4", schedule=Schedule("adaptive", tuning=tuning))
+    processor = StreamProcessor(settings, {0: "person"})
+    schedule = DetectionSchedule(settings.schedule)
+    detected, shown = [], []
+    for i, frame in enumerate(frames(12)):
+        detect = schedule.decide(frame.pts)
+        result = processor.process(frame, walker(i) if detect else None, schedule.state)
+        if detect:
+            detected.append(i)
+            plan = processor.schedule_state.plan
+            assert plan is not None
+            schedule.observe(plan)
+        shown.append(len(result.tracks))
+    assert detected[:2] == [0, second]  # the frame that started the track, then its confirmation
+    assert shown[:second] == [0] * second and all(n == 1 for n in shown[second:])  # followed from then on
+    assert len(detected) < 12

@@ -4,6 +4,7 @@
                      [--tracker trackstream] [--tracker ultralytics-bytetrack] [--interpolate [GAP]]
                      [--cross-validate] [--candidate FILE ...] [--frame-stride K ...]
                      [--drop-detections P] [--jitter S] [--noise-seed N] [--schedule interval:K|adaptive]
+                     [--max-detected PCT]
                      [--count-lines auto|FILE [--predict-horizon S [--predict-probability P]]]
 """
 
@@ -39,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="results: DIR/data/<seq>.txt (first tracker), DIR/<tracker>/data/<seq>.txt (others), "
                         "DIR/summary.json")
     p.add_argument("--config", type=Path, metavar="FILE",
-                   help="TrackerConfig YAML for trackstream (flat keys, or a full config's tracker: section)")
+                   help="TrackerConfig YAML for trackstream (flat keys, or a full config's tracker: section); "
+                        "a schedule: section there sets --schedule's settings (adaptive's knobs)")
     p.add_argument("--tracker", action="append", choices=TRACKER_NAMES, metavar="NAME",
                    help=f"tracker to score; repeat to score several in one run ({', '.join(TRACKER_NAMES)}; "
                         "default trackstream)")
@@ -53,7 +55,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                         "mean of every tracker")
     p.add_argument("--candidate", action="append", type=Path, default=[], metavar="FILE",
                    help="another TrackerConfig YAML to run as trackstream-<file stem> (repeatable); with "
-                        "--cross-validate the folds choose among them")
+                        "--cross-validate the folds choose among them. A file with a schedule: section "
+                        "(adaptive's settings) and/or detector: {schedule: S} is a schedule candidate: "
+                        "trackstream runs with that schedule (tracker keys under tracker:)")
+    p.add_argument("--max-detected", type=float, default=None, metavar="PCT",
+                   help="with --cross-validate: a fold chooses only among candidates that detected at most PCT%% "
+                        "of the frames of its training sequences (the detection budget; 0 < PCT <= 100)")
     p.add_argument("--select-by", default="HOTA", choices=SELECT_CHOICES,
                    help="metric the folds choose by (mean over training sequences and conditions; "
                         "FDE1.0h = final displacement error at 1 s in box heights, lower wins)")
@@ -89,11 +96,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="with --predict-horizon: the warnings' predict_min_probability (default 0.5)")
 
 
-def _checked_config(path: Path) -> dict[str, Any]:
-    from pipelines.evaluation.trackers import load_tracker_config, make_tracker
+def _checked_keys(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.evaluation.trackers import make_tracker
     from tracker.configutil import ConfigError
 
-    config = load_tracker_config(path)
     try:
         make_tracker("trackstream", config)
     except ConfigError as exc:
@@ -150,17 +156,9 @@ def main(args: argparse.Namespace) -> int:
 
     if args.interpolate is not None and args.interpolate < 1:
         raise UserError(f"--interpolate: gap must be at least 1 frame, got {args.interpolate}")
-    tracker_config = _checked_config(args.config) if args.config else {}
-    candidates: list[tuple[str, dict[str, Any]]] = []
-    for path in args.candidate:
-        label = path.stem
-        if label in {c[0] for c in candidates}:
-            raise UserError(f"--candidate: two files named {label!r}; candidates are labelled by file stem")
-        candidates.append((label, _checked_config(path)))
-    trackers = tuple(dict.fromkeys(args.tracker or ["trackstream"]))
-    if args.cross_validate and "trackstream" not in trackers and not candidates:
-        raise UserError("--cross-validate chooses among trackstream configs: add --tracker trackstream "
-                        "or --candidate FILE")
+    if args.max_detected is not None and not 0.0 < args.max_detected <= 100.0:
+        raise UserError(f"--max-detected: a share of frames in % (0 < PCT <= 100), got {args.max_detected:g}")
+    from pipelines.evaluation.trackers import load_candidate
     from pipelines.processing.schedule import Schedule
     from tracker.configutil import ConfigError
 
@@ -168,13 +166,34 @@ def main(args: argparse.Namespace) -> int:
         schedule = Schedule.parse(args.schedule, key="--schedule")
     except ConfigError as exc:
         raise UserError(str(exc)) from None
+    tracker_config: dict[str, Any] = {}
+    if args.config:  # its schedule: section (if any) is --schedule's settings, and so the frames peers are fed
+        keys, own = load_candidate(args.config, schedule)
+        tracker_config = _checked_keys(args.config, keys)
+        schedule = own if own is not None else schedule
+    candidates: list[tuple[str, dict[str, Any]]] = []
+    schedules: dict[str, Schedule] = {}
+    for path in args.candidate:
+        label = path.stem
+        if label in {c[0] for c in candidates}:
+            raise UserError(f"--candidate: two files named {label!r}; candidates are labelled by file stem")
+        keys, own = load_candidate(path, schedule)
+        candidates.append((label, _checked_keys(path, keys)))
+        if own is not None:
+            schedules[label] = own
+    trackers = tuple(dict.fromkeys(args.tracker or ["trackstream"]))
+    if args.cross_validate and "trackstream" not in trackers and not candidates:
+        raise UserError("--cross-validate chooses among trackstream configs: add --tracker trackstream "
+                        "or --candidate FILE")
     _check_counting(args)
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,
         interpolate_gap=args.interpolate, candidates=tuple(candidates), conditions=_conditions(args),
         cross_validate=args.cross_validate, select_by=args.select_by,
-        schedule=None if schedule.mode == "every" else schedule, count_lines=args.count_lines,
+        schedule=None if schedule.mode == "every" else schedule, candidate_schedules=schedules,
+        max_detected=None if args.max_detected is None else args.max_detected / 100.0,
+        count_lines=args.count_lines,
         predict_horizon=args.predict_horizon, predict_probability=args.predict_probability)
     report = evaluate(options)
     for condition in report.by_condition:

@@ -10,9 +10,10 @@ import numpy as np
 TRACKSTREAM = "trackstream"
 BYTETRACK = "ultralytics-bytetrack"
 TRACKTRACK = "ultralytics-tracktrack"  # Ultralytics' default tracker since 8.4 (model.track)
+BOTSORT = "ultralytics-botsort"
 RF_BYTETRACK = "roboflow-bytetrack"
 RF_OCSORT = "roboflow-ocsort"
-TRACKER_NAMES = (TRACKSTREAM, BYTETRACK, TRACKTRACK, RF_BYTETRACK, RF_OCSORT)
+TRACKER_NAMES = (TRACKSTREAM, BYTETRACK, TRACKTRACK, BOTSORT, RF_BYTETRACK, RF_OCSORT)
 
 
 class FrameTracker(Protocol):

@@ -6,6 +6,11 @@ frame rates and noise levels) and the best one is scored on the held-out sequenc
 the *held-out fold mean*: the mean over folds of the held-out sequence's score. A tracker with fixed settings
 (a peer, or one trackstream config) chooses nothing, so its held-out fold mean is simply the mean of its
 per-sequence scores.
+
+With detection schedules among the candidates (``--schedule-candidate``), ``max_detected`` is the budget: a fold
+chooses only among candidates whose mean share of frames detected over its training sequences is within it
+(the one that detected least when none is), so a setting that buys its score with more detector runs than the
+budget allows is never chosen. The table's ``detected`` metric (%) holds each run's share.
 """
 
 from __future__ import annotations
@@ -43,10 +48,11 @@ def path_metrics(errors: Sequence[PathError]) -> dict[str, float]:
 
 def flatten(scores: Mapping[str, Mapping[str, Mapping[str, SeqScore]]],
             paths: Mapping[str, Mapping[str, Mapping[str, Sequence[PathError]]]],
-            counts: Mapping[str, Mapping[str, Mapping[str, Sequence[LineScore]]]] | None = None
-            ) -> dict[Key, dict[str, float]]:
+            counts: Mapping[str, Mapping[str, Mapping[str, Sequence[LineScore]]]] | None = None,
+            shares: Mapping[Key, float] | None = None) -> dict[Key, dict[str, float]]:
     """Per (tracker, condition, sequence): every metric as a float. COMBINED rows are left out. ``counts``
-    (``--count-lines``) adds ``CountErr``/``CountP``/``CountR`` (``counting.count_metrics``)."""
+    (``--count-lines``) adds ``CountErr``/``CountP``/``CountR`` (``counting.count_metrics``); ``shares`` (0..1
+    by key) adds ``detected`` (% of frames fed) to the scored rows."""
     table: dict[Key, dict[str, float]] = {}
     for cond, per_label in scores.items():
         for label, per_seq in per_label.items():
@@ -61,6 +67,9 @@ def flatten(scores: Mapping[str, Mapping[str, Mapping[str, SeqScore]]],
         for label, per_seq_c in per_label_c.items():
             for seq, rows in per_seq_c.items():
                 table.setdefault((label, cond, seq), {}).update(count_metrics(rows))
+    for key, share in (shares or {}).items():
+        if key in table:
+            table[key]["detected"] = 100.0 * share
     return table
 
 
@@ -108,9 +117,23 @@ def _objective(table: Mapping[Key, Mapping[str, float]], label: str, conditions:
     return -value if metric.startswith(LOWER_IS_BETTER) else value
 
 
+def _choose(table: Mapping[Key, Mapping[str, float]], candidates: Sequence[str], conditions: Sequence[str],
+            train: Sequence[str], select_by: str, max_detected: float | None) -> str:
+    """The best candidate on ``train`` by ``select_by`` among those within the detection budget (0..1)."""
+    eligible = list(candidates)
+    if max_detected is not None:
+        def share(c: str) -> float:
+            values = [table.get((c, k, s), {}).get("detected", 100.0) for k in conditions for s in train]
+            return float(np.mean(values)) / 100.0
+        eligible = [c for c in candidates if share(c) <= max_detected + 1e-9] or [min(candidates, key=share)]
+    return max(eligible, key=lambda c: _objective(table, c, conditions, train, select_by))
+
+
 def cross_validate(table: Mapping[Key, Mapping[str, float]], candidates: Sequence[str],
-                   conditions: Sequence[str], seqs: Sequence[str], select_by: str = "HOTA") -> CrossValidation:
-    """Leave-one-sequence-out over ``seqs``; see the module docstring. Needs at least two scored sequences."""
+                   conditions: Sequence[str], seqs: Sequence[str], select_by: str = "HOTA",
+                   max_detected: float | None = None) -> CrossValidation:
+    """Leave-one-sequence-out over ``seqs``; see the module docstring. Needs at least two scored sequences.
+    ``max_detected`` (0..1, None: no budget) bounds the share of frames a chosen candidate may detect."""
     if len(seqs) < 2:
         raise UserError(f"--cross-validate needs at least 2 sequences with gt/gt.txt, got {len(seqs)}")
     labels = sorted({k[0] for k in table}, key=lambda x: (x.count("+"), x))
@@ -125,7 +148,7 @@ def cross_validate(table: Mapping[Key, Mapping[str, float]], candidates: Sequenc
     folds: list[Fold] = []
     for held in seqs if candidates else []:
         train = [s for s in seqs if s != held]
-        chosen = max(candidates, key=lambda c: _objective(table, c, conditions, train, select_by))
+        chosen = _choose(table, candidates, conditions, train, select_by, max_detected)
         folds.append(Fold(held, chosen, {c: dict(table[(chosen, c, held)]) for c in conditions}))
     selected = {c: _mean_metrics([f.scores[c] for f in folds]) for c in conditions} if folds else {}
     return CrossValidation(list(conditions), list(seqs), select_by, fixed, per_seq, folds, selected)

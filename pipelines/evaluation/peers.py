@@ -2,8 +2,9 @@
 
 * Ultralytics' BYTETracker (``ultralytics-bytetrack``) and TrackTrack (``ultralytics-tracktrack``, the default
   tracker of ``model.track`` since Ultralytics 8.4), as ``model.track`` builds them from their shipped
-  settings; TrackTrack's camera-motion compensation needs the pictures, which the MOT detections do not
-  have, so it runs with ``gmc_method: none`` here;
+  settings, and BoT-SORT (``ultralytics-botsort``); TrackTrack's and BoT-SORT's camera-motion compensation
+  needs the pictures, which the MOT detections do not have, so they run with ``gmc_method: none`` here (and
+  BoT-SORT without re-identification, its shipped ``with_reid: False``);
 * roboflow ``trackers`` ByteTrack and OC-SORT (``roboflow-bytetrack``, ``roboflow-ocsort``; pip package
   ``trackers``, Apache-2.0, numpy/scipy/supervision only), with their defaults, the sequence's frame rate and
   the frame timestamps.
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import UserError
-from pipelines.evaluation.base import BYTETRACK, RF_OCSORT, TRACKTRACK, xyxy_rows
+from pipelines.evaluation.base import BOTSORT, BYTETRACK, RF_OCSORT, TRACKTRACK, xyxy_rows
 
 
 class _Boxes:
@@ -56,7 +57,7 @@ def bytetrack_defaults() -> dict[str, Any]:
 
 
 class UltralyticsTracker:
-    """Ultralytics' ``BYTETracker`` or ``TRACKTRACK`` with its shipped settings.
+    """Ultralytics' ``BYTETracker``, ``TRACKTRACK`` or ``BOTSORT`` with its shipped settings.
 
     Reports what the tracker returns for the tracks it shows this frame: its Kalman-updated box, the
     detection score and the track id (as ``model.track`` shows them to Ultralytics users). Both count
@@ -74,6 +75,12 @@ class UltralyticsTracker:
             settings = {**ultralytics_defaults("tracktrack"), "gmc_method": "none", "with_reid": False}
             make: Any = TrackTrack  # Ultralytics' trackers are untyped
             self._tracker = make(IterableSimpleNamespace(**settings))
+        elif name == BOTSORT:
+            from ultralytics.trackers.bot_sort import BOTSORT as BotSort
+
+            settings = {**ultralytics_defaults("botsort"), "gmc_method": "none", "with_reid": False}
+            make_botsort: Any = BotSort
+            self._tracker = make_botsort(IterableSimpleNamespace(**settings))
         else:
             from ultralytics.trackers.byte_tracker import BYTETracker
 

@@ -52,6 +52,9 @@ class EvalOptions:
     """What to evaluate. ``interpolate_gap``: longest gap (frames) filled offline, or None for online only.
 
     ``candidates``: extra trackstream configs ``(label, TrackerConfig keys)``, run as ``trackstream-<label>``;
+    ``candidate_schedules``: a candidate's own detection schedule by label (else ``schedule``), so the folds
+    can choose schedule settings too; ``max_detected``: with ``cross_validate``, a fold only chooses among
+    candidates that detected at most this share of the training sequences' frames;
     ``conditions``: frame strides / detection noise to run (the first one's results go to ``out`` itself);
     ``cross_validate``: choose among trackstream and its candidates leave-one-sequence-out by ``select_by``.
     """
@@ -69,6 +72,8 @@ class EvalOptions:
     cross_validate: bool = False
     select_by: str = "HOTA"
     schedule: Schedule | None = None
+    candidate_schedules: Mapping[str, Schedule] = field(default_factory=dict)
+    max_detected: float | None = None
     count_lines: str | None = None          # ``auto`` or a YAML file of lines per sequence (counting.py)
     predict_horizon: float | None = None    # seconds: score trackstream's predicted crossings (forecast_eval.py)
     predict_probability: float = 0.5        # their predict_min_probability
@@ -123,11 +128,15 @@ class _Spec:
     label: str        # shown in tables and used as the results folder name
     name: str         # tracker kind for make_tracker
     config: Mapping[str, Any]
+    schedule: Schedule | None = None  # trackstream's own; None: every frame (a peer: the frames it is fed)
 
 
 def _specs(options: EvalOptions) -> list[_Spec]:
-    specs = [_Spec(n, n, options.tracker_config if n == TRACKSTREAM else {}) for n in options.trackers]
-    specs += [_Spec(f"{TRACKSTREAM}-{label}", TRACKSTREAM, cfg) for label, cfg in options.candidates]
+    own = options.schedule
+    specs = [_Spec(n, n, options.tracker_config if n == TRACKSTREAM else {}, own if n == TRACKSTREAM else None)
+             for n in options.trackers]
+    specs += [_Spec(f"{TRACKSTREAM}-{label}", TRACKSTREAM, cfg, options.candidate_schedules.get(label, own))
+              for label, cfg in options.candidates]
     return specs
 
 
@@ -213,8 +222,7 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
         for spec in specs:
             ours = spec.name == TRACKSTREAM
             rows, run, record, fed_here = track_sequence(spec.name, seq, dets, spec.config,
-                                                  schedule=options.schedule if ours else None,
-                                                  fed=None if ours else fed)
+                                                         schedule=spec.schedule, fed=None if ours else fed)
             run = replace(run, tracker=spec.label, condition=cond.name)
             report.runs.append(run)
             print(f"[{cond.name}] tracked {seq.name} with {spec.label}: {run.frames} frames, "
@@ -288,11 +296,12 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
     report.scores = report.by_condition[first]
     report.paths = report.paths_by_condition[first]
     if options.cross_validate:
-        table = flatten(report.by_condition, report.paths_by_condition, report.counts_by_condition)
+        shares = {(r.tracker, r.condition, r.seq): r.detected_share for r in report.runs}
+        table = flatten(report.by_condition, report.paths_by_condition, report.counts_by_condition, shares)
         candidates = [TRACKSTREAM] * (TRACKSTREAM in options.trackers) + \
             [f"{TRACKSTREAM}-{label}" for label, _ in options.candidates]
         report.cv = cross_validate(table, candidates, [c.name for c in options.conditions],
-                                   sorted(s.name for s in scored), options.select_by)
+                                   sorted(s.name for s in scored), options.select_by, options.max_detected)
     write_summary(options.out / "summary.json", report)
     return report
 

@@ -79,7 +79,11 @@ def _cells(metrics: Mapping[str, float], keys: tuple[str, ...]) -> list[str]:
 def format_cv(cv: CrossValidation) -> str:
     """Held-out fold mean of HOTA/IDF1/MOTA per condition for every tracker, the folds' choices, and per-fold
     differences between trackstream and the best peer."""
-    keys = ("HOTA", "IDF1", "MOTA")
+    keys: tuple[str, ...] = ("HOTA", "IDF1", "MOTA")
+    scheduled = any(m.get("detected", 100.0) < 100.0 - 1e-9 for per_cond in cv.fixed.values()
+                    for m in per_cond.values())
+    if scheduled:  # a detection schedule: the share of frames detected beside the scores
+        keys = ("detected", *keys)
     header = ["tracker"] + [f"{c} {k}" for c in cv.conditions for k in keys]
     rows = []
     for label, per_cond in cv.fixed.items():
@@ -91,7 +95,7 @@ def format_cv(cv: CrossValidation) -> str:
                     [x for c in cv.conditions for x in _cells(cv.selected[c], keys)])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [(f"cross-validated: leave one sequence out over {len(cv.seqs)} sequences; "
-              "held-out fold mean (%)"),
+              "held-out fold mean (%)" + ("; detected = share of frames fed" if scheduled else "")),
              "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(header))]
     lines += ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
               for r in rows]

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import UserError
-from pipelines.evaluation.base import (BYTETRACK, RF_BYTETRACK, RF_OCSORT, TRACKER_NAMES, TRACKSTREAM,
+from pipelines.evaluation.base import (BOTSORT, BYTETRACK, RF_BYTETRACK, RF_OCSORT, TRACKER_NAMES, TRACKSTREAM,
                                        TRACKTRACK, FrameTracker, tlwh_to_xyxy, xyxy_rows)
 
-__all__ = ["BYTETRACK", "RF_BYTETRACK", "RF_OCSORT", "TRACKER_NAMES", "TRACKSTREAM", "TRACKTRACK", "FrameTracker",
-           "TrackstreamTracker", "load_tracker_config", "make_tracker", "tlwh_to_xyxy", "xyxy_rows"]
+__all__ = ["BOTSORT", "BYTETRACK", "RF_BYTETRACK", "RF_OCSORT", "TRACKER_NAMES", "TRACKSTREAM", "TRACKTRACK",
+           "FrameTracker", "TrackstreamTracker", "load_candidate", "load_tracker_config", "make_tracker",
+           "tlwh_to_xyxy", "xyxy_rows"]
 
 
 class TrackstreamTracker:
@@ -85,7 +86,7 @@ def make_tracker(name: str, config: Mapping[str, Any] | None = None,
     """
     if name == TRACKSTREAM:
         return TrackstreamTracker(config)
-    if name in (BYTETRACK, TRACKTRACK):
+    if name in (BYTETRACK, TRACKTRACK, BOTSORT):
         from pipelines.evaluation.peers import UltralyticsTracker
 
         return UltralyticsTracker(name)
@@ -96,12 +97,40 @@ def make_tracker(name: str, config: Mapping[str, Any] | None = None,
     raise UserError(f"unknown tracker {name!r} (choose from {', '.join(TRACKER_NAMES)})")
 
 
-def load_tracker_config(path: Path) -> dict[str, Any]:
-    """Read TrackerConfig keys from a YAML file.
+def load_candidate(path: Path, default: Any) -> tuple[dict[str, Any], Any]:
+    """A ``--candidate`` file: (TrackerConfig keys, its detection schedule or None for ``default``).
 
-    The file is either a flat mapping of TrackerConfig keys (``configs/tracker/*.yaml``) or a full trackstream
-    config whose ``tracker:`` section holds them. The keys are checked when the tracker is built.
+    A file with a ``schedule:`` section (``ScheduleTuning`` keys) or ``detector: {schedule: S}`` is read like a
+    trackstream config holding only those sections and ``tracker:``; the candidate runs with that schedule
+    (``S``, else ``default``'s mode, with those settings). Any other file is ``load_tracker_config``'s.
+    Bad keys raise ``UserError`` naming the file and the key.
     """
+    from pipelines.processing.schedule import Schedule, ScheduleTuning
+    from tracker.configutil import ConfigError, from_mapping
+
+    data = _read_yaml(path)
+    if "schedule" not in data and "detector" not in data:
+        return load_tracker_config(path), None
+    try:
+        extra = sorted(set(data) - {"tracker", "schedule", "detector"})
+        if extra:
+            raise ConfigError(str(extra[0]), "unknown key in a candidate with a schedule "
+                                             "(known keys: detector, schedule, tracker)")
+        detector = data.get("detector") or {}
+        if not isinstance(detector, dict) or set(detector) - {"schedule"}:
+            raise ConfigError("detector", "a candidate's detector: section holds only schedule")
+        tuning = from_mapping(ScheduleTuning, data.get("schedule"), "schedule")
+        spec = detector.get("schedule", default.spec if default is not None else "adaptive")
+        schedule = Schedule.parse(spec, tuning, "detector.schedule")
+        tracker = data.get("tracker") or {}
+        if not isinstance(tracker, dict):
+            raise ConfigError("tracker", f"must be a mapping of tracker settings, got {type(tracker).__name__}")
+    except ConfigError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return dict(tracker), schedule
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     if not path.exists() or path.is_dir():
@@ -113,6 +142,16 @@ def load_tracker_config(path: Path) -> dict[str, Any]:
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of tracker settings, got {type(data).__name__}")
+    return data
+
+
+def load_tracker_config(path: Path) -> dict[str, Any]:
+    """Read TrackerConfig keys from a YAML file.
+
+    The file is either a flat mapping of TrackerConfig keys (``configs/tracker/*.yaml``) or a full trackstream
+    config whose ``tracker:`` section holds them. The keys are checked when the tracker is built.
+    """
+    data = _read_yaml(path)
     section = data.get("tracker")
     if isinstance(section, dict):
         return dict(section)

@@ -10,7 +10,9 @@ Every frame still becomes a ``FrameResult``; a frame the detector skips is track
   again, never reported).
 - ``adaptive``: after each detected frame the source's processor makes a ``Plan`` from the tracker's state:
   when the next detection is due at the latest, and where the tracked objects can be until then. Due
-  *on the next frame* while a new track waits for confirmation; within ``lost_check`` while one is lost;
+  within ``confirm_check`` while a new track waits for confirmation (0: on the next frame; it must come
+  before the tracker's ``tentative_max_gap_seconds``, or the new track is dropped); within ``lost_check``
+  while one is lost;
   otherwise when the prediction of some track may be off by ``travel`` of its box height (its speed plus
   twice the uncertainty of its velocity estimate, ``Tracker.velocity_spread``, large for a young track,
   times the time), at most ``max_gap`` seconds; and before any track may reach a counting line or zone edge
@@ -63,8 +65,9 @@ class ScheduleTuning:
 
     max_gap: float = field(default=1.0, metadata={"gt": 0.0, "max": 3600.0})
     quiet_check: float = field(default=2.0, metadata={"gt": 0.0, "max": 3600.0})
-    travel: float = field(default=0.3, metadata={"gt": 0.0, "max": 100.0})
-    lost_check: float = field(default=0.2, metadata={"min": 0.0, "max": 3600.0})
+    travel: float = field(default=0.15, metadata={"gt": 0.0, "max": 100.0})
+    lost_check: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
+    confirm_check: float = field(default=0.04, metadata={"min": 0.0, "max": 3600.0})
     boundary_margin: float = field(default=0.25, metadata={"min": 0.0, "max": 100.0})
     motion_share: float = field(default=0.002, metadata={"gt": 0.0, "max": 1.0})
     moving_check: float = field(default=0.12, metadata={"gt": 0.0, "max": 3600.0})
@@ -256,10 +259,11 @@ def plan_after(pts: float, tracks: Tracks, pending: tuple[int, int], tuning: Sch
     ``spread`` the tracker's ``velocity_spread()`` (track ids, px/s)."""
     now = float(pts)
     tentative, lost = pending
-    if tentative:
+    if tentative and tuning.confirm_check <= 0.0:
         return Plan(now, np.zeros((0, 4)))  # confirm (or drop) the new track on the next frame
     if len(tracks) == 0:
-        return Plan(now + (tuning.lost_check if lost else tuning.quiet_check), np.zeros((0, 4)))
+        gap = tuning.lost_check if lost else tuning.quiet_check
+        return Plan(now + (min(gap, tuning.confirm_check) if tentative else gap), np.zeros((0, 4)))
     boxes = tracks.xyxy.astype(np.float64)
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
     speed = np.hypot(*tracks.velocity.astype(np.float64).T)
@@ -272,6 +276,8 @@ def plan_after(pts: float, tracks: Tracks, pending: tuple[int, int], tuning: Sch
     gap = min(tuning.max_gap, float(np.min(tuning.travel * height / speed)))
     if lost:
         gap = min(gap, tuning.lost_check)
+    if tentative:
+        gap = min(gap, tuning.confirm_check)
     if lines or zones:
         distance = boundary_distance(anchor_points(boxes, anchor), lines, zones)
         margin = dead_band + tuning.boundary_margin * height

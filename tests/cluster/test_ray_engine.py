@@ -73,6 +73,21 @@ def test_files_on_ray_equal_the_local_engine(ray_cluster, bikes_video, tmp_path)
         assert f"{source}: 50 frames" in ray_err and f"wrote {ray_out / f't_{source}.jsonl'}" in ray_err
 
 
+def test_a_scheduled_source_on_ray_predicts_the_frames_it_does_not_detect(ray_cluster, bikes_video, tmp_path):
+    out = tmp_path / "ray"
+    done = run_cli("run", str(bikes_video), "--jsonl", str(out / "t.jsonl"), "--schedule", "interval:3",
+                   "--max-frames", "40", "--imgsz", "320", "--engine", "ray", "--ray-address", ray_cluster.address,
+                   env=ray_cluster.env, timeout=300)  # the bikes' first person is found at frame 31
+    assert done.returncode == 0, done.stderr[-3000:]
+    recs = _events(out / "t.jsonl")
+    assert [r["frame_index"] for r in recs] == list(range(40))  # every frame still comes out
+    detected = sum(r["detected"] for r in recs)
+    assert 13 <= detected < 40  # every 3rd frame, and the next after one that started a track
+    assert f"detector on {detected} ({100 * detected / 40:.0f}%), {40 - detected} frames predicted" in done.stderr
+    predicted = [t for r in recs if not r["detected"] for t in r["tracks"]]
+    assert predicted and all(t["predicted"] and t["confidence"] == 0 for t in predicted)
+
+
 def test_embedded_ray_without_a_cluster(bikes_video, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
