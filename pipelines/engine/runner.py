@@ -53,6 +53,7 @@ from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
 from pipelines.processing.schedule import ScheduleState
+from pipelines.processing.zones import outside_picture
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
@@ -501,6 +502,12 @@ class Runner:
     # ----------------------------------------------------------------- sinks
 
     def _open_sinks(self, lane: Lane, size: tuple[int, int]) -> None:
+        settings = lane.settings
+        beyond = outside_picture(settings.zones, settings.lines, size) if size[0] > 0 and size[1] > 0 else []
+        if beyond:  # once per source, when its picture size is first known
+            log.warning("%s: %s outside its %dx%d picture (zones and lines are in pixels of the frames, x 0-%d, "
+                        "y 0-%d): no anchor can be there, so they miss what they should count", settings.id,
+                        ", ".join(beyond), size[0], size[1], size[0], size[1])
         fps = output_fps(lane.source, lane.settings.options)
         built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
         lane.outlets = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
