@@ -46,7 +46,7 @@ from pipelines.engine.lane import Lane, expected_frames, output_fps
 from pipelines.engine.outlet import END, End, Outlet
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, SnapshotStore
-from pipelines.errors import UserError
+from pipelines.errors import OutputError, UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.motion import MotionMask
 from pipelines.processing.processor import StreamProcessor
@@ -492,7 +492,16 @@ class Runner:
                 if seq <= lane.checkpoints_saved:
                     return  # a later snapshot of this source is already on disk
                 merged = {**lane.saved_outputs, **outputs}  # a failed output keeps its last good position
-                store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id))
+                try:
+                    store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id))
+                except OutputError as exc:  # the snapshot's own failure, never an output's: one line, once
+                    if lane.state_failure is None:
+                        log.error("%s (the run goes on; a resume would start from the last snapshot saved)", exc)
+                    lane.state_failure = str(exc)
+                    return
+                if lane.state_failure is not None:
+                    log.info("%s: state saved again (%s)", lane.settings.id, store.path(lane.settings.id))
+                    lane.state_failure = None
                 lane.saved_outputs, lane.checkpoints_saved = merged, seq
 
         checkpoint = Checkpoint(lane.processor.state_dict(),
@@ -531,8 +540,10 @@ class Runner:
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
-        lost = (outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.outlets)
-        return [phrase for phrase in lost if phrase is not None]
+        lost = [outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.outlets]
+        unsaved = [f"the state of {lane.settings.id} was not saved: {lane.state_failure}" for lane in self.lanes
+                   if lane.state_failure is not None]  # the last snapshot failed: a resume would repeat work
+        return [phrase for phrase in lost if phrase is not None] + unsaved
 
     def _finish_lanes(self) -> None:
         """Every source ended: close its processor (ending its tracks, unless suspended), take the last

@@ -20,6 +20,7 @@ replaces the key's value in one step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -133,7 +134,8 @@ class StateStore:
                 os.replace(tmp, path)
                 _fsync_dir(self.dir)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the folder itself may be gone or replaced
+                    tmp.unlink()
                 raise OutputError(f"cannot save state {path}: {exc.strerror or exc}") from None
 
     def note_start(self, name: str, restarted: bool) -> int:
