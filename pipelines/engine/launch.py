@@ -56,7 +56,19 @@ def claim_writes(config: PipelineConfig, config_files: Sequence[Optional[str]] =
     lock on each source's state in Redis (``--state redis://``): a second run refuses at start, naming the file."""
     from pipelines.engine.guard import hold_writes
 
-    with hold_writes(config, config_files, lock=lock_files):
+    with hold_writes(config, config_files, lock=lock_files), _redis_state_lock(config):
+        yield
+
+
+@contextlib.contextmanager
+def _redis_state_lock(config: PipelineConfig) -> Iterator[None]:
+    state = config.state.dir
+    if not state or not state.startswith(("redis://", "rediss://", "unix://")):
+        yield
+        return
+    from pipelines.engine.state import RedisStateLock
+
+    with RedisStateLock(state, [s.id for s in config.sources], config.state.lock_ttl):
         yield
 
 
