@@ -223,10 +223,21 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
     max_frames = options.get("max_frames")
     if max_frames is not None and max_frames < 1:
         raise ConfigError("max_frames", f"must be >= 1, got {max_frames}")
-    return _results(_config_of(sources, options), max_frames, statuses)
+    given = options.get("config")
+    config_file = None if given is None or isinstance(given, Mapping) else os.fspath(given)
+    return _results(_config_of(sources, options), max_frames, statuses, config_file)
 
 
-def _results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> Iterator[Output]:
+def _results(config: PipelineConfig, max_frames: int | None, statuses: bool,
+             config_file: str | None) -> Iterator[Output]:
+    from pipelines.engine.launch import claim_writes
+
+    # as trackstream run: no output over an input, the config file or another output; one writer per file
+    with claim_writes(config, [config_file]):
+        yield from _claimed_results(config, max_frames, statuses)
+
+
+def _claimed_results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> Iterator[Output]:
     from pipelines.detection.detector import Detector
     from pipelines.engine.launch import Opened, preflight, with_open_sources
     from pipelines.engine.runner import Runner

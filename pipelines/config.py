@@ -127,6 +127,7 @@ class StateConfig:
     interval: float = field(default=5.0, metadata={"gt": 0})
     on_events: bool = True  # cameras: also right after a frame with events (no event twice after a crash)
     fresh: bool = False  # discard each source's saved state and start over (--fresh-state)
+    lock_ttl: float = field(default=30.0, metadata={"gt": 0})  # s a killed run's lock on Redis state outlives it
 
 
 @dataclass(frozen=True)

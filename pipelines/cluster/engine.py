@@ -23,7 +23,7 @@ from pipelines.cluster.outcome import Outcome
 from pipelines.cluster.ray_env import ClusterError, cluster_address, connect, failure
 from pipelines.config import PipelineConfig
 from pipelines.errors import DataLossError, UserError, first_line
-from pipelines.engine.launch import StopSignals, preflight, warn_unsaved
+from pipelines.engine.launch import StopSignals, claim_writes, preflight, warn_unsaved
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.stats import StatsSnapshot
 from pipelines.settings import SourceSettings
@@ -194,11 +194,19 @@ class _Cameras:
             self.ray.kill(handle, no_restart=True)
 
 
-def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
-    """Run every source of ``config`` on Ray; print the summary; the exit code (as ``execute``)."""
+def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,
+                config_files: Sequence[Optional[str]] = ()) -> int:
+    """Run every source of ``config`` on Ray; print the summary; the exit code (as ``execute``). What the run
+    writes is checked and locked as in a local run (``claim_writes``); the file locks only on an embedded
+    cluster, whose actors write on this machine."""
     if config.http.enabled or config.metrics.port:
         raise ClusterError("--http and --metrics-port serve one process's sources: with --engine ray use "
                            "trackstream cluster list (and Redis or MQTT for the results)")
+    with claim_writes(config, config_files, lock_files=cluster_address(config.cluster) is None):
+        return _execute_ray(config, max_frames, quiet)
+
+
+def _execute_ray(config: PipelineConfig, max_frames: Optional[int], quiet: bool) -> int:
     model = preflight(config)
     warn_unsaved(config)
     embedded = cluster_address(config.cluster) is None

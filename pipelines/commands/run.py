@@ -10,11 +10,11 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from pipelines.credentials import add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
-from pipelines.engine.launch import Opened, StopSignals, preflight, warn_unsaved, with_open_sources
+from pipelines.engine.launch import Opened, StopSignals, claim_writes, preflight, warn_unsaved, with_open_sources
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.state import open_store
 from pipelines.errors import DataLossError, SourceError
@@ -265,12 +265,19 @@ def expand_inputs(urls: list[str]) -> list[str]:
     return out
 
 
-def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False) -> int:
-    """Open sources, check outputs, load the model, process everything; print a summary. Returns exit code."""
+def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,
+            config_files: Sequence[Optional[str]] = ()) -> int:
+    """Check and lock what the run writes (``claim_writes``; ``config_files`` must not be written), open sources,
+    check outputs, load the model, process everything; print a summary. Returns exit code."""
     if config.cluster.engine == "ray":
         from pipelines.cluster.engine import execute_ray
 
-        return execute_ray(config, max_frames=max_frames, quiet=quiet)
+        return execute_ray(config, max_frames=max_frames, quiet=quiet, config_files=config_files)
+    with claim_writes(config, config_files):  # no output over an input or another output; one writer per file
+        return _execute_here(config, max_frames, quiet)
+
+
+def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool) -> int:
     from pipelines.detection.detector import Detector
     from pipelines.engine.runner import Runner
 
@@ -330,10 +337,7 @@ def main(args: argparse.Namespace) -> int:
         from pipelines.detection.ultralytics_env import hush
 
         hush()
-    from pipelines.engine.guard import hold_writes
-
-    with hold_writes(config, [args.config]):  # no output over an input or another output; one writer per file
-        return execute(config, max_frames=args.max_frames, quiet=args.quiet)
+    return execute(config, max_frames=args.max_frames, quiet=args.quiet, config_files=[args.config])
 
 
 __all__ = ["add_arguments", "add_parser", "config_from_args", "execute", "expand_inputs", "main"]

@@ -284,13 +284,14 @@ def _read_pid(fd: int) -> Optional[int]:
 
 
 @contextlib.contextmanager
-def hold_writes(config: PipelineConfig, config_files: Sequence[Optional[str]] = ()) -> Iterator[list[Write]]:
-    """``check_paths``, then hold a lock on every output and state file until the block ends."""
+def hold_writes(config: PipelineConfig, config_files: Sequence[Optional[str]] = (),
+                lock: bool = True) -> Iterator[list[Write]]:
+    """``check_paths``, then (``lock``) hold a lock on every output and state file until the block ends."""
     writes = check_paths(config, [name for name in config_files if name])
     locks = WriteLocks()
     try:
         for write in writes:
-            if write.lock:
+            if write.lock and lock:
                 locks.acquire(write)
         yield writes
     finally:

@@ -62,6 +62,7 @@ class Lane:
         self.checkpoints_taken = 0
         self.checkpoints_saved = 0
         self.save_lock = threading.Lock()
+        self.state_failure: Optional[str] = None  # why the last snapshot could not be saved
         # the detection schedule (decided by the detector threads under the runner's lock) and, for an
         # adaptive one, the reader's motion measure of each frame waiting in the inbox, by frame index
         sched = settings.schedule

@@ -1,11 +1,13 @@
 """Starting a run, the same way for the CLI (``commands/run.py``), the Python API (``api.py``) and the Ray engine
-(``cluster/``): what fails before any model loads (``preflight``), which model loads (``resolve_model``),
+(``cluster/``): what the run may write and the locks that keep a second run off its files (``claim_writes``),
+what fails before any model loads (``preflight``), which model loads (``resolve_model``),
 opening the sources and closing them again when what is built on them fails (``with_open_sources``), and the
 stop signals of a foreground run (``StopSignals``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -13,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Collection, Optional, TypeVar
+from typing import Any, Callable, Collection, Iterator, Optional, Sequence, TypeVar
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError, SourceError
@@ -43,6 +45,31 @@ def check_writable(path: str) -> None:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
     if not existed:
         out.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def claim_writes(config: PipelineConfig, config_files: Sequence[Optional[str]] = (),
+                 lock_files: bool = True) -> Iterator[None]:
+    """Hold what this run writes until the block ends: no output over an input or another output
+    (``guard.check_paths``: ``OutputError``, one line, nothing touched), an advisory lock on each local output
+    and state file (``lock_files``: False when they are written on other machines, a remote Ray cluster) and a
+    lock on each source's state in Redis (``--state redis://``): a second run refuses at start, naming the file."""
+    from pipelines.engine.guard import hold_writes
+
+    with hold_writes(config, config_files, lock=lock_files), _redis_state_lock(config):
+        yield
+
+
+@contextlib.contextmanager
+def _redis_state_lock(config: PipelineConfig) -> Iterator[None]:
+    state = config.state.dir
+    if not state or not state.startswith(("redis://", "rediss://", "unix://")):
+        yield
+        return
+    from pipelines.engine.state import RedisStateLock
+
+    with RedisStateLock(state, [s.id for s in config.sources], config.state.lock_ttl):
+        yield
 
 
 def require_sources(config: PipelineConfig) -> None:
@@ -163,5 +190,5 @@ class StopSignals:
         self.stop()
 
 
-__all__ = ["Opened", "StopSignals", "check_writable", "close_sources", "open_sources", "preflight",
+__all__ = ["Opened", "StopSignals", "check_writable", "claim_writes", "close_sources", "open_sources", "preflight",
            "require_sources", "resolve_model", "warn_unsaved", "with_open_sources"]

@@ -46,13 +46,14 @@ from pipelines.engine.lane import Lane, expected_frames, output_fps
 from pipelines.engine.outlet import END, End, Outlet
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, SnapshotStore
-from pipelines.errors import UserError
+from pipelines.errors import OutputError, UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.motion import MotionMask
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
 from pipelines.processing.schedule import ScheduleState
+from pipelines.processing.zones import outside_picture
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
@@ -491,7 +492,16 @@ class Runner:
                 if seq <= lane.checkpoints_saved:
                     return  # a later snapshot of this source is already on disk
                 merged = {**lane.saved_outputs, **outputs}  # a failed output keeps its last good position
-                store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id))
+                try:
+                    store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id))
+                except OutputError as exc:  # the snapshot's own failure, never an output's: one line, once
+                    if lane.state_failure is None:
+                        log.error("%s (the run goes on; a resume would start from the last snapshot saved)", exc)
+                    lane.state_failure = str(exc)
+                    return
+                if lane.state_failure is not None:
+                    log.info("%s: state saved again (%s)", lane.settings.id, store.path(lane.settings.id))
+                    lane.state_failure = None
                 lane.saved_outputs, lane.checkpoints_saved = merged, seq
 
         checkpoint = Checkpoint(lane.processor.state_dict(),
@@ -501,6 +511,12 @@ class Runner:
     # ----------------------------------------------------------------- sinks
 
     def _open_sinks(self, lane: Lane, size: tuple[int, int]) -> None:
+        settings = lane.settings
+        beyond = outside_picture(settings.zones, settings.lines, size) if size[0] > 0 and size[1] > 0 else []
+        if beyond:  # once per source, when its picture size is first known
+            log.warning("%s: %s outside its %dx%d picture (zones and lines are in pixels of the frames, x 0-%d, "
+                        "y 0-%d): no anchor can be there, so they miss what they should count", settings.id,
+                        ", ".join(beyond), size[0], size[1], size[0], size[1])
         fps = output_fps(lane.source, lane.settings.options)
         built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
         lane.outlets = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
@@ -524,8 +540,10 @@ class Runner:
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
-        lost = (outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.outlets)
-        return [phrase for phrase in lost if phrase is not None]
+        lost = [outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.outlets]
+        unsaved = [f"the state of {lane.settings.id} was not saved: {lane.state_failure}" for lane in self.lanes
+                   if lane.state_failure is not None]  # the last snapshot failed: a resume would repeat work
+        return [phrase for phrase in lost if phrase is not None] + unsaved
 
     def _finish_lanes(self) -> None:
         """Every source ended: close its processor (ending its tracks, unless suspended), take the last

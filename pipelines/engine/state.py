@@ -20,16 +20,22 @@ replaces the key's value in one step.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import socket
 import threading
 import time
+import uuid
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from pipelines.errors import OutputError
 from pipelines.processing.processor import StateError
 from pipelines.sinks.base import safe_name
+
+log = logging.getLogger(__name__)
 
 FORMAT = "trackstream.state"
 VERSION = 1
@@ -133,7 +139,8 @@ class StateStore:
                 os.replace(tmp, path)
                 _fsync_dir(self.dir)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the folder itself may be gone or replaced
+                    tmp.unlink()
                 raise OutputError(f"cannot save state {path}: {exc.strerror or exc}") from None
 
     def note_start(self, name: str, restarted: bool) -> int:
@@ -211,6 +218,92 @@ class RedisStateStore:
             self._client.delete(self.key(source_id))
         except Exception as exc:  # noqa: BLE001
             raise OutputError(self._error("remove", exc)) from None
+
+
+# renew / release a lock only while it is still ours (another run may hold it after it expired)
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class RedisStateLock:
+    """One writer per source's state in Redis (``--state redis://``): the key ``<prefix>-lock:<source id>``
+    set with ``SET NX`` and an expiry of ``ttl`` seconds, holding ``PID <pid> on <host>``, renewed every
+    ``ttl / 3`` by a thread while the run lives and deleted at its end. A second run refuses at start naming
+    the key and the holder; the lock of a run that was killed (``kill -9``, a lost machine) expires after
+    ``ttl`` seconds, as Redis has no process to watch. ``with RedisStateLock(...):`` holds it."""
+
+    def __init__(self, url: str, source_ids: Sequence[str], ttl: float, prefix: str = "trackstream:state",
+                 timeout: float = 5.0) -> None:
+        from pipelines.sinks.redis_conn import connect, describe, ping
+
+        self.url, self.ttl, self._where = url, ttl, describe(url)
+        self.keys = [f"{prefix}-lock:{source_id}" for source_id in source_ids]
+        self._ids = list(source_ids)
+        self.holder = f"PID {os.getpid()} on {socket.gethostname()}"
+        self._value = f"{self.holder} #{uuid.uuid4().hex[:12]}"  # ours alone, even for a PID reused elsewhere
+        self._client = connect(url, timeout, socket_timeout=timeout)
+        ping(self._client, url)  # an unreachable Redis or a refused password: one line now
+        self._held: list[str] = []
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def __enter__(self) -> "RedisStateLock":
+        try:
+            for source_id, key in zip(self._ids, self.keys):
+                self._take(source_id, key)
+        except BaseException:
+            self.release()
+            raise
+        self._thread = threading.Thread(target=self._renew, name="trackstream-state-lock", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _take(self, source_id: str, key: str) -> None:
+        from pipelines.sinks.redis_conn import error_text
+
+        try:
+            if self._client.set(key, self._value, nx=True, px=max(1, int(self.ttl * 1000))):
+                self._held.append(key)
+                return
+            other = self._client.get(key)
+        except Exception as exc:  # noqa: BLE001 - redis-py raises several kinds; one line for each
+            raise OutputError(f"cannot lock the state in Redis at {self._where}: {error_text(exc, self.url)}") \
+                from None
+        text = other.decode("utf-8", "replace") if isinstance(other, bytes) else str(other or "")
+        by = f" ({text.split(' #')[0]})" if text else ""
+        raise OutputError(f"the state of source {source_id} in Redis at {self._where} (key {key}) is being written "
+                          f"by another trackstream run{by}: wait for it to end (the lock of a run that was killed "
+                          f"expires within {self.ttl:g} s) or use another --state") from None
+
+    def _renew(self) -> None:
+        warned = False
+        while not self._stop.wait(self.ttl / 3):
+            for key in list(self._held):
+                try:
+                    kept = self._client.eval(_RENEW, 1, key, self._value, max(1, int(self.ttl * 1000)))
+                except Exception as exc:  # noqa: BLE001 - an outage: the next turn tries again
+                    if not warned:
+                        log.warning("cannot renew the state lock %s in Redis at %s (%s); retrying", key,
+                                    self._where, type(exc).__name__)
+                        warned = True
+                    continue
+                if not kept:
+                    log.error("the state lock %s in Redis at %s expired (Redis was out of reach longer than %g s): "
+                              "another run may write this state too", key, self._where, self.ttl)
+                    self._held.remove(key)
+
+    def release(self) -> None:
+        """Stop renewing and delete the keys still ours."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        for key in self._held:
+            with contextlib.suppress(Exception):
+                self._client.eval(_RELEASE, 1, key, self._value)
+        self._held.clear()
 
 
 def _fsync_dir(directory: Path) -> None:

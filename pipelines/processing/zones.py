@@ -339,3 +339,64 @@ class LineCounter:
 def direction_name(sign: int) -> str:
     """``left_to_right`` for +1, ``right_to_left`` for -1 (relative to the line's direction)."""
     return "left_to_right" if sign > 0 else "right_to_left"
+
+
+def _clip_polygon(points: Sequence[Sequence[float]], width: float, height: float) -> list[Point]:
+    """``points`` clipped to the picture ``[0, width] x [0, height]`` (Sutherland-Hodgman)."""
+    edges = ((0, 0.0, 1.0), (0, width, -1.0), (1, 0.0, 1.0), (1, height, -1.0))  # axis, bound, inside side
+    out: list[Point] = [(float(p[0]), float(p[1])) for p in points]
+    for axis, bound, side in edges:
+        given, out = out, []
+        for i, cur in enumerate(given):
+            prev = given[i - 1]
+            cur_in, prev_in = (cur[axis] - bound) * side >= 0, (prev[axis] - bound) * side >= 0
+            if cur_in != prev_in:
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if cur_in:
+                out.append(cur)
+        if not out:
+            break
+    return out
+
+
+def _area(points: Sequence[Point]) -> float:
+    return abs(sum(a[0] * b[1] - b[0] * a[1] for a, b in zip(points, [*points[1:], *points[:1]]))) / 2.0
+
+
+def _segment_inside(a: Sequence[float], b: Sequence[float], width: float, height: float) -> bool:
+    """Whether the segment ``a``-``b`` reaches into the picture (Liang-Barsky)."""
+    lo, hi = 0.0, 1.0
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    for p, q in ((-dx, a[0]), (dx, width - a[0]), (-dy, a[1]), (dy, height - a[1])):
+        if p == 0:
+            if q < 0:
+                return False
+        elif p < 0:
+            lo = max(lo, q / p)
+        else:
+            hi = min(hi, q / p)
+    return lo <= hi
+
+
+def outside_picture(zones: Sequence[ZoneConfig], lines: Sequence[LineConfig],
+                    size: tuple[int, int]) -> list[str]:
+    """The zones and lines that are not wholly inside a ``(width, height)`` picture, one phrase each
+    (``zone 'door' wholly``, ``line 'gate' partly``): a point beyond the picture can never hold an anchor,
+    so a zone there never fills and a line there is never crossed, usually a config written for another
+    camera or resolution."""
+    width, height = float(size[0]), float(size[1])
+
+    def inside(p: Sequence[float]) -> bool:
+        return 0.0 <= p[0] <= width and 0.0 <= p[1] <= height
+
+    found: list[str] = []
+    for zone in zones:
+        if not all(inside(p) for p in zone.polygon):
+            clipped = _clip_polygon(zone.polygon, width, height)
+            found.append(f"zone {zone.name!r} {'partly' if len(clipped) >= 3 and _area(clipped) > 0 else 'wholly'}")
+    for line in lines:
+        a, b = line.points[0], line.points[1]
+        if not (inside(a) and inside(b)):
+            found.append(f"line {line.name!r} {'partly' if _segment_inside(a, b, width, height) else 'wholly'}")
+    return found

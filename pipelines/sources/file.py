@@ -11,7 +11,7 @@ so a damaged or empty file cannot spin forever.
 
 A video with a display rotation (a phone's ``rotate`` tag / display matrix side data) is turned when decoded,
 as a player shows it: ``size``, every frame, the detector's input, all coordinates and the annotated video are
-upright. Frames of a camera are used as they come.
+upright (``pipelines/sources/rotation.py``, shared with live sources).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from typing import Iterator, Optional, Union
 
 import av
 import av.error
-import cv2
 import numpy as np
 
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
+from pipelines.sources.rotation import Upright, frame_rotation, upright
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +63,6 @@ class FrameSelector:
         due = self._next_pts if self._next_pts is not None else pts
         self._next_pts = due + self.period if pts - due < self.period else pts + self.period
         return True
-
-
-_TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
-
-
-def frame_rotation(frame: "av.VideoFrame") -> int:
-    """The display rotation of ``frame`` (its display matrix side data, e.g. a phone's ``rotate`` tag) as 0,
-    90, 180 or 270 degrees counter-clockwise, the way FFmpeg and players turn it for display."""
-    try:
-        angle = int(round(getattr(frame, "rotation", 0) or 0))
-    except (TypeError, ValueError):
-        return 0
-    return (round(angle / 90) * 90) % 360
-
-
-def upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """``image`` turned as a player shows it (``rotation`` from ``frame_rotation``)."""
-    turn = _TURNS.get(rotation)
-    return image if turn is None else cv2.rotate(image, turn)
 
 
 def display_rotation(path: Path) -> int:
@@ -178,6 +159,7 @@ class FileSource:
         yield StreamStatus(StatusKind.STARTED, self.source_id, time.time(), pts=0.0,
                            detail={"fps": self.fps, "size": self.size, "frame_count": self.frame_count})
         selector = FrameSelector(self.options.vid_stride, self.options.max_fps)
+        turn = Upright(self.rotation)  # as the first frame stated, until a frame states another
         index, offset, last_pts = 0, 0.0, None
         while True:
             self.passes += 1
@@ -191,8 +173,9 @@ class FileSource:
                     continue
                 pass_last = pts
                 last_pts = round(offset + pts, 6)
+                rotation = turn.see(frame)  # every frame: one skipped by vid_stride may state the rotation
                 if selector.keep(index, last_pts):
-                    image: np.ndarray = upright(frame.to_ndarray(format="bgr24"), frame_rotation(frame))
+                    image: np.ndarray = upright(frame.to_ndarray(format="bgr24"), rotation)
                     yield VideoFrame(image, index, last_pts, self.source_id, time.time())
                 index += 1
             if self._stop.is_set() or not self.options.loop:

@@ -38,6 +38,7 @@ from pipelines.secrets import redact_text, redact_url, source_name, url_password
 from pipelines.sources.backoff import Backoff
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FrameSelector
+from pipelines.sources.rotation import turned_size, upright
 from pipelines.sources.replay import SeenFrames
 from pipelines.sources.watchdog import Connection, Decoded
 from tracker.configutil import from_mapping
@@ -45,6 +46,7 @@ from tracker.configutil import from_mapping
 log = logging.getLogger(__name__)
 
 MIN_RECONNECT_DELAY = 0.05  # s: even with reconnect_initial_delay 0, never retry in a tight loop
+FIRST_LOOK_S = 1.0  # s at most a new connection waits for its second frame (which may state the rotation)
 
 def reading_options(options: "SourceConfig | Mapping[str, Any] | None") -> SourceConfig:
     """``options`` as a validated ``SourceConfig`` (a mapping is checked key by key)."""
@@ -106,6 +108,7 @@ class LiveSource:
         self._open_url, self._fmt, self._ffmpeg_options = ffmpeg_input(self._url, self.options)
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
+        self._rotation = 0  # display rotation of the current connection (degrees counter-clockwise)
         self.dropped = 0
         self._dropped_before = 0  # drops of earlier connections
         self.reconnects = 0
@@ -180,7 +183,11 @@ class LiveSource:
                 self._stop.wait(delay)
                 continue
             backoff.reset()
-            self.fps, self.size = conn.fps, conn.size
+            # as a player shows it: the rotation the connection's frames state (pipelines/sources/rotation.py).
+            # FFmpeg may hand the orientation SEI of a key frame on with the frame after it: look at that one too
+            after = conn.slot.get(timeout=min(self.options.read_timeout, FIRST_LOOK_S))
+            self._rotation = after.rotation if after is not None else first.rotation
+            self.fps, self.size = conn.fps, turned_size(conn.size, self._rotation) if conn.size else None
             if not connected_once:
                 connected_once = True
                 log.info("source %s: connected to %s (%sx%s, %s fps)", self.source_id, self.display_url,
@@ -195,7 +202,7 @@ class LiveSource:
                 yield self._status(StatusKind.RESUMED, gap_seconds=round(gap, 3), reconnects=self.reconnects)
             gap_since = None
             self._conn_base = None
-            reason = yield from self._stream(conn, first)
+            reason = yield from self._stream(conn, first, after)
             self._drop_connection()
             if self._stop.is_set():
                 break
@@ -207,15 +214,17 @@ class LiveSource:
                 return
         yield self._status(StatusKind.ENDED, reason="stopped", stopped=True)
 
-    def _stream(self, conn: Connection, first: Decoded) -> Generator[VideoFrame, None, str]:
-        """Yield frames from one live connection; returns why it stopped (stream ended, error, silence)."""
+    def _stream(self, conn: Connection, first: Decoded, after: Optional[Decoded]) -> Generator[VideoFrame, None, str]:
+        """Yield frames from one live connection (``first``, ``after`` taken already); returns why it stopped
+        (stream ended, error, silence)."""
         item: Optional[Decoded] = first
+        taken = [after] if after is not None else []
         while item is not None:
             self._count(conn)
-            yield self._to_frame(item)
+            yield self._to_frame(item, self._rotation if item is first else item.rotation)
             if self._stop.is_set():
                 return "stopped"
-            item = conn.slot.get(timeout=self.options.read_timeout)
+            item = taken.pop() if taken else conn.slot.get(timeout=self.options.read_timeout)
         self._count(conn)
         reason = conn.error or f"no frame for {self.options.read_timeout:g} s"
         return reason + (f" ({conn.replayed} old frames sent again were skipped)" if conn.replayed else "")
@@ -254,7 +263,7 @@ class LiveSource:
         if conn is not None:
             conn.cancel()
 
-    def _to_frame(self, item: Decoded) -> VideoFrame:
+    def _to_frame(self, item: Decoded, rotation: int) -> VideoFrame:
         if self._t0 is None:
             self._t0 = item.capture_time
         if self._conn_base is None or item.stream_time is None or self._conn_base[1] is None:
@@ -265,7 +274,8 @@ class LiveSource:
         pts = max(pts, self._last_pts + 1e-6)
         self._last_pts = pts
         self._last_capture = item.capture_time
-        image: np.ndarray = np.ascontiguousarray(item.frame.to_ndarray(format="bgr24"))
+        # turned as a player shows it (display matrix / display-orientation SEI, pipelines/sources/rotation.py)
+        image: np.ndarray = np.ascontiguousarray(upright(item.frame.to_ndarray(format="bgr24"), rotation))
         self.frames_out += 1
         return VideoFrame(image=image, index=item.index, pts=pts, source_id=self.source_id,
                           capture_time=item.capture_time)

@@ -22,6 +22,7 @@ import av.error
 
 from pipelines.sources.pacing import StreamClockPacer
 from pipelines.sources.replay import SeenFrames, frame_key
+from pipelines.sources.rotation import Upright
 from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
 
 if TYPE_CHECKING:
@@ -99,12 +100,15 @@ class Decoded:
         stream_time: the frame's presentation time in seconds in the stream's own clock, None if unknown.
         capture_time: ``time.time()`` when the frame was handed on: when the decoder returned it, or for a
             paced segment-based stream (HLS) when it was due by its timestamp -- when it would have been live.
+        rotation: degrees counter-clockwise a player turns it: the last rotation a decoded frame of this
+            connection stated (seen on every frame, so a key frame stating it counts even when dropped).
     """
 
     frame: av.VideoFrame
     index: int
     stream_time: Optional[float]
     capture_time: float
+    rotation: int = 0  # display rotation in force (pipelines/sources/rotation.py), stated by this or an earlier frame
 
 
 class Connection:
@@ -132,7 +136,8 @@ class Connection:
         self._seen, self._generation = seen, generation
         self.error: Optional[str] = None
         self.fps: Optional[float] = None
-        self.size: Optional[tuple[int, int]] = None
+        self.size: Optional[tuple[int, int]] = None  # as stored (before any display rotation)
+        self._turn = Upright()
         self._url, self._fmt, self._options = url, fmt, dict(options)
         self._timeouts, self._threads, self._selector = timeouts, decode_threads, selector
         self._counter, self._scrub = counter, scrub
@@ -195,6 +200,7 @@ class Connection:
             for frame in frames:
                 if self._cancelled.is_set():
                     return
+                rotation = self._turn.see(frame)
                 stream_time = float(frame.time) if frame.time is not None else None
                 if self._seen is not None and self._seen.check(frame_key(frame, stream_time), self._generation):
                     self.replayed += 1  # old video the server sent again: not part of this source's stream
@@ -205,9 +211,9 @@ class Connection:
                 if not keep:  # frames left out by vid_stride / max_fps are skipped on purpose, not dropped
                     continue
                 if outlet is not None:
-                    outlet.put((frame, index, stream_time))
+                    outlet.put((frame, index, stream_time, rotation))
                 else:
-                    self.slot.put(Decoded(frame, index, stream_time, time.time()))
+                    self.slot.put(Decoded(frame, index, stream_time, time.time(), rotation))
         self.error = self.error or "the stream ended"
 
 
@@ -220,13 +226,13 @@ class _PacedOutlet:
     """
 
     def __init__(self, slot: LatestSlot[Decoded], cancelled: threading.Event, name: str) -> None:
-        self._queue: "queue.Queue[Optional[tuple[av.VideoFrame, int, Optional[float]]]]" = queue.Queue(PACE_AHEAD)
+        self._queue: "queue.Queue[Optional[tuple[av.VideoFrame, int, Optional[float], int]]]" = queue.Queue(PACE_AHEAD)
         self._slot, self._cancelled = slot, cancelled
         self._pacer = StreamClockPacer(cancelled)
         self._thread = threading.Thread(target=self._run, name=f"live-pacer-{name}", daemon=True)
         self._thread.start()
 
-    def put(self, item: Optional[tuple[av.VideoFrame, int, Optional[float]]]) -> None:
+    def put(self, item: Optional[tuple[av.VideoFrame, int, Optional[float], int]]) -> None:
         """Queue (frame, index, stream time), waiting while ``PACE_AHEAD`` frames wait; None = no more frames."""
         while not self._cancelled.is_set():
             try:
@@ -248,10 +254,10 @@ class _PacedOutlet:
                 continue
             if item is None:
                 return
-            frame, index, stream_time = item
+            frame, index, stream_time, rotation = item
             self._pacer.wait(stream_time)
             if not self._cancelled.is_set():
-                self._slot.put(Decoded(frame, index, stream_time, time.time()))
+                self._slot.put(Decoded(frame, index, stream_time, time.time(), rotation))
 
 
 def _one_line(exc: BaseException) -> str:

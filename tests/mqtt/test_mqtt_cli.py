@@ -193,3 +193,23 @@ def test_discovery_flag_needs_a_broker(bikes_video):  # type: ignore[no-untyped-
     run = run_cli("run", str(bikes_video), "--mqtt-discovery", timeout=60)
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [
         "trackstream: error: --mqtt-discovery: needs a broker: --mqtt URL (or mqtt.url in the config)"], run.stderr
+
+
+def test_a_run_with_a_wrong_mqtt_password_fails_at_once_even_when_told_to_wait(password_broker, bikes_video):  # type: ignore[no-untyped-def]
+    """As Redis (tests/redis/test_connection.py): on_unreachable: wait (the default) waits out an outage,
+    never a password that will not change; a refusal is an authentication error, exit 2, before the model."""
+    url = f"mqtt://cam:wrong-Mq-77@127.0.0.1:{password_broker.port}"
+    started = time.monotonic()
+    done = run_cli("run", str(bikes_video), "--mqtt", url, "--max-frames", "2", "--quiet", timeout=120)
+    took = time.monotonic() - started
+    errors = [line for line in done.stderr.splitlines() if line.startswith("trackstream: error: ")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr
+    assert "refused us" in errors[0] and "cannot reach" not in done.stderr, done.stderr   # not an outage
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "model" not in done.stderr and took < 30, (took, done.stderr)                  # before the model loads
+    assert "wrong-Mq-77" not in done.stderr + done.stdout
+    # the same from the environment (no password on the command line)
+    env_url = f"mqtt://cam@127.0.0.1:{password_broker.port}"
+    done = run_cli("run", str(bikes_video), "--mqtt", env_url, "--max-frames", "2", "--quiet", timeout=120,
+                   env={"TRACKSTREAM_MQTT_PASSWORD": "wrong-Mq-78"})
+    assert done.returncode == 2 and "refused us" in done.stderr and "wrong-Mq-78" not in done.stderr, done.stderr

@@ -1,0 +1,67 @@
+"""Display rotation: decoded frames turned as a player shows them, for files and live streams alike.
+
+A phone's video states its rotation as the ``rotate`` tag / display matrix of its track, on every frame; a
+camera or encoder states it in the H.264/HEVC display-orientation SEI, often with the key frame only. FFmpeg
+hands either on as a frame's display-matrix side data. ``Upright`` keeps the rotation a frame states for the
+frames after it that state none, so a stream never changes size between a key frame and the frames after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+_TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+def frame_rotation(frame: Any) -> int:
+    """The display rotation of ``frame`` (an ``av.VideoFrame``: its display matrix side data, e.g. a phone's
+    ``rotate`` tag) as 0, 90, 180 or 270 degrees counter-clockwise, the way FFmpeg and players turn it."""
+    try:
+        angle = int(round(getattr(frame, "rotation", 0) or 0))
+    except (TypeError, ValueError):
+        return 0
+    return (round(angle / 90) * 90) % 360
+
+
+def states_rotation(frame: Any) -> bool:
+    """Whether ``frame`` carries a display matrix (a rotation of 0 stated, as opposed to none stated)."""
+    try:
+        return any(getattr(getattr(item, "type", None), "name", "") == "DISPLAYMATRIX" for item in frame.side_data)
+    except (AttributeError, TypeError):
+        return False
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """``image`` turned as a player shows it (``rotation`` from ``frame_rotation``)."""
+    turn = _TURNS.get(rotation)
+    return image if turn is None else cv2.rotate(image, turn)
+
+
+def turned_size(size: tuple[int, int], rotation: int) -> tuple[int, int]:
+    """``(width, height)`` of a picture stored as ``size`` once turned by ``rotation``."""
+    return (size[1], size[0]) if rotation in (90, 270) else size
+
+
+class Upright:
+    """Turns one stream's decoded frames as a player shows them; ``rotation`` is the one in force (the last a
+    frame stated, ``initial`` before any)."""
+
+    def __init__(self, initial: int = 0) -> None:
+        self.rotation = initial
+
+    def see(self, frame: Any) -> int:
+        """Note the rotation ``frame`` states, if any; the rotation in force for it."""
+        if states_rotation(frame):
+            self.rotation = frame_rotation(frame)
+        return self.rotation
+
+    def image(self, frame: Any) -> np.ndarray:
+        """``frame`` (an ``av.VideoFrame``) as an upright BGR image."""
+        rotation = self.see(frame)
+        return upright(frame.to_ndarray(format="bgr24"), rotation)
+
+
+__all__ = ["Upright", "frame_rotation", "states_rotation", "turned_size", "upright"]

@@ -1,0 +1,77 @@
+"""A state folder that cannot be written is refused at start; a snapshot that cannot be saved later is one line
+naming the state file, not a failure of another stage (real runs, real file systems).
+
+The tests run as root, for whom ``chmod`` blocks nothing, so unwritable places are made the ways that stop root
+too: a state path whose parent is a regular file (no folder can be created under a file), ``/sys`` (sysfs
+refuses new files to everyone, root included; present on every Linux) and, during a run, the state folder
+replaced by a regular file (what a mistaken clean-up script or an unmounted disk does to a running job).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+
+def _one_error(done: subprocess.CompletedProcess[str], code: int) -> str:
+    errors = [line for line in done.stderr.splitlines() if line.startswith("trackstream: error: ")]
+    assert done.returncode == code and len(errors) == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return errors[0]
+
+
+def test_a_state_path_under_a_regular_file_is_refused_at_start(bikes_video, tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    done = run_cli("run", str(bikes_video), "--state", str(blocker / "state"), "--jsonl", str(out), "--quiet")
+    line = _one_error(done, 2)
+    assert str(blocker / "state") in line and "Not a directory" in line, line
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr   # before the model loads: nothing else
+    assert not out.exists() and blocker.read_text(encoding="utf-8") == "a file, not a folder\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not os.path.isdir("/sys/kernel"),
+                    reason="sysfs is Linux's")
+def test_an_existing_folder_nobody_may_write_is_refused_at_start(bikes_video, tmp_path):
+    out = tmp_path / "out.jsonl"
+    done = run_cli("run", str(bikes_video), "--state", "/sys/kernel", "--jsonl", str(out), "--quiet")
+    line = _one_error(done, 2)
+    assert "cannot write the state folder /sys/kernel" in line and "Permission denied" in line, line
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not out.exists()
+
+
+def test_a_snapshot_that_cannot_be_saved_later_is_one_line_naming_the_state_file(bikes_video, tmp_path):
+    state, out = tmp_path / "state", tmp_path / "out.jsonl"
+    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--state", str(state),
+                            "--state-interval", "0.3", "--jsonl", str(out), "--realtime", "--max-frames", "150"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    try:
+        deadline = time.monotonic() + 90
+        while not (state / "bikes.json").exists():  # the first snapshot is saved: the run is under way
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.05)
+        shutil.rmtree(state)
+        state.write_text("", encoding="utf-8")         # the folder is now a regular file
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    done = subprocess.CompletedProcess(run.args, run.returncode, "", stderr)
+    final = _one_error(done, 3)                        # documented: exit 3, the state was not saved
+    named = f"cannot save state {state / 'bikes.json'}: Not a directory"
+    logged = [line for line in stderr.splitlines() if " ERROR " in line]
+    assert len(logged) == 1 and named in logged[0], stderr          # once, not at every interval
+    assert named in final and "the state of bikes was not saved" in final, final
+    assert "sink-" not in stderr and "output stopped" not in stderr, stderr   # no output blamed
+    assert 0 < len(out.read_text(encoding="utf-8").splitlines()) <= 150       # the outputs went on
