@@ -150,7 +150,9 @@ class Detector:
         self.runtime = self.runtime_choice.runtime
         self.model_name = self.runtime_choice.model  # what runs: the exported model for an exported runtime
         info = native.read_info(self.model_name, self.runtime) if device == "cpu" else None
-        self.native = native.supported(info, self.runtime, device)  # run without PyTorch and Ultralytics
+        # run without PyTorch and Ultralytics, unless the batch is to be letterboxed by PyTorch on the device
+        self.native = native.supported(info, self.runtime, device) and \
+            resolve_preprocess(config.preprocess, device) == "cpu"
         cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
         self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._predictor: Optional[type] = None  # None: the task's own Ultralytics predictor

@@ -269,6 +269,8 @@ class NativeModel:
     Not thread-safe: the detector gives each worker its own copy.
     """
 
+    predictor = None  # no Ultralytics predictor: frames are letterboxed here, on the CPU
+
     def __init__(self, model: str, runtime: str, info: ModelInfo, threads: Optional[int]) -> None:
         if runtime not in NATIVE_RUNTIMES:
             raise ValueError(f"runtime must be one of {NATIVE_RUNTIMES}, got {runtime!r}")
