@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from pipelines.frames import VideoFrame
     from pipelines.sources.base import Source
+    from tests.pgserver import PostgresServer
 
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_OFFLINE", "true")
@@ -117,6 +118,22 @@ def require_binary(name: str) -> str:
     if found is None:
         _missing(f"system binary {name!r}")
     return str(found)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator["PostgresServer"]:
+    """One private PostgreSQL server for the whole session (initdb takes seconds); tests/pgserver.py."""
+    from tests.pgserver import private_postgres
+
+    yield from private_postgres()
+
+
+@pytest.fixture
+def pg_url(postgres: "PostgresServer") -> Iterator[str]:
+    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
+    from tests.pgserver import fresh_database
+
+    yield from fresh_database(postgres)
 
 
 @pytest.fixture(scope="session")

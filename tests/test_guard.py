@@ -96,7 +96,8 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> N
 
 def test_a_second_run_on_the_same_files_refuses_and_kill_9_leaves_no_stale_lock(clip, tmp_path):
     out, state = tmp_path / "out.jsonl", tmp_path / "state"
-    first = _start(str(clip), "--jsonl", str(out), "--state", str(state), "--realtime", "--quiet")
+    first = _start(str(clip), "--jsonl", str(out), "--state", str(state), "--realtime", "--imgsz", "160",
+                   "--quiet")
     try:
         _wait_for(tmp_path / ".out.jsonl.lock", first)
         second = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "2", "--quiet")
@@ -108,7 +109,7 @@ def test_a_second_run_on_the_same_files_refuses_and_kill_9_leaves_no_stale_lock(
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate()
-    again = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "3", "--quiet")
+    again = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "3", "--imgsz", "160", "--quiet")
     assert again.returncode == 0, again.stderr
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3
     assert not (tmp_path / ".out.jsonl.lock").exists()

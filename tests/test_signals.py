@@ -58,3 +58,28 @@ def test_a_second_signal_exits_at_once(tmp_path, bikes_video, pose_weights):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "stopping now" in stderr
+
+
+LEFT_STACK = """
+import ctypes, mmap, os, signal
+from pipelines.engine.launch import StopSignals, _SignalStack
+libc = ctypes.CDLL(None, use_errno=True)
+size = 32768
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+area = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+assert libc.sigaltstack(ctypes.byref(_SignalStack(area, 0, size)), None) == 0
+libc.munmap(ctypes.c_void_p(area), ctypes.c_size_t(size))   # what OpenVINO's CPU plugin can leave behind
+stopped = []
+with StopSignals(lambda: stopped.append(1)):
+    os.kill(os.getpid(), signal.SIGHUP)
+print("stopped" if stopped else "not stopped")
+"""
+
+
+def test_a_signal_stops_the_run_even_when_a_library_left_an_unmapped_signal_stack():
+    """The main thread's alternate signal stack unmapped under it (as OpenVINO's CPU plugin can leave it: a
+    SIGHUP then ended runs with SIGSEGV) is replaced by the stop handling, so the signal stops the run."""
+    done = subprocess.run([sys.executable, "-c", LEFT_STACK], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    assert done.returncode == 0 and done.stdout.strip() == "stopped", (done.returncode, done.stderr)

@@ -12,7 +12,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, Optional, TypeVar, Union, get_args, get_origin
 
 T = TypeVar("T")
 
@@ -152,20 +152,38 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def broken_bound(value: float, bounds: Mapping[str, Any]) -> Optional[str]:
+    """The first of a field's metadata bounds (``min``, ``gt``, ``max``) that ``value`` breaks, as the condition
+    it must meet (``>= 1``, ``> 0.0``, ``<= 3600.0``); None when it meets them all."""
+    lo, hi, gt = bounds.get("min"), bounds.get("max"), bounds.get("gt")
+    if lo is not None and value < lo:
+        return f">= {lo}"
+    if gt is not None and value <= gt:
+        return f"> {gt}"
+    if hi is not None and value > hi:
+        return f"<= {hi}"
+    return None
+
+
+def bounds_text(bounds: Mapping[str, Any], name: str) -> str:
+    """A field's metadata bounds as one condition on ``name``: ``K >= 1``, ``0 < S <= 3600``."""
+    if "min" in bounds or "gt" in bounds:
+        low, sign = (bounds["min"], "<=") if "min" in bounds else (bounds["gt"], "<")
+        if "max" not in bounds:
+            return f"{name} {'>=' if sign == '<=' else '>'} {low:g}"
+        return f"{low:g} {sign} {name} <= {bounds['max']:g}"
+    return f"{name} <= {bounds['max']:g}" if "max" in bounds else name
+
+
 def check_bounds(obj: Any, prefix: str = "") -> None:
     """Check every field's ``min``/``max``/``gt`` metadata bounds; raise ConfigError naming the key."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        key = _join(prefix, f.name)
-        lo, hi, gt = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("gt")
-        if lo is not None and value < lo:
-            raise ConfigError(key, f"must be >= {lo}, got {value}")
-        if gt is not None and value <= gt:
-            raise ConfigError(key, f"must be > {gt}, got {value}")
-        if hi is not None and value > hi:
-            raise ConfigError(key, f"must be <= {hi}, got {value}")
+        broken = broken_bound(value, f.metadata)
+        if broken is not None:
+            raise ConfigError(_join(prefix, f.name), f"must be {broken}, got {value}")
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:

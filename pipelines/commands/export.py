@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.assets import demo_pose_model
 from pipelines.config import load_config
 from pipelines.detection.runtime import resolve_runtime
+from pipelines.engine.launch import resolve_model
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str) -> None:
@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(args.config, {"detector.model": args.model, "detector.imgsz": args.imgsz,
                                        "detector.runtime": args.runtime, "detector.cache_dir": args.cache_dir})
     det = config.detector
-    model = det.model or str(demo_pose_model())
+    model = resolve_model(config)   # the one a run loads: detector.model, else the bundled demo model
     choice = resolve_runtime(det.runtime, model, "cpu", det.imgsz, det.cache_dir)
     if choice.cache_entry is None:
         print(f"trackstream export: nothing to export: {model} runs as given ({choice.runtime})", file=sys.stderr)

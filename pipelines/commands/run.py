@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 from pipelines.credentials import add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
+from pipelines.engine.fingerprint import check_resumes
 from pipelines.engine.launch import Opened, StopSignals, claim_writes, preflight, warn_unsaved, with_open_sources
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.state import open_store
@@ -286,6 +287,7 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
     warn_unsaved(config)
 
     def start(sources: Opened) -> Runner:
+        check_resumes(sources, config, store)  # a saved state of another video or other outputs: no model load
         detector = Detector(config.detector, model)
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,

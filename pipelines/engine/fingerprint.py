@@ -16,12 +16,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from pipelines.processing.processor import StateError
 from pipelines.secrets import strip_credentials
 from pipelines.settings import SourceSettings
-from pipelines.sources.base import file_path
+from pipelines.sources.base import Source, file_path
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
+    from pipelines.engine.state import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +68,14 @@ def _same_output(saved: str, current: str, name: str) -> bool:
 
 
 def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Mapping[str, Any],
-                 outputs: Mapping[str, str], where: str) -> None:
+                 outputs: Mapping[str, str], where: str, warn: bool = True) -> None:
     """Refuse (``StateError``) a snapshot of another source or other outputs; ``outputs``: sink name -> the
-    path this run writes."""
+    path this run writes; ``warn``: say so when the snapshot has no fingerprint to check."""
     recorded = saved.get("source")
     if not isinstance(recorded, dict):
-        log.warning("%s: saved state %s has no source fingerprint (an older trackstream): resuming without "
-                    "checking it is the same video", settings.id, where)
+        if warn:
+                log.warning("%s: saved state %s has no source fingerprint (an older trackstream): resuming without "
+                        "checking it is the same video", settings.id, where)
     elif recorded != current:
         what = ", ".join(f"{k} {recorded.get(k)!r} -> {current.get(k)!r}"
                          for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)
@@ -89,3 +94,17 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
         if not _same_output(path, outputs[name], name):
             raise StateError(f"saved state {where} continues {name} output {path}, this run writes "
                              f"{outputs[name]}; give the same path, or {START_OVER}")
+
+
+def check_resumes(opened: Iterable[tuple[SourceSettings, Source]], config: "PipelineConfig",
+                  state: Optional["SnapshotStore"]) -> None:
+    """``check_resume`` for every opened source with a saved snapshot in ``state``. The CLI calls it before the
+    model loads, so a refused resume costs no model load; the runner checks again (and warns) as it resumes."""
+    if state is None or config.state.fresh:
+        return
+    several = len(config.sources) > 1
+    for settings, source in opened:
+        saved = state.load(settings.id)
+        if saved is not None:
+            check_resume(saved, settings, source_fingerprint(settings, source.frame_count),
+                         output_paths(config.output, settings.id, several), state.path(settings.id), warn=False)

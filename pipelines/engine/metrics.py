@@ -34,7 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from pipelines.engine.endpoint import serve_metrics
-from pipelines.engine.stats import LatencyHistogram
+from pipelines.engine.stats import LatencyHistogram, StatsSnapshot
 from pipelines.engine.view import EngineView, SourceState
 from pipelines.errors import UserError
 from pipelines.listen import parse_listen
@@ -47,19 +47,38 @@ RATE_WINDOW_S = 5.0
 
 @dataclass
 class Reading:
-    """One source's figures at one instant (see module docstring for their meaning)."""
+    """One source's figures at one instant (see module docstring for their meaning): the runner's counters as
+    they are (``stats``, the one copy the summary, the Ray engine and the web view read too) and what only the
+    live source and the queues know."""
 
     source: str
-    frames_in: int = 0
-    frames_out: int = 0
-    frames_detected: int = 0
-    dropped: int = 0
-    reconnects: int = 0
+    stats: StatsSnapshot
     connect_failures: int = 0
     up: bool = True
     queues: dict[str, int] = field(default_factory=dict)
     latency: Optional[LatencyHistogram] = None
     outputs_failed: dict[str, bool] = field(default_factory=dict)  # output name -> it stopped (disk full, ...)
+
+    # the counters the metrics name, read from ``stats``
+    @property
+    def frames_in(self) -> int:
+        return self.stats.frames_in
+
+    @property
+    def frames_out(self) -> int:
+        return self.stats.frames_out
+
+    @property
+    def frames_detected(self) -> int:
+        return self.stats.frames_detected
+
+    @property
+    def dropped(self) -> int:
+        return self.stats.dropped
+
+    @property
+    def reconnects(self) -> int:
+        return self.stats.reconnects
 
 
 def runner_readings(engine: EngineView) -> list[Reading]:
@@ -78,9 +97,7 @@ def readings_of(states: Sequence[SourceState]) -> list[Reading]:
             if output.buffered is not None:   # network sinks: entries waiting for the server (grows in an outage)
                 queues[f"buffer_{output.name}"] = output.buffered
         out.append(Reading(
-            source=redact_url(state.id), frames_in=stats.frames_in, frames_out=stats.frames_out,
-            frames_detected=stats.frames_detected,
-            dropped=stats.dropped, reconnects=stats.reconnects, connect_failures=state.connect_failures,
+            source=redact_url(state.id), stats=stats, connect_failures=state.connect_failures,
             up=state.connected, queues=queues, latency=state.latency,
             outputs_failed={o.name: o.failure is not None for o in state.outputs}))
     return out

@@ -7,7 +7,7 @@ import bisect
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Deque, Optional, Sequence
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
@@ -78,13 +78,12 @@ class StatsSnapshot:
         return round(self.frames_detected / self.frames_out, 4) if self.frames_out else None
 
     def doc(self) -> dict[str, object]:
-        """The JSON-safe form (the keys of ``trackstream cluster list --json``)."""
-        return {"source_id": self.source_id, "frame_count": self.frame_count, "frames_in": self.frames_in,
-                "frames_out": self.frames_out, "dropped": self.dropped, "reconnects": self.reconnects,
-                "invalid_detections": self.invalid_detections, "latency_s": self.latency_s,
-                "last_pts": self.last_pts, "tracks": self.tracks, "ended": self.ended,
-                "elapsed_s": self.elapsed_s, "fps": self.fps, "frames_detected": self.frames_detected,
-                "detector_duty": self.detector_duty}
+        """The JSON-safe form (the keys of ``trackstream cluster list --json``): every field and the duty."""
+        return {**asdict(self), "detector_duty": self.detector_duty}
+
+
+# the counters ``SourceStats`` keeps under the same names; the snapshot adds the rates over its lifetime
+_COUNTERS = tuple(f.name for f in fields(StatsSnapshot) if f.name not in ("elapsed_s", "fps"))
 
 
 @dataclass
@@ -140,10 +139,7 @@ class SourceStats:
         """A consistent copy of the counters (a frozen value)."""
         with self._lock:
             elapsed = max(time.monotonic() - self.started_at, 1e-9)
-            return StatsSnapshot(
-                source_id=self.source_id, frame_count=self.frame_count, frames_in=self.frames_in,
-                frames_out=self.frames_out, frames_detected=self.frames_detected, dropped=self.dropped,
-                reconnects=self.reconnects,
-                invalid_detections=self.invalid_detections, latency_s=round(self.latency_s, 4),
-                last_pts=round(self.last_pts, 3), tracks=self.tracks, ended=self.ended,
-                elapsed_s=round(elapsed, 3), fps=round(self.frames_out / elapsed, 2))
+            values = {name: getattr(self, name) for name in _COUNTERS}
+            values.update(latency_s=round(self.latency_s, 4), last_pts=round(self.last_pts, 3),
+                          elapsed_s=round(elapsed, 3), fps=round(self.frames_out / elapsed, 2))
+        return StatsSnapshot(**values)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
@@ -50,7 +50,7 @@ import numpy.typing as npt
 
 from pipelines.processing.motion import MotionMask
 from pipelines.processing.zones import LineConfig, ZoneConfig, anchor_points
-from tracker.configutil import ConfigError
+from tracker.configutil import ConfigError, bounds_text, broken_bound, check_bounds
 from tracker.types import Tracks
 
 Mode = Literal["every", "interval", "adaptive"]
@@ -74,14 +74,17 @@ class ScheduleTuning:
     motion_width: int = field(default=96, metadata={"min": 8, "max": 4096})
     motion_threshold: float = field(default=20.0, metadata={"gt": 0.0, "max": 255.0})
 
+    def __post_init__(self) -> None:
+        check_bounds(self, "schedule")  # also when built directly (the API), not only through from_mapping
+
 
 @dataclass(frozen=True)
 class Schedule:
     """One source's schedule: ``mode`` and, for ``interval``, ``frames`` or ``seconds``; ``tuning`` for adaptive."""
 
     mode: Mode = "every"
-    frames: Optional[int] = None
-    seconds: Optional[float] = None
+    frames: Optional[int] = field(default=None, metadata={"min": 1})
+    seconds: Optional[float] = field(default=None, metadata={"gt": 0.0, "max": 3600.0})
     tuning: ScheduleTuning = field(default_factory=ScheduleTuning)
 
     @classmethod
@@ -92,13 +95,11 @@ class Schedule:
             raise ConfigError(key, f"must be {SPEC_HELP}; got {spec!r}")
         if match.group(2) is not None:
             frames = int(match.group(2))
-            if frames < 1:
-                raise ConfigError(key, f"interval:K needs K >= 1, got {spec!r}")
+            _check_interval(key, spec, "frames", frames)
             return cls("interval", frames=frames, tuning=tuning)
         if match.group(3) is not None:
             seconds = float(match.group(3))
-            if not 0.0 < seconds <= 3600.0:
-                raise ConfigError(key, f"interval:Ss needs 0 < S <= 3600, got {spec!r}")
+            _check_interval(key, spec, "seconds", seconds)
             return cls("interval", seconds=seconds, tuning=tuning)
         return cls("adaptive" if match.group(1) == "adaptive" else "every", tuning=tuning)
 
@@ -108,6 +109,15 @@ class Schedule:
         if self.mode != "interval":
             return self.mode
         return f"interval:{self.frames}" if self.frames is not None else f"interval:{self.seconds:g}s"
+
+
+def _check_interval(key: str, spec: object, name: str, value: float) -> None:
+    """``ConfigError`` naming the form (``interval:K needs K >= 1, got ...``) when ``value`` breaks the bounds
+    of the ``Schedule`` field ``name`` (``frames``, ``seconds``)."""
+    bounds = next(f.metadata for f in fields(Schedule) if f.name == name)
+    if broken_bound(value, bounds) is not None:
+        form, letter = ("interval:K", "K") if name == "frames" else ("interval:Ss", "S")
+        raise ConfigError(key, f"{form} needs {bounds_text(bounds, letter)}, got {spec!r}")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Routes (all behind the token when one is set; see docs/web.md):
 
-- ``/``: the page (``static/index.html``, ``app.js``, ``style.css``; plain files, no build step, no CDN);
+- ``/``: the page (``static/index.html``, ``app.js``, ``style.css`` shared with the history page; plain files, no
+  build step, no CDN; it links to ``/history`` when the run keeps one);
 - ``/api/sources``, ``/api/sources/{id}``: status JSON of every source / one source;
 - ``/api/events``: server-sent events, one ``status`` event with every source's document twice a second;
 - ``/video/{id}``: the annotated live picture as MJPEG (``multipart/x-mixed-replace``: ``<img>``, VLC, ffplay);

@@ -88,6 +88,52 @@ def test_a_scheduled_source_on_ray_predicts_the_frames_it_does_not_detect(ray_cl
     assert predicted and all(t["predicted"] and t["confidence"] == 0 for t in predicted)
 
 
+GATE = "[{name: gate, points: [[400, 0], [400, 300]]}]"   # bikes.mp4's cyclists cross x=400 at frames 31-44
+
+
+def test_actors_on_two_nodes_write_one_postgresql_database(ray_cluster, pg_url, bikes_video, tmp_path):
+    from pipelines.store.db import open_engine
+
+    config, media = tmp_path / "gate.yaml", tmp_path / "media"
+    entries = []
+    for name in ("a", "b"):
+        shutil.copy(bikes_video, tmp_path / f"{name}.mp4")
+        entries.append(f"  - {{id: {name}, url: {tmp_path / f'{name}.mp4'}, lines: {GATE}}}\n")
+    config.write_text("sources:\n" + "".join(entries))
+    done = run_cli("run", "--config", str(config), "--db", pg_url, "--media", str(media),
+                   "--max-frames", "50", *COMMON, "--engine", "ray", "--ray-address", ray_cluster.address,
+                   env=ray_cluster.env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 files over 2 workers" in done.stderr
+    engine = open_engine(pg_url)
+    with engine.connect() as conn:
+        events = conn.exec_driver_sql("SELECT source_id, doc, clip FROM events ORDER BY id").fetchall()
+        tracks = conn.exec_driver_sql("SELECT source_id, track_id, snapshot, snapshot_frame FROM tracks").fetchall()
+    engine.dispose()
+    docs = {s: [json.loads(doc) for source, doc, _ in events if source == s] for s in ("a", "b")}
+    assert {source for source, _, _ in events} == {"a", "b"}
+    for source, got in docs.items():
+        assert got[0]["event"] == "stream_started" and got[-1]["event"] == "stream_ended"
+        assert any(d["event"] == "line_crossed" and d["line"] == "gate" for d in got), source
+        keys = [(d["event"], d.get("track_id"), d.get("frame_index"), d.get("line"), d.get("zone")) for d in got]
+        assert len(keys) == len(set(keys)), f"{source}: an event was stored twice"
+    # the same video on two actors: the same history, apart from the source and the wall clock
+    strip = [{k: v for k, v in _without_time(d).items() if k != "source_id"} for d in docs["a"]]
+    assert strip == [{k: v for k, v in _without_time(d).items() if k != "source_id"} for d in docs["b"]]
+    ids = [(source, track) for source, track, _, _ in tracks]
+    assert len(ids) == len(set(ids)), "a track was stored twice"
+    assert {source for source, _ in ids} == {"a", "b"}
+    assert sorted(t for s, t in ids if s == "a") == sorted(t for s, t in ids if s == "b")
+    snapshots = [(snap, frame) for _, _, snap, frame in tracks if snap is not None]
+    assert snapshots, "no track has a snapshot"
+    for snap, frame in snapshots:
+        assert (media / snap).stat().st_size > 0 and (media / frame).stat().st_size > 0
+    clips = [clip for _, doc, clip in events if json.loads(doc)["event"] == "line_crossed"]
+    assert clips and all(clip is not None for clip in clips)
+    for clip in set(clips):
+        assert (media / clip).stat().st_size > 0
+
+
 def test_embedded_ray_without_a_cluster(bikes_video, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"

@@ -7,7 +7,7 @@ import time
 import urllib.request
 
 from pipelines.engine.metrics import Monitor, Reading
-from pipelines.engine.stats import LatencyHistogram
+from pipelines.engine.stats import LatencyHistogram, StatsSnapshot
 from tests.conftest import free_port
 
 
@@ -19,9 +19,9 @@ def test_endpoint_and_log_line_show_each_source(caplog):
 
     def readings() -> list[Reading]:
         counts["frames_in"] += 25
-        return [Reading("cam1", frames_in=counts["frames_in"], frames_out=7, dropped=18, reconnects=2,
-                        queues={"inbox": 1}, latency=latency),
-                Reading("cam2", up=False)]
+        return [Reading("cam1", StatsSnapshot("cam1", frames_in=counts["frames_in"], frames_out=7, dropped=18,
+                                              reconnects=2), queues={"inbox": 1}, latency=latency),
+                Reading("cam2", StatsSnapshot("cam2"), up=False)]
 
     caplog.set_level(logging.INFO, logger="pipelines.engine.metrics")
     port = free_port()
@@ -77,7 +77,8 @@ def test_endpoint_and_summary_show_the_detector_duty_of_a_scheduled_source():
 
     def readings() -> list[Reading]:
         counts["out"] += 25
-        return [Reading("cam1", frames_in=counts["out"], frames_out=counts["out"], frames_detected=counts["out"] // 5)]
+        return [Reading("cam1", StatsSnapshot("cam1", frames_in=counts["out"], frames_out=counts["out"],
+                                              frames_detected=counts["out"] // 5))]
 
     port = free_port()
     monitor = Monitor(readings, log_interval=60.0, port=port).start()

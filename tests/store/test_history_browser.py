@@ -74,6 +74,22 @@ def test_a_click_plays_the_events_clip_in_the_page(browser: Any, served: WebView
     assert browser.execute_script("return arguments[0].error", player) is None
 
 
+def test_the_live_page_links_to_the_history(browser: Any, served: WebView) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(f"{served.url}?token={TOKEN}")                     # the live view, opened once with the token
+    link = wait_for("the history link", lambda: next(
+        (a for a in browser.find_elements(By.ID, "history-link") if a.is_displayed()), None))
+    assert link.text == "event history"
+    link.click()
+    wait_for("the history page", lambda: browser.current_url.rstrip("/").endswith("/history"))
+    items = wait_for("the history's events", lambda: browser.find_elements(By.CSS_SELECTOR, "li.event"))
+    assert items and browser.title == "trackstream history"
+    cameras = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#source option")]
+    assert cameras == ["gate-cam", "yard-cam"]
+
+
 def test_without_the_token_the_page_is_refused(browser: Any, served: WebView) -> None:  # noqa: F811
     browser.delete_all_cookies()
     browser.get(f"{served.url}history")

@@ -15,7 +15,8 @@ from pipelines.store.config import StoreConfig
 from pipelines.store.db import open_engine
 from pipelines.store.query import EventFilter, search_events, track_rows
 from tests.conftest import REPO, free_port
-from tests.store.conftest import PG_PASSWORD, PostgresServer, feed, synthetic_results
+from tests.pgserver import PG_PASSWORD, PostgresServer
+from tests.store.conftest import feed, synthetic_results
 
 
 def stored_docs(url: str, source: str) -> list[dict]:

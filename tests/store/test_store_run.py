@@ -36,7 +36,8 @@ def test_kill_9_mid_run_leaves_a_consistent_history(bikes_video: Path, tmp_path:
     db, media = tmp_path / "events.db", tmp_path / "media"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--config", str(config),
-                             "--db", str(db), "--media", str(media), "--quiet"], env=env, cwd=str(REPO),
+                             "--db", str(db), "--media", str(media), "--imgsz", "160", "--quiet"],
+                            env=env, cwd=str(REPO),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
@@ -74,8 +75,8 @@ def test_a_database_that_cannot_be_reached_ends_in_exit_3_naming_the_loss(bikes_
     config = tmp_path / "store.yaml"
     config.write_text(GATE + "store: {flush_timeout: 1.0, connect_timeout: 1.0}\n")
     url = f"postgresql://watcher:Hidden-Pw-77@127.0.0.1:{free_port()}/history"
-    done = run_cli("run", str(bikes_video), "--config", str(config), "--db", url, "--max-frames", "12", "--quiet",
-                   timeout=300)
+    done = run_cli("run", str(bikes_video), "--config", str(config), "--db", url, "--max-frames", "12", "--imgsz",
+                   "160", "--quiet", timeout=300)
     assert done.returncode == 3, done.stderr
     assert "could not be delivered" in done.stderr and "lost: store output of bikes" in done.stderr
     assert "Hidden-Pw-77" not in done.stderr + done.stdout and "watcher:***@" in done.stderr

@@ -111,6 +111,7 @@ def test_page_shows_a_moving_picture_the_tracks_and_a_rising_line_count(browser,
     _, run = served
     browser.get(run.url)
     wait_for("the bikes tile with a picture", lambda: tile(browser, "bikes") and picture_shown(browser, "bikes"), 15)
+    assert not browser.find_element("id", "history-link").is_displayed()   # no --db: no history page to link to
     first = picture_png(browser, "bikes")
     (screenshots / "bikes-picture-1.png").write_bytes(cv2.imencode(".png", first)[1].tobytes())
     time.sleep(1.0)

@@ -206,6 +206,9 @@ function connect() {
 
 // A token given once in the address (?token=...) is now a cookie: take it out of the address bar.
 if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
+// The event history (a run with --db) has its own page: link to it when this view serves one.
+fetch("history", { method: "HEAD", cache: "no-store" })
+  .then((r) => { document.getElementById("pages").hidden = !r.ok; }, () => {});
 fetch("api/sources", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).then((all) => all && update(all));
 connect();
 // A page left for another (even one kept in the back-forward cache) holds no connection open.
