@@ -5,6 +5,9 @@ Sections (each contender in its own fresh process; rounds alternate the contende
 other work on a shared machine hits all of them; the best round of each is kept and ratios are taken within
 this run):
 
+0. ``detector``: the detector alone (``Detector.detect``, one frame per call from as many threads as model
+   copies) over the first ``--frames`` decoded frames of each clip: detector frames/s per runtime and the
+   ratio to torch (the issue's target is on this figure).
 1. ``pipeline``: ``Runner`` over the first ``--frames`` frames of each clip (the bundled bikes.mp4 and the
    shared 720p videos), JSONL written, workers as configured, per ``detector.runtime`` (torch, onnx, openvino);
    model load and warm-up are not timed. Prints ms/frame, frames/s and the ratio to torch.
@@ -39,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TRACKSTREAM_DATA", REPO.parent / "shared" / "data"))
 RUNTIMES = ("torch", "onnx", "openvino")
-SECTIONS = ("pipeline", "agreement", "export", "demo")
+SECTIONS = ("detector", "pipeline", "agreement", "export", "demo")
 
 
 def _env(cache: str) -> dict[str, str]:
@@ -77,6 +80,29 @@ def _child_pipeline(clip: str, model: str, runtime: str, imgsz: int, frames: int
         stats = runner.run()
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"frames": stats[0].frames_out, "seconds": seconds, "cpu": cpu,
+            "detail": f"{detector.runtime}, {detector.workers} workers x {detector.threads} threads"}
+
+
+def _child_detector(clip: str, model: str, runtime: str, imgsz: int, frames: int) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.config import DetectorConfig
+    from pipelines.detection.detector import Detector
+    from pipelines.frames import VideoFrame
+    from pipelines.sources.file import FileSource
+
+    source = FileSource(clip)
+    images = [f for f in source.frames() if isinstance(f, VideoFrame)][:frames]
+    source.close()
+    detector = Detector(DetectorConfig(model=model, imgsz=imgsz, runtime=runtime))
+    detector.detect(images[:1])  # the first call lets the other copies load
+    if detector.loading is not None:
+        detector.loading.join()  # every copy ready: the clock measures detection, not loading
+    with ThreadPoolExecutor(detector.workers) as pool:
+        start, cpu = time.perf_counter(), time.process_time()
+        list(pool.map(lambda f: detector.detect([f]), images))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"frames": len(images), "seconds": seconds, "cpu": cpu,
             "detail": f"{detector.runtime}, {detector.workers} workers x {detector.threads} threads"}
 
 
@@ -148,7 +174,9 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     kind, *rest = args.child.split(":", 1)
     spec: dict[str, Any] = json.loads(rest[0]) if rest else {}
-    if kind == "pipeline":
+    if kind == "detector":
+        result = _child_detector(spec["clip"], spec["model"], spec["runtime"], args.imgsz, args.frames)
+    elif kind == "pipeline":
         result = _child_pipeline(spec["clip"], spec["model"], spec["runtime"], args.imgsz, args.frames)
     elif kind == "agreement":
         result = _child_agreement(spec["clips"], spec["model"], args.imgsz, args.agree_frames)
@@ -179,13 +207,23 @@ def _timed(cmd: list[str], cache: str) -> float:
 
 # -- sections ----------------------------------------------------------------------------------------------
 
+def detector(args: argparse.Namespace, model: str, cache: str) -> None:
+    print(f"\n== detector alone: the first {args.frames} decoded frames of each clip, one per call from as many "
+          f"threads as model copies, imgsz {args.imgsz}, best of {args.repeat}")
+    _per_runtime("detector", args, model, cache)
+
+
 def pipeline(args: argparse.Namespace, model: str, cache: str) -> None:
     print(f"\n== pipeline: first {args.frames} frames of each clip, imgsz {args.imgsz}, best of {args.repeat}")
+    _per_runtime("pipeline", args, model, cache)
+
+
+def _per_runtime(kind: str, args: argparse.Namespace, model: str, cache: str) -> None:
     for clip in _clips():
         best: dict[str, dict[str, Any]] = {}
         for _ in range(args.repeat):
             for rt in RUNTIMES:
-                r = _run_child("pipeline", {"clip": str(clip), "model": model, "runtime": rt}, args, cache)
+                r = _run_child(kind, {"clip": str(clip), "model": model, "runtime": rt}, args, cache)
                 r["fps"] = r["frames"] / r["seconds"]
                 if rt not in best or r["fps"] > best[rt]["fps"]:
                     best[rt] = r
@@ -258,8 +296,9 @@ def main() -> None:
     print(f"model {Path(model).name}, {cpu_cores()} CPU cores, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="trackstream-models-") as cache:
         for section in args.sections.split(","):
-            {"pipeline": pipeline, "agreement": agreement, "export": export, "demo": demo}[section](args, model,
-                                                                                                    cache)
+            sections = {"detector": detector, "pipeline": pipeline, "agreement": agreement, "export": export,
+                        "demo": demo}
+            sections[section](args, model, cache)
 
 
 if __name__ == "__main__":
