@@ -20,12 +20,14 @@ An error in any stage is raised in the consuming thread (``UserError``s as their
 
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import logging
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, TypedDict, Union, overload
 
@@ -225,7 +227,23 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
         raise ConfigError("max_frames", f"must be >= 1, got {max_frames}")
     given = options.get("config")
     config_file = None if given is None or isinstance(given, Mapping) else os.fspath(given)
-    return _results(_config_of(sources, options), max_frames, statuses, config_file)
+    results = _results(_config_of(sources, options), max_frames, statuses, config_file)
+    _unfinished.add(results)
+    return results
+
+
+_unfinished: "weakref.WeakSet[Iterator[Output]]" = weakref.WeakSet()  # runs whose results were not all read
+
+
+@atexit.register
+def _stop_unfinished() -> None:
+    """Close every run still open when the interpreter exits (a script that stopped reading without closing
+    it). Left to the interpreter's own clean-up, the run would be closed after its threads were frozen, one of
+    them maybe holding the lock stopping waits for: the process would never exit."""
+    for results in list(_unfinished):
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def _results(config: PipelineConfig, max_frames: int | None, statuses: bool,

@@ -89,6 +89,22 @@ def test_breaking_out_early_stops_the_pipeline_and_closes_its_outputs(bikes_vide
 
 
 @pytest.mark.slow
+def test_a_script_that_stops_reading_without_closing_the_run_still_exits(bikes_video, pose_weights):
+    """A script keeps the iterator, reads a few results and ends: the interpreter must exit (the run is closed
+    while its threads still run, not after the interpreter froze them holding a lock)."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom pipelines import process\n"
+              "results = process(sys.argv[1], model=sys.argv[2], imgsz=160, schedule='adaptive')\n"
+              "for _ in range(40):\n    next(results)\nprint('read 40', flush=True)\n")
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script, str(bikes_video), str(pose_weights)], cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "read 40" in done.stdout
+
+
 def test_a_failure_inside_the_pipeline_is_raised_in_the_loop(bikes_video, pose_weights, tmp_path):
     """The video sink fails in the pipeline's own thread (an unknown encoder): the loop gets its one-line
     error, and nothing is left running."""
