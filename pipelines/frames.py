@@ -3,9 +3,10 @@ as values, and the schema version of the documents made from them."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, Mapping, Optional, Protocol, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -13,28 +14,114 @@ import numpy.typing as npt
 from tracker.types import Detections, Tracks
 
 
+Luma = Tuple[npt.NDArray[np.uint8], float]
+"""A frame's upright luma plane (H, W) and the span of its values (255 full range, 219 video range)."""
+
+
+class Deferred:
+    """A decoded frame's BGR picture, made on first use.
+
+    Most frames of a scheduled or dropped-to-latest source are never detected nor drawn; converting them to BGR
+    (0.7 ms for a 720p frame) is then work for nothing. A source hands the converter instead of the picture;
+    ``VideoFrame.image`` calls it once, under a lock (several stages may ask at once), and keeps the result.
+
+    Attributes:
+        size: (width, height) of the picture, known without converting it.
+    """
+
+    __slots__ = ("size", "_convert", "_luma", "_value", "_lock")
+
+    def __init__(self, convert: Callable[[], npt.NDArray[np.uint8]], size: tuple[int, int],
+                 luma: Optional[Callable[[], Luma]] = None) -> None:
+        self.size = size
+        self._convert: Optional[Callable[[], npt.NDArray[np.uint8]]] = convert
+        self._luma = luma
+        self._value: Optional[npt.NDArray[np.uint8]] = None
+        self._lock = threading.Lock()
+
+    def get(self) -> npt.NDArray[np.uint8]:
+        """The picture (converted now if this is the first use)."""
+        if self._value is None:
+            with self._lock:
+                if self._value is None and self._convert is not None:
+                    self._value, self._convert = self._convert(), None
+        assert self._value is not None
+        return self._value
+
+    def luma(self) -> Optional[Luma]:
+        """The luma plane without converting anything (None when the frame's format has no such plane)."""
+        return self._luma() if self._luma is not None else None
+
+
+class _Picture:
+    """``VideoFrame.image``: the array given, or a ``Deferred`` picture made on first read."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> npt.NDArray[np.uint8]:
+        if obj is None:
+            raise AttributeError(self.slot)
+        value = obj.__dict__[self.slot]
+        return value.get() if isinstance(value, Deferred) else value
+
+    def __set__(self, obj: Any, value: "npt.NDArray[np.uint8] | Deferred") -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class VideoFrame:
     """One decoded frame.
 
     Attributes:
-        image: uint8 (H, W, 3) BGR pixels.
+        image: uint8 (H, W, 3) BGR pixels (a source may pass a ``Deferred`` picture: made on first read).
         index: 0-based index of the frame in its source's decoded sequence (skipped frames count).
         pts: presentation time in seconds from the source's start.
         source_id: configured id of the source (never contains credentials).
         capture_time: wall-clock time (``time.time()``) when the frame was decoded.
     """
 
-    image: npt.NDArray[np.uint8]
+    image: npt.NDArray[np.uint8]  # read through _Picture (attached below, after the dataclass is made)
     index: int
     pts: float
     source_id: str
     capture_time: float
 
+    @classmethod
+    def deferred(cls, picture: Deferred, index: int, pts: float, source_id: str,
+                 capture_time: float) -> "VideoFrame":
+        """A frame whose BGR picture is made when first read (``Deferred``)."""
+        return cls(picture, index, pts, source_id, capture_time)  # type: ignore[arg-type]
+
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height) in pixels."""
-        return int(self.image.shape[1]), int(self.image.shape[0])
+        """(width, height) in pixels (without making a deferred picture)."""
+        value = self.__dict__["_image"]
+        if isinstance(value, Deferred):
+            return value.size
+        return int(value.shape[1]), int(value.shape[0])
+
+    def luma(self) -> Optional[Luma]:
+        """The upright luma plane, when the source can give it without converting the frame; else None."""
+        value = self.__dict__["_image"]
+        return value.luma() if isinstance(value, Deferred) else None
+
+    def at(self, *, pts: Optional[float] = None, capture_time: Optional[float] = None) -> "VideoFrame":
+        """This frame with another ``pts`` and/or ``capture_time``, its picture still unmade if it was."""
+        return type(self)(self.__dict__["_image"], self.index, self.pts if pts is None else pts, self.source_id,
+                          self.capture_time if capture_time is None else capture_time)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_image": self.image}  # pickled (Ray): the picture itself, made if need be
+
+
+def _attach_picture() -> None:
+    picture = _Picture()
+    picture.__set_name__(VideoFrame, "image")
+    setattr(VideoFrame, "image", picture)  # noqa: B010 - after @dataclass (a class attribute there is a default)
+
+
+_attach_picture()
 
 
 SCHEMA_VERSION = 1

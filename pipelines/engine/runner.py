@@ -269,7 +269,8 @@ class Runner:
                     if pacer is not None:
                         item = pacer.release(item)
                     if lane.meter is not None:  # adaptive: the cheap motion measure, on this source's thread
-                        mask = lane.meter.measure(item.image)
+                        luma = item.luma()  # the decoded luma plane, without converting the frame to BGR
+                        mask = lane.meter.measure(*luma) if luma is not None else lane.meter.measure(item.image)
                         with self._cond:
                             lane.motion[item.index] = mask
                     taken += 1

@@ -53,8 +53,11 @@ class MotionMeter:
         self.width, self.threshold, self.rate = width, pixel_threshold, background_rate
         self._background: npt.NDArray[np.float32] | None = None
 
-    def measure(self, image: npt.NDArray[np.uint8]) -> MotionMask:
-        """The changed cells of ``image`` (H, W, 3) BGR against the background, which then learns the frame."""
+    def measure(self, image: npt.NDArray[np.uint8], span: float = 255.0) -> MotionMask:
+        """The changed cells of ``image`` against the background, which then learns the frame.
+
+        ``image``: (H, W, 3) BGR, or (H, W) grey whose values span ``span`` levels (a decoded luma plane: 219 in
+        video range), so a change counts the same in either."""
         step = max(1, -(-image.shape[1] // self.width))
         small = np.ascontiguousarray(image[::step, ::step])
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
@@ -63,6 +66,6 @@ class MotionMeter:
         if background is None or background.shape != grey.shape:
             self._background = grey
             return MotionMask(np.zeros(grey.shape, bool), step)
-        changed: Mask = np.abs(grey - background) > self.threshold
+        changed: Mask = np.abs(grey - background) > self.threshold * span / 255.0
         self._background = (background * (1.0 - self.rate) + grey * self.rate).astype(np.float32)
         return MotionMask(changed, step)

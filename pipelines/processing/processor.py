@@ -66,7 +66,7 @@ class StreamClock:
             elapsed = max(0.0, frame.capture_time - (self.last_wall or frame.capture_time))
             self.offset = (self.last_pts or 0.0) + elapsed - frame.pts
         if self.offset:
-            frame = dataclasses.replace(frame, pts=round(frame.pts + self.offset, 6))
+            frame = frame.at(pts=round(frame.pts + self.offset, 6))
         if self.epoch is None:
             self.epoch = round(frame.capture_time - frame.pts, 3)
         self.last_pts, self.last_index, self.last_wall = frame.pts, frame.index, frame.capture_time
@@ -148,7 +148,7 @@ class StreamProcessor:
         motion = self._ground.measure(tracks, frame.pts) if self._ground is not None else {}   # speed in m/s
         heat = None
         if self._heatmap is not None:
-            height, width = frame.image.shape[:2]
+            width, height = frame.size
             self._heatmap.add(tracks, frame.pts, width, height)
             heat = self._heatmap.latest(frame.pts)
         trails = None

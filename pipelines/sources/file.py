@@ -25,13 +25,12 @@ from typing import Iterator, Optional, Union
 
 import av
 import av.error
-import numpy as np
 
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
-from pipelines.sources.rotation import Upright, frame_rotation, upright
+from pipelines.sources.rotation import Upright, deferred_picture, frame_rotation
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +174,9 @@ class FileSource:
                 last_pts = round(offset + pts, 6)
                 rotation = turn.see(frame)  # every frame: one skipped by vid_stride may state the rotation
                 if selector.keep(index, last_pts):
-                    image: np.ndarray = upright(frame.to_ndarray(format="bgr24"), rotation)
-                    yield VideoFrame(image, index, last_pts, self.source_id, time.time())
+                    # converted to BGR when a stage first needs the picture (a skipped frame may never)
+                    picture = deferred_picture(frame, rotation)
+                    yield VideoFrame.deferred(picture, index, last_pts, self.source_id, time.time())
                 index += 1
             if self._stop.is_set() or not self.options.loop:
                 break

@@ -30,7 +30,6 @@ import time
 from typing import Any, Generator, Iterator, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
-import numpy as np
 
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
@@ -38,7 +37,7 @@ from pipelines.secrets import redact_text, redact_url, source_name, url_password
 from pipelines.sources.backoff import Backoff
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FrameSelector
-from pipelines.sources.rotation import turned_size, upright
+from pipelines.sources.rotation import deferred_picture, turned_size
 from pipelines.sources.replay import SeenFrames
 from pipelines.sources.watchdog import Connection, Decoded
 from tracker.configutil import from_mapping
@@ -275,10 +274,10 @@ class LiveSource:
         self._last_pts = pts
         self._last_capture = item.capture_time
         # turned as a player shows it (display matrix / display-orientation SEI, pipelines/sources/rotation.py)
-        image: np.ndarray = np.ascontiguousarray(upright(item.frame.to_ndarray(format="bgr24"), rotation))
+        # converted to BGR when a stage first needs the picture (a frame the schedule skips may never)
+        picture = deferred_picture(item.frame, rotation)
         self.frames_out += 1
-        return VideoFrame(image=image, index=item.index, pts=pts, source_id=self.source_id,
-                          capture_time=item.capture_time)
+        return VideoFrame.deferred(picture, item.index, pts, self.source_id, item.capture_time)
 
     def _status(self, kind: StatusKind, **detail: object) -> StreamStatus:
         self.connected = kind in (StatusKind.STARTED, StatusKind.RESUMED)

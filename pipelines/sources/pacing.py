@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Optional
@@ -30,7 +29,7 @@ class RealRatePacer:
         delay = self._origin + frame.pts - now
         if delay > 0:
             self._stop.wait(delay)
-        return dataclasses.replace(frame, capture_time=time.time())
+        return frame.at(capture_time=time.time())
 
 
 class StreamClockPacer:

@@ -8,10 +8,12 @@ frames after it that state none, so a stream never changes size between a key fr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 import cv2
 import numpy as np
+
+from pipelines.frames import Deferred, Luma
 
 _TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
@@ -40,6 +42,29 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return image if turn is None else cv2.rotate(image, turn)
 
 
+_LUMA_SPAN = {"yuv420p": 219.0, "yuvj420p": 255.0, "nv12": 219.0, "yuv422p": 219.0, "yuvj422p": 255.0,
+              "yuv444p": 219.0, "yuvj444p": 255.0}  # 8-bit formats whose first plane is luma, and its span
+
+
+def deferred_picture(frame: Any, rotation: int) -> Deferred:
+    """``frame`` (an ``av.VideoFrame``) as a picture made when first read: upright BGR (``upright``), and its
+    luma plane at no cost for the motion measure (video-range ``yuv*`` formats span 219 levels, ``yuvj*`` 255)."""
+
+    def convert() -> np.ndarray:
+        return np.ascontiguousarray(upright(frame.to_ndarray(format="bgr24"), rotation))
+
+    span = _LUMA_SPAN.get(frame.format.name)
+    luma: Optional[Callable[[], Luma]] = None
+    if span is not None:
+        def luma() -> Luma:
+            plane = frame.planes[0]
+            rows = np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height)
+            grey = rows.reshape(plane.height, plane.line_size)[:, :plane.width]
+            return np.rot90(grey, rotation // 90), span  # a view: turned as ``upright`` turns the picture
+
+    return Deferred(convert, turned_size((int(frame.width), int(frame.height)), rotation), luma)
+
+
 def turned_size(size: tuple[int, int], rotation: int) -> tuple[int, int]:
     """``(width, height)`` of a picture stored as ``size`` once turned by ``rotation``."""
     return (size[1], size[0]) if rotation in (90, 270) else size
@@ -64,4 +89,4 @@ class Upright:
         return upright(frame.to_ndarray(format="bgr24"), rotation)
 
 
-__all__ = ["Upright", "frame_rotation", "states_rotation", "turned_size", "upright"]
+__all__ = ["Upright", "deferred_picture", "frame_rotation", "states_rotation", "turned_size", "upright"]
