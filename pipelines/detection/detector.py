@@ -313,21 +313,14 @@ def tune_runtime(model: Any, path: str, threads: Optional[int]) -> None:
 
 
 def _tune_openvino(backend: Any, path: str, threads: Optional[int]) -> None:
-    """Recompile an OpenVINO CPU model for ``threads`` threads, not pinned to cores.
+    """Recompile an OpenVINO CPU model for ``threads`` threads, not pinned to cores (``native.compile_openvino``).
 
     Ultralytics compiles for latency on every core; with two copies each would spread its layers over all
     cores (and pin its threads to them), so the copies would fight over every core instead of sharing them.
     """
     if threads is None or list(backend.ov_compiled_model.get_property("EXECUTION_DEVICES")) != ["CPU"]:
         return
-    xml = Path(path)
-    if xml.is_dir():
-        xml = next(xml.glob("*.xml"))
-    import openvino
-
-    core = openvino.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False}
-    backend.ov_compiled_model = core.compile_model(core.read_model(str(xml)), "CPU", config)
+    backend.ov_compiled_model = native.compile_openvino(Path(path), threads)
 
 
 def _tune_onnx_session(backend: Any, path: str, threads: Optional[int]) -> None:
@@ -342,11 +335,4 @@ def _tune_onnx_session(backend: Any, path: str, threads: Optional[int]) -> None:
         return
     if session.get_providers() != ["CPUExecutionProvider"] or not Path(path).is_file():
         return
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    backend.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    backend.session = native.onnx_session(Path(path), threads)

@@ -128,18 +128,39 @@ def supported(info: Optional[ModelInfo], runtime: str, device: str) -> bool:
 Network = Callable[[np.ndarray], np.ndarray]
 
 
-def _openvino_network(path: Path, threads: Optional[int]) -> tuple[Network, Optional[tuple[int, int]]]:
+def compile_openvino(path: Path, threads: Optional[int]) -> Any:
+    """The OpenVINO model at ``path`` (folder or ``.xml``) compiled for the CPU on ``threads`` threads, not
+    pinned to cores: with two copies, each pinned over every core would fight the other (and the stages that
+    decode and draw) for every core instead of sharing them."""
     import openvino
 
     core = openvino.Core()
-    model = core.read_model(str(openvino_xml(path)))
-    shape = model.inputs[0].get_partial_shape()
-    fixed = None if shape.is_dynamic else (int(shape[2].get_length()), int(shape[3].get_length()))
-    # each copy computes on its own share of the cores, not pinned: copies and the other stages share them
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(model, "CPU", config)
+    return core.compile_model(core.read_model(str(openvino_xml(path))), "CPU", config)
+
+
+def onnx_session(path: Path, threads: Optional[int], quiet: bool = False) -> Any:
+    """A CPU ONNX Runtime session for ``path`` with ``threads`` compute threads and busy-waiting off (between
+    runs its threads spin by default, stealing the cores that decode and draw meanwhile); ``quiet``: its
+    warnings off."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if quiet:
+        options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _openvino_network(path: Path, threads: Optional[int]) -> tuple[Network, Optional[tuple[int, int]]]:
+    compiled = compile_openvino(path, threads)
+    shape = compiled.inputs[0].get_partial_shape()
+    fixed = None if shape.is_dynamic else (int(shape[2].get_length()), int(shape[3].get_length()))
     output = compiled.outputs[0]
     request = compiled.create_infer_request()
 
@@ -150,16 +171,7 @@ def _openvino_network(path: Path, threads: Optional[int]) -> tuple[Network, Opti
 
 
 def _onnx_network(path: Path, threads: Optional[int]) -> tuple[Network, Optional[tuple[int, int]]]:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    # between runs ONNX Runtime's threads spin by default, stealing the cores that decode and draw meanwhile
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads, quiet=True)
     dims = session.get_inputs()[0].shape
     fixed = (int(dims[2]), int(dims[3])) if all(isinstance(d, int) for d in dims[2:4]) else None
     name = session.get_inputs()[0].name
