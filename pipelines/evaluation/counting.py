@@ -42,6 +42,11 @@ LINEZONE = "+linezone"
 DIRECTIONS = ((1, "left_to_right"), (-1, "right_to_left"))
 
 
+def percent(part: int, whole: int) -> float:
+    """``part`` as a percentage of ``whole`` (NaN when ``whole`` is 0: a precision or recall of nothing)."""
+    return 100.0 * part / whole if whole else float("nan")
+
+
 @dataclass(frozen=True)
 class Crossing:
     """One counted crossing: line name, sign (+1 left_to_right), frame, track id, anchor point, box height."""
@@ -70,11 +75,11 @@ class LineScore:
 
     @property
     def precision(self) -> float:
-        return 100.0 * self.matched / self.found if self.found else float("nan")
+        return percent(self.matched, self.found)
 
     @property
     def recall(self) -> float:
-        return 100.0 * self.matched / self.true if self.true else float("nan")
+        return percent(self.matched, self.true)
 
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "direction": self.direction, "true": self.true, "found": self.found,
@@ -245,8 +250,8 @@ def count_metrics(scores: Sequence[LineScore]) -> dict[str, float]:
     found = sum(s.found for s in scores)
     matched = sum(s.matched for s in scores)
     return {"CountErr": 100.0 * sum(abs(s.error) for s in scores) / max(true, 1),
-            "CountP": 100.0 * matched / found if found else float("nan"),
-            "CountR": 100.0 * matched / true if true else float("nan"),
+            "CountP": percent(matched, found),
+            "CountR": percent(matched, true),
             "CountTrue": float(true)}
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.evaluation.counting import count_crossings
+from pipelines.evaluation.counting import count_crossings, percent
 from pipelines.evaluation.motio import MotSequence, frames
 from pipelines.evaluation.paths import MIN_IOU, _iou
 from pipelines.evaluation.trackers import TrackstreamTracker
@@ -50,11 +50,11 @@ class PredictionScore:
 
     @property
     def precision(self) -> float:
-        return 100.0 * self.true_predictions / self.predictions if self.predictions else float("nan")
+        return percent(self.true_predictions, self.predictions)
 
     @property
     def recall(self) -> float:
-        return 100.0 * self.warned_crossings / self.gt_crossings if self.gt_crossings else float("nan")
+        return percent(self.warned_crossings, self.gt_crossings)
 
     @property
     def median_lead(self) -> float:
