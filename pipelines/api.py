@@ -256,7 +256,7 @@ def _results(config: PipelineConfig, max_frames: int | None, statuses: bool,
 
 
 def _claimed_results(config: PipelineConfig, max_frames: int | None, statuses: bool) -> Iterator[Output]:
-    from pipelines.detection.detector import Detector
+    from pipelines.detection.detector import Detector, detection_concurrency
     from pipelines.engine.launch import Opened, preflight, with_open_sources
     from pipelines.engine.runner import Runner
     from pipelines.engine.state import open_store
@@ -273,7 +273,8 @@ def _claimed_results(config: PipelineConfig, max_frames: int | None, statuses: b
                 BuiltSink("python", DropPolicy.BLOCK, _ResultSink(results, closed, statuses))]
 
     def start(opened: Opened) -> Runner:
-        return Runner(opened, Detector(config.detector, model), config, max_frames=max_frames, sink_factory=sinks,
+        detector = Detector(config.detector, model, in_flight=detection_concurrency([s.schedule for s, _ in opened]))
+        return Runner(opened, detector, config, max_frames=max_frames, sink_factory=sinks,
                       state=store)
 
     runner = with_open_sources(config, start)

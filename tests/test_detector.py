@@ -7,11 +7,12 @@ import pytest
 
 from tests.conftest import shared_data
 from pipelines.config import DetectorConfig
-from pipelines.detection.detector import Detector, load_model, resolve_device, resolve_workers
+from pipelines.detection.detector import Detector, detection_concurrency, load_model, resolve_device, resolve_workers
 from pipelines.errors import ModelError
 from pipelines.frames import VideoFrame
 from pipelines.sources.file import FileSource
 from pipelines.sources.base import SourceConfig
+from pipelines.processing.schedule import Schedule
 
 CYCLIST_FRAMES = (115, 125, 130, 135)  # the cyclist fills the right half of the frame here
 
@@ -81,6 +82,20 @@ def test_two_workers_detect_at_once_and_agree_with_one_another(pose_detector, fr
 ])
 def test_worker_count(workers, device, model, cores, expected):
     assert resolve_workers(workers, device, model, cores) == expected
+
+
+def test_one_source_waiting_for_each_plan_gets_one_copy_on_every_core():
+    # a file or camera whose schedule waits for each detection's plan has one call under way at a time: a
+    # second copy would only wait, so its one copy computes on both cores
+    one_adaptive = detection_concurrency([Schedule.parse("adaptive")])
+    assert one_adaptive == 1
+    assert resolve_workers(None, "cpu", "m_openvino_model", 2, one_adaptive) == 1
+    two = detection_concurrency([Schedule.parse("adaptive"), Schedule.parse("interval:3")])
+    assert resolve_workers(None, "cpu", "m_openvino_model", 2, two) == 2
+    # every sets no bound; an explicit count is kept
+    assert detection_concurrency([Schedule.parse("adaptive"), Schedule.parse("every")]) is None
+    assert resolve_workers(None, "cpu", "m.onnx", 2, None) == 2
+    assert resolve_workers(2, "cpu", "m.onnx", 2, one_adaptive) == 2
 
 
 def test_segmentation_onnx_gives_mask_polygons_aligned_to_rows(frames):

@@ -70,7 +70,7 @@ class CameraActor:
     def __init__(self, config: PipelineConfig, source_ids: list[str], model: str, name: str,
                  max_frames: Optional[int] = None) -> None:
         from pipelines.cluster.ray_env import node_address
-        from pipelines.detection.detector import Detector
+        from pipelines.detection.detector import Detector, detection_concurrency
         from pipelines.engine.launch import Opened, with_open_sources
         from pipelines.engine.runner import Runner
 
@@ -89,7 +89,8 @@ class CameraActor:
         self.runner: Optional[Runner] = None
 
         def start(opened: Opened) -> Runner:
-            detector = Detector(config.detector, model, cores=reserved_cores(config))
+            detector = Detector(config.detector, model, cores=reserved_cores(config),
+                                in_flight=detection_concurrency([s.schedule for s, _ in opened]))
             return Runner(opened, detector, config, max_frames=max_frames, state=store, restarted=restarted)
 
         try:

@@ -279,7 +279,7 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
 
 
 def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool) -> int:
-    from pipelines.detection.detector import Detector
+    from pipelines.detection.detector import Detector, detection_concurrency
     from pipelines.engine.runner import Runner
 
     store = open_store(config.state.dir) if config.state.dir else None
@@ -288,7 +288,8 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
 
     def start(sources: Opened) -> Runner:
         check_resumes(sources, config, store)  # a saved state of another video or other outputs: no model load
-        detector = Detector(config.detector, model)
+        detector = Detector(config.detector, model,
+                            in_flight=detection_concurrency([s.schedule for s, _ in sources]))
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
                  detector.device, detector.workers, "s" * (detector.workers != 1), threads)

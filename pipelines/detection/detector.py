@@ -13,7 +13,7 @@ import queue
 import re
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -27,9 +27,13 @@ from pipelines.gpu import nvidia_device_present
 from pipelines.frames import VideoFrame
 from tracker.types import Detections
 
+if TYPE_CHECKING:
+    from pipelines.processing.schedule import Schedule
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Detector", "load_model", "quiet_ultralytics", "resolve_device", "resolve_workers", "ultralytics_logger"]
+__all__ = ["Detector", "detection_concurrency", "load_model", "quiet_ultralytics", "resolve_device", "resolve_workers",
+           "ultralytics_logger"]
 
 ARCHITECTURE_SUFFIXES = (".yaml", ".yml")
 TASKS = ("detect", "segment", "pose")
@@ -107,7 +111,8 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def resolve_workers(workers: Optional[int], device: str, model_path: str, cores: Optional[int] = None) -> int:
+def resolve_workers(workers: Optional[int], device: str, model_path: str, cores: Optional[int] = None,
+                    in_flight: Optional[int] = None) -> int:
     """How many model copies run batches at once.
 
     ``None`` (auto): 2 on a CPU with at least 2 cores for PyTorch, ONNX and OpenVINO models, whose thread
@@ -115,12 +120,26 @@ def resolve_workers(workers: Optional[int], device: str, model_path: str, cores:
     pick their own threads. Two single-threaded copies on 2 cores detect more frames per second than one
     copy whose layers are split over both cores (``benchmarks/pipeline_speed.py``), and the other
     stages get their share of the CPU between the copies' frames instead of stalling a split layer.
+    ``in_flight``: the most detector calls the run can have under way at once (``detection_concurrency``;
+    None: no bound): no more copies than that, so one source whose schedule waits for each detection's plan
+    gets one copy computing on every core rather than two copies of which one always waits
+    (``benchmarks/schedule.py``).
     """
     if workers is not None:
         return workers
     cpu_format = model_format(model_path) in SHARED_CORE_FORMATS
     cores = cpu_cores() if cores is None else cores
-    return 2 if device == "cpu" and cpu_format and cores >= 2 else 1
+    auto = 2 if device == "cpu" and cpu_format and cores >= 2 else 1
+    return auto if in_flight is None else max(1, min(auto, in_flight))
+
+
+def detection_concurrency(schedules: Sequence["Schedule"]) -> Optional[int]:
+    """The most detector calls that sources with these ``schedules`` can have under way at once: a source
+    whose schedule is not ``every`` waits for the plan of its last detected frame before it decides the
+    next (one call at a time); ``every`` sets no bound (None)."""
+    if any(s.mode == "every" for s in schedules):
+        return None
+    return len(schedules)
 
 
 class Detector:
@@ -133,13 +152,14 @@ class Detector:
         task: ``detect``, ``segment`` or ``pose``.
         class_names: class id -> name.
         device: torch device used; ``half``: whether half precision is used.
-        workers: copies of the model; ``threads``: CPU threads each copy computes with (None: its own
-            choice, e.g. on a GPU).
+        workers: copies of the model (``resolve_workers``; ``in_flight`` bounds them); ``threads``: CPU threads
+            each copy computes with (None: its own choice, e.g. on a GPU).
         preprocess: ``cpu`` (Ultralytics letterboxes each frame) or ``device`` (the batch is letterboxed on
             ``device``: ``pipelines/detection/letterbox.py``).
     """
 
-    def __init__(self, config: DetectorConfig, model: Optional[str] = None, cores: Optional[int] = None) -> None:
+    def __init__(self, config: DetectorConfig, model: Optional[str] = None, cores: Optional[int] = None,
+                 in_flight: Optional[int] = None) -> None:
         self.config = config
         name = model or config.model
         if not name:
@@ -159,7 +179,7 @@ class Detector:
         if self.native and info is not None:
             self.task = info.task
             self.device, self.half, self.preprocess = device, False, "cpu"
-            self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
+            self.workers = resolve_workers(config.workers, self.device, self.model_name, cores, in_flight)
             self.threads: Optional[int] = max(1, cores // self.workers)
             self._info = info
             if not hushed():  # the line Ultralytics prints when it loads a model, once for all copies
@@ -178,7 +198,7 @@ class Detector:
             if self.preprocess == "device":
                 self._predictor = predictor_class(self.model)
                 log.info("detector: frames are letterboxed on %s, one batch per call", self.device)
-            self.workers = resolve_workers(config.workers, self.device, self.model_name, cores)
+            self.workers = resolve_workers(config.workers, self.device, self.model_name, cores, in_flight)
             self.threads = max(1, cores // self.workers) if self.device == "cpu" else None
             if self.threads is not None:
                 import torch
