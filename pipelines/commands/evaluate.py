@@ -3,7 +3,7 @@
     trackstream eval MOT_ROOT --benchmark MOT17 [--seqs SEQ ...] --out DIR [--config FILE]
                      [--tracker trackstream] [--tracker ultralytics-bytetrack] [--interpolate [GAP]]
                      [--cross-validate] [--candidate FILE ...] [--frame-stride K ...]
-                     [--drop-detections P] [--jitter S] [--noise-seed N] [--schedule interval:K|adaptive]
+                     [--drop-detections P] [--jitter S] [--noise-seed N] [--detections public|gt] [--schedule interval:K|adaptive]
                      [--max-detected PCT]
                      [--count-lines auto|FILE [--predict-horizon S [--predict-probability P]]]
 """
@@ -79,6 +79,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="noisy condition: pan a virtual camera by up to A image widths (a 4 s sine; detections "
                         "and gt move alike), like footage from a moving camera")
     p.add_argument("--noise-seed", type=int, default=0, metavar="N", help="seed of the detection noise")
+    p.add_argument("--detections", choices=("public", "gt"), default="public",
+                   help="what the trackers are fed: public = det/det.txt (default); gt = the ground-truth "
+                        "pedestrians, confidence 1 (a detector that misses no one: what tracking and counting "
+                        "lose on their own; with --drop-detections/--jitter a detector of known recall)")
     p.add_argument("--schedule", default="every", metavar="S",
                    help="detection schedule: every (default), interval:K, interval:Ss or adaptive (driven by the "
                         "tracker's state alone: no pixels); trackstream predicts the frames not fed, the peers "
@@ -111,10 +115,11 @@ def _conditions(args: argparse.Namespace) -> tuple[Condition, ...]:
     from pipelines.evaluation.conditions import Condition
 
     strides = list(dict.fromkeys(args.frame_stride))
-    conditions = [Condition(stride=k) for k in strides]
+    oracle = args.detections == "gt"
+    conditions = [Condition(stride=k, oracle=oracle) for k in strides]
     if args.drop_detections or args.jitter or args.score_power != 1.0 or args.camera_pan:
         conditions.append(Condition(min(strides), args.drop_detections, args.jitter, args.noise_seed,
-                                    args.score_power, args.camera_pan))
+                                    args.score_power, args.camera_pan, oracle))
     return tuple(conditions)
 
 

@@ -10,6 +10,10 @@ the rest of the evaluation (trackers, TrackEval) treats it like any other:
   per sequence (``seed`` and the sequence name), so every tracker sees the very same perturbed detections.
 * ``score_power`` p replaces every detection score c by c**p: a detector that is more (p < 1) or less
   (p > 1) confident than the one the thresholds were set for, with the same ranking.
+* ``oracle`` feeds the ground-truth pedestrians (``read_gt_people``: the rows TrackEval scores) as the
+  detections, confidence 1, instead of ``det.txt``: a detector that finds everyone, hidden people included,
+  so what the tracker and the counting rule lose on their own shows apart from what the detector misses;
+  ``drop``/``jitter`` then make it a synthetic detector of known recall and box noise.
 * ``pan`` A pans a virtual camera: every box of a frame at time t (detections *and* ground truth) moves by
   ``W * (A sin(2 pi t / PAN_PERIOD + phase), A/4 sin(2 pi t / (PAN_PERIOD / 2)))`` pixels, W the image width
   (1920 when seqinfo.ini has none), the phase seeded per sequence. Objects then share a moving image motion
@@ -27,6 +31,7 @@ import numpy as np
 
 from pipelines.errors import OutputError, UserError
 from pipelines.evaluation.motio import MotSequence, SeqInfo, read_detections
+from pipelines.evaluation.paths import read_gt_people
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Condition:
     seed: int = 0
     score_power: float = 1.0
     pan: float = 0.0
+    oracle: bool = False
 
     def __post_init__(self) -> None:
         if self.stride < 1:
@@ -58,12 +64,13 @@ class Condition:
 
     @property
     def identity(self) -> bool:
-        return self.stride == 1 and not self.noisy
+        return self.stride == 1 and not self.noisy and not self.oracle
 
     @property
     def name(self) -> str:
-        """Short label used in tables and folder names: ``stride1``, ``stride2``, ``stride1-noise``."""
-        return f"stride{self.stride}" + ("-noise" if self.noisy else "")
+        """Short label used in tables and folder names: ``stride1``, ``stride2``, ``stride1-noise``, and
+        ``-gt`` after it when the ground truth is the detector."""
+        return f"stride{self.stride}" + ("-noise" if self.noisy else "") + ("-gt" if self.oracle else "")
 
 
 def perturb_detections(dets: np.ndarray, cond: Condition, seq_name: str) -> np.ndarray:
@@ -136,7 +143,14 @@ def derive_sequence(seq: MotSequence, cond: Condition, split_dir: Path) -> MotSe
     if cond.identity:
         return seq
     folder = split_dir / seq.name
-    dets = read_detections(seq.det, seq.info.length)
+    if cond.oracle:
+        if seq.gt is None:
+            raise UserError(f"--detections gt: {seq.name} has no gt/gt.txt (choose sequences with --seqs)")
+        people = read_gt_people(seq.gt)
+        dets = np.column_stack([people[:, 0], people[:, 2:6], np.ones(len(people))])
+        dets = dets[np.argsort(dets[:, 0], kind="stable")]
+    else:
+        dets = read_detections(seq.det, seq.info.length)
     keep, renumbered = subsample_frames(dets[:, 0], cond.stride)
     dets = dets[keep].copy()
     dets[:, 1:3] += pan_offsets(dets[:, 0], seq.info, cond)
