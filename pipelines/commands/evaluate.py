@@ -3,8 +3,8 @@
     trackstream eval MOT_ROOT --benchmark MOT17 [--seqs SEQ ...] --out DIR [--config FILE]
                      [--tracker trackstream] [--tracker ultralytics-bytetrack] [--interpolate [GAP]]
                      [--cross-validate] [--candidate FILE ...] [--frame-stride K ...]
-                     [--drop-detections P] [--jitter S] [--noise-seed N] [--detections public|gt] [--schedule interval:K|adaptive]
-                     [--max-detected PCT]
+                     [--drop-detections P] [--jitter S] [--noise-seed N] [--schedule interval:K|adaptive]
+                     [--detections public|gt] [--max-detected PCT]
                      [--count-lines auto|FILE [--predict-horizon S [--predict-probability P]]]
 """
 
