@@ -58,7 +58,7 @@ STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pi
         pipelines/detection/ultralytics_env.py pipelines/gpu.py pipelines/sources/replay.py
         pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web
         pipelines/cluster pipelines/commands pipelines/store pipelines/sinks/store.py pipelines/secrets.py
-        pipelines/credentials.py pipelines/listen.py)
+        pipelines/credentials.py pipelines/listen.py pipelines/retention.py)
 echo "== ruff"
 .venv/bin/python -m ruff check pipelines tracker tests benchmarks
 echo "== mypy"

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from pipelines.retention import RetentionLimits
+
 log = logging.getLogger(__name__)
 
 RECENT_SEGMENTS = 1000  # finished segment names a sink remembers (the files themselves are what count)
@@ -42,15 +44,8 @@ def segment_pattern(path: Path) -> "re.Pattern[str]":
 
 
 @dataclass(frozen=True)
-class Retention:
+class Retention(RetentionLimits):
     """Keep the finished segments of an output within an age and/or a total size (None: no limit)."""
-
-    max_age: Optional[float] = None
-    max_bytes: Optional[int] = None
-
-    @property
-    def active(self) -> bool:
-        return self.max_age is not None or self.max_bytes is not None
 
     def apply(self, path: Path, now: Optional[float] = None) -> list[Path]:
         """Delete the oldest segments of ``path`` beyond the limits; returns what was deleted."""
@@ -64,22 +59,7 @@ class Retention:
                 info = entry.stat(follow_symlinks=False)
                 segments.append((entry.name, info.st_mtime, info.st_size))
         segments.sort()  # names sort in time order
-        now = time.time() if now is None else now
-        deleted: list[Path] = []
-        total = sum(size for _, _, size in segments)
-        for name, mtime, size in segments:
-            too_old = self.max_age is not None and now - mtime > self.max_age
-            too_big = self.max_bytes is not None and total > self.max_bytes
-            if not (too_old or too_big):
-                break
-            victim = folder / name
-            try:
-                victim.unlink()
-            except OSError as exc:
-                log.warning("retention: cannot delete %s: %s", victim, exc.strerror or exc)
-                break
-            total -= size
-            deleted.append(victim)
+        deleted = self.expire([(folder / name, mtime, size) for name, mtime, size in segments], now, "retention")
         if deleted:
             log.info("retention: deleted %d old segment(s) of %s", len(deleted), path.name)
         return deleted

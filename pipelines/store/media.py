@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from pipelines.sinks.base import safe_name
+from pipelines.retention import RetentionLimits
 
 log = logging.getLogger("trackstream.store")
 
@@ -37,6 +37,8 @@ class MediaNames:
     """Unique media paths of one source (relative to the media folder)."""
 
     def __init__(self, root: Path, source_id: str) -> None:
+        from pipelines.sinks.base import safe_name  # here: importing pipelines.sinks imports this module
+
         self.root = root
         self.folder = safe_name(source_id)
         self._n = 0
@@ -97,15 +99,8 @@ class MediaWorker:
 
 
 @dataclass(frozen=True)
-class MediaRetention:
+class MediaRetention(RetentionLimits):
     """Keep one source's media within an age and/or a total size (None: no limit)."""
-
-    max_age: Optional[float] = None
-    max_bytes: Optional[int] = None
-
-    @property
-    def active(self) -> bool:
-        return self.max_age is not None or self.max_bytes is not None
 
     def apply(self, folder: Path, now: Optional[float] = None) -> list[Path]:
         """Delete the oldest media files in ``folder`` (a source's folder) beyond the limits; returns them."""
@@ -124,23 +119,7 @@ class MediaRetention:
                 elif PARTIAL_FILE.match(entry.name) and time.time() - info.st_mtime > PARTIAL_AGE_S:
                     Path(entry.path).unlink(missing_ok=True)   # left by a crash mid-write: never a whole file
         found.sort()
-        now = time.time() if now is None else now
-        total = sum(size for _, _, size, _ in found)
-        deleted: list[Path] = []
-        for mtime, _, size, path in found:
-            too_old = self.max_age is not None and now - mtime > self.max_age
-            too_big = self.max_bytes is not None and total > self.max_bytes
-            if not (too_old or too_big):
-                break
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("media retention: cannot delete %s: %s", path, exc.strerror or exc)
-                break
-            total -= size
-            deleted.append(path)
+        deleted = self.expire([(path, mtime, size) for mtime, _, size, path in found], now, "media retention")
         for emptied in {p.parent for p in deleted}:
             try:
                 emptied.rmdir()    # only when empty

@@ -53,3 +53,15 @@ def test_a_write_cut_short_by_a_crash_is_cleared_after_an_hour(tmp_path: Path) -
     other = _file(day / ".notes.part", 10, age=7200)
     MediaRetention(max_age=30 * 86400).apply(tmp_path / "cam")
     assert not stale.exists() and fresh.exists() and other.exists()
+
+
+def test_one_rule_for_segments_and_media_oldest_first_until_within_the_size(tmp_path: Path) -> None:
+    from pipelines.retention import RetentionLimits
+
+    files = [(_file(tmp_path / f"f{i}", 100, age=100 - i), time.time() - (100 - i), 100) for i in range(5)]
+    gone = tmp_path / "gone"               # removed by someone else meanwhile: counts as deleted, not an error
+    files.insert(0, (gone, time.time() - 200, 100))
+    deleted = RetentionLimits(max_bytes=250).expire(files, None, "test")
+    assert deleted == [gone] + [f[0] for f in files[1:4]]    # 600 bytes -> 200 left, oldest first
+    assert [p.exists() for p, _, _ in files] == [False] * 4 + [True] * 2
+    assert RetentionLimits().expire(files, None, "test") == [] and not RetentionLimits().active
