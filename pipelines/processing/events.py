@@ -280,7 +280,8 @@ class EventGenerator:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-safe: which tracks were announced (and their summaries so far), zone membership, line
-        sides and every count; ``load_state_dict`` continues from it without announcing them again."""
+        sides, every count and the standing predictions; ``load_state_dict`` continues from it without
+        announcing them again."""
         return {
             "known": [[tid, memo.state_doc()] for tid, memo in self._known.items()],
             "present": sorted(self._present),
@@ -290,6 +291,8 @@ class EventGenerator:
             "lines": {ln.name: ln.state_dict() for ln in self._lines},
             "by_class": self._tally.state_dict(),
             "dwell": {z.name: clock.state_dict() for z, clock in zip(self._zones, self._dwell)},
+            "predictions": {"zones": {f.name: f.state_dict() for f in self._zone_forecast if f is not None},
+                            "lines": {f.name: f.state_dict() for f in self._line_forecast if f is not None}},
         }
 
     def dwell_now(self) -> dict[int, dict[str, float]]:
@@ -323,6 +326,12 @@ class EventGenerator:
         for zone, clock in zip(self._zones, self._dwell):
             if zone.name in dwell:
                 clock.load_state_dict(dwell[zone.name])
+        ahead = dict(state.get("predictions") or {})   # absent in snapshots of earlier releases: none standing
+        for kind, forecasters in (("zones", self._zone_forecast), ("lines", self._line_forecast)):
+            saved = dict(ahead.get(kind) or {})
+            for forecaster in forecasters:
+                if forecaster is not None and forecaster.name in saved:
+                    forecaster.load_state_dict(saved[forecaster.name])
         self._known, self._present, self._last, self.tracks_started = known, present, last, started
         self._tally = tally
 
@@ -398,7 +407,7 @@ class EventGenerator:
                 events.append(self._event("speed_exceeded", now, zone=zone.name, point=point[tid], speed_kmh=kmh,
                                           limit_kmh=watch.limit_kmh, track=self._known[tid].track_doc(tid)))
             if ahead is not None and forecast is not None:
-                made, cancelled = ahead.update(seen_here[0], zone.members(), forecast)
+                made, cancelled = ahead.update(seen_here[0], zone.members(), forecast, float(now.pts or 0.0))
                 events.extend(self._predicted("zone_entry_predicted", now, p, ahead.horizon, point, zone=zone.name)
                               for p in made)
                 events.extend(self._cancelled("zone_entry_prediction_cancelled", now, tid, reason, point.get(tid),
@@ -418,7 +427,7 @@ class EventGenerator:
                                               point=pt, speed_kmh=fast, limit_kmh=cfg.speed_limit_kmh,
                                               track=self._known[tid].track_doc(tid)))
             if ahead_line is not None and forecast is not None:
-                made_l, cancelled_l = ahead_line.update(seen_line[0], forecast)
+                made_l, cancelled_l = ahead_line.update(seen_line[0], forecast, float(now.pts or 0.0))
                 events.extend(self._predicted("crossing_predicted", now, p, ahead_line.horizon, point, line=line.name,
                                               direction=direction_name(p.sign), sign=p.sign) for p in made_l)
                 events.extend(self._cancelled("crossing_prediction_cancelled", now, tid, reason, point.get(tid),
