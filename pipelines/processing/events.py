@@ -39,8 +39,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipelines.frames import (SCHEMA_VERSION, Counts, FrameResult, GroundMotion, LineCount, StreamStatus,
-                              ZoneCount)
+from pipelines.frames import (SCHEMA_VERSION, Counts, FrameResult, GroundMotion, LineCount, PendingWarning,
+                              StreamStatus, ZoneCount)
 from pipelines.secrets import redact_text
 from pipelines.processing.classes import ClassFilter, class_label
 from pipelines.processing.dwell import DwellClock
@@ -265,18 +265,33 @@ class EventGenerator:
         return events
 
     def counts(self) -> "Counts":
-        """Zone occupancy and totals, line crossings per direction, tracks started: now."""
+        """Zone occupancy and totals, line crossings per direction, tracks started, the warnings standing: now."""
         per_class, names = self._cfg.count_by_class, self._class_names
         pts = None if self._last is None else self._last.pts
+        warnings: list[PendingWarning] = []
+
+        def pending(ahead: "ZoneForecaster | LineForecaster | None", **where: str) -> Optional[int]:
+            if ahead is None:
+                return None
+            items = ahead.pending(pts)
+            for p in items:
+                memo = self._known.get(p.track)
+                detail = {"direction": direction_name(p.sign)} if "line" in where else {}
+                warnings.append(PendingWarning(p.track, memo.class_name if memo is not None else "", p.seconds,
+                                               p.probability, **where, **detail))
+            return len(items)
+
         zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
                                    self._tally.zone_counts(z.name) if per_class else {},
-                                   tuple(class_label(cfg.classes, names)), clock.summary(pts))
-                 for z, cfg, clock in zip(self._zones, self._zone_cfgs, self._dwell)}
+                                   tuple(class_label(cfg.classes, names)), clock.summary(pts),
+                                   pending(ahead, zone=z.name))
+                 for z, cfg, clock, ahead in zip(self._zones, self._zone_cfgs, self._dwell, self._zone_forecast)}
         lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
                                     self._tally.line_counts(ln.name) if per_class else {},
-                                    tuple(class_label(cfg.classes, names)))
-                 for ln, cfg in zip(self._lines, self._line_cfgs)}
-        return Counts(zones, lines, self.tracks_started)
+                                    tuple(class_label(cfg.classes, names)), pending(ahead, line=ln.name))
+                 for ln, cfg, ahead in zip(self._lines, self._line_cfgs, self._line_forecast)}
+        warnings.sort(key=lambda w: (w.seconds, w.track_id))
+        return Counts(zones, lines, self.tracks_started, tuple(warnings))
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-safe: which tracks were announced (and their summaries so far), zone membership, line
