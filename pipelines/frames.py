@@ -160,6 +160,7 @@ class ZoneCount:
     by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
     classes: tuple[str, ...] = ()   # the classes the zone counts (its ``classes:``); empty: every class
     dwell: Optional[DwellSummary] = None   # dwell times of finished visits and of the tracks inside now
+    predicted: Optional[int] = None   # warned entries standing now (``predict_seconds``); None: it does not warn
 
     def doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"occupancy": self.occupancy, "entries": self.entries, "exits": self.exits}
@@ -169,6 +170,8 @@ class ZoneCount:
             out["classes"] = list(self.classes)
         if self.dwell is not None:
             out["dwell"] = self.dwell.doc()
+        if self.predicted is not None:
+            out["predicted_pending"] = self.predicted
         return out
 
 
@@ -181,6 +184,7 @@ class LineCount:
     right_to_left: int
     by_class: Mapping[str, "LineCount"] = field(default_factory=dict)
     classes: tuple[str, ...] = ()   # the classes the line counts (its ``classes:``); empty: every class
+    predicted: Optional[int] = None   # warned crossings standing now (``predict_seconds``); None: it does not warn
 
     def doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"left_to_right": self.left_to_right, "right_to_left": self.right_to_left}
@@ -188,22 +192,48 @@ class LineCount:
             out["by_class"] = {k: v.doc() for k, v in self.by_class.items()}
         if self.classes:
             out["classes"] = list(self.classes)
+        if self.predicted is not None:
+            out["predicted_pending"] = self.predicted
         return out
 
 
 @dataclass(frozen=True)
+class PendingWarning:
+    """A warning before a predicted crossing that stands (``crossing_predicted`` / ``zone_entry_predicted``,
+    neither fulfilled nor cancelled yet): track ``track_id`` is expected to cross ``line`` in ``direction``, or
+    to enter ``zone``, in ``seconds`` (from the frame's time; 0 when overdue) with ``probability``."""
+
+    track_id: int
+    class_name: str
+    seconds: float
+    probability: float
+    line: Optional[str] = None
+    direction: Optional[str] = None   # ``left_to_right`` / ``right_to_left`` (lines)
+    zone: Optional[str] = None
+
+    def doc(self) -> dict[str, Any]:
+        where = {"line": self.line, "direction": self.direction} if self.line is not None else {"zone": self.zone}
+        return {"track_id": self.track_id, "class_name": self.class_name, **where, "seconds": self.seconds,
+                "probability": self.probability}
+
+
+@dataclass(frozen=True)
 class Counts:
-    """A source's zone and line counts (by name) and the number of tracks started, at one frame."""
+    """A source's zone and line counts (by name), the number of tracks started and the warnings of predicted
+    crossings and entries standing (soonest first), at one frame."""
 
     zones: Mapping[str, ZoneCount]
     lines: Mapping[str, LineCount]
     tracks_started: int
+    predictions: Tuple[PendingWarning, ...] = ()
 
     def doc(self) -> dict[str, Any]:
-        """JSON form: ``{"zones": {name: {occupancy, entries, exits}}, "lines": {name: {...}}, ...}``."""
+        """JSON form: ``{"zones": {name: {occupancy, entries, exits}}, "lines": {name: {...}}, ...,
+        "predictions": [{track_id, class_name, line, direction | zone, seconds, probability}]}``."""
         return {"zones": {k: v.doc() for k, v in self.zones.items()},
                 "lines": {k: v.doc() for k, v in self.lines.items()},
-                "tracks_started": self.tracks_started}
+                "tracks_started": self.tracks_started,
+                "predictions": [p.doc() for p in self.predictions]}
 
 
 @dataclass(frozen=True)

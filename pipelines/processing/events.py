@@ -39,8 +39,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipelines.frames import (SCHEMA_VERSION, Counts, FrameResult, GroundMotion, LineCount, StreamStatus,
-                              ZoneCount)
+from pipelines.frames import (SCHEMA_VERSION, Counts, FrameResult, GroundMotion, LineCount, PendingWarning,
+                              StreamStatus, ZoneCount)
 from pipelines.secrets import redact_text
 from pipelines.processing.classes import ClassFilter, class_label
 from pipelines.processing.dwell import DwellClock
@@ -265,22 +265,38 @@ class EventGenerator:
         return events
 
     def counts(self) -> "Counts":
-        """Zone occupancy and totals, line crossings per direction, tracks started: now."""
+        """Zone occupancy and totals, line crossings per direction, tracks started, the warnings standing: now."""
         per_class, names = self._cfg.count_by_class, self._class_names
         pts = None if self._last is None else self._last.pts
+        warnings: list[PendingWarning] = []
+
+        def pending(ahead: "ZoneForecaster | LineForecaster | None", **where: str) -> Optional[int]:
+            if ahead is None:
+                return None
+            items = ahead.pending(pts)
+            for p in items:
+                memo = self._known.get(p.track)
+                detail = {"direction": direction_name(p.sign)} if "line" in where else {}
+                warnings.append(PendingWarning(p.track, memo.class_name if memo is not None else "", p.seconds,
+                                               p.probability, **where, **detail))
+            return len(items)
+
         zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
                                    self._tally.zone_counts(z.name) if per_class else {},
-                                   tuple(class_label(cfg.classes, names)), clock.summary(pts))
-                 for z, cfg, clock in zip(self._zones, self._zone_cfgs, self._dwell)}
+                                   tuple(class_label(cfg.classes, names)), clock.summary(pts),
+                                   pending(ahead, zone=z.name))
+                 for z, cfg, clock, ahead in zip(self._zones, self._zone_cfgs, self._dwell, self._zone_forecast)}
         lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
                                     self._tally.line_counts(ln.name) if per_class else {},
-                                    tuple(class_label(cfg.classes, names)))
-                 for ln, cfg in zip(self._lines, self._line_cfgs)}
-        return Counts(zones, lines, self.tracks_started)
+                                    tuple(class_label(cfg.classes, names)), pending(ahead, line=ln.name))
+                 for ln, cfg, ahead in zip(self._lines, self._line_cfgs, self._line_forecast)}
+        warnings.sort(key=lambda w: (w.seconds, w.track_id))
+        return Counts(zones, lines, self.tracks_started, tuple(warnings))
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-safe: which tracks were announced (and their summaries so far), zone membership, line
-        sides and every count; ``load_state_dict`` continues from it without announcing them again."""
+        sides, every count and the standing predictions; ``load_state_dict`` continues from it without
+        announcing them again."""
         return {
             "known": [[tid, memo.state_doc()] for tid, memo in self._known.items()],
             "present": sorted(self._present),
@@ -290,6 +306,8 @@ class EventGenerator:
             "lines": {ln.name: ln.state_dict() for ln in self._lines},
             "by_class": self._tally.state_dict(),
             "dwell": {z.name: clock.state_dict() for z, clock in zip(self._zones, self._dwell)},
+            "predictions": {"zones": {f.name: f.state_dict() for f in self._zone_forecast if f is not None},
+                            "lines": {f.name: f.state_dict() for f in self._line_forecast if f is not None}},
         }
 
     def dwell_now(self) -> dict[int, dict[str, float]]:
@@ -323,6 +341,12 @@ class EventGenerator:
         for zone, clock in zip(self._zones, self._dwell):
             if zone.name in dwell:
                 clock.load_state_dict(dwell[zone.name])
+        ahead = dict(state.get("predictions") or {})   # absent in snapshots of earlier releases: none standing
+        for kind, forecasters in (("zones", self._zone_forecast), ("lines", self._line_forecast)):
+            saved = dict(ahead.get(kind) or {})
+            for forecaster in forecasters:
+                if forecaster is not None and forecaster.name in saved:
+                    forecaster.load_state_dict(saved[forecaster.name])
         self._known, self._present, self._last, self.tracks_started = known, present, last, started
         self._tally = tally
 
@@ -398,7 +422,7 @@ class EventGenerator:
                 events.append(self._event("speed_exceeded", now, zone=zone.name, point=point[tid], speed_kmh=kmh,
                                           limit_kmh=watch.limit_kmh, track=self._known[tid].track_doc(tid)))
             if ahead is not None and forecast is not None:
-                made, cancelled = ahead.update(seen_here[0], zone.members(), forecast)
+                made, cancelled = ahead.update(seen_here[0], zone.members(), forecast, float(now.pts or 0.0))
                 events.extend(self._predicted("zone_entry_predicted", now, p, ahead.horizon, point, zone=zone.name)
                               for p in made)
                 events.extend(self._cancelled("zone_entry_prediction_cancelled", now, tid, reason, point.get(tid),
@@ -418,7 +442,7 @@ class EventGenerator:
                                               point=pt, speed_kmh=fast, limit_kmh=cfg.speed_limit_kmh,
                                               track=self._known[tid].track_doc(tid)))
             if ahead_line is not None and forecast is not None:
-                made_l, cancelled_l = ahead_line.update(seen_line[0], forecast)
+                made_l, cancelled_l = ahead_line.update(seen_line[0], forecast, float(now.pts or 0.0))
                 events.extend(self._predicted("crossing_predicted", now, p, ahead_line.horizon, point, line=line.name,
                                               direction=direction_name(p.sign), sign=p.sign) for p in made_l)
                 events.extend(self._cancelled("crossing_prediction_cancelled", now, tid, reason, point.get(tid),

@@ -25,12 +25,18 @@ counted crossing), or ``track_ended``.
 Zones work alike for tracks not confirmed inside: the crossing is the first zone edge the mean path enters
 through within the horizon (``zone_entry_predicted``, fulfilled by ``zone_entered``, cancelled by
 ``zone_entry_prediction_cancelled``); the probability is the one above for that edge's line.
+
+While it stands, a prediction is *pending* (``pending(pts)``: what the web view lists and MQTT counts): its
+expected crossing time and probability follow the mean path of each detected frame. ``state_dict`` /
+``load_state_dict`` keep the pending ones in a ``--state`` snapshot, so a resumed run neither announces them
+again nor forgets to cancel them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
@@ -38,7 +44,7 @@ import numpy as np
 
 from pipelines.processing.zones import LineConfig, ZoneConfig, points_in_polygon
 
-__all__ = ["AnchorForecast", "LineForecaster", "Predicted", "ZoneForecaster", "anchor_forecast"]
+__all__ = ["AnchorForecast", "LineForecaster", "Pending", "Predicted", "ZoneForecaster", "anchor_forecast"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -93,6 +99,46 @@ class Predicted:
                 "predicted_point": [round(self.at[0], 2), round(self.at[1], 2)]}
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A standing prediction: ``track`` will cross in ``sign``'s direction (zones: 1) in ``seconds`` (from the
+    frame asked about; 0 when overdue) with ``probability``."""
+
+    track: int
+    sign: int
+    seconds: float
+    probability: float
+
+
+@dataclass
+class _Standing:
+    """What a forecaster keeps of one standing prediction: ``eta`` the expected crossing time (s, stream clock),
+    ``far`` the frames seen on the far side (lines), as of the last detected frame."""
+
+    eta: float
+    probability: float
+    far: int = 0
+
+    def follow(self, now: float, hit: "_Hit") -> None:
+        """The mean path of this frame, when it still heads for the crossing, updates the expectation."""
+        if math.isfinite(hit.seconds) and hit.seconds > 0:
+            self.eta, self.probability = now + hit.seconds, hit.probability
+
+    def doc(self) -> list[float]:
+        return [self.eta, self.probability, self.far]
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> "_Standing":
+        eta, probability, far = doc
+        return cls(float(eta), float(probability), int(far))
+
+
+def _pending(items: Mapping[tuple[int, int], _Standing], pts: Optional[float]) -> list[Pending]:
+    now = 0.0 if pts is None else pts
+    return [Pending(tid, sign, round(max(0.0, s.eta - now), 3), round(s.probability, 3))
+            for (tid, sign), s in sorted(items.items())]
+
+
 def _phi(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / _SQRT2))
 
@@ -140,31 +186,45 @@ class LineForecaster:
         self._b = np.asarray(line.points[1], np.float64)
         self._band = dead_band
         self._patience = min_frames + 1
-        self._active: dict[tuple[int, int], int] = {}    # (track, sign) -> frames seen on the far side
+        self._active: dict[tuple[int, int], _Standing] = {}    # (track, sign) -> the standing prediction
 
-    def update(self, ids: Sequence[int], forecast: AnchorForecast
+    def update(self, ids: Sequence[int], forecast: AnchorForecast, now: float = 0.0
                ) -> tuple[list[Predicted], list[tuple[int, int, str]]]:
+        """The predictions made and cancelled at this detected frame (``now``: its time, s)."""
         made: list[Predicted] = []
         cancelled: list[tuple[int, int, str]] = []
         cov = forecast.spread[self.horizon]
         for tid, row in forecast.rows(ids).items():
             p, v = forecast.point[row], forecast.velocity[row]
             hit = _segment_hit(self._a, self._b, p, v, cov[row], self.horizon, self._band)
-            for (track, sign), far in list(self._active.items()):
+            for (track, sign), standing in list(self._active.items()):
                 if track != tid:
                     continue
-                reason = self._verdict(sign, hit, far)
+                reason = self._verdict(sign, hit, standing.far)
                 if reason == "far":
-                    self._active[(track, sign)] = far + 1
+                    standing.far += 1
                 elif reason:
                     del self._active[(track, sign)]
                     cancelled.append((track, sign, reason))
+                elif hit is not None:
+                    standing.follow(now, hit)
             if hit is None or (tid, hit.sign) in self._active or not hit.on_segment:
                 continue
             if hit.seconds <= self.horizon and hit.probability >= self.min_probability:
-                self._active[(tid, hit.sign)] = 0
+                self._active[(tid, hit.sign)] = _Standing(now + hit.seconds, hit.probability)
                 made.append(Predicted(tid, hit.sign, hit.seconds, hit.probability, hit.at))
         return made, cancelled
+
+    def pending(self, pts: Optional[float]) -> list[Pending]:
+        """The standing predictions, seconds counted from ``pts`` (by track, then direction)."""
+        return _pending(self._active, pts)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe standing predictions (``load_state_dict`` restores them)."""
+        return {"standing": [[tid, sign, *s.doc()] for (tid, sign), s in sorted(self._active.items())]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._active = {(int(row[0]), int(row[1])): _Standing.from_doc(row[2:]) for row in state["standing"]}
 
     def _verdict(self, sign: int, hit: Optional[_Hit], far: int) -> str:
         """'' keep, 'far' keep (on the far side, waiting for the counted crossing), else a cancel reason."""
@@ -198,7 +258,7 @@ class ZoneForecaster:
         self._polygon = np.asarray(zone.polygon, np.float64)
         self._edges = [(self._polygon[i - 1], self._polygon[i]) for i in range(len(self._polygon))]
         self._band = dead_band
-        self._active: set[int] = set()
+        self._active: dict[int, _Standing] = {}    # track -> its standing prediction
 
     def _entry(self, p: np.ndarray, v: np.ndarray, cov: np.ndarray) -> Optional[_Hit]:
         """The first edge the mean path enters the zone through (any time ahead), or None."""
@@ -212,8 +272,10 @@ class ZoneForecaster:
                 best = hit
         return best
 
-    def update(self, ids: Sequence[int], members: Sequence[int], forecast: AnchorForecast
+    def update(self, ids: Sequence[int], members: Sequence[int], forecast: AnchorForecast, now: float = 0.0
                ) -> tuple[list[Predicted], list[tuple[int, int, str]]]:
+        """The predicted entries made and cancelled at this detected frame (``now``: its time, s); ``members``:
+        the tracks confirmed inside."""
         made: list[Predicted] = []
         cancelled: list[tuple[int, int, str]] = []
         inside = set(members)
@@ -225,23 +287,36 @@ class ZoneForecaster:
             if points_in_polygon(p[None], self._polygon)[0]:
                 continue                               # inside, not yet confirmed: the entry is being decided
             hit = self._entry(p, v, cov[row])
-            if tid in self._active:
+            standing = self._active.get(tid)
+            if standing is not None:
                 if hit is None:
-                    self._active.discard(tid)
+                    del self._active[tid]
                     cancelled.append((tid, 1, "misses_line"))
                 elif hit.probability < self.min_probability / 2:
-                    self._active.discard(tid)
+                    del self._active[tid]
                     cancelled.append((tid, 1, "unlikely"))
+                else:
+                    standing.follow(now, hit)
             elif hit is not None and hit.seconds <= self.horizon and hit.probability >= self.min_probability:
-                self._active.add(tid)
+                self._active[tid] = _Standing(now + hit.seconds, hit.probability)
                 made.append(Predicted(tid, 1, hit.seconds, hit.probability, hit.at))
         return made, cancelled
 
     def entered(self, tid: int) -> None:
-        self._active.discard(tid)
+        self._active.pop(tid, None)
 
     def forget(self, tid: int) -> list[tuple[int, int, str]]:
-        if tid in self._active:
-            self._active.discard(tid)
+        if self._active.pop(tid, None) is not None:
             return [(tid, 1, "track_ended")]
         return []
+
+    def pending(self, pts: Optional[float]) -> list[Pending]:
+        """The standing predicted entries, seconds counted from ``pts`` (by track)."""
+        return _pending({(tid, 1): s for tid, s in self._active.items()}, pts)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe standing predictions (``load_state_dict`` restores them)."""
+        return {"standing": [[tid, *s.doc()] for tid, s in sorted(self._active.items())]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._active = {int(row[0]): _Standing.from_doc(row[1:]) for row in state["standing"]}

@@ -13,6 +13,11 @@ side of the frame (the frame's aspect), plus one per class seen (at most the mod
 time); unset, every frame of the run counts the same. Decay costs nothing per frame: the grids hold heat
 divided by a running scale, renormalised once the scale gets small.
 
+``state_dict`` / ``load_state_dict`` keep the grids (their non-zero cells, base64 of the float32 values: exact,
+and small for the sparse heat of a real scene), the decay's scale and the sinks' latest copy in a ``--state``
+snapshot, so a resumed run's heatmap goes on from where the interrupted one stopped and ends equal to an
+uninterrupted run's.
+
 ``Heatmap.add`` runs on the processing thread (well under a millisecond at 50 tracks: ``benchmarks/heatmap.py``);
 ``HeatSnapshot`` values (``pipelines.frames``) carry copies of the grids to the sinks, renewed every
 ``SNAPSHOT_SECONDS`` of video, which draw them with ``layer`` / ``apply`` / ``blend`` here.
@@ -20,8 +25,10 @@ divided by a running scale, renormalised once the scale gets small.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -150,6 +157,64 @@ class Heatmap:
         scale = np.float32(self._scale)
         by_class = {self._names.get(cls, str(cls)): grid * scale for cls, grid in sorted(self._classes.items())}
         return HeatSnapshot(self._total * scale, by_class, self.frames)
+
+
+    # -- the --state snapshot ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe accumulation: grids as their non-zero cells, scale, last time, frames and the sinks' copy."""
+        held = None
+        if self._held is not None:
+            pts, shot = self._held
+            held = {"pts": pts, "frames": shot.frames, "shape": list(shot.total.shape), "total": _cells(shot.total),
+                    "by_class": {name: _cells(grid) for name, grid in shot.by_class.items()}}
+        return {"max_side": self.config.max_side, "shape": None if self._shape is None else list(self._shape),
+                "total": None if self._total is None else _cells(self._total),
+                "classes": [[cls, _cells(grid)] for cls, grid in sorted(self._classes.items())],
+                "scale": self._scale, "last_pts": self._last_pts, "frames": self.frames, "held": held}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state_dict()`` output. A snapshot of another ``max_side`` (another grid) is not
+        continued: the heatmap starts anew. Raises KeyError/TypeError/ValueError when malformed."""
+        if int(state["max_side"]) != self.config.max_side:
+            return
+        shape = None if state["shape"] is None else (int(state["shape"][0]), int(state["shape"][1]))
+        total = None if shape is None or state["total"] is None else _grid(state["total"], shape)
+        classes = {} if shape is None else {int(cls): _grid(cells, shape) for cls, cells in state["classes"]}
+        held = None
+        if state["held"] is not None:
+            doc = state["held"]
+            size = (int(doc["shape"][0]), int(doc["shape"][1]))
+            shot = HeatSnapshot(_grid(doc["total"], size),
+                                {str(name): _grid(cells, size) for name, cells in doc["by_class"].items()},
+                                int(doc["frames"]))
+            held = (float(doc["pts"]), shot)
+        last = state["last_pts"]
+        self._shape, self._total, self._classes, self._held = shape, total, classes, held
+        self._scale, self._last_pts = float(state["scale"]), None if last is None else float(last)
+        self.frames = int(state["frames"])
+
+
+def _cells(grid: Grid) -> list[str]:
+    """A grid's non-zero cells, ``[flat indexes, values]``, each the base64 of its little-endian int32 /
+    float32 array: exact, and about 11 characters per heated cell."""
+    flat = grid.reshape(-1)
+    index = np.flatnonzero(flat)
+    return [base64.b64encode(index.astype("<i4").tobytes()).decode("ascii"),
+            base64.b64encode(flat[index].astype("<f4").tobytes()).decode("ascii")]
+
+
+def _grid(cells: Any, shape: tuple[int, int]) -> Grid:
+    """The grid ``_cells`` describes. ValueError when the cells do not fit it."""
+    try:
+        index = np.frombuffer(base64.b64decode(cells[0], validate=True), "<i4").astype(np.int64)
+        values = np.frombuffer(base64.b64decode(cells[1], validate=True), "<f4").astype(np.float32)
+    except binascii.Error as exc:
+        raise ValueError(f"heatmap cells: {exc}") from None
+    if index.shape != values.shape or (index.size and not 0 <= index.min() <= index.max() < shape[0] * shape[1]):
+        raise ValueError("heatmap cells do not fit its grid")
+    grid = np.zeros(shape[0] * shape[1], np.float32)
+    grid[index] = values
+    return grid.reshape(shape)
 
 
 def render(heat: Grid) -> tuple[Image, npt.NDArray[np.float32]]:

@@ -3,8 +3,7 @@
 - the ``Tracker`` (IDs, motion, predicted paths);
 - the ``EventGenerator`` (track lifecycle, zone and line events with their hysteresis, counts);
 - the overlay ``Trails`` (recent centres per track, handed to whichever sink draws);
-- the ``Heatmap`` (where tracks' ground points were, when the source's ``heatmap`` is on; not saved with the
-  state: a restarted source starts a new one);
+- the ``Heatmap`` (where tracks' ground points were, when the source's ``heatmap`` is on);
 - the stream clock (timestamps that keep moving forward across a restart);
 - per-source counters (frames processed);
 - the detection schedule's state as of its last frame (``schedule.py``), and, after a detected frame of an
@@ -225,8 +224,9 @@ class StreamProcessor:
 
     # -- whole-camera snapshot ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Tracker, event state (announced tracks, zone membership, line sides, counts), trails, the stream
-        clock and counters as one JSON-safe document (``json.dumps`` accepts it)."""
+        """Tracker, event state (announced tracks, zone membership, line sides, counts, standing predicted
+        crossings), trails, the heatmap, the stream clock and counters as one JSON-safe document (``json.dumps``
+        accepts it)."""
         return {
             "format": STATE_FORMAT, "version": STATE_VERSION, "source_id": self.source_id,
             "tracker": self._tracker.state_dict(),
@@ -236,6 +236,7 @@ class StreamProcessor:
             "frames_processed": self.frames_processed,
             "finished": self.finished,
             "schedule": self.schedule_state.doc(),
+            "heatmap": None if self._heatmap is None else self._heatmap.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -252,6 +253,8 @@ class StreamProcessor:
         events = EventGenerator(self.settings.id, self.settings.zones, self.settings.lines, self.settings.events)
         trails = None if self._trails is None else Trails(self._trails.seconds)
         clock = StreamClock()
+        heatmap = None if self._heatmap is None else Heatmap(self._heatmap.config, self.class_names,
+                                                             self.settings.events.anchor)
         try:
             tracker.load_state_dict(dict(state["tracker"]))
             events.load_state_dict(state["events"])
@@ -261,10 +264,13 @@ class StreamProcessor:
             frames, finished = int(state["frames_processed"]), bool(state["finished"])
             saved = state.get("schedule")  # absent in snapshots written before schedules existed
             schedule = ScheduleState() if saved is None or self.settings.is_live else ScheduleState.from_doc(saved)
+            if heatmap is not None and state.get("heatmap") is not None:   # absent: saved with it off, or
+                heatmap.load_state_dict(state["heatmap"])                 # by an earlier release: starts anew
         except KeyError as exc:
             raise StateError(f"saved state of {self.source_id}: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError, AttributeError, IndexError) as exc:
             raise StateError(f"saved state of {self.source_id}: malformed ({exc})") from None
         self._tracker, self._events, self._trails, self.clock = tracker, events, trails, clock
+        self._heatmap = heatmap
         self.frames_processed, self.finished, self.restored = frames, finished, True
         self.schedule_state = schedule  # a camera starts a new stream clock: its schedule starts over

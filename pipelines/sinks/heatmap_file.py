@@ -6,8 +6,8 @@ seldom, red where they were most, the frame unchanged where none was. It has the
 once, when the source's lane closes (its end, ``--max-frames``, or a stop), to a temporary file beside it
 and then renamed, so the PNG is never half-written. An existing file is refused at start unless
 ``output.heatmap_overwrite`` (``--heatmap-overwrite``) allows replacing it (``check_new``), or the run continues
-a saved state (``--state``) whose run wrote it. The heatmap itself is not in the state: a resumed run's PNG
-holds the heat of its own frames.
+a saved state (``--state``) whose run wrote it. The heatmap's accumulation is in the state, so a resumed run's
+PNG holds the heat of the whole video, as an uninterrupted run's does.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ and as the last will.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Optional
 
 from pipelines.errors import UserError
@@ -53,6 +53,8 @@ class MqttSink(PublisherCounters):
         source_id: the source's id (in topics and payloads).
         zones / lines: names of the source's zones and counting lines (their retained topics and sensors).
         classes: zone or line name -> the classes it counts (``classes:``; named in the sensors' names).
+        predicting: the zones and lines with ``predict_seconds``: their retained counts carry the warnings
+            standing (``predicted_pending``) and discovery adds a sensor for it.
 
     Raises:
         UserError: two zone (or line) names would share a topic level.
@@ -61,7 +63,8 @@ class MqttSink(PublisherCounters):
     _publisher: MqttPublisher
 
     def __init__(self, config: MqttConfig, source_id: str, zones: Sequence[str] = (),
-                 lines: Sequence[str] = (), classes: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+                 lines: Sequence[str] = (), classes: Optional[Mapping[str, Sequence[str]]] = None,
+                 predicting: Collection[str] = ()) -> None:
         if not config.url:
             raise UserError("the MQTT sink needs a URL (--mqtt URL or mqtt.url in the config)")
         self.source_id = source_id
@@ -75,7 +78,7 @@ class MqttSink(PublisherCounters):
         self._publisher = MqttPublisher(config, (self.topics.state, b"offline"), client_name=self.topics.source)
         if config.discovery:
             for topic, doc in discovery_configs(self.topics, source_id, config.discovery_prefix, __version__,
-                                                config.tracks_interval is not None, classes).items():
+                                                config.tracks_interval is not None, classes, predicting).items():
                 self._publisher.publish(Message(topic, _json(doc), self._qos, True))
         log.info("publishing %s to the MQTT broker at %s under %s/%s", source_id, describe(config.url),
                  self.topics.base, "#" if not config.discovery else "# (with Home Assistant discovery)")
@@ -131,11 +134,13 @@ class MqttSink(PublisherCounters):
         """Retain the zone and line counts that changed since they were last published."""
         for name, zone in counts.zones.items():
             topic = self.topics.zones.get(name)     # None: a name not in the settings (skipped)
-            if topic is not None and self._changed(topic, (zone.occupancy, zone.entries, zone.exits)):
+            if topic is not None and self._changed(topic, (zone.occupancy, zone.entries, zone.exits,
+                                                           zone.predicted or 0)):
                 self._retain(topic, zone_doc(self.source_id, name, zone, when))
         for name, line in counts.lines.items():
             topic = self.topics.lines.get(name)
-            if topic is not None and self._changed(topic, (line.left_to_right, line.right_to_left)):
+            if topic is not None and self._changed(topic, (line.left_to_right, line.right_to_left,
+                                                           line.predicted or 0)):
                 self._retain(topic, line_doc(self.source_id, name, line, when))
 
     def _changed(self, topic: str, values: tuple[int, ...]) -> bool:
@@ -161,7 +166,9 @@ def _build(ctx: SinkContext) -> MqttSink:
     zones, lines = ctx.settings.zones, ctx.settings.lines
     classes = {z.name: [str(c) for c in z.classes] for z in zones if z.classes}
     classes.update({ln.name: [str(c) for c in ln.classes] for ln in lines if ln.classes})
-    return MqttSink(ctx.config.mqtt, ctx.settings.id, [z.name for z in zones], [ln.name for ln in lines], classes)
+    predicting = [z.name for z in zones if z.predict_seconds] + [ln.name for ln in lines if ln.predict_seconds]
+    return MqttSink(ctx.config.mqtt, ctx.settings.id, [z.name for z in zones], [ln.name for ln in lines], classes,
+                    predicting)
 
 
 ENTRY = SinkEntry("mqtt", DropPolicy.DROP_OLDEST, lambda config: bool(config.mqtt.url), _build)

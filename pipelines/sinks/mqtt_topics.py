@@ -5,7 +5,8 @@ the ids and names with characters outside ``A-Za-z0-9_-`` replaced by ``_``, the
 accepts in a discovery topic; see ``docs/mqtt.md``):
 
 - ``<prefix>/<source>/events``: every event document, not retained;
-- ``<prefix>/<source>/zones/<zone>``, ``<prefix>/<source>/lines/<line>``: retained counts, on change;
+- ``<prefix>/<source>/zones/<zone>``, ``<prefix>/<source>/lines/<line>``: retained counts (and the predicted
+  entries / crossings standing, where ``predict_seconds`` is set), on change;
 - ``<prefix>/<source>/state``: retained ``online`` / ``reconnecting`` / ``offline`` (also the last will);
 - ``<prefix>/<source>/tracks``: optional summary of the tracks of a frame, not retained;
 - ``<discovery_prefix>/sensor/<node>/<object>/config``: retained Home Assistant discovery configs.
@@ -16,7 +17,7 @@ Payload schemas: ``pipelines/schemas/mqtt_*.schema.json`` (version 1, like the R
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -99,7 +100,8 @@ def _when(when: "FrameResult | When") -> dict[str, Any]:
 
 
 def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult | When") -> dict[str, Any]:
-    """Retained payload of a zone: tracks inside now, entries and exits since the start, dwell times."""
+    """Retained payload of a zone: tracks inside now, entries and exits since the start, dwell times, and (a
+    zone with ``predict_seconds``) the predicted entries standing."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
            "entries": count.entries, "exits": count.exits, **_when(result)}
     if count.by_class:
@@ -109,11 +111,14 @@ def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult |
         doc["classes"] = list(count.classes)
     if count.dwell is not None:
         doc["dwell"] = count.dwell.doc()
+    if count.predicted is not None:
+        doc["predicted_pending"] = count.predicted
     return doc
 
 
 def line_doc(source_id: str, name: str, count: LineCount, result: "FrameResult | When") -> dict[str, Any]:
-    """Retained payload of a counting line: crossings per direction since the start, and their sum."""
+    """Retained payload of a counting line: crossings per direction since the start, their sum, and (a line with
+    ``predict_seconds``) the predicted crossings standing."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "line": name,
            "left_to_right": count.left_to_right, "right_to_left": count.right_to_left,
            "total": count.left_to_right + count.right_to_left, **_when(result)}
@@ -122,6 +127,8 @@ def line_doc(source_id: str, name: str, count: LineCount, result: "FrameResult |
                                  "total": c.left_to_right + c.right_to_left} for cls, c in count.by_class.items()}
     if count.classes:
         doc["classes"] = list(count.classes)
+    if count.predicted is not None:
+        doc["predicted_pending"] = count.predicted
     return doc
 
 
@@ -151,18 +158,23 @@ _ZONE_SENSORS = (("occupancy", "occupancy", "measurement", "mdi:account-group"),
 _LINE_SENSORS = (("left_to_right", "left to right", "total_increasing", "mdi:arrow-right-bold"),
                  ("right_to_left", "right to left", "total_increasing", "mdi:arrow-left-bold"),
                  ("total", "crossings", "total_increasing", "mdi:swap-horizontal-bold"))
+# zones and lines with predict_seconds: the warnings standing now
+_ZONE_PREDICTED = ("predicted_pending", "predicted entries pending", "measurement", "mdi:clock-alert-outline")
+_LINE_PREDICTED = ("predicted_pending", "predicted crossings pending", "measurement", "mdi:clock-alert-outline")
 
 
 def discovery_configs(topics: Topics, source_id: str, discovery_prefix: str, version: str,
-                      with_tracks: bool, classes: Optional[Mapping[str, Sequence[str]]] = None
-                      ) -> dict[str, dict[str, Any]]:
+                      with_tracks: bool, classes: Optional[Mapping[str, Sequence[str]]] = None,
+                      predicting: Collection[str] = ()) -> dict[str, dict[str, Any]]:
     """Retained discovery topic -> config of every sensor of one source (one Home Assistant device).
 
     Zone sensors: occupancy (``measurement``), entries and exits (``total_increasing``); line sensors: each
     direction and their total; with the tracks topic, the number of tracks in view. Each has a unique id
     built from the prefix, source and object, and its availability follows the state topic (``online``
     available; ``reconnecting`` and ``offline`` not). ``classes``: zone or line name -> the classes it counts
-    (its ``classes:``), named in the sensor's name (``road crossings (car, truck)``)."""
+    (its ``classes:``), named in the sensor's name (``road crossings (car, truck)``). ``predicting``: the zones
+    and lines with ``predict_seconds``; each gets one more sensor, the warnings standing now (``gate predicted
+    crossings pending``, ``shop predicted entries pending``)."""
     node = topic_part(f"{topics.prefix}_{topics.source}")
     device = {"identifiers": [node], "name": f"trackstream {source_id}", "manufacturer": "trackstream",
               "model": "video tracking source", "sw_version": version}
@@ -184,10 +196,10 @@ def discovery_configs(topics: Topics, source_id: str, discovery_prefix: str, ver
         return f" ({', '.join(some)})" if some else ""
 
     for zone, topic in topics.zones.items():
-        for key, label, state_class, icon in _ZONE_SENSORS:
+        for key, label, state_class, icon in (*_ZONE_SENSORS, *([_ZONE_PREDICTED] if zone in predicting else [])):
             add(f"zone_{topic.rsplit('/', 1)[1]}_{key}", f"{zone} {label}{only(zone)}", topic, key, state_class, icon)
     for line, topic in topics.lines.items():
-        for key, label, state_class, icon in _LINE_SENSORS:
+        for key, label, state_class, icon in (*_LINE_SENSORS, *([_LINE_PREDICTED] if line in predicting else [])):
             add(f"line_{topic.rsplit('/', 1)[1]}_{key}", f"{line} {label}{only(line)}", topic, key, state_class, icon)
     if with_tracks:
         add("tracks", "tracks in view", topics.tracks, "count", "measurement", "mdi:motion-sensor")

@@ -110,7 +110,8 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
         "dropped": reading.dropped if reading else 0, "reconnects": reading.reconnects if reading else 0,
         "outputs_failed": sorted(k for k, bad in (reading.outputs_failed if reading else {}).items() if bad),
         "picture": held.seq if held is not None else 0,
-        "frame": None, "tracks": [], "zones": {}, "lines": {}, "tracks_started": None, "heatmap": None,
+        "frame": None, "tracks": [], "zones": {}, "lines": {}, "tracks_started": None, "predictions": [],
+        "heatmap": None,
         "events": list(held.events) if held is not None else [],
     }
     if result is not None:
@@ -125,7 +126,9 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
                               "classes": sorted(result.heat.by_class)}
         if result.counts is not None:
             counts = result.counts.doc()
-            doc.update(zones=counts["zones"], lines=counts["lines"], tracks_started=counts["tracks_started"])
+            doc.update(zones=counts["zones"], lines=counts["lines"], tracks_started=counts["tracks_started"],
+                       # an ended source's warnings were cancelled with its tracks (the last frame's still stood)
+                       predictions=counts["predictions"] if doc["state"] != "ended" else [])
     return doc
 
 

@@ -213,3 +213,34 @@ def test_a_run_with_a_wrong_mqtt_password_fails_at_once_even_when_told_to_wait(p
     done = run_cli("run", str(bikes_video), "--mqtt", env_url, "--max-frames", "2", "--quiet", timeout=120,
                    env={"TRACKSTREAM_MQTT_PASSWORD": "wrong-Mq-78"})
     assert done.returncode == 2 and "refused us" in done.stderr and "wrong-Mq-78" not in done.stderr, done.stderr
+
+
+def test_run_offers_a_predicted_crossings_sensor_per_predicting_line(broker, bikes_video, pose_weights,
+                                                                   tmp_path):  # type: ignore[no-untyped-def]
+    """``road`` warns 3 s ahead (the first cyclist: warned at frame 33, crossed at 39), ``kerb`` does not: Home
+    Assistant gets one more sensor for ``road`` only, it reads 1 while the warning stands and 0 at the end."""
+    config = tmp_path / "predict.yaml"
+    config.write_text("lines:\n  - {name: road, points: [[400, 0], [400, 400]], predict_seconds: 3.0}\n"
+                      "  - {name: kerb, points: [[0, 300], [640, 300]]}\n")
+    sub = _sub_process(broker.port, "trackstream/bikes/lines/road", tmp_path / "sub.txt")
+    run = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "60",
+                  "--quiet", "--config", str(config), "--mqtt", broker.url, "--mqtt-discovery", timeout=120)
+    assert run.returncode == 0, run.stderr
+    kept = retained(broker)
+    configs = {t: json.loads(p) for t, p in kept.items() if t.startswith("homeassistant/")}
+    assert all(problems(t, kept[t], retained=kept) == [] for t in configs)
+    pending = [c for c in configs.values() if c["name"].endswith("predicted crossings pending")]
+    assert [c["name"] for c in pending] == ["road predicted crossings pending"]
+    assert pending[0]["value_template"] == "{{ value_json.predicted_pending }}"
+    time.sleep(0.5)
+    sub.terminate()
+    sub.wait(10)
+    check = _validator("mqtt_line.schema.json")
+    seen = [json.loads(line.split(" ", 1)[1]) for line in (tmp_path / "sub.txt").read_text().splitlines()
+            if line.startswith("trackstream/bikes/lines/road ")]
+    assert all(not list(check.iter_errors(doc)) for doc in seen)
+    values = [doc["predicted_pending"] for doc in seen]
+    assert 1 in values and values[-1] == 0          # warned before the crossing, fulfilled by it
+    first = next(doc for doc in seen if doc["predicted_pending"] == 1)
+    assert first["total"] == 0 and seen[-1]["total"] >= 1
+    assert "predicted_pending" not in json.loads(kept["trackstream/bikes/lines/kerb"])

@@ -283,3 +283,48 @@ def test_retained_zone_counts_follow_the_exits_at_the_end_of_the_stream(broker):
     assert (zone["occupancy"], zone["entries"], zone["exits"]) == (final.occupancy, final.entries, final.exits)
     assert zone["occupancy"] == 0 and zone["exits"] == zone["entries"] == 1
     assert isinstance(zone["frame_index"], int)
+
+
+def test_home_assistant_gets_a_predicted_crossings_sensor_that_rises_and_falls(broker):  # type: ignore[no-untyped-def]
+    """A line and a zone with ``predict_seconds``: discovery adds one sensor each, "predicted crossings / entries
+    pending", which HA accepts and whose template reads the retained counts; a walker heading for them makes it
+    1 before the crossing and 0 once it has crossed. Real ``StreamProcessor`` and tracker, real mosquitto."""
+    from pipelines.frames import StreamStatus
+    from pipelines.processing.processor import StreamProcessor
+    from pipelines.settings import SourceSettings
+    from tests.analytics_scenes import validator
+    from tests.mqtt.ha_rules import problems
+    from tests.test_forecast import GATE as WARN_GATE, SHOP, _walk
+
+    sub = broker.subscriber("trackstream/cam/#")
+    plain = LineConfig("gate plain", WARN_GATE.points)     # the same line without predict_seconds
+    proc = StreamProcessor(SourceSettings("cam", lines=(WARN_GATE, plain), zones=(SHOP,)), {0: "person"})
+    sink = MqttSink(MqttConfig(url=broker.url, discovery=True), "cam", ["shop"], ["gate", "gate plain"],
+                    predicting=["shop", "gate"])
+    sink.status(proc.status(StreamStatus(StatusKind.STARTED, "cam", 1000.0)))
+    for frame, dets in _walk([(100.0 + 6.0 * i, 400.0) for i in range(50)]):
+        sink.write(proc.process(frame, dets))
+    sink.status(proc.status(StreamStatus(StatusKind.ENDED, "cam", 1005.0, pts=4.9)))   # as a file ends
+    sink.close()
+    kept = retained(broker)
+    configs = {t: json.loads(p) for t, p in kept.items() if t.startswith("homeassistant/")}
+    for topic in configs:
+        assert problems(topic, kept[topic], retained=kept) == [], topic
+    names = {c["name"]: c for c in configs.values()}
+    assert "gate predicted crossings pending" in names and "shop predicted entries pending" in names
+    assert not any("gate plain predicted" in n for n in names)     # a line without predict_seconds: none
+    sensor = names["gate predicted crossings pending"]
+    assert sensor["state_topic"] == "trackstream/cam/lines/gate" and sensor["state_class"] == "measurement"
+    sub.wait_for(lambda s: len(s.on("trackstream/cam/lines/gate")) >= 3)
+    sub.close()
+    published = json_of(sub.on("trackstream/cam/lines/gate"))
+    check = validator("mqtt_line.schema.json")
+    assert [(doc, e.message) for doc in published for e in check.iter_errors(doc)] == []
+    pending = [doc["predicted_pending"] for doc in published]
+    assert pending[0] == 0 and 1 in pending and pending[-1] == 0   # warned, then the crossing fulfilled it
+    warned = next(doc for doc in published if doc["predicted_pending"] == 1)
+    assert warned["total"] == 0                                      # before the crossing
+    assert published[-1]["left_to_right"] == 1
+    shop = json_of(sub.on("trackstream/cam/zones/shop"))
+    assert [doc["predicted_pending"] for doc in shop][-1] == 0 and 1 in [doc["predicted_pending"] for doc in shop]
+    assert "predicted_pending" not in json.loads(kept["trackstream/cam/lines/gate_plain"])

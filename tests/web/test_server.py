@@ -144,6 +144,30 @@ def test_status_document_shows_state_tracks_and_counts(served):
     assert err.value.code == 404
 
 
+def test_status_document_lists_the_warnings_standing_until_the_stream_ends(served):
+    """Each standing warning of a predicted crossing or entry, soonest first; per line and zone the number
+    standing; none once the source has ended (its tracks ended and cancelled them)."""
+    import dataclasses
+
+    from pipelines.frames import PendingWarning
+
+    warnings = (PendingWarning(3, "person", 0.8, 0.91, zone="door"),
+                PendingWarning(1, "car", 1.25, 0.7, line="gate", direction="right_to_left"))
+    counts = Counts({"door": ZoneCount(1, 4, 3, predicted=1)}, {"gate": LineCount(2, 5, predicted=1)}, 9, warnings)
+    served.sink.status(StreamStatus(StatusKind.STARTED, SOURCE, 0.0))
+    served.sink.write(dataclasses.replace(result(5), counts=counts))
+    doc = served.json("/api/sources/cam%2F1")
+    assert doc["predictions"] == [
+        {"track_id": 3, "class_name": "person", "zone": "door", "seconds": 0.8, "probability": 0.91},
+        {"track_id": 1, "class_name": "car", "line": "gate", "direction": "right_to_left", "seconds": 1.25,
+         "probability": 0.7}]
+    assert doc["lines"]["gate"]["predicted_pending"] == doc["zones"]["door"]["predicted_pending"] == 1
+    served.sink.status(StreamStatus(StatusKind.ENDED, SOURCE, 0.0))
+    time.sleep(0.3)   # the document is cached 0.25 s
+    ended = served.json("/api/sources/cam%2F1")
+    assert ended["state"] == "ended" and ended["predictions"] == []
+
+
 def test_pictures_are_encoded_only_for_viewers_once_per_result(served, monkeypatch):
     encodes = []
     real = cv2.imencode

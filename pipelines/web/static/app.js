@@ -171,6 +171,24 @@ function render(doc) {
     cell(tr, only(name, l.classes)); cell(tr, l.left_to_right).dataset.count = "left_to_right";
     cell(tr, l.right_to_left).dataset.count = "right_to_left";
   });
+  // warnings before a predicted crossing or entry that stand now (lines and zones with predict_seconds), soonest first
+  const predictions = doc.predictions || [];
+  const predicting = [...zones, ...lines].some(([, c]) => c.predicted_pending !== undefined);
+  $(root, "predictions-table").hidden = !predicting;
+  $(root, "prediction-count").textContent = predictions.length;
+  fillRows($(root, "predictions"), predictions, (tr, p) => {
+    tr.dataset.track = p.track_id;
+    const id = cell(tr, `#${p.track_id}`);
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = trackColor(p.track_id);
+    id.prepend(swatch);
+    cell(tr, p.class_name);
+    const where = p.line !== undefined ? `line ${p.line} ${p.direction.replaceAll("_", " ")}` : `zone ${p.zone}`;
+    cell(tr, where).dataset.value = "where";
+    cell(tr, fmt(p.seconds, 1)).dataset.value = "seconds";
+    cell(tr, `${Math.round(p.probability * 100)}%`);
+  });
 
   const list = $(root, "events");
   list.replaceChildren(...[...doc.events].reverse().map((e) => {
