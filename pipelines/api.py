@@ -273,7 +273,8 @@ def _claimed_results(config: PipelineConfig, max_frames: int | None, statuses: b
                 BuiltSink("python", DropPolicy.BLOCK, _ResultSink(results, closed, statuses))]
 
     def start(opened: Opened) -> Runner:
-        detector = Detector(config.detector, model, in_flight=detection_concurrency([s.schedule for s, _ in opened]))
+        waiting = [s.schedule.waits_for_plans for s, _ in opened]
+        detector = Detector(config.detector, model, in_flight=detection_concurrency(waiting))
         return Runner(opened, detector, config, max_frames=max_frames, sink_factory=sinks,
                       state=store)
 

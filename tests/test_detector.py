@@ -87,13 +87,13 @@ def test_worker_count(workers, device, model, cores, expected):
 def test_one_source_waiting_for_each_plan_gets_one_copy_on_every_core():
     # a file or camera whose schedule waits for each detection's plan has one call under way at a time: a
     # second copy would only wait, so its one copy computes on both cores
-    one_adaptive = detection_concurrency([Schedule.parse("adaptive")])
+    one_adaptive = detection_concurrency([Schedule.parse("adaptive").waits_for_plans])
     assert one_adaptive == 1
     assert resolve_workers(None, "cpu", "m_openvino_model", 2, one_adaptive) == 1
-    two = detection_concurrency([Schedule.parse("adaptive"), Schedule.parse("interval:3")])
+    two = detection_concurrency([Schedule.parse(s).waits_for_plans for s in ("adaptive", "interval:3")])
     assert resolve_workers(None, "cpu", "m_openvino_model", 2, two) == 2
     # every sets no bound; an explicit count is kept
-    assert detection_concurrency([Schedule.parse("adaptive"), Schedule.parse("every")]) is None
+    assert detection_concurrency([Schedule.parse(s).waits_for_plans for s in ("adaptive", "every")]) is None
     assert resolve_workers(None, "cpu", "m.onnx", 2, None) == 2
     assert resolve_workers(2, "cpu", "m.onnx", 2, one_adaptive) == 2
 

@@ -90,7 +90,7 @@ class CameraActor:
 
         def start(opened: Opened) -> Runner:
             detector = Detector(config.detector, model, cores=reserved_cores(config),
-                                in_flight=detection_concurrency([s.schedule for s, _ in opened]))
+                                in_flight=detection_concurrency([s.schedule.waits_for_plans for s, _ in opened]))
             return Runner(opened, detector, config, max_frames=max_frames, state=store, restarted=restarted)
 
         try:

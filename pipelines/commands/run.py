@@ -289,7 +289,7 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
     def start(sources: Opened) -> Runner:
         check_resumes(sources, config, store)  # a saved state of another video or other outputs: no model load
         detector = Detector(config.detector, model,
-                            in_flight=detection_concurrency([s.schedule for s, _ in sources]))
+                            in_flight=detection_concurrency([s.schedule.waits_for_plans for s, _ in sources]))
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
                  detector.device, detector.workers, "s" * (detector.workers != 1), threads)

@@ -13,7 +13,7 @@ import queue
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -26,9 +26,6 @@ from pipelines.errors import ModelError, first_line
 from pipelines.gpu import nvidia_device_present
 from pipelines.frames import VideoFrame
 from tracker.types import Detections
-
-if TYPE_CHECKING:
-    from pipelines.processing.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +130,11 @@ def resolve_workers(workers: Optional[int], device: str, model_path: str, cores:
     return auto if in_flight is None else max(1, min(auto, in_flight))
 
 
-def detection_concurrency(schedules: Sequence["Schedule"]) -> Optional[int]:
-    """The most detector calls that sources with these ``schedules`` can have under way at once: a source
-    whose schedule is not ``every`` waits for the plan of its last detected frame before it decides the
-    next (one call at a time); ``every`` sets no bound (None)."""
-    if any(s.mode == "every" for s in schedules):
-        return None
-    return len(schedules)
+def detection_concurrency(waiting: Sequence[bool]) -> Optional[int]:
+    """The most detector calls that the run's sources can have under way at once; ``waiting``: for each source,
+    whether its detection schedule waits for the plan of its last detected frame before it decides the next
+    (``Schedule.waits_for_plans``: one call at a time); a source that does not sets no bound (None)."""
+    return len(waiting) if all(waiting) else None
 
 
 class Detector:

@@ -104,6 +104,12 @@ class Schedule:
         return cls("adaptive" if match.group(1) == "adaptive" else "every", tuning=tuning)
 
     @property
+    def waits_for_plans(self) -> bool:
+        """Whether a source with this schedule decides its next frame only after its last detected frame's
+        plan came back (every mode but ``every``): it never has two detector calls under way."""
+        return self.mode != "every"
+
+    @property
     def spec(self) -> str:
         """The schedule as written in the config (``interval:5``, ``interval:0.5s``, ``adaptive``)."""
         if self.mode != "interval":
@@ -174,7 +180,7 @@ class DetectionSchedule:
     @property
     def feedback(self) -> bool:
         """Whether decisions wait for the plan of the last detected frame (``interval``, ``adaptive``)."""
-        return self.schedule.mode != "every"
+        return self.schedule.waits_for_plans
 
     @property
     def waiting(self) -> bool:
