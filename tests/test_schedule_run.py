@@ -80,6 +80,43 @@ def test_a_still_scene_costs_one_detection_per_two_seconds_and_a_person_who_appe
     assert 0 < sum(r.detected for r in results[found_by:]) < 0.5 * len(results[found_by:])
 
 
+@pytest.fixture(scope="module")
+def standing_clip(tmp_path_factory, bikes_video, pose_weights) -> Path:
+    """150 frames at 25 fps of one picture: a person standing still on the still background from the start."""
+    import av
+
+    background, crop, (x, y) = _person_crop(bikes_video, pose_weights)
+    picture = background.copy()
+    picture[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
+    path = tmp_path_factory.mktemp("standing") / "standing.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = picture.shape[1], picture.shape[0], "yuv420p"
+        for i in range(150):
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, FPS)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_person_standing_in_a_picture_where_nothing_changes_is_looked_at_once_per_max_gap(standing_clip,
+                                                                                             pose_weights):
+    # the same picture detected again gives the same detections: once the standing person was looked at again
+    # after the confirmation, the next looks come every max_gap (1 s), whatever the young track's velocity
+    # uncertainty asks for, and the person keeps one identity throughout
+    from pipelines.api import process
+
+    results = list(process(standing_clip, model=pose_weights, imgsz=320, schedule="adaptive"))
+    assert len(results) == 150 and all(len(r.tracks) == 1 for r in results[1:])
+    detected = [r.frame.index for r in results if r.detected]
+    assert detected[:2] == [0, 1]                                  # found, then confirmed on the next frame
+    settled = detected[2:]
+    assert [b - a for a, b in zip(settled, settled[1:])] == [FPS] * (len(settled) - 1) and len(settled) >= 4
+    assert len(detected) <= 2 + 150 // FPS                         # 6 s of video: at most 8 detector calls
+    assert len({int(r.tracks.track_id[0]) for r in results[1:]}) == 1
+
+
 def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

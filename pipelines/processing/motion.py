@@ -25,6 +25,11 @@ class MotionMask:
     changed: Mask
     step: int
 
+    @property
+    def unchanged(self) -> bool:
+        """No cell changed: the picture is the background."""
+        return not bool(self.changed.any())
+
     def share_outside(self, boxes: npt.NDArray[np.float64]) -> float:
         """Share of all cells that changed and lie outside every box of ``boxes`` (N, 4) source pixels."""
         if self.changed.size == 0:

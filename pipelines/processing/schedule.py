@@ -25,7 +25,11 @@ Every frame still becomes a ``FrameResult``; a frame the detector skips is track
   and found nothing in, such as leaves, far-away specks or a panning camera, calls it no more); a picture
   that keeps changing outside the tracks is looked at at least every ``moving_check`` seconds. A still, empty
   scene costs one detection per ``quiet_check`` seconds, a still object that appears without motion is
-  found by that check.
+  found by that check. Tracks that stand still by their own velocity (none would move ``travel`` of its box
+  height in ``max_gap``) in a picture where nothing changes at all (no cell of the motion measure differs
+  from the background: parked cars, people standing), once looked at again in it, are detected only every
+  ``max_gap`` seconds, whatever their velocity uncertainty or a lost track asks for, since detecting the
+  same picture finds the same; a new track's confirmation is never postponed.
 
 Counts stay exact with every schedule: zone and line events are decided on detected boxes only
 (``EventGenerator.update`` ignores predicted frames), so a crossing between two detections is counted once,
@@ -134,10 +138,14 @@ class Plan:
         due: stream time (s, the source's own timestamps) at which the next detection is due at the latest.
         boxes: float64 (N, 4) the places the tracked objects can be until then (pixels); motion inside
             them is explained, motion outside them asks for a detection.
+        settle: the tracks stand still by their own velocity (none would move ``travel`` of its box height
+            in ``max_gap``) and none waits for confirmation: in a picture where nothing changes, looking
+            again may wait until ``max_gap``.
     """
 
     due: float
     boxes: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))
+    settle: bool = False
 
     def shifted(self, offset: float) -> Plan:
         """The same plan on a clock ``offset`` seconds behind (the processor's clock vs the source's)."""
@@ -153,20 +161,24 @@ class ScheduleState:
     plan: Optional[Plan] = None        # adaptive: the plan of the last detected frame, once it came back
     waiting: bool = False              # adaptive: a detected frame whose plan has not come back yet
     base: Optional[float] = None       # adaptive: unexplained motion share on the first frame of the plan
+    settled: int = 0                   # adaptive: tracks looked at again in a picture unchanged since
 
     def doc(self) -> dict[str, Any]:
-        plan = None if self.plan is None else {"due": self.plan.due, "boxes": np.round(self.plan.boxes, 2).tolist()}
-        return {"since": self.since, "last_pts": self.last_pts, "plan": plan, "base": self.base}
+        plan = None if self.plan is None else {"due": self.plan.due, "boxes": np.round(self.plan.boxes, 2).tolist(),
+                                               "settle": self.plan.settle}
+        return {"since": self.since, "last_pts": self.last_pts, "plan": plan, "base": self.base,
+                "settled": self.settled}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> ScheduleState:
         """Raises KeyError/TypeError/ValueError when malformed (the processor makes that one line)."""
         raw = doc["plan"]
         plan = None if raw is None else Plan(float(raw["due"]),
-                                             np.asarray(raw["boxes"], np.float64).reshape(-1, 4))
+                                             np.asarray(raw["boxes"], np.float64).reshape(-1, 4),
+                                             bool(raw.get("settle", False)))  # absent before it existed
         since, last, base = doc["since"], doc["last_pts"], doc.get("base")
         return cls(None if since is None else int(since), None if last is None else float(last), plan,
-                   base=None if base is None else float(base))
+                   base=None if base is None else float(base), settled=int(doc.get("settled", 0)))
 
 
 class DetectionSchedule:
@@ -207,7 +219,7 @@ class DetectionSchedule:
         else:
             detect, st = self._adaptive(pts, motion, st)
         if detect:
-            self.state = ScheduleState(0, float(pts), st.plan, waiting=self.feedback)
+            self.state = ScheduleState(0, float(pts), st.plan, waiting=self.feedback, settled=st.settled)
         else:
             self.state = replace(st, since=st.since + 1 if st.since is not None else None)
         return detect
@@ -215,8 +227,19 @@ class DetectionSchedule:
     def _adaptive(self, pts: float, motion: Optional[MotionMask],
                   st: ScheduleState) -> tuple[bool, ScheduleState]:
         plan = st.plan
-        if plan is None or pts >= plan.due - _EPS:
+        if motion is not None and st.settled and not motion.unchanged:
+            st = replace(st, settled=0)  # the picture changed: the tracks are looked at as usual again
+        if plan is None:
             return True, st
+        if pts >= plan.due - _EPS:
+            # still tracks (Plan.settle) in a picture where nothing changes (no cell differs from the
+            # background): once they were looked at again in it, detecting the same picture finds the same,
+            # so the next look waits until max_gap
+            still = motion is not None and motion.unchanged and plan.settle
+            waited = st.last_pts is None or pts - st.last_pts >= self.schedule.tuning.max_gap - _EPS
+            if still and st.settled and not waited:
+                return False, st
+            return True, replace(st, settled=st.settled + 1) if still else st
         if motion is None:
             return False, st
         share = motion.share_outside(plan.boxes)
@@ -283,6 +306,7 @@ def plan_after(pts: float, tracks: Tracks, pending: tuple[int, int], tuning: Sch
     boxes = tracks.xyxy.astype(np.float64)
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
     speed = np.hypot(*tracks.velocity.astype(np.float64).T)
+    settle = not tentative and bool(np.all(speed * tuning.max_gap <= tuning.travel * height))
     if spread is not None and len(spread[0]):
         order = np.argsort(spread[0])
         at = np.clip(np.searchsorted(spread[0], tracks.track_id, sorter=order), 0, len(order) - 1)
@@ -301,4 +325,4 @@ def plan_after(pts: float, tracks: Tracks, pending: tuple[int, int], tuning: Sch
         gap = min(gap, float(np.min(np.maximum(reach, 0.5 * tuning.travel * height / speed))))
     reach = speed * gap + tuning.travel * height  # how far each object can get before the next detection
     area = boxes + np.stack([-reach, -reach, reach, reach], axis=1)
-    return Plan(now + gap, area)
+    return Plan(now + gap, area, settle)
