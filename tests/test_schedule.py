@@ -189,6 +189,34 @@ def test_adaptive_costs_almost_nothing_on_a_still_empty_scene_and_detects_when_m
     assert detected[len(quiet)] == 250  # the first frame that changes is detected
 
 
+def test_people_standing_where_nothing_changes_near_them_are_looked_at_once_per_max_gap():
+    # a person stands at x 100..124 (walker at speed 0); far from them a few pixels change on every frame (a
+    # camera's clock: 2 motion cells, below motion_share); from frame 120 the person's own place changes
+    settings = SourceSettings("cam.mp4", schedule=Schedule.parse("adaptive"))
+    processor = StreamProcessor(settings, {0: "person"})
+    schedule = DetectionSchedule(settings.schedule)
+    meter = MotionMeter()
+    rng = np.random.default_rng(1)
+    picture = rng.integers(0, 255, (240, 800, 3), dtype=np.uint8)
+    detected = []
+    for i in range(200):
+        image = picture.copy()
+        image[224:232, 772:780] = 255 * (i % 2)           # the clock
+        if i >= 120:
+            image[100:180, 100:124] = rng.integers(0, 255, (80, 24, 3), dtype=np.uint8)  # they move
+        frame = VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS)
+        if schedule.decide(frame.pts, meter.measure(image)):
+            detected.append(i)
+            processor.process(frame, walker(i, speed=0.0), schedule.state)
+            schedule.observe(processor.schedule_state.plan)  # type: ignore[arg-type]
+        else:
+            processor.process(frame, None, schedule.state)
+    settled = [i for i in detected if 40 <= i < 120]
+    assert [b - a for a, b in zip(settled, settled[1:])] == [25] * (len(settled) - 1) and len(settled) >= 3
+    moving = [i for i in detected if i >= 125]
+    assert len(moving) > 2 * (200 - 125) / 25  # their place changes: looked at as usual again
+
+
 def test_the_mqtt_tracks_summary_marks_predicted_boxes_within_its_schema():
     jsonschema = pytest.importorskip("jsonschema")
     from pathlib import Path

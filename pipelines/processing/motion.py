@@ -25,10 +25,12 @@ class MotionMask:
     changed: Mask
     step: int
 
-    @property
-    def unchanged(self) -> bool:
-        """No cell changed: the picture is the background."""
-        return not bool(self.changed.any())
+    def changed_within(self, boxes: npt.NDArray[np.float64]) -> bool:
+        """Whether any changed cell lies within a box of ``boxes`` (N, 4) source pixels."""
+        h, w = self.changed.shape
+        cells = np.rint(np.asarray(boxes, np.float64) / self.step).astype(np.int64)
+        return any(bool(self.changed[max(y1, 0):min(y2 + 1, h), max(x1, 0):min(x2 + 1, w)].any())
+                   for x1, y1, x2, y2 in cells.tolist())
 
     def share_outside(self, boxes: npt.NDArray[np.float64]) -> float:
         """Share of all cells that changed and lie outside every box of ``boxes`` (N, 4) source pixels."""

@@ -26,10 +26,10 @@ Every frame still becomes a ``FrameResult``; a frame the detector skips is track
   that keeps changing outside the tracks is looked at at least every ``moving_check`` seconds. A still, empty
   scene costs one detection per ``quiet_check`` seconds, a still object that appears without motion is
   found by that check. Tracks that stand still by their own velocity (none would move ``travel`` of its box
-  height in ``max_gap``) in a picture where nothing changes at all (no cell of the motion measure differs
-  from the background: parked cars, people standing), once looked at again in it, are detected only every
-  ``max_gap`` seconds, whatever their velocity uncertainty or a lost track asks for, since detecting the
-  same picture finds the same; a new track's confirmation is never postponed.
+  height in ``max_gap``) where nothing changes within their reach (no cell of the motion measure there
+  differs from the background: parked cars, people standing), once looked at again so, are detected only
+  every ``max_gap`` seconds, whatever their velocity uncertainty or a lost track asks for, since detecting
+  the same picture finds the same; a new track's confirmation is never postponed.
 
 Counts stay exact with every schedule: zone and line events are decided on detected boxes only
 (``EventGenerator.update`` ignores predicted frames), so a crossing between two detections is counted once,
@@ -161,7 +161,7 @@ class ScheduleState:
     plan: Optional[Plan] = None        # adaptive: the plan of the last detected frame, once it came back
     waiting: bool = False              # adaptive: a detected frame whose plan has not come back yet
     base: Optional[float] = None       # adaptive: unexplained motion share on the first frame of the plan
-    settled: int = 0                   # adaptive: tracks looked at again in a picture unchanged since
+    settled: int = 0                   # adaptive: still tracks looked again at, nothing changed near them since
 
     def doc(self) -> dict[str, Any]:
         plan = None if self.plan is None else {"due": self.plan.due, "boxes": np.round(self.plan.boxes, 2).tolist(),
@@ -227,15 +227,17 @@ class DetectionSchedule:
     def _adaptive(self, pts: float, motion: Optional[MotionMask],
                   st: ScheduleState) -> tuple[bool, ScheduleState]:
         plan = st.plan
-        if motion is not None and st.settled and not motion.unchanged:
-            st = replace(st, settled=0)  # the picture changed: the tracks are looked at as usual again
         if plan is None:
             return True, st
+        # still tracks (Plan.settle) where nothing changes within their reach (no cell there differs from the
+        # background; changes elsewhere, a camera's clock, leaves, call the detector as motion does): once
+        # they were looked at again so, detecting the same picture finds the same: the next look waits
+        # until max_gap
+        moved = motion is None or motion.changed_within(plan.boxes)
+        if moved and st.settled:
+            st = replace(st, settled=0)  # something changed near them: looked at as usual again
         if pts >= plan.due - _EPS:
-            # still tracks (Plan.settle) in a picture where nothing changes (no cell differs from the
-            # background): once they were looked at again in it, detecting the same picture finds the same,
-            # so the next look waits until max_gap
-            still = motion is not None and motion.unchanged and plan.settle
+            still = plan.settle and not moved
             waited = st.last_pts is None or pts - st.last_pts >= self.schedule.tuning.max_gap - _EPS
             if still and st.settled and not waited:
                 return False, st
