@@ -43,24 +43,29 @@ def _person_crop(bikes_video: Path, pose_weights: Path) -> tuple[np.ndarray, np.
     return background, image[y1:y2, x1:x2].copy(), (x1, y1)
 
 
-@pytest.fixture(scope="module")
-def still_clip(tmp_path_factory, bikes_video, pose_weights) -> Path:
-    """170 frames at 25 fps: a still, empty picture, and from frame APPEARS on, a person standing still."""
+def _write_clip(path: Path, pictures: list[np.ndarray]) -> Path:
+    """``pictures`` (BGR) as an H.264 file at FPS."""
     import av
 
-    background, crop, (x, y) = _person_crop(bikes_video, pose_weights)
-    with_person = background.copy()
-    with_person[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
-    path = tmp_path_factory.mktemp("still") / "still.mp4"
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "18"})
-        stream.width, stream.height, stream.pix_fmt = background.shape[1], background.shape[0], "yuv420p"
-        for i in range(170):
-            frame = av.VideoFrame.from_ndarray(background if i < APPEARS else with_person, format="bgr24")
+        stream.width, stream.height, stream.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
+        for i, picture in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+@pytest.fixture(scope="module")
+def still_clip(tmp_path_factory, bikes_video, pose_weights) -> Path:
+    """170 frames at 25 fps: a still, empty picture, and from frame APPEARS on, a person standing still."""
+    background, crop, (x, y) = _person_crop(bikes_video, pose_weights)
+    with_person = background.copy()
+    with_person[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
+    return _write_clip(tmp_path_factory.mktemp("still") / "still.mp4",
+                       [background if i < APPEARS else with_person for i in range(170)])
 
 
 @pytest.mark.parametrize("motion, found_by", [(True, APPEARS + 3), (False, 150 + 3)])
@@ -83,21 +88,10 @@ def test_a_still_scene_costs_one_detection_per_two_seconds_and_a_person_who_appe
 @pytest.fixture(scope="module")
 def standing_clip(tmp_path_factory, bikes_video, pose_weights) -> Path:
     """150 frames at 25 fps of one picture: a person standing still on the still background from the start."""
-    import av
-
     background, crop, (x, y) = _person_crop(bikes_video, pose_weights)
     picture = background.copy()
     picture[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
-    path = tmp_path_factory.mktemp("standing") / "standing.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "18"})
-        stream.width, stream.height, stream.pix_fmt = picture.shape[1], picture.shape[0], "yuv420p"
-        for i in range(150):
-            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    return _write_clip(tmp_path_factory.mktemp("standing") / "standing.mp4", [picture] * 150)
 
 
 def test_a_person_standing_in_a_picture_where_nothing_changes_is_looked_at_once_per_max_gap(standing_clip,
