@@ -25,12 +25,16 @@ class MotionMask:
     changed: Mask
     step: int
 
-    def changed_within(self, boxes: npt.NDArray[np.float64]) -> bool:
-        """Whether any changed cell lies within a box of ``boxes`` (N, 4) source pixels."""
+    def _cells(self, boxes: npt.NDArray[np.float64]) -> list[tuple[slice, slice]]:
+        """The (rows, columns) of the grid each box of ``boxes`` (N, 4) source pixels covers."""
         h, w = self.changed.shape
         cells = np.rint(np.asarray(boxes, np.float64) / self.step).astype(np.int64)
-        return any(bool(self.changed[max(y1, 0):min(y2 + 1, h), max(x1, 0):min(x2 + 1, w)].any())
-                   for x1, y1, x2, y2 in cells.tolist())
+        return [(slice(max(y1, 0), min(y2 + 1, h)), slice(max(x1, 0), min(x2 + 1, w)))
+                for x1, y1, x2, y2 in cells.tolist()]
+
+    def changed_within(self, boxes: npt.NDArray[np.float64]) -> bool:
+        """Whether any changed cell lies within a box of ``boxes`` (N, 4) source pixels."""
+        return any(bool(self.changed[cell].any()) for cell in self._cells(boxes))
 
     def share_outside(self, boxes: npt.NDArray[np.float64]) -> float:
         """Share of all cells that changed and lie outside every box of ``boxes`` (N, 4) source pixels."""
@@ -39,10 +43,8 @@ class MotionMask:
         changed = self.changed
         if len(boxes):
             changed = changed.copy()
-            h, w = changed.shape
-            cells = np.rint(np.asarray(boxes, np.float64) / self.step).astype(np.int64)
-            for x1, y1, x2, y2 in cells.tolist():
-                changed[max(y1, 0):min(y2 + 1, h), max(x1, 0):min(x2 + 1, w)] = False
+            for cell in self._cells(boxes):
+                changed[cell] = False
         return float(np.count_nonzero(changed)) / changed.size
 
 

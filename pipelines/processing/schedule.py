@@ -233,10 +233,12 @@ class DetectionSchedule:
         # background; changes elsewhere, a camera's clock, leaves, call the detector as motion does): once
         # they were looked at again so, detecting the same picture finds the same: the next look waits
         # until max_gap
-        moved = motion is None or motion.changed_within(plan.boxes)
+        due = pts >= plan.due - _EPS
+        # measured only where it decides something (not on every frame between detections)
+        moved = bool(st.settled or (due and plan.settle)) and (motion is None or motion.changed_within(plan.boxes))
         if moved and st.settled:
             st = replace(st, settled=0)  # something changed near them: looked at as usual again
-        if pts >= plan.due - _EPS:
+        if due:
             still = plan.settle and not moved
             waited = st.last_pts is None or pts - st.last_pts >= self.schedule.tuning.max_gap - _EPS
             if still and st.settled and not waited:
