@@ -28,8 +28,11 @@ class RedisConfig:
         url: server URL (see module docstring); null disables the Redis sink.
         source_id: overrides the source id used in stream names and documents.
         frames_stream / events_stream: stream names; ``{source}`` is replaced by the source id.
+        counts_stream: stream of the zone and line counts, one entry each time they change (the last entry is
+            the counts now); ``{source}`` as above.
         publish_frames: publish one frames-stream entry per processed frame (events are always published).
-        frames_maxlen / events_maxlen: approximate retention (``XADD MAXLEN ~``); null keeps everything.
+        frames_maxlen / events_maxlen / counts_maxlen: approximate retention (``XADD MAXLEN ~``); null keeps
+            everything.
         buffer_max_entries: entries kept in memory while Redis is unreachable; beyond it the oldest are
             dropped and counted.
         on_unreachable: at start, ``wait`` (buffer and keep retrying) or ``fail`` (stop with an error).
@@ -41,9 +44,11 @@ class RedisConfig:
     source_id: Optional[str] = None
     frames_stream: str = "trackstream:{source}:frames"
     events_stream: str = "trackstream:{source}:events"
+    counts_stream: str = "trackstream:{source}:counts"
     publish_frames: bool = True
     frames_maxlen: Optional[int] = field(default=10000, metadata={"min": 1})
     events_maxlen: Optional[int] = field(default=100000, metadata={"min": 1})
+    counts_maxlen: Optional[int] = field(default=10000, metadata={"min": 1})
     buffer_max_entries: int = field(default=10000, metadata={"min": 1})
     on_unreachable: Literal["wait", "fail"] = "wait"
     connect_timeout: float = field(default=2.0, metadata={"gt": 0.0})
@@ -52,7 +57,7 @@ class RedisConfig:
     def __post_init__(self) -> None:
         if self.url is not None:
             check_url(self.url, key="url")
-        for key in ("frames_stream", "events_stream"):
+        for key in ("frames_stream", "events_stream", "counts_stream"):
             stream_name(getattr(self, key), "x", key=key)
         if self.source_id is not None and not self.source_id.strip():
             raise ConfigError("source_id", "must not be empty")

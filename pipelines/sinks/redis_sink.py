@@ -6,7 +6,11 @@ Each stream entry has one field, ``data``, holding a JSON document (schema versi
 - frames stream (``trackstream:{source}:frames``): ``records.frame_record(result, with_times=True)``
   plus ``publish_time``; one entry per processed frame;
 - events stream (``trackstream:{source}:events``): the lifecycle, zone, line and stream events the source's
-  processor produced (``FrameResult.events``, ``StreamStatus.events``) plus ``publish_time``.
+  processor produced (``FrameResult.events``, ``StreamStatus.events``) plus ``publish_time``;
+- counts stream (``trackstream:{source}:counts``, a source with zones or lines): the source's counts
+  (``counts_record``: occupancy, entries, exits, dwell, line totals, the warnings standing) each time they
+  change, so its last entry is the counts now (as MQTT's retained topics), the last one after the exits of the
+  tracks that the end of the stream ended.
 
 ``write``/``status`` only build the documents and queue them; a background thread does all network
 I/O (``pipelines/sinks/redis_publisher.py``), so a slow or dead Redis never blocks the pipeline.
@@ -23,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from pipelines.errors import UserError
-from pipelines.frames import Event, FrameResult, StreamStatus
+from pipelines.frames import SCHEMA_VERSION, Counts, Event, FrameResult, StreamStatus
 from pipelines.sinks.records import frame_record
 from pipelines.sinks.redis_conn import RedisConfig, RedisRefused, connect, describe, ping, stream_name
 from pipelines.sinks.publisher import PublisherCounters
@@ -74,7 +78,9 @@ class RedisSink(PublisherCounters):
         self.source_id = config.source_id or source_id
         self.frames_stream = stream_name(config.frames_stream, self.source_id, "redis.frames_stream")
         self.events_stream = stream_name(config.events_stream, self.source_id, "redis.events_stream")
+        self.counts_stream = stream_name(config.counts_stream, self.source_id, "redis.counts_stream")
         self._cfg = config
+        self._counts: Optional[Any] = None   # what the last counts entry said (``_counts_key``)
 
         def factory() -> object:
             return connect(url, config.connect_timeout, socket_timeout=max(5.0, config.connect_timeout))
@@ -97,10 +103,30 @@ class RedisSink(PublisherCounters):
             rec["source_id"] = self.source_id
             self._publisher.put(self.frames_stream, rec, self._cfg.frames_maxlen, self._id(self.frames_stream, ms))
         self._put_events(result.events, ms)
+        if result.counts is not None:
+            frame = result.frame
+            self._put_counts(result.counts, frame.index, frame.pts, frame.capture_time, ms)
 
     def status(self, status: StreamStatus) -> None:
-        """Queue the events of a stream status change."""
-        self._put_events(status.events, int(time.time() * 1000) if self._frame_ids else None, replayable=False)
+        """Queue the events of a stream status change, and the counts they changed (the exits of the tracks
+        that the end of the stream ended)."""
+        ms = int(time.time() * 1000) if self._frame_ids else None
+        self._put_events(status.events, ms, replayable=False)
+        if status.counts is not None and status.events:
+            last = status.events[-1]
+            self._put_counts(status.counts, last.get("frame_index"), last.get("pts"), float(last.get("time") or 0),
+                             ms, replayable=False)
+
+    def _put_counts(self, counts: Counts, frame_index: Optional[int], pts: Optional[float], when: float,
+                    ms: Optional[int], replayable: bool = True) -> None:
+        """Queue a counts entry when the counts differ from the last entry's."""
+        key = _counts_key(counts)
+        if key == self._counts:
+            return
+        self._counts = key
+        doc = counts_record(counts, self.source_id, frame_index, pts, when)
+        self._publisher.put(self.counts_stream, doc, self._cfg.counts_maxlen, self._id(self.counts_stream, ms),
+                            replayable)
 
     def _id(self, stream: str, ms: Optional[int]) -> Optional[str]:
         """The next entry id of ``stream`` at ``ms`` (None: the publisher chooses)."""
@@ -132,6 +158,29 @@ class RedisSink(PublisherCounters):
                 doc["source_id"] = self.source_id
             self._publisher.put(self.events_stream, doc, self._cfg.events_maxlen, self._id(self.events_stream, ms),
                                 replayable)
+
+
+def counts_record(counts: Counts, source_id: str, frame_index: Optional[int], pts: Optional[float],
+                  when: float) -> dict[str, Any]:
+    """The counts stream's document (``pipelines/schemas/redis_counts.schema.json``): ``Counts.doc()`` with
+    the source and the frame that changed the counts (``time``: its capture time, Unix seconds)."""
+    return {"schema_version": SCHEMA_VERSION, "source_id": source_id, "frame_index": frame_index,
+            "pts": None if pts is None else round(float(pts), 6), "time": round(float(when), 6), **counts.doc()}
+
+
+def _counts_key(counts: Counts) -> Any:
+    """What decides whether the counts changed: everything but the seconds that grow or count down every
+    frame (a dwell's tracks inside, the warnings standing); a track in or out, a warning made or withdrawn is a
+    change."""
+    doc = counts.doc()
+    doc["predictions"] = [(p.track_id, p.line, p.direction, p.zone) for p in counts.predictions]
+    return _without_seconds(doc)
+
+
+def _without_seconds(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: [item["id"] for item in v] if k == "inside" else _without_seconds(v) for k, v in value.items()}
+    return value
 
 
 ENTRY = SinkEntry("redis", DropPolicy.DROP_OLDEST, lambda config: bool(config.redis.url),

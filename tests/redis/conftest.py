@@ -192,8 +192,8 @@ def cli_processes() -> Iterator[Callable[..., CliProcess]]:
 
 @pytest.fixture(scope="session")
 def validators() -> dict[str, object]:
-    """JSON Schema validators of the shipped schemas: ``events`` and ``frames`` (which refers to the
-    JSONL frame record's schema by its id)."""
+    """JSON Schema validators of the shipped schemas: ``events``, ``frames`` (which refers to the JSONL frame
+    record's schema by its id) and ``counts``."""
     import jsonschema
     from referencing import Registry, Resource
 
@@ -201,7 +201,8 @@ def validators() -> dict[str, object]:
     registry = Registry().with_resources(
         (doc["$id"], Resource.from_contents(doc)) for doc in schemas.values() if "$id" in doc)
     return {kind: jsonschema.Draft202012Validator(schemas[name], registry=registry)
-            for kind, name in (("events", "event.schema.json"), ("frames", "redis_frame.schema.json"))}
+            for kind, name in (("events", "event.schema.json"), ("frames", "redis_frame.schema.json"),
+                               ("counts", "redis_counts.schema.json"))}
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -76,3 +77,38 @@ def test_publishing_is_batched_and_fast(redis_server, synth):  # type: ignore[no
     assert sink.stats.published == 300 + 50 + 50 and sink.stats.dropped == 0
     assert redis_server.client().xlen("trackstream:cam:frames") == 300
     assert worst < 0.25   # never waits for the network (generous for a loaded 2-core machine)
+
+
+def test_counts_stream_keeps_the_counts_as_they_change_and_ends_with_the_summarys(
+        redis_server, validators):  # type: ignore[no-untyped-def]
+    """A walker crosses a predicting line into a zone and is inside when the stream ends. The counts stream
+    gets an entry when a count or a warning changes, not every frame while a warning counts down; its last
+    entry comes after the exit that the end of the stream made and equals the processor's final counts. Real
+    ``StreamProcessor`` and tracker, real redis-server."""
+    from pipelines.processing.processor import StreamProcessor
+    from pipelines.settings import SourceSettings
+    from tests.test_forecast import GATE, SHOP, _walk
+
+    proc = StreamProcessor(SourceSettings("cam", lines=(GATE,), zones=(SHOP,)), {0: "person"})
+    sink = RedisSink(RedisConfig(url=redis_server.url), "cam")
+    sink.status(proc.status(StreamStatus(StatusKind.STARTED, "cam", 1000.0)))
+    walk = _walk([(100.0 + 6.0 * i, 400.0) for i in range(50)])
+    for frame, dets in walk:
+        sink.write(proc.process(frame, dets))
+    ended = proc.status(StreamStatus(StatusKind.ENDED, "cam", 1005.0, pts=4.9))
+    sink.status(ended)
+    sink.close()
+    entries = [json.loads(fields["data"]) for _, fields in redis_server.client().xrange("trackstream:cam:counts")]
+    for doc in entries:
+        assert not [e.message for e in validators["counts"].iter_errors(doc)], doc
+    assert 3 <= len(entries) < len(walk) // 2
+    warned = [doc for doc in entries if doc["predictions"]]
+    assert {p.get("line") or p.get("zone") for doc in warned for p in doc["predictions"]} == {"gate", "shop"}
+    assert entries[-1]["lines"]["gate"] == {"left_to_right": 1, "right_to_left": 0, "predicted_pending": 0}
+    final = ended.counts
+    assert final is not None
+    shop = entries[-1]["zones"]["shop"]
+    assert (shop["occupancy"], shop["entries"], shop["exits"]) == (0, 1, 1) == \
+        (final.zones["shop"].occupancy, final.zones["shop"].entries, final.zones["shop"].exits)
+    assert any(doc["zones"]["shop"]["occupancy"] == 1 for doc in entries)
+    assert entries[-1]["frame_index"] == walk[-1][0].index and entries[-1]["predictions"] == []

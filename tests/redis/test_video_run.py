@@ -48,6 +48,26 @@ def test_run_with_redis_matches_jsonl_and_every_track_starts_and_ends_once(
         assert zone == ["zone_entered", "zone_exited"] * (len(zone) // 2), (tid, zone)
     assert any(e["event"] == "zone_entered" for e in events), Counter(e["event"] for e in events)
     assert all(e["line"] == "middle" for e in events if e["event"] == "line_crossed")
+    # the counts stream: one entry per change, the last one what the events add up to once the stream ended
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    counts = [json.loads(fields[b"data"]) for _, fields in client.xrange("trackstream:bikes:counts")]
+    client.close()
+    for doc in counts:
+        assert not [e.message for e in validators["counts"].iter_errors(doc)], doc
+    assert all(a != b for a, b in zip(counts, counts[1:]))  # a new entry only when something changed
+    assert len(counts) < len(records)
+    entered = sum(e["event"] == "zone_entered" for e in events)
+    crossed = Counter(e["direction"] for e in events if e["event"] == "line_crossed")
+    left = counts[-1]["zones"]["left"]
+    assert (left["occupancy"], left["entries"], left["exits"]) == (0, entered, entered)
+    assert left["dwell"]["visits"] == entered and left["dwell"]["inside"] == []
+    assert counts[-1]["lines"]["middle"] == {"left_to_right": crossed["left_to_right"],
+                                             "right_to_left": crossed["right_to_left"]}
+    assert counts[-1]["tracks_started"] == len(ids)
+    # while the run went on, the counts said how many were inside then
+    assert any(doc["zones"]["left"]["occupancy"] > 0 for doc in counts)
 
 
 def test_run_fails_at_once_when_redis_is_unreachable_and_configured_to_fail(
