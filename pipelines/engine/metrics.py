@@ -59,27 +59,6 @@ class Reading:
     latency: Optional[LatencyHistogram] = None
     outputs_failed: dict[str, bool] = field(default_factory=dict)  # output name -> it stopped (disk full, ...)
 
-    # the counters the metrics name, read from ``stats``
-    @property
-    def frames_in(self) -> int:
-        return self.stats.frames_in
-
-    @property
-    def frames_out(self) -> int:
-        return self.stats.frames_out
-
-    @property
-    def frames_detected(self) -> int:
-        return self.stats.frames_detected
-
-    @property
-    def dropped(self) -> int:
-        return self.stats.dropped
-
-    @property
-    def reconnects(self) -> int:
-        return self.stats.reconnects
-
 
 def runner_readings(engine: EngineView) -> list[Reading]:
     """Readings of every source of a running engine (``EngineView``: a ``pipelines.engine.runner.Runner``)."""
@@ -112,7 +91,7 @@ class _Rates:
     def add(self, now: float, readings: Sequence[Reading]) -> None:
         for r in readings:
             window = self._samples.setdefault(r.source, deque())
-            window.append((now, r.frames_in, r.frames_out, r.frames_detected))
+            window.append((now, r.stats.frames_in, r.stats.frames_out, r.stats.frames_detected))
             while len(window) > 2 and now - window[1][0] >= RATE_WINDOW_S:
                 window.popleft()
 
@@ -163,9 +142,9 @@ class _Collector(Collector):
         failed = GaugeMetricFamily("trackstream_output_failed", "1 once an output stopped (disk full, I/O error)",
                                    labels=["source", "output"])
         for r in readings:
-            for key, value in (("in", r.frames_in), ("out", r.frames_out), ("det", r.frames_detected),
-                               ("drop", r.dropped),
-                               ("rec", r.reconnects), ("fail", r.connect_failures)):
+            for key, value in (("in", r.stats.frames_in), ("out", r.stats.frames_out),
+                               ("det", r.stats.frames_detected), ("drop", r.stats.dropped),
+                               ("rec", r.stats.reconnects), ("fail", r.connect_failures)):
                 families[key].add_metric([r.source], value)
             rate_in, rate_out = self.monitor.rates.get(r.source)
             fps_in.add_metric([r.source], rate_in)
@@ -266,6 +245,6 @@ class Monitor:
                 else "latency -"
             queues = " ".join(f"{k}={v}" for k, v in r.queues.items())
             failed = "".join(f" {name} FAILED" for name, bad in r.outputs_failed.items() if bad)
-            parts.append(f"{r.source}: in {rate_in:.1f}/s out {rate_out:.1f}/s dropped {r.dropped} "
-                         f"reconnects {r.reconnects}{'' if r.up else ' DOWN'}{failed} {lat} queues {queues}")
+            parts.append(f"{r.source}: in {rate_in:.1f}/s out {rate_out:.1f}/s dropped {r.stats.dropped} "
+                         f"reconnects {r.stats.reconnects}{'' if r.up else ' DOWN'}{failed} {lat} queues {queues}")
         return "stats " + (" | ".join(parts) if parts else "(no sources)")

@@ -98,16 +98,17 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
     result = held.result if held is not None else None
     reading = view.reading
     latency = reading.latency if reading is not None else None
+    stats = reading.stats if reading is not None else None
     p50, p95 = (latency.quantile(0.5), latency.quantile(0.95)) if latency is not None else (None, None)
     doc: dict[str, Any] = {
         "id": view.id, "state": stream_state(view, held), "live": view.live,
         "fps_in": round(view.fps_in, 1), "fps_out": round(view.fps_out, 1),
         "latency_ms": {"p50": _finite(p50 * 1000 if p50 is not None else None, 0),
                        "p95": _finite(p95 * 1000 if p95 is not None else None, 0)},
-        "frames_in": reading.frames_in if reading else 0, "frames_out": reading.frames_out if reading else 0,
-        "frames_detected": reading.frames_detected if reading else 0,
+        "frames_in": stats.frames_in if stats else 0, "frames_out": stats.frames_out if stats else 0,
+        "frames_detected": stats.frames_detected if stats else 0,
         "detector_duty": _finite(view.duty, 3),
-        "dropped": reading.dropped if reading else 0, "reconnects": reading.reconnects if reading else 0,
+        "dropped": stats.dropped if stats else 0, "reconnects": stats.reconnects if stats else 0,
         "outputs_failed": sorted(k for k, bad in (reading.outputs_failed if reading else {}).items() if bad),
         "picture": held.seq if held is not None else 0,
         "frame": None, "tracks": [], "zones": {}, "lines": {}, "tracks_started": None, "predictions": [],

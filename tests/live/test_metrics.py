@@ -60,11 +60,11 @@ def test_summary_and_metrics_show_the_same_dropped_frames(bikes_fast, pose_weigh
     stats = runner.run()
     [reading] = runner_readings(runner)
     snap = stats[0]
-    assert reading.dropped == snap.dropped > 0
-    assert reading.frames_in == snap.frames_in == 250
+    assert reading.stats.dropped == snap.dropped > 0
+    assert reading.stats.frames_in == snap.frames_in == 250
     assert snap.frames_out + snap.dropped == 250           # every frame was processed or counted dropped
     [line] = [x for x in summary_lines(stats, [], 1.0) if x.startswith("fast:")]
-    assert f"{reading.dropped} dropped" in line
+    assert f"{reading.stats.dropped} dropped" in line
 
 
 def test_endpoint_and_summary_show_the_detector_duty_of_a_scheduled_source():
