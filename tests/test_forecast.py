@@ -96,6 +96,25 @@ def test_zone_entry_is_predicted_then_entered_and_ending_cancels():
     assert any(e["event"] == "zone_entry_prediction_cancelled" and e["reason"] == "track_ended" for e in ending)
 
 
+def test_a_warned_walker_who_leaves_the_picture_unseen_is_cancelled_then_not_when_the_track_ends():
+    # down the picture towards a kerb near its bottom edge at 60 px/s, unseen from y = 430 (frame 22) on:
+    # carried on, the feet pass the picture's edge (y = 480) 0.8 s later; the tracker keeps the track for longer
+    kerb = LineConfig("kerb", ((0.0, 460.0), (640.0, 460.0)), predict_seconds=2.0, predict_min_probability=0.6)
+    seen = _walk([(320.0, 300.0 + 6.0 * i) for i in range(23)])
+    empty = Detections.empty()
+    unseen = [(VideoFrame(IMAGE, i, i / FPS, "cam", 1000.0 + i / FPS), empty) for i in range(23, 70)]
+    events = _events(seen + unseen, lines=(kerb,))
+    warned = _first(events, "crossing_predicted")
+    cancelled = _first(events, "crossing_prediction_cancelled")
+    assert warned["pts"] < 2.2 and cancelled["reason"] == "left_picture" and cancelled["point"] is None
+    assert 2.2 + 0.8 <= cancelled["pts"] <= 2.2 + 1.2                  # as the carried-on feet leave the picture
+    assert cancelled["track"]["id"] == warned["track"]["id"] and cancelled["direction"] == warned["direction"]
+    ended = [e for e in events if e["event"] == "track_ended"]
+    assert not ended or ended[0]["pts"] > cancelled["pts"]               # before the track ends, not with it
+    assert sum(e["event"] == "crossing_prediction_cancelled" for e in events) == 1
+    assert not any(e["event"] == "line_crossed" for e in events)       # no detected box crossed
+
+
 def test_prediction_events_validate_against_the_event_schema():
     check = validator("event.schema.json")
     towards = [(100.0 + 6.0 * i, 400.0) for i in range(25)]

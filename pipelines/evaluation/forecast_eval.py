@@ -101,6 +101,7 @@ def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines:
     ahead = [LineForecaster(ln, events.line_dead_band, events.min_frames_on_side) for ln in lines]
     gt_by_frame = {int(f): gt[gt[:, 0] == f] for f in np.unique(gt[:, 0])}
     made: list[tuple[int, str, int, int | None]] = []       # frame, line, sign, gt id
+    size = (seq.info.width, seq.info.height) if seq.info.width and seq.info.height else None
     cancelled = 0
     for frame, rows in frames(dets, seq.info.length):
         out = adapter.update(rows[:, :4], rows[:, 4], (frame - 1) / rate)
@@ -112,7 +113,9 @@ def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines:
         for counter, watch in zip(counters, ahead):
             for tid, sign, _ in counter.update(ids, anchors):
                 watch.crossed(tid, sign)
-            new, gone = watch.update(ids, forecast)
+            new, gone = watch.update(ids, forecast, (frame - 1) / rate)
+            if size is not None:
+                gone += watch.left(ids, (frame - 1) / rate, size)
             cancelled += len(gone)
             for p in new:
                 made.append((frame, watch.name, p.sign, _owner(box[p.track], gt_by_frame.get(frame, gt[:0]))))

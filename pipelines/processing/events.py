@@ -230,7 +230,7 @@ class EventGenerator:
         for row, tid in enumerate(ids):
             events.extend(self._observe(tid, row, rows, now))
         motion = result.measures.motion if result.measures is not None else {}   # ground speed (calibrated)
-        events.extend(self._zone_line_events(ids, boxes, rows, now, motion, forecast))
+        events.extend(self._zone_line_events(ids, boxes, rows, now, motion, forecast, frame.size))
         removed = {int(i) for i in t.removed_ids.tolist()}
         for tid in sorted(self._present - set(ids) - removed):
             memo = self._known.get(tid)
@@ -382,7 +382,8 @@ class EventGenerator:
         return events
 
     def _zone_line_events(self, ids: list[int], boxes: np.ndarray, rows: "_Rows", now: _Seen,
-                          motion: Mapping[int, GroundMotion], forecast: Optional[AnchorForecast]) -> list[Event]:
+                          motion: Mapping[int, GroundMotion], forecast: Optional[AnchorForecast],
+                          size: tuple[int, int]) -> list[Event]:
         if not (self._zones or self._lines):
             return []
         anchors = anchor_points(boxes, self._cfg.anchor)
@@ -423,6 +424,7 @@ class EventGenerator:
                                           limit_kmh=watch.limit_kmh, track=self._known[tid].track_doc(tid)))
             if ahead is not None and forecast is not None:
                 made, cancelled = ahead.update(seen_here[0], zone.members(), forecast, float(now.pts or 0.0))
+                cancelled += ahead.left(ids, float(now.pts or 0.0), size)
                 events.extend(self._predicted("zone_entry_predicted", now, p, ahead.horizon, point, zone=zone.name)
                               for p in made)
                 events.extend(self._cancelled("zone_entry_prediction_cancelled", now, tid, reason, point.get(tid),
@@ -443,6 +445,7 @@ class EventGenerator:
                                               track=self._known[tid].track_doc(tid)))
             if ahead_line is not None and forecast is not None:
                 made_l, cancelled_l = ahead_line.update(seen_line[0], forecast, float(now.pts or 0.0))
+                cancelled_l += ahead_line.left(ids, float(now.pts or 0.0), size)
                 events.extend(self._predicted("crossing_predicted", now, p, ahead_line.horizon, point, line=line.name,
                                               direction=direction_name(p.sign), sign=p.sign) for p in made_l)
                 events.extend(self._cancelled("crossing_prediction_cancelled", now, tid, reason, point.get(tid),

@@ -20,7 +20,8 @@ direction fulfils it; no further event) or it is cancelled (``crossing_predictio
 ``reason``: ``unlikely`` (the probability fell below half of ``predict_min_probability``: hysteresis, so a
 track hovering at the threshold does not flicker; a track that stops or turns away lands here),
 ``misses_line`` (the mean path now passes beside the segment, or the track reached the other side without a
-counted crossing), or ``track_ended``.
+counted crossing), ``left_picture`` (the track is not seen and its predicted anchor is outside the picture: it
+walked out of view, so it crosses nothing here; ``left``), or ``track_ended``.
 
 Zones work alike for tracks not confirmed inside: the crossing is the first zone edge the mean path enters
 through within the horizon (``zone_entry_predicted``, fulfilled by ``zone_entered``, cancelled by
@@ -35,8 +36,7 @@ again nor forgets to cancel them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
@@ -113,24 +113,40 @@ class Pending:
 @dataclass
 class _Standing:
     """What a forecaster keeps of one standing prediction: ``eta`` the expected crossing time (s, stream clock),
-    ``far`` the frames seen on the far side (lines), as of the last detected frame."""
+    ``far`` the frames seen on the far side (lines), as of the last detected frame; ``seen`` the track's last
+    sighting: its time, anchor and anchor velocity (``(t, x, y, vx, vy)``; None in snapshots of earlier
+    releases until the track is seen again)."""
 
     eta: float
     probability: float
     far: int = 0
+    seen: Optional[tuple[float, float, float, float, float]] = None
 
     def follow(self, now: float, hit: "_Hit") -> None:
         """The mean path of this frame, when it still heads for the crossing, updates the expectation."""
         if math.isfinite(hit.seconds) and hit.seconds > 0:
             self.eta, self.probability = now + hit.seconds, hit.probability
 
+    def saw(self, now: float, point: np.ndarray, velocity: np.ndarray) -> None:
+        self.seen = (now, float(point[0]), float(point[1]), float(velocity[0]), float(velocity[1]))
+
+    def out_of(self, now: float, size: tuple[int, int]) -> bool:
+        """Whether the anchor, carried on at its last velocity since it was last seen, is outside the picture."""
+        if self.seen is None:
+            return False
+        t, x, y, vx, vy = self.seen
+        x, y = x + vx * (now - t), y + vy * (now - t)
+        return not (0.0 <= x <= size[0] and 0.0 <= y <= size[1])
+
     def doc(self) -> list[float]:
-        return [self.eta, self.probability, self.far]
+        return [self.eta, self.probability, self.far, *(self.seen or ())]
 
     @classmethod
     def from_doc(cls, doc: Any) -> "_Standing":
-        eta, probability, far = doc
-        return cls(float(eta), float(probability), int(far))
+        eta, probability, far, *seen = doc
+        last = (float(seen[0]), float(seen[1]), float(seen[2]), float(seen[3]), float(seen[4])) \
+            if len(seen) == 5 else None
+        return cls(float(eta), float(probability), int(far), last)
 
 
 def _pending(items: Mapping[tuple[int, int], _Standing], pts: Optional[float]) -> list[Pending]:
@@ -200,6 +216,7 @@ class LineForecaster:
             for (track, sign), standing in list(self._active.items()):
                 if track != tid:
                     continue
+                standing.saw(now, p, v)
                 reason = self._verdict(sign, hit, standing.far)
                 if reason == "far":
                     standing.far += 1
@@ -212,6 +229,7 @@ class LineForecaster:
                 continue
             if hit.seconds <= self.horizon and hit.probability >= self.min_probability:
                 self._active[(tid, hit.sign)] = _Standing(now + hit.seconds, hit.probability)
+                self._active[(tid, hit.sign)].saw(now, p, v)
                 made.append(Predicted(tid, hit.sign, hit.seconds, hit.probability, hit.at))
         return made, cancelled
 
@@ -239,6 +257,15 @@ class LineForecaster:
     def crossed(self, tid: int, sign: int) -> None:
         """The track crossed in ``sign``'s direction: its prediction, if any, came true."""
         self._active.pop((tid, sign), None)
+
+    def left(self, seen: Sequence[int], now: float, size: tuple[int, int]) -> list[tuple[int, int, str]]:
+        """The standing predictions of tracks not ``seen`` this frame whose anchor, carried on at its last
+        velocity, has left the ``size`` (width, height) picture, cancelled (``left_picture``)."""
+        here = set(seen)
+        keys = sorted(k for k, s in self._active.items() if k[0] not in here and s.out_of(now, size))
+        for key in keys:
+            del self._active[key]
+        return [(tid, sign, "left_picture") for tid, sign in keys]
 
     def forget(self, tid: int) -> list[tuple[int, int, str]]:
         """An ended track: its standing predictions are cancelled (``track_ended``)."""
@@ -284,10 +311,12 @@ class ZoneForecaster:
             if tid in inside:
                 continue
             p, v = forecast.point[row], forecast.velocity[row]
+            standing = self._active.get(tid)
+            if standing is not None:
+                standing.saw(now, p, v)
             if points_in_polygon(p[None], self._polygon)[0]:
                 continue                               # inside, not yet confirmed: the entry is being decided
             hit = self._entry(p, v, cov[row])
-            standing = self._active.get(tid)
             if standing is not None:
                 if hit is None:
                     del self._active[tid]
@@ -299,11 +328,20 @@ class ZoneForecaster:
                     standing.follow(now, hit)
             elif hit is not None and hit.seconds <= self.horizon and hit.probability >= self.min_probability:
                 self._active[tid] = _Standing(now + hit.seconds, hit.probability)
+                self._active[tid].saw(now, p, v)
                 made.append(Predicted(tid, 1, hit.seconds, hit.probability, hit.at))
         return made, cancelled
 
     def entered(self, tid: int) -> None:
         self._active.pop(tid, None)
+
+    def left(self, seen: Sequence[int], now: float, size: tuple[int, int]) -> list[tuple[int, int, str]]:
+        """As ``LineForecaster.left``: predicted entries of unseen tracks that left the picture, cancelled."""
+        here = set(seen)
+        gone = sorted(tid for tid, s in self._active.items() if tid not in here and s.out_of(now, size))
+        for tid in gone:
+            del self._active[tid]
+        return [(tid, 1, "left_picture") for tid in gone]
 
     def forget(self, tid: int) -> list[tuple[int, int, str]]:
         if self._active.pop(tid, None) is not None:
