@@ -42,7 +42,7 @@ def database_url(db: str) -> URL:
         return URL.create("sqlite", database=str(sqlite_path(db)))
     try:
         url = make_url(db)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UserError(f"--db: cannot read the database URL {redact_text(db, url_password(db))}") from None
     return url.set(drivername="postgresql+psycopg")
 
