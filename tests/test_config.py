@@ -84,6 +84,7 @@ def test_no_flags_keep_file_values(tmp_path):
     ("overlay: {mask_alpha: 2}", "overlay.mask_alpha"),
     ("output: {video_crf: 60}", "output.video_crf"),
     ("output: {video_preset: turbo}", "output.video_preset"),
+    ("output: {events: 'out/{id}-events.jsonl'}", "output.events"),
     ("redis: {on_unreachable: panic}", "redis.on_unreachable"),
     ("metrics: {port: 70000}", "metrics.port"),
     ("sources: [{id: a}]", "sources[0].url"),
@@ -110,6 +111,7 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, text, key):
     (["a.mp4", "--metrics-port", "0"], "metrics.port"),
     (["a.mp4", "b.mp4", "--source-id", "x"], "--source-id"),
     (["a.mp4", "--max-frames", "0"], "--max-frames"),
+    (["a.mp4", "--jsonl", "out/{sorce}.jsonl"], "output.jsonl"),  # else written as a file named {sorce}.jsonl
 ])
 def test_bad_flag_values_are_rejected_naming_the_key(argv, key):
     with pytest.raises(ConfigError, match=f"^{key}: "):
