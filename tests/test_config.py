@@ -93,6 +93,9 @@ def test_no_flags_keep_file_values(tmp_path):
     ("sources: [{url: a.mp4, id: x}, {url: b.mp4, id: x}]", "sources"),
     ("zones: [{name: z, polygon: [[0, 0], [1, 1]]}]", "zones[0].polygon"),
     ("lines: [{name: l, points: [[0, 0], [1, 1], [2, 2]]}]", "lines[0].points"),
+    ("zones: [{name: z}]", "zones[0].polygon"),  # a required key left out was a TypeError traceback
+    ("lines: [{points: [[0, 0], [1, 1]]}]", "lines[0].name"),
+    ("sources: [{url: a.mp4, zones: [{polygon: [[0, 0], [9, 0], [9, 9]]}]}]", "sources[0].zones[0].name"),
     ("detector: 5", "detector"),
     ("tracker: [1, 2]", "tracker"),
 ])
