@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -27,6 +28,14 @@ def check_db(value: str, key: str = "db") -> None:
     except ValueError as exc:  # checked now, before any output is opened
         reason = redact_text(str(exc), url_password(text))
         raise ConfigError(key, f"not a valid database URL {mask_url(text)!r}: {reason}") from None
+
+
+def is_postgres(db: str) -> bool:
+    return db.split("://", 1)[0].lower() in ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def sqlite_path(db: str) -> Path:
+    return Path(db[len("sqlite:///"):] if db.lower().startswith("sqlite:///") else db).expanduser()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ Passwords never appear in messages: ``describe(url)`` masks them.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -19,10 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 from pipelines.errors import UserError
 from pipelines.secrets import redact_text, url_password
-
-
-def is_postgres(db: str) -> bool:
-    return db.split("://", 1)[0].lower() in ("postgresql", "postgres", "postgresql+psycopg")
+from pipelines.store.config import is_postgres, sqlite_path
 
 
 def describe(db: str) -> str:
@@ -30,10 +26,6 @@ def describe(db: str) -> str:
     if is_postgres(db):
         return f"PostgreSQL at {redact_text(db, url_password(db))}"
     return f"SQLite {sqlite_path(db)}"
-
-
-def sqlite_path(db: str) -> Path:
-    return Path(db[len("sqlite:///"):] if db.lower().startswith("sqlite:///") else db).expanduser()
 
 
 def database_url(db: str) -> URL:
