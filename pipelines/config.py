@@ -8,6 +8,7 @@ types and out-of-range values raise ``ConfigError`` naming the dotted key (``det
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
@@ -101,6 +102,13 @@ class OutputConfig:
     video_rotate_bytes: Optional[int] = field(default=None, metadata={"gt": 0})
     retain_seconds: Optional[float] = field(default=None, metadata={"gt": 0})
     retain_bytes: Optional[int] = field(default=None, metadata={"gt": 0})
+
+    def __post_init__(self) -> None:
+        for key in ("video", "jsonl", "mot", "events", "heatmap"):
+            path = getattr(self, key)
+            braces = re.findall(r"\{[^{}]*\}", path or "")
+            if any(b != "{source}" for b in braces):  # out/{sorce}.jsonl would be written under that name
+                raise ConfigError(key, f"only {{source}} may appear in braces, got {path!r}")
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,15 @@ def redact_url(text: str) -> str:
         return MASK
 
 
+def mask_url(url: str) -> str:
+    """``url`` (one URL, as a message shows it) with its password masked whatever it holds, a raw space too
+    (which would end a URL in running text, where ``redact_url`` cuts it). Never raises."""
+    try:
+        return redact_url(_mask_url_token(url) if _SCHEME.match(url) else url)
+    except Exception:  # noqa: BLE001 - masking must never be the thing that fails
+        return MASK
+
+
 def redact_text(text: str, *secrets: Optional[str]) -> str:
     """``text`` with every URL password (``redact_url``) and each given secret string (as written and
     percent-decoded) replaced by ``***``. The one function every shown text goes through."""

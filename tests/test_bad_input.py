@@ -69,6 +69,14 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "output under a file":
         (tmp / "plain.txt").write_text("x")
         return [*ok, "--jsonl", str(tmp / "plain.txt" / "out.jsonl")], "cannot"
+    if name == "database URL with a bad port":
+        return [*ok, "--db", "postgresql://u:pw@127.0.0.1:x/db", "--jsonl", str(tmp / "o.jsonl")], \
+            "store.db: not a valid database URL"
+    if name == "database that is a folder":  # was retried as an unreachable database, then exit 3
+        (tmp / "history").mkdir()
+        return [*ok, "--db", str(tmp / "history")], "it is a directory"
+    if name == "database on another output":  # SQLite wrote over the JSONL file
+        return [*ok, "--db", str(tmp / "o.jsonl"), "--jsonl", str(tmp / "o.jsonl")], "are the same file"
     if name == "no source":
         return ["--model", str(weights)], "no source given"
     raise AssertionError(name)
@@ -77,7 +85,8 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
 CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "out-of-range value", "unwritable output path",
-         "output under a file", "no source"]
+         "output under a file", "database URL with a bad port",
+         "database that is a folder", "database on another output", "no source"]
 
 
 @pytest.mark.parametrize("name", CASES)

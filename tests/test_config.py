@@ -84,6 +84,7 @@ def test_no_flags_keep_file_values(tmp_path):
     ("overlay: {mask_alpha: 2}", "overlay.mask_alpha"),
     ("output: {video_crf: 60}", "output.video_crf"),
     ("output: {video_preset: turbo}", "output.video_preset"),
+    ("output: {events: 'out/{id}-events.jsonl'}", "output.events"),
     ("redis: {on_unreachable: panic}", "redis.on_unreachable"),
     ("metrics: {port: 70000}", "metrics.port"),
     ("sources: [{id: a}]", "sources[0].url"),
@@ -92,6 +93,9 @@ def test_no_flags_keep_file_values(tmp_path):
     ("sources: [{url: a.mp4, id: x}, {url: b.mp4, id: x}]", "sources"),
     ("zones: [{name: z, polygon: [[0, 0], [1, 1]]}]", "zones[0].polygon"),
     ("lines: [{name: l, points: [[0, 0], [1, 1], [2, 2]]}]", "lines[0].points"),
+    ("zones: [{name: z}]", "zones[0].polygon"),  # a required key left out was a TypeError traceback
+    ("lines: [{points: [[0, 0], [1, 1]]}]", "lines[0].name"),
+    ("sources: [{url: a.mp4, zones: [{polygon: [[0, 0], [9, 0], [9, 9]]}]}]", "sources[0].zones[0].name"),
     ("detector: 5", "detector"),
     ("tracker: [1, 2]", "tracker"),
 ])
@@ -110,6 +114,7 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, text, key):
     (["a.mp4", "--metrics-port", "0"], "metrics.port"),
     (["a.mp4", "b.mp4", "--source-id", "x"], "--source-id"),
     (["a.mp4", "--max-frames", "0"], "--max-frames"),
+    (["a.mp4", "--jsonl", "out/{sorce}.jsonl"], "output.jsonl"),  # else written as a file named {sorce}.jsonl
 ])
 def test_bad_flag_values_are_rejected_naming_the_key(argv, key):
     with pytest.raises(ConfigError, match=f"^{key}: "):

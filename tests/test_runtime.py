@@ -185,6 +185,13 @@ def _openvino_bf16() -> bool:
 
 # --- workers, batches, the CLI -----------------------------------------------------------------------------
 
+def test_an_input_size_off_the_stride_is_rounded_up_as_ultralytics_does(exported, frames):
+    """--imgsz 321 ran as 352 in PyTorch but gave the exported model an input it returns no rows for."""
+    odd = Detector(DetectorConfig(imgsz=IMGSZ + 1, cache_dir=str(exported.cache), device="cpu"), str(exported.pose))
+    found = odd.detect(frames)
+    assert len(found) == len(frames) and sum(len(d) for d in found) > 0
+
+
 def test_two_workers_share_one_exported_file_and_batches_agree_with_single_frames(exported, frames):
     from concurrent.futures import ThreadPoolExecutor
 

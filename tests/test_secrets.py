@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from pipelines.credentials import read_secret
-from pipelines.secrets import MASK, MaskFilter, redact_text, redact_url, source_name, url_password
+from pipelines.secrets import MASK, MaskFilter, mask_url, redact_text, redact_url, source_name, url_password
 from tests.conftest import free_port, run_cli
 
 # (url, the secret that must not show, what must still show)
@@ -100,3 +100,14 @@ def test_a_dead_camera_with_a_hostile_password_never_shows_it(tmp_path):
         for piece in _fragments(secret, "rtsp://admin:@127.0.0.1/stream", 3):
             assert piece not in text, (piece, text)
         assert f"127.0.0.1:{port}" in text
+
+
+@pytest.mark.parametrize(("flag", "url"), [("--redis", "redis://u:my secret@127.0.0.1:6379/x"),
+                                           ("--mqtt", "mqtt://u:my secret@127.0.0.1:x/"),
+                                           ("--db", "postgresql://u:my secret@127.0.0.1:x/db")])
+def test_a_password_with_a_raw_space_is_masked_whole(bikes_video, flag, url):
+    """A space ends a URL in running text, so the error named the URL with half its password showing."""
+    assert mask_url(url.replace("127.0.0.1", "cam")).startswith(url.split(":", 1)[0] + "://u:***@cam")
+    done = run_cli("run", str(bikes_video), flag, url, "--max-frames", "1", "--quiet", timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "secret" not in done.stderr and "u:***@127.0.0.1" in done.stderr, done.stderr

@@ -197,6 +197,9 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "")
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(_join(prefix, str(key)), f"unknown key (known keys: {known})")
+    for name, f in fields.items():
+        if f.init and name not in data and dataclasses.MISSING is f.default is f.default_factory:
+            raise ConfigError(_join(prefix, name), "is required")
     kwargs = {k: _convert(v, hints[k], _join(prefix, k)) for k, v in data.items()}
     try:
         obj = cls(**kwargs)

@@ -8,10 +8,10 @@ building ``Results``. Here the model's raw output goes straight to ``Detections`
 What is computed is Ultralytics' own, step for step, so detections agree with its predictor
 (``tests/test_runtime.py`` compares both with PyTorch on real frames):
 
-- input: its ``LetterBox`` -- scaled by ``min(imgsz / h, imgsz / w)``, sides rounded, OpenCV ``INTER_LINEAR``,
-  grey (114) padding centred with its rounding, to the smallest stride multiple when the model takes any
-  input size (``dynamic``, as trackstream's cache exports), else to the model's fixed square; BGR -> RGB,
-  scaled to 0..1;
+- input: its ``LetterBox`` at ``imgsz`` rounded up to a multiple of the model's stride (its ``check_imgsz``)
+  -- scaled by ``min(imgsz / h, imgsz / w)``, sides rounded, OpenCV ``INTER_LINEAR``, grey (114) padding
+  centred with its rounding, to the smallest stride multiple when the model takes any input size
+  (``dynamic``, as trackstream's cache exports), else to the model's fixed square; BGR -> RGB, scaled to 0..1;
 - output: its ``non_max_suppression`` as a predictor calls it -- best class per box above ``conf``, optional
   class filter, class-aware greedy NMS at ``iou`` (boxes offset per class), at most ``max_det`` kept by
   score -- then boxes and keypoints mapped back to frame pixels and clipped to the frame.
@@ -296,6 +296,7 @@ class NativeModel:
                 classes: Optional[Sequence[int]], max_det: int) -> list[Found]:
         """Detections of each image (BGR uint8), in order; frames of one shape go through the model at once."""
         found: list[Optional[Found]] = [None] * len(images)
+        imgsz = -(-imgsz // self.info.stride) * self.info.stride  # 321 -> 352, as Ultralytics does
         groups: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             groups.setdefault((int(image.shape[0]), int(image.shape[1])), []).append(index)

@@ -28,6 +28,7 @@ from pipelines.sinks.base import safe_name
 from pipelines.sinks.heatmap_file import check_new, temporary_path
 from pipelines.sinks.rotation import segment_pattern
 from pipelines.sources.base import file_path
+from pipelines.store.config import is_postgres, sqlite_path
 
 # output key -> (flag, whether it can rotate)
 OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"),
@@ -97,6 +98,9 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
             writes.append(Write(folder / name, f"the state file of source {settings.id}"))
             writes.append(Write(folder / f".{safe_name(settings.id)}.restarts",
                                 f"the restart count of source {settings.id}", lock=False))
+    db = config.store.db
+    if db and not is_postgres(db):  # not locked: runs may share one history (SQLite queues its writers)
+        writes.append(Write(sqlite_path(db), "--db", lock=False))
     return writes
 
 

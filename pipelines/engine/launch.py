@@ -24,6 +24,7 @@ from pipelines.settings import SourceSettings
 from pipelines.sinks.base import output_path
 from pipelines.sources import open_source
 from pipelines.sources.base import Source
+from pipelines.store.config import is_postgres, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def preflight(config: PipelineConfig) -> str:
             continue
         for settings in config.sources:
             check_writable(output_path(template, settings.id, several))
+    if config.store.db and not is_postgres(config.store.db):
+        check_writable(str(sqlite_path(config.store.db)))
     if config.redis.url:
         from pipelines.sinks.redis_sink import check_reachable
 

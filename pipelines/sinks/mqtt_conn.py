@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal, Optional
 from urllib.parse import unquote, urlsplit
 
 from pipelines.errors import UserError
-from pipelines.secrets import redact_text, redact_url, url_password
+from pipelines.secrets import mask_url, redact_text, url_password
 from tracker.configutil import ConfigError
 
 __all__ = ["MqttConfig", "MqttRefused", "Target", "check_reachable", "describe", "error_text", "open_client",
@@ -142,7 +142,7 @@ def parse_url(url: str, key: str = "mqtt.url") -> Target:
 
 def describe(url: str) -> str:
     """The URL as it may appear in logs: password masked."""
-    return redact_url(url)
+    return mask_url(url)
 
 
 def error_text(exc: BaseException, url: str) -> str:

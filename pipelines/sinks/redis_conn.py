@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 from urllib.parse import unquote, urlsplit
 
 from pipelines.errors import UserError
-from pipelines.secrets import redact_text, redact_url, url_password
+from pipelines.secrets import mask_url, redact_text, url_password
 from tracker.configutil import ConfigError
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -76,7 +76,7 @@ def stream_name(template: str, source: str, key: str = "stream") -> str:
 
 def check_url(url: str, key: str = "redis.url") -> None:
     """Raise ConfigError (password masked) when ``url`` is not a usable Redis URL."""
-    shown = redact_url(url)
+    shown = describe(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -97,7 +97,7 @@ def check_url(url: str, key: str = "redis.url") -> None:
 
 def describe(url: str) -> str:
     """The URL as it may appear in logs: password masked."""
-    return redact_url(url)
+    return mask_url(url)
 
 
 def secrets_of(url: str) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
-from pipelines.secrets import redact_text, redact_url, source_name, url_password
+from pipelines.secrets import mask_url, redact_text, source_name, url_password
 from pipelines.sources.backoff import Backoff
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FrameSelector
@@ -102,7 +102,7 @@ class LiveSource:
         self._url = url
         password = url_password(self._url)
         self._secrets = tuple(s for s in (password, unquote(password) if password else None) if s)
-        self.display_url = redact_url(self._url)
+        self.display_url = mask_url(self._url)
         self.source_id = source_id or source_name(self._url)
         self._open_url, self._fmt, self._ffmpeg_options = ffmpeg_input(self._url, self.options)
         self.fps: Optional[float] = None

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
+from pipelines.secrets import mask_url, redact_text, url_password
 from tracker.configutil import ConfigError
 
 CLIP_EVENT_KINDS = ("track_started", "track_lost", "track_recovered", "track_ended", "zone_entered",
@@ -20,6 +23,19 @@ def check_db(value: str, key: str = "db") -> None:
     scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() not in DB_SCHEMES:
         raise ConfigError(key, f"expected a SQLite file (events.db) or a postgresql:// URL, got a {scheme}:// URL")
+    try:
+        urlsplit(text).port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:  # checked now, before any output is opened
+        reason = redact_text(str(exc), url_password(text))
+        raise ConfigError(key, f"not a valid database URL {mask_url(text)!r}: {reason}") from None
+
+
+def is_postgres(db: str) -> bool:
+    return db.split("://", 1)[0].lower() in ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def sqlite_path(db: str) -> Path:
+    return Path(db[len("sqlite:///"):] if db.lower().startswith("sqlite:///") else db).expanduser()
 
 
 @dataclass(frozen=True)

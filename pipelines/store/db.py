@@ -10,7 +10,6 @@ Passwords never appear in messages: ``describe(url)`` masks them.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -19,10 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 from pipelines.errors import UserError
 from pipelines.secrets import redact_text, url_password
-
-
-def is_postgres(db: str) -> bool:
-    return db.split("://", 1)[0].lower() in ("postgresql", "postgres", "postgresql+psycopg")
+from pipelines.store.config import is_postgres, sqlite_path
 
 
 def describe(db: str) -> str:
@@ -32,17 +28,13 @@ def describe(db: str) -> str:
     return f"SQLite {sqlite_path(db)}"
 
 
-def sqlite_path(db: str) -> Path:
-    return Path(db[len("sqlite:///"):] if db.lower().startswith("sqlite:///") else db).expanduser()
-
-
 def database_url(db: str) -> URL:
     """The SQLAlchemy URL of ``db`` (a path or URL); UserError (password masked) when it is malformed."""
     if not is_postgres(db):
         return URL.create("sqlite", database=str(sqlite_path(db)))
     try:
         url = make_url(db)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UserError(f"--db: cannot read the database URL {redact_text(db, url_password(db))}") from None
     return url.set(drivername="postgresql+psycopg")
 
