@@ -50,7 +50,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipelines.store.db import is_postgres, open_engine, sqlite_path
+    from pipelines.store.config import is_postgres, sqlite_path
+    from pipelines.store.db import open_engine
     from pipelines.store.query import EventFilter, parse_time, search_events
 
     now = time.time()
