@@ -92,6 +92,7 @@ class OutputConfig:
     events: Optional[str] = None
     heatmap: Optional[str] = None  # PNG of each source's heatmap, written at the end (--heatmap)
     heatmap_overwrite: bool = False  # replace an existing heatmap file (else the run refuses it at start)
+    overwrite: bool = False  # replace existing output files (else the run refuses them at start: guard.py)
     video_codec: str = "libx264"
     video_encoder: Literal["auto", "cpu", "cuda"] = "auto"  # NVENC or video_codec: pipelines/sinks/video.py
     video_crf: int = field(default=23, metadata={"min": 0, "max": 51})

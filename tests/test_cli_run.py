@@ -128,7 +128,7 @@ def test_quiet_hides_model_loading_lines_and_two_workers_print_them_once(tmp_pat
 
     onnx = shared_data("weights/yolov8n_int8_640.onnx")
     base = ("run", str(bikes_video), "--model", str(onnx), "--imgsz", "160", "--max-frames", "4", "--workers", "2",
-            "--jsonl", str(tmp_path / "q.jsonl"))
+            "--jsonl", str(tmp_path / "q.jsonl"), "--overwrite")   # the second run replaces the first's file
     loud = run_cli(*base)
     quiet = run_cli(*base, "--quiet")
     assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)

@@ -109,7 +109,8 @@ def test_a_second_run_on_the_same_files_refuses_and_kill_9_leaves_no_stale_lock(
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate()
-    again = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "3", "--imgsz", "160", "--quiet")
+    again = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "3", "--imgsz", "160", "--quiet",
+                    "--overwrite")   # out.jsonl holds the killed run's lines: replacing them is asked for
     assert again.returncode == 0, again.stderr
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3
     assert not (tmp_path / ".out.jsonl.lock").exists()
@@ -129,3 +130,44 @@ def test_a_still_image_is_refused_with_a_reason(clip, tmp_path):
     with av.open(str(clip)) as container:
         next(container.decode(video=0)).to_image().save(picture)
     _refused(run_cli("run", str(picture), "--jsonl", str(tmp_path / "p.jsonl")), "still image", "video")
+
+
+def test_an_existing_output_is_kept_unless_asked_and_a_resume_continues_it(clip, tmp_path):
+    """The one line docs/outputs.md quotes, before any model loads; --overwrite replaces the file; a run resumed
+    from --state continues the file its snapshot names; an empty file holds nothing to lose."""
+    from tests.test_docs_quotes import printed, quoted
+
+    out = tmp_path / "out.jsonl"
+    out.write_text("the user's own lines\n")
+    refused = run_cli("run", str(clip), "--jsonl", "out.jsonl", "--quiet", cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert printed(refused.stderr).replace("same", "bikes") == quoted("outputs.md", "--jsonl of source")
+    for flag in ("--out", "--mot", "--events"):   # every output, each named in its own line
+        kept = tmp_path / f"kept{flag[2:]}.x"
+        kept.write_text("keep\n")
+        done = run_cli("run", str(clip), flag, str(kept), "--max-frames", "2", "--quiet")
+        _refused(done, flag, str(kept), "--overwrite")
+        assert kept.read_text() == "keep\n"
+    assert out.read_text() == "the user's own lines\n"
+    replaced = run_cli("run", str(clip), "--jsonl", str(out), "--max-frames", "3", "--imgsz", "160", "--quiet",
+                       "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(out.read_text().splitlines()) == 3 and "user's" not in out.read_text()
+    state = tmp_path / "state"
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_text("")   # an empty file: nothing to lose
+    for frames in ("4", "8"):   # the second run continues the file the first one's snapshot names
+        done = run_cli("run", str(clip), "--jsonl", str(resumed), "--state", str(state), "--max-frames", frames,
+                       "--imgsz", "160", "--quiet")
+        assert done.returncode == 0, done.stderr
+    assert len(resumed.read_text().splitlines()) == 12
+    other = tmp_path / "other.jsonl"
+    other.write_text("keep\n")
+    fresh = run_cli("run", str(clip), "--jsonl", str(other), "--state", str(state), "--fresh-state",
+                    "--max-frames", "2", "--quiet")
+    _refused(fresh, "--jsonl", str(other))   # starting over spares only the files the discarded state wrote
+    assert other.read_text() == "keep\n"
+    fresh = run_cli("run", str(clip), "--jsonl", str(resumed), "--state", str(state), "--fresh-state",
+                    "--max-frames", "2", "--imgsz", "160", "--quiet")
+    assert fresh.returncode == 0, fresh.stderr
+    assert len(resumed.read_text().splitlines()) == 2   # its own file, started over as asked

@@ -90,7 +90,7 @@ def test_help_names_the_heatmap_flags():
 def test_a_run_continuing_its_saved_state_may_replace_the_heatmap_it_wrote(tmp_path, bikes_video):
     """``--state``: the saved state records the heatmap's path; resuming it replaces that file, nothing else."""
     from pipelines.config import build_config
-    from pipelines.engine.guard import check_paths
+    from pipelines.engine.guard import check_new_outputs as check_paths   # the rule for every output now
 
     png, state = tmp_path / "heat.png", tmp_path / "state"
     png.write_bytes(b"from the interrupted run")

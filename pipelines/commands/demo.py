@@ -1,6 +1,7 @@
 """`trackstream demo`: track the bundled bikes.mp4 with the bundled YOLO11n-pose model, fully offline.
 
-Writes an annotated video and a JSONL file into ``./trackstream-demo/`` (or ``--out-dir``) and says where.
+Writes an annotated video and a JSONL file into ``./trackstream-demo/`` (or ``--out-dir``) and says where;
+running it again replaces them.
 With ``--http [HOST:]PORT`` the clip plays at its own pace (like a camera) with a counting line, and the live
 view is served while it plays (``docs/web.md``). ``trackstream`` with no arguments runs this.
 """
@@ -41,7 +42,9 @@ def main(args: argparse.Namespace) -> int:
     data = {
         "sources": [{"url": str(video), "id": "bikes"}],
         "detector": {"model": str(model)},
-        "output": {"video": str(out_dir / "bikes_tracked.mp4"), "jsonl": str(out_dir / "bikes.jsonl")},
+        # the demo's own folder: running it again replaces what it wrote there before
+        "output": {"video": str(out_dir / "bikes_tracked.mp4"), "jsonl": str(out_dir / "bikes.jsonl"),
+                   "overwrite": True},
         "metrics": {"log_interval": 0},  # a short clip: the progress bar and the summary say enough
     }
     if listen is not None:  # a view to watch: the clip plays like a camera, cyclists cross a counting line

@@ -169,6 +169,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "discovery), one device per source")
     parser.add_argument("--heatmap-overwrite", action="store_true", default=None,
                         help="let --heatmap replace an existing file")
+    parser.add_argument("--overwrite", action="store_true", default=None,
+                        help="let the outputs (--out, --jsonl, --mot, --events, --heatmap) replace existing "
+                             "files; without it a run refuses to start rather than replace one")
     parser.add_argument("--heatmap-overlay", action="store_true", default=None,
                         help="draw the heatmap under the tracks in the annotated video and the live view")
     parser.add_argument("--realtime", action="store_true", default=None,
@@ -216,6 +219,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         set_dotted(data, "heatmap.enabled", True)
     if args.heatmap_overwrite:
         set_dotted(data, "output.heatmap_overwrite", True)
+    if args.overwrite:
+        set_dotted(data, "output.overwrite", True)
     if args.heatmap_overlay:
         set_dotted(data, "overlay.heatmap", True)
     for flag, key in OVERLAY_FLAGS:

@@ -69,6 +69,14 @@ def _special(path: Path) -> bool:
         return False
 
 
+def _rotates(config: PipelineConfig, key: str) -> bool:
+    """Whether output ``key`` rotates: its finished segments are named beside it."""
+    out = config.output
+    return key != "heatmap" and bool(out.retain_seconds or out.retain_bytes or (
+        key == "video" and (out.video_rotate_seconds or out.video_rotate_bytes)) or (
+        key in ("jsonl", "events") and (out.jsonl_rotate_bytes or out.jsonl_rotate_seconds)))
+
+
 def planned_writes(config: PipelineConfig) -> list[Write]:
     """Every file the run will write, with its temporary files."""
     out = config.output
@@ -78,9 +86,7 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
         template = getattr(out, key)
         if template is None:
             continue
-        rotates = key != "heatmap" and bool(out.retain_seconds or out.retain_bytes or (
-            key == "video" and (out.video_rotate_seconds or out.video_rotate_bytes)) or (
-            key in ("jsonl", "events") and (out.jsonl_rotate_bytes or out.jsonl_rotate_seconds)))
+        rotates = _rotates(config, key)
         for settings in config.sources:
             path = Path(output_path(template, settings.id, several)).expanduser()
             writes.append(Write(path, f"{flag} of source {settings.id}", rotates=rotates))
@@ -186,37 +192,71 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
             if _same(first.path, second.path):
                 raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
                                   "each output its own path")
-    check_new_heatmaps(config)
     return writes
 
 
-def check_new_heatmaps(config: PipelineConfig) -> None:
-    """Refuse a ``--heatmap`` path that names an existing file, unless ``output.heatmap_overwrite`` or the run
-    continues (``--state DIR``) a saved state whose run wrote that very file."""
-    template = config.output.heatmap
-    if template is None:
-        return
-    for settings in config.sources:
-        path = Path(output_path(template, settings.id, len(config.sources) > 1))
-        if not _special(path) and not _continued(config, settings.id, path):
-            check_new(path, config.output.heatmap_overwrite, settings.id)
+def check_new_outputs(config: PipelineConfig) -> None:
+    """Refuse (``OutputError``, one line) an output path that names a file the user already has, unless
+    ``output.overwrite`` (``--overwrite``; for the heatmap also ``output.heatmap_overwrite``), or the output
+    rotates (the old file is moved aside, never replaced), or ``--state`` answers for it (``_spared``: the saved
+    state's run wrote that very file). An empty file holds nothing to lose; devices are written through. Called
+    once the run holds its locks, so a file another run is writing is reported as that."""
+    out = config.output
+    several = len(config.sources) > 1
+    for key, flag in OUTPUTS:
+        template = getattr(out, key)
+        if template is None or out.overwrite or _rotates(config, key):
+            continue
+        for settings in config.sources:
+            path = Path(output_path(template, settings.id, several)).expanduser()
+            if _special(path) or _spared(config, settings.id, path, key):
+                continue
+            if key == "heatmap":
+                check_new(path, out.heatmap_overwrite, settings.id)
+            elif _holds_data(path):
+                raise OutputError(f"{flag} of source {settings.id}: {path} exists; refusing to replace it (choose "
+                                  "another path, or --overwrite / output.overwrite: true)")
 
 
-def _continued(config: PipelineConfig, source_id: str, path: Path) -> bool:
-    """A saved state in ``state.dir`` (a folder, not Redis) that is resumed and records ``path`` as its heatmap."""
-    state = config.state.dir
-    if not state or config.state.fresh or state.startswith(("redis://", "rediss://", "unix://")):
+def _holds_data(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
         return False
-    import json
 
-    try:   # read here, not through the state store, which would create the folder: nothing is made yet
-        saved = json.loads((Path(state).expanduser() / f"{safe_name(source_id)}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False   # none yet, or unreadable: the run itself reports the latter
+
+def _spared(config: PipelineConfig, source_id: str, path: Path, key: str) -> bool:
+    """Whether ``--state`` answers for output ``key`` at ``path`` of ``source_id``: its saved state names that very
+    file (the run continues it, or with ``--fresh-state`` starts it over; the heatmap PNG, a finished picture,
+    only when continued), or, resumed, names another one (the resume refuses that itself, naming both). A state
+    in Redis that cannot be read counts too: the run itself stops on it."""
+    state = config.state.dir
+    if not state:
+        return False
+    saved: object = None
+    if state.startswith(("redis://", "rediss://", "unix://")):
+        from pipelines.engine.state import open_store
+
+        try:
+            saved = open_store(state).load(source_id)
+        except Exception:  # noqa: BLE001 - unreachable, refused, unreadable: reported by the run in one line
+            return True
+    else:
+        import json
+
+        try:   # read here, not through the state store, which would create the folder: nothing is made yet
+            folder = Path(state).expanduser()
+            saved = json.loads((folder / f"{safe_name(source_id)}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False   # none yet, or unreadable: the run itself reports the latter
     outputs = saved.get("outputs") if isinstance(saved, dict) else None
-    recorded = outputs.get("heatmap") if isinstance(outputs, dict) else None
+    recorded = outputs.get(key) if isinstance(outputs, dict) else None
     where = recorded.get("path") if isinstance(recorded, dict) else None
-    return isinstance(where, str) and _same(Path(where), path)
+    if not isinstance(where, str):
+        return False
+    if config.state.fresh:   # starting over rewrites the discarded run's own files, but not its finished picture
+        return key != "heatmap" and _same(Path(where), path)
+    return True
 
 
 class WriteLocks:

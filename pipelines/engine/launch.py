@@ -95,10 +95,9 @@ def preflight(config: PipelineConfig) -> str:
     require_sources(config)
     out = config.output
     several = len(config.sources) > 1
-    if out.heatmap is not None:
-        from pipelines.engine.guard import check_new_heatmaps
+    from pipelines.engine.guard import check_new_outputs
 
-        check_new_heatmaps(config)   # an existing file is kept unless output.heatmap_overwrite
+    check_new_outputs(config)   # an existing file is kept unless output.overwrite (after the locks: claim_writes)
     for template in (out.video, out.jsonl, out.mot, out.events, out.heatmap):
         if template is None:
             continue
