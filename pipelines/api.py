@@ -97,7 +97,13 @@ def _source_entry(source: SourceLike) -> dict[str, Any]:
         return {"url": source.url, "id": source.id}  # a placeholder: ids are still checked to be unique
     if isinstance(source, Mapping):
         return dict(source)
-    return {"url": os.fspath(source)}
+    if isinstance(source, (list, tuple)):   # process(["a.mp4", "b.mp4"]): the sources are separate arguments
+        raise ConfigError("sources", "give each source as its own argument, process(*paths), not one list")
+    try:
+        return {"url": os.fspath(source)}
+    except TypeError:
+        raise ConfigError("sources", f"a source is a path, URL, mapping or SourceSettings, got "
+                                     f"{type(source).__name__}") from None
 
 
 class ConfigOptions(TypedDict, total=False):

@@ -129,3 +129,16 @@ def test_a_bad_setting_is_refused_at_the_call_naming_its_key():
         process("street.mp4", conf=2.0)
     with pytest.raises(ConfigError, match="detector.bogus"):
         process("street.mp4", overrides={"detector.bogus": 1})
+
+
+@pytest.mark.parametrize("sources, message", [
+    ((["a.mp4", "b.mp4"],), "give each source as its own argument"),
+    ((3.5,), "a source is a path, URL, mapping or SourceSettings, got float"),
+])
+def test_a_source_that_is_not_one_is_a_config_error_naming_it(sources, message):  # type: ignore[no-untyped-def]
+    """``process(["a.mp4"])`` raised a bare TypeError from deep inside; the README promises ConfigError."""
+    from pipelines.api import process
+    from tracker.configutil import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        next(iter(process(*sources)))

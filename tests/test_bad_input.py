@@ -79,6 +79,15 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         return [*ok, "--db", str(tmp / "o.jsonl"), "--jsonl", str(tmp / "o.jsonl")], "are the same file"
     if name == "no source":
         return ["--model", str(weights)], "no source given"
+    # a flag that only works beside another was silently ignored without it
+    if name == "--fresh-state without --state":
+        return [*ok, "--fresh-state", "--jsonl", str(tmp / "o.jsonl")], "--fresh-state: needs --state"
+    if name == "a Ray flag without --engine ray":
+        return [*ok, "--cameras-per-actor", "2"], "--cameras-per-actor: needs --engine ray"
+    if name == "video rotation without --out":
+        return [*ok, "--out-rotate-seconds", "60", "--jsonl", str(tmp / "o.jsonl")], "--out-rotate-seconds: needs --out"
+    if name == "--retain without an output":
+        return [*ok, "--retain", "7d"], "--retain: needs an output"
     raise AssertionError(name)
 
 
@@ -86,7 +95,9 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "out-of-range value", "unwritable output path",
          "output under a file", "database URL with a bad port",
-         "database that is a folder", "database on another output", "no source"]
+         "database that is a folder", "database on another output", "no source",
+         "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
+         "--retain without an output"]
 
 
 @pytest.mark.parametrize("name", CASES)

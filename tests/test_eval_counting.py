@@ -165,3 +165,14 @@ def test_ground_truth_as_detections_needs_the_ground_truth(tmp_path: Path):
     proc = run_cli("eval", str(root), "--out", str(tmp_path / "out"), "--detections", "gt")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"--detections gt: {SEQ} has no gt/gt.txt" in proc.stderr
+
+
+def test_eval_out_naming_a_file_is_refused_before_anything_is_tracked(tmp_path):  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli, shared_data
+
+    out = tmp_path / "results.txt"
+    out.write_text("mine\n")
+    proc = run_cli("eval", str(shared_data("mot")), "--out", str(out), "--seqs", "MOT17-09-FRCNN", timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().endswith("is a file; eval writes a folder of results there")
+    assert out.read_text() == "mine\n"

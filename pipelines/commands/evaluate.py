@@ -191,6 +191,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--cross-validate chooses among trackstream configs: add --tracker trackstream "
                         "or --candidate FILE")
     _check_counting(args)
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():   # found now, not after the first sequence was tracked
+        raise UserError(f"--out {args.out}: is a file; eval writes a folder of results there")
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,

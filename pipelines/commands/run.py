@@ -240,7 +240,29 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     config = build_config(data)
     if args.mqtt_discovery and not config.mqtt.url:
         raise ConfigError("--mqtt-discovery", "needs a broker: --mqtt URL (or mqtt.url in the config)")
+    _check_partners(args, config)
     return config
+
+
+def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
+    """A flag that does something only beside another is refused without it (``ConfigError``, one line), rather
+    than silently ignored: the user meant something by it."""
+    out = config.output
+    given = vars(args)
+    needs = (
+        (("--fresh-state",), bool(config.state.dir), "needs --state DIR (or state.dir in the config)"),
+        (("--ray-address", "--cameras-per-actor", "--gpus-per-actor", "--file-workers"),
+         config.cluster.engine == "ray", "needs --engine ray"),
+        (("--out-rotate-seconds", "--out-rotate-bytes"), bool(out.video), "needs --out (the video it rotates)"),
+        (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl or out.events),
+         "needs --jsonl or --events (the file it rotates)"),
+        (("--retain",), bool(out.video or out.jsonl or out.events),
+         "needs an output whose old segments it deletes (--out, --jsonl or --events)"),
+    )
+    for flags, ok, why in needs:
+        for flag in flags:
+            if given.get(_dest(flag)) not in (None, False) and not ok:
+                raise ConfigError(flag, why)
 
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
