@@ -210,7 +210,7 @@ def test_two_workers_share_one_exported_file_and_batches_agree_with_single_frame
 def test_cli_says_which_runtime_runs_and_where_the_cache_is(exported, bikes_video, tmp_path):
     env = {"TRACKSTREAM_MODEL_CACHE": str(exported.cache)}
     common = ("run", str(bikes_video), "--model", str(exported.pose), "--imgsz", str(IMGSZ), "--max-frames", "3",
-              "--jsonl", str(tmp_path / "out.jsonl"), "--quiet")
+              "--jsonl", str(tmp_path / "out.jsonl"), "--quiet", "--overwrite")   # three runs, one file
     fast = run_cli(*common, env=env)
     assert fast.returncode == 0, fast.stderr
     assert f"runtime {AUTO} (yolo11n-pose.pt from the cache: {exported.cache}" in fast.stderr
