@@ -1,6 +1,6 @@
 """Detection schedules with the real detector: what each costs and how far its tracks stay from ``every``'s.
 
-    python benchmarks/schedule.py [--frames 250] [--still-seconds 20] [--imgsz 320]
+    python benchmarks/schedule.py [--frames 250] [--still-seconds 20] [--imgsz 320] [--repeat N]
                                   [--schedules every interval:3 interval:5 adaptive]
 
 Clips: bikes.mp4 (bundled), the two shared 1280x720 videos (first ``--frames`` frames), and of each a *quiet*
@@ -145,6 +145,17 @@ def run_once(clip: str, path: Path, schedule: str, imgsz: int, model: str, still
                still_cpu, first)
 
 
+def median_run(runs: list[Run]) -> Run:
+    """One run's outputs (the same in every repeat: the schedule decides by the video, not by time) with the
+    median of each time."""
+    import dataclasses
+    import statistics
+
+    times = {name: statistics.median(getattr(r, name) for r in runs)
+             for name in ("cpu_s", "wall_s", "still_cpu_s", "first_s")}
+    return dataclasses.replace(runs[0], **times)
+
+
 def running_fps(run: Run) -> float:
     """Frames per second from the first result to the last: the rate of a run going on, start-up left out."""
     return (run.frames - 1) / max(run.wall_s - run.first_s, 1e-9)
@@ -181,6 +192,8 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="weights (default: the bundled YOLO11n-pose)")
     parser.add_argument("--schedules", nargs="+", default=["every", "interval:3", "interval:5", "adaptive"])
     parser.add_argument("--clips", nargs="+", default=None, help="only these clips")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run every schedule N times, interleaved, and report the median times (default 1)")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "true")
     from pipelines.assets import demo_pose_model
@@ -200,7 +213,9 @@ def main() -> int:
         for clip, (path, still) in found.items():
             if args.clips and clip not in args.clips:
                 continue
-            runs = [run_once(clip, path, s, args.imgsz, model, still) for s in schedules]
+            rounds = [[run_once(clip, path, s, args.imgsz, model, still) for s in schedules]
+                      for _ in range(args.repeat)]   # interleaved: a slow spell of the machine hits every schedule
+            runs = [median_run([r[k] for r in rounds]) for k in range(len(schedules))]
             ref = runs[0]
             for run in runs:
                 hota, idf1 = agreement(ref, run, workdir / clip)
