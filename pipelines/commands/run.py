@@ -251,8 +251,8 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
     given = vars(args)
     needs = (
         (("--fresh-state",), bool(config.state.dir), "needs --state DIR (or state.dir in the config)"),
-        (("--ray-address", "--cameras-per-actor", "--gpus-per-actor", "--file-workers"),
-         config.cluster.engine == "ray", "needs --engine ray"),
+        (("--ray-address", "--cameras-per-actor", "--gpus-per-actor", "--file-workers"),   # `cluster add`: on Ray
+         config.cluster.engine == "ray" or getattr(args, "command", "run") == "cluster", "needs --engine ray"),
         (("--out-rotate-seconds", "--out-rotate-bytes"), bool(out.video), "needs --out (the video it rotates)"),
         (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl or out.events),
          "needs --jsonl or --events (the file it rotates)"),
