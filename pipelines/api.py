@@ -204,7 +204,8 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
             ``detector.model``, else the bundled YOLO11n-pose demo model.
         config: a YAML config file or a mapping with the same keys (``configs/default.yaml``); its
             ``output:`` and ``redis:`` sinks are written too, ``state.dir`` resumes as with ``--state``.
-        overrides: dotted config keys, e.g. ``{"detector.iou": 0.5, "output.jsonl": "out.jsonl"}``.
+        overrides: dotted config keys, e.g. ``{"detector.iou": 0.5, "output.jsonl": "out.jsonl"}``; an output
+            file that exists is refused unless ``{"output.overwrite": True}``, as ``--overwrite``.
         imgsz / conf / device / classes: detector input size (px), minimum confidence, device
             (``auto``, ``cpu``, ``cuda:N``), class ids to keep.
         vid_stride: process every Nth frame of each source.

@@ -80,6 +80,7 @@ def mask_url(url: str) -> str:
     """``url`` (one URL, as a message shows it) with its password masked whatever it holds, a raw space too
     (which would end a URL in running text, where ``redact_url`` cuts it). Never raises."""
     try:
+        url = url.strip()   # a leading space would hide the scheme
         return redact_url(_mask_url_token(url) if _SCHEME.match(url) else url)
     except Exception:  # noqa: BLE001 - masking must never be the thing that fails
         return MASK

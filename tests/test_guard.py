@@ -171,3 +171,44 @@ def test_an_existing_output_is_kept_unless_asked_and_a_resume_continues_it(clip,
                     "--max-frames", "2", "--imgsz", "160", "--quiet")
     assert fresh.returncode == 0, fresh.stderr
     assert len(resumed.read_text().splitlines()) == 2   # its own file, started over as asked
+
+
+def test_only_a_rotating_jsonl_moves_an_old_file_aside_and_overwrite_covers_every_output(clip, tmp_path):
+    """A rotating video, an events file or --retain replace their file as it is opened: refused unless asked;
+    a rotating JSONL moves the old live file aside as a segment; --overwrite lets the heatmap go too."""
+    video, events = tmp_path / "a.mp4", tmp_path / "e.jsonl"
+    for path in (video, events):
+        path.write_text("PRECIOUS\n")
+    done = run_cli("run", str(clip), "--out", str(video), "--out-rotate-seconds", "3600", "--max-frames", "2",
+                   "--quiet")
+    _refused(done, "--out", str(video))
+    done = run_cli("run", str(clip), "--events", str(events), "--jsonl", str(tmp_path / "j.jsonl"),
+                   "--jsonl-rotate-bytes", "1000000", "--retain", "1d", "--max-frames", "2", "--quiet")
+    _refused(done, "--events", str(events))
+    assert video.read_text() == events.read_text() == "PRECIOUS\n"
+    rotating = tmp_path / "r.jsonl"
+    rotating.write_text('{"earlier": 1}\n')
+    done = run_cli("run", str(clip), "--jsonl", str(rotating), "--jsonl-rotate-bytes", "1000000", "--max-frames",
+                   "2", "--imgsz", "160", "--quiet")
+    assert done.returncode == 0, done.stderr
+    aside = [p for p in tmp_path.glob("r.*.jsonl")]
+    assert len(aside) == 1 and aside[0].read_text() == '{"earlier": 1}\n'   # kept, as a finished segment
+    heat = tmp_path / "h.png"
+    heat.write_bytes(b"an older picture")
+    done = run_cli("run", str(clip), "--heatmap", str(heat), "--overwrite", "--max-frames", "2", "--imgsz", "160",
+                   "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert heat.read_bytes().startswith(b"\x89PNG")
+
+
+def test_fresh_state_starts_over_the_video_a_resumed_run_went_on_in(clip, tmp_path):
+    """A resumed run writes NAME.part2.mp4 and its snapshot names that file: --fresh-state still starts the
+    discarded run's own NAME.mp4 over instead of refusing it."""
+    out, state = tmp_path / "v.mp4", tmp_path / "st"
+    common = ("run", str(clip), "--out", str(out), "--state", str(state), "--imgsz", "160", "--quiet")
+    for frames in ("3", "6"):
+        done = run_cli(*common, "--max-frames", frames)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "v.part2.mp4").exists()
+    done = run_cli(*common, "--max-frames", "3", "--fresh-state")
+    assert done.returncode == 0, done.stderr

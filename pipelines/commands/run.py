@@ -254,10 +254,9 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
         (("--ray-address", "--cameras-per-actor", "--gpus-per-actor", "--file-workers"),   # `cluster add`: on Ray
          config.cluster.engine == "ray" or getattr(args, "command", "run") == "cluster", "needs --engine ray"),
         (("--out-rotate-seconds", "--out-rotate-bytes"), bool(out.video), "needs --out (the video it rotates)"),
-        (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl or out.events),
-         "needs --jsonl or --events (the file it rotates)"),
-        (("--retain",), bool(out.video or out.jsonl or out.events),
-         "needs an output whose old segments it deletes (--out, --jsonl or --events)"),
+        (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl), "needs --jsonl (the file it rotates)"),
+        (("--retain",), bool(out.video or out.jsonl),
+         "needs an output whose old segments it deletes (--out or --jsonl)"),
     )
     for flags, ok, why in needs:
         for flag in flags:

@@ -59,8 +59,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 1:
         raise UserError("--count must be at least 1")
-    if args.idle_exit is not None and not args.idle_exit > 0:   # NaN too
-        raise UserError(f"--idle-exit must be a number of seconds > 0, got {args.idle_exit}")
+    if args.idle_exit is not None and not args.idle_exit >= 0:   # NaN too; 0: print what is there, then exit
+        raise UserError(f"--idle-exit must be a number of seconds >= 0, got {args.idle_exit}")
     sub = Subscriber(args.redis, args.source, frames=args.frames, group=args.group, consumer=args.consumer,
                      start=args.start, events_stream=args.events_stream, frames_stream=args.frames_stream,
                      claim_idle_ms=args.claim_idle_ms, block_ms=500, auto_ack=False)

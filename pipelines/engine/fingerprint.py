@@ -57,7 +57,9 @@ def output_paths(output: Any, source_id: str, several: bool) -> dict[str, str]:
             if getattr(output, name)}
 
 
-def _same_output(saved: str, current: str, name: str) -> bool:
+def same_output(saved: str, current: str, name: str) -> bool:
+    """Whether the output ``name`` a snapshot recorded at ``saved`` is the one this run writes at ``current`` (a
+    resumed video goes on in ``NAME.partN.ext``)."""
     if os.path.realpath(saved) == os.path.realpath(current):
         return True
     if name == "video":  # a resumed video goes on in NAME.partN.ext
@@ -91,7 +93,7 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
         if name not in outputs:
             raise StateError(f"saved state {where} continues {name} output {path}, which this run does not write; "
                              f"give the same output again, or {START_OVER}")
-        if not _same_output(path, outputs[name], name):
+        if not same_output(path, outputs[name], name):
             raise StateError(f"saved state {where} continues {name} output {path}, this run writes "
                              f"{outputs[name]}; give the same path, or {START_OVER}")
 

@@ -198,14 +198,15 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
 def check_new_outputs(config: PipelineConfig) -> None:
     """Refuse (``OutputError``, one line) an output path that names a file the user already has, unless
     ``output.overwrite`` (``--overwrite``; for the heatmap also ``output.heatmap_overwrite``), or the output
-    rotates (the old file is moved aside, never replaced), or ``--state`` answers for it (``_spared``: the saved
-    state's run wrote that very file). An empty file holds nothing to lose; devices are written through. Called
-    once the run holds its locks, so a file another run is writing is reported as that."""
+    moves an earlier file aside (``_moves_aside``: a rotating JSONL file), or ``--state`` answers for it
+    (``_spared``: the saved state's run wrote that very file). An empty file holds nothing to lose; devices are
+    written through. Called once the run holds its locks, so a file another run is writing is reported as
+    that."""
     out = config.output
     several = len(config.sources) > 1
     for key, flag in OUTPUTS:
         template = getattr(out, key)
-        if template is None or out.overwrite or _rotates(config, key):
+        if template is None or out.overwrite or _moves_aside(config, key):
             continue
         for settings in config.sources:
             path = Path(output_path(template, settings.id, several)).expanduser()
@@ -216,6 +217,13 @@ def check_new_outputs(config: PipelineConfig) -> None:
             elif _holds_data(path):
                 raise OutputError(f"{flag} of source {settings.id}: {path} exists; refusing to replace it (choose "
                                   "another path, or --overwrite / output.overwrite: true)")
+
+
+def _moves_aside(config: PipelineConfig, key: str) -> bool:
+    """Whether output ``key`` moves an earlier live file aside as a finished segment rather than replace it:
+    a rotating JSONL file (``jsonl_rotate_*``); the video, events and MOT files are opened anew."""
+    out = config.output
+    return key == "jsonl" and bool(out.jsonl_rotate_bytes or out.jsonl_rotate_seconds)
 
 
 def _holds_data(path: Path) -> bool:
@@ -255,7 +263,9 @@ def _spared(config: PipelineConfig, source_id: str, path: Path, key: str) -> boo
     if not isinstance(where, str):
         return False
     if config.state.fresh:   # starting over rewrites the discarded run's own files, but not its finished picture
-        return key != "heatmap" and _same(Path(where), path)
+        from pipelines.engine.fingerprint import same_output
+
+        return key != "heatmap" and (_same(Path(where), path) or same_output(where, str(path), key))
     return True
 
 

@@ -91,7 +91,8 @@ def _build(ctx: SinkContext) -> HeatmapFileSink:
     out = ctx.config.output
     assert out.heatmap is not None
     # a run continuing its saved state (--state) replaces the PNG of the run it continues
-    return HeatmapFileSink(ctx.path(out.heatmap), ctx.settings.id, out.heatmap_overwrite or ctx.resume is not None)
+    return HeatmapFileSink(ctx.path(out.heatmap), ctx.settings.id,
+                           out.overwrite or out.heatmap_overwrite or ctx.resume is not None)
 
 
 ENTRY = SinkEntry("heatmap", DropPolicy.BLOCK, lambda config: bool(config.output.heatmap), _build)

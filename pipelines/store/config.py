@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlsplit
 
-from pipelines.secrets import mask_url, redact_text, url_password
+from pipelines.secrets import mask_url
 from tracker.configutil import ConfigError
 
 CLIP_EVENT_KINDS = ("track_started", "track_lost", "track_recovered", "track_ended", "zone_entered",
@@ -23,11 +23,19 @@ def check_db(value: str, key: str = "db") -> None:
     scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() not in DB_SCHEMES:
         raise ConfigError(key, f"expected a SQLite file (events.db) or a postgresql:// URL, got a {scheme}:// URL")
-    try:
-        urlsplit(text).port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:  # checked now, before any output is opened
-        reason = redact_text(str(exc), url_password(text))
-        raise ConfigError(key, f"not a valid database URL {mask_url(text)!r}: {reason}") from None
+    port = _port_of(text) if sep else ""
+    if port and not port.isdigit():   # checked now, before any output is opened
+        raise ConfigError(key, f"not a valid database URL {mask_url(text)!r}: the port must be a number")
+
+
+def _port_of(url: str) -> str:
+    """The port as written in ``url``'s host part (after the last ``@``, so a password may hold ``#``, ``/``, ``?``
+    or ``[`` as SQLAlchemy allows); empty when none is given."""
+    rest = url.partition("://")[2]
+    host = re.split(r"[/?#]", rest[rest.rfind("@") + 1:], maxsplit=1)[0]
+    if host.startswith("["):   # [::1]:5432
+        return host.partition("]")[2].removeprefix(":")
+    return host.rpartition(":")[2] if ":" in host else ""
 
 
 def is_postgres(db: str) -> bool:
