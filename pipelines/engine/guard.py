@@ -203,14 +203,16 @@ def check_new_outputs(config: PipelineConfig) -> None:
     written through. Called once the run holds its locks, so a file another run is writing is reported as
     that."""
     out = config.output
+    if out.overwrite:
+        return
     several = len(config.sources) > 1
-    for key, flag in OUTPUTS:
-        template = getattr(out, key)
-        if template is None or out.overwrite or _moves_aside(config, key):
-            continue
-        for settings in config.sources:
+    checked = [(key, flag, template) for key, flag in OUTPUTS
+               if (template := getattr(out, key)) is not None and not _moves_aside(config, key)]
+    for settings in config.sources if checked else ():
+        saved = _saved_outputs(config, settings.id)   # read once per source, whatever its outputs
+        for key, flag, template in checked:
             path = Path(output_path(template, settings.id, several)).expanduser()
-            if _special(path) or _spared(config, settings.id, path, key):
+            if _special(path) or _spared(config, saved, path, key):
                 continue
             if key == "heatmap":
                 check_new(path, out.heatmap_overwrite, settings.id)
@@ -233,14 +235,16 @@ def _holds_data(path: Path) -> bool:
         return False
 
 
-def _spared(config: PipelineConfig, source_id: str, path: Path, key: str) -> bool:
-    """Whether ``--state`` answers for output ``key`` at ``path`` of ``source_id``: its saved state names that very
-    file (the run continues it, or with ``--fresh-state`` starts it over; the heatmap PNG, a finished picture,
-    only when continued), or, resumed, names another one (the resume refuses that itself, naming both). A state
-    in Redis that cannot be read counts too: the run itself stops on it."""
+_UNREADABLE = object()   # a state in Redis that could not be read
+
+
+def _saved_outputs(config: PipelineConfig, source_id: str) -> object:
+    """The ``outputs`` of ``source_id``'s saved state (``--state``; None: none saved, or an unreadable file,
+    which the run itself reports), or ``_UNREADABLE`` for a state in Redis that cannot be read (the run itself
+    stops on it)."""
     state = config.state.dir
     if not state:
-        return False
+        return None
     saved: object = None
     if state.startswith(("redis://", "rediss://", "unix://")):
         from pipelines.engine.state import open_store
@@ -248,7 +252,7 @@ def _spared(config: PipelineConfig, source_id: str, path: Path, key: str) -> boo
         try:
             saved = open_store(state).load(source_id)
         except Exception:  # noqa: BLE001 - unreachable, refused, unreadable: reported by the run in one line
-            return True
+            return _UNREADABLE
     else:
         import json
 
@@ -256,9 +260,18 @@ def _spared(config: PipelineConfig, source_id: str, path: Path, key: str) -> boo
             folder = Path(state).expanduser()
             saved = json.loads((folder / f"{safe_name(source_id)}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return False   # none yet, or unreadable: the run itself reports the latter
-    outputs = saved.get("outputs") if isinstance(saved, dict) else None
-    recorded = outputs.get(key) if isinstance(outputs, dict) else None
+            return None
+    return saved.get("outputs") if isinstance(saved, dict) else None
+
+
+def _spared(config: PipelineConfig, saved: object, path: Path, key: str) -> bool:
+    """Whether ``--state`` answers for output ``key`` at ``path``, given its source's saved ``outputs``
+    (``_saved_outputs``): the saved state names that very file (the run continues it, or with ``--fresh-state``
+    starts it over; the heatmap PNG, a finished picture, only when continued), or, resumed, names another one
+    (the resume refuses that itself, naming both). A state in Redis that cannot be read counts too."""
+    if saved is _UNREADABLE:
+        return True
+    recorded = saved.get(key) if isinstance(saved, dict) else None
     where = recorded.get("path") if isinstance(recorded, dict) else None
     if not isinstance(where, str):
         return False

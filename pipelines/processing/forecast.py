@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, TypeVar
 
 import numpy as np
 
@@ -147,6 +147,20 @@ class _Standing:
         last = (float(seen[0]), float(seen[1]), float(seen[2]), float(seen[3]), float(seen[4])) \
             if len(seen) == 5 else None
         return cls(float(eta), float(probability), int(far), last)
+
+
+_Key = TypeVar("_Key", int, tuple[int, int])
+
+
+def _withdraw_left(active: dict[_Key, _Standing], seen: Sequence[int], now: float, size: tuple[int, int],
+                   track: Callable[[_Key], int]) -> list[_Key]:
+    """The keys of ``active`` whose track (``track(key)``) is not ``seen`` and whose anchor, carried on at its last
+    velocity, has left the ``size`` picture; removed from ``active``, in order."""
+    here = set(seen)
+    gone = sorted(key for key, standing in active.items() if track(key) not in here and standing.out_of(now, size))
+    for key in gone:
+        del active[key]
+    return gone
 
 
 def _pending(items: Mapping[tuple[int, int], _Standing], pts: Optional[float]) -> list[Pending]:
@@ -261,11 +275,8 @@ class LineForecaster:
     def left(self, seen: Sequence[int], now: float, size: tuple[int, int]) -> list[tuple[int, int, str]]:
         """The standing predictions of tracks not ``seen`` this frame whose anchor, carried on at its last
         velocity, has left the ``size`` (width, height) picture, cancelled (``left_picture``)."""
-        here = set(seen)
-        keys = sorted(k for k, s in self._active.items() if k[0] not in here and s.out_of(now, size))
-        for key in keys:
-            del self._active[key]
-        return [(tid, sign, "left_picture") for tid, sign in keys]
+        return [(tid, sign, "left_picture")
+                for tid, sign in _withdraw_left(self._active, seen, now, size, lambda key: key[0])]
 
     def forget(self, tid: int) -> list[tuple[int, int, str]]:
         """An ended track: its standing predictions are cancelled (``track_ended``)."""
@@ -337,11 +348,7 @@ class ZoneForecaster:
 
     def left(self, seen: Sequence[int], now: float, size: tuple[int, int]) -> list[tuple[int, int, str]]:
         """As ``LineForecaster.left``: predicted entries of unseen tracks that left the picture, cancelled."""
-        here = set(seen)
-        gone = sorted(tid for tid, s in self._active.items() if tid not in here and s.out_of(now, size))
-        for tid in gone:
-            del self._active[tid]
-        return [(tid, 1, "left_picture") for tid in gone]
+        return [(tid, 1, "left_picture") for tid in _withdraw_left(self._active, seen, now, size, lambda tid: tid)]
 
     def forget(self, tid: int) -> list[tuple[int, int, str]]:
         if self._active.pop(tid, None) is not None:
