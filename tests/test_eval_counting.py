@@ -176,3 +176,44 @@ def test_eval_out_naming_a_file_is_refused_before_anything_is_tracked(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().endswith("is a file; eval writes a folder of results there")
     assert out.read_text() == "mine\n"
+
+
+def _stop_at_line_sequence(root: Path) -> Path:
+    """A 1920x1080 MOT sequence (gt = det) of two people, against the ``auto`` horizontal line at y = 540:
+
+    A walks up to 2 px short of it (its box bottom at 538: within the 2 px dead band, so on no side),
+    stands there, and walks back down: no crossing. B walks up across every line it meets.
+    A's Kalman box runs on past where A stopped, beyond the dead band, and back: counted on it, A crossed twice.
+    """
+    seq = root / "MOT17" / "train" / "STOP-01"
+    rows: list[list[float]] = []
+    bottoms = [600.0 - 4 * i for i in range(16)] + [538.0] * 30 + [538.0 + 4 * i for i in range(1, 16)]
+    for frame, bottom in enumerate(bottoms, start=1):
+        rows.append([frame, 1, 480, bottom - 100, 40, 100])
+        rows.append([frame, 2, 1180, 720 - 6 * frame - 100, 40, 100])
+    (seq / "gt").mkdir(parents=True)
+    (seq / "det").mkdir()
+    (seq / "gt" / "gt.txt").write_text("".join(",".join(f"{v:g}" for v in r) + ",1,1,1\n" for r in rows))
+    (seq / "det" / "det.txt").write_text("".join(",".join(f"{v:g}" for v in r[:1] + [-1] + r[2:]) + ",1\n"
+                                                 for r in rows))
+    (seq / "seqinfo.ini").write_text(f"[Sequence]\nname=STOP-01\nimDir=img1\nframeRate=25\nseqLength={len(bottoms)}\n"
+                                     "imWidth=1920\nimHeight=1080\nimExt=.jpg\n")
+    return root
+
+
+def test_eval_counts_trackstream_on_the_boxes_run_counts_on(tmp_path: Path):
+    # trackstream run decides crossings on the detector's boxes of matched tracks (EventGenerator.update), not on
+    # the Kalman boxes its MOT file reports: the eval counts the same, so fed the ground truth it counts what the
+    # ground truth counts, and A, who stops short of the line, is never counted
+    root = _stop_at_line_sequence(tmp_path / "mot")
+    out = tmp_path / "out"
+    proc = run_cli("eval", str(root), "--out", str(out), "--tracker", "trackstream", "--count-lines", "auto",
+                   "--detections", "gt", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    totals = json.loads((out / "summary.json").read_text())["count_totals"]["stride1-gt"]["trackstream"]
+    assert totals["CountTrue"] >= 2                                  # B crosses the horizontal line and more
+    assert totals["CountErr"] == 0.0, proc.stdout
+    # the Kalman boxes in the MOT file do run past A's stop, beyond the dead band
+    reported = np.loadtxt(out / "data" / "STOP-01.txt", delimiter=",")
+    a = reported[reported[:, 2] < 960]
+    assert len(a) and (a[:, 3] + a[:, 5]).min() < 538.0

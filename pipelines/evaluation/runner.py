@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -149,23 +149,34 @@ def results_dir(out: Path, trackers: tuple[str, ...], name: str, interpolated: b
     return base / ("data_interpolated" if interpolated else "data")
 
 
+class Tracked(NamedTuple):
+    """One tracker's run over one sequence (``track_sequence``)."""
+
+    rows: np.ndarray            # (M, 7) frame, id, x, y, w, h, conf: what the tracker reports (the MOT file)
+    run: SeqRun
+    record: PathRecord | None   # the rows' predicted paths (trackstream), else None
+    fed: np.ndarray             # bool by frame number: the frames the tracker was fed
+    counted: np.ndarray         # (K, 7) the rows crossings are counted on, on fed frames only
+
+
 def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray, config: Mapping[str, Any],
-                   schedule: Schedule | None = None, fed: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, SeqRun, PathRecord | None, np.ndarray]:
+                   schedule: Schedule | None = None, fed: np.ndarray | None = None) -> Tracked:
     """Feed one sequence to a fresh tracker.
 
     ``schedule`` (trackstream only): its decisions pick the frames fed, the tracker predicts the others.
     ``fed`` bool (length + 1,) by frame number: feed only those frames and report the last fed frame's boxes
     on the others (a peer given trackstream's frames).
 
-    Returns (M, 7) ``frame, id, x, y, w, h, conf`` rows, timing, the rows' predicted paths when the
-    tracker predicts any (trackstream), else None, and the fed frames (bool by frame number).
+    Returns the reported rows, timing, the rows' predicted paths, the fed frames and the rows counted: on fed
+    frames, what ``trackstream run`` counts on for trackstream (``TrackstreamTracker.counted``), a peer's
+    reported boxes for a peer (what its user counts on).
     """
     rate = seq.info.frame_rate
     tracker = make_tracker(tracker_name, config, rate)
     planner = DetectionSchedule(schedule) if schedule is not None and schedule.mode != "every" else None
     mask = np.ones(seq.info.length + 1, bool) if fed is None else fed.copy()
     out: list[np.ndarray] = []
+    counted: list[np.ndarray] = []
     paths: list[np.ndarray] = []
     spent = 0.0
     last = np.zeros((0, 6))
@@ -178,6 +189,8 @@ def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray, config
             tracked = tracker.update(rows[:, :4], rows[:, 4], stamp)
             if planner is not None:
                 planner.observe(tracker.plan(stamp, planner.schedule))  # type: ignore[attr-defined]
+            seen = tracker.counted() if hasattr(tracker, "counted") else tracked
+            counted.append(np.column_stack([np.full(len(seen), frame, np.float64), seen]))
         elif planner is not None:
             tracked = tracker.predict(stamp)  # type: ignore[attr-defined]
         else:
@@ -199,7 +212,7 @@ def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray, config
     scheduled = planner is not None or fed is not None
     run = SeqRun(tracker_name, seq.name, seq.info.length, len(dets), len(result), spent,
                  detected=int(mask[1:].sum()) if scheduled else -1)
-    return result, run, record, mask
+    return Tracked(result, run, record, mask, np.concatenate(counted) if counted else np.zeros((0, 7)))
 
 
 def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence], out: Path,
@@ -221,15 +234,15 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
         tracked: dict[str, np.ndarray] = {}
         for spec in specs:
             ours = spec.name == TRACKSTREAM
-            rows, run, record, fed_here = track_sequence(spec.name, seq, dets, spec.config,
-                                                         schedule=spec.schedule, fed=None if ours else fed)
+            rows, run, record, _, counted = track_sequence(spec.name, seq, dets, spec.config,
+                                                           schedule=spec.schedule, fed=None if ours else fed)
             run = replace(run, tracker=spec.label, condition=cond.name)
             report.runs.append(run)
             print(f"[{cond.name}] tracked {seq.name} with {spec.label}: {run.frames} frames, "
                   f"{run.detections} detections, {run.us_per_frame:.0f} cpu us/frame", file=progress)
             variants[spec.label] = results_dir(out, labels, spec.label)
             write_results(variants[spec.label] / f"{seq.name}.txt", rows)
-            tracked[spec.label] = rows[fed_here[rows[:, 0].astype(np.int64)]]  # counted as run counts: fed frames
+            tracked[spec.label] = counted  # as run counts: fed frames only (trackstream: detected boxes)
             if record is not None:
                 records.setdefault(spec.label, {})[seq.name] = record
             if options.interpolate_gap is not None:
@@ -269,7 +282,7 @@ def _scheduled_frames(options: EvalOptions, seq: MotSequence, dets: np.ndarray) 
     peers are fed too; None without a schedule."""
     if options.schedule is None or options.schedule.mode == "every":
         return None
-    return track_sequence(TRACKSTREAM, seq, dets, options.tracker_config, schedule=options.schedule)[3]
+    return track_sequence(TRACKSTREAM, seq, dets, options.tracker_config, schedule=options.schedule).fed
 
 
 def _path_scores(seqs: list[MotSequence], records: Mapping[str, Mapping[str, PathRecord]]

@@ -59,6 +59,13 @@ class TrackstreamTracker:
         self.last_path = tracks.predicted_path
         return xyxy_rows(tracks.track_id, tracks.best_xyxy, tracks.confidence)
 
+    def counted(self) -> np.ndarray:
+        """The rows ``trackstream run`` counts crossings on after the last ``update``: the tracks matched to a
+        detection, at the detector's box (``EventGenerator.update``: a coasting row is absent, and the Kalman
+        box is what the MOT file reports, not what is counted)."""
+        t, m = self._last, self._last.matched
+        return xyxy_rows(t.track_id[m], t.xyxy[m], t.confidence[m])
+
     def predict(self, timestamp: float) -> np.ndarray:
         """A frame the detection schedule skipped: every confirmed track at its predicted box."""
         tracks = self._tracker.predict(timestamp)
