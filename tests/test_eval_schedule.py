@@ -64,3 +64,16 @@ def test_a_config_with_a_schedule_section_sets_the_schedule_the_peers_are_fed(mo
         assert ours == peer  # the peer is fed the frames of the configured schedule
         shares[name] = ours
     assert shares["default"] < 60 < 90 <= shares["eager"]  # the knobs of adaptive, from the config's schedule:
+
+
+def test_a_scheduled_eval_with_counting_lines_plans_around_them_as_run_does(mot_root: Path, tmp_path: Path) -> None:
+    # trackstream run's adaptive schedule detects more often while a track nears a counting line (so a crossing
+    # is decided on a detection soon after it happens); the eval's schedule sees --count-lines the same way
+    def detected(*extra: str) -> float:
+        proc = run_cli("eval", str(mot_root), "--out", str(tmp_path / ("lines" if extra else "none")),
+                       "--schedule", "adaptive", "--tracker", "trackstream", *extra, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return _table_rows(proc.stdout)[("trackstream", SEQ)]["detected %"]
+
+    without, with_lines = detected(), detected("--count-lines", "auto")
+    assert with_lines > without + 5, (without, with_lines)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -45,6 +45,7 @@ from pipelines.evaluation.paths import PathError, PathRecord, path_errors, read_
 from pipelines.evaluation.scoring import SeqScore, score
 from pipelines.evaluation.trackers import TRACKSTREAM, make_tracker
 from pipelines.processing.schedule import DetectionSchedule, Schedule
+from pipelines.processing.zones import LineConfig
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,12 @@ class Tracked(NamedTuple):
 
 
 def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray, config: Mapping[str, Any],
-                   schedule: Schedule | None = None, fed: np.ndarray | None = None) -> Tracked:
+                   schedule: Schedule | None = None, fed: np.ndarray | None = None,
+                   lines: Sequence[LineConfig] = ()) -> Tracked:
     """Feed one sequence to a fresh tracker.
 
-    ``schedule`` (trackstream only): its decisions pick the frames fed, the tracker predicts the others.
+    ``schedule`` (trackstream only): its decisions pick the frames fed, the tracker predicts the others;
+    ``lines``: the counting lines it plans around (``--count-lines``), as ``trackstream run``'s does.
     ``fed`` bool (length + 1,) by frame number: feed only those frames and report the last fed frame's boxes
     on the others (a peer given trackstream's frames).
 
@@ -188,7 +191,7 @@ def track_sequence(tracker_name: str, seq: MotSequence, dets: np.ndarray, config
         if mask[frame]:
             tracked = tracker.update(rows[:, :4], rows[:, 4], stamp)
             if planner is not None:
-                planner.observe(tracker.plan(stamp, planner.schedule))  # type: ignore[attr-defined]
+                planner.observe(tracker.plan(stamp, planner.schedule, lines))  # type: ignore[attr-defined]
             seen = tracker.counted() if hasattr(tracker, "counted") else tracked
             counted.append(np.column_stack([np.full(len(seen), frame, np.float64), seen]))
         elif planner is not None:
@@ -230,12 +233,14 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
     line_sets = LineSets(options.count_lines) if options.count_lines else None
     for seq in seqs:
         dets = read_detections(seq.det, seq.info.length)
-        fed = _scheduled_frames(options, seq, dets)
+        lines = line_sets.lines(seq.name, seq.info.width, seq.info.height) if line_sets is not None else ()
+        fed = _scheduled_frames(options, seq, dets, lines)
         tracked: dict[str, np.ndarray] = {}
         for spec in specs:
             ours = spec.name == TRACKSTREAM
             rows, run, record, _, counted = track_sequence(spec.name, seq, dets, spec.config,
-                                                           schedule=spec.schedule, fed=None if ours else fed)
+                                                           schedule=spec.schedule, fed=None if ours else fed,
+                                                           lines=lines)
             run = replace(run, tracker=spec.label, condition=cond.name)
             report.runs.append(run)
             print(f"[{cond.name}] tracked {seq.name} with {spec.label}: {run.frames} frames, "
@@ -277,12 +282,14 @@ def _count_sequence(options: EvalOptions, cond: Condition, seq: MotSequence, gt_
     print(f"[{cond.name}] counted crossings of {len(lines)} lines on {seq.name}", file=progress)
 
 
-def _scheduled_frames(options: EvalOptions, seq: MotSequence, dets: np.ndarray) -> np.ndarray | None:
-    """The frames trackstream's schedule (with ``--config``'s settings) feeds on this sequence, which the
-    peers are fed too; None without a schedule."""
+def _scheduled_frames(options: EvalOptions, seq: MotSequence, dets: np.ndarray,
+                      lines: Sequence[LineConfig]) -> np.ndarray | None:
+    """The frames trackstream's schedule (with ``--config``'s settings, planning around ``lines``) feeds on
+    this sequence, which the peers are fed too; None without a schedule."""
     if options.schedule is None or options.schedule.mode == "every":
         return None
-    return track_sequence(TRACKSTREAM, seq, dets, options.tracker_config, schedule=options.schedule).fed
+    return track_sequence(TRACKSTREAM, seq, dets, options.tracker_config, schedule=options.schedule,
+                          lines=lines).fed
 
 
 def _path_scores(seqs: list[MotSequence], records: Mapping[str, Mapping[str, PathRecord]]

@@ -6,7 +6,7 @@ frame; the runner writes them to the MOT results file. Adapters are built by nam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +72,19 @@ class TrackstreamTracker:
         self.last_path = tracks.predicted_path
         return xyxy_rows(tracks.track_id, tracks.best_xyxy, tracks.confidence)
 
-    def plan(self, timestamp: float, schedule: Any) -> Any:
+    def plan(self, timestamp: float, schedule: Any, lines: Sequence[Any] = ()) -> Any:
         """The detection schedule's plan after the last ``update`` (``pipelines.processing.schedule``; no
-        pixels here, so no motion measure, lines or zones: the tracker's state alone)."""
+        pixels here, so no motion measure: the tracker's state, and the counting ``lines`` (``LineConfig``)
+        with the default ``events:`` dead band and anchor, as ``trackstream run``'s schedule sees them)."""
         from pipelines.processing.schedule import confirm_plan, plan_after
+        from pipelines.processing.zones import EventsConfig
 
         pending = self._tracker.pending()
         if schedule.mode == "interval":
             return confirm_plan(timestamp, pending)
-        return plan_after(timestamp, self._last, pending, schedule.tuning,
-                          spread=self._tracker.velocity_spread())
+        events = EventsConfig()
+        return plan_after(timestamp, self._last, pending, schedule.tuning, lines, (), events.line_dead_band,
+                          events.anchor, spread=self._tracker.velocity_spread())
 
 
 def make_tracker(name: str, config: Mapping[str, Any] | None = None,
