@@ -85,9 +85,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                         "lose on their own; with --drop-detections/--jitter a detector of known recall)")
     p.add_argument("--schedule", default="every", metavar="S",
                    help="detection schedule: every (default), interval:K, interval:Ss or adaptive (driven by the "
-                        "tracker's state and the --count-lines: no pixels); trackstream predicts the frames not fed, the peers "
-                        "are fed the same frames and keep their last boxes on the others; every frame is scored "
-                        "and the share of frames fed is printed")
+                        "tracker's state and the --count-lines: no pixels); trackstream predicts the frames not "
+                        "fed, the peers are fed the same frames and keep their last boxes on the others; every "
+                        "frame is scored and the share of frames fed is printed")
     p.add_argument("--count-lines", metavar="auto|FILE",
                    help="also measure counting accuracy: count crossings of lines on each sequence by the "
                         "ground truth and by every tracker (our rule, and supervision's LineZone as "
