@@ -51,7 +51,8 @@ class StampSink(BaseSink):
 
     def write(self, result: FrameResult) -> None:
         t = time.monotonic() - self.start
-        stamp = read_stamp(result.frame.image)
+        luma = result.frame.luma()   # the stamp is in the luma plane: no BGR picture made for it
+        stamp = read_stamp(luma[0] if luma is not None else result.frame.image)
         if stamp is not None and t >= WARMUP_S:
             self.rows.append((t, time.time() - stamp, result.detected))
 

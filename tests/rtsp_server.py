@@ -34,14 +34,16 @@ LUMA_ZERO, LUMA_ONE = 16, 235
 
 
 def read_stamp(image: "object") -> float | None:
-    """Wall-clock seconds encoded in a served frame, from a uint8 (H, W, 3) BGR image; None if unreadable."""
+    """Wall-clock seconds encoded in a served frame, from a uint8 (H, W, 3) BGR image or its (H, W) luma plane
+    (``VideoFrame.luma``: read without converting the frame); None if unreadable."""
     import numpy as np
 
     img = np.asarray(image)
     rows = STAMP_BITS // STAMP_COLUMNS
-    if img.ndim != 3 or img.shape[0] < rows * STAMP_BLOCK or img.shape[1] < STAMP_COLUMNS * STAMP_BLOCK:
+    if img.ndim not in (2, 3) or img.shape[0] < rows * STAMP_BLOCK or img.shape[1] < STAMP_COLUMNS * STAMP_BLOCK:
         return None
-    gray = img[: rows * STAMP_BLOCK, : STAMP_COLUMNS * STAMP_BLOCK].mean(axis=2)
+    corner = img[: rows * STAMP_BLOCK, : STAMP_COLUMNS * STAMP_BLOCK].astype(np.float64)
+    gray = corner.mean(axis=2) if img.ndim == 3 else corner
     half, quarter = STAMP_BLOCK // 2, STAMP_BLOCK // 4
     value = 0
     for bit in range(STAMP_BITS):

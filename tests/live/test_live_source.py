@@ -63,6 +63,10 @@ def test_live_source_streams_newest_frames_at_camera_rate(rtsp_server):
     assert pts[-1] - pts[0] == pytest.approx(len(pts) / 25, rel=0.2)
     ages = [f.capture_time - read_stamp(f.image) for f in frames[-20:]]
     assert max(ages) < 0.5, f"frames arrive {max(ages):.2f} s after the camera sent them"
+    # the luma plane a live frame hands out without converting it (the motion measure's, the capacity
+    # benchmark's stamp reader) is the same picture, unmade BGR or not
+    luma = frames[-1].luma()
+    assert luma is not None and luma[0].shape == (272, 640) and read_stamp(luma[0]) == read_stamp(frames[-1].image)
 
 
 def test_slow_consumer_gets_newest_frame_and_drops_are_counted(rtsp_server):
