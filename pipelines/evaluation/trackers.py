@@ -66,6 +66,11 @@ class TrackstreamTracker:
         t, m = self._last, self._last.matched
         return xyxy_rows(t.track_id[m], t.xyxy[m], t.confidence[m])
 
+    def removed(self) -> list[int]:
+        """The ids of the confirmed tracks the last ``update`` removed (they ended: ``run`` cancels their
+        standing warnings, ``track_ended``)."""
+        return [int(i) for i in self._last.removed_ids.tolist()]
+
     def predict(self, timestamp: float) -> np.ndarray:
         """A frame the detection schedule skipped: every confirmed track at its predicted box."""
         tracks = self._tracker.predict(timestamp)
