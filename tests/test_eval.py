@@ -221,3 +221,14 @@ def test_a_malformed_gt_file_is_one_line_naming_it_before_anything_is_tracked(ex
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"trackstream: error: {gt}: line 5 is not comma-separated numbers: '1,2,oops,4,5,6,1,1,1'"]
+
+
+@pytest.mark.parametrize("flag", ["--config", "--candidate", "--count-lines"])
+def test_a_yaml_file_that_is_not_text_is_one_line_naming_it(flag: str, mot_root: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "settings.yaml"
+    settings.write_bytes(b"\xff\xfe\x00binary, not UTF-8 YAML\n")
+    proc = run_cli("eval", str(mot_root), "--out", str(tmp_path / "out"), "--seqs", SEQ, flag, str(settings),
+                   timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"trackstream: error: {settings}: cannot read YAML"), lines

@@ -149,7 +149,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"tracker config not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:   # not UTF-8 text: one line too
         raise UserError(f"{path}: cannot read YAML ({str(exc).splitlines()[0]})") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
