@@ -204,3 +204,31 @@ def test_trackstream_adapter_reports_the_filters_box_which_is_nearer_the_truth_t
             out_err.append(np.abs(rows[order, 1:5] - truth).mean())
             det_err.append(np.abs(seen - truth).mean())
     assert np.mean(out_err) < 0.8 * np.mean(det_err)
+
+
+@pytest.mark.parametrize("extra", [(), ("--count-lines", "auto"), ("--detections", "gt")])
+def test_a_malformed_gt_file_is_one_line_naming_it_before_anything_is_tracked(extra: tuple[str, ...],
+                                                                              tmp_path: Path) -> None:
+    # TrackEval, the counting lines, the ground truth fed as detections and the path errors all read gt.txt:
+    # a line that is not numbers is refused once, naming the file and the line, before any tracker runs
+    root = tmp_path / "mot"
+    _copy_head(shared_data(f"mot/MOT17/train/{SEQ}"), root / "MOT17" / "train" / SEQ, 20)
+    gt = root / "MOT17" / "train" / SEQ / "gt" / "gt.txt"
+    lines = gt.read_text().splitlines()
+    lines[4] = "1,2,oops,4,5,6,1,1,1"
+    gt.write_text("\n".join(lines) + "\n")
+    proc = run_cli("eval", str(root), "--out", str(tmp_path / "out"), *extra, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"trackstream: error: {gt}: line 5 is not comma-separated numbers: '1,2,oops,4,5,6,1,1,1'"]
+
+
+@pytest.mark.parametrize("flag", ["--config", "--candidate", "--count-lines"])
+def test_a_yaml_file_that_is_not_text_is_one_line_naming_it(flag: str, mot_root: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "settings.yaml"
+    settings.write_bytes(b"\xff\xfe\x00binary, not UTF-8 YAML\n")
+    proc = run_cli("eval", str(mot_root), "--out", str(tmp_path / "out"), "--seqs", SEQ, flag, str(settings),
+                   timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"trackstream: error: {settings}: cannot read YAML"), lines

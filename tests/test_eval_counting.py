@@ -217,3 +217,57 @@ def test_eval_counts_trackstream_on_the_boxes_run_counts_on(tmp_path: Path):
     reported = np.loadtxt(out / "data" / "STOP-01.txt", delimiter=",")
     a = reported[reported[:, 2] < 960]
     assert len(a) and (a[:, 3] + a[:, 5]).min() < 538.0
+
+
+def _run_warnings(seq_root: Path, name: str, horizon: float) -> tuple[int, int]:
+    """(crossing_predicted, crossing_prediction_cancelled) events of ``trackstream run``'s own processor fed the
+    sequence's det.txt frame by frame, with the ``auto`` lines predicting ``horizon`` s ahead (the stream not
+    ended: no cancellations by the end of the stream)."""
+    from dataclasses import replace
+
+    from pipelines.evaluation.base import tlwh_to_xyxy
+    from pipelines.evaluation.motio import find_sequences, frames, read_detections
+    from pipelines.frames import VideoFrame
+    from pipelines.processing.processor import StreamProcessor
+    from pipelines.settings import SourceSettings
+    from tracker.types import Detections
+
+    seq = find_sequences(seq_root, "MOT17", "train", (name,))[0]
+    lines = tuple(replace(ln, predict_seconds=horizon, predict_min_probability=0.5)
+                  for ln in auto_lines(seq.info.width, seq.info.height))
+    proc = StreamProcessor(SourceSettings("cam.mp4", lines=lines), {0: "person"})
+    image = np.zeros((seq.info.height, seq.info.width, 3), np.uint8)
+    events: list[str] = []
+    for frame, rows in frames(read_detections(seq.det, seq.info.length), seq.info.length):
+        t = (frame - 1) / seq.info.frame_rate
+        dets = Detections(tlwh_to_xyxy(rows[:, :4]).astype(np.float32), rows[:, 4].astype(np.float32),
+                          np.zeros(len(rows), np.int64))
+        events += [e["event"] for e in proc.process(VideoFrame(image, frame - 1, t, "cam", 1000.0 + t), dets).events]
+    return events.count("crossing_predicted"), events.count("crossing_prediction_cancelled")
+
+
+def test_predicted_crossings_are_scored_on_the_warnings_run_makes_and_cancels(tmp_path: Path):
+    # --predict-horizon scores the warnings trackstream run makes: A, who stops 2 px short of the line, is warned
+    # and the warning cancelled when A's Kalman anchor is on the far side without a counted crossing (run counts
+    # on the detector's box, so A's Kalman box running past the line fulfils nothing); C, warned and then
+    # never seen again mid-picture, ends when the tracker removes the track: run cancels that warning too
+    from pipelines.evaluation.forecast_eval import score_predictions
+    from pipelines.evaluation.motio import find_sequences, read_detections
+    from pipelines.evaluation.paths import read_gt_people
+
+    root = _stop_at_line_sequence(tmp_path / "mot")
+    seq_dir = root / "MOT17" / "train" / "STOP-01"
+    rows = [[frame, 3, 1500, 640 - 6 * (frame - 1) - 100, 40, 100] for frame in range(1, 12)]
+    with (seq_dir / "gt" / "gt.txt").open("a") as gt_file, (seq_dir / "det" / "det.txt").open("a") as det_file:
+        for r in rows:
+            gt_file.write(",".join(f"{v:g}" for v in r) + ",1,1,1\n")
+            det_file.write(",".join(f"{v:g}" for v in r[:1] + [-1] + r[2:]) + ",1\n")
+    info = seq_dir / "seqinfo.ini"
+    info.write_text(info.read_text().replace("seqLength=61", "seqLength=100"))   # C's track removed at 2 s
+    seq = find_sequences(root, "MOT17", "train", ("STOP-01",))[0]
+    dets = read_detections(seq.det, seq.info.length)
+    lines = auto_lines(seq.info.width, seq.info.height)
+    score = score_predictions(seq, dets, read_gt_people(seq.gt), lines, {}, 1.0)
+    made, cancelled = _run_warnings(root, "STOP-01", 1.0)
+    assert cancelled >= 2                                   # A's (misses_line) and C's (track_ended)
+    assert (score.predictions, score.cancelled) == (made, cancelled)

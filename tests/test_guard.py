@@ -212,3 +212,29 @@ def test_fresh_state_starts_over_the_video_a_resumed_run_went_on_in(clip, tmp_pa
     assert (tmp_path / "v.part2.mp4").exists()
     done = run_cli(*common, "--max-frames", "3", "--fresh-state")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_resume_from_another_folder_never_continues_a_different_file_of_the_same_name(clip, tmp_path):
+    """A snapshot names the file its run wrote, wherever a later run is started: the same command run from
+    another folder, whose relative --jsonl names another file (the user's own), is refused instead of cutting
+    that file back and continuing it; the first folder's file is continued from there as before."""
+    first, second, state = tmp_path / "first", tmp_path / "second", tmp_path / "state"
+    first.mkdir()
+    second.mkdir()
+    common = ("run", str(clip), "--jsonl", "out.jsonl", "--state", str(state), "--imgsz", "160", "--quiet")
+    done = run_cli(*common, "--max-frames", "4", cwd=first)
+    assert done.returncode == 0, done.stderr
+    mine = second / "out.jsonl"
+    mine.write_text("".join(f"the user's line {i}\n" for i in range(200)))
+    before = mine.read_text()
+    refused = run_cli(*common, "--max-frames", "8", cwd=second)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("trackstream: error: saved state ") and str(first / "out.jsonl") in last, last
+    assert mine.read_text() == before
+    fresh = run_cli(*common, "--max-frames", "2", "--fresh-state", cwd=second)
+    _refused(fresh, "--jsonl", "out.jsonl exists")   # starting over spares only the discarded run's own file
+    assert mine.read_text() == before
+    done = run_cli(*common, "--max-frames", "8", cwd=first)
+    assert done.returncode == 0, done.stderr
+    assert len((first / "out.jsonl").read_text().splitlines()) == 12   # continued: 4 frames, then 8 more

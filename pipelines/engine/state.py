@@ -340,7 +340,11 @@ class Checkpoint:
     def ack(self, sink: str, position: Optional[Mapping[str, object]]) -> None:
         with self._lock:
             if position is not None:
-                self._outputs[sink] = dict(position)
+                doc = dict(position)
+                path = doc.get("path")
+                if isinstance(path, str):   # the file itself, whatever folder a later run starts in
+                    doc["path"] = os.path.abspath(path)
+                self._outputs[sink] = doc
             self._waiting.discard(sink)
             done = not self._waiting
         if done:

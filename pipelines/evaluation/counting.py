@@ -125,7 +125,7 @@ def _read_line_file(path: Path) -> dict[str, tuple[LineConfig, ...]]:
         raise UserError(f"--count-lines: {path} not found (give a YAML file of lines per sequence, or auto)")
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:   # not UTF-8 text: one line too
         raise UserError(f"{path}: cannot read YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or not data:
         raise UserError(f"{path}: expected a mapping of sequence name -> list of lines")

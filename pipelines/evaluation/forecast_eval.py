@@ -105,11 +105,12 @@ def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines:
     cancelled = 0
     for frame, rows in frames(dets, seq.info.length):
         out = adapter.update(rows[:, :4], rows[:, 4], (frame - 1) / rate)
-        ids = [int(i) for i in out[:, 0].tolist()]
-        xyxy = np.concatenate([out[:, 1:3], out[:, 1:3] + out[:, 3:5]], axis=1)
+        seen = adapter.counted()        # what run counts and warns on: matched tracks, at the detector's box
+        ids = [int(i) for i in seen[:, 0].tolist()]
+        xyxy = np.concatenate([seen[:, 1:3], seen[:, 1:3] + seen[:, 3:5]], axis=1)
         anchors = anchor_points(xyxy, events.anchor)
         forecast = anchor_forecast(adapter.core, [horizon], events.anchor)
-        box = dict(zip(ids, out[:, 1:5]))
+        box = dict(zip((int(i) for i in out[:, 0].tolist()), out[:, 1:5]))
         for counter, watch in zip(counters, ahead):
             for tid, sign, _ in counter.update(ids, anchors):
                 watch.crossed(tid, sign)
@@ -119,6 +120,10 @@ def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines:
             cancelled += len(gone)
             for p in new:
                 made.append((frame, watch.name, p.sign, _owner(box[p.track], gt_by_frame.get(frame, gt[:0]))))
+        for tid in adapter.removed():   # an ended track's standing warnings are cancelled (track_ended)
+            for counter, watch in zip(counters, ahead):
+                counter.forget(tid)
+                cancelled += len(watch.forget(tid))
     truth = count_crossings(gt, lines, events)
     window = horizon * rate + events.min_frames_on_side
     first_warning: dict[int, int] = {}          # index into truth -> frame of its first true prediction

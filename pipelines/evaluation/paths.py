@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.errors import UserError
+
 HORIZONS = (0.5, 1.0)  # seconds ahead
 MIN_IOU = 0.5
 
@@ -54,8 +56,14 @@ class PathError:
 
 
 def read_gt_people(path: Path) -> np.ndarray:
-    """``frame, id, x, y, w, h`` (float (G, 6)) of gt rows that are evaluated pedestrians (flag 1, class 1)."""
-    table = np.loadtxt(path, delimiter=",", ndmin=2)
+    """``frame, id, x, y, w, h`` (float (G, 6)) of gt rows that are evaluated pedestrians (flag 1, class 1).
+    A file that cannot be read or holds a line of other than comma-separated numbers raises UserError naming it."""
+    try:
+        table = np.loadtxt(path, delimiter=",", ndmin=2)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError:
+        raise UserError(f"{path}: {_bad_line(path)}") from None
     if table.size == 0:
         return np.zeros((0, 6))
     keep = np.ones(len(table), bool)
@@ -64,6 +72,18 @@ def read_gt_people(path: Path) -> np.ndarray:
     if table.shape[1] >= 8:
         keep &= table[:, 7] == 1
     return table[keep, :6]
+
+
+def _bad_line(path: Path) -> str:
+    """What is wrong with a gt file ``np.loadtxt`` refused: its first line that is not comma-separated numbers,
+    or lines of different lengths."""
+    lines = [(i, line) for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if line.strip()]
+    for number, line in lines:
+        try:
+            [float(v) for v in line.split(",")]
+        except ValueError:
+            return f"line {number} is not comma-separated numbers: {line[:60]!r}"
+    return "its lines have different numbers of columns"
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -306,6 +306,8 @@ def evaluate(options: EvalOptions, progress: TextIO = sys.stderr) -> EvalReport:
     for spec in _specs(options):  # fail on a bad config or tracker name before any work
         make_tracker(spec.name, spec.config)
     scored = [s for s in seqs if s.gt is not None]
+    for gt in [s.gt for s in seqs if s.gt is not None]:   # a malformed gt.txt: one line now, not a traceback
+        read_gt_people(gt)                                   # once everything is tracked
     if options.cross_validate and len(scored) < 2:
         raise UserError(f"--cross-validate needs at least 2 sequences with gt/gt.txt, got {len(scored)}")
     report = EvalReport(unscored=[s.name for s in seqs if s.gt is None])

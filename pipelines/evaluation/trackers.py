@@ -66,6 +66,11 @@ class TrackstreamTracker:
         t, m = self._last, self._last.matched
         return xyxy_rows(t.track_id[m], t.xyxy[m], t.confidence[m])
 
+    def removed(self) -> list[int]:
+        """The ids of the confirmed tracks the last ``update`` removed (they ended: ``run`` cancels their
+        standing warnings, ``track_ended``)."""
+        return [int(i) for i in self._last.removed_ids.tolist()]
+
     def predict(self, timestamp: float) -> np.ndarray:
         """A frame the detection schedule skipped: every confirmed track at its predicted box."""
         tracks = self._tracker.predict(timestamp)
@@ -147,7 +152,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"tracker config not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:   # not UTF-8 text: one line too
         raise UserError(f"{path}: cannot read YAML ({str(exc).splitlines()[0]})") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
