@@ -62,6 +62,9 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "unknown config key":
         (tmp / "typo.yaml").write_text("detector:\n  confidence: 0.5\n")
         return [*ok, "--config", str(tmp / "typo.yaml")], "detector.confidence: unknown key"
+    if name == "zone whose points lie on one line":   # no anchor could ever be inside: it counted nothing
+        (tmp / "flat.yaml").write_text("zones: [{name: kerb, polygon: [[0, 200], [320, 200], [639, 200]]}]\n")
+        return [*ok, "--config", str(tmp / "flat.yaml")], "zones[0].polygon: the points lie on one line"
     if name == "out-of-range value":
         return [*ok, "--conf", "1.5"], "detector.conf: must be <= 1"
     if name == "unwritable output path":
@@ -93,8 +96,8 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
 
 CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
-         "invalid YAML", "unknown config key", "out-of-range value", "unwritable output path",
-         "output under a file", "database URL with a bad port",
+         "invalid YAML", "unknown config key", "zone whose points lie on one line", "out-of-range value",
+         "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
          "--retain without an output"]
