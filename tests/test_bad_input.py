@@ -65,6 +65,9 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "zone whose points lie on one line":   # no anchor could ever be inside: it counted nothing
         (tmp / "flat.yaml").write_text("zones: [{name: kerb, polygon: [[0, 200], [320, 200], [639, 200]]}]\n")
         return [*ok, "--config", str(tmp / "flat.yaml")], "zones[0].polygon: the points lie on one line"
+    if name == "--classes the model does not have":   # kept nothing: every output empty, exit 0
+        return [*ok, "--classes", "0,2", "--jsonl", str(tmp / "o.jsonl")], \
+            "detector.classes (--classes): 2 is not a class of the model (0=person)"
     if name == "out-of-range value":
         return [*ok, "--conf", "1.5"], "detector.conf: must be <= 1"
     if name == "unwritable output path":
@@ -96,7 +99,8 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
 
 CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
-         "invalid YAML", "unknown config key", "zone whose points lie on one line", "out-of-range value",
+         "invalid YAML", "unknown config key", "zone whose points lie on one line",
+         "--classes the model does not have", "out-of-range value",
          "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
