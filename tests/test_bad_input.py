@@ -92,6 +92,8 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         return [*ok, "--cameras-per-actor", "2"], "--cameras-per-actor: needs --engine ray"
     if name == "video rotation without --out":
         return [*ok, "--out-rotate-seconds", "60", "--jsonl", str(tmp / "o.jsonl")], "--out-rotate-seconds: needs --out"
+    if name == "--heatmap-overwrite without --heatmap":
+        return [*ok, "--heatmap-overwrite", "--jsonl", str(tmp / "o.jsonl")], "--heatmap-overwrite: needs --heatmap"
     if name == "--retain without an output":
         return [*ok, "--retain", "7d"], "--retain: needs an output"
     raise AssertionError(name)
@@ -104,7 +106,7 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
-         "--retain without an output"]
+         "--retain without an output", "--heatmap-overwrite without --heatmap"]
 
 
 @pytest.mark.parametrize("name", CASES)
