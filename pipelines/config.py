@@ -220,6 +220,16 @@ def _items(data: Any, key: str, cls: type) -> tuple[Any, ...]:
     return tuple(from_mapping(cls, item, f"{key}[{i}]") for i, item in enumerate(data))
 
 
+def _unique_names(items: tuple[Any, ...], key: str) -> tuple[Any, ...]:
+    """``items`` (zones or lines), refused when two share a name: counts, state, events and topics go by it."""
+    names = [item.name for item in items]
+    dup = next((name for name in names if names.count(name) > 1), None)
+    if dup is not None:
+        raise ConfigError(key, f"the name {dup!r} is used twice; give each its own name (counts, events and "
+                               "MQTT topics go by it)")
+    return items
+
+
 def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings:
     """One ``sources[]`` entry resolved against the shared settings (``shared.options`` is the ``source:``
     section; ``shared.zones``/``lines`` the top-level ones, used by a single-source run)."""
@@ -248,9 +258,10 @@ def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings
         heatmap = from_mapping(HeatmapConfig, {**to_mapping(shared.heatmap), **own}, f"{key}.heatmap")
     base = shared.options
     options = from_mapping(SourceConfig, {**to_mapping(base), **rest}, key) if rest else base
-    return SourceSettings(url=url, id=sid or "", options=options, zones=shared.zones + zones,
-                          lines=shared.lines + lines, events=shared.events, tracker=shared.tracker,
-                          schedule=schedule, calibration=calibration, heatmap=heatmap)
+    return SourceSettings(url=url, id=sid or "", options=options,
+                          zones=_unique_names(shared.zones + zones, f"{key}.zones"),
+                          lines=_unique_names(shared.lines + lines, f"{key}.lines"), events=shared.events,
+                          tracker=shared.tracker, schedule=schedule, calibration=calibration, heatmap=heatmap)
 
 
 def _calibration(data: Any, key: str) -> Optional[CalibrationConfig]:
@@ -296,8 +307,8 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
     tracker_config = data.get("tracker_config")
     if tracker_config is not None and not isinstance(tracker_config, str):
         raise ConfigError("tracker_config", f"must be a path, got {tracker_config!r}")
-    zones = _items(data.get("zones"), "zones", ZoneConfig)
-    lines = _items(data.get("lines"), "lines", LineConfig)
+    zones = _unique_names(_items(data.get("zones"), "zones", ZoneConfig), "zones")
+    lines = _unique_names(_items(data.get("lines"), "lines", LineConfig), "lines")
     raw_sources = data.get("sources") or []
     calibration = _calibration(data.get("calibration"), "calibration")
     if isinstance(raw_sources, (list, tuple)) and len(raw_sources) > 1 and (zones or lines):

@@ -62,6 +62,12 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "unknown config key":
         (tmp / "typo.yaml").write_text("detector:\n  confidence: 0.5\n")
         return [*ok, "--config", str(tmp / "typo.yaml")], "detector.confidence: unknown key"
+    if name == "zone whose points lie on one line":   # no anchor could ever be inside: it counted nothing
+        (tmp / "flat.yaml").write_text("zones: [{name: kerb, polygon: [[0, 200], [320, 200], [639, 200]]}]\n")
+        return [*ok, "--config", str(tmp / "flat.yaml")], "zones[0].polygon: the points lie on one line"
+    if name == "--classes the model does not have":   # kept nothing: every output empty, exit 0
+        return [*ok, "--classes", "0,2", "--jsonl", str(tmp / "o.jsonl")], \
+            "detector.classes (--classes): 2 is not a class of the model (0=person)"
     if name == "out-of-range value":
         return [*ok, "--conf", "1.5"], "detector.conf: must be <= 1"
     if name == "unwritable output path":
@@ -86,6 +92,8 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         return [*ok, "--cameras-per-actor", "2"], "--cameras-per-actor: needs --engine ray"
     if name == "video rotation without --out":
         return [*ok, "--out-rotate-seconds", "60", "--jsonl", str(tmp / "o.jsonl")], "--out-rotate-seconds: needs --out"
+    if name == "--heatmap-overwrite without --heatmap":
+        return [*ok, "--heatmap-overwrite", "--jsonl", str(tmp / "o.jsonl")], "--heatmap-overwrite: needs --heatmap"
     if name == "--retain without an output":
         return [*ok, "--retain", "7d"], "--retain: needs an output"
     raise AssertionError(name)
@@ -93,11 +101,12 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
 
 CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
-         "invalid YAML", "unknown config key", "out-of-range value", "unwritable output path",
-         "output under a file", "database URL with a bad port",
+         "invalid YAML", "unknown config key", "zone whose points lie on one line",
+         "--classes the model does not have", "out-of-range value",
+         "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
-         "--retain without an output"]
+         "--retain without an output", "--heatmap-overwrite without --heatmap"]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -138,6 +138,26 @@ def test_several_sources_need_zones_per_source():
                       "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}]})
 
 
+@pytest.mark.slow
+def test_two_zones_or_lines_of_one_name_are_refused(bikes_video, pose_weights, tmp_path):
+    """Counts, state and topics go by name: the second of two lines named alike used to vanish from the
+    summary (one "line a" printed for two lines) and share the first one's counts."""
+    from tests.conftest import run_cli
+
+    line = "{name: a, points: [[320, 0], [320, 271]]}"
+    zone = "{name: a, polygon: [[0, 0], [100, 0], [100, 100]]}"
+    for text, key in ((f"lines: [{line}, {line}]", "lines"), (f"zones: [{zone}, {zone}]", "zones"),
+                      (f"zones: [{zone}]\nsources: [{{url: {bikes_video}, zones: [{zone}]}}]", "sources[0].zones")):
+        config = tmp_path / "c.yaml"
+        config.write_text(text + "\n")
+        given = [] if key.startswith("sources") else [str(bikes_video)]   # a SOURCE argument replaces sources:
+        run = run_cli("run", *given, "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                      "--quiet", "--config", str(config), timeout=120)
+        assert run.returncode == 2, (text, run.stdout, run.stderr)
+        assert run.stderr.strip().splitlines() == [f"trackstream: error: {key}: the name 'a' is used twice; give "
+                                                   "each its own name (counts, events and MQTT topics go by it)"]
+
+
 def test_tracker_settings_from_a_file_beside_the_config(tmp_path):
     (tmp_path / "tracker.yaml").write_text("minimum_iou: 0.35\n")
     config = load_config(write(tmp_path, "tracker_config: tracker.yaml\nsources: [clip.mp4]\n"))

@@ -113,3 +113,32 @@ def test_bad_dwell_threshold_is_refused_naming_the_key(value, message):  # type:
 
     with pytest.raises(ConfigError, match=rf"^zones\[0\]\.dwell_seconds: {message}"):
         build_config({"zones": [{"name": "q", "polygon": [[0, 0], [9, 0], [9, 9]], "dwell_seconds": value}]})
+
+
+@pytest.mark.slow
+def test_a_lost_track_is_not_reported_loitering_longer_than_its_visit(bikes_video, pose_weights, tmp_path):  # type: ignore[no-untyped-def]
+    """bikes.mp4: the cyclist comes back into the right half at frame 46 and is lost at 48; the stream ends at
+    59. Its visit ends at the last frame it was seen (0.04 s), so a 0.5 s zone_dwell, which the lost track
+    used to get at frame 59 (``point`` null, ``dwell_seconds`` 0.52), would contradict its zone_exited."""
+    from tests.conftest import run_cli
+
+    config = tmp_path / "z.yaml"
+    config.write_text("zones: [{name: right, polygon: [[320, 0], [639, 0], [639, 271], [320, 271]], "
+                      "dwell_seconds: 0.5}]\n")
+    events_path = tmp_path / "events.jsonl"
+    run = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "320", "--max-frames", "60",
+                  "--quiet", "--config", str(config), "--events", str(events_path), timeout=300)
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in events_path.read_text().splitlines()]
+    loitered: dict[int, dict] = {}  # type: ignore[type-arg]
+    visits = []   # (dwell_seconds at the exit, the zone_dwell of that visit or None)
+    for event in events:
+        if event["event"] == "zone_dwell":
+            loitered[event["track"]["id"]] = event
+        elif event["event"] == "zone_exited":
+            visits.append((event["dwell_seconds"], loitered.pop(event["track"]["id"], None)))
+    assert [e["reason"] for e in events if e["event"] == "zone_exited"][-1] == "track_ended"   # the scene holds
+    for seconds, loiter in visits:
+        assert (loiter is not None) == (seconds >= 0.5), (seconds, loiter)
+        if loiter is not None:
+            assert loiter["point"] is not None and loiter["dwell_seconds"] <= seconds

@@ -156,3 +156,26 @@ def test_a_snapshot_between_two_detections_resumes_with_the_same_schedule(tmp_pa
     assert joined == records(whole / "t.jsonl")  # same frames detected, same predicted boxes
     assert [r["detected"] for r in joined].count(True) < 40
     assert (parts / "t.txt").read_text() == (whole / "t.txt").read_text()
+
+
+def test_an_adaptive_schedule_resumed_detects_the_frames_an_unbroken_run_detects(tmp_path, bikes_video,
+                                                                                 pose_weights):
+    """adaptive also asks the reader's motion measure, whose background learns every frame: a resumed run
+    used to start it blank at the first new frame, detect other frames and write other records."""
+    def args(out: Path, *extra: str) -> list[str]:
+        return ["run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "320", "--schedule", "adaptive",
+                "--jsonl", str(out / "t.jsonl"), "--heatmap", str(out / "h.png"), "--quiet", *extra]
+
+    whole, parts, state = tmp_path / "whole", tmp_path / "parts", tmp_path / "state"
+    whole.mkdir()
+    parts.mkdir()
+    proc = run_cli(*args(whole, "--max-frames", "120"))
+    assert proc.returncode == 0, proc.stderr
+    for count in ("60", "60"):
+        proc = run_cli(*args(parts, "--state", str(state), "--max-frames", count))
+        assert proc.returncode == 0, proc.stderr
+    joined = records(parts / "t.jsonl")
+    assert [r["detected"] for r in joined].count(False) > 20   # the schedule skipped frames
+    assert [r["detected"] for r in joined] == [r["detected"] for r in records(whole / "t.jsonl")]
+    assert joined == records(whole / "t.jsonl")
+    assert (parts / "h.png").read_bytes() == (whole / "h.png").read_bytes()

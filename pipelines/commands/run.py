@@ -255,6 +255,7 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
          config.cluster.engine == "ray" or getattr(args, "command", "run") == "cluster", "needs --engine ray"),
         (("--out-rotate-seconds", "--out-rotate-bytes"), bool(out.video), "needs --out (the video it rotates)"),
         (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl), "needs --jsonl (the file it rotates)"),
+        (("--heatmap-overwrite",), bool(out.heatmap), "needs --heatmap FILE (the file it may replace)"),
         (("--retain",), bool(out.video or out.jsonl),
          "needs an output whose old segments it deletes (--out or --jsonl)"),
     )

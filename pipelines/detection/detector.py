@@ -204,6 +204,12 @@ class Detector:
             # after the warm-up: for an exported model, reading names earlier would load its runtime twice
             self.class_names = {int(k): str(v) for k, v in dict(self.model.names).items()}
             tune_runtime(self.model, self.model_name, self.threads)
+        unknown = [c for c in config.classes or () if c not in self.class_names]
+        if unknown:   # it would keep nothing, silently: every output empty
+            have = ", ".join(f"{i}={n}" for i, n in sorted(self.class_names.items())[:12])
+            more = ", ..." if len(self.class_names) > 12 else ""
+            raise ModelError(f"detector.classes (--classes): {unknown[0]} is not a class of the model "
+                             f"({have}{more})")
         self._free.put(self.model)
         self._detected_once = threading.Event()  # the first copy has answered a call: the rest may load now
         self.loading: Optional[threading.Thread] = None  # loads the other copies while the first one works

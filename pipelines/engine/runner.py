@@ -48,7 +48,7 @@ from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, SnapshotStore
 from pipelines.errors import OutputError, UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
-from pipelines.processing.motion import MotionMask
+from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
@@ -72,6 +72,12 @@ SINK_QUEUE_SIZE = 32
 # detection schedule's state after that frame (None: no schedule other than every)
 _Work = tuple[Lane, Item, Optional[Detections], Optional[ScheduleState]]
 _Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from an inbox: detect it or not
+
+
+def _measure_motion(meter: MotionMeter, frame: VideoFrame) -> MotionMask:
+    """``frame``'s changed cells by ``meter`` (whose background then learns the frame)."""
+    luma = frame.luma()  # the decoded luma plane, without converting the frame to BGR
+    return meter.measure(*luma) if luma is not None else meter.measure(frame.image)
 
 
 class PipelineError(UserError):
@@ -262,6 +268,8 @@ class Runner:
             for item in lane.source.frames():
                 if isinstance(item, VideoFrame):
                     if lane.resume_after is not None and item.index <= lane.resume_after:
+                        if lane.meter is not None:   # adaptive: the motion background learns them as before,
+                            _measure_motion(lane.meter, item)   # so the same frames are detected as unbroken
                         continue  # processed by the run this one resumes
                     if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
                         lane.source.stop()
@@ -269,8 +277,7 @@ class Runner:
                     if pacer is not None:
                         item = pacer.release(item)
                     if lane.meter is not None:  # adaptive: the cheap motion measure, on this source's thread
-                        luma = item.luma()  # the decoded luma plane, without converting the frame to BGR
-                        mask = lane.meter.measure(*luma) if luma is not None else lane.meter.measure(item.image)
+                        mask = _measure_motion(lane.meter, item)
                         with self._cond:
                             lane.motion[item.index] = mask
                     taken += 1

@@ -13,7 +13,7 @@ count, mean and maximum cover every visit since the start).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Optional
 
 import numpy as np
@@ -53,12 +53,14 @@ class DwellClock:
         self._max = max(self._max, seconds)
         return seconds
 
-    def due(self, pts: float) -> list[tuple[int, float]]:
-        """(track id, seconds inside) of tracks that passed the threshold and were not reported this visit."""
+    def due(self, pts: float, seen: Collection[int]) -> list[tuple[int, float]]:
+        """(track id, seconds inside) of tracks ``seen`` at ``pts`` that passed the threshold and were not
+        reported this visit. A track not seen (lost) is not known to be inside: were it to end unseen, its
+        visit ends at the last frame it was seen, so it is reported when seen again, if ever."""
         if self.threshold is None:
             return []
         out = [(tid, round(pts - since, 3)) for tid, since in self._since.items()
-               if tid not in self._reported and pts - since >= self.threshold]
+               if tid in seen and tid not in self._reported and pts - since >= self.threshold]
         self._reported.update(tid for tid, _ in out)
         return sorted(out)
 

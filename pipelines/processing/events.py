@@ -413,7 +413,7 @@ class EventGenerator:
                     self._tally.zone(zone.name, tid, self._known[tid].class_name, name == "zone_entered")
                     events.append(self._event(name, now, zone=zone.name, point=point[tid],
                                               track=self._known[tid].track_doc(tid), **extra))
-            for tid, seconds in clock.due(float(now.pts or 0.0)):    # loitering: once per visit
+            for tid, seconds in clock.due(float(now.pts or 0.0), set(seen_here[0])):  # loitering: once per visit
                 memo = self._known.get(tid)
                 if memo is not None:
                     events.append(self._event("zone_dwell", now, zone=zone.name, point=point.get(tid),

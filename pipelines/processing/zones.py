@@ -46,6 +46,13 @@ def _points(key: str, value: tuple[tuple[float, ...], ...], min_points: int,
     return tuple(pts)
 
 
+def _on_one_line(points: Sequence[Point]) -> bool:
+    """Whether all ``points`` lie on one straight line (or are one point)."""
+    a = points[0]
+    b = next((p for p in points if p != a), None)
+    return b is None or all((b[0] - a[0]) * (p[1] - a[1]) == (b[1] - a[1]) * (p[0] - a[0]) for p in points)
+
+
 ClassRef = Union[str, int]
 """A class of the model by name (``car``) or id (``2``)."""
 
@@ -86,7 +93,10 @@ class ZoneConfig:
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ConfigError("name", "must not be empty")
-        object.__setattr__(self, "polygon", _points("polygon", self.polygon, 3))
+        polygon = _points("polygon", self.polygon, 3)
+        if _on_one_line(polygon):   # no anchor can ever be inside: the zone would never count anything
+            raise ConfigError("polygon", f"the points lie on one line, enclosing nothing: {[list(p) for p in polygon]}")
+        object.__setattr__(self, "polygon", polygon)
         object.__setattr__(self, "classes", _classes(self.classes))
 
 
