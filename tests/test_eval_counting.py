@@ -271,3 +271,18 @@ def test_predicted_crossings_are_scored_on_the_warnings_run_makes_and_cancels(tm
     made, cancelled = _run_warnings(root, "STOP-01", 1.0)
     assert cancelled >= 2                                   # A's (misses_line) and C's (track_ended)
     assert (score.predictions, score.cancelled) == (made, cancelled)
+
+
+def test_predicted_crossings_under_a_schedule_are_warned_on_the_frames_it_detects(mot_root: Path, tmp_path: Path):
+    # run makes crossing_predicted warnings on detected frames only: a scheduled eval warns on the frames its
+    # schedule feeds (here a quarter of them), so it makes fewer warnings than detecting every frame
+    def warnings(*extra: str) -> int:
+        out = tmp_path / ("-".join(extra) or "every").replace(":", "")
+        proc = run_cli("eval", str(mot_root), "--out", str(out), "--tracker", "trackstream", "--count-lines",
+                       "auto", "--predict-horizon", "1", *extra, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        found = json.loads((out / "summary.json").read_text())["predicted_crossings"]
+        return sum(seq["predictions"] for cond in found.values() for seq in cond.values())
+
+    every, scheduled = warnings(), warnings("--schedule", "interval:4")
+    assert 0 < scheduled < every, (every, scheduled)

@@ -89,10 +89,27 @@ def _owner(box: np.ndarray, gt_frame: np.ndarray) -> int | None:
     return int(gt_frame[best, 1]) if iou[best] >= MIN_IOU else None
 
 
+def _end_removed(adapter: TrackstreamTracker, counters: Sequence[LineCounter],
+                 ahead: Sequence[LineForecaster]) -> int:
+    """Forget the tracks the last update or prediction removed; how many standing warnings that cancels (an
+    ended track's, ``track_ended``)."""
+    cancelled = 0
+    for tid in adapter.removed():
+        for counter, watch in zip(counters, ahead):
+            counter.forget(tid)
+            cancelled += len(watch.forget(tid))
+    return cancelled
+
+
 def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines: Sequence[LineConfig],
                       config: dict[str, Any], horizon: float,
-                      min_probability: float = DEFAULT_PROBABILITY) -> PredictionScore:
-    """Track ``seq`` with trackstream, predict crossings of ``lines`` ``horizon`` s ahead, score them."""
+                      min_probability: float = DEFAULT_PROBABILITY, fed: np.ndarray | None = None
+                      ) -> PredictionScore:
+    """Track ``seq`` with trackstream, predict crossings of ``lines`` ``horizon`` s ahead, score them.
+
+    ``fed`` bool by frame number (``--schedule``): the frames whose detections trackstream gets; on the others
+    it predicts, and, as ``run`` on a frame it did not detect, neither counts nor warns (an ended track's
+    warnings are still cancelled); None: every frame."""
     rate = seq.info.frame_rate
     events = EventsConfig()
     lines = [replace(ln, predict_seconds=horizon, predict_min_probability=min_probability) for ln in lines]
@@ -104,6 +121,10 @@ def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines:
     size = (seq.info.width, seq.info.height) if seq.info.width and seq.info.height else None
     cancelled = 0
     for frame, rows in frames(dets, seq.info.length):
+        if fed is not None and not fed[frame]:
+            adapter.predict((frame - 1) / rate)
+            cancelled += _end_removed(adapter, counters, ahead)
+            continue
         out = adapter.update(rows[:, :4], rows[:, 4], (frame - 1) / rate)
         seen = adapter.counted()        # what run counts and warns on: matched tracks, at the detector's box
         ids = [int(i) for i in seen[:, 0].tolist()]
@@ -120,10 +141,7 @@ def score_predictions(seq: MotSequence, dets: np.ndarray, gt: np.ndarray, lines:
             cancelled += len(gone)
             for p in new:
                 made.append((frame, watch.name, p.sign, _owner(box[p.track], gt_by_frame.get(frame, gt[:0]))))
-        for tid in adapter.removed():   # an ended track's standing warnings are cancelled (track_ended)
-            for counter, watch in zip(counters, ahead):
-                counter.forget(tid)
-                cancelled += len(watch.forget(tid))
+        cancelled += _end_removed(adapter, counters, ahead)
     truth = count_crossings(gt, lines, events)
     window = horizon * rate + events.min_frames_on_side
     first_warning: dict[int, int] = {}          # index into truth -> frame of its first true prediction

@@ -255,7 +255,7 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
                 variants[label] = results_dir(out, labels, spec.label, interpolated=True)
                 write_results(variants[label] / f"{seq.name}.txt", interpolate_gaps(rows, options.interpolate_gap))
         if line_sets is not None and seq.gt is not None:
-            _count_sequence(options, cond, seq, seq.gt, dets, tracked, line_sets, report, progress)
+            _count_sequence(options, cond, seq, seq.gt, dets, tracked, line_sets, report, progress, fed)
     scored = {s.name: s.info.length for s in seqs if s.gt is not None}
     report.by_condition[cond.name] = {label: score(gt_folder, folder, scored, options.benchmark)
                                       for label, folder in variants.items()} if scored else {}
@@ -266,9 +266,10 @@ def _run_condition(options: EvalOptions, cond: Condition, seqs: list[MotSequence
 
 def _count_sequence(options: EvalOptions, cond: Condition, seq: MotSequence, gt_path: Path, dets: np.ndarray,
                     tracked: Mapping[str, np.ndarray], line_sets: LineSets, report: EvalReport,
-                    progress: TextIO) -> None:
+                    progress: TextIO, fed: np.ndarray | None) -> None:
     """Count crossings of the sequence's lines by gt and by every tracker; score trackstream's predicted
-    crossings when asked (``--predict-horizon``)."""
+    crossings when asked (``--predict-horizon``), warned on the frames its schedule feeds (``fed``; None:
+    every frame)."""
     lines = line_sets.lines(seq.name, seq.info.width, seq.info.height)
     gt = read_gt_people(gt_path)
     scores = score_sequence(gt, tracked, lines, seq.info.frame_rate)
@@ -278,7 +279,7 @@ def _count_sequence(options: EvalOptions, cond: Condition, seq: MotSequence, gt_
     if options.predict_horizon is not None:
         config = dict(options.tracker_config)
         report.predictions_by_condition.setdefault(cond.name, {})[seq.name] = score_predictions(
-            seq, dets, gt, lines, config, options.predict_horizon, options.predict_probability)
+            seq, dets, gt, lines, config, options.predict_horizon, options.predict_probability, fed)
     print(f"[{cond.name}] counted crossings of {len(lines)} lines on {seq.name}", file=progress)
 
 

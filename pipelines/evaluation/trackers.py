@@ -42,6 +42,7 @@ class TrackstreamTracker:
         self.path_times = cfg.path_horizon_seconds * np.arange(1, k + 1) / max(k, 1)
         self.last_path: np.ndarray = np.zeros((0, k, 2))
         self._last = Tracks.empty(k)  # the tracks of the last update (what the schedule plans from)
+        self._removed = self._last.removed_ids
 
     @property
     def core(self) -> Any:
@@ -56,6 +57,7 @@ class TrackstreamTracker:
                           np.zeros(n, np.int64))
         tracks = self._tracker.update(dets, timestamp=timestamp)
         self._last = tracks
+        self._removed = tracks.removed_ids
         self.last_path = tracks.predicted_path
         return xyxy_rows(tracks.track_id, tracks.best_xyxy, tracks.confidence)
 
@@ -67,13 +69,14 @@ class TrackstreamTracker:
         return xyxy_rows(t.track_id[m], t.xyxy[m], t.confidence[m])
 
     def removed(self) -> list[int]:
-        """The ids of the confirmed tracks the last ``update`` removed (they ended: ``run`` cancels their
-        standing warnings, ``track_ended``)."""
-        return [int(i) for i in self._last.removed_ids.tolist()]
+        """The ids of the confirmed tracks the last ``update`` or ``predict`` removed (they ended: ``run``
+        cancels their standing warnings, ``track_ended``)."""
+        return [int(i) for i in self._removed.tolist()]
 
     def predict(self, timestamp: float) -> np.ndarray:
         """A frame the detection schedule skipped: every confirmed track at its predicted box."""
         tracks = self._tracker.predict(timestamp)
+        self._removed = tracks.removed_ids
         self.last_path = tracks.predicted_path
         return xyxy_rows(tracks.track_id, tracks.best_xyxy, tracks.confidence)
 
