@@ -12,7 +12,7 @@ exported to OpenVINO and run natively; ``torch`` is PyTorch through Ultralytics)
 - processed fps per camera (frames that came out, detected or predicted) and the share detected;
 - p95 capture-to-output latency from the wall-clock stamp the server writes into each frame (encode, network,
   decode and every queue included), and its ratio to one inference (the detector call time measured in the
-  same run);
+  same run); ``p95 in``: the part of it inside trackstream, from the frame's decoding to its output;
 - CPU seconds per second of this process (decode, detector, tracker; the servers' encoding is not counted).
 
 The servers' x264 encoding runs on the same machine: on a small machine it takes cores from trackstream, so
@@ -44,9 +44,10 @@ WARMUP_S = 5.0
 
 
 class StampSink(BaseSink):
-    """Records (run time, capture-to-output age, detected) of every result after the warm-up."""
+    """Records (run time, capture-to-output age, detected, decoded-to-output age) of every result after the
+    warm-up."""
 
-    def __init__(self, start: float, rows: list[tuple[float, float, bool]]) -> None:
+    def __init__(self, start: float, rows: list[tuple[float, float, bool, float]]) -> None:
         self.start, self.rows = start, rows
 
     def write(self, result: FrameResult) -> None:
@@ -54,7 +55,8 @@ class StampSink(BaseSink):
         luma = result.frame.luma()   # the stamp is in the luma plane: no BGR picture made for it
         stamp = read_stamp(luma[0] if luma is not None else result.frame.image)
         if stamp is not None and t >= WARMUP_S:
-            self.rows.append((t, time.time() - stamp, result.detected))
+            now = time.time()
+            self.rows.append((t, now - stamp, result.detected, now - result.frame.capture_time))
 
 
 class TimedDetector:
@@ -102,7 +104,7 @@ def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: fl
                                     "sources": [{"id": k, "url": u} for k, u in urls.items()]})
     detector = TimedDetector(Detector(config.detector, model))
     start = time.monotonic()
-    rows: dict[str, list[tuple[float, float, bool]]] = {k: [] for k in urls}
+    rows: dict[str, list[tuple[float, float, bool, float]]] = {k: [] for k in urls}
     pairs = [(s, open_source(s)) for s in config.sources]
     runner = Runner(pairs, detector, config,  # type: ignore[arg-type]
                     sink_factory=lambda _c, s, *_: [BuiltSink("stamp", DropPolicy.BLOCK,
@@ -151,21 +153,23 @@ def main() -> int:
     base: dict[tuple[str, str], float] = {}  # (runtime, kind) -> fps of that runtime's first schedule
     width = max(10, *(len(k) for k in results))
     print(f"{'schedule':<{width}} {'cameras':<6} {'fps/camera':>10} {'x every':>7} {'detected':>8} {'p95 ms':>7} "
-          f"{'x inference':>11} {'cpu s/s':>7}")
+          f"{'x inference':>11} {'p95 in ms':>9} {'cpu s/s':>7}")
     for schedule, res in results.items():
         for kind in ("still", "busy"):
             cams = [k for k in res["rows"] if k.startswith(kind)]
             if not cams:
                 continue
             fps = float(np.mean([len(res["rows"][k]) / res["span"] for k in cams]))
-            ages = [a for k in cams for _, a, _ in res["rows"][k]]
-            det = [d for k in cams for _, _, d in res["rows"][k]]
+            ages = [a for k in cams for _, a, _, _ in res["rows"][k]]
+            det = [d for k in cams for _, _, d, _ in res["rows"][k]]
+            inside = [a for k in cams for _, _, _, a in res["rows"][k]]
             p95 = float(np.percentile(ages, 95)) if ages else float("nan")
+            p95_in = float(np.percentile(inside, 95)) if inside else float("nan")
             runtime = schedule.split()[-1] if " " in schedule else ""
             base.setdefault((runtime, kind), fps)
             print(f"{schedule:<{width}} {kind:<6} {fps:>10.1f} {fps / base[(runtime, kind)]:>7.2f} "
                   f"{(np.mean(det) if det else float('nan')):>8.2f} {1000 * p95:>7.0f} "
-                  f"{p95 / res['inference_s']:>11.1f} {res['cpu_per_s']:>7.2f}")
+                  f"{p95 / res['inference_s']:>11.1f} {1000 * p95_in:>9.0f} {res['cpu_per_s']:>7.2f}")
         print(f"{'':<{width}} one inference (median, this run): {1000 * res['inference_s']:.0f} ms")
     return 0
 
