@@ -187,3 +187,17 @@ def test_no_stage_reads_the_sections_already_folded_into_each_sources_settings()
         "zones": [], "tracker": {"confirmation_hits": 7}})
     assert [len(s.zones) for s in config.sources] == [1, 0]
     assert all(s.tracker.confirmation_hits == 7 for s in config.sources)
+
+
+def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path):
+    # YAML 1.2 (and every other YAML tool) reads 5e-3 as a number; PyYAML alone read it as text, so a small
+    # scale written the way people write it was refused as "must be a number, got '5e-3'"
+    path = tmp_path / "c.yaml"
+    path.write_text("calibration: {metres_per_pixel: 5e-3}\ndetector: {conf: 2.5E-1}\nsources: [road.mp4]\n")
+    config = load_config(path)
+    assert config.sources[0].calibration is not None
+    assert config.sources[0].calibration.metres_per_pixel == 0.005 and config.detector.conf == 0.25
+    quoted = tmp_path / "q.yaml"
+    quoted.write_text("calibration: {metres_per_pixel: '5e-3'}\nsources: [road.mp4]\n")   # quoted: text
+    with pytest.raises(ConfigError, match="metres_per_pixel: must be a number"):
+        load_config(quoted)

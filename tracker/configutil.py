@@ -9,6 +9,8 @@ dotted key (``tracker.max_lost_seconds: must be >= 0, got -1``).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -50,7 +52,7 @@ def load_yaml(text: str, where: str) -> Any:
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError("", f"{where} is {len(text)} characters; config files are limited to "
                               f"{MAX_CONFIG_BYTES // 1024} KiB")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -61,6 +63,22 @@ def load_yaml(text: str, where: str) -> Any:
         raise ConfigError("", f"{where} is nested too deeply") from None
     finally:
         loader.dispose()
+
+
+_EXPONENT_FLOAT = r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"
+
+
+@functools.lru_cache(maxsize=1)
+def _loader_class() -> Any:
+    """PyYAML's safe loader (the C one when built) reading ``5e-3`` and ``1E+5`` as numbers, as YAML 1.2 and
+    every other YAML tool do (YAML 1.1, which PyYAML follows, wants a dot: ``5.0e-3``), so
+    ``metres_per_pixel: 5e-3`` is not refused as a string."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = type("ConfigLoader", (base,), {})
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+.0123456789"))
+    return loader
 
 
 def _expanded_size(root: Any, where: str) -> int:
