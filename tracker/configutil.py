@@ -47,8 +47,6 @@ def load_yaml(text: str, where: str) -> Any:
     """Parse one YAML document with bounds: at most ``MAX_CONFIG_BYTES`` of text and ``MAX_YAML_NODES`` values
     after alias expansion (a "billion laughs" document fails at once), no recursive aliases, no nesting
     deeper than the parser copes with. ``yaml.YAMLError`` for syntax errors; ``ConfigError`` for the bounds."""
-    import yaml
-
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError("", f"{where} is {len(text)} characters; config files are limited to "
                               f"{MAX_CONFIG_BYTES // 1024} KiB")
