@@ -201,3 +201,29 @@ def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path):
     quoted.write_text("calibration: {metres_per_pixel: '5e-3'}\nsources: [road.mp4]\n")   # quoted: text
     with pytest.raises(ConfigError, match="metres_per_pixel: must be a number"):
         load_config(quoted)
+
+
+def test_a_source_on_the_command_line_says_what_of_the_config_sources_it_drops(tmp_path, caplog):
+    # SOURCE replaces the config's sources: (documented); their zones and calibration go with them, which a
+    # user who gave both did not mean: a warning names what is not used
+    path = write(tmp_path, "sources: [{url: road.mp4, id: road, calibration: {metres_per_pixel: 0.05},\n"
+                           "           zones: [{name: kerb, polygon: [[0, 0], [9, 0], [9, 9]]}]}]\n")
+    with caplog.at_level("WARNING"):
+        config = parse("clip.mp4", "--config", path)
+    assert [s.url for s in config.sources] == ["clip.mp4"] and not config.sources[0].zones
+    assert "replaces the config's sources:" in caplog.text and "calibration, zones" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        parse("--config", path)                                  # the config's own sources: nothing dropped
+        parse("clip.mp4", "--config", write(tmp_path, "sources: [{url: a.mp4, id: a}]\n"))
+    assert "replaces" not in caplog.text
+
+
+def test_a_heatmap_overlay_with_nothing_to_draw_it_on_is_reported(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        parse("clip.mp4", "--heatmap-overlay", "--jsonl", "t.jsonl")
+    assert "heatmap overlay is drawn on the annotated video (--out) or the web view (--http)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        parse("clip.mp4", "--heatmap-overlay", "--out", "t.mp4")
+    assert "heatmap overlay" not in caplog.text

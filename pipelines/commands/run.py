@@ -228,6 +228,11 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             set_dotted(data, f"overlay.{key}", False)
     urls = expand_inputs([*args.sources, *args.extra_sources])
     if urls:
+        unused = _per_source_keys(data.get("sources"))
+        if unused:
+            log.warning("the SOURCE given replaces the config's sources:, and with them what they set (%s): "
+                        "use the config's sources alone, or top-level zones:/lines:/calibration:",
+                        ", ".join(unused))
         data["sources"] = [{"url": u} for u in urls]
     if args.source_id:
         sources = data.get("sources") or []
@@ -241,7 +246,16 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if args.mqtt_discovery and not config.mqtt.url:
         raise ConfigError("--mqtt-discovery", "needs a broker: --mqtt URL (or mqtt.url in the config)")
     _check_partners(args, config)
+    if config.overlay.heatmap and not (config.output.video or config.http.listen):
+        log.warning("the heatmap overlay is drawn on the annotated video (--out) or the web view (--http); "
+                    "this run has neither")
     return config
+
+
+def _per_source_keys(sources: Any) -> list[str]:
+    """The settings other than url and id that the config's ``sources:`` entries carry (sorted)."""
+    keys = {k for s in (sources if isinstance(sources, list) else []) if isinstance(s, dict) for k in s}
+    return sorted(keys - {"url", "id"})
 
 
 def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
