@@ -102,3 +102,12 @@ def test_a_run_continuing_its_saved_state_may_replace_the_heatmap_it_wrote(tmp_p
     check_paths(build_config(data))                          # the state's own heatmap: continued
     with pytest.raises(OutputError, match="exists; refusing"):
         check_paths(build_config({**data, "state": {"dir": str(state), "fresh": True}}))
+
+
+def test_a_heatmap_named_jpg_is_a_jpeg(tmp_path, bikes_video, pose_weights):
+    # heat.jpg held PNG bytes, which a picture viewer going by the name may refuse: the name picks the format
+    jpg = tmp_path / "heat.jpg"
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "320", "--max-frames", "5",
+                   "--heatmap", str(jpg), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert jpg.read_bytes()[:3] == b"\xff\xd8\xff" and cv2.imread(str(jpg)) is not None

@@ -74,9 +74,10 @@ class HeatmapFileSink(BaseSink):
         import cv2
 
         picture = blend(last.frame.image, last.heat.total, PICTURE_ALPHA)
-        ok, data = cv2.imencode(".png", picture)
+        kind = self.path.suffix.lower() if self.path.suffix.lower() in PICTURE_SUFFIXES else ".png"
+        ok, data = cv2.imencode(kind, picture)
         if not ok:
-            raise OutputError(f"cannot encode the heatmap {self.path} as PNG")
+            raise OutputError(f"cannot encode the heatmap {self.path} as {kind[1:].upper()}")
         temporary = temporary_path(self.path)
         try:
             temporary.write_bytes(data.tobytes())
@@ -85,6 +86,9 @@ class HeatmapFileSink(BaseSink):
             temporary.unlink(missing_ok=True)
             raise OutputError(f"cannot write heatmap {self.path}: {exc.strerror or exc}") from None
         self.written = True
+
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # written in the format they name; others: PNG
 
 
 def _build(ctx: SinkContext) -> HeatmapFileSink:
