@@ -142,3 +142,10 @@ def test_a_lost_track_is_not_reported_loitering_longer_than_its_visit(bikes_vide
         assert (loiter is not None) == (seconds >= 0.5), (seconds, loiter)
         if loiter is not None:
             assert loiter["point"] is not None and loiter["dwell_seconds"] <= seconds
+
+
+def test_the_summary_says_one_visit_not_one_visits():
+    from pipelines.frames import Counts, DwellSummary, ZoneCount
+
+    one = ZoneCount(0, 1, 1, dwell=DwellSummary(1, 2.0, 2.0, 2.0, {}))
+    assert count_lines("cam", Counts({"door": one}, {}, 1))[-1].endswith("max 2.0 s over 1 visit")

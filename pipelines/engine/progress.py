@@ -72,7 +72,7 @@ def count_lines(source_id: str, counts: Counts) -> list[str]:
         d = c.dwell
         if d is not None and d.visits:
             out.append(f"{source_id}: zone {name} dwell mean {d.mean_s:.1f} s, median {d.median_s:.1f} s, "
-                       f"max {d.max_s:.1f} s over {d.visits} visits")
+                       f"max {d.max_s:.1f} s over {d.visits} visit{'s' * (d.visits != 1)}")
     return out
 
 
