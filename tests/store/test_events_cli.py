@@ -102,6 +102,13 @@ def test_a_time_out_of_range_is_one_line(history: tuple[str, float], args: list[
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_url_of_another_database_is_refused_without_its_password(tmp_path: Path) -> None:
+    """It was taken for a SQLite file name: 'no event database at mysql:/watcher:Hidden-Pw-77@db/history'."""
+    done = run_cli("events", "--db", "mysql://watcher:Hidden-Pw-77@db/history", timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and "got a mysql:// URL" in done.stderr, done.stderr
+    assert "Hidden-Pw-77" not in done.stderr + done.stdout and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_a_file_without_history_says_so(tmp_path: Path) -> None:
     import sqlite3
 
