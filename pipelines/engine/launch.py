@@ -108,6 +108,10 @@ def preflight(config: PipelineConfig) -> str:
         from pipelines.store.db import check_sqlite
 
         check_sqlite(config.store.db)   # not a database, or a newer schema: one line now, not rows lost at the end
+    elif config.store.db:
+        from pipelines.store.db import check_postgres
+
+        check_postgres(config.store.db, config.store.connect_timeout)   # wrong password, no such database
     if config.redis.url:
         from pipelines.sinks.redis_sink import check_reachable
 

@@ -106,3 +106,27 @@ def check_sqlite(db: str) -> None:
     if found is not None and int(found) > VERSION:
         raise OutputError(f"--db: {path} has schema version {found}, newer than this trackstream knows "
                           f"({VERSION}): upgrade trackstream")
+
+
+# what a PostgreSQL server that answers says when it will never take this URL (it is not down: retrying is futile)
+_REFUSALS = ("password authentication failed", "authentication failed", "no password supplied",
+             "no pg_hba.conf entry", "does not exist")
+
+
+def check_postgres(db: str, connect_timeout: float = 5.0) -> None:
+    """Fail now, in one line, when the PostgreSQL server answers but refuses ``db``: a wrong password or user, a
+    database that does not exist. The writer would buffer for the whole run and then lose every row. A server
+    that cannot be reached is no error here: the run starts and buffers until it is back (docs/events.md)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    engine = open_engine(db, connect_timeout=connect_timeout)
+    try:
+        ping(engine)
+    except SQLAlchemyError as exc:
+        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        text_ = " ".join(str(detail).split())
+        if any(refusal in text_ for refusal in _REFUSALS):
+            raise OutputError(f"--db: {describe(db)} refused the connection: "
+                              f"{redact_text(text_[:200], url_password(db))}") from None
+    finally:
+        engine.dispose()
