@@ -50,10 +50,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipelines.store.config import is_postgres, sqlite_path
+    from pipelines.store.config import check_db, is_postgres, sqlite_path
     from pipelines.store.db import open_engine
     from pipelines.store.query import EventFilter, parse_time, search_events
 
+    check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
     now = time.time()
     since = parse_time(args.since, now, "--since") if args.since else None
     until = parse_time(args.until, now, "--until") if args.until else None

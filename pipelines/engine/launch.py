@@ -105,6 +105,13 @@ def preflight(config: PipelineConfig) -> str:
             check_writable(output_path(template, settings.id, several))
     if config.store.db and not is_postgres(config.store.db):
         check_writable(str(sqlite_path(config.store.db)))
+        from pipelines.store.db import check_sqlite
+
+        check_sqlite(config.store.db)   # not a database, or a newer schema: one line now, not rows lost at the end
+    elif config.store.db:
+        from pipelines.store.db import check_postgres
+
+        check_postgres(config.store.db, config.store.connect_timeout)   # wrong password, no such database
     if config.redis.url:
         from pipelines.sinks.redis_sink import check_reachable
 

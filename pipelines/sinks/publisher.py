@@ -213,12 +213,13 @@ class BufferedPublisher(Generic[T]):
                         self._cond.wait()
                     if self._abandoned or not self._buf or time.monotonic() >= self._deadline:
                         return
-                if not self._connected and not self._try_connect():
-                    self._back_off(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
+                if (self._connected or self._try_connect()) and self._send_next_batch():
+                    backoff = self.backoff_initial
                     continue
-                backoff = self.backoff_initial
-                self._send_next_batch()
+                # unreachable, or it connects and then fails every send (a full disk): wait all the same,
+                # or the thread spins and logs "unreachable" / "reachable again" a thousand times a second
+                self._back_off(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
         except Exception:  # noqa: BLE001 - a bug in a hook must not print a thread traceback mid-run
             self._log.exception("%s: publisher thread failed; entries are kept until close()", self.name)
         finally:
@@ -242,19 +243,22 @@ class BufferedPublisher(Generic[T]):
             self._mark_down(exc)
             return False
         with self._cond:
-            self._connected = True
-            if self._down_since is not None and not self._abandoned:
-                down = time.monotonic() - self._down_since
-                self._log.warning("%s reachable again after %.1f s; delivering %d buffered entries "
-                                  "(%d dropped during the outage)", self.name, down, len(self._buf),
-                                  self._drops_this_outage)
-            self._down_since = None
-            self._drops_this_outage = 0
+            self._connected = True   # the outage ends when a batch goes through (_send_next_batch)
         return True
+
+    def _mark_up(self, delivered: int) -> None:
+        """A batch went through: an outage, if any, is over (callers hold self._cond)."""
+        if self._down_since is not None and not self._abandoned:
+            down = time.monotonic() - self._down_since
+            self._log.warning("%s reachable again after %.1f s; delivering %d buffered entries "
+                              "(%d dropped during the outage)", self.name, down, delivered + len(self._buf),
+                              self._drops_this_outage)
+        self._down_since = None
+        self._drops_this_outage = 0
 
     def _mark_down(self, exc: BaseException) -> None:
         with self._cond:
-            was_up = self._connected or self._down_since is None
+            was_up = self._down_since is None   # a connection that fails each send is one outage, logged once
             self._connected = False
             if self._abandoned:
                 return
@@ -278,7 +282,8 @@ class BufferedPublisher(Generic[T]):
         except Exception:  # noqa: BLE001 - closing a dead connection may fail in many ways
             self._log.debug("%s: disconnecting failed", self.name, exc_info=True)
 
-    def _send_next_batch(self) -> None:
+    def _send_next_batch(self) -> bool:
+        """Send the oldest batch; False when the send broke (the batch is back at the head of the buffer)."""
         with self._cond:
             batch = [self._buf.popleft() for _ in range(min(self._batch_max, len(self._buf)))]
             self._in_flight = batch
@@ -288,19 +293,21 @@ class BufferedPublisher(Generic[T]):
             with self._cond:
                 self._in_flight = []
                 if self._abandoned:      # close() has counted the batch as undelivered
-                    return
+                    return False
                 self._buf.extendleft(reversed(batch))
                 if len(self._buf) > self._max:
                     self._drop_oldest(len(self._buf) - self._max)
             self._mark_down(exc)
-            return
+            return False
         with self._cond:
             self._in_flight = []
             if self._abandoned:
-                return
+                return True
+            self._mark_up(len(batch))
             self._published += len(batch) - len(refused)
             self._lose(refused)
             self._lost_rejected += len(refused)
+        return True
 
 
 class PublisherCounters:

@@ -109,10 +109,19 @@ class ClipRecorder:
 
 def encode_clip(clip: Clip, out: Path, crf: int = 26) -> None:
     """Draw the boxes and encode ``clip`` as an H.264 mp4 at ``out`` (written to a temporary name first)."""
-    import av
-
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.part")
+    try:
+        _encode(clip, partial, crf)
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)   # a full disk: the half-written clip would keep its space
+        raise
+
+
+def _encode(clip: Clip, partial: Path, crf: int) -> None:
+    import av
+
     height, width = clip.frames[0].image.shape[:2]
     with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", options={"preset": "veryfast", "crf": str(crf),
@@ -137,4 +146,3 @@ def encode_clip(clip: Clip, out: Path, crf: int = 26) -> None:
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    partial.replace(out)

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from pipelines.errors import UserError
+from pipelines.errors import OutputError, UserError
 from pipelines.secrets import redact_text, url_password
 from pipelines.store.config import is_postgres, sqlite_path
 
@@ -79,3 +79,54 @@ def open_engine(db: str, *, writer: bool = False, connect_timeout: float = 5.0) 
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def check_sqlite(db: str) -> None:
+    """Fail now, in one line, when the existing SQLite file ``db`` is not a database or holds an event history of
+    a newer trackstream: the writer would otherwise retry it as "unreachable" for the whole run and lose every
+    row. Reads only; a missing or empty file is fine (the run creates it)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from pipelines.store.schema import VERSION, schema_version
+
+    path = sqlite_path(db)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    engine = open_engine(db)
+    try:
+        with engine.connect() as conn:
+            made = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'trackstream_schema'")).first()
+            found = conn.execute(schema_version.select()).scalar() if made else None
+    except SQLAlchemyError as exc:
+        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        raise OutputError(f"--db: cannot use {path} as the event database: {' '.join(str(detail).split())[:200]}"
+                          ) from None
+    finally:
+        engine.dispose()
+    if found is not None and int(found) > VERSION:
+        raise OutputError(f"--db: {path} has schema version {found}, newer than this trackstream knows "
+                          f"({VERSION}): upgrade trackstream")
+
+
+# what a PostgreSQL server that answers says when it will never take this URL (it is not down: retrying is futile)
+_REFUSALS = ("password authentication failed", "authentication failed", "no password supplied",
+             "no pg_hba.conf entry", "does not exist")
+
+
+def check_postgres(db: str, connect_timeout: float = 5.0) -> None:
+    """Fail now, in one line, when the PostgreSQL server answers but refuses ``db``: a wrong password or user, a
+    database that does not exist. The writer would buffer for the whole run and then lose every row. A server
+    that cannot be reached is no error here: the run starts and buffers until it is back (docs/events.md)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    engine = open_engine(db, connect_timeout=connect_timeout)
+    try:
+        ping(engine)
+    except SQLAlchemyError as exc:
+        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        text_ = " ".join(str(detail).split())
+        if any(refusal in text_ for refusal in _REFUSALS):
+            raise OutputError(f"--db: {describe(db)} refused the connection: "
+                              f"{redact_text(text_[:200], url_password(db))}") from None
+    finally:
+        engine.dispose()

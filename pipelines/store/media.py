@@ -55,9 +55,13 @@ def write_file(root: Path, relative: str, data: bytes) -> None:
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.part")
-    with open(partial, "wb") as out:
-        out.write(data)
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)   # a full disk: the half-written file would keep its space
+        raise
 
 
 class MediaWorker:

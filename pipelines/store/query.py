@@ -11,6 +11,7 @@ ISO 8601 time (local time unless it carries an offset or ``Z``) or Unix seconds.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -35,15 +36,18 @@ def parse_time(text: str, now: Optional[float] = None, what: str = "time") -> fl
     if match:
         return (time.time() if now is None else now) - float(match[1]) * _UNIT_S[match[2]]
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds):   # nan / inf would silently match nothing
+            return seconds
     try:
         parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
-    except ValueError:
+        return parsed.timestamp()   # a naive time is local time
+    except (ValueError, OverflowError, OSError):   # not a time, or one the clock cannot hold (0001-01-01)
         raise UserError(f"{what}: expected a time like 2h (ago), 2026-12-06T02:00 or 2026-12-06T02:00Z, "
                         f"got {text!r}") from None
-    return parsed.timestamp()   # a naive time is local time
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,10 @@ class LinePublisher(BufferedPublisher[Entry]):
 class LineServer:
     """Answers ``ok`` per line (``err`` for topic ``bad``); ``stall=True``: reads nothing, answers nothing."""
 
-    def __init__(self, port: int, stall: bool = False) -> None:
-        self.port, self.stall = port, stall
+    def __init__(self, port: int, stall: bool = False, hang_up: bool = False) -> None:
+        self.port, self.stall, self.hang_up = port, stall, hang_up
         self.received: list[str] = []
+        self.connections = 0
         self.release = threading.Event()
         self._server: socketserver.ThreadingTCPServer | None = None
 
@@ -68,6 +69,10 @@ class LineServer:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
+                outer.connections += 1
+                if outer.hang_up:      # accepts the connection, then closes it on the first entry unanswered
+                    self.rfile.readline()
+                    return
                 if outer.stall:
                     outer.release.wait(10)
                     return
@@ -159,3 +164,26 @@ def test_close_returns_on_time_when_the_server_stops_answering(caplog: pytest.Lo
     expected = (f"line server at 127.0.0.1:{server.port}: 20 entries could not be delivered "
                 "(0 published; 20 for cam; 20 unsent after the 0.5 s flush timeout)")
     assert [r.getMessage() for r in caplog.records] == [expected]   # that one line, and nothing after it
+
+
+def test_a_server_that_accepts_connections_but_fails_every_send_is_one_outage(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Like a SQLite file on a full disk: connecting works, every write fails. The thread used to reconnect at
+    once after each failed send, without backing off, logging "unreachable" and "reachable again" each time
+    (thousands of lines a second)."""
+    server = LineServer(free_port(), hang_up=True)
+    server.start()
+    try:
+        caplog.set_level(logging.WARNING, logger="trackstream.test")
+        pub = LinePublisher(server.port)
+        for i in range(5):
+            pub.put("cam", str(i))
+        time.sleep(1.5)
+        stats = pub.close(0.2)
+    finally:
+        server.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable (" in m for m in messages) == 1, messages
+    assert not any("reachable again" in m for m in messages), messages
+    assert server.connections <= 10                  # backed off: 0.05, 0.1, 0.2, 0.4, 0.8 s
+    assert (stats.published, stats.dropped, stats.outages) == (0, 5, 1)

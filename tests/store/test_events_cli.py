@@ -91,6 +91,24 @@ def test_bad_input_is_one_line(history: tuple[str, float], args: list[str], mess
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args", [["--since", "0001-01-01"], ["--until", "0001-01-01T00:00"], ["--since", "nan"],
+                                  ["--until", "inf"]])
+def test_a_time_out_of_range_is_one_line(history: tuple[str, float], args: list[str]) -> None:
+    """Year 1 in local time is before the epoch's range (was a ValueError traceback); nan and inf matched nothing
+    without a word."""
+    db, _ = history
+    done = run_cli("events", "--db", db, *args, timeout=60)
+    assert done.returncode == 2 and f"{args[0]}: expected a time like 2h" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_url_of_another_database_is_refused_without_its_password(tmp_path: Path) -> None:
+    """It was taken for a SQLite file name: 'no event database at mysql:/watcher:Hidden-Pw-77@db/history'."""
+    done = run_cli("events", "--db", "mysql://watcher:Hidden-Pw-77@db/history", timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and "got a mysql:// URL" in done.stderr, done.stderr
+    assert "Hidden-Pw-77" not in done.stderr + done.stdout and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_a_file_without_history_says_so(tmp_path: Path) -> None:
     import sqlite3
 

@@ -97,6 +97,23 @@ def test_an_unreachable_server_at_start_is_buffered_and_named_without_its_passwo
     assert PG_PASSWORD not in caplog.text and "postgresql://someone:***@127.0.0.1" in caplog.text
 
 
+@pytest.mark.parametrize("fault", ["wrong_password", "no_such_database"])
+def test_a_server_that_refuses_the_url_stops_the_run_at_start(postgres: PostgresServer, pg_url: str,
+                                                              bikes_video, fault: str) -> None:  # type: ignore[no-untyped-def]
+    """The writer took a refusal for an outage: the whole video ran, then every row was lost (exit 3)."""
+    from tests.conftest import run_cli
+
+    url = pg_url.replace(PG_PASSWORD, "Wrong-pw-55") if fault == "wrong_password" else \
+        pg_url.rsplit("/", 1)[0] + "/no_such_db"
+    done = run_cli("run", str(bikes_video), "--db", url, "--max-frames", "12", "--imgsz", "160", "--quiet",
+                   timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("trackstream: error: --db: PostgreSQL at ")
+    assert "refused the connection" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert PG_PASSWORD not in done.stderr and "Wrong-pw-55" not in done.stderr
+
+
 WRITER = """
 import sys, time
 from pipelines.sinks.store import StoreSink

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import time
 from pathlib import Path
 
-from pipelines.store.media import MediaRetention
+import numpy as np
+import pytest
+
+from pipelines.store.clips import Clip, ClipFrame, encode_clip
+from pipelines.store.media import MediaRetention, write_file
 
 
 def _file(path: Path, size: int, age: float) -> Path:
@@ -65,3 +71,25 @@ def test_one_rule_for_segments_and_media_oldest_first_until_within_the_size(tmp_
     assert deleted == [gone] + [f[0] for f in files[1:4]]    # 600 bytes -> 200 left, oldest first
     assert [p.exists() for p, _, _ in files] == [False] * 4 + [True] * 2
     assert RetentionLimits().expire(files, None, "test") == [] and not RetentionLimits().active
+
+
+def test_a_write_that_fails_leaves_no_partial_file(tmp_path: Path) -> None:
+    """A full disk failed the write and left the ``.part`` file holding its space (until retention, if any, an
+    hour later). The disk is "full" for real here: a file size limit (RLIMIT_FSIZE) makes write() fail with
+    EFBIG, as ENOSPC would, without needing root to mount a small filesystem."""
+    rng = np.random.default_rng(0)
+    frames = [ClipFrame(i / 25, rng.integers(0, 255, (72, 128, 3), dtype=np.uint8), [(1, [10.0, 10.0, 40.0, 60.0])])
+              for i in range(50)]
+    clip = Clip("cam/20261206/clip-1-020000-100001.mp4", 0.0, 2.0, frames, {1})
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, old_limit[1]))
+    try:
+        with pytest.raises(OSError):
+            write_file(tmp_path, "cam/20261206/snap-1-020000-100002.jpg", b"x" * 100_000)
+        with pytest.raises(OSError):
+            encode_clip(clip, tmp_path / clip.path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert list((tmp_path / "cam" / "20261206").iterdir()) == []

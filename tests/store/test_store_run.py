@@ -81,3 +81,23 @@ def test_a_database_that_cannot_be_reached_ends_in_exit_3_naming_the_loss(bikes_
     assert "could not be delivered" in done.stderr and "lost: store output of bikes" in done.stderr
     assert "Hidden-Pw-77" not in done.stderr + done.stdout and "watcher:***@" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["not_a_database", "newer_schema"])
+def test_a_db_file_it_cannot_use_is_refused_at_start(bikes_video: Path, tmp_path: Path, kind: str) -> None:
+    """Such a file was taken for an unreachable database: the whole video ran, then every row was lost (exit 3)."""
+    db = tmp_path / "events.db"
+    if kind == "not_a_database":
+        db.write_text("my notes, not a database\n")
+    else:
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE trackstream_schema (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO trackstream_schema VALUES (99)")
+        conn.close()
+    before = db.stat().st_size
+    done = run_cli("run", str(bikes_video), "--db", str(db), "--max-frames", "12", "--imgsz", "160", "--quiet",
+                   timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("trackstream: error: --db: ") and len(done.stderr.strip().splitlines()) == 1
+    assert ("file is not a database" if kind == "not_a_database" else "schema version 99") in done.stderr
+    assert db.stat().st_size == before
