@@ -22,6 +22,7 @@ from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned wit
 from pipelines.listen import parse_listen
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
+from pipelines.secrets import redact_url
 from pipelines.store.config import StoreConfig  # the store: section, owned with the event history
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
@@ -244,6 +245,8 @@ def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings
         raise ConfigError(f"{key}.url", "is required (a file path or camera URL)")
     if sid is not None and (not isinstance(sid, str) or not sid):
         raise ConfigError(f"{key}.id", f"must be a non-empty string, got {sid!r}")
+    if sid is not None and redact_url(sid) != sid:   # the id is in every output, topic and stream name
+        raise ConfigError(f"{key}.id", f"must not hold a password or token, got {redact_url(sid)!r}")
     schedule = shared.schedule
     if "schedule" in rest:
         schedule = Schedule.parse(rest.pop("schedule"), shared.schedule.tuning, f"{key}.schedule")
