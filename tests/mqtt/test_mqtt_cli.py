@@ -231,6 +231,18 @@ def test_a_password_from_a_file_or_the_environment_joins_the_user_name_of_the_ur
     assert PASSWORD not in done.stderr + done.stdout
 
 
+def test_two_sources_sharing_a_topic_level_are_refused(broker, bikes_video, tmp_path):  # type: ignore[no-untyped-def]
+    """``cam.1`` and ``cam 1`` both publish under ``trackstream/cam_1/``: one's retained counts, state and
+    discovery configs replaced the other's, and its last will marked the other offline (docs/mqtt.md: two
+    names that would share a topic are refused at start)."""
+    config = tmp_path / "two.yaml"
+    config.write_text(f"sources:\n  - {{id: cam.1, url: '{bikes_video}'}}\n  - {{id: cam 1, url: '{bikes_video}'}}\n")
+    done = run_cli("run", "--config", str(config), "--mqtt", broker.url, "--max-frames", "2", "--quiet", timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "trackstream: error: sources: MQTT: sources 'cam.1' and 'cam 1' would share the topic level 'cam_1'; "
+        "give one another id"], done.stderr
+    assert retained(broker) == {}
+
 def test_run_offers_a_predicted_crossings_sensor_per_predicting_line(broker, bikes_video, pose_weights,
                                                                    tmp_path):  # type: ignore[no-untyped-def]
     """``road`` warns 3 s ahead (the first cyclist: warned at frame 33, crossed at 39), ``kerb`` does not: Home
