@@ -19,9 +19,11 @@ from pipelines.cluster.config import ClusterConfig  # the cluster: section, owne
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
 from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
+from pipelines.sinks.mqtt_topics import topic_part
 from pipelines.listen import parse_listen
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
+from pipelines.secrets import redact_url
 from pipelines.store.config import StoreConfig  # the store: section, owned with the event history
 from pipelines.sources.base import SourceConfig
 from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
@@ -244,6 +246,8 @@ def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings
         raise ConfigError(f"{key}.url", "is required (a file path or camera URL)")
     if sid is not None and (not isinstance(sid, str) or not sid):
         raise ConfigError(f"{key}.id", f"must be a non-empty string, got {sid!r}")
+    if sid is not None and redact_url(sid) != sid:   # the id is in every output, topic and stream name
+        raise ConfigError(f"{key}.id", f"must not hold a password or token, got {redact_url(sid)!r}")
     schedule = shared.schedule
     if "schedule" in rest:
         schedule = Schedule.parse(rest.pop("schedule"), shared.schedule.tuning, f"{key}.schedule")
@@ -324,6 +328,13 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
                                                     "detector.schedule"),
                             calibration=calibration, heatmap=heatmap)
     sources = resolve_sources(raw_sources, shared, kwargs["redis"].source_id)
+    if kwargs["mqtt"].url is not None:   # one source's retained counts, state and will would be another's
+        levels: dict[str, str] = {}
+        for source in sources:
+            other = levels.setdefault(topic_part(source.id), source.id)
+            if other != source.id:
+                raise ConfigError("sources", f"MQTT: sources {other!r} and {source.id!r} would share the topic "
+                                             f"level {topic_part(source.id)!r}; give one another id")
     return PipelineConfig(sources=sources, tracker=dict(tracker), tracker_config=tracker_config, zones=zones,
                           lines=lines, calibration=calibration, **kwargs)
 

@@ -57,9 +57,17 @@ def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
                              "--mqtt URL holds none")
 
 
+def _holds_password(url: str) -> bool:
+    """Whether ``url``'s user-info has a password (``user:password@``). Not ``url_password``, which, to mask
+    it, also takes a user-info without ``:`` for one: ``mqtt://cam@host`` holds a user name, no password."""
+    if url_password(url) is None:
+        return False
+    return ":" in url.split("://", 1)[1].rsplit("@", 1)[0]   # the user-info: up to the last @, as url_password
+
+
 def with_password(url: str, password: Optional[str]) -> str:
     """``url`` with ``password`` (percent-encoded) as its user-info password, unless it already has one."""
-    if not password or url_password(url) is not None or "://" not in url:
+    if not password or _holds_password(url) or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
     user = ""
@@ -82,7 +90,7 @@ def fill_secrets(data: MutableMapping[str, Any], args: Optional[argparse.Namespa
             ("mqtt", "url", MQTT_PASSWORD_ENV, "mqtt_password_file", "the MQTT password")):
         part = data.get(section)
         url = part.get(key) if isinstance(part, dict) else None
-        if not isinstance(url, str) or "://" not in url or url_password(url) is not None:
+        if not isinstance(url, str) or "://" not in url or _holds_password(url):
             continue
         if section == "state" and not url.startswith(("redis://", "rediss://")):
             continue

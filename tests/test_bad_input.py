@@ -120,6 +120,21 @@ def test_bad_input_gives_one_clear_line(tmp_path, bikes_video, pose_weights, nam
     assert not list(tmp_path.glob("*.jsonl")) and not (tmp_path / "out.mp4").exists()
 
 
+
+@pytest.mark.parametrize("flags", [["--source-id", "rtsp://cam:Id-Secret-5@cam.local/live"],
+                                   ["--source-id", "cam.local/live?token=Id-Secret-5"],
+                                   ["--config", "redis-id.yaml"]])
+def test_a_source_id_holding_a_password_is_refused_without_showing_it(tmp_path, bikes_video, pose_weights, flags):
+    """An id given as a camera URL kept its password in every output: the summary, Redis stream names, MQTT
+    topics and payloads, JSONL records (log lines alone were masked)."""
+    (tmp_path / "redis-id.yaml").write_text("redis: {source_id: 'rtsp://cam:Id-Secret-5@cam.local/live'}\n")
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--max-frames", "1", *flags,
+                   "--jsonl", str(tmp_path / "o.jsonl"), "--quiet", cwd=tmp_path, timeout=180)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith(PREFIX)]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(errors) == 1 and "must not hold a password or token" in errors[0], proc.stderr
+    assert "Id-Secret-5" not in proc.stderr + proc.stdout and not (tmp_path / "o.jsonl").exists()
+
 @pytest.mark.slow
 def test_file_damaged_in_the_middle_is_processed_to_the_end(tmp_path, bikes_video, pose_weights):
     broken = damage_middle(bikes_video, tmp_path / "damaged.mp4")

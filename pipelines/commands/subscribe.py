@@ -59,6 +59,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 1:
         raise UserError("--count must be at least 1")
+    if any(not source.strip() for source in args.source or ()):   # --source "$CAM" with CAM unset
+        raise UserError("--source must name a source id, got an empty one")
     if args.idle_exit is not None and not args.idle_exit >= 0:   # NaN too; 0: print what is there, then exit
         raise UserError(f"--idle-exit must be a number of seconds >= 0, got {args.idle_exit}")
     sub = Subscriber(args.redis, args.source, frames=args.frames, group=args.group, consumer=args.consumer,

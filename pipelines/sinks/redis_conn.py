@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 from urllib.parse import unquote, urlsplit
 
 from pipelines.errors import UserError
-from pipelines.secrets import mask_url, redact_text, url_password
+from pipelines.secrets import mask_url, redact_text, redact_url, url_password
 from tracker.configutil import ConfigError
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -61,6 +61,8 @@ class RedisConfig:
             stream_name(getattr(self, key), "x", key=key)
         if self.source_id is not None and not self.source_id.strip():
             raise ConfigError("source_id", "must not be empty")
+        if self.source_id is not None and redact_url(self.source_id) != self.source_id:   # in every stream name
+            raise ConfigError("source_id", f"must not hold a password or token, got {redact_url(self.source_id)!r}")
 
 
 def stream_name(template: str, source: str, key: str = "stream") -> str:

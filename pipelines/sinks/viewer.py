@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Deque, Optional
 
 from pipelines.frames import Event, FrameResult, StatusKind, StreamStatus
@@ -82,10 +82,13 @@ class ViewerSink:
             wake()
 
     def status(self, status: StreamStatus) -> None:
-        """Remember the source's state (live, in a gap, ended) and the events of the change."""
+        """Remember the source's state (live, in a gap, ended), the events of the change and the counts after
+        them (the tracks a stream's end ended left their zones: the newest result's counts no longer hold)."""
         with self._lock:
             if status.kind is not StatusKind.CLOSED:
                 self._kind = status.kind
+            if status.counts is not None and self._result is not None:
+                self._result = replace(self._result, counts=status.counts)
             self._events.extend(status.events)
             listeners = self._listeners
         for wake in listeners:

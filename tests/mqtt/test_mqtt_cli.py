@@ -215,6 +215,34 @@ def test_a_run_with_a_wrong_mqtt_password_fails_at_once_even_when_told_to_wait(p
     assert done.returncode == 2 and "refused us" in done.stderr and "wrong-Mq-78" not in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("given", ["file", "env"])
+def test_a_password_from_a_file_or_the_environment_joins_the_user_name_of_the_url(  # type: ignore[no-untyped-def]
+        given, password_broker, bikes_video, pose_weights, tmp_path):
+    """``mqtt://cam@host`` names the user and no password: --mqtt-password-file (or the environment) gives it
+    (MQTT sends a password only with a user name, so the user must stay)."""
+    secret = tmp_path / "mqtt-password"
+    secret.write_text(PASSWORD + "\n")
+    extra, env = (["--mqtt-password-file", str(secret)], None) if given == "file" else \
+        ([], {"TRACKSTREAM_MQTT_PASSWORD": PASSWORD})
+    done = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--mqtt", f"mqtt://cam@127.0.0.1:{password_broker.port}", *extra, "--quiet", timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert retained(password_broker, "trackstream/bikes/state") == {"trackstream/bikes/state": b"offline"}
+    assert PASSWORD not in done.stderr + done.stdout
+
+
+def test_two_sources_sharing_a_topic_level_are_refused(broker, bikes_video, tmp_path):  # type: ignore[no-untyped-def]
+    """``cam.1`` and ``cam 1`` both publish under ``trackstream/cam_1/``: one's retained counts, state and
+    discovery configs replaced the other's, and its last will marked the other offline (docs/mqtt.md: two
+    names that would share a topic are refused at start)."""
+    config = tmp_path / "two.yaml"
+    config.write_text(f"sources:\n  - {{id: cam.1, url: '{bikes_video}'}}\n  - {{id: cam 1, url: '{bikes_video}'}}\n")
+    done = run_cli("run", "--config", str(config), "--mqtt", broker.url, "--max-frames", "2", "--quiet", timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "trackstream: error: sources: MQTT: sources 'cam.1' and 'cam 1' would share the topic level 'cam_1'; "
+        "give one another id"], done.stderr
+    assert retained(broker) == {}
+
 def test_run_offers_a_predicted_crossings_sensor_per_predicting_line(broker, bikes_video, pose_weights,
                                                                    tmp_path):  # type: ignore[no-untyped-def]
     """``road`` warns 3 s ahead (the first cyclist: warned at frame 33, crossed at 39), ``kerb`` does not: Home

@@ -170,3 +170,11 @@ def test_subscribe_idle_exit_must_be_seconds_not_below_zero(redis_server, run_su
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"trackstream: error: --idle-exit must be a number of seconds >= 0, got " \
                                   f"{float(value)}"
+
+
+def test_subscribe_refuses_an_empty_source_id(redis_server, run_subscribe):  # type: ignore[no-untyped-def]
+    """``--source ""`` (``--source "$CAM"`` with CAM unset) followed trackstream::events, a stream no run
+    writes, and exited 0 when idle as if the source had been quiet."""
+    proc = run_subscribe("--redis", redis_server.url, "--source", "", "--idle-exit", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "trackstream: error: --source must name a source id, got an empty one"

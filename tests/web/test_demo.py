@@ -35,3 +35,32 @@ def test_demo_prints_the_url_and_serves_the_view_while_it_plays(tmp_path, bikes_
     assert proc.returncode == 0, stderr
     assert f"watch it live at http://127.0.0.1:{port}/" in stderr
     assert seen.get("id") == "bikes" and "crossing" in seen.get("lines", {}), seen
+
+
+def test_an_ended_source_shows_the_counts_the_run_ends_with(tmp_path, bikes_video, pose_weights):
+    """The tracks still inside a zone when a source ends leave it with their track_ended: the view of that
+    source (while another one still runs) says 0 inside, as the summary, MQTT and Redis do, not the newest
+    frame's occupancy."""
+    from tests.web.conftest import ServingRun, wait_for
+
+    config = tmp_path / "two.yaml"
+    config.write_text(
+        "sources:\n"
+        f"  - {{id: clip, url: '{bikes_video}', zones: [{{name: all, polygon: [[0,0],[640,0],[640,272],[0,272]]}}]}}\n"
+        f"  - {{id: looping, url: '{bikes_video}', loop: true}}\n")
+    run = ServingRun(["--imgsz", "160", "--model", str(pose_weights), "--config", str(config)],
+                     tmp_path / "run.log").wait_ready()
+    try:
+        def ended() -> dict:
+            with urllib.request.urlopen(run.url + "api/sources/clip", timeout=5) as response:
+                doc = json.loads(response.read())
+            return doc if doc["state"] == "ended" and doc["zones"] else {}
+
+        doc = wait_for("the clip to end", ended, timeout=90)
+        time.sleep(0.3)   # the document is cached 0.25 s: the one after the ended status
+        doc = ended()
+        zone = doc["zones"]["all"]
+        assert zone["entries"] > 0 and zone["occupancy"] == 0 and zone["exits"] == zone["entries"], zone
+        assert zone["dwell"]["inside"] == [], zone
+    finally:
+        run.stop()
