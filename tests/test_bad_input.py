@@ -94,6 +94,11 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         return [*ok, "--out-rotate-seconds", "60", "--jsonl", str(tmp / "o.jsonl")], "--out-rotate-seconds: needs --out"
     if name == "--heatmap-overwrite without --heatmap":
         return [*ok, "--heatmap-overwrite", "--jsonl", str(tmp / "o.jsonl")], "--heatmap-overwrite: needs --heatmap"
+    if name == "a password file without its server":
+        secret = tmp / "pw"
+        secret.write_text("hunter2\n")
+        return ([*ok, "--mqtt-password-file", str(secret), "--jsonl", str(tmp / "o.jsonl")],
+                "--mqtt-password-file: needs --mqtt URL")
     if name == "--retain without an output":
         return [*ok, "--retain", "7d"], "--retain: needs an output"
     raise AssertionError(name)
@@ -106,7 +111,7 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
-         "--retain without an output", "--heatmap-overwrite without --heatmap"]
+         "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -271,6 +271,10 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
         (("--out-rotate-seconds", "--out-rotate-bytes"), bool(out.video), "needs --out (the video it rotates)"),
         (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl), "needs --jsonl (the file it rotates)"),
         (("--heatmap-overwrite",), bool(out.heatmap), "needs --heatmap FILE (the file it may replace)"),
+        (("--http-token-file",), bool(config.http.listen), "needs --http (the web view it protects)"),
+        (("--redis-password-file",), bool(config.redis.url) or str(config.state.dir or "").startswith("redis://"),
+         "needs --redis URL or --state redis://... (the server it logs in to)"),
+        (("--mqtt-password-file",), bool(config.mqtt.url), "needs --mqtt URL (the broker it logs in to)"),
         (("--retain",), bool(out.video or out.jsonl),
          "needs an output whose old segments it deletes (--out or --jsonl)"),
     )
