@@ -337,9 +337,8 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
         detector = Detector(config.detector, model,
                             in_flight=detection_concurrency([s.schedule.waits_for_plans for s, _ in sources]))
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
-        if not quiet:
-            log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
-                     detector.device, detector.workers, "s" * (detector.workers != 1), threads)
+        log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
+                 detector.device, detector.workers, "s" * (detector.workers != 1), threads)
         return Runner(sources, detector, config, max_frames=max_frames, state=store)
 
     runner = with_open_sources(config, start)

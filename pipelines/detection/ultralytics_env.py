@@ -23,13 +23,10 @@ _hushed = False  # ``hush`` was called: Ultralytics' INFO lines stay off once it
 
 
 def hush() -> None:
-    """Model-loading INFO lines off for the rest of the process (``--quiet``): Ultralytics' (without importing
-    it now: its import costs seconds a run that never loads it should not pay) and the detector's own (which
-    runtime, an export to it, where frames are letterboxed)."""
+    """Ultralytics' INFO lines off for the rest of the process (``--quiet``), without importing it now (its
+    import costs seconds a run that never loads it should not pay)."""
     global _hushed
     _hushed = True
-    detection = logging.getLogger("pipelines.detection")
-    detection.setLevel(max(detection.getEffectiveLevel(), logging.WARNING))
     if "ultralytics.utils" in sys.modules:
         ultralytics_logger()
 
