@@ -18,8 +18,7 @@ import yaml
 from pipelines.cluster.config import ClusterConfig  # the cluster: section, owned with the Ray engine
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
-from pipelines.sinks.mqtt_conn import MqttConfig  # the mqtt: section, owned with the MQTT sink
-from pipelines.sinks.mqtt_topics import topic_part
+from pipelines.sinks.mqtt_conn import MqttConfig, topic_part  # the mqtt: section, owned with the MQTT sink
 from pipelines.listen import parse_listen
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings

@@ -16,6 +16,7 @@ off: ``BufferedPublisher`` decides when to reconnect, with its backoff.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import threading
 import uuid
@@ -28,12 +29,20 @@ from pipelines.secrets import mask_url, redact_text, url_password
 from tracker.configutil import ConfigError
 
 __all__ = ["MqttConfig", "MqttRefused", "Target", "check_reachable", "describe", "error_text", "open_client",
-           "parse_url", "topic_levels"]
+           "parse_url", "topic_levels", "topic_part"]
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 
 log = logging.getLogger("trackstream.mqtt")
 
+
+def topic_part(name: str) -> str:
+    """``name`` as one topic level and Home Assistant id part: other characters than ``A-Za-z0-9_-`` -> ``_``.
+
+    Home Assistant's discovery accepts only ``[a-zA-Z0-9_-]`` in the node and object ids of a discovery topic
+    and ignores any other config topic with a warning in its own log ("The topic contains not allowed
+    characters"), so a ``.`` (``cam.1``, ``bikes.mp4``) must not reach one."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "_"
 
 @dataclass(frozen=True)
 class MqttConfig:

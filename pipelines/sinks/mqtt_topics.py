@@ -16,26 +16,17 @@ Payload schemas: ``pipelines/schemas/mqtt_*.schema.json`` (version 1, like the R
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from pipelines.errors import UserError
 from pipelines.frames import SCHEMA_VERSION, FrameResult, LineCount, ZoneCount
+from pipelines.sinks.mqtt_conn import topic_part  # the config section checks topics with it too
 
 __all__ = ["Topics", "When", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "when_of", "zone_doc"]
 
 STATES = ("online", "reconnecting", "offline")
-
-
-def topic_part(name: str) -> str:
-    """``name`` as one topic level and Home Assistant id part: other characters than ``A-Za-z0-9_-`` -> ``_``.
-
-    Home Assistant's discovery accepts only ``[a-zA-Z0-9_-]`` in the node and object ids of a discovery topic
-    and ignores any other config topic with a warning in its own log ("The topic contains not allowed
-    characters"), so a ``.`` (``cam.1``, ``bikes.mp4``) must not reach one."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "_"
 
 
 def _unique_parts(names: Sequence[str], what: str) -> dict[str, str]:
