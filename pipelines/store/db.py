@@ -10,11 +10,11 @@ Passwords never appear in messages: ``describe(url)`` masks them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from pipelines.errors import OutputError, UserError
 from pipelines.secrets import redact_text, url_password
@@ -81,11 +81,22 @@ def ping(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
+def driver_text(exc: BaseException) -> str:
+    """What the database said about ``exc`` (the driver's own message when SQLAlchemy wraps one), on one line."""
+    detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return " ".join(str(detail).split())
+
+
+def error_text(exc: BaseException, password: Optional[str], limit: int = 300) -> str:
+    """``driver_text`` cut to ``limit`` characters with ``password`` masked (the exception's type when empty)."""
+    return redact_text(driver_text(exc)[:limit], password) or type(exc).__name__
+
+
 def check_sqlite(db: str) -> None:
     """Fail now, in one line, when the existing SQLite file ``db`` is not a database or holds an event history of
     a newer trackstream: the writer would otherwise retry it as "unreachable" for the whole run and lose every
     row. Reads only; a missing or empty file is fine (the run creates it)."""
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from pipelines.store.schema import VERSION, schema_version
 
@@ -98,9 +109,7 @@ def check_sqlite(db: str) -> None:
             made = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'trackstream_schema'")).first()
             found = conn.execute(schema_version.select()).scalar() if made else None
     except SQLAlchemyError as exc:
-        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        raise OutputError(f"--db: cannot use {path} as the event database: {' '.join(str(detail).split())[:200]}"
-                          ) from None
+        raise OutputError(f"--db: cannot use {path} as the event database: {error_text(exc, None, 200)}") from None
     finally:
         engine.dispose()
     if found is not None and int(found) > VERSION:
@@ -117,16 +126,14 @@ def check_postgres(db: str, connect_timeout: float = 5.0) -> None:
     """Fail now, in one line, when the PostgreSQL server answers but refuses ``db``: a wrong password or user, a
     database that does not exist. The writer would buffer for the whole run and then lose every row. A server
     that cannot be reached is no error here: the run starts and buffers until it is back (docs/events.md)."""
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     engine = open_engine(db, connect_timeout=connect_timeout)
     try:
         ping(engine)
     except SQLAlchemyError as exc:
-        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        text_ = " ".join(str(detail).split())
-        if any(refusal in text_ for refusal in _REFUSALS):
+        if any(refusal in driver_text(exc) for refusal in _REFUSALS):
             raise OutputError(f"--db: {describe(db)} refused the connection: "
-                              f"{redact_text(text_[:200], url_password(db))}") from None
+                              f"{error_text(exc, url_password(db), 200)}") from None
     finally:
         engine.dispose()

@@ -21,9 +21,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError, InterfaceError
 
-from pipelines.secrets import redact_text
 from pipelines.sinks.publisher import BufferedPublisher
-from pipelines.store.db import describe, open_engine, ping
+from pipelines.store.db import describe, error_text, open_engine, ping
 from pipelines.store.schema import events, migrate, tracks
 
 log = logging.getLogger("trackstream.store")
@@ -62,8 +61,7 @@ class StoreWriter(BufferedPublisher[Row]):
         return "events" if entry[0] == "event" else "tracks"
 
     def _error_text(self, exc: BaseException) -> str:
-        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        return redact_text(" ".join(str(detail).split())[:300], self._engine.url.password) or type(exc).__name__
+        return error_text(exc, self._engine.url.password)
 
     def _send(self, batch: list[Row]) -> Sequence[Row]:
         try:
