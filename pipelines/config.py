@@ -18,7 +18,7 @@ import yaml
 from pipelines.cluster.config import ClusterConfig  # the cluster: section, owned with the Ray engine
 from pipelines.processing.overlays import OverlayConfig
 from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned with the Redis sink
-from pipelines.sinks.mqtt_conn import MqttConfig, topic_part  # the mqtt: section, owned with the MQTT sink
+from pipelines.sinks.mqtt_conn import MqttConfig, topic_clash  # the mqtt: section, owned with the MQTT sink
 from pipelines.listen import parse_listen
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
 from pipelines.settings import SourceSettings
@@ -327,13 +327,10 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
                                                     "detector.schedule"),
                             calibration=calibration, heatmap=heatmap)
     sources = resolve_sources(raw_sources, shared, kwargs["redis"].source_id)
-    if kwargs["mqtt"].url is not None:   # one source's retained counts, state and will would be another's
-        levels: dict[str, str] = {}
-        for source in sources:
-            other = levels.setdefault(topic_part(source.id), source.id)
-            if other != source.id:
-                raise ConfigError("sources", f"MQTT: sources {other!r} and {source.id!r} would share the topic "
-                                             f"level {topic_part(source.id)!r}; give one another id")
+    clash = topic_clash(s.id for s in sources) if kwargs["mqtt"].url is not None else None
+    if clash is not None:   # one source's retained counts, state and will would be another's
+        raise ConfigError("sources", f"MQTT: sources {clash[0]!r} and {clash[1]!r} would share the topic level "
+                                     f"{clash[2]!r}; give one another id")
     return PipelineConfig(sources=sources, tracker=dict(tracker), tracker_config=tracker_config, zones=zones,
                           lines=lines, calibration=calibration, **kwargs)
 

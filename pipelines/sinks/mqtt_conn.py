@@ -21,6 +21,7 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Callable, Literal, Optional
 from urllib.parse import unquote, urlsplit
 
@@ -29,7 +30,7 @@ from pipelines.secrets import mask_url, redact_text, url_password
 from tracker.configutil import ConfigError
 
 __all__ = ["MqttConfig", "MqttRefused", "Target", "check_reachable", "describe", "error_text", "open_client",
-           "parse_url", "topic_levels", "topic_part"]
+           "parse_url", "topic_clash", "topic_levels", "topic_part"]
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 
@@ -43,6 +44,19 @@ def topic_part(name: str) -> str:
     and ignores any other config topic with a warning in its own log ("The topic contains not allowed
     characters"), so a ``.`` (``cam.1``, ``bikes.mp4``) must not reach one."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "_"
+
+
+def topic_clash(names: Iterable[str]) -> Optional[tuple[str, str, str]]:
+    """The first two different ``names`` that would share a topic level (``topic_part``), and that level;
+    None when every name has its own."""
+    seen: dict[str, str] = {}
+    for name in names:
+        part = topic_part(name)
+        other = seen.setdefault(part, name)
+        if other != name:
+            return other, name, part
+    return None
+
 
 @dataclass(frozen=True)
 class MqttConfig:

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from pipelines.errors import UserError
 from pipelines.frames import SCHEMA_VERSION, FrameResult, LineCount, ZoneCount
-from pipelines.sinks.mqtt_conn import topic_part  # the config section checks topics with it too
+from pipelines.sinks.mqtt_conn import topic_clash, topic_part  # the config section checks topics with them too
 
 __all__ = ["Topics", "When", "discovery_configs", "line_doc", "topic_part", "tracks_doc", "when_of", "zone_doc"]
 
@@ -31,15 +31,11 @@ STATES = ("online", "reconnecting", "offline")
 
 def _unique_parts(names: Sequence[str], what: str) -> dict[str, str]:
     """name -> topic level; UserError when two names map to the same level."""
-    parts: dict[str, str] = {}
-    for name in names:
-        part = topic_part(name)
-        other = next((n for n, p in parts.items() if p == part), None)
-        if other is not None and other != name:
-            raise UserError(f"MQTT: {what} {other!r} and {name!r} would share the topic level {part!r}; "
-                            "rename one")
-        parts[name] = part
-    return parts
+    clash = topic_clash(names)
+    if clash is not None:
+        other, name, part = clash
+        raise UserError(f"MQTT: {what} {other!r} and {name!r} would share the topic level {part!r}; rename one")
+    return {name: topic_part(name) for name in names}
 
 
 @dataclass(frozen=True)
