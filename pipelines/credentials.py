@@ -26,6 +26,7 @@ from pipelines.secrets import url_password
 HTTP_TOKEN_ENV = "TRACKSTREAM_HTTP_TOKEN"
 REDIS_PASSWORD_ENV = "TRACKSTREAM_REDIS_PASSWORD"
 MQTT_PASSWORD_ENV = "TRACKSTREAM_MQTT_PASSWORD"
+REDIS_STATE = ("redis://", "rediss://")   # a --state in Redis, which --redis-password-file logs in to
 
 
 def read_secret(value: Optional[str], env: str, file: Optional[str], what: str) -> Optional[str]:
@@ -92,7 +93,7 @@ def fill_secrets(data: MutableMapping[str, Any], args: Optional[argparse.Namespa
         url = part.get(key) if isinstance(part, dict) else None
         if not isinstance(url, str) or "://" not in url or _holds_password(url):
             continue
-        if section == "state" and not url.startswith(("redis://", "rediss://")):
+        if section == "state" and not url.startswith(REDIS_STATE):
             continue
         password = read_secret(None, env, getattr(args, flag, None), what)
         if password and isinstance(part, dict):

@@ -227,3 +227,14 @@ def test_a_heatmap_overlay_with_nothing_to_draw_it_on_is_reported(tmp_path, capl
     with caplog.at_level("WARNING"):
         parse("clip.mp4", "--heatmap-overlay", "--out", "t.mp4")
     assert "heatmap overlay" not in caplog.text
+
+
+def test_a_redis_password_file_serves_a_state_in_redis_over_tls_too(tmp_path):
+    # --redis-password-file without --redis is refused, unless --state is in Redis: rediss:// (TLS) as redis://
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2\n")
+    for scheme in ("redis", "rediss"):
+        config = parse("clip.mp4", "--state", f"{scheme}://127.0.0.1:6390/0", "--redis-password-file", str(secret))
+        assert config.state.dir == f"{scheme}://:hunter2@127.0.0.1:6390/0"
+    with pytest.raises(ConfigError, match="needs --redis URL"):
+        parse("clip.mp4", "--state", str(tmp_path / "state"), "--redis-password-file", str(secret))

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from pipelines.credentials import add_secret_arguments, fill_secrets
+from pipelines.credentials import REDIS_STATE, add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.engine.fingerprint import check_resumes
 from pipelines.engine.launch import Opened, StopSignals, claim_writes, preflight, warn_unsaved, with_open_sources
@@ -272,7 +272,7 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
         (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl), "needs --jsonl (the file it rotates)"),
         (("--heatmap-overwrite",), bool(out.heatmap), "needs --heatmap FILE (the file it may replace)"),
         (("--http-token-file",), bool(config.http.listen), "needs --http (the web view it protects)"),
-        (("--redis-password-file",), bool(config.redis.url) or str(config.state.dir or "").startswith("redis://"),
+        (("--redis-password-file",), bool(config.redis.url) or str(config.state.dir or "").startswith(REDIS_STATE),
          "needs --redis URL or --state redis://... (the server it logs in to)"),
         (("--mqtt-password-file",), bool(config.mqtt.url), "needs --mqtt URL (the broker it logs in to)"),
         (("--retain",), bool(out.video or out.jsonl),
