@@ -109,6 +109,18 @@ def test_a_url_of_another_database_is_refused_without_its_password(tmp_path: Pat
     assert "Hidden-Pw-77" not in done.stderr + done.stdout and len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_password_with_a_raw_at_sign_is_refused_without_any_of_it(tmp_path: Path) -> None:
+    """libpq cut 'Hidden@Pw77' at its '@' and its resolver error named the host 'Pw77@127.0.0.1'."""
+    from pipelines.assets import demo_video
+
+    url = "postgresql://watcher:Hidden@Pw77@127.0.0.1:1/history"
+    for args in (["events", "--db", url], ["run", str(demo_video()), "--db", url]):
+        done = run_cli(*args, timeout=60, cwd=tmp_path)
+        assert done.returncode == 2 and "holds '@': write it percent-encoded (%40)" in done.stderr, done.stderr
+        assert "Hidden" not in done.stderr + done.stdout and "Pw77" not in done.stderr + done.stdout
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_a_file_without_history_says_so(tmp_path: Path) -> None:
     import sqlite3
 
