@@ -180,3 +180,35 @@ def test_two_workers_failure_keeps_every_frame_before_the_failed_batch(tmp_path,
 
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 8
+
+
+def test_a_source_that_ends_early_keeps_its_own_rate(tmp_path, bikes_video):
+    """A 1 s clip run beside a 10 s one was reported at a tenth of its rate: its fps (summary, progress, web
+    view) divided its frames by the whole run's time. Its clock now stops when its stream ends."""
+    from fractions import Fraction
+
+    import av
+
+    from pipelines.engine.progress import summary_lines
+
+    short = tmp_path / "short.mp4"
+    with av.open(str(bikes_video)) as inp, av.open(str(short), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == 25:
+                break
+            if i == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    config = build_config({"sources": [{"url": str(short), "id": "short"}, {"url": str(bikes_video), "id": "long"}],
+                           "detector": {"batch": 1}})
+    pairs = [(e, open_source(e)) for e in config.sources]
+    stats = {s.source_id: s for s in Runner(pairs, FaultyDetector(delay=0.01), config).run()}
+    assert stats["short"].frames_out == 25 and stats["long"].frames_out == 250
+    assert stats["short"].ended and stats["long"].ended
+    assert stats["short"].elapsed_s < 0.5 * stats["long"].elapsed_s      # it stopped when its stream ended
+    assert stats["short"].fps > 0.5 * stats["long"].fps                  # was 0.1x: 25 frames over the long run
+    [line] = [x for x in summary_lines(list(stats.values()), [], 99.0) if x.startswith("short:")]
+    assert f"in {stats['short'].elapsed_s:.1f} s" in line

@@ -20,7 +20,8 @@ def _duration(seconds: float) -> str:
 def progress_text(stats: Sequence[StatsSnapshot], width: int = 24) -> str:
     """``[#####.....] 120/250 frames  8.1 fps  ETA 00:16`` (totals over all sources)."""
     done = sum(s.frames_out for s in stats)
-    fps = sum(s.fps for s in stats)
+    running = [s for s in stats if not s.ended]
+    fps = sum(s.fps for s in running or stats)  # the rate of what is left: sources that ended add nothing
     totals = [s.frame_count for s in stats]
     if totals and all(t is not None and t > 0 for t in totals):
         total = sum(t for t in totals if t is not None)
@@ -82,7 +83,8 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
     written; then one line per output that lost data."""
     lines = []
     for s in stats:
-        fps = s.frames_out / elapsed_s if elapsed_s > 0 else 0.0
+        seconds = s.elapsed_s or elapsed_s  # the source's own time: one that ended early is not slowed by the rest
+        fps = s.frames_out / seconds if seconds > 0 else 0.0
         extra = []
         if s.dropped:
             extra.append(f"{s.dropped} dropped")
@@ -95,7 +97,7 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
                          f"{s.frames_out - s.frames_detected} frames predicted")
         tail = f" ({', '.join(extra)})" if extra else ""
         lines.append(f"{s.source_id}: {s.frames_out} frames, {s.tracks} tracks, "
-                     f"{fps:.1f} fps in {elapsed_s:.1f} s{tail}")
+                     f"{fps:.1f} fps in {seconds:.1f} s{tail}")
         if counts and s.source_id in counts:
             lines.extend(count_lines(s.source_id, counts[s.source_id]))
     for path in outputs:

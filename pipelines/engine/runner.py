@@ -447,6 +447,8 @@ class Runner:
                     break
                 lane, item, dets, schedule = entry  # frames are processed and written even after a failure
                 if isinstance(item, StreamStatus):
+                    if item.kind is StatusKind.ENDED:
+                        lane.stats.stop_clock()
                     self._to_sinks(lane, lane.processor.status(item))
                     lane.counts = lane.processor.counts()  # a stream's end empties its zones
                 else:

@@ -116,6 +116,7 @@ class SourceStats:
     last_pts: float = 0.0
     ended: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    stopped_at: Optional[float] = None  # when the stream ended: its rates stop there, not at the run's end
     tracks: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -135,10 +136,18 @@ class SourceStats:
             self.tracks = tracks
         self.latency.observe(latency_s)
 
+    def stop_clock(self) -> None:
+        """The stream ended (for good): its elapsed time and fps stop now; another source may go on for hours."""
+        with self._lock:
+            if self.stopped_at is None:
+                self.stopped_at = time.monotonic()
+            self.ended = True
+
     def snapshot(self) -> StatsSnapshot:
         """A consistent copy of the counters (a frozen value)."""
         with self._lock:
-            elapsed = max(time.monotonic() - self.started_at, 1e-9)
+            until = self.stopped_at if self.stopped_at is not None else time.monotonic()
+            elapsed = max(until - self.started_at, 1e-9)
             values = {name: getattr(self, name) for name in _COUNTERS}
             values.update(latency_s=round(self.latency_s, 4), last_pts=round(self.last_pts, 3),
                           elapsed_s=round(elapsed, 3), fps=round(self.frames_out / elapsed, 2))
