@@ -212,3 +212,27 @@ def test_a_source_that_ends_early_keeps_its_own_rate(tmp_path, bikes_video):
     assert stats["short"].fps > 0.5 * stats["long"].fps                  # was 0.1x: 25 frames over the long run
     [line] = [x for x in summary_lines(list(stats.values()), [], 99.0) if x.startswith("short:")]
     assert f"in {stats['short'].elapsed_s:.1f} s" in line
+
+
+def test_a_status_ahead_of_a_file_s_frames_never_cuts_its_batch(bikes_video):
+    """CI once saw batches [3, 16, 16, 5] instead of [16, 16, 8]: the detector found the stream's start status at
+    the head of the inbox while only 3 frames stood behind it, and took them with it."""
+    import time
+
+    from pipelines.engine.inbox import Inbox
+    from pipelines.engine.stats import SourceStats
+    from pipelines.frames import StatusKind, StreamStatus
+    from tests.conftest import frames_at
+
+    inbox = Inbox(threading.Condition(), capacity=32, latest=False, stats=SourceStats("bikes"))
+    frames = frames_at(bikes_video, range(16))
+    with inbox._cond:
+        inbox.put(StreamStatus(StatusKind.STARTED, "bikes", time.time()), lambda: False)
+        for frame in frames[:3]:
+            inbox.put(frame, lambda: False)
+        assert inbox.ready(16)                                     # the status goes on at once ...
+        assert [type(i).__name__ for i in inbox.take(16)] == ["StreamStatus"]   # ... alone
+        assert not inbox.ready(16)
+        for frame in frames[3:]:
+            inbox.put(frame, lambda: False)
+        assert [i.index for i in inbox.take(16)] == list(range(16))  # the frames in one full batch

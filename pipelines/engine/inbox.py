@@ -84,8 +84,15 @@ class Inbox:
         return self.ended and not self._items
 
     def take(self, batch: int) -> list[Item]:
-        """Pop items in order until ``batch`` frames are taken or the buffer is empty."""
+        """Pop items in order until ``batch`` frames are taken or the buffer is empty. Statuses at the head
+        come alone while a file's frames behind them are fewer than a batch (``ready`` let them through): the
+        frames wait for their full batch, so a file's batches never depend on when its status came."""
         out: list[Item] = []
+        while self._items and isinstance(self._items[0], StreamStatus):
+            out.append(self._items.popleft())
+        if out and not (self.latest or self.ended) and self._frames < min(batch, self.capacity):
+            self._cond.notify_all()
+            return out
         frames = 0
         while self._items and frames < batch:
             item = self._items.popleft()
