@@ -52,6 +52,21 @@ def close_output(file: "IO[str] | None", what: str, path: Path, already_failed: 
             raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
+def abandon_text(file: "IO[str]", path: Path, size: int) -> None:
+    """After a failed write (a full disk): close ``file``, dropping what it still buffers, and cut ``path`` back
+    to ``size`` bytes, the end of its last complete line, so no torn line is left. Errors are ignored: the write's
+    own failure is what gets reported."""
+    try:
+        file.close()  # the flush may fail again; the descriptor is released anyway
+    except OSError:
+        pass
+    try:
+        if path.is_file() and path.stat().st_size > size:
+            os.truncate(path, size)
+    except OSError:
+        pass
+
+
 def open_text(path: Path, what: str, resume: "Mapping[str, object] | None", encoding: str = "utf-8") -> "IO[str]":
     """Open a line-oriented text output: truncated (a new run), or cut back to the saved size and appended
     to (``resume`` = ``{"path": ..., "bytes": N}`` from ``text_position``), so lines written after the last
