@@ -9,6 +9,13 @@ from typing import IO, Mapping
 from pipelines.errors import OutputError
 
 
+def refuse_folder_name(path: "str | os.PathLike[str]", what: str) -> None:
+    """``out/`` names a folder: refuse it rather than write a file called ``out`` (``Path`` drops the slash)."""
+    name = os.fspath(path)
+    if name.endswith(("/", os.sep)) and not Path(name).expanduser().is_dir():
+        raise OutputError(f"cannot write {what} {name}: it names a folder (ends with '/'); give a file name")
+
+
 def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = True) -> Path:
     """Create ``path``'s parent folder and check the file can be opened for writing.
 
@@ -20,6 +27,7 @@ def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = Tr
     out = Path(os.fspath(path)).expanduser()
     if str(path) == "":
         raise OutputError(f"{what}: empty output path")
+    refuse_folder_name(path, what)
     if out.is_dir():
         raise OutputError(f"cannot write {what} {out}: it is a directory")
     blocker = next((p for p in out.parents if p.exists()), None)
