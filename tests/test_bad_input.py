@@ -75,6 +75,8 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "output under a file":
         (tmp / "plain.txt").write_text("x")
         return [*ok, "--jsonl", str(tmp / "plain.txt" / "out.jsonl")], "cannot"
+    if name == "output naming a folder":  # --jsonl results/ wrote a file called results
+        return [*ok, "--jsonl", f"{tmp / 'results'}/"], "it names a folder"
     if name == "database URL with a bad port":
         return [*ok, "--db", "postgresql://u:pw@127.0.0.1:x/db", "--jsonl", str(tmp / "o.jsonl")], \
             "store.db: not a valid database URL"
@@ -108,7 +110,7 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "zone whose points lie on one line",
          "--classes the model does not have", "out-of-range value",
-         "unwritable output path", "output under a file", "database URL with a bad port",
+         "unwritable output path", "output under a file", "output naming a folder", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
          "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
@@ -123,6 +125,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, bikes_video, pose_weights, nam
     assert "Traceback" not in proc.stderr, proc.stderr
     assert len(errors) == 1 and expected in errors[0], proc.stderr
     assert not list(tmp_path.glob("*.jsonl")) and not (tmp_path / "out.mp4").exists()
+    assert not (tmp_path / "results").exists()
 
 
 

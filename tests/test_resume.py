@@ -112,3 +112,47 @@ def test_kill_9_then_resume_writes_every_frame_and_event_once(tmp_path, unbroken
     ended = [e["track"]["id"] for e in events if e["event"] == "track_ended"]
     assert len(started) == len(set(started)) and sorted(started) == sorted(ended)  # no event duplicated
     assert [e["event"] for e in events].count("stream_started") == 1
+
+
+def decodable_frames(path: Path) -> int:
+    """Frames a player gets from ``path``: a file cut off by kill -9 plays up to its last complete fragment."""
+    import av
+
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for _ in container.decode(video=0):
+                count += 1
+    except av.FFmpegError:
+        pass
+    return count
+
+
+def test_kill_9_then_resume_loses_no_frame_of_the_video(tmp_path, unbroken, bikes_video, pose_weights):
+    """The snapshot must not count video frames the encoder still held (an MP4 fragment reaches the file at the
+    next key frame): the resumed run starts its part 2 after the snapshot, so those frames would be lost."""
+    _, config = unbroken
+    state, video = tmp_path / "state", tmp_path / "v.mp4"
+    args = run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state), "--state-interval", "0.05",
+                    "--out", str(video))
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=str(REPO),
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
+    try:
+        saved = state / "bikes.json"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if saved.exists() and json.loads(saved.read_text())["processor"]["frames_processed"] >= 40:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("no state snapshot with 40 frames appeared")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    snapshot = json.loads(saved.read_text())
+    assert not snapshot["processor"]["finished"]
+    assert decodable_frames(video) >= snapshot["outputs"]["video"]["frames"]   # what the state says is there
+    resumed = run_cli(*run_args(bikes_video, pose_weights, tmp_path, config, "--state", str(state),
+                                "--out", str(video)))
+    assert resumed.returncode == 0, resumed.stderr
+    assert decodable_frames(video) + decodable_frames(tmp_path / "v.part2.mp4") >= 250   # every frame is there

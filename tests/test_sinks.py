@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import av
@@ -17,6 +19,7 @@ from pipelines.sinks.records import frame_record, frame_schema
 from pipelines.sinks.jsonl import JsonlSink
 from pipelines.sinks.mot import MotSink
 from pipelines.sinks.video import AnnotatedVideoSink
+from tests.conftest import IN_CI
 from tests.synthetic_tracks import decode_frames, make_result, make_tracks, moving_results
 from tracker.configutil import ConfigError
 
@@ -181,6 +184,35 @@ def test_a_full_disk_is_reported_in_one_line(frames, make_sink):
         sink.write(moving_results(frames[:1])[0])
     assert "\n" not in str(info.value)
     sink.close()
+
+
+@pytest.mark.parametrize("make_sink", [JsonlSink, MotSink], ids=["jsonl", "mot"])
+def test_a_full_disk_leaves_only_complete_lines(tmp_path, frames, make_sink):
+    """A disk that fills in the middle of a line: the file keeps its complete lines, never a torn last one."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(full)]).returncode:
+        if IN_CI:
+            pytest.fail("a tiny tmpfs is needed for the full-disk test and CI runs as root", pytrace=False)
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        out = full / "out.txt"
+        sink = make_sink(out)
+        results = moving_results(frames, keypoints=True)
+        with pytest.raises(OutputError, match="No space left"):
+            for _ in range(200):   # the 8 KiB fill up in the middle of some line
+                for result in results:
+                    sink.write(result)
+        sink.close()
+        data = out.read_bytes()
+        assert data and data.endswith(b"\n"), data[-80:]
+        for line in data.decode().splitlines():
+            if make_sink is JsonlSink:
+                json.loads(line)
+            else:
+                assert len(line.split(",")) == 10
+    finally:
+        subprocess.run(["umount", "-l", str(full)])
 
 
 def test_missing_output_folders_are_created(tmp_path, frames):

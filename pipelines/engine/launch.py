@@ -21,6 +21,7 @@ from typing import Any, Callable, Collection, Iterator, Optional, Sequence, Type
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError, SourceError
 from pipelines.settings import SourceSettings
+from pipelines.sinks._paths import refuse_folder_name
 from pipelines.sinks.base import output_path
 from pipelines.sources import open_source
 from pipelines.sources.base import Source
@@ -38,6 +39,7 @@ def check_writable(path: str) -> None:
     out = Path(path).expanduser()
     if out.is_dir():
         raise OutputError(f"cannot write {out}: it is a directory")
+    refuse_folder_name(path, "output")
     existed = out.exists()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,9 @@ Any other error is handed to the engine, which stops the run. The sink is closed
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Deque, Mapping, Optional, Union
 
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint
@@ -53,6 +54,10 @@ class Outlet:
         lost); after its own failure the outlet only drains its queue so producers never block.
         """
         sink, q = self.sink, self.queue
+        # a sink whose frames reach the file later than written (the video's MP4 fragments) acknowledges a
+        # checkpoint only once the frames it covers are there: a resume then never skips frames it lacks
+        stored: Optional[Callable[[int], bool]] = getattr(sink, "stored", None)
+        held: Deque[tuple[Checkpoint, Optional[Mapping[str, object]], int]] = deque()
         try:
             while True:
                 item = q.get()
@@ -61,21 +66,32 @@ class Outlet:
                 if isinstance(item, StreamStatus):
                     sink.status(item)
                 elif isinstance(item, Checkpoint):
-                    item.ack(self.name, sink.position())
+                    if stored is None:
+                        item.ack(self.name, sink.position())
+                    else:
+                        held.append((item, sink.position(), int(getattr(sink, "frames_total", 0))))
                 else:
                     sink.write(item)
+                while held and stored is not None and stored(held[0][2]):
+                    checkpoint, position, _ = held.popleft()
+                    checkpoint.ack(self.name, position)
         except OutputError as exc:  # disk full, I/O error: this output stops alone, the others go on
             self._failed(exc)
-            self._drain()
+            self._drain(held)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
             fail(exc)
-            self._drain()
+            self._drain(held)
         finally:
+            closed = False
             try:
                 sink.close()
+                closed = True
             except OutputError as exc:
                 if self.failure is None:
                     self._failed(exc)
+            while held:  # closed: every frame is in the file; else the output keeps its last good position
+                checkpoint, position, _ = held.popleft()
+                checkpoint.ack(self.name, position if closed and self.failure is None else None)
             lost = sink.undelivered() if isinstance(sink, Lossy) else 0
             self.lost = lost + (q.dropped if self.drops_lose_data else 0)
 
@@ -92,8 +108,11 @@ class Outlet:
         self.failure = str(exc)
         log.error("%s output stopped: %s (everything else goes on)", self.name, exc)
 
-    def _drain(self) -> None:
-        """Consume the queue until its end, so producers never block; snapshots still complete."""
+    def _drain(self, held: "Deque[tuple[Checkpoint, Optional[Mapping[str, object]], int]]") -> None:
+        """Consume the queue until its end, so producers never block; snapshots still complete (this output
+        keeps the position of its last good snapshot)."""
+        while held:
+            held.popleft()[0].ack(self.name, None)
         while True:
             item = self.queue.get()
             if isinstance(item, End):

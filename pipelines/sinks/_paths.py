@@ -9,6 +9,13 @@ from typing import IO, Mapping
 from pipelines.errors import OutputError
 
 
+def refuse_folder_name(path: "str | os.PathLike[str]", what: str) -> None:
+    """``out/`` names a folder: refuse it rather than write a file called ``out`` (``Path`` drops the slash)."""
+    name = os.fspath(path)
+    if name.endswith(("/", os.sep)) and not Path(name).expanduser().is_dir():
+        raise OutputError(f"cannot write {what} {name}: it names a folder (ends with '/'); give a file name")
+
+
 def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = True) -> Path:
     """Create ``path``'s parent folder and check the file can be opened for writing.
 
@@ -20,6 +27,7 @@ def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = Tr
     out = Path(os.fspath(path)).expanduser()
     if str(path) == "":
         raise OutputError(f"{what}: empty output path")
+    refuse_folder_name(path, what)
     if out.is_dir():
         raise OutputError(f"cannot write {what} {out}: it is a directory")
     blocker = next((p for p in out.parents if p.exists()), None)
@@ -50,6 +58,21 @@ def close_output(file: "IO[str] | None", what: str, path: Path, already_failed: 
     except OSError as exc:
         if not already_failed:
             raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def abandon_text(file: "IO[str]", path: Path, size: int) -> None:
+    """After a failed write (a full disk): close ``file``, dropping what it still buffers, and cut ``path`` back
+    to ``size`` bytes, the end of its last complete line, so no torn line is left. Errors are ignored: the write's
+    own failure is what gets reported."""
+    try:
+        file.close()  # the flush may fail again; the descriptor is released anyway
+    except OSError:
+        pass
+    try:
+        if path.is_file() and path.stat().st_size > size:
+            os.truncate(path, size)
+    except OSError:
+        pass
 
 
 def open_text(path: Path, what: str, resume: "Mapping[str, object] | None", encoding: str = "utf-8") -> "IO[str]":

@@ -28,7 +28,7 @@ from typing import Deque, IO, Callable, Mapping, Optional
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
 from pipelines.sinks.records import frame_record
-from pipelines.sinks._paths import close_output, open_text, prepare_output, text_position
+from pipelines.sinks._paths import abandon_text, close_output, open_text, prepare_output, text_position
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 from pipelines.sinks.rotation import RECENT_SEGMENTS, Retention, rotated_name
 from tracker.configutil import ConfigError
@@ -119,8 +119,9 @@ class JsonlSink(BaseSink):
         try:
             file.write(data)
             file.flush()
-        except OSError as exc:  # e.g. disk full
-            self._failed = True
+        except OSError as exc:  # e.g. disk full: keep the complete lines, not a torn one
+            self._failed, self._file = True, None
+            abandon_text(file, self.path, self._size)
             raise OutputError(f"cannot write {self.what} {self.path}: {exc.strerror or exc}") from None
         self._size += size
         self.lines_written += 1

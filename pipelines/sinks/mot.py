@@ -18,7 +18,7 @@ import numpy as np
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.sinks._paths import close_output, open_text, prepare_output, text_position
+from pipelines.sinks._paths import abandon_text, close_output, open_text, prepare_output, text_position
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 
 
@@ -43,6 +43,7 @@ class MotSink(BaseSink):
         self.path = prepare_output(path, "MOT output")
         self._failed = False
         self._file: Optional[IO[str]] = open_text(self.path, "MOT output", resume, encoding="ascii")
+        self._size = self._file.tell()   # bytes of complete lines (ASCII: one byte per character)
 
     def write(self, result: FrameResult) -> None:
         """Append one line per track of ``result`` and flush."""
@@ -50,12 +51,15 @@ class MotSink(BaseSink):
             raise OutputError(f"MOT output {self.path} is already closed")
         lines = mot_lines(result)
         if lines:
+            file, data = self._file, "\n".join(lines) + "\n"
             try:
-                self._file.write("\n".join(lines) + "\n")
-                self._file.flush()
-            except OSError as exc:  # e.g. disk full
-                self._failed = True
+                file.write(data)
+                file.flush()
+            except OSError as exc:  # e.g. disk full: keep the complete lines, not a torn one
+                self._failed, self._file = True, None
+                abandon_text(file, self.path, self._size)
                 raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None
+            self._size += len(data)
 
     def position(self) -> Optional[Mapping[str, object]]:
         """Flush; the file's path and size (a resumed run continues it there)."""

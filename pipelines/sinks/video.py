@@ -216,6 +216,8 @@ class AnnotatedVideoSink(BaseSink):
         self._closed = False
         self.frames_written = 0       # in the current segment
         self.frames_total = 0         # in every segment of this sink
+        self._muxed = 0               # packets handed to the muxer, every segment
+        self._stored = 0              # frames in complete fragments handed to the OS (or closed segments)
 
     def _open_container(self) -> Any:
         import av
@@ -348,13 +350,24 @@ class AnnotatedVideoSink(BaseSink):
         if error is not None:
             raise OutputError(f"video output {self.path} may end early: {_reason(error)} "
                               "(what was written plays up to its last key frame)") from None
+        self._stored = self.frames_total  # the segment is closed: every frame is in its file
         if self.faststart and self.frames_written:
             _to_faststart(self.path)
 
     def _mux(self, packets: Any) -> None:
         for packet in packets:
             packet.duration = self._step
+            if packet.is_keyframe:   # a key frame closes the fragment before it, written out at once
+                self._stored = self._muxed
             self._container.mux(packet)
+            self._muxed += 1
+
+    def stored(self, frames: int) -> bool:
+        """Whether the first ``frames`` frames written (``frames_total`` then) would survive ``kill -9`` now.
+        The encoder keeps frames back and an MP4 fragment reaches the file only when the next key frame
+        starts: a snapshot must wait for that, or a resumed run (whose next part starts after the snapshot)
+        would lose the frames between. Other containers are taken as written."""
+        return not self._mp4 or self._stored >= frames
 
     def position(self) -> Optional[Mapping[str, object]]:
         """Which file this is and how many frames it holds; an MP4 cannot be cut back, so a resumed run
