@@ -1,13 +1,14 @@
 """How many live cameras one box serves: ``every`` vs ``adaptive`` on N real RTSP cameras.
 
     python benchmarks/live_capacity.py [--still 6] [--busy 2] [--seconds 30] [--imgsz 320]
-                                       [--schedules every adaptive] [--runtimes auto torch]
+                                       [--schedules every adaptive] [--runtimes auto torch] [--batches auto 1]
 
 Two GStreamer RTSP servers (``tests/rtsp_server.py``, system python) serve 1280x720 at 25 fps: one a still picture
 (the first frame of people-walking, looped) on ``--still`` mounts, one the people-walking video on ``--busy``
 mounts. trackstream runs all of them in one process (one Runner, latest-frame policy, one detector) for
 ``--seconds`` per schedule and detector runtime (``--runtimes``: ``auto`` is the default one, on a CPU the model
-exported to OpenVINO and run natively; ``torch`` is PyTorch through Ultralytics) and reports, per kind of camera:
+exported to OpenVINO and run natively; ``torch`` is PyTorch through Ultralytics) and detector batch size
+(``--batches``: ``auto`` is 4 frames per call on a CPU) and reports, per kind of camera:
 
 - processed fps per camera (frames that came out, detected or predicted) and the share detected;
 - p95 capture-to-output latency from the wall-clock stamp the server writes into each frame (encode, network,
@@ -91,8 +92,8 @@ def still_video(path: Path, seconds: int = 10) -> Path:
     return path
 
 
-def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: float, runtime: str = "auto"
-        ) -> dict[str, Any]:
+def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: float, runtime: str = "auto",
+        batch: str = "auto") -> dict[str, Any]:
     from pipelines.config import load_config
     from pipelines.detection.detector import Detector
     from pipelines.engine.runner import Runner
@@ -101,6 +102,7 @@ def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: fl
 
     config = load_config(overrides={"detector.model": model, "detector.imgsz": imgsz,
                                     "detector.schedule": schedule, "detector.runtime": runtime,
+                                    "detector.batch": None if batch == "auto" else int(batch),
                                     "sources": [{"id": k, "url": u} for k, u in urls.items()]})
     detector = TimedDetector(Detector(config.detector, model))
     start = time.monotonic()
@@ -120,6 +122,12 @@ def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: fl
             "inference_s": float(np.median(detector.durations)) if detector.durations else float("nan")}
 
 
+def label(schedule: str, runtime: str, batch: str, args: argparse.Namespace) -> str:
+    """``adaptive``, with `` torch`` / `` batch 1`` when several runtimes or batch sizes are compared."""
+    parts = [schedule, runtime if len(args.runtimes) > 1 else "", f"batch {batch}" if len(args.batches) > 1 else ""]
+    return " ".join(p for p in parts if p)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--still", type=int, default=6, help="still cameras (default 6)")
@@ -129,6 +137,8 @@ def main() -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--schedules", nargs="+", default=["every", "adaptive"])
     parser.add_argument("--runtimes", nargs="+", default=["auto"], help="detector runtimes (default auto)")
+    parser.add_argument("--batches", nargs="+", default=["auto"],
+                        help="detector batch sizes (default auto: 4 frames per call on a CPU)")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "true")
     from pipelines.assets import demo_pose_model
@@ -145,8 +155,8 @@ def main() -> int:
             print(f"{args.still} still + {args.busy} busy RTSP cameras, 1280x720 at 25 fps; model "
                   f"{Path(model).name} imgsz {args.imgsz}; {os.cpu_count()} CPUs; {args.seconds:.0f} s each "
                   f"({WARMUP_S:.0f} s warm-up not counted)")
-            results = {f"{s} {r}" if len(args.runtimes) > 1 else s: run(urls, s, model, args.imgsz, args.seconds, r)
-                       for r in args.runtimes for s in args.schedules}
+            results = {label(s, r, b, args): run(urls, s, model, args.imgsz, args.seconds, r, b)
+                       for r in args.runtimes for b in args.batches for s in args.schedules}
         finally:
             still.kill()
             busy.kill()
@@ -165,7 +175,7 @@ def main() -> int:
             inside = [a for k in cams for _, _, _, a in res["rows"][k]]
             p95 = float(np.percentile(ages, 95)) if ages else float("nan")
             p95_in = float(np.percentile(inside, 95)) if inside else float("nan")
-            runtime = schedule.split()[-1] if " " in schedule else ""
+            runtime = schedule.partition(" ")[2]  # the runtime and batch: ratios against every's of the same
             base.setdefault((runtime, kind), fps)
             print(f"{schedule:<{width}} {kind:<6} {fps:>10.1f} {fps / base[(runtime, kind)]:>7.2f} "
                   f"{(np.mean(det) if det else float('nan')):>8.2f} {1000 * p95:>7.0f} "

@@ -48,9 +48,10 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 class DetectorConfig:
     """The YOLO detector: model path or name, input size, thresholds, device, batch size and workers.
 
-    ``batch`` None (auto): 4 frames per call on a CPU; on CUDA one call takes the newest frame of every live
-    stream that has one (up to 64) and 16 frames of a file (``resolve_batch``). ``preprocess``: where frames
-    are letterboxed (``pipelines/detection/letterbox.py``): ``auto`` = on the device for CUDA, else CPU.
+    ``batch`` None (auto): 4 frames per call on a CPU (1 for scheduled cameras); on CUDA one call takes the
+    newest frame of every live stream that has one (up to 64) and 16 frames of a file (``resolve_batch``).
+    ``preprocess``: where frames are letterboxed (``pipelines/detection/letterbox.py``): ``auto`` = on the
+    device for CUDA, else CPU.
     ``schedule``: which frames are detected (``every``, ``interval:K``, ``interval:Ss``, ``adaptive``;
     ``pipelines/processing/schedule.py``); a ``sources[]`` entry may name its own.
     ``runtime``: what runs the model (``auto`` = on a CPU, ``.pt`` weights exported once to OpenVINO or ONNX and

@@ -155,6 +155,18 @@ def test_automatic_batch_follows_the_live_streams_on_cuda(tmp_path, bikes_video,
     assert max(detector.batches) == most and all(s.frames_out > 0 for s in stats)
 
 
+@pytest.mark.parametrize("schedule, most", [("interval:2", 1), ("every", 4)])
+def test_scheduled_cameras_on_a_cpu_are_detected_one_per_call(tmp_path, bikes_video, schedule, most):
+    """With a schedule, every frame a camera shows after a detected one waits for that call: four cameras in one
+    CPU call made each wait four inferences. ``every`` cameras keep the batch of 4."""
+    copies = _camera_copies(tmp_path, bikes_video, 6)
+    config = build_config({"sources": [{"url": str(p), "realtime": True} for p in copies],
+                           "detector": {"schedule": schedule}})
+    detector = FaultyDetector(delay=0.1)
+    stats = Runner([(e, open_source(e)) for e in config.sources], detector, config, max_frames=40).run()
+    assert max(detector.batches) == most and all(s.frames_detected > 0 for s in stats)
+
+
 def test_automatic_batch_of_a_file_on_cuda_is_16_frames(tmp_path, bikes_video):
     detector = CudaReportingDetector()
     make_runner(tmp_path, bikes_video, detector, batch=None, max_frames=40).run()

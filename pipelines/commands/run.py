@@ -51,7 +51,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--conf", "detector.conf", {"type": float, "metavar": "C", "help": "minimum detection confidence"}),
     ("--device", "detector.device", {"metavar": "DEV", "help": "auto, cpu, cuda or cuda:N"}),
     ("--batch", "detector.batch", {"type": int, "metavar": "N", "help": "most frames per detector call (default: "
-                                   "4 on a CPU; on CUDA every live stream's newest frame, up to 64, or 16 of a file)"}),
+                                   "4 on a CPU, 1 for cameras with a --schedule; on CUDA every live stream's "
+                                   "newest frame, up to 64, or 16 of a file)"}),
     ("--preprocess", "detector.preprocess", {"choices": ["auto", "cpu", "device"],
                                              "help": "letterbox frames on the CPU or on the detector's device "
                                                      "(default auto: on the GPU with CUDA)"}),

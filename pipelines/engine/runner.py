@@ -108,7 +108,9 @@ class Runner:
         self.detector = detector
         self.config = config
         live_streams = sum(1 for settings, _ in sources if settings.latest_frame)
-        self.batch, self.live_batch = resolve_batch(config.detector.batch, detector.device, live_streams)
+        scheduled = all(settings.schedule.waits_for_plans for settings, _ in sources if settings.latest_frame)
+        self.batch, self.live_batch = resolve_batch(config.detector.batch, detector.device, live_streams,
+                                                    scheduled)
         self.max_frames = max_frames
         self.state = state
         self._sink_factory = sink_factory
