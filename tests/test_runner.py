@@ -248,3 +248,39 @@ def test_a_status_ahead_of_a_file_s_frames_never_cuts_its_batch(bikes_video):
         for frame in frames[3:]:
             inbox.put(frame, lambda: False)
         assert [i.index for i in inbox.take(16)] == list(range(16))  # the frames in one full batch
+
+
+class SlowOnceForA(FaultyDetector):
+    """Two workers; the first call with a frame of camera ``a`` takes 1 s (a stand-in: a slow call cannot be
+    made on demand with the real model) and measures how far camera ``b`` got meanwhile."""
+
+    workers = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b_stats = None
+        self.slowed = False
+        self.b_progress: int | None = None
+
+    def detect_counted(self, frames):
+        if not self.slowed and any(f.source_id == "a" for f in frames) and self.b_stats is not None:
+            self.slowed = True
+            before = self.b_stats.frames_out
+            threading.Event().wait(1.0)
+            self.b_progress = self.b_stats.frames_out - before
+        return super().detect_counted(frames)
+
+
+def test_a_camera_is_not_held_up_by_another_camera_s_detection(tmp_path, bikes_video):
+    """Results went to processing in the global order of detector calls: while one camera's call ran long, every
+    other camera's frames waited behind it, detected or predicted. Each camera now waits only for its own."""
+    copies = _camera_copies(tmp_path, bikes_video, 2)
+    config = build_config({"sources": [{"url": str(p), "id": name, "realtime": True}
+                                       for name, p in zip("ab", copies)],
+                           "detector": {"schedule": "interval:5"}})
+    detector = SlowOnceForA()
+    runner = Runner([(e, open_source(e)) for e in config.sources], detector, config, max_frames=150)
+    detector.b_stats = next(lane.stats for lane in runner.lanes if lane.settings.id == "b")
+    stats = {s.source_id: s for s in runner.run()}
+    assert detector.b_progress is not None and detector.b_progress >= 10, detector.b_progress  # ~25 frames/s
+    assert stats["a"].frames_out > 0 and stats["b"].frames_out > 0

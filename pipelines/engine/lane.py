@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Mapping, Optional
+from collections import deque
+from typing import Any, Deque, Mapping, Optional
 
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.outlet import Outlet
@@ -70,6 +71,10 @@ class Lane:
         self.meter = MotionMeter(sched.tuning.motion_width, sched.tuning.motion_threshold) \
             if sched.mode == "adaptive" else None
         self.motion: dict[int, MotionMask] = {}
+        # detector tickets holding this source's items, oldest first (under the runner's ``_order`` lock): its
+        # results go to the processing thread in this order, whatever other sources' tickets do
+        self.tickets: Deque[int] = deque()
+        self.parked: dict[int, list[Any]] = {}  # results of later tickets, done before an earlier one
 
     def state(self) -> SourceState:
         """This source now, as readers of the engine see it (thread-safe: values and queue sizes only)."""

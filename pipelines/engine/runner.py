@@ -74,6 +74,14 @@ _Work = tuple[Lane, Item, Optional[Detections], Optional[ScheduleState]]
 _Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from an inbox: detect it or not
 
 
+def _lanes_of(work: list[_Taken]) -> list[Lane]:
+    """The sources of a batch, each once, in the order of their first item."""
+    seen: dict[int, Lane] = {}
+    for lane, *_ in work:
+        seen.setdefault(id(lane), lane)
+    return list(seen.values())
+
+
 def _measure_motion(meter: MotionMeter, frame: VideoFrame) -> MotionMask:
     """``frame``'s changed cells by ``meter`` (whose background then learns the frame)."""
     luma = frame.luma()  # the decoded luma plane, without converting the frame to BGR
@@ -122,8 +130,8 @@ class Runner:
         self.workers = max(1, int(detector.workers))
         self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
             maxsize=2 * max(self.batch, self.live_batch) + 2)
-        self._order = threading.Condition()  # detector workers queue their results in ticket order
-        self._tickets = self._delivered = self._detectors_running = 0
+        self._order = threading.Lock()  # detector workers queue each source's results in ticket order
+        self._tickets = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._threads: list[threading.Thread] = []
         overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
@@ -309,7 +317,11 @@ class Runner:
     # ----------------------------------------------------------------- detector
 
     def _ready(self, lane: Lane) -> bool:
-        """Whether the detector can take from ``lane`` now (called with ``_cond`` held)."""
+        """Whether the detector can take from ``lane`` now (called with ``_cond`` held). Not while ``workers``
+        of its batches are out (in a call, or done and waiting for an earlier one): what a source holds in
+        batches stays bounded, as when each worker waited with its batch."""
+        if len(lane.tickets) >= self.workers:
+            return False
         schedule = lane.schedule
         if schedule.schedule.mode == "every":
             return lane.inbox.ready(self.batch)
@@ -372,6 +384,11 @@ class Runner:
                     work = self._take(files[0], self.batch if every else 1)
                 if work:
                     self._tickets += 1
+                    # not under _order: a worker holds it while it waits for room in the tracking queue, and
+                    # the tracking thread may need _cond (held here) to make that room. An append to a deque
+                    # is atomic, and no result of a ticket is delivered before it is handed out
+                    for lane in _lanes_of(work):
+                        lane.tickets.append(turn)
                     return turn, work
                 self._cond.wait(0.1)
 
@@ -389,21 +406,30 @@ class Runner:
                     break
                 ticket, work = taken
                 out: list[_Work] = []
+                lanes = _lanes_of(work)
                 try:
                     frames = [item for _, item, detect, _ in work if detect and isinstance(item, VideoFrame)]
                     if not self._abort.is_set():  # after a failure: drain without working
+                        # the sources with nothing to detect in this call (a camera's predicted frames) need
+                        # not wait for it: on to the processing thread now, if nothing of theirs is before
+                        asking = {id(lane) for lane, _, detect, _ in work if detect}
+                        early = [lane for lane in lanes if id(lane) not in asking]
+                        if early and frames:
+                            self._deliver(ticket, [(lane, item, None, state) for lane, item, _, state in work
+                                                   if id(lane) not in asking], early)
+                            lanes = [lane for lane in lanes if id(lane) in asking]
                         dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
                         if dropped:
                             work[0][0].stats.add(invalid_detections=dropped)
                         found = iter(dets)
                         out = [(lane, item, next(found) if detect else None, state)
-                               for lane, item, detect, state in work]
+                               for lane, item, detect, state in work if lane in lanes]
                 except BaseException:
                     with self._order:  # no later ticket is delivered: the output ends before this batch
                         self._failed_ticket = min(self._failed_ticket, ticket)
                     raise
                 finally:
-                    self._deliver(ticket, out)  # even after a failure, so later tickets are not held up
+                    self._deliver(ticket, out, lanes)  # even after a failure, so later tickets are not held up
         finally:
             with self._order:
                 self._detectors_running -= 1
@@ -411,22 +437,27 @@ class Runner:
             if last:
                 self._track_queue.put(END)
 
-    def _deliver(self, ticket: int, out: list[_Work]) -> None:
-        """Queue one batch's results for the tracking thread once every earlier ticket has been queued.
-
-        A worker that finishes early waits here, so at most ``workers`` batches are ever held (no worker
-        runs ahead). Batches after one whose detection failed are not queued, as with one worker.
+    def _deliver(self, ticket: int, out: list[_Work], lanes: list[Lane]) -> None:
+        """Hand one batch's results of ``lanes`` on to the tracking thread, each source's in the order of its
+        batches: a source's results wait (parked with it) until its earlier batches are delivered, and whoever
+        delivers those delivers them. No worker waits here, and one source's results are never held up by a
+        batch that has none of its frames. Batches after one whose detection failed are not queued, as with
+        one worker.
         """
         with self._order:
-            while self._delivered != ticket:
-                self._order.wait()
-            try:
-                if ticket < self._failed_ticket:
-                    for entry in out:
-                        self._put(self._track_queue, entry)
-            finally:
-                self._delivered += 1
-                self._order.notify_all()
+            for lane in lanes:
+                lane.parked[ticket] = [entry for entry in out if entry[0] is lane]
+            for lane in lanes:
+                while lane.tickets and lane.tickets[0] in lane.parked:
+                    entries = lane.parked.pop(lane.tickets[0])
+                    try:
+                        if lane.tickets[0] < self._failed_ticket:
+                            for entry in entries:
+                                self._put(self._track_queue, entry)
+                    finally:
+                        lane.tickets.popleft()
+        with self._cond:
+            self._cond.notify_all()  # a source that had as many batches out as there are workers may go on
 
     def _put(self, q: "queue.Queue[Union[_Work, End]]", item: "_Work") -> None:
         """Blocking put that gives up when the run is aborted (the consumer may be gone)."""
