@@ -534,7 +534,8 @@ class Runner:
         for outlet in lane.outlets:
             position = outlet.sink.position() if outlet.keeps_files else None
             if position and isinstance(position.get("path"), str):
-                lane.output_paths.append(str(position["path"]))
+                # the file this sink writes (a resumed video's position names the earlier part until it writes)
+                lane.output_paths.append(str(getattr(outlet.sink, "path", None) or position["path"]))
         lane.outlets_open = True
         for outlet in lane.outlets:
             name = f"sink-{outlet.name}-{lane.settings.id}"
