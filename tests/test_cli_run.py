@@ -146,3 +146,7 @@ def test_quiet_hides_model_loading_lines_and_two_workers_print_them_once(tmp_pat
     assert (loud.stdout + loud.stderr).count("for ONNX Runtime inference") == 1   # not once per model copy
     assert "ONNX Runtime" not in quiet.stdout + quiet.stderr and "Loading" not in quiet.stdout + quiet.stderr
     assert "bikes: 4 frames" in quiet.stderr                          # the summary still shows
+    assert " on cpu: 2 workers" in quiet.stderr                       # trackstream's own note of what runs
+    help_text = " ".join(run_cli("run", "--help").stdout.split())
+    said = help_text[help_text.rindex("--quiet"):]
+    assert "which runtime and device run the model" in said and "still show" in said   # --help says it stays
