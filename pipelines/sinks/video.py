@@ -35,6 +35,7 @@ import logging
 from collections import deque
 import os
 import time
+import uuid
 from fractions import Fraction
 from pathlib import Path
 from typing import Deque, Any, Callable, Mapping, Optional, Sequence, Tuple
@@ -60,6 +61,7 @@ _FASTSTART_SUFFIXES = {".mp4", ".m4v", ".mov"}
 _BT601_MATRIX = 6  # AVCOL_SPC_SMPTE170M
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 _X26X = {"libx264", "libx265"}
+_SEGMENT_TAG, _SEGMENT_PREFIX = "comment", "trackstream segment "   # container metadata naming the file
 
 
 def even_size(size: Tuple[int, int]) -> Tuple[int, int]:
@@ -238,6 +240,10 @@ class AnnotatedVideoSink(BaseSink):
             raise OutputError(f"cannot write video output {self.path}: {exc} "
                               "(use a .mp4, .mkv or .mov file name)") from None
         self._segment_started = self._clock()
+        # names this file in snapshots (and in its own header): a segment rotated aside after a snapshot leaves
+        # another file at the path, whose frames a resumed run must not take for the snapshot's
+        self._segment_id = uuid.uuid4().hex
+        container.metadata[_SEGMENT_TAG] = f"{_SEGMENT_PREFIX}{self._segment_id}"
         return container
 
     def _remove_placeholder(self) -> None:
@@ -387,7 +393,7 @@ class AnnotatedVideoSink(BaseSink):
         frames = earlier.get("frames")
         if isinstance(frames, int) and not self.frames_total and (self._skip or self.skipped):
             return {**earlier, "frames": frames + self.skipped}
-        return {"path": str(self.path), "part": self.part, "frames": self.frames_written}
+        return {"path": str(self.path), "part": self.part, "frames": self.frames_written, "segment": self._segment_id}
 
     def close(self) -> None:
         """Flush the encoder, write the index and close the file. Safe to call more than once."""
@@ -418,6 +424,7 @@ def _to_faststart(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.faststart{path.suffix}")
     try:
         with av.open(str(path)) as src, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as dst:
+            dst.metadata.update(src.metadata)   # the segment id with it
             streams = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type == "video"}
             for packet in src.demux(*[s for s in src.streams if s.index in streams]):
                 if packet.dts is None:
@@ -463,6 +470,18 @@ def frames_in(path: "str | os.PathLike[str]") -> Optional[int]:
     return count
 
 
+def segment_id(path: "str | os.PathLike[str]") -> Optional[str]:
+    """The id a video sink wrote into the header of ``path`` (its ``position()``'s ``segment``), None if none."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            tag = next((str(v) for k, v in container.metadata.items() if k.lower() == _SEGMENT_TAG), "")  # MKV: COMMENT
+    except Exception:  # noqa: BLE001 - unreadable: no id
+        return None
+    return tag[len(_SEGMENT_PREFIX):] if tag.startswith(_SEGMENT_PREFIX) else None
+
+
 def _already_held(resume: Mapping[str, object]) -> int:
     """Frames the earlier part (``resume``: its saved position) holds beyond what its snapshot counted: a run
     killed after that snapshot went on writing them. The next part skips them, so no frame is written twice."""
@@ -473,6 +492,12 @@ def _already_held(resume: Mapping[str, object]) -> int:
     if held is None:
         log.warning("video output: cannot read %s to count its frames; the next part starts after the saved state "
                     "(frames after it may show twice)", path)
+        return 0
+    segment = resume.get("segment")
+    if isinstance(segment, str) and held and segment_id(path) != segment:
+        if held != saved:   # another file: a segment rotated aside after the snapshot left a new one there
+            log.warning("video output: %s is not the file its saved state counted (a segment rotated since?); the "
+                        "next part starts after the saved state (frames after it may show twice)", path)
         return 0
     return max(0, held - saved)
 
