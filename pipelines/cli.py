@@ -49,19 +49,39 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     return parser, handlers
 
 
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser that ``args`` were parsed down to (``trackstream cluster add``), whose usage an
+    error about those arguments should show."""
+    while True:
+        chosen = next((action.choices.get(getattr(args, action.dest, None) or "") for action in parser._actions
+                       if isinstance(action, argparse._SubParsersAction)), None)
+        if not isinstance(chosen, argparse.ArgumentParser):
+            return parser
+        parser = chosen
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, but arguments left unrecognised are reported by the subcommand that was given
+    (``usage: trackstream run ...``), not by the top-level parser."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _error(message: str) -> None:
     print(f"trackstream: error: {redact_text(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_mask()  # no log line shows a URL password or a credential-like parameter
     command = args.command or "demo"
     if args.command is None:
-        args = parser.parse_args([*(argv or sys.argv[1:]), "demo"])
+        args = _parse(parser, [*(argv or sys.argv[1:]), "demo"])
     try:
         return handlers[command](args)
     except (UserError, ConfigError) as exc:

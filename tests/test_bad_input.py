@@ -164,3 +164,16 @@ def test_a_database_password_with_url_characters_is_accepted_as_sqlalchemy_reads
     from pipelines.store.config import check_db
 
     check_db(url)   # no ConfigError: only the host part's port is checked
+
+
+@pytest.mark.parametrize("args, command", [
+    (("run", "--bogus"), "trackstream run"),
+    (("run", "clip.mp4", "--jsonl", "o.jsonl", "--imgsz", "160", "--bogus"), "trackstream run"),
+    (("cluster", "add", "--bogus"), "trackstream cluster add"),
+    (("--bogus",), "trackstream"),
+])
+def test_an_unknown_flag_shows_the_usage_of_the_command_it_was_given_to(args, command):
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"usage: {command} [-h]")
+    assert proc.stderr.strip().splitlines()[-1] == f"{command}: error: unrecognized arguments: --bogus"

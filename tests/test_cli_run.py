@@ -107,6 +107,17 @@ def test_two_sources_get_their_own_tracker_and_files(tmp_path, bikes_video, pose
     assert strip == [{k: v for k, v in r.items() if k != "source_id"} for r in b]  # same input, same tracks
 
 
+def test_a_glob_over_files_named_in_other_scripts_writes_one_file_each(tmp_path, bikes_video, pose_weights):
+    for name in ("日本", "中文"):
+        (tmp_path / "archive").mkdir(exist_ok=True)
+        (tmp_path / "archive" / f"{name}.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(tmp_path / "archive" / "*.mp4"), "--model", str(pose_weights), "--imgsz", "160",
+                   "--max-frames", "3", "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("日本", "中文"):
+        assert [r["source_id"] for r in records(tmp_path / "out" / f"{name}.jsonl")] == [name] * 3
+
+
 def test_realtime_on_a_file_plays_it_like_a_camera_and_drops_what_it_cannot_keep_up_with(
         tmp_path, bikes_fast, pose_weights):
     """200 frames of 250 fps video (0.8 s), released at their own pace, into a detector slower than 250
@@ -135,3 +146,7 @@ def test_quiet_hides_model_loading_lines_and_two_workers_print_them_once(tmp_pat
     assert (loud.stdout + loud.stderr).count("for ONNX Runtime inference") == 1   # not once per model copy
     assert "ONNX Runtime" not in quiet.stdout + quiet.stderr and "Loading" not in quiet.stdout + quiet.stderr
     assert "bikes: 4 frames" in quiet.stderr                          # the summary still shows
+    assert " on cpu: 2 workers" in quiet.stderr                       # trackstream's own note of what runs
+    help_text = " ".join(run_cli("run", "--help").stdout.split())
+    said = help_text[help_text.rindex("--quiet"):]
+    assert "which runtime and device run the model" in said and "still show" in said   # --help says it stays

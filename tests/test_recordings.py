@@ -137,6 +137,30 @@ def test_a_full_disk_stops_only_the_output_on_it(tmp_path, bikes_video, pose_wei
         subprocess.run(["umount", "-l", str(full)])
 
 
+@pytest.mark.slow
+def test_the_summary_never_says_wrote_for_an_output_that_stopped_on_a_full_disk(tmp_path, bikes_video, pose_weights):
+    full = tmp_path / "full"
+    if not _mounted_tmpfs(full, "160k"):
+        if IN_CI:
+            pytest.fail("a tiny tmpfs is needed for the full-disk test and CI runs as root", pytrace=False)
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        stopping = {"video": full / "k.mp4", "jsonl": full / "k.jsonl", "heatmap": full / "h.png"}
+        proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--quiet",
+                       "--out", str(stopping["video"]), "--jsonl", str(stopping["jsonl"]),
+                       "--heatmap", str(stopping["heatmap"]), "--mot", str(tmp_path / "k.txt"))
+        assert proc.returncode == 3, proc.stderr
+        said = proc.stderr.splitlines()
+        for name, path in stopping.items():
+            assert f"wrote {path}" not in said                     # not claimed as written
+            assert any(ln.startswith(f"lost: {name} output of bikes stopped") and "No space left" in ln
+                       for ln in said), proc.stderr
+        assert f"wrote {tmp_path / 'k.txt'}" in said               # the output off the full disk is
+        assert len((tmp_path / "k.txt").read_text().splitlines()) > 0
+    finally:
+        subprocess.run(["umount", "-l", str(full)])
+
+
 def _ids_config(tmp_path: Path, a: Path, b: Path) -> Path:
     config = tmp_path / "ids.yaml"
     config.write_text(f"sources: [{{url: '{a}', id: a}}, {{url: '{b}', id: b}}]\n")

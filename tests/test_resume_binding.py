@@ -69,3 +69,22 @@ def test_a_state_from_before_fingerprints_resumes_with_a_warning(tmp_path, bikes
     assert done.returncode == 0, done.stderr
     assert "no source fingerprint" in done.stderr
     assert _indices(jsonl) == list(range(5 + 7))
+
+
+def test_an_output_added_on_resume_is_refused_rather_than_started_mid_video(tmp_path, bikes_video, pose_weights):
+    clip, jsonl, state = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--max-frames", "21").returncode == 0
+    for flag, name in (("--mot", "t.txt"), ("--events", "e.jsonl"), ("--out", "v.mp4")):
+        added = tmp_path / name
+        _one_line(_run(clip, pose_weights, jsonl, state, flag, str(added)), flag, str(added), "after frame 20",
+                  "--fresh-state")
+        assert not added.exists()                          # nothing started mid-video
+    assert _indices(jsonl) == list(range(21))              # and the saved run's file is as it was
+    done = _run(clip, pose_weights, jsonl, state, "--max-frames", "4")   # the same outputs: resumes
+    assert done.returncode == 0, done.stderr
+    assert _indices(jsonl) == list(range(25))
+    mot = tmp_path / "t.txt"
+    fresh = _run(clip, pose_weights, jsonl, state, "--mot", str(mot), "--max-frames", "3", "--fresh-state")
+    assert fresh.returncode == 0, fresh.stderr             # the way out: every output from the first frame
+    assert _indices(jsonl) == [0, 1, 2] and mot.exists()

@@ -63,6 +63,35 @@ def _write_all(sink, results) -> None:
 
 # ---------------------------------------------------------------- annotated video
 
+def test_a_resumed_part_skips_only_frames_of_the_file_its_snapshot_counted(tmp_path, frames, caplog):
+    """The next part skips the frames the earlier part holds beyond its snapshot, but a live file that a rotation
+    replaced after the snapshot is another file: its frames say nothing of what the snapshot's file held."""
+    from pipelines.sinks.video import _already_held, frames_in
+
+    results = moving_results(frames)
+    now = [0.0]
+    out = tmp_path / "cam.mp4"
+    sink = AnnotatedVideoSink(out, 25.0, (640, 272), keyframe_seconds=0.2, rotate_seconds=60.0,
+                              clock=lambda: now[0])
+    try:
+        for result in results[:2]:
+            sink.write(result)
+        snapshot = sink.position()
+        for result in results[2:15]:          # written after the snapshot: a resume skips these
+            sink.write(result)
+        held = frames_in(out)
+        assert held is not None and held > 2
+        assert _already_held(snapshot) == held - 2
+        now[0] = 61.0                        # the next frame rotates the file aside and starts a new one
+        for result in results[15:]:
+            sink.write(result)
+        assert frames_in(out) > 2             # the new live file has more frames than the snapshot counted
+        assert _already_held(snapshot) == 0   # but they are not the snapshot's: nothing is skipped
+        assert "is not the file its saved state counted" in caplog.text
+    finally:
+        sink.close()
+
+
 @pytest.mark.parametrize("stride, fps", [(1, 25.0), (2, 12.5)])
 def test_annotated_video_plays_in_browsers_at_the_processed_rate(tmp_path, frames, stride, fps):
     results = moving_results(frames, stride=stride, keypoints=True, polygons=True)

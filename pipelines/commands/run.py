@@ -187,7 +187,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop each source after reading N frames (from a camera, frames then dropped by the "
                              "newest-frame policy count too, so fewer may be processed)")
     parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar and no model-loading messages (warnings and the summary still show)")
+                        help="no progress bar and none of Ultralytics' model-loading messages; trackstream's own "
+                             "one-line notes (which runtime and device run the model, decoder and encoder), "
+                             "warnings and the summary still show")
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str) -> None:

@@ -4,7 +4,8 @@ A snapshot records ``source``: for a file its size, the frame count its containe
 first and last MiB (cheap for any length, and different for another video of the same name); for a camera its
 URL without credentials. ``check_resume`` compares that, and each saved output path, with what this run has: a
 difference is one ``StateError`` line saying what differs and how to start over (``--fresh-state``, or
-removing the state file), so a state is never applied to another video and never cuts an unrelated file.
+removing the state file), so a state is never applied to another video and never cuts an unrelated file. A file
+output that a resumed video adds is refused the same way: it would start mid-video.
 
 A snapshot written before fingerprints existed is resumed with one warning (it cannot be checked).
 """
@@ -86,6 +87,9 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
             what = f"{what}, content" if what else "content"
         raise StateError(f"saved state {where} belongs to another source than {settings.id} (differs in {what}); "
                          f"{START_OVER}")
+    saved_outputs = saved.get("outputs")
+    if isinstance(saved_outputs, dict) and not settings.is_live:
+        _refuse_added_output(saved, saved_outputs, settings, outputs, where)
     for name, position in (saved.get("outputs") or {}).items():
         path = position.get("path") if isinstance(position, dict) else None
         if not isinstance(path, str):
@@ -96,6 +100,24 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
         if not same_output(path, outputs[name], name):
             raise StateError(f"saved state {where} continues {name} output {path}, this run writes "
                              f"{outputs[name]}; give the same path, or {START_OVER}")
+
+
+def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, Any], settings: SourceSettings,
+                         outputs: Mapping[str, str], where: str) -> None:
+    """Refuse (``StateError``) a file output this run adds to a resumed file: it would start mid-video (after the
+    frames the saved state's run processed) and miss the frames before, unlike the outputs that continue."""
+    from pipelines.engine.guard import OUTPUTS
+
+    processor = saved.get("processor")
+    if not isinstance(processor, dict) or not processor.get("frames_processed"):  # nothing processed: none missed
+        return
+    clock = processor.get("clock")
+    last = clock.get("last_index") if isinstance(clock, dict) else None
+    for name, flag in OUTPUTS:
+        if name in outputs and name not in saved_outputs:
+            raise StateError(f"{flag} (output.{name}) {outputs[name]} is not in the run saved in {where}: resumed, "
+                             f"it would start after frame {last} of {settings.id} and miss the frames before; leave "
+                             f"it out to resume, or {START_OVER} (every output from the first frame)")
 
 
 def check_resumes(opened: Iterable[tuple[SourceSettings, Source]], config: "PipelineConfig",

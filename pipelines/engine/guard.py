@@ -173,7 +173,8 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
         name = safe_name(settings.id)
         if name in names:
             raise OutputError(f"sources {names[name]!r} and {settings.id!r} would share the file name {name!r} "
-                              "(outputs and state): give them different ids")
+                              "(outputs and state): give them different ids (list them under sources: in a --config "
+                              "file, each with its own id), or rename one")
         names[name] = settings.id
     writes = [w for w in planned_writes(config) if not _special(w.path)]
     reads = planned_reads(config, config_files)

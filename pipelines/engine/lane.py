@@ -55,7 +55,7 @@ class Lane:
         self.saved_outputs: Mapping[str, Mapping[str, object]] = (saved or {}).get("outputs", {})
         self.resume_after: Optional[int] = None   # a resumed file: frames up to this index were processed
         self.outlets: list[Outlet] = []
-        self.output_paths: list[str] = []
+        self.output_files: list[tuple[Outlet, str]] = []   # each file sink and the file it writes
         self.outlets_open = False
         self.counts: Counts = processor.counts()  # after the last processed frame (set by the processing thread)
         self.pending: list[StreamStatus] = []  # statuses that came before the sinks could be opened

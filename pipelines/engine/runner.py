@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import sys
 import threading
@@ -175,8 +176,10 @@ class Runner:
 
     @property
     def outputs(self) -> list[str]:
-        """Paths of the files the sinks write (from their positions; network sinks have none)."""
-        return [path for lane in self.lanes for path in lane.output_paths]
+        """Paths of the files the sinks wrote (network sinks have none). An output that stopped early (a full
+        disk) is left out, its ``losses()`` phrase names it, and so is a file never made (no frame written)."""
+        return [path for lane in self.lanes for outlet, path in lane.output_files
+                if outlet.failure is None and os.path.exists(path)]
 
     def close_sources(self) -> None:
         """Close every source without running (for a caller whose start failed before ``run()``)."""
@@ -567,7 +570,8 @@ class Runner:
         for outlet in lane.outlets:
             position = outlet.sink.position() if outlet.keeps_files else None
             if position and isinstance(position.get("path"), str):
-                lane.output_paths.append(str(position["path"]))
+                # the file this sink writes (a resumed video's position names the earlier part until it writes)
+                lane.output_files.append((outlet, str(getattr(outlet.sink, "path", None) or position["path"])))
         lane.outlets_open = True
         for outlet in lane.outlets:
             name = f"sink-{outlet.name}-{lane.settings.id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -86,9 +87,18 @@ class BuiltSink(NamedTuple):
     drops_lose_data: bool = True
 
 
+def _name_char(char: str) -> str:
+    """``char`` kept in a file name (a letter, mark or digit of any script, ``.``, ``_``, ``-``), else NUL."""
+    return char if char in "._-" or unicodedata.category(char)[0] in "LMN" else "\0"
+
+
 def safe_name(source_id: str) -> str:
-    """``source_id`` as a file-name part: characters that do not belong in a file name become ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", source_id).strip("._") or "source"
+    """``source_id`` as a file-name part: letters and digits of any script (``日本``, ``café``, in NFC) and
+    ``.``, ``_``, ``-`` are kept; every run of other characters (path separators, ``:``, spaces, control
+    characters) becomes one ``_``; leading and trailing dots and underscores go (no hidden file, no ``..``).
+    MQTT topic levels and Home Assistant ids keep their own ASCII rule (``mqtt_conn.topic_part``)."""
+    kept = "".join(_name_char(char) for char in unicodedata.normalize("NFC", source_id))
+    return re.sub("\0+", "_", kept).strip("._") or "source"
 
 
 def output_path(template: str, source_id: str, several_sources: bool) -> str:
@@ -96,7 +106,8 @@ def output_path(template: str, source_id: str, several_sources: bool) -> str:
 
     With several sources and no ``{source}`` in the template, ``_<id>`` is added before the suffix
     (``out.mp4`` -> ``out_cam1.mp4``) so sources never overwrite each other's files. Characters of the id
-    that do not belong in a file name (``/``, ``:`` of an id derived from a camera URL) become ``_``.
+    that do not belong in a file name (``/``, ``:`` of an id derived from a camera URL) become ``_``
+    (``safe_name``).
     """
     source_id = safe_name(source_id)
     if "{source}" in template:

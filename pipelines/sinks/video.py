@@ -35,6 +35,7 @@ import logging
 from collections import deque
 import os
 import time
+import uuid
 from fractions import Fraction
 from pathlib import Path
 from typing import Deque, Any, Callable, Mapping, Optional, Sequence, Tuple
@@ -60,6 +61,7 @@ _FASTSTART_SUFFIXES = {".mp4", ".m4v", ".mov"}
 _BT601_MATRIX = 6  # AVCOL_SPC_SMPTE170M
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 _X26X = {"libx264", "libx265"}
+_SEGMENT_TAG, _SEGMENT_PREFIX = "comment", "trackstream segment "   # container metadata naming the file
 
 
 def even_size(size: Tuple[int, int]) -> Tuple[int, int]:
@@ -182,7 +184,8 @@ class AnnotatedVideoSink(BaseSink):
                  zones: Sequence[ZoneConfig] = (), lines: Sequence[LineConfig] = (), part: int = 1,
                  keyframe_seconds: float = 2.0, faststart: bool = True, rotate_seconds: Optional[float] = None,
                  rotate_bytes: Optional[int] = None, retention: Retention = Retention(),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, skip: int = 0,
+                 earlier: Optional[Mapping[str, object]] = None) -> None:
         if fps is not None and not fps > 0:
             raise OutputError(f"video output {path}: frame rate must be > 0, got {fps}")
         if size is not None and (int(size[0]) < 1 or int(size[1]) < 1):
@@ -218,6 +221,10 @@ class AnnotatedVideoSink(BaseSink):
         self.frames_total = 0         # in every segment of this sink
         self._muxed = 0               # packets handed to the muxer, every segment
         self._stored = 0              # frames in complete fragments handed to the OS (or closed segments)
+        # a resumed part: the earlier part's saved position, and how many frames after it that part already holds
+        # (written after its last snapshot, before a kill -9): they are not written again
+        self._earlier = dict(earlier) if earlier is not None else None
+        self._skip, self.skipped = max(0, int(skip)), 0
 
     def _open_container(self) -> Any:
         import av
@@ -233,6 +240,10 @@ class AnnotatedVideoSink(BaseSink):
             raise OutputError(f"cannot write video output {self.path}: {exc} "
                               "(use a .mp4, .mkv or .mov file name)") from None
         self._segment_started = self._clock()
+        # names this file in snapshots (and in its own header): a segment rotated aside after a snapshot leaves
+        # another file at the path, whose frames a resumed run must not take for the snapshot's
+        self._segment_id = uuid.uuid4().hex
+        container.metadata[_SEGMENT_TAG] = f"{_SEGMENT_PREFIX}{self._segment_id}"
         return container
 
     def _remove_placeholder(self) -> None:
@@ -292,6 +303,10 @@ class AnnotatedVideoSink(BaseSink):
 
         if self._closed:
             raise OutputError(f"video output {self.path} is already closed")
+        if self._skip:  # the earlier part already holds this frame
+            self._skip -= 1
+            self.skipped += 1
+            return
         if self.frames_written and self._rotation_due():
             self._rotate()
         stream = self._stream or self._open_stream(self.size or result.frame.size)
@@ -371,8 +386,14 @@ class AnnotatedVideoSink(BaseSink):
 
     def position(self) -> Optional[Mapping[str, object]]:
         """Which file this is and how many frames it holds; an MP4 cannot be cut back, so a resumed run
-        writes the frames after the saved state into the next part (``NAME.part2.mp4``, ...)."""
-        return {"path": str(self.path), "part": self.part, "frames": self.frames_written}
+        writes the frames after the saved state into the next part (``NAME.part2.mp4``, ...). Until this part
+        holds a frame, while it skips the frames the earlier part already held, that is the earlier part's
+        position, counting the frames skipped so far."""
+        earlier = self._earlier or {}
+        frames = earlier.get("frames")
+        if isinstance(frames, int) and not self.frames_total and (self._skip or self.skipped):
+            return {**earlier, "frames": frames + self.skipped}
+        return {"path": str(self.path), "part": self.part, "frames": self.frames_written, "segment": self._segment_id}
 
     def close(self) -> None:
         """Flush the encoder, write the index and close the file. Safe to call more than once."""
@@ -384,7 +405,9 @@ class AnnotatedVideoSink(BaseSink):
         finally:
             if not self.frames_written:
                 self._remove_placeholder()
-                if not self.frames_total:
+                if self.skipped and not self.frames_total:
+                    log.info("video output %s: not needed, the earlier part already holds every frame", self.path)
+                elif not self.frames_total:
                     log.warning("video output %s: no frames were written; no file created", self.path)
 
 
@@ -401,6 +424,7 @@ def _to_faststart(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.faststart{path.suffix}")
     try:
         with av.open(str(path)) as src, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as dst:
+            dst.metadata.update(src.metadata)   # the segment id with it
             streams = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type == "video"}
             for packet in src.demux(*[s for s in src.streams if s.index in streams]):
                 if packet.dts is None:
@@ -412,6 +436,70 @@ def _to_faststart(path: Path) -> None:
         tmp.unlink(missing_ok=True)
         log.warning("video output %s: kept as fragmented MP4 (rewrite with the index first failed: %s)",
                     path, _reason(exc))
+
+
+def frames_in(path: "str | os.PathLike[str]") -> Optional[int]:
+    """How many frames the video file ``path`` holds, from its packets (demuxed, not decoded): a file cut off by
+    ``kill -9`` or a full disk counts its complete frames only. 0 for a missing file, None when it cannot be
+    read."""
+    import av
+
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
+    if size == 0:
+        return 0
+    try:
+        container = av.open(str(path))
+    except Exception:  # noqa: BLE001 - not a video PyAV can open
+        return None
+    count = 0
+    with container:
+        if not container.streams.video:
+            return 0
+        try:
+            for packet in container.demux(container.streams.video[0]):
+                # a packet reaching past the end of the file was cut short: not a complete frame
+                if packet.size and packet.dts is not None and (packet.pos is None or packet.pos + packet.size <= size):
+                    count += 1
+        except av.FFmpegError:  # a torn end: the packets before it count
+            pass
+    return count
+
+
+def segment_id(path: "str | os.PathLike[str]") -> Optional[str]:
+    """The id a video sink wrote into the header of ``path`` (its ``position()``'s ``segment``), None if none."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            tag = next((str(v) for k, v in container.metadata.items() if k.lower() == _SEGMENT_TAG), "")  # MKV: COMMENT
+    except Exception:  # noqa: BLE001 - unreadable: no id
+        return None
+    return tag[len(_SEGMENT_PREFIX):] if tag.startswith(_SEGMENT_PREFIX) else None
+
+
+def _already_held(resume: Mapping[str, object]) -> int:
+    """Frames the earlier part (``resume``: its saved position) holds beyond what its snapshot counted: a run
+    killed after that snapshot went on writing them. The next part skips them, so no frame is written twice."""
+    path, saved = resume.get("path"), resume.get("frames")
+    if not isinstance(path, str) or not isinstance(saved, int):
+        return 0
+    held = frames_in(path)
+    if held is None:
+        log.warning("video output: cannot read %s to count its frames; the next part starts after the saved state "
+                    "(frames after it may show twice)", path)
+        return 0
+    segment = resume.get("segment")
+    if isinstance(segment, str) and held and segment_id(path) != segment:
+        if held != saved:   # another file: a segment rotated aside after the snapshot left a new one there
+            log.warning("video output: %s is not the file its saved state counted (a segment rotated since?); the "
+                        "next part starts after the saved state (frames after it may show twice)", path)
+        return 0
+    return max(0, held - saved)
 
 
 def part_path(path: str, part: int) -> str:
@@ -428,8 +516,11 @@ def _build(ctx: SinkContext) -> AnnotatedVideoSink:
     saved = ctx.resume.get("part") if ctx.resume else None
     part = saved + 1 if isinstance(saved, int) else 1
     path = part_path(ctx.path(out.video), part)
+    skip = _already_held(ctx.resume) if ctx.resume and part > 1 else 0
     if part > 1:
-        log.info("video output: continuing %s in %s", ctx.settings.id, path)
+        held = f" ({skip} frames after the saved state are in {ctx.resume.get('path') if ctx.resume else ''} " \
+            "already)" if skip else ""
+        log.info("video output: continuing %s in %s%s", ctx.settings.id, path, held)
     rate = Fraction(ctx.fps if ctx.fps is not None else DEFAULT_FPS).limit_denominator(1001)
     codec = select_encoder(out.video_codec, out.video_encoder, out.video_crf, out.video_preset, rate,
                            f"video output {ctx.settings.id}")
@@ -438,7 +529,8 @@ def _build(ctx: SinkContext) -> AnnotatedVideoSink:
                               lines=ctx.settings.lines, part=part, keyframe_seconds=out.video_keyframe_seconds,
                               faststart=out.video_faststart, rotate_seconds=out.video_rotate_seconds,
                               rotate_bytes=out.video_rotate_bytes,
-                              retention=Retention(out.retain_seconds, out.retain_bytes))
+                              retention=Retention(out.retain_seconds, out.retain_bytes),
+                              skip=skip, earlier=ctx.resume if part > 1 else None)
 
 
 ENTRY = SinkEntry("video", DropPolicy.BLOCK, lambda config: bool(config.output.video), _build)
