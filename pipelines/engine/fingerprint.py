@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 from pipelines.processing.processor import StateError
 from pipelines.secrets import strip_credentials
 from pipelines.settings import SourceSettings
+from pipelines.sinks.base import OUTPUTS
 from pipelines.sources.base import Source, file_path
 
 if TYPE_CHECKING:
@@ -106,8 +107,6 @@ def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, A
                          outputs: Mapping[str, str], where: str) -> None:
     """Refuse (``StateError``) a file output this run adds to a resumed file: it would start mid-video (after the
     frames the saved state's run processed) and miss the frames before, unlike the outputs that continue."""
-    from pipelines.engine.guard import OUTPUTS
-
     processor = saved.get("processor")
     if not isinstance(processor, dict) or not processor.get("frames_processed"):  # nothing processed: none missed
         return

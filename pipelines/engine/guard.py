@@ -24,15 +24,11 @@ from typing import Iterable, Iterator, Optional, Sequence
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError
 from pipelines.sinks import output_path
-from pipelines.sinks.base import safe_name
+from pipelines.sinks.base import OUTPUTS, safe_name
 from pipelines.sinks.heatmap_file import check_new, temporary_path
 from pipelines.sinks.rotation import segment_pattern
 from pipelines.sources.base import file_path
 from pipelines.store.config import is_postgres, sqlite_path
-
-# output key -> (flag, whether it can rotate)
-OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"),
-           ("heatmap", "--heatmap"))
 
 
 @dataclass(frozen=True)

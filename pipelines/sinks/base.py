@@ -101,6 +101,11 @@ def safe_name(source_id: str) -> str:
     return re.sub("\0+", "_", kept).strip("._") or "source"
 
 
+OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"),
+           ("heatmap", "--heatmap"))
+"""The file outputs (``output.<name>``) and the flag that names each."""
+
+
 def output_path(template: str, source_id: str, several_sources: bool) -> str:
     """The output path of one source: ``{source}`` in ``template`` becomes the source id.
 
