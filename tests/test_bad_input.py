@@ -70,6 +70,11 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
             "detector.classes (--classes): 2 is not a class of the model (0=person)"
     if name == "out-of-range value":
         return [*ok, "--conf", "1.5"], "detector.conf: must be <= 1"
+    if name == "--max-fps nan":   # was a traceback (int(NaN) while counting the frames to expect)
+        return [*ok, "--max-fps", "nan"], "source.max_fps: must be a finite number, got nan"
+    if name == "a NaN in the schedule: section":   # NaN passed every bound: adaptive ran with max_gap NaN
+        (tmp / "nan.yaml").write_text("detector: {schedule: adaptive}\nschedule: {max_gap: .nan}\n")
+        return [*ok, "--config", str(tmp / "nan.yaml")], "schedule.max_gap: must be a finite number, got nan"
     if name == "unwritable output path":
         return [*ok, "--out", "/proc/trackstream-test/x.mp4"], "cannot"
     if name == "output under a file":
@@ -107,7 +112,7 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
 CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "zone whose points lie on one line",
-         "--classes the model does not have", "out-of-range value",
+         "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
          "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",

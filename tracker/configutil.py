@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -160,6 +161,8 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(key, f"must be a number, got {value!r}")
+        if not _finite(value):  # .nan passes every bound and .inf breaks arithmetic (int(n / fps * inf))
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -168,10 +171,20 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite number (an int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def broken_bound(value: float, bounds: Mapping[str, Any]) -> Optional[str]:
     """The first of a field's metadata bounds (``min``, ``gt``, ``max``) that ``value`` breaks, as the condition
     it must meet (``>= 1``, ``> 0.0``, ``<= 3600.0``); None when it meets them all."""
     lo, hi, gt = bounds.get("min"), bounds.get("max"), bounds.get("gt")
+    if value != value:  # NaN: every comparison is false, so it would meet any bound
+        return next((f"{sign} {b}" for sign, b in ((">=", lo), (">", gt), ("<=", hi)) if b is not None), None)
     if lo is not None and value < lo:
         return f">= {lo}"
     if gt is not None and value <= gt:
