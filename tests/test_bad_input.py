@@ -75,6 +75,12 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "a NaN in the schedule: section":   # NaN passed every bound: adaptive ran with max_gap NaN
         (tmp / "nan.yaml").write_text("detector: {schedule: adaptive}\nschedule: {max_gap: .nan}\n")
         return [*ok, "--config", str(tmp / "nan.yaml")], "schedule.max_gap: must be a finite number, got nan"
+    if name == "a typo in a sources[] entry":   # its known keys left out schedule, zones, lines, id, url, ...
+        (tmp / "typo.yaml").write_text(f"sources: [{{url: '{bikes}', id: a, Schedule: adaptive}}]\n")
+        return ["--model", str(weights), "--max-frames", "1", "--config", str(tmp / "typo.yaml")], \
+            "sources[0].Schedule: unknown key (known keys: calibration, decode_threads, decoder, heatmap, id, lines, " \
+            "loop, max_fps, open_timeout, read_timeout, realtime, reconnect, reconnect_initial_delay, " \
+            "reconnect_max_attempts, reconnect_max_delay, rtsp_transport, schedule, url, vid_stride, zones)"
     if name == "unwritable output path":
         return [*ok, "--out", "/proc/trackstream-test/x.mp4"], "cannot"
     if name == "output under a file":
@@ -113,6 +119,7 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "zone whose points lie on one line",
          "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
+         "a typo in a sources[] entry",
          "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
