@@ -81,6 +81,11 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
             "sources[0].Schedule: unknown key (known keys: calibration, decode_threads, decoder, heatmap, id, lines, " \
             "loop, max_fps, open_timeout, read_timeout, realtime, reconnect, reconnect_initial_delay, " \
             "reconnect_max_attempts, reconnect_max_delay, rtsp_transport, schedule, url, vid_stride, zones)"
+    if name == "a zone naming a class by name and by id":   # counted as [person, person] everywhere
+        (tmp / "twice.yaml").write_text("zones: [{name: door, polygon: [[0, 0], [320, 0], [320, 271]], "
+                                        "classes: [person, 0]}]\n")
+        return [*ok, "--config", str(tmp / "twice.yaml"), "--jsonl", str(tmp / "o.jsonl")], \
+            "source bikes: zone 'door': classes: names a class twice: ['person', 'person']"
     if name == "unwritable output path":
         return [*ok, "--out", "/proc/trackstream-test/x.mp4"], "cannot"
     if name == "output under a file":
@@ -119,7 +124,7 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "zone whose points lie on one line",
          "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
-         "a typo in a sources[] entry",
+         "a typo in a sources[] entry", "a zone naming a class by name and by id",
          "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",

@@ -58,3 +58,6 @@ def check_classes(zones: Sequence[ZoneConfig], lines: Sequence[LineConfig], clas
                 more = ", ..." if len(class_names) > 12 else ""
                 raise UserError(f"{where}{kind} {item.name!r}: classes: {ref!r} is not a class of the model "
                                 f"({have}{more})")
+        labels = class_label(item.classes, class_names)
+        if len(set(labels)) != len(labels):   # [car, 2]: one class by name and by id (the config saw two)
+            raise UserError(f"{where}{kind} {item.name!r}: classes: names a class twice: {labels}")
