@@ -138,6 +138,10 @@ def test_bad_parameters_are_one_clear_error(server: WebView) -> None:
         status, _, body = get(server, f"/api/events?limit={limit}")
         assert status == 400 and json.loads(body)["error"] == f"limit: must be 1..500, got {limit}"
     assert get(server, "/api/tracks/cam1/999")[0] == 404
+    huge = str(2**63)   # beyond the database's INTEGER: was a 500 and a traceback in the run's log
+    status, _, body = get(server, f"/api/events?track={huge}")
+    assert status == 400 and json.loads(body)["error"].startswith("track: must be a track id")
+    assert get(server, f"/api/tracks/cam1/{huge}")[0] == 404
 
 
 def test_the_openapi_document_covers_the_routes(server: WebView) -> None:
