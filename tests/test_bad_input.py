@@ -86,6 +86,10 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
                                         "classes: [person, 0]}]\n")
         return [*ok, "--config", str(tmp / "twice.yaml"), "--jsonl", str(tmp / "o.jsonl")], \
             "source bikes: zone 'door': classes: names a class twice: ['person', 'person']"
+    if name == "a section given twice":   # YAML keeps the last: the first detector: section was dropped silently
+        (tmp / "twice.yaml").write_text("detector:\n  schedule: interval:3\nlines: []\ndetector:\n  imgsz: 160\n")
+        return [*ok, "--config", str(tmp / "twice.yaml")], \
+            "detector: given twice (line 4 of config file"
     if name == "unwritable output path":
         return [*ok, "--out", "/proc/trackstream-test/x.mp4"], "cannot"
     if name == "output under a file":
@@ -125,6 +129,7 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "invalid YAML", "unknown config key", "zone whose points lie on one line",
          "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
          "a typo in a sources[] entry", "a zone naming a class by name and by id",
+         "a section given twice",
          "unwritable output path", "output under a file", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",

@@ -57,6 +57,7 @@ def load_yaml(text: str, where: str) -> Any:
         if node is None:
             return None
         _expanded_size(node, where)
+        _no_repeated_keys(node, where)
         return loader.construct_document(node)
     except RecursionError:
         raise ConfigError("", f"{where} is nested too deeply") from None
@@ -105,6 +106,33 @@ def _expanded_size(root: Any, where: str) -> int:
         return total
 
     return size(root)
+
+
+def _no_repeated_keys(root: Any, where: str) -> None:
+    """A key given twice in one mapping (a second ``detector:`` section further down) is refused: YAML parsers
+    keep the last one, so the first section's settings were dropped without a word."""
+    import yaml
+
+    seen_nodes: set[int] = set()
+    stack = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:   # an alias: checked where it was defined
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                if name is not None and name != "<<":
+                    if name in keys:
+                        raise ConfigError(_join(path, name), f"given twice (line {key.start_mark.line + 1} of "
+                                                             f"{where}): the second would replace the first "
+                                                             "without a word; merge them")
+                    keys.add(name)
+                stack.append((value, _join(path, str(name))))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
 
 
 def _join(prefix: str, key: str) -> str:
