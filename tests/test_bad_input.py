@@ -148,6 +148,16 @@ def test_bad_input_gives_one_clear_line(tmp_path, bikes_video, pose_weights, nam
 
 
 
+@pytest.mark.parametrize("retain", ["infGB", "nanGB", "1e999d", "nanh"])
+def test_a_retention_that_is_not_a_number_is_one_usage_error(tmp_path, bikes_video, pose_weights, retain):
+    """'--retain infGB' was an OverflowError traceback; 'nanh' and '1e999d' passed the parser."""
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--max-frames", "1", "--retain", retain,
+                   "--jsonl", str(tmp_path / "o.jsonl"), "--jsonl-rotate-seconds", "60", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("trackstream run: error: argument --retain: expected an age like "
+                                                    f"12h or 7d and/or a size like 500GB, got {retain.lower()!r}")
+
+
 @pytest.mark.parametrize("flags", [["--source-id", "rtsp://cam:Id-Secret-5@cam.local/live"],
                                    ["--source-id", "cam.local/live?token=Id-Secret-5"],
                                    ["--config", "redis-id.yaml"]])
