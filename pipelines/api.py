@@ -172,7 +172,8 @@ def _config_of(sources: Sequence[SourceLike], options: ConfigOptions) -> Pipelin
         "heatmap.enabled": True if heatmap is True else None,
         "output.heatmap": None if heatmap is None or isinstance(heatmap, bool) else os.fspath(heatmap),
     }
-    for key, value in {**dict(options.get("overrides") or {}), **named}.items():
+    given = {key: value for key, value in named.items() if value is not None}  # else None hid the override
+    for key, value in {**dict(options.get("overrides") or {}), **given}.items():
         if value is not None:
             set_dotted(data, key, value)
     if sources:

@@ -232,6 +232,9 @@ def _unique_names(items: tuple[Any, ...], key: str) -> tuple[Any, ...]:
     return items
 
 
+_ENTRY_KEYS = ("url", "id", "schedule", "zones", "lines", "calibration", "heatmap")  # besides the source: keys
+
+
 def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings:
     """One ``sources[]`` entry resolved against the shared settings (``shared.options`` is the ``source:``
     section; ``shared.zones``/``lines`` the top-level ones, used by a single-source run)."""
@@ -261,6 +264,11 @@ def _source_entry(item: Any, key: str, shared: SourceSettings) -> SourceSettings
             raise ConfigError(f"{key}.heatmap", f"must be a mapping of settings, got {type(own).__name__}")
         heatmap = from_mapping(HeatmapConfig, {**to_mapping(shared.heatmap), **own}, f"{key}.heatmap")
     base = shared.options
+    known = {f.name for f in dataclasses.fields(SourceConfig)}
+    for name in rest:   # from_mapping would list only the source: keys, as if schedule or zones were unknown
+        if name not in known:
+            keys = ", ".join(sorted(known | set(_ENTRY_KEYS)))
+            raise ConfigError(f"{key}.{name}", f"unknown key (known keys: {keys})")
     options = from_mapping(SourceConfig, {**to_mapping(base), **rest}, key) if rest else base
     return SourceSettings(url=url, id=sid or "", options=options,
                           zones=_unique_names(shared.zones + zones, f"{key}.zones"),

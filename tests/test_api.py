@@ -131,6 +131,18 @@ def test_a_bad_setting_is_refused_at_the_call_naming_its_key():
         process("street.mp4", overrides={"detector.bogus": 1})
 
 
+def test_overrides_of_keys_that_have_a_named_argument_are_applied(bikes_video, pose_weights):
+    """``overrides={"detector.schedule": "interval:3"}`` was dropped (the unset ``schedule=`` argument, None,
+    replaced it): every frame was detected, and ``interval:0`` there was not even refused."""
+    results = process(bikes_video, model=pose_weights, imgsz=160, max_frames=7,
+                      overrides={"detector.schedule": "interval:3", "detector.conf": 0.3})
+    assert [r.detected for r in results] == [True, False, False, True, False, False, True]
+    with pytest.raises(ConfigError, match=r"^detector\.schedule: interval:K needs K >= 1"):
+        process(bikes_video, overrides={"detector.schedule": "interval:0"})
+    with pytest.raises(ConfigError, match=r"^detector\.conf: "):
+        process(bikes_video, overrides={"detector.conf": 2.0})
+
+
 @pytest.mark.parametrize("sources, message", [
     ((["a.mp4", "b.mp4"],), "give each source as its own argument"),
     ((3.5,), "a source is a path, URL, mapping or SourceSettings, got float"),

@@ -70,6 +70,26 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
             "detector.classes (--classes): 2 is not a class of the model (0=person)"
     if name == "out-of-range value":
         return [*ok, "--conf", "1.5"], "detector.conf: must be <= 1"
+    if name == "--max-fps nan":   # was a traceback (int(NaN) while counting the frames to expect)
+        return [*ok, "--max-fps", "nan"], "source.max_fps: must be a finite number, got nan"
+    if name == "a NaN in the schedule: section":   # NaN passed every bound: adaptive ran with max_gap NaN
+        (tmp / "nan.yaml").write_text("detector: {schedule: adaptive}\nschedule: {max_gap: .nan}\n")
+        return [*ok, "--config", str(tmp / "nan.yaml")], "schedule.max_gap: must be a finite number, got nan"
+    if name == "a typo in a sources[] entry":   # its known keys left out schedule, zones, lines, id, url, ...
+        (tmp / "typo.yaml").write_text(f"sources: [{{url: '{bikes}', id: a, Schedule: adaptive}}]\n")
+        return ["--model", str(weights), "--max-frames", "1", "--config", str(tmp / "typo.yaml")], \
+            "sources[0].Schedule: unknown key (known keys: calibration, decode_threads, decoder, heatmap, id, lines, " \
+            "loop, max_fps, open_timeout, read_timeout, realtime, reconnect, reconnect_initial_delay, " \
+            "reconnect_max_attempts, reconnect_max_delay, rtsp_transport, schedule, url, vid_stride, zones)"
+    if name == "a zone naming a class by name and by id":   # counted as [person, person] everywhere
+        (tmp / "twice.yaml").write_text("zones: [{name: door, polygon: [[0, 0], [320, 0], [320, 271]], "
+                                        "classes: [person, 0]}]\n")
+        return [*ok, "--config", str(tmp / "twice.yaml"), "--jsonl", str(tmp / "o.jsonl")], \
+            "source bikes: zone 'door': classes: names a class twice: ['person', 'person']"
+    if name == "a section given twice":   # YAML keeps the last: the first detector: section was dropped silently
+        (tmp / "twice.yaml").write_text("detector:\n  schedule: interval:3\nlines: []\ndetector:\n  imgsz: 160\n")
+        return [*ok, "--config", str(tmp / "twice.yaml")], \
+            "detector: given twice (line 4 of config file"
     if name == "unwritable output path":
         return [*ok, "--out", "/proc/trackstream-test/x.mp4"], "cannot"
     if name == "output under a file":
@@ -109,7 +129,9 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
 CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "zone whose points lie on one line",
-         "--classes the model does not have", "out-of-range value",
+         "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
+         "a typo in a sources[] entry", "a zone naming a class by name and by id",
+         "a section given twice",
          "unwritable output path", "output under a file", "output naming a folder", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
@@ -127,6 +149,16 @@ def test_bad_input_gives_one_clear_line(tmp_path, bikes_video, pose_weights, nam
     assert not list(tmp_path.glob("*.jsonl")) and not (tmp_path / "out.mp4").exists()
     assert not (tmp_path / "results").exists()
 
+
+
+@pytest.mark.parametrize("retain", ["infGB", "nanGB", "1e999d", "nanh"])
+def test_a_retention_that_is_not_a_number_is_one_usage_error(tmp_path, bikes_video, pose_weights, retain):
+    """'--retain infGB' was an OverflowError traceback; 'nanh' and '1e999d' passed the parser."""
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--max-frames", "1", "--retain", retain,
+                   "--jsonl", str(tmp_path / "o.jsonl"), "--jsonl-rotate-seconds", "60", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("trackstream run: error: argument --retain: expected an age like "
+                                                    f"12h or 7d and/or a size like 500GB, got {retain.lower()!r}")
 
 
 @pytest.mark.parametrize("flags", [["--source-id", "rtsp://cam:Id-Secret-5@cam.local/live"],

@@ -111,6 +111,12 @@ def test_a_person_standing_in_a_picture_where_nothing_changes_is_looked_at_once_
     assert len({int(r.tracks.track_id[0]) for r in results[1:]}) == 1
 
 
+def _not_json(constant: str) -> None:
+    """``parse_constant`` of a strict JSON reader: the schedule's plan without a due time was written as
+    ``Infinity``, which jq, JavaScript and Go refuse."""
+    raise AssertionError(f"{constant} is not JSON")
+
+
 def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -152,6 +158,8 @@ def test_a_snapshot_between_two_detections_resumes_with_the_same_schedule(tmp_pa
     for count in ("30", "30"):  # 30 is not a multiple of 4: the stop falls between two detections
         proc = run_cli(*run_args(bikes_video, pose_weights, parts, "--state", str(state), "--max-frames", count))
         assert proc.returncode == 0, proc.stderr
+        snapshot = json.loads((state / "bikes.json").read_text(), parse_constant=_not_json)  # strict JSON
+        assert snapshot["processor"]["schedule"]["plan"] is not None
     joined = records(parts / "t.jsonl")
     assert joined == records(whole / "t.jsonl")  # same frames detected, same predicted boxes
     assert [r["detected"] for r in joined].count(True) < 40

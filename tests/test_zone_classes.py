@@ -72,3 +72,22 @@ def test_a_class_the_model_does_not_have_is_one_clear_line(bikes_video, pose_wei
         "trackstream: error: source bikes: line 'road': classes: 'car' is not a class of the model (0=person)"
     assert "Traceback" not in run.stderr
     assert quoted("analytics.md", "source bikes: line") == run.stderr.strip().splitlines()[-1]   # the docs say it
+
+
+@pytest.mark.slow
+def test_a_line_whose_classes_the_run_does_not_track_is_one_clear_line(bikes_video, tmp_path):  # type: ignore[no-untyped-def]
+    """``--classes 0`` drops cars before tracking: a line counting only cars counted nothing, silently."""
+    from tests.conftest import shared_data
+
+    weights = shared_data("weights/yolov8n_int8_640.onnx")   # COCO: 0=person, 2=car
+    config = tmp_path / "c.yaml"
+    config.write_text("lines:\n  - {name: road, points: [[400, 0], [400, 300]], classes: [car, 7]}\n")
+    args = ["run", str(bikes_video), "--model", str(weights), "--imgsz", "160", "--max-frames", "2", "--quiet",
+            "--config", str(config), "--jsonl", str(tmp_path / "o.jsonl")]
+    run = run_cli(*args, "--classes", "0,1", timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == ("trackstream: error: source bikes: line 'road': classes: "
+                                                   "car, truck are not tracked: --classes (detector.classes) "
+                                                   "keeps only 0, 1")
+    assert "Traceback" not in run.stderr
+    assert run_cli(*args, "--classes", "0,2", "--overwrite", timeout=120).returncode == 0   # one of them: fine

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -56,6 +57,7 @@ def load_yaml(text: str, where: str) -> Any:
         if node is None:
             return None
         _expanded_size(node, where)
+        _no_repeated_keys(node, where)
         return loader.construct_document(node)
     except RecursionError:
         raise ConfigError("", f"{where} is nested too deeply") from None
@@ -104,6 +106,33 @@ def _expanded_size(root: Any, where: str) -> int:
         return total
 
     return size(root)
+
+
+def _no_repeated_keys(root: Any, where: str) -> None:
+    """A key given twice in one mapping (a second ``detector:`` section further down) is refused: YAML parsers
+    keep the last one, so the first section's settings were dropped without a word."""
+    import yaml
+
+    seen_nodes: set[int] = set()
+    stack = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:   # an alias: checked where it was defined
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                if name is not None and name != "<<":
+                    if name in keys:
+                        raise ConfigError(_join(path, name), f"given twice (line {key.start_mark.line + 1} of "
+                                                             f"{where}): the second would replace the first "
+                                                             "without a word; merge them")
+                    keys.add(name)
+                stack.append((value, _join(path, str(name))))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
 
 
 def _join(prefix: str, key: str) -> str:
@@ -160,6 +189,8 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(key, f"must be a number, got {value!r}")
+        if not _finite(value):  # .nan passes every bound and .inf breaks arithmetic (int(n / fps * inf))
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -168,10 +199,20 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite number (an int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def broken_bound(value: float, bounds: Mapping[str, Any]) -> Optional[str]:
     """The first of a field's metadata bounds (``min``, ``gt``, ``max``) that ``value`` breaks, as the condition
     it must meet (``>= 1``, ``> 0.0``, ``<= 3600.0``); None when it meets them all."""
     lo, hi, gt = bounds.get("min"), bounds.get("max"), bounds.get("gt")
+    if value != value:  # NaN: every comparison is false, so it would meet any bound
+        return next((f"{sign} {b}" for sign, b in ((">=", lo), (">", gt), ("<=", hi)) if b is not None), None)
     if lo is not None and value < lo:
         return f">= {lo}"
     if gt is not None and value <= gt:

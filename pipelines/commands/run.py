@@ -133,7 +133,7 @@ def retain_spec(text: str) -> dict[str, float]:
             value = float(number)
         except ValueError:
             value = -1.0
-        if unit not in _UNITS or value <= 0:
+        if unit not in _UNITS or not 0 < value < float("inf"):   # nan, inf: int(inf) was a traceback
             raise argparse.ArgumentTypeError(f"expected an age like 12h or 7d and/or a size like 500GB, got {part!r}")
         key = "retain_seconds" if unit in ("s", "m", "h", "d") else "retain_bytes"
         out[key] = value * _UNITS[unit] if key == "retain_seconds" else int(value * _UNITS[unit])

@@ -140,7 +140,7 @@ class Runner:
         self._fingerprints: dict[str, dict[str, Any]] = {}
         for settings, source in sources:
             processor = StreamProcessor(settings, detector.class_names, overlay=overlay,
-                                        persistent=state is not None)
+                                        persistent=state is not None, kept_classes=config.detector.classes)
             saved = state.load(settings.id) if state is not None and not config.state.fresh else None
             if state is not None:  # a resume must be of this source and these outputs
                 self._fingerprints[settings.id] = source_fingerprint(settings, source.frame_count)

@@ -8,8 +8,8 @@ the class of its detections).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Union
+from collections.abc import Collection, Mapping, Sequence
+from typing import Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -44,8 +44,9 @@ def class_label(classes: Sequence[ClassRef], class_names: Mapping[int, str]) -> 
 
 
 def check_classes(zones: Sequence[ZoneConfig], lines: Sequence[LineConfig], class_names: Mapping[int, str],
-                  source_id: str = "") -> None:
-    """Raise ``UserError`` (one line naming the zone or line) for a class the model does not have."""
+                  source_id: str = "", kept: Optional[Collection[int]] = None) -> None:
+    """Raise ``UserError`` (one line naming the zone or line) for a class the model does not have, and for a
+    zone or line whose classes are all dropped before tracking (``kept``: ``detector.classes``)."""
     names = set(class_names.values())
     where = f"source {source_id}: " if source_id else ""
     items: list[tuple[str, Union[ZoneConfig, LineConfig]]] = [("zone", z) for z in zones]
@@ -58,3 +59,11 @@ def check_classes(zones: Sequence[ZoneConfig], lines: Sequence[LineConfig], clas
                 more = ", ..." if len(class_names) > 12 else ""
                 raise UserError(f"{where}{kind} {item.name!r}: classes: {ref!r} is not a class of the model "
                                 f"({have}{more})")
+        labels = class_label(item.classes, class_names)
+        if len(set(labels)) != len(labels):   # [car, 2]: one class by name and by id (the config saw two)
+            raise UserError(f"{where}{kind} {item.name!r}: classes: names a class twice: {labels}")
+        ids = {i for ref in item.classes for i, n in class_names.items() if ref in (i, n)}
+        if kept and item.classes and not ids & set(kept):   # it would count nothing, silently
+            raise UserError(f"{where}{kind} {item.name!r}: classes: {', '.join(labels)} "
+                            f"{'is' if len(labels) == 1 else 'are'} not tracked: --classes "
+                            f"(detector.classes) keeps only {', '.join(map(str, sorted(kept)))}")

@@ -19,7 +19,7 @@ line counts, and an interrupted video resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from pipelines.errors import UserError
 from pipelines.frames import Counts, FrameResult, StatusKind, StreamStatus, TrackMeasures, VideoFrame
@@ -99,15 +99,18 @@ class StreamProcessor:
         persistent: the run saves this processor's state (``--state``): a stop that is not the end of
             the source then suspends it (no ``track_ended``/``stream_ended``, so a resumed run continues
             the same tracks) instead of ending it.
+        kept_classes: ``detector.classes`` (``--classes``), the only classes tracked (None: all).
     """
 
     def __init__(self, settings: SourceSettings, class_names: Mapping[int, str], *,
-                 overlay: OverlayConfig = OverlayConfig(), persistent: bool = False) -> None:
+                 overlay: OverlayConfig = OverlayConfig(), persistent: bool = False,
+                 kept_classes: Optional[Sequence[int]] = None) -> None:
         self.settings = settings
         self.source_id = settings.id
         self.class_names = dict(class_names)
         self.persistent = persistent
-        check_classes(settings.zones, settings.lines, self.class_names, settings.id)   # one line, not a crash
+        check_classes(settings.zones, settings.lines, self.class_names, settings.id,   # one line, not a crash
+                      kept_classes)
         self._tracker = Tracker(settings.tracker)
         self._events = EventGenerator(settings.id, settings.zones, settings.lines, settings.events)
         self._trails = Trails(overlay.trail_seconds) if overlay.trails and overlay.trail_seconds > 0 else None

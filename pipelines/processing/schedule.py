@@ -164,8 +164,9 @@ class ScheduleState:
     settled: int = 0                   # adaptive: still tracks looked again at, nothing changed near them since
 
     def doc(self) -> dict[str, Any]:
-        plan = None if self.plan is None else {"due": self.plan.due, "boxes": np.round(self.plan.boxes, 2).tolist(),
-                                               "settle": self.plan.settle}
+        plan = None if self.plan is None else {  # an infinite due (never) as null: a state file is strict JSON
+            "due": None if math.isinf(self.plan.due) else self.plan.due,
+            "boxes": np.round(self.plan.boxes, 2).tolist(), "settle": self.plan.settle}
         return {"since": self.since, "last_pts": self.last_pts, "plan": plan, "base": self.base,
                 "settled": self.settled}
 
@@ -173,7 +174,7 @@ class ScheduleState:
     def from_doc(cls, doc: Mapping[str, Any]) -> ScheduleState:
         """Raises KeyError/TypeError/ValueError when malformed (the processor makes that one line)."""
         raw = doc["plan"]
-        plan = None if raw is None else Plan(float(raw["due"]),
+        plan = None if raw is None else Plan(math.inf if raw["due"] is None else float(raw["due"]),
                                              np.asarray(raw["boxes"], np.float64).reshape(-1, 4),
                                              bool(raw.get("settle", False)))  # absent before it existed
         since, last, base = doc["since"], doc["last_pts"], doc.get("base")

@@ -27,6 +27,7 @@ from pipelines.store.schema import events, tracks
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_LIMIT = 10000
+MAX_ID = 2**63 - 1   # the databases' INTEGER: a larger id made SQLite raise (a traceback, a 500 on the web)
 
 
 def parse_time(text: str, now: Optional[float] = None, what: str = "time") -> float:
@@ -71,6 +72,8 @@ class EventFilter:
             raise UserError(f"limit: must be 1..{MAX_LIMIT}, got {self.limit}")
         if self.since is not None and self.until is not None and self.until < self.since:
             raise UserError("until: must not be before since")
+        if self.track_id is not None and abs(self.track_id) > MAX_ID:
+            raise UserError(f"track: must be a track id (at most {MAX_ID}), got {self.track_id}")
 
 
 def encode_cursor(row: dict[str, Any]) -> str:
@@ -118,6 +121,8 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
 
 def track_rows(conn: Connection, source_id: str, track_id: int) -> list[dict[str, Any]]:
     """Every stored track of ``source_id`` with this id (ids start again in a new run), newest first."""
+    if abs(track_id) > MAX_ID:
+        return []
     c = tracks.c
     query = select(tracks).where(c.source_id == source_id, c.track_id == track_id).order_by(c.first_time.desc())
     out = []

@@ -131,11 +131,13 @@ class History:
             track = int(q["track"]) if "track" in q else None
         except ValueError:
             raise UserError("limit and track must be whole numbers") from None
+        if not 1 <= limit <= MAX_PAGE_LIMIT:   # else the store's own bound (1..10000) was named, and 600 cut to 500
+            raise UserError(f"limit: must be 1..{MAX_PAGE_LIMIT}, got {limit}")
         f = EventFilter(sources=tuple(q.getall("source", [])), kinds=tuple(q.getall("type", [])),
                         since=parse_time(q["since"], what="since") if "since" in q else None,
                         until=parse_time(q["until"], what="until") if "until" in q else None,
                         class_name=q.get("class"), zone=q.get("zone"), line=q.get("line"), track_id=track,
-                        limit=min(limit, MAX_PAGE_LIMIT),
+                        limit=limit,
                         before=decode_cursor(q["cursor"]) if "cursor" in q else None)
         with self.engine().connect() as conn:
             rows = search_events(conn, f)

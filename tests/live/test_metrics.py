@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import urllib.request
+from pathlib import Path
 
 from pipelines.engine.metrics import Monitor, Reading
 from pipelines.engine.stats import LatencyHistogram, StatsSnapshot
 from tests.conftest import free_port
+
+LIVE_MD = Path(__file__).resolve().parents[2] / "docs" / "live.md"
 
 
 def test_endpoint_and_log_line_show_each_source(caplog):
@@ -96,3 +100,18 @@ def test_endpoint_and_summary_show_the_detector_duty_of_a_scheduled_source():
     stats.add(frames_detected=20)
     [line] = summary_lines([stats.snapshot()], [], 4.0)
     assert "detector on 20 (20%), 80 frames predicted" in line
+
+
+def test_the_metrics_table_of_docs_live_md_lists_every_metric_served():
+    """The detector's duty and frames detected (detection schedules) and a failed output were served but
+    missing from the table a user reads to write Prometheus queries and alerts."""
+    port = free_port()
+    monitor = Monitor(lambda: [Reading("cam1", StatsSnapshot("cam1"))], log_interval=60.0, port=port).start()
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        monitor.stop()
+    names = set(re.findall(r"^# TYPE (trackstream_\w+) ", body, re.MULTILINE))
+    table = LIVE_MD.read_text(encoding="utf-8").split("| metric | type | labels | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"`(trackstream_\w+)`", table))
+    assert names - documented == set()

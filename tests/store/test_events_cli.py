@@ -83,6 +83,7 @@ def test_follow_prints_events_stored_after_it_started(history: tuple[str, float]
 @pytest.mark.parametrize("args, message", [
     (["--since", "yesterday"], "--since: expected a time like 2h"),
     (["--limit", "0"], "limit: must be 1.."),
+    (["--track", str(2**63)], "track: must be a track id (at most 9223372036854775807)"),  # was an SQLite traceback
 ])
 def test_bad_input_is_one_line(history: tuple[str, float], args: list[str], message: str) -> None:
     db, _ = history

@@ -134,7 +134,14 @@ def test_bad_parameters_are_one_clear_error(server: WebView) -> None:
                          ("cursor=nope", "cursor")):
         status, _, body = get(server, f"/api/events?{query}")
         assert status == 400 and words in json.loads(body)["error"]
+    for limit in ("-1", "501"):   # the page's bound (docs, OpenAPI), not the store's 1..10000; 501 was cut to 500
+        status, _, body = get(server, f"/api/events?limit={limit}")
+        assert status == 400 and json.loads(body)["error"] == f"limit: must be 1..500, got {limit}"
     assert get(server, "/api/tracks/cam1/999")[0] == 404
+    huge = str(2**63)   # beyond the database's INTEGER: was a 500 and a traceback in the run's log
+    status, _, body = get(server, f"/api/events?track={huge}")
+    assert status == 400 and json.loads(body)["error"].startswith("track: must be a track id")
+    assert get(server, f"/api/tracks/cam1/{huge}")[0] == 404
 
 
 def test_the_openapi_document_covers_the_routes(server: WebView) -> None:
