@@ -284,3 +284,19 @@ def test_a_camera_is_not_held_up_by_another_camera_s_detection(tmp_path, bikes_v
     stats = {s.source_id: s for s in runner.run()}
     assert detector.b_progress is not None and detector.b_progress >= 10, detector.b_progress  # ~25 frames/s
     assert stats["a"].frames_out > 0 and stats["b"].frames_out > 0
+
+
+def test_interval_1_runs_as_every(tmp_path, bikes_video):
+    """``interval:1`` detects every frame, as ``every`` does, but ran a third slower: it was treated as a
+    schedule that waits for each detection's plan, one frame per call on one detector copy."""
+    batches = {}
+    for schedule in ("every", "interval:1"):
+        detector = FaultyDetector()
+        config = build_config({"sources": [{"url": str(bikes_video)}], "detector": {"batch": 4, "schedule": schedule},
+                               "output": {"jsonl": str(tmp_path / f"{schedule[:5]}.jsonl")}})
+        settings = config.sources[0]
+        Runner([(settings, open_source(settings))], detector, config, max_frames=40).run()
+        batches[schedule] = detector.batches
+    assert batches["interval:1"] == batches["every"] == [4] * 10
+    every, interval = lines(tmp_path / "every.jsonl"), lines(tmp_path / "inter.jsonl")
+    assert [r["tracks"] for r in interval] == [r["tracks"] for r in every] and all(r["detected"] for r in interval)

@@ -326,7 +326,7 @@ class Runner:
         if len(lane.tickets) >= self.workers:
             return False
         schedule = lane.schedule
-        if schedule.schedule.mode == "every":
+        if schedule.schedule.every_frame:
             return lane.inbox.ready(self.batch)
         # a file's next decision waits for the plan (output never depends on timing; after a failure nothing
         # comes back: drain); a camera's frames meanwhile are predicted rather than dropped
@@ -337,7 +337,7 @@ class Runner:
     def _take(self, lane: Lane, wanted: int) -> list[_Taken]:
         """Items of ``lane`` in order, each decided by its schedule, up to ``wanted`` frames to detect."""
         schedule = lane.schedule
-        if schedule.schedule.mode == "every":
+        if schedule.schedule.every_frame:
             return [(lane, item, isinstance(item, VideoFrame), None) for item in lane.inbox.take(wanted)]
         out: list[_Taken] = []
         while wanted > 0 and (not schedule.waiting or lane.inbox.latest or self._abort.is_set()):
@@ -383,7 +383,7 @@ class Runner:
                         room -= sum(1 for entry in taken if entry[2])
                         work.extend(taken)
                 elif files:
-                    every = files[0].schedule.schedule.mode == "every"
+                    every = files[0].schedule.schedule.every_frame
                     work = self._take(files[0], self.batch if every else 1)
                 if work:
                     self._tickets += 1

@@ -168,7 +168,7 @@ class StreamProcessor:
         measures = TrackMeasures(zones=self._events.dwell_now(), motion=motion) \
             if self.settings.zones or self._ground is not None else None
         if schedule is not None:
-            if detected and self.settings.schedule.mode != "every":
+            if detected and not self.settings.schedule.every_frame:
                 plan = self._plan(result).shifted(frame.pts - raw_pts)  # on the source's own clock
                 schedule = dataclasses.replace(schedule, plan=plan, base=None, waiting=False)
             self.schedule_state = schedule

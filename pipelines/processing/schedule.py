@@ -108,10 +108,16 @@ class Schedule:
         return cls("adaptive" if match.group(1) == "adaptive" else "every", tuning=tuning)
 
     @property
+    def every_frame(self) -> bool:
+        """Whether every frame is detected: ``every``, and ``interval:1``, which is the same schedule and runs as
+        fast (batched, on every detector copy)."""
+        return self.mode == "every" or (self.mode == "interval" and self.frames == 1)
+
+    @property
     def waits_for_plans(self) -> bool:
         """Whether a source with this schedule decides its next frame only after its last detected frame's
-        plan came back (every mode but ``every``): it never has two detector calls under way."""
-        return self.mode != "every"
+        plan came back (every schedule that skips frames): it never has two detector calls under way."""
+        return not self.every_frame
 
     @property
     def spec(self) -> str:
@@ -204,7 +210,7 @@ class DetectionSchedule:
         """Whether the next frame of this source (its timestamp ``pts``, s, and its motion measure, if any)
         is detected; the state moves on either way."""
         st, sch = self.state, self.schedule
-        if sch.mode == "every":
+        if sch.every_frame:
             detect = True
         elif st.waiting:
             detect = False  # a camera's frame while the last detection's plan is on its way: predicted
