@@ -61,6 +61,12 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--count must be at least 1")
     if any(not source.strip() for source in args.source or ()):   # --source "$CAM" with CAM unset
         raise UserError("--source must name a source id, got an empty one")
+    if args.claim_idle_ms < 0:
+        raise UserError(f"--claim-idle-ms must be a number of milliseconds >= 0, got {args.claim_idle_ms}")
+    if args.consumer is not None and not args.consumer.strip():   # --consumer "$HOSTNAME" with it unset
+        raise UserError("--consumer must name this consumer, got an empty name")
+    if args.group is not None and not args.group.strip():
+        raise UserError("--group must name a consumer group, got an empty name")
     if args.idle_exit is not None and not args.idle_exit >= 0:   # NaN too; 0: print what is there, then exit
         raise UserError(f"--idle-exit must be a number of seconds >= 0, got {args.idle_exit}")
     sub = Subscriber(args.redis, args.source, frames=args.frames, group=args.group, consumer=args.consumer,

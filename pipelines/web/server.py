@@ -417,6 +417,8 @@ class WebView:
     async def _snapshot(self, request: web.Request) -> web.StreamResponse:
         feed = self._feed(self._view(request))
         after = request.query.get("after", "")
+        if after and not after.isdigit():   # a typo silently meant "any picture": a client polling would spin
+            raise web.HTTPBadRequest(text=f"after must be a picture number (0 or more), got {after!r}\n")
         feed.attach()
         try:
             newer_than = int(after) if after.isdigit() else 0

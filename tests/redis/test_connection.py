@@ -178,3 +178,16 @@ def test_subscribe_refuses_an_empty_source_id(redis_server, run_subscribe):  # t
     proc = run_subscribe("--redis", redis_server.url, "--source", "", "--idle-exit", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == "trackstream: error: --source must name a source id, got an empty one"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--claim-idle-ms", "-5"], "--claim-idle-ms must be a number of milliseconds >= 0, got -5"),
+    (["--group", "g", "--consumer", ""], "--consumer must name this consumer, got an empty name"),
+    (["--group", " "], "--group must name a consumer group, got an empty name"),
+])
+def test_subscribe_refuses_a_negative_claim_time_and_empty_group_names(redis_server, run_subscribe, args,  # type: ignore[no-untyped-def]
+                                                                        message):
+    """``--claim-idle-ms -5`` and ``--consumer ''`` were accepted and ran."""
+    proc = run_subscribe("--redis", redis_server.url, *args, "--idle-exit", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"trackstream: error: {message}"

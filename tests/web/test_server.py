@@ -198,6 +198,14 @@ def test_snapshot_after_waits_for_a_newer_picture(served):
     assert 0.2 < time.monotonic() - started < 3
 
 
+def test_snapshot_after_that_is_not_a_number_is_refused(served):
+    """``?after=abc`` was taken as no ``after``: a client with a typo got the same picture at once, forever."""
+    served.sink.write(result(0))
+    with pytest.raises(urllib.error.HTTPError) as err:
+        served.get("/snapshot/cam%2F1?after=abc")
+    assert err.value.code == 400 and "after must be a picture number" in err.value.read().decode()
+
+
 def test_mjpeg_stream_sends_the_newest_picture_at_most_at_the_viewer_rate():
     with serve(max_fps=5.0) as served:
         stop = threading.Event()
