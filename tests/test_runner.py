@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -300,3 +301,69 @@ def test_interval_1_runs_as_every(tmp_path, bikes_video):
     assert batches["interval:1"] == batches["every"] == [4] * 10
     every, interval = lines(tmp_path / "every.jsonl"), lines(tmp_path / "inter.jsonl")
     assert [r["tracks"] for r in interval] == [r["tracks"] for r in every] and all(r["detected"] for r in interval)
+
+
+class FailsWhileAnEarlierBatchRuns(FaultyDetector):
+    """Three workers; two files ``a`` and ``b``: a's batch from frame 4 takes 2 s, a's next batch
+    fails before it ends (stand-ins: a failure and a slow call cannot be made on demand with the real model)."""
+
+    workers = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_started = threading.Event()
+        self.started_at = 0.0
+
+    def detect_counted(self, frames):
+        first = frames[0]
+        if first.source_id == "a" and first.index == 4:
+            self.started_at = time.monotonic()
+            self.slow_started.set()
+            threading.Event().wait(2.0)
+        elif first.source_id == "a" and first.index == 8:
+            self.slow_started.wait(5)
+            threading.Event().wait(max(0.0, self.started_at + 1.9 - time.monotonic()))
+            raise RuntimeError("CUDA out of memory")
+        return super().detect_counted(frames)
+
+
+def test_a_failure_keeps_every_batch_before_it_while_the_processing_lags(tmp_path, bikes_video):
+    """A failing call no longer waited for the source's earlier batch, still running on another worker: the run
+    aborted, and that batch's results were then dropped whenever the processing thread's queue was full, leaving
+    holes (frames 0-3 and 7 of 0-7)."""
+    config = build_config({"sources": [{"url": str(bikes_video), "id": "a"}, {"url": str(bikes_video), "id": "b"}],
+                           "detector": {"batch": 4}, "output": {"jsonl": str(tmp_path / "{source}.jsonl")}})
+    runner = Runner([(e, open_source(e)) for e in config.sources], FailsWhileAnEarlierBatchRuns(), config,
+                    max_frames=60)
+    for lane in runner.lanes:    # processing slower than detection: its queue stays full
+        process = lane.processor.process
+        lane.processor.process = lambda frame, dets, schedule=None, _p=process: (time.sleep(0.4),
+                                                                                 _p(frame, dets, schedule))[1]
+    with pytest.raises(PipelineError, match="CUDA out of memory"):
+        runner.run()
+    assert [r["frame_index"] for r in lines(tmp_path / "a.jsonl")] == list(range(8))
+
+
+def test_a_failure_of_the_processing_thread_ends_the_run(tmp_path, bikes_video):
+    """When the processing thread failed with its queue full, the last detector worker waited forever to queue
+    the end marker there, and ``run()`` never returned. (A stand-in fault: processing cannot be made to fail on
+    demand.)"""
+    config = build_config({"sources": [{"url": str(bikes_video)}], "detector": {"batch": 4}})
+    runner = Runner([(e, open_source(e)) for e in config.sources], TwoWorkerDetector(), config, max_frames=120)
+    [lane] = runner.lanes
+    process = lane.processor.process
+
+    def failing(frame, dets, schedule=None):
+        time.sleep(0.05)                          # slower than detection: the queue is full when it fails
+        if frame.index == 20:
+            raise RuntimeError("disk controller reset")
+        return process(frame, dets, schedule)
+
+    lane.processor.process = failing
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(PipelineError, runner.run).value),
+                              daemon=True)   # a regression hangs here, not pytest at its exit
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "run() did not return after the processing thread failed"
+    assert "disk controller reset" in str(errors[0])

@@ -71,8 +71,9 @@ class Lane:
         self.meter = MotionMeter(sched.tuning.motion_width, sched.tuning.motion_threshold) \
             if sched.mode == "adaptive" else None
         self.motion: dict[int, MotionMask] = {}
-        # detector tickets holding this source's items, oldest first (under the runner's ``_order`` lock): its
-        # results go to the processing thread in this order, whatever other sources' tickets do
+        # detector tickets holding this source's items, oldest first (appended under the runner's ``_cond`` as
+        # they are handed out, taken off under its ``_order``): its results go to the processing thread in this
+        # order, whatever other sources' tickets do
         self.tickets: Deque[int] = deque()
         self.parked: dict[int, list[Any]] = {}  # results of later tickets, done before an earlier one
 

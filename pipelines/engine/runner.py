@@ -32,6 +32,7 @@ An exception in any thread stops the run: every sink is still closed (so what wa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -131,7 +132,8 @@ class Runner:
         self.workers = max(1, int(detector.workers))
         self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
             maxsize=2 * max(self.batch, self.live_batch) + 2)
-        self._order = threading.Lock()  # detector workers queue each source's results in ticket order
+        self._order = threading.Condition()  # detector workers queue each source's results in ticket order
+        self._tracking_done = threading.Event()  # the processing thread is gone: nobody takes from its queue
         self._tickets = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._threads: list[threading.Thread] = []
@@ -410,6 +412,7 @@ class Runner:
                 ticket, work = taken
                 out: list[_Work] = []
                 lanes = _lanes_of(work)
+                failed = False
                 try:
                     frames = [item for _, item, detect, _ in work if detect and isinstance(item, VideoFrame)]
                     if not self._abort.is_set():  # after a failure: drain without working
@@ -422,30 +425,36 @@ class Runner:
                                                    if id(lane) not in asking], early)
                             lanes = [lane for lane in lanes if id(lane) in asking]
                         dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
-                        if dropped:
-                            work[0][0].stats.add(invalid_detections=dropped)
+                        if dropped:  # the call's count: put on the first source that asked for it
+                            next(lane for lane, _, detect, _ in work if detect).stats.add(invalid_detections=dropped)
                         found = iter(dets)
                         out = [(lane, item, next(found) if detect else None, state)
                                for lane, item, detect, state in work if lane in lanes]
                 except BaseException:
-                    with self._order:  # no later ticket is delivered: the output ends before this batch
+                    # no later batch of the sources that asked is delivered: their output ends before this one
+                    # (other sources' batches delivered meanwhile stay; so do the frames it held for others)
+                    failed = True
+                    with self._order:
                         self._failed_ticket = min(self._failed_ticket, ticket)
                     raise
                 finally:
                     self._deliver(ticket, out, lanes)  # even after a failure, so later tickets are not held up
+                    if failed:  # the run aborts once raised: first every earlier batch must be delivered whole
+                        with self._order:
+                            self._order.wait_for(functools.partial(self._delivered_through, ticket))
         finally:
             with self._order:
                 self._detectors_running -= 1
                 last = self._detectors_running == 0
             if last:
-                self._track_queue.put(END)
+                self._put(self._track_queue, END)
 
     def _deliver(self, ticket: int, out: list[_Work], lanes: list[Lane]) -> None:
         """Hand one batch's results of ``lanes`` on to the tracking thread, each source's in the order of its
         batches: a source's results wait (parked with it) until its earlier batches are delivered, and whoever
         delivers those delivers them. No worker waits here, and one source's results are never held up by a
-        batch that has none of its frames. Batches after one whose detection failed are not queued, as with
-        one worker.
+        batch that has none of its frames. A source's batches after one whose detection failed are not queued,
+        as with one worker.
         """
         with self._order:
             for lane in lanes:
@@ -459,17 +468,23 @@ class Runner:
                                 self._put(self._track_queue, entry)
                     finally:
                         lane.tickets.popleft()
+            self._order.notify_all()  # a failed worker waits for the batches before its own
         with self._cond:
             self._cond.notify_all()  # a source that had as many batches out as there are workers may go on
 
-    def _put(self, q: "queue.Queue[Union[_Work, End]]", item: "_Work") -> None:
-        """Blocking put that gives up when the run is aborted (the consumer may be gone)."""
+    def _delivered_through(self, ticket: int) -> bool:
+        """Whether every batch up to ``ticket`` has been delivered (called with ``_order`` held)."""
+        return all(not lane.tickets or lane.tickets[0] > ticket for lane in self.lanes)
+
+    def _put(self, q: "queue.Queue[Union[_Work, End]]", item: "Union[_Work, End]") -> None:
+        """Blocking put that gives up only once the processing thread is gone: until then it takes every item,
+        also after a failure (what was detected before it is still written)."""
         while True:
             try:
                 q.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if self._abort.is_set():
+                if self._tracking_done.is_set():
                     return
 
     # ----------------------------------------------------------------- processing
@@ -490,7 +505,10 @@ class Runner:
                 else:
                     self._process(lane, item, dets, schedule)
         finally:
-            self._finish_lanes()
+            try:
+                self._finish_lanes()
+            finally:
+                self._tracking_done.set()
 
     def _process(self, lane: Lane, frame: VideoFrame, dets: Optional[Detections],
                  schedule: Optional[ScheduleState]) -> None:
