@@ -141,6 +141,20 @@ def test_bad_prediction_settings_are_refused_naming_the_key(key, value, message)
         build_config({"lines": [line]})
 
 
+@pytest.mark.parametrize("section, item", [
+    ("lines", {"name": "gate", "points": [[0, 0], [10, 10]]}),
+    ("zones", {"name": "door", "polygon": [[0, 0], [10, 0], [10, 10]]}),
+])
+def test_a_minimum_probability_without_a_horizon_is_refused(section, item):  # type: ignore[no-untyped-def]
+    """It was silently ignored: without predict_seconds no warning is ever made."""
+    from tracker.configutil import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{section}\\[0\\]\\.predict_min_probability.*needs predict_seconds"):
+        build_config({section: [{**item, "predict_min_probability": 0.7}]})
+    config = build_config({section: [{**item, "predict_seconds": 2.0}]})
+    assert getattr(config, section)[0].min_probability == 0.5        # the documented default
+
+
 def test_the_documented_examples_validate_against_the_event_schema():
     import json
     import re

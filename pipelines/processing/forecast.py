@@ -211,7 +211,7 @@ class LineForecaster:
     def __init__(self, line: LineConfig, dead_band: float, min_frames: int) -> None:
         self.name = line.name
         self.horizon = float(line.predict_seconds or 0.0)
-        self.min_probability = line.predict_min_probability
+        self.min_probability = line.min_probability
         self._a = np.asarray(line.points[0], np.float64)
         self._b = np.asarray(line.points[1], np.float64)
         self._band = dead_band
@@ -292,7 +292,7 @@ class ZoneForecaster:
     def __init__(self, zone: ZoneConfig, dead_band: float) -> None:
         self.name = zone.name
         self.horizon = float(zone.predict_seconds or 0.0)
-        self.min_probability = zone.predict_min_probability
+        self.min_probability = zone.min_probability
         self._polygon = np.asarray(zone.polygon, np.float64)
         self._edges = [(self._polygon[i - 1], self._polygon[i]) for i in range(len(self._polygon))]
         self._band = dead_band

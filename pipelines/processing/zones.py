@@ -67,6 +67,18 @@ def _classes(value: tuple[ClassRef, ...]) -> tuple[ClassRef, ...]:
     return tuple(value)
 
 
+DEFAULT_MIN_PROBABILITY = 0.5  # predict_min_probability when not given
+
+
+def _check_prediction(seconds: Optional[float], probability: Optional[float]) -> None:
+    """A ``predict_min_probability`` (within its bounds, which ``check_bounds`` reports) needs the horizon it
+    applies to: without ``predict_seconds`` no warning is made, and the setting would silently do nothing."""
+    if seconds is None and probability is not None and isinstance(probability, (int, float)) \
+            and 0.0 < probability <= 1.0:
+        raise ConfigError("predict_min_probability", "needs predict_seconds (the warnings' horizon): without it "
+                          "no warning is made")
+
+
 @dataclass(frozen=True)
 class ZoneConfig:
     """A named polygon (pixels of the source frame), e.g. ``{name: door, polygon: [[0,0],[99,0],[99,99]]}``.
@@ -88,11 +100,17 @@ class ZoneConfig:
     dwell_seconds: Optional[float] = field(default=None, metadata={"gt": 0.0})
     speed_limit_kmh: Optional[float] = field(default=None, metadata={"gt": 0.0})
     predict_seconds: Optional[float] = field(default=None, metadata={"gt": 0.0, "max": 60.0})
-    predict_min_probability: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
+    predict_min_probability: Optional[float] = field(default=None, metadata={"gt": 0.0, "max": 1.0})
+
+    @property
+    def min_probability(self) -> float:
+        """``predict_min_probability``, 0.5 when not given."""
+        return DEFAULT_MIN_PROBABILITY if self.predict_min_probability is None else self.predict_min_probability
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ConfigError("name", "must not be empty")
+        _check_prediction(self.predict_seconds, self.predict_min_probability)
         polygon = _points("polygon", self.polygon, 3)
         if _on_one_line(polygon):   # no anchor can ever be inside: the zone would never count anything
             raise ConfigError("polygon", f"the points lie on one line, enclosing nothing: {[list(p) for p in polygon]}")
@@ -119,11 +137,17 @@ class LineConfig:
     classes: tuple[ClassRef, ...] = ()
     speed_limit_kmh: Optional[float] = field(default=None, metadata={"gt": 0.0})
     predict_seconds: Optional[float] = field(default=None, metadata={"gt": 0.0, "max": 60.0})
-    predict_min_probability: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
+    predict_min_probability: Optional[float] = field(default=None, metadata={"gt": 0.0, "max": 1.0})
+
+    @property
+    def min_probability(self) -> float:
+        """``predict_min_probability``, 0.5 when not given."""
+        return DEFAULT_MIN_PROBABILITY if self.predict_min_probability is None else self.predict_min_probability
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ConfigError("name", "must not be empty")
+        _check_prediction(self.predict_seconds, self.predict_min_probability)
         object.__setattr__(self, "classes", _classes(self.classes))
         pts = _points("points", self.points, 2, 2)
         if pts[0] == pts[1]:
