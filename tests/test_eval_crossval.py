@@ -89,6 +89,7 @@ def test_eval_reports_path_errors_beside_the_constant_position_baseline(two_seq_
 @pytest.mark.parametrize("args, message", [
     (["--frame-stride", "0"], "--frame-stride must be >= 1"),
     (["--drop-detections", "1.5"], "drop fraction must be in [0, 1)"),
+    (["--jitter", "0.1", "--noise-seed", "-1"], "--noise-seed must be >= 0"),
     (["--cross-validate", "--seqs", SEQS[0]], "--cross-validate needs at least 2 sequences"),
     (["--cross-validate", "--tracker", "ultralytics-bytetrack"], "chooses among trackstream configs"),
     (["--cross-validate", "--max-detected", "0"], "--max-detected: a share of frames in %"),

@@ -57,6 +57,8 @@ class Condition:
             raise UserError(f"--camera-pan must be in [0, 1] image widths, got {self.pan}")
         if not 0.1 <= self.score_power <= 10.0:
             raise UserError(f"--score-power must be in [0.1, 10], got {self.score_power}")
+        if self.seed < 0:    # NumPy's generator takes no negative seed: one line, not its traceback
+            raise UserError(f"--noise-seed must be >= 0, got {self.seed}")
 
     @property
     def noisy(self) -> bool:
