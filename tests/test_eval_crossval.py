@@ -93,6 +93,10 @@ def test_eval_reports_path_errors_beside_the_constant_position_baseline(two_seq_
     (["--cross-validate", "--seqs", SEQS[0]], "--cross-validate needs at least 2 sequences"),
     (["--cross-validate", "--tracker", "ultralytics-bytetrack"], "chooses among trackstream configs"),
     (["--cross-validate", "--max-detected", "0"], "--max-detected: a share of frames in %"),
+    (["--max-detected", "50"], "--max-detected is the folds' detection budget: add --cross-validate"),
+    (["--select-by", "IDF1"], "--select-by is what the folds choose by: add --cross-validate"),
+    (["--cross-validate", "--select-by", "CountErr"], "chooses by the counting error: add --count-lines"),
+    (["--count-lines", "auto", "--predict-probability", "0.8"], "add --predict-horizon"),
 ])
 def test_bad_cross_validation_options_give_one_line(args: list[str], message: str, two_seq_root: Path,
                                                     tmp_path: Path) -> None:

@@ -61,9 +61,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
     p.add_argument("--max-detected", type=float, default=None, metavar="PCT",
                    help="with --cross-validate: a fold chooses only among candidates that detected at most PCT%% "
                         "of the frames of its training sequences (the detection budget; 0 < PCT <= 100)")
-    p.add_argument("--select-by", default="HOTA", choices=SELECT_CHOICES,
+    p.add_argument("--select-by", default=None, choices=SELECT_CHOICES,
                    help="metric the folds choose by (mean over training sequences and conditions; "
-                        "FDE1.0h = final displacement error at 1 s in box heights, lower wins)")
+                        "FDE1.0h = final displacement error at 1 s in box heights, lower wins; default HOTA)")
     p.add_argument("--frame-stride", nargs="+", type=int, default=[1], metavar="K",
                    help="run at 1/K of the frame rate for each K given (default 1): keep every K-th frame "
                         "of det.txt and gt.txt (e.g. --frame-stride 1 2 3)")
@@ -96,7 +96,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
     p.add_argument("--predict-horizon", type=float, metavar="S",
                    help="with --count-lines: score trackstream's crossing_predicted warnings S seconds ahead "
                         "(precision, recall, median lead time)")
-    p.add_argument("--predict-probability", type=float, default=0.5, metavar="P",
+    p.add_argument("--predict-probability", type=float, default=None, metavar="P",
                    help="with --predict-horizon: the warnings' predict_min_probability (default 0.5)")
 
 
@@ -121,6 +121,23 @@ def _conditions(args: argparse.Namespace) -> tuple[Condition, ...]:
         conditions.append(Condition(min(strides), args.drop_detections, args.jitter, args.noise_seed,
                                     args.score_power, args.camera_pan, oracle))
     return tuple(conditions)
+
+
+def _check_partners(args: argparse.Namespace) -> None:
+    """A flag that does something only beside another is refused without it, rather than silently ignored (as
+    ``run`` does): the user meant something by it."""
+    if not args.cross_validate:
+        for flag, given, what in (("--select-by", args.select_by, "what the folds choose by"),
+                                  ("--max-detected", args.max_detected, "the folds' detection budget")):
+            if given is not None:
+                raise UserError(f"{flag} is {what}: add --cross-validate")
+    if args.select_by == "CountErr" and args.count_lines is None:
+        raise UserError("--select-by CountErr chooses by the counting error: add --count-lines")
+    if args.predict_probability is not None and args.predict_horizon is None:
+        raise UserError("--predict-probability is the minimum of the warnings --predict-horizon scores: "
+                        "add --predict-horizon")
+    args.select_by = args.select_by or "HOTA"
+    args.predict_probability = 0.5 if args.predict_probability is None else args.predict_probability
 
 
 def _check_counting(args: argparse.Namespace) -> None:
@@ -159,6 +176,7 @@ def main(args: argparse.Namespace) -> int:
     from pipelines.evaluation.count_table import format_count_cv
     from pipelines.evaluation.table import format_cv, format_paths, format_report
 
+    _check_partners(args)
     if args.interpolate is not None and args.interpolate < 1:
         raise UserError(f"--interpolate: gap must be at least 1 frame, got {args.interpolate}")
     if args.max_detected is not None and not 0.0 < args.max_detected <= 100.0:
