@@ -54,6 +54,9 @@ def _check_reachable(address: str) -> None:
     """Fail in one line, at once, when nothing listens at ``host:port`` (Ray itself retries for a minute)."""
     if address in ("auto", "local") or "://" in address:
         return
+    if "@" in address:   # a head's address takes no user or password: never echo what came before the @
+        raise ClusterError(f"--ray-address {address.rpartition('@')[2]}: expected HOST:PORT of the cluster's head "
+                           "(GCS), without a user or password")
     host, _, port = address.rpartition(":")
     if not port.isdigit():
         raise ClusterError(f"--ray-address {address}: expected HOST:PORT of the cluster's head (GCS)")

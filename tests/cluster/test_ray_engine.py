@@ -169,6 +169,15 @@ def test_bad_model_is_one_line_from_every_actor_kind(ray_cluster, cluster_redis,
     assert _listing(ray_cluster) == []  # nothing left behind
 
 
+@pytest.mark.parametrize("verb", [("list",), ("remove", "gate")])
+def test_a_ray_address_with_a_password_is_refused_without_showing_it(verb):  # type: ignore[no-untyped-def]
+    done = run_cli("cluster", *verb, "--ray-address", "admin:S3cret-ray-pw@127.0.0.1:1", timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "S3cret-ray-pw" not in done.stderr + done.stdout
+    assert done.stderr.strip().splitlines() == ["trackstream: error: --ray-address 127.0.0.1:1: expected HOST:PORT "
+                                                "of the cluster's head (GCS), without a user or password"]
+
+
 def test_missing_ray_extra_is_one_line(bikes_video, tmp_path):
     # Simulated: CI installs Ray, so "not installed" is produced by blocking its import (sys.modules["ray"]
     # = None makes `import ray` raise ImportError, exactly what a missing package raises).
