@@ -178,6 +178,23 @@ def test_eval_out_naming_a_file_is_refused_before_anything_is_tracked(tmp_path):
     assert out.read_text() == "mine\n"
 
 
+def test_eval_never_writes_into_a_folder_of_earlier_results_unasked(tmp_path):  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli, shared_data
+
+    out = tmp_path / "results"
+    (out / "data").mkdir(parents=True)
+    (out / "summary.json").write_text('{"mine": 1}\n')
+    (out / "data" / "MOT17-09-FRCNN.txt").write_text("1,1,0,0,1,1,1,-1,-1,-1\n")
+    args = ("eval", str(shared_data("mot")), "--out", str(out), "--seqs", "MOT17-09-FRCNN")
+    proc = run_cli(*args, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"trackstream: error: --out {out}: holds files already; refusing "
+                                                "to write results into it (choose a new or empty folder, or "
+                                                "--overwrite)"]
+    assert (out / "summary.json").read_text() == '{"mine": 1}\n'
+    assert (out / "data" / "MOT17-09-FRCNN.txt").read_text() == "1,1,0,0,1,1,1,-1,-1,-1\n"
+
+
 def _stop_at_line_sequence(root: Path) -> Path:
     """A 1920x1080 MOT sequence (gt = det) of two people, against the ``auto`` horizontal line at y = 540:
 

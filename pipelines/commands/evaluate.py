@@ -1,6 +1,6 @@
 """``trackstream eval``: score trackers on MOTChallenge sequences from their public detections.
 
-    trackstream eval MOT_ROOT --benchmark MOT17 [--seqs SEQ ...] --out DIR [--config FILE]
+    trackstream eval MOT_ROOT --benchmark MOT17 [--seqs SEQ ...] --out DIR [--overwrite] [--config FILE]
                      [--tracker trackstream] [--tracker ultralytics-bytetrack] [--interpolate [GAP]]
                      [--cross-validate] [--candidate FILE ...] [--frame-stride K ...]
                      [--drop-detections P] [--jitter S] [--noise-seed N] [--schedule interval:K|adaptive]
@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="results: DIR/data/<seq>.txt (first tracker), DIR/<tracker>/data/<seq>.txt (others), "
                         "DIR/summary.json")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder that holds files already (an earlier eval's results there "
+                        "are replaced); without it such a folder is refused")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="TrackerConfig YAML for trackstream (flat keys, or a full config's tracker: section); "
                         "a schedule: section there sets --schedule's settings (adaptive's knobs)")
@@ -212,6 +215,9 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():   # found now, not after the first sequence was tracked
         raise UserError(f"--out {args.out}: is a file; eval writes a folder of results there")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:   # an earlier eval's results, or the user's files
+        raise UserError(f"--out {args.out}: holds files already; refusing to write results into it (choose a new "
+                        "or empty folder, or --overwrite)")
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,
