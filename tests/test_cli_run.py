@@ -93,6 +93,22 @@ def test_demo_writes_video_and_jsonl_and_says_where(tmp_path):
     assert str(out_dir.resolve()) in proc.stderr
 
 
+def test_demo_replaces_only_what_it_wrote_into_a_folder_named_with_out_dir(tmp_path):
+    mine = tmp_path / "bikes.jsonl"       # a run of the user's own: trackstream run bikes.mp4 --jsonl bikes.jsonl
+    mine.write_text('{"mine": true}\n')
+    proc = run_cli("demo", "--out-dir", str(tmp_path), "--max-frames", "2", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (f"trackstream: error: --out-dir {tmp_path}: bikes.jsonl exists and "
+                                                    "was not written by trackstream demo; refusing to replace it "
+                                                    "(choose another --out-dir)")
+    assert mine.read_text() == '{"mine": true}\n'
+    out_dir = tmp_path / "demo"                        # the demo's own: running it again replaces its files
+    for frames in ("2", "3"):
+        proc = run_cli("demo", "--out-dir", str(out_dir), "--max-frames", frames, "--quiet", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert len(records(out_dir / "bikes.jsonl")) == 3
+
+
 def test_two_sources_get_their_own_tracker_and_files(tmp_path, bikes_video, pose_weights):
     other = tmp_path / "other.mp4"
     other.write_bytes(bikes_video.read_bytes())
