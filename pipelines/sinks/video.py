@@ -516,7 +516,9 @@ def _build(ctx: SinkContext) -> AnnotatedVideoSink:
     saved = ctx.resume.get("part") if ctx.resume else None
     part = saved + 1 if isinstance(saved, int) else 1
     path = part_path(ctx.path(out.video), part)
-    skip = _already_held(ctx.resume) if ctx.resume and part > 1 else 0
+    # a file's resumed run reads again the frames after the snapshot, so the ones the earlier part holds are
+    # skipped; a camera's frames after a restart are new ones, none of them is in the earlier part
+    skip = _already_held(ctx.resume) if ctx.resume and part > 1 and not ctx.settings.is_live else 0
     if part > 1:
         held = f" ({skip} frames after the saved state are in {ctx.resume.get('path') if ctx.resume else ''} " \
             "already)" if skip else ""
