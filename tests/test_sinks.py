@@ -120,6 +120,26 @@ def test_a_resumed_camera_writes_every_new_frame_into_its_next_part(tmp_path, fr
         killed.close()
 
 
+@pytest.mark.parametrize("name", ["v.mkv", "v.avi", "v.mp4"])
+def test_a_video_says_frames_are_stored_only_once_a_killed_run_would_keep_them(tmp_path, frames, name):
+    """A snapshot waits for ``stored()``: the resumed run's next part starts after the frames it counted, so a
+    frame it counts must be in the file as a ``kill -9`` leaves it (a copy taken now), in every container."""
+    from pipelines.sinks.video import frames_in
+
+    out, copy = tmp_path / name, tmp_path / f"copy{Path(name).suffix}"
+    sink = AnnotatedVideoSink(out, 25.0, (640, 272), keyframe_seconds=0.2)
+    counted = 0
+    try:
+        for result in moving_results(frames) * 2:
+            sink.write(result)
+            counted = max([n for n in range(counted, sink.frames_total + 1) if sink.stored(n)], default=counted)
+            copy.write_bytes(out.read_bytes() if out.exists() else b"")
+            assert (frames_in(copy) or 0) >= counted, f"{counted} frames said stored"
+        assert counted > N_FRAMES   # the snapshots do not wait for the end
+    finally:
+        sink.close()
+
+
 @pytest.mark.parametrize("stride, fps", [(1, 25.0), (2, 12.5)])
 def test_annotated_video_plays_in_browsers_at_the_processed_rate(tmp_path, frames, stride, fps):
     results = moving_results(frames, stride=stride, keypoints=True, polygons=True)
