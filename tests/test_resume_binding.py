@@ -88,3 +88,27 @@ def test_an_output_added_on_resume_is_refused_rather_than_started_mid_video(tmp_
     fresh = _run(clip, pose_weights, jsonl, state, "--mot", str(mot), "--max-frames", "3", "--fresh-state")
     assert fresh.returncode == 0, fresh.stderr             # the way out: every output from the first frame
     assert _indices(jsonl) == [0, 1, 2] and mot.exists()
+
+
+def test_a_resumed_video_never_replaces_a_file_of_the_users_where_its_next_part_goes(tmp_path, bikes_video,
+                                                                                     pose_weights):
+    """The resumed video goes on in v.part2.mp4, which no snapshot names: a file the user has there is refused
+    like any output path naming their file. One trackstream wrote there (a try of the same resume that was
+    killed before a snapshot named it) is written again."""
+    clip, jsonl, state, video = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state", tmp_path / "v.mp4"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "6").returncode == 0
+    snapshot = (state / "clip.json").read_bytes()
+    part2 = tmp_path / "v.part2.mp4"
+    part2.write_text("my notes\n")
+    _one_line(_run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "4"), str(part2),
+              "refusing to replace", "--overwrite")
+    assert part2.read_text() == "my notes\n" and _indices(jsonl) == list(range(6))
+    part2.unlink()
+    done = _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "4")
+    assert done.returncode == 0, done.stderr
+    assert part2.stat().st_size > 0
+    (state / "clip.json").write_bytes(snapshot)   # as if killed before a snapshot named part 2
+    done = _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "4")
+    assert done.returncode == 0, done.stderr       # trackstream's own part 2: written again
+    assert _indices(jsonl) == list(range(10))
