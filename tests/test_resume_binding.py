@@ -112,3 +112,22 @@ def test_a_resumed_video_never_replaces_a_file_of_the_users_where_its_next_part_
     done = _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "4")
     assert done.returncode == 0, done.stderr       # trackstream's own part 2: written again
     assert _indices(jsonl) == list(range(10))
+
+
+def test_a_heatmap_png_added_on_resume_is_written_when_the_saved_run_kept_the_heat(tmp_path, bikes_video,
+                                                                                   pose_weights):
+    """The heat is part of the snapshot when the saved run accumulated it (--heatmap-half-life, the overlay, the
+    web view): a --heatmap PNG added on resume, drawn whole at the end, misses no frame and is not refused. Without
+    the saved heat it would start mid-video, and is."""
+    clip, jsonl, state, heat = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state", tmp_path / "h.png"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--max-frames", "6", "--heatmap-half-life", "300").returncode == 0
+    assert json.loads((state / "clip.json").read_text(encoding="utf-8"))["processor"]["heatmap"] is not None
+    done = _run(clip, pose_weights, jsonl, state, "--max-frames", "4", "--heatmap-half-life", "300",
+                "--heatmap", str(heat))
+    assert done.returncode == 0, done.stderr
+    assert heat.stat().st_size > 0 and _indices(jsonl) == list(range(10))
+    other, state2, heat2 = tmp_path / "o.jsonl", tmp_path / "state2", tmp_path / "h2.png"
+    assert _run(clip, pose_weights, other, state2, "--max-frames", "6").returncode == 0   # no heat kept
+    _one_line(_run(clip, pose_weights, other, state2, "--heatmap", str(heat2)), "--heatmap", "after frame 5")
+    assert not heat2.exists()
