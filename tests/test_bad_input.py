@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import av
@@ -97,6 +98,10 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         return [*ok, "--jsonl", str(tmp / "plain.txt" / "out.jsonl")], "cannot"
     if name == "output naming a folder":  # --jsonl results/ wrote a file called results
         return [*ok, "--jsonl", f"{tmp / 'results'}/"], "it names a folder"
+    if name == "output naming a folder, two sources":  # the '_<id>' added per source dropped the slash
+        shutil.copyfile(bikes, tmp / "second.mp4")
+        return [str(bikes), str(tmp / "second.mp4"), *ok[1:], "--jsonl", f"{tmp / 'results'}/"], \
+            "it names a folder"
     if name == "database URL with a bad port":
         return [*ok, "--db", "postgresql://u:pw@127.0.0.1:x/db", "--jsonl", str(tmp / "o.jsonl")], \
             "store.db: not a valid database URL"
@@ -132,7 +137,8 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
          "a typo in a sources[] entry", "a zone naming a class by name and by id",
          "a section given twice",
-         "unwritable output path", "output under a file", "output naming a folder", "database URL with a bad port",
+         "unwritable output path", "output under a file", "output naming a folder",
+         "output naming a folder, two sources", "database URL with a bad port",
          "database that is a folder", "database on another output", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
          "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
@@ -147,7 +153,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, bikes_video, pose_weights, nam
     assert "Traceback" not in proc.stderr, proc.stderr
     assert len(errors) == 1 and expected in errors[0], proc.stderr
     assert not list(tmp_path.glob("*.jsonl")) and not (tmp_path / "out.mp4").exists()
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "results").exists() and not list(tmp_path.glob("results_*"))
 
 
 

@@ -88,3 +88,46 @@ def test_an_output_added_on_resume_is_refused_rather_than_started_mid_video(tmp_
     fresh = _run(clip, pose_weights, jsonl, state, "--mot", str(mot), "--max-frames", "3", "--fresh-state")
     assert fresh.returncode == 0, fresh.stderr             # the way out: every output from the first frame
     assert _indices(jsonl) == [0, 1, 2] and mot.exists()
+
+
+def test_a_resumed_video_never_replaces_a_file_of_the_users_where_its_next_part_goes(tmp_path, bikes_video,
+                                                                                     pose_weights):
+    """The resumed video goes on in v.part2.mp4, which no snapshot names: a file the user has there is refused
+    like any output path naming their file. One trackstream wrote there (a try of the same resume that was
+    killed before a snapshot named it) is written again."""
+    clip, jsonl, state, video = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state", tmp_path / "v.mp4"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "6").returncode == 0
+    snapshot = (state / "clip.json").read_bytes()
+    part2 = tmp_path / "v.part2.mp4"
+    part2.write_text("my notes\n")
+    _one_line(_run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "4"), str(part2),
+              "refusing to replace", "--overwrite")
+    assert part2.read_text() == "my notes\n" and _indices(jsonl) == list(range(6))
+    part2.unlink()
+    done = _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "4")
+    assert done.returncode == 0, done.stderr
+    assert part2.stat().st_size > 0
+    (state / "clip.json").write_bytes(snapshot)   # as if killed before a snapshot named part 2
+    done = _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "4")
+    assert done.returncode == 0, done.stderr       # trackstream's own part 2: written again
+    assert _indices(jsonl) == list(range(10))
+
+
+def test_a_heatmap_png_added_on_resume_is_written_when_the_saved_run_kept_the_heat(tmp_path, bikes_video,
+                                                                                   pose_weights):
+    """The heat is part of the snapshot when the saved run accumulated it (--heatmap-half-life, the overlay, the
+    web view): a --heatmap PNG added on resume, drawn whole at the end, misses no frame and is not refused. Without
+    the saved heat it would start mid-video, and is."""
+    clip, jsonl, state, heat = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state", tmp_path / "h.png"
+    shutil.copyfile(bikes_video, clip)
+    assert _run(clip, pose_weights, jsonl, state, "--max-frames", "6", "--heatmap-half-life", "300").returncode == 0
+    assert json.loads((state / "clip.json").read_text(encoding="utf-8"))["processor"]["heatmap"] is not None
+    done = _run(clip, pose_weights, jsonl, state, "--max-frames", "4", "--heatmap-half-life", "300",
+                "--heatmap", str(heat))
+    assert done.returncode == 0, done.stderr
+    assert heat.stat().st_size > 0 and _indices(jsonl) == list(range(10))
+    other, state2, heat2 = tmp_path / "o.jsonl", tmp_path / "state2", tmp_path / "h2.png"
+    assert _run(clip, pose_weights, other, state2, "--max-frames", "6").returncode == 0   # no heat kept
+    _one_line(_run(clip, pose_weights, other, state2, "--heatmap", str(heat2)), "--heatmap", "after frame 5")
+    assert not heat2.exists()

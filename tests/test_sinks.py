@@ -92,6 +92,54 @@ def test_a_resumed_part_skips_only_frames_of_the_file_its_snapshot_counted(tmp_p
         sink.close()
 
 
+def test_a_resumed_camera_writes_every_new_frame_into_its_next_part(tmp_path, frames):
+    """A file's resumed run reads the frames after its snapshot again, so the next part skips those the earlier
+    part already holds; a camera's frames after a restart are new ones: skipping them would lose them."""
+    from pipelines.config import load_config
+    from pipelines.sinks import build_sinks
+    from pipelines.sinks.video import frames_in
+
+    results = moving_results(frames)
+    out = tmp_path / "cam.mp4"
+    config = load_config(overrides={"sources": [{"url": "rtsp://cam.local/1", "id": "cam"}],
+                                    "output.video": str(out), "output.video_keyframe_seconds": 0.2})
+    settings, size = config.sources[0], (640, 272)
+    killed = build_sinks(config, settings, 25.0, size)[0].sink
+    try:
+        for result in results[:3]:
+            killed.write(result)
+        snapshot = killed.position()
+        for result in results[3:20]:        # written after the snapshot, then the process dies
+            killed.write(result)
+        assert (frames_in(out) or 0) > 3
+        resumed = build_sinks(config, settings, 25.0, size, {"video": snapshot})[0].sink
+        _write_all(resumed, results[:10])   # the camera's new frames
+        assert resumed.path == tmp_path / "cam.part2.mp4"
+        assert resumed.skipped == 0 and frames_in(resumed.path) == 10
+    finally:
+        killed.close()
+
+
+@pytest.mark.parametrize("name", ["v.mkv", "v.avi", "v.mp4"])
+def test_a_video_says_frames_are_stored_only_once_a_killed_run_would_keep_them(tmp_path, frames, name):
+    """A snapshot waits for ``stored()``: the resumed run's next part starts after the frames it counted, so a
+    frame it counts must be in the file as a ``kill -9`` leaves it (a copy taken now), in every container."""
+    from pipelines.sinks.video import frames_in
+
+    out, copy = tmp_path / name, tmp_path / f"copy{Path(name).suffix}"
+    sink = AnnotatedVideoSink(out, 25.0, (640, 272), keyframe_seconds=0.2)
+    counted = 0
+    try:
+        for result in moving_results(frames) * 2:
+            sink.write(result)
+            counted = max([n for n in range(counted, sink.frames_total + 1) if sink.stored(n)], default=counted)
+            copy.write_bytes(out.read_bytes() if out.exists() else b"")
+            assert (frames_in(copy) or 0) >= counted, f"{counted} frames said stored"
+        assert counted > N_FRAMES   # the snapshots do not wait for the end
+    finally:
+        sink.close()
+
+
 @pytest.mark.parametrize("stride, fps", [(1, 25.0), (2, 12.5)])
 def test_annotated_video_plays_in_browsers_at_the_processed_rate(tmp_path, frames, stride, fps):
     results = moving_results(frames, stride=stride, keypoints=True, polygons=True)

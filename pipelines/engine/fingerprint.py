@@ -113,6 +113,8 @@ def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, A
     clock = processor.get("clock")
     last = clock.get("last_index") if isinstance(clock, dict) else None
     for name, flag in OUTPUTS:
+        if name == "heatmap" and processor.get("heatmap") is not None:
+            continue   # the saved run accumulated the heat from its first frame: the PNG, drawn at the end, has it all
         if name in outputs and name not in saved_outputs:
             raise StateError(f"{flag} (output.{name}) {outputs[name]} is not in the run saved in {where}: resumed, "
                              f"it would start after frame {last} of {settings.id} and miss the frames before; leave "

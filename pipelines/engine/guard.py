@@ -209,13 +209,33 @@ def check_new_outputs(config: PipelineConfig) -> None:
         saved = _saved_outputs(config, settings.id)   # read once per source, whatever its outputs
         for key, flag, template in checked:
             path = Path(output_path(template, settings.id, several)).expanduser()
-            if _special(path) or _spared(config, saved, path, key):
+            if _special(path):
+                continue
+            if key == "video" and not config.state.fresh:
+                _refuse_foreign_part(flag, settings.id, path, saved)
+            if _spared(config, saved, path, key):
                 continue
             if key == "heatmap":
                 check_new(path, out.heatmap_overwrite, settings.id)
             elif _holds_data(path):
                 raise OutputError(f"{flag} of source {settings.id}: {path} exists; refusing to replace it (choose "
                                   "another path, or --overwrite / output.overwrite: true)")
+
+
+def _refuse_foreign_part(flag: str, source_id: str, path: Path, saved: object) -> None:
+    """A resumed video goes on in its next part file (``NAME.partN.ext``), which the snapshot does not name: a file
+    of the user's there is refused like the output itself. One trackstream wrote (its header holds a segment id:
+    a try of this same resume killed before a snapshot named it) is written again."""
+    recorded = saved.get("video") if isinstance(saved, dict) else None
+    part = recorded.get("part") if isinstance(recorded, dict) else None
+    if not isinstance(part, int):
+        return
+    from pipelines.sinks.video import part_path, segment_id
+
+    following = Path(part_path(str(path), part + 1))
+    if _holds_data(following) and segment_id(following) is None:
+        raise OutputError(f"{flag} of source {source_id}: {following} exists; refusing to replace it (the resumed "
+                          "video goes on in that file; move it away, or --overwrite / output.overwrite: true)")
 
 
 def _moves_aside(config: PipelineConfig, key: str) -> bool:

@@ -103,6 +103,8 @@ def preflight(config: PipelineConfig) -> str:
     for template in (out.video, out.jsonl, out.mot, out.events, out.heatmap):
         if template is None:
             continue
+        if template.endswith(("/", os.sep)):   # a folder (new or existing): refused before '_<id>' of several
+            check_writable(template)             # sources drops the '/' (results/ -> a file results_cam1)
         for settings in config.sources:
             check_writable(output_path(template, settings.id, several))
     if config.store.db and not is_postgres(config.store.db):

@@ -231,8 +231,10 @@ class AnnotatedVideoSink(BaseSink):
 
         # fragmented while recording, each fragment handed to the OS at once: playable up to the last key frame
         # whatever happens to the process
+        # (other containers: each packet, or MKV cluster, handed to the OS once written, not kept in a 256 KiB
+        # buffer that kill -9 loses)
         fragmented = {"movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-        options = fragmented if self._mp4 else {}
+        options = fragmented if self._mp4 else {"flush_packets": "1"}
         try:
             container = av.open(str(self.path), mode="w", options=options)
         except Exception as exc:  # noqa: BLE001 - unknown extension -> ValueError, others -> av errors
@@ -372,17 +374,28 @@ class AnnotatedVideoSink(BaseSink):
     def _mux(self, packets: Any) -> None:
         for packet in packets:
             packet.duration = self._step
-            if packet.is_keyframe:   # a key frame closes the fragment before it, written out at once
+            if packet.is_keyframe and self._mp4:   # a key frame closes the fragment before it, written out at once
                 self._stored = self._muxed
+            before = None if self._mp4 else self._file_size()
             self._container.mux(packet)
+            # MKV writes a cluster when the next one starts (at a key frame past 4 KiB, or a size or time limit),
+            # AVI each packet: the file grew, so every packet before this one is in it
+            if before is not None and (self._file_size() or 0) > before:
+                self._stored = self._muxed
             self._muxed += 1
+
+    def _file_size(self) -> Optional[int]:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
 
     def stored(self, frames: int) -> bool:
         """Whether the first ``frames`` frames written (``frames_total`` then) would survive ``kill -9`` now.
         The encoder keeps frames back and an MP4 fragment reaches the file only when the next key frame
         starts: a snapshot must wait for that, or a resumed run (whose next part starts after the snapshot)
-        would lose the frames between. Other containers are taken as written."""
-        return not self._mp4 or self._stored >= frames
+        would lose the frames between. MKV clusters and AVI packets count once the file has grown by them."""
+        return self._stored >= frames
 
     def position(self) -> Optional[Mapping[str, object]]:
         """Which file this is and how many frames it holds; an MP4 cannot be cut back, so a resumed run
@@ -516,7 +529,9 @@ def _build(ctx: SinkContext) -> AnnotatedVideoSink:
     saved = ctx.resume.get("part") if ctx.resume else None
     part = saved + 1 if isinstance(saved, int) else 1
     path = part_path(ctx.path(out.video), part)
-    skip = _already_held(ctx.resume) if ctx.resume and part > 1 else 0
+    # a file's resumed run reads again the frames after the snapshot, so the ones the earlier part holds are
+    # skipped; a camera's frames after a restart are new ones, none of them is in the earlier part
+    skip = _already_held(ctx.resume) if ctx.resume and part > 1 and not ctx.settings.is_live else 0
     if part > 1:
         held = f" ({skip} frames after the saved state are in {ctx.resume.get('path') if ctx.resume else ''} " \
             "already)" if skip else ""
