@@ -78,10 +78,7 @@ _Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from 
 
 def _lanes_of(work: list[_Taken]) -> list[Lane]:
     """The sources of a batch, each once, in the order of their first item."""
-    seen: dict[int, Lane] = {}
-    for lane, *_ in work:
-        seen.setdefault(id(lane), lane)
-    return list(seen.values())
+    return list(dict.fromkeys(lane for lane, *_ in work))
 
 
 def _measure_motion(meter: MotionMeter, frame: VideoFrame) -> MotionMask:
@@ -248,7 +245,7 @@ class Runner:
                 last = now
                 on_progress(self.stats)
         for lane in self.lanes:
-            lane.stats.ended = True
+            lane.stats.stop_clock()   # also a source whose end never came (a stop, a failure)
         if on_progress is not None:
             on_progress(self.stats)
         self._raise_first_error()
@@ -418,12 +415,12 @@ class Runner:
                     if not self._abort.is_set():  # after a failure: drain without working
                         # the sources with nothing to detect in this call (a camera's predicted frames) need
                         # not wait for it: on to the processing thread now, if nothing of theirs is before
-                        asking = {id(lane) for lane, _, detect, _ in work if detect}
-                        early = [lane for lane in lanes if id(lane) not in asking]
+                        asking = {lane for lane, _, detect, _ in work if detect}
+                        early = [lane for lane in lanes if lane not in asking]
                         if early and frames:
                             self._deliver(ticket, [(lane, item, None, state) for lane, item, _, state in work
-                                                   if id(lane) not in asking], early)
-                            lanes = [lane for lane in lanes if id(lane) in asking]
+                                                   if lane not in asking], early)
+                            lanes = [lane for lane in lanes if lane in asking]
                         dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
                         if dropped:  # the call's count: put on the first source that asked for it
                             next(lane for lane, _, detect, _ in work if detect).stats.add(invalid_detections=dropped)

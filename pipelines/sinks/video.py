@@ -242,6 +242,7 @@ class AnnotatedVideoSink(BaseSink):
             raise OutputError(f"cannot write video output {self.path}: {exc} "
                               "(use a .mp4, .mkv or .mov file name)") from None
         self._segment_started = self._clock()
+        self._size_seen = 0   # the new file's size after the last packet muxed (``_mux``)
         # names this file in snapshots (and in its own header): a segment rotated aside after a snapshot leaves
         # another file at the path, whose frames a resumed run must not take for the snapshot's
         self._segment_id = uuid.uuid4().hex
@@ -376,12 +377,13 @@ class AnnotatedVideoSink(BaseSink):
             packet.duration = self._step
             if packet.is_keyframe and self._mp4:   # a key frame closes the fragment before it, written out at once
                 self._stored = self._muxed
-            before = None if self._mp4 else self._file_size()
             self._container.mux(packet)
             # MKV writes a cluster when the next one starts (at a key frame past 4 KiB, or a size or time limit),
-            # AVI each packet: the file grew, so every packet before this one is in it
-            if before is not None and (self._file_size() or 0) > before:
-                self._stored = self._muxed
+            # AVI each packet: the file grew with this packet, so every packet before it is in it
+            if not self._mp4:
+                size = self._file_size() or 0
+                if size > self._size_seen:
+                    self._size_seen, self._stored = size, self._muxed
             self._muxed += 1
 
     def _file_size(self) -> Optional[int]:

@@ -32,14 +32,15 @@ def database_url(db: str) -> URL:
     """The SQLAlchemy URL of ``db`` (a path or URL); UserError (password masked) when it is malformed."""
     if not is_postgres(db):
         return URL.create("sqlite", database=str(sqlite_path(db)))
+    password = url_password(db)
     try:
         url = make_url(db)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise UserError(f"--db: cannot read the database URL {redact_text(db, url_password(db))}") from None
-    if "@" in (url_password(db) or ""):
+        raise UserError(f"--db: cannot read the database URL {redact_text(db, password)}") from None
+    if "@" in (password or ""):
         # the driver would cut the password at its first '@' and send the rest to the resolver as the host name,
         # whose error message would then show that part of the password
-        raise UserError(f"--db: the password in {redact_text(db, url_password(db))} holds '@': write it "
+        raise UserError(f"--db: the password in {redact_text(db, password)} holds '@': write it "
                         "percent-encoded (%40), as in postgresql://user:p%40ss@host/db")
     return url.set(drivername="postgresql+psycopg")
 

@@ -421,7 +421,7 @@ class WebView:
             raise web.HTTPBadRequest(text=f"after must be a picture number (0 or more), got {after!r}\n")
         feed.attach()
         try:
-            newer_than = int(after) if after.isdigit() else 0
+            newer_than = int(after) if after else 0
             if newer_than:
                 await feed.wait_newer(newer_than, SNAPSHOT_WAIT_S)
             seq, jpeg = await feed.jpeg(newer_than)
