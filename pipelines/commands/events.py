@@ -1,6 +1,6 @@
 """`trackstream events`: search the event history of `run --db` (table, JSON Lines or CSV; --follow).
 
-Examples::
+Examples:
 
     trackstream events --db events.db --since 2h --line gate
     trackstream events --db postgresql://user:pass@host/trackstream --source cam1 --type line_crossed \\
@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from datetime import datetime
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Optional
 
 from pipelines.errors import UserError
 from pipelines.processing.events import EVENT_TYPES
@@ -46,18 +46,23 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
                         help="the newest N matching events (default 100), printed oldest first")
     parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table",
                         help="table (default), jsonl (one event document per line, with id and clip) or csv")
-    parser.add_argument("--follow", action="store_true", help="keep printing new events as they are stored")
+    parser.add_argument("--follow", action="store_true",
+                        help="keep printing new events as they are stored (with --until: until that time has passed)")
 
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.store.config import check_db, is_postgres, sqlite_path
     from pipelines.store.db import open_engine
-    from pipelines.store.query import EventFilter, parse_time, search_events
+    from pipelines.store.query import MAX_LIMIT, EventFilter, parse_time, search_events
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
     now = time.time()
     since = parse_time(args.since, now, "--since") if args.since else None
     until = parse_time(args.until, now, "--until") if args.until else None
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise UserError(f"--limit: must be 1..{MAX_LIMIT}, got {args.limit}")
+    if since is not None and until is not None and until < since:
+        raise UserError("--until: must not be before --since")
     base = EventFilter(sources=tuple(args.source), since=since, until=until, kinds=tuple(args.type),
                        class_name=args.class_name, zone=args.zone, line=args.line, track_id=args.track,
                        limit=args.limit)
@@ -73,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
         if last is None and args.follow:
             newest = _query(engine, EventFilter(limit=1), search_events, args.db)
             last = newest[0]["id"] if newest else 0
-        while args.follow:
+        while args.follow and not _past(until):
             time.sleep(FOLLOW_INTERVAL_S)
             rows = _query(engine, EventFilter(**{**base.__dict__, "after_id": last, "limit": 1000}),
                           search_events, args.db)
@@ -105,6 +110,11 @@ def _query(engine: Any, f: Any, search: Any, db: str) -> list[dict[str, Any]]:
         from pipelines.secrets import redact_text, url_password
 
         raise UserError(f"cannot read {describe(db)}: {redact_text(first[:200], url_password(db))}") from None
+
+
+def _past(until: Optional[float]) -> bool:
+    """--follow --until TIME stops once TIME has passed (and one more query has read what came before it)."""
+    return until is not None and time.time() > until + FOLLOW_INTERVAL_S
 
 
 def local_time(unix: float) -> str:

@@ -80,9 +80,18 @@ def test_follow_prints_events_stored_after_it_started(history: tuple[str, float]
     assert [d["event"] for d in got] == [d["event"] for d in docs]
 
 
+def test_follow_until_a_time_already_past_prints_and_ends(history: tuple[str, float]) -> None:
+    """It printed the matches, then waited for new events forever: none could ever match."""
+    db, _ = history
+    done = run_cli("events", "--db", db, "--follow", "--until", "30m", "--type", "track_started", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1 + 4 and all(" cam1 " in ln for ln in done.stdout.splitlines()[1:])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--since", "yesterday"], "--since: expected a time like 2h"),
-    (["--limit", "0"], "limit: must be 1.."),
+    (["--limit", "0"], "--limit: must be 1.."),
+    (["--since", "1h", "--until", "2h"], "--until: must not be before --since"),   # named 'until:', as the API
     (["--track", str(2**63)], "track: must be a track id (at most 9223372036854775807)"),  # was an SQLite traceback
 ])
 def test_bad_input_is_one_line(history: tuple[str, float], args: list[str], message: str) -> None:
