@@ -236,6 +236,21 @@ def test_export_command_prebuilds_the_entry_a_run_loads(exported, tmp_path):
     assert det.model_name == str(path) and det.runtime_choice.exported_seconds == 0
 
 
+@pytest.mark.parametrize("model, message", [
+    ("configs/default.yaml", "is not a model architecture (it has no backbone:); a trackstream config goes in "
+                             "--config"),                      # was: exit 0, 'nothing to export'; run said 'backbone'
+    ("missing.onnx", "model 'missing.onnx' not found"),          # was: exit 0 and the path printed as if usable
+])
+@pytest.mark.parametrize("command", ["export", "run"])
+def test_a_model_that_is_no_model_is_one_line(command, model, message, bikes_video, tmp_path):
+    from tests.conftest import REPO
+
+    args = [str(bikes_video), "--jsonl", str(tmp_path / "o.jsonl")] if command == "run" else []
+    result = run_cli(command, *args, "--model", model, cwd=REPO)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.jsonl").exists()
+
+
 def test_unwritable_cache_is_one_line_and_a_nonzero_exit(exported, bikes_video, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -45,6 +45,34 @@ def model_format(model: str) -> str:
     return suffix.lstrip(".") or "unknown"
 
 
+NOT_FOUND = ("model {model!r} not found: trackstream does not download models; pass a local weights file with "
+             "--model /path/to/model.pt (or .onnx, .engine, ...)")
+
+
+def check_model(model: str) -> None:
+    """Refuse in one line a model file that is absent, or a YAML file that is no model architecture (a
+    trackstream config given as --model: Ultralytics said only ``'backbone'``). A missing architecture yaml
+    is an Ultralytics name (``yolo11n.yaml``), built from its own files."""
+    path = Path(model).expanduser()
+    if model_format(model) != "architecture":
+        if not path.exists():
+            raise ModelError(NOT_FOUND.format(model=model))
+        return
+    if path.is_file() and not _is_architecture(path):
+        raise ModelError(f"{model} is not a model architecture (it has no backbone:); a trackstream config goes "
+                         "in --config, weights in --model")
+
+
+def _is_architecture(path: Path) -> bool:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and "backbone" in doc
+
+
 def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
@@ -105,14 +133,14 @@ def resolve_runtime(requested: str, model: str, device: str, imgsz: int,
                     cache_dir: Optional[str] = None) -> RuntimeChoice:
     """Choose the runtime (``choose_runtime``) and, for an exported one, get the model from the cache
     (exporting it on first use). Logs one line saying which runtime runs and where its model is."""
+    check_model(model)
     runtime = choose_runtime(requested, model, device)
     if runtime not in ("onnx", "openvino") or model_format(model) != "torch":
         choice = RuntimeChoice(runtime, model, model)
     else:
         weights = Path(model).expanduser()
         if not weights.is_file():
-            raise ModelError(f"model {model!r} not found: trackstream does not download models; pass a local "
-                             "weights file with --model /path/to/model.pt (or .onnx, .engine, ...)")
+            raise ModelError(NOT_FOUND.format(model=model))
         if weights.stat().st_size == 0:
             raise ModelError(f"cannot load model {weights}: the file is empty")
         cached = ModelCache(Path(cache_dir) if cache_dir else None).get(weights, runtime, imgsz)
