@@ -206,6 +206,14 @@ def execute_ray(config: PipelineConfig, *, max_frames: Optional[int] = None, qui
         return _execute_ray(config, max_frames, quiet)
 
 
+def warn_folder_state(config: PipelineConfig) -> None:
+    """A folder as --state on a cluster of several machines: restarted elsewhere, an actor finds it only on
+    storage every node shares."""
+    if config.state.dir and "://" not in config.state.dir:
+        log.warning("--state %s is a folder: an actor restarted on another node finds it only on storage every "
+                    "node shares (use --state redis://HOST:PORT/DB)", config.state.dir)
+
+
 def _execute_ray(config: PipelineConfig, max_frames: Optional[int], quiet: bool) -> int:
     model = preflight(config)
     warn_unsaved(config)
@@ -214,9 +222,8 @@ def _execute_ray(config: PipelineConfig, max_frames: Optional[int], quiet: bool)
     if cameras and not config.state.dir:
         log.warning("cameras on Ray without --state: a restarted actor starts new track IDs and counts "
                     "(use --state redis://HOST:PORT/DB)")
-    if not embedded and config.state.dir and "://" not in config.state.dir:
-        log.warning("--state %s is a folder: an actor restarted on another node finds it only on storage every "
-                    "node shares (use --state redis://HOST:PORT/DB)", config.state.dir)
+    if not embedded:
+        warn_folder_state(config)
     ray = connect(config.cluster, quiet=quiet)
     files = [s for s in config.sources if not s.is_live]
     started = time.monotonic()

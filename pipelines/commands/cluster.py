@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from pipelines.cluster.actors import CameraActor
-from pipelines.cluster.engine import CAMERA_PREFIX, actor_options, camera_actor_name
+from pipelines.cluster.engine import CAMERA_PREFIX, actor_options, camera_actor_name, warn_folder_state
 from pipelines.cluster.handles import CameraActorHandle, RayAPI
 from pipelines.cluster.ray_env import ClusterError, connect, failure
 from pipelines.commands.run import add_arguments, config_from_args
@@ -72,6 +72,7 @@ def add(config: PipelineConfig) -> int:
     if not config.state.dir:
         raise ClusterError("cluster add needs --state redis://HOST:PORT/DB: a camera restarted on another node "
                            "continues its track IDs and counts from there")
+    warn_folder_state(config)
     ray = connect(config.cluster, embedded=False, quiet=True)
     running = set(ray.util.list_named_actors())
     actor = ray.remote(CameraActor)

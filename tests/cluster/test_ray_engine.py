@@ -169,6 +169,16 @@ def test_bad_model_is_one_line_from_every_actor_kind(ray_cluster, cluster_redis,
     assert _listing(ray_cluster) == []  # nothing left behind
 
 
+def test_cluster_add_warns_of_a_state_folder_before_connecting(tmp_path):  # type: ignore[no-untyped-def]
+    """`run --engine ray` warned that a folder is seen only on shared storage; `cluster add`, whose actors always
+    run on other nodes, took it without a word."""
+    done = run_cli("cluster", "add", "rtsp://127.0.0.1:9/none", "--state", str(tmp_path / "state"),
+                   "--ray-address", "127.0.0.1:1", "--jsonl", str(tmp_path / "t.jsonl"), timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"--state {tmp_path / 'state'} is a folder: an actor restarted on another node" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("trackstream: error: cannot reach the Ray cluster")
+
+
 @pytest.mark.parametrize("verb", [("list",), ("remove", "gate")])
 def test_a_ray_address_with_a_password_is_refused_without_showing_it(verb):  # type: ignore[no-untyped-def]
     done = run_cli("cluster", *verb, "--ray-address", "admin:S3cret-ray-pw@127.0.0.1:1", timeout=120)
