@@ -84,6 +84,8 @@ def test_a_bad_line_file_is_one_clear_error(tmp_path: Path):
         LineSets(str(bad))
     with pytest.raises(UserError, match="not found"):
         LineSets(str(tmp_path / "missing.yaml"))
+    with pytest.raises(UserError, match="is a folder"):   # it said 'not found' of a folder that is there
+        LineSets(str(tmp_path))
 
 
 @pytest.fixture(scope="module")

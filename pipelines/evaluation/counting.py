@@ -121,6 +121,8 @@ class LineSets:
 def _read_line_file(path: Path) -> dict[str, tuple[LineConfig, ...]]:
     import yaml
 
+    if path.is_dir():
+        raise UserError(f"--count-lines: {path} is a folder (give a YAML file of lines per sequence, or auto)")
     if not path.is_file():
         raise UserError(f"--count-lines: {path} not found (give a YAML file of lines per sequence, or auto)")
     try:
