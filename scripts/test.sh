@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine, then run it.
-#   - Debian packages: redis-server and mosquitto (tests start their own on a free port) and the GStreamer RTSP server
+#   - Debian packages: python3-venv (Debian's python3 lacks the venv module that makes .venv below), redis-server
+#     and mosquitto (tests start their own on a free port) and the GStreamer RTSP server
 #     that live-camera tests run against (driven by the system /usr/bin/python3); headless chromium and
 #     chromedriver for the web view's browser tests (tests/web); ffmpeg, the live HLS / MPEG-TS producer of
 #     tests/live/test_hls.py; postgresql, whose server binaries tests/store start as a private server on a free
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
+  python3-venv
   redis-server
   mosquitto
   mosquitto-clients

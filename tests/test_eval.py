@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 from pipelines.errors import UserError
 from pipelines.evaluation import motio
 from pipelines.evaluation.interpolate import interpolate_gaps
-from tests.conftest import run_cli, shared_data
+from tests.conftest import REPO, run_cli, shared_data
 
 SEQ = "MOT17-09-FRCNN"
 FRAMES = 100
@@ -232,3 +235,31 @@ def test_a_yaml_file_that_is_not_text_is_one_line_naming_it(flag: str, mot_root:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"trackstream: error: {settings}: cannot read YAML"), lines
+
+
+# TrackEval is installed wherever the tests run, so the test hides it from this one process (importlib.metadata
+# says "not installed", the import fails): the fault a user without the eval extra meets
+WITHOUT_TRACKEVAL = """
+import importlib.metadata as metadata, sys
+real_version = metadata.version
+def version(name):
+    if name.lower() == "trackeval":
+        raise metadata.PackageNotFoundError(name)
+    return real_version(name)
+metadata.version = version
+sys.modules["trackeval"] = None
+from pipelines.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_eval_without_trackeval_says_so_before_tracking_anything(mot_root: Path, tmp_path: Path) -> None:
+    # it said so only after every sequence had been tracked and written (minutes with --cross-validate)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_TRACKEVAL, "eval", str(mot_root), "--seqs", SEQ,
+                           "--out", str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "trackstream: error: scoring needs TrackEval: pip install 'trackstream[eval]' (or 'trackeval>=1.0')"]
+    assert not out.exists() or not any(out.rglob("*.txt")), sorted(out.rglob("*"))

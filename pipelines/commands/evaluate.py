@@ -212,6 +212,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--cross-validate chooses among trackstream configs: add --tracker trackstream "
                         "or --candidate FILE")
     _check_counting(args)
+    from pipelines.evaluation.scoring import require_trackeval
+
+    require_trackeval()  # now, not after every sequence was tracked
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():   # found now, not after the first sequence was tracked
         raise UserError(f"--out {args.out}: is a file; eval writes a folder of results there")

@@ -40,8 +40,9 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      {"type": float, "metavar": "S", "help": "switch the heatmap on (for the live view too); heat fades by half "
                                              "every S seconds of video (default: the whole run counts the same)"}),
     ("--state", "state.dir", {"metavar": "DIR", "help": "save each source's state (tracks, events, counts, "
-                              "output positions) in DIR every few seconds and at exit, and continue from it "
-                              "at start: a camera keeps its IDs and counts, an interrupted video resumes"}),
+                              "output positions) in DIR (or redis://HOST:PORT/DB, for --engine ray) every few "
+                              "seconds and at exit, and continue from it at start: a camera keeps its IDs and "
+                              "counts, an interrupted video resumes"}),
     ("--state-interval", "state.interval", {"type": float, "metavar": "S",
                                             "help": "seconds between state snapshots (default 5)"}),
     ("--vid-stride", "source.vid_stride", {"type": int, "metavar": "N", "help": "process every Nth frame"}),
@@ -62,8 +63,9 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                                  "adaptive (when the scene needs it); the tracker predicts the "
                                                  "others"}),
     ("--workers", "detector.workers", {"type": int, "metavar": "N",
-                                       "help": "model copies detecting at once (default: 2 for .pt/.onnx on a "
-                                               "multi-core CPU, else 1)"}),
+                                       "help": "model copies detecting at once (default: 2 for .pt, .onnx or "
+                                               "OpenVINO models on a multi-core CPU, but 1 when the run's only "
+                                               "source has a --schedule other than every; else 1)"}),
     ("--runtime", "detector.runtime", {"choices": ["auto", "torch", "onnx", "openvino"],
                                        "help": "what runs the model (default auto: on a CPU, .pt weights are "
                                                "exported once to OpenVINO or ONNX and cached; docs/cpu.md)"}),

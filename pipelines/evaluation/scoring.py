@@ -42,12 +42,17 @@ class SeqScore:
     pred_ids: int
 
 
+def require_trackeval() -> str:
+    """TrackEval's version; one clear ``UserError`` when it is not installed (checked before any tracking)."""
+    try:
+        return metadata.version("trackeval")
+    except metadata.PackageNotFoundError:
+        raise UserError("scoring needs TrackEval: pip install 'trackstream[eval]' (or 'trackeval>=1.0')") from None
+
+
 def _import_trackeval() -> ModuleType:
     """Import TrackEval; for releases < 1.3 put back the NumPy aliases they use (removed in NumPy 2)."""
-    try:
-        version = metadata.version("trackeval")
-    except metadata.PackageNotFoundError:
-        raise UserError("scoring needs TrackEval: pip install 'trackeval>=1.3'") from None
+    version = require_trackeval()
     major_minor = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     if major_minor < (1, 3):
         for alias, builtin in (("float", float), ("int", int), ("bool", bool)):
