@@ -129,6 +129,10 @@ def test_records_and_speed_exceeded_on_zone_and_line():
      "calibration.image_points: needs exactly 4 points"),
     ({"image_points": [[0, 0], [10, 0], [20, 0], [0, 10]], "ground_points": [[0, 0], [1, 0], [1, 1], [0, 1]]},
      "calibration.image_points: three of the four points lie on one line"),
+    # two ground points swapped: the map folded the ground over its horizon (a walker measured at 271 km/h)
+    ({"image_points": [[0, 272], [640, 272], [440, 100], [200, 100]],
+      "ground_points": [[-5, 0], [5, 0], [-5, 20], [5, 20]]},
+     "calibration.ground_points: not in the order of image_points"),
     ({"metres_per_pixel": 0.05, "scale": 2}, "calibration.scale: unknown key"),
 ])
 def test_bad_calibration_is_refused_naming_the_key(calibration, message):  # type: ignore[no-untyped-def]

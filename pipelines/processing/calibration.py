@@ -56,6 +56,26 @@ def _four(key: str, value: tuple[tuple[float, ...], ...]) -> Array:
     return pts
 
 
+def _turns(pts: Array) -> list[bool]:
+    """For each three of the four points (leaving out point 0, 1, 2, 3): whether they turn anticlockwise."""
+    out = []
+    for i in range(4):
+        a, b, c = (pts[j] for j in range(4) if j != i)
+        out.append((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) > 0)
+    return out
+
+
+def _same_order(image: Array, ground: Array) -> bool:
+    """Whether some view of the ground plane shows ``ground`` as ``image``, point for point.
+
+    A homography multiplies the orientation of three points by the sign of its determinant and of their
+    three ``w``; the four points lie before the camera (one sign of ``w``) exactly when every three of them
+    keep, or every three flip, their orientation. Otherwise the map folds the ground over its horizon: two
+    of the user's own points would lie behind the camera, and tracks near the fold would get any speed."""
+    kept = [a == b for a, b in zip(_turns(image), _turns(ground))]
+    return all(kept) or not any(kept)
+
+
 @dataclass(frozen=True)
 class CalibrationConfig:
     """How one source's pixels map to metres on the ground (give either the four point pairs or the scale).
@@ -87,8 +107,11 @@ class CalibrationConfig:
             raise ConfigError("image_points", "a calibration needs image_points + ground_points (four each) "
                                               "or metres_per_pixel")
         if points:
-            _four("image_points", self.image_points)
-            _four("ground_points", self.ground_points)
+            image = _four("image_points", self.image_points)
+            if not _same_order(image, _four("ground_points", self.ground_points)):
+                raise ConfigError("ground_points", "not in the order of image_points (two swapped?): no camera "
+                                                  "sees the ground like that; give the ground points in the "
+                                                  "order of their image points")
 
     def homography(self) -> Array:
         """(3, 3) pixels -> metres."""
