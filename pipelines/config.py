@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
@@ -28,7 +28,7 @@ from pipelines.sources.base import SourceConfig
 from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from pipelines.processing.calibration import CalibrationConfig  # calibration: owned with the speed measures
-from pipelines.processing.heatmap import HeatmapConfig  # heatmap: owned with the accumulation
+from pipelines.processing.heatmap import PICTURE_SUFFIXES, HeatmapConfig  # heatmap: owned with the accumulation
 from tracker.config import TrackerConfig
 from tracker.configutil import MAX_CONFIG_BYTES, ConfigError, from_mapping, load_yaml, to_mapping
 
@@ -112,6 +112,10 @@ class OutputConfig:
             braces = re.findall(r"\{[^{}]*\}", path or "")
             if any(b != "{source}" for b in braces):  # out/{sorce}.jsonl would be written under that name
                 raise ConfigError(key, f"only {{source}} may appear in braces, got {path!r}")
+        suffix = PurePath(self.heatmap).suffix.lower() if self.heatmap else ""
+        if suffix and suffix not in PICTURE_SUFFIXES:   # heat.gif was a PNG under a .gif name
+            raise ConfigError("heatmap", f"{self.heatmap!r}: the heatmap picture is written as PNG, JPEG, WebP or BMP; "
+                                         f"name it {', '.join(PICTURE_SUFFIXES[:-1])} or {PICTURE_SUFFIXES[-1]}")
 
 
 @dataclass(frozen=True)

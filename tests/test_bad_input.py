@@ -66,6 +66,17 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "zone whose points lie on one line":   # no anchor could ever be inside: it counted nothing
         (tmp / "flat.yaml").write_text("zones: [{name: kerb, polygon: [[0, 200], [320, 200], [639, 200]]}]\n")
         return [*ok, "--config", str(tmp / "flat.yaml")], "zones[0].polygon: the points lie on one line"
+    if name == "zone whose corners are out of order":   # a bow tie: counted two triangles, not the room
+        (tmp / "bow.yaml").write_text("zones: [{name: room, polygon: [[0, 0], [320, 0], [0, 271], [320, 271]]}]\n")
+        return [*ok, "--config", str(tmp / "bow.yaml"), "--jsonl", str(tmp / "o.jsonl")], \
+            "zones[0].polygon: its sides [320.0, 0.0]-[0.0, 271.0] and [320.0, 271.0]-[0.0, 0.0] cross; " \
+            "list the corners in order round the zone"
+    if name in ("zone in fractions of the frame", "line in fractions of the frame"):   # 1 px: counted nothing
+        key = "zones" if name.startswith("zone") else "lines"
+        shape = "polygon: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]" if key == "zones" else "points: [[0.5, 0], [0.5, 1]]"
+        (tmp / "norm.yaml").write_text(f"{key}: [{{name: left, {shape}}}]\n")
+        return [*ok, "--config", str(tmp / "norm.yaml"), "--jsonl", str(tmp / "o.jsonl")], \
+            f"{key}[0].{shape.split(':')[0]}: every point lies within 0..1"
     if name == "--classes the model does not have":   # kept nothing: every output empty, exit 0
         return [*ok, "--classes", "0,2", "--jsonl", str(tmp / "o.jsonl")], \
             "detector.classes (--classes): 2 is not a class of the model (0=person)"
@@ -134,6 +145,7 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
 CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp4", "audio-only file",
          "unsupported URL scheme", "missing model file", "model name not on disk", "corrupt weights",
          "invalid YAML", "unknown config key", "zone whose points lie on one line",
+         "zone whose corners are out of order", "zone in fractions of the frame", "line in fractions of the frame",
          "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
          "a typo in a sources[] entry", "a zone naming a class by name and by id",
          "a section given twice",

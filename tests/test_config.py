@@ -135,7 +135,7 @@ def test_missing_config_file(tmp_path):
 def test_several_sources_need_zones_per_source():
     with pytest.raises(ConfigError, match="^zones: "):
         build_config({"sources": [{"url": "a.mp4"}, {"url": "b.mp4"}],
-                      "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}]})
+                      "zones": [{"name": "z", "polygon": [[0, 0], [10, 0], [10, 10]]}]})
 
 
 @pytest.mark.slow

@@ -68,10 +68,10 @@ def test_a_heatmap_over_the_input_or_another_output_is_refused(tmp_path, bikes_v
     from pipelines.config import build_config
     from pipelines.engine.guard import check_paths, planned_writes
 
-    video = tmp_path / "clip.mp4"
+    video = tmp_path / "clip"   # no suffix: a heatmap named .mp4 is refused before these checks (its suffix)
     video.write_bytes(bikes_video.read_bytes())
     for output, message in (({"heatmap": str(video), "heatmap_overwrite": True}, "is the input video"),
-                            ({"heatmap": str(tmp_path / "x.out"), "jsonl": str(tmp_path / "x.out")}, "same file")):
+                            ({"heatmap": str(tmp_path / "x"), "jsonl": str(tmp_path / "x")}, "same file")):
         config = build_config({"sources": [str(video)], "output": output})
         with pytest.raises(OutputError, match=message):
             check_paths(config)
@@ -111,3 +111,13 @@ def test_a_heatmap_named_jpg_is_a_jpeg(tmp_path, bikes_video, pose_weights):
                    "--heatmap", str(jpg), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert jpg.read_bytes()[:3] == b"\xff\xd8\xff" and cv2.imread(str(jpg)) is not None
+
+
+def test_a_heatmap_named_gif_is_refused_before_anything_runs(tmp_path, bikes_video):
+    # heat.gif (or .tiff) held PNG bytes under a name that promises another format: one line naming the formats
+    proc = run_cli("run", str(bikes_video), "--heatmap", "heat.gif", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "trackstream: error: output.heatmap: 'heat.gif': the heatmap picture is written as PNG, JPEG, WebP or BMP; "
+        "name it .png, .jpg, .jpeg, .webp or .bmp")
+    assert not list(tmp_path.iterdir())

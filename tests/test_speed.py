@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.config import build_config
 from pipelines.frames import VideoFrame
-from pipelines.processing.calibration import CalibrationConfig
+from pipelines.processing.calibration import CalibrationConfig, GroundPlane
 from pipelines.processing.processor import StreamProcessor
 from pipelines.processing.zones import LineConfig, ZoneConfig
 from pipelines.settings import SourceSettings
@@ -129,12 +129,36 @@ def test_records_and_speed_exceeded_on_zone_and_line():
      "calibration.image_points: needs exactly 4 points"),
     ({"image_points": [[0, 0], [10, 0], [20, 0], [0, 10]], "ground_points": [[0, 0], [1, 0], [1, 1], [0, 1]]},
      "calibration.image_points: three of the four points lie on one line"),
+    # two ground points swapped: the map folded the ground over its horizon (a walker measured at 271 km/h)
+    ({"image_points": [[0, 272], [640, 272], [440, 100], [200, 100]],
+      "ground_points": [[-5, 0], [5, 0], [-5, 20], [5, 20]]},
+     "calibration.ground_points: not in the order of image_points"),
     ({"metres_per_pixel": 0.05, "scale": 2}, "calibration.scale: unknown key"),
+    # squared inside the collinearity check, 1e300 was an OverflowError traceback
+    ({"image_points": [[0, 0], [9, 0], [9, 9], [0, 9]], "ground_points": [[0, 0], [1e300, 0], [1e300, 1e300],
+                                                                          [0, 1e300]]},
+     "calibration.ground_points: coordinates must lie within +-1e+08"),
 ])
 def test_bad_calibration_is_refused_naming_the_key(calibration, message):  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError) as err:
         build_config({"calibration": calibration})
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_surveyed_ground_coordinates_give_the_same_speeds_as_local_ones():
+    """A traffic engineer's ground points in UTM metres (easting 500 km, northing 5700 km): OpenCV's float32
+    homography rounded them to half a metre, so the calibration's own points came back 0.47 m off and the
+    speeds differed from the same road measured in local metres."""
+    utm = tuple((x + 500_000.0, y + 5_700_000.0) for x, y in GROUND_PTS)
+    surveyed = CalibrationConfig(image_points=IMAGE_PTS, ground_points=utm)
+    back, _ = GroundPlane(surveyed).to_ground(np.array(IMAGE_PTS))
+    assert np.abs(back - np.array(utm)).max() < 1e-3                 # the surveyed points, to the millimetre
+    runs = []
+    for calibration in (ROAD, surveyed):
+        proc = StreamProcessor(SourceSettings("road.mp4", calibration=calibration), {2: "car"})
+        rows, _ = _speeds(proc, drive(36.0 / 3.6, (0.0, 2.0), 0.0, seconds=2.0))
+        runs.append([row.get("speed_kmh") for row in rows])
+    assert runs[1] == pytest.approx(runs[0], abs=0.01)
 
 
 def test_a_speed_limit_without_a_calibration_is_one_clear_line():

@@ -34,8 +34,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                    "help": "write every event (track, zone, line, stream) as JSON Lines here"}),
     ("--heatmap", "output.heatmap", {"metavar": "OUT.png", "help": "at the end, write a PNG of where tracks' "
                                      "ground points were (the last frame with a heatmap over it; .jpg, .webp "
-                                     "or .bmp: that format); an existing file is refused unless "
-                                     "--heatmap-overwrite"}),
+                                     "or .bmp: that format; other suffixes are refused); an existing file is "
+                                     "refused unless --heatmap-overwrite"}),
     ("--heatmap-half-life", "heatmap.half_life_seconds",
      {"type": float, "metavar": "S", "help": "switch the heatmap on (for the live view too); heat fades by half "
                                              "every S seconds of video (default: the whole run counts the same)"}),

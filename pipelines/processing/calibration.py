@@ -3,9 +3,9 @@
 Two ways to calibrate (``calibration:`` of a source, see ``docs/analytics.md``):
 
 - ``image_points`` + ``ground_points``: four points of the image and where they lie on the ground, in metres
-  (e.g. the corners of a parking bay or lane markings of known spacing). OpenCV's
-  ``getPerspectiveTransform`` makes the homography; it is exact for points on the ground plane whatever the
-  camera's angle.
+  (e.g. the corners of a parking bay or lane markings of known spacing, or surveyed coordinates). The
+  homography through them (solved in float64 as OpenCV's ``getPerspectiveTransform`` does in float32) is
+  exact for points on the ground plane whatever the camera's angle.
 - ``metres_per_pixel``: one scale for the whole image, for a camera looking straight down. The ground's +y
   axis then points up the image.
 
@@ -40,6 +40,9 @@ track's first speeds would be guesses, and a speed limit would fire on them)."""
 
 Array = npt.NDArray[np.float64]
 
+MAX_COORDINATE = 1e8
+"""Largest coordinate of a calibration point (pixels or metres): ten times a UTM northing, far beyond a picture."""
+
 
 def _four(key: str, value: tuple[tuple[float, ...], ...]) -> Array:
     pts = np.asarray([list(p) for p in value], dtype=np.float64) if value else np.zeros((0, 2))
@@ -47,13 +50,66 @@ def _four(key: str, value: tuple[tuple[float, ...], ...]) -> Array:
         raise ConfigError(key, f"needs exactly 4 points [x, y], got {[list(p) for p in value]}")
     if not np.isfinite(pts).all():
         raise ConfigError(key, "coordinates must be finite numbers")
+    if np.abs(pts).max() > MAX_COORDINATE:   # beyond any picture or surveyed grid; squared, they overflow
+        raise ConfigError(key, f"coordinates must lie within +-{MAX_COORDINATE:.0e}, got {[list(p) for p in value]}")
+    unit = _normalise(pts) @ np.c_[pts, np.ones(4)].T if np.ptp(pts, axis=0).max() > 0 else None
     for i in range(4):   # no three on one line: the homography would be degenerate
-        a, b, c = (pts[j] for j in range(4) if j != i)
+        if unit is None:
+            break
+        a, b, c = (unit[:2, j] for j in range(4) if j != i)
         area = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) / 2.0
-        scale = max(float(np.ptp(pts[:, 0])), float(np.ptp(pts[:, 1])), 1e-12) ** 2
-        if area < 1e-6 * scale:
+        if area < 1e-6:   # of the square the points span (sizes in any unit, huge or tiny)
             raise ConfigError(key, "three of the four points lie on one line; pick points spread over the ground")
+    if unit is None:
+        raise ConfigError(key, "three of the four points lie on one line; pick points spread over the ground")
     return pts
+
+
+def _normalise(pts: Array) -> Array:
+    """(3, 3) map of ``pts`` (N, 2) onto the unit square they span: their least corner to 0, the longer side
+    of their extent to 1 (homogeneous; apply as ``T @ [x, y, 1]``)."""
+    low = pts.min(axis=0)
+    size = float(np.ptp(pts, axis=0).max())
+    return np.array([[1.0 / size, 0.0, -low[0] / size], [0.0, 1.0 / size, -low[1] / size], [0.0, 0.0, 1.0]])
+
+
+def _homography(src: Array, dst: Array) -> Array:
+    """(3, 3) homography mapping the four points ``src`` (4, 2) exactly onto ``dst`` (4, 2), in float64.
+
+    Both sets are first mapped onto the unit square they span: ground points given as surveyed coordinates
+    (UTM or a national grid, millions of metres) keep their millimetres, which OpenCV's float32
+    ``getPerspectiveTransform`` rounded to half a metre."""
+    ts, td = _normalise(src), _normalise(dst)
+    s = np.c_[src, np.ones(4)] @ ts.T
+    d = np.c_[dst, np.ones(4)] @ td.T
+    rows, rhs = [], []
+    for (x, y, _), (u, v, _) in zip(s, d):
+        rows.append([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y])
+        rows.append([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y])
+        rhs += [u, v]
+    h = np.append(np.linalg.solve(np.array(rows), np.array(rhs)), 1.0).reshape(3, 3)
+    out: Array = np.linalg.inv(td) @ h @ ts
+    return out / out[2, 2] if out[2, 2] != 0 else out
+
+
+def _turns(pts: Array) -> list[bool]:
+    """For each three of the four points (leaving out point 0, 1, 2, 3): whether they turn anticlockwise."""
+    out = []
+    for i in range(4):
+        a, b, c = (pts[j] for j in range(4) if j != i)
+        out.append((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) > 0)
+    return out
+
+
+def _same_order(image: Array, ground: Array) -> bool:
+    """Whether some view of the ground plane shows ``ground`` as ``image``, point for point.
+
+    A homography multiplies the orientation of three points by the sign of its determinant and of their
+    three ``w``; the four points lie before the camera (one sign of ``w``) exactly when every three of them
+    keep, or every three flip, their orientation. Otherwise the map folds the ground over its horizon: two
+    of the user's own points would lie behind the camera, and tracks near the fold would get any speed."""
+    kept = [a == b for a, b in zip(_turns(image), _turns(ground))]
+    return all(kept) or not any(kept)
 
 
 @dataclass(frozen=True)
@@ -87,20 +143,19 @@ class CalibrationConfig:
             raise ConfigError("image_points", "a calibration needs image_points + ground_points (four each) "
                                               "or metres_per_pixel")
         if points:
-            _four("image_points", self.image_points)
-            _four("ground_points", self.ground_points)
+            image = _four("image_points", self.image_points)
+            if not _same_order(image, _four("ground_points", self.ground_points)):
+                raise ConfigError("ground_points", "not in the order of image_points (two swapped?): no camera "
+                                                  "sees the ground like that; give the ground points in the "
+                                                  "order of their image points")
 
     def homography(self) -> Array:
         """(3, 3) pixels -> metres."""
         if self.metres_per_pixel is not None:
             m = self.metres_per_pixel
             return np.array([[m, 0.0, 0.0], [0.0, -m, 0.0], [0.0, 0.0, 1.0]])   # +y up the image
-        import cv2
-
         image = _four("image_points", self.image_points)
-        h = np.asarray(cv2.getPerspectiveTransform(image.astype(np.float32),
-                                                   _four("ground_points", self.ground_points).astype(np.float32)),
-                       dtype=np.float64)
+        h = _homography(image, _four("ground_points", self.ground_points))
         centre = np.append(image.mean(axis=0), 1.0)
         return h if float(h[2] @ centre) > 0 else -h   # the same map, scaled so that w > 0 on the ground side
 

@@ -64,18 +64,22 @@ class DwellClock:
         self._reported.update(tid for tid, _ in out)
         return sorted(out)
 
-    def inside(self, pts: Optional[float]) -> dict[int, float]:
-        """Track id -> seconds inside so far, for the tracks inside at ``pts``."""
+    def inside(self, pts: Optional[float], last_seen: Optional[Mapping[int, float]] = None) -> dict[int, float]:
+        """Track id -> seconds inside so far, for the tracks inside at ``pts``. A track not seen now (lost)
+        counts until ``last_seen[id]``, the last frame it was seen: the visit it would have, were it to end
+        unseen (``leave`` at that frame), so its seconds do not grow while nobody sees it and then shrink."""
         if pts is None:
             return {}
-        return {tid: round(max(0.0, pts - since), 3) for tid, since in self._since.items()}
+        until = last_seen or {}
+        return {tid: round(max(0.0, min(pts, until.get(tid, pts)) - since), 3) for tid, since in self._since.items()}
 
-    def summary(self, pts: Optional[float]) -> DwellSummary:
+    def summary(self, pts: Optional[float], last_seen: Optional[Mapping[int, float]] = None) -> DwellSummary:
+        """The finished visits' figures and the tracks inside now (``inside``)."""
         if not self._visits:
-            return DwellSummary(0, None, None, None, self.inside(pts))
+            return DwellSummary(0, None, None, None, self.inside(pts, last_seen))
         return DwellSummary(self._visits, round(self._total / self._visits, 3),
                             round(float(np.median(np.fromiter(self._recent, float))), 3), round(self._max, 3),
-                            self.inside(pts))
+                            self.inside(pts, last_seen))
 
     def state_dict(self) -> dict[str, Any]:
         return {"since": [[tid, t] for tid, t in self._since.items()], "reported": sorted(self._reported),

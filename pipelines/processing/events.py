@@ -268,6 +268,7 @@ class EventGenerator:
         """Zone occupancy and totals, line crossings per direction, tracks started, the warnings standing: now."""
         per_class, names = self._cfg.count_by_class, self._class_names
         pts = None if self._last is None else self._last.pts
+        lost = self._lost_since()
         warnings: list[PendingWarning] = []
 
         def pending(ahead: "ZoneForecaster | LineForecaster | None", **where: str) -> Optional[int]:
@@ -283,7 +284,7 @@ class EventGenerator:
 
         zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
                                    self._tally.zone_counts(z.name) if per_class else {},
-                                   tuple(class_label(cfg.classes, names)), clock.summary(pts),
+                                   tuple(class_label(cfg.classes, names)), clock.summary(pts, lost),
                                    pending(ahead, zone=z.name))
                  for z, cfg, clock, ahead in zip(self._zones, self._zone_cfgs, self._dwell, self._zone_forecast)}
         lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
@@ -314,10 +315,15 @@ class EventGenerator:
         """Track id -> zone name -> seconds inside so far, for every track inside a zone now."""
         pts = None if self._last is None else self._last.pts
         out: dict[int, dict[str, float]] = {}
+        lost = self._lost_since()
         for zone, clock in zip(self._zones, self._dwell):
-            for tid, seconds in clock.inside(pts).items():
+            for tid, seconds in clock.inside(pts, lost).items():
                 out.setdefault(tid, {})[zone.name] = seconds
         return out
+
+    def _lost_since(self) -> dict[int, float]:
+        """Track id -> PTS of the last frame it was seen, for the tracks not seen now (lost)."""
+        return {tid: memo.last.pts for tid, memo in self._known.items() if memo.lost and memo.last.pts is not None}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore ``state_dict()`` output. Zones and lines are matched by name; one that is new in the

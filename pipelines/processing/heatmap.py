@@ -37,10 +37,12 @@ from pipelines.frames import HeatSnapshot
 from tracker.configutil import check_bounds
 from tracker.types import Tracks
 
-__all__ = ["PICTURE_ALPHA", "Heatmap", "HeatmapConfig", "apply", "blend", "grid_shape", "layer", "render"]
+__all__ = ["PICTURE_ALPHA", "PICTURE_SUFFIXES", "Heatmap", "HeatmapConfig", "apply", "blend", "grid_shape", "layer",
+           "render"]
 
 Grid = npt.NDArray[np.float32]
 Image = npt.NDArray[np.uint8]
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # heatmap pictures: written in the format named
 PICTURE_ALPHA = 0.6   # opacity of the hottest places in a heatmap picture (the PNG, the web view's image)
 SNAPSHOT_SECONDS = 0.2  # the sinks' copy of the heat is renewed this often (video time): copying every frame
                         # would cost the processing thread several times what adding does

@@ -53,6 +53,34 @@ def _on_one_line(points: Sequence[Point]) -> bool:
     return b is None or all((b[0] - a[0]) * (p[1] - a[1]) == (b[1] - a[1]) * (p[0] - a[0]) for p in points)
 
 
+def _fractions(key: str, points: Sequence[Point]) -> None:
+    """Refuse points that all lie within 0..1: fractions of the frame (normalised coordinates, as some tools
+    write them), where pixels are meant; such a zone or line would be one pixel across and count nothing."""
+    if all(0.0 <= c <= 1.0 for p in points for c in p):
+        raise ConfigError(key, f"every point lies within 0..1 ({[list(p) for p in points]}): coordinates are "
+                               "pixels of the frame (x from 0 to its width, y from 0 to its height), not fractions")
+
+
+def _orientation(a: Point, b: Point, c: Point) -> float:
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+
+def _crossing_sides(polygon: Sequence[Point]) -> Optional[tuple[int, int]]:
+    """The first two sides (by index ``i``: from point ``i`` to the next) of ``polygon`` that cross each other
+    (each passes strictly through the other; sides that touch at a corner do not count); None when none do."""
+    n = len(polygon)
+    sides = [(polygon[i], polygon[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        a, b = sides[i]
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue   # neighbours round the end
+            c, d = sides[j]
+            if _orientation(a, b, c) * _orientation(a, b, d) < 0 and _orientation(c, d, a) * _orientation(c, d, b) < 0:
+                return i, j
+    return None
+
+
 ClassRef = Union[str, int]
 """A class of the model by name (``car``) or id (``2``)."""
 
@@ -114,6 +142,14 @@ class ZoneConfig:
         polygon = _points("polygon", self.polygon, 3)
         if _on_one_line(polygon):   # no anchor can ever be inside: the zone would never count anything
             raise ConfigError("polygon", f"the points lie on one line, enclosing nothing: {[list(p) for p in polygon]}")
+        _fractions("polygon", polygon)
+        crossing = _crossing_sides(polygon)
+        if crossing is not None:   # a bow tie: usually two corners given in the wrong order
+            i, j = crossing
+            n = len(polygon)
+            raise ConfigError("polygon", f"its sides {list(polygon[i])}-{list(polygon[(i + 1) % n])} and "
+                                         f"{list(polygon[j])}-{list(polygon[(j + 1) % n])} cross; list the "
+                                         "corners in order round the zone")
         object.__setattr__(self, "polygon", polygon)
         object.__setattr__(self, "classes", _classes(self.classes))
 
@@ -152,6 +188,7 @@ class LineConfig:
         pts = _points("points", self.points, 2, 2)
         if pts[0] == pts[1]:
             raise ConfigError("points", "the two points must differ")
+        _fractions("points", pts)
         object.__setattr__(self, "points", pts)
 
 

@@ -19,7 +19,7 @@ from typing import Mapping, Optional
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.processing.heatmap import PICTURE_ALPHA, blend
+from pipelines.processing.heatmap import PICTURE_ALPHA, PICTURE_SUFFIXES, blend
 from pipelines.sinks._paths import prepare_output
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 
@@ -74,7 +74,7 @@ class HeatmapFileSink(BaseSink):
         import cv2
 
         picture = blend(last.frame.image, last.heat.total, PICTURE_ALPHA)
-        kind = self.path.suffix.lower() if self.path.suffix.lower() in PICTURE_SUFFIXES else ".png"
+        kind = self.path.suffix.lower() if self.path.suffix.lower() in PICTURE_SUFFIXES else ".png"   # no suffix
         ok, data = cv2.imencode(kind, picture)
         if not ok:
             raise OutputError(f"cannot encode the heatmap {self.path} as {kind[1:].upper()}")
@@ -86,9 +86,6 @@ class HeatmapFileSink(BaseSink):
             temporary.unlink(missing_ok=True)
             raise OutputError(f"cannot write heatmap {self.path}: {exc.strerror or exc}") from None
         self.written = True
-
-
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # written in the format they name; others: PNG
 
 
 def _build(ctx: SinkContext) -> HeatmapFileSink:
