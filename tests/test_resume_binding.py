@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 
 
@@ -88,6 +90,41 @@ def test_an_output_added_on_resume_is_refused_rather_than_started_mid_video(tmp_
     fresh = _run(clip, pose_weights, jsonl, state, "--mot", str(mot), "--max-frames", "3", "--fresh-state")
     assert fresh.returncode == 0, fresh.stderr             # the way out: every output from the first frame
     assert _indices(jsonl) == [0, 1, 2] and mot.exists()
+
+
+def test_a_video_whose_disk_fills_before_its_first_snapshot_stops_alone_and_a_resume_says_why(tmp_path, bikes_video,
+                                                                                           pose_weights):
+    """The disk of --out filled at the video's first write: flushing the encoder into the failed muxer at the end
+    crashed the whole run (SIGSEGV, exit -11, the summary never printed). The same command again then met a
+    file the saved run does not continue: it said only 'exists; refusing to replace it (... --overwrite)', as
+    of a user's file, and --overwrite led to a second refusal; it now says the saved run does not continue it."""
+    import subprocess
+
+    from tests.conftest import IN_CI
+    from tests.test_recordings import _mounted_tmpfs
+
+    full = tmp_path / "full"
+    if not _mounted_tmpfs(full, "4k"):
+        if IN_CI:
+            pytest.fail("a tiny tmpfs is needed for the full-disk test and CI runs as root", pytrace=False)
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        clip, jsonl, state, video = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state", full / "v.mp4"
+        shutil.copyfile(bikes_video, clip)
+        first = _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "60")
+        assert first.returncode == 3, first.stderr              # finished; the video alone stopped
+        assert "video output of clip stopped: cannot write video output" in first.stderr
+        assert "No space left" in first.stderr and _indices(jsonl) == list(range(60))
+        _one_line(_run(clip, pose_weights, jsonl, state, "--out", str(video)), str(video), "after frame 59",
+                  "--fresh-state")
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+    mine = tmp_path / "mine.mp4"
+    shutil.copyfile(bikes_video, mine)
+    _one_line(_run(clip, pose_weights, jsonl, state, "--out", str(mine)), str(mine),
+              "exists and the run saved in --state does not continue it",
+              "leave --out out to resume, or start over: --fresh-state --overwrite")
+    assert mine.read_bytes() == bikes_video.read_bytes() and _indices(jsonl) == list(range(60))   # nothing touched
 
 
 def test_a_resumed_video_never_replaces_a_file_of_the_users_where_its_next_part_goes(tmp_path, bikes_video,

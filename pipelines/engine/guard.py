@@ -217,6 +217,11 @@ def check_new_outputs(config: PipelineConfig) -> None:
                 continue
             if key == "heatmap":
                 check_new(path, out.heatmap_overwrite, settings.id)
+            elif _holds_data(path) and isinstance(saved, dict) and not config.state.fresh:
+                raise OutputError(f"{flag} of source {settings.id}: {path} exists and the run saved in --state does "
+                                  "not continue it (it failed there before its first snapshot, or this run adds "
+                                  f"it); refusing to replace it (leave {flag} out to resume, or start over: "
+                                  "--fresh-state --overwrite)")
             elif _holds_data(path):
                 raise OutputError(f"{flag} of source {settings.id}: {path} exists; refusing to replace it (choose "
                                   "another path, or --overwrite / output.overwrite: true)")

@@ -217,6 +217,7 @@ class AnnotatedVideoSink(BaseSink):
         self._max_step = max(2 * self._step, round(1 / self.time_base))
         self._resize_warned = False
         self._closed = False
+        self._broken = False          # the muxer failed a write (disk full): FFmpeg must not be handed more
         self.frames_written = 0       # in the current segment
         self.frames_total = 0         # in every segment of this sink
         self._muxed = 0               # packets handed to the muxer, every segment
@@ -322,6 +323,7 @@ class AnnotatedVideoSink(BaseSink):
         try:
             self._mux(stream.encode(frame))
         except Exception as exc:  # noqa: BLE001 - disk full, encoder failure: one line for the user
+            self._broken = True
             raise OutputError(f"cannot write video output {self.path}: {_reason(exc)}") from None
         self.frames_written += 1
         self.frames_total += 1
@@ -355,6 +357,13 @@ class AnnotatedVideoSink(BaseSink):
         """Flush the encoder and close the container; then rewrite it as a faststart MP4 when asked.
         Raises OutputError (one line) when the flush or close failed (what was written stays readable)."""
         error: Optional[BaseException] = None
+        if self._broken:   # flushing into a muxer whose write failed crashed the process (SIGSEGV in FFmpeg)
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the write already failed; its error is the one reported
+                pass
+            raise OutputError(f"video output {self.path} ends early: an earlier write failed (what was written "
+                              "plays up to its last key frame)")
         if self._stream is not None and self.frames_written:
             try:
                 self._mux(self._stream.encode(None))
