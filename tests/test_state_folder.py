@@ -75,3 +75,25 @@ def test_a_snapshot_that_cannot_be_saved_later_is_one_line_naming_the_state_file
     assert named in final and "the state of bikes was not saved" in final, final
     assert "sink-" not in stderr and "output stopped" not in stderr, stderr   # no output blamed
     assert 0 < len(out.read_text(encoding="utf-8").splitlines()) <= 150       # the outputs went on
+
+
+def test_a_state_saved_under_the_older_ascii_only_name_is_resumed_and_moved(bikes_video, pose_weights, tmp_path):
+    """Before ids kept letters of every script in file names, camera 'café' saved its state as 'caf.json'; after
+    the upgrade the run looked for 'café.json' only, found nothing and started over (new track ids and counts,
+    and its own earlier outputs refused as a user's files). The older file, made here by renaming the one this
+    version wrote (the document is the same format), is now resumed and replaced by the new name."""
+    import json
+
+    jsonl, state = tmp_path / "t.jsonl", tmp_path / "state"
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("run", str(bikes_video), "--source-id", "café", "--model", str(pose_weights), "--imgsz", "160",
+                       "--jsonl", str(jsonl), "--state", str(state), "--quiet", *extra)
+
+    assert run("--max-frames", "10").returncode == 0
+    (state / "café.json").rename(state / "caf.json")
+    done = run("--max-frames", "5")
+    assert done.returncode == 0, done.stderr
+    indices = [json.loads(line)["frame_index"] for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert indices == list(range(15))                     # resumed after frame 9, not started over
+    assert (state / "café.json").is_file() and not (state / "caf.json").exists()

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from pipelines.errors import OutputError
 from pipelines.processing.processor import StateError
-from pipelines.sinks.base import safe_name
+from pipelines.sinks.base import legacy_safe_name, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class StateStore:
         except OSError as exc:
             raise OutputError(f"cannot create state folder {self.dir}: {exc.strerror or exc}") from None
         self._lock = threading.Lock()
+        self._legacy: dict[str, Path] = {}
 
     def file(self, source_id: str) -> Path:
         return self.dir / f"{safe_name(source_id)}.json"
@@ -119,10 +120,26 @@ class StateStore:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return None
+            return self._load_legacy(source_id)
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read saved state {path}: {getattr(exc, 'strerror', None) or exc}") from None
         return _parse(text, str(path), source_id)
+
+    def _load_legacy(self, source_id: str) -> Optional[dict[str, Any]]:
+        """The snapshot an older trackstream saved under the ASCII-only name of ``source_id`` (``café`` as
+        ``caf.json``, ``日本`` as ``source.json``), when it is this source's; the next save writes the new name
+        and removes it."""
+        legacy = self.dir / f"{legacy_safe_name(source_id)}.json"
+        if legacy == self.file(source_id):
+            return None
+        try:
+            doc = json.loads(legacy.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("source_id") != source_id:
+            return None   # another source's file under that name: not this one's
+        self._legacy[source_id] = legacy
+        return _parse(json.dumps(doc), str(legacy), source_id)
 
     def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
              source: Optional[Mapping[str, Any]] = None) -> None:
@@ -137,6 +154,9 @@ class StateStore:
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
+                legacy = self._legacy.pop(source_id, None)
+                if legacy is not None:   # saved under the new name now
+                    legacy.unlink(missing_ok=True)
                 _fsync_dir(self.dir)
             except OSError as exc:
                 with contextlib.suppress(OSError):  # the folder itself may be gone or replaced

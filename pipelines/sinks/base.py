@@ -101,6 +101,11 @@ def safe_name(source_id: str) -> str:
     return re.sub("\0+", "_", kept).strip("._") or "source"
 
 
+def legacy_safe_name(source_id: str) -> str:
+    """``safe_name`` before letters of every script were kept (ASCII only): where older runs saved state."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", source_id).strip("._") or "source"
+
+
 OUTPUTS = (("video", "--out"), ("jsonl", "--jsonl"), ("mot", "--mot"), ("events", "--events"),
            ("heatmap", "--heatmap"))
 """The file outputs (``output.<name>``) and the flag that names each."""
