@@ -53,7 +53,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 def main(args: argparse.Namespace) -> int:
     from pipelines.store.config import check_db, is_postgres, sqlite_path
     from pipelines.store.db import open_engine
-    from pipelines.store.query import MAX_LIMIT, EventFilter, parse_time, search_events
+    from pipelines.store.query import MAX_ID, MAX_LIMIT, EventFilter, parse_time, search_events
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
     now = time.time()
@@ -63,6 +63,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--limit: must be 1..{MAX_LIMIT}, got {args.limit}")
     if since is not None and until is not None and until < since:
         raise UserError("--until: must not be before --since")
+    if args.track is not None and abs(args.track) > MAX_ID:
+        raise UserError(f"--track: must be a track id (at most {MAX_ID}), got {args.track}")
     base = EventFilter(sources=tuple(args.source), since=since, until=until, kinds=tuple(args.type),
                        class_name=args.class_name, zone=args.zone, line=args.line, track_id=args.track,
                        limit=args.limit)
@@ -71,6 +73,7 @@ def main(args: argparse.Namespace) -> int:
     engine = open_engine(args.db)
     out = Output(args.format, sys.stdout)
     try:
+        _query(engine, None, _check_version, args.db)
         rows = _query(engine, base, search_events, args.db)
         rows.reverse()
         out.rows(rows)
@@ -110,6 +113,18 @@ def _query(engine: Any, f: Any, search: Any, db: str) -> list[dict[str, Any]]:
         from pipelines.secrets import redact_text, url_password
 
         raise UserError(f"cannot read {describe(db)}: {redact_text(first[:200], url_password(db))}") from None
+
+
+def _check_version(conn: Any, _: Any) -> list[dict[str, Any]]:
+    """A history written by a newer trackstream is refused (as ``run --db`` refuses it): its rows may mean
+    something this version cannot tell."""
+    from pipelines.store.schema import VERSION, schema_version
+
+    found = conn.execute(schema_version.select()).scalar()
+    if found is not None and int(found) > VERSION:
+        raise UserError(f"--db: the event history has schema version {found}, newer than this trackstream knows "
+                        f"({VERSION}): upgrade trackstream")
+    return []
 
 
 def _past(until: Optional[float]) -> bool:

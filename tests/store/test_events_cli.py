@@ -92,7 +92,7 @@ def test_follow_until_a_time_already_past_prints_and_ends(history: tuple[str, fl
     (["--since", "yesterday"], "--since: expected a time like 2h"),
     (["--limit", "0"], "--limit: must be 1.."),
     (["--since", "1h", "--until", "2h"], "--until: must not be before --since"),   # named 'until:', as the API
-    (["--track", str(2**63)], "track: must be a track id (at most 9223372036854775807)"),  # was an SQLite traceback
+    (["--track", str(2**63)], "--track: must be a track id (at most 9223372036854775807)"),  # was a traceback
 ])
 def test_bad_input_is_one_line(history: tuple[str, float], args: list[str], message: str) -> None:
     db, _ = history
@@ -148,3 +148,20 @@ def test_the_error_quoted_in_the_docs_is_the_one_printed(history: tuple[str, flo
     db, _ = history
     done = run_cli("events", "--db", db, "--since", "yesterday", timeout=60)
     assert quoted("events.md", "--since") == printed(done.stderr)
+
+
+def test_a_history_of_a_newer_trackstream_is_refused_as_run_refuses_it(tmp_path: Path) -> None:
+    """'run --db' refuses a history with a newer schema; 'events' printed its rows as if it knew what they mean."""
+    import sqlite3
+
+    db = str(tmp_path / "events.db")
+    sink = StoreSink(StoreConfig(db=db), "cam1")
+    feed(sink, synthetic_results("cam1"))
+    sink.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE trackstream_schema SET version = 99")
+    conn.close()
+    done = run_cli("events", "--db", db, timeout=60)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.strip() == ("trackstream: error: --db: the event history has schema version 99, newer than "
+                                   "this trackstream knows (1): upgrade trackstream")
