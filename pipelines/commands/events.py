@@ -52,7 +52,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.store.config import check_db, is_postgres, sqlite_path
-    from pipelines.store.db import open_engine
+    from pipelines.store.db import open_reader
     from pipelines.store.query import MAX_ID, MAX_LIMIT, EventFilter, parse_time, search_events
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
                        limit=args.limit)
     if not is_postgres(args.db) and not sqlite_path(args.db).is_file():
         raise UserError(f"no event database at {sqlite_path(args.db)} (write one with trackstream run --db)")
-    engine = open_engine(args.db)
+    engine = open_reader(args.db)
     out = Output(args.format, sys.stdout)
     try:
         _query(engine, None, _check_version, args.db)

@@ -165,3 +165,29 @@ def test_a_history_of_a_newer_trackstream_is_refused_as_run_refuses_it(tmp_path:
     assert done.returncode == 2 and done.stdout == "", done.stdout
     assert done.stderr.strip() == ("trackstream: error: --db: the event history has schema version 99, newer than "
                                    "this trackstream knows (1): upgrade trackstream")
+
+
+def test_a_history_in_a_folder_it_may_not_write_is_read(tmp_path: Path) -> None:
+    """An operator reading the service's history (a folder only the service may write), or a read-only copy:
+    'cannot read SQLite ...: unable to open database file', since a WAL reader makes the -shm file beside it.
+    Made for real with a read-only bind mount (needs root; skipped otherwise)."""
+    import subprocess
+
+    folder, mount = tmp_path / "service", tmp_path / "readonly"
+    folder.mkdir()
+    mount.mkdir()
+    sink = StoreSink(StoreConfig(db=str(folder / "events.db")), "cam1")
+    docs = feed(sink, synthetic_results("cam1"))
+    sink.close()
+    made = subprocess.run(["mount", "--bind", str(folder), str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount a folder read-only here: {made.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True, capture_output=True)
+        done = run_cli("events", "--db", str(mount / "events.db"), "--format", "jsonl", "--limit", "1000",
+                       timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert [json.loads(line)["event"] for line in done.stdout.splitlines()] == [d["event"] for d in docs]
+        assert sorted(p.name for p in mount.iterdir()) == ["events.db"]
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
