@@ -119,3 +119,18 @@ def test_snapshots_and_clips_that_cannot_be_written_end_in_exit_3(bikes_video: P
     assert "media of bikes: " in done.stderr and "snapshot(s) or clip(s) could not be written" in done.stderr
     assert "lost: store output of bikes" in done.stderr and "Traceback" not in done.stderr
     assert _rows(db, "SELECT count(*) FROM events WHERE event = 'line_crossed' AND clip IS NOT NULL")[0][0] >= 1
+
+
+def test_retain_on_the_command_line_applies_to_the_media(bikes_video: Path, tmp_path: Path) -> None:
+    """'--retain 7d' with --db --media was refused as needing --out or --jsonl, and beside one of them it left the
+    snapshots and clips to grow for ever: only store.retain_seconds in a config file reached them."""
+    db, media = tmp_path / "events.db", tmp_path / "media"
+    old_day = media / "bikes" / "20200101"
+    old_day.mkdir(parents=True)
+    for name in ("clip-1-120000-100001.mp4", "notes.txt"):
+        (old_day / name).write_text("from 2020\n")
+        os.utime(old_day / name, (1577880000, 1577880000))
+    done = run_cli("run", str(bikes_video), "--db", str(db), "--media", str(media), "--retain", "7d",
+                   "--max-frames", "3", "--imgsz", "160", "--quiet", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in old_day.iterdir()) == ["notes.txt"]     # its own old clip went, the user's file stays
