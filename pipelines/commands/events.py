@@ -108,7 +108,8 @@ def _query(engine: Any, f: Any, search: Any, db: str) -> list[dict[str, Any]]:
     except SQLAlchemyError as exc:
         detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         first = " ".join(str(detail).split())
-        if "no such table" in first or "does not exist" in first:
+        missing_table = 'relation "' in first and "does not exist" in first   # not 'database "x" does not exist'
+        if "no such table" in first or missing_table:
             raise UserError(f"{describe(db)} holds no event history (write one with trackstream run --db)") from None
         from pipelines.secrets import redact_text, url_password
 

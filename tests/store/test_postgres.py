@@ -166,3 +166,16 @@ def test_trackstream_events_reads_postgresql_and_never_prints_the_password(postg
     assert done.returncode == 2 and "cannot read PostgreSQL at postgresql://trackstream:***@" in done.stderr
     assert "Wrong-Pw-123" not in done.stderr and PG_PASSWORD not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_trackstream_events_on_a_database_that_does_not_exist_says_so(postgres: PostgresServer, pg_url: str) -> None:
+    """A misspelt database name was reported as '... holds no event history', as if the run had written
+    nothing there: the server's own reason is named, as for a wrong password."""
+    from tests.conftest import run_cli
+
+    done = run_cli("events", "--db", pg_url + "_typo", timeout=60)
+    assert done.returncode == 2 and "holds no event history" not in done.stderr
+    assert f'database "{pg_url.rsplit("/", 1)[1]}_typo" does not exist' in done.stderr, done.stderr
+    assert PG_PASSWORD not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = run_cli("events", "--db", pg_url, timeout=60)                 # there, but nothing written yet
+    assert done.returncode == 2 and "holds no event history" in done.stderr
