@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 from typing import IO, Any, Iterable, Optional
 
+from pipelines.credentials import DB_PASSWORD_HELP, db_with_password
 from pipelines.errors import UserError
 from pipelines.processing.events import EVENT_TYPES
 
@@ -46,6 +47,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
                         help="the newest N matching events (default 100), printed oldest first")
     parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table",
                         help="table (default), jsonl (one event document per line, with id and clip) or csv")
+    parser.add_argument("--db-password-file", metavar="FILE", help=DB_PASSWORD_HELP)
     parser.add_argument("--follow", action="store_true",
                         help="keep printing new events as they are stored (with --until: until that time has passed)")
 
@@ -56,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
     from pipelines.store.query import MAX_ID, MAX_LIMIT, EventFilter, parse_time, search_events
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
+    db = db_with_password(args.db, args.db_password_file)
     now = time.time()
     since = parse_time(args.since, now, "--since") if args.since else None
     until = parse_time(args.until, now, "--until") if args.until else None
@@ -68,23 +71,23 @@ def main(args: argparse.Namespace) -> int:
     base = EventFilter(sources=tuple(args.source), since=since, until=until, kinds=tuple(args.type),
                        class_name=args.class_name, zone=args.zone, line=args.line, track_id=args.track,
                        limit=args.limit)
-    if not is_postgres(args.db) and not sqlite_path(args.db).is_file():
-        raise UserError(f"no event database at {sqlite_path(args.db)} (write one with trackstream run --db)")
-    engine = open_reader(args.db)
+    if not is_postgres(db) and not sqlite_path(db).is_file():
+        raise UserError(f"no event database at {sqlite_path(db)} (write one with trackstream run --db)")
+    engine = open_reader(db)
     out = Output(args.format, sys.stdout)
     try:
-        _query(engine, None, _check_version, args.db)
-        rows = _query(engine, base, search_events, args.db)
+        _query(engine, None, _check_version, db)
+        rows = _query(engine, base, search_events, db)
         rows.reverse()
         out.rows(rows)
         last = max((r["id"] for r in rows), default=None)
         if last is None and args.follow:
-            newest = _query(engine, EventFilter(limit=1), search_events, args.db)
+            newest = _query(engine, EventFilter(limit=1), search_events, db)
             last = newest[0]["id"] if newest else 0
         while args.follow and not _past(until):
             time.sleep(FOLLOW_INTERVAL_S)
             rows = _query(engine, EventFilter(**{**base.__dict__, "after_id": last, "limit": 1000}),
-                          search_events, args.db)
+                          search_events, db)
             out.rows(rows)
             if rows:
                 last = rows[-1]["id"]

@@ -19,6 +19,7 @@ from pipelines.engine.launch import Opened, StopSignals, claim_writes, preflight
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.state import open_store
 from pipelines.errors import DataLossError, SourceError
+from pipelines.store.config import is_postgres
 from tracker.configutil import ConfigError
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,8 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
         (("--redis-password-file",), bool(config.redis.url) or str(config.state.dir or "").startswith(REDIS_STATE),
          "needs --redis URL or --state redis://... (the server it logs in to)"),
         (("--mqtt-password-file",), bool(config.mqtt.url), "needs --mqtt URL (the broker it logs in to)"),
+        (("--db-password-file",), is_postgres(config.store.db or ""),
+         "needs --db postgresql://... (the server it logs in to)"),
         (("--retain",), bool(out.video or out.jsonl or config.store.media),
          "needs an output whose old files it deletes (--out, --jsonl or --media)"),
     )
