@@ -6,10 +6,11 @@ secret                 file flag (first line of the file)  environment variable
 web view token         ``--http-token-file FILE``          ``TRACKSTREAM_HTTP_TOKEN``
 Redis password         ``--redis-password-file FILE``      ``TRACKSTREAM_REDIS_PASSWORD``
 MQTT password          ``--mqtt-password-file FILE``       ``TRACKSTREAM_MQTT_PASSWORD``
+PostgreSQL password    ``--db-password-file FILE``         ``TRACKSTREAM_DB_PASSWORD``
 =====================  ==================================  =========================================
 
 A file wins over the flag or config value, which wins over the environment. A password goes into its URL
-(``--redis``/``--state redis://``, ``--mqtt``) only when that URL holds none.
+(``--redis``/``--state redis://``, ``--mqtt``, ``--db postgresql://``) only when that URL holds none.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from urllib.parse import quote
 
 from pipelines.errors import UserError
 from pipelines.secrets import url_password
+from pipelines.store.config import is_postgres
 
 HTTP_TOKEN_ENV = "TRACKSTREAM_HTTP_TOKEN"
 REDIS_PASSWORD_ENV = "TRACKSTREAM_REDIS_PASSWORD"
 MQTT_PASSWORD_ENV = "TRACKSTREAM_MQTT_PASSWORD"
+DB_PASSWORD_ENV = "TRACKSTREAM_DB_PASSWORD"
+DB_PASSWORD_HELP = (f"read the PostgreSQL password from FILE (or set {DB_PASSWORD_ENV}); used when the --db "
+                    "postgresql:// URL holds none")
 REDIS_STATE = ("redis://", "rediss://")   # a --state in Redis, which --redis-password-file logs in to
 
 
@@ -56,6 +61,7 @@ def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-password-file", metavar="FILE",
                         help=f"read the MQTT password from FILE (or set {MQTT_PASSWORD_ENV}); used when the "
                              "--mqtt URL holds none")
+    parser.add_argument("--db-password-file", metavar="FILE", help=DB_PASSWORD_HELP)
 
 
 def _holds_password(url: str) -> bool:
@@ -88,14 +94,25 @@ def fill_secrets(data: MutableMapping[str, Any], args: Optional[argparse.Namespa
     for section, key, env, flag, what in (
             ("redis", "url", REDIS_PASSWORD_ENV, "redis_password_file", "the Redis password"),
             ("state", "dir", REDIS_PASSWORD_ENV, "redis_password_file", "the Redis password"),
-            ("mqtt", "url", MQTT_PASSWORD_ENV, "mqtt_password_file", "the MQTT password")):
+            ("mqtt", "url", MQTT_PASSWORD_ENV, "mqtt_password_file", "the MQTT password"),
+            ("store", "db", DB_PASSWORD_ENV, "db_password_file", "the database password")):
         part = data.get(section)
         url = part.get(key) if isinstance(part, dict) else None
         if not isinstance(url, str) or "://" not in url or _holds_password(url):
             continue
         if section == "state" and not url.startswith(REDIS_STATE):
             continue
+        if section == "store" and not is_postgres(url):   # a SQLite file has no password
+            continue
         password = read_secret(None, env, getattr(args, flag, None), what)
         if password and isinstance(part, dict):
             part[key] = with_password(url, password)
 
+
+
+def db_with_password(db: str, file: Optional[str]) -> str:
+    """``db`` (``trackstream events --db``) with the password of ``--db-password-file`` or
+    ``TRACKSTREAM_DB_PASSWORD`` when it is a PostgreSQL URL that holds none."""
+    if not is_postgres(db) or _holds_password(db):
+        return db
+    return with_password(db, read_secret(None, DB_PASSWORD_ENV, file, "the database password"))

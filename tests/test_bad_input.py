@@ -121,6 +121,14 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         return [*ok, "--db", str(tmp / "history")], "it is a directory"
     if name == "database on another output":  # SQLite wrote over the JSONL file
         return [*ok, "--db", str(tmp / "o.jsonl"), "--jsonl", str(tmp / "o.jsonl")], "are the same file"
+    if name == "media folder that is a file":  # every snapshot and clip was lost, one warning line, exit 0
+        (tmp / "media").write_text("x")
+        return [*ok, "--db", str(tmp / "h.db"), "--media", str(tmp / "media")], "--media: cannot write"
+    if name == "database where the media folder goes":  # each snapshot and clip failed on the database file
+        return [*ok, "--db", str(tmp / "history"), "--media", str(tmp / "history")], "is the --media folder"
+    if name == "output where a source's media folder goes":
+        return [*ok, "--db", str(tmp / "h.db"), "--media", str(tmp / "m"), "--jsonl", str(tmp / "m" / "bikes")], \
+            "is the --media folder of source bikes"
     if name == "no source":
         return ["--model", str(weights)], "no source given"
     # a flag that only works beside another was silently ignored without it
@@ -151,7 +159,8 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "a section given twice",
          "unwritable output path", "output under a file", "output naming a folder",
          "output naming a folder, two sources", "database URL with a bad port",
-         "database that is a folder", "database on another output", "no source",
+         "database that is a folder", "database on another output", "media folder that is a file",
+         "database where the media folder goes", "output where a source's media folder goes", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
          "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
 

@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 from typing import IO, Any, Iterable, Optional
 
+from pipelines.credentials import DB_PASSWORD_HELP, db_with_password
 from pipelines.errors import UserError
 from pipelines.processing.events import EVENT_TYPES
 
@@ -46,16 +47,18 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
                         help="the newest N matching events (default 100), printed oldest first")
     parser.add_argument("--format", choices=("table", "jsonl", "csv"), default="table",
                         help="table (default), jsonl (one event document per line, with id and clip) or csv")
+    parser.add_argument("--db-password-file", metavar="FILE", help=DB_PASSWORD_HELP)
     parser.add_argument("--follow", action="store_true",
                         help="keep printing new events as they are stored (with --until: until that time has passed)")
 
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.store.config import check_db, is_postgres, sqlite_path
-    from pipelines.store.db import open_engine
-    from pipelines.store.query import MAX_LIMIT, EventFilter, parse_time, search_events
+    from pipelines.store.db import open_reader
+    from pipelines.store.query import MAX_ID, MAX_LIMIT, EventFilter, parse_time, search_events
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
+    db = db_with_password(args.db, args.db_password_file)
     now = time.time()
     since = parse_time(args.since, now, "--since") if args.since else None
     until = parse_time(args.until, now, "--until") if args.until else None
@@ -63,25 +66,28 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--limit: must be 1..{MAX_LIMIT}, got {args.limit}")
     if since is not None and until is not None and until < since:
         raise UserError("--until: must not be before --since")
+    if args.track is not None and abs(args.track) > MAX_ID:
+        raise UserError(f"--track: must be a track id (at most {MAX_ID}), got {args.track}")
     base = EventFilter(sources=tuple(args.source), since=since, until=until, kinds=tuple(args.type),
                        class_name=args.class_name, zone=args.zone, line=args.line, track_id=args.track,
                        limit=args.limit)
-    if not is_postgres(args.db) and not sqlite_path(args.db).is_file():
-        raise UserError(f"no event database at {sqlite_path(args.db)} (write one with trackstream run --db)")
-    engine = open_engine(args.db)
+    if not is_postgres(db) and not sqlite_path(db).is_file():
+        raise UserError(f"no event database at {sqlite_path(db)} (write one with trackstream run --db)")
+    engine = open_reader(db)
     out = Output(args.format, sys.stdout)
     try:
-        rows = _query(engine, base, search_events, args.db)
+        _query(engine, None, _check_version, db)
+        rows = _query(engine, base, search_events, db)
         rows.reverse()
         out.rows(rows)
         last = max((r["id"] for r in rows), default=None)
         if last is None and args.follow:
-            newest = _query(engine, EventFilter(limit=1), search_events, args.db)
+            newest = _query(engine, EventFilter(limit=1), search_events, db)
             last = newest[0]["id"] if newest else 0
         while args.follow and not _past(until):
             time.sleep(FOLLOW_INTERVAL_S)
             rows = _query(engine, EventFilter(**{**base.__dict__, "after_id": last, "limit": 1000}),
-                          search_events, args.db)
+                          search_events, db)
             out.rows(rows)
             if rows:
                 last = rows[-1]["id"]
@@ -105,11 +111,24 @@ def _query(engine: Any, f: Any, search: Any, db: str) -> list[dict[str, Any]]:
     except SQLAlchemyError as exc:
         detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         first = " ".join(str(detail).split())
-        if "no such table" in first or "does not exist" in first:
+        missing_table = 'relation "' in first and "does not exist" in first   # not 'database "x" does not exist'
+        if "no such table" in first or missing_table:
             raise UserError(f"{describe(db)} holds no event history (write one with trackstream run --db)") from None
         from pipelines.secrets import redact_text, url_password
 
         raise UserError(f"cannot read {describe(db)}: {redact_text(first[:200], url_password(db))}") from None
+
+
+def _check_version(conn: Any, _: Any) -> list[dict[str, Any]]:
+    """A history written by a newer trackstream is refused (as ``run --db`` refuses it): its rows may mean
+    something this version cannot tell."""
+    from pipelines.store.schema import VERSION, schema_version
+
+    found = conn.execute(schema_version.select()).scalar()
+    if found is not None and int(found) > VERSION:
+        raise UserError(f"--db: the event history has schema version {found}, newer than this trackstream knows "
+                        f"({VERSION}): upgrade trackstream")
+    return []
 
 
 def _past(until: Optional[float]) -> bool:

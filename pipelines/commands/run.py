@@ -19,6 +19,7 @@ from pipelines.engine.launch import Opened, StopSignals, claim_writes, preflight
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.state import open_store
 from pipelines.errors import DataLossError, SourceError
+from pipelines.store.config import is_postgres
 from tracker.configutil import ConfigError
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=_dest(flag), default=None, **kwargs)
     add_secret_arguments(parser)
     parser.add_argument("--retain", type=retain_spec, default=None, metavar="AGE,SIZE",
-                        help="delete the oldest rotated segments of the outputs beyond an age (12h, 7d) and/or a "
-                             "total size (500GB) per output; only trackstream's own segment files are touched")
+                        help="delete the oldest rotated segments of the outputs, and with --media the oldest "
+                             "snapshots and clips of each source, beyond an age (12h, 7d) and/or a total size "
+                             "(500GB) per output; only trackstream's own segment and media files are touched")
     parser.add_argument("--fresh-state", action="store_true", default=None,
                         help="with --state: discard each source's saved state and start over (a state saved for "
                              "another video or other outputs is refused without it)")
@@ -213,8 +215,12 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     fill_secrets(data, args)  # --*-file flags and TRACKSTREAM_* variables (pipelines/credentials.py)
     if args.classes is not None:
         set_dotted(data, "detector.classes", args.classes)
+    store = data.get("store")
+    media = store.get("media") if isinstance(store, dict) else None   # --media is in it by now
     for key, value in (args.retain or {}).items():
         set_dotted(data, f"output.{key}", value)
+        if media:   # the event store's snapshots and clips too: they were kept for ever beside rotating outputs
+            set_dotted(data, f"store.{key}", value)
     if args.mqtt_discovery:
         set_dotted(data, "mqtt.discovery", True)
     if args.fresh_state:
@@ -280,8 +286,10 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
         (("--redis-password-file",), bool(config.redis.url) or str(config.state.dir or "").startswith(REDIS_STATE),
          "needs --redis URL or --state redis://... (the server it logs in to)"),
         (("--mqtt-password-file",), bool(config.mqtt.url), "needs --mqtt URL (the broker it logs in to)"),
-        (("--retain",), bool(out.video or out.jsonl),
-         "needs an output whose old segments it deletes (--out or --jsonl)"),
+        (("--db-password-file",), is_postgres(config.store.db or ""),
+         "needs --db postgresql://... (the server it logs in to)"),
+        (("--retain",), bool(out.video or out.jsonl or config.store.media),
+         "needs an output whose old files it deletes (--out, --jsonl or --media)"),
     )
     for flags, ok, why in needs:
         for flag in flags:

@@ -189,7 +189,22 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
             if _same(first.path, second.path):
                 raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
                                   "each output its own path")
+    _check_media_folders(config, writes)
     return writes
+
+
+def _check_media_folders(config: PipelineConfig, writes: Iterable[Write]) -> None:
+    """A file output where ``--media`` or a source's folder in it goes (``--db same --media same``): every
+    snapshot and clip of the run would fail."""
+    if not (config.store.db and config.store.media):
+        return
+    root = Path(config.store.media).expanduser()
+    folders = [(root, "the --media folder")] + [
+        (root / safe_name(s.id), f"the --media folder of source {s.id}") for s in config.sources]
+    for write in writes:
+        for folder, what in folders:
+            if _same(write.path, folder):
+                raise OutputError(f"{write.what} {write.path} is {what}: give each its own path")
 
 
 def check_new_outputs(config: PipelineConfig) -> None:

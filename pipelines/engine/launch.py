@@ -51,6 +51,34 @@ def check_writable(path: str) -> None:
         out.unlink(missing_ok=True)
 
 
+def check_media_folder(media: str, source_ids: Sequence[str]) -> None:
+    """Fail now, before the model loads, when ``--media`` cannot hold files: a regular file, a folder under a
+    file, a place it may not write, or a source's folder that is a file. Every snapshot and clip would be
+    lost one by one otherwise. Folders made for the check are removed again; nothing else is touched."""
+    from pipelines.sinks.base import safe_name
+
+    root = Path(media).expanduser()
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"--media: cannot write the snapshots and clips in {root}: it is not a folder")
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for source_id in source_ids:
+            folder = root / safe_name(source_id)
+            if folder.exists() and not folder.is_dir():
+                raise OutputError(f"--media: cannot write the snapshots and clips of {source_id} in {folder}: "
+                                  "it is not a folder")
+        probe = root / f".trackstream-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"--media: cannot write the snapshots and clips in {root}: {exc.strerror or exc}") from None
+    finally:
+        for folder in made:   # innermost first: only folders this check made, and only while empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 @contextlib.contextmanager
 def claim_writes(config: PipelineConfig, config_files: Sequence[Optional[str]] = (),
                  lock_files: bool = True) -> Iterator[None]:
@@ -116,6 +144,8 @@ def preflight(config: PipelineConfig) -> str:
         from pipelines.store.db import check_postgres
 
         check_postgres(config.store.db, config.store.connect_timeout)   # wrong password, no such database
+    if config.store.db and config.store.media:
+        check_media_folder(config.store.media, [settings.id for settings in config.sources])
     if config.redis.url:
         from pipelines.sinks.redis_sink import check_reachable
 

@@ -126,14 +126,19 @@ class StoreSink:
             self._clips.close()
         if self._worker is not None:
             self._worker.close()
+            if self._worker.failed:   # counted as lost below: the run exits 3
+                log.warning("media of %s: %d snapshot(s) or clip(s) could not be written (%s); their rows say "
+                            "the file is missing", self.source_id, self._worker.failed, self._worker.reason)
             if self._retention.active and self._names is not None and self._media_root is not None:
                 self._retention.apply(self._media_root / self._names.folder)
         if self._own_writer:
             self._writer.close(self._cfg.flush_timeout)
 
     def undelivered(self) -> int:
-        """Rows dropped or never written: a run that lost any exits 3."""
-        return self._writer.stats().dropped if self._own_writer else 0
+        """Rows dropped or never written, and snapshot or clip jobs that failed (a full disk): a run that lost
+        any exits 3."""
+        rows = self._writer.stats().dropped if self._own_writer else 0
+        return rows + (self._worker.failed if self._worker is not None else 0)
 
     # -- internals ----------------------------------------------------------------------------------------
     def _events(self, events: Sequence[Event], stream_time: Optional[float], pts: Optional[float]) -> None:
@@ -188,7 +193,14 @@ class StoreSink:
         self._next_retention = now + RETENTION_INTERVAL_S
         folder = self._media_root / self._names.folder
         retention = self._retention
-        self._worker.submit(lambda: None if retention.apply(folder) is None else None)
+
+        def retain() -> None:   # on the media thread; not a snapshot or clip, so never counted as one lost
+            try:
+                retention.apply(folder)
+            except OSError as exc:
+                log.warning("media retention of %s: %s (tried again in a minute)", folder, exc.strerror or exc)
+
+        self._worker.submit(retain)
 
 
 def _build(ctx: SinkContext) -> StoreSink:

@@ -23,9 +23,28 @@ def check_db(value: str, key: str = "db") -> None:
     scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() not in DB_SCHEMES:
         raise ConfigError(key, f"expected a SQLite file (events.db) or a postgresql:// URL, got a {scheme}:// URL")
+    if scheme.lower() == "sqlite" and sep:
+        _check_sqlite_url(text, key)
+    elif text == ":memory:":
+        raise ConfigError(key, _IN_MEMORY)
     port = _port_of(text) if sep else ""
     if port and not port.isdigit():   # checked now, before any output is opened
         raise ConfigError(key, f"not a valid database URL {mask_url(text)!r}: the port must be a number")
+
+
+_IN_MEMORY = "an in-memory SQLite database keeps nothing after the run: give a file (events.db)"
+
+
+def _check_sqlite_url(url: str, key: str) -> None:
+    """``sqlite:///events.db`` (relative) or ``sqlite:////var/lib/events.db``: three slashes before the path.
+    ``sqlite://events.db`` made a folder named ``sqlite:`` holding events.db; ``sqlite:///:memory:`` (or
+    ``sqlite://``) kept every row in memory and lost them all at the end."""
+    path = url[len("sqlite:///"):] if url.lower().startswith("sqlite:///") else None
+    if path is None:
+        raise ConfigError(key, f"a SQLite URL is sqlite:/// and the file's path (sqlite:///events.db, or "
+                               f"sqlite:////var/lib/events.db for an absolute path), got {mask_url(url)!r}")
+    if path in ("", ":memory:") or path.startswith(":memory:?"):
+        raise ConfigError(key, _IN_MEMORY)
 
 
 def _port_of(url: str) -> str:

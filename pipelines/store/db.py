@@ -10,11 +10,13 @@ Passwords never appear in messages: ``describe(url)`` masks them.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Optional
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from pipelines.errors import OutputError, UserError
 from pipelines.secrets import redact_text, url_password
@@ -80,6 +82,27 @@ def open_engine(db: str, *, writer: bool = False, connect_timeout: float = 5.0) 
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def open_reader(db: str) -> Engine:
+    """An engine that only reads ``db``. A SQLite history in a folder this user may not write (the service's
+    ``/var/lib/...`` read by an operator, a read-only copy or mount) cannot be opened the usual way: a WAL
+    reader creates the ``-shm`` file beside it. When it has no ``-wal`` file (nothing is written to it now, so
+    the file alone holds every row), it is opened as immutable, which needs neither."""
+    engine = open_engine(db)
+    if is_postgres(db):
+        return engine
+    path = sqlite_path(db)
+    try:
+        ping(engine)
+        return engine
+    except OperationalError as exc:
+        if "unable to open database file" not in driver_text(exc) or not path.is_file() \
+                or path.with_name(f"{path.name}-wal").exists():
+            return engine   # its own error, reported by the first query
+    engine.dispose()
+    uri = f"file:{quote(str(path.resolve()))}?immutable=1"
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
 
 
 def ping(engine: Engine) -> None:

@@ -71,7 +71,7 @@ class MediaWorker:
         self._jobs: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
         self.failed = 0
         self.done = 0
-        self._warned = False
+        self.reason: Optional[str] = None    # why the first failed job failed
         self._thread = threading.Thread(target=self._run, name=f"trackstream-media-{name}", daemon=True)
         self._thread.start()
 
@@ -96,10 +96,10 @@ class MediaWorker:
                 self.done += 1
             except Exception as exc:  # noqa: BLE001 - a full disk or a bad frame loses that file, not the run
                 self.failed += 1
-                if not self._warned:
+                if self.reason is None:
+                    self.reason = str(getattr(exc, "strerror", None) or exc)
                     log.warning("media: cannot write a snapshot or clip (%s); rows keep their place and say "
-                                "the file is missing", getattr(exc, "strerror", None) or exc)
-                    self._warned = True
+                                "the file is missing", self.reason)
 
 
 @dataclass(frozen=True)

@@ -148,16 +148,19 @@ class History:
                                        "zone", "line", "direction")}
             doc["clip"] = self._media_doc(row["clip"])
             doc["snapshot"] = self._media_doc(thumbs.get(row["id"]))
-            if row["track_id"] is not None:
-                doc["track_url"] = f"/api/tracks/{quote(row['source_id'], safe='')}/{row['track_id']}"
+            if row["track_id"] is not None:   # ?at=: this event's track, not a later run's with the same id
+                doc["track_url"] = (f"/api/tracks/{quote(row['source_id'], safe='')}/{row['track_id']}"
+                                    f"?at={row['time']!r}")
             doc["document"] = row["doc"]
             out.append(doc)
         nxt = encode_cursor(rows[-1]) if len(rows) == f.limit else None
         return {"events": out, "next": nxt}
 
     @staticmethod
-    def _thumbnails(conn: Any, rows: list[dict[str, Any]]) -> dict[int, str]:
-        """Event id -> the snapshot of its track (the stored track with that id that started last before it)."""
+    def _thumbnails(conn: Any, rows: list[dict[str, Any]]) -> dict[int, Optional[str]]:
+        """Event id -> the snapshot of its own track: the stored track with that id that started last before
+        the event (ids start again in a new run). None while that track has none yet (it is still alive), never
+        the snapshot of an earlier run's track that had the same id."""
         from sqlalchemy import select
 
         from pipelines.store.schema import tracks
@@ -167,33 +170,35 @@ class History:
             return {}
         c = tracks.c
         query = select(c.source_id, c.track_id, c.first_time, c.snapshot).where(
-            c.source_id.in_({s for s, _ in wanted}), c.track_id.in_({t for _, t in wanted}),
-            c.snapshot.is_not(None)).order_by(c.first_time.desc())
-        found: dict[tuple[str, int], list[tuple[float, str]]] = {}
+            c.source_id.in_({s for s, _ in wanted}), c.track_id.in_({t for _, t in wanted})
+        ).order_by(c.first_time.desc())
+        found: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for source, tid, first, snap in conn.execute(query):
-            found.setdefault((source, tid), []).append((first, snap))
-        out = {}
+            found.setdefault((source, tid), []).append({"first_time": first, "snapshot": snap})
+        out: dict[int, Optional[str]] = {}
         for row in rows:
-            for first, snap in found.get((row["source_id"], row["track_id"]), []):
-                if first <= row["time"] + 1e-6:
-                    out[row["id"]] = snap
-                    break
+            own = track_at(found.get((row["source_id"], row["track_id"]), []), row["time"])
+            if own is not None:
+                out[row["id"]] = own["snapshot"]
         return out
 
     def _track(self, request: web.Request) -> Optional[dict[str, Any]]:
-        from pipelines.store.query import track_events, track_rows
+        from pipelines.store.query import parse_time, track_events, track_rows
 
         source = request.match_info["source"]
         try:
             track_id = int(request.match_info["id"])
         except ValueError:
             raise UserError("a track id is a whole number") from None
+        at = parse_time(request.query["at"], what="at") if "at" in request.query else None
         with self.engine().connect() as conn:
             found = track_rows(conn, source, track_id)
-            if not found:
+            track = found[0] if found and at is None else track_at(found, at or 0.0)
+            if track is None:
                 return None
-            track = found[0]
-            events = track_events(conn, track)
+            index = found.index(track)
+            later = found[index - 1]["first_time"] if index > 0 else None   # where the next track of this id starts
+            events = track_events(conn, track, until=later)
         clips: list[dict[str, Any]] = []
         for e in events:
             clip = self._media_doc(e["clip"])
@@ -204,7 +209,7 @@ class History:
         doc["snapshot_frame"] = self._media_doc(track["snapshot_frame"])
         doc["clips"] = clips
         doc["events"] = [e["doc"] for e in events]
-        doc["earlier"] = len(found) - 1     # older tracks of this source that had the same id (other runs)
+        doc["earlier"] = len(found) - 1 - index   # older tracks of this source that had the same id (other runs)
         return doc
 
     def _sources(self, request: web.Request) -> dict[str, Any]:
@@ -230,9 +235,18 @@ class History:
                                                "X-Content-Type-Options": "nosniff"})
 
 
+def track_at(newest_first: list[dict[str, Any]], at: float) -> Optional[dict[str, Any]]:
+    """Of the stored tracks of one source and id (newest first), the one alive at ``at`` (Unix s): the one that
+    started last at or before it; None when all started later."""
+    for track in newest_first:
+        if track["first_time"] <= at + 1e-6:
+            return track
+    return None
+
+
 def history_for(store: StoreConfig) -> Optional[History]:
     """The history routes when the run keeps one (``store.db``); None otherwise."""
     return History(store) if store.db is not None else None
 
 
-__all__ = ["History", "history_for", "media_file"]
+__all__ = ["History", "history_for", "media_file", "track_at"]

@@ -106,8 +106,11 @@ OPENAPI: dict[str, Any] = {
         "/api/tracks/{source}/{id}": {"get": {
             "summary": "a stored track with its events, snapshot and clips",
             "parameters": [{"name": "source", "in": "path", "required": True, "schema": {"type": "string"}},
-                           {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "responses": {"200": {"description": "the newest stored track with this id", "content": _json("Track")},
+                           {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           _query("at", "the track with this id alive at this time (ids start again in a new run; "
+                                  "an event's track_url carries its time)", _TIME)],
+            "responses": {"200": {"description": "the newest stored track with this id (with at: the one that "
+                                                 "started last at or before it)", "content": _json("Track")},
                           "404": {"description": "no such track"}, "401": _AUTH}}},
         "/api/history/sources": {"get": {
             "summary": "sources with stored tracks",

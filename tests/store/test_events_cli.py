@@ -92,7 +92,7 @@ def test_follow_until_a_time_already_past_prints_and_ends(history: tuple[str, fl
     (["--since", "yesterday"], "--since: expected a time like 2h"),
     (["--limit", "0"], "--limit: must be 1.."),
     (["--since", "1h", "--until", "2h"], "--until: must not be before --since"),   # named 'until:', as the API
-    (["--track", str(2**63)], "track: must be a track id (at most 9223372036854775807)"),  # was an SQLite traceback
+    (["--track", str(2**63)], "--track: must be a track id (at most 9223372036854775807)"),  # was a traceback
 ])
 def test_bad_input_is_one_line(history: tuple[str, float], args: list[str], message: str) -> None:
     db, _ = history
@@ -148,3 +148,46 @@ def test_the_error_quoted_in_the_docs_is_the_one_printed(history: tuple[str, flo
     db, _ = history
     done = run_cli("events", "--db", db, "--since", "yesterday", timeout=60)
     assert quoted("events.md", "--since") == printed(done.stderr)
+
+
+def test_a_history_of_a_newer_trackstream_is_refused_as_run_refuses_it(tmp_path: Path) -> None:
+    """'run --db' refuses a history with a newer schema; 'events' printed its rows as if it knew what they mean."""
+    import sqlite3
+
+    db = str(tmp_path / "events.db")
+    sink = StoreSink(StoreConfig(db=db), "cam1")
+    feed(sink, synthetic_results("cam1"))
+    sink.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE trackstream_schema SET version = 99")
+    conn.close()
+    done = run_cli("events", "--db", db, timeout=60)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.strip() == ("trackstream: error: --db: the event history has schema version 99, newer than "
+                                   "this trackstream knows (1): upgrade trackstream")
+
+
+def test_a_history_in_a_folder_it_may_not_write_is_read(tmp_path: Path) -> None:
+    """An operator reading the service's history (a folder only the service may write), or a read-only copy:
+    'cannot read SQLite ...: unable to open database file', since a WAL reader makes the -shm file beside it.
+    Made for real with a read-only bind mount (needs root; skipped otherwise)."""
+    import subprocess
+
+    folder, mount = tmp_path / "service", tmp_path / "readonly"
+    folder.mkdir()
+    mount.mkdir()
+    sink = StoreSink(StoreConfig(db=str(folder / "events.db")), "cam1")
+    docs = feed(sink, synthetic_results("cam1"))
+    sink.close()
+    made = subprocess.run(["mount", "--bind", str(folder), str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount a folder read-only here: {made.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True, capture_output=True)
+        done = run_cli("events", "--db", str(mount / "events.db"), "--format", "jsonl", "--limit", "1000",
+                       timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert [json.loads(line)["event"] for line in done.stdout.splitlines()] == [d["event"] for d in docs]
+        assert sorted(p.name for p in mount.iterdir()) == ["events.db"]
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

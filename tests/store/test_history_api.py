@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 from urllib.parse import quote
@@ -176,3 +177,28 @@ def test_everything_new_needs_the_token(locked: WebView) -> None:
     assert get(locked, event["clip"]["url"])[0] == 401
     assert get(locked, event["clip"]["url"], {"Authorization": f"Bearer {TOKEN}"})[0] == 200
     assert get(locked, "/api/events", {"Authorization": "Bearer wrong"})[0] == 401
+
+
+def test_an_event_links_to_its_own_track_not_an_earlier_runs_with_the_same_id(tmp_path: Path) -> None:
+    """Track ids start again in a new run: the second run's track 1 (still alive, no snapshot yet) got the first
+    run's track 1's picture as thumbnail, and every event's track_url opened the newest track 1."""
+    config = StoreConfig(db=str(tmp_path / "events.db"), media=str(tmp_path / "media"))
+    first = StoreSink(config, "cam1")
+    feed(first, synthetic_results("cam1", t0=1_000_000.0))
+    first.close()
+    second = StoreSink(config, "cam1")
+    feed(second, synthetic_results("cam1", n_frames=14, t0=1_000_100.0)[:14])   # track 1 alive, no stream end
+    for view in _serve(config, None):
+        deadline = time.monotonic() + 10
+        while not get_json(view, "/api/events?source=cam1&type=line_crossed&track=1&since=1000050")["events"]:
+            assert time.monotonic() < deadline, "the second run's rows were not written"
+            time.sleep(0.05)
+        old, new = (get_json(view, f"/api/events?source=cam1&type=line_crossed&track=1&{when}")["events"][0]
+                    for when in ("until=1000050", "since=1000050"))
+        assert old["snapshot"]["available"] and new["snapshot"] is None
+        old_track, new_track = get_json(view, old["track_url"]), get_json(view, new["track_url"])
+        assert old_track["first_time"] < 1_000_050 < new_track["first_time"]
+        assert old_track["snapshot"] == old["snapshot"] and old_track["earlier"] == 0
+        assert [e["time"] for e in old_track["events"] if e["event"] == "line_crossed"] == [old["time"]]
+        assert old_track["events"][-1]["event"] == "track_ended" and not new_track["ended"]
+    second.close()

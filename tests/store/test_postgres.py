@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,35 @@ def test_trackstream_events_reads_postgresql_and_never_prints_the_password(postg
     assert done.returncode == 2 and "cannot read PostgreSQL at postgresql://trackstream:***@" in done.stderr
     assert "Wrong-Pw-123" not in done.stderr and PG_PASSWORD not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_trackstream_events_on_a_database_that_does_not_exist_says_so(postgres: PostgresServer, pg_url: str) -> None:
+    """A misspelt database name was reported as '... holds no event history', as if the run had written
+    nothing there: the server's own reason is named, as for a wrong password."""
+    from tests.conftest import run_cli
+
+    done = run_cli("events", "--db", pg_url + "_typo", timeout=60)
+    assert done.returncode == 2 and "holds no event history" not in done.stderr
+    assert f'database "{pg_url.rsplit("/", 1)[1]}_typo" does not exist' in done.stderr, done.stderr
+    assert PG_PASSWORD not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = run_cli("events", "--db", pg_url, timeout=60)                 # there, but nothing written yet
+    assert done.returncode == 2 and "holds no event history" in done.stderr
+
+
+def test_the_database_password_need_not_be_on_the_command_line(postgres: PostgresServer, pg_url: str,
+                                                                 bikes_video: Path, tmp_path: Path) -> None:
+    """Redis and MQTT passwords can come from a file or the environment; the PostgreSQL one could only be in the
+    --db URL, where ps and the shell history show it (the run's own command line)."""
+    from tests.conftest import run_cli
+
+    bare = pg_url.replace(f":{PG_PASSWORD}@", "@")
+    assert PG_PASSWORD not in bare
+    done = run_cli("run", str(bikes_video), "--db", bare, "--max-frames", "3", "--imgsz", "160", "--quiet",
+                   env={"TRACKSTREAM_DB_PASSWORD": PG_PASSWORD}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    secret = tmp_path / "db-password"
+    secret.write_text(PG_PASSWORD + "\n")
+    done = run_cli("events", "--db", bare, "--db-password-file", str(secret), "--format", "jsonl", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["event"] for line in done.stdout.splitlines()] == ["stream_started", "stream_ended"]
+    assert PG_PASSWORD not in done.stderr

@@ -101,3 +101,36 @@ def test_a_db_file_it_cannot_use_is_refused_at_start(bikes_video: Path, tmp_path
     assert done.stderr.startswith("trackstream: error: --db: ") and len(done.stderr.strip().splitlines()) == 1
     assert ("file is not a database" if kind == "not_a_database" else "schema version 99") in done.stderr
     assert db.stat().st_size == before
+
+
+def test_snapshots_and_clips_that_cannot_be_written_end_in_exit_3(bikes_video: Path, tmp_path: Path) -> None:
+    """A full disk under --media lost every snapshot and clip after one warning line, and the run ended 'ok'
+    (exit 0). The fault is made for real: the day folders the files go into are files."""
+    config = tmp_path / "gate.yaml"
+    config.write_text(GATE)
+    db, media = tmp_path / "events.db", tmp_path / "media"
+    (media / "bikes").mkdir(parents=True)
+    now = time.time()
+    for day in {time.strftime("%Y%m%d", time.gmtime(now + offset)) for offset in (0, 3600)}:
+        (media / "bikes" / day).write_text("in the way\n")
+    done = run_cli("run", str(bikes_video), "--config", str(config), "--db", str(db), "--media", str(media),
+                   "--imgsz", "160", "--quiet", timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert "media of bikes: " in done.stderr and "snapshot(s) or clip(s) could not be written" in done.stderr
+    assert "lost: store output of bikes" in done.stderr and "Traceback" not in done.stderr
+    assert _rows(db, "SELECT count(*) FROM events WHERE event = 'line_crossed' AND clip IS NOT NULL")[0][0] >= 1
+
+
+def test_retain_on_the_command_line_applies_to_the_media(bikes_video: Path, tmp_path: Path) -> None:
+    """'--retain 7d' with --db --media was refused as needing --out or --jsonl, and beside one of them it left the
+    snapshots and clips to grow for ever: only store.retain_seconds in a config file reached them."""
+    db, media = tmp_path / "events.db", tmp_path / "media"
+    old_day = media / "bikes" / "20200101"
+    old_day.mkdir(parents=True)
+    for name in ("clip-1-120000-100001.mp4", "notes.txt"):
+        (old_day / name).write_text("from 2020\n")
+        os.utime(old_day / name, (1577880000, 1577880000))
+    done = run_cli("run", str(bikes_video), "--db", str(db), "--media", str(media), "--retain", "7d",
+                   "--max-frames", "3", "--imgsz", "160", "--quiet", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in old_day.iterdir()) == ["notes.txt"]     # its own old clip went, the user's file stays

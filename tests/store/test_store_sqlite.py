@@ -159,3 +159,19 @@ def test_frames_processed_again_after_a_restart_do_not_store_their_events_twice(
     with sqlite3.connect(db) as conn:
         stored = [json.loads(doc) for (doc,) in conn.execute("SELECT doc FROM events ORDER BY id")]
     assert stored == [dict(e) for e in expected]
+
+
+@pytest.mark.parametrize("db, words", [("sqlite://events.db", "sqlite:///events.db"),
+                                       ("sqlite:///:memory:", "keeps nothing after the run"),
+                                       (":memory:", "keeps nothing after the run")])
+def test_a_sqlite_url_that_names_no_file_is_refused(tmp_path: Path, db: str, words: str) -> None:
+    """'sqlite://events.db' (two slashes) made a folder named 'sqlite:' in the working folder and the history went
+    there ('trackstream events --db sqlite://events.db' then found none); ':memory:' ran the whole video into a
+    database that vanished at the end, exit 0."""
+    from tests.conftest import run_cli
+
+    for command in (["run", "clip.mp4", "--db", db], ["events", "--db", db]):
+        done = run_cli(*command, cwd=tmp_path, timeout=60)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
