@@ -75,6 +75,9 @@ class MotionMeter:
         if background is None or background.shape != grey.shape:
             self._background = grey
             return MotionMask(np.zeros(grey.shape, bool), step)
-        changed: Mask = np.abs(grey - background) > self.threshold * span / 255.0
-        self._background = (background * (1.0 - self.rate) + grey * self.rate).astype(np.float32)
+        # in place, with the same float32 arithmetic as ``background * (1 - rate) + grey * rate``: no temporaries
+        diff = np.subtract(grey, background)
+        changed: Mask = np.abs(diff, out=diff) > self.threshold * span / 255.0
+        np.multiply(background, 1.0 - self.rate, out=background)
+        background += np.multiply(grey, self.rate, out=grey)
         return MotionMask(changed, step)
