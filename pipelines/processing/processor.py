@@ -129,6 +129,7 @@ class StreamProcessor:
         self.after_outage = False  # restored by a worker restarted after a crash (a camera gets a stream_gap)
         self.finished = False      # the source reached its end (nothing left to resume)
         self.schedule_state = ScheduleState()  # the detection schedule after this source's last frame
+        self._no_detections = Detections.empty()  # a skipped frame's (immutable: one value for them all)
 
     # -- the verbs ----------------------------------------------------------------------------------------
     def process(self, frame: VideoFrame, detections: Optional[Detections],
@@ -143,7 +144,7 @@ class StreamProcessor:
         frame = self.clock.place(frame)
         detected = detections is not None
         if detections is None:
-            detections = Detections.empty()
+            detections = self._no_detections
             tracks = self._tracker.predict(timestamp=frame.pts)
         else:
             tracks = self._tracker.update(detections, timestamp=frame.pts)

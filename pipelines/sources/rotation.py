@@ -78,9 +78,15 @@ class Upright:
         self.rotation = initial
 
     def see(self, frame: Any) -> int:
-        """Note the rotation ``frame`` states, if any; the rotation in force for it."""
-        if states_rotation(frame):
-            self.rotation = frame_rotation(frame)
+        """Note the rotation ``frame`` states, if any; the rotation in force for it.
+
+        The angle is read in place; the frame's ``side_data`` is opened only to tell a stated 0 from none while
+        another rotation is in force: PyAV's side-data container and the frame refer to each other, so a frame
+        whose container was opened is freed by the garbage collector, not when the last stage drops it, and
+        the decoder meanwhile allocates new pictures (0.15 ms per 720p frame, and memory)."""
+        angle = frame_rotation(frame)
+        if angle or (self.rotation and states_rotation(frame)):
+            self.rotation = angle
         return self.rotation
 
     def image(self, frame: Any) -> np.ndarray:
