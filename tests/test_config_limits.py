@@ -52,3 +52,23 @@ def test_a_huge_value_is_shortened_in_the_error(tmp_path):
     done = run_cli("run", "clip.mp4", "--config", str(path), timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "detector.conf" in done.stderr and len(done.stderr) < 600 and "characters)" in done.stderr
+
+
+def test_a_zone_traced_with_thousands_of_points_loads_at_once(tmp_path):
+    """A zone traced round a mask (a contour of 12,000 points, 190 KiB: within the file limit): the bow-tie check
+    compared every side with every other in Python, 72 million pairs, and the run sat over half a minute before its
+    first frame; a config file must not cost the machine that."""
+    import math
+
+    from pipelines.config import build_config
+
+    n = 12_000
+    turns = [2 * math.pi * i / n for i in range(n)]
+    ring = ",".join(f"[{1920 + 1800 * math.cos(t):.2f},{1080 + 1000 * math.sin(t):.2f}]" for t in turns)
+    path = tmp_path / "traced.yaml"
+    path.write_text(f"zones: [{{name: yard, polygon: [{ring}]}}]\n", encoding="utf-8")
+    assert path.stat().st_size < MAX_CONFIG_BYTES
+    started = time.perf_counter()
+    config = build_config(read_config_file(path))
+    assert time.perf_counter() - started < 3.0
+    assert len(config.zones[0].polygon) == n

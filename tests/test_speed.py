@@ -161,6 +161,20 @@ def test_surveyed_ground_coordinates_give_the_same_speeds_as_local_ones():
     assert runs[1] == pytest.approx(runs[0], abs=0.01)
 
 
+def test_a_camera_whose_horizon_meets_the_corner_of_its_points_box_is_calibrated():
+    """A rolled camera whose horizon passes exactly through the top-left corner of the box round the four image
+    points (here the frame's corner): the float64 solve fixed the homography's last entry to 1, which such a map
+    has as 0, and the run ended in a LinAlgError traceback ('Singular matrix') as its processor started."""
+    image = ((0.0, 512.0), (1024.0, 0.0), (1024.0, 1024.0), (256.0, 1024.0))
+    h = np.array([[1 / 16, 0.0, 1 / 16], [0.0, 1 / 16, 0.0], [1 / 1024, 1 / 512, 0.0]])   # w = 0 at (0, 0)
+    p = np.c_[np.array(image), np.ones(4)] @ h.T
+    ground = tuple((float(x), float(y)) for x, y in p[:, :2] / p[:, 2:])
+    plane = GroundPlane(CalibrationConfig(image_points=image, ground_points=ground))
+    back, valid = plane.to_ground(np.array([*image, (512.0, 512.0)]))
+    q = h @ np.array([512.0, 512.0, 1.0])
+    assert valid.all() and np.abs(back - np.array([*ground, q[:2] / q[2]])).max() < 1e-9
+
+
 def test_a_speed_limit_without_a_calibration_is_one_clear_line():
     from pipelines.errors import UserError
 

@@ -232,7 +232,9 @@ def check_new_outputs(config: PipelineConfig) -> None:
                 continue
             if key == "heatmap":
                 check_new(path, out.heatmap_overwrite, settings.id)
-            elif _holds_data(path) and isinstance(saved, dict) and not config.state.fresh:
+            elif _holds_data(path) and isinstance(saved, dict) and not config.state.fresh and not settings.is_live:
+                # a resumed file refuses an added output (fingerprint.py), so another path is no way out; a camera
+                # takes one, and starting over would throw its track IDs and counts away
                 raise OutputError(f"{flag} of source {settings.id}: {path} exists and the run saved in --state does "
                                   "not continue it (it failed there before its first snapshot, or this run adds "
                                   f"it); refusing to replace it (leave {flag} out to resume, or start over: "

@@ -78,18 +78,20 @@ def _homography(src: Array, dst: Array) -> Array:
 
     Both sets are first mapped onto the unit square they span: ground points given as surveyed coordinates
     (UTM or a national grid, millions of metres) keep their millimetres, which OpenCV's float32
-    ``getPerspectiveTransform`` rounded to half a metre."""
+    ``getPerspectiveTransform`` rounded to half a metre. The nine entries are the null vector of the eight
+    equations (SVD), not eight of them with the last fixed to 1: a map whose last entry is 0 (the horizon
+    through the least corner of the points' box) is a camera too, and fixing it to 1 made the system singular."""
     ts, td = _normalise(src), _normalise(dst)
     s = np.c_[src, np.ones(4)] @ ts.T
     d = np.c_[dst, np.ones(4)] @ td.T
-    rows, rhs = [], []
+    rows = []
     for (x, y, _), (u, v, _) in zip(s, d):
-        rows.append([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y])
-        rows.append([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y])
-        rhs += [u, v]
-    h = np.append(np.linalg.solve(np.array(rows), np.array(rhs)), 1.0).reshape(3, 3)
+        rows.append([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, -u])
+        rows.append([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, -v])
+    h = np.linalg.svd(np.array(rows))[2][-1].reshape(3, 3)
     out: Array = np.linalg.inv(td) @ h @ ts
-    return out / out[2, 2] if out[2, 2] != 0 else out
+    largest = float(np.abs(out).max())
+    return out / (out[2, 2] if abs(out[2, 2]) > 1e-9 * largest else largest)
 
 
 def _turns(pts: Array) -> list[bool]:

@@ -129,6 +129,32 @@ def test_run_survives_five_camera_restarts(rtsp_server, tmp_path):
     assert "Traceback" not in cli.stderr
 
 
+def test_a_camera_resumed_with_a_users_file_as_a_new_output_is_told_to_choose_another_path(rtsp_server,
+                                                                                              pose_weights, tmp_path):
+    """A camera keeps its IDs and counts in --state, and an output added on its restart is fine (unlike a resumed
+    video's). Given a file of the user's as that new output, the refusal said 'leave --jsonl out to resume, or
+    start over: --fresh-state --overwrite': drop the output or throw away the camera's IDs and counts, where
+    another path (or --overwrite) is all it takes."""
+    from tests.conftest import run_cli
+
+    server = rtsp_server()
+    state, mine = tmp_path / "state", tmp_path / "mine.jsonl"
+    first = run_cli("run", server.url, "--source-id", "gate", "--model", str(pose_weights), "--imgsz", "160",
+                    "--state", str(state), "--max-frames", "5", "--quiet", timeout=120)
+    assert first.returncode == 0 and (state / "gate.json").exists(), first.stderr[-2000:]
+    mine.write_text('{"mine": 1}\n', encoding="utf-8")
+    again = run_cli("run", server.url, "--source-id", "gate", "--model", str(pose_weights), "--imgsz", "160",
+                    "--state", str(state), "--max-frames", "5", "--jsonl", str(mine), "--quiet", timeout=120)
+    errors = [line for line in again.stderr.splitlines() if line.startswith("trackstream: error: ")]
+    assert again.returncode == 2 and len(errors) == 1 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    assert f"--jsonl of source gate: {mine} exists; refusing to replace it (choose another path" in errors[0]
+    assert "--fresh-state" not in errors[0] and mine.read_text(encoding="utf-8") == '{"mine": 1}\n'
+    elsewhere = run_cli("run", server.url, "--source-id", "gate", "--model", str(pose_weights), "--imgsz", "160",
+                        "--state", str(state), "--max-frames", "5", "--jsonl", str(tmp_path / "new.jsonl"),
+                        "--quiet", timeout=120)
+    assert elsewhere.returncode == 0 and lines(tmp_path / "new.jsonl"), elsewhere.stderr[-2000:]  # drops count too
+
+
 def test_dead_camera_does_not_slow_the_other_and_outputs_stay_separate(rtsp_server, tmp_path):
     """Three cameras: 'back' dies mid-run (and is retried forever), 'side' never answers and gives up after one
     attempt; 'front' keeps its frame rate throughout. The give-up is reported at the end as a non-zero exit."""
