@@ -70,5 +70,5 @@ def test_a_zone_traced_with_thousands_of_points_loads_at_once(tmp_path):
     assert path.stat().st_size < MAX_CONFIG_BYTES
     started = time.perf_counter()
     config = build_config(read_config_file(path))
-    assert time.perf_counter() - started < 3.0
+    assert time.perf_counter() - started < 10.0   # a hang guard, not a speed target: 0.3 s now, 37 s before
     assert len(config.zones[0].polygon) == n
