@@ -77,13 +77,12 @@ def main(args: argparse.Namespace) -> int:
     out = Output(args.format, sys.stdout)
     try:
         _query(engine, None, _check_version, db)
+        # --follow goes on from the largest id stored before the first query (the newest event by time may
+        # have a smaller one: cameras store in their own order); rows stored after it come with the follow
+        last = _query(engine, None, _newest_id, db)[0] if args.follow else 0
         rows = _query(engine, base, search_events, db)
         rows.reverse()
-        out.rows(rows)
-        last = max((r["id"] for r in rows), default=None)
-        if last is None and args.follow:
-            newest = _query(engine, EventFilter(limit=1), search_events, db)
-            last = newest[0]["id"] if newest else 0
+        out.rows([r for r in rows if not args.follow or r["id"] <= last])
         while args.follow and not _past(until):
             time.sleep(FOLLOW_INTERVAL_S)
             rows = _query(engine, EventFilter(**{**base.__dict__, "after_id": last, "limit": 1000}),
@@ -129,6 +128,12 @@ def _check_version(conn: Any, _: Any) -> list[dict[str, Any]]:
         raise UserError(f"--db: the event history has schema version {found}, newer than this trackstream knows "
                         f"({VERSION}): upgrade trackstream")
     return []
+
+
+def _newest_id(conn: Any, _: Any) -> list[int]:
+    from pipelines.store.query import newest_id
+
+    return [newest_id(conn)]
 
 
 def _past(until: Optional[float]) -> bool:

@@ -114,6 +114,13 @@ def search_events(conn: Connection, f: EventFilter) -> list[dict[str, Any]]:
     return [_event(dict(row)) for row in conn.execute(query.limit(f.limit)).mappings()]
 
 
+def newest_id(conn: Connection) -> int:
+    """The largest event id stored (0 when none): where ``--follow`` goes on from, whatever the events' times."""
+    from sqlalchemy import func
+
+    return int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
+
+
 def _event(row: dict[str, Any]) -> dict[str, Any]:
     row["doc"] = json.loads(row["doc"])
     return row

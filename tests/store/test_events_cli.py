@@ -88,6 +88,22 @@ def test_follow_until_a_time_already_past_prints_and_ends(history: tuple[str, fl
     assert len(done.stdout.splitlines()) == 1 + 4 and all(" cam1 " in ln for ln in done.stdout.splitlines()[1:])
 
 
+def test_follow_never_prints_events_stored_before_it_started(tmp_path: Path) -> None:
+    """cam2's events of an hour ago were stored after cam1's of now (a camera uploading late): --follow went on
+    from the id of the newest event by time, and printed cam2's old events as if they had just happened."""
+    db = str(tmp_path / "events.db")
+    now = time.time()
+    for source, t0 in (("cam1", now - 5), ("cam2", now - 3600)):
+        sink = StoreSink(StoreConfig(db=db), source)
+        feed(sink, synthetic_results(source, t0=t0))
+        sink.close()
+    done = run_cli("events", "--db", db, "--follow", "--limit", "2", "--until", repr(time.time() + 1.5),
+                   "--format", "jsonl", timeout=60)
+    assert done.returncode == 0, done.stderr
+    docs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(docs) == 2 and {d["source_id"] for d in docs} == {"cam1"}, docs
+
+
 @pytest.mark.parametrize("args, message", [
     (["--since", "yesterday"], "--since: expected a time like 2h"),
     (["--limit", "0"], "--limit: must be 1.."),
