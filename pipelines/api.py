@@ -218,9 +218,10 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
             ``adaptive``; ``detector.schedule``). Every frame is still yielded: ``FrameResult.detected``
             says whether the detector ran on it, a track whose ``Tracks.matched`` row is False is predicted.
         heatmap: True: each ``FrameResult.heat`` holds the source's heatmap so far (``HeatSnapshot``: where
-            tracks' ground points were, in total and per class); a path: that too, and a PNG of it written
-            there when the run ends (``{source}`` = source id; an existing file is refused unless
-            ``overrides={"output.heatmap_overwrite": True}``), as ``--heatmap``.
+            tracks' ground points were, in total and per class); a path: that too, and its picture written
+            there when the run ends (PNG, or JPEG, WebP or BMP by the suffix; ``{source}`` = source id; an
+            existing file is refused unless ``overrides={"output.heatmap_overwrite": True}``), as
+            ``--heatmap``.
         statuses: also yield each source's ``StreamStatus`` values (started, gap, resumed, ended,
             closed) in order with its frames; their ``events`` hold the stream events and the
             ``track_ended`` events of tracks still open when a source ends.
