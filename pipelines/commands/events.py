@@ -54,7 +54,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.store.config import check_db, is_postgres, sqlite_path
-    from pipelines.store.db import open_reader
+    from pipelines.store.db import fresh_reader, open_reader
     from pipelines.store.query import MAX_ID, MAX_LIMIT, EventFilter, parse_time, search_events
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
@@ -85,6 +85,7 @@ def main(args: argparse.Namespace) -> int:
         out.rows([r for r in rows if not args.follow or r["id"] <= last])
         while args.follow and not _past(until):
             time.sleep(FOLLOW_INTERVAL_S)
+            engine = fresh_reader(engine, db)   # a read-only history opened immutable: read afresh
             rows = _query(engine, EventFilter(**{**base.__dict__, "after_id": last, "limit": 1000}),
                           search_events, db)
             out.rows(rows)

@@ -54,27 +54,31 @@ def check_writable(path: str) -> None:
 def check_media_folder(media: str, source_ids: Sequence[str]) -> None:
     """Fail now, before the model loads, when ``--media`` cannot hold files: a regular file, a folder under a
     file, a place it may not write, or a source's folder that is a file. Every snapshot and clip would be
-    lost one by one otherwise. Folders made for the check are removed again; nothing else is touched."""
+    lost one by one otherwise. What is tried is what the store does: write in each source's folder, made in
+    the media folder when missing (so a read-only media folder whose source folders are writable mounts
+    passes). Folders made for the check are removed again; nothing else is touched."""
     from pipelines.sinks.base import safe_name
 
     root = Path(media).expanduser()
     if root.exists() and not root.is_dir():
         raise OutputError(f"--media: cannot write the snapshots and clips in {root}: it is not a folder")
-    made = [folder for folder in (root, *root.parents) if not folder.exists()]
+    folders = {source_id: root / safe_name(source_id) for source_id in source_ids} or {"": root}
+    made = [f for f in (*folders.values(), root, *root.parents) if not f.exists()]   # innermost first
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        for source_id in source_ids:
-            folder = root / safe_name(source_id)
+        for source_id, folder in folders.items():
             if folder.exists() and not folder.is_dir():
                 raise OutputError(f"--media: cannot write the snapshots and clips of {source_id} in {folder}: "
                                   "it is not a folder")
-        probe = root / f".trackstream-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"--media: cannot write the snapshots and clips in {root}: {exc.strerror or exc}") from None
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".trackstream-check-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise OutputError(f"--media: cannot write the snapshots and clips in {folder}: "
+                                  f"{exc.strerror or exc}") from None
     finally:
-        for folder in made:   # innermost first: only folders this check made, and only while empty
+        for folder in made:   # only folders this check made, and only while empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
 

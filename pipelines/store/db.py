@@ -102,7 +102,24 @@ def open_reader(db: str) -> Engine:
             return engine   # its own error, reported by the first query
     engine.dispose()
     uri = f"file:{quote(str(path.resolve()))}?immutable=1"
-    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+                         execution_options={_IMMUTABLE: True})
+
+
+_IMMUTABLE = "trackstream_immutable"   # an execution option marking the engines open_reader opened immutable
+
+
+def fresh_reader(engine: Engine, db: str) -> Engine:
+    """``engine`` for the next poll of ``events --follow``. One that ``open_reader`` opened immutable never sees
+    what a writer adds later (SQLite takes the file for one that cannot change and ignores a ``-wal``), so it is
+    opened anew: the file as it is now, and the usual way once a writer's ``-wal`` and ``-shm`` are there."""
+    if not engine.get_execution_options().get(_IMMUTABLE):
+        return engine
+    path = sqlite_path(db)
+    if path.with_name(f"{path.name}-wal").exists() and not path.with_name(f"{path.name}-shm").exists():
+        return engine   # a writer is opening it this moment: its -shm comes next, and the usual open with it
+    engine.dispose()
+    return open_reader(db)
 
 
 def ping(engine: Engine) -> None:
