@@ -58,6 +58,8 @@ def main(args: argparse.Namespace) -> int:
     from pipelines.store.query import MAX_ID, MAX_LIMIT, EventFilter, parse_time, search_events
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
+    if args.db_password_file and not is_postgres(args.db):
+        raise UserError("--db-password-file: needs --db postgresql://... (the server it logs in to)")
     db = db_with_password(args.db, args.db_password_file)
     now = time.time()
     since = parse_time(args.since, now, "--since") if args.since else None

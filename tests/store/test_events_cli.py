@@ -108,6 +108,7 @@ def test_follow_never_prints_events_stored_before_it_started(tmp_path: Path) -> 
 @pytest.mark.parametrize("args, message", [
     (["--since", "yesterday"], "--since: expected a time like 2h"),
     (["--limit", "0"], "--limit: must be 1.."),
+    (["--db-password-file", "pw.txt"], "--db-password-file: needs --db postgresql://"),   # was ignored silently
     (["--since", "1h", "--until", "2h"], "--until: must not be before --since"),   # named 'until:', as the API
     (["--track", str(2**63)], "--track: must be a track id (at most 9223372036854775807)"),  # was a traceback
 ])
