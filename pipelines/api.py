@@ -24,11 +24,12 @@ import atexit
 import copy
 import dataclasses
 import logging
+import numbers
 import os
 import queue
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypedDict, Union, overload
 
 from typing_extensions import Unpack
@@ -88,8 +89,43 @@ def _offer(results: queue.Queue[Output | _End], item: Output | _End, closed: thr
             continue
 
 
-def _shape(item: ZoneConfig | LineConfig | Mapping[str, Any]) -> dict[str, Any]:
-    return to_mapping(item) if isinstance(item, (ZoneConfig, LineConfig)) else dict(item)
+def _shapes(key: str, items: object, example: str) -> list[dict[str, Any]]:
+    """``zones=`` / ``lines=`` as config entries: a list of mappings (or ``ZoneConfig``/``LineConfig``); one
+    entry given alone, or a name, is a ``ConfigError`` naming the key, not a ``ValueError`` from ``dict()``."""
+    if isinstance(items, (str, bytes, Mapping, ZoneConfig, LineConfig)) or not isinstance(items, Iterable):
+        raise ConfigError(key, f"must be a list of {example}, got {_kind(items)}")
+    out: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, (ZoneConfig, LineConfig)):
+            out.append(to_mapping(item))
+        elif isinstance(item, Mapping):
+            out.append(dict(item))
+        else:
+            raise ConfigError(f"{key}[{index}]", f"must be a mapping like {example}, got {_kind(item)}")
+    return out
+
+
+def _kind(value: object) -> str:
+    """How an error names a value of the wrong type: a short text or number as itself, else its type."""
+    if isinstance(value, (str, int, float)) and len(repr(value)) <= 40:
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _path(key: str, value: object) -> str:
+    """``model=`` / ``config=`` / ``heatmap=`` as a path string; anything else is a ``ConfigError`` naming it."""
+    path = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(path, str):   # a number, bytes, or a PathLike of bytes
+        raise ConfigError(key, f"must be a file path (str or os.PathLike), got {_kind(value)}")
+    return path
+
+
+def _class_ids(classes: object) -> list[Any]:
+    if isinstance(classes, (str, bytes, Mapping)) or not isinstance(classes, Iterable):
+        raise ConfigError("detector.classes", f"must be a list of class ids (classes=[0] for the first "
+                                              f"class), got {_kind(classes)}")
+    # numpy's integers (classes=np.array([0, 2]), ids read from a model's names) as the ints the config takes
+    return [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in classes]
 
 
 def _source_entry(source: SourceLike) -> dict[str, Any]:
@@ -160,20 +196,24 @@ def _config_of(sources: Sequence[SourceLike], options: ConfigOptions) -> Pipelin
     elif isinstance(config, Mapping):
         data = copy.deepcopy(dict(config))
     else:
-        data = read_config_file(os.fspath(config))
+        data = read_config_file(_path("config", config))
+    overrides = options.get("overrides") or {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError("overrides", f"must be a mapping of dotted keys to values, e.g. "
+                                       f"{{'detector.iou': 0.5}}, got {_kind(overrides)}")
     named: dict[str, Any] = {
-        "detector.model": None if model is None else os.fspath(model), "detector.imgsz": options.get("imgsz"),
+        "detector.model": None if model is None else _path("model", model), "detector.imgsz": options.get("imgsz"),
         "detector.conf": options.get("conf"), "detector.device": options.get("device"),
         "detector.schedule": options.get("schedule"),
-        "detector.classes": None if classes is None else list(classes),
+        "detector.classes": None if classes is None else _class_ids(classes),
         "source.vid_stride": options.get("vid_stride"),
-        "zones": None if zones is None else [_shape(z) for z in zones],
-        "lines": None if lines is None else [_shape(line) for line in lines],
+        "zones": None if zones is None else _shapes("zones", zones, "{'name': ..., 'polygon': [[x, y], ...]}"),
+        "lines": None if lines is None else _shapes("lines", lines, "{'name': ..., 'points': [[x, y], [x, y]]}"),
         "heatmap.enabled": True if heatmap is True else None,
-        "output.heatmap": None if heatmap is None or isinstance(heatmap, bool) else os.fspath(heatmap),
+        "output.heatmap": None if heatmap is None or isinstance(heatmap, bool) else _path("heatmap", heatmap),
     }
     given = {key: value for key, value in named.items() if value is not None}  # else None hid the override
-    for key, value in {**dict(options.get("overrides") or {}), **given}.items():
+    for key, value in {**dict(overrides), **given}.items():
         if value is not None:
             set_dotted(data, key, value)
     if sources:
@@ -232,10 +272,14 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
     """
     _check_keywords("process", options, _PROCESS_KEYS)
     max_frames = options.get("max_frames")
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral)):
+        # 2.5 read 3 frames and True read 1; "3" raised a TypeError comparing it with 1
+        raise ConfigError("max_frames", f"must be a whole number of frames >= 1, got {_kind(max_frames)}")
+    max_frames = None if max_frames is None else int(max_frames)
     if max_frames is not None and max_frames < 1:
         raise ConfigError("max_frames", f"must be >= 1, got {max_frames}")
     given = options.get("config")
-    config_file = None if given is None or isinstance(given, Mapping) else os.fspath(given)
+    config_file = None if given is None or isinstance(given, Mapping) else _path("config", given)
     results = _results(_config_of(sources, options), max_frames, statuses, config_file)
     _unfinished.add(results)
     return results

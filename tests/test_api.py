@@ -154,3 +154,38 @@ def test_a_source_that_is_not_one_is_a_config_error_naming_it(sources, message):
 
     with pytest.raises(ConfigError, match=message):
         next(iter(process(*sources)))
+
+
+ZONE = {"name": "door", "polygon": [[0, 0], [50, 0], [50, 50]]}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"zones": ZONE}, r"^zones: must be a list of \{'name'"),                 # one zone without its list
+    ({"zones": "door"}, r"^zones: must be a list of "),
+    ({"zones": ["door"]}, r"^zones\[0\]: must be a mapping like "),
+    ({"lines": {"name": "gate", "points": [[0, 0], [9, 9]]}}, r"^lines: must be a list of "),
+    ({"classes": 0}, r"^detector\.classes: must be a list of class ids"),
+    ({"max_frames": "3"}, r"^max_frames: must be a whole number of frames >= 1, got '3'"),
+    ({"max_frames": 2.5}, r"^max_frames: must be a whole number"),              # read 3 frames
+    ({"max_frames": True}, r"^max_frames: must be a whole number"),             # read 1 frame
+    ({"overrides": "detector.iou=0.5"}, r"^overrides: must be a mapping of dotted keys"),
+    ({"model": 123}, r"^model: must be a file path"),
+    ({"config": 123}, r"^config: must be a file path"),
+    ({"heatmap": 1}, r"^heatmap: must be a file path"),
+])
+def test_an_argument_of_the_wrong_shape_is_a_config_error_naming_it(options, message):  # type: ignore[no-untyped-def]
+    """``zones=one_zone`` raised "dictionary update sequence element #0 has length 1", ``classes=0`` "'int'
+    object is not iterable" and ``max_frames="3"`` a TypeError from a comparison; ``max_frames=2.5`` ran.
+    The README promises a ``ConfigError`` naming the setting, at the call."""
+    with pytest.raises(ConfigError, match=message) as refused:
+        process("street.mp4", **options)
+    assert "\n" not in str(refused.value)
+
+
+def test_numpy_integers_are_taken_for_classes_and_max_frames(bikes_video, pose_weights):
+    """Class ids and counts computed with numpy (``np.array([0])``, ``np.int64(2)``) were refused as "must be a
+    whole number, got np.int64(0)"."""
+    import numpy as np
+
+    results = process(bikes_video, model=pose_weights, imgsz=160, classes=np.array([0]), max_frames=np.int64(2))
+    assert [r.frame.index for r in results] == [0, 1]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
 import sys
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, TextIO
 
 if TYPE_CHECKING:
     from pipelines.subscriber import Subscriber
@@ -82,6 +83,21 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reader_gone(stream: TextIO) -> bool:
+    """Whether ``stream`` is a pipe or socket whose reader has closed it (``trackstream subscribe | head -3``
+    after the third line). Checked while no entries come: writing would notice it only at the next entry,
+    and a quiet stream could keep the process waiting forever (``tail -f`` checks the same)."""
+    if not hasattr(select, "poll"):
+        return False
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):   # replaced by an object without a descriptor, or closed
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)   # no events asked for: poll reports only an error or hang-up of the descriptor
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+
+
 def _loop(sub: Subscriber, args: argparse.Namespace) -> None:
     printed = 0
     ended: set[str] = set()
@@ -90,7 +106,7 @@ def _loop(sub: Subscriber, args: argparse.Namespace) -> None:
         all_ended = args.until_ended and ended and ended >= set(sub.sources)
         entries = sub.read(block_ms=0 if all_ended else None)
         if not entries:
-            if all_ended:
+            if all_ended or _reader_gone(sys.stdout):   # `| head` has finished: nobody reads what comes
                 return
             if args.idle_exit is not None and time.monotonic() - last_entry >= args.idle_exit:
                 return
