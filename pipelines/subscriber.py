@@ -111,6 +111,7 @@ class Subscriber:
         self._down = False
         try:
             for src in sources or ():
+                self._warn_unknown(src)
                 self._add_source(src, initial=True)
             if self._discover:
                 self._discover_sources(initial=True)
@@ -174,6 +175,20 @@ class Subscriber:
         self.close()
 
     # -- streams ----------------------------------------------------------------------------------------
+    def _warn_unknown(self, source: str) -> None:
+        """Say so when ``source`` has published nothing yet (a typo waits silently forever), naming the
+        sources that have; reading starts all the same, since a camera may come later."""
+        key = stream_name(self._templates["events"], source, "events_stream")
+        if self._client.exists(key):
+            return
+        prefix, _, suffix = self._templates["events"].partition("{source}")
+        known = sorted(k[len(prefix):len(k) - len(suffix)] if suffix else k[len(prefix):]
+                       for k in self._client.scan_iter(match=_glob_escape(prefix) + "*" + _glob_escape(suffix),
+                                                       count=500, _type="STREAM")
+                       if k.startswith(prefix) and k.endswith(suffix))
+        log.warning("source %s has published nothing yet (no stream %s); waiting for it. Sources found: %s",
+                    source, key, ", ".join(k for k in known if k) or "none")
+
     def _add_source(self, source: str, initial: bool) -> None:
         kinds: tuple[Literal["frames", "events"], ...] = ("events", "frames") if self._frames else ("events",)
         for kind in kinds:

@@ -143,3 +143,24 @@ def test_sources_are_discovered_including_ones_that_start_later(redis_server, sy
                 seen[e.source_id] = seen.get(e.source_id, 0) + 1
             time.sleep(0.05)
     assert seen == {"cam-a": 4, "cam-b/stream1": 4}   # track 1 and 2 start and end in each
+
+
+def test_a_source_that_has_published_nothing_is_named_with_the_ones_that_have(redis_server, synth,  # type: ignore[no-untyped-def]
+                                                                              caplog):
+    """`subscribe --source gate-cam` for a camera published as 'gate_cam' waited without a word, forever."""
+    import logging
+
+    sink = WithEvents(RedisSink(RedisConfig(url=redis_server.url, publish_frames=False), "gate_cam"), "gate_cam")
+    for r in synth.scenario(n_frames=10, source="gate_cam"):
+        sink.write(r)
+    sink.close()
+    with caplog.at_level(logging.WARNING, logger="pipelines.subscriber"):
+        with Subscriber(redis_server.url, ["gate-cam"], start="0", block_ms=100) as sub:
+            assert sub.read() == []
+        with Subscriber(redis_server.url, ["gate_cam"], start="0", block_ms=100) as sub:
+            assert sub.read()
+    warned = [r.getMessage() for r in caplog.records if "published nothing" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(   # the server is shared with this module's other tests
+        "source gate-cam has published nothing yet (no stream trackstream:gate-cam:events); waiting for it. "
+        "Sources found: "), warned
+    assert "gate_cam" in warned[0].rsplit(": ", 1)[1].split(", ")
