@@ -124,6 +124,8 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "media folder that is a file":  # every snapshot and clip was lost, one warning line, exit 0
         (tmp / "media").write_text("x")
         return [*ok, "--db", str(tmp / "h.db"), "--media", str(tmp / "media")], "--media: cannot write"
+    if name == "media folder with a name too long":   # was an OSError traceback (File name too long)
+        return [*ok, "--db", str(tmp / "h.db"), "--media", str(tmp / ("m" * 300) / "media")], "--media: cannot write"
     if name == "database where the media folder goes":  # each snapshot and clip failed on the database file
         return [*ok, "--db", str(tmp / "history"), "--media", str(tmp / "history")], "is the --media folder"
     if name == "output where a source's media folder goes":
@@ -160,7 +162,8 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unwritable output path", "output under a file", "output naming a folder",
          "output naming a folder, two sources", "database URL with a bad port",
          "database that is a folder", "database on another output", "media folder that is a file",
-         "database where the media folder goes", "output where a source's media folder goes", "no source",
+         "media folder with a name too long", "database where the media folder goes",
+         "output where a source's media folder goes", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
          "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
 

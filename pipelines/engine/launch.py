@@ -60,10 +60,13 @@ def check_media_folder(media: str, source_ids: Sequence[str]) -> None:
     from pipelines.sinks.base import safe_name
 
     root = Path(media).expanduser()
-    if root.exists() and not root.is_dir():
-        raise OutputError(f"--media: cannot write the snapshots and clips in {root}: it is not a folder")
     folders = {source_id: root / safe_name(source_id) for source_id in source_ids} or {"": root}
-    made = [f for f in (*folders.values(), root, *root.parents) if not f.exists()]   # innermost first
+    try:   # exists() raises for a place this user may not look into (a parent without search permission)
+        if root.exists() and not root.is_dir():
+            raise OutputError(f"--media: cannot write the snapshots and clips in {root}: it is not a folder")
+        made = [f for f in (*folders.values(), root, *root.parents) if not f.exists()]   # innermost first
+    except OSError as exc:
+        raise OutputError(f"--media: cannot write the snapshots and clips in {root}: {exc.strerror or exc}") from None
     try:
         for source_id, folder in folders.items():
             if folder.exists() and not folder.is_dir():
