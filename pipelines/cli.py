@@ -87,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ConfigError) as exc:
         _error(str(exc))
         return getattr(exc, "exit_code", 2)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # a path the OS refuses where no check named it (a name longer than the file system allows, ...)
+        _error(f"{exc.filename}: {exc.strerror or exc}")
+        return 2
     except KeyboardInterrupt:
         _error("interrupted")
         return 130

@@ -124,6 +124,13 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
     if name == "media folder that is a file":  # every snapshot and clip was lost, one warning line, exit 0
         (tmp / "media").write_text("x")
         return [*ok, "--db", str(tmp / "h.db"), "--media", str(tmp / "media")], "--media: cannot write"
+    if name.startswith("name too long: "):   # each was an OSError traceback
+        long, flag = str(tmp / ("n" * 300)), name.split(": ")[1]
+        if flag == "SOURCE":
+            return [f"{long}.mp4", *ok[1:], "--jsonl", str(tmp / "o.jsonl")], "File name too long"
+        suffix = {"--jsonl": ".jsonl", "--out": ".mp4", "--db": ".db", "--heatmap": ".png", "--state": ""}[flag]
+        extra = [] if flag in ("--jsonl", "--out") else ["--jsonl", str(tmp / "o.jsonl")]
+        return [*ok, flag, f"{long}{suffix}", *extra], "File name too long"
     if name == "media folder with a name too long":   # was an OSError traceback (File name too long)
         return [*ok, "--db", str(tmp / "h.db"), "--media", str(tmp / ("m" * 300) / "media")], "--media: cannot write"
     if name == "database where the media folder goes":  # each snapshot and clip failed on the database file
@@ -162,7 +169,9 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "unwritable output path", "output under a file", "output naming a folder",
          "output naming a folder, two sources", "database URL with a bad port",
          "database that is a folder", "database on another output", "media folder that is a file",
-         "media folder with a name too long", "database where the media folder goes",
+         "media folder with a name too long", "name too long: --jsonl", "name too long: --out",
+         "name too long: --db", "name too long: --heatmap", "name too long: --state", "name too long: SOURCE",
+         "database where the media folder goes",
          "output where a source's media folder goes", "no source",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
          "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
