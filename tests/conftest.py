@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -110,6 +111,33 @@ def serve_on_a_free_port(make: Callable[[int], Server]) -> Iterator[Server]:
         pytest.fail(f"could not start {server.name}")
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def mounted(target: Path, *how: str) -> Iterator[Path]:
+    """``mount HOW... target`` for a test of a real file-system fault (a full disk, a read-only folder), unmounted
+    afterwards. Mounting needs root: it fails under CI (which runs as root), skips on a user's machine."""
+    target.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mount", *how, str(target)], capture_output=True) if os.geteuid() == 0 else None
+    if made is None or made.returncode:
+        why = made.stderr.decode().strip() if made is not None else "not root"
+        if IN_CI:
+            pytest.fail(f"this test needs to mount {target} and CI runs as root: {why}", pytrace=False)
+        pytest.skip(f"cannot mount here: {why}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def tiny_tmpfs(target: Path, size: str) -> "contextlib.AbstractContextManager[Path]":
+    """A file system of ``size`` (``4k``, ``160k``) at ``target``: a disk that fills up."""
+    return mounted(target, "-t", "tmpfs", "-o", f"size={size}", "tmpfs")
+
+
+def bind(source: Path, target: Path, read_only: bool = False) -> "contextlib.AbstractContextManager[Path]":
+    """``source`` seen again at ``target`` (read-only: a folder this user may not write, root included)."""
+    return mounted(target, "-o", "bind,ro" if read_only else "bind", str(source))
 
 
 def require_binary(name: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pipelines.sinks.rotation import Retention
-from tests.conftest import IN_CI, REPO, free_port, run_cli
+from tests.conftest import REPO, free_port, run_cli, tiny_tmpfs
 
 GOP = 50  # frames between key frames: 2 s at bikes.mp4's 25 fps
 
@@ -103,21 +103,10 @@ def test_retention_deletes_only_its_own_oldest_segments(tmp_path):
     assert all(p.exists() for p in foreign) and live.exists() and own[3].exists() and own[4].exists()
 
 
-def _mounted_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir(parents=True)
-    if os.geteuid() != 0:
-        return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]).returncode == 0
-
-
 @pytest.mark.slow
 def test_a_full_disk_stops_only_the_output_on_it(tmp_path, bikes_video, pose_weights):
     full = tmp_path / "out" / "a"
-    if not _mounted_tmpfs(full, "160k"):
-        if IN_CI:
-            pytest.fail("a tiny tmpfs is needed for the full-disk test and CI runs as root", pytrace=False)
-        pytest.skip("mounting a tmpfs needs root")
-    try:
+    with tiny_tmpfs(full, "160k"):
         other = tmp_path / "b.mp4"
         other.write_bytes(bikes_video.read_bytes())
         proc = run_cli("run", "--model", str(pose_weights), "--config", str(_ids_config(tmp_path, bikes_video, other)),
@@ -133,18 +122,12 @@ def test_a_full_disk_stops_only_the_output_on_it(tmp_path, bikes_video, pose_wei
         kept = decoded(full / "video.mp4")                           # what was written on the full disk plays
         assert 0 < len(kept) < 250
         assert proc.stderr.strip().splitlines()[-1].startswith("trackstream: error: video output of a stopped")
-    finally:
-        subprocess.run(["umount", "-l", str(full)])
 
 
 @pytest.mark.slow
 def test_the_summary_never_says_wrote_for_an_output_that_stopped_on_a_full_disk(tmp_path, bikes_video, pose_weights):
     full = tmp_path / "full"
-    if not _mounted_tmpfs(full, "160k"):
-        if IN_CI:
-            pytest.fail("a tiny tmpfs is needed for the full-disk test and CI runs as root", pytrace=False)
-        pytest.skip("mounting a tmpfs needs root")
-    try:
+    with tiny_tmpfs(full, "160k"):
         stopping = {"video": full / "k.mp4", "jsonl": full / "k.jsonl", "heatmap": full / "h.png"}
         proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--quiet",
                        "--out", str(stopping["video"]), "--jsonl", str(stopping["jsonl"]),
@@ -157,8 +140,6 @@ def test_the_summary_never_says_wrote_for_an_output_that_stopped_on_a_full_disk(
                        for ln in said), proc.stderr
         assert f"wrote {tmp_path / 'k.txt'}" in said               # the output off the full disk is
         assert len((tmp_path / "k.txt").read_text().splitlines()) > 0
-    finally:
-        subprocess.run(["umount", "-l", str(full)])
 
 
 def _ids_config(tmp_path: Path, a: Path, b: Path) -> Path:

@@ -6,9 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tiny_tmpfs
 
 
 def _run(video: Path, weights: Path, jsonl: Path, state: Path, *extra: str):  # type: ignore[no-untyped-def]
@@ -98,17 +96,8 @@ def test_a_video_whose_disk_fills_before_its_first_snapshot_stops_alone_and_a_re
     crashed the whole run (SIGSEGV, exit -11, the summary never printed). The same command again then met a
     file the saved run does not continue: it said only 'exists; refusing to replace it (... --overwrite)', as
     of a user's file, and --overwrite led to a second refusal; it now says the saved run does not continue it."""
-    import subprocess
-
-    from tests.conftest import IN_CI
-    from tests.test_recordings import _mounted_tmpfs
-
     full = tmp_path / "full"
-    if not _mounted_tmpfs(full, "4k"):
-        if IN_CI:
-            pytest.fail("a tiny tmpfs is needed for the full-disk test and CI runs as root", pytrace=False)
-        pytest.skip("mounting a tmpfs needs root")
-    try:
+    with tiny_tmpfs(full, "4k"):
         clip, jsonl, state, video = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state", full / "v.mp4"
         shutil.copyfile(bikes_video, clip)
         first = _run(clip, pose_weights, jsonl, state, "--out", str(video), "--max-frames", "60")
@@ -117,8 +106,6 @@ def test_a_video_whose_disk_fills_before_its_first_snapshot_stops_alone_and_a_re
         assert "No space left" in first.stderr and _indices(jsonl) == list(range(60))
         _one_line(_run(clip, pose_weights, jsonl, state, "--out", str(video)), str(video), "after frame 59",
                   "--fresh-state")
-    finally:
-        subprocess.run(["umount", str(full)], check=False)
     mine = tmp_path / "mine.mp4"
     shutil.copyfile(bikes_video, mine)
     _one_line(_run(clip, pose_weights, jsonl, state, "--out", str(mine)), str(mine),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import av
@@ -19,7 +17,7 @@ from pipelines.sinks.records import frame_record, frame_schema
 from pipelines.sinks.jsonl import JsonlSink
 from pipelines.sinks.mot import MotSink
 from pipelines.sinks.video import AnnotatedVideoSink
-from tests.conftest import IN_CI
+from tests.conftest import tiny_tmpfs
 from tests.synthetic_tracks import decode_frames, make_result, make_tracks, moving_results
 from tracker.configutil import ConfigError
 
@@ -267,12 +265,7 @@ def test_a_full_disk_is_reported_in_one_line(frames, make_sink):
 def test_a_full_disk_leaves_only_complete_lines(tmp_path, frames, make_sink):
     """A disk that fills in the middle of a line: the file keeps its complete lines, never a torn last one."""
     full = tmp_path / "full"
-    full.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(full)]).returncode:
-        if IN_CI:
-            pytest.fail("a tiny tmpfs is needed for the full-disk test and CI runs as root", pytrace=False)
-        pytest.skip("mounting a tmpfs needs root")
-    try:
+    with tiny_tmpfs(full, "8k"):
         out = full / "out.txt"
         sink = make_sink(out)
         results = moving_results(frames, keypoints=True)
@@ -288,8 +281,6 @@ def test_a_full_disk_leaves_only_complete_lines(tmp_path, frames, make_sink):
                 json.loads(line)
             else:
                 assert len(line.split(",")) == 10
-    finally:
-        subprocess.run(["umount", "-l", str(full)])
 
 
 def test_missing_output_folders_are_created(tmp_path, frames):

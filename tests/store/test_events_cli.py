@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.sinks.store import StoreSink
 from pipelines.store.config import StoreConfig
-from tests.conftest import run_cli
+from tests.conftest import bind, run_cli
 from tests.store.conftest import feed, synthetic_results
 
 
@@ -188,33 +188,24 @@ def test_a_history_of_a_newer_trackstream_is_refused_as_run_refuses_it(tmp_path:
 def test_a_history_in_a_folder_it_may_not_write_is_read(tmp_path: Path) -> None:
     """An operator reading the service's history (a folder only the service may write), or a read-only copy:
     'cannot read SQLite ...: unable to open database file', since a WAL reader makes the -shm file beside it.
-    Made for real with a read-only bind mount (needs root; skipped otherwise)."""
-    import subprocess
-
+    Made for real with a read-only bind mount (needs root: fails under CI, skipped otherwise)."""
     folder, mount = tmp_path / "service", tmp_path / "readonly"
     folder.mkdir()
-    mount.mkdir()
     sink = StoreSink(StoreConfig(db=str(folder / "events.db")), "cam1")
     docs = feed(sink, synthetic_results("cam1"))
     sink.close()
-    made = subprocess.run(["mount", "--bind", str(folder), str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot bind-mount a folder read-only here: {made.stderr.decode().strip()}")
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True, capture_output=True)
+    with bind(folder, mount, read_only=True):
         done = run_cli("events", "--db", str(mount / "events.db"), "--format", "jsonl", "--limit", "1000",
                        timeout=60)
         assert done.returncode == 0, done.stderr
         assert [json.loads(line)["event"] for line in done.stdout.splitlines()] == [d["event"] for d in docs]
         assert sorted(p.name for p in mount.iterdir()) == ["events.db"]
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def test_follow_of_a_history_in_a_folder_it_may_not_write_prints_what_the_service_stores_later(tmp_path: Path) -> None:
     """A read-only history without a -wal file is opened immutable (SQLite then takes the file for one that never
     changes); '--follow' begun while the service was stopped printed nothing of what it stored once started
-    again. Made for real with a read-only bind mount (needs root; skipped otherwise)."""
+    again. Made for real with a read-only bind mount (needs root: fails under CI, skipped otherwise)."""
     import subprocess
     import sys
 
@@ -222,35 +213,32 @@ def test_follow_of_a_history_in_a_folder_it_may_not_write_prints_what_the_servic
 
     folder, mount = tmp_path / "service", tmp_path / "readonly"
     folder.mkdir()
-    mount.mkdir()
     sink = StoreSink(StoreConfig(db=str(folder / "events.db")), "cam1")
     feed(sink, synthetic_results("cam1"))
     sink.close()
-    made = subprocess.run(["mount", "--bind", str(folder), str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot bind-mount a folder read-only here: {made.stderr.decode().strip()}")
     proc = None
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True, capture_output=True)
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "events", "--db", str(mount / "events.db"),
-                                 "--follow", "--source", "cam2", "--format", "jsonl"], stdout=subprocess.PIPE,
-                                text=True, cwd=str(REPO), env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-        time.sleep(3.0)
-        sink = StoreSink(StoreConfig(db=str(folder / "events.db")), "cam2")   # the service, started again
-        docs = feed(sink, synthetic_results("cam2"))
-        sink.close()
-        assert proc.stdout is not None
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)   # type: ignore[union-attr]
-        reader.start()
-        for _ in range(40):   # up to 10 s
-            time.sleep(0.25)
-            if len(lines) >= len(docs):
-                break
-        got = [json.loads(line) for line in lines]
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait(10)
-        subprocess.run(["umount", str(mount)], capture_output=True)
+    with bind(folder, mount, read_only=True):
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "events", "--db",
+                                     str(mount / "events.db"), "--follow", "--source", "cam2", "--format", "jsonl"],
+                                    stdout=subprocess.PIPE, text=True, cwd=str(REPO),
+                                    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+            time.sleep(3.0)
+            sink = StoreSink(StoreConfig(db=str(folder / "events.db")), "cam2")   # the service, started again
+            docs = feed(sink, synthetic_results("cam2"))
+            sink.close()
+            assert proc.stdout is not None
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(proc.stdout),   # type: ignore[union-attr]
+                                      daemon=True)
+            reader.start()
+            for _ in range(40):   # up to 10 s
+                time.sleep(0.25)
+                if len(lines) >= len(docs):
+                    break
+            got = [json.loads(line) for line in lines]
+        finally:
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
     assert [d["event"] for d in got] == [d["event"] for d in docs]
