@@ -181,13 +181,9 @@ class Subscriber:
         key = stream_name(self._templates["events"], source, "events_stream")
         if self._client.exists(key):
             return
-        prefix, _, suffix = self._templates["events"].partition("{source}")
-        known = sorted(k[len(prefix):len(k) - len(suffix)] if suffix else k[len(prefix):]
-                       for k in self._client.scan_iter(match=_glob_escape(prefix) + "*" + _glob_escape(suffix),
-                                                       count=500, _type="STREAM")
-                       if k.startswith(prefix) and k.endswith(suffix))
+        known = sorted(found for _, found in self._event_streams())
         log.warning("source %s has published nothing yet (no stream %s); waiting for it. Sources found: %s",
-                    source, key, ", ".join(k for k in known if k) or "none")
+                    source, key, ", ".join(known) or "none")
 
     def _add_source(self, source: str, initial: bool) -> None:
         kinds: tuple[Literal["frames", "events"], ...] = ("events", "frames") if self._frames else ("events",)
@@ -221,15 +217,20 @@ class Subscriber:
 
     def _discover_sources(self, initial: bool) -> None:
         self._next_discover = time.monotonic() + self._discover_interval
-        template = self._templates["events"]
-        prefix, _, suffix = template.partition("{source}")
+        for key, source in self._event_streams():
+            if key not in self._streams:
+                log.info("reading source %s", source)
+                self._add_source(source, initial)
+
+    def _event_streams(self) -> Iterator[tuple[str, str]]:
+        """(key, source id) of every events stream in Redis named by the events template."""
+        prefix, _, suffix = self._templates["events"].partition("{source}")
         pattern = _glob_escape(prefix) + "*" + _glob_escape(suffix)
         for key in self._client.scan_iter(match=pattern, count=500, _type="STREAM"):
-            if key not in self._streams and key.startswith(prefix) and key.endswith(suffix):
+            if key.startswith(prefix) and key.endswith(suffix):
                 source = key[len(prefix):len(key) - len(suffix)] if suffix else key[len(prefix):]
                 if source:
-                    log.info("reading source %s", source)
-                    self._add_source(source, initial)
+                    yield key, source
 
     # -- reading ----------------------------------------------------------------------------------------
     def _read_once(self, block: int) -> list[Entry]:
