@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError
 from pipelines.sinks import output_path
-from pipelines.sinks.base import OUTPUTS, legacy_safe_name, safe_name
+from pipelines.sinks.base import OUTPUTS, safe_name
 from pipelines.sinks.heatmap_file import check_new, temporary_path
 from pipelines.sinks.rotation import segment_pattern
 from pipelines.sources.base import file_path
@@ -299,12 +299,10 @@ def _saved_outputs(config: PipelineConfig, source_id: str) -> object:
             folder = Path(state).expanduser()
             saved = json.loads((folder / f"{safe_name(source_id)}.json").read_text(encoding="utf-8"))
         except FileNotFoundError:   # an older trackstream's name for it (ASCII only), when it is this source's
-            try:
-                saved = json.loads((folder / f"{legacy_safe_name(source_id)}.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return None
-            if not isinstance(saved, dict) or saved.get("source_id") != source_id:
-                return None
+            from pipelines.engine.state import legacy_snapshot
+
+            found = legacy_snapshot(folder, source_id)
+            saved = found[1] if found is not None else None
         except (OSError, ValueError):
             return None
     return saved.get("outputs") if isinstance(saved, dict) else None

@@ -82,6 +82,10 @@ def _parse(text: str, where: str, source_id: str) -> dict[str, Any]:
         doc = json.loads(text)
     except ValueError as exc:
         raise StateError(f"saved state {where} is not valid JSON ({exc}); remove it to start over") from None
+    return _checked(doc, where, source_id)
+
+
+def _checked(doc: object, where: str, source_id: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError(f"{where} is not a trackstream state file; remove it to start over")
     if doc.get("version") != VERSION:
@@ -91,6 +95,21 @@ def _parse(text: str, where: str, source_id: str) -> dict[str, Any]:
             or not isinstance(doc.get("outputs"), dict):
         raise StateError(f"saved state {where} is malformed or of another source; remove it to start over")
     return doc
+
+
+def legacy_snapshot(folder: Path, source_id: str) -> Optional[tuple[Path, dict[str, Any]]]:
+    """The file and document of the snapshot an older trackstream saved in ``folder`` under the ASCII-only name
+    of ``source_id`` (``café`` as ``caf.json``, ``日本`` as ``source.json``), when it is this source's."""
+    legacy = folder / f"{legacy_safe_name(source_id)}.json"
+    if legacy.name == f"{safe_name(source_id)}.json":
+        return None
+    try:
+        doc = json.loads(legacy.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("source_id") != source_id:
+        return None   # another source's file under that name: not this one's
+    return legacy, doc
 
 
 class StateStore:
@@ -126,20 +145,12 @@ class StateStore:
         return _parse(text, str(path), source_id)
 
     def _load_legacy(self, source_id: str) -> Optional[dict[str, Any]]:
-        """The snapshot an older trackstream saved under the ASCII-only name of ``source_id`` (``café`` as
-        ``caf.json``, ``日本`` as ``source.json``), when it is this source's; the next save writes the new name
-        and removes it."""
-        legacy = self.dir / f"{legacy_safe_name(source_id)}.json"
-        if legacy == self.file(source_id):
+        """``legacy_snapshot``'s document; the next save writes the new name and removes the old file."""
+        found = legacy_snapshot(self.dir, source_id)
+        if found is None:
             return None
-        try:
-            doc = json.loads(legacy.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            return None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("source_id") != source_id:
-            return None   # another source's file under that name: not this one's
-        self._legacy[source_id] = legacy
-        return _parse(json.dumps(doc), str(legacy), source_id)
+        self._legacy[source_id] = found[0]
+        return _checked(found[1], str(found[0]), source_id)
 
     def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
              source: Optional[Mapping[str, Any]] = None) -> None:
