@@ -98,21 +98,24 @@ def fill_secrets(data: MutableMapping[str, Any], args: Optional[argparse.Namespa
             ("store", "db", DB_PASSWORD_ENV, "db_password_file", "the database password")):
         part = data.get(section)
         url = part.get(key) if isinstance(part, dict) else None
-        if not isinstance(url, str) or "://" not in url or _holds_password(url):
+        if not isinstance(part, dict) or not isinstance(url, str) or "://" not in url:
             continue
         if section == "state" and not url.startswith(REDIS_STATE):
             continue
         if section == "store" and not is_postgres(url):   # a SQLite file has no password
             continue
-        password = read_secret(None, env, getattr(args, flag, None), what)
-        if password and isinstance(part, dict):
-            part[key] = with_password(url, password)
-
+        part[key] = _filled(url, env, getattr(args, flag, None), what)
 
 
 def db_with_password(db: str, file: Optional[str]) -> str:
     """``db`` (``trackstream events --db``) with the password of ``--db-password-file`` or
     ``TRACKSTREAM_DB_PASSWORD`` when it is a PostgreSQL URL that holds none."""
-    if not is_postgres(db) or _holds_password(db):
-        return db
-    return with_password(db, read_secret(None, DB_PASSWORD_ENV, file, "the database password"))
+    return _filled(db, DB_PASSWORD_ENV, file, "the database password") if is_postgres(db) else db
+
+
+def _filled(url: str, env: str, file: Optional[str], what: str) -> str:
+    """``url`` with the secret of ``file`` or ``env`` as its password, when it holds none (the file is then not
+    read at all)."""
+    if _holds_password(url):
+        return url
+    return with_password(url, read_secret(None, env, file, what))
