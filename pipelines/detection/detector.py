@@ -20,7 +20,7 @@ import numpy as np
 from pipelines.config import DetectorConfig
 from pipelines.detection import native
 from pipelines.detection.letterbox import predictor_class, resolve_preprocess
-from pipelines.detection.runtime import model_format, resolve_runtime
+from pipelines.detection.runtime import check_model, model_format, resolve_runtime
 from pipelines.detection.ultralytics_env import hushed, quiet_ultralytics, ultralytics_logger
 from pipelines.errors import ModelError, first_line
 from pipelines.gpu import nvidia_device_present
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Detector", "detection_concurrency", "load_model", "quiet_ultralytics", "resolve_device", "resolve_workers",
            "ultralytics_logger"]
 
-ARCHITECTURE_SUFFIXES = (".yaml", ".yml")
 TASKS = ("detect", "segment", "pose")
 FIRST_RESULT_WAIT = 2.0  # seconds the other model copies wait for the first detection before loading anyway
 SHARED_CORE_FORMATS = ("torch", "onnx", "openvino")  # formats whose copies trackstream gives a share of the cores
@@ -83,11 +82,8 @@ def load_model(model: str) -> Any:
 
     Raises ModelError with one line when the file is absent, unreadable or not a model.
     """
+    check_model(model)   # absent, or a YAML file that is no architecture: one line, nothing downloaded
     path = Path(model).expanduser()
-    if not path.exists() and path.suffix.lower() not in ARCHITECTURE_SUFFIXES:
-        raise ModelError(
-            f"model {model!r} not found: trackstream does not download models; pass a local weights file "
-            "with --model /path/to/model.pt (or .onnx, .engine, ...)")
     if path.is_file() and path.stat().st_size == 0:
         raise ModelError(f"cannot load model {path}: the file is empty")
     task = _onnx_task(path) if path.suffix.lower() == ".onnx" else None
