@@ -53,14 +53,9 @@ def _four(key: str, value: tuple[tuple[float, ...], ...]) -> Array:
     if np.abs(pts).max() > MAX_COORDINATE:   # beyond any picture or surveyed grid; squared, they overflow
         raise ConfigError(key, f"coordinates must lie within +-{MAX_COORDINATE:.0e}, got {[list(p) for p in value]}")
     unit = _normalise(pts) @ np.c_[pts, np.ones(4)].T if np.ptp(pts, axis=0).max() > 0 else None
-    for i in range(4):   # no three on one line: the homography would be degenerate
-        if unit is None:
-            break
-        a, b, c = (unit[:2, j] for j in range(4) if j != i)
-        area = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) / 2.0
-        if area < 1e-6:   # of the square the points span (sizes in any unit, huge or tiny)
-            raise ConfigError(key, "three of the four points lie on one line; pick points spread over the ground")
-    if unit is None:
+    # no three on one line (the homography would be degenerate): no triangle of them has an area below 1e-6 of
+    # the square they span (sizes in any unit, huge or tiny)
+    if unit is None or any(abs(twice) / 2.0 < 1e-6 for twice in _orientations(unit[:2].T)):
         raise ConfigError(key, "three of the four points lie on one line; pick points spread over the ground")
     return pts
 
@@ -94,13 +89,19 @@ def _homography(src: Array, dst: Array) -> Array:
     return out / (out[2, 2] if abs(out[2, 2]) > 1e-9 * largest else largest)
 
 
-def _turns(pts: Array) -> list[bool]:
-    """For each three of the four points (leaving out point 0, 1, 2, 3): whether they turn anticlockwise."""
+def _orientations(pts: Array) -> list[float]:
+    """For each three of the four points (leaving out point 0, 1, 2, 3): twice their signed area (> 0:
+    they turn anticlockwise)."""
     out = []
     for i in range(4):
         a, b, c = (pts[j] for j in range(4) if j != i)
-        out.append((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) > 0)
+        out.append(float((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])))
     return out
+
+
+def _turns(pts: Array) -> list[bool]:
+    """For each three of the four points (leaving out point 0, 1, 2, 3): whether they turn anticlockwise."""
+    return [twice > 0 for twice in _orientations(pts)]
 
 
 def _same_order(image: Array, ground: Array) -> bool:
