@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 from pathlib import Path
 
@@ -161,6 +162,34 @@ def test_a_decoded_picture_is_freed_as_soon_as_its_frame_is_dropped(bikes_video)
         gc.enable()
         source.close()
     assert alive <= 2  # the decoder's own, at most: not the 100 frames read
+
+
+def test_pictures_a_stage_holds_keep_no_threads_alive(bikes_video):
+    """Converting a frame to BGR made a scaler per frame with a pool of FFmpeg threads that lived as long as the
+    frame: 40 pictures held (a viewer's, a snapshot's, a batch) meant 80 more threads in the process, and a
+    server's thread count that rose and fell with what its stages held. The stream's one scaler converts on one
+    thread, and gives the pictures FFmpeg would have given."""
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    source = FileSource(bikes_video)
+    before, held = 0, []
+    try:
+        for item in source.frames():
+            if isinstance(item, VideoFrame):
+                assert item.image.shape[2] == 3   # converted, and held as a stage holds it: with its frame
+                held.append(item)
+                before = before or threads()   # the decoder's threads start with the first frame
+                if len(held) == 40:
+                    break
+        assert threads() <= before + 1, f"{before} -> {threads()} threads with {len(held)} pictures held"
+    finally:
+        source.close()
+    import av
+
+    with av.open(str(bikes_video)) as container:
+        for kept, frame in zip(held, container.decode(video=0)):
+            assert np.array_equal(kept.image, frame.to_ndarray(format="bgr24"))
 
 
 @pytest.mark.parametrize("schedule, decode_threads, threads", [

@@ -30,7 +30,7 @@ from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
-from pipelines.sources.rotation import Upright, deferred_picture, frame_rotation
+from pipelines.sources.rotation import ToBgr, Upright, deferred_picture, frame_rotation
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ class FileSource:
                            detail={"fps": self.fps, "size": self.size, "frame_count": self.frame_count})
         selector = FrameSelector(self.options.vid_stride, self.options.max_fps)
         turn = Upright(self.rotation)  # as the first frame stated, until a frame states another
+        to_bgr = ToBgr()
         index, offset, last_pts = 0, 0.0, None
         while True:
             self.passes += 1
@@ -175,7 +176,7 @@ class FileSource:
                 rotation = turn.see(frame)  # every frame: one skipped by vid_stride may state the rotation
                 if selector.keep(index, last_pts):
                     # converted to BGR when a stage first needs the picture (a skipped frame may never)
-                    picture = deferred_picture(frame, rotation)
+                    picture = deferred_picture(frame, rotation, to_bgr)
                     yield VideoFrame.deferred(picture, index, last_pts, self.source_id, time.time())
                 index += 1
             if self._stop.is_set() or not self.options.loop:

@@ -37,7 +37,7 @@ from pipelines.secrets import mask_url, redact_text, source_name, url_password
 from pipelines.sources.backoff import Backoff
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FrameSelector
-from pipelines.sources.rotation import deferred_picture, turned_size
+from pipelines.sources.rotation import ToBgr, deferred_picture, turned_size
 from pipelines.sources.replay import SeenFrames
 from pipelines.sources.watchdog import Connection, Decoded
 from tracker.configutil import from_mapping
@@ -108,6 +108,7 @@ class LiveSource:
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
         self._rotation = 0  # display rotation of the current connection (degrees counter-clockwise)
+        self._to_bgr = ToBgr()  # one scaler for the pictures of every connection
         self.dropped = 0
         self._dropped_before = 0  # drops of earlier connections
         self.reconnects = 0
@@ -275,7 +276,7 @@ class LiveSource:
         self._last_capture = item.capture_time
         # turned as a player shows it (display matrix / display-orientation SEI, pipelines/sources/rotation.py)
         # converted to BGR when a stage first needs the picture (a frame the schedule skips may never)
-        picture = deferred_picture(item.frame, rotation)
+        picture = deferred_picture(item.frame, rotation, self._to_bgr)
         self.frames_out += 1
         return VideoFrame.deferred(picture, item.index, pts, self.source_id, item.capture_time)
 

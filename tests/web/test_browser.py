@@ -246,6 +246,7 @@ def _viewer(port: int, path: str, errors: list[str]) -> None:
 def test_twenty_viewers_coming_and_going_leave_no_file_or_thread_behind(served, browser):
     server, run = served
     browser.get("about:blank")
+    wait_for("frames from the camera", lambda: status(run)["frames_out"] > 10, 30)   # run alone, it may start first
     paths = [f"/video/{camera_id(server)}"] * 10 + [f"/snapshot/{camera_id(server)}"] * 5 + ["/api/events"] * 5
     errors: list[str] = []
 
