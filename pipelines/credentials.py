@@ -31,6 +31,7 @@ MQTT_PASSWORD_ENV = "TRACKSTREAM_MQTT_PASSWORD"
 DB_PASSWORD_ENV = "TRACKSTREAM_DB_PASSWORD"
 DB_PASSWORD_HELP = (f"read the PostgreSQL password from FILE (or set {DB_PASSWORD_ENV}); used when the --db "
                     "postgresql:// URL holds none")
+DB_PASSWORD_NEEDS = "needs --db postgresql://... (the server it logs in to)"   # `run` and `events` refuse it alone
 REDIS_STATE = ("redis://", "rediss://")   # a --state in Redis, which --redis-password-file logs in to
 
 

@@ -18,7 +18,7 @@ import time
 from datetime import datetime
 from typing import IO, Any, Iterable, Optional
 
-from pipelines.credentials import DB_PASSWORD_HELP, db_with_password
+from pipelines.credentials import DB_PASSWORD_HELP, DB_PASSWORD_NEEDS, db_with_password
 from pipelines.errors import UserError
 from pipelines.processing.events import EVENT_TYPES
 
@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
 
     check_db(args.db, "--db")   # a mysql://user:pass@... URL was taken for a file name, password and all
     if args.db_password_file and not is_postgres(args.db):
-        raise UserError("--db-password-file: needs --db postgresql://... (the server it logs in to)")
+        raise UserError(f"--db-password-file: {DB_PASSWORD_NEEDS}")
     db = db_with_password(args.db, args.db_password_file)
     now = time.time()
     since = parse_time(args.since, now, "--since") if args.since else None

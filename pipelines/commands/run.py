@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from pipelines.credentials import REDIS_STATE, add_secret_arguments, fill_secrets
+from pipelines.credentials import DB_PASSWORD_NEEDS, REDIS_STATE, add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.engine.fingerprint import check_resumes
 from pipelines.engine.launch import Opened, StopSignals, claim_writes, preflight, warn_unsaved, with_open_sources
@@ -286,8 +286,7 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
         (("--redis-password-file",), bool(config.redis.url) or str(config.state.dir or "").startswith(REDIS_STATE),
          "needs --redis URL or --state redis://... (the server it logs in to)"),
         (("--mqtt-password-file",), bool(config.mqtt.url), "needs --mqtt URL (the broker it logs in to)"),
-        (("--db-password-file",), is_postgres(config.store.db or ""),
-         "needs --db postgresql://... (the server it logs in to)"),
+        (("--db-password-file",), is_postgres(config.store.db or ""), DB_PASSWORD_NEEDS),
         (("--retain",), bool(out.video or out.jsonl or config.store.media),
          "needs an output whose old files it deletes (--out, --jsonl or --media)"),
     )
