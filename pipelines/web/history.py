@@ -6,7 +6,7 @@ Routes (behind the view's token like every other route; see docs/events.md):
   ``type``, ``class``, ``zone``, ``line``, ``track``, ``limit``, ``cursor``; ``next`` is the following page's
   cursor). A browser's ``EventSource`` (``Accept: text/event-stream``) still gets the live status stream.
 - ``GET /api/tracks/{source}/{id}``: a stored track (the newest with that id) with its events, snapshot and
-  clip URLs; ``GET /api/history/sources``: the sources with stored tracks.
+  clip URLs; ``GET /api/history/sources``: every source the store knows (stored events or tracks).
 - ``GET /api/openapi.json``: the OpenAPI 3 document of these routes.
 - ``GET /media/{path}``: a snapshot (JPEG) or clip (mp4, range requests) from the media folder; only files
   named as the store names them, inside that folder (no ``..``, no absolute paths, no links out of it).

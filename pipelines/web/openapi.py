@@ -113,7 +113,7 @@ OPENAPI: dict[str, Any] = {
                                                  "started last at or before it)", "content": _json("Track")},
                           "404": {"description": "no such track"}, "401": _AUTH}}},
         "/api/history/sources": {"get": {
-            "summary": "sources with stored tracks",
+            "summary": "every source the store knows (with stored events or tracks)",
             "responses": {"200": {"description": "source ids", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"sources": {"type": "array", "items": {"type": "string"}}}}}}},
                 "401": _AUTH}}},

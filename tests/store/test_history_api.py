@@ -202,3 +202,18 @@ def test_an_event_links_to_its_own_track_not_an_earlier_runs_with_the_same_id(tm
         assert [e["time"] for e in old_track["events"] if e["event"] == "line_crossed"] == [old["time"]]
         assert old_track["events"][-1]["event"] == "track_ended" and not new_track["ended"]
     second.close()
+
+
+def test_the_camera_list_holds_every_source_the_store_knows(tmp_path: Path) -> None:
+    """A camera that stored events but no track yet (nothing seen, or only its stream events) was missing from the
+    history's camera list, which listed only sources with stored tracks."""
+    config = StoreConfig(db=str(tmp_path / "events.db"))
+    busy, quiet = StoreSink(config, "gate-cam"), StoreSink(config, "quiet-cam")
+    feed(busy, synthetic_results("gate-cam"))
+    docs = feed(quiet, synthetic_results("quiet-cam", n_frames=0))   # started and ended, saw nothing
+    busy.close()
+    quiet.close()
+    assert docs and all("track" not in d for d in docs)
+    for view in _serve(config, None):
+        assert get_json(view, "/api/history/sources")["sources"] == ["gate-cam", "quiet-cam"]
+        assert get_json(view, "/api/events?source=quiet-cam&limit=5")["events"]
