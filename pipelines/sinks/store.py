@@ -76,6 +76,8 @@ class StoreSink:
         self._writer = writer or StoreWriter(config.db, buffer_max_entries=config.buffer_max_entries,
                                              batch_max=config.batch_max, connect_timeout=config.connect_timeout)
         self._book = TrackBook(source_id, config.path_points)
+        # an earlier run of this source that was killed left its tracks open: they end now, before our rows
+        self._writer.put("interrupted", {"source_id": source_id})
         self._media_root = Path(config.media).expanduser() if config.media else None
         self._names: Optional[MediaNames] = None
         self._worker: Optional[MediaWorker] = None

@@ -27,9 +27,10 @@ from pipelines.store.schema import events, migrate, tracks
 
 log = logging.getLogger("trackstream.store")
 
-Kind = Literal["event", "track"]
+Kind = Literal["event", "track", "interrupted"]
 Row = tuple[Kind, dict[str, Any]]
 _TRACK_KEY = ("source_id", "track_id", "first_time")
+INTERRUPTED = "interrupted"   # end_reason of a track whose run stopped before it ended
 
 
 class StoreWriter(BufferedPublisher[Row]):
@@ -87,7 +88,15 @@ class StoreWriter(BufferedPublisher[Row]):
 
 
 def write_rows(conn: Connection, batch: Sequence[Row]) -> None:
-    """Insert the event rows and upsert the track rows of ``batch`` in the caller's transaction."""
+    """Insert the event rows and upsert the track rows of ``batch`` in the caller's transaction.
+
+    An ``interrupted`` row (``{"source_id"}``, put by a run as it starts a source, before any row of its own)
+    ends the tracks of that source that an earlier run left open (killed, crashed, stopped with ``--state``):
+    ``ended`` with ``end_reason`` ``interrupted``; their end time is unknown (``last_time``: when last stored)."""
+    for kind, row in batch:
+        if kind == "interrupted":   # first: the batch's track rows may be the new run's own
+            conn.execute(tracks.update().where(tracks.c.source_id == row["source_id"], tracks.c.ended.is_(False))
+                         .values(ended=True, end_reason=INTERRUPTED))
     event_rows = [row for kind, row in batch if kind == "event"]
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for kind, row in batch:

@@ -82,7 +82,11 @@ OPENAPI: dict[str, Any] = {
                           "snapshot_frame": {"$ref": "#/components/schemas/Media"},
                           "clips": {"type": "array", "items": {"$ref": "#/components/schemas/Media"}},
                           "events": {"type": "array", "items": {"type": "object"}},
-                          "ended": {"type": "boolean"}, "end_reason": {"type": "string", "nullable": True},
+                          "ended": {"type": "boolean"},
+                          "end_reason": {"type": "string", "nullable": True,
+                                         "description": "removed, stream_ended, or interrupted: its run stopped "
+                                                        "while it was alive (end time unknown; last_time: when "
+                                                        "last stored)"},
                           "earlier": {"type": "integer",
                                       "description": "older stored tracks of this source with the same id"}}},
         },
