@@ -177,6 +177,7 @@ class StoreSink:
                 crop, frame = encode_view(view, label)
                 write_file(root, crop_path, crop)
                 write_file(root, frame_path, frame)
+                self._written(crop_path, frame_path)
 
             self._worker.submit(save)
         self._writer.put("track", track.row())
@@ -184,7 +185,17 @@ class StoreSink:
     def _encode_later(self, clip: Clip) -> None:
         if self._worker is not None and self._media_root is not None:
             root = self._media_root
-            self._worker.submit(lambda: encode_clip(clip, root / clip.path))
+
+            def encode() -> None:
+                encode_clip(clip, root / clip.path)
+                self._written(clip.path)
+
+            self._worker.submit(encode)
+
+    def _written(self, *paths: str) -> None:
+        """Record media files as written (on the media thread): one missing later was deleted, not pending."""
+        for path in paths:
+            self._writer.put("media", {"path": path, "source_id": self.source_id, "written": time.time()})
 
     def _maybe_retain(self) -> None:
         if not self._retention.active or self._worker is None or self._names is None or self._media_root is None:

@@ -17,10 +17,15 @@ def _query(name: str, description: str, schema: dict[str, Any], many: bool = Fal
 
 
 _TIME = {"type": "string", "example": "2h"}
-_MEDIA = {"type": "object", "nullable": True, "required": ["url", "available"],
+_MEDIA = {"type": "object", "nullable": True, "required": ["url", "available", "state"],
           "properties": {"url": {"type": "string", "example": "/media/cam1/20261206/clip-3-020112-100001.mp4"},
-                         "available": {"type": "boolean",
-                                       "description": "false once retention deleted the file (the row stays)"}}}
+                         "available": {"type": "boolean", "description": "the file is served now (state ready)"},
+                         "state": {"type": "string", "enum": ["ready", "pending", "deleted", "missing"],
+                                   "description": "ready: served; pending: not written yet (a clip is encoded "
+                                                  "once its post-event part is recorded; ask again); deleted: "
+                                                  "written, then deleted by media retention (the row stays); "
+                                                  "missing: never written (the run stopped first, or a full "
+                                                  "disk)"}}}
 
 
 def _json(ref: str) -> dict[str, Any]:
