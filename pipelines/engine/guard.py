@@ -29,6 +29,7 @@ from pipelines.sinks.heatmap_file import check_new, temporary_path
 from pipelines.sinks.rotation import segment_pattern
 from pipelines.sources.base import file_path
 from pipelines.store.config import is_postgres, sqlite_path
+from pipelines.store.media import source_folder
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def _check_media_folders(config: PipelineConfig, writes: Iterable[Write]) -> Non
         return
     root = Path(config.store.media).expanduser()
     folders = [(root, "the --media folder")] + [
-        (root / safe_name(s.id), f"the --media folder of source {s.id}") for s in config.sources]
+        (root / source_folder(s.id), f"the --media folder of source {s.id}") for s in config.sources]
     for write in writes:
         for folder, what in folders:
             if _same(write.path, folder):

@@ -57,10 +57,10 @@ def check_media_folder(media: str, source_ids: Sequence[str]) -> None:
     lost one by one otherwise. What is tried is what the store does: write in each source's folder, made in
     the media folder when missing (so a read-only media folder whose source folders are writable mounts
     passes). Folders made for the check are removed again; nothing else is touched."""
-    from pipelines.sinks.base import safe_name
+    from pipelines.store.media import source_folder
 
     root = Path(media).expanduser()
-    folders = {source_id: root / safe_name(source_id) for source_id in source_ids} or {"": root}
+    folders = {source_id: root / source_folder(source_id) for source_id in source_ids} or {"": root}
     try:   # exists() raises for a place this user may not look into (a parent without search permission)
         if root.exists() and not root.is_dir():
             raise OutputError(f"--media: cannot write the snapshots and clips in {root}: it is not a folder")

@@ -76,6 +76,8 @@ class StoreSink:
         self._writer = writer or StoreWriter(config.db, buffer_max_entries=config.buffer_max_entries,
                                              batch_max=config.batch_max, connect_timeout=config.connect_timeout)
         self._book = TrackBook(source_id, config.path_points)
+        # an earlier run of this source that was killed left its tracks open: they end now, before our rows
+        self._writer.put("interrupted", {"source_id": source_id})
         self._media_root = Path(config.media).expanduser() if config.media else None
         self._names: Optional[MediaNames] = None
         self._worker: Optional[MediaWorker] = None
@@ -175,6 +177,7 @@ class StoreSink:
                 crop, frame = encode_view(view, label)
                 write_file(root, crop_path, crop)
                 write_file(root, frame_path, frame)
+                self._written(crop_path, frame_path)
 
             self._worker.submit(save)
         self._writer.put("track", track.row())
@@ -182,7 +185,17 @@ class StoreSink:
     def _encode_later(self, clip: Clip) -> None:
         if self._worker is not None and self._media_root is not None:
             root = self._media_root
-            self._worker.submit(lambda: encode_clip(clip, root / clip.path))
+
+            def encode() -> None:
+                encode_clip(clip, root / clip.path)
+                self._written(clip.path)
+
+            self._worker.submit(encode)
+
+    def _written(self, *paths: str) -> None:
+        """Record media files as written (on the media thread): one missing later was deleted, not pending."""
+        for path in paths:
+            self._writer.put("media", {"path": path, "source_id": self.source_id, "written": time.time()})
 
     def _maybe_retain(self) -> None:
         if not self._retention.active or self._worker is None or self._names is None or self._media_root is None:

@@ -33,14 +33,20 @@ PARTIAL_AGE_S = 3600.0
 DAY_FOLDER = re.compile(r"^\d{8}$")
 
 
+def source_folder(source_id: str) -> str:
+    """The name of ``source_id``'s folder inside the media folder (``safe_name``): the one place it is made, for
+    the store's file names, the start-up check that the folder can hold files, and the output guard."""
+    from pipelines.sinks.base import safe_name  # here: importing pipelines.sinks imports this module
+
+    return safe_name(source_id)
+
+
 class MediaNames:
     """Unique media paths of one source (relative to the media folder)."""
 
     def __init__(self, root: Path, source_id: str) -> None:
-        from pipelines.sinks.base import safe_name  # here: importing pipelines.sinks imports this module
-
         self.root = root
-        self.folder = safe_name(source_id)
+        self.folder = source_folder(source_id)
         self._n = 0
 
     def name(self, kind: str, track_id: Optional[int], wall_time: float, ext: str) -> str:

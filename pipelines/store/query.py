@@ -154,5 +154,19 @@ def track_events(conn: Connection, track: dict[str, Any], until: Optional[float]
 
 
 def source_ids(conn: Connection) -> list[str]:
-    """Every source with a stored track."""
-    return sorted(r[0] for r in conn.execute(select(tracks.c.source_id).distinct()))
+    """Every source the store knows: with stored events (a camera that saw nothing yet still stored its
+    ``stream_started``) or tracks. One index seek per source and table (the tables' indexes start with the
+    source), not a scan of every event."""
+    from sqlalchemy import func
+
+    known: set[str] = set()
+    for column in (events.c.source_id, tracks.c.source_id):
+        last: Optional[str] = None
+        while True:
+            query = select(func.min(column))
+            found = conn.execute(query if last is None else query.where(column > last)).scalar()
+            if found is None:
+                break
+            known.add(found)
+            last = found
+    return sorted(known)

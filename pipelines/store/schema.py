@@ -11,6 +11,10 @@ Tables:
   later run hands out again are other rows): class, first/last seen (wall clock, video time, stream
   clock), zones visited with the seconds inside each, lines crossed with direction and time, a
   downsampled path, best confidence, and its snapshot files.
+- ``media``: one row per snapshot or clip file once it is written (its path inside the media folder, source,
+  wall-clock time): a file that is not there is ``deleted`` (by retention) when it has a row, and still being
+  written (a clip's post-event part is recorded first) or never written when it has none. Made on every
+  migration check when missing, with no new version: older trackstreams use such a history as before.
 - ``trackstream_schema``: the schema version (one row).
 
 Migrations are a list of numbered steps run in order inside one transaction, under a lock (PostgreSQL:
@@ -86,6 +90,13 @@ tracks = Table(
     Index("ix_tracks_source_track", "source_id", "track_id"),
 )
 
+media = Table(
+    "media", metadata,
+    Column("path", String(1024), primary_key=True),   # inside the media folder, as the rows name it
+    Column("source_id", String(255), nullable=False),
+    Column("written", Float, nullable=False),         # wall clock, Unix s
+)
+
 schema_version = Table("trackstream_schema", metadata, Column("version", Integer, nullable=False))
 
 
@@ -113,6 +124,8 @@ def migrate(conn: Connection) -> int:
     for number, step in MIGRATIONS:
         if number > current:
             step(conn)
+    # added without a new version: a trackstream that does not know the table reads and writes the rest as before
+    media.create(conn, checkfirst=True)
     if found is None:
         conn.execute(schema_version.insert().values(version=VERSION))
     elif current < VERSION:

@@ -23,13 +23,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError, InterfaceError
 
 from pipelines.sinks.publisher import BufferedPublisher
 from pipelines.store.db import describe, error_text, open_engine, ping
-from pipelines.store.schema import events, migrate, tracks
+from pipelines.store.schema import events, media, migrate, tracks
 
 log = logging.getLogger("trackstream.store")
 
-Kind = Literal["event", "track"]
+Kind = Literal["event", "track", "interrupted", "media"]
 Row = tuple[Kind, dict[str, Any]]
 _TRACK_KEY = ("source_id", "track_id", "first_time")
+INTERRUPTED = "interrupted"   # end_reason of a track whose run stopped before it ended
 
 
 class StoreWriter(BufferedPublisher[Row]):
@@ -58,7 +59,7 @@ class StoreWriter(BufferedPublisher[Row]):
         self._engine.dispose()
 
     def _destination(self, entry: Row) -> str:
-        return "events" if entry[0] == "event" else "tracks"
+        return {"event": "events", "media": "media"}.get(entry[0], "tracks")
 
     def _error_text(self, exc: BaseException) -> str:
         return error_text(exc, self._engine.url.password)
@@ -87,8 +88,17 @@ class StoreWriter(BufferedPublisher[Row]):
 
 
 def write_rows(conn: Connection, batch: Sequence[Row]) -> None:
-    """Insert the event rows and upsert the track rows of ``batch`` in the caller's transaction."""
+    """Insert the event rows and upsert the track rows of ``batch`` in the caller's transaction.
+
+    An ``interrupted`` row (``{"source_id"}``, put by a run as it starts a source, before any row of its own)
+    ends the tracks of that source that an earlier run left open (killed, crashed, stopped with ``--state``):
+    ``ended`` with ``end_reason`` ``interrupted``; their end time is unknown (``last_time``: when last stored)."""
+    for kind, row in batch:
+        if kind == "interrupted":   # first: the batch's track rows may be the new run's own
+            conn.execute(tracks.update().where(tracks.c.source_id == row["source_id"], tracks.c.ended.is_(False))
+                         .values(ended=True, end_reason=INTERRUPTED))
     event_rows = [row for kind, row in batch if kind == "event"]
+    media_rows = [row for kind, row in batch if kind == "media"]   # files written (store/media.py)
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for kind, row in batch:
         if kind == "track":
@@ -96,6 +106,9 @@ def write_rows(conn: Connection, batch: Sequence[Row]) -> None:
     if event_rows:
         add = pg_insert(events) if conn.dialect.name == "postgresql" else sqlite_insert(events)
         conn.execute(add.on_conflict_do_nothing(index_elements=["source_id", "replay_key"]), event_rows)
+    if media_rows:
+        add = pg_insert(media) if conn.dialect.name == "postgresql" else sqlite_insert(media)
+        conn.execute(add.on_conflict_do_nothing(index_elements=["path"]), media_rows)
     if latest:
         upsert = pg_insert(tracks) if conn.dialect.name == "postgresql" else sqlite_insert(tracks)
         changed = {c.name: upsert.excluded[c.name] for c in tracks.columns if c.name not in ("id", *_TRACK_KEY)}

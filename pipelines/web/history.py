@@ -6,14 +6,17 @@ Routes (behind the view's token like every other route; see docs/events.md):
   ``type``, ``class``, ``zone``, ``line``, ``track``, ``limit``, ``cursor``; ``next`` is the following page's
   cursor). A browser's ``EventSource`` (``Accept: text/event-stream``) still gets the live status stream.
 - ``GET /api/tracks/{source}/{id}``: a stored track (the newest with that id) with its events, snapshot and
-  clip URLs; ``GET /api/history/sources``: the sources with stored tracks.
+  clip URLs; ``GET /api/history/sources``: every source the store knows (stored events or tracks).
 - ``GET /api/openapi.json``: the OpenAPI 3 document of these routes.
 - ``GET /media/{path}``: a snapshot (JPEG) or clip (mp4, range requests) from the media folder; only files
   named as the store names them, inside that folder (no ``..``, no absolute paths, no links out of it).
 - ``GET /history``: the page (``static/history.html``): per camera, its events with thumbnails; a click
   plays the event's clip in the page.
 
-Media that retention deleted are reported as ``"available": false``: rows outlive their media.
+Each snapshot or clip is ``{"url", "available", "state"}``: ``ready`` (``available``: it is served), ``pending``
+(not written yet: a clip is encoded once its post-event part is recorded, up to ``store.clip_max_seconds`` later),
+``deleted`` (it was written, then media retention deleted it: rows outlive their media) or ``missing`` (never
+written: the run stopped first, or the disk was full).
 Database calls run in the server's thread pool, never on its event loop.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from urllib.parse import quote
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PAGE_LIMIT, MAX_PAGE_LIMIT = 50, 500
+PENDING_GRACE_S = 60.0   # beyond the longest clip: encoding, and a media queue that fell behind
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -115,11 +120,23 @@ class History:
         return web.Response(body=json.dumps(doc, separators=(",", ":"), default=str).encode(),
                             content_type="application/json", headers={"Cache-Control": "no-store"})
 
-    def _media_doc(self, relative: Optional[str]) -> Optional[dict[str, Any]]:
-        if not relative:
-            return None
-        available = self.media is not None and media_file(self.media, relative) is not None
-        return {"url": "/media/" + quote(relative), "available": available}
+    def _media_docs(self, conn: Any, wanted: dict[str, float]) -> dict[str, dict[str, Any]]:
+        """The media doc of each path of ``wanted`` (path -> the wall time its file is due from: the event of a
+        clip, the end of a track for its snapshot)."""
+        on_disk = {p for p in wanted if self.media is not None and media_file(self.media, p) is not None}
+        written = written_media(conn, [p for p in wanted if p not in on_disk])
+        due_within = self.store.clip_max_seconds + PENDING_GRACE_S
+        now = time.time()
+        out = {}
+        for path, due in wanted.items():
+            if path in on_disk:
+                state = "ready"
+            elif path in written:
+                state = "deleted"
+            else:
+                state = "pending" if now - due < due_within else "missing"
+            out[path] = {"url": "/media/" + quote(path), "available": state == "ready", "state": state}
+        return out
 
     # -- handlers (run in the thread pool) ----------------------------------------------------------------
     def _events(self, request: web.Request) -> dict[str, Any]:
@@ -142,12 +159,15 @@ class History:
         with self.engine().connect() as conn:
             rows = search_events(conn, f)
             thumbs = self._thumbnails(conn, rows)
+            wanted = {row["clip"]: row["time"] for row in rows if row["clip"]}
+            wanted.update({path: due for path, due in thumbs.values() if path})
+            media = self._media_docs(conn, wanted)
         out = []
         for row in rows:
             doc = {k: row[k] for k in ("id", "source_id", "event", "time", "pts", "track_id", "class_name",
                                        "zone", "line", "direction")}
-            doc["clip"] = self._media_doc(row["clip"])
-            doc["snapshot"] = self._media_doc(thumbs.get(row["id"]))
+            doc["clip"] = media.get(row["clip"] or "")
+            doc["snapshot"] = media.get(thumbs.get(row["id"], (None, 0.0))[0] or "")
             if row["track_id"] is not None:   # ?at=: this event's track, not a later run's with the same id
                 doc["track_url"] = (f"/api/tracks/{quote(row['source_id'], safe='')}/{row['track_id']}"
                                     f"?at={row['time']!r}")
@@ -157,10 +177,11 @@ class History:
         return {"events": out, "next": nxt}
 
     @staticmethod
-    def _thumbnails(conn: Any, rows: list[dict[str, Any]]) -> dict[int, Optional[str]]:
-        """Event id -> the snapshot of its own track: the stored track with that id that started last before
-        the event (ids start again in a new run). None while that track has none yet (it is still alive), never
-        the snapshot of an earlier run's track that had the same id."""
+    def _thumbnails(conn: Any, rows: list[dict[str, Any]]) -> dict[int, tuple[Optional[str], float]]:
+        """Event id -> the snapshot of its own track (and when that track was last seen: its snapshot is written
+        then): the stored track with that id that started last before the event (ids start again in a new
+        run). None while that track has none yet (it is still alive), never the snapshot of an earlier run's
+        track that had the same id."""
         from sqlalchemy import select
 
         from pipelines.store.schema import tracks
@@ -169,17 +190,17 @@ class History:
         if not wanted:
             return {}
         c = tracks.c
-        query = select(c.source_id, c.track_id, c.first_time, c.snapshot).where(
+        query = select(c.source_id, c.track_id, c.first_time, c.last_time, c.snapshot).where(
             c.source_id.in_({s for s, _ in wanted}), c.track_id.in_({t for _, t in wanted})
         ).order_by(c.first_time.desc())
         found: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for source, tid, first, snap in conn.execute(query):
-            found.setdefault((source, tid), []).append({"first_time": first, "snapshot": snap})
-        out: dict[int, Optional[str]] = {}
+        for source, tid, first, last, snap in conn.execute(query):
+            found.setdefault((source, tid), []).append({"first_time": first, "last_time": last, "snapshot": snap})
+        out: dict[int, tuple[Optional[str], float]] = {}
         for row in rows:
             own = track_at(found.get((row["source_id"], row["track_id"]), []), row["time"])
             if own is not None:
-                out[row["id"]] = own["snapshot"]
+                out[row["id"]] = (own["snapshot"], own["last_time"])
         return out
 
     def _track(self, request: web.Request) -> Optional[dict[str, Any]]:
@@ -199,14 +220,22 @@ class History:
             index = found.index(track)
             later = found[index - 1]["first_time"] if index > 0 else None   # where the next track of this id starts
             events = track_events(conn, track, until=later)
+            wanted: dict[str, float] = {}
+            for e in events:
+                if e["clip"]:
+                    wanted.setdefault(e["clip"], e["time"])
+            for key in ("snapshot", "snapshot_frame"):
+                if track[key]:
+                    wanted[track[key]] = track["last_time"]
+            media = self._media_docs(conn, wanted)
         clips: list[dict[str, Any]] = []
         for e in events:
-            clip = self._media_doc(e["clip"])
+            clip = media.get(e["clip"] or "")
             if clip is not None and clip["url"] not in [c["url"] for c in clips]:
                 clips.append({**clip, "event": e["event"], "time": e["time"]})
         doc = {k: v for k, v in track.items() if k not in ("id", "snapshot", "snapshot_frame")}
-        doc["snapshot"] = self._media_doc(track["snapshot"])
-        doc["snapshot_frame"] = self._media_doc(track["snapshot_frame"])
+        doc["snapshot"] = media.get(track["snapshot"] or "")
+        doc["snapshot_frame"] = media.get(track["snapshot_frame"] or "")
         doc["clips"] = clips
         doc["events"] = [e["doc"] for e in events]
         doc["earlier"] = len(found) - 1 - index   # older tracks of this source that had the same id (other runs)
@@ -244,9 +273,25 @@ def track_at(newest_first: list[dict[str, Any]], at: float) -> Optional[dict[str
     return None
 
 
+def written_media(conn: Any, paths: list[str]) -> set[str]:
+    """Those of ``paths`` recorded as written (``media`` table); none from a history older than that table."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipelines.store.schema import media
+
+    if not paths:
+        return set()
+    try:
+        return {r[0] for r in conn.execute(select(media.c.path).where(media.c.path.in_(paths)))}
+    except SQLAlchemyError:   # no media table yet: the run that migrates this history has not connected
+        conn.rollback()
+        return set()
+
+
 def history_for(store: StoreConfig) -> Optional[History]:
     """The history routes when the run keeps one (``store.db``); None otherwise."""
     return History(store) if store.db is not None else None
 
 
-__all__ = ["History", "history_for", "media_file", "track_at"]
+__all__ = ["History", "history_for", "media_file", "track_at", "written_media"]

@@ -17,10 +17,15 @@ def _query(name: str, description: str, schema: dict[str, Any], many: bool = Fal
 
 
 _TIME = {"type": "string", "example": "2h"}
-_MEDIA = {"type": "object", "nullable": True, "required": ["url", "available"],
+_MEDIA = {"type": "object", "nullable": True, "required": ["url", "available", "state"],
           "properties": {"url": {"type": "string", "example": "/media/cam1/20261206/clip-3-020112-100001.mp4"},
-                         "available": {"type": "boolean",
-                                       "description": "false once retention deleted the file (the row stays)"}}}
+                         "available": {"type": "boolean", "description": "the file is served now (state ready)"},
+                         "state": {"type": "string", "enum": ["ready", "pending", "deleted", "missing"],
+                                   "description": "ready: served; pending: not written yet (a clip is encoded "
+                                                  "once its post-event part is recorded; ask again); deleted: "
+                                                  "written, then deleted by media retention (the row stays); "
+                                                  "missing: never written (the run stopped first, or a full "
+                                                  "disk)"}}}
 
 
 def _json(ref: str) -> dict[str, Any]:
@@ -82,7 +87,11 @@ OPENAPI: dict[str, Any] = {
                           "snapshot_frame": {"$ref": "#/components/schemas/Media"},
                           "clips": {"type": "array", "items": {"$ref": "#/components/schemas/Media"}},
                           "events": {"type": "array", "items": {"type": "object"}},
-                          "ended": {"type": "boolean"}, "end_reason": {"type": "string", "nullable": True},
+                          "ended": {"type": "boolean"},
+                          "end_reason": {"type": "string", "nullable": True,
+                                         "description": "removed, stream_ended, or interrupted: its run stopped "
+                                                        "while it was alive (end time unknown; last_time: when "
+                                                        "last stored)"},
                           "earlier": {"type": "integer",
                                       "description": "older stored tracks of this source with the same id"}}},
         },
@@ -113,7 +122,7 @@ OPENAPI: dict[str, Any] = {
                                                  "started last at or before it)", "content": _json("Track")},
                           "404": {"description": "no such track"}, "401": _AUTH}}},
         "/api/history/sources": {"get": {
-            "summary": "sources with stored tracks",
+            "summary": "every source the store knows (with stored events or tracks)",
             "responses": {"200": {"description": "source ids", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"sources": {"type": "array", "items": {"type": "string"}}}}}}},
                 "401": _AUTH}}},

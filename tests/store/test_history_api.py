@@ -127,6 +127,7 @@ def test_a_clip_deleted_by_retention_leaves_its_row_saying_so(server: WebView, s
     (Path(stored.media or "") / event["clip"]["url"][len("/media/"):].replace("%20", " ")).unlink()
     again = get_json(server, "/api/events?source=cam%202&type=zone_entered&limit=1")["events"][0]
     assert again["id"] == event["id"] and again["clip"]["available"] is False
+    assert again["clip"]["state"] == "deleted"     # it was written, then removed: not 'pending', not 'missing'
     assert get(server, event["clip"]["url"])[0] == 404
 
 
@@ -202,3 +203,48 @@ def test_an_event_links_to_its_own_track_not_an_earlier_runs_with_the_same_id(tm
         assert [e["time"] for e in old_track["events"] if e["event"] == "line_crossed"] == [old["time"]]
         assert old_track["events"][-1]["event"] == "track_ended" and not new_track["ended"]
     second.close()
+
+
+def test_the_camera_list_holds_every_source_the_store_knows(tmp_path: Path) -> None:
+    """A camera that stored events but no track yet (nothing seen, or only its stream events) was missing from the
+    history's camera list, which listed only sources with stored tracks."""
+    config = StoreConfig(db=str(tmp_path / "events.db"))
+    busy, quiet = StoreSink(config, "gate-cam"), StoreSink(config, "quiet-cam")
+    feed(busy, synthetic_results("gate-cam"))
+    docs = feed(quiet, synthetic_results("quiet-cam", n_frames=0))   # started and ended, saw nothing
+    busy.close()
+    quiet.close()
+    assert docs and all("track" not in d for d in docs)
+    for view in _serve(config, None):
+        assert get_json(view, "/api/history/sources")["sources"] == ["gate-cam", "quiet-cam"]
+        assert get_json(view, "/api/events?source=quiet-cam&limit=5")["events"]
+
+
+def test_a_clip_not_written_yet_is_pending_and_one_never_written_is_missing(tmp_path: Path) -> None:
+    """A clip is written seconds after its event (its post-event part is recorded first): the API called it
+    unavailable like a deleted one, and the page said it was deleted. A clip whose run stopped first (an hour
+    ago) was never written: it is 'missing', not 'deleted' either."""
+    config = StoreConfig(db=str(tmp_path / "events.db"), media=str(tmp_path / "media"))
+    sinks = []
+    for source, t0 in (("now-cam", None), ("old-cam", time.time() - 3600)):
+        items = synthetic_results(source, t0=t0)
+        first = next(i for i, item in enumerate(items) if any(e["event"] in config.clip_events for e in item.events))
+        sink = StoreSink(config, source)
+        feed(sink, items[:first + 1])             # the event, not the 2 s after it: the clip is still open
+        sinks.append((sink, items[first + 1:]))
+    for view in _serve(config, None):
+        def clip(source: str, view: WebView = view) -> Any:
+            found = get_json(view, f"/api/events?source={source}&type=zone_entered&type=line_crossed")["events"]
+            return found[-1]["clip"] if found else None
+
+        deadline = time.monotonic() + 10
+        while not (clip("now-cam") and clip("old-cam")):
+            assert time.monotonic() < deadline, "the events were not written"
+            time.sleep(0.05)
+        assert clip("now-cam")["state"] == "pending" and clip("now-cam")["available"] is False
+        assert clip("old-cam")["state"] == "missing"
+        sink, rest = sinks[0]
+        feed(sink, rest)
+        sink.close()
+        assert clip("now-cam")["state"] == "ready" and get(view, clip("now-cam")["url"])[0] == 200
+    sinks[1][0].close()

@@ -6,6 +6,8 @@ the page is served by the web view with a token, opened once with ?token= as a u
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any, Iterator
 
 import cv2
@@ -37,6 +39,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebView]:
                    history=History(config)).start()
     yield view
     view.stop()
+
+
+def stored_clips(db: Path) -> list[str]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return [r[0] for r in conn.execute("SELECT clip FROM events WHERE clip IS NOT NULL")]
+    except sqlite3.OperationalError:      # not created yet
+        return []
 
 
 def frame_of(driver: Any, element: Any) -> np.ndarray:
@@ -94,3 +104,43 @@ def test_without_the_token_the_page_is_refused(browser: Any, served: WebView) ->
     browser.delete_all_cookies()
     browser.get(f"{served.url}history")
     assert "needs its token" in browser.page_source
+
+
+def test_a_clip_still_being_recorded_says_so_and_plays_once_written(browser: Any,  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """A recent event's clip is written seconds after it (its post-event part is recorded first): the page said
+    it 'was deleted (media retention)'. It now says the clip is coming, and plays it once it is written; a clip
+    retention really deleted is still called deleted."""
+    from selenium.webdriver.common.by import By
+
+    config = StoreConfig(db=str(tmp_path / "events.db"), media=str(tmp_path / "media"), clip_before=0.5,
+                         clip_after=2.0)
+    items = synthetic_results("door-cam", n_frames=100)
+    first = next(i for i, item in enumerate(items)
+                 if any(e["event"] in config.clip_events for e in item.events))
+    sink = StoreSink(config, "door-cam")
+    feed(sink, items[:first + 1])                 # the event happened; its clip's last 2 s are not seen yet
+    wait_for("the event's row", lambda: stored_clips(tmp_path / "events.db"))
+    view = WebView(HttpConfig(listen=f"127.0.0.1:{free_port()}", token=TOKEN), lambda: [],
+                   history=History(config)).start()
+    try:
+        browser.get(f"{view.url}history?token={TOKEN}&source=door-cam")
+        row = wait_for("the event", lambda: browser.find_elements(By.CSS_SELECTOR, "li.event"))[-1]
+        row.click()
+        caption = browser.find_element(By.ID, "caption")
+        assert "being recorded" in caption.text and "deleted" not in caption.text, caption.text
+        feed(sink, items[first + 1:])             # the rest of the clip arrives; it is encoded
+        sink.close()
+        player = browser.find_element(By.ID, "player")
+        wait_for("the clip to play once written",
+                 lambda: browser.execute_script("return arguments[0].readyState >= 2", player), timeout=30)
+        assert "/media/door-cam/" in browser.execute_script("return arguments[0].currentSrc", player)
+        assert "being recorded" not in caption.text
+        clip = Path(config.media or "") / browser.execute_script("return arguments[0].currentSrc", player) \
+            .split("/media/", 1)[1]
+        clip.unlink()                             # as media retention does
+        browser.refresh()
+        wait_for("the event", lambda: browser.find_elements(By.CSS_SELECTOR, "li.event"))[-1].click()
+        assert "was deleted (media retention)" in browser.find_element(By.ID, "caption").text
+    finally:
+        view.stop()

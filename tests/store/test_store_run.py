@@ -70,6 +70,40 @@ def test_kill_9_mid_run_leaves_a_consistent_history(bikes_video: Path, tmp_path:
     assert done.returncode == 0 and json.loads(done.stdout.splitlines()[0])["line"] == "gate"
 
 
+def test_tracks_a_killed_run_left_open_are_ended_by_the_next_run_of_that_source(bikes_video: Path,
+                                                                                  tmp_path: Path) -> None:
+    """A run killed with -9 left its live tracks 'ended = false' forever: the history showed them as still going
+    days later. The next run of the source ends them as 'interrupted' (their end time is unknown) before it
+    stores its own."""
+    db = tmp_path / "events.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--db", str(db),
+                             "--imgsz", "160", "--realtime", "--quiet"], env=env, cwd=str(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not _rows(db, "SELECT 1 FROM tracks WHERE NOT ended"):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no live track was stored in time"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    left_open = _rows(db, "SELECT id, last_time FROM tracks WHERE NOT ended")
+    assert left_open
+    done = run_cli("run", str(bikes_video), "--db", str(db), "--max-frames", "5", "--imgsz", "160", "--quiet",
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    after = {i: (ended, reason, last) for i, ended, reason, last in
+             _rows(db, "SELECT id, ended, end_reason, last_time FROM tracks")}
+    for ident, last_time in left_open:   # ended, with the last time they were stored kept as it was
+        assert after[ident] == (1, "interrupted", last_time)
+    assert len(_rows(db, "SELECT 1 FROM events WHERE event = 'stream_started'")) == 2
+
+
 def test_a_database_that_cannot_be_reached_ends_in_exit_3_naming_the_loss(bikes_video: Path,
                                                                           tmp_path: Path) -> None:
     config = tmp_path / "store.yaml"

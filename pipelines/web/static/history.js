@@ -40,7 +40,7 @@ function row(e) {
   const text = describe(e);
   item.dataset.id = e.id;
   item.dataset.event = e.event;
-  item.dataset.clip = e.clip ? (e.clip.available ? "yes" : "gone") : "none";
+  item.dataset.clip = clipState(e);
   item.querySelector('[data-field="time"]').textContent = new Date(e.time * 1000).toLocaleString();
   item.querySelector('[data-field="label"]').textContent = text.label;
   item.querySelector('[data-field="detail"]').textContent = text.detail;
@@ -51,12 +51,54 @@ function row(e) {
   return item;
 }
 
+// ready, pending (its post-event part is still being recorded, or it is being encoded), deleted (by media
+// retention), missing (never written: the run stopped first); none: this kind of event gets no clip.
+function clipState(e) {
+  if (!e.clip) return "none";
+  return e.clip.state || (e.clip.available ? "ready" : "deleted");
+}
+
+const CLIP_SAYS = {
+  pending: "its clip is being recorded; it plays here when it is ready",
+  deleted: "its clip was deleted (media retention)",
+  missing: "its clip was never written (the run stopped before it was finished)",
+};
+const RECHECK_MS = 2000, RECHECK_FOR_MS = 180000;
+
+// A pending clip: ask for it again every 2 s until it is there (then play it if its event is still the one
+// shown), for up to 3 minutes.
+async function awaitClip(e, item) {
+  const until = Date.now() + RECHECK_FOR_MS;
+  while (Date.now() < until) {
+    await new Promise((done) => setTimeout(done, RECHECK_MS));
+    if (item.dataset.clip !== "pending") return;
+    const response = await fetch(e.clip.url, { method: "HEAD", cache: "no-store" }).catch(() => null);
+    if (response && response.ok) {
+      e.clip = { ...e.clip, available: true, state: "ready" };
+      item.dataset.clip = "ready";
+      if (item.getAttribute("aria-current") === "true") show(e, item);
+      return;
+    }
+  }
+  if (item.getAttribute("aria-current") === "true") {
+    caption.textContent = `${describe(e).label}: its clip has not appeared yet; reload the page to look again`;
+  }
+}
+
 function show(e, item) {
   for (const other of list.querySelectorAll('[aria-current="true"]')) other.removeAttribute("aria-current");
   item.setAttribute("aria-current", "true");
   const text = describe(e);
-  if (!e.clip) { caption.textContent = `${text.label}: no clip for this kind of event`; return; }
-  if (!e.clip.available) { caption.textContent = `${text.label}: its clip was deleted (media retention)`; return; }
+  const state = clipState(e);
+  if (state === "none") { caption.textContent = `${text.label}: no clip for this kind of event`; return; }
+  if (state !== "ready") {
+    caption.textContent = `${text.label}: ${CLIP_SAYS[state] || CLIP_SAYS.missing}`;
+    if (state === "pending" && !item.dataset.waiting) {
+      item.dataset.waiting = "yes";
+      awaitClip(e, item).finally(() => { delete item.dataset.waiting; });
+    }
+    return;
+  }
   player.src = e.clip.url;
   player.dataset.eventId = e.id;
   caption.textContent = `${text.label} ${text.detail ? `· ${text.detail}` : ""} · ${new Date(e.time * 1000).toLocaleString()}`;
