@@ -14,8 +14,10 @@ Tables:
 - ``media``: one row per snapshot or clip file once it is written (its path inside the media folder, source,
   wall-clock time): a file that is not there is ``deleted`` (by retention) when it has a row, and still being
   written (a clip's post-event part is recorded first) or never written when it has none. Made on every
-  migration check when missing, with no new version: older trackstreams use such a history as before. A
-  login that may not create tables goes on without it (no media rows; no file is called ``deleted``).
+  migration check when missing, with no new version: older trackstreams use such a history as before. Its
+  row of path ``""`` (``MEDIA_SINCE``) holds when it was made: a file due before that and not there may have
+  been deleted, so it is ``deleted``, not ``missing``. A login that may not create tables goes on without it
+  (no media rows; every file that is not there past its time is ``deleted``, as before the table).
 - ``trackstream_schema``: the schema version (one row).
 
 Migrations are a list of numbered steps run in order inside one transaction, under a lock (PostgreSQL:
@@ -27,6 +29,7 @@ starts with the source and ends with the time range, so (source, line, time), (s
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text,
@@ -92,6 +95,7 @@ tracks = Table(
     Index("ix_tracks_source_track", "source_id", "track_id"),
 )
 
+MEDIA_SINCE = ""   # the path of the media row whose time is when the table was made (no file has that path)
 media = Table(
     "media", metadata,
     Column("path", String(1024), primary_key=True),   # inside the media folder, as the rows name it
@@ -120,6 +124,8 @@ def _add_media(conn: Connection) -> None:
     try:
         with conn.begin_nested():   # a refusal must not undo the transaction around it (PostgreSQL aborts it)
             media.create(conn)
+            # since when files are recorded: a gone file due before was maybe deleted, not surely never written
+            conn.execute(media.insert().values(path=MEDIA_SINCE, source_id="", written=time.time()))
     except ProgrammingError:        # permission denied for the schema
         pass
 
