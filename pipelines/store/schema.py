@@ -14,7 +14,10 @@ Tables:
 - ``media``: one row per snapshot or clip file once it is written (its path inside the media folder, source,
   wall-clock time): a file that is not there is ``deleted`` (by retention) when it has a row, and still being
   written (a clip's post-event part is recorded first) or never written when it has none. Made on every
-  migration check when missing, with no new version: older trackstreams use such a history as before.
+  migration check when missing, with no new version: older trackstreams use such a history as before. Its
+  row of path ``""`` (``MEDIA_SINCE``) holds when it was made: a file due before that and not there may have
+  been deleted, so it is ``deleted``, not ``missing``. A login that may not create tables goes on without it
+  (no media rows; every file that is not there past its time is ``deleted``, as before the table).
 - ``trackstream_schema``: the schema version (one row).
 
 Migrations are a list of numbered steps run in order inside one transaction, under a lock (PostgreSQL:
@@ -26,11 +29,13 @@ starts with the source and ends with the time range, so (source, line, time), (s
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, text)
+                        UniqueConstraint, inspect, text)
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import ProgrammingError
 
 from pipelines.errors import UserError
 
@@ -90,6 +95,7 @@ tracks = Table(
     Index("ix_tracks_source_track", "source_id", "track_id"),
 )
 
+MEDIA_SINCE = ""   # the path of the media row whose time is when the table was made (no file has that path)
 media = Table(
     "media", metadata,
     Column("path", String(1024), primary_key=True),   # inside the media folder, as the rows name it
@@ -109,6 +115,26 @@ VERSION = MIGRATIONS[-1][0]
 _PG_LOCK = 0x7472_6B73   # advisory lock id of trackstream migrations ("trks")
 
 
+def _add_media(conn: Connection) -> None:
+    """Make the ``media`` table when missing. A login that may not create tables (a PostgreSQL role granted only
+    the rows of a history its owner made, before this table existed) goes on without it: the migration around
+    it stands, the writer leaves media rows out (``has_media``) and the history never says ``deleted``."""
+    if has_media(conn):
+        return
+    try:
+        with conn.begin_nested():   # a refusal must not undo the transaction around it (PostgreSQL aborts it)
+            media.create(conn)
+            # since when files are recorded: a gone file due before was maybe deleted, not surely never written
+            conn.execute(media.insert().values(path=MEDIA_SINCE, source_id="", written=time.time()))
+    except ProgrammingError:        # permission denied for the schema
+        pass
+
+
+def has_media(conn: Connection) -> bool:
+    """Whether the database holds the ``media`` table."""
+    return bool(inspect(conn).has_table(media.name))
+
+
 def migrate(conn: Connection) -> int:
     """Bring the database to ``VERSION`` inside the caller's transaction; returns the version found.
 
@@ -125,7 +151,7 @@ def migrate(conn: Connection) -> int:
         if number > current:
             step(conn)
     # added without a new version: a trackstream that does not know the table reads and writes the rest as before
-    media.create(conn, checkfirst=True)
+    _add_media(conn)
     if found is None:
         conn.execute(schema_version.insert().values(version=VERSION))
     elif current < VERSION:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, InterfaceError
 
 from pipelines.sinks.publisher import BufferedPublisher
 from pipelines.store.db import describe, error_text, open_engine, ping
-from pipelines.store.schema import events, media, migrate, tracks
+from pipelines.store.schema import events, has_media, media, migrate, tracks
 
 log = logging.getLogger("trackstream.store")
 
@@ -43,6 +43,7 @@ class StoreWriter(BufferedPublisher[Row]):
         self._db = db
         self._engine: Engine = open_engine(db, writer=True, connect_timeout=connect_timeout)
         self._migrated = False
+        self._media_rows = True   # False: the database has no media table (this login may not make it)
         self._start()
 
     def put(self, kind: Kind, row: dict[str, Any]) -> None:
@@ -53,7 +54,12 @@ class StoreWriter(BufferedPublisher[Row]):
         if not self._migrated:
             with self._engine.begin() as conn:
                 migrate(conn)
+                self._media_rows = has_media(conn)
             self._migrated = True
+            if not self._media_rows:
+                log.warning("%s: no media table, and this login may not create it: files written are not "
+                            "recorded, so the history cannot tell a deleted snapshot or clip from one never "
+                            "written", self.name)
 
     def _disconnect(self) -> None:
         self._engine.dispose()
@@ -65,6 +71,8 @@ class StoreWriter(BufferedPublisher[Row]):
         return error_text(exc, self._engine.url.password)
 
     def _send(self, batch: list[Row]) -> Sequence[Row]:
+        if not self._media_rows:
+            batch = [row for row in batch if row[0] != "media"]
         try:
             with self._engine.begin() as conn:
                 write_rows(conn, batch)

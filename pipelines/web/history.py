@@ -15,8 +15,9 @@ Routes (behind the view's token like every other route; see docs/events.md):
 
 Each snapshot or clip is ``{"url", "available", "state"}``: ``ready`` (``available``: it is served), ``pending``
 (not written yet: a clip is encoded once its post-event part is recorded, up to ``store.clip_max_seconds`` later),
-``deleted`` (it was written, then media retention deleted it: rows outlive their media) or ``missing`` (never
-written: the run stopped first, or the disk was full).
+``deleted`` (it was written, then media retention deleted it: rows outlive their media; also one due before the
+store recorded the files it writes, which may have been) or ``missing`` (never written: the run stopped first, or
+the disk was full).
 Database calls run in the server's thread pool, never on its event loop.
 """
 
@@ -124,7 +125,7 @@ class History:
         """The media doc of each path of ``wanted`` (path -> the wall time its file is due from: the event of a
         clip, the end of a track for its snapshot)."""
         on_disk = {p for p in wanted if self.media is not None and media_file(self.media, p) is not None}
-        written = written_media(conn, [p for p in wanted if p not in on_disk])
+        written, since = written_media(conn, [p for p in wanted if p not in on_disk])
         due_within = self.store.clip_max_seconds + PENDING_GRACE_S
         now = time.time()
         out = {}
@@ -133,8 +134,10 @@ class History:
                 state = "ready"
             elif path in written:
                 state = "deleted"
-            else:
-                state = "pending" if now - due < due_within else "missing"
+            elif now - due < due_within:
+                state = "pending"
+            else:   # never written, unless it was due before the store recorded its files (retention, then)
+                state = "missing" if due >= since else "deleted"
             out[path] = {"url": "/media/" + quote(path), "available": state == "ready", "state": state}
         return out
 
@@ -273,20 +276,25 @@ def track_at(newest_first: list[dict[str, Any]], at: float) -> Optional[dict[str
     return None
 
 
-def written_media(conn: Any, paths: list[str]) -> set[str]:
-    """Those of ``paths`` recorded as written (``media`` table); none from a history older than that table."""
+def written_media(conn: Any, paths: list[str]) -> tuple[set[str], float]:
+    """Those of ``paths`` recorded as written (``media`` table), and since when the store records its files: a
+    file due before that is not known to be never written. Nothing recorded (since: infinity) in a history
+    without that table (older than it, or its login may not make it); 0 for a table from before that record."""
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from pipelines.store.schema import media
+    from pipelines.store.schema import MEDIA_SINCE, media
 
     if not paths:
-        return set()
+        return set(), 0.0
     try:
-        return {r[0] for r in conn.execute(select(media.c.path).where(media.c.path.in_(paths)))}
+        rows = dict(conn.execute(select(media.c.path, media.c.written).where(
+            media.c.path.in_([*paths, MEDIA_SINCE]))).all())
     except SQLAlchemyError:   # no media table yet: the run that migrates this history has not connected
         conn.rollback()
-        return set()
+        return set(), float("inf")
+    since = rows.pop(MEDIA_SINCE, 0.0)
+    return set(rows), since
 
 
 def history_for(store: StoreConfig) -> Optional[History]:

@@ -23,7 +23,8 @@ _MEDIA = {"type": "object", "nullable": True, "required": ["url", "available", "
                          "state": {"type": "string", "enum": ["ready", "pending", "deleted", "missing"],
                                    "description": "ready: served; pending: not written yet (a clip is encoded "
                                                   "once its post-event part is recorded; ask again); deleted: "
-                                                  "written, then deleted by media retention (the row stays); "
+                                                  "written, then deleted by media retention (the row stays; "
+                                                  "also one due before the store recorded its files); "
                                                   "missing: never written (the run stopped first, or a full "
                                                   "disk)"}}}
 

@@ -37,6 +37,19 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> StoreConfig:
     return config
 
 
+def recording_since(config: StoreConfig, when: float) -> None:
+    """Make (or migrate) the history of ``config`` as a run does, as if its ``media`` table were made at ``when``
+    (the store records the files it writes since then)."""
+    from pipelines.store.db import open_engine
+    from pipelines.store.schema import MEDIA_SINCE, media, migrate
+
+    engine = open_engine(config.db or "", writer=True)
+    with engine.begin() as conn:
+        migrate(conn)
+        assert conn.execute(media.update().where(media.c.path == MEDIA_SINCE).values(written=when)).rowcount == 1
+    engine.dispose()
+
+
 def _serve(stored: StoreConfig, token: Optional[str]) -> Iterator[WebView]:
     view = WebView(HttpConfig(listen=f"127.0.0.1:{free_port()}", token=token), lambda: [],
                    history=History(stored)).start()
@@ -225,6 +238,7 @@ def test_a_clip_not_written_yet_is_pending_and_one_never_written_is_missing(tmp_
     unavailable like a deleted one, and the page said it was deleted. A clip whose run stopped first (an hour
     ago) was never written: it is 'missing', not 'deleted' either."""
     config = StoreConfig(db=str(tmp_path / "events.db"), media=str(tmp_path / "media"))
+    recording_since(config, time.time() - 7200)        # a history that has recorded its files for 2 hours
     sinks = []
     for source, t0 in (("now-cam", None), ("old-cam", time.time() - 3600)):
         items = synthetic_results(source, t0=t0)
@@ -252,3 +266,34 @@ def test_a_clip_not_written_yet_is_pending_and_one_never_written_is_missing(tmp_
         sink.close()
         assert clip("now-cam")["state"] == "ready" and get(view, clip("now-cam")["url"])[0] == 200
     sinks[1][0].close()
+
+
+def test_a_clip_retention_deleted_before_the_store_recorded_its_files_is_not_called_never_written(
+        tmp_path: Path) -> None:
+    """A history from before the ``media`` table (or one whose login may not make it) holds no record of the files
+    it wrote. Its clips that retention deleted were all called 'missing' (never written: the run stopped
+    first) once a newer trackstream made the table: after an upgrade, every old deleted clip said its run had
+    crashed. What the store could not record is 'deleted' as before; a clip due after it began to record
+    and never written is still 'missing'."""
+    import sqlite3
+
+    config = StoreConfig(db=str(tmp_path / "events.db"), media=str(tmp_path / "media"), clip_before=0.5,
+                         clip_after=0.4, clip_max_seconds=1.2)
+    old = StoreSink(config, "old-cam")
+    feed(old, synthetic_results("old-cam", t0=time.time() - 7200))
+    old.close()
+    with sqlite3.connect(config.db or "") as conn:   # the history as a trackstream before the media table left it
+        conn.execute("DROP TABLE media")
+    for clip in (tmp_path / "media").rglob("clip-*.mp4"):
+        clip.unlink()                                   # media retention, then
+    recording_since(config, time.time() - 5400)        # the upgraded trackstream made the table 90 minutes ago
+    killed = StoreSink(config, "new-cam")
+    items = synthetic_results("new-cam", t0=time.time() - 3600)
+    first = next(i for i, item in enumerate(items) if any(e["event"] in config.clip_events for e in item.events))
+    feed(killed, items[:first + 1])                     # its clip is never finished: the run is "killed"
+    killed._writer.close(5.0)
+    for view in _serve(config, None):
+        old_clips = {e["clip"]["state"] for e in get_json(view, "/api/events?source=old-cam")["events"] if e["clip"]}
+        new_clips = {e["clip"]["state"] for e in get_json(view, "/api/events?source=new-cam")["events"] if e["clip"]}
+        assert old_clips == {"deleted"}
+        assert new_clips == {"missing"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import subprocess
@@ -199,3 +200,47 @@ def test_the_database_password_need_not_be_on_the_command_line(postgres: Postgre
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["event"] for line in done.stdout.splitlines()] == ["stream_started", "stream_ended"]
     assert PG_PASSWORD not in done.stderr
+
+
+def test_a_role_that_may_not_create_tables_still_writes_a_history_made_before_the_media_table(
+        postgres: PostgresServer, pg_url: str, tmp_path: Path) -> None:
+    """A DBA made the history (schema version 1, as a trackstream before the ``media`` table left it) and lets
+    the cameras' role only read and write its rows, not create tables. That run stored every row; the
+    ``media`` table made on every connect without a version bump failed it (permission denied for schema
+    public), so every row was lost (exit 3). It runs without the table now (its snapshots and clips are
+    written, just not recorded as written)."""
+    import psycopg
+    from sqlalchemy import inspect
+
+    from pipelines.store.schema import events, schema_version, tracks
+
+    owner = open_engine(pg_url)
+    with owner.begin() as conn:   # what trackstream made before the media table existed
+        for table in (schema_version, events, tracks):
+            table.create(conn)
+        conn.execute(schema_version.insert().values(version=1))
+    owner.dispose()
+    role, database = f"cams{next(_ROLES)}_{int(time.time() * 1000) % 10**9}", pg_url.rsplit("/", 1)[1]
+    postgres.admin(f"CREATE ROLE {role} LOGIN PASSWORD 'Cams-pw-77'")
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            conn.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
+            conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        url = f"postgresql://{role}:Cams-pw-77@127.0.0.1:{postgres.port}/{database}"
+        sink = StoreSink(StoreConfig(db=url, flush_timeout=5.0, media=str(tmp_path / "media")), "cam")
+        docs = feed(sink, synthetic_results("cam"))
+        sink.close()
+        assert sink.undelivered() == 0
+        assert stored_docs(pg_url, "cam") == docs
+        assert list((tmp_path / "media" / "cam").rglob("snap-*.jpg")) and list((tmp_path / "media").rglob("*.mp4"))
+        owner = open_engine(pg_url)
+        with owner.connect() as conn:
+            assert not inspect(conn).has_table("media")
+        owner.dispose()
+    finally:
+        postgres.admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        postgres.admin(f"DROP ROLE IF EXISTS {role}")
+
+
+_ROLES = itertools.count(1)
