@@ -134,6 +134,27 @@ def test_a_glob_over_files_named_in_other_scripts_writes_one_file_each(tmp_path,
         assert [r["source_id"] for r in records(tmp_path / "out" / f"{name}.jsonl")] == [name] * 3
 
 
+def test_a_folder_of_videos_leaves_out_hidden_files_as_a_glob_does(tmp_path, bikes_video, pose_weights):
+    """A folder copied from a Mac holds ``._clip.mp4`` (AppleDouble metadata, not a video) beside each clip; a
+    glob leaves it out, so the folder must too (it stopped the whole run, blamed on the ids of both)."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "clip.mp4").write_bytes(bikes_video.read_bytes())
+    (archive / "._clip.mp4").write_bytes(b"\x00\x05\x16\x07" + bytes(200))
+    proc = run_cli("run", str(archive), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.jsonl"]
+
+
+def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_path, bikes_video):
+    (tmp_path / "archive" / "2026-12-01").mkdir(parents=True)
+    (tmp_path / "archive" / "2026-12-01" / "gate.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(tmp_path / "archive"), "--jsonl", str(tmp_path / "out.jsonl"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "subfolders are not searched" in proc.stderr and "**" in proc.stderr
+
+
 def test_realtime_on_a_file_plays_it_like_a_camera_and_drops_what_it_cannot_keep_up_with(
         tmp_path, bikes_fast, pose_weights):
     """200 frames of 250 fps video (0.8 s), released at their own pace, into a detector slower than 250

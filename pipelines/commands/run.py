@@ -301,8 +301,9 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg"
 
 
 def expand_inputs(urls: list[str]) -> list[str]:
-    """A folder becomes the videos in it (sorted, by suffix), a glob the files it matches (sorted); URLs and
-    plain files stay as they are. An empty folder or a glob matching nothing is a ``SourceError``."""
+    """A folder becomes the videos in it (sorted, by suffix; hidden files such as macOS's ``._clip.mp4`` left
+    out, as a glob leaves them out), a glob the files it matches (sorted); URLs and plain files stay as they
+    are. An empty folder or a glob matching nothing is a ``SourceError``."""
     import glob
 
     out: list[str] = []
@@ -311,9 +312,12 @@ def expand_inputs(urls: list[str]) -> list[str]:
             out.append(url)
         elif Path(url).expanduser().is_dir():
             folder = Path(url).expanduser()
-            found = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            found = sorted(str(p) for p in folder.iterdir()
+                           if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
             if not found:
-                raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)})")
+                below = "; its subfolders are not searched: give them, or a quoted glob such as " \
+                        f"'{folder / '**' / '*.mp4'}'" if any(p.is_dir() for p in folder.iterdir()) else ""
+                raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)}{below})")
             out.extend(found)
         elif any(ch in url for ch in "*?[") and not Path(url).exists():
             found = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
