@@ -147,6 +147,26 @@ def test_a_folder_of_videos_leaves_out_hidden_files_as_a_glob_does(tmp_path, bik
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.jsonl"]
 
 
+def test_the_same_command_writing_into_the_folder_it_reads_runs_twice(tmp_path, bikes_video, pose_weights):
+    """``--out 'archive/{source}_tracked.mp4'``: the rerun took the first run's annotated video for a new
+    input (clip_tracked), whose own output is that video, and refused to start."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "clip.mp4").write_bytes(bikes_video.read_bytes())
+    command = ("run", str(archive), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "3",
+               "--out", str(archive / "{source}_tracked.mp4"), "--jsonl", str(archive / "{source}.jsonl"),
+               "--overwrite", "--quiet")
+    first = run_cli(*command)
+    assert first.returncode == 0, first.stderr
+    second = run_cli(*command)
+    assert second.returncode == 0, second.stderr
+    assert "clip_tracked.mp4" in second.stderr and "leaving out" in second.stderr
+    assert sorted(p.name for p in archive.iterdir() if not p.name.startswith(".")) == [
+        "clip.jsonl", "clip.mp4", "clip_tracked.mp4"]
+    assert frames_in(archive / "clip_tracked.mp4") == 3
+    assert [r["source_id"] for r in records(archive / "clip.jsonl")] == ["clip"] * 3
+
+
 def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_path, bikes_video):
     (tmp_path / "archive" / "2026-12-01").mkdir(parents=True)
     (tmp_path / "archive" / "2026-12-01" / "gate.mp4").write_bytes(bikes_video.read_bytes())

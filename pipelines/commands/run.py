@@ -303,7 +303,9 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg"
 def expand_inputs(urls: list[str]) -> list[str]:
     """A folder becomes the videos in it (sorted, by suffix; hidden files such as macOS's ``._clip.mp4`` left
     out, as a glob leaves them out), a glob the files it matches (sorted); URLs and plain files stay as they
-    are. An empty folder or a glob matching nothing is a ``SourceError``."""
+    are. Either leaves out the annotated videos trackstream wrote (their header says so: an earlier run's
+    ``--out`` into the archive's own folder), with one line naming them. An empty folder or a glob matching
+    nothing is a ``SourceError``."""
     import glob
 
     out: list[str] = []
@@ -312,21 +314,36 @@ def expand_inputs(urls: list[str]) -> list[str]:
             out.append(url)
         elif Path(url).expanduser().is_dir():
             folder = Path(url).expanduser()
-            found = sorted(str(p) for p in folder.iterdir()
-                           if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
+            found = _not_ours(sorted(str(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                                     and p.suffix.lower() in VIDEO_SUFFIXES), url)
             if not found:
                 below = "; its subfolders are not searched: give them, or a quoted glob such as " \
                         f"'{folder / '**' / '*.mp4'}'" if any(p.is_dir() for p in folder.iterdir()) else ""
                 raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)}{below})")
             out.extend(found)
         elif any(ch in url for ch in "*?[") and not Path(url).exists():
-            found = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
+            found = _not_ours(sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True)
+                                     if Path(p).is_file()), url)
             if not found:
                 raise SourceError(f"no file matches {url}")
             out.extend(found)
         else:
             out.append(url)
     return out
+
+
+def _not_ours(found: list[str], pattern: str) -> list[str]:
+    """``found`` without the annotated videos a trackstream run wrote (named in one INFO line): tracked again
+    they would be new sources whose boxes are drawn on, and a rerun of a command writing ``--out`` into the
+    folder it reads would refuse, its own earlier output taken for an input of the same name."""
+    from pipelines.sinks.video import segment_id
+
+    ours = [p for p in found if segment_id(p) is not None]
+    if ours:
+        log.info("%s: leaving out %d annotated video(s) trackstream wrote: %s (name one as a SOURCE to track it "
+                 "anyway)", pattern, len(ours), ", ".join(ours))
+    return [p for p in found if p not in ours]
+
 
 
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,
