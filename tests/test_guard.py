@@ -132,6 +132,30 @@ def test_a_still_image_is_refused_with_a_reason(clip, tmp_path):
     _refused(run_cli("run", str(picture), "--jsonl", str(tmp_path / "p.jsonl")), "still image", "video")
 
 
+def test_the_same_command_after_a_kill_before_the_first_snapshot_says_why_it_does_not_resume(clip, tmp_path):
+    """A run with --state killed before its first snapshot (with --out that waits for the video's first 2 s)
+    leaves its files and no snapshot: the same command again was told only that the file exists, as if --state
+    were not given."""
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    command = (str(clip), "--jsonl", str(out), "--state", str(state), "--state-interval", "3600", "--imgsz", "160",
+               "--quiet")
+    first = _start(*command)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and out.stat().st_size):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    kept = out.read_bytes()
+    assert not (state / "same.json").exists()    # no snapshot yet: 3600 s between them, none at a kill -9
+    again = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", *command], capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO), timeout=120)
+    _refused(again, str(out), f"--state {state} holds no snapshot of same", "--overwrite")
+    assert out.read_bytes() == kept
+
+
 def test_an_existing_output_is_kept_unless_asked_and_a_resume_continues_it(clip, tmp_path):
     """The one line docs/outputs.md quotes, before any model loads; --overwrite replaces the file; a run resumed
     from --state continues the file its snapshot names; an empty file holds nothing to lose."""
