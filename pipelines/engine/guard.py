@@ -242,10 +242,10 @@ def check_new_outputs(config: PipelineConfig) -> None:
             elif _holds_data(path) and not config.state.fresh and _no_snapshot(config, settings.id):
                 # the same command run again after a kill before the first snapshot: the user expects a resume
                 raise OutputError(f"{flag} of source {settings.id}: {path} exists and --state {config.state.dir} "
-                                  f"holds no snapshot of {settings.id} to continue it (a run stopped before its "
+                                  f"holds no snapshot of {settings.id} to continue it (there is none before a run's "
                                   "first snapshot, which with --out waits for the video's first 2 s to be encoded, "
-                                  "leaves none); refusing to replace it (start over with --overwrite, or choose "
-                                  "another path)")
+                                  f"nor once it is removed); refusing to replace it (start {settings.id} over with "
+                                  "--overwrite, or choose another path)")
             elif _holds_data(path):
                 raise OutputError(f"{flag} of source {settings.id}: {path} exists; refusing to replace it (choose "
                                   "another path, or --overwrite / output.overwrite: true)")

@@ -144,13 +144,16 @@ class Runner:
             if state is not None:  # a resume must be of this source and these outputs
                 self._fingerprints[settings.id] = source_fingerprint(settings, source.frame_count)
             if saved is not None and state is not None:
+                several = len(config.sources) > 1
                 check_resume(saved, settings, self._fingerprints[settings.id],
-                             output_paths(config.output, settings.id, len(config.sources) > 1), state.path(settings.id))
+                             output_paths(config.output, settings.id, several), state.path(settings.id),
+                             several=several)
                 processor.load_state_dict(saved["processor"])
                 processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
-                    log.warning("%s: already processed to its end (state %s); remove that file to process it "
-                                "again", settings.id, state.path(settings.id) if state else "")
+                    log.warning("%s: already processed to its end (state %s); remove that file and run with "
+                                "--overwrite (which replaces its outputs) to process it again", settings.id,
+                                state.path(settings.id) if state else "")
                     source.close()
                     continue
             skip = processor.frames_processed if saved is not None and not settings.is_live else 0
