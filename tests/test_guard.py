@@ -238,6 +238,29 @@ def test_fresh_state_starts_over_the_video_a_resumed_run_went_on_in(clip, tmp_pa
     assert done.returncode == 0, done.stderr
 
 
+def test_a_video_started_over_leaves_no_part_of_the_earlier_run_to_play_after_it(clip, tmp_path):
+    """--fresh-state (or --overwrite once the state file is removed) replaced v.mp4 but left the discarded run's
+    v.part2.mp4 beside it: played in order, the new run seemed to go on with the old one's frames. A file of the
+    user's under a part's name is kept."""
+    from tests.test_cli_run import frames_in
+
+    out, state = tmp_path / "v.mp4", tmp_path / "st"
+    common = ("run", str(clip), "--out", str(out), "--state", str(state), "--imgsz", "160", "--quiet")
+    for frames in ("3", "6"):
+        assert run_cli(*common, "--max-frames", frames).returncode == 0
+    assert frames_in(tmp_path / "v.part2.mp4") == 6
+    done = run_cli(*common, "--max-frames", "4", "--fresh-state")
+    assert done.returncode == 0, done.stderr
+    assert frames_in(out) == 4 and not (tmp_path / "v.part2.mp4").exists()
+    assert run_cli(*common, "--max-frames", "2").returncode == 0     # a resume again: v.part2.mp4
+    (tmp_path / "v.part3.mp4").write_bytes(b"the user's own file\n")
+    (state / "same.json").unlink()
+    done = run_cli(*common, "--max-frames", "5", "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert frames_in(out) == 5 and not (tmp_path / "v.part2.mp4").exists()
+    assert (tmp_path / "v.part3.mp4").read_bytes() == b"the user's own file\n"
+
+
 def test_a_resume_from_another_folder_never_continues_a_different_file_of_the_same_name(clip, tmp_path):
     """A snapshot names the file its run wrote, wherever a later run is started: the same command run from
     another folder, whose relative --jsonl names another file (the user's own), is refused instead of cutting

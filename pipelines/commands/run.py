@@ -345,7 +345,6 @@ def _not_ours(found: list[str], pattern: str) -> list[str]:
     return [p for p in found if p not in ours]
 
 
-
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,
             config_files: Sequence[Optional[str]] = ()) -> int:
     """Check and lock what the run writes (``claim_writes``; ``config_files`` must not be written), open sources,
