@@ -167,6 +167,20 @@ def test_the_same_command_writing_into_the_folder_it_reads_runs_twice(tmp_path, 
     assert [r["source_id"] for r in records(archive / "clip.jsonl")] == ["clip"] * 3
 
 
+def test_a_file_named_again_beside_its_folder_is_processed_once(tmp_path, bikes_video, pose_weights):
+    """``run archive archive/clip.mp4`` (or two overlapping globs) made two sources of one file, refused as 'two
+    sources get the id clip ... give them ids'."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "clip.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(archive), str(archive / "clip.mp4"), str(archive / "*.mp4"), "--model",
+                   str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("given more than once") == 2
+    assert [r["source_id"] for r in records(tmp_path / "out" / "clip.jsonl")] == ["clip"] * 2
+
+
 def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_path, bikes_video):
     (tmp_path / "archive" / "2026-12-01").mkdir(parents=True)
     (tmp_path / "archive" / "2026-12-01" / "gate.mp4").write_bytes(bikes_video.read_bytes())

@@ -329,7 +329,26 @@ def expand_inputs(urls: list[str]) -> list[str]:
             out.extend(found)
         else:
             out.append(url)
-    return out
+    return _once(out)
+
+
+def _once(urls: list[str]) -> list[str]:
+    """``urls`` without a second mention of one file (a folder and a file in it, two globs that overlap), with
+    a warning: the two would be two sources of one id, and the run refused them as that."""
+    import os
+
+    seen: dict[str, str] = {}
+    kept: list[str] = []
+    for url in urls:
+        local = not ("://" in url or url.startswith("/dev/") or url.startswith("webcam:")) and Path(url).is_file()
+        key = os.path.realpath(Path(url).expanduser()) if local else url
+        if local and key in seen:
+            also = f" (also as {seen[key]})" if seen[key] != url else ""
+            log.warning("%s is given more than once%s: processing it once", url, also)
+            continue
+        seen[key] = url
+        kept.append(url)
+    return kept
 
 
 def _not_ours(found: list[str], pattern: str) -> list[str]:
