@@ -74,6 +74,14 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # Ctrl-C while the commands load (a second or so), or inside one without its own
+        _error("interrupted")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser, handlers = build_parser()
     args = _parse(parser, argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -93,9 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a path the OS refuses where no check named it (a name longer than the file system allows, ...)
         _error(f"{exc.filename}: {exc.strerror or exc}")
         return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
 
 
 if __name__ == "__main__":

@@ -71,6 +71,28 @@ def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_vi
     assert frames_in(video) == len(recs)                # the video was finalised and plays
 
 
+def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback(tmp_path, bikes_video):
+    """Ctrl-C in the first second, while ``trackstream`` imports its commands, printed a 30-line
+    KeyboardInterrupt traceback. The SIGINT is real; a ``sitecustomize`` sends it to the process as the
+    commands start importing PyYAML, so it lands in that window on a machine of any speed."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class _Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'yaml':\n"
+        "            sys.meta_path.remove(self)\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Interrupt())\n", encoding="utf-8")
+    proc = run_cli("run", str(bikes_video), "--jsonl", str(tmp_path / "t.jsonl"),
+                   env={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"})
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
+    assert proc.returncode == 130 and proc.stderr.strip() == "trackstream: error: interrupted"
+    assert not (tmp_path / "t.jsonl").exists()
+
+
 def test_error_inside_a_sink_stops_the_run_with_one_line(tmp_path, bikes_video, pose_weights):
     """/dev/full accepts the open and fails the writes (a real disk-full error, no mock)."""
     if not Path("/dev/full").exists():
