@@ -52,6 +52,19 @@ def test_stride_and_max_fps_pick_frames_by_timestamp(tmp_path, bikes_video, pose
     assert all(0.4 - 1e-6 <= g <= 0.6 + 1e-6 for g in gaps)   # 2 per second of video, on 5 fps input
 
 
+def test_max_frames_counts_the_frames_stride_keeps_and_each_resumed_run_takes_that_many_more(
+        tmp_path, bikes_video, pose_weights):
+    """--help said 'after reading N frames': with --vid-stride 5 a user expected N decoded frames (N/5 results)."""
+    help_text = " ".join(run_cli("run", "--help", env={"COLUMNS": "1000"}).stdout.split())
+    assert "--max-frames N stop each source after N frames, counted after --vid-stride" in help_text
+    out, state = tmp_path / "t.jsonl", tmp_path / "state"
+    for _ in range(2):
+        done = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--vid-stride", "5",
+                       "--max-frames", "3", "--jsonl", str(out), "--state", str(state), "--quiet")
+        assert done.returncode == 0, done.stderr
+    assert [r["frame_index"] for r in records(out)] == [0, 5, 10, 15, 20, 25]
+
+
 def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_video, pose_weights):
     video, jsonl = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     proc = subprocess.Popen(
@@ -240,6 +253,6 @@ def test_quiet_hides_model_loading_lines_and_two_workers_print_them_once(tmp_pat
     assert "ONNX Runtime" not in quiet.stdout + quiet.stderr and "Loading" not in quiet.stdout + quiet.stderr
     assert "bikes: 4 frames" in quiet.stderr                          # the summary still shows
     assert " on cpu: 2 workers" in quiet.stderr                       # trackstream's own note of what runs
-    help_text = " ".join(run_cli("run", "--help").stdout.split())
+    help_text = " ".join(run_cli("run", "--help", env={"COLUMNS": "1000"}).stdout.split())
     said = help_text[help_text.rindex("--quiet"):]
     assert "which runtime and device run the model" in said and "still show" in said   # --help says it stays

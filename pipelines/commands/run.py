@@ -188,8 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"do not draw {_key.replace('_', ' ')}")
     parser.add_argument("--source-id", metavar="ID", help="id of the (single) source in outputs and streams")
     parser.add_argument("--max-frames", type=int, metavar="N",
-                        help="stop each source after reading N frames (from a camera, frames then dropped by the "
-                             "newest-frame policy count too, so fewer may be processed)")
+                        help="stop each source after N frames, counted after --vid-stride and --max-fps pick "
+                             "them (a run resumed from --state takes N more; from a camera, frames then dropped by "
+                             "the newest-frame policy count too, so fewer may be processed)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and none of Ultralytics' model-loading messages; trackstream's own "
                              "one-line notes (which runtime and device run the model, decoder and encoder), "

@@ -100,8 +100,8 @@ class Runner:
         sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy.
         detector: the detector (``FrameDetector``: ``detect_counted``, ``class_names``, ``workers``).
         config: the pipeline config (``detector.batch``, outputs, overlays and ``state.interval``).
-        max_frames: stop each source after reading this many frames (None = all; a camera's frames dropped by
-            the newest-frame policy count too).
+        max_frames: stop each source after this many frames, counted after the stride picks them (None = all;
+            a camera's frames dropped by the newest-frame policy count too).
         sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
         state: where each source's snapshot is loaded from and saved to (None: no snapshots).
         restarted: this run replaces a worker that died (a Ray actor restarted by Ray): a camera resumed
