@@ -216,6 +216,20 @@ def test_a_file_named_again_beside_its_folder_is_processed_once(tmp_path, bikes_
     assert [r["source_id"] for r in records(tmp_path / "out" / "clip.jsonl")] == ["clip"] * 2
 
 
+def test_a_folder_holding_only_annotated_videos_says_so_rather_than_that_it_holds_no_video(tmp_path, bikes_video,
+                                                                                          pose_weights):
+    done = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--out", str(tmp_path / "tracked" / "bikes.mp4"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    for source in (str(tmp_path / "tracked"), str(tmp_path / "tracked" / "*.mp4")):
+        proc = run_cli("run", source, "--jsonl", str(tmp_path / "t.jsonl"))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "annotated video trackstream wrote" in proc.stderr.splitlines()[-1], proc.stderr
+    named = run_cli("run", str(tmp_path / "tracked" / "bikes.mp4"), "--model", str(pose_weights), "--imgsz", "160",
+                    "--max-frames", "2", "--jsonl", str(tmp_path / "t.jsonl"), "--quiet")
+    assert named.returncode == 0, named.stderr                     # named as a SOURCE: tracked as asked
+
+
 def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_path, bikes_video):
     (tmp_path / "archive" / "2026-12-01").mkdir(parents=True)
     (tmp_path / "archive" / "2026-12-01" / "gate.mp4").write_bytes(bikes_video.read_bytes())

@@ -315,16 +315,23 @@ def expand_inputs(urls: list[str]) -> list[str]:
             out.append(url)
         elif Path(url).expanduser().is_dir():
             folder = Path(url).expanduser()
-            found = _not_ours(sorted(str(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                                     and p.suffix.lower() in VIDEO_SUFFIXES), url)
+            videos = sorted(str(p) for p in folder.iterdir()
+                            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
+            found = _not_ours(videos, url)
+            if videos and not found:
+                raise SourceError(f"every video in {folder} is an annotated video trackstream wrote; name each as a "
+                                  "SOURCE to track it anyway")
             if not found:
                 below = "; its subfolders are not searched: give them, or a quoted glob such as " \
                         f"'{folder / '**' / '*.mp4'}'" if any(p.is_dir() for p in folder.iterdir()) else ""
                 raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)}{below})")
             out.extend(found)
         elif any(ch in url for ch in "*?[") and not Path(url).exists():
-            found = _not_ours(sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True)
-                                     if Path(p).is_file()), url)
+            matched = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
+            found = _not_ours(matched, url)
+            if matched and not found:
+                raise SourceError(f"every file {url} matches is an annotated video trackstream wrote; name each "
+                                  "as a SOURCE to track it anyway")
             if not found:
                 raise SourceError(f"no file matches {url}")
             out.extend(found)
