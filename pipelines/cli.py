@@ -19,7 +19,6 @@ os.environ.setdefault("YOLO_OFFLINE", "true")
 from pipelines.version import __version__  # noqa: E402
 from pipelines.errors import UserError  # noqa: E402
 from pipelines.secrets import install_log_mask, redact_text  # noqa: E402
-from tracker.configutil import ConfigError  # noqa: E402
 
 # (subcommand name, module under pipelines.commands)
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -82,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    from tracker.configutil import ConfigError   # loads numpy (the tracker package): inside main's Ctrl-C guard
+
     parser, handlers = build_parser()
     args = _parse(parser, argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -84,17 +84,19 @@ def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_vi
     assert frames_in(video) == len(recs)                # the video was finalised and plays
 
 
-def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback(tmp_path, bikes_video):
-    """Ctrl-C in the first second, while ``trackstream`` imports its commands, printed a 30-line
-    KeyboardInterrupt traceback. The SIGINT is real; a ``sitecustomize`` sends it to the process as the
-    commands start importing PyYAML, so it lands in that window on a machine of any speed."""
+@pytest.mark.parametrize("module", ["numpy", "yaml"])
+def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback(tmp_path, bikes_video, module):
+    """Ctrl-C in the first second, while ``trackstream`` imports numpy (the tracker package) and its commands
+    (PyYAML, ...), printed a 30-line KeyboardInterrupt traceback. The SIGINT is real; a ``sitecustomize``
+    sends it to the process as ``module`` starts importing, so it lands in that window on a machine of any
+    speed."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
         "import os, signal, sys\n"
         "class _Interrupt:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'yaml':\n"
+        f"        if name == {module!r}:\n"
         "            sys.meta_path.remove(self)\n"
         "            os.kill(os.getpid(), signal.SIGINT)\n"
         "        return None\n"
