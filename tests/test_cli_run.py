@@ -232,6 +232,19 @@ def test_a_folder_holding_only_annotated_videos_says_so_rather_than_that_it_hold
     assert named.returncode == 0, named.stderr                     # named as a SOURCE: tracked as asked
 
 
+def test_a_glob_over_day_folders_names_the_two_files_whose_ids_clash(tmp_path, bikes_video):
+    """``'archive/**/*.mp4'`` over day folders each holding gate.mp4: the refusal named the id, not which of
+    the archive's files share it."""
+    for day in ("2026-12-01", "2026-12-02"):
+        (tmp_path / "archive" / day).mkdir(parents=True)
+        (tmp_path / "archive" / day / "gate.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(tmp_path / "archive" / "**" / "*.mp4"), "--jsonl", str(tmp_path / "{source}.jsonl"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "'gate'" in line and all(str(tmp_path / "archive" / day / "gate.mp4") in line
+                                    for day in ("2026-12-01", "2026-12-02")), line
+
+
 def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_path, bikes_video):
     (tmp_path / "archive" / "2026-12-01").mkdir(parents=True)
     (tmp_path / "archive" / "2026-12-01" / "gate.mp4").write_bytes(bikes_video.read_bytes())
