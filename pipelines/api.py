@@ -252,8 +252,8 @@ def process(*sources: SourceLike, statuses: bool = False, **options: Unpack[Proc
         vid_stride: process every Nth frame of each source.
         zones / lines: ``[{"name": "door", "polygon": [[x, y], ...]}]`` / ``[{"name": "gate",
             "points": [[x, y], [x, y]]}]`` in pixels of the frames (one source; several: per entry).
-        max_frames: stop each source after reading this many frames (from a camera, frames dropped by the
-            newest-frame policy count too, as with `--max-frames`).
+        max_frames: stop each source after this many frames, counted after the stride picks them (from a
+            camera, frames dropped by the newest-frame policy count too, as with `--max-frames`).
         schedule: which frames the detector runs on (``every``, ``interval:K``, ``interval:Ss``,
             ``adaptive``; ``detector.schedule``). Every frame is still yielded: ``FrameResult.detected``
             says whether the detector ran on it, a track whose ``Tracks.matched`` row is False is predicted.

@@ -19,7 +19,6 @@ os.environ.setdefault("YOLO_OFFLINE", "true")
 from pipelines.version import __version__  # noqa: E402
 from pipelines.errors import UserError  # noqa: E402
 from pipelines.secrets import install_log_mask, redact_text  # noqa: E402
-from tracker.configutil import ConfigError  # noqa: E402
 
 # (subcommand name, module under pipelines.commands)
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -74,6 +73,16 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # Ctrl-C while the commands load (a second or so), or inside one without its own
+        _error("interrupted")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from tracker.configutil import ConfigError   # loads numpy (the tracker package): inside main's Ctrl-C guard
+
     parser, handlers = build_parser()
     args = _parse(parser, argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -93,9 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a path the OS refuses where no check named it (a name longer than the file system allows, ...)
         _error(f"{exc.filename}: {exc.strerror or exc}")
         return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
 
 
 if __name__ == "__main__":

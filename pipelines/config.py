@@ -298,7 +298,8 @@ def resolve_sources(raw: Any, shared: SourceSettings, redis_source_id: Optional[
         given = [_given_id(r) for r in raw]
         if all(given):
             raise ConfigError("sources", f"source ids must be unique, got {given}")
-        raise ConfigError("sources", f"two sources get the id {dup!r} (from their file names or URLs); "
+        both = " and ".join(redact_url(s.url) for s in sources if s.id == dup)   # which of an archive's files
+        raise ConfigError("sources", f"two sources get the id {dup!r} (from their file names or URLs: {both}); "
                                      "give them ids: sources: [{url: ..., id: ...}]")
     return sources
 

@@ -52,6 +52,19 @@ def test_stride_and_max_fps_pick_frames_by_timestamp(tmp_path, bikes_video, pose
     assert all(0.4 - 1e-6 <= g <= 0.6 + 1e-6 for g in gaps)   # 2 per second of video, on 5 fps input
 
 
+def test_max_frames_counts_the_frames_stride_keeps_and_each_resumed_run_takes_that_many_more(
+        tmp_path, bikes_video, pose_weights):
+    """--help said 'after reading N frames': with --vid-stride 5 a user expected N decoded frames (N/5 results)."""
+    help_text = " ".join(run_cli("run", "--help", env={"COLUMNS": "1000"}).stdout.split())
+    assert "--max-frames N stop each source after N frames, counted after --vid-stride" in help_text
+    out, state = tmp_path / "t.jsonl", tmp_path / "state"
+    for _ in range(2):
+        done = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--vid-stride", "5",
+                       "--max-frames", "3", "--jsonl", str(out), "--state", str(state), "--quiet")
+        assert done.returncode == 0, done.stderr
+    assert [r["frame_index"] for r in records(out)] == [0, 5, 10, 15, 20, 25]
+
+
 def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_video, pose_weights):
     video, jsonl = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     proc = subprocess.Popen(
@@ -69,6 +82,30 @@ def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_vi
     assert 5 <= len(recs) < 250
     assert [r["frame_index"] for r in recs] == list(range(len(recs)))
     assert frames_in(video) == len(recs)                # the video was finalised and plays
+
+
+@pytest.mark.parametrize("module", ["numpy", "yaml"])
+def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback(tmp_path, bikes_video, module):
+    """Ctrl-C in the first second, while ``trackstream`` imports numpy (the tracker package) and its commands
+    (PyYAML, ...), printed a 30-line KeyboardInterrupt traceback. The SIGINT is real; a ``sitecustomize``
+    sends it to the process as ``module`` starts importing, so it lands in that window on a machine of any
+    speed."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class _Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            sys.meta_path.remove(self)\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Interrupt())\n", encoding="utf-8")
+    proc = run_cli("run", str(bikes_video), "--jsonl", str(tmp_path / "t.jsonl"),
+                   env={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"})
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
+    assert proc.returncode == 130 and proc.stderr.strip() == "trackstream: error: interrupted"
+    assert not (tmp_path / "t.jsonl").exists()
 
 
 def test_error_inside_a_sink_stops_the_run_with_one_line(tmp_path, bikes_video, pose_weights):
@@ -134,6 +171,88 @@ def test_a_glob_over_files_named_in_other_scripts_writes_one_file_each(tmp_path,
         assert [r["source_id"] for r in records(tmp_path / "out" / f"{name}.jsonl")] == [name] * 3
 
 
+def test_a_folder_of_videos_leaves_out_hidden_files_as_a_glob_does(tmp_path, bikes_video, pose_weights):
+    """A folder copied from a Mac holds ``._clip.mp4`` (AppleDouble metadata, not a video) beside each clip; a
+    glob leaves it out, so the folder must too (it stopped the whole run, blamed on the ids of both)."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "clip.mp4").write_bytes(bikes_video.read_bytes())
+    (archive / "._clip.mp4").write_bytes(b"\x00\x05\x16\x07" + bytes(200))
+    proc = run_cli("run", str(archive), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.jsonl"]
+
+
+def test_the_same_command_writing_into_the_folder_it_reads_runs_twice(tmp_path, bikes_video, pose_weights):
+    """``--out 'archive/{source}_tracked.mp4'``: the rerun took the first run's annotated video for a new
+    input (clip_tracked), whose own output is that video, and refused to start."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "clip.mp4").write_bytes(bikes_video.read_bytes())
+    command = ("run", str(archive), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "3",
+               "--out", str(archive / "{source}_tracked.mp4"), "--jsonl", str(archive / "{source}.jsonl"),
+               "--overwrite", "--quiet")
+    first = run_cli(*command)
+    assert first.returncode == 0, first.stderr
+    second = run_cli(*command)
+    assert second.returncode == 0, second.stderr
+    assert "clip_tracked.mp4" in second.stderr and "leaving out" in second.stderr
+    assert sorted(p.name for p in archive.iterdir() if not p.name.startswith(".")) == [
+        "clip.jsonl", "clip.mp4", "clip_tracked.mp4"]
+    assert frames_in(archive / "clip_tracked.mp4") == 3
+    assert [r["source_id"] for r in records(archive / "clip.jsonl")] == ["clip"] * 3
+
+
+def test_a_file_named_again_beside_its_folder_is_processed_once(tmp_path, bikes_video, pose_weights):
+    """``run archive archive/clip.mp4`` (or two overlapping globs) made two sources of one file, refused as 'two
+    sources get the id clip ... give them ids'."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "clip.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(archive), str(archive / "clip.mp4"), str(archive / "*.mp4"), "--model",
+                   str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("given more than once") == 2
+    assert [r["source_id"] for r in records(tmp_path / "out" / "clip.jsonl")] == ["clip"] * 2
+
+
+def test_a_folder_holding_only_annotated_videos_says_so_rather_than_that_it_holds_no_video(tmp_path, bikes_video,
+                                                                                          pose_weights):
+    done = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--out", str(tmp_path / "tracked" / "bikes.mp4"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    for source in (str(tmp_path / "tracked"), str(tmp_path / "tracked" / "*.mp4")):
+        proc = run_cli("run", source, "--jsonl", str(tmp_path / "t.jsonl"))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "annotated video trackstream wrote" in proc.stderr.splitlines()[-1], proc.stderr
+    named = run_cli("run", str(tmp_path / "tracked" / "bikes.mp4"), "--model", str(pose_weights), "--imgsz", "160",
+                    "--max-frames", "2", "--jsonl", str(tmp_path / "t.jsonl"), "--quiet")
+    assert named.returncode == 0, named.stderr                     # named as a SOURCE: tracked as asked
+
+
+def test_a_glob_over_day_folders_names_the_two_files_whose_ids_clash(tmp_path, bikes_video):
+    """``'archive/**/*.mp4'`` over day folders each holding gate.mp4: the refusal named the id, not which of
+    the archive's files share it."""
+    for day in ("2026-12-01", "2026-12-02"):
+        (tmp_path / "archive" / day).mkdir(parents=True)
+        (tmp_path / "archive" / day / "gate.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(tmp_path / "archive" / "**" / "*.mp4"), "--jsonl", str(tmp_path / "{source}.jsonl"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "'gate'" in line and all(str(tmp_path / "archive" / day / "gate.mp4") in line
+                                    for day in ("2026-12-01", "2026-12-02")), line
+
+
+def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_path, bikes_video):
+    (tmp_path / "archive" / "2026-12-01").mkdir(parents=True)
+    (tmp_path / "archive" / "2026-12-01" / "gate.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(tmp_path / "archive"), "--jsonl", str(tmp_path / "out.jsonl"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "subfolders are not searched" in proc.stderr and "**" in proc.stderr
+
+
 def test_realtime_on_a_file_plays_it_like_a_camera_and_drops_what_it_cannot_keep_up_with(
         tmp_path, bikes_fast, pose_weights):
     """200 frames of 250 fps video (0.8 s), released at their own pace, into a detector slower than 250
@@ -163,6 +282,6 @@ def test_quiet_hides_model_loading_lines_and_two_workers_print_them_once(tmp_pat
     assert "ONNX Runtime" not in quiet.stdout + quiet.stderr and "Loading" not in quiet.stdout + quiet.stderr
     assert "bikes: 4 frames" in quiet.stderr                          # the summary still shows
     assert " on cpu: 2 workers" in quiet.stderr                       # trackstream's own note of what runs
-    help_text = " ".join(run_cli("run", "--help").stdout.split())
+    help_text = " ".join(run_cli("run", "--help", env={"COLUMNS": "1000"}).stdout.split())
     said = help_text[help_text.rindex("--quiet"):]
     assert "which runtime and device run the model" in said and "still show" in said   # --help says it stays

@@ -132,6 +132,30 @@ def test_a_still_image_is_refused_with_a_reason(clip, tmp_path):
     _refused(run_cli("run", str(picture), "--jsonl", str(tmp_path / "p.jsonl")), "still image", "video")
 
 
+def test_the_same_command_after_a_kill_before_the_first_snapshot_says_why_it_does_not_resume(clip, tmp_path):
+    """A run with --state killed before its first snapshot (with --out that waits for the video's first 2 s)
+    leaves its files and no snapshot: the same command again was told only that the file exists, as if --state
+    were not given."""
+    out, state = tmp_path / "out.jsonl", tmp_path / "state"
+    command = (str(clip), "--jsonl", str(out), "--state", str(state), "--state-interval", "3600", "--imgsz", "160",
+               "--quiet")
+    first = _start(*command)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and out.stat().st_size):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    kept = out.read_bytes()
+    assert not (state / "same.json").exists()    # no snapshot yet: 3600 s between them, none at a kill -9
+    again = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", *command], capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO), timeout=120)
+    _refused(again, str(out), f"--state {state} holds no snapshot of same", "--overwrite")
+    assert out.read_bytes() == kept
+
+
 def test_an_existing_output_is_kept_unless_asked_and_a_resume_continues_it(clip, tmp_path):
     """The one line docs/outputs.md quotes, before any model loads; --overwrite replaces the file; a run resumed
     from --state continues the file its snapshot names; an empty file holds nothing to lose."""
@@ -212,6 +236,29 @@ def test_fresh_state_starts_over_the_video_a_resumed_run_went_on_in(clip, tmp_pa
     assert (tmp_path / "v.part2.mp4").exists()
     done = run_cli(*common, "--max-frames", "3", "--fresh-state")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_video_started_over_leaves_no_part_of_the_earlier_run_to_play_after_it(clip, tmp_path):
+    """--fresh-state (or --overwrite once the state file is removed) replaced v.mp4 but left the discarded run's
+    v.part2.mp4 beside it: played in order, the new run seemed to go on with the old one's frames. A file of the
+    user's under a part's name is kept."""
+    from tests.test_cli_run import frames_in
+
+    out, state = tmp_path / "v.mp4", tmp_path / "st"
+    common = ("run", str(clip), "--out", str(out), "--state", str(state), "--imgsz", "160", "--quiet")
+    for frames in ("3", "6"):
+        assert run_cli(*common, "--max-frames", frames).returncode == 0
+    assert frames_in(tmp_path / "v.part2.mp4") == 6
+    done = run_cli(*common, "--max-frames", "4", "--fresh-state")
+    assert done.returncode == 0, done.stderr
+    assert frames_in(out) == 4 and not (tmp_path / "v.part2.mp4").exists()
+    assert run_cli(*common, "--max-frames", "2").returncode == 0     # a resume again: v.part2.mp4
+    (tmp_path / "v.part3.mp4").write_bytes(b"the user's own file\n")
+    (state / "same.json").unlink()
+    done = run_cli(*common, "--max-frames", "5", "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert frames_in(out) == 5 and not (tmp_path / "v.part2.mp4").exists()
+    assert (tmp_path / "v.part3.mp4").read_bytes() == b"the user's own file\n"
 
 
 def test_a_resume_from_another_folder_never_continues_a_different_file_of_the_same_name(clip, tmp_path):

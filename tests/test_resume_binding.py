@@ -42,6 +42,28 @@ def test_a_state_is_never_applied_to_another_video_of_the_same_name(tmp_path, bi
     assert _indices(jsonl) == [0, 1, 2, 3]                 # started over: its first frames are processed
 
 
+def test_one_replaced_video_of_an_archive_is_started_over_alone_as_the_refusal_says(tmp_path, bikes_video,
+                                                                                   bikes_fast, pose_weights):
+    """The refusal's advice, --fresh-state, started every other video of the archive over too (and replaced
+    their outputs); it names the one snapshot to remove, and following it keeps the others' work."""
+    archive, state = tmp_path / "archive", tmp_path / "state"
+    archive.mkdir()
+    shutil.copyfile(bikes_video, archive / "a.mp4")
+    shutil.copyfile(bikes_video, archive / "b.mp4")
+    command = ("run", str(archive), "--model", str(pose_weights), "--imgsz", "160", "--vid-stride", "25",
+               "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--state", str(state), "--quiet")
+    assert run_cli(*command).returncode == 0
+    kept = (tmp_path / "out" / "a.jsonl").read_bytes()
+    shutil.copyfile(bikes_fast, archive / "b.mp4")          # b recorded again under the same name
+    line = _one_line(run_cli(*command), "another source than b", f"remove {state / 'b.json'}", "--overwrite")
+    (state / "b.json").unlink()                             # as it says
+    done = run_cli(*command, "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert "a: already processed to its end" in done.stderr and "--overwrite" in line
+    assert (tmp_path / "out" / "a.jsonl").read_bytes() == kept
+    assert _indices(tmp_path / "out" / "b.jsonl") == list(range(0, 250, 25))
+
+
 def test_a_resume_with_another_output_never_cuts_an_unrelated_file(tmp_path, bikes_video, pose_weights):
     clip, jsonl, state = tmp_path / "clip.mp4", tmp_path / "t.jsonl", tmp_path / "state"
     shutil.copyfile(bikes_video, clip)

@@ -188,8 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"do not draw {_key.replace('_', ' ')}")
     parser.add_argument("--source-id", metavar="ID", help="id of the (single) source in outputs and streams")
     parser.add_argument("--max-frames", type=int, metavar="N",
-                        help="stop each source after reading N frames (from a camera, frames then dropped by the "
-                             "newest-frame policy count too, so fewer may be processed)")
+                        help="stop each source after N frames, counted after --vid-stride and --max-fps pick "
+                             "them (a run resumed from --state takes N more; from a camera, frames then dropped by "
+                             "the newest-frame policy count too, so fewer may be processed)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and none of Ultralytics' model-loading messages; trackstream's own "
                              "one-line notes (which runtime and device run the model, decoder and encoder), "
@@ -300,8 +301,11 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg"
 
 
 def expand_inputs(urls: list[str]) -> list[str]:
-    """A folder becomes the videos in it (sorted, by suffix), a glob the files it matches (sorted); URLs and
-    plain files stay as they are. An empty folder or a glob matching nothing is a ``SourceError``."""
+    """A folder becomes the videos in it (sorted, by suffix; hidden files such as macOS's ``._clip.mp4`` left
+    out, as a glob leaves them out), a glob the files it matches (sorted); URLs and plain files stay as they
+    are. Either leaves out the annotated videos trackstream wrote (their header says so: an earlier run's
+    ``--out`` into the archive's own folder), with one line naming them. An empty folder or a glob matching
+    nothing is a ``SourceError``."""
     import glob
 
     out: list[str] = []
@@ -310,18 +314,61 @@ def expand_inputs(urls: list[str]) -> list[str]:
             out.append(url)
         elif Path(url).expanduser().is_dir():
             folder = Path(url).expanduser()
-            found = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            videos = sorted(str(p) for p in folder.iterdir()
+                            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
+            found = _not_ours(videos, url)
+            if videos and not found:
+                raise SourceError(f"every video in {folder} is an annotated video trackstream wrote; name each as a "
+                                  "SOURCE to track it anyway")
             if not found:
-                raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)})")
+                below = "; its subfolders are not searched: give them, or a quoted glob such as " \
+                        f"'{folder / '**' / '*.mp4'}'" if any(p.is_dir() for p in folder.iterdir()) else ""
+                raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)}{below})")
             out.extend(found)
         elif any(ch in url for ch in "*?[") and not Path(url).exists():
-            found = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
+            matched = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
+            found = _not_ours(matched, url)
+            if matched and not found:
+                raise SourceError(f"every file {url} matches is an annotated video trackstream wrote; name each "
+                                  "as a SOURCE to track it anyway")
             if not found:
                 raise SourceError(f"no file matches {url}")
             out.extend(found)
         else:
             out.append(url)
-    return out
+    return _once(out)
+
+
+def _once(urls: list[str]) -> list[str]:
+    """``urls`` without a second mention of one file (a folder and a file in it, two globs that overlap), with
+    a warning: the two would be two sources of one id, and the run refused them as that."""
+    import os
+
+    seen: dict[str, str] = {}
+    kept: list[str] = []
+    for url in urls:
+        local = not ("://" in url or url.startswith("/dev/") or url.startswith("webcam:")) and Path(url).is_file()
+        key = os.path.realpath(Path(url).expanduser()) if local else url
+        if local and key in seen:
+            also = f" (also as {seen[key]})" if seen[key] != url else ""
+            log.warning("%s is given more than once%s: processing it once", url, also)
+            continue
+        seen[key] = url
+        kept.append(url)
+    return kept
+
+
+def _not_ours(found: list[str], pattern: str) -> list[str]:
+    """``found`` without the annotated videos a trackstream run wrote (named in one INFO line): tracked again
+    they would be new sources whose boxes are drawn on, and a rerun of a command writing ``--out`` into the
+    folder it reads would refuse, its own earlier output taken for an input of the same name."""
+    from pipelines.sinks.video import segment_id
+
+    ours = [p for p in found if segment_id(p) is not None]
+    if ours:
+        log.info("%s: leaving out %d annotated video(s) trackstream wrote: %s (name one as a SOURCE to track it "
+                 "anyway)", pattern, len(ours), ", ".join(ours))
+    return [p for p in found if p not in ours]
 
 
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,

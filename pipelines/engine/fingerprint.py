@@ -72,9 +72,10 @@ def same_output(saved: str, current: str, name: str) -> bool:
 
 
 def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Mapping[str, Any],
-                 outputs: Mapping[str, str], where: str, warn: bool = True) -> None:
+                 outputs: Mapping[str, str], where: str, warn: bool = True, several: bool = False) -> None:
     """Refuse (``StateError``) a snapshot of another source or other outputs; ``outputs``: sink name -> the
-    path this run writes; ``warn``: say so when the snapshot has no fingerprint to check."""
+    path this run writes; ``warn``: say so when the snapshot has no fingerprint to check; ``several``: the run
+    has other sources, which ``--fresh-state`` would start over too."""
     recorded = saved.get("source")
     if not isinstance(recorded, dict):
         if warn:
@@ -86,8 +87,12 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
                          and k != "sha256_ends")
         if "camera" not in recorded and recorded.get("sha256_ends") != current.get("sha256_ends"):
             what = f"{what}, content" if what else "content"
+        # one video of an archive replaced: --fresh-state would throw away every other source's progress too
+        again = (f"remove {where} and run with --overwrite to start {settings.id} over (--fresh-state starts every "
+                 "source of this run over)"
+                 if several else START_OVER)
         raise StateError(f"saved state {where} belongs to another source than {settings.id} (differs in {what}); "
-                         f"{START_OVER}")
+                         f"{again}")
     saved_outputs = saved.get("outputs")
     if isinstance(saved_outputs, dict) and not settings.is_live:
         _refuse_added_output(saved, saved_outputs, settings, outputs, where)
@@ -132,4 +137,5 @@ def check_resumes(opened: Iterable[tuple[SourceSettings, Source]], config: "Pipe
         saved = state.load(settings.id)
         if saved is not None:
             check_resume(saved, settings, source_fingerprint(settings, source.frame_count),
-                         output_paths(config.output, settings.id, several), state.path(settings.id), warn=False)
+                         output_paths(config.output, settings.id, several), state.path(settings.id), warn=False,
+                         several=several)

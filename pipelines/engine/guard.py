@@ -240,6 +240,13 @@ def check_new_outputs(config: PipelineConfig) -> None:
                                   "not continue it (it failed there before its first snapshot, or this run adds "
                                   f"it); refusing to replace it (leave {flag} out to resume, or start over: "
                                   "--fresh-state --overwrite)")
+            elif _holds_data(path) and not config.state.fresh and _no_snapshot(config, settings.id):
+                # the same command run again after a kill before the first snapshot: the user expects a resume
+                raise OutputError(f"{flag} of source {settings.id}: {path} exists and --state {config.state.dir} "
+                                  f"holds no snapshot of {settings.id} to continue it (there is none before a run's "
+                                  "first snapshot, which with --out waits for the video's first 2 s to be encoded, "
+                                  f"nor once it is removed); refusing to replace it (start {settings.id} over with "
+                                  "--overwrite, or choose another path)")
             elif _holds_data(path):
                 raise OutputError(f"{flag} of source {settings.id}: {path} exists; refusing to replace it (choose "
                                   "another path, or --overwrite / output.overwrite: true)")
@@ -276,6 +283,18 @@ def _holds_data(path: Path) -> bool:
 
 
 _UNREADABLE = object()   # a state in Redis that could not be read
+
+
+def _no_snapshot(config: PipelineConfig, source_id: str) -> bool:
+    """Whether a ``--state`` folder is given and holds no snapshot of ``source_id`` (under its name or an older
+    trackstream's name for it)."""
+    state = config.state.dir
+    if not state or state.startswith(("redis://", "rediss://", "unix://")):
+        return False
+    from pipelines.engine.state import legacy_snapshot
+
+    folder = Path(state).expanduser()
+    return not (folder / f"{safe_name(source_id)}.json").exists() and legacy_snapshot(folder, source_id) is None
 
 
 def _saved_outputs(config: PipelineConfig, source_id: str) -> object:

@@ -100,8 +100,8 @@ class Runner:
         sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy.
         detector: the detector (``FrameDetector``: ``detect_counted``, ``class_names``, ``workers``).
         config: the pipeline config (``detector.batch``, outputs, overlays and ``state.interval``).
-        max_frames: stop each source after reading this many frames (None = all; a camera's frames dropped by
-            the newest-frame policy count too).
+        max_frames: stop each source after this many frames, counted after the stride picks them (None = all;
+            a camera's frames dropped by the newest-frame policy count too).
         sink_factory: builds the sinks of one source (default ``pipelines.sinks.build_sinks``).
         state: where each source's snapshot is loaded from and saved to (None: no snapshots).
         restarted: this run replaces a worker that died (a Ray actor restarted by Ray): a camera resumed
@@ -144,13 +144,16 @@ class Runner:
             if state is not None:  # a resume must be of this source and these outputs
                 self._fingerprints[settings.id] = source_fingerprint(settings, source.frame_count)
             if saved is not None and state is not None:
+                several = len(config.sources) > 1
                 check_resume(saved, settings, self._fingerprints[settings.id],
-                             output_paths(config.output, settings.id, len(config.sources) > 1), state.path(settings.id))
+                             output_paths(config.output, settings.id, several), state.path(settings.id),
+                             several=several)
                 processor.load_state_dict(saved["processor"])
                 processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
-                    log.warning("%s: already processed to its end (state %s); remove that file to process it "
-                                "again", settings.id, state.path(settings.id) if state else "")
+                    log.warning("%s: already processed to its end (state %s); remove that file and run with "
+                                "--overwrite (which replaces its outputs) to process it again", settings.id,
+                                state.path(settings.id) if state else "")
                     source.close()
                     continue
             skip = processor.frames_processed if saved is not None and not settings.is_live else 0

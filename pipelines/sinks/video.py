@@ -534,12 +534,34 @@ def part_path(path: str, part: int) -> str:
     return str(p.with_name(f"{p.stem}.part{part}{p.suffix}"))
 
 
+def _remove_earlier_parts(path: str) -> None:
+    """A video started over at part 1 (``--fresh-state``, or ``--overwrite`` of a resumed run's files) removes
+    the parts 2, 3, ... an earlier resumed run wrote after it: left beside the new file, played after it, they
+    showed that run's frames as this one's continuation. Only files whose header says trackstream wrote them
+    are removed; the first missing part ends the series."""
+    part = 2
+    while os.path.lexists(following := part_path(path, part)):
+        if segment_id(following) is None:
+            log.warning("video output: %s is not a part trackstream wrote; left as it is beside the new %s",
+                        following, path)
+        else:
+            try:
+                os.unlink(following)
+            except OSError as exc:
+                log.warning("video output: cannot remove the earlier run's %s: %s", following, exc.strerror or exc)
+            else:
+                log.info("video output: removed the earlier run's %s (%s starts over)", following, path)
+        part += 1
+
+
 def _build(ctx: SinkContext) -> AnnotatedVideoSink:
     out = ctx.config.output
     assert out.video is not None
     saved = ctx.resume.get("part") if ctx.resume else None
     part = saved + 1 if isinstance(saved, int) else 1
     path = part_path(ctx.path(out.video), part)
+    if part == 1:
+        _remove_earlier_parts(path)
     # a file's resumed run reads again the frames after the snapshot, so the ones the earlier part holds are
     # skipped; a camera's frames after a restart are new ones, none of them is in the earlier part
     skip = _already_held(ctx.resume) if ctx.resume and part > 1 and not ctx.settings.is_live else 0
