@@ -261,6 +261,23 @@ def test_a_video_started_over_leaves_no_part_of_the_earlier_run_to_play_after_it
     assert (tmp_path / "v.part3.mp4").read_bytes() == b"the user's own file\n"
 
 
+def test_a_later_part_is_removed_only_when_the_user_asked_to_start_over(clip, tmp_path):
+    """A run whose part 1 is gone (the user deleted v.mp4 and kept the rest) starts v.mp4 anew: without
+    --overwrite or --fresh-state it must not delete the v.part2.mp4 the user kept, only say it is not part of
+    the new video."""
+    from tests.test_cli_run import frames_in
+
+    out, state = tmp_path / "v.mp4", tmp_path / "st"
+    common = ("run", str(clip), "--out", str(out), "--imgsz", "160", "--quiet")
+    for frames in ("3", "6"):
+        assert run_cli(*common, "--state", str(state), "--max-frames", frames).returncode == 0
+    out.unlink()
+    done = run_cli(*common, "--max-frames", "2")
+    assert done.returncode == 0, done.stderr
+    assert frames_in(out) == 2 and frames_in(tmp_path / "v.part2.mp4") == 6
+    assert "v.part2.mp4 is left from an earlier run" in done.stderr
+
+
 def test_a_resume_from_another_folder_never_continues_a_different_file_of_the_same_name(clip, tmp_path):
     """A snapshot names the file its run wrote, wherever a later run is started: the same command run from
     another folder, whose relative --jsonl names another file (the user's own), is refused instead of cutting
