@@ -108,7 +108,11 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         (tmp / "plain.txt").write_text("x")
         return [*ok, "--jsonl", str(tmp / "plain.txt" / "out.jsonl")], "cannot"
     if name == "output naming a folder":  # --jsonl results/ wrote a file called results
-        return [*ok, "--jsonl", f"{tmp / 'results'}/"], "it names a folder"
+        return [*ok, "--jsonl", f"{tmp / 'results'}/"], \
+            "it names a folder (ends with '/'); give a file name, with {source}"
+    if name == "output that is a folder":  # the line said only 'it is a directory', not what to give instead
+        (tmp / "tracks").mkdir()
+        return [*ok, "--jsonl", str(tmp / "tracks")], "it is a directory (name a file in it; {source} in the name"
     if name == "output naming a folder, two sources":  # the '_<id>' added per source dropped the slash
         shutil.copyfile(bikes, tmp / "second.mp4")
         return [str(bikes), str(tmp / "second.mp4"), *ok[1:], "--jsonl", f"{tmp / 'results'}/"], \
@@ -140,6 +144,11 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
             "is the --media folder of source bikes"
     if name == "no source":
         return ["--model", str(weights)], "no source given"
+    if name == "a glob through a folder with [ in its name":   # 'no file matches', with no hint why
+        (tmp / "cam[1]").mkdir()
+        shutil.copyfile(bikes, tmp / "cam[1]" / "day.mp4")
+        return [f"{tmp}/cam[1]/*.mp4", *ok[1:], "--jsonl", str(tmp / "o.jsonl")], \
+            f"a glob reads as a set of characters: write {tmp}/cam[[]1]/*.mp4"
     # a flag that only works beside another was silently ignored without it
     if name == "--fresh-state without --state":
         return [*ok, "--fresh-state", "--jsonl", str(tmp / "o.jsonl")], "--fresh-state: needs --state"
@@ -166,13 +175,13 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "--classes the model does not have", "out-of-range value", "--max-fps nan", "a NaN in the schedule: section",
          "a typo in a sources[] entry", "a zone naming a class by name and by id",
          "a section given twice",
-         "unwritable output path", "output under a file", "output naming a folder",
+         "unwritable output path", "output under a file", "output naming a folder", "output that is a folder",
          "output naming a folder, two sources", "database URL with a bad port",
          "database that is a folder", "database on another output", "media folder that is a file",
          "media folder with a name too long", "name too long: --jsonl", "name too long: --out",
          "name too long: --db", "name too long: --heatmap", "name too long: --state", "name too long: SOURCE",
          "database where the media folder goes",
-         "output where a source's media folder goes", "no source",
+         "output where a source's media folder goes", "no source", "a glob through a folder with [ in its name",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
          "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
 

@@ -332,11 +332,30 @@ def expand_inputs(urls: list[str]) -> list[str]:
                 raise SourceError(f"every file {url} matches is an annotated video trackstream wrote; name each "
                                   "as a SOURCE to track it anyway")
             if not found:
-                raise SourceError(f"no file matches {url}")
+                raise SourceError(f"no file matches {url}{_literal_brackets(url)}")
             out.extend(found)
         else:
             out.append(url)
     return _once(out)
+
+
+def _literal_brackets(pattern: str) -> str:
+    """A hint when ``pattern`` holds a ``[`` that names a folder or file (``cam[1]/*.mp4``) and the pattern written
+    with that name escaped matches files: a glob reads ``[1]`` as a set of characters, so a name with brackets
+    must be written ``[[]``."""
+    import glob
+
+    if "[" not in pattern:
+        return ""
+    head = Path(pattern).expanduser()
+    while head.parent != head and not head.exists():
+        head = head.parent
+    if "[" not in str(head) or head == Path(pattern).expanduser():
+        return ""
+    escaped = glob.escape(str(head)) + str(Path(pattern).expanduser())[len(str(head)):]
+    if not any(Path(p).is_file() for p in glob.glob(escaped, recursive=True)):
+        return ""   # written so, it would match nothing either
+    return f" ({head} has a '[' in its name, which a glob reads as a set of characters: write {escaped})"
 
 
 def _once(urls: list[str]) -> list[str]:

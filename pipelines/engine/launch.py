@@ -21,7 +21,7 @@ from typing import Any, Callable, Collection, Iterator, Optional, Sequence, Type
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError, SourceError
 from pipelines.settings import SourceSettings
-from pipelines.sinks._paths import refuse_folder_name
+from pipelines.sinks._paths import IN_FOLDER, refuse_folder_name
 from pipelines.sinks.base import output_path
 from pipelines.sources import open_source
 from pipelines.sources.base import Source
@@ -38,7 +38,7 @@ def check_writable(path: str) -> None:
     """Fail now, before the model loads, if ``path`` cannot be written (a file created here is removed)."""
     out = Path(path).expanduser()
     if out.is_dir():
-        raise OutputError(f"cannot write {out}: it is a directory")
+        raise OutputError(f"cannot write {out}: it is a directory ({IN_FOLDER})")
     refuse_folder_name(path, "output")
     existed = out.exists()
     try:

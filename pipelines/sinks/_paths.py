@@ -8,12 +8,16 @@ from typing import IO, Mapping
 
 from pipelines.errors import OutputError
 
+IN_FOLDER = "name a file in it; {source} in the name gives each source its own file"   # for a folder given
+
+
 
 def refuse_folder_name(path: "str | os.PathLike[str]", what: str) -> None:
     """``out/`` names a folder: refuse it rather than write a file called ``out`` (``Path`` drops the slash)."""
     name = os.fspath(path)
     if name.endswith(("/", os.sep)) and not Path(name).expanduser().is_dir():
-        raise OutputError(f"cannot write {what} {name}: it names a folder (ends with '/'); give a file name")
+        raise OutputError(f"cannot write {what} {name}: it names a folder (ends with '/'); give a file name, "
+                          "with {source} in it for one file per source")
 
 
 def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = True) -> Path:
@@ -29,7 +33,7 @@ def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = Tr
         raise OutputError(f"{what}: empty output path")
     refuse_folder_name(path, what)
     if out.is_dir():
-        raise OutputError(f"cannot write {what} {out}: it is a directory")
+        raise OutputError(f"cannot write {what} {out}: it is a directory ({IN_FOLDER})")
     blocker = next((p for p in out.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise OutputError(f"cannot create directory {out.parent} for {what}: {blocker} is a file")
