@@ -92,6 +92,8 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
             extra.append(f"{s.invalid_detections} invalid detections dropped")
         if s.reconnects:
             extra.append(f"{s.reconnects} reconnects")
+        if s.stopped and s.frame_count and s.frames_out < s.frame_count:   # a file stopped early (Ctrl-C)
+            extra.append(f"stopped after {s.frames_out} of its {s.frame_count} frames")
         if s.frames_detected < s.frames_out:  # a detection schedule skipped frames: the duty and what it saved
             extra.append(f"detector on {s.frames_detected} ({100 * s.frames_detected / s.frames_out:.0f}%), "
                          f"{s.frames_out - s.frames_detected} frames predicted")

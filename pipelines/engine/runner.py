@@ -248,7 +248,7 @@ class Runner:
                 last = now
                 on_progress(self.stats)
         for lane in self.lanes:
-            lane.stats.stop_clock()   # also a source whose end never came (a stop, a failure)
+            lane.stats.stop_clock(stopped=self._stop.is_set())   # also a source whose end never came
         if on_progress is not None:
             on_progress(self.stats)
         self._raise_first_error()
@@ -498,8 +498,8 @@ class Runner:
                     break
                 lane, item, dets, schedule = entry  # frames are processed and written even after a failure
                 if isinstance(item, StreamStatus):
-                    if item.kind is StatusKind.ENDED:
-                        lane.stats.stop_clock()
+                    if item.kind is StatusKind.ENDED:   # a file stopped early says so (the summary tells)
+                        lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped")))
                     self._to_sinks(lane, lane.processor.status(item))
                     lane.counts = lane.processor.counts()  # a stream's end empties its zones
                 else:

@@ -69,6 +69,7 @@ class StatsSnapshot:
     last_pts: float = 0.0
     tracks: int = 0
     ended: bool = False
+    stopped: bool = False
     elapsed_s: float = 0.0
     fps: float = 0.0
 
@@ -102,6 +103,7 @@ class SourceStats:
         tracks: distinct tracks started so far (from the source's processor; a count, not a set, so a
             camera running for months keeps a constant size).
         latency: histogram of decode -> tracked latency (seconds) for the metrics endpoint and stats line.
+        ended / stopped: the stream ended; it ended because the run was stopped (a signal), not at its end.
     """
 
     source_id: str
@@ -115,6 +117,7 @@ class SourceStats:
     latency_s: float = 0.0
     last_pts: float = 0.0
     ended: bool = False
+    stopped: bool = False
     started_at: float = field(default_factory=time.monotonic)
     stopped_at: Optional[float] = None  # when the stream ended: its rates stop there, not at the run's end
     tracks: int = 0
@@ -136,11 +139,14 @@ class SourceStats:
             self.tracks = tracks
         self.latency.observe(latency_s)
 
-    def stop_clock(self) -> None:
-        """The stream ended (for good): its elapsed time and fps stop now; another source may go on for hours."""
+    def stop_clock(self, stopped: bool = False) -> None:
+        """The stream ended (for good): its elapsed time and fps stop now; another source may go on for hours.
+        ``stopped``: it ended because the run was stopped (Ctrl-C, a signal), not at its end (the first call
+        decides)."""
         with self._lock:
             if self.stopped_at is None:
                 self.stopped_at = time.monotonic()
+                self.stopped = stopped
             self.ended = True
 
     def snapshot(self) -> StatsSnapshot:
