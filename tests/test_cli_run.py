@@ -63,6 +63,8 @@ def test_max_frames_counts_the_frames_stride_keeps_and_each_resumed_run_takes_th
                        "--max-frames", "3", "--jsonl", str(out), "--state", str(state), "--quiet")
         assert done.returncode == 0, done.stderr
     assert [r["frame_index"] for r in records(out)] == [0, 5, 10, 15, 20, 25]
+    # the summary's frames are this run's, its tracks the whole video's: it says so, and the total
+    assert "bikes: 3 frames" in done.stderr and "resumed after 3 frames: 6 in all" in done.stderr
 
 
 def test_sigint_stops_gracefully_and_keeps_what_was_processed(tmp_path, bikes_video, pose_weights):

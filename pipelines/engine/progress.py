@@ -92,6 +92,9 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
             extra.append(f"{s.invalid_detections} invalid detections dropped")
         if s.reconnects:
             extra.append(f"{s.reconnects} reconnects")
+        if s.resumed_after:   # the frames are this run's, the tracks the whole video's: say which is which
+            extra.append(f"resumed after {s.resumed_after} frames: {s.resumed_after + s.frames_out} in all, "
+                         "tracks counted from the start")
         if s.stopped and s.frame_count and s.frames_out < s.frame_count:   # a file stopped early (Ctrl-C)
             extra.append(f"stopped after {s.frames_out} of its {s.frame_count} frames")
         if s.frames_detected < s.frames_out:  # a detection schedule skipped frames: the duty and what it saved

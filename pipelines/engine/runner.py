@@ -157,7 +157,8 @@ class Runner:
                     source.close()
                     continue
             skip = processor.frames_processed if saved is not None and not settings.is_live else 0
-            stats = SourceStats(settings.id, frame_count=expected_frames(source, settings.options, max_frames, skip))
+            stats = SourceStats(settings.id, frame_count=expected_frames(source, settings.options, max_frames, skip),
+                                resumed_after=skip)
             inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
                           stats=stats)
             lane = Lane(settings, source, inbox, stats, processor, saved)

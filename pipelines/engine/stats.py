@@ -70,6 +70,7 @@ class StatsSnapshot:
     tracks: int = 0
     ended: bool = False
     stopped: bool = False
+    resumed_after: int = 0
     elapsed_s: float = 0.0
     fps: float = 0.0
 
@@ -104,6 +105,8 @@ class SourceStats:
             camera running for months keeps a constant size).
         latency: histogram of decode -> tracked latency (seconds) for the metrics endpoint and stats line.
         ended / stopped: the stream ended; it ended because the run was stopped (a signal), not at its end.
+        resumed_after: frames of this file an earlier run processed (a resume from ``--state``; the counters
+            above are this run's, ``tracks`` the whole video's).
     """
 
     source_id: str
@@ -118,6 +121,7 @@ class SourceStats:
     last_pts: float = 0.0
     ended: bool = False
     stopped: bool = False
+    resumed_after: int = 0
     started_at: float = field(default_factory=time.monotonic)
     stopped_at: Optional[float] = None  # when the stream ended: its rates stop there, not at the run's end
     tracks: int = 0
