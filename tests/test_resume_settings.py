@@ -106,3 +106,25 @@ def test_a_model_url_keeps_no_secret_in_the_snapshot():
     doc = json.dumps(run_settings(config, config.sources[0]))
     assert "s3cret" not in doc and "t0ken" not in doc and "user" not in doc
     assert "models.example/m.onnx" in doc
+
+
+def test_several_sources_each_say_it_and_how_to_start_that_one_over(tmp_path, bikes_video, pose_weights):
+    videos = []
+    for name in ("gate", "yard"):
+        videos.append(tmp_path / f"{name}.mp4")
+        videos[-1].write_bytes(bikes_video.read_bytes())
+
+    def run(imgsz: str):  # type: ignore[no-untyped-def]
+        return run_cli("run", *map(str, videos), "--model", str(pose_weights), "--imgsz", imgsz,
+                       "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--state", str(tmp_path / "state"),
+                       "--max-frames", "8")
+
+    assert run("160").returncode == 0
+    proc = run("192")
+    assert proc.returncode == 0, proc.stderr
+    warned = _warnings(proc.stderr)
+    assert len(warned) == 2, proc.stderr
+    for name in ("gate", "yard"):
+        line = next(w for w in warned if f"{name}: {DIFFER}" in w)
+        assert f"{name}: {DIFFER}: imgsz 160 -> 192;" in line
+        assert f"remove {tmp_path / 'state' / name}.json and run with --overwrite to start {name} over" in line

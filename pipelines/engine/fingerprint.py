@@ -111,11 +111,11 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
                              f"{outputs[name]}; give the same path, or {START_OVER}")
     recorded_settings = saved.get("settings")
     if configured is not None and isinstance(recorded_settings, dict):
-        _check_settings(recorded_settings, configured, settings.id, where, again, warn)
+        _check_settings(recorded_settings, configured, settings.id, where, again, warn, several)
 
 
 def _check_settings(saved: Mapping[str, Any], configured: Mapping[str, Any], source_id: str, where: str,
-                    again: str, warn: bool) -> None:
+                    again: str, warn: bool, several: bool) -> None:
     """Refuse a resume that moves a zone or line; ``warn``: name, in one line, every other setting that differs
     from the saved run's (``resume_settings.compare``)."""
     moved, changed = compare(saved, configured)
@@ -128,7 +128,8 @@ def _check_settings(saved: Mapping[str, Any], configured: Mapping[str, Any], sou
                          "carry on from the old place (a track that the move alone puts across counted as crossing "
                          f"or entering); put {it} back to resume, or {again}")
     if changed and warn:
-        hint = "--fresh-state starts over" if again == START_OVER else again
+        hint = (f"remove {where} and run with --overwrite to start {source_id} over; --fresh-state starts every "
+                "source over") if several else "--fresh-state starts over"
         log.warning("%s: resuming with settings that differ from the saved run's: %s; the outputs will mix both "
                     "(%s)", source_id, ", ".join(changed), hint)
 
