@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
+from pipelines.engine.resume_settings import compare, run_settings
 from pipelines.processing.processor import StateError
 from pipelines.secrets import strip_credentials
 from pipelines.settings import SourceSettings
@@ -72,25 +73,27 @@ def same_output(saved: str, current: str, name: str) -> bool:
 
 
 def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Mapping[str, Any],
-                 outputs: Mapping[str, str], where: str, warn: bool = True, several: bool = False) -> None:
-    """Refuse (``StateError``) a snapshot of another source or other outputs; ``outputs``: sink name -> the
-    path this run writes; ``warn``: say so when the snapshot has no fingerprint to check; ``several``: the run
-    has other sources, which ``--fresh-state`` would start over too."""
+                 outputs: Mapping[str, str], where: str, warn: bool = True, several: bool = False,
+                 configured: Optional[Mapping[str, Any]] = None) -> None:
+    """Refuse (``StateError``) a snapshot of another source or other outputs, or one whose zones or lines this
+    run moves; ``outputs``: sink name -> the path this run writes; ``warn``: say so when the snapshot has no
+    fingerprint to check, and name the settings (``configured``: this run's ``run_settings``) that differ from
+    the saved run's; ``several``: the run has other sources, which ``--fresh-state`` would start over too."""
     recorded = saved.get("source")
     if not isinstance(recorded, dict):
         if warn:
                 log.warning("%s: saved state %s has no source fingerprint (an older trackstream): resuming without "
                         "checking it is the same video", settings.id, where)
-    elif recorded != current:
+    # one source of an archive: --fresh-state would throw away every other source's progress too
+    again = (f"remove {where} and run with --overwrite to start {settings.id} over (--fresh-state starts every "
+             "source of this run over)"
+             if several else START_OVER)
+    if recorded != current and isinstance(recorded, dict):
         what = ", ".join(f"{k} {recorded.get(k)!r} -> {current.get(k)!r}"
                          for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)
                          and k != "sha256_ends")
         if "camera" not in recorded and recorded.get("sha256_ends") != current.get("sha256_ends"):
             what = f"{what}, content" if what else "content"
-        # one video of an archive replaced: --fresh-state would throw away every other source's progress too
-        again = (f"remove {where} and run with --overwrite to start {settings.id} over (--fresh-state starts every "
-                 "source of this run over)"
-                 if several else START_OVER)
         raise StateError(f"saved state {where} belongs to another source than {settings.id} (differs in {what}); "
                          f"{again}")
     saved_outputs = saved.get("outputs")
@@ -106,6 +109,29 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
         if not same_output(path, outputs[name], name):
             raise StateError(f"saved state {where} continues {name} output {path}, this run writes "
                              f"{outputs[name]}; give the same path, or {START_OVER}")
+    recorded_settings = saved.get("settings")
+    if configured is not None and isinstance(recorded_settings, dict):
+        _check_settings(recorded_settings, configured, settings.id, where, again, warn, several)
+
+
+def _check_settings(saved: Mapping[str, Any], configured: Mapping[str, Any], source_id: str, where: str,
+                    again: str, warn: bool, several: bool) -> None:
+    """Refuse a resume that moves a zone or line; ``warn``: name, in one line, every other setting that differs
+    from the saved run's (``resume_settings.compare``)."""
+    moved, changed = compare(saved, configured)
+    if moved:
+        it, its = ("them", "their") if len(moved) > 1 else ("it", "its")
+        kept = [what for noun, what in (("zone", "the tracks inside"), ("line", "the side each track is on"))
+                if any(m.startswith(f"{noun} ") for m in moved)]
+        raise StateError(f"saved state {where} counts {' and '.join(moved)} of {source_id} where the saved run had "
+                         f"{it}; this run moves {it}, and resumed, {its} counts and {' and '.join(kept)} would "
+                         "carry on from the old place (a track that the move alone puts across counted as crossing "
+                         f"or entering); put {it} back to resume, or {again}")
+    if changed and warn:
+        hint = (f"remove {where} and run with --overwrite to start {source_id} over; --fresh-state starts every "
+                "source over") if several else "--fresh-state starts over"
+        log.warning("%s: resuming with settings that differ from the saved run's: %s; the outputs will mix both "
+                    "(%s)", source_id, ", ".join(changed), hint)
 
 
 def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, Any], settings: SourceSettings,
@@ -138,4 +164,4 @@ def check_resumes(opened: Iterable[tuple[SourceSettings, Source]], config: "Pipe
         if saved is not None:
             check_resume(saved, settings, source_fingerprint(settings, source.frame_count),
                          output_paths(config.output, settings.id, several), state.path(settings.id), warn=False,
-                         several=several)
+                         several=several, configured=run_settings(config, settings))

@@ -60,6 +60,7 @@ from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
 from pipelines.engine.fingerprint import check_resume, output_paths, source_fingerprint
+from pipelines.engine.resume_settings import run_settings
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
@@ -137,17 +138,22 @@ class Runner:
         overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
         self.lanes: list[Lane] = []
         self._fingerprints: dict[str, dict[str, Any]] = {}
+        self._settings: dict[str, dict[str, Any]] = {}   # each source's run_settings, saved with its snapshot
+        uncompared: list[str] = []   # resumed from snapshots of a release that did not record their settings
         for settings, source in sources:
             processor = StreamProcessor(settings, detector.class_names, overlay=overlay,
                                         persistent=state is not None, kept_classes=config.detector.classes)
             saved = state.load(settings.id) if state is not None and not config.state.fresh else None
-            if state is not None:  # a resume must be of this source and these outputs
+            if state is not None:  # a resume must be of this source and these outputs, said if of other settings
                 self._fingerprints[settings.id] = source_fingerprint(settings, source.frame_count)
+                self._settings[settings.id] = run_settings(config, settings)
             if saved is not None and state is not None:
                 several = len(config.sources) > 1
                 check_resume(saved, settings, self._fingerprints[settings.id],
                              output_paths(config.output, settings.id, several), state.path(settings.id),
-                             several=several)
+                             several=several, configured=self._settings[settings.id])
+                if isinstance(saved.get("source"), dict) and not isinstance(saved.get("settings"), dict):
+                    uncompared.append(settings.id)
                 processor.load_state_dict(saved["processor"])
                 processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
@@ -165,6 +171,11 @@ class Runner:
             if saved is not None and not settings.is_live:
                 lane.resume_after = processor.clock.last_index
             self.lanes.append(lane)
+        if uncompared:   # once, not once per source of an archive
+            more = f" and {len(uncompared) - 3} more" if len(uncompared) > 3 else ""
+            log.warning("the saved states of %s%s do not record their run's settings (an earlier trackstream): "
+                        "a resume with another model, size, stride, schedule, tracker or zones cannot be noticed",
+                        ", ".join(uncompared[:3]), more)
 
     # ----------------------------------------------------------------- control
 
@@ -558,7 +569,8 @@ class Runner:
                     return  # a later snapshot of this source is already on disk
                 merged = {**lane.saved_outputs, **outputs}  # a failed output keeps its last good position
                 try:
-                    store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id))
+                    store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id),
+                               settings=self._settings.get(lane.settings.id))
                 except OutputError as exc:  # the snapshot's own failure, never an output's: one line, once
                     if lane.state_failure is None:
                         log.error("%s (the run goes on; a resume would start from the last snapshot saved)", exc)

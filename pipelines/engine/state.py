@@ -7,7 +7,10 @@ holding the same document::
     {"format": "trackstream.state", "version": 1, "source_id": "cam1", "saved_at": 1764600000.0,
      "processor": {...StreamProcessor.state_dict()...},
      "outputs": {"jsonl": {"path": "...", "bytes": 12345}, "events": {...}, "mot": {...}, "video": {...}},
-     "source": {"size": 123456, "frames": 250, "sha256_ends": "..."}}   # or {"camera": "rtsp://host/path"}
+     "source": {"size": 123456, "frames": 250, "sha256_ends": "..."},   # or {"camera": "rtsp://host/path"}
+     "settings": {"model": "/models/yolo11n.onnx", "imgsz": 640, ..., "zones": {...}, "lines": {...}}}
+
+``settings`` is what a resume is compared against (``pipelines/engine/resume_settings.py``).
 
 ``outputs`` holds how far each file output had got when the processor state was taken (see
 ``Checkpoint``), so a resumed run cuts each file back to that point and continues it: lines written
@@ -51,9 +54,9 @@ class SnapshotStore(Protocol):
         """The saved snapshot, None when there is none; ``StateError`` (one line) when unusable."""
 
     def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
-             source: Optional[Mapping[str, Any]] = None) -> None:
+             source: Optional[Mapping[str, Any]] = None, settings: Optional[Mapping[str, Any]] = None) -> None:
         """Replace the snapshot in one step (``OutputError`` when it cannot be written); ``source``: the
-        source's fingerprint."""
+        source's fingerprint; ``settings``: the run's detection and tracking settings (``run_settings``)."""
 
     def note_start(self, name: str, restarted: bool) -> int:
         """Record a start of the worker ``name``: a restart after a crash adds one, a fresh start resets the
@@ -68,11 +71,13 @@ def open_store(spec: str) -> SnapshotStore:
 
 
 def _document(source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
-              source: Optional[Mapping[str, Any]] = None) -> bytes:
+              source: Optional[Mapping[str, Any]] = None, settings: Optional[Mapping[str, Any]] = None) -> bytes:
     doc = {"format": FORMAT, "version": VERSION, "source_id": source_id, "saved_at": round(time.time(), 3),
            "processor": processor, "outputs": outputs}
     if source is not None:  # what the snapshot belongs to (pipelines/engine/fingerprint.py)
         doc["source"] = dict(source)
+    if settings is not None:  # what a resume is compared against (pipelines/engine/resume_settings.py)
+        doc["settings"] = dict(settings)
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
@@ -153,9 +158,9 @@ class StateStore:
         return _checked(found[1], str(found[0]), source_id)
 
     def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
-             source: Optional[Mapping[str, Any]] = None) -> None:
+             source: Optional[Mapping[str, Any]] = None, settings: Optional[Mapping[str, Any]] = None) -> None:
         """Write the snapshot atomically (temporary file, fsync, rename, fsync of the folder)."""
-        data = _document(source_id, processor, outputs, source)
+        data = _document(source_id, processor, outputs, source, settings)
         path = self.file(source_id)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with self._lock:
@@ -227,9 +232,9 @@ class RedisStateStore:
         return _parse(text, self.path(source_id), source_id)
 
     def save(self, source_id: str, processor: Mapping[str, Any], outputs: Mapping[str, Any],
-             source: Optional[Mapping[str, Any]] = None) -> None:
+             source: Optional[Mapping[str, Any]] = None, settings: Optional[Mapping[str, Any]] = None) -> None:
         try:
-            self._client.set(self.key(source_id), _document(source_id, processor, outputs, source))
+            self._client.set(self.key(source_id), _document(source_id, processor, outputs, source, settings))
         except Exception as exc:  # noqa: BLE001
             raise OutputError(self._error("save", exc)) from None
 

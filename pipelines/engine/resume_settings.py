@@ -1,0 +1,112 @@
+"""The detection and tracking settings a snapshot was saved with, and what a resume with other ones means.
+
+A snapshot records ``settings`` (``run_settings``): the model, ``imgsz``, ``conf``, ``iou``, ``max_det``,
+``classes``, the source's ``vid_stride``/``max_fps``, its detection schedule, its tracker and event settings,
+its zones and lines. ``compare`` sorts what differs at a resume:
+
+- **moved**: a zone or line kept under its name with another polygon or other points. The saved counts, the
+  tracks inside each zone and the side of each line every track is on belong to the old place
+  (``EventGenerator.load_state_dict`` matches them by name), so the resumed run would carry the old line's
+  counts on and count as crossings the tracks that the move alone put on the other side. The resume is refused.
+- **changed**: everything else, as ``key old -> new``. The saved state stays meaningful (a zone or line added
+  counts from the resume on, one removed stops; frames are indexed by their decode index whatever the stride,
+  and the tracker runs on timestamps, not frame counts), but the outputs the resume appends to mix both
+  settings: the runner warns in one line per source.
+
+A model that is a URL is kept without its user-info and with credential-like query values masked: no secret
+reaches the snapshot or a message. A snapshot without ``settings`` (an earlier trackstream) is not compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+from pipelines.processing.schedule import Schedule
+from pipelines.secrets import redact_url, strip_credentials
+from pipelines.settings import SourceSettings
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
+
+DEMO_MODEL = "the bundled demo model"
+SCALARS = ("model", "imgsz", "conf", "iou", "max_det", "classes", "vid_stride", "max_fps", "schedule")
+GROUPS = ("schedule_tuning", "tracker", "events")   # compared key by key
+PLACES = (("zones", "zone", "polygon"), ("lines", "line", "points"))   # section, noun, the geometry's key
+
+
+def _model(model: Optional[str]) -> Optional[str]:
+    """The model as recorded: a local file by its real path (the same file from any folder), a URL without
+    credentials, None for the bundled demo model."""
+    if model is None:
+        return None
+    if os.path.isfile(os.path.expanduser(model)):
+        return os.path.realpath(os.path.expanduser(model))
+    return redact_url(strip_credentials(model))
+
+
+def _schedule(schedule: Schedule) -> str:
+    if schedule.mode != "interval":
+        return schedule.mode
+    return f"interval:{schedule.frames}" if schedule.frames is not None else f"interval:{schedule.seconds:g}s"
+
+
+def run_settings(config: "PipelineConfig", settings: SourceSettings) -> dict[str, Any]:
+    """The settings of ``settings``' source in a run of ``config`` that a snapshot records (JSON-safe)."""
+    detector = config.detector
+    doc: dict[str, Any] = {
+        "model": _model(detector.model), "imgsz": detector.imgsz, "conf": detector.conf, "iou": detector.iou,
+        "max_det": detector.max_det, "classes": None if detector.classes is None else list(detector.classes),
+        "vid_stride": settings.options.vid_stride, "max_fps": settings.options.max_fps,
+        "schedule": _schedule(settings.schedule),
+        "tracker": dataclasses.asdict(settings.tracker), "events": dataclasses.asdict(settings.events),
+        "zones": {z.name: dataclasses.asdict(z) for z in settings.zones},
+        "lines": {ln.name: dataclasses.asdict(ln) for ln in settings.lines},
+    }
+    if settings.schedule.mode == "adaptive":   # its tuning decides nothing for the other modes
+        doc["schedule_tuning"] = dataclasses.asdict(settings.schedule.tuning)
+    normal: dict[str, Any] = json.loads(json.dumps(doc, default=str))   # tuples as lists, as a saved one reads
+    return normal
+
+
+def _shown(key: str, value: Any, other: Any) -> str:
+    if key == "model":
+        if value is None:
+            return DEMO_MODEL
+        name = os.path.basename(str(value))
+        return name if other is None or name != os.path.basename(str(other)) else str(value)
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    return f"{key} {_shown(key, old, new)} -> {_shown(key, new, old)}"
+
+
+def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(moved, changed)`` between the settings a snapshot recorded and this run's: ``moved`` names each zone
+    or line whose geometry changed (``zone door``); ``changed`` says each other difference (``imgsz 640 ->
+    320``). A key the snapshot does not hold (saved by a release that did not record it) is not compared."""
+    moved: list[str] = []
+    changed = [_change(k, saved[k], current.get(k)) for k in SCALARS if k in saved and saved[k] != current.get(k)]
+    for group in GROUPS:
+        old, new = saved.get(group), current.get(group)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += [_change(f"{group}.{k}", old[k], new.get(k)) for k in old if k in new and old[k] != new[k]]
+    for section, noun, geometry in PLACES:
+        old, new = saved.get(section), current.get(section)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            continue
+        for name in old:
+            if name not in new:
+                changed.append(f"{noun} {name} removed")
+            elif not isinstance(old[name], dict):   # not as this release records it: nothing to compare
+                continue
+            elif old[name].get(geometry) != new[name].get(geometry):
+                moved.append(f"{noun} {name}")
+            else:
+                changed += [_change(f"{noun} {name} {k}", v, new[name].get(k)) for k, v in old[name].items()
+                            if k != geometry and k in new[name] and v != new[name][k]]
+        changed += [f"{noun} {name} added (counts from the resume on)" for name in new if name not in old]
+    return moved, changed
