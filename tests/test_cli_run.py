@@ -289,3 +289,110 @@ def test_quiet_hides_model_loading_lines_and_two_workers_print_them_once(tmp_pat
     help_text = " ".join(run_cli("run", "--help", env={"COLUMNS": "1000"}).stdout.split())
     said = help_text[help_text.rindex("--quiet"):]
     assert "which runtime and device run the model" in said and "still show" in said   # --help says it stays
+
+
+def _archive_with_unreadable_files(archive: Path, bikes: Path) -> dict[str, str]:
+    """Two readable clips and, beside them, the unreadable files a real archive holds (made for real): file
+    name -> what its warning line says."""
+    from tests.test_bad_input import make_audio_only
+
+    archive.mkdir(parents=True)
+    for name in ("a.mp4", "b.mp4"):
+        (archive / name).write_bytes(bikes.read_bytes())
+    (archive / "zero.mp4").write_bytes(b"")
+    make_audio_only(archive / "audio.mp4")
+    (archive / "cut.mp4").write_bytes(bikes.read_bytes()[: bikes.stat().st_size * 2 // 5])
+    (archive / "notes.mp4").write_text("not a video\n" * 50)
+    return {"audio.mp4": "no video stream (audio-only", "cut.mp4": "cannot read video file",
+            "notes.mp4": "cannot read video file", "zero.mp4": "empty (0 bytes)"}
+
+
+def test_unreadable_files_of_a_folder_are_skipped_and_the_readable_ones_processed(tmp_path, bikes_video,
+                                                                                 pose_weights):
+    """One bad file in an archive (zero bytes, audio only, cut short, not a video) stopped the whole run at
+    start with exit 2: now each is named with its reason, the rest is processed, and the exit code says so."""
+    archive = tmp_path / "archive"
+    bad = _archive_with_unreadable_files(archive, bikes_video)
+    proc = run_cli("run", str(archive), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "3",
+                   "--jsonl", str(tmp_path / "out" / "{source}.jsonl"),
+                   "--out", str(tmp_path / "out" / "{source}_tracked.mp4"), "--quiet")
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr and "trackstream: error" not in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jsonl", "a_tracked.mp4", "b.jsonl",
+                                                                    "b_tracked.mp4"]
+    for name in ("a", "b"):
+        assert [r["frame_index"] for r in records(tmp_path / "out" / f"{name}.jsonl")] == [0, 1, 2]
+        assert frames_in(tmp_path / "out" / f"{name}_tracked.mp4") == 3
+    for name, reason in bad.items():
+        lines = [line for line in proc.stderr.splitlines() if f"skipping {archive / name}: " in line]
+        assert len(lines) == 1 and reason in lines[0] and lines[0].count(str(archive)) == 1, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("skipped 4 of 6 files") and all(str(archive / name) in last for name in bad), last
+
+
+def test_a_rerun_with_state_after_the_bad_files_are_repaired_or_removed_processes_them_once(
+        tmp_path, bikes_video, pose_weights):
+    """``'days/**/*.mp4'`` with an MP4 a recorder is still writing (no index yet) and an empty file: the first
+    run skips both; once the recording is finished and the empty file removed, the same command with --state
+    processes the recording, and the clip already done is neither done again nor refused. Of two files one is
+    left: its output keeps the ``_<id>`` a run of both gives it, so the rerun writes and resumes the same file."""
+    days = tmp_path / "days"
+    (days / "2026-12-01").mkdir(parents=True)
+    (days / "2026-12-02").mkdir()
+    (days / "2026-12-01" / "a.mp4").write_bytes(bikes_video.read_bytes())
+    data = bikes_video.read_bytes()
+    recording = days / "2026-12-02" / "recording.mp4"
+    recording.write_bytes(data[: data.rindex(b"moov") - 4])   # bikes.mp4 ends in its index: not written yet
+    (days / "2026-12-02" / "zero.mp4").write_bytes(b"")
+    command = ("run", str(days / "**" / "*.mp4"), "--model", str(pose_weights), "--imgsz", "160",
+               "--vid-stride", "25", "--jsonl", str(tmp_path / "out" / "t.jsonl"),
+               "--state", str(tmp_path / "state"), "--quiet")
+    first = run_cli(*command)
+    assert first.returncode == 4, first.stderr
+    assert f"skipping {recording}: cannot read video file" in first.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t_a.jsonl"]
+    done = (tmp_path / "out" / "t_a.jsonl").read_text()
+    assert [r["frame_index"] for r in records(tmp_path / "out" / "t_a.jsonl")] == list(range(0, 250, 25))
+
+    recording.write_bytes(data)                       # the recorder finished it
+    (days / "2026-12-02" / "zero.mp4").unlink()       # the empty file removed
+    second = run_cli(*command)
+    assert second.returncode == 0, second.stderr
+    assert "skipping" not in second.stderr and "skipped" not in second.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t_a.jsonl", "t_recording.jsonl"]
+    assert [r["frame_index"] for r in records(tmp_path / "out" / "t_recording.jsonl")] == list(range(0, 250, 25))
+    assert (tmp_path / "out" / "t_a.jsonl").read_text() == done
+
+
+def test_a_bad_file_named_on_its_own_or_a_folder_with_no_readable_file_still_stops_the_run(tmp_path, bikes_video,
+                                                                                          pose_weights):
+    """Skipping is for what a folder or glob found: a file the user named stops the run as before (one line, exit
+    2, nothing written), so does a folder none of whose files can be read; and the output guard still refuses an
+    existing output of a file that is processed."""
+    archive = tmp_path / "archive"
+    bad = _archive_with_unreadable_files(archive, bikes_video)
+    out = tmp_path / "out" / "{source}.jsonl"
+    for sources in ([str(bikes_video), str(archive / "zero.mp4")], [str(archive), str(archive / "zero.mp4")]):
+        proc = run_cli("run", *sources, "--model", str(pose_weights), "--max-frames", "1", "--jsonl", str(out))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == \
+            f"trackstream: error: video file is empty (0 bytes): {archive / 'zero.mp4'}", proc.stderr
+        assert not any((tmp_path / "out").glob("*"))   # the folder preflight made may stay, empty
+
+    for name in ("a.mp4", "b.mp4"):
+        (archive / name).unlink()
+    proc = run_cli("run", str(archive / "*.mp4"), "--model", str(pose_weights), "--max-frames", "1",
+                   "--jsonl", str(out))
+    assert proc.returncode == 2 and "skipping" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"trackstream: error: no video stream in {archive / 'audio.mp4'}") and \
+        "and 3 other files cannot be read either" in last and all(str(archive / n) in last for n in bad), last
+    assert not any((tmp_path / "out").glob("*"))
+
+    (archive / "a.mp4").write_bytes(bikes_video.read_bytes())
+    (tmp_path / "out").mkdir(exist_ok=True)
+    (tmp_path / "out" / "a.jsonl").write_text("the user's own file\n")
+    proc = run_cli("run", str(archive), "--model", str(pose_weights), "--max-frames", "1", "--jsonl", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(tmp_path / "out" / "a.jsonl") in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert (tmp_path / "out" / "a.jsonl").read_text() == "the user's own file\n"

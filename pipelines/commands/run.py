@@ -15,10 +15,11 @@ from typing import Any, Optional, Sequence
 from pipelines.credentials import DB_PASSWORD_NEEDS, REDIS_STATE, add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.engine.fingerprint import check_resumes
-from pipelines.engine.launch import Opened, StopSignals, claim_writes, preflight, warn_unsaved, with_open_sources
+from pipelines.engine.launch import (Opened, StopSignals, claim_writes, preflight, skip_unreadable, warn_unsaved,
+                                     with_open_sources)
 from pipelines.engine.progress import Progress, summary_lines
 from pipelines.engine.state import open_store
-from pipelines.errors import DataLossError, SourceError
+from pipelines.errors import SKIPPED_EXIT, DataLossError, SourceError
 from pipelines.store.config import is_postgres
 from tracker.configutil import ConfigError
 
@@ -208,6 +209,11 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
     ``args`` comes from a parser that ``add_arguments`` made: every flag is read by its name, so a flag
     renamed in one place and not the other fails loudly here instead of being ignored."""
+    return _config_and_found(args)[0]
+
+
+def _config_and_found(args: argparse.Namespace) -> tuple[PipelineConfig, frozenset[str]]:
+    """``config_from_args``, and the source URLs that came from a folder or a glob (``expand_sources``)."""
     data: dict[str, Any] = read_config_file(args.config) if args.config else {}
     for flag, key, _ in VALUE_FLAGS:
         value = vars(args)[_dest(flag)]
@@ -239,7 +245,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     for flag, key in OVERLAY_FLAGS:
         if vars(args)[_dest(flag)]:
             set_dotted(data, f"overlay.{key}", False)
-    urls = expand_inputs([*args.sources, *args.extra_sources])
+    urls, found = expand_sources([*args.sources, *args.extra_sources])
     if urls:
         unused = _per_source_keys(data.get("sources"))
         if unused:
@@ -262,7 +268,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if config.overlay.heatmap and not (config.output.video or config.http.listen):
         log.warning("the heatmap overlay is drawn on the annotated video (--out) or the web view (--http); "
                     "this run has neither")
-    return config
+    return config, found
 
 
 def _per_source_keys(sources: Any) -> list[str]:
@@ -306,9 +312,18 @@ def expand_inputs(urls: list[str]) -> list[str]:
     are. Either leaves out the annotated videos trackstream wrote (their header says so: an earlier run's
     ``--out`` into the archive's own folder), with one line naming them. An empty folder or a glob matching
     nothing is a ``SourceError``."""
+    return expand_sources(urls)[0]
+
+
+def expand_sources(urls: list[str]) -> tuple[list[str], frozenset[str]]:
+    """``expand_inputs``, and which of the URLs came only from a folder or a glob (none of them also named
+    on its own): an unreadable one of those is skipped (``launch.skip_unreadable``), a named one stops the run."""
     import glob
+    import os
 
     out: list[str] = []
+    found_in: set[str] = set()
+    named: set[str] = set()   # the files named on their own (real paths)
     for url in urls:
         if "://" in url or url.startswith("/dev/") or url.startswith("webcam:"):
             out.append(url)
@@ -325,6 +340,7 @@ def expand_inputs(urls: list[str]) -> list[str]:
                         f"'{folder / '**' / '*.mp4'}'" if any(p.is_dir() for p in folder.iterdir()) else ""
                 raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)}{below})")
             out.extend(found)
+            found_in.update(found)
         elif any(ch in url for ch in "*?[") and not Path(url).exists():
             matched = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
             found = _not_ours(matched, url)
@@ -334,9 +350,12 @@ def expand_inputs(urls: list[str]) -> list[str]:
             if not found:
                 raise SourceError(f"no file matches {url}{_literal_brackets(url)}")
             out.extend(found)
+            found_in.update(found)
         else:
             out.append(url)
-    return _once(out)
+            named.add(os.path.realpath(Path(url).expanduser()))
+    kept = _once(out)
+    return kept, frozenset(u for u in kept if u in found_in and os.path.realpath(u) not in named)
 
 
 def _literal_brackets(pattern: str) -> str:
@@ -391,15 +410,29 @@ def _not_ours(found: list[str], pattern: str) -> list[str]:
 
 
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,
-            config_files: Sequence[Optional[str]] = ()) -> int:
+            config_files: Sequence[Optional[str]] = (), skipped: Sequence[str] = ()) -> int:
     """Check and lock what the run writes (``claim_writes``; ``config_files`` must not be written), open sources,
-    check outputs, load the model, process everything; print a summary. Returns exit code."""
-    if config.cluster.engine == "ray":
-        from pipelines.cluster.engine import execute_ray
+    check outputs, load the model, process everything; print a summary. Returns exit code: ``SKIPPED_EXIT``
+    when all went well but ``skipped`` (the unreadable files of a folder or glob, left out) is not empty."""
+    try:
+        if config.cluster.engine == "ray":
+            from pipelines.cluster.engine import execute_ray
 
-        return execute_ray(config, max_frames=max_frames, quiet=quiet, config_files=config_files)
-    with claim_writes(config, config_files):  # no output over an input or another output; one writer per file
-        return _execute_here(config, max_frames, quiet)
+            code = execute_ray(config, max_frames=max_frames, quiet=quiet, config_files=config_files)
+        else:
+            with claim_writes(config, config_files):  # no output over an input or another output; one writer per file
+                code = _execute_here(config, max_frames, quiet)
+    except DataLossError:   # the run ended and printed its summary: the skipped files belong under it
+        _print_skipped(skipped, len(config.sources))
+        raise
+    _print_skipped(skipped, len(config.sources))
+    return SKIPPED_EXIT if skipped and code == 0 else code
+
+
+def _print_skipped(skipped: Sequence[str], processed: int) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} of {len(skipped) + processed} files, which cannot be read (the reasons are "
+              f"above): {', '.join(skipped)}", file=sys.stderr)
 
 
 def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool) -> int:
@@ -459,12 +492,13 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
 
 
 def main(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    config, found = _config_and_found(args)
+    config, skipped = skip_unreadable(config, found)   # one warning line each; the run goes on with the rest
     if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter
         from pipelines.detection.ultralytics_env import hush
 
         hush()
-    return execute(config, max_frames=args.max_frames, quiet=args.quiet, config_files=[args.config])
+    return execute(config, max_frames=args.max_frames, quiet=args.quiet, config_files=[args.config], skipped=skipped)
 
 
-__all__ = ["add_arguments", "add_parser", "config_from_args", "execute", "expand_inputs", "main"]
+__all__ = ["add_arguments", "add_parser", "config_from_args", "execute", "expand_inputs", "expand_sources", "main"]

@@ -189,6 +189,53 @@ def open_sources(config: PipelineConfig, ids: Optional[Collection[str]] = None) 
     return opened
 
 
+def skip_unreadable(config: PipelineConfig, skippable: Collection[str]) -> tuple[PipelineConfig, list[str]]:
+    """``config`` without the sources in ``skippable`` (the files a folder or glob gave) that cannot be opened
+    (empty, audio-only, cut short, still being written, not a video), each named in one warning line with the
+    reason, and the URLs left out, in order. Every other source is left as it is: one named on its own still
+    stops the run when it is opened. When no source is left, ``SourceError`` (one line, the first reason).
+
+    Outputs keep the names they get with all the files: when one file is left of several, an output without
+    ``{source}`` still gets its ``_<id>`` (a rerun with the file repaired writes, and resumes, the same files)."""
+    import dataclasses
+
+    from pipelines.sources.base import file_path
+    from pipelines.sources.file import open_container
+
+    kept: list[SourceSettings] = []
+    reasons: dict[str, str] = {}
+    for settings in config.sources:
+        path = file_path(settings.url) if settings.url in skippable else None
+        if path is not None:
+            try:   # what opening the source checks of the file (its decoder is the config's, not the file's)
+                open_container(Path(path)).close()
+            except SourceError as exc:
+                reasons[settings.url] = str(exc)
+                continue
+        kept.append(settings)
+    if not reasons:
+        return config, []
+    if not kept:
+        first, *others = reasons
+        names = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise SourceError(reasons[first] + (f" (and {len(others)} other file{'s' * (len(others) != 1)} cannot be "
+                                            f"read either: {names})" if others else ""))
+    for url, reason in reasons.items():
+        log.warning("skipping %s: %s", url, _without(reason, url))
+    output = config.output
+    if len(kept) == 1:
+        templates = ("video", "jsonl", "mot", "events", "heatmap")
+        pinned: dict[str, Any] = {name: output_path(getattr(output, name), kept[0].id, True)
+                                  for name in templates if getattr(output, name)}
+        output = dataclasses.replace(output, **pinned)
+    return dataclasses.replace(config, sources=tuple(kept), output=output), list(reasons)
+
+
+def _without(reason: str, url: str) -> str:
+    """``reason`` without the path it names (the warning names it first): ``video file is empty (0 bytes)``."""
+    return reason.replace(f": {url}", "").replace(f" in {url}", "").replace(f" {url}", "")
+
+
 def close_sources(opened: Opened) -> None:
     for _, source in opened:
         source.close()
@@ -269,4 +316,4 @@ class StopSignals:
 
 
 __all__ = ["Opened", "StopSignals", "check_writable", "claim_writes", "close_sources", "open_sources", "preflight",
-           "require_sources", "resolve_model", "warn_unsaved", "with_open_sources"]
+           "require_sources", "resolve_model", "skip_unreadable", "warn_unsaved", "with_open_sources"]

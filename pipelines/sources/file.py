@@ -64,6 +64,29 @@ class FrameSelector:
         return True
 
 
+def open_container(path: Path) -> "av.container.InputContainer":
+    """``path`` opened for reading by FFmpeg, holding a video stream; else ``SourceError``, one line saying why
+    (missing, a folder, empty, not a video FFmpeg understands or cut short, no video stream)."""
+    if not path.exists():
+        raise SourceError(f"video file not found: {path}")
+    if path.is_dir():
+        raise SourceError(f"video path is a folder, not a file: {path}")
+    if path.stat().st_size == 0:
+        raise SourceError(f"video file is empty (0 bytes): {path}")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SourceError(f"cannot read video file {path}: {reason} "
+                          "(not a video FFmpeg understands, or the file is truncated)") from None
+    except OSError as exc:
+        raise SourceError(f"cannot open video file {path}: {exc.strerror or exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"no video stream in {path} (audio-only or data file?)")
+    return container
+
+
 def display_rotation(path: Path) -> int:
     """The display rotation of the first frame of ``path``'s video (0 when it cannot be read)."""
     try:
@@ -125,24 +148,7 @@ class FileSource:
         self._start_pts = stream.start_time
 
     def _open(self) -> "av.container.InputContainer":
-        if not self.path.exists():
-            raise SourceError(f"video file not found: {self.path}")
-        if self.path.is_dir():
-            raise SourceError(f"video path is a folder, not a file: {self.path}")
-        if self.path.stat().st_size == 0:
-            raise SourceError(f"video file is empty (0 bytes): {self.path}")
-        try:
-            container = av.open(str(self.path), mode="r")
-        except av.error.FFmpegError as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise SourceError(f"cannot read video file {self.path}: {reason} "
-                              "(not a video FFmpeg understands, or the file is truncated)") from None
-        except OSError as exc:
-            raise SourceError(f"cannot open video file {self.path}: {exc.strerror or exc}") from None
-        if not container.streams.video:
-            container.close()
-            raise SourceError(f"no video stream in {self.path} (audio-only or data file?)")
-        return container
+        return open_container(self.path)
 
     def stop(self) -> None:
         """Make ``frames()`` end after the current frame. Thread-safe."""
