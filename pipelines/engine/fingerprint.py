@@ -75,10 +75,10 @@ def same_output(saved: str, current: str, name: str) -> bool:
 def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Mapping[str, Any],
                  outputs: Mapping[str, str], where: str, warn: bool = True, several: bool = False,
                  configured: Optional[Mapping[str, Any]] = None) -> None:
-    """Refuse (``StateError``) a snapshot of another source or other outputs, or one whose zones or lines this
-    run moves; ``outputs``: sink name -> the path this run writes; ``warn``: say so when the snapshot has no
-    fingerprint to check, and name the settings (``configured``: this run's ``run_settings``) that differ from
-    the saved run's; ``several``: the run has other sources, which ``--fresh-state`` would start over too."""
+    """Refuse (``StateError``) a snapshot of another source or other outputs; ``outputs``: sink name -> the path
+    this run writes; ``warn``: say so when the snapshot has no fingerprint to check, and name the settings
+    (``configured``: this run's ``run_settings``) that differ from the saved run's; ``several``: the run has
+    other sources, which ``--fresh-state`` would start over too."""
     recorded = saved.get("source")
     if not isinstance(recorded, dict):
         if warn:
@@ -111,22 +111,14 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
                              f"{outputs[name]}; give the same path, or {START_OVER}")
     recorded_settings = saved.get("settings")
     if configured is not None and isinstance(recorded_settings, dict):
-        _check_settings(recorded_settings, configured, settings.id, where, again, warn, several)
+        _check_settings(recorded_settings, configured, settings.id, where, warn, several)
 
 
 def _check_settings(saved: Mapping[str, Any], configured: Mapping[str, Any], source_id: str, where: str,
-                    again: str, warn: bool, several: bool) -> None:
-    """Refuse a resume that moves a zone or line; ``warn``: name, in one line, every other setting that differs
-    from the saved run's (``resume_settings.compare``)."""
-    moved, changed = compare(saved, configured)
-    if moved:
-        it, its = ("them", "their") if len(moved) > 1 else ("it", "its")
-        kept = [what for noun, what in (("zone", "the tracks inside"), ("line", "the side each track is on"))
-                if any(m.startswith(f"{noun} ") for m in moved)]
-        raise StateError(f"saved state {where} counts {' and '.join(moved)} of {source_id} where the saved run had "
-                         f"{it}; this run moves {it}, and resumed, {its} counts and {' and '.join(kept)} would "
-                         "carry on from the old place (a track that the move alone puts across counted as crossing "
-                         f"or entering); put {it} back to resume, or {again}")
+                    warn: bool, several: bool) -> None:
+    """``warn``: name, in one line, every setting that differs from the saved run's (``resume_settings.compare``;
+    a zone or line moved under its name is said to count from 0: the runner drops its saved state)."""
+    _, changed = compare(saved, configured)   # a moved zone or line starts over (the runner: forget_places)
     if changed and warn:
         hint = (f"remove {where} and run with --overwrite to start {source_id} over; --fresh-state starts every "
                 "source over") if several else "--fresh-state starts over"

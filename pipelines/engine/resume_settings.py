@@ -6,8 +6,11 @@ its zones and lines. ``compare`` sorts what differs at a resume:
 
 - **moved**: a zone or line kept under its name with another polygon or other points. The saved counts, the
   tracks inside each zone and the side of each line every track is on belong to the old place
-  (``EventGenerator.load_state_dict`` matches them by name), so the resumed run would carry the old line's
-  counts on and count as crossings the tracks that the move alone put on the other side. The resume is refused.
+  (``EventGenerator.load_state_dict`` matches them by name): resumed as they are, the old line's counts would
+  carry on, and the tracks that the move alone put on the other side would be counted as crossing. So the
+  resume goes on, but a moved zone or line starts as a new one does (``forget_places`` drops its saved state:
+  counts from 0, tracks inside and sides taken afresh), and the warning says so. A camera whose zone an operator
+  adjusts is restarted with its other zones, lines and tracks kept.
 - **changed**: everything else, as ``key old -> new``. The saved state stays meaningful (a zone or line added
   counts from the resume on, one removed stops; frames are indexed by their decode index whatever the stride,
   and the tracker runs on timestamps, not frame counts), but the outputs the resume appends to mix both
@@ -86,8 +89,9 @@ def _change(key: str, old: Any, new: Any) -> str:
 
 def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """``(moved, changed)`` between the settings a snapshot recorded and this run's: ``moved`` names each zone
-    or line whose geometry changed (``zone door``); ``changed`` says each other difference (``imgsz 640 ->
-    320``). A key the snapshot does not hold (saved by a release that did not record it) is not compared."""
+    or line whose geometry changed (``zone door``); ``changed`` says each difference (``imgsz 640 -> 320``,
+    ``zone door moved ...``). A key the snapshot does not hold (saved by a release that did not record it) is
+    not compared."""
     moved: list[str] = []
     changed = [_change(k, saved[k], current.get(k)) for k in SCALARS if k in saved and saved[k] != current.get(k)]
     for group in GROUPS:
@@ -105,8 +109,28 @@ def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[
                 continue
             elif old[name].get(geometry) != new[name].get(geometry):
                 moved.append(f"{noun} {name}")
+                changed.append(f"{noun} {name} moved (it counts from 0 at the resume)")
             else:
                 changed += [_change(f"{noun} {name} {k}", v, new[name].get(k)) for k, v in old[name].items()
                             if k != geometry and k in new[name] and v != new[name][k]]
         changed += [f"{noun} {name} added (counts from the resume on)" for name in new if name not in old]
     return moved, changed
+
+
+def forget_places(processor_state: Mapping[str, Any], moved: list[str]) -> dict[str, Any]:
+    """``processor_state`` (a snapshot's ``processor``) without the saved state of the zones and lines named in
+    ``moved`` (``compare``'s ``zone door``): each then starts as a zone or line new in the config does."""
+    state = dict(processor_state)
+    events = dict(state.get("events") or {})
+    for section, noun, _ in PLACES:
+        gone = {m[len(noun) + 1:] for m in moved if m.startswith(f"{noun} ")}
+        if not gone:
+            continue
+        events[section] = {k: v for k, v in dict(events.get(section) or {}).items() if k not in gone}
+        if section == "zones" and events.get("dwell") is not None:
+            events["dwell"] = {k: v for k, v in dict(events["dwell"]).items() if k not in gone}
+        ahead = events.get("predictions")
+        if isinstance(ahead, dict) and isinstance(ahead.get(section), dict):
+            events["predictions"] = {**ahead, section: {k: v for k, v in ahead[section].items() if k not in gone}}
+    state["events"] = events
+    return state

@@ -60,7 +60,7 @@ from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
 from pipelines.engine.fingerprint import check_resume, output_paths, source_fingerprint
-from pipelines.engine.resume_settings import run_settings
+from pipelines.engine.resume_settings import compare, forget_places, run_settings
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
@@ -154,7 +154,9 @@ class Runner:
                              several=several, configured=self._settings[settings.id])
                 if isinstance(saved.get("source"), dict) and not isinstance(saved.get("settings"), dict):
                     uncompared.append(settings.id)
-                processor.load_state_dict(saved["processor"])
+                recorded = saved.get("settings")
+                moved = compare(recorded, self._settings[settings.id])[0] if isinstance(recorded, dict) else []
+                processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
                 processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
                     log.warning("%s: already processed to its end (state %s); remove that file and run with "
