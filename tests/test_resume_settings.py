@@ -80,6 +80,8 @@ def test_a_moved_line_counts_from_0_at_the_resume_and_the_rest_carries_on(tmp_pa
     warned = _warnings(proc.stderr)
     assert len(warned) == 1 and "line road moved (it counts from 0 at the resume)" in warned[0]
     assert "line road 0 left_to_right, 0 right_to_left" in proc.stderr   # not the old place's crossing
+    saved = json.loads((tmp_path / "state" / "bikes.json").read_text())["processor"]["events"]
+    assert saved["by_class"]["lines"].get("road", {}) == {}           # nor per class
     assert "resumed after 120 frames: 240 in all" in proc.stderr
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 240   # appended: nothing started over
 

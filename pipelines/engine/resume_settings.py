@@ -132,5 +132,11 @@ def forget_places(processor_state: Mapping[str, Any], moved: list[str]) -> dict[
         ahead = events.get("predictions")
         if isinstance(ahead, dict) and isinstance(ahead.get(section), dict):
             events["predictions"] = {**ahead, section: {k: v for k, v in ahead[section].items() if k not in gone}}
+        tally = events.get("by_class")   # the counts per class
+        if isinstance(tally, dict):
+            tally = {**tally, section: {k: v for k, v in dict(tally.get(section) or {}).items() if k not in gone}}
+            if section == "zones":
+                tally["inside"] = {k: v for k, v in dict(tally.get("inside") or {}).items() if k not in gone}
+            events["by_class"] = tally
     state["events"] = events
     return state
