@@ -238,10 +238,11 @@ def test_fresh_state_starts_over_the_video_a_resumed_run_went_on_in(clip, tmp_pa
     assert done.returncode == 0, done.stderr
 
 
-def test_a_video_started_over_leaves_no_part_of_the_earlier_run_to_play_after_it(clip, tmp_path):
-    """--fresh-state (or --overwrite once the state file is removed) replaced v.mp4 but left the discarded run's
-    v.part2.mp4 beside it: played in order, the new run seemed to go on with the old one's frames. A file of the
-    user's under a part's name is kept."""
+def test_a_video_started_over_names_the_parts_after_it_and_deletes_none(clip, tmp_path):
+    """--fresh-state replaces v.mp4 and leaves a v.part2.mp4 beside it: an earlier resumed run's, which played
+    after the new file would seem to go on with that run's frames, so the run names it. It is not removed:
+    nothing ties a part to the file before it, and in an archive ``lecture.part2.mp4`` is another source whose
+    finished output has that very name (a version that removed such parts deleted it)."""
     from tests.test_cli_run import frames_in
 
     out, state = tmp_path / "v.mp4", tmp_path / "st"
@@ -251,31 +252,20 @@ def test_a_video_started_over_leaves_no_part_of_the_earlier_run_to_play_after_it
     assert frames_in(tmp_path / "v.part2.mp4") == 6
     done = run_cli(*common, "--max-frames", "4", "--fresh-state")
     assert done.returncode == 0, done.stderr
-    assert frames_in(out) == 4 and not (tmp_path / "v.part2.mp4").exists()
-    assert run_cli(*common, "--max-frames", "2").returncode == 0     # a resume again: v.part2.mp4
-    (tmp_path / "v.part3.mp4").write_bytes(b"the user's own file\n")
-    (state / "same.json").unlink()
-    done = run_cli(*common, "--max-frames", "5", "--overwrite")
+    assert frames_in(out) == 4 and frames_in(tmp_path / "v.part2.mp4") == 6
+    assert "v.part2.mp4 is left from an earlier run or belongs to another source" in done.stderr
+    # an archive whose second file is named like a part: both outputs stay, whatever starts over
+    archive, outs = tmp_path / "archive", tmp_path / "out"
+    archive.mkdir()
+    shutil.copyfile(clip, archive / "lecture.mp4")
+    shutil.copyfile(clip, archive / "lecture.part2.mp4")
+    both = ("run", str(archive), "--out", f"{outs}/{{source}}.mp4", "--state", str(tmp_path / "st2"),
+            "--imgsz", "160", "--quiet", "--max-frames", "3")
+    assert run_cli(*both).returncode == 0
+    (tmp_path / "st2" / "lecture.json").unlink()   # redo lecture only, as the already-processed line advises
+    done = run_cli(*both, "--overwrite")
     assert done.returncode == 0, done.stderr
-    assert frames_in(out) == 5 and not (tmp_path / "v.part2.mp4").exists()
-    assert (tmp_path / "v.part3.mp4").read_bytes() == b"the user's own file\n"
-
-
-def test_a_later_part_is_removed_only_when_the_user_asked_to_start_over(clip, tmp_path):
-    """A run whose part 1 is gone (the user deleted v.mp4 and kept the rest) starts v.mp4 anew: without
-    --overwrite or --fresh-state it must not delete the v.part2.mp4 the user kept, only say it is not part of
-    the new video."""
-    from tests.test_cli_run import frames_in
-
-    out, state = tmp_path / "v.mp4", tmp_path / "st"
-    common = ("run", str(clip), "--out", str(out), "--imgsz", "160", "--quiet")
-    for frames in ("3", "6"):
-        assert run_cli(*common, "--state", str(state), "--max-frames", frames).returncode == 0
-    out.unlink()
-    done = run_cli(*common, "--max-frames", "2")
-    assert done.returncode == 0, done.stderr
-    assert frames_in(out) == 2 and frames_in(tmp_path / "v.part2.mp4") == 6
-    assert "v.part2.mp4 is left from an earlier run" in done.stderr
+    assert frames_in(outs / "lecture.mp4") == 3 and frames_in(outs / "lecture.part2.mp4") == 3
 
 
 def test_a_resume_from_another_folder_never_continues_a_different_file_of_the_same_name(clip, tmp_path):

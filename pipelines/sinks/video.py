@@ -534,27 +534,16 @@ def part_path(path: str, part: int) -> str:
     return str(p.with_name(f"{p.stem}.part{part}{p.suffix}"))
 
 
-def _remove_earlier_parts(path: str, asked: bool) -> None:
-    """A video started over at part 1 (``--fresh-state``, or ``--overwrite`` of a resumed run's files) removes
-    the parts 2, 3, ... an earlier resumed run wrote after it: left beside the new file, played after it, they
-    showed that run's frames as this one's continuation. Only files whose header says trackstream wrote them
-    are removed, and only when the user asked to start over (``asked``); otherwise they are named in a warning
-    (part 1 itself, gone, was not refused). The first missing part ends the series."""
+def _warn_earlier_parts(path: str) -> None:
+    """A video started over at part 1 (``--fresh-state``, ``--overwrite``, or its part 1 removed) names the parts
+    2, 3, ... it finds after it: an earlier resumed run's, which played after the new file would seem to go on
+    with that run's frames. They are left as they are: nothing ties a part to the file before it (another source
+    of the archive, ``lecture.part2.mp4``, writes under that very name), so removing them could delete another
+    video's finished output. The first missing part ends the series."""
     part = 2
     while os.path.lexists(following := part_path(path, part)):
-        if not asked:
-            log.warning("video output: %s is left from an earlier run (--overwrite or --fresh-state removes it); "
-                        "it is not part of the new %s", following, path)
-        elif segment_id(following) is None:
-            log.warning("video output: %s is not a part trackstream wrote; left as it is beside the new %s",
-                        following, path)
-        else:
-            try:
-                os.unlink(following)
-            except OSError as exc:
-                log.warning("video output: cannot remove the earlier run's %s: %s", following, exc.strerror or exc)
-            else:
-                log.info("video output: removed the earlier run's %s (%s starts over)", following, path)
+        log.warning("video output: %s is left from an earlier run or belongs to another source: it is not part of "
+                    "the new %s (remove it if it is the earlier run's)", following, path)
         part += 1
 
 
@@ -565,7 +554,7 @@ def _build(ctx: SinkContext) -> AnnotatedVideoSink:
     part = saved + 1 if isinstance(saved, int) else 1
     path = part_path(ctx.path(out.video), part)
     if part == 1:
-        _remove_earlier_parts(path, asked=out.overwrite or ctx.config.state.fresh)
+        _warn_earlier_parts(path)
     # a file's resumed run reads again the frames after the snapshot, so the ones the earlier part holds are
     # skipped; a camera's frames after a restart are new ones, none of them is in the earlier part
     skip = _already_held(ctx.resume) if ctx.resume and part > 1 and not ctx.settings.is_live else 0
