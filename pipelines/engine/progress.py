@@ -95,8 +95,8 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
         if s.resumed_after:   # the frames are this run's, the tracks the whole video's: say which is which
             extra.append(f"resumed after {s.resumed_after} frames: {s.resumed_after + s.frames_out} in all, "
                          "tracks counted from the start")
-        if s.stopped and s.frame_count and s.frames_out < s.frame_count:   # a file stopped early (Ctrl-C)
-            extra.append(f"stopped after {s.frames_out} of its {s.frame_count} frames")
+        if s.stopped and s.frame_count and s.frames_out < s.frame_count:   # stopped early (Ctrl-C, a signal)
+            extra.append(f"stopped after {s.frames_out} of the {s.frame_count} frames this run was to process")
         if s.frames_detected < s.frames_out:  # a detection schedule skipped frames: the duty and what it saved
             extra.append(f"detector on {s.frames_detected} ({100 * s.frames_detected / s.frames_out:.0f}%), "
                          f"{s.frames_out - s.frames_detected} frames predicted")

@@ -513,7 +513,8 @@ class Runner:
                 lane, item, dets, schedule = entry  # frames are processed and written even after a failure
                 if isinstance(item, StreamStatus):
                     if item.kind is StatusKind.ENDED:   # a file stopped early says so (the summary tells)
-                        lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped")))
+                        # stopped by the run (a signal), not by --max-frames, which stops the source as well
+                        lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped")) and self._stop.is_set())
                     self._to_sinks(lane, lane.processor.status(item))
                     lane.counts = lane.processor.counts()  # a stream's end empties its zones
                 else:
