@@ -292,8 +292,14 @@ def test_a_clip_retention_deleted_before_the_store_recorded_its_files_is_not_cal
     first = next(i for i, item in enumerate(items) if any(e["event"] in config.clip_events for e in item.events))
     feed(killed, items[:first + 1])                     # its clip is never finished: the run is "killed"
     killed._writer.close(5.0)
-    for view in _serve(config, None):
-        old_clips = {e["clip"]["state"] for e in get_json(view, "/api/events?source=old-cam")["events"] if e["clip"]}
-        new_clips = {e["clip"]["state"] for e in get_json(view, "/api/events?source=new-cam")["events"] if e["clip"]}
-        assert old_clips == {"deleted"}
-        assert new_clips == {"missing"}
+    try:
+        for view in _serve(config, None):
+            old_clips = {e["clip"]["state"] for e in get_json(view, "/api/events?source=old-cam")["events"]
+                         if e["clip"]}
+            new_clips = {e["clip"]["state"] for e in get_json(view, "/api/events?source=new-cam")["events"]
+                         if e["clip"]}
+            assert old_clips == {"deleted"}
+            assert new_clips == {"missing"}
+    finally:   # its media thread too, with nothing left to write: a thread left running fails test_api's checks
+        if killed._worker is not None:
+            killed._worker.close(5.0)
