@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-from pipelines.engine.resume_settings import compare, run_settings
+from pipelines.engine.resume_settings import Place, compare, run_settings
 from pipelines.processing.processor import StateError
 from pipelines.secrets import strip_credentials
 from pipelines.settings import SourceSettings
@@ -74,21 +74,21 @@ def same_output(saved: str, current: str, name: str) -> bool:
 
 def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Mapping[str, Any],
                  outputs: Mapping[str, str], where: str, warn: bool = True, several: bool = False,
-                 configured: Optional[Mapping[str, Any]] = None) -> None:
+                 configured: Optional[Mapping[str, Any]] = None) -> list[Place]:
     """Refuse (``StateError``) a snapshot of another source or other outputs; ``outputs``: sink name -> the path
     this run writes; ``warn``: say so when the snapshot has no fingerprint to check, and name the settings
     (``configured``: this run's ``run_settings``) that differ from the saved run's; ``several``: the run has
-    other sources, which ``--fresh-state`` would start over too."""
+    other sources, which ``--fresh-state`` would start over too. Returns the zones and lines this run moved
+    (their saved state is to be dropped: ``resume_settings.forget_places``)."""
     recorded = saved.get("source")
     if not isinstance(recorded, dict):
         if warn:
                 log.warning("%s: saved state %s has no source fingerprint (an older trackstream): resuming without "
                         "checking it is the same video", settings.id, where)
-    # one source of an archive: --fresh-state would throw away every other source's progress too
-    again = (f"remove {where} and run with --overwrite to start {settings.id} over (--fresh-state starts every "
-             "source of this run over)"
-             if several else START_OVER)
     if recorded != current and isinstance(recorded, dict):
+        # one source of an archive: --fresh-state would throw away every other source's progress too
+        again = (f"remove {where} and run with --overwrite to start {settings.id} over (--fresh-state starts "
+                 "every source of this run over)" if several else START_OVER)
         what = ", ".join(f"{k} {recorded.get(k)!r} -> {current.get(k)!r}"
                          for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)
                          and k != "sha256_ends")
@@ -111,19 +111,22 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
                              f"{outputs[name]}; give the same path, or {START_OVER}")
     recorded_settings = saved.get("settings")
     if configured is not None and isinstance(recorded_settings, dict):
-        _check_settings(recorded_settings, configured, settings.id, where, warn, several)
+        return _check_settings(recorded_settings, configured, settings.id, where, warn, several)
+    return []
 
 
 def _check_settings(saved: Mapping[str, Any], configured: Mapping[str, Any], source_id: str, where: str,
-                    warn: bool, several: bool) -> None:
+                    warn: bool, several: bool) -> list[Place]:
     """``warn``: name, in one line, every setting that differs from the saved run's (``resume_settings.compare``;
-    a zone or line moved under its name is said to count from 0: the runner drops its saved state)."""
-    _, changed = compare(saved, configured)   # a moved zone or line starts over (the runner: forget_places)
+    a zone or line moved under its name is said to count from 0: the caller drops its saved state). Returns the
+    zones and lines moved."""
+    moved, changed = compare(saved, configured)
     if changed and warn:
         hint = (f"remove {where} and run with --overwrite to start {source_id} over; --fresh-state starts every "
                 "source over") if several else "--fresh-state starts over"
         log.warning("%s: resuming with settings that differ from the saved run's: %s; the outputs will mix both "
                     "(%s)", source_id, ", ".join(changed), hint)
+    return moved
 
 
 def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, Any], settings: SourceSettings,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from pipelines.processing.schedule import Schedule
 from pipelines.secrets import redact_url, strip_credentials
@@ -87,12 +87,16 @@ def _change(key: str, old: Any, new: Any) -> str:
     return f"{key} {_shown(key, old, new)} -> {_shown(key, new, old)}"
 
 
-def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """``(moved, changed)`` between the settings a snapshot recorded and this run's: ``moved`` names each zone
-    or line whose geometry changed (``zone door``); ``changed`` says each difference (``imgsz 640 -> 320``,
-    ``zone door moved ...``). A key the snapshot does not hold (saved by a release that did not record it) is
+Place = tuple[str, str]
+"""A zone or line: (``zone`` or ``line``, its name)."""
+
+
+def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[Place], list[str]]:
+    """``(moved, changed)`` between the settings a snapshot recorded and this run's: ``moved`` holds each zone
+    or line whose geometry changed (``("zone", "door")``); ``changed`` says each difference (``imgsz 640 ->
+    320``, ``zone door moved ...``). A key the snapshot does not hold (saved by a release that did not record it) is
     not compared."""
-    moved: list[str] = []
+    moved: list[Place] = []
     changed = [_change(k, saved[k], current.get(k)) for k in SCALARS if k in saved and saved[k] != current.get(k)]
     for group in GROUPS:
         old, new = saved.get(group), current.get(group)
@@ -108,7 +112,7 @@ def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[
             elif not isinstance(old[name], dict):   # not as this release records it: nothing to compare
                 continue
             elif old[name].get(geometry) != new[name].get(geometry):
-                moved.append(f"{noun} {name}")
+                moved.append((noun, name))
                 changed.append(f"{noun} {name} moved (it counts from 0 at the resume)")
             else:
                 changed += [_change(f"{noun} {name} {k}", v, new[name].get(k)) for k, v in old[name].items()
@@ -117,26 +121,29 @@ def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[
     return moved, changed
 
 
-def forget_places(processor_state: Mapping[str, Any], moved: list[str]) -> dict[str, Any]:
-    """``processor_state`` (a snapshot's ``processor``) without the saved state of the zones and lines named in
-    ``moved`` (``compare``'s ``zone door``): each then starts as a zone or line new in the config does."""
+def forget_places(processor_state: Mapping[str, Any], moved: Sequence[Place]) -> dict[str, Any]:
+    """``processor_state`` (a snapshot's ``processor``) without the saved state of the zones and lines in
+    ``moved`` (``compare``'s): each then starts as a zone or line new in the config does."""
+    def without(doc: Any, gone: set[str]) -> dict[str, Any]:
+        return {k: v for k, v in dict(doc or {}).items() if k not in gone}
+
     state = dict(processor_state)
     events = dict(state.get("events") or {})
     for section, noun, _ in PLACES:
-        gone = {m[len(noun) + 1:] for m in moved if m.startswith(f"{noun} ")}
+        gone = {name for kind, name in moved if kind == noun}
         if not gone:
             continue
-        events[section] = {k: v for k, v in dict(events.get(section) or {}).items() if k not in gone}
+        events[section] = without(events.get(section), gone)
         if section == "zones" and events.get("dwell") is not None:
-            events["dwell"] = {k: v for k, v in dict(events["dwell"]).items() if k not in gone}
+            events["dwell"] = without(events["dwell"], gone)
         ahead = events.get("predictions")
         if isinstance(ahead, dict) and isinstance(ahead.get(section), dict):
-            events["predictions"] = {**ahead, section: {k: v for k, v in ahead[section].items() if k not in gone}}
+            events["predictions"] = {**ahead, section: without(ahead[section], gone)}
         tally = events.get("by_class")   # the counts per class
         if isinstance(tally, dict):
-            tally = {**tally, section: {k: v for k, v in dict(tally.get(section) or {}).items() if k not in gone}}
+            tally = {**tally, section: without(tally.get(section), gone)}
             if section == "zones":
-                tally["inside"] = {k: v for k, v in dict(tally.get("inside") or {}).items() if k not in gone}
+                tally["inside"] = without(tally.get("inside"), gone)
             events["by_class"] = tally
     state["events"] = events
     return state

@@ -60,7 +60,7 @@ from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
 from pipelines.engine.fingerprint import check_resume, output_paths, source_fingerprint
-from pipelines.engine.resume_settings import compare, forget_places, run_settings
+from pipelines.engine.resume_settings import forget_places, run_settings
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
@@ -149,13 +149,11 @@ class Runner:
                 self._settings[settings.id] = run_settings(config, settings)
             if saved is not None and state is not None:
                 several = len(config.sources) > 1
-                check_resume(saved, settings, self._fingerprints[settings.id],
-                             output_paths(config.output, settings.id, several), state.path(settings.id),
-                             several=several, configured=self._settings[settings.id])
+                moved = check_resume(saved, settings, self._fingerprints[settings.id],
+                                     output_paths(config.output, settings.id, several), state.path(settings.id),
+                                     several=several, configured=self._settings[settings.id])
                 if isinstance(saved.get("source"), dict) and not isinstance(saved.get("settings"), dict):
                     uncompared.append(settings.id)
-                recorded = saved.get("settings")
-                moved = compare(recorded, self._settings[settings.id])[0] if isinstance(recorded, dict) else []
                 processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
                 processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
