@@ -93,12 +93,13 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
             if key == "heatmap":
                 writes.append(Write(temporary_path(path), f"{flag}'s temporary file of source {settings.id}",
                                     lock=False))
+    from pipelines.engine.state import in_redis, snapshot_file
+
     state = config.state.dir
-    if state and not state.startswith(("redis://", "rediss://", "unix://")):
+    if state and not in_redis(state):
         folder = Path(state).expanduser()
         for settings in config.sources:
-            name = f"{safe_name(settings.id)}.json"
-            writes.append(Write(folder / name, f"the state file of source {settings.id}"))
+            writes.append(Write(snapshot_file(folder, settings.id), f"the state file of source {settings.id}"))
             writes.append(Write(folder / f".{safe_name(settings.id)}.restarts",
                                 f"the restart count of source {settings.id}", lock=False))
     db = config.store.db
@@ -288,13 +289,13 @@ _UNREADABLE = object()   # a state in Redis that could not be read
 def _no_snapshot(config: PipelineConfig, source_id: str) -> bool:
     """Whether a ``--state`` folder is given and holds no snapshot of ``source_id`` (under its name or an older
     trackstream's name for it)."""
-    state = config.state.dir
-    if not state or state.startswith(("redis://", "rediss://", "unix://")):
-        return False
-    from pipelines.engine.state import legacy_snapshot
+    from pipelines.engine.state import in_redis, legacy_snapshot, snapshot_file
 
+    state = config.state.dir
+    if not state or in_redis(state):
+        return False
     folder = Path(state).expanduser()
-    return not (folder / f"{safe_name(source_id)}.json").exists() and legacy_snapshot(folder, source_id) is None
+    return not snapshot_file(folder, source_id).exists() and legacy_snapshot(folder, source_id) is None
 
 
 def _saved_outputs(config: PipelineConfig, source_id: str) -> object:
@@ -304,10 +305,10 @@ def _saved_outputs(config: PipelineConfig, source_id: str) -> object:
     state = config.state.dir
     if not state:
         return None
-    saved: object = None
-    if state.startswith(("redis://", "rediss://", "unix://")):
-        from pipelines.engine.state import open_store
+    from pipelines.engine.state import in_redis, legacy_snapshot, open_store, snapshot_file
 
+    saved: object = None
+    if in_redis(state):
         try:
             saved = open_store(state).load(source_id)
         except Exception:  # noqa: BLE001 - unreachable, refused, unreadable: reported by the run in one line
@@ -317,10 +318,8 @@ def _saved_outputs(config: PipelineConfig, source_id: str) -> object:
 
         try:   # read here, not through the state store, which would create the folder: nothing is made yet
             folder = Path(state).expanduser()
-            saved = json.loads((folder / f"{safe_name(source_id)}.json").read_text(encoding="utf-8"))
+            saved = json.loads(snapshot_file(folder, source_id).read_text(encoding="utf-8"))
         except FileNotFoundError:   # an older trackstream's name for it (ASCII only), when it is this source's
-            from pipelines.engine.state import legacy_snapshot
-
             found = legacy_snapshot(folder, source_id)
             saved = found[1] if found is not None else None
         except (OSError, ValueError):

@@ -101,11 +101,12 @@ def claim_writes(config: PipelineConfig, config_files: Sequence[Optional[str]] =
 
 @contextlib.contextmanager
 def _redis_state_lock(config: PipelineConfig) -> Iterator[None]:
+    from pipelines.engine.state import RedisStateLock, in_redis
+
     state = config.state.dir
-    if not state or not state.startswith(("redis://", "rediss://", "unix://")):
+    if not state or not in_redis(state):
         yield
         return
-    from pipelines.engine.state import RedisStateLock
 
     with RedisStateLock(state, [s.id for s in config.sources], config.state.lock_ttl):
         yield

@@ -63,9 +63,19 @@ class SnapshotStore(Protocol):
         count to 0; returns the restarts so far."""
 
 
+def in_redis(spec: str) -> bool:
+    """Whether ``--state`` ``spec`` names a Redis server (``redis://``, ``rediss://``, ``unix://``), not a folder."""
+    return spec.startswith(("redis://", "rediss://", "unix://"))
+
+
+def snapshot_file(folder: Path, source_id: str) -> Path:
+    """The file in a ``--state`` folder that holds ``source_id``'s snapshot."""
+    return folder / f"{safe_name(source_id)}.json"
+
+
 def open_store(spec: str) -> SnapshotStore:
     """``--state``: a ``redis://``/``rediss://`` URL gives a ``RedisStateStore``, anything else a folder."""
-    if spec.startswith(("redis://", "rediss://", "unix://")):
+    if in_redis(spec):
         return RedisStateStore(spec)
     return StateStore(spec)
 
@@ -106,7 +116,7 @@ def legacy_snapshot(folder: Path, source_id: str) -> Optional[tuple[Path, dict[s
     """The file and document of the snapshot an older trackstream saved in ``folder`` under the ASCII-only name
     of ``source_id`` (``café`` as ``caf.json``, ``日本`` as ``source.json``), when it is this source's."""
     legacy = folder / f"{legacy_safe_name(source_id)}.json"
-    if legacy.name == f"{safe_name(source_id)}.json":
+    if legacy == snapshot_file(folder, source_id):
         return None
     try:
         doc = json.loads(legacy.read_text(encoding="utf-8"))
@@ -132,7 +142,7 @@ class StateStore:
         self._legacy: dict[str, Path] = {}
 
     def file(self, source_id: str) -> Path:
-        return self.dir / f"{safe_name(source_id)}.json"
+        return snapshot_file(self.dir, source_id)
 
     def path(self, source_id: str) -> str:
         return str(self.file(source_id))
