@@ -325,7 +325,7 @@ def expand_sources(urls: list[str]) -> tuple[list[str], frozenset[str]]:
     found_in: set[str] = set()
     named: set[str] = set()   # the files named on their own (real paths)
     for url in urls:
-        if "://" in url or url.startswith("/dev/") or url.startswith("webcam:"):
+        if _not_a_file(url):
             out.append(url)
         elif Path(url).expanduser().is_dir():
             folder = Path(url).expanduser()
@@ -358,6 +358,11 @@ def expand_sources(urls: list[str]) -> tuple[list[str], frozenset[str]]:
     return kept, frozenset(u for u in kept if u in found_in and os.path.realpath(u) not in named)
 
 
+def _not_a_file(url: str) -> bool:
+    """A camera or stream (a URL, a device, ``webcam:N``): never a folder, a glob or a file to expand."""
+    return "://" in url or url.startswith("/dev/") or url.startswith("webcam:")
+
+
 def _literal_brackets(pattern: str) -> str:
     """A hint when ``pattern`` holds a ``[`` that names a folder or file (``cam[1]/*.mp4``) and the pattern written
     with that name escaped matches files: a glob reads ``[1]`` as a set of characters, so a name with brackets
@@ -385,7 +390,7 @@ def _once(urls: list[str]) -> list[str]:
     seen: dict[str, str] = {}
     kept: list[str] = []
     for url in urls:
-        local = not ("://" in url or url.startswith("/dev/") or url.startswith("webcam:")) and Path(url).is_file()
+        local = not _not_a_file(url) and Path(url).is_file()
         key = os.path.realpath(Path(url).expanduser()) if local else url
         if local and key in seen:
             also = f" (also as {seen[key]})" if seen[key] != url else ""
