@@ -30,28 +30,33 @@ def _rows(db: Path, sql: str) -> list[tuple]:
         return []
 
 
-def test_kill_9_mid_run_leaves_a_consistent_history(bikes_video: Path, tmp_path: Path) -> None:
-    config = tmp_path / "gate.yaml"
-    config.write_text(GATE)
-    db, media = tmp_path / "events.db", tmp_path / "media"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--config", str(config),
-                             "--db", str(db), "--media", str(media), "--imgsz", "160", "--quiet"],
-                            env=env, cwd=str(REPO),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _kill_9_once(args: list[str], db: Path, sql: str, what: str, settle: float = 0.0) -> int:
+    """``trackstream ARGS`` killed with -9 once ``sql`` finds rows in ``db`` (``settle`` s later); its exit code.
+    Fails with ``what`` when nothing is found within 240 s, with the run's output when it ends first."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
-        while not _rows(db, "SELECT 1 FROM tracks WHERE ended AND snapshot IS NOT NULL"):
+        while not _rows(db, sql):
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no finished track was stored in time"
+            assert time.monotonic() < deadline, what
             time.sleep(0.2)
-        time.sleep(0.5)
+        time.sleep(settle)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        return proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_kill_9_mid_run_leaves_a_consistent_history(bikes_video: Path, tmp_path: Path) -> None:
+    config = tmp_path / "gate.yaml"
+    config.write_text(GATE)
+    db, media = tmp_path / "events.db", tmp_path / "media"
+    _kill_9_once(["run", str(bikes_video), "--config", str(config), "--db", str(db), "--media", str(media),
+                  "--imgsz", "160", "--quiet"], db, "SELECT 1 FROM tracks WHERE ended AND snapshot IS NOT NULL",
+                 "no finished track was stored in time", settle=0.5)
     assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
     ids = [i for (i,) in _rows(db, "SELECT id FROM events ORDER BY id")]
     assert ids == list(range(1, len(ids) + 1))                 # whole batches only, none torn
@@ -76,22 +81,9 @@ def test_tracks_a_killed_run_left_open_are_ended_by_the_next_run_of_that_source(
     days later. The next run of the source ends them as 'interrupted' (their end time is unknown) before it
     stores its own."""
     db = tmp_path / "events.db"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--db", str(db),
-                             "--imgsz", "160", "--realtime", "--quiet"], env=env, cwd=str(REPO),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while not _rows(db, "SELECT 1 FROM tracks WHERE NOT ended"):
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no live track was stored in time"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    code = _kill_9_once(["run", str(bikes_video), "--db", str(db), "--imgsz", "160", "--realtime", "--quiet"], db,
+                        "SELECT 1 FROM tracks WHERE NOT ended", "no live track was stored in time")
+    assert code == -signal.SIGKILL
     left_open = _rows(db, "SELECT id, last_time FROM tracks WHERE NOT ended")
     assert left_open
     done = run_cli("run", str(bikes_video), "--db", str(db), "--max-frames", "5", "--imgsz", "160", "--quiet",
