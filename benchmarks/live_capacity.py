@@ -11,18 +11,25 @@ exported to OpenVINO and run natively; ``torch`` is PyTorch through Ultralytics)
 (``--batches``: ``auto`` is 4 frames per call on a CPU) and reports, per kind of camera:
 
 - processed fps per camera (frames that came out, detected or predicted) and the share detected;
-- p95 capture-to-output latency from the wall-clock stamp the server writes into each frame (encode, network,
-  decode and every queue included), and its ratio to one inference (the detector call time measured in the
-  same run); ``p95 in``: the part of it inside trackstream, from the frame's decoding to its output;
-- CPU seconds per second of this process (decode, detector, tracker; the servers' encoding is not counted).
+- p95 capture-to-output latency (network, decoding and every queue included), and its ratio to one inference
+  (the detector call time measured in the same run); ``p95 in``: the part of it inside trackstream, from the
+  frame's decoding to its output;
+- CPU seconds per second of this process (decode, detector, tracker; the servers are not counted).
 
-The servers' x264 encoding runs on the same machine: on a small machine it takes cores from trackstream, so
-compare the two schedules within one run (ratios), not against other machines.
+A real camera encodes on its own chip, so by default the servers encode their loop once at start
+(``rtsp_server.py --encode-once``): each frame carries its index and the servers log when each went out, which
+gives its capture time. ``--server-encodes`` encodes every frame as it is served, with a wall-clock stamp in
+it, as the tests' server does: on a small machine that x264 takes cores from trackstream.
+
+Before the runs, a bare PyAV client (no trackstream) reads a mount of its own for a few seconds: its p95 is the
+floor of any client built on FFmpeg, which hands an RTSP H.264 frame over only once the next one begins (one
+frame period, 40 ms at 25 fps). Compare the schedules within one run (ratios), not against other machines.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import sys
 import tempfile
@@ -38,26 +45,85 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.frames import BaseSink, FrameResult  # noqa: E402
 from tests.live.conftest import RtspServer  # noqa: E402
-from tests.rtsp_server import read_stamp  # noqa: E402
+from tests.rtsp_server import read_index  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 WARMUP_S = 5.0
 
 
-class StampSink(BaseSink):
-    """Records (run time, capture-to-output age, detected, decoded-to-output age) of every result after the
-    warm-up."""
+Row = tuple[float, float, bool, float]  # run time, capture-to-output age, detected, decoded-to-output age
 
-    def __init__(self, start: float, rows: list[tuple[float, float, bool, float]]) -> None:
-        self.start, self.rows = start, rows
+
+class PushLog:
+    """When an ``--encode-once`` server handed out each frame of a mount: index -> the times, in order."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.times: dict[str, dict[int, list[float]]] = {}
+
+    def capture_time(self, mount: str, index: int, out_time: float) -> float | None:
+        """The latest time frame ``index`` of ``mount`` went out before ``out_time`` (a loop repeats indices)."""
+        if mount not in self.times:  # read once, after the run: the log is complete for every frame out by then
+            table: dict[int, list[float]] = {}
+            path = self.folder / f"{mount}.log"
+            for line in path.read_text().splitlines() if path.exists() else []:
+                i, millis = line.split()
+                table.setdefault(int(i), []).append(int(millis) / 1000.0)
+            self.times[mount] = {i: sorted(times) for i, times in table.items()}
+        times = self.times[mount].get(index, [])
+        at = bisect.bisect_right(times, out_time)
+        return times[at - 1] if at else None
+
+
+class StampSink(BaseSink):
+    """Records (run time, output time, the frame's stamp, detected, decoded-to-output age) of every result after
+    the warm-up; ``capture_ages`` turns them into rows once the servers' logs are complete."""
+
+    def __init__(self, start: float, raw: list[tuple[float, float, int, bool, float]]) -> None:
+        self.start, self.raw = start, raw
 
     def write(self, result: FrameResult) -> None:
         t = time.monotonic() - self.start
         luma = result.frame.luma()   # the stamp is in the luma plane: no BGR picture made for it
-        stamp = read_stamp(luma[0] if luma is not None else result.frame.image)
-        if stamp is not None and t >= WARMUP_S:
+        value = read_index(luma[0] if luma is not None else result.frame.image)
+        if value is not None and t >= WARMUP_S:
             now = time.time()
-            self.rows.append((t, now - stamp, result.detected, now - result.frame.capture_time))
+            self.raw.append((t, now, value, result.detected, now - result.frame.capture_time))
+
+
+def capture_ages(camera: str, raw: list[tuple[float, float, int, bool, float]], log: PushLog | None) -> list[Row]:
+    """Capture-to-output ages: from the frame's index and its server's log, or its wall-clock stamp."""
+    rows: list[Row] = []
+    for t, now, value, detected, inside in raw:
+        captured = log.capture_time(camera, value, now) if log else read_stamp_value(value)
+        if captured is not None:
+            rows.append((t, now - captured, detected, inside))
+    return rows
+
+
+def read_stamp_value(value: int) -> float | None:
+    """A wall-clock stamp's seconds (``read_stamp``'s rule: within an hour of now)."""
+    seconds = value / 1000.0
+    return seconds if abs(seconds - time.time()) < 3600 else None
+
+
+def bare_client_p95(url: str, log: PushLog | None, mount: str, seconds: float = 6.0) -> float:
+    """p95 capture-to-frame age seen by a plain PyAV client: FFmpeg's floor, before any trackstream work."""
+    import av
+
+    with av.open(url, options={"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay"}) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        seen: list[tuple[float, int]] = []
+        end = time.monotonic() + seconds
+        for frame in container.decode(stream):
+            value = read_index(frame.to_ndarray(format="gray"))
+            if value is not None:
+                seen.append((time.time(), value))
+            if time.monotonic() > end:
+                break
+    found = [(now, log.capture_time(mount, v, now) if log else read_stamp_value(v)) for now, v in seen[25:]]
+    return float(np.percentile([now - c for now, c in found if c is not None], 95))
 
 
 class TimedDetector:
@@ -106,11 +172,11 @@ def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: fl
                                     "sources": [{"id": k, "url": u} for k, u in urls.items()]})
     detector = TimedDetector(Detector(config.detector, model))
     start = time.monotonic()
-    rows: dict[str, list[tuple[float, float, bool, float]]] = {k: [] for k in urls}
+    raw: dict[str, list[tuple[float, float, int, bool, float]]] = {k: [] for k in urls}
     pairs = [(s, open_source(s)) for s in config.sources]
     runner = Runner(pairs, detector, config,  # type: ignore[arg-type]
                     sink_factory=lambda _c, s, *_: [BuiltSink("stamp", DropPolicy.BLOCK,
-                                                              StampSink(start, rows[s.id]))])
+                                                              StampSink(start, raw[s.id]))])
     cpu0 = time.process_time()
     timer = threading.Timer(seconds, runner.stop)
     timer.start()
@@ -118,7 +184,7 @@ def run(urls: dict[str, str], schedule: str, model: str, imgsz: int, seconds: fl
     timer.cancel()
     cpu = time.process_time() - cpu0
     span = max(seconds - WARMUP_S, 1e-9)
-    return {"rows": rows, "cpu_per_s": cpu / seconds, "span": span,
+    return {"raw": raw, "cpu_per_s": cpu / seconds, "span": span,
             "inference_s": float(np.median(detector.durations)) if detector.durations else float("nan")}
 
 
@@ -139,24 +205,38 @@ def main() -> int:
     parser.add_argument("--runtimes", nargs="+", default=["auto"], help="detector runtimes (default auto)")
     parser.add_argument("--batches", nargs="+", default=["auto"],
                         help="detector batch sizes (default auto: 4 frames per call on a CPU)")
+    parser.add_argument("--server-encodes", action="store_true",
+                        help="the servers encode every frame as they serve it (on this machine's cores)")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "true")
     from pipelines.assets import demo_pose_model
 
     model = args.model or str(demo_pose_model())
     with tempfile.TemporaryDirectory() as tmp:
-        still = RtspServer(still_video(Path(tmp) / "still.mp4"),
+        log = None if args.server_encodes else PushLog(Path(tmp))
+        once = None if log is None else str(log.folder)
+        still = RtspServer(still_video(Path(tmp) / "still.mp4"), encode_once=once,
                            mounts=tuple(f"/still{i}" for i in range(args.still)) or ("/none",)).start()
-        busy = RtspServer(SHARED / "people-walking_1280x720.mp4",
-                          mounts=tuple(f"/busy{i}" for i in range(args.busy)) or ("/none",)).start()
+        busy = RtspServer(SHARED / "people-walking_1280x720.mp4", encode_once=once, fps=25.0,
+                          mounts=(*(f"/busy{i}" for i in range(args.busy)), "/floor")).start()
         try:
             urls = {**{f"still{i}": still.url_for(f"/still{i}") for i in range(args.still)},
                     **{f"busy{i}": busy.url_for(f"/busy{i}") for i in range(args.busy)}}
-            print(f"{args.still} still + {args.busy} busy RTSP cameras, 1280x720 at 25 fps; model "
+            print(f"{args.still} still + {args.busy} busy RTSP cameras, 1280x720 at 25 fps, "
+                  f"{'encoded as served on this machine' if log is None else 'encoded once at start'}; model "
                   f"{Path(model).name} imgsz {args.imgsz}; {os.cpu_count()} CPUs; {args.seconds:.0f} s each "
                   f"({WARMUP_S:.0f} s warm-up not counted)")
+            # its own mount: a server may keep a session a client left without TEARDOWN, feeding it on
+            floor = bare_client_p95(busy.url_for("/floor"), log, "floor")
+            print(f"a bare PyAV client gets each frame p95 {1000 * floor:.0f} ms after capture (FFmpeg's floor)")
             results = {label(s, r, b, args): run(urls, s, model, args.imgsz, args.seconds, r, b)
                        for r in args.runtimes for b in args.batches for s in args.schedules}
+            for res in results.values():  # the servers' logs are complete once the runs are over
+                res["rows"] = {k: capture_ages(k, v, log) for k, v in res["raw"].items()}
+            if os.environ.get("LIVE_CAPACITY_DUMP"):
+                import pickle
+                Path(os.environ["LIVE_CAPACITY_DUMP"]).write_bytes(pickle.dumps(
+                    {"results": results, "logs": {p.name: p.read_text() for p in Path(tmp).glob("*.log")}}))
         finally:
             still.kill()
             busy.kill()

@@ -16,6 +16,13 @@ as black/white luma blocks, the ``time.time()`` in milliseconds at which the fra
 called) decodes it, so a client can measure how old a frame is when its result comes out -- the honest
 camera-to-output latency, including encoding, network, decoding and any queue in the client.
 
+With ``--encode-once LOGDIR`` the server encodes the loop once at start instead of once per frame served, as a
+real camera encodes on its own chip: a benchmark on a small machine then does not give the server's x264 the
+cores it measures. A wall-clock stamp cannot be encoded in advance, so each frame carries its **index** in the
+loop instead (``read_index``) and the server appends ``<index> <milliseconds>`` to ``LOGDIR/<mount>.log`` (the
+mount without slashes) as it hands each frame to the network; the latest line for an index, before the frame
+came out, gives the frame's capture time.
+
 Once listening it prints ``READY <port>`` on stdout. With ``--user``/``--password`` every mount requires HTTP basic
 authentication (``rtsp://user:password@host:port/mount``).
 """
@@ -36,6 +43,16 @@ LUMA_ZERO, LUMA_ONE = 16, 235
 def read_stamp(image: "object") -> float | None:
     """Wall-clock seconds encoded in a served frame, from a uint8 (H, W, 3) BGR image or its (H, W) luma plane
     (``VideoFrame.luma``: read without converting the frame); None if unreadable."""
+    value = read_index(image)
+    if value is None:
+        return None
+    seconds = value / 1000.0
+    return seconds if abs(seconds - time.time()) < 3600 else None
+
+
+def read_index(image: "object") -> int | None:
+    """The 48-bit number in a served frame's corner: the frame's index in the loop with ``--encode-once``
+    (``read_stamp`` reads it as a wall-clock time otherwise); None if the picture is too small."""
     import numpy as np
 
     img = np.asarray(image)
@@ -51,8 +68,7 @@ def read_stamp(image: "object") -> float | None:
         y, x = r * STAMP_BLOCK + half, c * STAMP_BLOCK + half
         level = float(gray[y - quarter: y + quarter, x - quarter: x + quarter].mean())
         value = (value << 1) | int(level > (LUMA_ZERO + LUMA_ONE) / 2)
-    seconds = value / 1000.0
-    return seconds if abs(seconds - time.time()) < 3600 else None
+    return value
 
 
 def _stamp(frame: bytes, width: int, height: int, millis: int) -> bytes:
@@ -137,6 +153,76 @@ class _Feeder:
             self.sent += 1
 
 
+X264 = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={rate} bitrate=1500 threads=1"
+H264_CAPS = "video/x-h264,profile=constrained-baseline"
+
+
+def _encode_loop(Gst: "object", frames: list[bytes], width: int, height: int, rate: int) -> list[bytes]:
+    """Every frame, stamped with its index, encoded once: one H.264 access unit (byte-stream) per frame."""
+    pipeline = Gst.parse_launch(  # type: ignore[attr-defined]
+        f"appsrc name=src format=time block=true max-bytes={len(frames[0]) * 4} "
+        f"caps=video/x-raw,format=I420,width={width},height={height},framerate={rate}/1 "
+        f"! {X264.format(rate=rate)} ! {H264_CAPS},stream-format=byte-stream,alignment=au "
+        "! appsink name=sink sync=false")
+    src, sink = pipeline.get_by_name("src"), pipeline.get_by_name("sink")
+    pipeline.set_state(Gst.State.PLAYING)  # type: ignore[attr-defined]
+
+    def push() -> None:
+        for i, raw in enumerate(frames):
+            buf = Gst.Buffer.new_wrapped(_stamp(raw, width, height, i))  # type: ignore[attr-defined]
+            buf.pts = buf.dts = i * Gst.SECOND // rate  # type: ignore[attr-defined]
+            buf.duration = Gst.SECOND // rate  # type: ignore[attr-defined]
+            src.emit("push-buffer", buf)
+        src.emit("end-of-stream")
+
+    pusher = threading.Thread(target=push, daemon=True)
+    pusher.start()
+    units: list[bytes] = []
+    while True:
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            break
+        buf = sample.get_buffer()
+        units.append(buf.extract_dup(0, buf.get_size()))
+    pusher.join()
+    pipeline.set_state(Gst.State.NULL)  # type: ignore[attr-defined]
+    if len(units) != len(frames):
+        raise SystemExit(f"rtsp_server: encoded {len(units)} access units from {len(frames)} frames")
+    return units
+
+
+class _EncodedFeeder:
+    """Pushes the access units encoded once into one client's appsrc at the video's rate, looping from the
+    first (a key frame), and logs when each went out. It never skips a unit: a later one would not decode
+    without it."""
+
+    def __init__(self, Gst: "object", appsrc: "object", units: list[bytes], fps: float, log_path: str) -> None:
+        self.Gst, self.appsrc, self.units, self.period = Gst, appsrc, units, 1.0 / fps
+        self.log = open(log_path, "a", buffering=1)
+        self.start = time.monotonic()
+        self.sent = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self) -> None:
+        Gst = self.Gst
+        while not self.stop.is_set():
+            delay = self.start + self.sent * self.period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            index = self.sent % len(self.units)
+            millis = int(time.time() * 1000)
+            ret = self.appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(self.units[index]))  # type: ignore[attr-defined]
+            if ret == Gst.FlowReturn.FLUSHING:  # type: ignore[attr-defined]
+                self.stop.wait(0.01)  # not playing yet: start again from the key frame when it is
+                self.start, self.sent = time.monotonic(), 0
+                continue
+            if ret != Gst.FlowReturn.OK:  # type: ignore[attr-defined]
+                return
+            self.log.write(f"{index} {millis}\n")
+            self.sent += 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", required=True, help="video file to serve in a loop")
@@ -145,6 +231,8 @@ def main() -> int:
     parser.add_argument("--user", default=None)
     parser.add_argument("--password", default=None)
     parser.add_argument("--fps", type=float, default=None, help="serve at this rate instead of the file's")
+    parser.add_argument("--encode-once", default=None, metavar="LOGDIR",
+                        help="encode the loop once, stamp frame indices and log when each went out (see above)")
     args = parser.parse_args()
 
     import gi
@@ -157,12 +245,18 @@ def main() -> int:
     frames, width, height, fps = _decode_all(Gst, args.video)
     fps = args.fps or fps
     rate = max(1, round(fps))
-    launch = (
-        f"( appsrc name=src is-live=true format=time do-timestamp=true block=false max-bytes={len(frames[0]) * 2} "
-        f"caps=video/x-raw,format=I420,width={width},height={height},framerate={rate}/1 "
-        f"! queue max-size-buffers=2 leaky=downstream "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={rate} bitrate=1500 threads=1 "
-        f"! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=-1 )")
+    units = _encode_loop(Gst, frames, width, height, rate) if args.encode_once else []
+    if units:
+        launch = (
+            f"( appsrc name=src is-live=true format=time do-timestamp=true block=false "
+            f"caps={H264_CAPS},stream-format=byte-stream,alignment=au,width={width},height={height},"
+            f"framerate={rate}/1 ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )")
+    else:
+        launch = (
+            f"( appsrc name=src is-live=true format=time do-timestamp=true block=false max-bytes={len(frames[0]) * 2} "
+            f"caps=video/x-raw,format=I420,width={width},height={height},framerate={rate}/1 "
+            f"! queue max-size-buffers=2 leaky=downstream "
+            f"! {X264.format(rate=rate)} ! {H264_CAPS} ! rtph264pay name=pay0 pt=96 config-interval=-1 )")
 
     server = GstRtspServer.RTSPServer()
     server.set_service(str(args.port))
@@ -170,9 +264,14 @@ def main() -> int:
     mounts = server.get_mount_points()
     feeders: list[_Feeder] = []
 
-    def on_configure(_factory: object, media: object) -> None:
+    def on_configure(_factory: object, media: object, mount: str) -> None:
         appsrc = media.get_element().get_by_name_recurse_up("src")  # type: ignore[attr-defined]
-        feeder = _Feeder(Gst, appsrc, frames, width, height, fps)
+        feeder: _Feeder | _EncodedFeeder
+        if units:
+            log_path = f"{args.encode_once}/{mount.strip('/').replace('/', '_')}.log"
+            feeder = _EncodedFeeder(Gst, appsrc, units, fps, log_path)
+        else:
+            feeder = _Feeder(Gst, appsrc, frames, width, height, fps)
         feeders.append(feeder)
         media.connect("unprepared", lambda *_: feeder.stop.set())  # type: ignore[attr-defined]
 
@@ -186,7 +285,7 @@ def main() -> int:
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
         factory.set_shared(False)
-        factory.connect("media-configure", on_configure)
+        factory.connect("media-configure", on_configure, mount)
         if args.user:
             factory.add_role_from_structure(Gst.Structure.from_string(
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")[0])

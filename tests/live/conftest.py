@@ -45,8 +45,10 @@ class RtspServer:
     """One RTSP server process on a fixed port; ``url`` names its (first) mount, with credentials if any."""
 
     def __init__(self, video: Path, mounts: tuple[str, ...] = ("/stream",), user: Optional[str] = None,
-                 password: Optional[str] = None, fps: Optional[float] = None) -> None:
+                 password: Optional[str] = None, fps: Optional[float] = None,
+                 encode_once: Optional[str] = None) -> None:
         self.video, self.mounts, self.user, self.password, self.fps = video, mounts, user, password, fps
+        self.encode_once = encode_once  # a log folder: see rtsp_server.py's --encode-once
         self.port = free_port()
         self.proc: Optional[subprocess.Popen[str]] = None
 
@@ -66,6 +68,8 @@ class RtspServer:
             cmd += ["--user", self.user, "--password", self.password or ""]
         if self.fps:
             cmd += ["--fps", str(self.fps)]
+        if self.encode_once:
+            cmd += ["--encode-once", self.encode_once]
         deadline = time.monotonic() + timeout
         while True:  # the port may linger for a moment after a kill
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
