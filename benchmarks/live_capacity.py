@@ -233,10 +233,7 @@ def main() -> int:
                        for r in args.runtimes for b in args.batches for s in args.schedules}
             for res in results.values():  # the servers' logs are complete once the runs are over
                 res["rows"] = {k: capture_ages(k, v, log) for k, v in res["raw"].items()}
-            if os.environ.get("LIVE_CAPACITY_DUMP"):
-                import pickle
-                Path(os.environ["LIVE_CAPACITY_DUMP"]).write_bytes(pickle.dumps(
-                    {"results": results, "logs": {p.name: p.read_text() for p in Path(tmp).glob("*.log")}}))
+
         finally:
             still.kill()
             busy.kill()

@@ -12,7 +12,7 @@ from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.live import LiveSource
 from tests.live.conftest import SourceThread
-from tests.rtsp_server import read_stamp
+from tests.rtsp_server import read_index, read_stamp
 
 FAST_RECONNECT = {"read_timeout": 1.0, "open_timeout": 3.0, "reconnect_initial_delay": 0.2,
                   "reconnect_max_delay": 1.0}
@@ -68,6 +68,25 @@ def test_live_source_streams_newest_frames_at_camera_rate(rtsp_server):
     luma = frames[-1].luma()
     assert luma is not None and luma[0].shape == (272, 640) and read_stamp(luma[0]) == read_stamp(frames[-1].image)
 
+
+
+def test_a_server_encoding_once_serves_indexed_frames_and_logs_when_each_went_out(rtsp_server, tmp_path):
+    """The capacity benchmark's cameras (``--encode-once``): no x264 on the machine under test, and each frame's
+    capture time read from the server's log by the index in its corner."""
+    server = rtsp_server(encode_once=str(tmp_path))
+    rec = Recorder(LiveSource(server.url, FAST_RECONNECT, source_id="cam"))
+    rec.wait_frames(40, timeout=15)
+    rec.finish()
+    frames = [f for _, f in rec.frames][:40]
+    indices = [read_index(f.image) for f in frames]
+    assert all(i is not None and 0 <= i < 250 for i in indices), indices
+    assert all(b > a for a, b in zip(indices, indices[1:])), f"frames out of order or misread: {indices}"
+    sent: dict[int, float] = {}
+    for line in (tmp_path / "stream.log").read_text().splitlines():
+        index, millis = line.split()
+        sent[int(index)] = int(millis) / 1000.0  # one loop in this test: each index went out once
+    ages = [f.capture_time - sent[i] for f, i in zip(frames, indices)]  # type: ignore[index]
+    assert all(0 <= a < 0.5 for a in ages), f"capture-to-decode ages {ages}"
 
 def test_slow_consumer_gets_newest_frame_and_drops_are_counted(rtsp_server):
     server = rtsp_server()
