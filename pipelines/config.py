@@ -21,10 +21,10 @@ from pipelines.sinks.redis_conn import RedisConfig  # the redis: section, owned 
 from pipelines.sinks.mqtt_conn import MqttConfig, topic_clash  # the mqtt: section, owned with the MQTT sink
 from pipelines.listen import parse_listen
 from pipelines.web.config import HttpConfig  # the http: section, owned with the web view
-from pipelines.settings import SourceSettings
+from pipelines.settings import SourceSettings, distinct_file_ids
 from pipelines.secrets import redact_url
 from pipelines.store.config import StoreConfig  # the store: section, owned with the event history
-from pipelines.sources.base import SourceConfig
+from pipelines.sources.base import SourceConfig, file_path, is_live_url
 from pipelines.processing.schedule import Schedule, ScheduleTuning  # detector.schedule and schedule:
 from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig  # zones/lines/events: owned with the events
 from pipelines.processing.calibration import CalibrationConfig  # calibration: owned with the speed measures
@@ -292,16 +292,33 @@ def resolve_sources(raw: Any, shared: SourceSettings, redis_source_id: Optional[
     sources = tuple(_source_entry(s, f"sources[{i}]", shared) for i, s in enumerate(raw))
     if len(sources) == 1 and redis_source_id and not _given_id(raw[0]):
         sources = (dataclasses.replace(sources[0], id=redis_source_id),)
+    sources = _files_told_apart(sources, raw)
     ids = [s.id for s in sources]
     if len(ids) != len(set(ids)):
         dup = next(i for i in ids if ids.count(i) > 1)
         given = [_given_id(r) for r in raw]
-        if all(given):
-            raise ConfigError("sources", f"source ids must be unique, got {given}")
         both = " and ".join(redact_url(s.url) for s in sources if s.id == dup)   # which of an archive's files
+        if all(given):
+            raise ConfigError("sources", f"source ids must be unique: {dup!r} is the id of {both}")
         raise ConfigError("sources", f"two sources get the id {dup!r} (from their file names or URLs: {both}); "
                                      "give them ids: sources: [{url: ..., id: ...}]")
     return sources
+
+
+def _files_told_apart(sources: tuple[SourceSettings, ...], raw: Any) -> tuple[SourceSettings, ...]:
+    """Files given no id that share a name in different folders get ids with their folders' names
+    (``distinct_file_ids``), so ``'archive/**/*.mp4'`` over day folders of ``gate.mp4`` just works; a clash
+    with a given id, a camera's or one left after that is refused by the caller."""
+    groups: dict[str, list[int]] = {}
+    for i, (source, item) in enumerate(zip(sources, raw)):
+        if not _given_id(item) and not is_live_url(source.url) and file_path(source.url) is not None:
+            groups.setdefault(source.id, []).append(i)
+    out = list(sources)
+    for members in groups.values():
+        ids = distinct_file_ids([str(file_path(sources[i].url)) for i in members]) if len(members) > 1 else None
+        for i, new in zip(members, ids or []):
+            out[i] = dataclasses.replace(out[i], id=new)
+    return tuple(out)
 
 
 def _given_id(item: Any) -> Optional[str]:

@@ -3,7 +3,8 @@
 ``pipelines.config.build_config`` makes one per configured source (``PipelineConfig.sources``); every
 stage reads its source's settings from it: the engine opens the source with ``url``/``id``/``options``,
 the per-camera processor builds its tracker, events, zones and lines from it, and the sinks name their
-outputs by ``id``. ``source_id_for`` is the one place a source's id is derived from its URL.
+outputs by ``id``. ``source_id_for`` is the one place a source's id is derived from its URL (and
+``distinct_file_ids`` where files in different folders share a name).
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ def source_id_for(url: str) -> str:
         return source_name(url)
     path = file_path(url)
     return Path(path).stem if path is not None else source_name(url)
+
+
+def distinct_file_ids(paths: list[str]) -> Optional[list[str]]:
+    """Ids for files that share a name in different folders (``2026-12-01/gate.mp4``, ``2026-12-02/gate.mp4``,
+    as recorders lay out their days): the stem after as many of the nearest folder names as it takes to tell
+    them all apart, joined by ``_`` (``2026-12-01_gate``, ``2026-12-02_gate``); None when even the whole
+    paths do not."""
+    parents = [Path(path).absolute().parent.parts[1:] for path in paths]   # [1:]: not the root itself
+    stems = [Path(path).stem for path in paths]
+    for depth in range(1, max(len(p) for p in parents) + 1):
+        ids = ["_".join((*parent[-depth:], stem)) for parent, stem in zip(parents, stems)]
+        if len(set(ids)) == len(ids):
+            return ids
+    return None
 
 
 @dataclass(frozen=True)

@@ -237,17 +237,40 @@ def test_a_folder_holding_only_annotated_videos_says_so_rather_than_that_it_hold
     assert named.returncode == 0, named.stderr                     # named as a SOURCE: tracked as asked
 
 
-def test_a_glob_over_day_folders_names_the_two_files_whose_ids_clash(tmp_path, bikes_video):
-    """``'archive/**/*.mp4'`` over day folders each holding gate.mp4: the refusal named the id, not which of
-    the archive's files share it."""
+def test_a_glob_over_day_folders_tells_same_named_files_apart_by_their_folders(tmp_path, bikes_video,
+                                                                               pose_weights):
+    """``'archive/**/*.mp4'`` over day folders each holding gate.mp4 (how recorders lay out their days) was
+    refused, both files getting the id 'gate', unless the user wrote a config with ids for every file."""
     for day in ("2026-12-01", "2026-12-02"):
         (tmp_path / "archive" / day).mkdir(parents=True)
         (tmp_path / "archive" / day / "gate.mp4").write_bytes(bikes_video.read_bytes())
-    proc = run_cli("run", str(tmp_path / "archive" / "**" / "*.mp4"), "--jsonl", str(tmp_path / "{source}.jsonl"))
+    (tmp_path / "archive" / "yard.mp4").write_bytes(bikes_video.read_bytes())   # no clash: keeps its stem
+    proc = run_cli("run", str(tmp_path / "archive" / "**" / "*.mp4"), "--model", str(pose_weights), "--imgsz",
+                   "160", "--max-frames", "2", "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "2026-12-01_gate.jsonl", "2026-12-02_gate.jsonl", "yard.jsonl"]
+    assert [r["source_id"] for r in records(tmp_path / "out" / "2026-12-02_gate.jsonl")] == ["2026-12-02_gate"] * 2
+
+
+def test_same_named_files_named_one_by_one_get_their_folders_names(tmp_path, bikes_video, pose_weights):
+    for day in ("2026-12-01", "2026-12-02"):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "gate.mp4").write_bytes(bikes_video.read_bytes())
+    proc = run_cli("run", str(tmp_path / "2026-12-01" / "gate.mp4"), str(tmp_path / "2026-12-02" / "gate.mp4"),
+                   "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["2026-12-01_gate.jsonl", "2026-12-02_gate.jsonl"]
+
+
+def test_two_cameras_whose_ids_clash_are_refused_naming_both_without_their_passwords(tmp_path):
+    proc = run_cli("run", "rtsp://ann:s3cret-a@127.0.0.1:9/live", "rtsp://bob:s3cret-b@127.0.0.1:9/live",
+                   "--jsonl", str(tmp_path / "{source}.jsonl"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
-    assert "'gate'" in line and all(str(tmp_path / "archive" / day / "gate.mp4") in line
-                                    for day in ("2026-12-01", "2026-12-02")), line
+    assert "two sources get the id '127.0.0.1:9/live'" in line and line.count("rtsp://") == 2, line
+    assert "s3cret" not in proc.stderr
 
 
 def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_path, bikes_video):

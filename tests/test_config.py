@@ -238,3 +238,22 @@ def test_a_redis_password_file_serves_a_state_in_redis_over_tls_too(tmp_path):
         assert config.state.dir == f"{scheme}://:hunter2@127.0.0.1:6390/0"
     with pytest.raises(ConfigError, match="needs --redis URL"):
         parse("clip.mp4", "--state", str(tmp_path / "state"), "--redis-password-file", str(secret))
+
+
+def test_same_named_files_get_the_folder_names_that_tell_them_apart():
+    from pipelines.settings import distinct_file_ids
+
+    assert distinct_file_ids(["/a/2026-12-01/gate.mp4", "/a/2026-12-02/gate.mp4"]) == [
+        "2026-12-01_gate", "2026-12-02_gate"]
+    # Frigate's recordings: <day>/<hour>/<camera>/<MM.SS>.mp4, one depth for the whole group
+    frigate = ["/r/2026-12-01/12/door/00.00.mp4", "/r/2026-12-01/12/yard/00.00.mp4", "/r/2026-12-01/13/door/00.00.mp4"]
+    assert distinct_file_ids(frigate) == ["12_door_00.00", "12_yard_00.00", "13_door_00.00"]
+    frigate.append("/r/2026-12-02/12/door/00.00.mp4")   # another day: the day is needed too
+    assert distinct_file_ids(frigate)[0] == "2026-12-01_12_door_00.00"  # type: ignore[index]
+    assert distinct_file_ids(["/a/x.mp4", "/a/x.mkv"]) is None   # same folder, same stem: nothing tells them apart
+
+
+def test_a_derived_id_that_clashes_with_a_given_one_is_still_refused(tmp_path):
+    path = write(tmp_path, "sources:\n  - {url: /a/2026-12-01/gate.mp4, id: gate}\n  - /a/2026-12-02/gate.mp4\n")
+    with pytest.raises(ConfigError, match="two sources get the id 'gate'"):
+        load_config(path)
