@@ -73,6 +73,12 @@ def snapshot_file(folder: Path, source_id: str) -> Path:
     return folder / f"{safe_name(source_id)}.json"
 
 
+def restarts_file(folder: Path, name: str) -> Path:
+    """The file in a ``--state`` folder that counts the restarts of the worker or source ``name``
+    (``StateStore.note_start``)."""
+    return folder / f".{safe_name(name)}.restarts"
+
+
 def open_store(spec: str) -> SnapshotStore:
     """``--state``: a ``redis://``/``rediss://`` URL gives a ``RedisStateStore``, anything else a folder."""
     if in_redis(spec):
@@ -190,7 +196,7 @@ class StateStore:
                 raise OutputError(f"cannot save state {path}: {exc.strerror or exc}") from None
 
     def note_start(self, name: str, restarted: bool) -> int:
-        path = self.dir / f".{safe_name(name)}.restarts"
+        path = restarts_file(self.dir, name)
         with self._lock:
             restarts = 0
             if restarted:
