@@ -131,3 +131,6 @@ def test_several_sources_each_say_it_and_how_to_start_that_one_over(tmp_path, bi
         line = next(w for w in warned if f"{name}: {DIFFER}" in w)
         assert f"{name}: {DIFFER}: imgsz 160 -> 192;" in line
         assert f"remove {tmp_path / 'state' / name}.json and run with --overwrite to start {name} over" in line
+        # the words of the refusal of a replaced source (test_resume_binding), from one place
+        assert (f"(remove {tmp_path / 'state' / name}.json and run with --overwrite to start {name} over; "
+                "--fresh-state starts every source over)") in line
