@@ -8,7 +8,8 @@ holding the same document::
      "processor": {...StreamProcessor.state_dict()...},
      "outputs": {"jsonl": {"path": "...", "bytes": 12345}, "events": {...}, "mot": {...}, "video": {...}},
      "source": {"size": 123456, "frames": 250, "sha256_ends": "..."},   # or {"camera": "rtsp://host/path"}
-     "settings": {"model": "/models/yolo11n.onnx", "imgsz": 640, ..., "zones": {...}, "lines": {...}}}
+     "settings": {"model": "/models/yolo11n.onnx", "model_content": {"size": 10617344, "sha256": "..."},
+                  "imgsz": 640, ..., "zones": {...}, "lines": {...}}}
 
 ``settings`` is what a resume is compared against (``pipelines/engine/resume_settings.py``).
 
