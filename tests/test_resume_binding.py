@@ -35,7 +35,8 @@ def test_a_state_is_never_applied_to_another_video_of_the_same_name(tmp_path, bi
     assert saved["source"]["size"] == clip.stat().st_size and saved["source"]["sha256_ends"]
     shutil.copyfile(bikes_fast, clip)                      # another video under the same name
     before = jsonl.read_bytes()
-    _one_line(_run(clip, pose_weights, jsonl, state, "--max-frames", "4"), "another source", "--fresh-state")
+    line = _one_line(_run(clip, pose_weights, jsonl, state, "--max-frames", "4"), "another source", "--fresh-state")
+    assert line.endswith("content); --fresh-state starts over"), line   # as a settings warning says it
     assert jsonl.read_bytes() == before                    # nothing cut, nothing appended
     done = _run(clip, pose_weights, jsonl, state, "--max-frames", "4", "--fresh-state")
     assert done.returncode == 0, done.stderr
@@ -60,6 +61,9 @@ def test_one_replaced_video_of_an_archive_is_started_over_alone_as_the_refusal_s
     done = run_cli(*command, "--overwrite")
     assert done.returncode == 0, done.stderr
     assert "a: already processed to its end" in done.stderr and "--overwrite" in line
+    # the words of the settings warning of one source of several (test_resume_settings), from one place
+    assert line.endswith(f"; remove {state / 'b.json'} and run with --overwrite to start b over; --fresh-state starts "
+                         "every source over"), line
     assert (tmp_path / "out" / "a.jsonl").read_bytes() == kept
     assert _indices(tmp_path / "out" / "b.jsonl") == list(range(0, 250, 25))
 

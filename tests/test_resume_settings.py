@@ -1,11 +1,13 @@
 """`trackstream run --state DIR` resumed with other detection or tracking settings: one warning line naming each
-setting that differs (its outputs mix both); a zone or line moved under its name counts from 0 at the resume (the
+setting that differs (its outputs mix both), the model by its content (the same weights on another path or
+under another name are the same model); a zone or line moved under its name counts from 0 at the resume (the
 saved counts and sides belong to the old place); a snapshot of an earlier release, without settings, resumes with
 one line saying they cannot be compared. Real runs of the CLI on the bundled clip, a few frames each."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -55,14 +57,103 @@ def test_resume_with_other_settings_warns_once_naming_each(tmp_path, bikes_video
     assert again.returncode == 0 and _warnings(again.stderr) == [], again.stderr
 
 
+def _other_weights(path: Path) -> Path:
+    """Real YOLO11n-pose weights other than the bundled ones (random, from Ultralytics' architecture yaml, offline)."""
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    YOLO("yolo11n-pose.yaml").save(str(path))
+    return path
+
+
 def test_another_model_is_named_by_its_file(tmp_path, bikes_video, pose_weights):
     first = _run(bikes_video, pose_weights, tmp_path, ROAD)
     assert first.returncode == 0, first.stderr
-    copy = tmp_path / "other-pose.pt"   # the same weights under another name: another model to the user
-    copy.write_bytes(pose_weights.read_bytes())
-    proc = _run(bikes_video, copy, tmp_path, ROAD)
+    other = _other_weights(tmp_path / "other-pose.pt")   # other weights: another model
+    proc = _run(bikes_video, other, tmp_path, ROAD, "--runtime", "torch")   # torch: no export of random weights
     assert proc.returncode == 0, proc.stderr
     assert f"model {pose_weights.name} -> other-pose.pt" in "\n".join(_warnings(proc.stderr)), proc.stderr
+
+
+def test_the_same_weights_moved_or_copied_under_another_name_are_the_same_model(tmp_path, bikes_video,
+                                                                                pose_weights):
+    """The model was recorded by its path: a resume on another Ray node, or after the weights moved or were
+    copied, warned that the model changed and the outputs mixed two models, for the very same weights. It is
+    compared by content now; other weights put under the same path are still said to be another model."""
+    first_home = tmp_path / "node-a" / pose_weights.name
+    first_home.parent.mkdir()
+    first_home.write_bytes(pose_weights.read_bytes())
+    assert _run(bikes_video, first_home, tmp_path, ROAD).returncode == 0
+    moved = tmp_path / "node-b" / pose_weights.name
+    moved.parent.mkdir()
+    first_home.rename(moved)                                  # the same file, elsewhere (another machine's path)
+    copied = tmp_path / "node-c" / "pose-copy.pt"
+    copied.parent.mkdir()
+    copied.write_bytes(moved.read_bytes())                   # the same weights under another name
+    for model in (moved, copied):
+        proc = _run(bikes_video, model, tmp_path, ROAD)
+        assert proc.returncode == 0, proc.stderr
+        assert _warnings(proc.stderr) == [], proc.stderr
+    _other_weights(copied)                                   # other weights at the path the snapshot names
+    proc = _run(bikes_video, copied, tmp_path, ROAD, "--runtime", "torch")
+    assert proc.returncode == 0, proc.stderr
+    warned = _warnings(proc.stderr)
+    assert len(warned) == 1 and "model pose-copy.pt (its content changed)" in warned[0], proc.stderr
+
+
+def test_a_snapshot_that_recorded_the_model_by_path_alone_resumes_comparing_its_name(tmp_path, bikes_video,
+                                                                                     pose_weights):
+    """A snapshot of the release that recorded the model's path alone, resumed on another machine: it cannot
+    tell the content, so the same file name on another path says nothing, and the run goes on."""
+    first = _run(bikes_video, pose_weights, tmp_path, ROAD)
+    assert first.returncode == 0, first.stderr
+    state = tmp_path / "state" / "bikes.json"
+    doc = json.loads(state.read_text())
+    doc["settings"].pop("model_content", None)               # as that release saved it, on another node
+    doc["settings"]["model"] = f"/srv/node-a/models/{pose_weights.name}"
+    state.write_text(json.dumps(doc))
+    proc = _run(bikes_video, pose_weights, tmp_path, ROAD)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert _warnings(proc.stderr) == [], proc.stderr
+    assert "model_content" in json.loads(state.read_text())["settings"]   # saved again as this release records it
+
+
+def test_a_recorded_path_of_another_name_is_another_model():
+    from pipelines.engine.resume_settings import compare
+
+    old = {"model": "/srv/node-a/models/older.pt", "imgsz": 160}   # recorded by path alone
+    assert compare(old, {"model": "/opt/m/yolo11n-pose.pt", "model_content": {"size": 1, "sha256": "ab"},
+                         "imgsz": 160}) == ([], ["model older.pt -> yolo11n-pose.pt"])
+
+
+def test_an_exported_model_folder_is_the_same_model_wherever_it_is_copied_and_another_when_a_file_changes(
+        tmp_path, pose_weights):
+    import shutil
+
+    from pipelines.detection.model_cache import ModelCache
+    from pipelines.detection.runtime import openvino_installed
+    from pipelines.engine.resume_settings import compare, run_settings
+
+    if not openvino_installed():
+        pytest.skip("OpenVINO is not installed: no exported model folder")
+    exported = ModelCache().get(pose_weights, "openvino", 160).path   # the suite's export cache: built once
+    here, there = tmp_path / "a" / exported.name, tmp_path / "b" / exported.name
+    shutil.copytree(exported, here)
+    shutil.copytree(exported, there)
+
+    def settings(model: Path):  # type: ignore[no-untyped-def]
+        config = load_config(None, {"detector.model": str(model), "sources": ["bikes.mp4"]})
+        return run_settings(config, config.sources[0])
+
+    saved = settings(here)
+    assert compare(saved, settings(there)) == ([], [])
+    weights = next(there.glob("*.bin"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1                                             # one byte of its weights: another model
+    weights.write_bytes(bytes(data))
+    assert compare(saved, settings(there)) == ([], [f"model {os.path.realpath(here)} -> {os.path.realpath(there)}"])
+    assert compare(saved, settings(here)) == ([], [])
 
 
 def test_a_moved_line_counts_from_0_at_the_resume_and_the_rest_carries_on(tmp_path, bikes_video, pose_weights):
@@ -106,9 +197,11 @@ def test_a_model_url_keeps_no_secret_in_the_snapshot():
 
     config = load_config(None, {"detector.model": "https://user:s3cret@models.example/m.onnx?token=t0ken&v=2",
                                 "sources": ["bikes.mp4"]})
-    doc = json.dumps(run_settings(config, config.sources[0]))
+    settings = run_settings(config, config.sources[0])
+    doc = json.dumps(settings)
     assert "s3cret" not in doc and "t0ken" not in doc and "user" not in doc
     assert "models.example/m.onnx" in doc
+    assert settings["model_content"] is None   # not a local file: compared by its URL, read from nowhere
 
 
 def test_several_sources_each_say_it_and_how_to_start_that_one_over(tmp_path, bikes_video, pose_weights):
@@ -131,3 +224,6 @@ def test_several_sources_each_say_it_and_how_to_start_that_one_over(tmp_path, bi
         line = next(w for w in warned if f"{name}: {DIFFER}" in w)
         assert f"{name}: {DIFFER}: imgsz 160 -> 192;" in line
         assert f"remove {tmp_path / 'state' / name}.json and run with --overwrite to start {name} over" in line
+        # the words of the refusal of a replaced source (test_resume_binding), from one place
+        assert (f"(remove {tmp_path / 'state' / name}.json and run with --overwrite to start {name} over; "
+                "--fresh-state starts every source over)") in line

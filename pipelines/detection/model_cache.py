@@ -33,6 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
+from pipelines.detection.model_identity import content_sha256, file_sha256
 from pipelines.detection.ultralytics_env import quiet_ultralytics, telemetry_off
 from pipelines.errors import ModelError
 
@@ -54,14 +55,6 @@ def default_cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "trackstream" / "models"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version(name: str) -> str:
@@ -86,7 +79,7 @@ class CacheKey:
         if runtime not in EXPORT_FORMATS:
             raise ValueError(f"runtime must be one of {EXPORT_FORMATS}, got {runtime!r}")
         versions = tuple((name, _version(name)) for name in _LIBRARIES[runtime])
-        return cls(file_sha256(weights), runtime, int(imgsz), "dynamic", versions)
+        return cls(content_sha256(weights), runtime, int(imgsz), "dynamic", versions)
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)

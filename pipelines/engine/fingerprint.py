@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # bytes hashed at each end of a file
-START_OVER = "run with --fresh-state to discard the saved state and start over"
+
+
+def start_over(where: str, source_id: str, several: bool) -> str:
+    """How to start ``source_id`` over, saved in ``where``, said the same way wherever a resume is refused or
+    warned about; ``several``: the run has other sources, whose progress ``--fresh-state`` would throw away too."""
+    if several:
+        return (f"remove {where} and run with --overwrite to start {source_id} over; --fresh-state starts every "
+                "source over")
+    return "--fresh-state starts over"
 
 
 def source_fingerprint(settings: SourceSettings, frame_count: Optional[int] = None) -> dict[str, Any]:
@@ -85,10 +93,8 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
         if warn:
                 log.warning("%s: saved state %s has no source fingerprint (an older trackstream): resuming without "
                         "checking it is the same video", settings.id, where)
+    again = start_over(where, settings.id, several)
     if recorded != current and isinstance(recorded, dict):
-        # one source of an archive: --fresh-state would throw away every other source's progress too
-        again = (f"remove {where} and run with --overwrite to start {settings.id} over (--fresh-state starts "
-                 "every source of this run over)" if several else START_OVER)
         what = ", ".join(f"{k} {recorded.get(k)!r} -> {current.get(k)!r}"
                          for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)
                          and k != "sha256_ends")
@@ -98,17 +104,17 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
                          f"{again}")
     saved_outputs = saved.get("outputs")
     if isinstance(saved_outputs, dict) and not settings.is_live:
-        _refuse_added_output(saved, saved_outputs, settings, outputs, where)
+        _refuse_added_output(saved, saved_outputs, settings, outputs, where, again)
     for name, position in (saved.get("outputs") or {}).items():
         path = position.get("path") if isinstance(position, dict) else None
         if not isinstance(path, str):
             continue
         if name not in outputs:
             raise StateError(f"saved state {where} continues {name} output {path}, which this run does not write; "
-                             f"give the same output again, or {START_OVER}")
+                             f"give the same output again to resume; {again}")
         if not same_output(path, outputs[name], name):
             raise StateError(f"saved state {where} continues {name} output {path}, this run writes "
-                             f"{outputs[name]}; give the same path, or {START_OVER}")
+                             f"{outputs[name]}; give the same path to resume; {again}")
     recorded_settings = saved.get("settings")
     if configured is not None and isinstance(recorded_settings, dict):
         return _check_settings(recorded_settings, configured, settings.id, where, warn, several)
@@ -122,17 +128,16 @@ def _check_settings(saved: Mapping[str, Any], configured: Mapping[str, Any], sou
     zones and lines moved."""
     moved, changed = compare(saved, configured)
     if changed and warn:
-        hint = (f"remove {where} and run with --overwrite to start {source_id} over; --fresh-state starts every "
-                "source over") if several else "--fresh-state starts over"
         log.warning("%s: resuming with settings that differ from the saved run's: %s; the outputs will mix both "
-                    "(%s)", source_id, ", ".join(changed), hint)
+                    "(%s)", source_id, ", ".join(changed), start_over(where, source_id, several))
     return moved
 
 
 def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, Any], settings: SourceSettings,
-                         outputs: Mapping[str, str], where: str) -> None:
+                         outputs: Mapping[str, str], where: str, again: str) -> None:
     """Refuse (``StateError``) a file output this run adds to a resumed file: it would start mid-video (after the
-    frames the saved state's run processed) and miss the frames before, unlike the outputs that continue."""
+    frames the saved state's run processed) and miss the frames before, unlike the outputs that continue;
+    ``again``: how to start over (``start_over``)."""
     processor = saved.get("processor")
     if not isinstance(processor, dict) or not processor.get("frames_processed"):  # nothing processed: none missed
         return
@@ -144,7 +149,7 @@ def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, A
         if name in outputs and name not in saved_outputs:
             raise StateError(f"{flag} (output.{name}) {outputs[name]} is not in the run saved in {where}: resumed, "
                              f"it would start after frame {last} of {settings.id} and miss the frames before; leave "
-                             f"it out to resume, or {START_OVER} (every output from the first frame)")
+                             f"it out to resume; {again} (every output from the first frame)")
 
 
 def check_resumes(opened: Iterable[tuple[SourceSettings, Source]], config: "PipelineConfig",

@@ -93,14 +93,14 @@ def planned_writes(config: PipelineConfig) -> list[Write]:
             if key == "heatmap":
                 writes.append(Write(temporary_path(path), f"{flag}'s temporary file of source {settings.id}",
                                     lock=False))
-    from pipelines.engine.state import in_redis, snapshot_file
+    from pipelines.engine.state import in_redis, restarts_file, snapshot_file
 
     state = config.state.dir
     if state and not in_redis(state):
         folder = Path(state).expanduser()
         for settings in config.sources:
             writes.append(Write(snapshot_file(folder, settings.id), f"the state file of source {settings.id}"))
-            writes.append(Write(folder / f".{safe_name(settings.id)}.restarts",
+            writes.append(Write(restarts_file(folder, settings.id),
                                 f"the restart count of source {settings.id}", lock=False))
     db = config.store.db
     if db and not is_postgres(db):  # not locked: runs may share one history (SQLite queues its writers)

@@ -16,6 +16,12 @@ its zones and lines. ``compare`` sorts what differs at a resume:
   and the tracker runs on timestamps, not frame counts), but the outputs the resume appends to mix both
   settings: the runner warns in one line per source.
 
+The model is compared by what it is, not where it is read from: ``model_content`` holds its size and SHA-256
+(``model_identity``; an exported model folder's over its files), ``model`` its real path for the message (None:
+the bundled demo model). The same weights moved, copied under another name or read on another machine (a Ray
+node resuming a camera) are the same model; other weights under the same name are not. A snapshot of a release
+that recorded the path alone is compared by the file's name: the same name on another path says nothing.
+
 A model that is a URL is kept without its user-info and with credential-like query values masked: no secret
 reaches the snapshot or a message. A snapshot without ``settings`` (an earlier trackstream) is not compared.
 """
@@ -25,8 +31,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
+from pipelines.detection.model_identity import model_fingerprint
+from pipelines.errors import UserError
 from pipelines.processing.schedule import Schedule
 from pipelines.secrets import redact_url, strip_credentials
 from pipelines.settings import SourceSettings
@@ -35,19 +44,31 @@ if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
 
 DEMO_MODEL = "the bundled demo model"
-SCALARS = ("model", "imgsz", "conf", "iou", "max_det", "classes", "vid_stride", "max_fps", "schedule")
+SCALARS = ("imgsz", "conf", "iou", "max_det", "classes", "vid_stride", "max_fps", "schedule")
 GROUPS = ("schedule_tuning", "tracker", "events")   # compared key by key
 PLACES = (("zones", "zone", "polygon"), ("lines", "line", "points"))   # section, noun, the geometry's key
 
 
 def _model(model: Optional[str]) -> Optional[str]:
-    """The model as recorded: a local file by its real path (the same file from any folder), a URL without
-    credentials, None for the bundled demo model."""
+    """The model as named in messages: a local file or folder by its real path, a URL without credentials, None
+    for the bundled demo model."""
     if model is None:
         return None
-    if os.path.isfile(os.path.expanduser(model)):
+    if os.path.exists(os.path.expanduser(model)):
         return os.path.realpath(os.path.expanduser(model))
     return redact_url(strip_credentials(model))
+
+
+def _model_content(model: Optional[str]) -> Optional[dict[str, object]]:
+    """The model's size and SHA-256 (``model_fingerprint``); None for a URL or a name that is no local file."""
+    if model is None:
+        from pipelines.assets import demo_pose_model
+
+        try:
+            return model_fingerprint(demo_pose_model())
+        except UserError:   # not installed: the run says so when it loads the model
+            return None
+    return model_fingerprint(Path(model).expanduser())
 
 
 def _schedule(schedule: Schedule) -> str:
@@ -60,7 +81,8 @@ def run_settings(config: "PipelineConfig", settings: SourceSettings) -> dict[str
     """The settings of ``settings``' source in a run of ``config`` that a snapshot records (JSON-safe)."""
     detector = config.detector
     doc: dict[str, Any] = {
-        "model": _model(detector.model), "imgsz": detector.imgsz, "conf": detector.conf, "iou": detector.iou,
+        "model": _model(detector.model), "model_content": _model_content(detector.model),
+        "imgsz": detector.imgsz, "conf": detector.conf, "iou": detector.iou,
         "max_det": detector.max_det, "classes": None if detector.classes is None else list(detector.classes),
         "vid_stride": settings.options.vid_stride, "max_fps": settings.options.max_fps,
         "schedule": _schedule(settings.schedule),
@@ -87,6 +109,27 @@ def _change(key: str, old: Any, new: Any) -> str:
     return f"{key} {_shown(key, old, new)} -> {_shown(key, new, old)}"
 
 
+def _model_change(saved: Mapping[str, Any], current: Mapping[str, Any]) -> Optional[str]:
+    """How the model differs from the saved run's, None when it is the same model: by content where both runs
+    recorded it, by the file's name where the snapshot holds the path alone (an earlier release: a path of
+    another machine or folder says nothing), else by name or URL."""
+    if "model" not in saved:
+        return None
+    old, new = saved["model"], current.get("model")
+    if "model_content" not in saved:
+        same = old == new or (isinstance(old, str) and isinstance(new, str)
+                              and os.path.basename(old) == os.path.basename(new))
+    elif saved["model_content"] is not None and current.get("model_content") is not None:
+        same = saved["model_content"] == current.get("model_content")
+    else:
+        same = old == new
+    if same:
+        return None
+    if old == new:   # the file at that path was replaced
+        return f"model {_shown('model', new, None)} (its content changed)"
+    return _change("model", old, new)
+
+
 Place = tuple[str, str]
 """A zone or line: (``zone`` or ``line``, its name)."""
 
@@ -97,7 +140,9 @@ def compare(saved: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[
     320``, ``zone door moved ...``). A key the snapshot does not hold (saved by a release that did not record it) is
     not compared."""
     moved: list[Place] = []
-    changed = [_change(k, saved[k], current.get(k)) for k in SCALARS if k in saved and saved[k] != current.get(k)]
+    model = _model_change(saved, current)
+    changed = [] if model is None else [model]
+    changed += [_change(k, saved[k], current.get(k)) for k in SCALARS if k in saved and saved[k] != current.get(k)]
     for group in GROUPS:
         old, new = saved.get(group), current.get(group)
         if isinstance(old, dict) and isinstance(new, dict):

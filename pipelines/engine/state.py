@@ -8,7 +8,8 @@ holding the same document::
      "processor": {...StreamProcessor.state_dict()...},
      "outputs": {"jsonl": {"path": "...", "bytes": 12345}, "events": {...}, "mot": {...}, "video": {...}},
      "source": {"size": 123456, "frames": 250, "sha256_ends": "..."},   # or {"camera": "rtsp://host/path"}
-     "settings": {"model": "/models/yolo11n.onnx", "imgsz": 640, ..., "zones": {...}, "lines": {...}}}
+     "settings": {"model": "/models/yolo11n.onnx", "model_content": {"size": 10617344, "sha256": "..."},
+                  "imgsz": 640, ..., "zones": {...}, "lines": {...}}}
 
 ``settings`` is what a resume is compared against (``pipelines/engine/resume_settings.py``).
 
@@ -71,6 +72,12 @@ def in_redis(spec: str) -> bool:
 def snapshot_file(folder: Path, source_id: str) -> Path:
     """The file in a ``--state`` folder that holds ``source_id``'s snapshot."""
     return folder / f"{safe_name(source_id)}.json"
+
+
+def restarts_file(folder: Path, name: str) -> Path:
+    """The file in a ``--state`` folder that counts the restarts of the worker or source ``name``
+    (``StateStore.note_start``)."""
+    return folder / f".{safe_name(name)}.restarts"
 
 
 def open_store(spec: str) -> SnapshotStore:
@@ -190,7 +197,7 @@ class StateStore:
                 raise OutputError(f"cannot save state {path}: {exc.strerror or exc}") from None
 
     def note_start(self, name: str, restarted: bool) -> int:
-        path = self.dir / f".{safe_name(name)}.restarts"
+        path = restarts_file(self.dir, name)
         with self._lock:
             restarts = 0
             if restarted:
