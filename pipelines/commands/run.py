@@ -470,13 +470,14 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
     warn_unsaved(config)
 
     def start(sources: Opened) -> Runner:
-        check_resumes(sources, config, store)  # a saved state of another video or other outputs: no model load
+        # a saved state of another video or other outputs: no model load
+        fingerprints = check_resumes(sources, config, store)
         detector = Detector(config.detector, model,
                             in_flight=detection_concurrency([s.schedule.waits_for_plans for s, _ in sources]))
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
                  detector.device, detector.workers, "s" * (detector.workers != 1), threads)
-        return Runner(sources, detector, config, max_frames=max_frames, state=store)
+        return Runner(sources, detector, config, max_frames=max_frames, state=store, fingerprints=fingerprints)
 
     runner = with_open_sources(config, start, looks=looks)
     from pipelines.engine.metrics import Monitor, runner_readings
