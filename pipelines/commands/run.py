@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from pipelines.credentials import DB_PASSWORD_NEEDS, REDIS_STATE, add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
@@ -22,6 +22,9 @@ from pipelines.engine.state import open_store
 from pipelines.errors import SKIPPED_EXIT, DataLossError, SourceError
 from pipelines.store.config import is_postgres
 from tracker.configutil import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.sources.file import FirstLooks
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +215,10 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return _config_and_found(args)[0]
 
 
-def _config_and_found(args: argparse.Namespace) -> tuple[PipelineConfig, frozenset[str]]:
-    """``config_from_args``, and the source URLs that came from a folder or a glob (``expand_sources``)."""
+def _config_and_found(args: argparse.Namespace,
+                      looks: Optional["FirstLooks"] = None) -> tuple[PipelineConfig, frozenset[str]]:
+    """``config_from_args``, and the source URLs that came from a folder or a glob (``expand_sources``, which
+    opens each of them once in ``looks``)."""
     data: dict[str, Any] = read_config_file(args.config) if args.config else {}
     for flag, key, _ in VALUE_FLAGS:
         value = vars(args)[_dest(flag)]
@@ -245,7 +250,7 @@ def _config_and_found(args: argparse.Namespace) -> tuple[PipelineConfig, frozens
     for flag, key in OVERLAY_FLAGS:
         if vars(args)[_dest(flag)]:
             set_dotted(data, f"overlay.{key}", False)
-    urls, found = expand_sources([*args.sources, *args.extra_sources])
+    urls, found = expand_sources([*args.sources, *args.extra_sources], looks)
     if urls:
         unused = _per_source_keys(data.get("sources"))
         if unused:
@@ -315,9 +320,11 @@ def expand_inputs(urls: list[str]) -> list[str]:
     return expand_sources(urls)[0]
 
 
-def expand_sources(urls: list[str]) -> tuple[list[str], frozenset[str]]:
+def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None) -> tuple[list[str], frozenset[str]]:
     """``expand_inputs``, and which of the URLs came only from a folder or a glob (none of them also named
-    on its own): an unreadable one of those is skipped (``launch.skip_unreadable``), a named one stops the run."""
+    on its own): an unreadable one of those is skipped (``launch.skip_unreadable``), a named one stops the run.
+    ``looks``: each file a folder or glob gives is opened there, once, for every later look at start (its
+    header here, whether it can be read, the source that reads it); one left out is closed again."""
     import glob
     import os
 
@@ -331,7 +338,7 @@ def expand_sources(urls: list[str]) -> tuple[list[str], frozenset[str]]:
             folder = Path(url).expanduser()
             videos = sorted(str(p) for p in folder.iterdir()
                             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
-            found = _not_ours(videos, url)
+            found = _not_ours(videos, url, looks)
             if videos and not found:
                 raise SourceError(f"every video in {folder} is an annotated video trackstream wrote; name each as a "
                                   "SOURCE to track it anyway")
@@ -343,7 +350,7 @@ def expand_sources(urls: list[str]) -> tuple[list[str], frozenset[str]]:
             found_in.update(found)
         elif any(ch in url for ch in "*?[") and not Path(url).exists():
             matched = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
-            found = _not_ours(matched, url)
+            found = _not_ours(matched, url, looks)
             if matched and not found:
                 raise SourceError(f"every file {url} matches is an annotated video trackstream wrote; name each "
                                   "as a SOURCE to track it anyway")
@@ -401,13 +408,22 @@ def _once(urls: list[str]) -> list[str]:
     return kept
 
 
-def _not_ours(found: list[str], pattern: str) -> list[str]:
+def _not_ours(found: list[str], pattern: str, looks: Optional["FirstLooks"] = None) -> list[str]:
     """``found`` without the annotated videos a trackstream run wrote (named in one INFO line): tracked again
     they would be new sources whose boxes are drawn on, and a rerun of a command writing ``--out`` into the
     folder it reads would refuse, its own earlier output taken for an input of the same name."""
-    from pipelines.sinks.video import segment_id
+    from pipelines.sinks.video import segment_id, segment_of
 
-    ours = [p for p in found if segment_id(p) is not None]
+    def written(path: str) -> bool:
+        if looks is None:
+            return segment_id(path) is not None
+        container = looks.container(path)   # None: unreadable, no header to say so (skip_unreadable says why)
+        return container is not None and segment_of(container) is not None
+
+    ours = [p for p in found if written(p)]
+    for path in ours:
+        if looks is not None:
+            looks.drop(path)
     if ours:
         log.info("%s: leaving out %d annotated video(s) trackstream wrote: %s (name one as a SOURCE to track it "
                  "anyway)", pattern, len(ours), ", ".join(ours))
@@ -415,18 +431,22 @@ def _not_ours(found: list[str], pattern: str) -> list[str]:
 
 
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,
-            config_files: Sequence[Optional[str]] = (), skipped: Sequence[str] = ()) -> int:
-    """Check and lock what the run writes (``claim_writes``; ``config_files`` must not be written), open sources,
-    check outputs, load the model, process everything; print a summary. Returns exit code: ``SKIPPED_EXIT``
-    when all went well but ``skipped`` (the unreadable files of a folder or glob, left out) is not empty."""
+            config_files: Sequence[Optional[str]] = (), skipped: Sequence[str] = (),
+            looks: Optional["FirstLooks"] = None) -> int:
+    """Check and lock what the run writes (``claim_writes``; ``config_files`` must not be written), open sources
+    (a file that ``looks`` opened already is taken from it), check outputs, load the model, process everything;
+    print a summary. Returns exit code: ``SKIPPED_EXIT`` when all went well but ``skipped`` (the unreadable files
+    of a folder or glob, left out) is not empty."""
     try:
         if config.cluster.engine == "ray":
             from pipelines.cluster.engine import execute_ray
 
+            if looks is not None:   # the workers open the files they process
+                looks.close()
             code = execute_ray(config, max_frames=max_frames, quiet=quiet, config_files=config_files)
         else:
             with claim_writes(config, config_files):  # no output over an input or another output; one writer per file
-                code = _execute_here(config, max_frames, quiet)
+                code = _execute_here(config, max_frames, quiet, looks)
     except DataLossError:   # the run ended and printed its summary: the skipped files belong under it
         _print_skipped(skipped, len(config.sources))
         raise
@@ -440,7 +460,8 @@ def _print_skipped(skipped: Sequence[str], processed: int) -> None:
               f"above): {', '.join(skipped)}", file=sys.stderr)
 
 
-def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool) -> int:
+def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool,
+                  looks: Optional["FirstLooks"] = None) -> int:
     from pipelines.detection.detector import Detector, detection_concurrency
     from pipelines.engine.runner import Runner
 
@@ -449,15 +470,16 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
     warn_unsaved(config)
 
     def start(sources: Opened) -> Runner:
-        check_resumes(sources, config, store)  # a saved state of another video or other outputs: no model load
+        # a saved state of another video or other outputs: no model load
+        fingerprints = check_resumes(sources, config, store)
         detector = Detector(config.detector, model,
                             in_flight=detection_concurrency([s.schedule.waits_for_plans for s, _ in sources]))
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
                  detector.device, detector.workers, "s" * (detector.workers != 1), threads)
-        return Runner(sources, detector, config, max_frames=max_frames, state=store)
+        return Runner(sources, detector, config, max_frames=max_frames, state=store, fingerprints=fingerprints)
 
-    runner = with_open_sources(config, start)
+    runner = with_open_sources(config, start, looks=looks)
     from pipelines.engine.metrics import Monitor, runner_readings
 
     progress = Progress(enabled=None if not quiet else False)
@@ -497,13 +519,17 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
 
 
 def main(args: argparse.Namespace) -> int:
-    config, found = _config_and_found(args)
-    config, skipped = skip_unreadable(config, found)   # one warning line each; the run goes on with the rest
-    if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter
-        from pipelines.detection.ultralytics_env import hush
+    from pipelines.sources.file import FirstLooks
 
-        hush()
-    return execute(config, max_frames=args.max_frames, quiet=args.quiet, config_files=[args.config], skipped=skipped)
+    with FirstLooks() as looks:   # each file of a folder or glob opened once at start, kept for its source
+        config, found = _config_and_found(args, looks)
+        config, skipped = skip_unreadable(config, found, looks)   # one warning line each; the rest goes on
+        if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter
+            from pipelines.detection.ultralytics_env import hush
+
+            hush()
+        return execute(config, max_frames=args.max_frames, quiet=args.quiet, config_files=[args.config],
+                       skipped=skipped, looks=looks)
 
 
 __all__ = ["add_arguments", "add_parser", "config_from_args", "execute", "expand_inputs", "expand_sources", "main"]

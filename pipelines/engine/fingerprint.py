@@ -153,15 +153,20 @@ def _refuse_added_output(saved: Mapping[str, Any], saved_outputs: Mapping[str, A
 
 
 def check_resumes(opened: Iterable[tuple[SourceSettings, Source]], config: "PipelineConfig",
-                  state: Optional["SnapshotStore"]) -> None:
+                  state: Optional["SnapshotStore"]) -> dict[str, dict[str, Any]]:
     """``check_resume`` for every opened source with a saved snapshot in ``state``. The CLI calls it before the
-    model loads, so a refused resume costs no model load; the runner checks again (and warns) as it resumes."""
+    model loads, so a refused resume costs no model load; the runner checks again (and warns) as it resumes.
+    Returns the fingerprints it took, by source id, for the runner (``Runner(fingerprints=)``): a file's is read
+    once."""
+    taken: dict[str, dict[str, Any]] = {}
     if state is None or config.state.fresh:
-        return
+        return taken
     several = len(config.sources) > 1
     for settings, source in opened:
         saved = state.load(settings.id)
         if saved is not None:
-            check_resume(saved, settings, source_fingerprint(settings, source.frame_count),
-                         output_paths(config.output, settings.id, several), state.path(settings.id), warn=False,
-                         several=several, configured=run_settings(config, settings))
+            taken[settings.id] = source_fingerprint(settings, source.frame_count)
+            check_resume(saved, settings, taken[settings.id], output_paths(config.output, settings.id, several),
+                         state.path(settings.id), warn=False, several=several,
+                         configured=run_settings(config, settings))
+    return taken

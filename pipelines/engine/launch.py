@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Collection, Iterator, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Optional, Sequence, TypeVar
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError, SourceError
@@ -26,6 +26,9 @@ from pipelines.sinks.base import output_path
 from pipelines.sources import open_source
 from pipelines.sources.base import Source
 from pipelines.store.config import is_postgres, sqlite_path
+
+if TYPE_CHECKING:
+    from pipelines.sources.file import FirstLooks
 
 log = logging.getLogger(__name__)
 
@@ -174,30 +177,34 @@ def warn_unsaved(config: PipelineConfig) -> None:
                     "--mqtt or --db)")
 
 
-def open_sources(config: PipelineConfig, ids: Optional[Collection[str]] = None) -> Opened:
-    """Open every configured source (or those whose id is in ``ids``), in config order; on failure close those
-    already open and re-raise."""
+def open_sources(config: PipelineConfig, ids: Optional[Collection[str]] = None,
+                 looks: Optional["FirstLooks"] = None) -> Opened:
+    """Open every configured source (or those whose id is in ``ids``), in config order, a file that ``looks``
+    opened at start without opening it again; on failure close those already open and re-raise."""
     if ids is None:
         require_sources(config)
     opened: Opened = []
     try:
         for settings in config.sources:
             if ids is None or settings.id in ids:
-                opened.append((settings, open_source(settings)))
+                opened.append((settings, open_source(settings, looks)))
     except BaseException:
         close_sources(opened)
         raise
     return opened
 
 
-def skip_unreadable(config: PipelineConfig, skippable: Collection[str]) -> tuple[PipelineConfig, list[str]]:
+def skip_unreadable(config: PipelineConfig, skippable: Collection[str],
+                    looks: Optional["FirstLooks"] = None) -> tuple[PipelineConfig, list[str]]:
     """``config`` without the sources in ``skippable`` (the files a folder or glob gave) that cannot be opened
     (empty, audio-only, cut short, still being written, not a video), each named in one warning line with the
     reason, and the URLs left out, in order. Every other source is left as it is: one named on its own still
     stops the run when it is opened. When no source is left, ``SourceError`` (one line, the first reason).
 
     Outputs keep the names they get with all the files: when one file is left of several, an output without
-    ``{source}`` still gets its ``_<id>`` (a rerun with the file repaired writes, and resumes, the same files)."""
+    ``{source}`` still gets its ``_<id>`` (a rerun with the file repaired writes, and resumes, the same files).
+
+    ``looks``: the files as opened when they were found (``FirstLooks``): asked, not opened again."""
     import dataclasses
 
     from pipelines.sources.base import file_path
@@ -209,7 +216,10 @@ def skip_unreadable(config: PipelineConfig, skippable: Collection[str]) -> tuple
         path = file_path(settings.url) if settings.url in skippable else None
         if path is not None:
             try:   # what opening the source checks of the file (its decoder is the config's, not the file's)
-                open_container(Path(path)).close()
+                if looks is not None:
+                    looks.check(path)
+                else:
+                    open_container(Path(path)).close()
             except SourceError as exc:
                 reasons[settings.url] = str(exc)
                 continue
@@ -243,10 +253,10 @@ def close_sources(opened: Opened) -> None:
 
 
 def with_open_sources(config: PipelineConfig, build: Callable[[Opened], T],
-                      ids: Optional[Collection[str]] = None) -> T:
-    """Open the sources (``open_sources``) and ``build`` on them (the detector and the ``Runner``); when that
-    fails, the sources are closed before the error goes on."""
-    opened = open_sources(config, ids)
+                      ids: Optional[Collection[str]] = None, looks: Optional["FirstLooks"] = None) -> T:
+    """Open the sources (``open_sources``, taking what ``looks`` opened) and ``build`` on them (the detector and
+    the ``Runner``); when that fails, the sources are closed before the error goes on."""
+    opened = open_sources(config, ids, looks)
     try:
         return build(opened)
     except BaseException:

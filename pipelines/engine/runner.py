@@ -107,12 +107,14 @@ class Runner:
         state: where each source's snapshot is loaded from and saved to (None: no snapshots).
         restarted: this run replaces a worker that died (a Ray actor restarted by Ray): a camera resumed
             from its snapshot announces the outage as ``stream_gap`` before ``stream_resumed``.
+        fingerprints: the sources' fingerprints already taken (``fingerprint.check_resumes``), by source id; the
+            others are taken here (with ``state``), so a file is read once for its fingerprint.
     """
 
     def __init__(self, sources: Sequence[tuple[SourceSettings, Source]], detector: FrameDetector,
                  config: PipelineConfig, *, max_frames: Optional[int] = None,
                  sink_factory: SinkFactory = build_sinks, state: Optional[SnapshotStore] = None,
-                 restarted: bool = False) -> None:
+                 restarted: bool = False, fingerprints: Optional[Mapping[str, Mapping[str, Any]]] = None) -> None:
         self.detector = detector
         self.config = config
         live_streams = sum(1 for settings, _ in sources if settings.latest_frame)
@@ -145,7 +147,9 @@ class Runner:
                                         persistent=state is not None, kept_classes=config.detector.classes)
             saved = state.load(settings.id) if state is not None and not config.state.fresh else None
             if state is not None:  # a resume must be of this source and these outputs, said if of other settings
-                self._fingerprints[settings.id] = source_fingerprint(settings, source.frame_count)
+                known = (fingerprints or {}).get(settings.id)
+                self._fingerprints[settings.id] = dict(known) if known is not None else \
+                    source_fingerprint(settings, source.frame_count)
                 self._settings[settings.id] = run_settings(config, settings)
             if saved is not None and state is not None:
                 several = len(config.sources) > 1

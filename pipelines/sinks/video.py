@@ -500,9 +500,14 @@ def segment_id(path: "str | os.PathLike[str]") -> Optional[str]:
 
     try:
         with av.open(str(path)) as container:
-            tag = next((str(v) for k, v in container.metadata.items() if k.lower() == _SEGMENT_TAG), "")  # MKV: COMMENT
+            return segment_of(container)
     except Exception:  # noqa: BLE001 - unreadable: no id
         return None
+
+
+def segment_of(container: Any) -> Optional[str]:
+    """The id a video sink wrote into the header of the open ``container`` (``segment_id`` of its file)."""
+    tag = next((str(v) for k, v in container.metadata.items() if k.lower() == _SEGMENT_TAG), "")  # MKV: COMMENT
     return tag[len(_SEGMENT_PREFIX):] if tag.startswith(_SEGMENT_PREFIX) else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from pipelines.errors import SourceError
 from pipelines.secrets import redact_url
@@ -11,15 +11,17 @@ from pipelines.sources.base import LIVE_SCHEMES, Source, SourceConfig, file_path
 
 if TYPE_CHECKING:
     from pipelines.settings import SourceSettings
+    from pipelines.sources.file import FirstLooks
 
 __all__ = ["Source", "SourceConfig", "open_source", "is_live_url"]
 
 
-def open_source(settings: "SourceSettings") -> Source:
+def open_source(settings: "SourceSettings", looks: Optional["FirstLooks"] = None) -> Source:
     """Open the source named by ``settings.url`` with its id and reading options.
 
-    Plain paths and ``file://`` URLs open a ``FileSource``; camera URLs a ``LiveSource``. Anything else
-    raises ``SourceError`` with one line naming the scheme (credentials never appear in it).
+    Plain paths and ``file://`` URLs open a ``FileSource`` (taking the file ``looks`` opened at start, if it
+    did); camera URLs a ``LiveSource``. Anything else raises ``SourceError`` with one line naming the scheme
+    (credentials never appear in it).
 
     A file whose detection schedule skips frames (``interval``, ``adaptive``) is decoded on one thread unless
     ``decode_threads`` says otherwise: FFmpeg's frame threads cost more CPU per frame than the frame takes to
@@ -40,4 +42,4 @@ def open_source(settings: "SourceSettings") -> Source:
     options = settings.options
     if options.decode_threads == 0 and not settings.schedule.every_frame:
         options = dataclasses.replace(options, decode_threads=1)
-    return FileSource(path, settings.id, options)
+    return FileSource(path, settings.id, options, container=looks.take(path) if looks is not None else None)

@@ -11,16 +11,25 @@ so a damaged or empty file cannot spin forever.
 
 A video with a display rotation (a phone's ``rotate`` tag / display matrix side data) is turned when decoded,
 as a player shows it: ``size``, every frame, the detector's input, all coordinates and the annotated video are
-upright (``pipelines/sources/rotation.py``, shared with live sources).
+upright (``pipelines/sources/rotation.py``, shared with live sources). The rotation the first frame states is read
+from the source's own decoder (that frame is kept for the first pass), so opening a source opens its file once;
+with NVDEC, whose frames do not carry the track's rotation, a second, software look reads it.
+
+``FirstLooks`` opens each file of a folder or glob once when the run's sources are found and keeps what that look
+learned (the open file, or why it cannot be read) for the checks at start and for the ``FileSource`` that reads
+it: on a network share every open is a round trip or more, and an archive has thousands of files.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
+from types import TracebackType
 from typing import Iterator, Optional, Union
 
 import av
@@ -87,6 +96,67 @@ def open_container(path: Path) -> "av.container.InputContainer":
     return container
 
 
+class FirstLooks:
+    """Files opened once at start (``open_container``), each kept open for the source that reads it (see the
+    module docstring). ``close()`` (or the end of a ``with`` block) closes what no source took."""
+
+    def __init__(self) -> None:
+        self._looked: dict[str, Union["av.container.InputContainer", SourceError]] = {}
+
+    def __enter__(self) -> "FirstLooks":
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    @staticmethod
+    def _key(path: Union[str, Path]) -> str:
+        return os.path.realpath(Path(path).expanduser())
+
+    def _look(self, path: Union[str, Path]) -> Union["av.container.InputContainer", SourceError]:
+        key = self._key(path)
+        if key not in self._looked:
+            try:
+                self._looked[key] = open_container(Path(path).expanduser())
+            except SourceError as exc:
+                self._looked[key] = exc
+        return self._looked[key]
+
+    def container(self, path: Union[str, Path]) -> Optional["av.container.InputContainer"]:
+        """``path`` opened (the first call opens it), still owned by this; None when it cannot be read."""
+        looked = self._look(path)
+        return None if isinstance(looked, SourceError) else looked
+
+    def check(self, path: Union[str, Path]) -> None:
+        """``SourceError`` (one line, as ``open_container`` says it) when ``path`` cannot be read."""
+        looked = self._look(path)
+        if isinstance(looked, SourceError):
+            raise looked
+
+    def take(self, path: Union[str, Path]) -> Optional["av.container.InputContainer"]:
+        """The open file of ``path``, handed over (the caller closes it); None when not looked at or unreadable
+        (the caller opens it itself, and says why it cannot)."""
+        key = self._key(path)
+        looked = self._looked.get(key)
+        if looked is None or isinstance(looked, SourceError):
+            return None
+        del self._looked[key]
+        return looked
+
+    def drop(self, path: Union[str, Path]) -> None:
+        """Close ``path``'s file: it is left out of the run."""
+        container = self.take(path)
+        if container is not None:
+            container.close()
+
+    def close(self) -> None:
+        """Close every file no source took."""
+        for key in list(self._looked):
+            self.drop(key)
+        self._looked.clear()
+
+
 def display_rotation(path: Path) -> int:
     """The display rotation of the first frame of ``path``'s video (0 when it cannot be read)."""
     try:
@@ -96,6 +166,11 @@ def display_rotation(path: Path) -> int:
     except (av.error.FFmpegError, OSError, ValueError):
         pass
     return 0
+
+
+def _raise(exc: BaseException) -> Iterator["av.VideoFrame"]:
+    raise exc
+    yield  # a generator: raises when iterated
 
 
 class FileSource:
@@ -119,14 +194,17 @@ class FileSource:
     connect_failures = 0
 
     def __init__(self, path: Union[str, Path], source_id: Optional[str] = None,
-                 options: Optional[SourceConfig] = None) -> None:
+                 options: Optional[SourceConfig] = None,
+                 container: Optional["av.container.InputContainer"] = None) -> None:
+        """``container``: ``path`` already opened by ``open_container`` (``FirstLooks.take``), taken over."""
         self.path = Path(path)
         self.options = options or SourceConfig()
         self.source_id = source_id or self.path.stem
         self.damaged_packets = 0
         self.damaged_frames = 0
         self._stop = threading.Event()
-        self._container = self._open()
+        self._ahead: Optional[Iterator["av.VideoFrame"]] = None  # the first pass, its first frame decoded already
+        self._container = container if container is not None else self._open()
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         if self.options.decode_threads:
@@ -138,7 +216,11 @@ class FileSource:
             self._container.close()
             raise
         self.fps: Optional[float] = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
-        self.rotation = display_rotation(self.path)  # degrees counter-clockwise a player turns the picture
+        try:   # degrees counter-clockwise a player turns the picture
+            self.rotation = display_rotation(self.path) if self.decoder.hardware else self._first_rotation()
+        except BaseException:
+            self._container.close()
+            raise
         width, height = stream.codec_context.width, stream.codec_context.height
         self.size: Optional[tuple[int, int]] = (height, width) if self.rotation in (90, 270) else (width, height)
         self.frame_count: Optional[int] = None if self.options.loop else (int(stream.frames) or None)
@@ -149,6 +231,18 @@ class FileSource:
 
     def _open(self) -> "av.container.InputContainer":
         return open_container(self.path)
+
+    def _first_rotation(self) -> int:
+        """The display rotation the first frame states (0 when none comes), decoded by this source's own decoder:
+        the frame waits for the first pass in ``_ahead``, an error on the way to it is raised there."""
+        frames = self._decoded()
+        try:
+            first = next(frames, None)
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            self._ahead = _raise(exc)
+            return 0
+        self._ahead = frames if first is None else itertools.chain([first], frames)
+        return 0 if first is None else frame_rotation(first)
 
     def stop(self) -> None:
         """Make ``frames()`` end after the current frame. Thread-safe."""
@@ -170,7 +264,8 @@ class FileSource:
         while True:
             self.passes += 1
             pass_start, pass_last = index, None  # pass_last: pts within this pass (from 0)
-            for frame in self._decoded():
+            ahead, self._ahead = self._ahead, None
+            for frame in ahead if ahead is not None else self._decoded():
                 if self._stop.is_set():
                     break
                 pts = self._seconds(frame, pass_last)
