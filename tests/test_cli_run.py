@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -387,6 +387,62 @@ def test_a_rerun_with_state_after_the_bad_files_are_repaired_or_removed_processe
     assert [r["frame_index"] for r in records(tmp_path / "out" / "t_recording.jsonl")] == list(range(0, 250, 25))
     assert (tmp_path / "out" / "t_a.jsonl").read_text() == done
 
+
+
+def _interrupt_on_import(folder: Path, module: str) -> dict[str, str]:
+    """An environment in which the run gets a real SIGINT as it starts importing ``module`` (a
+    ``sitecustomize``): a Ctrl-C that lands at one moment on a machine of any speed."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class _Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            sys.meta_path.remove(self)\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Interrupt())\n", encoding="utf-8")
+    return {"PYTHONPATH": f"{folder}{os.pathsep}{REPO}"}
+
+
+@pytest.mark.parametrize("failure", ["camera gives up", "named file unreadable", "ctrl-c while starting"])
+def test_the_skipped_files_are_named_however_the_run_ends(tmp_path, bikes_video, pose_weights, failure):
+    """The line naming the files a folder skipped was printed only when the run succeeded or lost data: a run
+    that failed for another reason, or was interrupted, never said that some files were not processed. Now it
+    comes before the failure's own line, which stays the last, with the failure's exit code. The failures are
+    real: a camera named beside the folder refuses the connection and the run gives up on it after the file
+    was processed; a file named on its own is empty; SIGINT while the model is being loaded."""
+    archive = tmp_path / "archive"
+    bad = _archive_with_unreadable_files(archive, bikes_video)
+    (archive / "b.mp4").unlink()
+    config = tmp_path / "c.yaml"
+    config.write_text("source: {reconnect_max_attempts: 1, reconnect_initial_delay: 0.1, open_timeout: 2}\n")
+    env = None
+    sources = [str(archive)]
+    if failure == "camera gives up":
+        sources.append(f"rtsp://127.0.0.1:{free_port()}/cam")   # nothing listens there: connection refused
+    elif failure == "named file unreadable":
+        sources.append(str(archive / "zero.mp4"))
+    else:
+        env = _interrupt_on_import(tmp_path / "hook", "pipelines.detection.detector")
+    proc = run_cli("run", *sources, "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "3",
+                   "--config", str(config), "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet",
+                   env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    *_, skipped_line, error = proc.stderr.strip().splitlines()
+    named = sorted(bad) if failure != "named file unreadable" else sorted(set(bad) - {"zero.mp4"})
+    assert skipped_line.startswith(f"skipped {len(named)} of {len(named) + 1 + (failure == 'named file unreadable')}"
+                                   " files, which cannot be read"), proc.stderr
+    assert sorted(Path(p).name for p in skipped_line.split(": ", 1)[1].split(", ")) == named, skipped_line
+    assert [line for line in proc.stderr.splitlines() if line.startswith("skipped ")] == [skipped_line]
+    if failure == "camera gives up":
+        assert proc.returncode == 2 and error.startswith("trackstream: error: source ") and "gave up" in error
+        assert [r["frame_index"] for r in records(tmp_path / "out" / "a.jsonl")] == [0, 1, 2]
+    elif failure == "named file unreadable":
+        assert (proc.returncode, error) == (2, f"trackstream: error: video file is empty (0 bytes): "
+                                               f"{archive / 'zero.mp4'}"), proc.stderr
+    else:
+        assert (proc.returncode, error) == (130, "trackstream: error: interrupted"), proc.stderr
 
 def test_a_bad_file_named_on_its_own_or_a_folder_with_no_readable_file_still_stops_the_run(tmp_path, bikes_video,
                                                                                           pose_weights):
