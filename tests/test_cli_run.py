@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -443,6 +444,77 @@ def test_the_skipped_files_are_named_however_the_run_ends(tmp_path, bikes_video,
                                                f"{archive / 'zero.mp4'}"), proc.stderr
     else:
         assert (proc.returncode, error) == (130, "trackstream: error: interrupted"), proc.stderr
+
+
+def _to_mpegts(video: Path, ts: Path) -> bytes:
+    """``video`` encoded again as MPEG-TS (H.264 at 25 fps, as a recorder writes a camera's stream): ``ts``'s
+    bytes."""
+    with av.open(str(video)) as src, av.open(str(ts), "w", format="mpegts") as out:
+        given = src.streams.video[0]
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = given.width, given.height, "yuv420p"
+        for index, frame in enumerate(src.decode(video=0)):
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return ts.read_bytes()
+
+
+def test_a_recording_still_being_written_is_said_so_and_a_rerun_with_state_processes_the_rest_once(
+        tmp_path, bikes_video, pose_weights):
+    """A recorder appending to an MPEG-TS file: the run read it to its current end and reported it like any
+    finished file, and the same command with --state run again once the recording was finished refused it as
+    another video (its size and last bytes had changed), so the rest was never processed. Now one warning
+    names the file and the frames processed so far, and the rerun processes the rest: the outputs of both
+    runs equal those of one run over the finished recording, every frame once. The recorder is real: the
+    test appends the next TS packets every 50 ms while the first run reads (it catches up with them), and
+    the rest once that run has ended; the rerun starts right after, so the finished file is still fresh."""
+    data = _to_mpegts(bikes_video, tmp_path / "bikes.ts")
+    whole, recordings, out, state = (tmp_path / name for name in ("whole", "recordings", "out", "state"))
+    whole.mkdir()
+    recordings.mkdir()
+    (whole / "cam.ts").write_bytes(data)
+    old = time.time() - 3600
+    os.utime(whole / "cam.ts", (old, old))   # recorded an hour ago
+
+    def command(folder: Path, to: Path) -> list[str]:
+        return ["run", str(folder), "--model", str(pose_weights), "--imgsz", "160", "--jsonl", str(to / "t.jsonl"),
+                "--events", str(to / "e.jsonl"), "--quiet"]
+
+    unbroken = run_cli(*command(whole, tmp_path / "unbroken"))
+    assert unbroken.returncode == 0 and "is still being written (" not in unbroken.stderr, unbroken.stderr
+    recording = recordings / "cam.ts"
+    written = len(data) * 2 // 5 // 188 * 188
+    recording.write_bytes(data[:written])
+    first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *command(recordings, out), "--state", str(state)],
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO), stderr=subprocess.PIPE,
+                             text=True)
+    with open(recording, "ab") as recorder:
+        while first.poll() is None and written < len(data) * 9 // 10:
+            recorder.write(data[written:written + 2 * 188])
+            recorder.flush()
+            written += 2 * 188
+            time.sleep(0.05)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0 and "Traceback" not in stderr, stderr
+    done = len(records(out / "t.jsonl"))
+    assert 0 < done < 250 and written < len(data), (done, written)
+    warnings = [line for line in stderr.splitlines() if "is still being written (" in line]
+    assert len(warnings) == 1 and str(recording) in warnings[0] and f"processed {done} frames" in warnings[0] \
+        and "processes the rest" in warnings[0], stderr
+
+    with open(recording, "ab") as recorder:   # the recorder finishes the file
+        recorder.write(data[written:])
+    second = run_cli(*command(recordings, out), "--state", str(state))
+    assert second.returncode == 0 and "is still being written (" not in second.stderr, second.stderr
+    assert f"resumed after {done} frames: 250 in all" in second.stderr, second.stderr
+    assert [r["frame_index"] for r in records(out / "t.jsonl")] == list(range(250))
+    assert records(out / "t.jsonl") == records(tmp_path / "unbroken" / "t.jsonl")
+    from tests.test_resume import without_times
+
+    events = without_times(records(out / "e.jsonl"))
+    assert events == without_times(records(tmp_path / "unbroken" / "e.jsonl"))
+    assert [e["event"] for e in events].count("stream_ended") == 1 and events[-1]["detail"]["growing"] is False
 
 def test_a_bad_file_named_on_its_own_or_a_folder_with_no_readable_file_still_stops_the_run(tmp_path, bikes_video,
                                                                                           pose_weights):
