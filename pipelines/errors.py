@@ -3,7 +3,8 @@
 Exit codes of ``trackstream``: 0 everything done and delivered; 1 a stage failed (``PipelineError``);
 2 bad input, config, model or output (``UserError``); 3 the run finished but an output lost data
 (``DataLossError``: a file output stopped, e.g. on a full disk, or a network sink dropped entries);
-4 the run finished, but files of a folder or glob that cannot be read were skipped (``SKIPPED_EXIT``);
+4 the run finished, but files of a folder or glob that cannot be read were skipped (``SKIPPED_EXIT``; the
+code of a failure wins over it, the line naming the skipped files is printed either way);
 130 interrupted twice (128 + the signal number on a second SIGINT/SIGTERM).
 """
 

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -387,6 +388,133 @@ def test_a_rerun_with_state_after_the_bad_files_are_repaired_or_removed_processe
     assert [r["frame_index"] for r in records(tmp_path / "out" / "t_recording.jsonl")] == list(range(0, 250, 25))
     assert (tmp_path / "out" / "t_a.jsonl").read_text() == done
 
+
+
+def _interrupt_on_import(folder: Path, module: str) -> dict[str, str]:
+    """An environment in which the run gets a real SIGINT as it starts importing ``module`` (a
+    ``sitecustomize``): a Ctrl-C that lands at one moment on a machine of any speed."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class _Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            sys.meta_path.remove(self)\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Interrupt())\n", encoding="utf-8")
+    return {"PYTHONPATH": f"{folder}{os.pathsep}{REPO}"}
+
+
+@pytest.mark.parametrize("failure", ["camera gives up", "named file unreadable", "ctrl-c while starting"])
+def test_the_skipped_files_are_named_however_the_run_ends(tmp_path, bikes_video, pose_weights, failure):
+    """The line naming the files a folder skipped was printed only when the run succeeded or lost data: a run
+    that failed for another reason, or was interrupted, never said that some files were not processed. Now it
+    comes before the failure's own line, which stays the last, with the failure's exit code. The failures are
+    real: a camera named beside the folder refuses the connection and the run gives up on it after the file
+    was processed; a file named on its own is empty; SIGINT while the model is being loaded."""
+    archive = tmp_path / "archive"
+    bad = _archive_with_unreadable_files(archive, bikes_video)
+    (archive / "b.mp4").unlink()
+    config = tmp_path / "c.yaml"
+    config.write_text("source: {reconnect_max_attempts: 1, reconnect_initial_delay: 0.1, open_timeout: 2}\n")
+    env = None
+    sources = [str(archive)]
+    if failure == "camera gives up":
+        sources.append(f"rtsp://127.0.0.1:{free_port()}/cam")   # nothing listens there: connection refused
+    elif failure == "named file unreadable":
+        sources.append(str(archive / "zero.mp4"))
+    else:
+        env = _interrupt_on_import(tmp_path / "hook", "pipelines.detection.detector")
+    proc = run_cli("run", *sources, "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "3",
+                   "--config", str(config), "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet",
+                   env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    *_, skipped_line, error = proc.stderr.strip().splitlines()
+    named = sorted(bad) if failure != "named file unreadable" else sorted(set(bad) - {"zero.mp4"})
+    assert skipped_line.startswith(f"skipped {len(named)} of {len(named) + 1 + (failure == 'named file unreadable')}"
+                                   " files, which cannot be read"), proc.stderr
+    assert sorted(Path(p).name for p in skipped_line.split(": ", 1)[1].split(", ")) == named, skipped_line
+    assert [line for line in proc.stderr.splitlines() if line.startswith("skipped ")] == [skipped_line]
+    if failure == "camera gives up":
+        assert proc.returncode == 2 and error.startswith("trackstream: error: source ") and "gave up" in error
+        assert [r["frame_index"] for r in records(tmp_path / "out" / "a.jsonl")] == [0, 1, 2]
+    elif failure == "named file unreadable":
+        assert (proc.returncode, error) == (2, f"trackstream: error: video file is empty (0 bytes): "
+                                               f"{archive / 'zero.mp4'}"), proc.stderr
+    else:
+        assert (proc.returncode, error) == (130, "trackstream: error: interrupted"), proc.stderr
+
+
+def _to_mpegts(video: Path, ts: Path) -> bytes:
+    """``video`` encoded again as MPEG-TS (H.264 at 25 fps, as a recorder writes a camera's stream): ``ts``'s
+    bytes."""
+    with av.open(str(video)) as src, av.open(str(ts), "w", format="mpegts") as out:
+        given = src.streams.video[0]
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = given.width, given.height, "yuv420p"
+        for index, frame in enumerate(src.decode(video=0)):
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return ts.read_bytes()
+
+
+def test_a_recording_still_being_written_is_said_so_and_a_rerun_with_state_processes_the_rest_once(
+        tmp_path, bikes_video, pose_weights):
+    """A recorder appending to an MPEG-TS file: the run read it to its current end and reported it like any
+    finished file, and the same command with --state run again once the recording was finished refused it as
+    another video (its size and last bytes had changed), so the rest was never processed. Now one warning
+    names the file and the frames processed so far, and the rerun processes the rest: the outputs of both
+    runs equal those of one run over the finished recording, every frame once. The recorder is real: the
+    test appends the next TS packets every 50 ms while the first run reads (it catches up with them), and
+    the rest once that run has ended; the rerun starts right after, so the finished file is still fresh."""
+    data = _to_mpegts(bikes_video, tmp_path / "bikes.ts")
+    whole, recordings, out, state = (tmp_path / name for name in ("whole", "recordings", "out", "state"))
+    whole.mkdir()
+    recordings.mkdir()
+    (whole / "cam.ts").write_bytes(data)
+    old = time.time() - 3600
+    os.utime(whole / "cam.ts", (old, old))   # recorded an hour ago
+
+    def command(folder: Path, to: Path) -> list[str]:
+        return ["run", str(folder), "--model", str(pose_weights), "--imgsz", "160", "--jsonl", str(to / "t.jsonl"),
+                "--events", str(to / "e.jsonl"), "--quiet"]
+
+    unbroken = run_cli(*command(whole, tmp_path / "unbroken"))
+    assert unbroken.returncode == 0 and "is still being written (" not in unbroken.stderr, unbroken.stderr
+    recording = recordings / "cam.ts"
+    written = len(data) * 2 // 5 // 188 * 188
+    recording.write_bytes(data[:written])
+    first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *command(recordings, out), "--state", str(state)],
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO), stderr=subprocess.PIPE,
+                             text=True)
+    with open(recording, "ab") as recorder:
+        while first.poll() is None and written < len(data) * 9 // 10:
+            recorder.write(data[written:written + 2 * 188])
+            recorder.flush()
+            written += 2 * 188
+            time.sleep(0.05)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0 and "Traceback" not in stderr, stderr
+    done = len(records(out / "t.jsonl"))
+    assert 0 < done < 250 and written < len(data), (done, written)
+    warnings = [line for line in stderr.splitlines() if "is still being written (" in line]
+    assert len(warnings) == 1 and str(recording) in warnings[0] and f"processed {done} frames" in warnings[0] \
+        and "processes the rest" in warnings[0], stderr
+
+    with open(recording, "ab") as recorder:   # the recorder finishes the file
+        recorder.write(data[written:])
+    second = run_cli(*command(recordings, out), "--state", str(state))
+    assert second.returncode == 0 and "is still being written (" not in second.stderr, second.stderr
+    assert f"resumed after {done} frames: 250 in all" in second.stderr, second.stderr
+    assert [r["frame_index"] for r in records(out / "t.jsonl")] == list(range(250))
+    assert records(out / "t.jsonl") == records(tmp_path / "unbroken" / "t.jsonl")
+    from tests.test_resume import without_times
+
+    events = without_times(records(out / "e.jsonl"))
+    assert events == without_times(records(tmp_path / "unbroken" / "e.jsonl"))
+    assert [e["event"] for e in events].count("stream_ended") == 1 and events[-1]["detail"]["growing"] is False
 
 def test_a_bad_file_named_on_its_own_or_a_folder_with_no_readable_file_still_stops_the_run(tmp_path, bikes_video,
                                                                                           pose_weights):

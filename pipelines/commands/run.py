@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from pipelines.credentials import DB_PASSWORD_NEEDS, REDIS_STATE, add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
@@ -436,7 +437,14 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
     """Check and lock what the run writes (``claim_writes``; ``config_files`` must not be written), open sources
     (a file that ``looks`` opened already is taken from it), check outputs, load the model, process everything;
     print a summary. Returns exit code: ``SKIPPED_EXIT`` when all went well but ``skipped`` (the unreadable files
-    of a folder or glob, left out) is not empty."""
+    of a folder or glob, left out) is not empty.
+
+    The line naming the skipped files is printed however the run ends: after the summary, or before the error
+    line of a run that failed (its exception goes on, and its exit code wins over ``SKIPPED_EXIT``), was
+    interrupted while starting, or was stopped at once by a second signal."""
+    def report() -> None:
+        _print_skipped(skipped, sum(1 for s in config.sources if not s.is_live))
+
     try:
         if config.cluster.engine == "ray":
             from pipelines.cluster.engine import execute_ray
@@ -446,22 +454,23 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             code = execute_ray(config, max_frames=max_frames, quiet=quiet, config_files=config_files)
         else:
             with claim_writes(config, config_files):  # no output over an input or another output; one writer per file
-                code = _execute_here(config, max_frames, quiet, looks)
-    except DataLossError:   # the run ended and printed its summary: the skipped files belong under it
-        _print_skipped(skipped, len(config.sources))
-        raise
-    _print_skipped(skipped, len(config.sources))
+                code = _execute_here(config, max_frames, quiet, looks, last_words=report)
+    finally:   # the summary (when the run got that far) is printed: the skipped files belong under it
+        report()
     return SKIPPED_EXIT if skipped and code == 0 else code
 
 
-def _print_skipped(skipped: Sequence[str], processed: int) -> None:
+def _print_skipped(skipped: Sequence[str], files: int) -> None:
+    """``files``: the files the run processes (the skipped ones left out, cameras not counted)."""
     if skipped:
-        print(f"skipped {len(skipped)} of {len(skipped) + processed} files, which cannot be read (the reasons are "
-              f"above): {', '.join(skipped)}", file=sys.stderr)
+        print(f"skipped {len(skipped)} of {len(skipped) + files} files, which cannot be read (the reasons are "
+              f"above): {', '.join(skipped)}", file=sys.stderr, flush=True)
 
 
 def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool,
-                  looks: Optional["FirstLooks"] = None) -> int:
+                  looks: Optional["FirstLooks"] = None, last_words: Callable[[], None] = lambda: None) -> int:
+    """``execute`` in this process; ``last_words``: what to print before a second signal ends the process at
+    once (the summary is never reached then)."""
     from pipelines.detection.detector import Detector, detection_concurrency
     from pipelines.engine.runner import Runner
 
@@ -500,7 +509,7 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
         runner.close_sources()
         raise
     started = time.monotonic()
-    with StopSignals(runner.stop):
+    with StopSignals(runner.stop, at_once=lambda signum: _quit_now(signum, last_words)):
         try:
             stats = runner.run(on_progress=progress.update)
         finally:
@@ -516,6 +525,15 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
         more = f" (and {len(losses) - 1} more, listed above)" if len(losses) > 1 else ""
         raise DataLossError(f"{losses[0]}{more}")
     return 0  # every source ended, or SIGINT/SIGTERM stopped the run and every output was flushed
+
+
+
+def _quit_now(signum: int, last_words: Callable[[], None]) -> None:
+    """A second signal: ``last_words``, then end the process at once (``128 + signum``), outputs as they are."""
+    try:
+        last_words()
+    finally:
+        os._exit(128 + signum)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,11 +1,16 @@
 """What a saved state belongs to: a fingerprint of its source and the paths of its outputs.
 
 A snapshot records ``source``: for a file its size, the frame count its container states and a SHA-256 of its
-first and last MiB (cheap for any length, and different for another video of the same name); for a camera its
-URL without credentials. ``check_resume`` compares that, and each saved output path, with what this run has: a
+first and last MiB (cheap for any length, and different for another video of the same name), and one of its
+last part alone (``sha256_tail``: the last MiB, or the second half of a smaller file); for a camera its URL
+without credentials. ``check_resume`` compares that, and each saved output path, with what this run has: a
 difference is one ``StateError`` line saying what differs and how to start over (``--fresh-state``, or
 removing the state file), so a state is never applied to another video and never cuts an unrelated file. A file
 output that a resumed video adds is refused the same way: it would start mid-video.
+
+A recording that was still being written has only grown since (``grown_since``): it is larger, and what was its
+last part is still there, byte for byte. That is the same video, and its state resumes. Its first bytes are not
+compared: a recorder finishing an MKV writes its duration and index into the header.
 
 A snapshot written before fingerprints existed is resumed with one warning (it cannot be checked).
 """
@@ -17,7 +22,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Mapping, Optional
 
 from pipelines.engine.resume_settings import Place, compare, run_settings
 from pipelines.processing.processor import StateError
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # bytes hashed at each end of a file
+TAIL = "sha256_tail"   # the fingerprint's hash of a file's last part alone (``grown_since``)
 
 
 def start_over(where: str, source_id: str, several: bool) -> str:
@@ -56,7 +62,39 @@ def source_fingerprint(settings: SourceSettings, frame_count: Optional[int] = No
         if size > CHUNK:
             f.seek(max(CHUNK, size - CHUNK))
             digest.update(f.read(CHUNK))
-    return {"size": size, "frames": frame_count, "sha256_ends": digest.hexdigest()}
+        tail = _tail_digest(f, size)
+    return {"size": size, "frames": frame_count, "sha256_ends": digest.hexdigest(), TAIL: tail}
+
+
+def _tail_digest(f: BinaryIO, size: int) -> str:
+    """SHA-256 of the last part of the first ``size`` bytes of ``f``: the last MiB, or the second half when
+    shorter (never the header of a small file, which a recorder may rewrite when it finishes)."""
+    length = min(CHUNK, size // 2)
+    f.seek(size - length)
+    return hashlib.sha256(f.read(length)).hexdigest()
+
+
+def _identity(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """What tells one video from another (``sha256_tail`` tells only how it grew; a state saved before it was
+    recorded resumes as before)."""
+    return {k: v for k, v in fingerprint.items() if k != TAIL}
+
+
+def grown_since(recorded: Any, settings: SourceSettings) -> int:
+    """Bytes the file of ``settings`` gained since ``recorded`` (the source fingerprint of a saved state) was
+    taken, when it only grew: larger now, and its earlier last part still in place (``sha256_tail``). 0 when it
+    did not grow, was replaced or changed otherwise, or ``recorded`` cannot tell (a camera, an older state)."""
+    local = None if settings.is_live else file_path(settings.url)
+    size = recorded.get("size") if isinstance(recorded, Mapping) else None
+    tail = recorded.get(TAIL) if isinstance(recorded, Mapping) else None
+    if local is None or not isinstance(size, int) or not isinstance(tail, str):
+        return 0
+    try:
+        with open(local, "rb") as f:
+            now = os.fstat(f.fileno()).st_size
+            return now - size if now > size and _tail_digest(f, size) == tail else 0
+    except OSError:
+        return 0
 
 
 def output_paths(output: Any, source_id: str, several: bool) -> dict[str, str]:
@@ -94,10 +132,10 @@ def check_resume(saved: Mapping[str, Any], settings: SourceSettings, current: Ma
                 log.warning("%s: saved state %s has no source fingerprint (an older trackstream): resuming without "
                         "checking it is the same video", settings.id, where)
     again = start_over(where, settings.id, several)
-    if recorded != current and isinstance(recorded, dict):
+    if isinstance(recorded, dict) and _identity(recorded) != _identity(current) and not grown_since(recorded, settings):
         what = ", ".join(f"{k} {recorded.get(k)!r} -> {current.get(k)!r}"
                          for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)
-                         and k != "sha256_ends")
+                         and k not in ("sha256_ends", TAIL))
         if "camera" not in recorded and recorded.get("sha256_ends") != current.get("sha256_ends"):
             what = f"{what}, content" if what else "content"
         raise StateError(f"saved state {where} belongs to another source than {settings.id} (differs in {what}); "

@@ -59,7 +59,7 @@ from pipelines.processing.zones import outside_picture
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
-from pipelines.engine.fingerprint import check_resume, output_paths, source_fingerprint
+from pipelines.engine.fingerprint import check_resume, grown_since, output_paths, source_fingerprint
 from pipelines.engine.resume_settings import forget_places, run_settings
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
@@ -161,9 +161,11 @@ class Runner:
                 processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
                 processor.after_outage = restarted
                 if processor.finished and not settings.is_live:
-                    log.warning("%s: already processed to its end (state %s); remove that file and run with "
-                                "--overwrite (which replaces its outputs) to process it again", settings.id,
-                                state.path(settings.id) if state else "")
+                    grew = grown_since(saved.get("source"), settings)   # written on after a pause in recording
+                    since = f", but the file has grown by {grew} bytes since" if grew else ""
+                    log.warning("%s: already processed to its end (state %s)%s; remove that file and run with "
+                                "--overwrite (which replaces its outputs) to process it%s again", settings.id,
+                                state.path(settings.id), since, " all" if grew else "")
                     source.close()
                     continue
             skip = processor.frames_processed if saved is not None and not settings.is_live else 0
@@ -517,6 +519,8 @@ class Runner:
                     if item.kind is StatusKind.ENDED:   # a file stopped early says so (the summary tells)
                         # stopped by the run (a signal), not by --max-frames, which stops the source as well
                         lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped")) and self._stop.is_set())
+                        if (item.detail or {}).get("growing"):
+                            self._warn_growing(lane, str(item.detail.get("growth", "")))
                     self._to_sinks(lane, lane.processor.status(item))
                     lane.counts = lane.processor.counts()  # a stream's end empties its zones
                 else:
@@ -526,6 +530,19 @@ class Runner:
                 self._finish_lanes()
             finally:
                 self._tracking_done.set()
+
+    def _warn_growing(self, lane: Lane, growth: str) -> None:
+        """One line: the file was still being written when reading reached its end (``growth`` says how it
+        showed), how many frames of it were processed, and what becomes of the rest."""
+        stats = lane.stats.snapshot()
+        done = f"{stats.frames_out} frames" + (f" ({stats.resumed_after + stats.frames_out} in all)"
+                                                if stats.resumed_after else "")
+        rest = (f"the same command run again once the recording is finished processes the rest (its state "
+                f"{self.state.path(lane.settings.id)} continues after them)" if self.state is not None else
+                "the rest is not processed (with --state DIR the same command run again once the recording is "
+                "finished continues after them)")
+        log.warning("%s: %s is still being written (%s): processed %s, up to its current end; %s", lane.settings.id,
+                    lane.settings.url, growth, done, rest)
 
     def _process(self, lane: Lane, frame: VideoFrame, dets: Optional[Detections],
                  schedule: Optional[ScheduleState]) -> None:

@@ -186,10 +186,11 @@ class StreamProcessor:
     def status(self, status: StreamStatus) -> StreamStatus:
         """``status`` with the events it causes.
 
-        ``stream_ended`` ends every track, unless the stop was ours and the state is kept (then nothing is
-        announced: the next run continues). A source restored from its state announces no second
-        ``stream_started``: a file continues silently; a camera reports ``stream_resumed`` (after a
-        ``stream_gap`` when ``after_outage``: its worker died and was restarted).
+        ``stream_ended`` ends every track, unless the stop was ours or the file is still being written
+        (``growing``) and the state is kept (then nothing is announced: the next run continues). A source
+        restored from its state announces no second ``stream_started``: a file continues silently; a camera
+        reports ``stream_resumed`` (after a ``stream_gap`` when ``after_outage``: its worker died and was
+        restarted).
         """
         kind = status.kind
         if kind is StatusKind.CLOSED:
@@ -205,8 +206,8 @@ class StreamProcessor:
                                     pts=self.clock.last_pts, detail={"reason": "worker restarted"})
                 return self._with_events(status, [*self._events.status(lost), *self._events.status(status)])
         if kind is StatusKind.ENDED:
-            if self.persistent and bool(status.detail.get("stopped")):
-                return status  # suspended: the saved state continues it
+            if self.persistent and (bool(status.detail.get("stopped")) or bool(status.detail.get("growing"))):
+                return status  # suspended: the saved state continues it (a file still being written: once grown)
             self.finished = True
         return self._with_events(status, self._events.status(status))
 

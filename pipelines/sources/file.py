@@ -9,6 +9,11 @@ With ``loop: true`` the file plays again from its start whenever it ends, until 
 frame step), so everything downstream sees one endless stream. A pass that yields no frame ends the loop,
 so a damaged or empty file cannot spin forever.
 
+A file a recorder is still writing (MPEG-TS, MKV: ``pipelines/sources/growing.py``) is read to its current end;
+its ``stream_ended`` says ``growing``, and the frames the decoder had not released when the end came are left
+out (the last packet may be cut short, the decoder's reordered frames may have gaps): a run that continues
+it once the recording is finished (``--state``) decodes them whole.
+
 A video with a display rotation (a phone's ``rotate`` tag / display matrix side data) is turned when decoded,
 as a player shows it: ``size``, every frame, the detector's input, all coordinates and the annotated video are
 upright (``pipelines/sources/rotation.py``, shared with live sources). The rotation the first frame states is read
@@ -38,6 +43,7 @@ import av.error
 from pipelines.errors import SourceError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.base import SourceConfig
+from pipelines.sources.growing import Growth, GrowthWatch, appendable
 from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
 from pipelines.sources.rotation import ToBgr, Upright, deferred_picture, frame_rotation
 
@@ -185,6 +191,7 @@ class FileSource:
         passes: how many times playback started from the beginning (1 unless looping).
         damaged_packets: packets skipped because they could not be demuxed or decoded.
         damaged_frames: decoded frames skipped because their timestamp repeated or went backwards.
+        growing: set when reading reached the end of a file still being written (``Growth``), else None.
     """
 
     is_live = False
@@ -225,6 +232,8 @@ class FileSource:
         self.size: Optional[tuple[int, int]] = (height, width) if self.rotation in (90, 270) else (width, height)
         self.frame_count: Optional[int] = None if self.options.loop else (int(stream.frames) or None)
         self.passes = 0
+        self.growing: Optional[Growth] = None
+        self._watch = None if self.options.loop else GrowthWatch(self.path, appendable(self._container, stream))
         tb = stream.time_base or Fraction(1, 90000)
         self._time_base = float(tb)
         self._start_pts = stream.start_time
@@ -288,7 +297,7 @@ class FileSource:
             if not self._rewind():
                 break
             offset = (last_pts or 0.0) + self._step()
-        if not self._stop.is_set() and self.frame_count and 0 < index < self.frame_count:
+        if self.growing is None and not self._stop.is_set() and self.frame_count and 0 < index < self.frame_count:
             log.warning("%s: the file ended after %d of the %d frames its container states (%d missing: "
                         "truncated or damaged?)", self.source_id, index, self.frame_count, self.frame_count - index)
         if self.damaged_packets or self.damaged_frames:
@@ -297,7 +306,8 @@ class FileSource:
         yield StreamStatus(StatusKind.ENDED, self.source_id, time.time(), pts=last_pts,
                            detail={"frames_decoded": index, "damaged_packets": self.damaged_packets,
                                    "damaged_frames": self.damaged_frames, "passes": self.passes,
-                                   "stopped": self._stop.is_set()})
+                                   "stopped": self._stop.is_set(), "growing": self.growing is not None,
+                                   **({"growth": self.growing.phrase()} if self.growing else {})})
 
     def _step(self) -> float:
         """Nominal time between two frames in seconds."""
@@ -324,20 +334,42 @@ class FileSource:
         return None if last is not None and pts <= last else pts
 
     def _decoded(self) -> Iterator["av.VideoFrame"]:
-        """Every decodable frame; damaged packets are counted and skipped, demuxing goes on after them."""
+        """Every decodable frame; damaged packets are counted and skipped, demuxing goes on after them. Each
+        packet is decoded once the next one shows it was not the last: at the end of a file still being written
+        (``growing``) the last one, possibly cut short, and the frames the decoder holds are left out."""
         consecutive = 0
+        held: Optional["av.Packet"] = None    # the last packet demuxed, decoded once the next one comes
+        flush: Optional["av.Packet"] = None   # the demuxer's empty packet at the end: it flushes the decoder
         while consecutive < _MAX_CONSECUTIVE_DEMUX_ERRORS:
             try:
                 for packet in self._container.demux(self._stream):
                     consecutive = 0
-                    try:
-                        yield from self.decoder.decode(packet)
-                    except av.error.InvalidDataError:
-                        self.damaged_packets += 1
+                    if not packet.size:
+                        flush = packet
+                        continue
+                    if held is not None:
+                        yield from self._decode(held)
+                    held = packet
                     if self._stop.is_set():
                         return
-                return
+                break
             except av.error.InvalidDataError:
                 self.damaged_packets += 1
                 consecutive += 1
-        log.warning("%s: giving up after %d unreadable packets in a row", self.source_id, consecutive)
+        else:
+            log.warning("%s: giving up after %d unreadable packets in a row", self.source_id, consecutive)
+            if held is not None:
+                yield from self._decode(held)
+            return
+        self.growing = self._watch.at_end(self._stop) if self._watch is not None else None
+        if self.growing is not None:
+            return   # what is left is decoded whole by a run that continues once the recording is finished
+        for last in (held, flush):
+            if last is not None:
+                yield from self._decode(last)
+
+    def _decode(self, packet: "av.Packet") -> Iterator["av.VideoFrame"]:
+        try:
+            yield from self.decoder.decode(packet)
+        except av.error.InvalidDataError:
+            self.damaged_packets += 1
