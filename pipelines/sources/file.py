@@ -223,6 +223,8 @@ class FileSource:
             self._container.close()
             raise
         self.fps: Optional[float] = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
+        self.growing: Optional[Growth] = None   # before the first frame is decoded (_first_rotation): it reads them
+        self._watch = None if self.options.loop else GrowthWatch(self.path, appendable(self._container, stream))
         try:   # degrees counter-clockwise a player turns the picture
             self.rotation = display_rotation(self.path) if self.decoder.hardware else self._first_rotation()
         except BaseException:
@@ -232,8 +234,6 @@ class FileSource:
         self.size: Optional[tuple[int, int]] = (height, width) if self.rotation in (90, 270) else (width, height)
         self.frame_count: Optional[int] = None if self.options.loop else (int(stream.frames) or None)
         self.passes = 0
-        self.growing: Optional[Growth] = None
-        self._watch = None if self.options.loop else GrowthWatch(self.path, appendable(self._container, stream))
         tb = stream.time_base or Fraction(1, 90000)
         self._time_base = float(tb)
         self._start_pts = stream.start_time
