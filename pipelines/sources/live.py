@@ -152,7 +152,7 @@ class LiveSource:
         readers = list(self._readers)
         for conn in readers:   # each was cancelled when dropped, an attempt abandoned before as well
             conn.join(deadline - time.monotonic())
-        left = [c for c in readers if c.running]
+        left = self._readers = [c for c in readers if c.running]
         if left:
             log.debug("source %s: %d reader(s) still inside FFmpeg after %.1f s; they end on their timeouts",
                       self.source_id, len(left), CLOSE_WAIT_S)
