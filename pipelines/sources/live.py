@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MIN_RECONNECT_DELAY = 0.05  # s: even with reconnect_initial_delay 0, never retry in a tight loop
 FIRST_LOOK_S = 1.0  # s at most a new connection waits for its second frame (which may state the rotation)
+CLOSE_WAIT_S = 1.0  # s at most close() waits for the source's reader threads to leave FFmpeg (a flowing stream's
+                    # reader ends at its next frame; one still opening is left to watchdog.finish_readers at exit)
 
 def reading_options(options: "SourceConfig | Mapping[str, Any] | None") -> SourceConfig:
     """``options`` as a validated ``SourceConfig`` (a mapping is checked key by key)."""
@@ -122,6 +124,7 @@ class LiveSource:
         self.connected = False  # True while frames flow (between started/resumed and gap/ended)
         self._stop = threading.Event()
         self._conn: Optional[Connection] = None
+        self._readers: list[Connection] = []  # this source's connections whose thread may still run
         self._counter = itertools.count()
         self._t0: Optional[float] = None
         self._last_pts = -1.0
@@ -141,8 +144,18 @@ class LiveSource:
             conn.slot.close()
 
     def close(self) -> None:
+        """Stop, and wait up to ``CLOSE_WAIT_S`` for every reader thread of this source to end, so that none is
+        left inside FFmpeg once the run that owned the source has returned (see ``watchdog``)."""
         self.stop()
         self._drop_connection()
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        readers = list(self._readers)
+        for conn in readers:   # each was cancelled when dropped, an attempt abandoned before as well
+            conn.join(deadline - time.monotonic())
+        left = self._readers = [c for c in readers if c.running]
+        if left:
+            log.debug("source %s: %d reader(s) still inside FFmpeg after %.1f s; they end on their timeouts",
+                      self.source_id, len(left), CLOSE_WAIT_S)
 
     @property
     def pending(self) -> int:
@@ -254,6 +267,7 @@ class LiveSource:
                                 selector=FrameSelector(max(1, s.vid_stride), s.max_fps), counter=self._counter,
                                 scrub=self.scrub, seen=self._seen, generation=self._generation,
                                 decoder=s.decoder).start()
+        self._readers = [c for c in self._readers if c.running] + [self._conn]
         if self._stop.is_set():  # stop() ran while this attempt was being made: do not wait on it
             self._conn.slot.close()
         return self._conn

@@ -4,7 +4,15 @@ FFmpeg calls can block for a long time (a camera that accepts TCP but never send
 and PyAV's own timeouts do not cover every case. So each connection attempt runs in its own daemon thread
 (``Connection``) that only ever writes into its own ``LatestSlot``. The owner waits on that slot with a deadline:
 when nothing arrives in time it calls ``cancel()`` and walks away. A cancelled thread may stay inside FFmpeg until
-the socket dies, but it holds nothing the owner needs and whatever it still produces is thrown away.
+its timeouts end the call (``Connection.linger``), but it holds nothing the owner needs and whatever it still
+produces is thrown away.
+
+No such thread may still be inside FFmpeg when the interpreter finalizes: PyAV's timeout check (FFmpeg's interrupt
+callback, called every 100 ms while a read or an open waits) takes the GIL, and a thread taking the GIL while the
+interpreter is torn down kills the process with SIGSEGV -- after all its work was done. So a source's ``close()``
+waits a moment for its readers (``Connection.join``), and at exit ``finish_readers`` (an ``atexit`` hook that
+``pipelines/__init__.py`` registers, so it runs after every other hook of the package and before the interpreter
+is torn down) waits for every reader still running, each until its own timeouts have ended it at the latest.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ log = logging.getLogger(__name__)
 
 SEGMENTED_FORMATS = ("hls", "applehttp", "dash")  # FFmpeg demuxers that deliver video a segment at a time
 PACE_AHEAD = 32  # decoded frames a paced reader holds ahead of their time: the next segment is fetched meanwhile
+LINGER_MARGIN_S = 2.0  # s a cancelled reader may need beyond its FFmpeg timeouts (decoding, closing the stream)
+EXIT_NOTICE_S = 0.5  # s of waiting for readers at exit after which one line says what the exit waits for
 
 
 class LatestSlot(Generic[T]):
@@ -144,16 +154,54 @@ class Connection:
         self._name, self._decoder_mode = name, decoder
         self.decoder: Optional[DecoderChoice] = None  # chosen once the stream is open
         self._cancelled = threading.Event()
+        self._cancelled_at: Optional[float] = None
         self._thread = threading.Thread(target=self._run, name=f"live-reader-{name}", daemon=True)
+        open_timeout, read_timeout = timeouts
+        # the longest the thread stays inside FFmpeg once cancelled: an open and its stream probe (each up to
+        # the open timeout), or one read (up to the read timeout), then decoding what it holds and closing
+        self.linger = 2 * open_timeout + read_timeout + LINGER_MARGIN_S
 
     def start(self) -> "Connection":
-        self._thread.start()
+        with _RUNNING_LOCK:
+            if _EXITING.is_set():  # the process exits (finish_readers): a new reader could outlive the interpreter
+                self.error = "the process is exiting"
+                self.cancel()
+                return self
+            _RUNNING.difference_update([c for c in _RUNNING if not c.running])
+            _RUNNING.add(self)
+            self._thread.start()
         return self
 
     def cancel(self) -> None:
-        """Stop handing on frames and close the slot; the thread exits at its next chance."""
+        """Stop handing on frames and close the slot; the thread exits at its next chance (within ``linger``
+        seconds: the next frame of a flowing stream, else when FFmpeg's timeout ends the call it is in)."""
+        if self._cancelled_at is None:
+            self._cancelled_at = time.monotonic()
         self._cancelled.set()
         self.slot.close()
+
+    @property
+    def running(self) -> bool:
+        """Whether the reader thread is still alive (maybe inside FFmpeg)."""
+        return self._thread.is_alive()
+
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    def deadline(self) -> float:
+        """``time.monotonic()`` by which the thread has ended on its own timeouts (``linger`` after ``cancel``)."""
+        return (self._cancelled_at if self._cancelled_at is not None else time.monotonic()) + self.linger
+
+    def join(self, timeout: Optional[float]) -> bool:
+        """Wait up to ``timeout`` seconds (None: ``linger`` after ``cancel``) for the thread to leave FFmpeg and end;
+        True once it has (also when it never started)."""
+        if self._thread.ident is None:
+            return True
+        if timeout is None:
+            timeout = self.deadline() - time.monotonic()
+        self._thread.join(max(0.0, timeout))
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         container = None
@@ -258,6 +306,36 @@ class _PacedOutlet:
             self._pacer.wait(stream_time)
             if not self._cancelled.is_set():
                 self._slot.put(Decoded(frame, index, stream_time, time.time(), rotation))
+
+
+_RUNNING: "set[Connection]" = set()  # every started reader not yet seen ended (pruned at each start)
+_RUNNING_LOCK = threading.Lock()
+_EXITING = threading.Event()  # finish_readers ran: the process exits, no reader starts any more
+
+
+def finish_readers() -> list[str]:
+    """At exit: cancel every reader thread still running, start no more, and wait for each until FFmpeg's
+    timeouts have ended it (``Connection.deadline``). Returns the names of those still running after that (a call
+    that ignores its timeouts); one log line says what the exit waits for once it takes ``EXIT_NOTICE_S``."""
+    _EXITING.set()
+    with _RUNNING_LOCK:
+        readers = [c for c in _RUNNING if c.running]
+        _RUNNING.clear()
+    for conn in readers:
+        conn.cancel()
+    notice = time.monotonic() + EXIT_NOTICE_S
+    for conn in readers:  # the waits overlap: a stream that flows ends at its next frame
+        conn.join(min(notice, conn.deadline()) - time.monotonic())
+    waiting = sorted((c for c in readers if c.running), key=Connection.deadline)
+    if waiting:
+        log.info("waiting up to %.0f s for %s to close (FFmpeg is still opening or reading: its timeouts end it)",
+                 waiting[-1].deadline() - time.monotonic(), ", ".join(c.name for c in waiting))
+        for conn in waiting:
+            conn.join(None)
+    left = [c.name for c in waiting if c.running]
+    if left:
+        log.warning("%s still inside FFmpeg past its timeouts: exiting without it", ", ".join(left))
+    return left
 
 
 def _one_line(exc: BaseException) -> str:
