@@ -35,7 +35,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import av
 import av.error
@@ -338,8 +338,8 @@ class FileSource:
         packet is decoded once the next one shows it was not the last: at the end of a file still being written
         (``growing``) the last one, possibly cut short, and the frames the decoder holds are left out."""
         consecutive = 0
-        held: Optional["av.Packet"] = None    # the last packet demuxed, decoded once the next one comes
-        flush: Optional["av.Packet"] = None   # the demuxer's empty packet at the end: it flushes the decoder
+        held: Optional["av.Packet[Any]"] = None    # the last packet demuxed, decoded once the next one comes
+        flush: Optional["av.Packet[Any]"] = None   # the demuxer's empty packet at the end: it flushes the decoder
         while consecutive < _MAX_CONSECUTIVE_DEMUX_ERRORS:
             try:
                 for packet in self._container.demux(self._stream):
@@ -368,7 +368,7 @@ class FileSource:
             if last is not None:
                 yield from self._decode(last)
 
-    def _decode(self, packet: "av.Packet") -> Iterator["av.VideoFrame"]:
+    def _decode(self, packet: "av.Packet[Any]") -> Iterator["av.VideoFrame"]:
         try:
             yield from self.decoder.decode(packet)
         except av.error.InvalidDataError:
