@@ -307,7 +307,7 @@ class FileSource:
                            detail={"frames_decoded": index, "damaged_packets": self.damaged_packets,
                                    "damaged_frames": self.damaged_frames, "passes": self.passes,
                                    "stopped": self._stop.is_set(), "growing": self.growing is not None,
-                                   **({"growth": self.growing.phrase()} if self.growing else {})})
+                                   "growth": self.growing.phrase() if self.growing else ""})
 
     def _step(self) -> float:
         """Nominal time between two frames in seconds."""
