@@ -6,6 +6,7 @@ Every user mistake ends in one line on stderr (``trackstream: error: ...``) and 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -68,6 +69,32 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     return args
 
 
+def _lift_open_file_limit() -> None:
+    """Raise this process's soft limit on open files to the hard one: each file of an archive is opened at start
+    with its outputs, and a common soft limit of 1024 stopped an archive of a thousand files, where the system
+    allows far more (the hard limit: often 524288). Only this process is affected, as ``ulimit -n`` would."""
+    try:
+        import resource
+    except ImportError:   # not a POSIX system
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20   # Linux refuses more than fs.nr_open
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass   # a system that refuses keeps its limit; running out then says so in one line
+
+
+def _open_file_limit() -> str:
+    try:
+        import resource
+    except ImportError:
+        return "fewer"
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return "any number" if soft == resource.RLIM_INFINITY else str(soft)
+
+
 def _error(message: str) -> None:
     print(f"trackstream: error: {redact_text(message)}", file=sys.stderr)
 
@@ -83,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     from tracker.configutil import ConfigError   # loads numpy (the tracker package): inside main's Ctrl-C guard
 
+    _lift_open_file_limit()
+
     parser, handlers = build_parser()
     args = _parse(parser, argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -97,6 +126,10 @@ def _main(argv: Sequence[str] | None) -> int:
         _error(str(exc))
         return getattr(exc, "exit_code", 2)
     except OSError as exc:
+        if exc.errno == errno.EMFILE:
+            _error(f"too many files open at once (this system allows {_open_file_limit()}): every file of a folder "
+                   "or glob is opened at start; process the archive in parts, or raise the limit (ulimit -n)")
+            return 1
         if exc.filename is None:
             raise
         # a path the OS refuses where no check named it (a name longer than the file system allows, ...)

@@ -10,6 +10,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import pytest
@@ -548,3 +549,58 @@ def test_a_bad_file_named_on_its_own_or_a_folder_with_no_readable_file_still_sto
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert str(tmp_path / "out" / "a.jsonl") in proc.stderr.strip().splitlines()[-1], proc.stderr
     assert (tmp_path / "out" / "a.jsonl").read_text() == "the user's own file\n"
+
+
+def _tiny_archive(folder: Path, count: int) -> None:
+    """``count`` hard links of one 5-frame 64x64 H.264 clip (``c1.mp4`` ...)."""
+    import av
+    import numpy as np
+
+    folder.mkdir()
+    first = folder / "c1.mp4"
+    with av.open(str(first), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 40 * i, np.uint8), format="bgr24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    for i in range(2, count + 1):
+        os.link(first, folder / f"c{i}.mp4")
+
+
+def _with_open_files(soft: int, hard: int | None = None) -> Callable[[], None]:
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard or resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    return limit
+
+
+def test_an_archive_of_more_files_than_the_soft_open_file_limit_is_processed(tmp_path, pose_weights):
+    """Each file of a glob is opened at start with its outputs: 300 files under a soft limit of 128 open files
+    (1024 is common) stopped with 'Too many open files' where the system (the hard limit) allows far more."""
+    _tiny_archive(tmp_path / "archive", 300)
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", str(tmp_path / "archive" / "*.mp4"),
+                           "--model", str(pose_weights), "--imgsz", "64", "--max-frames", "1",
+                           "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet"],
+                          capture_output=True, text=True, timeout=600, preexec_fn=_with_open_files(128),
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((tmp_path / "out").iterdir())) == 300
+
+
+def test_an_archive_past_the_hard_open_file_limit_says_so_in_one_line(tmp_path, pose_weights):
+    """Past what the system allows, the files that could not be opened were 'skipped' as unreadable videos and
+    the run then failed naming a module file; now one line says what happened and what to do."""
+    _tiny_archive(tmp_path / "archive", 150)
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", str(tmp_path / "archive" / "*.mp4"),
+                           "--model", str(pose_weights), "--imgsz", "64", "--max-frames", "1",
+                           "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet"],
+                          capture_output=True, text=True, timeout=600, preexec_fn=_with_open_files(100, 100),
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("trackstream: error: too many files open at once "
+                                                           "(this system allows 100)"), proc.stderr[-2000:]
+    assert "skipping" not in proc.stderr and not (tmp_path / "out").exists()

@@ -27,6 +27,7 @@ it: on a network share every open is a round trip or more, and an archive has th
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -91,6 +92,9 @@ def open_container(path: Path) -> "av.container.InputContainer":
     try:
         container = av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
+        code = getattr(exc, "errno", None)
+        if code in (errno.EMFILE, errno.ENFILE):   # the process's limit, not the file
+            raise OSError(code, os.strerror(code)) from exc
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise SourceError(f"cannot read video file {path}: {reason} "
                           "(not a video FFmpeg understands, or the file is truncated)") from None
