@@ -130,6 +130,10 @@ def _main(argv: Sequence[str] | None) -> int:
             _error(f"too many files open at once (this system allows {_open_file_limit()}): every file of a folder "
                    "or glob is opened at start; process the archive in parts, or raise the limit (ulimit -n)")
             return 1
+        if exc.errno == errno.ENFILE:
+            _error("the system has too many files open (all its processes together): every file of a folder or "
+                   "glob is opened at start; process the archive in parts, or when the machine is less busy")
+            return 1
         if exc.filename is None:
             raise
         # a path the OS refuses where no check named it (a name longer than the file system allows, ...)

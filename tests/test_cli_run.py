@@ -242,17 +242,25 @@ def test_a_folder_holding_only_annotated_videos_says_so_rather_than_that_it_hold
 def test_a_glob_over_day_folders_tells_same_named_files_apart_by_their_folders(tmp_path, bikes_video,
                                                                                pose_weights):
     """``'archive/**/*.mp4'`` over day folders each holding gate.mp4 (how recorders lay out their days) was
-    refused, both files getting the id 'gate', unless the user wrote a config with ids for every file."""
-    for day in ("2026-12-01", "2026-12-02"):
+    refused, both files getting the id 'gate', unless the user wrote a config with ids for every file. Their
+    ids are their paths under the glob's folder, so a year added later changes none already given (the
+    fewest folders that tell them apart would turn 12-01_gate into 2026_12-01_gate, and its --state and
+    outputs would start over)."""
+    def run(out: str) -> list[str]:
+        proc = run_cli("run", str(tmp_path / "archive" / "**" / "*.mp4"), "--model", str(pose_weights), "--imgsz",
+                       "160", "--max-frames", "2", "--jsonl", str(tmp_path / out / "{source}.jsonl"), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        return sorted(p.name for p in (tmp_path / out).iterdir())
+
+    for day in ("2026/12-01", "2026/12-02"):
         (tmp_path / "archive" / day).mkdir(parents=True)
         (tmp_path / "archive" / day / "gate.mp4").write_bytes(bikes_video.read_bytes())
     (tmp_path / "archive" / "yard.mp4").write_bytes(bikes_video.read_bytes())   # no clash: keeps its stem
-    proc = run_cli("run", str(tmp_path / "archive" / "**" / "*.mp4"), "--model", str(pose_weights), "--imgsz",
-                   "160", "--max-frames", "2", "--jsonl", str(tmp_path / "out" / "{source}.jsonl"), "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "2026-12-01_gate.jsonl", "2026-12-02_gate.jsonl", "yard.jsonl"]
-    assert [r["source_id"] for r in records(tmp_path / "out" / "2026-12-02_gate.jsonl")] == ["2026-12-02_gate"] * 2
+    assert run("first") == ["2026_12-01_gate.jsonl", "2026_12-02_gate.jsonl", "yard.jsonl"]
+    assert [r["source_id"] for r in records(tmp_path / "first" / "2026_12-02_gate.jsonl")] == ["2026_12-02_gate"] * 2
+    (tmp_path / "archive" / "2027" / "12-01").mkdir(parents=True)
+    (tmp_path / "archive" / "2027" / "12-01" / "gate.mp4").write_bytes(bikes_video.read_bytes())
+    assert run("later") == ["2026_12-01_gate.jsonl", "2026_12-02_gate.jsonl", "2027_12-01_gate.jsonl", "yard.jsonl"]
 
 
 def test_same_named_files_named_one_by_one_get_their_folders_names(tmp_path, bikes_video, pose_weights):

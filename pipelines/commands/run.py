@@ -6,6 +6,7 @@ Every flag maps onto a config key (``configs/default.yaml``); flags win over the
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import logging
 import os
 import sys
@@ -251,14 +252,14 @@ def _config_and_found(args: argparse.Namespace,
     for flag, key in OVERLAY_FLAGS:
         if vars(args)[_dest(flag)]:
             set_dotted(data, f"overlay.{key}", False)
-    urls, found = expand_sources([*args.sources, *args.extra_sources], looks)
+    urls, found, ids = expand_sources([*args.sources, *args.extra_sources], looks)
     if urls:
         unused = _per_source_keys(data.get("sources"))
         if unused:
             log.warning("the SOURCE given replaces the config's sources:, and with them what they set (%s): "
                         "use the config's sources alone, or top-level zones:/lines:/calibration:",
                         ", ".join(unused))
-        data["sources"] = [{"url": u} for u in urls]
+        data["sources"] = [{"url": u, "id": ids[u]} if u in ids else {"url": u} for u in urls]
     if args.source_id:
         sources = data.get("sources") or []
         if not isinstance(sources, list) or len(sources) != 1:
@@ -321,9 +322,11 @@ def expand_inputs(urls: list[str]) -> list[str]:
     return expand_sources(urls)[0]
 
 
-def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None) -> tuple[list[str], frozenset[str]]:
-    """``expand_inputs``, and which of the URLs came only from a folder or a glob (none of them also named
-    on its own): an unreadable one of those is skipped (``launch.skip_unreadable``), a named one stops the run.
+def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None
+                   ) -> tuple[list[str], frozenset[str], dict[str, str]]:
+    """``expand_inputs``; which of the URLs came only from a folder or a glob (none of them also named on its
+    own): an unreadable one of those is skipped (``launch.skip_unreadable``), a named one stops the run; and the
+    ids of the files a glob found that share their name with another file (``glob_ids``).
     ``looks``: each file a folder or glob gives is opened there, once, for every later look at start (its
     header here, whether it can be read, the source that reads it); one left out is closed again."""
     import glob
@@ -332,6 +335,7 @@ def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None) -> tup
     out: list[str] = []
     found_in: set[str] = set()
     named: set[str] = set()   # the files named on their own (real paths)
+    roots: dict[str, Path] = {}   # a file a glob found -> the glob's own folder
     for url in urls:
         if _not_a_file(url):
             out.append(url)
@@ -359,11 +363,44 @@ def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None) -> tup
                 raise SourceError(f"no file matches {url}{_literal_brackets(url)}")
             out.extend(found)
             found_in.update(found)
+            root = Path(*_until_wildcard(Path(url).expanduser().parts))
+            roots.update((f, root) for f in found if f not in roots)
         else:
             out.append(url)
             named.add(os.path.realpath(Path(url).expanduser()))
     kept = _once(out)
-    return kept, frozenset(u for u in kept if u in found_in and os.path.realpath(u) not in named)
+    only_found = frozenset(u for u in kept if u in found_in and os.path.realpath(u) not in named)
+    return kept, only_found, glob_ids([u for u in kept if not _not_a_file(u)], {u: roots[u] for u in only_found
+                                                                               if u in roots})
+
+
+def glob_ids(files: list[str], roots: dict[str, Path]) -> dict[str, str]:
+    """Ids for the files a glob found (``roots``: each one's glob folder, the part of the pattern before its first
+    wildcard) whose name (without suffix) another of ``files`` shares: their path under that folder, ``_``
+    between the parts (``'archive/**/*.mp4'`` over ``archive/2026/12-01/gate.mp4`` and
+    ``archive/2026/12-02/gate.mp4``: ``2026_12-01_gate``, ``2026_12-02_gate``). Unlike the fewest folders that
+    tell a group apart, that stays the same as the archive grows (a ``2027`` folder added later changes no id
+    already given), so ``--state`` and the outputs keep following each file. Any other file keeps its stem."""
+    stems = Counter(Path(f).stem for f in files)
+    ids: dict[str, str] = {}
+    for f, root in roots.items():
+        try:
+            relative = Path(f).relative_to(root)
+        except ValueError:
+            continue
+        if stems[Path(f).stem] > 1 and len(relative.parts) > 1:
+            ids[f] = "_".join((*relative.parent.parts, relative.stem))
+    return ids
+
+
+def _until_wildcard(parts: tuple[str, ...]) -> list[str]:
+    """The leading parts of a glob without a wildcard: the folder it searches."""
+    out: list[str] = []
+    for part in parts:
+        if any(ch in part for ch in "*?["):
+            break
+        out.append(part)
+    return out
 
 
 def _not_a_file(url: str) -> bool:
