@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.frames import BaseSink, FrameResult  # noqa: E402
 from tests.live.conftest import RtspServer  # noqa: E402
-from tests.rtsp_server import read_index  # noqa: E402
+from tests.rtsp_server import read_index, stamp_seconds  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 WARMUP_S = 5.0
@@ -95,16 +95,16 @@ def capture_ages(camera: str, raw: list[tuple[float, float, int, bool, float]], 
     """Capture-to-output ages: from the frame's index and its server's log, or its wall-clock stamp."""
     rows: list[Row] = []
     for t, now, value, detected, inside in raw:
-        captured = log.capture_time(camera, value, now) if log else read_stamp_value(value)
+        captured = captured_at(log, camera, value, now)
         if captured is not None:
             rows.append((t, now - captured, detected, inside))
     return rows
 
 
-def read_stamp_value(value: int) -> float | None:
-    """A wall-clock stamp's seconds (``read_stamp``'s rule: within an hour of now)."""
-    seconds = value / 1000.0
-    return seconds if abs(seconds - time.time()) < 3600 else None
+def captured_at(log: PushLog | None, mount: str, value: int, now: float) -> float | None:
+    """When the frame whose corner holds ``value`` left its server: from the server's log by its index
+    (``--encode-once``), else the wall-clock stamp itself."""
+    return log.capture_time(mount, value, now) if log else stamp_seconds(value)
 
 
 def bare_client_p95(url: str, log: PushLog | None, mount: str, seconds: float = 6.0) -> float:
@@ -122,7 +122,7 @@ def bare_client_p95(url: str, log: PushLog | None, mount: str, seconds: float = 
                 seen.append((time.time(), value))
             if time.monotonic() > end:
                 break
-    found = [(now, log.capture_time(mount, v, now) if log else read_stamp_value(v)) for now, v in seen[25:]]
+    found = [(now, captured_at(log, mount, v, now)) for now, v in seen[25:]]
     return float(np.percentile([now - c for now, c in found if c is not None], 95))
 
 

@@ -44,8 +44,12 @@ def read_stamp(image: "object") -> float | None:
     """Wall-clock seconds encoded in a served frame, from a uint8 (H, W, 3) BGR image or its (H, W) luma plane
     (``VideoFrame.luma``: read without converting the frame); None if unreadable."""
     value = read_index(image)
-    if value is None:
-        return None
+    return None if value is None else stamp_seconds(value)
+
+
+def stamp_seconds(value: int) -> float | None:
+    """The wall-clock seconds a stamp's number (milliseconds) stands for; None when not within an hour of now
+    (a misread corner)."""
     seconds = value / 1000.0
     return seconds if abs(seconds - time.time()) < 3600 else None
 
@@ -117,40 +121,61 @@ def _decode_all(Gst: "object", path: str) -> tuple[list[bytes], int, int, float]
     return frames, width, height, fps
 
 
-class _Feeder:
-    """Pushes stamped frames into one client's appsrc at the video's real rate, looping."""
+class _Pacer:
+    """Pushes one buffer per frame into one client's appsrc at the video's rate, looping, until ``stop``; what
+    each buffer holds, whether frames may be skipped and what a not-yet-playing pipeline means is the
+    subclass's."""
 
-    def __init__(self, Gst: "object", appsrc: "object", frames: list[bytes], width: int, height: int,
-                 fps: float) -> None:
-        self.Gst, self.appsrc, self.frames = Gst, appsrc, frames
-        self.width, self.height, self.period = width, height, 1.0 / fps
+    may_skip = True   # fell behind (client blocked): skip frames like a camera does
+
+    def __init__(self, Gst: "object", appsrc: "object", count: int, fps: float) -> None:
+        self.Gst, self.appsrc, self.count, self.period = Gst, appsrc, count, 1.0 / fps
         self.start = time.monotonic()
         self.sent = 0
         self.stop = threading.Event()
         threading.Thread(target=self.run, daemon=True).start()
 
+    def buffer(self, index: int, millis: int) -> bytes:
+        raise NotImplementedError
+
+    def not_playing(self) -> None:
+        """The client's pipeline is not playing yet (or no longer): wait for it rather than give up, else a
+        feeder that starts before its pipeline would never send anything."""
+        self.stop.wait(0.01)
+
+    def pushed(self, index: int, millis: int) -> None:
+        """Frame ``index`` went out at ``millis``."""
+
     def run(self) -> None:
         Gst = self.Gst
         while not self.stop.is_set():
-            due = self.start + self.sent * self.period
-            delay = due - time.monotonic()
+            delay = self.start + self.sent * self.period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            elif delay < -self.period:  # fell behind (client blocked): skip frames like a camera does
+            elif delay < -self.period and self.may_skip:
                 self.sent += int(-delay / self.period)
                 continue
-            raw = self.frames[self.sent % len(self.frames)]
-            data = _stamp(raw, self.width, self.height, int(time.time() * 1000))
-            buf = Gst.Buffer.new_wrapped(data)  # type: ignore[attr-defined]
-            ret = self.appsrc.emit("push-buffer", buf)
+            index, millis = self.sent % self.count, int(time.time() * 1000)
+            ret = self.appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(self.buffer(index, millis)))  # type: ignore[attr-defined]
             if ret == Gst.FlowReturn.FLUSHING:  # type: ignore[attr-defined]
-                # The client's pipeline is not playing yet (or no longer): wait for it rather than give up,
-                # else a feeder that starts before its pipeline would never send anything.
-                self.stop.wait(0.01)
+                self.not_playing()
                 continue
             if ret != Gst.FlowReturn.OK:  # type: ignore[attr-defined]
                 return
+            self.pushed(index, millis)
             self.sent += 1
+
+
+class _Feeder(_Pacer):
+    """Raw frames, each stamped with the wall-clock time it is handed to the encoder."""
+
+    def __init__(self, Gst: "object", appsrc: "object", frames: list[bytes], width: int, height: int,
+                 fps: float) -> None:
+        self.frames, self.width, self.height = frames, width, height
+        super().__init__(Gst, appsrc, len(frames), fps)
+
+    def buffer(self, index: int, millis: int) -> bytes:
+        return _stamp(self.frames[index], self.width, self.height, millis)
 
 
 X264 = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={rate} bitrate=1500 threads=1"
@@ -191,36 +216,26 @@ def _encode_loop(Gst: "object", frames: list[bytes], width: int, height: int, ra
     return units
 
 
-class _EncodedFeeder:
-    """Pushes the access units encoded once into one client's appsrc at the video's rate, looping from the
-    first (a key frame), and logs when each went out. It never skips a unit: a later one would not decode
-    without it."""
+class _EncodedFeeder(_Pacer):
+    """The access units encoded once, looping from the first (a key frame), each logged as it goes out. It
+    never skips a unit: a later one would not decode without it."""
+
+    may_skip = False
 
     def __init__(self, Gst: "object", appsrc: "object", units: list[bytes], fps: float, log_path: str) -> None:
-        self.Gst, self.appsrc, self.units, self.period = Gst, appsrc, units, 1.0 / fps
+        self.units = units
         self.log = open(log_path, "a", buffering=1)
-        self.start = time.monotonic()
-        self.sent = 0
-        self.stop = threading.Event()
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__(Gst, appsrc, len(units), fps)
 
-    def run(self) -> None:
-        Gst = self.Gst
-        while not self.stop.is_set():
-            delay = self.start + self.sent * self.period - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            index = self.sent % len(self.units)
-            millis = int(time.time() * 1000)
-            ret = self.appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(self.units[index]))  # type: ignore[attr-defined]
-            if ret == Gst.FlowReturn.FLUSHING:  # type: ignore[attr-defined]
-                self.stop.wait(0.01)  # not playing yet: start again from the key frame when it is
-                self.start, self.sent = time.monotonic(), 0
-                continue
-            if ret != Gst.FlowReturn.OK:  # type: ignore[attr-defined]
-                return
-            self.log.write(f"{index} {millis}\n")
-            self.sent += 1
+    def buffer(self, index: int, millis: int) -> bytes:
+        return self.units[index]
+
+    def not_playing(self) -> None:
+        super().not_playing()
+        self.start, self.sent = time.monotonic(), 0   # start again from the key frame when it plays
+
+    def pushed(self, index: int, millis: int) -> None:
+        self.log.write(f"{index} {millis}\n")
 
 
 def main() -> int:
@@ -266,7 +281,7 @@ def main() -> int:
 
     def on_configure(_factory: object, media: object, mount: str) -> None:
         appsrc = media.get_element().get_by_name_recurse_up("src")  # type: ignore[attr-defined]
-        feeder: _Feeder | _EncodedFeeder
+        feeder: _Pacer
         if units:
             log_path = f"{args.encode_once}/{mount.strip('/').replace('/', '_')}.log"
             feeder = _EncodedFeeder(Gst, appsrc, units, fps, log_path)

@@ -97,19 +97,8 @@ def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback(tmp_path, bi
     (PyYAML, ...), printed a 30-line KeyboardInterrupt traceback. The SIGINT is real; a ``sitecustomize``
     sends it to the process as ``module`` starts importing, so it lands in that window on a machine of any
     speed."""
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        "import os, signal, sys\n"
-        "class _Interrupt:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        f"        if name == {module!r}:\n"
-        "            sys.meta_path.remove(self)\n"
-        "            os.kill(os.getpid(), signal.SIGINT)\n"
-        "        return None\n"
-        "sys.meta_path.insert(0, _Interrupt())\n", encoding="utf-8")
     proc = run_cli("run", str(bikes_video), "--jsonl", str(tmp_path / "t.jsonl"),
-                   env={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"})
+                   env=_interrupt_on_import(tmp_path / "hook", module))
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
     assert proc.returncode == 130 and proc.stderr.strip() == "trackstream: error: interrupted"
     assert not (tmp_path / "t.jsonl").exists()
