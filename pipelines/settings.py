@@ -4,11 +4,12 @@
 stage reads its source's settings from it: the engine opens the source with ``url``/``id``/``options``,
 the per-camera processor builds its tracker, events, zones and lines from it, and the sinks name their
 outputs by ``id``. ``source_id_for`` is the one place a source's id is derived from its URL (and
-``distinct_file_ids`` where files in different folders share a name).
+``glob_ids`` / ``distinct_file_ids`` where files in different folders share a name).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -43,6 +44,25 @@ def distinct_file_ids(paths: list[str]) -> Optional[list[str]]:
         if len(set(ids)) == len(ids):
             return ids
     return None
+
+
+def glob_ids(files: list[str], roots: dict[str, Path]) -> dict[str, str]:
+    """Ids for the files a glob found (``roots``: each one's glob folder, the part of the pattern before its first
+    wildcard) whose name (without suffix) another of ``files`` shares: their path under that folder, ``_``
+    between the parts (``'archive/**/*.mp4'`` over ``archive/2026/12-01/gate.mp4`` and
+    ``archive/2026/12-02/gate.mp4``: ``2026_12-01_gate``, ``2026_12-02_gate``). Unlike the fewest folders that
+    tell a group apart, that stays the same as the archive grows (a ``2027`` folder added later changes no id
+    already given), so ``--state`` and the outputs keep following each file. Any other file keeps its stem."""
+    stems = Counter(Path(f).stem for f in files)
+    ids: dict[str, str] = {}
+    for f, root in roots.items():
+        try:
+            relative = Path(f).relative_to(root)
+        except ValueError:
+            continue
+        if stems[Path(f).stem] > 1 and len(relative.parts) > 1:
+            ids[f] = "_".join((*relative.parent.parts, relative.stem))
+    return ids
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ Every flag maps onto a config key (``configs/default.yaml``); flags win over the
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import logging
 import os
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+from pipelines.settings import glob_ids
 from pipelines.credentials import DB_PASSWORD_NEEDS, REDIS_STATE, add_secret_arguments, fill_secrets
 from pipelines.config import PipelineConfig, build_config, read_config_file, set_dotted
 from pipelines.engine.fingerprint import check_resumes
@@ -372,25 +372,6 @@ def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None
     only_found = frozenset(u for u in kept if u in found_in and os.path.realpath(u) not in named)
     return kept, only_found, glob_ids([u for u in kept if not _not_a_file(u)], {u: roots[u] for u in only_found
                                                                                if u in roots})
-
-
-def glob_ids(files: list[str], roots: dict[str, Path]) -> dict[str, str]:
-    """Ids for the files a glob found (``roots``: each one's glob folder, the part of the pattern before its first
-    wildcard) whose name (without suffix) another of ``files`` shares: their path under that folder, ``_``
-    between the parts (``'archive/**/*.mp4'`` over ``archive/2026/12-01/gate.mp4`` and
-    ``archive/2026/12-02/gate.mp4``: ``2026_12-01_gate``, ``2026_12-02_gate``). Unlike the fewest folders that
-    tell a group apart, that stays the same as the archive grows (a ``2027`` folder added later changes no id
-    already given), so ``--state`` and the outputs keep following each file. Any other file keeps its stem."""
-    stems = Counter(Path(f).stem for f in files)
-    ids: dict[str, str] = {}
-    for f, root in roots.items():
-        try:
-            relative = Path(f).relative_to(root)
-        except ValueError:
-            continue
-        if stems[Path(f).stem] > 1 and len(relative.parts) > 1:
-            ids[f] = "_".join((*relative.parent.parts, relative.stem))
-    return ids
 
 
 def _until_wildcard(parts: tuple[str, ...]) -> list[str]:
