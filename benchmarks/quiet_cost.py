@@ -1,14 +1,17 @@
 """What a still, empty scene costs per frame with a detection schedule, thread by thread (issue 23).
 
-    python benchmarks/quiet_cost.py [--seconds 60] [--schedule adaptive] [--repeat 3]
+    python benchmarks/quiet_cost.py [--seconds 60] [--schedule adaptive] [--repeat 3] [--quiet-max 2 10]
+                                    [--no-every]
 
 Writes a clip of cars_highway's first frame held still for ``--seconds`` (no motion, nobody the person model
 finds), runs it through the Python API (YOLO11n-pose at 320 px, a counting line) and reports, over the clip's
 last three quarters (the model loads during the first), the process's CPU time per frame and each thread's
 (``/proc/self/task/*/schedstat``): the reader (demuxing, decoding on one thread, the motion measure), FFmpeg's
 frame threads (when used), the detector thread (the quiet checks and the scheduling), OpenVINO's own workers,
-processing, and the sink and API threads. Medians over ``--repeat`` runs; the machine may be shared, so compare
-runs made one after another.
+processing, and the sink and API threads; detector calls per minute of video; and the ratio of the process's
+CPU per frame to ``every``'s on the same clip (the issue's target: at most 0.05). One column per
+``schedule.quiet_max`` (2 s: every quiet check detects, as before that knob; 10 s: the default). Medians over
+``--repeat`` alternating runs; the machine may be shared.
 """
 
 from __future__ import annotations
@@ -51,15 +54,19 @@ def part_of(name: str) -> str:
     return "sinks+api" if name.startswith("trackstream") or name == "MainThread" else "openvino"
 
 
-def run_once(clip: Path, frames: int, schedule: str, model: str) -> dict[str, float]:
+def run_once(clip: Path, frames: int, schedule: str, model: str,
+             tuning: dict[str, float] | None = None) -> dict[str, float]:
     from pipelines.api import process
 
     start, end = frames // 4, frames - 5
     before: dict[int, tuple[str, int]] = {}
     after: dict[int, tuple[str, int]] = {}
     cpu0 = cpu1 = 0.0
-    for n, _ in enumerate(process(clip, model=model, imgsz=320, schedule=schedule,
-                                  lines=[{"name": "middle", "points": [[640, 0], [640, 720]]}]), start=1):
+    detected = 0
+    for n, result in enumerate(process(clip, model=model, imgsz=320, schedule=schedule,
+                                       config={"schedule": dict(tuning or {})},
+                                       lines=[{"name": "middle", "points": [[640, 0], [640, 720]]}]), start=1):
+        detected += int(start < n <= end and result.detected)
         if n == start:
             before, cpu0 = thread_ns(), time.process_time()
         elif n == end:
@@ -72,6 +79,7 @@ def run_once(clip: Path, frames: int, schedule: str, model: str) -> dict[str, fl
                 (ns - before[tid][1]) / 1e6 / count
     out["process"] = 1000 * (cpu1 - cpu0) / count
     out["unattributed"] = out["process"] - sum(out[part] for part in PARTS)  # threads that came or went
+    out["detections/min"] = detected / (count / 25.0) * 60.0
     return out
 
 
@@ -80,6 +88,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the still clip (default 60)")
     parser.add_argument("--schedule", default="adaptive")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quiet-max", type=float, nargs="*", default=[2.0, 10.0],
+                        help="schedule.quiet_max of each run (s; default 2, the rule before it existed, and 10, the "
+                             "default); each is a column")
+    parser.add_argument("--no-every", action="store_true", help="leave out the every run the ratios are to")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "true")
     from pipelines.assets import demo_pose_model
@@ -89,11 +101,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "still.mp4"
         write_clip(clip, read_frames(SHARED / "cars_highway_1280x720.mp4", 1) * frames)
-        runs = [run_once(clip, frames, args.schedule, str(demo_pose_model())) for _ in range(args.repeat)]
-    print(f"{args.schedule}, a still empty 1280x720 clip, CPU ms per frame (median of {args.repeat}):")
-    for key in ("process", *PARTS, "unattributed"):
-        print(f"  {key:<15} {statistics.median(r[key] for r in runs):6.3f}   "
-              + " ".join(f"{r[key]:.3f}" for r in runs))
+        kinds = ([] if args.no_every else [("every", "every", {})]) + [
+            (f"{args.schedule} qmax {q:g}", args.schedule, {"quiet_max": q}) for q in args.quiet_max]
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in kinds}
+        for _ in range(args.repeat):  # alternating, so a busier spell of the machine weighs on each alike
+            for label, schedule, tuning in kinds:
+                runs[label].append(run_once(clip, frames, schedule, str(demo_pose_model()), tuning))
+    print(f"a still, empty 1280x720 clip of {args.seconds:g} s, its last three quarters: CPU ms per frame, "
+          f"medians of {args.repeat} alternating runs")
+    print(f"  {'':<15}" + "".join(f"{label:>18}" for label in runs))
+    for key in ("process", *PARTS, "unattributed", "detections/min"):
+        print(f"  {key:<15}" + "".join(f"{statistics.median(r[key] for r in rs):18.3f}" for rs in runs.values()))
+    if "every" in runs:
+        every = statistics.median(r["process"] for r in runs["every"])
+        print(f"  {'x every':<15}" + "".join(
+            f"{statistics.median(r['process'] for r in rs) / every:18.3f}" for rs in runs.values()))
     return 0
 
 

@@ -165,8 +165,10 @@ def test_predicted_frames_fit_the_frame_schema():
 
 
 def test_adaptive_costs_almost_nothing_on_a_still_empty_scene_and_detects_when_motion_starts():
+    # quiet_max = quiet_check: the unchanged picture is looked at on every quiet check (the rule before
+    # quiet_max; the wait for an unchanged picture is the next test's)
     settings = SourceSettings("cam.mp4", zones=(ZoneConfig("all", ((0, 0), (800, 0), (800, 240), (0, 240))),),
-                              schedule=Schedule.parse("adaptive"))
+                              schedule=Schedule.parse("adaptive", ScheduleTuning(quiet_max=2.0)))
     processor = StreamProcessor(settings, {0: "person"})
     schedule = DetectionSchedule(settings.schedule)
     meter = MotionMeter()
@@ -187,6 +189,36 @@ def test_adaptive_costs_almost_nothing_on_a_still_empty_scene_and_detects_when_m
     quiet = [i for i in detected if i < 250]
     assert quiet == [0, 50, 100, 150, 200]  # one look per quiet_check (2 s) of a still, empty scene
     assert detected[len(quiet)] == 250  # the first frame that changes is detected
+
+
+def test_an_unchanged_still_empty_picture_waits_for_quiet_max_and_one_that_changed_without_motion_does_not():
+    # 30 s of one still, empty picture; from frame 400 (16 s) a patch brightens by 1 grey level a frame (too
+    # slowly for the motion measure, whose background follows it) until it is 60 levels brighter
+    schedule = DetectionSchedule(Schedule.parse("adaptive"))
+    processor = StreamProcessor(SourceSettings("cam.mp4", schedule=schedule.schedule), {0: "person"})
+    meter = MotionMeter()
+    rng = np.random.default_rng(2)
+    still = rng.integers(0, 180, (240, 800, 3), dtype=np.uint8)
+    detected = []
+    for i in range(750):
+        image = still.copy()
+        image[60:200, 300:380] += np.uint8(min(max(i - 400, 0), 60))
+        mask = meter.measure(image)
+        if i > 400:
+            assert mask.share_outside(np.zeros((0, 4))) < settings_motion_share()  # no motion to call it
+        if schedule.decide(i / FPS, mask):
+            detected.append(i)
+            processor.process(VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS), Detections.empty(),
+                              schedule.state)
+            schedule.observe(processor.schedule_state.plan)  # type: ignore[arg-type]
+    # unchanged: once per quiet_max (10 s), not per quiet_check (2 s); the check overdue since frame 300 comes
+    # on the first frame that differs by more than motion_threshold (20 levels, frame 421) from the last look;
+    # the next check (2 s on) sees it changed again (+60 since frame 460), the one after it unchanged: 10 s
+    assert detected == [0, 250, 421, 471, 721]
+
+
+def settings_motion_share() -> float:
+    return ScheduleTuning().motion_share
 
 
 def test_people_standing_where_nothing_changes_near_them_are_looked_at_once_per_max_gap():

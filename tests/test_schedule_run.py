@@ -73,7 +73,8 @@ def test_a_still_scene_costs_one_detection_per_two_seconds_and_a_person_who_appe
         still_clip, pose_weights, motion, found_by):
     from pipelines.api import process
 
-    config = {} if motion else {"schedule": {"motion_share": 1.0}}  # no motion measure: the quiet check alone
+    # quiet_max = quiet_check: every quiet check detects (the rule before quiet_max, whose wait is the next test's)
+    config: dict = {"schedule": {"quiet_max": 2.0} if motion else {"motion_share": 1.0, "quiet_max": 2.0}}
     results = list(process(still_clip, model=pose_weights, imgsz=320, schedule="adaptive", config=config))
     assert len(results) == 170  # every frame still comes out
     detected = [r.frame.index for r in results if r.detected]
@@ -83,6 +84,19 @@ def test_a_still_scene_costs_one_detection_per_two_seconds_and_a_person_who_appe
     assert APPEARS <= first <= found_by  # by its motion at once, else by the next quiet check
     assert all(len(r.tracks) == 1 for r in results[found_by:])  # then followed, detected or predicted
     assert 0 < sum(r.detected for r in results[found_by:]) < 0.5 * len(results[found_by:])
+
+
+def test_a_still_scene_unchanged_since_the_last_look_waits_for_quiet_max_and_a_person_who_appears_is_found_at_once(
+        still_clip, pose_weights):
+    from pipelines.api import process
+
+    # no motion measure (motion_share 1.0): the quiet check alone, overdue while the picture stays the same
+    results = list(process(still_clip, model=pose_weights, imgsz=320, schedule="adaptive",
+                           config={"schedule": {"motion_share": 1.0}}))
+    detected = [r.frame.index for r in results if r.detected]
+    assert [i for i in detected if i < APPEARS] == [0]  # the same still, empty picture: nothing to look at again
+    assert detected[1] == APPEARS  # the first frame that differs from the last look
+    assert next(r.frame.index for r in results if len(r.tracks)) <= APPEARS + 3
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ thread of each source measures its own frames, in order, before they wait for th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -20,10 +21,14 @@ Mask = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class MotionMask:
-    """Pixels that changed in one frame, on a grid of ``step`` source pixels per cell (H', W') bool."""
+    """Pixels that changed in one frame, on a grid of ``step`` source pixels per cell (H', W') bool; ``grey`` is
+    the frame's small grey picture on that grid and ``level`` the grey levels a cell must differ by to count as
+    changed (``same_picture``)."""
 
     changed: Mask
     step: int
+    grey: Optional[npt.NDArray[np.float32]] = None
+    level: float = 20.0
 
     def _cells(self, boxes: npt.NDArray[np.float64]) -> list[tuple[slice, slice]]:
         """The (rows, columns) of the grid each box of ``boxes`` (N, 4) source pixels covers."""
@@ -46,6 +51,13 @@ class MotionMask:
             for cell in self._cells(boxes):
                 changed[cell] = False
         return float(np.count_nonzero(changed)) / changed.size
+
+    def same_picture(self, other: Optional[npt.NDArray[np.float32]]) -> bool:
+        """Whether this frame's small grey picture differs from ``other`` (an earlier frame's ``grey``) in no
+        cell: detecting it finds what detecting that one found. False when either is unknown."""
+        if self.grey is None or other is None or other.shape != self.grey.shape:
+            return False
+        return not bool(np.any(np.abs(self.grey - other) > self.level))
 
 
 class MotionMeter:
@@ -71,13 +83,14 @@ class MotionMeter:
         small = np.ascontiguousarray(image[::step, ::step])
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         grey = cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
+        level = self.threshold * span / 255.0
         background = self._background
         if background is None or background.shape != grey.shape:
-            self._background = grey
-            return MotionMask(np.zeros(grey.shape, bool), step)
-        # in place, with the same float32 arithmetic as ``background * (1 - rate) + grey * rate``: no temporaries
+            self._background = grey.copy()
+            return MotionMask(np.zeros(grey.shape, bool), step, grey, level)
+        # in place, with the same float32 arithmetic as ``background * (1 - rate) + grey * rate``
         diff = np.subtract(grey, background)
-        changed: Mask = np.abs(diff, out=diff) > self.threshold * span / 255.0
+        changed: Mask = np.abs(diff, out=diff) > level
         np.multiply(background, 1.0 - self.rate, out=background)
-        background += np.multiply(grey, self.rate, out=grey)
-        return MotionMask(changed, step)
+        background += np.multiply(grey, self.rate, out=diff)
+        return MotionMask(changed, step, grey, level)

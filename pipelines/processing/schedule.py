@@ -8,28 +8,29 @@ Every frame still becomes a ``FrameResult``; a frame the detector skips is track
   frame right after a detection that started a track, so the new track is confirmed (a new track has no
   velocity yet: K frames later its predicted box no longer meets the object, and it would start again and
   again, never reported).
-- ``adaptive``: after each detected frame the source's processor makes a ``Plan`` from the tracker's state:
-  when the next detection is due at the latest, and where the tracked objects can be until then. Due
-  within ``confirm_check`` while a new track waits for confirmation (0: on the next frame; it must come
-  before the tracker's ``tentative_max_gap_seconds``, or the new track is dropped); within ``lost_check``
-  while one is lost;
-  otherwise when the prediction of some track may be off by ``travel`` of its box height (its speed plus
-  twice the uncertainty of its velocity estimate, ``Tracker.velocity_spread``, large for a young track,
-  times the time), at most ``max_gap`` seconds; and before any track may reach a counting line or zone edge
-  (within ``events.line_dead_band`` plus ``boundary_margin`` box heights) at that speed, then at least twice
-  as often as elsewhere while it is there, so a crossing is seen on detected boxes close to where ``every``
-  sees it; with no track at all, after
-  ``quiet_check`` seconds. Between, a frame is detected when the cheap motion measure (``motion.py``) sees
-  the share of the picture that changes outside the places the tracks can be grow by more than
-  ``motion_share`` over what it was right after the last detection (motion the detector already looked at
-  and found nothing in, such as leaves, far-away specks or a panning camera, calls it no more); a picture
-  that keeps changing outside the tracks is looked at at least every ``moving_check`` seconds. A still, empty
-  scene costs one detection per ``quiet_check`` seconds, a still object that appears without motion is
-  found by that check. Tracks that stand still by their own velocity (none would move ``travel`` of its box
-  height in ``max_gap``) where nothing changes within their reach (no cell of the motion measure there
-  differs from the background: parked cars, people standing), once looked at again so, are detected only
-  every ``max_gap`` seconds, whatever their velocity uncertainty or a lost track asks for, since detecting
-  the same picture finds the same; a new track's confirmation is never postponed.
+- ``adaptive``: after each detected frame the source's processor makes a ``Plan`` from the tracker's state: when
+  the next detection is due at the latest, and where the tracked objects can be until then. Due within
+  ``confirm_check`` while a new track waits for confirmation (0: on the next frame; it must come before the
+  tracker's ``tentative_max_gap_seconds``, or the new track is dropped); within ``lost_check`` while one is
+  lost; otherwise when the prediction of some track may be off by ``travel`` of its box height (its speed plus
+  twice the uncertainty of its velocity estimate, ``Tracker.velocity_spread``, large for a young track, times
+  the time), at most ``max_gap`` seconds; and before any track may reach a counting line or zone edge (within
+  ``events.line_dead_band`` plus ``boundary_margin`` box heights) at that speed, then at least twice as often as
+  elsewhere while it is there, so a crossing is seen on detected boxes close to where ``every`` sees it; with no
+  track at all, after ``quiet_check`` seconds. Between, a frame is detected when the cheap motion measure
+  (``motion.py``) sees the share of the picture that changes outside the places the tracks can be grow by more
+  than ``motion_share`` over what it was right after the last detection (motion the detector already looked at
+  and found nothing in, such as leaves, far-away specks or a panning camera, calls it no more); a picture that
+  keeps changing outside the tracks is looked at at least every ``moving_check`` seconds. A still object that
+  appears without motion is found by the quiet check. Tracks that stand still by their own velocity (none would
+  move ``travel`` of its box height in ``max_gap``) where nothing changes within their reach (no cell of the
+  motion measure there differs from the background: parked cars, people standing), once looked at again so, are
+  detected only every ``max_gap`` seconds, whatever their velocity uncertainty or a lost track asks for, since
+  detecting the same picture finds the same; a new track's confirmation is never postponed. For the same reason
+  the quiet check of a scene without any track (none new or lost either) waits while the picture is the one the
+  last detection found nothing in (its small grey picture differs from that one in no cell by
+  ``motion_threshold``), up to ``quiet_max`` seconds after that detection: a still, empty scene costs one
+  detection per ``quiet_max``, and anything that changed it, moving or not, is looked at by the next check.
 
 Counts stay exact with every schedule: zone and line events are decided on detected boxes only
 (``EventGenerator.update`` ignores predicted frames), so a crossing between two detections is counted once,
@@ -44,6 +45,7 @@ its last frame, so a resumed source continues the same schedule.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -69,6 +71,7 @@ class ScheduleTuning:
 
     max_gap: float = field(default=1.0, metadata={"gt": 0.0, "max": 3600.0})
     quiet_check: float = field(default=2.0, metadata={"gt": 0.0, "max": 3600.0})
+    quiet_max: float = field(default=10.0, metadata={"gt": 0.0, "max": 3600.0})
     travel: float = field(default=0.15, metadata={"gt": 0.0, "max": 100.0})
     lost_check: float = field(default=0.1, metadata={"min": 0.0, "max": 3600.0})
     confirm_check: float = field(default=0.04, metadata={"min": 0.0, "max": 3600.0})
@@ -147,11 +150,14 @@ class Plan:
         settle: the tracks stand still by their own velocity (none would move ``travel`` of its box height
             in ``max_gap``) and none waits for confirmation: in a picture where nothing changes, looking
             again may wait until ``max_gap``.
+        quiet: no track at all, none new or lost: the next look is the quiet check, which waits (up to
+            ``quiet_max``) while the picture is the one this detection saw.
     """
 
     due: float
     boxes: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))
     settle: bool = False
+    quiet: bool = False
 
     def shifted(self, offset: float) -> Plan:
         """The same plan on a clock ``offset`` seconds behind (the processor's clock vs the source's)."""
@@ -168,13 +174,14 @@ class ScheduleState:
     waiting: bool = False              # adaptive: a detected frame whose plan has not come back yet
     base: Optional[float] = None       # adaptive: unexplained motion share on the first frame of the plan
     settled: int = 0                   # adaptive: still tracks looked again at, nothing changed near them since
+    seen: Optional[npt.NDArray[np.float32]] = None   # adaptive: the small grey picture of the last detected frame
 
     def doc(self) -> dict[str, Any]:
         plan = None if self.plan is None else {  # an infinite due (never) as null: a state file is strict JSON
             "due": None if math.isinf(self.plan.due) else self.plan.due,
-            "boxes": np.round(self.plan.boxes, 2).tolist(), "settle": self.plan.settle}
+            "boxes": np.round(self.plan.boxes, 2).tolist(), "settle": self.plan.settle, "quiet": self.plan.quiet}
         return {"since": self.since, "last_pts": self.last_pts, "plan": plan, "base": self.base,
-                "settled": self.settled}
+                "settled": self.settled, "seen": _picture_doc(self.seen)}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> ScheduleState:
@@ -182,10 +189,26 @@ class ScheduleState:
         raw = doc["plan"]
         plan = None if raw is None else Plan(math.inf if raw["due"] is None else float(raw["due"]),
                                              np.asarray(raw["boxes"], np.float64).reshape(-1, 4),
-                                             bool(raw.get("settle", False)))  # absent before it existed
+                                             bool(raw.get("settle", False)),  # absent before they existed
+                                             bool(raw.get("quiet", False)))
         since, last, base = doc["since"], doc["last_pts"], doc.get("base")
         return cls(None if since is None else int(since), None if last is None else float(last), plan,
-                   base=None if base is None else float(base), settled=int(doc.get("settled", 0)))
+                   base=None if base is None else float(base), settled=int(doc.get("settled", 0)),
+                   seen=_picture_from_doc(doc.get("seen")))
+
+
+def _picture_doc(picture: Optional[npt.NDArray[np.float32]]) -> Optional[dict[str, Any]]:
+    """A small grey picture (whole grey levels: a blurred 8-bit picture) as JSON: its shape and base64 bytes."""
+    if picture is None:
+        return None
+    return {"shape": list(picture.shape), "grey": base64.b64encode(picture.astype(np.uint8).tobytes()).decode()}
+
+
+def _picture_from_doc(doc: Optional[Mapping[str, Any]]) -> Optional[npt.NDArray[np.float32]]:
+    if doc is None:
+        return None
+    raw = np.frombuffer(base64.b64decode(doc["grey"], validate=True), np.uint8)
+    return raw.reshape([int(n) for n in doc["shape"]]).astype(np.float32)
 
 
 class DetectionSchedule:
@@ -226,7 +249,8 @@ class DetectionSchedule:
         else:
             detect, st = self._adaptive(pts, motion, st)
         if detect:
-            self.state = ScheduleState(0, float(pts), st.plan, waiting=self.feedback, settled=st.settled)
+            self.state = ScheduleState(0, float(pts), st.plan, waiting=self.feedback, settled=st.settled,
+                                       seen=motion.grey if motion is not None else None)
         else:
             self.state = replace(st, since=st.since + 1 if st.since is not None else None)
         return detect
@@ -241,6 +265,10 @@ class DetectionSchedule:
         # they were looked at again so, detecting the same picture finds the same: the next look waits
         # until max_gap
         due = pts >= plan.due - _EPS
+        tuning = self.schedule.tuning
+        if due and plan.quiet and motion is not None and motion.same_picture(st.seen) \
+                and st.last_pts is not None and pts - st.last_pts < tuning.quiet_max - _EPS:
+            return False, st  # a still, empty picture unchanged since the detector last found nothing in it
         # measured only where it decides something (not on every frame between detections)
         moved = bool(st.settled or (due and plan.settle)) and (motion is None or motion.changed_within(plan.boxes))
         if moved and st.settled:
@@ -256,7 +284,6 @@ class DetectionSchedule:
         share = motion.share_outside(plan.boxes)
         if st.base is None:  # the first frame after a detection: what the detector already saw
             return False, replace(st, base=share)
-        tuning = self.schedule.tuning
         if share - st.base >= tuning.motion_share:
             return True, st
         # a picture that keeps changing (a panning camera, a crowd too small to detect) brings new things into
@@ -313,7 +340,8 @@ def plan_after(pts: float, tracks: Tracks, pending: tuple[int, int], tuning: Sch
         return Plan(now, np.zeros((0, 4)))  # confirm (or drop) the new track on the next frame
     if len(tracks) == 0:
         gap = tuning.lost_check if lost else tuning.quiet_check
-        return Plan(now + (min(gap, tuning.confirm_check) if tentative else gap), np.zeros((0, 4)))
+        return Plan(now + (min(gap, tuning.confirm_check) if tentative else gap), np.zeros((0, 4)),
+                    quiet=not tentative and not lost)
     boxes = tracks.xyxy.astype(np.float64)
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
     speed = np.hypot(*tracks.velocity.astype(np.float64).T)
