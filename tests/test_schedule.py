@@ -217,6 +217,35 @@ def test_an_unchanged_still_empty_picture_waits_for_quiet_max_and_one_that_chang
     assert detected == [0, 250, 421, 471, 721]
 
 
+def test_a_still_scene_restored_from_its_state_waits_for_the_same_picture_as_the_one_that_went_on():
+    # the picture the last detection saw is part of the state: restored while the quiet check is overdue (an
+    # unchanged picture), the schedule still waits, and detects where the unbroken one does
+    going = DetectionSchedule(Schedule.parse("adaptive"))
+    processor = StreamProcessor(SourceSettings("cam.mp4", schedule=going.schedule), {0: "person"})
+    meter = MotionMeter()
+    still = np.random.default_rng(3).integers(0, 180, (240, 800, 3), dtype=np.uint8)
+    restored, decisions = None, ([], [])
+    for i in range(400):
+        image = still if i < 320 else still + np.uint8(40)
+        mask = meter.measure(image)
+        if i == 100:
+            restored = DetectionSchedule(going.schedule,
+                                         ScheduleState.from_doc(json.loads(json.dumps(going.state.doc()))))
+        for schedule, out in zip((going, restored), decisions):
+            if schedule is None:
+                continue
+            if schedule.decide(i / FPS, mask):
+                out.append(i)
+                if schedule is going:
+                    processor.process(VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS), Detections.empty(),
+                                      schedule.state)
+                plan = processor.schedule_state.plan
+                assert plan is not None and plan.quiet
+                schedule.observe(plan)
+    assert decisions[0][:3] == [0, 250, 320]  # unchanged: quiet_max; then the first changed frame
+    assert decisions[1] == [i for i in decisions[0] if i > 100]
+
+
 def settings_motion_share() -> float:
     return ScheduleTuning().motion_share
 
