@@ -156,6 +156,32 @@ def test_an_exported_model_folder_is_the_same_model_wherever_it_is_copied_and_an
     assert compare(saved, settings(here)) == ([], [])
 
 
+def test_an_onnx_model_with_external_weights_is_another_model_when_only_those_weights_change(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pipelines.detection.model_identity import model_fingerprint
+
+    # a real ONNX graph (y = x @ W) saved with its weights in an external data file, as big models are
+    weight = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(8, 8), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [weight])
+    model = tmp_path / "m.onnx"
+    onnx.save_model(helper.make_model(graph), str(model), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="m.weights", size_threshold=0)
+    data = tmp_path / "m.weights"
+    assert data.is_file() and model.stat().st_size < data.stat().st_size   # the weights are outside the graph
+    before = model_fingerprint(model)
+    raw = bytearray(data.read_bytes())
+    raw[-1] ^= 1                                       # one byte of the weights: another model
+    data.write_bytes(bytes(raw))
+    after = model_fingerprint(model)
+    assert before is not None and after is not None and before["sha256"] != after["sha256"]
+    assert before["size"] == model.stat().st_size + data.stat().st_size
+
+
 def test_a_moved_line_counts_from_0_at_the_resume_and_the_rest_carries_on(tmp_path, bikes_video, pose_weights):
     """A line moved under its name (an operator adjusting a camera's counting line, then restarting it): its saved
     counts and the side each track was on belong to the old place. The resume goes on (the tracks, the frames

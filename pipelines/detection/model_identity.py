@@ -3,7 +3,8 @@
 The same weights copied to another folder, renamed, or read on another machine (a Ray node resuming a camera)
 have the same fingerprint; other weights under the same name do not. An exported model folder (OpenVINO's
 ``*_openvino_model``) is fingerprinted over its files (each one's name inside the folder and content), an
-OpenVINO ``.xml`` with the ``.bin`` of its weights beside it.
+OpenVINO ``.xml`` with the ``.bin`` of its weights beside it, and an ``.onnx`` whose weights are kept in
+external data files (models over 2 GB, or saved so) with each of those files its graph names.
 
 A file is hashed once per process (``file_sha256`` takes about a second per 500 MB): the digest is kept under
 the file's real path, size, modification time and inode, so a file replaced in place is hashed again.
@@ -15,7 +16,10 @@ import functools
 import hashlib
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Iterator, Optional
+
+if TYPE_CHECKING:
+    import onnx
 
 BLOCK = 1 << 20
 
@@ -47,7 +51,40 @@ def _files(path: Path) -> list[tuple[str, Path]]:
     weights = path.with_suffix(".bin")
     if path.suffix.lower() == ".xml" and weights.is_file():   # an OpenVINO model's graph and its weights
         return [(".xml", path), (".bin", weights)]
+    if path.suffix.lower() == ".onnx":
+        external = onnx_external_data(path)
+        if external:
+            return [("", path), *((name, path.parent / name) for name in external)]
     return [("", path)]
+
+
+def onnx_external_data(path: Path) -> list[str]:
+    """The external data files (paths relative to the model's folder, sorted) that the ONNX graph at ``path``
+    keeps tensors in; [] when it keeps them all inside or cannot be parsed as ONNX (the file is then hashed
+    alone, and the runtime says what is wrong with it)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - anything onnx raises on a file that is no ONNX model (DecodeError etc.)
+        return []
+    return sorted({entry.value for tensor in _tensors(model.graph)
+                   if tensor.data_location == onnx.TensorProto.EXTERNAL
+                   for entry in tensor.external_data if entry.key == "location"})
+
+
+def _tensors(graph: "onnx.GraphProto") -> Iterator["onnx.TensorProto"]:
+    """Every tensor of ``graph``: its initializers and the tensors of node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for sub in attribute.graphs:
+                yield from _tensors(sub)
 
 
 def model_fingerprint(model: Path) -> Optional[dict[str, object]]:
