@@ -37,6 +37,15 @@ def _without_time(value: Any) -> Any:
     return value
 
 
+def _lines(path: Path) -> int:
+    """Lines written to ``path`` so far; 0 while it is missing (the run's start-up check that an output can be
+    written creates the file and removes it again, so a file seen a moment ago may be gone)."""
+    try:
+        return len(path.read_bytes().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
 def _wait(what: str, check: Callable[[], bool], timeout: float, step: float = 0.3) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -336,7 +345,7 @@ def test_file_job_whose_node_dies_equals_an_unbroken_run(ray_cluster, cluster_re
                             env={**ray_cluster.env, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
     try:
         jsonl = out / "t.jsonl"
-        _wait("the file half processed", lambda: jsonl.exists() and len(jsonl.read_bytes().splitlines()) >= 100,
+        _wait("the file half processed", lambda: _lines(jsonl) >= 100,
               180, step=0.05)
         workers = [p for p in ray_cluster.processes() if "FileWorker" in " ".join(p.cmdline() or [p.name()])]
         assert len(workers) == 1
@@ -368,9 +377,7 @@ def test_run_groups_cameras_per_actor_and_stops_them(ray_cluster, cluster_redis,
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**ray_cluster.env, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
     try:
-        _wait("both cameras writing", lambda: all((out / f"{s}.jsonl").exists() and
-                                                  len((out / f"{s}.jsonl").read_bytes().splitlines()) >= 5
-                                                  for s in ("a", "b")), 180)
+        _wait("both cameras writing", lambda: all(_lines(out / f"{s}.jsonl") >= 5 for s in ("a", "b")), 180)
         rows = _listing(ray_cluster)
         assert sorted(r["source_id"] for r in rows) == ["a", "b"]
         assert {r["actor"] for r in rows} == {"camera:a+b"}  # one actor, one model, shared detector batches
