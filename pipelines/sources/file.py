@@ -14,6 +14,10 @@ its ``stream_ended`` says ``growing``, and the frames the decoder had not releas
 out (the last packet may be cut short, the decoder's reordered frames may have gaps): a run that continues
 it once the recording is finished (``--state``) decodes them whole.
 
+An H.264 file without B pictures may hold pictures its encoder coded as unchanged (every macroblock skipped, as a
+still scene gives): those are handed on as the previous picture without being decoded, with output identical to
+decoding them (``pipelines/sources/unchanged.py``); ``undecoded`` counts them.
+
 A video with a display rotation (a phone's ``rotate`` tag / display matrix side data) is turned when decoded,
 as a player shows it: ``size``, every frame, the detector's input, all coordinates and the annotated video are
 upright (``pipelines/sources/rotation.py``, shared with live sources). The rotation the first frame states is read
@@ -47,6 +51,7 @@ from pipelines.sources.base import SourceConfig
 from pipelines.sources.growing import Growth, GrowthWatch, appendable
 from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
 from pipelines.sources.rotation import ToBgr, Upright, deferred_picture, frame_rotation
+from pipelines.sources.unchanged import FrameDecoder, Picture
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +183,7 @@ def display_rotation(path: Path) -> int:
     return 0
 
 
-def _raise(exc: BaseException) -> Iterator["av.VideoFrame"]:
+def _raise(exc: BaseException) -> Iterator[Picture]:
     raise exc
     yield  # a generator: raises when iterated
 
@@ -195,6 +200,7 @@ class FileSource:
         passes: how many times playback started from the beginning (1 unless looping).
         damaged_packets: packets skipped because they could not be demuxed or decoded.
         damaged_frames: decoded frames skipped because their timestamp repeated or went backwards.
+        undecoded: frames handed on as the previous picture without decoding (coded as unchanged).
         growing: set when reading reached the end of a file still being written (``Growth``), else None.
     """
 
@@ -213,8 +219,9 @@ class FileSource:
         self.source_id = source_id or self.path.stem
         self.damaged_packets = 0
         self.damaged_frames = 0
+        self.undecoded = 0
         self._stop = threading.Event()
-        self._ahead: Optional[Iterator["av.VideoFrame"]] = None  # the first pass, its first frame decoded already
+        self._ahead: Optional[Iterator[Picture]] = None  # the first pass, its first frame decoded already
         self._container = container if container is not None else self._open()
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -226,6 +233,7 @@ class FileSource:
         except SourceError:
             self._container.close()
             raise
+        self._frames = FrameDecoder(stream, self.decoder)   # one per pass (``_decoded``)
         self.fps: Optional[float] = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
         self.growing: Optional[Growth] = None   # before the first frame is decoded (_first_rotation): it reads them
         self._watch = None if self.options.loop else GrowthWatch(self.path, appendable(self._container, stream))
@@ -248,14 +256,14 @@ class FileSource:
     def _first_rotation(self) -> int:
         """The display rotation the first frame states (0 when none comes), decoded by this source's own decoder:
         the frame waits for the first pass in ``_ahead``, an error on the way to it is raised there."""
-        frames = self._decoded()
+        pictures = self._decoded()
         try:
-            first = next(frames, None)
+            first = next(pictures, None)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._ahead = _raise(exc)
             return 0
-        self._ahead = frames if first is None else itertools.chain([first], frames)
-        return 0 if first is None else frame_rotation(first)
+        self._ahead = pictures if first is None else itertools.chain([first], pictures)
+        return 0 if first is None else frame_rotation(first.frame)
 
     def stop(self) -> None:
         """Make ``frames()`` end after the current frame. Thread-safe."""
@@ -278,10 +286,10 @@ class FileSource:
             self.passes += 1
             pass_start, pass_last = index, None  # pass_last: pts within this pass (from 0)
             ahead, self._ahead = self._ahead, None
-            for frame in ahead if ahead is not None else self._decoded():
+            for frame, stamp in ahead if ahead is not None else self._decoded():
                 if self._stop.is_set():
                     break
-                pts = self._seconds(frame, pass_last)
+                pts = self._seconds(stamp, pass_last)
                 if pts is None:  # repeated or backwards timestamp: a leftover of damage, not a new frame
                     self.damaged_frames += 1
                     continue
@@ -308,7 +316,8 @@ class FileSource:
             log.warning("%s: skipped %d damaged packet(s) and %d frame(s) with a repeated timestamp",
                         self.source_id, self.damaged_packets, self.damaged_frames)
         yield StreamStatus(StatusKind.ENDED, self.source_id, time.time(), pts=last_pts,
-                           detail={"frames_decoded": index, "damaged_packets": self.damaged_packets,
+                           detail={"frames_decoded": index, "undecoded": self.undecoded,
+                                   "damaged_packets": self.damaged_packets,
                                    "damaged_frames": self.damaged_frames, "passes": self.passes,
                                    "stopped": self._stop.is_set(), "growing": self.growing is not None,
                                    "growth": self.growing.phrase() if self.growing else ""})
@@ -326,21 +335,24 @@ class FileSource:
             return False
         return True
 
-    def _seconds(self, frame: "av.VideoFrame", last: Optional[float]) -> Optional[float]:
-        """Presentation time of ``frame`` in seconds from the stream start; None if not after ``last``."""
-        if frame.pts is None:  # no timestamp (damaged stream): one nominal frame after the last one
+    def _seconds(self, stamp: Optional[int], last: Optional[float]) -> Optional[float]:
+        """Presentation time of a frame stamped ``stamp`` (stream time base) in seconds from the stream start;
+        None if not after ``last``."""
+        if stamp is None:  # no timestamp (damaged stream): one nominal frame after the last one
             return 0.0 if last is None else round(last + self._step(), 6)
         if self._start_pts is None:
-            self._start_pts = frame.pts
-        pts = round((frame.pts - self._start_pts) * self._time_base, 6)
+            self._start_pts = stamp
+        pts = round((stamp - self._start_pts) * self._time_base, 6)
         if last is None and pts < 0:  # first frame before the stated start (edit lists): count from it
-            self._start_pts, pts = frame.pts, 0.0
+            self._start_pts, pts = stamp, 0.0
         return None if last is not None and pts <= last else pts
 
-    def _decoded(self) -> Iterator["av.VideoFrame"]:
-        """Every decodable frame; damaged packets are counted and skipped, demuxing goes on after them. Each
-        packet is decoded once the next one shows it was not the last: at the end of a file still being written
-        (``growing``) the last one, possibly cut short, and the frames the decoder holds are left out."""
+    def _decoded(self) -> Iterator[Picture]:
+        """Every decodable frame of one pass, with its timestamp; damaged packets are counted and skipped, demuxing
+        goes on after them. Each packet is decoded once the next one shows it was not the last: at the end of a file
+        still being written (``growing``) the last one, possibly cut short, and the frames the decoder holds are left
+        out."""
+        self._frames = FrameDecoder(self._stream, self.decoder)
         consecutive = 0
         held: Optional["av.Packet[Any]"] = None    # the last packet demuxed, decoded once the next one comes
         flush: Optional["av.Packet[Any]"] = None   # the demuxer's empty packet at the end: it flushes the decoder
@@ -372,8 +384,11 @@ class FileSource:
             if last is not None:
                 yield from self._decode(last)
 
-    def _decode(self, packet: "av.Packet[Any]") -> Iterator["av.VideoFrame"]:
+    def _decode(self, packet: "av.Packet[Any]") -> Iterator[Picture]:
+        frames = self._frames
+        before = frames.undecoded
         try:
-            yield from self.decoder.decode(packet)
+            yield from frames.decode(packet)
         except av.error.InvalidDataError:
             self.damaged_packets += 1
+        self.undecoded += frames.undecoded - before

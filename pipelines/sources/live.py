@@ -92,6 +92,8 @@ class LiveSource:
         reconnects: successful reconnections after a gap; ``connect_failures``: failed attempts (an attempt
             that brought only old video counts as failed).
         replayed: frames skipped because an earlier connection had decoded them already.
+        undecoded: pictures coded as unchanged, handed on as the previous picture without decoding
+            (``pipelines/sources/unchanged.py``).
     """
 
     is_live = True
@@ -118,6 +120,8 @@ class LiveSource:
         self.frames_out = 0
         self.replayed = 0
         self._replayed_before = 0  # replays skipped by earlier connections
+        self.undecoded = 0
+        self._undecoded_before = 0
         self._seen = SeenFrames()
         self._generation = 0
         self._last_capture: Optional[float] = None  # capture_time of the last frame handed on
@@ -247,6 +251,7 @@ class LiveSource:
     def _count(self, conn: Connection) -> None:
         self.dropped = self._dropped_before + conn.slot.dropped
         self.replayed = self._replayed_before + conn.replayed
+        self.undecoded = self._undecoded_before + conn.undecoded
 
     def _attempt_failure(self, conn: Connection) -> str:
         """Why an attempt brought no new picture (the server may have sent only old video)."""
@@ -261,6 +266,7 @@ class LiveSource:
         s = self.options
         self._dropped_before = self.dropped
         self._replayed_before = self.replayed
+        self._undecoded_before = self.undecoded
         self._generation += 1
         self._conn = Connection(self._open_url, name=self.source_id, fmt=self._fmt, options=self._ffmpeg_options,
                                 timeouts=(s.open_timeout, s.read_timeout), decode_threads=s.decode_threads,

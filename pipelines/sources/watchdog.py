@@ -32,6 +32,7 @@ from pipelines.sources.pacing import StreamClockPacer
 from pipelines.sources.replay import SeenFrames, frame_key
 from pipelines.sources.rotation import Upright
 from pipelines.sources.hwdecode import DecoderChoice, choose_decoder
+from pipelines.sources.unchanged import FrameDecoder
 
 if TYPE_CHECKING:
     from pipelines.sources.file import FrameSelector
@@ -128,7 +129,8 @@ class Connection:
     ``decoder`` (``auto|cpu|cuda``, see ``hwdecode``) picks NVDEC or software decoding once the stream is open.
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
     which may echo the URL). ``fps``/``size`` are known once the stream is open; ``damaged_packets`` counts packets
-    the decoder rejected (skipped without ending the connection).
+    the decoder rejected (skipped without ending the connection); ``undecoded`` the pictures coded as unchanged
+    that were handed on as the previous picture without decoding (``pipelines/sources/unchanged.py``).
 
     ``seen`` is the source's memory of decoded frames: a frame an earlier connection decoded (``generation`` numbers
     the connections) is old video replayed by the server and never reaches the slot; ``replayed`` counts them.
@@ -141,6 +143,7 @@ class Connection:
                  seen: Optional[SeenFrames] = None, generation: int = 0, decoder: str = "auto") -> None:
         self.slot: LatestSlot[Decoded] = LatestSlot()
         self.damaged_packets = 0
+        self.undecoded = 0
         self.replayed = 0
         self.paced = False
         self._seen, self._generation = seen, generation
@@ -239,17 +242,21 @@ class Connection:
     def _decode(self, container: "av.container.InputContainer", stream: "av.VideoStream",
                 decoder: DecoderChoice, outlet: Optional[_PacedOutlet]) -> None:
         decoded = 0
+        pictures = FrameDecoder(stream, decoder)
+        time_base = stream.time_base
         for packet in container.demux(stream):
             try:
-                frames = decoder.decode(packet)
+                frames = pictures.decode(packet)
             except av.error.InvalidDataError:  # a damaged packet (e.g. lost over UDP): skip it, keep the stream
                 self.damaged_packets += 1
                 continue
-            for frame in frames:
+            finally:
+                self.undecoded = pictures.undecoded
+            for frame, pts in frames:
                 if self._cancelled.is_set():
                     return
                 rotation = self._turn.see(frame)
-                stream_time = float(frame.time) if frame.time is not None else None
+                stream_time = float(pts * time_base) if pts is not None and time_base else None
                 if self._seen is not None and self._seen.check(frame_key(frame, stream_time), self._generation):
                     self.replayed += 1  # old video the server sent again: not part of this source's stream
                     continue
