@@ -59,11 +59,15 @@ class Run:
     first_s: float = 0.0       # wall seconds to the first result (start-up: the model loads, once per run)
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> None:
+ULTRAFAST = {"preset": "ultrafast", "crf": "20"}
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, options: dict[str, str] | None = None) -> None:
+    """``frames`` (BGR) as H.264 (libx264 with ``options``, default ``ULTRAFAST``)."""
     import av
 
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
+        stream = out.add_stream("libx264", rate=fps, options=options or ULTRAFAST)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         for i, image in enumerate(frames):

@@ -1,29 +1,35 @@
 """Pictures the encoder coded as unchanged, handed on without decoding them: exact, and only where provably so.
 
 An H.264 P picture whose every macroblock is P_Skip is a copy of its reference picture to the bit
-(``pipelines/sources/h264bits.py``); on a still camera scene an encoder may send many (tens of bytes each at
-720p). ``FrameDecoder`` hands such a packet on as the previous picture with the packet's own timestamp, without
-sending it to the decoder (decoding one costs about 0.4 ms of CPU at 720p on one thread; reading its header
-here about 0.03 ms). When the next packet is decoded, FFmpeg's H.264 decoder sees a gap in ``frame_num`` and fills
-it with copies of its newest reference picture -- what the skipped pictures were -- so every later picture
-decodes exactly as if nothing had been skipped. Every condition that argument needs is checked:
+(``pipelines/sources/h264bits.py``); on a still scene an encoder may send many (tens of bytes each at 720p).
+``FrameDecoder`` hands such a packet on as the previous picture with the packet's own timestamp, without sending
+it to the decoder (decoding one costs about 0.4 ms of CPU at 720p on one thread; reading its slices here about
+0.03 ms). When the next packet is decoded, FFmpeg's H.264 decoder sees a gap in ``frame_num`` and fills it with
+references to its newest reference picture -- what the skipped pictures were -- so every later picture decodes
+as if nothing had been left out. Every condition that argument needs is checked, per packet:
 
-- software H.264 decoding of a stream without B pictures (no reordering: the decoder states no delay, and a B
-  slice seen turns skipping off for the stream); NVDEC and every other codec decode every packet;
-- the skipped picture: a reference P picture of one or more slices that together cover the frame, every
-  macroblock P_Skip, refIdx 0 of list 0 the previous reference frame, unweighted, no marking of its own, and
-  nothing else in its packet but access unit delimiters, filler and SEI messages that carry no picture property
-  (buffering period, picture timing, user data); ``gaps_in_frame_num_value_allowed_flag`` 0, progressive frames;
-- the picture before it (decoded or skipped): a short-term reference picture (so it is the decoder's newest
-  reference, the one its gap filling copies), and the previous picture handed on;
-- a run of skipped packets stays shorter than half of MaxFrameNum, and when it ends the packet decoded next must
-  get the picture order count it would have had: FFmpeg's gap filling does not update the POC state, so a run
-  across a ``frame_num`` wrap (POC types 1 and 2) or a ``pic_order_cnt_lsb`` distance FFmpeg would read wrongly
-  (type 0) would shift it -- then the withheld packets are decoded after all (their pictures, already handed on
-  as copies, are dropped), before the next one.
+- software H.264 decoding of a stream without B pictures (the decoder states no reordering delay, and a B slice
+  seen turns skipping off for the stream); NVDEC and every other codec decode every packet;
+- one reference frame (``max_num_ref_frames`` 1): FFmpeg's gap filling makes its pictures share the buffer of
+  the picture they copy, and its deblocking filter tells references apart by buffer, so a later picture that
+  refers to two of them would be filtered differently (measured: differences of up to 5 levels with three);
+- the picture left out: a reference P picture whose slices cover the frame, every macroblock P_Skip, refIdx 0 of
+  list 0 the previous reference frame, unweighted, no marking of its own, the next ``frame_num``, a later
+  timestamp, and nothing else in its packet but access unit delimiters, filler and SEI messages that carry no
+  picture property (buffering period, picture timing, user data); gaps in ``frame_num`` not allowed by the
+  stream, progressive frames;
+- the picture before it (decoded or left out): a short-term reference picture (the decoder's newest reference,
+  the one its gap filling copies), and a picture has been handed on (a stream joined between key frames has
+  none until the decoder recovers);
+- the run of pictures left out: within one ``frame_num`` cycle (FFmpeg's gap filling does not carry the picture
+  order count across a wrap of ``frame_num``; the run then ends at the wrap) and short of the last decoded
+  ``frame_num`` coming round again. When the packet that ends a run would still get another picture order count
+  than with every packet decoded (POC type 0: a ``pic_order_cnt_lsb`` distance FFmpeg would read wrongly), the
+  packets of the run are decoded after all before it, and their pictures, handed on already, dropped.
 
-Pictures leave in decode order, each copy right after the picture it repeats (``packet.opaque`` tells which packet a
-decoded frame came from, through frame threading's delay). Counted in ``FrameDecoder.undecoded``.
+Pictures leave in decode order, each copy right after the picture it repeats (``packet.opaque`` tells which packet
+a decoded frame came from, through frame threading's delay). At the end of the stream the run needs no decoding.
+``FrameDecoder.undecoded`` counts the packets left out.
 """
 
 from __future__ import annotations
@@ -175,8 +181,8 @@ class _Reader:
                 other = other or not small or not _sei_safe(unescape(bytes(data[begin:end])))
             elif kind not in (9, 12):
                 other = True
-        if not slices:
-            return _Unit(None, None, False)
+        if not slices or not any(s.max_refs == 1 and not s.gaps_allowed for s in self.sets.sps.values()):
+            return _Unit(None, None, False)   # nothing this stream sends can be left out: no slice need be read
         try:
             parsed = [parse_slice(unescape(nal), self.sets.sps, self.sets.pps) for nal in slices]
         except (Unsupported, IndexError):
@@ -305,6 +311,10 @@ class FrameDecoder:
             self._last = self._previous = None
             self._take(self._decoder.decode(packet), out)
             self._release(None, out)
+            return
+        if self._reordered or self._context.has_b_frames:   # never again: decode, in order with earlier copies
+            self._reordered = True
+            self._send(packet, None, out)
             return
         sets = self._reader.sets
         small = packet.size <= 128 + max((s.mbs for s in sets.sps.values()), default=4096) // 16
