@@ -7,15 +7,17 @@ with every input video, the config files, the model and the other writes: the sa
 symlinks and ``..`` are resolved, or by inode (a hard link, or another spelling of the name on a
 case-insensitive file system) is a clash, reported as one ``OutputError`` line before anything is opened.
 
-``hold_writes`` then takes an advisory lock (``fcntl.flock``) on a lock file beside each output and state
-file, ``.<name>.lock`` holding the PID of the run, for as long as the run lasts. The kernel drops the lock
-when the process ends in any way (``kill -9`` too), so no lock is ever stale; a second run that would write
-one of those files refuses at start, naming the file and the other run's PID.
+``hold_writes`` then claims each output and state file for as long as the run lasts (``claims.py``): a claim
+file ``.<name>.lock`` beside it names the run's PID and its token, a file the run holds locked
+(``fcntl.flock``) in each folder it writes into, so the run keeps one file open per folder, not one per output.
+The kernel drops the lock when the process ends in any way (``kill -9`` too), so no claim is ever stale; a
+second run that would write one of those files refuses at start, naming the file and the other run's PID.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,10 +348,13 @@ def _spared(config: PipelineConfig, saved: object, path: Path, key: str) -> bool
 
 
 class WriteLocks:
-    """The advisory locks of one run (see module docstring); ``release()`` (or the process ending) drops them."""
+    """The locks of one run (``claims.Claims``: see the module docstring); ``release()`` (or the process ending)
+    drops them."""
 
     def __init__(self) -> None:
-        self._held: list[tuple[int, Path]] = []
+        from pipelines.engine.claims import Claims
+
+        self._claims = Claims()
 
     def acquire(self, write: Write) -> None:
         lock = lock_path(write.path)
@@ -357,60 +362,32 @@ class WriteLocks:
             lock.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             return  # the output's own check reports the folder in one line
-        while True:
-            try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                if write.what.startswith("the state file"):
-                    raise OutputError(f"cannot write the state folder {write.path.parent}: "
-                                      f"{exc.strerror or exc}") from None
-                return  # an unwritable output folder: the output's own check reports it
-            try:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                other = _read_pid(fd)
-                os.close(fd)
-                by = f" (PID {other})" if other else ""
-                raise OutputError(f"{write.what} {write.path} is being written by another trackstream run{by}: "
-                                  "wait for it to end or choose another path") from None
-            except OSError:  # a file system without locks (some network mounts): run unlocked
-                os.close(fd)
-                return
-            try:
-                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:  # not removed by the run that held it just before us
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._held.append((fd, lock))
+        try:
+            self._claims.claim(lock, write.what, write.path)
+        except OutputError:
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):   # the process's limit, not the folder: said as that
+                raise
+            if write.what.startswith("the state file"):
+                raise OutputError(f"cannot write the state folder {write.path.parent}: "
+                                  f"{exc.strerror or exc}") from None
+            # an unwritable output folder: the output's own check reports it
 
     def release(self) -> None:
-        """Remove the lock files and drop the locks (removal first, so a waiting run re-checks the name)."""
-        for fd, lock in reversed(self._held):
-            with contextlib.suppress(OSError):
-                lock.unlink()
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._held.clear()
+        """Remove the claims and drop the locks."""
+        self._claims.release()
+
+    @property
+    def descriptors(self) -> int:
+        """Files held open for the locks (one per folder written into)."""
+        return self._claims.descriptors
 
 
 def lock_path(path: Path) -> Path:
     """The lock file of ``path``: ``.<name>.lock`` beside the file it resolves to."""
     real = _real(path)
     return real.with_name(f".{real.name}.lock")
-
-
-def _read_pid(fd: int) -> Optional[int]:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        return int(text) if text.isdigit() else None
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager
