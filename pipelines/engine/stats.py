@@ -71,6 +71,7 @@ class StatsSnapshot:
     ended: bool = False
     stopped: bool = False
     resumed_after: int = 0
+    waiting: bool = False
     elapsed_s: float = 0.0
     fps: float = 0.0
 
@@ -107,6 +108,8 @@ class SourceStats:
         ended / stopped: the stream ended; it ended because the run was stopped (a signal), not at its end.
         resumed_after: frames of this file an earlier run processed (a resume from ``--state``; the counters
             above are this run's, ``tracks`` the whole video's).
+        waiting: a file of an archive that waits for its turn (``pipelines/engine/waves.py``): not opened yet; at
+            the end of a stopped run, one that was never started.
     """
 
     source_id: str
@@ -122,6 +125,7 @@ class SourceStats:
     ended: bool = False
     stopped: bool = False
     resumed_after: int = 0
+    waiting: bool = False
     started_at: float = field(default_factory=time.monotonic)
     stopped_at: Optional[float] = None  # when the stream ended: its rates stop there, not at the run's end
     tracks: int = 0
@@ -142,6 +146,12 @@ class SourceStats:
             self.latency_s = latency_s
             self.tracks = tracks
         self.latency.observe(latency_s)
+
+    def start(self) -> None:
+        """A waiting file's turn came: its clock starts now."""
+        with self._lock:
+            self.waiting = False
+            self.started_at = time.monotonic()
 
     def stop_clock(self, stopped: bool = False) -> None:
         """The stream ended (for good): its elapsed time and fps stop now; another source may go on for hours.
