@@ -328,7 +328,7 @@ def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None
     own): an unreadable one of those is skipped (``launch.skip_unreadable``), a named one stops the run; and the
     ids of the files a glob found that share their name with another file (``glob_ids``).
     ``looks``: each file a folder or glob gives is opened there, once, for every later look at start (its
-    header here, whether it can be read, the source that reads it); one left out is closed again."""
+    header here, whether it can be read, its frame count; in a small archive the source that reads it)."""
     import glob
     import os
 
@@ -557,7 +557,7 @@ def _quit_now(signum: int, last_words: Callable[[], None]) -> None:
 def main(args: argparse.Namespace) -> int:
     from pipelines.sources.looks import FirstLooks
 
-    with FirstLooks() as looks:   # each file of a folder or glob opened once at start, kept for its source
+    with FirstLooks() as looks:   # each file of a folder or glob opened once at start (a few kept for their source)
         config, found = _config_and_found(args, looks)
         config, skipped = skip_unreadable(config, found, looks)   # one warning line each; the rest goes on
         if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter

@@ -178,23 +178,62 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
         names[name] = settings.id
     writes = [w for w in planned_writes(config) if not _special(w.path)]
     reads = planned_reads(config, config_files)
-    for write in writes:
-        for path, what in reads:
-            if _same(write.path, path):
-                raise OutputError(f"{write.what} {write.path} is {what} ({path}): refusing to overwrite it; "
-                                  "choose another output path")
-            if write.rotates and _real(path).parent == _real(write.path).parent \
-                    and segment_pattern(write.path).match(path.name):
-                raise OutputError(f"{what} {path} is named like a finished segment of {write.what} "
-                                  f"{write.path}: rotation or --retain could replace or delete it; move it or "
-                                  "choose another output path")
-    for i, first in enumerate(writes):
-        for second in writes[i + 1:]:
-            if _same(first.path, second.path):
-                raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
-                                  "each output its own path")
+    _refuse_written_inputs(writes, reads)
+    clash = _first_clash([w.path for w in writes])
+    if clash is not None:
+        first, second = writes[clash[0]], writes[clash[1]]
+        raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
+                          "each output its own path")
     _check_media_folders(config, writes)
     return writes
+
+
+def _identities(path: Path) -> list[tuple[object, ...]]:
+    """What makes two paths the same file (``_same``): the name resolved, and an existing file's inode. Compared
+    through these, an archive's thousands of paths are checked in one pass rather than pair by pair (which took
+    4 s for 300 files and grew with the square of their number)."""
+    keys: list[tuple[object, ...]] = [("name", _real(path))]
+    try:
+        st = os.stat(path.expanduser())
+        keys.append(("inode", st.st_dev, st.st_ino))
+    except (OSError, ValueError):
+        pass
+    return keys
+
+
+def _refuse_written_inputs(writes: Sequence[Write], reads: Sequence[tuple[Path, str]]) -> None:
+    """The first write (in order) that is one of ``reads``, or would name a read like its finished segment, is
+    refused with the first such read."""
+    same: dict[tuple[object, ...], int] = {}
+    by_folder: dict[Path, list[int]] = {}
+    for index, (path, _) in enumerate(reads):
+        for key in _identities(path):
+            same.setdefault(key, index)
+        by_folder.setdefault(_real(path).parent, []).append(index)
+    for write in writes:
+        hits = [same[key] for key in _identities(write.path) if key in same]
+        segments = [i for i in by_folder.get(_real(write.path).parent, ()) if write.rotates
+                    and segment_pattern(write.path).match(reads[i][0].name)]
+        if not hits and not segments:
+            continue
+        index = min(hits + segments)
+        path, what = reads[index]
+        if index in hits:
+            raise OutputError(f"{write.what} {write.path} is {what} ({path}): refusing to overwrite it; "
+                              "choose another output path")
+        raise OutputError(f"{what} {path} is named like a finished segment of {write.what} "
+                          f"{write.path}: rotation or --retain could replace or delete it; move it or "
+                          "choose another output path")
+
+
+def _first_clash(paths: Sequence[Path]) -> Optional[tuple[int, int]]:
+    """The first pair of ``paths`` (in order: the earliest first, then its earliest partner) that are one file."""
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for index, path in enumerate(paths):
+        for key in _identities(path):
+            groups.setdefault(key, []).append(index)
+    pairs = [(group[0], group[1]) for group in groups.values() if len(group) > 1]
+    return min(pairs) if pairs else None
 
 
 def _check_media_folders(config: PipelineConfig, writes: Iterable[Write]) -> None:
@@ -205,10 +244,14 @@ def _check_media_folders(config: PipelineConfig, writes: Iterable[Write]) -> Non
     root = Path(config.store.media).expanduser()
     folders = [(root, "the --media folder")] + [
         (root / source_folder(s.id), f"the --media folder of source {s.id}") for s in config.sources]
+    named: dict[tuple[object, ...], str] = {}
+    for folder, what in folders:
+        for key in _identities(folder):
+            named.setdefault(key, what)
     for write in writes:
-        for folder, what in folders:
-            if _same(write.path, folder):
-                raise OutputError(f"{write.what} {write.path} is {what}: give each its own path")
+        folder_of = next((named[key] for key in _identities(write.path) if key in named), None)
+        if folder_of is not None:
+            raise OutputError(f"{write.what} {write.path} is {folder_of}: give each its own path")
 
 
 def check_new_outputs(config: PipelineConfig) -> None:

@@ -8,6 +8,10 @@
       ─▶ one bounded SinkQueue + thread per sink, with the sink's drop policy (the video sink draws
          and encodes there)
 
+The files of an archive run a few at a time (``waves.py``): a ``WaitingFile`` among the sources is opened by the
+opener thread when fewer than ``file_lanes`` plain files are open, and a file's lane is let go of (``_release``)
+once its reader, the processing thread (at its ``stream_ended``) and its sink threads are done with it.
+
 The runner only schedules: every per-camera state lives in the source's ``StreamProcessor``. With a
 ``StateStore`` (``--state DIR``) each processor's snapshot travels through its sinks' queues as a
 ``Checkpoint`` every ``state.interval`` seconds and at the end (and, for a camera, right after a frame
@@ -100,7 +104,8 @@ class Runner:
     """Processes N sources until they end or ``stop()`` is called.
 
     Args:
-        sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy.
+        sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy. A
+            ``waves.WaitingFile`` is opened when its turn comes (``launch.open_sources`` makes them).
         detector: the detector (``FrameDetector``: ``detect_counted``, ``class_names``, ``workers``).
         config: the pipeline config (``detector.batch``, outputs, overlays and ``state.interval``).
         max_frames: stop each source after this many frames, counted after the stride picks them (None = all;
@@ -158,8 +163,8 @@ class Runner:
                 self._fingerprints[settings.id] = dict(known) if known is not None else \
                     source_fingerprint(settings, source.frame_count)
             # a waiting file's saved state is checked now (a refused resume stops the run at start), then let go
-            processor, saved = self._resume(settings, warn=True) if waiting is None or state is not None \
-                else (None, None)
+            saved = self._saved(settings)
+            processor = self._resume(settings, saved, warn=True) if waiting is None or saved is not None else None
             if processor is not None and saved is not None and processor.finished and not settings.is_live:
                 grew = grown_since(saved.get("source"), settings)   # written on after a pause in recording
                 since = f", but the file has grown by {grew} bytes since" if grew else ""
@@ -187,15 +192,18 @@ class Runner:
                         "a resume with another model, size, stride, schedule, tracker or zones cannot be noticed",
                         ", ".join(uncompared[:3]), more)
 
-    def _resume(self, settings: SourceSettings, warn: bool) -> tuple[StreamProcessor, Optional[Mapping[str, Any]]]:
-        """The source's processor, continued from its saved state when there is one, and that state. ``warn``: say
-        what differs from the saved run, or what a resume cannot check (once per source: at start)."""
+    def _saved(self, settings: SourceSettings) -> Optional[Mapping[str, Any]]:
+        """The source's saved state (``--state``; not with ``--fresh-state``), None when there is none."""
+        return self.state.load(settings.id) if self.state is not None and not self.config.state.fresh else None
+
+    def _resume(self, settings: SourceSettings, saved: Optional[Mapping[str, Any]], warn: bool) -> StreamProcessor:
+        """The source's processor, continued from ``saved`` (its saved state) when there is one. ``warn``: say what
+        differs from the saved run, or what a resume cannot check (once per source: at start)."""
         state, config = self.state, self.config
         processor = StreamProcessor(settings, self.detector.class_names, overlay=self._overlay,
                                     persistent=state is not None, kept_classes=config.detector.classes)
-        saved = state.load(settings.id) if state is not None and not config.state.fresh else None
         if saved is None or state is None:
-            return processor, None
+            return processor
         several = len(config.sources) > 1
         moved = check_resume(saved, settings, self._fingerprints[settings.id],
                              output_paths(config.output, settings.id, several), state.path(settings.id), warn=warn,
@@ -204,7 +212,7 @@ class Runner:
             self._uncompared.append(settings.id)
         processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
         processor.after_outage = self._restarted
-        return processor, saved
+        return processor
 
     def _add_lane(self, slot: Slot, source: Source, processor: StreamProcessor,
                   saved: Optional[Mapping[str, Any]]) -> Lane:
@@ -366,7 +374,8 @@ class Runner:
         assert waiting is not None
         source = waiting.open()
         try:
-            processor, saved = self._resume(slot.settings, warn=False)
+            saved = self._saved(slot.settings)
+            processor = self._resume(slot.settings, saved, warn=False)
         except BaseException:
             source.close()
             raise
