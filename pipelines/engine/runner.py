@@ -9,8 +9,9 @@
          and encodes there)
 
 The files of an archive run a few at a time (``waves.py``): a ``WaitingFile`` among the sources is opened by the
-opener thread when fewer than ``file_lanes`` plain files are open, and a file's lane is let go of (``_release``)
-once its reader, the processing thread (at its ``stream_ended``) and its sink threads are done with it.
+opener thread when fewer than ``file_lanes`` plain files are being read (and fewer than twice that hold anything),
+and a file's lane is let go of (``_release``) once its reader, the processing thread (at its ``stream_ended``) and
+its sink threads are done with it.
 
 The runner only schedules: every per-camera state lives in the source's ``StreamProcessor``. With a
 ``StateStore`` (``--state DIR``) each processor's snapshot travels through its sinks' queues as a
@@ -341,20 +342,25 @@ class Runner:
 
     # ----------------------------------------------------------------- waves of files
 
-    def _files_open(self) -> int:
-        """Plain files open now (called with ``_cond`` held)."""
-        return sum(1 for lane in self.lanes if lane.in_waves)
+    def _room(self) -> bool:
+        """Whether another waiting file may be opened (called with ``_cond`` held): fewer than ``file_lanes`` plain
+        files are being read, and fewer than twice that hold anything (those whose reader has ended may still
+        have frames to detect and outputs to close: the next file is read meanwhile, so the detector does not wait
+        for it; the files of a wave end together)."""
+        files = [lane for lane in self.lanes if lane.in_waves]
+        reading = sum(1 for lane in files if not lane.reader_done)
+        return reading < self.file_lanes and len(files) < 2 * self.file_lanes
 
     def _more_to_come(self) -> bool:
         """Whether a waiting file may still be opened (called with ``_cond`` held)."""
         return self._opening > 0 or (bool(self._waiting) and not self._stop.is_set())
 
     def _open_waiting(self) -> None:
-        """Opener thread: whenever fewer than ``file_lanes`` plain files are open, open the next waiting one (in
-        order), with its outputs, and start its reader; until none waits or the run stops."""
+        """Opener thread: whenever there is room (``_room``), open the next waiting file (in order), with its
+        outputs, and start its reader; until none waits or the run stops."""
         while True:
             with self._cond:
-                while self._waiting and not self._stop.is_set() and self._files_open() >= self.file_lanes:
+                while self._waiting and not self._stop.is_set() and not self._room():
                     self._cond.wait(0.1)
                 if not self._waiting or self._stop.is_set():
                     return
@@ -401,6 +407,7 @@ class Runner:
         thread finished it, every output thread closed its output. Only what the summary and the view read of it
         is kept (``Slot.retire``), and a waiting file may take its place."""
         with self._cond:
+            self._cond.notify_all()   # a reader that ended makes room for the next file's reader
             if not lane.reader_done or not lane.finished or lane.outlets_running or lane not in self._slot_of:
                 return
             slot = self._slot_of.pop(lane)
