@@ -5,10 +5,11 @@ and bounded memory.
 and the first ``file_lanes`` plain files; each other file becomes a ``WaitingFile``: what its first look learned
 (its frame count and rate, for the progress bar, the ETA and a resume's fingerprint), no open file, no decoder,
 no thread, no outputs. The ``Runner`` keeps one ``Slot`` per source for the whole run: waiting, open (its
-``Lane``) or done (a ``Finished`` record: its counts, the files it wrote, what it lost). Whenever an open file has
-ended and let go of everything (its reader closed the file, the processing thread finished it, every output thread
-closed its output) the next waiting file, in order, is opened, its outputs with it. Stopped (Ctrl-C), the files
-still waiting are not started: the summary says so, and no snapshot is written for them.
+``Lane``) or done (a ``Finished`` record: its counts, the files it wrote, what it lost). Whenever fewer than
+``file_lanes`` files are being read, the next waiting file, in order, is opened, its outputs with it; a file whose
+reader has reached its end still holds its last frames and its outputs until the processing thread finished it and
+every output thread closed its output, and at most twice ``file_lanes`` files hold anything. Stopped (Ctrl-C), the
+files still waiting are not started: the summary says so, and no snapshot is written for them.
 """
 
 from __future__ import annotations
