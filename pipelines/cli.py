@@ -70,9 +70,9 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 
 
 def _lift_open_file_limit() -> None:
-    """Raise this process's soft limit on open files to the hard one: each file of an archive is opened at start
-    with its outputs, and a common soft limit of 1024 stopped an archive of a thousand files, where the system
-    allows far more (the hard limit: often 524288). Only this process is affected, as ``ulimit -n`` would."""
+    """Raise this process's soft limit on open files to the hard one, as ``ulimit -n`` would for this process only.
+    An archive's files run a few at a time (``engine/waves.py``), but more may be kept open at start where the
+    limit allows (``sources/looks.py``), and the model's runtime opens its own."""
     try:
         import resource
     except ImportError:   # not a POSIX system
@@ -127,12 +127,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return getattr(exc, "exit_code", 2)
     except OSError as exc:
         if exc.errno == errno.EMFILE:
-            _error(f"too many files open at once (this system allows {_open_file_limit()}): every file of a folder "
-                   "or glob is opened at start; process the archive in parts, or raise the limit (ulimit -n)")
+            _error(f"too many files open at once (this system allows {_open_file_limit()}): raise the limit "
+                   "(ulimit -n)")
             return 1
         if exc.errno == errno.ENFILE:
-            _error("the system has too many files open (all its processes together): every file of a folder or "
-                   "glob is opened at start; process the archive in parts, or when the machine is less busy")
+            _error("the system has too many files open (all its processes together): run again when the machine "
+                   "is less busy")
             return 1
         if exc.filename is None:
             raise

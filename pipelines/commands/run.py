@@ -26,7 +26,7 @@ from pipelines.store.config import is_postgres
 from tracker.configutil import ConfigError
 
 if TYPE_CHECKING:
-    from pipelines.sources.file import FirstLooks
+    from pipelines.sources.looks import FirstLooks
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None
     own): an unreadable one of those is skipped (``launch.skip_unreadable``), a named one stops the run; and the
     ids of the files a glob found that share their name with another file (``glob_ids``).
     ``looks``: each file a folder or glob gives is opened there, once, for every later look at start (its
-    header here, whether it can be read, the source that reads it); one left out is closed again."""
+    header here, whether it can be read, its frame count; in a small archive the source that reads it)."""
     import glob
     import os
 
@@ -431,13 +431,13 @@ def _not_ours(found: list[str], pattern: str, looks: Optional["FirstLooks"] = No
     """``found`` without the annotated videos a trackstream run wrote (named in one INFO line): tracked again
     they would be new sources whose boxes are drawn on, and a rerun of a command writing ``--out`` into the
     folder it reads would refuse, its own earlier output taken for an input of the same name."""
-    from pipelines.sinks.video import segment_id, segment_of
+    from pipelines.sinks.video import segment_id, segment_in
 
     def written(path: str) -> bool:
         if looks is None:
             return segment_id(path) is not None
-        container = looks.container(path)   # None: unreadable, no header to say so (skip_unreadable says why)
-        return container is not None and segment_of(container) is not None
+        tags = looks.tags(path)   # None: unreadable, no header to say so (skip_unreadable says why)
+        return tags is not None and segment_in(tags) is not None
 
     ours = [p for p in found if written(p)]
     for path in ours:
@@ -555,9 +555,9 @@ def _quit_now(signum: int, last_words: Callable[[], None]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipelines.sources.file import FirstLooks
+    from pipelines.sources.looks import FirstLooks
 
-    with FirstLooks() as looks:   # each file of a folder or glob opened once at start, kept for its source
+    with FirstLooks() as looks:   # each file of a folder or glob opened once at start (a few kept for their source)
         config, found = _config_and_found(args, looks)
         config, skipped = skip_unreadable(config, found, looks)   # one warning line each; the rest goes on
         if args.quiet:  # no progress bar, and none of Ultralytics' model-loading chatter

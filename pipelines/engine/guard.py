@@ -7,15 +7,17 @@ with every input video, the config files, the model and the other writes: the sa
 symlinks and ``..`` are resolved, or by inode (a hard link, or another spelling of the name on a
 case-insensitive file system) is a clash, reported as one ``OutputError`` line before anything is opened.
 
-``hold_writes`` then takes an advisory lock (``fcntl.flock``) on a lock file beside each output and state
-file, ``.<name>.lock`` holding the PID of the run, for as long as the run lasts. The kernel drops the lock
-when the process ends in any way (``kill -9`` too), so no lock is ever stale; a second run that would write
-one of those files refuses at start, naming the file and the other run's PID.
+``hold_writes`` then claims each output and state file for as long as the run lasts (``claims.py``): a claim
+file ``.<name>.lock`` beside it names the run's PID and its token, a file the run holds locked
+(``fcntl.flock``) in each folder it writes into, so the run keeps one file open per folder, not one per output.
+The kernel drops the lock when the process ends in any way (``kill -9`` too), so no claim is ever stale; a
+second run that would write one of those files refuses at start, naming the file and the other run's PID.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,23 +178,62 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
         names[name] = settings.id
     writes = [w for w in planned_writes(config) if not _special(w.path)]
     reads = planned_reads(config, config_files)
-    for write in writes:
-        for path, what in reads:
-            if _same(write.path, path):
-                raise OutputError(f"{write.what} {write.path} is {what} ({path}): refusing to overwrite it; "
-                                  "choose another output path")
-            if write.rotates and _real(path).parent == _real(write.path).parent \
-                    and segment_pattern(write.path).match(path.name):
-                raise OutputError(f"{what} {path} is named like a finished segment of {write.what} "
-                                  f"{write.path}: rotation or --retain could replace or delete it; move it or "
-                                  "choose another output path")
-    for i, first in enumerate(writes):
-        for second in writes[i + 1:]:
-            if _same(first.path, second.path):
-                raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
-                                  "each output its own path")
+    _refuse_written_inputs(writes, reads)
+    clash = _first_clash([w.path for w in writes])
+    if clash is not None:
+        first, second = writes[clash[0]], writes[clash[1]]
+        raise OutputError(f"{first.what} and {second.what} are the same file {second.path}: give "
+                          "each output its own path")
     _check_media_folders(config, writes)
     return writes
+
+
+def _identities(path: Path) -> list[tuple[object, ...]]:
+    """What makes two paths the same file (``_same``): the name resolved, and an existing file's inode. Compared
+    through these, an archive's thousands of paths are checked in one pass rather than pair by pair (which took
+    4 s for 300 files and grew with the square of their number)."""
+    keys: list[tuple[object, ...]] = [("name", _real(path))]
+    try:
+        st = os.stat(path.expanduser())
+        keys.append(("inode", st.st_dev, st.st_ino))
+    except (OSError, ValueError):
+        pass
+    return keys
+
+
+def _refuse_written_inputs(writes: Sequence[Write], reads: Sequence[tuple[Path, str]]) -> None:
+    """The first write (in order) that is one of ``reads``, or would name a read like its finished segment, is
+    refused with the first such read."""
+    same: dict[tuple[object, ...], int] = {}
+    by_folder: dict[Path, list[int]] = {}
+    for index, (path, _) in enumerate(reads):
+        for key in _identities(path):
+            same.setdefault(key, index)
+        by_folder.setdefault(_real(path).parent, []).append(index)
+    for write in writes:
+        hits = [same[key] for key in _identities(write.path) if key in same]
+        segments = [i for i in by_folder.get(_real(write.path).parent, ()) if write.rotates
+                    and segment_pattern(write.path).match(reads[i][0].name)]
+        if not hits and not segments:
+            continue
+        index = min(hits + segments)
+        path, what = reads[index]
+        if index in hits:
+            raise OutputError(f"{write.what} {write.path} is {what} ({path}): refusing to overwrite it; "
+                              "choose another output path")
+        raise OutputError(f"{what} {path} is named like a finished segment of {write.what} "
+                          f"{write.path}: rotation or --retain could replace or delete it; move it or "
+                          "choose another output path")
+
+
+def _first_clash(paths: Sequence[Path]) -> Optional[tuple[int, int]]:
+    """The first pair of ``paths`` (in order: the earliest first, then its earliest partner) that are one file."""
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for index, path in enumerate(paths):
+        for key in _identities(path):
+            groups.setdefault(key, []).append(index)
+    pairs = [(group[0], group[1]) for group in groups.values() if len(group) > 1]
+    return min(pairs) if pairs else None
 
 
 def _check_media_folders(config: PipelineConfig, writes: Iterable[Write]) -> None:
@@ -203,10 +244,14 @@ def _check_media_folders(config: PipelineConfig, writes: Iterable[Write]) -> Non
     root = Path(config.store.media).expanduser()
     folders = [(root, "the --media folder")] + [
         (root / source_folder(s.id), f"the --media folder of source {s.id}") for s in config.sources]
+    named: dict[tuple[object, ...], str] = {}
+    for folder, what in folders:
+        for key in _identities(folder):
+            named.setdefault(key, what)
     for write in writes:
-        for folder, what in folders:
-            if _same(write.path, folder):
-                raise OutputError(f"{write.what} {write.path} is {what}: give each its own path")
+        folder_of = next((named[key] for key in _identities(write.path) if key in named), None)
+        if folder_of is not None:
+            raise OutputError(f"{write.what} {write.path} is {folder_of}: give each its own path")
 
 
 def check_new_outputs(config: PipelineConfig) -> None:
@@ -346,10 +391,13 @@ def _spared(config: PipelineConfig, saved: object, path: Path, key: str) -> bool
 
 
 class WriteLocks:
-    """The advisory locks of one run (see module docstring); ``release()`` (or the process ending) drops them."""
+    """The locks of one run (``claims.Claims``: see the module docstring); ``release()`` (or the process ending)
+    drops them."""
 
     def __init__(self) -> None:
-        self._held: list[tuple[int, Path]] = []
+        from pipelines.engine.claims import Claims
+
+        self._claims = Claims()
 
     def acquire(self, write: Write) -> None:
         lock = lock_path(write.path)
@@ -357,60 +405,32 @@ class WriteLocks:
             lock.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             return  # the output's own check reports the folder in one line
-        while True:
-            try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                if write.what.startswith("the state file"):
-                    raise OutputError(f"cannot write the state folder {write.path.parent}: "
-                                      f"{exc.strerror or exc}") from None
-                return  # an unwritable output folder: the output's own check reports it
-            try:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                other = _read_pid(fd)
-                os.close(fd)
-                by = f" (PID {other})" if other else ""
-                raise OutputError(f"{write.what} {write.path} is being written by another trackstream run{by}: "
-                                  "wait for it to end or choose another path") from None
-            except OSError:  # a file system without locks (some network mounts): run unlocked
-                os.close(fd)
-                return
-            try:
-                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:  # not removed by the run that held it just before us
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._held.append((fd, lock))
+        try:
+            self._claims.claim(lock, write.what, write.path)
+        except OutputError:
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):   # the process's limit, not the folder: said as that
+                raise
+            if write.what.startswith("the state file"):
+                raise OutputError(f"cannot write the state folder {write.path.parent}: "
+                                  f"{exc.strerror or exc}") from None
+            # an unwritable output folder: the output's own check reports it
 
     def release(self) -> None:
-        """Remove the lock files and drop the locks (removal first, so a waiting run re-checks the name)."""
-        for fd, lock in reversed(self._held):
-            with contextlib.suppress(OSError):
-                lock.unlink()
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._held.clear()
+        """Remove the claims and drop the locks."""
+        self._claims.release()
+
+    @property
+    def descriptors(self) -> int:
+        """Files held open for the locks (one per folder written into)."""
+        return self._claims.descriptors
 
 
 def lock_path(path: Path) -> Path:
     """The lock file of ``path``: ``.<name>.lock`` beside the file it resolves to."""
     real = _real(path)
     return real.with_name(f".{real.name}.lock")
-
-
-def _read_pid(fd: int) -> Optional[int]:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        return int(text) if text.isdigit() else None
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager

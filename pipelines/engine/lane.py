@@ -64,6 +64,12 @@ class Lane:
         self.checkpoints_saved = 0
         self.save_lock = threading.Lock()
         self.state_failure: Optional[str] = None  # why the last snapshot could not be saved
+        # what still holds the source's resources (the runner retires the lane when none does, under its lock):
+        # its reader (the open file), the processing thread (until it finished the lane) and its outputs' threads
+        self.reader_done = False
+        self.finished = False
+        self.outlets_running = 0
+        self.in_waves = False   # a plain file of an archive: it takes one of the runner's file lanes
         # the detection schedule (decided by the detector threads under the runner's lock) and, for an
         # adaptive one, the reader's motion measure of each frame waiting in the inbox, by frame index
         sched = settings.schedule

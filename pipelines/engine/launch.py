@@ -28,7 +28,7 @@ from pipelines.sources.base import Source
 from pipelines.store.config import is_postgres, sqlite_path
 
 if TYPE_CHECKING:
-    from pipelines.sources.file import FirstLooks
+    from pipelines.sources.looks import FirstLooks
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +179,31 @@ def warn_unsaved(config: PipelineConfig) -> None:
 
 def open_sources(config: PipelineConfig, ids: Optional[Collection[str]] = None,
                  looks: Optional["FirstLooks"] = None) -> Opened:
-    """Open every configured source (or those whose id is in ``ids``), in config order, a file that ``looks``
-    opened at start without opening it again; on failure close those already open and re-raise."""
+    """Open the configured sources (or those whose id is in ``ids``), in config order, a file that ``looks``
+    opened at start without opening it again; on failure close those already open and re-raise.
+
+    Every camera is opened, and so is every file played at its own pace or looping, but of the plain files only
+    the first ``waves.file_lanes`` (the number the runner keeps open at once): each other one is a
+    ``WaitingFile``, opened by the runner when its turn comes. It is looked at now (through ``looks``, or one made
+    here): one that cannot be read stops the run now, as opening it would."""
+    from pipelines.engine.waves import WaitingFile, file_lanes, in_waves
+    from pipelines.sources.looks import FirstLooks
+
     if ids is None:
         require_sources(config)
+    looks = looks if looks is not None else FirstLooks()
+    first = file_lanes(config.detector.workers)
     opened: Opened = []
+    files = 0
     try:
         for settings in config.sources:
-            if ids is None or settings.id in ids:
-                opened.append((settings, open_source(settings, looks)))
+            if ids is not None and settings.id not in ids:
+                continue
+            if in_waves(settings) and files >= first:
+                opened.append((settings, WaitingFile(settings, looks)))
+                continue
+            opened.append((settings, open_source(settings, looks)))
+            files += in_waves(settings)
     except BaseException:
         close_sources(opened)
         raise

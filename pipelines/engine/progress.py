@@ -18,7 +18,20 @@ def _duration(seconds: float) -> str:
 
 
 def progress_text(stats: Sequence[StatsSnapshot], width: int = 24) -> str:
-    """``[#####.....] 120/250 frames  8.1 fps  ETA 00:16`` (totals over all sources)."""
+    """``[#####.....] 120/250 frames  8.1 fps  ETA 00:16`` (totals over all sources), and while files of an archive
+    wait for their turn, how many files are done and how many wait: ``  files 12/80 done, 64 waiting``."""
+    return _frames_text(stats, width) + _files_text(stats)
+
+
+def _files_text(stats: Sequence[StatsSnapshot]) -> str:
+    waiting = sum(1 for s in stats if s.waiting)
+    if not waiting:
+        return ""
+    done = sum(1 for s in stats if s.ended and not s.waiting)
+    return f"  files {done}/{len(stats)} done, {waiting} waiting"
+
+
+def _frames_text(stats: Sequence[StatsSnapshot], width: int) -> str:
     done = sum(s.frames_out for s in stats)
     running = [s for s in stats if not s.ended]
     fps = sum(s.fps for s in running or stats)  # the rate of what is left: sources that ended add nothing
@@ -79,10 +92,12 @@ def count_lines(source_id: str, counts: Counts) -> list[str]:
 
 def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapsed_s: float,
                   counts: Optional[Mapping[str, Counts]] = None, losses: Sequence[str] = ()) -> list[str]:
-    """Human summary: per source frames, tracks, fps, drops, then its line and zone counts; the files
-    written; then one line per output that lost data."""
+    """Human summary: per source frames, tracks, fps, drops, then its line and zone counts; one line naming the
+    files a stopped run never started; the files written; then one line per output that lost data."""
     lines = []
     for s in stats:
+        if s.waiting:   # never started: the run was stopped before its turn (named together below)
+            continue
         seconds = s.elapsed_s or elapsed_s  # the source's own time: one that ended early is not slowed by the rest
         fps = s.frames_out / seconds if seconds > 0 else 0.0
         extra = []
@@ -105,6 +120,11 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
                      f"{fps:.1f} fps in {seconds:.1f} s{tail}")
         if counts and s.source_id in counts:
             lines.extend(count_lines(s.source_id, counts[s.source_id]))
+    unstarted = [s.source_id for s in stats if s.waiting]
+    if unstarted:
+        more = f" and {len(unstarted) - 5} more" if len(unstarted) > 5 else ""
+        lines.append(f"not started: {len(unstarted)} file{'s' * (len(unstarted) != 1)} (the run was stopped before "
+                     f"their turn; nothing was written for them): {', '.join(unstarted[:5])}{more}")
     for path in outputs:
         lines.append(f"wrote {path}")
     lines.extend(f"lost: {loss}" for loss in losses)

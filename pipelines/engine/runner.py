@@ -8,6 +8,11 @@
       ─▶ one bounded SinkQueue + thread per sink, with the sink's drop policy (the video sink draws
          and encodes there)
 
+The files of an archive run a few at a time (``waves.py``): a ``WaitingFile`` among the sources is opened by the
+opener thread when fewer than ``file_lanes`` plain files are being read (and fewer than twice that hold anything),
+and a file's lane is let go of (``_release``) once its reader, the processing thread (at its ``stream_ended``) and
+its sink threads are done with it.
+
 The runner only schedules: every per-camera state lives in the source's ``StreamProcessor``. With a
 ``StateStore`` (``--state DIR``) each processor's snapshot travels through its sinks' queues as a
 ``Checkpoint`` every ``state.interval`` seconds and at the end (and, for a camera, right after a frame
@@ -39,7 +44,8 @@ import queue
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from collections import deque
+from typing import Any, Callable, Deque, Mapping, Optional, Sequence, Union
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
@@ -54,6 +60,7 @@ from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
+from pipelines.engine.waves import Slot, WaitingFile, file_lanes, in_waves
 from pipelines.processing.schedule import ScheduleState
 from pipelines.processing.zones import outside_picture
 from pipelines.settings import SourceSettings
@@ -98,7 +105,8 @@ class Runner:
     """Processes N sources until they end or ``stop()`` is called.
 
     Args:
-        sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy.
+        sources: (settings, opened source) pairs; ``settings.latest_frame`` picks the frame policy. A
+            ``waves.WaitingFile`` is opened when its turn comes (``launch.open_sources`` makes them).
         detector: the detector (``FrameDetector``: ``detect_counted``, ``class_names``, ``workers``).
         config: the pipeline config (``detector.batch``, outputs, overlays and ``state.interval``).
         max_frames: stop each source after this many frames, counted after the stride picks them (None = all;
@@ -137,77 +145,127 @@ class Runner:
         self._tickets = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._threads: list[threading.Thread] = []
-        overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
-        self.lanes: list[Lane] = []
+        self._threads_lock = threading.Lock()
+        self._overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
+        self._restarted = restarted
+        self.lanes: list[Lane] = []   # the sources open now (replaced, never changed in place: read without a lock)
+        self._slots: list[Slot] = []  # every source, in order, waiting, open or done (``waves.py``)
+        self._slot_of: dict[Lane, Slot] = {}
+        self._waiting: Deque[Slot] = deque()   # files not opened yet, in order
+        self._opening = 0                      # of those, being opened now
+        self.file_lanes = file_lanes(self.workers)
         self._fingerprints: dict[str, dict[str, Any]] = {}
-        self._settings: dict[str, dict[str, Any]] = {}   # each source's run_settings, saved with its snapshot
-        uncompared: list[str] = []   # resumed from snapshots of a release that did not record their settings
+        self._settings: dict[str, dict[str, Any]] = {}   # each open source's run_settings, saved with its snapshot
+        self._uncompared: list[str] = []   # resumed from snapshots of a release that did not record their settings
         for settings, source in sources:
-            processor = StreamProcessor(settings, detector.class_names, overlay=overlay,
-                                        persistent=state is not None, kept_classes=config.detector.classes)
-            saved = state.load(settings.id) if state is not None and not config.state.fresh else None
+            waiting = source if isinstance(source, WaitingFile) else None
             if state is not None:  # a resume must be of this source and these outputs, said if of other settings
                 known = (fingerprints or {}).get(settings.id)
                 self._fingerprints[settings.id] = dict(known) if known is not None else \
                     source_fingerprint(settings, source.frame_count)
-                self._settings[settings.id] = run_settings(config, settings)
-            if saved is not None and state is not None:
-                several = len(config.sources) > 1
-                moved = check_resume(saved, settings, self._fingerprints[settings.id],
-                                     output_paths(config.output, settings.id, several), state.path(settings.id),
-                                     several=several, configured=self._settings[settings.id])
-                if isinstance(saved.get("source"), dict) and not isinstance(saved.get("settings"), dict):
-                    uncompared.append(settings.id)
-                processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
-                processor.after_outage = restarted
-                if processor.finished and not settings.is_live:
-                    grew = grown_since(saved.get("source"), settings)   # written on after a pause in recording
-                    since = f", but the file has grown by {grew} bytes since" if grew else ""
-                    log.warning("%s: already processed to its end (state %s)%s; remove that file and run with "
-                                "--overwrite (which replaces its outputs) to process it%s again", settings.id,
-                                state.path(settings.id), since, " all" if grew else "")
-                    source.close()
-                    continue
-            skip = processor.frames_processed if saved is not None and not settings.is_live else 0
+            # a waiting file's saved state is checked now (a refused resume stops the run at start), then let go
+            saved = self._saved(settings)
+            processor = self._resume(settings, saved, warn=True) if waiting is None or saved is not None else None
+            if processor is not None and saved is not None and processor.finished and not settings.is_live:
+                grew = grown_since(saved.get("source"), settings)   # written on after a pause in recording
+                since = f", but the file has grown by {grew} bytes since" if grew else ""
+                assert state is not None
+                log.warning("%s: already processed to its end (state %s)%s; remove that file and run with "
+                            "--overwrite (which replaces its outputs) to process it%s again", settings.id,
+                            state.path(settings.id), since, " all" if grew else "")
+                source.close()
+                continue
+            skip = processor.frames_processed if processor is not None and saved is not None \
+                and not settings.is_live else 0
             stats = SourceStats(settings.id, frame_count=expected_frames(source, settings.options, max_frames, skip),
-                                resumed_after=skip)
-            inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
-                          stats=stats)
-            lane = Lane(settings, source, inbox, stats, processor, saved)
-            if saved is not None and not settings.is_live:
-                lane.resume_after = processor.clock.last_index
-            self.lanes.append(lane)
-        if uncompared:   # once, not once per source of an archive
+                                resumed_after=skip, waiting=waiting is not None)
+            slot = Slot(settings, stats, waiting)
+            self._slots.append(slot)
+            if waiting is not None:
+                self._waiting.append(slot)
+            else:
+                assert processor is not None
+                self._add_lane(slot, source, processor, saved)
+        if self._uncompared:   # once, not once per source of an archive
+            uncompared = self._uncompared
             more = f" and {len(uncompared) - 3} more" if len(uncompared) > 3 else ""
             log.warning("the saved states of %s%s do not record their run's settings (an earlier trackstream): "
                         "a resume with another model, size, stride, schedule, tracker or zones cannot be noticed",
                         ", ".join(uncompared[:3]), more)
 
+    def _saved(self, settings: SourceSettings) -> Optional[Mapping[str, Any]]:
+        """The source's saved state (``--state``; not with ``--fresh-state``), None when there is none."""
+        return self.state.load(settings.id) if self.state is not None and not self.config.state.fresh else None
+
+    def _resume(self, settings: SourceSettings, saved: Optional[Mapping[str, Any]], warn: bool) -> StreamProcessor:
+        """The source's processor, continued from ``saved`` (its saved state) when there is one. ``warn``: say what
+        differs from the saved run, or what a resume cannot check (once per source: at start)."""
+        state, config = self.state, self.config
+        processor = StreamProcessor(settings, self.detector.class_names, overlay=self._overlay,
+                                    persistent=state is not None, kept_classes=config.detector.classes)
+        if saved is None or state is None:
+            return processor
+        several = len(config.sources) > 1
+        moved = check_resume(saved, settings, self._fingerprints[settings.id],
+                             output_paths(config.output, settings.id, several), state.path(settings.id), warn=warn,
+                             several=several, configured=run_settings(config, settings))
+        if warn and isinstance(saved.get("source"), dict) and not isinstance(saved.get("settings"), dict):
+            self._uncompared.append(settings.id)
+        processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
+        processor.after_outage = self._restarted
+        return processor
+
+    def _add_lane(self, slot: Slot, source: Source, processor: StreamProcessor,
+                  saved: Optional[Mapping[str, Any]]) -> Lane:
+        """Open ``slot``'s lane on its opened ``source`` (called before ``run()`` or with ``_cond`` held)."""
+        settings = slot.settings
+        if self.state is not None:
+            self._settings[settings.id] = run_settings(self.config, settings)
+        inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
+                      stats=slot.stats)
+        lane = Lane(settings, source, inbox, slot.stats, processor, saved)
+        if saved is not None and not settings.is_live:
+            lane.resume_after = processor.clock.last_index
+        lane.in_waves = in_waves(settings)
+        slot.lane, slot.waiting = lane, None
+        self._slot_of[lane] = slot
+        self.lanes = [*self.lanes, lane]
+        return lane
+
     # ----------------------------------------------------------------- control
 
     @property
     def stats(self) -> list[StatsSnapshot]:
-        """Every source's counters now."""
-        return [lane.stats.snapshot() for lane in self.lanes]
+        """Every source's counters now (a file still waiting for its turn too: ``waiting``)."""
+        return [slot.stats.snapshot() for slot in self._slots]
 
     def sources(self) -> list[SourceState]:
         """Every source's state now (``pipelines.engine.view``): what readers of a running engine see."""
-        return [lane.state() for lane in self.lanes]
+        return [slot.state() for slot in self._slots]
 
     @property
     def outputs(self) -> list[str]:
         """Paths of the files the sinks wrote (network sinks have none). An output that stopped early (a full
         disk) is left out, its ``losses()`` phrase names it, and so is a file never made (no frame written)."""
-        return [path for lane in self.lanes for outlet, path in lane.output_files
-                if outlet.failure is None and os.path.exists(path)]
+        return [path for slot in self._slots for path in slot.files() if os.path.exists(path)]
 
     def close_sources(self) -> None:
         """Close every source without running (for a caller whose start failed before ``run()``)."""
         for lane in self.lanes:
             lane.source.close()
+        self._close_waiting()
+
+    def _close_waiting(self) -> None:
+        """Let go of the files that never had their turn (a stopped or failed run)."""
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), deque()
+        for slot in waiting:
+            if slot.waiting is not None:
+                slot.waiting.close()
 
     def stop(self) -> None:
-        """Stop reading; frames already read are processed, every sink is flushed and closed. Thread-safe."""
+        """Stop reading; frames already read are processed, every sink is flushed and closed; files still waiting
+        for their turn are not started. Thread-safe."""
         self._stop.set()
         for lane in self.lanes:
             try:
@@ -232,8 +290,9 @@ class Runner:
                 self._fail(name, exc)
 
         thread = threading.Thread(target=guarded, name=f"trackstream-{name}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        with self._threads_lock:   # started before run() can look: a thread not started yet is not alive
+            self._threads.append(thread)
+            thread.start()
 
     def run(self, on_progress: Optional[Callable[[list[StatsSnapshot]], None]] = None,
             progress_interval: float = 0.5) -> list[StatsSnapshot]:
@@ -248,31 +307,114 @@ class Runner:
                     self._open_sinks(lane, lane.source.size)
         except BaseException:
             self._close_all_sinks()
-            for lane in self.lanes:
-                lane.source.close()
+            self.close_sources()
             raise
         for lane in self.lanes:
             self._spawn(f"reader-{lane.source.source_id}", self._read, lane)
+        if self._waiting:
+            self._spawn("opener", self._open_waiting)
         self._detectors_running = self.workers
         for _ in range(self.workers):
             self._spawn("detector", self._detect_loop)
         self._spawn("tracker", self._track_loop)
         last = 0.0
-        while any(t.is_alive() for t in self._threads):
-            for t in list(self._threads):
+        while True:
+            with self._threads_lock:   # an archive's files come and go: their ended threads are let go
+                self._threads = [t for t in self._threads if t.is_alive()]
+                threads = list(self._threads)
+            if not threads:
+                break
+            for t in threads:
                 t.join(timeout=0.05)
             now = time.monotonic()
             if on_progress is not None and now - last >= progress_interval:
                 last = now
                 on_progress(self.stats)
-        for lane in self.lanes:
-            lane.stats.stop_clock(stopped=self._stop.is_set())   # also a source whose end never came
+        self._close_waiting()   # stopped: the files still waiting are not started
+        for slot in self._slots:
+            slot.stats.stop_clock(stopped=self._stop.is_set())   # also a source whose end never came
         if on_progress is not None:
             on_progress(self.stats)
         self._raise_first_error()
         if self._source_errors:
             raise self._source_errors[0]
         return self.stats
+
+    # ----------------------------------------------------------------- waves of files
+
+    def _room(self) -> bool:
+        """Whether another waiting file may be opened (called with ``_cond`` held): fewer than ``file_lanes`` plain
+        files are being read, and fewer than twice that hold anything (those whose reader has ended may still
+        have frames to detect and outputs to close: the next file is read meanwhile, so the detector does not wait
+        for it; the files of a wave end together)."""
+        files = [lane for lane in self.lanes if lane.in_waves]
+        reading = sum(1 for lane in files if not lane.reader_done)
+        return reading < self.file_lanes and len(files) < 2 * self.file_lanes
+
+    def _more_to_come(self) -> bool:
+        """Whether a waiting file may still be opened (called with ``_cond`` held)."""
+        return self._opening > 0 or (bool(self._waiting) and not self._stop.is_set())
+
+    def _open_waiting(self) -> None:
+        """Opener thread: whenever there is room (``_room``), open the next waiting file (in order), with its
+        outputs, and start its reader; until none waits or the run stops."""
+        while True:
+            with self._cond:
+                while self._waiting and not self._stop.is_set() and not self._room():
+                    self._cond.wait(0.1)
+                if not self._waiting or self._stop.is_set():
+                    return
+                slot = self._waiting.popleft()
+                self._opening += 1
+            try:
+                self._open_turn(slot)
+            finally:
+                with self._cond:
+                    self._opening -= 1
+                    self._cond.notify_all()
+
+    def _open_turn(self, slot: Slot) -> None:
+        """Open a waiting file's source, processor and outputs and start its reader. A file that cannot be opened
+        now (removed since the start) stops the run, as any file's error does."""
+        waiting = slot.waiting
+        assert waiting is not None
+        source = waiting.open()
+        try:
+            saved = self._saved(slot.settings)
+            processor = self._resume(slot.settings, saved, warn=False)
+        except BaseException:
+            source.close()
+            raise
+        with self._cond:
+            if self._stop.is_set():   # stopped meanwhile: the file is not started
+                source.close()
+                self._waiting.appendleft(slot)
+                return
+            slot.stats.start()
+            lane = self._add_lane(slot, source, processor, saved)
+        try:
+            if source.size is not None:
+                self._open_sinks(lane, source.size)
+        except BaseException:
+            lane.inbox.close()
+            source.close()
+            lane.reader_done = True
+            raise
+        self._spawn(f"reader-{source.source_id}", self._read, lane)
+
+    def _release(self, lane: Lane) -> None:
+        """Retire ``lane`` once nothing holds its resources: its reader ended (the file is closed), the processing
+        thread finished it, every output thread closed its output. Only what the summary and the view read of it
+        is kept (``Slot.retire``), and a waiting file may take its place."""
+        with self._cond:
+            self._cond.notify_all()   # a reader that ended makes room for the next file's reader
+            if not lane.reader_done or not lane.finished or lane.outlets_running or lane not in self._slot_of:
+                return
+            slot = self._slot_of.pop(lane)
+            self.lanes = [other for other in self.lanes if other is not lane]
+            self._settings.pop(lane.settings.id, None)
+            slot.retire()
+            self._cond.notify_all()
 
     def _raise_first_error(self) -> None:
         if not self._errors:
@@ -335,7 +477,11 @@ class Runner:
         finally:
             lane.stats.add(dropped=lane.source.dropped - source_dropped)
             lane.inbox.close()
-            lane.source.close()
+            try:
+                lane.source.close()
+            finally:
+                lane.reader_done = True
+                self._release(lane)
 
     # ----------------------------------------------------------------- detector
 
@@ -387,10 +533,11 @@ class Runner:
         None when every inbox is finished."""
         with self._cond:
             while True:
-                if all(lane.inbox.finished() for lane in self.lanes):
+                lanes = self.lanes
+                if all(lane.inbox.finished() for lane in lanes) and not self._more_to_come():
                     return None
-                turn, n = self._tickets, len(self.lanes)
-                order = [self.lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
+                turn, n = self._tickets, len(lanes)
+                order = [lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
                 live = [lane for lane in order if lane.inbox.latest and self._ready(lane)]
                 files = [lane for lane in order if not lane.inbox.latest and self._ready(lane)]
                 work: list[_Taken] = []
@@ -523,6 +670,8 @@ class Runner:
                             self._warn_growing(lane, str(item.detail.get("growth", "")))
                     self._to_sinks(lane, lane.processor.status(item))
                     lane.counts = lane.processor.counts()  # a stream's end empties its zones
+                    if item.kind is StatusKind.ENDED and not lane.settings.is_live:
+                        self._finish_lane(lane)   # a file's last item: its outputs close now, not at the run's end
                 else:
                     self._process(lane, item, dets, schedule)
         finally:
@@ -626,39 +775,54 @@ class Runner:
                 # the file this sink writes (a resumed video's position names the earlier part until it writes)
                 lane.output_files.append((outlet, str(getattr(outlet.sink, "path", None) or position["path"])))
         lane.outlets_open = True
+        with self._cond:
+            lane.outlets_running += len(lane.outlets)
         for outlet in lane.outlets:
             name = f"sink-{outlet.name}-{lane.settings.id}"
-            self._spawn(name, self._sink_loop, name, outlet)
+            self._spawn(name, self._sink_loop, name, outlet, lane)
         pending, lane.pending = lane.pending, []
         for status in pending:
             self._to_sinks(lane, status)
 
-    def _sink_loop(self, name: str, outlet: Outlet) -> None:
+    def _sink_loop(self, name: str, outlet: Outlet, lane: Lane) -> None:
         """Sink thread: see ``Outlet.run``; an error that is not the output's own stops the run."""
-        outlet.run(lambda exc: self._fail(name, exc))
+        try:
+            outlet.run(lambda exc: self._fail(name, exc))
+        finally:
+            with self._cond:
+                lane.outlets_running -= 1
+            self._release(lane)
 
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
-        lost = [outlet.loss(lane.settings.id) for lane in self.lanes for outlet in lane.outlets]
-        unsaved = [f"the state of {lane.settings.id} was not saved: {lane.state_failure}" for lane in self.lanes
-                   if lane.state_failure is not None]  # the last snapshot failed: a resume would repeat work
-        return [phrase for phrase in lost if phrase is not None] + unsaved
+        lost = [phrase for slot in self._slots for phrase in slot.output_losses()]
+        unsaved = [f"the state of {slot.settings.id} was not saved: {failure}" for slot in self._slots
+                   if (failure := slot.state_failure()) is not None]  # the last snapshot failed: a resume repeats
+        return lost + unsaved
 
     def _finish_lanes(self) -> None:
-        """Every source ended: close its processor (ending its tracks, unless suspended), take the last
-        snapshot, and tell each sink its input ended."""
+        """The run ends: finish every source not finished yet (``_finish_lane``)."""
         for lane in self.lanes:
-            if not lane.outlets_open and lane.source.size is not None and not self._abort.is_set():
-                self._open_sinks(lane, lane.source.size)
-            closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
-            lane.counts = lane.processor.counts()
-            if closing.events:
-                self._to_sinks(lane, closing)
-            if self.state is not None and not self._abort.is_set():
-                self._checkpoint(lane)
-            for outlet in lane.outlets:
-                outlet.queue.put_always(END)
+            self._finish_lane(lane)
+
+    def _finish_lane(self, lane: Lane) -> None:
+        """A source ended (a file at its end, every source at the run's end): close its processor (ending its
+        tracks, unless suspended), take the last snapshot, and tell each sink its input ended. Processing thread."""
+        if lane.finished:
+            return
+        if not lane.outlets_open and lane.source.size is not None and not self._abort.is_set():
+            self._open_sinks(lane, lane.source.size)
+        closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
+        lane.counts = lane.processor.counts()
+        if closing.events:
+            self._to_sinks(lane, closing)
+        if self.state is not None and not self._abort.is_set():
+            self._checkpoint(lane)
+        for outlet in lane.outlets:
+            outlet.queue.put_always(END)
+        lane.finished = True
+        self._release(lane)
 
     def _close_all_sinks(self) -> None:
         for lane in self.lanes:

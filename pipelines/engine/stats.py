@@ -71,6 +71,7 @@ class StatsSnapshot:
     ended: bool = False
     stopped: bool = False
     resumed_after: int = 0
+    waiting: bool = False
     elapsed_s: float = 0.0
     fps: float = 0.0
 
@@ -107,6 +108,8 @@ class SourceStats:
         ended / stopped: the stream ended; it ended because the run was stopped (a signal), not at its end.
         resumed_after: frames of this file an earlier run processed (a resume from ``--state``; the counters
             above are this run's, ``tracks`` the whole video's).
+        waiting: a file of an archive that waits for its turn (``pipelines/engine/waves.py``): not opened yet; at
+            the end of a stopped run, one that was never started.
     """
 
     source_id: str
@@ -122,43 +125,63 @@ class SourceStats:
     ended: bool = False
     stopped: bool = False
     resumed_after: int = 0
+    waiting: bool = False
     started_at: float = field(default_factory=time.monotonic)
     stopped_at: Optional[float] = None  # when the stream ended: its rates stop there, not at the run's end
     tracks: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # the last snapshot of a source that waits or has ended (nothing changes until a counter does): an archive's
+    # thousands of files are read every half second by the progress bar
+    _kept: Optional[StatsSnapshot] = field(default=None, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
         """Add to integer counters, e.g. ``add(frames_in=1)``."""
         with self._lock:
+            self._kept = None
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
     def processed(self, pts: float, latency_s: float, tracks: int) -> None:
         """Record one processed frame; ``tracks``: tracks started so far."""
         with self._lock:
+            self._kept = None
             self.frames_out += 1
             self.last_pts = pts
             self.latency_s = latency_s
             self.tracks = tracks
         self.latency.observe(latency_s)
 
+    def start(self) -> None:
+        """A waiting file's turn came: its clock starts now."""
+        with self._lock:
+            self._kept = None
+            self.waiting = False
+            self.started_at = time.monotonic()
+
     def stop_clock(self, stopped: bool = False) -> None:
         """The stream ended (for good): its elapsed time and fps stop now; another source may go on for hours.
         ``stopped``: it ended because the run was stopped (Ctrl-C, a signal), not at its end (the first call
         decides)."""
         with self._lock:
+            self._kept = None
             if self.stopped_at is None:
                 self.stopped_at = time.monotonic()
                 self.stopped = stopped
             self.ended = True
 
     def snapshot(self) -> StatsSnapshot:
-        """A consistent copy of the counters (a frozen value)."""
+        """A consistent copy of the counters (a frozen value); a file still waiting has spent no time."""
         with self._lock:
-            until = self.stopped_at if self.stopped_at is not None else time.monotonic()
+            if self._kept is not None:
+                return self._kept
+            until = self.started_at if self.waiting else self.stopped_at if self.stopped_at is not None \
+                else time.monotonic()
             elapsed = max(until - self.started_at, 1e-9)
             values = {name: getattr(self, name) for name in _COUNTERS}
             values.update(latency_s=round(self.latency_s, 4), last_pts=round(self.last_pts, 3),
                           elapsed_s=round(elapsed, 3), fps=round(self.frames_out / elapsed, 2))
-        return StatsSnapshot(**values)
+            snapshot = StatsSnapshot(**values)
+            if self.waiting or self.stopped_at is not None:
+                self._kept = snapshot
+        return snapshot

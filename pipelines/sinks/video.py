@@ -507,7 +507,12 @@ def segment_id(path: "str | os.PathLike[str]") -> Optional[str]:
 
 def segment_of(container: Any) -> Optional[str]:
     """The id a video sink wrote into the header of the open ``container`` (``segment_id`` of its file)."""
-    tag = next((str(v) for k, v in container.metadata.items() if k.lower() == _SEGMENT_TAG), "")  # MKV: COMMENT
+    return segment_in(container.metadata)
+
+
+def segment_in(tags: Mapping[str, object]) -> Optional[str]:
+    """The id a video sink wrote into a container's metadata ``tags`` (``segment_of``), None if none."""
+    tag = next((str(v) for k, v in tags.items() if k.lower() == _SEGMENT_TAG), "")  # MKV: COMMENT
     return tag[len(_SEGMENT_PREFIX):] if tag.startswith(_SEGMENT_PREFIX) else None
 
 

@@ -11,7 +11,7 @@ from pipelines.sources.base import LIVE_SCHEMES, Source, SourceConfig, file_path
 
 if TYPE_CHECKING:
     from pipelines.settings import SourceSettings
-    from pipelines.sources.file import FirstLooks
+    from pipelines.sources.looks import FirstLooks
 
 __all__ = ["Source", "SourceConfig", "open_source", "is_live_url"]
 

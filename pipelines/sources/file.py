@@ -24,9 +24,8 @@ upright (``pipelines/sources/rotation.py``, shared with live sources). The rotat
 from the source's own decoder (that frame is kept for the first pass), so opening a source opens its file once;
 with NVDEC, whose frames do not carry the track's rotation, a second, software look reads it.
 
-``FirstLooks`` opens each file of a folder or glob once when the run's sources are found and keeps what that look
-learned (the open file, or why it cannot be read) for the checks at start and for the ``FileSource`` that reads
-it: on a network share every open is a round trip or more, and an archive has thousands of files.
+``FirstLooks`` (``looks.py``) opens each file of a folder or glob once when the run's sources are found and keeps
+what that look learned for the checks at start and for the ``FileSource`` that reads it.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Iterator, Optional, Union
 
 import av
@@ -109,67 +107,6 @@ def open_container(path: Path) -> "av.container.InputContainer":
         container.close()
         raise SourceError(f"no video stream in {path} (audio-only or data file?)")
     return container
-
-
-class FirstLooks:
-    """Files opened once at start (``open_container``), each kept open for the source that reads it (see the
-    module docstring). ``close()`` (or the end of a ``with`` block) closes what no source took."""
-
-    def __init__(self) -> None:
-        self._looked: dict[str, Union["av.container.InputContainer", SourceError]] = {}
-
-    def __enter__(self) -> "FirstLooks":
-        return self
-
-    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
-        self.close()
-
-    @staticmethod
-    def _key(path: Union[str, Path]) -> str:
-        return os.path.realpath(Path(path).expanduser())
-
-    def _look(self, path: Union[str, Path]) -> Union["av.container.InputContainer", SourceError]:
-        key = self._key(path)
-        if key not in self._looked:
-            try:
-                self._looked[key] = open_container(Path(path).expanduser())
-            except SourceError as exc:
-                self._looked[key] = exc
-        return self._looked[key]
-
-    def container(self, path: Union[str, Path]) -> Optional["av.container.InputContainer"]:
-        """``path`` opened (the first call opens it), still owned by this; None when it cannot be read."""
-        looked = self._look(path)
-        return None if isinstance(looked, SourceError) else looked
-
-    def check(self, path: Union[str, Path]) -> None:
-        """``SourceError`` (one line, as ``open_container`` says it) when ``path`` cannot be read."""
-        looked = self._look(path)
-        if isinstance(looked, SourceError):
-            raise looked
-
-    def take(self, path: Union[str, Path]) -> Optional["av.container.InputContainer"]:
-        """The open file of ``path``, handed over (the caller closes it); None when not looked at or unreadable
-        (the caller opens it itself, and says why it cannot)."""
-        key = self._key(path)
-        looked = self._looked.get(key)
-        if looked is None or isinstance(looked, SourceError):
-            return None
-        del self._looked[key]
-        return looked
-
-    def drop(self, path: Union[str, Path]) -> None:
-        """Close ``path``'s file: it is left out of the run."""
-        container = self.take(path)
-        if container is not None:
-            container.close()
-
-    def close(self) -> None:
-        """Close every file no source took."""
-        for key in list(self._looked):
-            self.drop(key)
-        self._looked.clear()
 
 
 def display_rotation(path: Path) -> int:

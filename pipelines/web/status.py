@@ -39,6 +39,7 @@ class SourceView:
         fps_in / fps_out: frames read / processed per second over the last few seconds.
         duty: share of the frames processed over the last few seconds that the detector ran on (None: none).
         ended: the run is over for this source.
+        waiting: a file of an archive waiting for its turn (not opened yet).
     """
 
     id: str
@@ -49,11 +50,15 @@ class SourceView:
     fps_out: float = 0.0
     duty: Optional[float] = None
     ended: bool = False
+    waiting: bool = False
 
 
 def stream_state(view: SourceView, held: Optional[ViewerState]) -> str:
-    """``starting`` (nothing yet), ``live``, ``reconnecting`` (a camera in a gap) or ``ended``."""
+    """``waiting`` (a file of an archive before its turn), ``starting`` (nothing yet), ``live``, ``reconnecting``
+    (a camera in a gap) or ``ended``."""
     kind = held.kind if held is not None else None
+    if view.waiting and not view.ended:
+        return "waiting"
     if view.ended or kind is StatusKind.ENDED or (held is not None and held.closed):
         return "ended"
     if kind is StatusKind.GAP or (view.live and kind is not None and view.reading is not None
@@ -147,7 +152,7 @@ def runner_views(engine: EngineView, monitor: Optional["Monitor"] = None) -> Cal
             duty = monitor.rates.duty(reading.source) if monitor is not None else None
             out.append(SourceView(id=redact_url(state.id), live=state.live, viewer=viewer,
                                   reading=reading, fps_in=rate_in, fps_out=rate_out, duty=duty,
-                                  ended=state.stats.ended))
+                                  ended=state.stats.ended, waiting=state.stats.waiting))
         return out
 
     return views
