@@ -219,3 +219,30 @@ def test_the_paths_of_an_archive_are_checked_in_a_moment(tmp_path, rider):
                           "output": {"jsonl": str(archive / "{source}.mp4")}})
     with pytest.raises(OutputError, match="--jsonl of source c001 .* is the input video of source c001"):
         check_paths(named)   # still refused, naming the first clash
+
+
+def test_a_file_removed_before_its_turn_is_skipped_and_the_rest_of_the_archive_goes_on(tmp_path, bikes_video,
+                                                                                      pose_weights):
+    """A recorder's retention may delete a file of the archive while the run works through the files before it:
+    that file is left out at its turn with one warning line and named in the skipped-files line (exit 4), as an
+    unreadable file is at start; the files after it are processed."""
+    archive = _archive(tmp_path / "archive", bikes_video, 20)   # more than the first looks keep open (16)
+    out, state = tmp_path / "out", tmp_path / "state"
+    proc = subprocess.Popen(_run(str(archive / "*.mp4"), "--model", str(pose_weights), "--imgsz", "160",
+                                 "--max-frames", "15", "--jsonl", str(out / "{source}.jsonl"), "--state", str(state),
+                                 "--state-interval", "0.1", "--quiet"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    deadline = time.monotonic() + 120
+    while not (state / "c001.json").exists():   # the first wave is under way: c019 waits for its turn
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    (archive / "c019.mp4").unlink()
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 4, stderr
+    assert sorted(p.stem for p in out.iterdir()) == [f"c{i:03d}" for i in range(1, 21) if i != 19], stderr
+    warned = [line for line in stderr.splitlines() if "skipping" in line and "c019.mp4" in line]
+    assert len(warned) == 1, stderr
+    assert f"skipped 1 of 20 files, which cannot be read (the reasons are above): {archive / 'c019.mp4'}" \
+        in stderr.splitlines(), stderr
+    assert not any(line.startswith(("not started", "c019: ")) for line in stderr.splitlines()), stderr

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Optional, Sequence
 
 from pipelines.settings import glob_ids
 from pipelines.credentials import DB_PASSWORD_NEEDS, REDIS_STATE, add_secret_arguments, fill_secrets
@@ -451,17 +451,21 @@ def _not_ours(found: list[str], pattern: str, looks: Optional["FirstLooks"] = No
 
 def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: bool = False,
             config_files: Sequence[Optional[str]] = (), skipped: Sequence[str] = (),
-            looks: Optional["FirstLooks"] = None) -> int:
+            looks: Optional["FirstLooks"] = None, skippable: Collection[str] = ()) -> int:
     """Check and lock what the run writes (``claim_writes``; ``config_files`` must not be written), open sources
     (a file that ``looks`` opened already is taken from it), check outputs, load the model, process everything;
     print a summary. Returns exit code: ``SKIPPED_EXIT`` when all went well but ``skipped`` (the unreadable files
-    of a folder or glob, left out) is not empty.
+    of a folder or glob, left out) is not empty, or a file of ``skippable`` (the files a folder or glob found)
+    could not be read when its turn came (removed since the start) and was left out too.
 
     The line naming the skipped files is printed however the run ends: after the summary, or before the error
     line of a run that failed (its exception goes on, and its exit code wins over ``SKIPPED_EXIT``), was
     interrupted while starting, or was stopped at once by a second signal."""
+    left_out = list(skipped)   # and the files left out at their turn (the runner adds them)
+
     def report() -> None:
-        _print_skipped(skipped, sum(1 for s in config.sources if not s.is_live))
+        files = sum(1 for s in config.sources if not s.is_live) - (len(left_out) - len(skipped))
+        _print_skipped(left_out, files)
 
     try:
         if config.cluster.engine == "ray":
@@ -472,10 +476,11 @@ def execute(config: PipelineConfig, *, max_frames: Optional[int] = None, quiet: 
             code = execute_ray(config, max_frames=max_frames, quiet=quiet, config_files=config_files)
         else:
             with claim_writes(config, config_files):  # no output over an input or another output; one writer per file
-                code = _execute_here(config, max_frames, quiet, looks, last_words=report)
+                code = _execute_here(config, max_frames, quiet, looks, last_words=report,
+                                     skippable=skippable, on_skip=left_out.append)
     finally:   # the summary (when the run got that far) is printed: the skipped files belong under it
         report()
-    return SKIPPED_EXIT if skipped and code == 0 else code
+    return SKIPPED_EXIT if left_out and code == 0 else code
 
 
 def _print_skipped(skipped: Sequence[str], files: int) -> None:
@@ -486,7 +491,8 @@ def _print_skipped(skipped: Sequence[str], files: int) -> None:
 
 
 def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool,
-                  looks: Optional["FirstLooks"] = None, last_words: Callable[[], None] = lambda: None) -> int:
+                  looks: Optional["FirstLooks"] = None, last_words: Callable[[], None] = lambda: None,
+                  skippable: Collection[str] = (), on_skip: Callable[[str], None] = lambda url: None) -> int:
     """``execute`` in this process; ``last_words``: what to print before a second signal ends the process at
     once (the summary is never reached then)."""
     from pipelines.detection.detector import Detector, detection_concurrency
@@ -504,7 +510,8 @@ def _execute_here(config: PipelineConfig, max_frames: Optional[int], quiet: bool
         threads = f" x {detector.threads} thread{'s' * (detector.threads != 1)}" if detector.threads else ""
         log.info("model %s (%s) on %s: %d worker%s%s", Path(detector.model_name).name, detector.task,
                  detector.device, detector.workers, "s" * (detector.workers != 1), threads)
-        return Runner(sources, detector, config, max_frames=max_frames, state=store, fingerprints=fingerprints)
+        return Runner(sources, detector, config, max_frames=max_frames, state=store, fingerprints=fingerprints,
+                      skippable=skippable, on_skip=on_skip)
 
     runner = with_open_sources(config, start, looks=looks)
     from pipelines.engine.metrics import Monitor, runner_readings
@@ -565,7 +572,7 @@ def main(args: argparse.Namespace) -> int:
 
             hush()
         return execute(config, max_frames=args.max_frames, quiet=args.quiet, config_files=[args.config],
-                       skipped=skipped, looks=looks)
+                       skipped=skipped, looks=looks, skippable=found)
 
 
 __all__ = ["add_arguments", "add_parser", "config_from_args", "execute", "expand_inputs", "expand_sources", "main"]

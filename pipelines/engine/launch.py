@@ -248,7 +248,7 @@ def skip_unreadable(config: PipelineConfig, skippable: Collection[str],
         raise SourceError(reasons[first] + (f" (and {len(others)} other file{'s' * (len(others) != 1)} cannot be "
                                             f"read either: {names})" if others else ""))
     for url, reason in reasons.items():
-        log.warning("skipping %s: %s", url, _without(reason, url))
+        warn_skipping(url, reason)
     output = config.output
     if len(kept) == 1:
         templates = ("video", "jsonl", "mot", "events", "heatmap")
@@ -256,6 +256,11 @@ def skip_unreadable(config: PipelineConfig, skippable: Collection[str],
                                   for name in templates if getattr(output, name)}
         output = dataclasses.replace(output, **pinned)
     return dataclasses.replace(config, sources=tuple(kept), output=output), list(reasons)
+
+
+def warn_skipping(url: str, reason: str) -> None:
+    """The one warning line of a file of a folder or glob that is left out because it cannot be read."""
+    log.warning("skipping %s: %s", url, _without(reason, url))
 
 
 def _without(reason: str, url: str) -> str:
@@ -343,4 +348,4 @@ class StopSignals:
 
 
 __all__ = ["Opened", "StopSignals", "check_writable", "claim_writes", "close_sources", "open_sources", "preflight",
-           "require_sources", "resolve_model", "skip_unreadable", "warn_unsaved", "with_open_sources"]
+           "require_sources", "resolve_model", "skip_unreadable", "warn_skipping", "warn_unsaved", "with_open_sources"]

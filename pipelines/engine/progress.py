@@ -96,7 +96,7 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
     files a stopped run never started; the files written; then one line per output that lost data."""
     lines = []
     for s in stats:
-        if s.waiting:   # never started: the run was stopped before its turn (named together below)
+        if s.waiting:   # never started: the run was stopped before its turn, or it was skipped (named elsewhere)
             continue
         seconds = s.elapsed_s or elapsed_s  # the source's own time: one that ended early is not slowed by the rest
         fps = s.frames_out / seconds if seconds > 0 else 0.0
@@ -120,7 +120,7 @@ def summary_lines(stats: Sequence[StatsSnapshot], outputs: Sequence[str], elapse
                      f"{fps:.1f} fps in {seconds:.1f} s{tail}")
         if counts and s.source_id in counts:
             lines.extend(count_lines(s.source_id, counts[s.source_id]))
-    unstarted = [s.source_id for s in stats if s.waiting]
+    unstarted = [s.source_id for s in stats if s.waiting and not s.skipped]
     if unstarted:
         more = f" and {len(unstarted) - 5} more" if len(unstarted) > 5 else ""
         lines.append(f"not started: {len(unstarted)} file{'s' * (len(unstarted) != 1)} (the run was stopped before "

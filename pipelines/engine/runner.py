@@ -45,16 +45,17 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Deque, Mapping, Optional, Sequence, Union
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
 from pipelines.engine.inbox import Inbox, Item
+from pipelines.engine.launch import warn_skipping
 from pipelines.engine.lane import Lane, expected_frames, output_fps
 from pipelines.engine.outlet import END, End, Outlet
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint, SnapshotStore
-from pipelines.errors import OutputError, UserError
+from pipelines.errors import OutputError, SourceError, UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
@@ -117,13 +118,18 @@ class Runner:
             from its snapshot announces the outage as ``stream_gap`` before ``stream_resumed``.
         fingerprints: the sources' fingerprints already taken (``fingerprint.check_resumes``), by source id; the
             others are taken here (with ``state``), so a file is read once for its fingerprint.
+        skippable: the URLs of the files a folder or glob found: such a file that cannot be read when its turn
+            comes (removed since the start) is left out with one warning line and ``on_skip(url)``, as an
+            unreadable one is at start; any other source that cannot be opened stops the run.
     """
 
     def __init__(self, sources: Sequence[tuple[SourceSettings, Source]], detector: FrameDetector,
                  config: PipelineConfig, *, max_frames: Optional[int] = None,
                  sink_factory: SinkFactory = build_sinks, state: Optional[SnapshotStore] = None,
-                 restarted: bool = False, fingerprints: Optional[Mapping[str, Mapping[str, Any]]] = None) -> None:
+                 restarted: bool = False, fingerprints: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                 skippable: Collection[str] = (), on_skip: Callable[[str], None] = lambda url: None) -> None:
         self.detector = detector
+        self._skippable, self._on_skip = frozenset(skippable), on_skip
         self.config = config
         live_streams = sum(1 for settings, _ in sources if settings.latest_frame)
         scheduled = all(settings.schedule.waits_for_plans for settings, _ in sources if settings.latest_frame)
@@ -375,10 +381,20 @@ class Runner:
 
     def _open_turn(self, slot: Slot) -> None:
         """Open a waiting file's source, processor and outputs and start its reader. A file that cannot be opened
-        now (removed since the start) stops the run, as any file's error does."""
+        now (removed since the start) is skipped when a folder or glob found it (``skippable``), else it stops the
+        run, as any named file's error does."""
         waiting = slot.waiting
         assert waiting is not None
-        source = waiting.open()
+        try:
+            source = waiting.open()
+        except SourceError as exc:
+            if slot.settings.url not in self._skippable:
+                raise
+            warn_skipping(slot.settings.url, str(exc))
+            waiting.close()
+            slot.stats.skip()
+            self._on_skip(slot.settings.url)
+            return
         try:
             saved = self._saved(slot.settings)
             processor = self._resume(slot.settings, saved, warn=False)

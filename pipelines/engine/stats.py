@@ -72,6 +72,7 @@ class StatsSnapshot:
     stopped: bool = False
     resumed_after: int = 0
     waiting: bool = False
+    skipped: bool = False
     elapsed_s: float = 0.0
     fps: float = 0.0
 
@@ -110,6 +111,8 @@ class SourceStats:
             above are this run's, ``tracks`` the whole video's).
         waiting: a file of an archive that waits for its turn (``pipelines/engine/waves.py``): not opened yet; at
             the end of a stopped run, one that was never started.
+        skipped: such a file could not be read when its turn came (removed since the start): left out, as the
+            unreadable files of a folder or glob are at start.
     """
 
     source_id: str
@@ -126,6 +129,7 @@ class SourceStats:
     stopped: bool = False
     resumed_after: int = 0
     waiting: bool = False
+    skipped: bool = False
     started_at: float = field(default_factory=time.monotonic)
     stopped_at: Optional[float] = None  # when the stream ended: its rates stop there, not at the run's end
     tracks: int = 0
@@ -158,6 +162,12 @@ class SourceStats:
             self._kept = None
             self.waiting = False
             self.started_at = time.monotonic()
+
+    def skip(self) -> None:
+        """A waiting file could not be read when its turn came: it is left out (never started)."""
+        with self._lock:
+            self._kept = None
+            self.skipped = True
 
     def stop_clock(self, stopped: bool = False) -> None:
         """The stream ended (for good): its elapsed time and fps stop now; another source may go on for hours.
