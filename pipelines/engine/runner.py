@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 SinkFactory = Callable[[PipelineConfig, SourceSettings, Optional[float], tuple[int, int],
                         Optional[Mapping[str, Mapping[str, object]]]], list[BuiltSink]]
 SINK_QUEUE_SIZE = 32
+KEPT_PICTURES = 16   # finished files of an archive whose last picture the live view keeps (their counts stay all)
 
 
 # a frame (with its detections; None: the schedule skipped it) or a status, for processing, with the
@@ -158,6 +159,7 @@ class Runner:
         self._slots: list[Slot] = []  # every source, in order, waiting, open or done (``waves.py``)
         self._slot_of: dict[Lane, Slot] = {}
         self._waiting: Deque[Slot] = deque()   # files not opened yet, in order
+        self._shown: Deque[Slot] = deque()     # finished files whose live view still holds its last picture
         self._opening = 0                      # of those, being opened now
         self.file_lanes = file_lanes(self.workers)
         self._fingerprints: dict[str, dict[str, Any]] = {}
@@ -428,6 +430,9 @@ class Runner:
                 return
             slot = self._slot_of.pop(lane)
             self.lanes = [other for other in self.lanes if other is not lane]
+            self._shown.append(slot)   # the live view keeps the last picture of the newest finished files only
+            while len(self._shown) > KEPT_PICTURES:
+                self._shown.popleft().forget_picture()
             self._settings.pop(lane.settings.id, None)
             slot.retire()
             self._cond.notify_all()

@@ -14,13 +14,14 @@ files still waiting are not started: the summary says so, and no snapshot is wri
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from pipelines.engine.lane import Lane
 from pipelines.engine.stats import SourceStats
-from pipelines.engine.view import SourceState
+from pipelines.engine.view import OutputState, SourceState
 from pipelines.frames import Counts, StreamStatus, VideoFrame
 from pipelines.settings import SourceSettings
 from pipelines.sources.base import Source, file_path
@@ -100,6 +101,7 @@ class Finished:
     files: tuple[str, ...]
     losses: tuple[str, ...]
     state_failure: Optional[str]
+    shown: tuple[OutputState, ...] = ()   # its live view's output (closed), holding the last picture it showed
 
 
 NOTHING = Counts({}, {}, 0)
@@ -121,8 +123,14 @@ class Slot:
             return
         files = tuple(path for outlet, path in lane.output_files if outlet.failure is None)
         losses = tuple(phrase for outlet in lane.outlets if (phrase := outlet.loss(self.settings.id)) is not None)
-        self.finished = Finished(lane.counts, files, losses, lane.state_failure)
+        shown = tuple(OutputState(o.name, 0, None, o.failure, o.sink) for o in lane.outlets if o.name == "viewer")
+        self.finished = Finished(lane.counts, files, losses, lane.state_failure, shown)
         self.lane = None
+
+    def forget_picture(self) -> None:
+        """Let go of the last picture a finished source's live view showed (its counts stay)."""
+        if self.finished is not None and self.finished.shown:
+            self.finished = dataclasses.replace(self.finished, shown=())
 
     def state(self) -> SourceState:
         """The source now, as readers of the engine see it."""
@@ -130,7 +138,8 @@ class Slot:
             return self.lane.state()
         return SourceState(id=self.settings.id, live=self.settings.is_live, connected=True, connect_failures=0,
                            pending=0, inbox=0, stats=self.stats.snapshot(), latency=self.stats.latency,
-                           counts=self.finished.counts if self.finished is not None else NOTHING, outputs=())
+                           counts=self.finished.counts if self.finished is not None else NOTHING,
+                           outputs=self.finished.shown if self.finished is not None else ())
 
     def files(self) -> list[str]:
         """The files its outputs write or wrote (an output that stopped early left out)."""

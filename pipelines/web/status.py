@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from pipelines.engine.view import EngineView
-from pipelines.frames import FrameResult, StatusKind
+from pipelines.frames import Counts, FrameResult, StatusKind
 from pipelines.secrets import redact_url
 from pipelines.sinks.viewer import ViewerSink, ViewerState
 
@@ -40,6 +40,7 @@ class SourceView:
         duty: share of the frames processed over the last few seconds that the detector ran on (None: none).
         ended: the run is over for this source.
         waiting: a file of an archive waiting for its turn (not opened yet).
+        counts: its counts now (a finished file of an archive whose last picture is no longer kept shows these).
     """
 
     id: str
@@ -51,6 +52,7 @@ class SourceView:
     duty: Optional[float] = None
     ended: bool = False
     waiting: bool = False
+    counts: Optional[Counts] = None
 
 
 def stream_state(view: SourceView, held: Optional[ViewerState]) -> str:
@@ -135,6 +137,9 @@ def source_doc(view: SourceView, now: Optional[float] = None) -> dict[str, Any]:
             doc.update(zones=counts["zones"], lines=counts["lines"], tracks_started=counts["tracks_started"],
                        # an ended source's warnings were cancelled with its tracks (the last frame's still stood)
                        predictions=counts["predictions"] if doc["state"] != "ended" else [])
+    elif view.counts is not None and doc["state"] == "ended":   # a finished file whose last picture is let go
+        counts = view.counts.doc()
+        doc.update(zones=counts["zones"], lines=counts["lines"], tracks_started=counts["tracks_started"])
     return doc
 
 
@@ -152,7 +157,7 @@ def runner_views(engine: EngineView, monitor: Optional["Monitor"] = None) -> Cal
             duty = monitor.rates.duty(reading.source) if monitor is not None else None
             out.append(SourceView(id=redact_url(state.id), live=state.live, viewer=viewer,
                                   reading=reading, fps_in=rate_in, fps_out=rate_out, duty=duty,
-                                  ended=state.stats.ended, waiting=state.stats.waiting))
+                                  ended=state.stats.ended, waiting=state.stats.waiting, counts=state.counts))
         return out
 
     return views

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from fractions import Fraction
 
 import pytest
 
@@ -62,5 +63,50 @@ def test_an_ended_source_shows_the_counts_the_run_ends_with(tmp_path, bikes_vide
         zone = doc["zones"]["all"]
         assert zone["entries"] > 0 and zone["occupancy"] == 0 and zone["exits"] == zone["entries"], zone
         assert zone["dwell"]["inside"] == [], zone
+    finally:
+        run.stop()
+
+
+def test_the_first_files_of_a_long_archive_still_show_their_counts_once_their_pictures_are_let_go(
+        tmp_path, bikes_video, pose_weights):
+    """An archive's files take turns; the view keeps the last picture of the newest 16 finished files only (a
+    picture each would grow with the archive), and an older finished file still shows the counts it ended with."""
+    from pipelines.engine.runner import KEPT_PICTURES
+    from tests.web.conftest import ServingRun, wait_for
+
+    import av
+
+    clip = tmp_path / "short.mp4"   # bikes.mp4's first 60 frames: the cyclist rides in
+    with av.open(str(bikes_video)) as inp, av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            image = frame.reformat(format="yuv420p")
+            image.pts, image.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(image))
+            if i == 59:
+                break
+        out.mux(stream.encode(None))
+    zone = "zones: [{name: all, polygon: [[0,0],[640,0],[640,272],[0,272]]}]"
+    files = [f"  - {{id: c{i:02d}, url: '{clip}', {zone}}}\n" for i in range(KEPT_PICTURES + 3)]
+    config = tmp_path / "archive.yaml"
+    config.write_text("sources:\n" + "".join(files) + f"  - {{id: looping, url: '{bikes_video}', loop: true}}\n")
+    run = ServingRun(["--imgsz", "160", "--model", str(pose_weights), "--config", str(config)],
+                     tmp_path / "run.log").wait_ready()
+    try:
+        def doc(source: str) -> dict:
+            with urllib.request.urlopen(run.url + f"api/sources/{source}", timeout=5) as response:
+                return dict(json.loads(response.read()))
+
+        last = f"c{KEPT_PICTURES + 2:02d}"
+        wait_for("the last file to end", lambda: doc(last)["state"] == "ended" and doc(last)["zones"], timeout=180)
+        time.sleep(0.3)   # the document is cached 0.25 s
+        first, newest = doc("c00"), doc(last)
+        assert first["state"] == "ended" and first["picture"] == 0 and first["frame"] is None   # let go
+        assert newest["frame"] is not None and newest["frame"]["index"] == 59   # the newest keep theirs
+        for shown in (first, newest):
+            assert shown["zones"]["all"]["entries"] > 0 and shown["zones"]["all"]["occupancy"] == 0, shown
+            assert shown["zones"] == newest["zones"]   # the same clip, the same counts
     finally:
         run.stop()
