@@ -24,13 +24,9 @@ from typing import Any, Callable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-
-def _tree(revision: str, into: Path) -> Path:
-    """The files of git ``revision`` written into ``into``."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
+from archive_opens import _tree  # noqa: E402 - the baseline's tree, written as archive_opens.py writes it
 
 
 def _limit(files: int) -> Callable[[], None]:
