@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from pipelines.processing.overlays import Annotator, OverlayConfig, id_color, label_text  # noqa: E402
-from tests.synthetic_tracks import CLASS_NAMES, decode_frames, make_result, make_tracks  # noqa: E402
+from tests.clips import decode_frames  # noqa: E402
+from tests.synthetic_tracks import CLASS_NAMES, make_result, make_tracks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TRACKSTREAM_DATA", REPO.parent / "shared" / "data"))

@@ -109,12 +109,14 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "true")
     from pipelines.assets import demo_pose_model
-    from schedule import SHARED, read_frames, write_clip
+    from schedule import SHARED
+    from tests.clips import decode_frames, write_clip
 
     frames = int(args.seconds * 25)
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "still.mp4"
-        write_clip(clip, read_frames(SHARED / "cars_highway_1280x720.mp4", 1) * frames, options=ENCODERS[args.encoder])
+        write_clip(clip, decode_frames(SHARED / "cars_highway_1280x720.mp4", 1) * frames,
+                   options=ENCODERS[args.encoder])
         kinds = ([] if args.no_every else [("every", "every", {})]) + [
             (f"{args.schedule} qmax {q:g}", args.schedule, {"quiet_max": q}) for q in args.quiet_max]
         runs: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in kinds}

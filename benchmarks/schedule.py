@@ -33,12 +33,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.clips import decode_frames, write_clip  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
@@ -59,34 +60,7 @@ class Run:
     first_s: float = 0.0       # wall seconds to the first result (start-up: the model loads, once per run)
 
 
-ULTRAFAST = {"preset": "ultrafast", "crf": "20"}
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, options: dict[str, str] | None = None) -> None:
-    """``frames`` (BGR) as H.264 (libx264 with ``options``, default ``ULTRAFAST``)."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps, options=options or ULTRAFAST)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-
-
-def read_frames(path: Path, count: int) -> list[np.ndarray]:
-    import av
-
-    out = []
-    with av.open(str(path)) as inp:
-        for frame in inp.decode(video=0):
-            out.append(frame.to_ndarray(format="bgr24"))
-            if len(out) >= count:
-                break
-    return out
+ULTRAFAST = {"preset": "ultrafast", "crf": "20"}   # libx264 options of the clips written here
 
 
 def clips(workdir: Path, frames: int, still_seconds: float) -> dict[str, tuple[Path, int]]:
@@ -99,15 +73,15 @@ def clips(workdir: Path, frames: int, still_seconds: float) -> dict[str, tuple[P
         if not src.exists():
             print(f"missing {src}: skipped", file=sys.stderr)
             continue
-        head = read_frames(src, frames)
+        head = decode_frames(src, frames)
         short = workdir / f"{name}.mp4"
-        write_clip(short, head)
+        write_clip(short, head, options=ULTRAFAST)
         out[name] = (short, 0)
         # quiet clips: a still frame, the video, still again; people-walking's still frame has people standing
         # in it (tracks, no motion), cars_highway's has nobody the person model finds (no tracks, no motion)
         still = [head[0]] * int(still_seconds * 25)
         quiet = workdir / f"quiet-{name}.mp4"
-        write_clip(quiet, still + head + still)
+        write_clip(quiet, still + head + still, options=ULTRAFAST)
         out[f"quiet-{name.split('_')[0].split('-')[0]}"] = (quiet, len(still))
     return out
 

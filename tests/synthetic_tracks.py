@@ -1,8 +1,7 @@
-"""Hand-made ``Tracks`` and real video frames for overlay and sink tests (no model needed)."""
+"""Hand-made ``Tracks`` for overlay and sink tests (no model needed); real frames come from ``tests/clips.py``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
@@ -11,19 +10,6 @@ from pipelines.frames import FrameResult, VideoFrame
 from tracker.types import Detections, Tracks, TrackState
 
 CLASS_NAMES = {0: "person", 1: "bicycle", 2: "car"}
-
-
-def decode_frames(path: Path, count: int) -> list[np.ndarray]:
-    """The first ``count`` frames of a video as BGR uint8 arrays (PyAV, no project code involved)."""
-    import av
-
-    images: list[np.ndarray] = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            images.append(frame.to_ndarray(format="bgr24"))
-            if len(images) == count:
-                break
-    return images
 
 
 def pose_keypoints(box: Sequence[float], visibility: float = 0.9) -> np.ndarray:

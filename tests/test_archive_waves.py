@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +17,7 @@ import pytest
 
 from pipelines.engine.claims import MOST_TOKENS, Claims
 from pipelines.errors import OutputError
+from tests.clips import cut_clip
 from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
@@ -26,23 +26,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def rider(bikes_video, tmp_path_factory) -> Path:
     """Frames 30-35 of bikes.mp4, where the cyclist is in the picture (a track from the second frame on)."""
-    import av
-
-    path = tmp_path_factory.mktemp("rider") / "rider.mp4"
-    with av.open(str(bikes_video)) as inp, av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i < 30:
-                continue
-            if i == 30:
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            image = frame.reformat(format="yuv420p")
-            image.pts, image.time_base = i - 30, Fraction(1, 25)
-            out.mux(stream.encode(image))
-            if i == 35:
-                break
-        out.mux(stream.encode(None))
-    return path
+    return cut_clip(tmp_path_factory.mktemp("rider") / "rider.mp4", bikes_video, start=30, count=6)
 
 
 def _archive(folder: Path, clip: Path, count: int) -> Path:

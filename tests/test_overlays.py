@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pipelines.processing.overlays import Annotator, OverlayConfig, id_color
-from tests.synthetic_tracks import decode_frames, make_result, make_tracks
+from tests.clips import decode_frames
+from tests.synthetic_tracks import make_result, make_tracks
 from tracker.configutil import ConfigError, from_mapping
 
 LW = 2

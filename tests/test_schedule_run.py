@@ -5,18 +5,19 @@ two detections resumes with the same schedule."""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.clips import write_clip
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
 FPS = 25
 APPEARS = 110  # frame at which the person appears in the still clip
+SHARP = {"preset": "ultrafast", "crf": "18"}  # libx264, fast, at a quality that loses little of the picture
 
 
 def _person_crop(bikes_video: Path, pose_weights: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
@@ -43,29 +44,14 @@ def _person_crop(bikes_video: Path, pose_weights: Path) -> tuple[np.ndarray, np.
     return background, image[y1:y2, x1:x2].copy(), (x1, y1)
 
 
-def _write_clip(path: Path, pictures: list[np.ndarray]) -> Path:
-    """``pictures`` (BGR) as an H.264 file at FPS."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "18"})
-        stream.width, stream.height, stream.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
-        for i, picture in enumerate(pictures):
-            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
 @pytest.fixture(scope="module")
 def still_clip(tmp_path_factory, bikes_video, pose_weights) -> Path:
     """170 frames at 25 fps: a still, empty picture, and from frame APPEARS on, a person standing still."""
     background, crop, (x, y) = _person_crop(bikes_video, pose_weights)
     with_person = background.copy()
     with_person[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
-    return _write_clip(tmp_path_factory.mktemp("still") / "still.mp4",
-                       [background if i < APPEARS else with_person for i in range(170)])
+    return write_clip(tmp_path_factory.mktemp("still") / "still.mp4",
+                      [background if i < APPEARS else with_person for i in range(170)], fps=FPS, options=SHARP)
 
 
 @pytest.mark.parametrize("motion, found_by", [(True, APPEARS + 3), (False, 150 + 3)])
@@ -105,7 +91,7 @@ def standing_clip(tmp_path_factory, bikes_video, pose_weights) -> Path:
     background, crop, (x, y) = _person_crop(bikes_video, pose_weights)
     picture = background.copy()
     picture[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
-    return _write_clip(tmp_path_factory.mktemp("standing") / "standing.mp4", [picture] * 150)
+    return write_clip(tmp_path_factory.mktemp("standing") / "standing.mp4", [picture] * 150, fps=FPS, options=SHARP)
 
 
 def test_a_person_standing_in_a_picture_where_nothing_changes_is_looked_at_once_per_max_gap(standing_clip,

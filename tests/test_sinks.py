@@ -18,7 +18,8 @@ from pipelines.sinks.jsonl import JsonlSink
 from pipelines.sinks.mot import MotSink
 from pipelines.sinks.video import AnnotatedVideoSink
 from tests.conftest import tiny_tmpfs
-from tests.synthetic_tracks import decode_frames, make_result, make_tracks, moving_results
+from tests.clips import decode_frames
+from tests.synthetic_tracks import make_result, make_tracks, moving_results
 from tracker.configutil import ConfigError
 
 N_FRAMES = 30

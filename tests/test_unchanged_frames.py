@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -17,54 +16,34 @@ import pytest
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.sources.base import SourceConfig
 from pipelines.sources.file import FileSource
+from tests.clips import decode_frames, write_clip
 
 FPS = 25
 STILL = 30   # frames of the first still part; then 30 frames of motion, then 30 still again
 SKIPS = {"bframes": "0", "psy": "0", "aq-mode": "0"}   # x264 without psychovisual tuning: still frames all skip
 
 
-def _pictures(bikes_video: Path) -> list[np.ndarray]:
-    import av
-
-    pictures = []
-    with av.open(str(bikes_video)) as inp:
-        for frame in inp.decode(video=0):
-            pictures.append(frame.to_ndarray(format="bgr24"))
-            if len(pictures) > STILL:
-                break
-    return [pictures[0]] * STILL + pictures[1:] + [pictures[-1]] * STILL
-
-
-def write_clip(path: Path, pictures: list[np.ndarray], codec: str = "libx264", preset: str = "veryfast",
-               params: Optional[dict[str, str]] = None, fmt: Optional[str] = None) -> Path:
-    """``pictures`` (BGR) encoded at FPS; ``params``: x264's (``x264-params``)."""
-    import av
-
-    options = {"preset": preset, "crf": "23"} if codec == "libx264" else {}
+def encoder_options(codec: str = "libx264", params: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The encoder options of the clips here: x264 without psychovisual tuning and ``params`` (its ``x264-params``)
+    on top; x265 without B pictures."""
     if codec == "libx264":
-        options["x264-params"] = ":".join(f"{k}={v}" for k, v in {**SKIPS, **(params or {})}.items())
+        x264 = ":".join(f"{k}={v}" for k, v in {**SKIPS, **(params or {})}.items())
+        return {"preset": "veryfast", "crf": "23", "x264-params": x264}
     if codec == "libx265":
-        options["x265-params"] = "bframes=0:log-level=error"
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=FPS, options=options)
-        stream.width, stream.height = pictures[0].shape[1], pictures[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        for i, picture in enumerate(pictures):
-            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+        return {"x265-params": "bframes=0:log-level=error"}
+    return {}
 
 
 @pytest.fixture(scope="module")
 def pictures(bikes_video) -> list[np.ndarray]:
-    return _pictures(bikes_video)
+    """A still part (bikes.mp4's first picture), its next STILL pictures (motion), a still part (the last)."""
+    moving = decode_frames(bikes_video, STILL + 1)
+    return [moving[0]] * STILL + moving[1:] + [moving[-1]] * STILL
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, pictures) -> Path:
-    return write_clip(tmp_path_factory.mktemp("unchanged") / "clip.mp4", pictures)
+    return write_clip(tmp_path_factory.mktemp("unchanged") / "clip.mp4", pictures, options=encoder_options())
 
 
 def ffmpeg_pictures(path: Path) -> list[tuple[float, np.ndarray]]:
@@ -119,7 +98,7 @@ def test_the_pictures_left_undecoded_are_the_ones_ffmpeg_decodes_as_all_skipped(
     from pipelines.sources.unchanged import FrameDecoder, _Reader
 
     for name, params in (("cabac", {}), ("cavlc", {"cabac": "0"}), ("slices", {"slices": "3"})):
-        path = write_clip(tmp_path / f"{name}.mp4", pictures, params=params)
+        path = write_clip(tmp_path / f"{name}.mp4", pictures, options=encoder_options(params=params))
         av.logging.set_level(av.logging.DEBUG)
         try:
             with av.logging.Capture(local=False) as logs, av.open(str(path)) as inp:
@@ -170,7 +149,7 @@ def test_nothing_is_left_undecoded_where_a_copy_could_differ(tmp_path, pictures,
                      "mpeg4": ("mpeg4", None), "hevc": ("libx265", None)}[kind]
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} is not in this FFmpeg build")
-    path = write_clip(tmp_path / "clip.mp4", pictures, codec=codec, params=params)
+    path = write_clip(tmp_path / "clip.mp4", pictures, codec=codec, options=encoder_options(codec, params))
     frames, ended = handed_on(FileSource(path))
     assert_same_pictures(frames, ffmpeg_pictures(path))
     assert ended["undecoded"] == 0
@@ -212,7 +191,7 @@ class _Camera(http.server.BaseHTTPRequestHandler):
 def camera(tmp_path, pictures) -> Iterator[str]:
     """The clip as MPEG-TS (Annex B, as cameras send H.264, a key frame every 10 frames) from a loopback HTTP
     camera."""
-    path = write_clip(tmp_path / "cam.ts", pictures, params={"keyint": "10"}, fmt="mpegts")
+    path = write_clip(tmp_path / "cam.ts", pictures, options=encoder_options(params={"keyint": "10"}), fmt="mpegts")
     handler = type("Camera", (_Camera,), {"clip": path.read_bytes()})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -8,10 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from fractions import Fraction
 
 import pytest
 
+from tests.clips import cut_clip
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.slow
@@ -74,20 +74,7 @@ def test_the_first_files_of_a_long_archive_still_show_their_counts_once_their_pi
     from pipelines.engine.runner import KEPT_PICTURES
     from tests.web.conftest import ServingRun, wait_for
 
-    import av
-
-    clip = tmp_path / "short.mp4"   # bikes.mp4's first 60 frames: the cyclist rides in
-    with av.open(str(bikes_video)) as inp, av.open(str(clip), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i == 0:
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            image = frame.reformat(format="yuv420p")
-            image.pts, image.time_base = i, Fraction(1, 25)
-            out.mux(stream.encode(image))
-            if i == 59:
-                break
-        out.mux(stream.encode(None))
+    clip = cut_clip(tmp_path / "short.mp4", bikes_video, start=0, count=60)   # the cyclist rides in
     zone = "zones: [{name: all, polygon: [[0,0],[640,0],[640,272],[0,272]]}]"
     files = [f"  - {{id: c{i:02d}, url: '{clip}', {zone}}}\n" for i in range(KEPT_PICTURES + 3)]
     config = tmp_path / "archive.yaml"
