@@ -41,6 +41,21 @@ def _run(*args: str) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", "run", *args]
 
 
+def _started(archive: Path, out: Path, state: Path, pose_weights: Path, max_frames: int) -> subprocess.Popen[str]:
+    """A CLI run of every file of ``archive`` (``max_frames`` each, its JSONL under ``out``, its snapshots under
+    ``state`` every 0.1 s), once the first file's first snapshot is written: its frames are under way."""
+    proc = subprocess.Popen(_run(str(archive / "*.mp4"), "--model", str(pose_weights), "--imgsz", "160",
+                                 "--max-frames", str(max_frames), "--jsonl", str(out / "{source}.jsonl"),
+                                 "--state", str(state), "--state-interval", "0.1", "--quiet"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+    deadline = time.monotonic() + 120
+    while not (state / "c001.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    return proc
+
+
 def _open_files(limit: int) -> Callable[[], None]:
     """Soft and hard limit on open files (as ``ulimit -n``): the CLI cannot lift it."""
     def set_limit() -> None:
@@ -114,15 +129,7 @@ def test_a_stopped_archive_names_the_files_it_never_started_and_saves_no_state_f
     same --state starts them from their first frame), and the summary names them rather than listing frames."""
     archive = _archive(tmp_path / "archive", bikes_video, 10)
     out, state = tmp_path / "out", tmp_path / "state"
-    proc = subprocess.Popen(_run(str(archive / "*.mp4"), "--model", str(pose_weights), "--imgsz", "160",
-                                 "--max-frames", "80", "--jsonl", str(out / "{source}.jsonl"), "--state", str(state),
-                                 "--state-interval", "0.1", "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
-    deadline = time.monotonic() + 120
-    while not (state / "c001.json").exists():   # the first file's first snapshot: its frames are under way
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    proc = _started(archive, out, state, pose_weights, max_frames=80)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
@@ -212,15 +219,7 @@ def test_a_file_removed_before_its_turn_is_skipped_and_the_rest_of_the_archive_g
     unreadable file is at start; the files after it are processed."""
     archive = _archive(tmp_path / "archive", bikes_video, 20)   # more than the first looks keep open (16)
     out, state = tmp_path / "out", tmp_path / "state"
-    proc = subprocess.Popen(_run(str(archive / "*.mp4"), "--model", str(pose_weights), "--imgsz", "160",
-                                 "--max-frames", "15", "--jsonl", str(out / "{source}.jsonl"), "--state", str(state),
-                                 "--state-interval", "0.1", "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
-    deadline = time.monotonic() + 120
-    while not (state / "c001.json").exists():   # the first wave is under way: c019 waits for its turn
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    proc = _started(archive, out, state, pose_weights, max_frames=15)   # the first wave: c019 waits for its turn
     (archive / "c019.mp4").unlink()
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 4, stderr

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Optional
 
 import numpy as np
 import pytest
 
 from pipelines.config import ConfigError, build_config
 from pipelines.frames import FrameResult, VideoFrame
-from pipelines.processing.motion import MotionMeter
+from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
 from pipelines.processing.schedule import DetectionSchedule, Plan, Schedule, ScheduleState, ScheduleTuning
 from pipelines.processing.zones import LineConfig, ZoneConfig
@@ -115,6 +116,20 @@ def walker(i: int, speed: float = 4.0) -> Detections:
                       np.zeros(1, np.int64))
 
 
+def take(schedule: DetectionSchedule, processor: StreamProcessor, frame: VideoFrame, detections: Detections,
+         motion: Optional[MotionMask] = None) -> tuple[bool, FrameResult]:
+    """One frame as the engine takes it: ``schedule`` decides (on ``motion``, where measured); ``processor`` gets
+    ``detections`` on a detected frame and predicts on another; a detected frame's plan goes back to the schedule.
+    Whether the frame was detected, and its result."""
+    detect = schedule.decide(frame.pts, motion)
+    result = processor.process(frame, detections if detect else None, schedule.state)
+    if detect and schedule.feedback:
+        plan = processor.schedule_state.plan
+        assert plan is not None
+        schedule.observe(plan)
+    return detect, result
+
+
 def run_processor(spec: str, n: int = 120) -> tuple[list[FrameResult], int]:
     """The walker crossing the line at x=400 (around frame 72), processed under ``spec``, with decisions as
     the engine makes them (the plan of an adaptive schedule fed back after each detected frame)."""
@@ -124,13 +139,8 @@ def run_processor(spec: str, n: int = 120) -> tuple[list[FrameResult], int]:
     meter = MotionMeter()
     out, detected = [], 0
     for i, frame in enumerate(frames(n)):
-        detect = schedule.decide(frame.pts, meter.measure(frame.image))
+        detect, result = take(schedule, processor, frame, walker(i), meter.measure(frame.image))
         detected += detect
-        result = processor.process(frame, walker(i) if detect else None, schedule.state)
-        if detect and schedule.feedback:
-            plan = processor.schedule_state.plan
-            assert plan is not None
-            schedule.observe(plan)
         out.append(result)
     return out, detected
 
@@ -180,12 +190,8 @@ def test_adaptive_costs_almost_nothing_on_a_still_empty_scene_and_detects_when_m
     for i in range(300):
         image = still if i < 250 else moved
         frame = VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS)
-        if schedule.decide(frame.pts, meter.measure(image)):
+        if take(schedule, processor, frame, Detections.empty(), meter.measure(image))[0]:
             detected.append(i)
-            processor.process(frame, Detections.empty(), schedule.state)
-            schedule.observe(processor.schedule_state.plan)  # type: ignore[arg-type]
-        else:
-            processor.process(frame, None, schedule.state)
     quiet = [i for i in detected if i < 250]
     assert quiet == [0, 50, 100, 150, 200]  # one look per quiet_check (2 s) of a still, empty scene
     assert detected[len(quiet)] == 250  # the first frame that changes is detected
@@ -206,11 +212,9 @@ def test_an_unchanged_still_empty_picture_waits_for_quiet_max_and_one_that_chang
         mask = meter.measure(image)
         if i > 400:
             assert mask.share_outside(np.zeros((0, 4))) < settings_motion_share()  # no motion to call it
-        if schedule.decide(i / FPS, mask):
+        if take(schedule, processor, VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS), Detections.empty(),
+                mask)[0]:
             detected.append(i)
-            processor.process(VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS), Detections.empty(),
-                              schedule.state)
-            schedule.observe(processor.schedule_state.plan)  # type: ignore[arg-type]
     # unchanged: once per quiet_max (10 s), not per quiet_check (2 s); the check overdue since frame 300 comes
     # on the first frame that differs by more than motion_threshold (20 levels, frame 421) from the last look;
     # the next check (2 s on) sees it changed again (+60 since frame 460), the one after it unchanged: 10 s
@@ -266,12 +270,8 @@ def test_people_standing_where_nothing_changes_near_them_are_looked_at_once_per_
         if i >= 120:
             image[100:180, 100:124] = rng.integers(0, 255, (80, 24, 3), dtype=np.uint8)  # they move
         frame = VideoFrame(image, i, i / FPS, "cam", 1000.0 + i / FPS)
-        if schedule.decide(frame.pts, meter.measure(image)):
+        if take(schedule, processor, frame, walker(i, speed=0.0), meter.measure(image))[0]:
             detected.append(i)
-            processor.process(frame, walker(i, speed=0.0), schedule.state)
-            schedule.observe(processor.schedule_state.plan)  # type: ignore[arg-type]
-        else:
-            processor.process(frame, None, schedule.state)
     settled = [i for i in detected if 40 <= i < 120]
     assert [b - a for a, b in zip(settled, settled[1:])] == [25] * (len(settled) - 1) and len(settled) >= 3
     moving = [i for i in detected if i >= 125]
@@ -310,13 +310,9 @@ def test_a_new_track_is_confirmed_within_confirm_check_and_then_reported(confirm
     schedule = DetectionSchedule(settings.schedule)
     detected, shown = [], []
     for i, frame in enumerate(frames(12)):
-        detect = schedule.decide(frame.pts)
-        result = processor.process(frame, walker(i) if detect else None, schedule.state)
+        detect, result = take(schedule, processor, frame, walker(i))
         if detect:
             detected.append(i)
-            plan = processor.schedule_state.plan
-            assert plan is not None
-            schedule.observe(plan)
         shown.append(len(result.tracks))
     assert detected[:2] == [0, second]  # the frame that started the track, then its confirmation
     assert shown[:second] == [0] * second and all(n == 1 for n in shown[second:])  # followed from then on
