@@ -343,6 +343,22 @@ def _skip_context(init: int, qp: int) -> tuple[int, int]:
     return (63 - pre, 0) if pre <= 63 else (pre - 64, 1)
 
 
+def _doublings(rng: int) -> int:
+    """RenormD (9.3.3.2.2): how many times the decoder doubles its range ``rng`` (2 to 510) to bring it back to at
+    least 256, reading one more bit of the slice data each time."""
+    return max(0, 9 - rng.bit_length())
+
+
+def _renorm(rng: int, offset: int, p: int, value: int, total: int) -> tuple[int, int, int]:
+    """RenormD over the slice data ``value`` (``total`` bits, bit ``p`` next): (range, offset, next bit) with the
+    bits read shifted into ``offset``; a next bit past ``total`` where the data ended first."""
+    shift = _doublings(rng)
+    p += shift
+    if p > total:
+        return rng, offset, p
+    return rng << shift, (offset << shift) | ((value >> (total - p)) & ((1 << shift) - 1)), p
+
+
 def skip_path_bits(init: int, qp: int, count: int) -> int:
     """Bits a CABAC decoder reads to decode ``count`` skipped macroblocks and the end of their slice. The range
     register follows the decoded bins alone, never the data, so every slice of that content reads exactly this
@@ -358,14 +374,12 @@ def skip_path_bits(init: int, qp: int, count: int) -> int:
             rng = lps
             mps = int(state == 0)
             state = TRANS_LPS[state]
-        while rng < 256:
-            rng <<= 1
-            shifts += 1
+        shift = _doublings(rng)
+        rng, shifts = rng << shift, shifts + shift
         rng -= 2   # end_of_slice_flag: 1 on the last macroblock ends the slice without reading further
         if left:
-            while rng < 256:
-                rng <<= 1
-                shifts += 1
+            shift = _doublings(rng)
+            rng, shifts = rng << shift, shifts + shift
     return 9 + shifts
 
 
@@ -392,12 +406,9 @@ def cabac_skip_run(data: bytes, pos: int, init: int, qp: int, count: int) -> boo
         else:
             bit = mps
             state = min(state + 1, 62)
-        while rng < 256:
-            if p >= total:
-                return False
-            rng <<= 1
-            offset = (offset << 1) | ((value >> (total - p - 1)) & 1)
-            p += 1
+        rng, offset, p = _renorm(rng, offset, p, value, total)
+        if p > total:
+            return False
         if not bit:
             return False   # a coded macroblock
         rng -= 2
@@ -405,10 +416,7 @@ def cabac_skip_run(data: bytes, pos: int, init: int, qp: int, count: int) -> boo
             return not left   # the slice ends here: right only after the last of ``count``
         if not left:
             return False
-        while rng < 256:
-            if p >= total:
-                return False
-            rng <<= 1
-            offset = (offset << 1) | ((value >> (total - p - 1)) & 1)
-            p += 1
+        rng, offset, p = _renorm(rng, offset, p, value, total)
+        if p > total:
+            return False
     return False
