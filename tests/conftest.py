@@ -148,6 +148,17 @@ def require_binary(name: str) -> str:
     return str(found)
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A fresh self-signed certificate for 127.0.0.1 and its key (``cert.pem``, ``key.pem`` in ``folder``, made
+    with openssl)."""
+    openssl = require_binary("openssl")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator["PostgresServer"]:
     """One private PostgreSQL server for the whole session (initdb takes seconds); tests/pgserver.py."""

@@ -127,13 +127,18 @@ class SourceThread:
         assert not self.thread.is_alive(), "frames() did not end after stop()"
 
 
-@pytest.fixture(scope="session")
-def gst_ready() -> None:
+def require_gst() -> None:
+    """Where the RTSP test server cannot run (no GStreamer for the system python): fail under CI, skip elsewhere."""
     why = _gst_available()
     if why is not None:
         if IN_CI:
             pytest.fail(f"RTSP test server unavailable under CI: {why}", pytrace=False)
         pytest.skip(f"RTSP test server unavailable: {why}")
+
+
+@pytest.fixture(scope="session")
+def gst_ready() -> None:
+    require_gst()
 
 
 @pytest.fixture

@@ -7,12 +7,25 @@ import re
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from pipelines.engine.metrics import Monitor, Reading
 from pipelines.engine.stats import LatencyHistogram, StatsSnapshot
 from tests.conftest import free_port
 
 LIVE_MD = Path(__file__).resolve().parents[2] / "docs" / "live.md"
+
+
+def scraped(readings: Callable[[], list[Reading]], log_interval: float = 60.0, after: float = 2.5) -> str:
+    """The metrics endpoint's page once a Monitor of ``readings`` has run ``after`` seconds (2.5: two one-second
+    samples)."""
+    port = free_port()
+    monitor = Monitor(readings, log_interval=log_interval, port=port).start()
+    try:
+        time.sleep(after)
+        return str(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+    finally:
+        monitor.stop()
 
 
 def test_endpoint_and_log_line_show_each_source(caplog):
@@ -28,13 +41,7 @@ def test_endpoint_and_log_line_show_each_source(caplog):
                 Reading("cam2", StatsSnapshot("cam2"), up=False)]
 
     caplog.set_level(logging.INFO, logger="pipelines.engine.metrics")
-    port = free_port()
-    monitor = Monitor(readings, log_interval=1.0, port=port).start()
-    try:
-        time.sleep(2.5)
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    finally:
-        monitor.stop()
+    body = scraped(readings, log_interval=1.0)
     assert 'trackstream_frames_dropped_total{source="cam1"} 18.0' in body
     assert 'trackstream_reconnects_total{source="cam1"} 2.0' in body
     assert 'trackstream_source_up{source="cam2"} 0.0' in body
@@ -84,13 +91,7 @@ def test_endpoint_and_summary_show_the_detector_duty_of_a_scheduled_source():
         return [Reading("cam1", StatsSnapshot("cam1", frames_in=counts["out"], frames_out=counts["out"],
                                               frames_detected=counts["out"] // 5))]
 
-    port = free_port()
-    monitor = Monitor(readings, log_interval=60.0, port=port).start()
-    try:
-        time.sleep(2.5)
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    finally:
-        monitor.stop()
+    body = scraped(readings)
     duty = [line for line in body.splitlines() if line.startswith('trackstream_detector_duty{source="cam1"}')]
     assert abs(float(duty[0].split()[-1]) - 0.2) < 0.01
     assert 'trackstream_frames_detected_total{source="cam1"}' in body
@@ -105,12 +106,7 @@ def test_endpoint_and_summary_show_the_detector_duty_of_a_scheduled_source():
 def test_the_metrics_table_of_docs_live_md_lists_every_metric_served():
     """The detector's duty and frames detected (detection schedules) and a failed output were served but
     missing from the table a user reads to write Prometheus queries and alerts."""
-    port = free_port()
-    monitor = Monitor(lambda: [Reading("cam1", StatsSnapshot("cam1"))], log_interval=60.0, port=port).start()
-    try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    finally:
-        monitor.stop()
+    body = scraped(lambda: [Reading("cam1", StatsSnapshot("cam1"))], after=0.0)
     names = set(re.findall(r"^# TYPE (trackstream_\w+) ", body, re.MULTILINE))
     table = LIVE_MD.read_text(encoding="utf-8").split("| metric | type | labels | meaning |", 1)[1].split("\n\n", 1)[0]
     documented = set(re.findall(r"`(trackstream_\w+)`", table))

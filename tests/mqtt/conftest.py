@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from tests.conftest import LoopbackServer, require_binary, serve_on_a_free_port
+from tests.conftest import LoopbackServer, require_binary, self_signed_certificate, serve_on_a_free_port
 
 PASSWORD = "Mq77-Secret-pw"
 
@@ -135,12 +135,7 @@ def password_broker(tmp_path: Path) -> Iterator[Mosquitto]:
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A TLS listener with a fresh self-signed certificate for 127.0.0.1 (made with openssl)."""
-    openssl = require_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    yield from _broker(tmp_path, tls=(cert, key))
+    yield from _broker(tmp_path, tls=self_signed_certificate(tmp_path))
 
 
 # -- synthetic results fed the way a source's processor feeds its sinks ---------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipelines.frames import FrameResult, VideoFrame
-from tests.conftest import LoopbackServer, require_binary, serve_on_a_free_port
+from tests.conftest import LoopbackServer, require_binary, self_signed_certificate, serve_on_a_free_port
 from tracker.types import Detections, Tracks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,12 +75,7 @@ def redis_password_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_tls_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A TLS-only server with a fresh self-signed certificate for 127.0.0.1 (made with openssl)."""
-    openssl = require_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    yield from _server(tmp_path, password="tls-Secret-5", tls=(cert, key))
+    yield from _server(tmp_path, password="tls-Secret-5", tls=self_signed_certificate(tmp_path))
 
 
 # -- synthetic results -----------------------------------------------------------------------------------

@@ -21,8 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import IN_CI
-from tests.live.conftest import RtspServer, _gst_available
+from tests.live.conftest import RtspServer, require_gst
 from tests.web.conftest import ServingRun, wait_for
 
 pytestmark = pytest.mark.slow
@@ -83,11 +82,7 @@ def shot(driver: Any, folder: Path, name: str) -> Path:
 @pytest.fixture(scope="module")
 def served(bikes_video, pose_weights, tmp_path_factory) -> Iterator[tuple[RtspServer, ServingRun]]:
     """One run (one model load) of two sources: bikes.mp4 played at its own pace and the RTSP camera."""
-    why = _gst_available()
-    if why is not None:
-        if IN_CI:
-            pytest.fail(f"RTSP test server unavailable under CI: {why}", pytrace=False)
-        pytest.skip(f"RTSP test server unavailable: {why}")
+    require_gst()
     folder = tmp_path_factory.mktemp("served")
     camera = RtspServer(bikes_video).start()
     config = folder / "two-sources.yaml"

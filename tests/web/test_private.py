@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, require_binary
+from tests.conftest import REPO, free_port, self_signed_certificate
 
 TOKEN = "w3b-T0ken-from-a-file"
 
@@ -43,19 +43,8 @@ def _get(url: str, token: str | None = None, context: ssl.SSLContext | None = No
         return exc.code, exc.read()
 
 
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    openssl = require_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
-
-
-def test_sockets_are_private_metrics_need_the_token_and_the_view_speaks_tls(tmp_path, bikes_video, pose_weights,
-                                                                            certificate):
-    cert, key = certificate
+def test_sockets_are_private_metrics_need_the_token_and_the_view_speaks_tls(tmp_path, bikes_video, pose_weights):
+    cert, key = self_signed_certificate(tmp_path)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n", encoding="utf-8")
     http_port, metrics_port = free_port(), free_port()

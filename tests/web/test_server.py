@@ -76,6 +76,25 @@ def serve(token: Optional[str] = None, **http) -> Iterator[Served]:
         view.stop()
 
 
+@contextmanager
+def fed(sink: ViewerSink) -> Iterator[None]:
+    """A thread writes a new result to ``sink`` every 10 ms (100 a second) until the block ends."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        i = 0
+        while not stop.is_set():
+            sink.write(result(i))
+            i += 1
+            time.sleep(0.01)
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 @pytest.fixture
 def served() -> Iterator[Served]:
     with serve() as running:
@@ -207,31 +226,17 @@ def test_snapshot_after_that_is_not_a_number_is_refused(served):
 
 
 def test_mjpeg_stream_sends_the_newest_picture_at_most_at_the_viewer_rate():
-    with serve(max_fps=5.0) as served:
-        stop = threading.Event()
-        sink = served.sink
-
-        def feed() -> None:
-            i = 0
-            while not stop.is_set():
-                sink.write(result(i))
-                i += 1
-                time.sleep(0.01)   # 100 results per second
-
-        threading.Thread(target=feed, daemon=True).start()
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", served.view.port, timeout=5)
-            conn.request("GET", "/video/cam/1")
-            response = conn.getresponse()
-            assert response.getheader("Content-Type").startswith("multipart/x-mixed-replace")
-            started, seqs = time.monotonic(), []
-            while time.monotonic() - started < 2.0:
-                line = response.fp.readline()
-                if line.startswith(b"X-Frame-Seq:"):
-                    seqs.append(int(line.split(b":")[1]))
-            conn.close()
-        finally:
-            stop.set()
+    with serve(max_fps=5.0) as served, fed(served.sink):   # 100 results per second
+        conn = http.client.HTTPConnection("127.0.0.1", served.view.port, timeout=5)
+        conn.request("GET", "/video/cam/1")
+        response = conn.getresponse()
+        assert response.getheader("Content-Type").startswith("multipart/x-mixed-replace")
+        started, seqs = time.monotonic(), []
+        while time.monotonic() - started < 2.0:
+            line = response.fp.readline()
+            if line.startswith(b"X-Frame-Seq:"):
+                seqs.append(int(line.split(b":")[1]))
+        conn.close()
         assert 6 <= len(seqs) <= 12            # ~5 pictures a second, not 100
         assert seqs == sorted(seqs) and seqs[-1] - seqs[0] > 50   # each one the newest: results were skipped
 
@@ -265,17 +270,7 @@ def test_many_viewers_of_one_source_cost_one_encoding_per_picture_interval(monke
     encodes = []
     real = cv2.imencode
     monkeypatch.setattr(cv2, "imencode", lambda *a, **k: (encodes.append(1), real(*a, **k))[1])
-    with serve(max_fps=5.0) as served:
-        stop = threading.Event()
-        sink = served.sink
-
-        def feed() -> None:
-            i = 0
-            while not stop.is_set():
-                sink.write(result(i))
-                i += 1
-                time.sleep(0.01)
-
+    with serve(max_fps=5.0) as served, fed(served.sink):
         def watch(got: list[int]) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", served.view.port, timeout=5)
             conn.request("GET", "/video/cam/1")
@@ -286,16 +281,12 @@ def test_many_viewers_of_one_source_cost_one_encoding_per_picture_interval(monke
                     got.append(1)
             conn.close()
 
-        threading.Thread(target=feed, daemon=True).start()
         counts: list[list[int]] = [[] for _ in range(4)]
         viewers = [threading.Thread(target=watch, args=(c,)) for c in counts]
-        try:
-            for v in viewers:
-                v.start()
-            for v in viewers:
-                v.join(timeout=10)
-        finally:
-            stop.set()
+        for v in viewers:
+            v.start()
+        for v in viewers:
+            v.join(timeout=10)
     assert all(len(c) >= 6 for c in counts), [len(c) for c in counts]
     assert len(encodes) <= 2 * 5 + 4, len(encodes)   # ~5 a second for the source, not 5 per viewer
 
