@@ -49,6 +49,7 @@ from typing import Any, Callable, Collection, Deque, Mapping, Optional, Sequence
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
+from pipelines.engine.control import PipelineError, RunControl
 from pipelines.engine.inbox import Inbox, Item
 from pipelines.engine.launch import warn_skipping
 from pipelines.engine.lane import Lane, expected_frames, output_fps
@@ -97,12 +98,6 @@ def _measure_motion(meter: MotionMeter, frame: VideoFrame) -> MotionMask:
     return meter.measure(*luma) if luma is not None else meter.measure(frame.image)
 
 
-class PipelineError(UserError):
-    """A stage failed for a reason that is not the user's input (the message names the stage)."""
-
-    exit_code = 1
-
-
 class Runner:
     """Processes N sources until they end or ``stop()`` is called.
 
@@ -139,11 +134,7 @@ class Runner:
         self.max_frames = max_frames
         self.state = state
         self._sink_factory = sink_factory
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._abort = threading.Event()
-        self._errors: list[tuple[str, BaseException]] = []
-        self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
+        self._control = RunControl(self.stop)
         self.workers = max(1, int(detector.workers))
         self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
             maxsize=2 * max(self.batch, self.live_batch) + 2)
@@ -151,8 +142,6 @@ class Runner:
         self._tracking_done = threading.Event()  # the processing thread is gone: nobody takes from its queue
         self._tickets = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
-        self._threads: list[threading.Thread] = []
-        self._threads_lock = threading.Lock()
         self._overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
         self._restarted = restarted
         self.lanes: list[Lane] = []   # the sources open now (replaced, never changed in place: read without a lock)
@@ -225,11 +214,11 @@ class Runner:
 
     def _add_lane(self, slot: Slot, source: Source, processor: StreamProcessor,
                   saved: Optional[Mapping[str, Any]]) -> Lane:
-        """Open ``slot``'s lane on its opened ``source`` (called before ``run()`` or with ``_cond`` held)."""
+        """Open ``slot``'s lane on its opened ``source`` (called before ``run()`` or with the run's lock held)."""
         settings = slot.settings
         if self.state is not None:
             self._settings[settings.id] = run_settings(self.config, settings)
-        inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
+        inbox = Inbox(self._control.cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
                       stats=slot.stats)
         lane = Lane(settings, source, inbox, slot.stats, processor, saved)
         if saved is not None and not settings.is_live:
@@ -265,7 +254,7 @@ class Runner:
 
     def _close_waiting(self) -> None:
         """Let go of the files that never had their turn (a stopped or failed run)."""
-        with self._cond:
+        with self._control.cond:
             waiting, self._waiting = list(self._waiting), deque()
         for slot in waiting:
             if slot.waiting is not None:
@@ -274,33 +263,14 @@ class Runner:
     def stop(self) -> None:
         """Stop reading; frames already read are processed, every sink is flushed and closed; files still waiting
         for their turn are not started. Thread-safe."""
-        self._stop.set()
+        self._control.stopped.set()
         for lane in self.lanes:
             try:
                 lane.source.stop()
             except Exception:  # noqa: BLE001 - stopping must never fail
                 log.debug("stopping %s failed", lane.source.source_id, exc_info=True)
-        with self._cond:
-            self._cond.notify_all()
-
-    def _fail(self, stage: str, exc: BaseException) -> None:
-        log.debug("%s failed", stage, exc_info=exc)
-        with self._cond:
-            self._errors.append((stage, exc))
-        self._abort.set()
-        self.stop()
-
-    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
-        def guarded() -> None:
-            try:
-                target(*args)
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
-                self._fail(name, exc)
-
-        thread = threading.Thread(target=guarded, name=f"trackstream-{name}", daemon=True)
-        with self._threads_lock:   # started before run() can look: a thread not started yet is not alive
-            self._threads.append(thread)
-            thread.start()
+        with self._control.cond:
+            self._control.cond.notify_all()
 
     def run(self, on_progress: Optional[Callable[[list[StatsSnapshot]], None]] = None,
             progress_interval: float = 0.5) -> list[StatsSnapshot]:
@@ -318,18 +288,16 @@ class Runner:
             self.close_sources()
             raise
         for lane in self.lanes:
-            self._spawn(f"reader-{lane.source.source_id}", self._read, lane)
+            self._control.spawn(f"reader-{lane.source.source_id}", self._read, lane)
         if self._waiting:
-            self._spawn("opener", self._open_waiting)
+            self._control.spawn("opener", self._open_waiting)
         self._detectors_running = self.workers
         for _ in range(self.workers):
-            self._spawn("detector", self._detect_loop)
-        self._spawn("tracker", self._track_loop)
+            self._control.spawn("detector", self._detect_loop)
+        self._control.spawn("tracker", self._track_loop)
         last = 0.0
         while True:
-            with self._threads_lock:   # an archive's files come and go: their ended threads are let go
-                self._threads = [t for t in self._threads if t.is_alive()]
-                threads = list(self._threads)
+            threads = self._control.running()
             if not threads:
                 break
             for t in threads:
@@ -340,18 +308,16 @@ class Runner:
                 on_progress(self.stats)
         self._close_waiting()   # stopped: the files still waiting are not started
         for slot in self._slots:
-            slot.stats.stop_clock(stopped=self._stop.is_set())   # also a source whose end never came
+            slot.stats.stop_clock(stopped=self._control.stopped.is_set())   # also a source whose end never came
         if on_progress is not None:
             on_progress(self.stats)
-        self._raise_first_error()
-        if self._source_errors:
-            raise self._source_errors[0]
+        self._control.raise_error()
         return self.stats
 
     # ----------------------------------------------------------------- waves of files
 
     def _room(self) -> bool:
-        """Whether another waiting file may be opened (called with ``_cond`` held): fewer than ``file_lanes`` plain
+        """Whether another waiting file may be opened (called with the run's lock held): fewer than ``file_lanes`` plain
         files are being read, and fewer than twice that hold anything (those whose reader has ended may still
         have frames to detect and outputs to close: the next file is read meanwhile, so the detector does not wait
         for it; the files of a wave end together)."""
@@ -360,26 +326,26 @@ class Runner:
         return reading < self.file_lanes and len(files) < 2 * self.file_lanes
 
     def _more_to_come(self) -> bool:
-        """Whether a waiting file may still be opened (called with ``_cond`` held)."""
-        return self._opening > 0 or (bool(self._waiting) and not self._stop.is_set())
+        """Whether a waiting file may still be opened (called with the run's lock held)."""
+        return self._opening > 0 or (bool(self._waiting) and not self._control.stopped.is_set())
 
     def _open_waiting(self) -> None:
         """Opener thread: whenever there is room (``_room``), open the next waiting file (in order), with its
         outputs, and start its reader; until none waits or the run stops."""
         while True:
-            with self._cond:
-                while self._waiting and not self._stop.is_set() and not self._room():
-                    self._cond.wait(0.1)
-                if not self._waiting or self._stop.is_set():
+            with self._control.cond:
+                while self._waiting and not self._control.stopped.is_set() and not self._room():
+                    self._control.cond.wait(0.1)
+                if not self._waiting or self._control.stopped.is_set():
                     return
                 slot = self._waiting.popleft()
                 self._opening += 1
             try:
                 self._open_turn(slot)
             finally:
-                with self._cond:
+                with self._control.cond:
                     self._opening -= 1
-                    self._cond.notify_all()
+                    self._control.cond.notify_all()
 
     def _open_turn(self, slot: Slot) -> None:
         """Open a waiting file's source, processor and outputs and start its reader. A file that cannot be opened
@@ -403,8 +369,8 @@ class Runner:
         except BaseException:
             source.close()
             raise
-        with self._cond:
-            if self._stop.is_set():   # stopped meanwhile: the file is not started
+        with self._control.cond:
+            if self._control.stopped.is_set():   # stopped meanwhile: the file is not started
                 source.close()
                 self._waiting.appendleft(slot)
                 return
@@ -418,14 +384,14 @@ class Runner:
             source.close()
             lane.reader_done = True
             raise
-        self._spawn(f"reader-{source.source_id}", self._read, lane)
+        self._control.spawn(f"reader-{source.source_id}", self._read, lane)
 
     def _release(self, lane: Lane) -> None:
         """Retire ``lane`` once nothing holds its resources: its reader ended (the file is closed), the processing
         thread finished it, every output thread closed its output. Only what the summary and the view read of it
         is kept (``Slot.retire``), and a waiting file may take its place."""
-        with self._cond:
-            self._cond.notify_all()   # a reader that ended makes room for the next file's reader
+        with self._control.cond:
+            self._control.cond.notify_all()   # a reader that ended makes room for the next file's reader
             if not lane.reader_done or not lane.finished or lane.outlets_running or lane not in self._slot_of:
                 return
             slot = self._slot_of.pop(lane)
@@ -435,31 +401,19 @@ class Runner:
                 self._shown.popleft().forget_picture()
             self._settings.pop(lane.settings.id, None)
             slot.retire()
-            self._cond.notify_all()
-
-    def _raise_first_error(self) -> None:
-        if not self._errors:
-            return
-        stage, exc = self._errors[0]
-        if isinstance(exc, UserError):
-            raise exc
-        if isinstance(exc, KeyboardInterrupt):
-            raise exc
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise PipelineError(f"{stage} stage failed: {type(exc).__name__}{': ' + detail if detail else ''}") \
-            from exc
+            self._control.cond.notify_all()
 
     # ----------------------------------------------------------------- readers
 
     def _cancelled(self) -> bool:
-        return self._abort.is_set()
+        return self._control.aborted.is_set()
 
     def _read(self, lane: Lane) -> None:
         """Reader thread: move one source's frames and statuses into its inbox."""
         taken = 0
         source_dropped = 0
         # realtime: true on a file: release its frames at the video's own rate, as a camera would
-        pacer = RealRatePacer(self._stop) if lane.inbox.latest and not lane.source.is_live else None
+        pacer = RealRatePacer(self._control.stopped) if lane.inbox.latest and not lane.source.is_live else None
         try:
             for item in lane.source.frames():
                 if isinstance(item, VideoFrame):
@@ -467,14 +421,14 @@ class Runner:
                         if lane.meter is not None:   # adaptive: the motion background learns them as before,
                             _measure_motion(lane.meter, item)   # so the same frames are detected as unbroken
                         continue  # processed by the run this one resumes
-                    if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
+                    if self._control.stopped.is_set() or (self.max_frames is not None and taken >= self.max_frames):
                         lane.source.stop()
                         continue
                     if pacer is not None:
                         item = pacer.release(item)
                     if lane.meter is not None:  # adaptive: the cheap motion measure, on this source's thread
                         mask = _measure_motion(lane.meter, item)
-                        with self._cond:
+                        with self._control.cond:
                             lane.motion[item.index] = mask
                     taken += 1
                     dropped_now = lane.source.dropped  # frames the camera's own slot replaced
@@ -493,8 +447,8 @@ class Runner:
             # raised by run() once everything has ended, so the exit status still says a source failed.
             if len(self.lanes) > 1:
                 log.error("%s (the other sources keep running)", exc)
-            with self._cond:
-                self._source_errors.append(exc)
+            with self._control.cond:
+                self._control.source_errors.append(exc)
         finally:
             lane.stats.add(dropped=lane.source.dropped - source_dropped)
             lane.inbox.close()
@@ -507,7 +461,7 @@ class Runner:
     # ----------------------------------------------------------------- detector
 
     def _ready(self, lane: Lane) -> bool:
-        """Whether the detector can take from ``lane`` now (called with ``_cond`` held). Not while ``workers``
+        """Whether the detector can take from ``lane`` now (called with the run's lock held). Not while ``workers``
         of its batches are out (in a call, or done and waiting for an earlier one): what a source holds in
         batches stays bounded, as when each worker waited with its batch."""
         if len(lane.tickets) >= self.workers:
@@ -517,7 +471,7 @@ class Runner:
             return lane.inbox.ready(self.batch)
         # a file's next decision waits for the plan (output never depends on timing; after a failure nothing
         # comes back: drain); a camera's frames meanwhile are predicted rather than dropped
-        if schedule.waiting and not lane.inbox.latest and not self._abort.is_set():
+        if schedule.waiting and not lane.inbox.latest and not self._control.aborted.is_set():
             return False
         return lane.inbox.ready(1)
 
@@ -527,7 +481,7 @@ class Runner:
         if schedule.schedule.every_frame:
             return [(lane, item, isinstance(item, VideoFrame), None) for item in lane.inbox.take(wanted)]
         out: list[_Taken] = []
-        while wanted > 0 and (not schedule.waiting or lane.inbox.latest or self._abort.is_set()):
+        while wanted > 0 and (not schedule.waiting or lane.inbox.latest or self._control.aborted.is_set()):
             items = lane.inbox.take(1)
             if not items:
                 break
@@ -552,7 +506,7 @@ class Runner:
     def _next_work(self) -> Optional[tuple[int, list[_Taken]]]:
         """Wait for the next batch of work and its ticket (batches are numbered in the order taken);
         None when every inbox is finished."""
-        with self._cond:
+        with self._control.cond:
             while True:
                 lanes = self.lanes
                 if all(lane.inbox.finished() for lane in lanes) and not self._more_to_come():
@@ -576,12 +530,12 @@ class Runner:
                 if work:
                     self._tickets += 1
                     # not under _order: a worker holds it while it waits for room in the tracking queue, and
-                    # the tracking thread may need _cond (held here) to make that room. An append to a deque
+                    # the tracking thread may need the run's lock (held here) to make that room. An append to a deque
                     # is atomic, and no result of a ticket is delivered before it is handed out
                     for lane in _lanes_of(work):
                         lane.tickets.append(turn)
                     return turn, work
-                self._cond.wait(0.1)
+                self._control.cond.wait(0.1)
 
     def _detect_loop(self) -> None:
         """Detector thread (one per detector worker): one model call per batch.
@@ -601,7 +555,7 @@ class Runner:
                 failed = False
                 try:
                     frames = [item for _, item, detect, _ in work if detect and isinstance(item, VideoFrame)]
-                    if not self._abort.is_set():  # after a failure: drain without working
+                    if not self._control.aborted.is_set():  # after a failure: drain without working
                         # the sources with nothing to detect in this call (a camera's predicted frames) need
                         # not wait for it: on to the processing thread now, if nothing of theirs is before
                         asking = {lane for lane, _, detect, _ in work if detect}
@@ -655,8 +609,8 @@ class Runner:
                     finally:
                         lane.tickets.popleft()
             self._order.notify_all()  # a failed worker waits for the batches before its own
-        with self._cond:
-            self._cond.notify_all()  # a source that had as many batches out as there are workers may go on
+        with self._control.cond:
+            self._control.cond.notify_all()  # a source that had as many batches out as there are workers may go on
 
     def _delivered_through(self, ticket: int) -> bool:
         """Whether every batch up to ``ticket`` has been delivered (called with ``_order`` held)."""
@@ -686,7 +640,8 @@ class Runner:
                 if isinstance(item, StreamStatus):
                     if item.kind is StatusKind.ENDED:   # a file stopped early says so (the summary tells)
                         # stopped by the run (a signal), not by --max-frames, which stops the source as well
-                        lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped")) and self._stop.is_set())
+                        lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped"))
+                                              and self._control.stopped.is_set())
                         if (item.detail or {}).get("growing"):
                             self._warn_growing(lane, str(item.detail.get("growth", "")))
                     self._to_sinks(lane, lane.processor.status(item))
@@ -721,10 +676,10 @@ class Runner:
         result = lane.processor.process(frame, dets, schedule)
         if dets is not None and lane.schedule.feedback:  # the plan the next decision waits for
             plan = lane.processor.schedule_state.plan
-            with self._cond:
+            with self._control.cond:
                 if plan is not None:
                     lane.schedule.observe(plan)
-                self._cond.notify_all()
+                self._control.cond.notify_all()
         if result.detected:
             lane.stats.add(frames_detected=1)
         self._to_sinks(lane, result)
@@ -742,7 +697,7 @@ class Runner:
         for outlet in lane.outlets:
             if isinstance(item, Checkpoint) and not outlet.keeps_files:
                 continue
-            outlet.queue.put(item, self._abort.is_set)
+            outlet.queue.put(item, self._control.aborted.is_set)
 
     # ----------------------------------------------------------------- snapshots
 
@@ -796,11 +751,11 @@ class Runner:
                 # the file this sink writes (a resumed video's position names the earlier part until it writes)
                 lane.output_files.append((outlet, str(getattr(outlet.sink, "path", None) or position["path"])))
         lane.outlets_open = True
-        with self._cond:
+        with self._control.cond:
             lane.outlets_running += len(lane.outlets)
         for outlet in lane.outlets:
             name = f"sink-{outlet.name}-{lane.settings.id}"
-            self._spawn(name, self._sink_loop, name, outlet, lane)
+            self._control.spawn(name, self._sink_loop, name, outlet, lane)
         pending, lane.pending = lane.pending, []
         for status in pending:
             self._to_sinks(lane, status)
@@ -808,9 +763,9 @@ class Runner:
     def _sink_loop(self, name: str, outlet: Outlet, lane: Lane) -> None:
         """Sink thread: see ``Outlet.run``; an error that is not the output's own stops the run."""
         try:
-            outlet.run(lambda exc: self._fail(name, exc))
+            outlet.run(lambda exc: self._control.fail(name, exc))
         finally:
-            with self._cond:
+            with self._control.cond:
                 lane.outlets_running -= 1
             self._release(lane)
 
@@ -832,13 +787,13 @@ class Runner:
         tracks, unless suspended), take the last snapshot, and tell each sink its input ended. Processing thread."""
         if lane.finished:
             return
-        if not lane.outlets_open and lane.source.size is not None and not self._abort.is_set():
+        if not lane.outlets_open and lane.source.size is not None and not self._control.aborted.is_set():
             self._open_sinks(lane, lane.source.size)
         closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
         lane.counts = lane.processor.counts()
         if closing.events:
             self._to_sinks(lane, closing)
-        if self.state is not None and not self._abort.is_set():
+        if self.state is not None and not self._control.aborted.is_set():
             self._checkpoint(lane)
         for outlet in lane.outlets:
             outlet.queue.put_always(END)
@@ -852,3 +807,6 @@ class Runner:
                     outlet.sink.close()
                 except Exception:  # noqa: BLE001
                     log.debug("closing sink failed", exc_info=True)
+
+
+__all__ = ["KEPT_PICTURES", "PipelineError", "Runner", "SinkFactory"]
