@@ -36,7 +36,6 @@ An exception in any thread stops the run: every sink is still closed (so what wa
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -55,8 +54,9 @@ from pipelines.engine.launch import warn_skipping
 from pipelines.engine.lane import Lane, expected_frames, output_fps
 from pipelines.engine.outlet import END, End, Outlet
 from pipelines.engine.sinkqueue import SinkQueue
+from pipelines.engine.snapshots import Snapshots
 from pipelines.engine.state import Checkpoint, SnapshotStore
-from pipelines.errors import OutputError, SourceError, UserError
+from pipelines.errors import SourceError, UserError
 from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
@@ -68,8 +68,6 @@ from pipelines.processing.zones import outside_picture
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink, build_sinks
 from pipelines.sources.base import Source
-from pipelines.engine.fingerprint import check_resume, grown_since, output_paths, source_fingerprint
-from pipelines.engine.resume_settings import forget_places, run_settings
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
@@ -142,8 +140,8 @@ class Runner:
         self._tracking_done = threading.Event()  # the processing thread is gone: nobody takes from its queue
         self._tickets = self._detectors_running = 0
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
-        self._overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
-        self._restarted = restarted
+        self._snapshots = Snapshots(config, state, detector.class_names, restarted=restarted,
+                                    fingerprints=fingerprints)
         self.lanes: list[Lane] = []   # the sources open now (replaced, never changed in place: read without a lock)
         self._slots: list[Slot] = []  # every source, in order, waiting, open or done (``waves.py``)
         self._slot_of: dict[Lane, Slot] = {}
@@ -151,25 +149,15 @@ class Runner:
         self._shown: Deque[Slot] = deque()     # finished files whose live view still holds its last picture
         self._opening = 0                      # of those, being opened now
         self.file_lanes = file_lanes(self.workers)
-        self._fingerprints: dict[str, dict[str, Any]] = {}
-        self._settings: dict[str, dict[str, Any]] = {}   # each open source's run_settings, saved with its snapshot
-        self._uncompared: list[str] = []   # resumed from snapshots of a release that did not record their settings
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
-            if state is not None:  # a resume must be of this source and these outputs, said if of other settings
-                known = (fingerprints or {}).get(settings.id)
-                self._fingerprints[settings.id] = dict(known) if known is not None else \
-                    source_fingerprint(settings, source.frame_count)
+            self._snapshots.fingerprint(settings, source)
             # a waiting file's saved state is checked now (a refused resume stops the run at start), then let go
-            saved = self._saved(settings)
-            processor = self._resume(settings, saved, warn=True) if waiting is None or saved is not None else None
+            saved = self._snapshots.saved(settings)
+            processor = self._snapshots.processor(settings, saved, warn=True) \
+                if waiting is None or saved is not None else None
             if processor is not None and saved is not None and processor.finished and not settings.is_live:
-                grew = grown_since(saved.get("source"), settings)   # written on after a pause in recording
-                since = f", but the file has grown by {grew} bytes since" if grew else ""
-                assert state is not None
-                log.warning("%s: already processed to its end (state %s)%s; remove that file and run with "
-                            "--overwrite (which replaces its outputs) to process it%s again", settings.id,
-                            state.path(settings.id), since, " all" if grew else "")
+                self._snapshots.warn_done(settings, saved)
                 source.close()
                 continue
             skip = processor.frames_processed if processor is not None and saved is not None \
@@ -183,41 +171,13 @@ class Runner:
             else:
                 assert processor is not None
                 self._add_lane(slot, source, processor, saved)
-        if self._uncompared:   # once, not once per source of an archive
-            uncompared = self._uncompared
-            more = f" and {len(uncompared) - 3} more" if len(uncompared) > 3 else ""
-            log.warning("the saved states of %s%s do not record their run's settings (an earlier trackstream): "
-                        "a resume with another model, size, stride, schedule, tracker or zones cannot be noticed",
-                        ", ".join(uncompared[:3]), more)
-
-    def _saved(self, settings: SourceSettings) -> Optional[Mapping[str, Any]]:
-        """The source's saved state (``--state``; not with ``--fresh-state``), None when there is none."""
-        return self.state.load(settings.id) if self.state is not None and not self.config.state.fresh else None
-
-    def _resume(self, settings: SourceSettings, saved: Optional[Mapping[str, Any]], warn: bool) -> StreamProcessor:
-        """The source's processor, continued from ``saved`` (its saved state) when there is one. ``warn``: say what
-        differs from the saved run, or what a resume cannot check (once per source: at start)."""
-        state, config = self.state, self.config
-        processor = StreamProcessor(settings, self.detector.class_names, overlay=self._overlay,
-                                    persistent=state is not None, kept_classes=config.detector.classes)
-        if saved is None or state is None:
-            return processor
-        several = len(config.sources) > 1
-        moved = check_resume(saved, settings, self._fingerprints[settings.id],
-                             output_paths(config.output, settings.id, several), state.path(settings.id), warn=warn,
-                             several=several, configured=run_settings(config, settings))
-        if warn and isinstance(saved.get("source"), dict) and not isinstance(saved.get("settings"), dict):
-            self._uncompared.append(settings.id)
-        processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
-        processor.after_outage = self._restarted
-        return processor
+        self._snapshots.warn_uncompared()
 
     def _add_lane(self, slot: Slot, source: Source, processor: StreamProcessor,
                   saved: Optional[Mapping[str, Any]]) -> Lane:
         """Open ``slot``'s lane on its opened ``source`` (called before ``run()`` or with the run's lock held)."""
         settings = slot.settings
-        if self.state is not None:
-            self._settings[settings.id] = run_settings(self.config, settings)
+        self._snapshots.opened(settings)
         inbox = Inbox(self._control.cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
                       stats=slot.stats)
         lane = Lane(settings, source, inbox, slot.stats, processor, saved)
@@ -364,8 +324,8 @@ class Runner:
             self._on_skip(slot.settings.url)
             return
         try:
-            saved = self._saved(slot.settings)
-            processor = self._resume(slot.settings, saved, warn=False)
+            saved = self._snapshots.saved(slot.settings)
+            processor = self._snapshots.processor(slot.settings, saved, warn=False)
         except BaseException:
             source.close()
             raise
@@ -399,7 +359,7 @@ class Runner:
             self._shown.append(slot)   # the live view keeps the last picture of the newest finished files only
             while len(self._shown) > KEPT_PICTURES:
                 self._shown.popleft().forget_picture()
-            self._settings.pop(lane.settings.id, None)
+            self._snapshots.closed(lane.settings.id)
             slot.retire()
             self._control.cond.notify_all()
 
@@ -702,35 +662,10 @@ class Runner:
     # ----------------------------------------------------------------- snapshots
 
     def _checkpoint(self, lane: Lane) -> None:
-        """Send the processor's snapshot behind the frames it covers; saved once every file sink has them."""
-        store = self.state
-        if store is None:
-            return
-        lane.last_checkpoint = time.monotonic()
-        lane.checkpoints_taken += 1
-        seq = lane.checkpoints_taken
-
-        def save(processor: dict[str, Any], outputs: dict[str, Any]) -> None:
-            with lane.save_lock:
-                if seq <= lane.checkpoints_saved:
-                    return  # a later snapshot of this source is already on disk
-                merged = {**lane.saved_outputs, **outputs}  # a failed output keeps its last good position
-                try:
-                    store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id),
-                               settings=self._settings.get(lane.settings.id))
-                except OutputError as exc:  # the snapshot's own failure, never an output's: one line, once
-                    if lane.state_failure is None:
-                        log.error("%s (the run goes on; a resume would start from the last snapshot saved)", exc)
-                    lane.state_failure = str(exc)
-                    return
-                if lane.state_failure is not None:
-                    log.info("%s: state saved again (%s)", lane.settings.id, store.path(lane.settings.id))
-                    lane.state_failure = None
-                lane.saved_outputs, lane.checkpoints_saved = merged, seq
-
-        checkpoint = Checkpoint(lane.processor.state_dict(),
-                                {s.name for s in lane.outlets if s.keeps_files} if lane.outlets_open else set(), save)
-        self._to_sinks(lane, checkpoint)
+        """Send the processor's snapshot behind the frames it covers (``Snapshots.take``)."""
+        checkpoint = self._snapshots.take(lane)
+        if checkpoint is not None:
+            self._to_sinks(lane, checkpoint)
 
     # ----------------------------------------------------------------- sinks
 
