@@ -51,31 +51,27 @@ from pipelines.detection import FrameDetector, resolve_batch
 from pipelines.engine.control import PipelineError, RunControl
 from pipelines.engine.inbox import Inbox, Item
 from pipelines.engine.launch import warn_skipping
-from pipelines.engine.lane import Lane, expected_frames, output_fps
-from pipelines.engine.outlet import END, End, Outlet
-from pipelines.engine.sinkqueue import SinkQueue
+from pipelines.engine.lane import Lane, expected_frames
+from pipelines.engine.outlet import END, End
+from pipelines.engine.outputs import Outputs, SinkFactory
 from pipelines.engine.snapshots import Snapshots
-from pipelines.engine.state import Checkpoint, SnapshotStore
+from pipelines.engine.state import SnapshotStore
 from pipelines.errors import SourceError, UserError
-from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
+from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
 from pipelines.engine.waves import Slot, WaitingFile, file_lanes, in_waves
 from pipelines.processing.schedule import ScheduleState
-from pipelines.processing.zones import outside_picture
 from pipelines.settings import SourceSettings
-from pipelines.sinks import BuiltSink, build_sinks
+from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source
 from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
 log = logging.getLogger(__name__)
 
-SinkFactory = Callable[[PipelineConfig, SourceSettings, Optional[float], tuple[int, int],
-                        Optional[Mapping[str, Mapping[str, object]]]], list[BuiltSink]]
-SINK_QUEUE_SIZE = 32
 KEPT_PICTURES = 16   # finished files of an archive whose last picture the live view keeps (their counts stay all)
 
 
@@ -131,8 +127,8 @@ class Runner:
                                                     scheduled)
         self.max_frames = max_frames
         self.state = state
-        self._sink_factory = sink_factory
         self._control = RunControl(self.stop)
+        self._outputs = Outputs(config, sink_factory, self._control, self._release)
         self.workers = max(1, int(detector.workers))
         self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
             maxsize=2 * max(self.batch, self.live_batch) + 2)
@@ -242,9 +238,9 @@ class Runner:
         try:
             for lane in self.lanes:
                 if lane.source.size is not None:
-                    self._open_sinks(lane, lane.source.size)
+                    self._outputs.open(lane, lane.source.size)
         except BaseException:
-            self._close_all_sinks()
+            self._outputs.close_all(self.lanes)
             self.close_sources()
             raise
         for lane in self.lanes:
@@ -338,7 +334,7 @@ class Runner:
             lane = self._add_lane(slot, source, processor, saved)
         try:
             if source.size is not None:
-                self._open_sinks(lane, source.size)
+                self._outputs.open(lane, source.size)
         except BaseException:
             lane.inbox.close()
             source.close()
@@ -604,7 +600,7 @@ class Runner:
                                               and self._control.stopped.is_set())
                         if (item.detail or {}).get("growing"):
                             self._warn_growing(lane, str(item.detail.get("growth", "")))
-                    self._to_sinks(lane, lane.processor.status(item))
+                    self._outputs.send(lane, lane.processor.status(item))
                     lane.counts = lane.processor.counts()  # a stream's end empties its zones
                     if item.kind is StatusKind.ENDED and not lane.settings.is_live:
                         self._finish_lane(lane)   # a file's last item: its outputs close now, not at the run's end
@@ -632,7 +628,7 @@ class Runner:
     def _process(self, lane: Lane, frame: VideoFrame, dets: Optional[Detections],
                  schedule: Optional[ScheduleState]) -> None:
         if not lane.outlets_open:
-            self._open_sinks(lane, frame.size)
+            self._outputs.open(lane, frame.size)
         result = lane.processor.process(frame, dets, schedule)
         if dets is not None and lane.schedule.feedback:  # the plan the next decision waits for
             plan = lane.processor.schedule_state.plan
@@ -642,22 +638,12 @@ class Runner:
                 self._control.cond.notify_all()
         if result.detected:
             lane.stats.add(frames_detected=1)
-        self._to_sinks(lane, result)
+        self._outputs.send(lane, result)
         lane.counts = result.counts if result.counts is not None else lane.processor.counts()
         lane.stats.processed(result.frame.pts, time.time() - frame.capture_time, lane.counts.tracks_started)
         if self.state is not None and (time.monotonic() - lane.last_checkpoint >= self.config.state.interval
                                        or (result.events and lane.settings.is_live and self.config.state.on_events)):
             self._checkpoint(lane)
-
-    def _to_sinks(self, lane: Lane, item: Union[FrameResult, StreamStatus, Checkpoint]) -> None:
-        if not lane.outlets_open and not isinstance(item, FrameResult):
-            if isinstance(item, StreamStatus):
-                lane.pending.append(item)
-            return
-        for outlet in lane.outlets:
-            if isinstance(item, Checkpoint) and not outlet.keeps_files:
-                continue
-            outlet.queue.put(item, self._control.aborted.is_set)
 
     # ----------------------------------------------------------------- snapshots
 
@@ -665,44 +651,9 @@ class Runner:
         """Send the processor's snapshot behind the frames it covers (``Snapshots.take``)."""
         checkpoint = self._snapshots.take(lane)
         if checkpoint is not None:
-            self._to_sinks(lane, checkpoint)
+            self._outputs.send(lane, checkpoint)
 
     # ----------------------------------------------------------------- sinks
-
-    def _open_sinks(self, lane: Lane, size: tuple[int, int]) -> None:
-        settings = lane.settings
-        beyond = outside_picture(settings.zones, settings.lines, size) if size[0] > 0 and size[1] > 0 else []
-        if beyond:  # once per source, when its picture size is first known
-            log.warning("%s: %s outside its %dx%d picture (zones and lines are in pixels of the frames, x 0-%d, "
-                        "y 0-%d): no anchor can be there, so they miss what they should count", settings.id,
-                        ", ".join(beyond), size[0], size[1], size[0], size[1])
-        fps = output_fps(lane.source, lane.settings.options)
-        built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
-        lane.outlets = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
-                        for b in built]
-        for outlet in lane.outlets:
-            position = outlet.sink.position() if outlet.keeps_files else None
-            if position and isinstance(position.get("path"), str):
-                # the file this sink writes (a resumed video's position names the earlier part until it writes)
-                lane.output_files.append((outlet, str(getattr(outlet.sink, "path", None) or position["path"])))
-        lane.outlets_open = True
-        with self._control.cond:
-            lane.outlets_running += len(lane.outlets)
-        for outlet in lane.outlets:
-            name = f"sink-{outlet.name}-{lane.settings.id}"
-            self._control.spawn(name, self._sink_loop, name, outlet, lane)
-        pending, lane.pending = lane.pending, []
-        for status in pending:
-            self._to_sinks(lane, status)
-
-    def _sink_loop(self, name: str, outlet: Outlet, lane: Lane) -> None:
-        """Sink thread: see ``Outlet.run``; an error that is not the output's own stops the run."""
-        try:
-            outlet.run(lambda exc: self._control.fail(name, exc))
-        finally:
-            with self._control.cond:
-                lane.outlets_running -= 1
-            self._release(lane)
 
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
@@ -723,11 +674,11 @@ class Runner:
         if lane.finished:
             return
         if not lane.outlets_open and lane.source.size is not None and not self._control.aborted.is_set():
-            self._open_sinks(lane, lane.source.size)
+            self._outputs.open(lane, lane.source.size)
         closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
         lane.counts = lane.processor.counts()
         if closing.events:
-            self._to_sinks(lane, closing)
+            self._outputs.send(lane, closing)
         if self.state is not None and not self._control.aborted.is_set():
             self._checkpoint(lane)
         for outlet in lane.outlets:
@@ -735,13 +686,6 @@ class Runner:
         lane.finished = True
         self._release(lane)
 
-    def _close_all_sinks(self) -> None:
-        for lane in self.lanes:
-            for outlet in lane.outlets:
-                try:
-                    outlet.sink.close()
-                except Exception:  # noqa: BLE001
-                    log.debug("closing sink failed", exc_info=True)
 
 
 __all__ = ["KEPT_PICTURES", "PipelineError", "Runner", "SinkFactory"]
