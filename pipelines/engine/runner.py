@@ -43,8 +43,7 @@ import queue
 import sys
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Collection, Deque, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence, Union
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
@@ -54,6 +53,7 @@ from pipelines.engine.launch import warn_skipping
 from pipelines.engine.lane import Lane, expected_frames
 from pipelines.engine.outlet import END, End
 from pipelines.engine.outputs import Outputs, SinkFactory
+from pipelines.engine.roster import KEPT_PICTURES, Roster
 from pipelines.engine.snapshots import Snapshots
 from pipelines.engine.state import SnapshotStore
 from pipelines.errors import SourceError, UserError
@@ -72,7 +72,6 @@ from tracker.types import Detections
 
 log = logging.getLogger(__name__)
 
-KEPT_PICTURES = 16   # finished files of an archive whose last picture the live view keeps (their counts stay all)
 
 
 # a frame (with its detections; None: the schedule skipped it) or a status, for processing, with the
@@ -128,7 +127,6 @@ class Runner:
         self.max_frames = max_frames
         self.state = state
         self._control = RunControl(self.stop)
-        self._outputs = Outputs(config, sink_factory, self._control, self._release)
         self.workers = max(1, int(detector.workers))
         self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
             maxsize=2 * max(self.batch, self.live_batch) + 2)
@@ -138,13 +136,11 @@ class Runner:
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._snapshots = Snapshots(config, state, detector.class_names, restarted=restarted,
                                     fingerprints=fingerprints)
-        self.lanes: list[Lane] = []   # the sources open now (replaced, never changed in place: read without a lock)
-        self._slots: list[Slot] = []  # every source, in order, waiting, open or done (``waves.py``)
-        self._slot_of: dict[Lane, Slot] = {}
-        self._waiting: Deque[Slot] = deque()   # files not opened yet, in order
-        self._shown: Deque[Slot] = deque()     # finished files whose live view still holds its last picture
-        self._opening = 0                      # of those, being opened now
+        self._opening = 0                      # waiting files being opened now
         self.file_lanes = file_lanes(self.workers)
+        self._roster = Roster(self._control.cond, self.file_lanes,
+                              on_retire=lambda lane: self._snapshots.closed(lane.settings.id))
+        self._outputs = Outputs(config, sink_factory, self._control, self._roster.release)
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
             self._snapshots.fingerprint(settings, source)
@@ -161,10 +157,8 @@ class Runner:
             stats = SourceStats(settings.id, frame_count=expected_frames(source, settings.options, max_frames, skip),
                                 resumed_after=skip, waiting=waiting is not None)
             slot = Slot(settings, stats, waiting)
-            self._slots.append(slot)
-            if waiting is not None:
-                self._waiting.append(slot)
-            else:
+            self._roster.enter(slot)
+            if waiting is None:
                 assert processor is not None
                 self._add_lane(slot, source, processor, saved)
         self._snapshots.warn_uncompared()
@@ -180,41 +174,36 @@ class Runner:
         if saved is not None and not settings.is_live:
             lane.resume_after = processor.clock.last_index
         lane.in_waves = in_waves(settings)
-        slot.lane, slot.waiting = lane, None
-        self._slot_of[lane] = slot
-        self.lanes = [*self.lanes, lane]
+        self._roster.add(slot, lane)
         return lane
 
     # ----------------------------------------------------------------- control
 
     @property
+    def lanes(self) -> list[Lane]:
+        """The sources open now (``Roster.lanes``)."""
+        return self._roster.lanes
+
+    @property
     def stats(self) -> list[StatsSnapshot]:
         """Every source's counters now (a file still waiting for its turn too: ``waiting``)."""
-        return [slot.stats.snapshot() for slot in self._slots]
+        return [slot.stats.snapshot() for slot in self._roster.slots]
 
     def sources(self) -> list[SourceState]:
         """Every source's state now (``pipelines.engine.view``): what readers of a running engine see."""
-        return [slot.state() for slot in self._slots]
+        return [slot.state() for slot in self._roster.slots]
 
     @property
     def outputs(self) -> list[str]:
         """Paths of the files the sinks wrote (network sinks have none). An output that stopped early (a full
         disk) is left out, its ``losses()`` phrase names it, and so is a file never made (no frame written)."""
-        return [path for slot in self._slots for path in slot.files() if os.path.exists(path)]
+        return [path for slot in self._roster.slots for path in slot.files() if os.path.exists(path)]
 
     def close_sources(self) -> None:
         """Close every source without running (for a caller whose start failed before ``run()``)."""
         for lane in self.lanes:
             lane.source.close()
-        self._close_waiting()
-
-    def _close_waiting(self) -> None:
-        """Let go of the files that never had their turn (a stopped or failed run)."""
-        with self._control.cond:
-            waiting, self._waiting = list(self._waiting), deque()
-        for slot in waiting:
-            if slot.waiting is not None:
-                slot.waiting.close()
+        self._roster.close_waiting()
 
     def stop(self) -> None:
         """Stop reading; frames already read are processed, every sink is flushed and closed; files still waiting
@@ -245,7 +234,7 @@ class Runner:
             raise
         for lane in self.lanes:
             self._control.spawn(f"reader-{lane.source.source_id}", self._read, lane)
-        if self._waiting:
+        if self._roster.waiting:
             self._control.spawn("opener", self._open_waiting)
         self._detectors_running = self.workers
         for _ in range(self.workers):
@@ -262,8 +251,8 @@ class Runner:
             if on_progress is not None and now - last >= progress_interval:
                 last = now
                 on_progress(self.stats)
-        self._close_waiting()   # stopped: the files still waiting are not started
-        for slot in self._slots:
+        self._roster.close_waiting()   # stopped: the files still waiting are not started
+        for slot in self._roster.slots:
             slot.stats.stop_clock(stopped=self._control.stopped.is_set())   # also a source whose end never came
         if on_progress is not None:
             on_progress(self.stats)
@@ -272,29 +261,20 @@ class Runner:
 
     # ----------------------------------------------------------------- waves of files
 
-    def _room(self) -> bool:
-        """Whether another waiting file may be opened (called with the run's lock held): fewer than ``file_lanes`` plain
-        files are being read, and fewer than twice that hold anything (those whose reader has ended may still
-        have frames to detect and outputs to close: the next file is read meanwhile, so the detector does not wait
-        for it; the files of a wave end together)."""
-        files = [lane for lane in self.lanes if lane.in_waves]
-        reading = sum(1 for lane in files if not lane.reader_done)
-        return reading < self.file_lanes and len(files) < 2 * self.file_lanes
-
     def _more_to_come(self) -> bool:
         """Whether a waiting file may still be opened (called with the run's lock held)."""
-        return self._opening > 0 or (bool(self._waiting) and not self._control.stopped.is_set())
+        return self._opening > 0 or (bool(self._roster.waiting) and not self._control.stopped.is_set())
 
     def _open_waiting(self) -> None:
         """Opener thread: whenever there is room (``_room``), open the next waiting file (in order), with its
         outputs, and start its reader; until none waits or the run stops."""
         while True:
             with self._control.cond:
-                while self._waiting and not self._control.stopped.is_set() and not self._room():
+                while self._roster.waiting and not self._control.stopped.is_set() and not self._roster.room():
                     self._control.cond.wait(0.1)
-                if not self._waiting or self._control.stopped.is_set():
+                if not self._roster.waiting or self._control.stopped.is_set():
                     return
-                slot = self._waiting.popleft()
+                slot = self._roster.waiting.popleft()
                 self._opening += 1
             try:
                 self._open_turn(slot)
@@ -328,7 +308,7 @@ class Runner:
         with self._control.cond:
             if self._control.stopped.is_set():   # stopped meanwhile: the file is not started
                 source.close()
-                self._waiting.appendleft(slot)
+                self._roster.waiting.appendleft(slot)
                 return
             slot.stats.start()
             lane = self._add_lane(slot, source, processor, saved)
@@ -341,23 +321,6 @@ class Runner:
             lane.reader_done = True
             raise
         self._control.spawn(f"reader-{source.source_id}", self._read, lane)
-
-    def _release(self, lane: Lane) -> None:
-        """Retire ``lane`` once nothing holds its resources: its reader ended (the file is closed), the processing
-        thread finished it, every output thread closed its output. Only what the summary and the view read of it
-        is kept (``Slot.retire``), and a waiting file may take its place."""
-        with self._control.cond:
-            self._control.cond.notify_all()   # a reader that ended makes room for the next file's reader
-            if not lane.reader_done or not lane.finished or lane.outlets_running or lane not in self._slot_of:
-                return
-            slot = self._slot_of.pop(lane)
-            self.lanes = [other for other in self.lanes if other is not lane]
-            self._shown.append(slot)   # the live view keeps the last picture of the newest finished files only
-            while len(self._shown) > KEPT_PICTURES:
-                self._shown.popleft().forget_picture()
-            self._snapshots.closed(lane.settings.id)
-            slot.retire()
-            self._control.cond.notify_all()
 
     # ----------------------------------------------------------------- readers
 
@@ -412,7 +375,7 @@ class Runner:
                 lane.source.close()
             finally:
                 lane.reader_done = True
-                self._release(lane)
+                self._roster.release(lane)
 
     # ----------------------------------------------------------------- detector
 
@@ -658,8 +621,8 @@ class Runner:
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
-        lost = [phrase for slot in self._slots for phrase in slot.output_losses()]
-        unsaved = [f"the state of {slot.settings.id} was not saved: {failure}" for slot in self._slots
+        lost = [phrase for slot in self._roster.slots for phrase in slot.output_losses()]
+        unsaved = [f"the state of {slot.settings.id} was not saved: {failure}" for slot in self._roster.slots
                    if (failure := slot.state_failure()) is not None]  # the last snapshot failed: a resume repeats
         return lost + unsaved
 
@@ -684,7 +647,7 @@ class Runner:
         for outlet in lane.outlets:
             outlet.queue.put_always(END)
         lane.finished = True
-        self._release(lane)
+        self._roster.release(lane)
 
 
 
