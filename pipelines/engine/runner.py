@@ -49,14 +49,14 @@ from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
 from pipelines.engine.control import PipelineError, RunControl
 from pipelines.engine.inbox import Inbox, Item
-from pipelines.engine.launch import warn_skipping
 from pipelines.engine.lane import Lane, expected_frames
 from pipelines.engine.outlet import END, End
+from pipelines.engine.opener import Opener
 from pipelines.engine.outputs import Outputs, SinkFactory
 from pipelines.engine.roster import KEPT_PICTURES, Roster
 from pipelines.engine.snapshots import Snapshots
 from pipelines.engine.state import SnapshotStore
-from pipelines.errors import SourceError, UserError
+from pipelines.errors import UserError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.motion import MotionMask, MotionMeter
 from pipelines.processing.processor import StreamProcessor
@@ -118,7 +118,6 @@ class Runner:
                  restarted: bool = False, fingerprints: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  skippable: Collection[str] = (), on_skip: Callable[[str], None] = lambda url: None) -> None:
         self.detector = detector
-        self._skippable, self._on_skip = frozenset(skippable), on_skip
         self.config = config
         live_streams = sum(1 for settings, _ in sources if settings.latest_frame)
         scheduled = all(settings.schedule.waits_for_plans for settings, _ in sources if settings.latest_frame)
@@ -136,11 +135,12 @@ class Runner:
         self._failed_ticket = sys.maxsize  # first batch whose detection failed
         self._snapshots = Snapshots(config, state, detector.class_names, restarted=restarted,
                                     fingerprints=fingerprints)
-        self._opening = 0                      # waiting files being opened now
         self.file_lanes = file_lanes(self.workers)
         self._roster = Roster(self._control.cond, self.file_lanes,
                               on_retire=lambda lane: self._snapshots.closed(lane.settings.id))
         self._outputs = Outputs(config, sink_factory, self._control, self._roster.release)
+        self._opener = Opener(self._control, self._roster, self._snapshots, self._outputs, self._add_lane,
+                              self._start_reader, skippable=skippable, on_skip=on_skip)
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
             self._snapshots.fingerprint(settings, source)
@@ -233,9 +233,9 @@ class Runner:
             self.close_sources()
             raise
         for lane in self.lanes:
-            self._control.spawn(f"reader-{lane.source.source_id}", self._read, lane)
+            self._start_reader(lane)
         if self._roster.waiting:
-            self._control.spawn("opener", self._open_waiting)
+            self._control.spawn("opener", self._opener.run)
         self._detectors_running = self.workers
         for _ in range(self.workers):
             self._control.spawn("detector", self._detect_loop)
@@ -259,70 +259,10 @@ class Runner:
         self._control.raise_error()
         return self.stats
 
-    # ----------------------------------------------------------------- waves of files
-
-    def _more_to_come(self) -> bool:
-        """Whether a waiting file may still be opened (called with the run's lock held)."""
-        return self._opening > 0 or (bool(self._roster.waiting) and not self._control.stopped.is_set())
-
-    def _open_waiting(self) -> None:
-        """Opener thread: whenever there is room (``_room``), open the next waiting file (in order), with its
-        outputs, and start its reader; until none waits or the run stops."""
-        while True:
-            with self._control.cond:
-                while self._roster.waiting and not self._control.stopped.is_set() and not self._roster.room():
-                    self._control.cond.wait(0.1)
-                if not self._roster.waiting or self._control.stopped.is_set():
-                    return
-                slot = self._roster.waiting.popleft()
-                self._opening += 1
-            try:
-                self._open_turn(slot)
-            finally:
-                with self._control.cond:
-                    self._opening -= 1
-                    self._control.cond.notify_all()
-
-    def _open_turn(self, slot: Slot) -> None:
-        """Open a waiting file's source, processor and outputs and start its reader. A file that cannot be opened
-        now (removed since the start) is skipped when a folder or glob found it (``skippable``), else it stops the
-        run, as any named file's error does."""
-        waiting = slot.waiting
-        assert waiting is not None
-        try:
-            source = waiting.open()
-        except SourceError as exc:
-            if slot.settings.url not in self._skippable:
-                raise
-            warn_skipping(slot.settings.url, str(exc))
-            waiting.close()
-            slot.stats.skip()
-            self._on_skip(slot.settings.url)
-            return
-        try:
-            saved = self._snapshots.saved(slot.settings)
-            processor = self._snapshots.processor(slot.settings, saved, warn=False)
-        except BaseException:
-            source.close()
-            raise
-        with self._control.cond:
-            if self._control.stopped.is_set():   # stopped meanwhile: the file is not started
-                source.close()
-                self._roster.waiting.appendleft(slot)
-                return
-            slot.stats.start()
-            lane = self._add_lane(slot, source, processor, saved)
-        try:
-            if source.size is not None:
-                self._outputs.open(lane, source.size)
-        except BaseException:
-            lane.inbox.close()
-            source.close()
-            lane.reader_done = True
-            raise
-        self._control.spawn(f"reader-{source.source_id}", self._read, lane)
-
     # ----------------------------------------------------------------- readers
+
+    def _start_reader(self, lane: Lane) -> None:
+        self._control.spawn(f"reader-{lane.source.source_id}", self._read, lane)
 
     def _cancelled(self) -> bool:
         return self._control.aborted.is_set()
@@ -428,7 +368,7 @@ class Runner:
         with self._control.cond:
             while True:
                 lanes = self.lanes
-                if all(lane.inbox.finished() for lane in lanes) and not self._more_to_come():
+                if all(lane.inbox.finished() for lane in lanes) and not self._opener.more_to_come():
                     return None
                 turn, n = self._tickets, len(lanes)
                 order = [lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
