@@ -53,12 +53,12 @@ from pipelines.engine.lane import Lane, expected_frames
 from pipelines.engine.outlet import END, End
 from pipelines.engine.opener import Opener
 from pipelines.engine.outputs import Outputs, SinkFactory
+from pipelines.engine.readers import Readers
 from pipelines.engine.roster import KEPT_PICTURES, Roster
 from pipelines.engine.snapshots import Snapshots
 from pipelines.engine.state import SnapshotStore
-from pipelines.errors import UserError
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
-from pipelines.processing.motion import MotionMask, MotionMeter
+from pipelines.processing.motion import MotionMask
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
@@ -67,7 +67,6 @@ from pipelines.processing.schedule import ScheduleState
 from pipelines.settings import SourceSettings
 from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source
-from pipelines.sources.pacing import RealRatePacer
 from tracker.types import Detections
 
 log = logging.getLogger(__name__)
@@ -83,12 +82,6 @@ _Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from 
 def _lanes_of(work: list[_Taken]) -> list[Lane]:
     """The sources of a batch, each once, in the order of their first item."""
     return list(dict.fromkeys(lane for lane, *_ in work))
-
-
-def _measure_motion(meter: MotionMeter, frame: VideoFrame) -> MotionMask:
-    """``frame``'s changed cells by ``meter`` (whose background then learns the frame)."""
-    luma = frame.luma()  # the decoded luma plane, without converting the frame to BGR
-    return meter.measure(*luma) if luma is not None else meter.measure(frame.image)
 
 
 class Runner:
@@ -139,8 +132,9 @@ class Runner:
         self._roster = Roster(self._control.cond, self.file_lanes,
                               on_retire=lambda lane: self._snapshots.closed(lane.settings.id))
         self._outputs = Outputs(config, sink_factory, self._control, self._roster.release)
+        self._readers = Readers(self._control, self._roster, max_frames)
         self._opener = Opener(self._control, self._roster, self._snapshots, self._outputs, self._add_lane,
-                              self._start_reader, skippable=skippable, on_skip=on_skip)
+                              self._readers.start, skippable=skippable, on_skip=on_skip)
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
             self._snapshots.fingerprint(settings, source)
@@ -233,7 +227,7 @@ class Runner:
             self.close_sources()
             raise
         for lane in self.lanes:
-            self._start_reader(lane)
+            self._readers.start(lane)
         if self._roster.waiting:
             self._control.spawn("opener", self._opener.run)
         self._detectors_running = self.workers
@@ -258,64 +252,6 @@ class Runner:
             on_progress(self.stats)
         self._control.raise_error()
         return self.stats
-
-    # ----------------------------------------------------------------- readers
-
-    def _start_reader(self, lane: Lane) -> None:
-        self._control.spawn(f"reader-{lane.source.source_id}", self._read, lane)
-
-    def _cancelled(self) -> bool:
-        return self._control.aborted.is_set()
-
-    def _read(self, lane: Lane) -> None:
-        """Reader thread: move one source's frames and statuses into its inbox."""
-        taken = 0
-        source_dropped = 0
-        # realtime: true on a file: release its frames at the video's own rate, as a camera would
-        pacer = RealRatePacer(self._control.stopped) if lane.inbox.latest and not lane.source.is_live else None
-        try:
-            for item in lane.source.frames():
-                if isinstance(item, VideoFrame):
-                    if lane.resume_after is not None and item.index <= lane.resume_after:
-                        if lane.meter is not None:   # adaptive: the motion background learns them as before,
-                            _measure_motion(lane.meter, item)   # so the same frames are detected as unbroken
-                        continue  # processed by the run this one resumes
-                    if self._control.stopped.is_set() or (self.max_frames is not None and taken >= self.max_frames):
-                        lane.source.stop()
-                        continue
-                    if pacer is not None:
-                        item = pacer.release(item)
-                    if lane.meter is not None:  # adaptive: the cheap motion measure, on this source's thread
-                        mask = _measure_motion(lane.meter, item)
-                        with self._control.cond:
-                            lane.motion[item.index] = mask
-                    taken += 1
-                    dropped_now = lane.source.dropped  # frames the camera's own slot replaced
-                    lane.stats.add(frames_in=1, dropped=dropped_now - source_dropped)
-                    source_dropped = dropped_now
-                    if self.max_frames is not None and taken >= self.max_frames:
-                        lane.source.stop()
-                elif item.kind == StatusKind.RESUMED:
-                    lane.stats.add(reconnects=1)
-                if not lane.inbox.put(item, self._cancelled):
-                    break
-        except UserError as exc:
-            if not lane.source.is_live:
-                raise
-            # A camera that gave up ends its own lane only: the other sources keep running. The error is
-            # raised by run() once everything has ended, so the exit status still says a source failed.
-            if len(self.lanes) > 1:
-                log.error("%s (the other sources keep running)", exc)
-            with self._control.cond:
-                self._control.source_errors.append(exc)
-        finally:
-            lane.stats.add(dropped=lane.source.dropped - source_dropped)
-            lane.inbox.close()
-            try:
-                lane.source.close()
-            finally:
-                lane.reader_done = True
-                self._roster.release(lane)
 
     # ----------------------------------------------------------------- detector
 
