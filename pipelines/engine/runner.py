@@ -36,18 +36,15 @@ An exception in any thread stops the run: every sink is still closed (so what wa
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import queue
-import sys
-import threading
 import time
-from typing import Any, Callable, Collection, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
 from pipelines.engine.control import PipelineError, RunControl
+from pipelines.engine.delivery import Delivery, Work
 from pipelines.engine.inbox import Inbox, Item
 from pipelines.engine.lane import Lane, expected_frames
 from pipelines.engine.outlet import END, End
@@ -73,9 +70,6 @@ log = logging.getLogger(__name__)
 
 
 
-# a frame (with its detections; None: the schedule skipped it) or a status, for processing, with the
-# detection schedule's state after that frame (None: no schedule other than every)
-_Work = tuple[Lane, Item, Optional[Detections], Optional[ScheduleState]]
 _Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from an inbox: detect it or not
 
 
@@ -120,18 +114,15 @@ class Runner:
         self.state = state
         self._control = RunControl(self.stop)
         self.workers = max(1, int(detector.workers))
-        self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
-            maxsize=2 * max(self.batch, self.live_batch) + 2)
-        self._order = threading.Condition()  # detector workers queue each source's results in ticket order
-        self._tracking_done = threading.Event()  # the processing thread is gone: nobody takes from its queue
-        self._tickets = self._detectors_running = 0
-        self._failed_ticket = sys.maxsize  # first batch whose detection failed
+        self._tickets = 0
         self._snapshots = Snapshots(config, state, detector.class_names, restarted=restarted,
                                     fingerprints=fingerprints)
         self.file_lanes = file_lanes(self.workers)
         self._roster = Roster(self._control.cond, self.file_lanes,
                               on_retire=lambda lane: self._snapshots.closed(lane.settings.id))
         self._outputs = Outputs(config, sink_factory, self._control, self._roster.release)
+        self._delivery = Delivery(self._control.cond, self._roster, 2 * max(self.batch, self.live_batch) + 2,
+                                  self.workers)
         self._readers = Readers(self._control, self._roster, max_frames)
         self._opener = Opener(self._control, self._roster, self._snapshots, self._outputs, self._add_lane,
                               self._readers.start, skippable=skippable, on_skip=on_skip)
@@ -230,7 +221,6 @@ class Runner:
             self._readers.start(lane)
         if self._roster.waiting:
             self._control.spawn("opener", self._opener.run)
-        self._detectors_running = self.workers
         for _ in range(self.workers):
             self._control.spawn("detector", self._detect_loop)
         self._control.spawn("tracker", self._track_loop)
@@ -345,7 +335,7 @@ class Runner:
                 if taken is None:
                     break
                 ticket, work = taken
-                out: list[_Work] = []
+                out: list[Work] = []
                 lanes = _lanes_of(work)
                 failed = False
                 try:
@@ -356,7 +346,7 @@ class Runner:
                         asking = {lane for lane, _, detect, _ in work if detect}
                         early = [lane for lane in lanes if lane not in asking]
                         if early and frames:
-                            self._deliver(ticket, [(lane, item, None, state) for lane, item, _, state in work
+                            self._delivery.deliver(ticket, [(lane, item, None, state) for lane, item, _, state in work
                                                    if lane not in asking], early)
                             lanes = [lane for lane in lanes if lane in asking]
                         dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
@@ -369,58 +359,14 @@ class Runner:
                     # no later batch of the sources that asked is delivered: their output ends before this one
                     # (other sources' batches delivered meanwhile stay; so do the frames it held for others)
                     failed = True
-                    with self._order:
-                        self._failed_ticket = min(self._failed_ticket, ticket)
+                    self._delivery.fail(ticket)
                     raise
                 finally:
-                    self._deliver(ticket, out, lanes)  # even after a failure, so later tickets are not held up
+                    self._delivery.deliver(ticket, out, lanes)  # even after a failure: later tickets go on
                     if failed:  # the run aborts once raised: first every earlier batch must be delivered whole
-                        with self._order:
-                            self._order.wait_for(functools.partial(self._delivered_through, ticket))
+                        self._delivery.wait_through(ticket)
         finally:
-            with self._order:
-                self._detectors_running -= 1
-                last = self._detectors_running == 0
-            if last:
-                self._put(self._track_queue, END)
-
-    def _deliver(self, ticket: int, out: list[_Work], lanes: list[Lane]) -> None:
-        """Hand one batch's results of ``lanes`` on to the tracking thread, each source's in the order of its
-        batches: a source's results wait (parked with it) until its earlier batches are delivered, and whoever
-        delivers those delivers them. No worker waits here, and one source's results are never held up by a
-        batch that has none of its frames. A source's batches after one whose detection failed are not queued,
-        as with one worker.
-        """
-        with self._order:
-            for lane in lanes:
-                lane.parked[ticket] = [entry for entry in out if entry[0] is lane]
-            for lane in lanes:
-                while lane.tickets and lane.tickets[0] in lane.parked:
-                    entries = lane.parked.pop(lane.tickets[0])
-                    try:
-                        if lane.tickets[0] < self._failed_ticket:
-                            for entry in entries:
-                                self._put(self._track_queue, entry)
-                    finally:
-                        lane.tickets.popleft()
-            self._order.notify_all()  # a failed worker waits for the batches before its own
-        with self._control.cond:
-            self._control.cond.notify_all()  # a source that had as many batches out as there are workers may go on
-
-    def _delivered_through(self, ticket: int) -> bool:
-        """Whether every batch up to ``ticket`` has been delivered (called with ``_order`` held)."""
-        return all(not lane.tickets or lane.tickets[0] > ticket for lane in self.lanes)
-
-    def _put(self, q: "queue.Queue[Union[_Work, End]]", item: "Union[_Work, End]") -> None:
-        """Blocking put that gives up only once the processing thread is gone: until then it takes every item,
-        also after a failure (what was detected before it is still written)."""
-        while True:
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                if self._tracking_done.is_set():
-                    return
+            self._delivery.leave()
 
     # ----------------------------------------------------------------- processing
 
@@ -428,7 +374,7 @@ class Runner:
         """Processing thread: each source's processor turns detections into output values for its sinks."""
         try:
             while True:
-                entry = self._track_queue.get()
+                entry = self._delivery.get()
                 if isinstance(entry, End):
                     break
                 lane, item, dets, schedule = entry  # frames are processed and written even after a failure
@@ -449,7 +395,7 @@ class Runner:
             try:
                 self._finish_lanes()
             finally:
-                self._tracking_done.set()
+                self._delivery.consumer_gone()
 
     def _warn_growing(self, lane: Lane, growth: str) -> None:
         """One line: the file was still being written when reading reached its end (``growth`` says how it
