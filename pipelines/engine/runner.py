@@ -43,9 +43,10 @@ from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
+from pipelines.engine.batches import Batches, lanes_of
 from pipelines.engine.control import PipelineError, RunControl
 from pipelines.engine.delivery import Delivery, Work
-from pipelines.engine.inbox import Inbox, Item
+from pipelines.engine.inbox import Inbox
 from pipelines.engine.lane import Lane, expected_frames
 from pipelines.engine.outlet import END, End
 from pipelines.engine.opener import Opener
@@ -55,7 +56,6 @@ from pipelines.engine.roster import KEPT_PICTURES, Roster
 from pipelines.engine.snapshots import Snapshots
 from pipelines.engine.state import SnapshotStore
 from pipelines.frames import StatusKind, StreamStatus, VideoFrame
-from pipelines.processing.motion import MotionMask
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
@@ -68,14 +68,6 @@ from tracker.types import Detections
 
 log = logging.getLogger(__name__)
 
-
-
-_Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from an inbox: detect it or not
-
-
-def _lanes_of(work: list[_Taken]) -> list[Lane]:
-    """The sources of a batch, each once, in the order of their first item."""
-    return list(dict.fromkeys(lane for lane, *_ in work))
 
 
 class Runner:
@@ -114,7 +106,6 @@ class Runner:
         self.state = state
         self._control = RunControl(self.stop)
         self.workers = max(1, int(detector.workers))
-        self._tickets = 0
         self._snapshots = Snapshots(config, state, detector.class_names, restarted=restarted,
                                     fingerprints=fingerprints)
         self.file_lanes = file_lanes(self.workers)
@@ -126,6 +117,8 @@ class Runner:
         self._readers = Readers(self._control, self._roster, max_frames)
         self._opener = Opener(self._control, self._roster, self._snapshots, self._outputs, self._add_lane,
                               self._readers.start, skippable=skippable, on_skip=on_skip)
+        self._batches = Batches(self._control, self._roster, self._opener.more_to_come, workers=self.workers,
+                                batch=self.batch, live_batch=self.live_batch)
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
             self._snapshots.fingerprint(settings, source)
@@ -245,83 +238,6 @@ class Runner:
 
     # ----------------------------------------------------------------- detector
 
-    def _ready(self, lane: Lane) -> bool:
-        """Whether the detector can take from ``lane`` now (called with the run's lock held). Not while ``workers``
-        of its batches are out (in a call, or done and waiting for an earlier one): what a source holds in
-        batches stays bounded, as when each worker waited with its batch."""
-        if len(lane.tickets) >= self.workers:
-            return False
-        schedule = lane.schedule
-        if schedule.schedule.every_frame:
-            return lane.inbox.ready(self.batch)
-        # a file's next decision waits for the plan (output never depends on timing; after a failure nothing
-        # comes back: drain); a camera's frames meanwhile are predicted rather than dropped
-        if schedule.waiting and not lane.inbox.latest and not self._control.aborted.is_set():
-            return False
-        return lane.inbox.ready(1)
-
-    def _take(self, lane: Lane, wanted: int) -> list[_Taken]:
-        """Items of ``lane`` in order, each decided by its schedule, up to ``wanted`` frames to detect."""
-        schedule = lane.schedule
-        if schedule.schedule.every_frame:
-            return [(lane, item, isinstance(item, VideoFrame), None) for item in lane.inbox.take(wanted)]
-        out: list[_Taken] = []
-        while wanted > 0 and (not schedule.waiting or lane.inbox.latest or self._control.aborted.is_set()):
-            items = lane.inbox.take(1)
-            if not items:
-                break
-            for item in items:
-                if isinstance(item, VideoFrame):
-                    detect = schedule.decide(item.pts, self._motion_of(lane, item.index))
-                    wanted -= int(detect)
-                    out.append((lane, item, detect, schedule.state))
-                else:
-                    out.append((lane, item, False, None))
-        return out
-
-    @staticmethod
-    def _motion_of(lane: Lane, index: int) -> Optional[MotionMask]:
-        """The reader's motion measure of frame ``index``; measures of frames dropped before are forgotten."""
-        if lane.meter is None:
-            return None
-        for old in [k for k in lane.motion if k < index]:
-            del lane.motion[old]
-        return lane.motion.pop(index, None)
-
-    def _next_work(self) -> Optional[tuple[int, list[_Taken]]]:
-        """Wait for the next batch of work and its ticket (batches are numbered in the order taken);
-        None when every inbox is finished."""
-        with self._control.cond:
-            while True:
-                lanes = self.lanes
-                if all(lane.inbox.finished() for lane in lanes) and not self._opener.more_to_come():
-                    return None
-                turn, n = self._tickets, len(lanes)
-                order = [lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
-                live = [lane for lane in order if lane.inbox.latest and self._ready(lane)]
-                files = [lane for lane in order if not lane.inbox.latest and self._ready(lane)]
-                work: list[_Taken] = []
-                if live and (not files or turn % 2 == 0):  # cameras and files take turns
-                    room = self.live_batch  # frames that need detection: skipped ones take no place
-                    for lane in live:
-                        if room <= 0:
-                            break
-                        taken = self._take(lane, 1)
-                        room -= sum(1 for entry in taken if entry[2])
-                        work.extend(taken)
-                elif files:
-                    every = files[0].schedule.schedule.every_frame
-                    work = self._take(files[0], self.batch if every else 1)
-                if work:
-                    self._tickets += 1
-                    # not under _order: a worker holds it while it waits for room in the tracking queue, and
-                    # the tracking thread may need the run's lock (held here) to make that room. An append to a deque
-                    # is atomic, and no result of a ticket is delivered before it is handed out
-                    for lane in _lanes_of(work):
-                        lane.tickets.append(turn)
-                    return turn, work
-                self._control.cond.wait(0.1)
-
     def _detect_loop(self) -> None:
         """Detector thread (one per detector worker): one model call per batch.
 
@@ -331,12 +247,12 @@ class Runner:
         """
         try:
             while True:
-                taken = self._next_work()
+                taken = self._batches.next()
                 if taken is None:
                     break
                 ticket, work = taken
                 out: list[Work] = []
-                lanes = _lanes_of(work)
+                lanes = lanes_of(work)
                 failed = False
                 try:
                     frames = [item for _, item, detect, _ in work if detect and isinstance(item, VideoFrame)]
