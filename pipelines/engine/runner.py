@@ -43,9 +43,10 @@ from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
-from pipelines.engine.batches import Batches, lanes_of
+from pipelines.engine.batches import Batches
+from pipelines.engine.detector_loop import DetectorLoop
 from pipelines.engine.control import PipelineError, RunControl
-from pipelines.engine.delivery import Delivery, Work
+from pipelines.engine.delivery import Delivery
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.lane import Lane, expected_frames
 from pipelines.engine.outlet import END, End
@@ -119,6 +120,7 @@ class Runner:
                               self._readers.start, skippable=skippable, on_skip=on_skip)
         self._batches = Batches(self._control, self._roster, self._opener.more_to_come, workers=self.workers,
                                 batch=self.batch, live_batch=self.live_batch)
+        self._detector_loop = DetectorLoop(detector, self._control, self._batches, self._delivery)
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
             self._snapshots.fingerprint(settings, source)
@@ -215,7 +217,7 @@ class Runner:
         if self._roster.waiting:
             self._control.spawn("opener", self._opener.run)
         for _ in range(self.workers):
-            self._control.spawn("detector", self._detect_loop)
+            self._control.spawn("detector", self._detector_loop.run)
         self._control.spawn("tracker", self._track_loop)
         last = 0.0
         while True:
@@ -235,54 +237,6 @@ class Runner:
             on_progress(self.stats)
         self._control.raise_error()
         return self.stats
-
-    # ----------------------------------------------------------------- detector
-
-    def _detect_loop(self) -> None:
-        """Detector thread (one per detector worker): one model call per batch.
-
-        Workers take batches in ticket order and hand their results to the tracking thread in that same
-        order, whichever finishes first, so results never depend on timing. The last worker to leave
-        closes the tracking queue.
-        """
-        try:
-            while True:
-                taken = self._batches.next()
-                if taken is None:
-                    break
-                ticket, work = taken
-                out: list[Work] = []
-                lanes = lanes_of(work)
-                failed = False
-                try:
-                    frames = [item for _, item, detect, _ in work if detect and isinstance(item, VideoFrame)]
-                    if not self._control.aborted.is_set():  # after a failure: drain without working
-                        # the sources with nothing to detect in this call (a camera's predicted frames) need
-                        # not wait for it: on to the processing thread now, if nothing of theirs is before
-                        asking = {lane for lane, _, detect, _ in work if detect}
-                        early = [lane for lane in lanes if lane not in asking]
-                        if early and frames:
-                            self._delivery.deliver(ticket, [(lane, item, None, state) for lane, item, _, state in work
-                                                   if lane not in asking], early)
-                            lanes = [lane for lane in lanes if lane in asking]
-                        dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
-                        if dropped:  # the call's count: put on the first source that asked for it
-                            next(lane for lane, _, detect, _ in work if detect).stats.add(invalid_detections=dropped)
-                        found = iter(dets)
-                        out = [(lane, item, next(found) if detect else None, state)
-                               for lane, item, detect, state in work if lane in lanes]
-                except BaseException:
-                    # no later batch of the sources that asked is delivered: their output ends before this one
-                    # (other sources' batches delivered meanwhile stay; so do the frames it held for others)
-                    failed = True
-                    self._delivery.fail(ticket)
-                    raise
-                finally:
-                    self._delivery.deliver(ticket, out, lanes)  # even after a failure: later tickets go on
-                    if failed:  # the run aborts once raised: first every earlier batch must be delivered whole
-                        self._delivery.wait_through(ticket)
-        finally:
-            self._delivery.leave()
 
     # ----------------------------------------------------------------- processing
 
