@@ -49,26 +49,22 @@ from pipelines.engine.control import PipelineError, RunControl
 from pipelines.engine.delivery import Delivery
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.lane import Lane, expected_frames
-from pipelines.engine.outlet import END, End
 from pipelines.engine.opener import Opener
 from pipelines.engine.outputs import Outputs, SinkFactory
+from pipelines.engine.processing_loop import ProcessingLoop
 from pipelines.engine.readers import Readers
 from pipelines.engine.roster import KEPT_PICTURES, Roster
 from pipelines.engine.snapshots import Snapshots
 from pipelines.engine.state import SnapshotStore
-from pipelines.frames import StatusKind, StreamStatus, VideoFrame
 from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
 from pipelines.engine.waves import Slot, WaitingFile, file_lanes, in_waves
-from pipelines.processing.schedule import ScheduleState
 from pipelines.settings import SourceSettings
 from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source
-from tracker.types import Detections
 
 log = logging.getLogger(__name__)
-
 
 
 class Runner:
@@ -121,6 +117,8 @@ class Runner:
         self._batches = Batches(self._control, self._roster, self._opener.more_to_come, workers=self.workers,
                                 batch=self.batch, live_batch=self.live_batch)
         self._detector_loop = DetectorLoop(detector, self._control, self._batches, self._delivery)
+        self._processing_loop = ProcessingLoop(config, self._control, self._roster, self._delivery, self._outputs,
+                                               self._snapshots)
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
             self._snapshots.fingerprint(settings, source)
@@ -218,7 +216,7 @@ class Runner:
             self._control.spawn("opener", self._opener.run)
         for _ in range(self.workers):
             self._control.spawn("detector", self._detector_loop.run)
-        self._control.spawn("tracker", self._track_loop)
+        self._control.spawn("tracker", self._processing_loop.run)
         last = 0.0
         while True:
             threads = self._control.running()
@@ -238,78 +236,6 @@ class Runner:
         self._control.raise_error()
         return self.stats
 
-    # ----------------------------------------------------------------- processing
-
-    def _track_loop(self) -> None:
-        """Processing thread: each source's processor turns detections into output values for its sinks."""
-        try:
-            while True:
-                entry = self._delivery.get()
-                if isinstance(entry, End):
-                    break
-                lane, item, dets, schedule = entry  # frames are processed and written even after a failure
-                if isinstance(item, StreamStatus):
-                    if item.kind is StatusKind.ENDED:   # a file stopped early says so (the summary tells)
-                        # stopped by the run (a signal), not by --max-frames, which stops the source as well
-                        lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped"))
-                                              and self._control.stopped.is_set())
-                        if (item.detail or {}).get("growing"):
-                            self._warn_growing(lane, str(item.detail.get("growth", "")))
-                    self._outputs.send(lane, lane.processor.status(item))
-                    lane.counts = lane.processor.counts()  # a stream's end empties its zones
-                    if item.kind is StatusKind.ENDED and not lane.settings.is_live:
-                        self._finish_lane(lane)   # a file's last item: its outputs close now, not at the run's end
-                else:
-                    self._process(lane, item, dets, schedule)
-        finally:
-            try:
-                self._finish_lanes()
-            finally:
-                self._delivery.consumer_gone()
-
-    def _warn_growing(self, lane: Lane, growth: str) -> None:
-        """One line: the file was still being written when reading reached its end (``growth`` says how it
-        showed), how many frames of it were processed, and what becomes of the rest."""
-        stats = lane.stats.snapshot()
-        done = f"{stats.frames_out} frames" + (f" ({stats.resumed_after + stats.frames_out} in all)"
-                                                if stats.resumed_after else "")
-        rest = (f"the same command run again once the recording is finished processes the rest (its state "
-                f"{self.state.path(lane.settings.id)} continues after them)" if self.state is not None else
-                "the rest is not processed (with --state DIR the same command run again once the recording is "
-                "finished continues after them)")
-        log.warning("%s: %s is still being written (%s): processed %s, up to its current end; %s", lane.settings.id,
-                    lane.settings.url, growth, done, rest)
-
-    def _process(self, lane: Lane, frame: VideoFrame, dets: Optional[Detections],
-                 schedule: Optional[ScheduleState]) -> None:
-        if not lane.outlets_open:
-            self._outputs.open(lane, frame.size)
-        result = lane.processor.process(frame, dets, schedule)
-        if dets is not None and lane.schedule.feedback:  # the plan the next decision waits for
-            plan = lane.processor.schedule_state.plan
-            with self._control.cond:
-                if plan is not None:
-                    lane.schedule.observe(plan)
-                self._control.cond.notify_all()
-        if result.detected:
-            lane.stats.add(frames_detected=1)
-        self._outputs.send(lane, result)
-        lane.counts = result.counts if result.counts is not None else lane.processor.counts()
-        lane.stats.processed(result.frame.pts, time.time() - frame.capture_time, lane.counts.tracks_started)
-        if self.state is not None and (time.monotonic() - lane.last_checkpoint >= self.config.state.interval
-                                       or (result.events and lane.settings.is_live and self.config.state.on_events)):
-            self._checkpoint(lane)
-
-    # ----------------------------------------------------------------- snapshots
-
-    def _checkpoint(self, lane: Lane) -> None:
-        """Send the processor's snapshot behind the frames it covers (``Snapshots.take``)."""
-        checkpoint = self._snapshots.take(lane)
-        if checkpoint is not None:
-            self._outputs.send(lane, checkpoint)
-
-    # ----------------------------------------------------------------- sinks
-
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
@@ -317,30 +243,6 @@ class Runner:
         unsaved = [f"the state of {slot.settings.id} was not saved: {failure}" for slot in self._roster.slots
                    if (failure := slot.state_failure()) is not None]  # the last snapshot failed: a resume repeats
         return lost + unsaved
-
-    def _finish_lanes(self) -> None:
-        """The run ends: finish every source not finished yet (``_finish_lane``)."""
-        for lane in self.lanes:
-            self._finish_lane(lane)
-
-    def _finish_lane(self, lane: Lane) -> None:
-        """A source ended (a file at its end, every source at the run's end): close its processor (ending its
-        tracks, unless suspended), take the last snapshot, and tell each sink its input ended. Processing thread."""
-        if lane.finished:
-            return
-        if not lane.outlets_open and lane.source.size is not None and not self._control.aborted.is_set():
-            self._outputs.open(lane, lane.source.size)
-        closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
-        lane.counts = lane.processor.counts()
-        if closing.events:
-            self._outputs.send(lane, closing)
-        if self.state is not None and not self._control.aborted.is_set():
-            self._checkpoint(lane)
-        for outlet in lane.outlets:
-            outlet.queue.put_always(END)
-        lane.finished = True
-        self._roster.release(lane)
-
 
 
 __all__ = ["KEPT_PICTURES", "PipelineError", "Runner", "SinkFactory"]
