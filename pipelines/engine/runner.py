@@ -1,4 +1,5 @@
-"""Threads and queues joining sources, detector, trackers and sinks (see docs/architecture.md).
+"""Threads and queues joining sources, detector, trackers and sinks (see docs/architecture.md): the ``Runner``
+builds the parts, starts their threads, waits for them and raises the first error.
 
 ::
 
@@ -8,10 +9,23 @@
       ─▶ one bounded SinkQueue + thread per sink, with the sink's drop policy (the video sink draws
          and encodes there)
 
+The parts, each in its own module:
+
+- ``control.py``: ``RunControl``, the lock, the stop and abort flags, the threads and the errors they raised.
+- ``roster.py``: every source's ``Slot`` (waiting, open or done) and the lanes open now.
+- ``readers.py``: a reader thread per open source, into its ``Inbox``.
+- ``batches.py``: which items of which sources the detector takes next, each batch numbered (its ticket).
+- ``detector_loop.py``: the detector threads, one model call per batch.
+- ``delivery.py``: their results handed to the processing thread in each source's order.
+- ``processing_loop.py``: the processing thread.
+- ``outputs.py``: each source's sinks, opened, fed through their queues and closed.
+- ``snapshots.py``: each source's snapshot (``--state``), loaded at its start and taken as it runs.
+- ``opener.py``: the opener thread of an archive's waiting files.
+
 The files of an archive run a few at a time (``waves.py``): a ``WaitingFile`` among the sources is opened by the
 opener thread when fewer than ``file_lanes`` plain files are being read (and fewer than twice that hold anything),
-and a file's lane is let go of (``_release``) once its reader, the processing thread (at its ``stream_ended``) and
-its sink threads are done with it.
+and a file's lane is let go of (``Roster.release``) once its reader, the processing thread (at its
+``stream_ended``) and its sink threads are done with it.
 
 The runner only schedules: every per-camera state lives in the source's ``StreamProcessor``. With a
 ``StateStore`` (``--state DIR``) each processor's snapshot travels through its sinks' queues as a
@@ -44,9 +58,9 @@ from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
 from pipelines.engine.batches import Batches
-from pipelines.engine.detector_loop import DetectorLoop
 from pipelines.engine.control import PipelineError, RunControl
 from pipelines.engine.delivery import Delivery
+from pipelines.engine.detector_loop import DetectorLoop
 from pipelines.engine.inbox import Inbox
 from pipelines.engine.lane import Lane, expected_frames
 from pipelines.engine.opener import Opener
@@ -56,10 +70,10 @@ from pipelines.engine.readers import Readers
 from pipelines.engine.roster import KEPT_PICTURES, Roster
 from pipelines.engine.snapshots import Snapshots
 from pipelines.engine.state import SnapshotStore
-from pipelines.processing.processor import StreamProcessor
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
 from pipelines.engine.waves import Slot, WaitingFile, file_lanes, in_waves
+from pipelines.processing.processor import StreamProcessor
 from pipelines.settings import SourceSettings
 from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source
@@ -154,8 +168,6 @@ class Runner:
         lane.in_waves = in_waves(settings)
         self._roster.add(slot, lane)
         return lane
-
-    # ----------------------------------------------------------------- control
 
     @property
     def lanes(self) -> list[Lane]:
