@@ -64,8 +64,9 @@ class Lane:
         self.checkpoints_saved = 0
         self.save_lock = threading.Lock()
         self.state_failure: Optional[str] = None  # why the last snapshot could not be saved
-        # what still holds the source's resources (the runner retires the lane when none does, under its lock):
-        # its reader (the open file), the processing thread (until it finished the lane) and its outputs' threads
+        # what still holds the source's resources (``Roster.release`` retires the lane when none does, under the
+        # run's lock): its reader (the open file), the processing thread (until it finished the lane) and its
+        # outputs' threads
         self.reader_done = False
         self.finished = False
         self.outlets_running = 0
@@ -77,9 +78,9 @@ class Lane:
         self.meter = MotionMeter(sched.tuning.motion_width, sched.tuning.motion_threshold) \
             if sched.mode == "adaptive" else None
         self.motion: dict[int, MotionMask] = {}
-        # detector tickets holding this source's items, oldest first (appended under the runner's ``_cond`` as
-        # they are handed out, taken off under its ``_order``): its results go to the processing thread in this
-        # order, whatever other sources' tickets do
+        # detector tickets holding this source's items, oldest first (appended by ``Batches`` under the run's lock
+        # as they are handed out, taken off by ``Delivery`` under its order lock): its results go to the processing
+        # thread in this order, whatever other sources' tickets do
         self.tickets: Deque[int] = deque()
         self.parked: dict[int, list[Any]] = {}  # results of later tickets, done before an earlier one
 

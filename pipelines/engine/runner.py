@@ -1,4 +1,5 @@
-"""Threads and queues joining sources, detector, trackers and sinks (see docs/architecture.md).
+"""Threads and queues joining sources, detector, trackers and sinks (see docs/architecture.md): the ``Runner``
+builds the parts, starts their threads, waits for them and raises the first error.
 
 ::
 
@@ -8,10 +9,23 @@
       ─▶ one bounded SinkQueue + thread per sink, with the sink's drop policy (the video sink draws
          and encodes there)
 
+The parts, each in its own module:
+
+- ``control.py``: ``RunControl``, the lock, the stop and abort flags, the threads and the errors they raised.
+- ``roster.py``: every source's ``Slot`` (waiting, open or done) and the lanes open now.
+- ``readers.py``: a reader thread per open source, into its ``Inbox``.
+- ``batches.py``: which items of which sources the detector takes next, each batch numbered (its ticket).
+- ``detector_loop.py``: the detector threads, one model call per batch.
+- ``delivery.py``: their results handed to the processing thread in each source's order.
+- ``processing_loop.py``: the processing thread.
+- ``outputs.py``: each source's sinks, opened, fed through their queues and closed.
+- ``snapshots.py``: each source's snapshot (``--state``), loaded at its start and taken as it runs.
+- ``opener.py``: the opener thread of an archive's waiting files.
+
 The files of an archive run a few at a time (``waves.py``): a ``WaitingFile`` among the sources is opened by the
 opener thread when fewer than ``file_lanes`` plain files are being read (and fewer than twice that hold anything),
-and a file's lane is let go of (``_release``) once its reader, the processing thread (at its ``stream_ended``) and
-its sink threads are done with it.
+and a file's lane is let go of (``Roster.release``) once its reader, the processing thread (at its
+``stream_ended``) and its sink threads are done with it.
 
 The runner only schedules: every per-camera state lives in the source's ``StreamProcessor``. With a
 ``StateStore`` (``--state DIR``) each processor's snapshot travels through its sinks' queues as a
@@ -36,71 +50,35 @@ An exception in any thread stops the run: every sink is still closed (so what wa
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import os
-import queue
-import sys
-import threading
 import time
-from collections import deque
-from typing import Any, Callable, Collection, Deque, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from pipelines.config import PipelineConfig
 from pipelines.detection import FrameDetector, resolve_batch
-from pipelines.engine.inbox import Inbox, Item
-from pipelines.engine.launch import warn_skipping
-from pipelines.engine.lane import Lane, expected_frames, output_fps
-from pipelines.engine.outlet import END, End, Outlet
-from pipelines.engine.sinkqueue import SinkQueue
-from pipelines.engine.state import Checkpoint, SnapshotStore
-from pipelines.errors import OutputError, SourceError, UserError
-from pipelines.frames import FrameResult, StatusKind, StreamStatus, VideoFrame
-from pipelines.processing.motion import MotionMask, MotionMeter
-from pipelines.processing.processor import StreamProcessor
+from pipelines.engine.batches import Batches
+from pipelines.engine.control import PipelineError, RunControl
+from pipelines.engine.delivery import Delivery
+from pipelines.engine.detector_loop import DetectorLoop
+from pipelines.engine.inbox import Inbox
+from pipelines.engine.lane import Lane, expected_frames
+from pipelines.engine.opener import Opener
+from pipelines.engine.outputs import Outputs, SinkFactory
+from pipelines.engine.processing_loop import ProcessingLoop
+from pipelines.engine.readers import Readers
+from pipelines.engine.roster import KEPT_PICTURES, Roster
+from pipelines.engine.snapshots import Snapshots
+from pipelines.engine.state import SnapshotStore
 from pipelines.engine.stats import SourceStats, StatsSnapshot
 from pipelines.engine.view import SourceState
 from pipelines.engine.waves import Slot, WaitingFile, file_lanes, in_waves
-from pipelines.processing.schedule import ScheduleState
-from pipelines.processing.zones import outside_picture
+from pipelines.processing.processor import StreamProcessor
 from pipelines.settings import SourceSettings
-from pipelines.sinks import BuiltSink, build_sinks
+from pipelines.sinks import build_sinks
 from pipelines.sources.base import Source
-from pipelines.engine.fingerprint import check_resume, grown_since, output_paths, source_fingerprint
-from pipelines.engine.resume_settings import forget_places, run_settings
-from pipelines.sources.pacing import RealRatePacer
-from tracker.types import Detections
 
 log = logging.getLogger(__name__)
-
-SinkFactory = Callable[[PipelineConfig, SourceSettings, Optional[float], tuple[int, int],
-                        Optional[Mapping[str, Mapping[str, object]]]], list[BuiltSink]]
-SINK_QUEUE_SIZE = 32
-KEPT_PICTURES = 16   # finished files of an archive whose last picture the live view keeps (their counts stay all)
-
-
-# a frame (with its detections; None: the schedule skipped it) or a status, for processing, with the
-# detection schedule's state after that frame (None: no schedule other than every)
-_Work = tuple[Lane, Item, Optional[Detections], Optional[ScheduleState]]
-_Taken = tuple[Lane, Item, bool, Optional[ScheduleState]]  # an item taken from an inbox: detect it or not
-
-
-def _lanes_of(work: list[_Taken]) -> list[Lane]:
-    """The sources of a batch, each once, in the order of their first item."""
-    return list(dict.fromkeys(lane for lane, *_ in work))
-
-
-def _measure_motion(meter: MotionMeter, frame: VideoFrame) -> MotionMask:
-    """``frame``'s changed cells by ``meter`` (whose background then learns the frame)."""
-    luma = frame.luma()  # the decoded luma plane, without converting the frame to BGR
-    return meter.measure(*luma) if luma is not None else meter.measure(frame.image)
-
-
-class PipelineError(UserError):
-    """A stage failed for a reason that is not the user's input (the message names the stage)."""
-
-    exit_code = 1
 
 
 class Runner:
@@ -130,7 +108,6 @@ class Runner:
                  restarted: bool = False, fingerprints: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  skippable: Collection[str] = (), on_skip: Callable[[str], None] = lambda url: None) -> None:
         self.detector = detector
-        self._skippable, self._on_skip = frozenset(skippable), on_skip
         self.config = config
         live_streams = sum(1 for settings, _ in sources if settings.latest_frame)
         scheduled = all(settings.schedule.waits_for_plans for settings, _ in sources if settings.latest_frame)
@@ -138,49 +115,33 @@ class Runner:
                                                     scheduled)
         self.max_frames = max_frames
         self.state = state
-        self._sink_factory = sink_factory
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._abort = threading.Event()
-        self._errors: list[tuple[str, BaseException]] = []
-        self._source_errors: list[UserError] = []  # live sources that gave up reconnecting
+        self._control = RunControl(self.stop)
         self.workers = max(1, int(detector.workers))
-        self._track_queue: "queue.Queue[Union[_Work, End]]" = queue.Queue(
-            maxsize=2 * max(self.batch, self.live_batch) + 2)
-        self._order = threading.Condition()  # detector workers queue each source's results in ticket order
-        self._tracking_done = threading.Event()  # the processing thread is gone: nobody takes from its queue
-        self._tickets = self._detectors_running = 0
-        self._failed_ticket = sys.maxsize  # first batch whose detection failed
-        self._threads: list[threading.Thread] = []
-        self._threads_lock = threading.Lock()
-        self._overlay = config.overlay if config.output.video else dataclasses.replace(config.overlay, trails=False)
-        self._restarted = restarted
-        self.lanes: list[Lane] = []   # the sources open now (replaced, never changed in place: read without a lock)
-        self._slots: list[Slot] = []  # every source, in order, waiting, open or done (``waves.py``)
-        self._slot_of: dict[Lane, Slot] = {}
-        self._waiting: Deque[Slot] = deque()   # files not opened yet, in order
-        self._shown: Deque[Slot] = deque()     # finished files whose live view still holds its last picture
-        self._opening = 0                      # of those, being opened now
+        self._snapshots = Snapshots(config, state, detector.class_names, restarted=restarted,
+                                    fingerprints=fingerprints)
         self.file_lanes = file_lanes(self.workers)
-        self._fingerprints: dict[str, dict[str, Any]] = {}
-        self._settings: dict[str, dict[str, Any]] = {}   # each open source's run_settings, saved with its snapshot
-        self._uncompared: list[str] = []   # resumed from snapshots of a release that did not record their settings
+        self._roster = Roster(self._control.cond, self.file_lanes,
+                              on_retire=lambda lane: self._snapshots.closed(lane.settings.id))
+        self._outputs = Outputs(config, sink_factory, self._control, self._roster.release)
+        self._delivery = Delivery(self._control.cond, self._roster, 2 * max(self.batch, self.live_batch) + 2,
+                                  self.workers)
+        self._readers = Readers(self._control, self._roster, max_frames)
+        self._opener = Opener(self._control, self._roster, self._snapshots, self._outputs, self._add_lane,
+                              self._readers.start, skippable=skippable, on_skip=on_skip)
+        self._batches = Batches(self._control, self._roster, self._opener.more_to_come, workers=self.workers,
+                                batch=self.batch, live_batch=self.live_batch)
+        self._detector_loop = DetectorLoop(detector, self._control, self._batches, self._delivery)
+        self._processing_loop = ProcessingLoop(config, self._control, self._roster, self._delivery, self._outputs,
+                                               self._snapshots)
         for settings, source in sources:
             waiting = source if isinstance(source, WaitingFile) else None
-            if state is not None:  # a resume must be of this source and these outputs, said if of other settings
-                known = (fingerprints or {}).get(settings.id)
-                self._fingerprints[settings.id] = dict(known) if known is not None else \
-                    source_fingerprint(settings, source.frame_count)
+            self._snapshots.fingerprint(settings, source)
             # a waiting file's saved state is checked now (a refused resume stops the run at start), then let go
-            saved = self._saved(settings)
-            processor = self._resume(settings, saved, warn=True) if waiting is None or saved is not None else None
+            saved = self._snapshots.saved(settings)
+            processor = self._snapshots.processor(settings, saved, warn=True) \
+                if waiting is None or saved is not None else None
             if processor is not None and saved is not None and processor.finished and not settings.is_live:
-                grew = grown_since(saved.get("source"), settings)   # written on after a pause in recording
-                since = f", but the file has grown by {grew} bytes since" if grew else ""
-                assert state is not None
-                log.warning("%s: already processed to its end (state %s)%s; remove that file and run with "
-                            "--overwrite (which replaces its outputs) to process it%s again", settings.id,
-                            state.path(settings.id), since, " all" if grew else "")
+                self._snapshots.warn_done(settings, saved)
                 source.close()
                 continue
             skip = processor.frames_processed if processor is not None and saved is not None \
@@ -188,119 +149,63 @@ class Runner:
             stats = SourceStats(settings.id, frame_count=expected_frames(source, settings.options, max_frames, skip),
                                 resumed_after=skip, waiting=waiting is not None)
             slot = Slot(settings, stats, waiting)
-            self._slots.append(slot)
-            if waiting is not None:
-                self._waiting.append(slot)
-            else:
+            self._roster.enter(slot)
+            if waiting is None:
                 assert processor is not None
                 self._add_lane(slot, source, processor, saved)
-        if self._uncompared:   # once, not once per source of an archive
-            uncompared = self._uncompared
-            more = f" and {len(uncompared) - 3} more" if len(uncompared) > 3 else ""
-            log.warning("the saved states of %s%s do not record their run's settings (an earlier trackstream): "
-                        "a resume with another model, size, stride, schedule, tracker or zones cannot be noticed",
-                        ", ".join(uncompared[:3]), more)
-
-    def _saved(self, settings: SourceSettings) -> Optional[Mapping[str, Any]]:
-        """The source's saved state (``--state``; not with ``--fresh-state``), None when there is none."""
-        return self.state.load(settings.id) if self.state is not None and not self.config.state.fresh else None
-
-    def _resume(self, settings: SourceSettings, saved: Optional[Mapping[str, Any]], warn: bool) -> StreamProcessor:
-        """The source's processor, continued from ``saved`` (its saved state) when there is one. ``warn``: say what
-        differs from the saved run, or what a resume cannot check (once per source: at start)."""
-        state, config = self.state, self.config
-        processor = StreamProcessor(settings, self.detector.class_names, overlay=self._overlay,
-                                    persistent=state is not None, kept_classes=config.detector.classes)
-        if saved is None or state is None:
-            return processor
-        several = len(config.sources) > 1
-        moved = check_resume(saved, settings, self._fingerprints[settings.id],
-                             output_paths(config.output, settings.id, several), state.path(settings.id), warn=warn,
-                             several=several, configured=run_settings(config, settings))
-        if warn and isinstance(saved.get("source"), dict) and not isinstance(saved.get("settings"), dict):
-            self._uncompared.append(settings.id)
-        processor.load_state_dict(forget_places(saved["processor"], moved) if moved else saved["processor"])
-        processor.after_outage = self._restarted
-        return processor
+        self._snapshots.warn_uncompared()
 
     def _add_lane(self, slot: Slot, source: Source, processor: StreamProcessor,
                   saved: Optional[Mapping[str, Any]]) -> Lane:
-        """Open ``slot``'s lane on its opened ``source`` (called before ``run()`` or with ``_cond`` held)."""
+        """Open ``slot``'s lane on its opened ``source`` (called before ``run()`` or with the run's lock held)."""
         settings = slot.settings
-        if self.state is not None:
-            self._settings[settings.id] = run_settings(self.config, settings)
-        inbox = Inbox(self._cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
+        self._snapshots.opened(settings)
+        inbox = Inbox(self._control.cond, capacity=(self.workers + 1) * self.batch, latest=settings.latest_frame,
                       stats=slot.stats)
         lane = Lane(settings, source, inbox, slot.stats, processor, saved)
         if saved is not None and not settings.is_live:
             lane.resume_after = processor.clock.last_index
         lane.in_waves = in_waves(settings)
-        slot.lane, slot.waiting = lane, None
-        self._slot_of[lane] = slot
-        self.lanes = [*self.lanes, lane]
+        self._roster.add(slot, lane)
         return lane
 
-    # ----------------------------------------------------------------- control
+    @property
+    def lanes(self) -> list[Lane]:
+        """The sources open now (``Roster.lanes``)."""
+        return self._roster.lanes
 
     @property
     def stats(self) -> list[StatsSnapshot]:
         """Every source's counters now (a file still waiting for its turn too: ``waiting``)."""
-        return [slot.stats.snapshot() for slot in self._slots]
+        return [slot.stats.snapshot() for slot in self._roster.slots]
 
     def sources(self) -> list[SourceState]:
         """Every source's state now (``pipelines.engine.view``): what readers of a running engine see."""
-        return [slot.state() for slot in self._slots]
+        return [slot.state() for slot in self._roster.slots]
 
     @property
     def outputs(self) -> list[str]:
         """Paths of the files the sinks wrote (network sinks have none). An output that stopped early (a full
         disk) is left out, its ``losses()`` phrase names it, and so is a file never made (no frame written)."""
-        return [path for slot in self._slots for path in slot.files() if os.path.exists(path)]
+        return [path for slot in self._roster.slots for path in slot.files() if os.path.exists(path)]
 
     def close_sources(self) -> None:
         """Close every source without running (for a caller whose start failed before ``run()``)."""
         for lane in self.lanes:
             lane.source.close()
-        self._close_waiting()
-
-    def _close_waiting(self) -> None:
-        """Let go of the files that never had their turn (a stopped or failed run)."""
-        with self._cond:
-            waiting, self._waiting = list(self._waiting), deque()
-        for slot in waiting:
-            if slot.waiting is not None:
-                slot.waiting.close()
+        self._roster.close_waiting()
 
     def stop(self) -> None:
         """Stop reading; frames already read are processed, every sink is flushed and closed; files still waiting
         for their turn are not started. Thread-safe."""
-        self._stop.set()
+        self._control.stopped.set()
         for lane in self.lanes:
             try:
                 lane.source.stop()
             except Exception:  # noqa: BLE001 - stopping must never fail
                 log.debug("stopping %s failed", lane.source.source_id, exc_info=True)
-        with self._cond:
-            self._cond.notify_all()
-
-    def _fail(self, stage: str, exc: BaseException) -> None:
-        log.debug("%s failed", stage, exc_info=exc)
-        with self._cond:
-            self._errors.append((stage, exc))
-        self._abort.set()
-        self.stop()
-
-    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
-        def guarded() -> None:
-            try:
-                target(*args)
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
-                self._fail(name, exc)
-
-        thread = threading.Thread(target=guarded, name=f"trackstream-{name}", daemon=True)
-        with self._threads_lock:   # started before run() can look: a thread not started yet is not alive
-            self._threads.append(thread)
-            thread.start()
+        with self._control.cond:
+            self._control.cond.notify_all()
 
     def run(self, on_progress: Optional[Callable[[list[StatsSnapshot]], None]] = None,
             progress_interval: float = 0.5) -> list[StatsSnapshot]:
@@ -312,24 +217,21 @@ class Runner:
         try:
             for lane in self.lanes:
                 if lane.source.size is not None:
-                    self._open_sinks(lane, lane.source.size)
+                    self._outputs.open(lane, lane.source.size)
         except BaseException:
-            self._close_all_sinks()
+            self._outputs.close_all(self.lanes)
             self.close_sources()
             raise
         for lane in self.lanes:
-            self._spawn(f"reader-{lane.source.source_id}", self._read, lane)
-        if self._waiting:
-            self._spawn("opener", self._open_waiting)
-        self._detectors_running = self.workers
+            self._readers.start(lane)
+        if self._roster.waiting:
+            self._control.spawn("opener", self._opener.run)
         for _ in range(self.workers):
-            self._spawn("detector", self._detect_loop)
-        self._spawn("tracker", self._track_loop)
+            self._control.spawn("detector", self._detector_loop.run)
+        self._control.spawn("tracker", self._processing_loop.run)
         last = 0.0
         while True:
-            with self._threads_lock:   # an archive's files come and go: their ended threads are let go
-                self._threads = [t for t in self._threads if t.is_alive()]
-                threads = list(self._threads)
+            threads = self._control.running()
             if not threads:
                 break
             for t in threads:
@@ -338,517 +240,21 @@ class Runner:
             if on_progress is not None and now - last >= progress_interval:
                 last = now
                 on_progress(self.stats)
-        self._close_waiting()   # stopped: the files still waiting are not started
-        for slot in self._slots:
-            slot.stats.stop_clock(stopped=self._stop.is_set())   # also a source whose end never came
+        self._roster.close_waiting()   # stopped: the files still waiting are not started
+        for slot in self._roster.slots:
+            slot.stats.stop_clock(stopped=self._control.stopped.is_set())   # also a source whose end never came
         if on_progress is not None:
             on_progress(self.stats)
-        self._raise_first_error()
-        if self._source_errors:
-            raise self._source_errors[0]
+        self._control.raise_error()
         return self.stats
-
-    # ----------------------------------------------------------------- waves of files
-
-    def _room(self) -> bool:
-        """Whether another waiting file may be opened (called with ``_cond`` held): fewer than ``file_lanes`` plain
-        files are being read, and fewer than twice that hold anything (those whose reader has ended may still
-        have frames to detect and outputs to close: the next file is read meanwhile, so the detector does not wait
-        for it; the files of a wave end together)."""
-        files = [lane for lane in self.lanes if lane.in_waves]
-        reading = sum(1 for lane in files if not lane.reader_done)
-        return reading < self.file_lanes and len(files) < 2 * self.file_lanes
-
-    def _more_to_come(self) -> bool:
-        """Whether a waiting file may still be opened (called with ``_cond`` held)."""
-        return self._opening > 0 or (bool(self._waiting) and not self._stop.is_set())
-
-    def _open_waiting(self) -> None:
-        """Opener thread: whenever there is room (``_room``), open the next waiting file (in order), with its
-        outputs, and start its reader; until none waits or the run stops."""
-        while True:
-            with self._cond:
-                while self._waiting and not self._stop.is_set() and not self._room():
-                    self._cond.wait(0.1)
-                if not self._waiting or self._stop.is_set():
-                    return
-                slot = self._waiting.popleft()
-                self._opening += 1
-            try:
-                self._open_turn(slot)
-            finally:
-                with self._cond:
-                    self._opening -= 1
-                    self._cond.notify_all()
-
-    def _open_turn(self, slot: Slot) -> None:
-        """Open a waiting file's source, processor and outputs and start its reader. A file that cannot be opened
-        now (removed since the start) is skipped when a folder or glob found it (``skippable``), else it stops the
-        run, as any named file's error does."""
-        waiting = slot.waiting
-        assert waiting is not None
-        try:
-            source = waiting.open()
-        except SourceError as exc:
-            if slot.settings.url not in self._skippable:
-                raise
-            warn_skipping(slot.settings.url, str(exc))
-            waiting.close()
-            slot.stats.skip()
-            self._on_skip(slot.settings.url)
-            return
-        try:
-            saved = self._saved(slot.settings)
-            processor = self._resume(slot.settings, saved, warn=False)
-        except BaseException:
-            source.close()
-            raise
-        with self._cond:
-            if self._stop.is_set():   # stopped meanwhile: the file is not started
-                source.close()
-                self._waiting.appendleft(slot)
-                return
-            slot.stats.start()
-            lane = self._add_lane(slot, source, processor, saved)
-        try:
-            if source.size is not None:
-                self._open_sinks(lane, source.size)
-        except BaseException:
-            lane.inbox.close()
-            source.close()
-            lane.reader_done = True
-            raise
-        self._spawn(f"reader-{source.source_id}", self._read, lane)
-
-    def _release(self, lane: Lane) -> None:
-        """Retire ``lane`` once nothing holds its resources: its reader ended (the file is closed), the processing
-        thread finished it, every output thread closed its output. Only what the summary and the view read of it
-        is kept (``Slot.retire``), and a waiting file may take its place."""
-        with self._cond:
-            self._cond.notify_all()   # a reader that ended makes room for the next file's reader
-            if not lane.reader_done or not lane.finished or lane.outlets_running or lane not in self._slot_of:
-                return
-            slot = self._slot_of.pop(lane)
-            self.lanes = [other for other in self.lanes if other is not lane]
-            self._shown.append(slot)   # the live view keeps the last picture of the newest finished files only
-            while len(self._shown) > KEPT_PICTURES:
-                self._shown.popleft().forget_picture()
-            self._settings.pop(lane.settings.id, None)
-            slot.retire()
-            self._cond.notify_all()
-
-    def _raise_first_error(self) -> None:
-        if not self._errors:
-            return
-        stage, exc = self._errors[0]
-        if isinstance(exc, UserError):
-            raise exc
-        if isinstance(exc, KeyboardInterrupt):
-            raise exc
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise PipelineError(f"{stage} stage failed: {type(exc).__name__}{': ' + detail if detail else ''}") \
-            from exc
-
-    # ----------------------------------------------------------------- readers
-
-    def _cancelled(self) -> bool:
-        return self._abort.is_set()
-
-    def _read(self, lane: Lane) -> None:
-        """Reader thread: move one source's frames and statuses into its inbox."""
-        taken = 0
-        source_dropped = 0
-        # realtime: true on a file: release its frames at the video's own rate, as a camera would
-        pacer = RealRatePacer(self._stop) if lane.inbox.latest and not lane.source.is_live else None
-        try:
-            for item in lane.source.frames():
-                if isinstance(item, VideoFrame):
-                    if lane.resume_after is not None and item.index <= lane.resume_after:
-                        if lane.meter is not None:   # adaptive: the motion background learns them as before,
-                            _measure_motion(lane.meter, item)   # so the same frames are detected as unbroken
-                        continue  # processed by the run this one resumes
-                    if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
-                        lane.source.stop()
-                        continue
-                    if pacer is not None:
-                        item = pacer.release(item)
-                    if lane.meter is not None:  # adaptive: the cheap motion measure, on this source's thread
-                        mask = _measure_motion(lane.meter, item)
-                        with self._cond:
-                            lane.motion[item.index] = mask
-                    taken += 1
-                    dropped_now = lane.source.dropped  # frames the camera's own slot replaced
-                    lane.stats.add(frames_in=1, dropped=dropped_now - source_dropped)
-                    source_dropped = dropped_now
-                    if self.max_frames is not None and taken >= self.max_frames:
-                        lane.source.stop()
-                elif item.kind == StatusKind.RESUMED:
-                    lane.stats.add(reconnects=1)
-                if not lane.inbox.put(item, self._cancelled):
-                    break
-        except UserError as exc:
-            if not lane.source.is_live:
-                raise
-            # A camera that gave up ends its own lane only: the other sources keep running. The error is
-            # raised by run() once everything has ended, so the exit status still says a source failed.
-            if len(self.lanes) > 1:
-                log.error("%s (the other sources keep running)", exc)
-            with self._cond:
-                self._source_errors.append(exc)
-        finally:
-            lane.stats.add(dropped=lane.source.dropped - source_dropped)
-            lane.inbox.close()
-            try:
-                lane.source.close()
-            finally:
-                lane.reader_done = True
-                self._release(lane)
-
-    # ----------------------------------------------------------------- detector
-
-    def _ready(self, lane: Lane) -> bool:
-        """Whether the detector can take from ``lane`` now (called with ``_cond`` held). Not while ``workers``
-        of its batches are out (in a call, or done and waiting for an earlier one): what a source holds in
-        batches stays bounded, as when each worker waited with its batch."""
-        if len(lane.tickets) >= self.workers:
-            return False
-        schedule = lane.schedule
-        if schedule.schedule.every_frame:
-            return lane.inbox.ready(self.batch)
-        # a file's next decision waits for the plan (output never depends on timing; after a failure nothing
-        # comes back: drain); a camera's frames meanwhile are predicted rather than dropped
-        if schedule.waiting and not lane.inbox.latest and not self._abort.is_set():
-            return False
-        return lane.inbox.ready(1)
-
-    def _take(self, lane: Lane, wanted: int) -> list[_Taken]:
-        """Items of ``lane`` in order, each decided by its schedule, up to ``wanted`` frames to detect."""
-        schedule = lane.schedule
-        if schedule.schedule.every_frame:
-            return [(lane, item, isinstance(item, VideoFrame), None) for item in lane.inbox.take(wanted)]
-        out: list[_Taken] = []
-        while wanted > 0 and (not schedule.waiting or lane.inbox.latest or self._abort.is_set()):
-            items = lane.inbox.take(1)
-            if not items:
-                break
-            for item in items:
-                if isinstance(item, VideoFrame):
-                    detect = schedule.decide(item.pts, self._motion_of(lane, item.index))
-                    wanted -= int(detect)
-                    out.append((lane, item, detect, schedule.state))
-                else:
-                    out.append((lane, item, False, None))
-        return out
-
-    @staticmethod
-    def _motion_of(lane: Lane, index: int) -> Optional[MotionMask]:
-        """The reader's motion measure of frame ``index``; measures of frames dropped before are forgotten."""
-        if lane.meter is None:
-            return None
-        for old in [k for k in lane.motion if k < index]:
-            del lane.motion[old]
-        return lane.motion.pop(index, None)
-
-    def _next_work(self) -> Optional[tuple[int, list[_Taken]]]:
-        """Wait for the next batch of work and its ticket (batches are numbered in the order taken);
-        None when every inbox is finished."""
-        with self._cond:
-            while True:
-                lanes = self.lanes
-                if all(lane.inbox.finished() for lane in lanes) and not self._more_to_come():
-                    return None
-                turn, n = self._tickets, len(lanes)
-                order = [lanes[(turn + k) % n] for k in range(n)]  # rotate: no source is starved
-                live = [lane for lane in order if lane.inbox.latest and self._ready(lane)]
-                files = [lane for lane in order if not lane.inbox.latest and self._ready(lane)]
-                work: list[_Taken] = []
-                if live and (not files or turn % 2 == 0):  # cameras and files take turns
-                    room = self.live_batch  # frames that need detection: skipped ones take no place
-                    for lane in live:
-                        if room <= 0:
-                            break
-                        taken = self._take(lane, 1)
-                        room -= sum(1 for entry in taken if entry[2])
-                        work.extend(taken)
-                elif files:
-                    every = files[0].schedule.schedule.every_frame
-                    work = self._take(files[0], self.batch if every else 1)
-                if work:
-                    self._tickets += 1
-                    # not under _order: a worker holds it while it waits for room in the tracking queue, and
-                    # the tracking thread may need _cond (held here) to make that room. An append to a deque
-                    # is atomic, and no result of a ticket is delivered before it is handed out
-                    for lane in _lanes_of(work):
-                        lane.tickets.append(turn)
-                    return turn, work
-                self._cond.wait(0.1)
-
-    def _detect_loop(self) -> None:
-        """Detector thread (one per detector worker): one model call per batch.
-
-        Workers take batches in ticket order and hand their results to the tracking thread in that same
-        order, whichever finishes first, so results never depend on timing. The last worker to leave
-        closes the tracking queue.
-        """
-        try:
-            while True:
-                taken = self._next_work()
-                if taken is None:
-                    break
-                ticket, work = taken
-                out: list[_Work] = []
-                lanes = _lanes_of(work)
-                failed = False
-                try:
-                    frames = [item for _, item, detect, _ in work if detect and isinstance(item, VideoFrame)]
-                    if not self._abort.is_set():  # after a failure: drain without working
-                        # the sources with nothing to detect in this call (a camera's predicted frames) need
-                        # not wait for it: on to the processing thread now, if nothing of theirs is before
-                        asking = {lane for lane, _, detect, _ in work if detect}
-                        early = [lane for lane in lanes if lane not in asking]
-                        if early and frames:
-                            self._deliver(ticket, [(lane, item, None, state) for lane, item, _, state in work
-                                                   if lane not in asking], early)
-                            lanes = [lane for lane in lanes if lane in asking]
-                        dets, dropped = self.detector.detect_counted(frames) if frames else ([], 0)
-                        if dropped:  # the call's count: put on the first source that asked for it
-                            next(lane for lane, _, detect, _ in work if detect).stats.add(invalid_detections=dropped)
-                        found = iter(dets)
-                        out = [(lane, item, next(found) if detect else None, state)
-                               for lane, item, detect, state in work if lane in lanes]
-                except BaseException:
-                    # no later batch of the sources that asked is delivered: their output ends before this one
-                    # (other sources' batches delivered meanwhile stay; so do the frames it held for others)
-                    failed = True
-                    with self._order:
-                        self._failed_ticket = min(self._failed_ticket, ticket)
-                    raise
-                finally:
-                    self._deliver(ticket, out, lanes)  # even after a failure, so later tickets are not held up
-                    if failed:  # the run aborts once raised: first every earlier batch must be delivered whole
-                        with self._order:
-                            self._order.wait_for(functools.partial(self._delivered_through, ticket))
-        finally:
-            with self._order:
-                self._detectors_running -= 1
-                last = self._detectors_running == 0
-            if last:
-                self._put(self._track_queue, END)
-
-    def _deliver(self, ticket: int, out: list[_Work], lanes: list[Lane]) -> None:
-        """Hand one batch's results of ``lanes`` on to the tracking thread, each source's in the order of its
-        batches: a source's results wait (parked with it) until its earlier batches are delivered, and whoever
-        delivers those delivers them. No worker waits here, and one source's results are never held up by a
-        batch that has none of its frames. A source's batches after one whose detection failed are not queued,
-        as with one worker.
-        """
-        with self._order:
-            for lane in lanes:
-                lane.parked[ticket] = [entry for entry in out if entry[0] is lane]
-            for lane in lanes:
-                while lane.tickets and lane.tickets[0] in lane.parked:
-                    entries = lane.parked.pop(lane.tickets[0])
-                    try:
-                        if lane.tickets[0] < self._failed_ticket:
-                            for entry in entries:
-                                self._put(self._track_queue, entry)
-                    finally:
-                        lane.tickets.popleft()
-            self._order.notify_all()  # a failed worker waits for the batches before its own
-        with self._cond:
-            self._cond.notify_all()  # a source that had as many batches out as there are workers may go on
-
-    def _delivered_through(self, ticket: int) -> bool:
-        """Whether every batch up to ``ticket`` has been delivered (called with ``_order`` held)."""
-        return all(not lane.tickets or lane.tickets[0] > ticket for lane in self.lanes)
-
-    def _put(self, q: "queue.Queue[Union[_Work, End]]", item: "Union[_Work, End]") -> None:
-        """Blocking put that gives up only once the processing thread is gone: until then it takes every item,
-        also after a failure (what was detected before it is still written)."""
-        while True:
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                if self._tracking_done.is_set():
-                    return
-
-    # ----------------------------------------------------------------- processing
-
-    def _track_loop(self) -> None:
-        """Processing thread: each source's processor turns detections into output values for its sinks."""
-        try:
-            while True:
-                entry = self._track_queue.get()
-                if isinstance(entry, End):
-                    break
-                lane, item, dets, schedule = entry  # frames are processed and written even after a failure
-                if isinstance(item, StreamStatus):
-                    if item.kind is StatusKind.ENDED:   # a file stopped early says so (the summary tells)
-                        # stopped by the run (a signal), not by --max-frames, which stops the source as well
-                        lane.stats.stop_clock(stopped=bool((item.detail or {}).get("stopped")) and self._stop.is_set())
-                        if (item.detail or {}).get("growing"):
-                            self._warn_growing(lane, str(item.detail.get("growth", "")))
-                    self._to_sinks(lane, lane.processor.status(item))
-                    lane.counts = lane.processor.counts()  # a stream's end empties its zones
-                    if item.kind is StatusKind.ENDED and not lane.settings.is_live:
-                        self._finish_lane(lane)   # a file's last item: its outputs close now, not at the run's end
-                else:
-                    self._process(lane, item, dets, schedule)
-        finally:
-            try:
-                self._finish_lanes()
-            finally:
-                self._tracking_done.set()
-
-    def _warn_growing(self, lane: Lane, growth: str) -> None:
-        """One line: the file was still being written when reading reached its end (``growth`` says how it
-        showed), how many frames of it were processed, and what becomes of the rest."""
-        stats = lane.stats.snapshot()
-        done = f"{stats.frames_out} frames" + (f" ({stats.resumed_after + stats.frames_out} in all)"
-                                                if stats.resumed_after else "")
-        rest = (f"the same command run again once the recording is finished processes the rest (its state "
-                f"{self.state.path(lane.settings.id)} continues after them)" if self.state is not None else
-                "the rest is not processed (with --state DIR the same command run again once the recording is "
-                "finished continues after them)")
-        log.warning("%s: %s is still being written (%s): processed %s, up to its current end; %s", lane.settings.id,
-                    lane.settings.url, growth, done, rest)
-
-    def _process(self, lane: Lane, frame: VideoFrame, dets: Optional[Detections],
-                 schedule: Optional[ScheduleState]) -> None:
-        if not lane.outlets_open:
-            self._open_sinks(lane, frame.size)
-        result = lane.processor.process(frame, dets, schedule)
-        if dets is not None and lane.schedule.feedback:  # the plan the next decision waits for
-            plan = lane.processor.schedule_state.plan
-            with self._cond:
-                if plan is not None:
-                    lane.schedule.observe(plan)
-                self._cond.notify_all()
-        if result.detected:
-            lane.stats.add(frames_detected=1)
-        self._to_sinks(lane, result)
-        lane.counts = result.counts if result.counts is not None else lane.processor.counts()
-        lane.stats.processed(result.frame.pts, time.time() - frame.capture_time, lane.counts.tracks_started)
-        if self.state is not None and (time.monotonic() - lane.last_checkpoint >= self.config.state.interval
-                                       or (result.events and lane.settings.is_live and self.config.state.on_events)):
-            self._checkpoint(lane)
-
-    def _to_sinks(self, lane: Lane, item: Union[FrameResult, StreamStatus, Checkpoint]) -> None:
-        if not lane.outlets_open and not isinstance(item, FrameResult):
-            if isinstance(item, StreamStatus):
-                lane.pending.append(item)
-            return
-        for outlet in lane.outlets:
-            if isinstance(item, Checkpoint) and not outlet.keeps_files:
-                continue
-            outlet.queue.put(item, self._abort.is_set)
-
-    # ----------------------------------------------------------------- snapshots
-
-    def _checkpoint(self, lane: Lane) -> None:
-        """Send the processor's snapshot behind the frames it covers; saved once every file sink has them."""
-        store = self.state
-        if store is None:
-            return
-        lane.last_checkpoint = time.monotonic()
-        lane.checkpoints_taken += 1
-        seq = lane.checkpoints_taken
-
-        def save(processor: dict[str, Any], outputs: dict[str, Any]) -> None:
-            with lane.save_lock:
-                if seq <= lane.checkpoints_saved:
-                    return  # a later snapshot of this source is already on disk
-                merged = {**lane.saved_outputs, **outputs}  # a failed output keeps its last good position
-                try:
-                    store.save(lane.settings.id, processor, merged, source=self._fingerprints.get(lane.settings.id),
-                               settings=self._settings.get(lane.settings.id))
-                except OutputError as exc:  # the snapshot's own failure, never an output's: one line, once
-                    if lane.state_failure is None:
-                        log.error("%s (the run goes on; a resume would start from the last snapshot saved)", exc)
-                    lane.state_failure = str(exc)
-                    return
-                if lane.state_failure is not None:
-                    log.info("%s: state saved again (%s)", lane.settings.id, store.path(lane.settings.id))
-                    lane.state_failure = None
-                lane.saved_outputs, lane.checkpoints_saved = merged, seq
-
-        checkpoint = Checkpoint(lane.processor.state_dict(),
-                                {s.name for s in lane.outlets if s.keeps_files} if lane.outlets_open else set(), save)
-        self._to_sinks(lane, checkpoint)
-
-    # ----------------------------------------------------------------- sinks
-
-    def _open_sinks(self, lane: Lane, size: tuple[int, int]) -> None:
-        settings = lane.settings
-        beyond = outside_picture(settings.zones, settings.lines, size) if size[0] > 0 and size[1] > 0 else []
-        if beyond:  # once per source, when its picture size is first known
-            log.warning("%s: %s outside its %dx%d picture (zones and lines are in pixels of the frames, x 0-%d, "
-                        "y 0-%d): no anchor can be there, so they miss what they should count", settings.id,
-                        ", ".join(beyond), size[0], size[1], size[0], size[1])
-        fps = output_fps(lane.source, lane.settings.options)
-        built = self._sink_factory(self.config, lane.settings, fps, size, lane.saved_outputs or None)
-        lane.outlets = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)
-                        for b in built]
-        for outlet in lane.outlets:
-            position = outlet.sink.position() if outlet.keeps_files else None
-            if position and isinstance(position.get("path"), str):
-                # the file this sink writes (a resumed video's position names the earlier part until it writes)
-                lane.output_files.append((outlet, str(getattr(outlet.sink, "path", None) or position["path"])))
-        lane.outlets_open = True
-        with self._cond:
-            lane.outlets_running += len(lane.outlets)
-        for outlet in lane.outlets:
-            name = f"sink-{outlet.name}-{lane.settings.id}"
-            self._spawn(name, self._sink_loop, name, outlet, lane)
-        pending, lane.pending = lane.pending, []
-        for status in pending:
-            self._to_sinks(lane, status)
-
-    def _sink_loop(self, name: str, outlet: Outlet, lane: Lane) -> None:
-        """Sink thread: see ``Outlet.run``; an error that is not the output's own stops the run."""
-        try:
-            outlet.run(lambda exc: self._fail(name, exc))
-        finally:
-            with self._cond:
-                lane.outlets_running -= 1
-            self._release(lane)
 
     def losses(self) -> list[str]:
         """One phrase per output that lost data (failed, or dropped/undelivered entries), for the summary
         and the exit code; empty when every output got everything."""
-        lost = [phrase for slot in self._slots for phrase in slot.output_losses()]
-        unsaved = [f"the state of {slot.settings.id} was not saved: {failure}" for slot in self._slots
+        lost = [phrase for slot in self._roster.slots for phrase in slot.output_losses()]
+        unsaved = [f"the state of {slot.settings.id} was not saved: {failure}" for slot in self._roster.slots
                    if (failure := slot.state_failure()) is not None]  # the last snapshot failed: a resume repeats
         return lost + unsaved
 
-    def _finish_lanes(self) -> None:
-        """The run ends: finish every source not finished yet (``_finish_lane``)."""
-        for lane in self.lanes:
-            self._finish_lane(lane)
 
-    def _finish_lane(self, lane: Lane) -> None:
-        """A source ended (a file at its end, every source at the run's end): close its processor (ending its
-        tracks, unless suspended), take the last snapshot, and tell each sink its input ended. Processing thread."""
-        if lane.finished:
-            return
-        if not lane.outlets_open and lane.source.size is not None and not self._abort.is_set():
-            self._open_sinks(lane, lane.source.size)
-        closing = lane.processor.status(StreamStatus(StatusKind.CLOSED, lane.settings.id, time.time()))
-        lane.counts = lane.processor.counts()
-        if closing.events:
-            self._to_sinks(lane, closing)
-        if self.state is not None and not self._abort.is_set():
-            self._checkpoint(lane)
-        for outlet in lane.outlets:
-            outlet.queue.put_always(END)
-        lane.finished = True
-        self._release(lane)
-
-    def _close_all_sinks(self) -> None:
-        for lane in self.lanes:
-            for outlet in lane.outlets:
-                try:
-                    outlet.sink.close()
-                except Exception:  # noqa: BLE001
-                    log.debug("closing sink failed", exc_info=True)
+__all__ = ["KEPT_PICTURES", "PipelineError", "Runner", "SinkFactory"]
