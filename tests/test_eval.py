@@ -226,6 +226,24 @@ def test_a_malformed_gt_file_is_one_line_naming_it_before_anything_is_tracked(ex
         f"trackstream: error: {gt}: line 5 is not comma-separated numbers: '1,2,oops,4,5,6,1,1,1'"]
 
 
+@pytest.mark.parametrize("bad", ["1,-1,10,20,30,40,nan", "1,-1,10,20,-30,40,0.9", "1,-1,10,inf,30,40,0.9"])
+def test_a_det_file_with_a_box_that_is_no_box_is_one_line_naming_it(bad: str, tmp_path: Path) -> None:
+    # a NaN score, a negative width or an infinite coordinate in det.txt was a ValueError traceback from
+    # the tracker's Detections at the first frame holding it
+    root = tmp_path / "mot"
+    _copy_head(shared_data(f"mot/MOT17/train/{SEQ}"), root / "MOT17" / "train" / SEQ, 20)
+    det = root / "MOT17" / "train" / SEQ / "det" / "det.txt"
+    lines = det.read_text().splitlines()
+    lines[6] = bad
+    det.write_text("\n".join(lines) + "\n")
+    proc = run_cli("eval", str(root), "--out", str(tmp_path / "out"), timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"trackstream: error: {det}: line 7 is not a detection (a NaN or infinite number, or a negative width or "
+        f"height): {bad!r}"]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("flag", ["--config", "--candidate", "--count-lines"])
 def test_a_yaml_file_that_is_not_text_is_one_line_naming_it(flag: str, mot_root: Path, tmp_path: Path) -> None:
     settings = tmp_path / "settings.yaml"
