@@ -10,13 +10,14 @@ Passwords never appear in messages: ``describe(url)`` masks them.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import Any, Optional
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 
 from pipelines.errors import OutputError, UserError
 from pipelines.secrets import redact_text, url_password
@@ -100,6 +101,9 @@ def open_reader(db: str) -> Engine:
         if "unable to open database file" not in driver_text(exc) or not path.is_file() \
                 or path.with_name(f"{path.name}-wal").exists():
             return engine   # its own error, reported by the first query
+    except DatabaseError as exc:   # not a database at all (the run's JSONL given for it): a traceback before
+        engine.dispose()
+        raise UserError(f"cannot read {describe(db)}: {error_text(exc, None, 200)}") from None
     engine.dispose()
     uri = f"file:{quote(str(path.resolve()))}?immutable=1"
     return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
