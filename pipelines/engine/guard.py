@@ -126,6 +126,8 @@ def planned_reads(config: PipelineConfig, config_files: Iterable[str] = ()) -> l
     return [(path, what) for path, what in reads if path.is_file()]
 
 
+STILL_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic")
+
 # containers the annotated video cannot be written to: suffix -> why (the hint names what works)
 REFUSED_CONTAINERS = {
     ".gif": "a GIF cannot hold H.264 video",
@@ -141,13 +143,13 @@ def check_container(config: PipelineConfig) -> None:
     if template is None:
         return
     suffix = Path(template).suffix.lower()
+    if suffix in STILL_IMAGES:   # whatever the codec: a picture's muxer writes one frame per file, if any
+        raise OutputError(f"--out {template}: a picture file cannot hold the annotated video (--heatmap FILE.png "
+                          "writes a picture at the end of the run); use .mp4 (plays everywhere), .mkv or .mov")
     why = REFUSED_CONTAINERS.get(suffix)
     if why is None or (suffix != ".avi" and config.output.video_codec not in H264):
         return
     raise OutputError(f"--out {template}: {why}; use .mp4 (plays everywhere), .mkv or .mov")
-
-
-STILL_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic")
 
 
 def check_sources(config: PipelineConfig) -> None:
