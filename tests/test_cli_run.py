@@ -587,3 +587,17 @@ def test_an_archive_of_more_files_than_the_soft_open_file_limit_is_processed(tmp
                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "out").iterdir())) == 300
+
+
+def test_python_dash_m_pipelines_runs_the_command_line(bikes_video, pose_weights, tmp_path):
+    """Without the entry point on PATH (a checkout on PYTHONPATH, a venv not activated) 'python -m pipelines' was
+    'No module named pipelines.__main__'."""
+    out = tmp_path / "o.jsonl"
+    done = subprocess.run([sys.executable, "-m", "pipelines", "run", str(bikes_video), "--model", str(pose_weights),
+                           "--imgsz", "160", "--max-frames", "2", "--jsonl", str(out), "--quiet"], capture_output=True,
+                          text=True, timeout=180, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == 2
+    usage = subprocess.run([sys.executable, "-m", "pipelines", "--bogus"], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: trackstream [-h]"), usage.stderr
