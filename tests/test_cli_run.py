@@ -624,3 +624,16 @@ def test_python_dash_m_pipelines_runs_the_command_line(bikes_video, pose_weights
     usage = subprocess.run([sys.executable, "-m", "pipelines", "--bogus"], capture_output=True, text=True,
                            timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert usage.returncode == 2 and usage.stderr.startswith("usage: trackstream [-h]"), usage.stderr
+
+
+def test_an_architecture_yaml_as_the_model_is_run_with_a_warning_that_it_finds_nothing(bikes_video, tmp_path):
+    """'--model yolo11n.yaml' (the name of the weights mistyped) built random weights: every output empty, exit 0,
+    and nothing said why."""
+    out = tmp_path / "o.jsonl"
+    proc = run_cli("run", str(bikes_video), "--model", "yolo11n.yaml", "--imgsz", "64", "--max-frames", "2",
+                   "--jsonl", str(out), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0 and len(out.read_text().splitlines()) == 2, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if " WARNING " in line]
+    assert len(warned) == 1 and warned[0].endswith(
+        "yolo11n.yaml is a model architecture: its weights are random, so it detects nothing real (it serves shape "
+        "and speed tests); for detections give trained weights: --model /path/to/yolo11n.pt"), proc.stderr
