@@ -357,6 +357,7 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
                             schedule=Schedule.parse(kwargs["detector"].schedule, kwargs["schedule"],
                                                     "detector.schedule"),
                             calibration=calibration, heatmap=heatmap)
+    _one_port_each(kwargs["http"].listen, kwargs["metrics"].port)
     sources = resolve_sources(raw_sources, shared, kwargs["redis"].source_id)
     clash = topic_clash(s.id for s in sources) if kwargs["mqtt"].url is not None else None
     if clash is not None:   # one source's retained counts, state and will would be another's
@@ -364,6 +365,22 @@ def build_config(data: Mapping[str, Any] | None) -> PipelineConfig:
                                      f"{clash[2]!r}; give one another id")
     return PipelineConfig(sources=sources, tracker=dict(tracker), tracker_config=tracker_config, zones=zones,
                           lines=lines, calibration=calibration, **kwargs)
+
+
+_EVERY_INTERFACE = ("0.0.0.0", "::")
+
+
+def _one_port_each(web: Optional[Union[str, int]], metrics: Optional[Union[str, int]]) -> None:
+    """The web view and the metrics endpoint on one port (of one interface, or of every one) are refused: the
+    second to start failed with "address already in use", as if another program held it."""
+    if web is None or metrics is None:
+        return
+    (web_host, web_port), (metrics_host, metrics_port) = parse_listen(web), parse_listen(metrics)
+    hosts = {"127.0.0.1" if h == "localhost" else h for h in (web_host, metrics_host)}
+    if web_port == metrics_port and (len(hosts) == 1 or hosts & set(_EVERY_INTERFACE)):
+        raise ConfigError("metrics.port", f"{metrics_port} is the web view's port too (http.listen {web}); give each "
+                                          "its own port, or leave the metrics port out: the web view serves /metrics "
+                                          "as well")
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 from tests.test_source_file import damage_middle
 
 PREFIX = "trackstream: error: "
@@ -163,6 +163,14 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
         secret.write_text("hunter2\n")
         return ([*ok, "--mqtt-password-file", str(secret), "--jsonl", str(tmp / "o.jsonl")],
                 "--mqtt-password-file: needs --mqtt URL")
+    if name == "--http and --metrics-port on one port":   # was "cannot serve the web view ...: address in use"
+        port = str(free_port())
+        return [*ok, "--http", port, "--metrics-port", port, "--jsonl", str(tmp / "o.jsonl")], \
+            f"metrics.port: {port} is the web view's port too (http.listen {port}); give each its own port, or " \
+            "leave the metrics port out: the web view serves /metrics as well"
+    if name == "a web token without anything it protects":   # the token was taken, and nothing asked for it
+        return [*ok, "--http-token", "Tok-Secret-3", "--jsonl", str(tmp / "o.jsonl")], \
+            "--http-token: needs --http or --metrics-port (what the token protects)"
     if name == "--retain without an output":
         return [*ok, "--retain", "7d"], "--retain: needs an output"
     raise AssertionError(name)
@@ -183,7 +191,8 @@ CASES = ["missing file", "zero-byte file", "truncated mp4", "text file named .mp
          "database where the media folder goes",
          "output where a source's media folder goes", "no source", "a glob through a folder with [ in its name",
          "--fresh-state without --state", "a Ray flag without --engine ray", "video rotation without --out",
-         "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server"]
+         "--retain without an output", "--heatmap-overwrite without --heatmap", "a password file without its server",
+         "a web token without anything it protects", "--http and --metrics-port on one port"]
 
 
 @pytest.mark.parametrize("name", CASES)

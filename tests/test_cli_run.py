@@ -280,6 +280,29 @@ def test_a_folder_whose_videos_are_in_subfolders_says_they_are_not_searched(tmp_
     assert "subfolders are not searched" in proc.stderr and "**" in proc.stderr
 
 
+def test_a_folder_with_videos_and_day_subfolders_names_the_subfolders_it_leaves_out(tmp_path, bikes_video,
+                                                                                     pose_weights):
+    """README's 'trackstream run archive/ ...' on an archive with loose clips beside its day folders tracked the
+    loose clips and left the day folders out without a word."""
+    archive = tmp_path / "archive"
+    for day in ("2026-12-01", "2026-12-02"):
+        (archive / day).mkdir(parents=True)
+        (archive / day / "gate.mp4").write_bytes(bikes_video.read_bytes())
+    (archive / "loose.mp4").write_bytes(bikes_video.read_bytes())
+    (archive / "notes").mkdir()   # no video in it: not named
+    (archive / "notes" / "todo.txt").write_text("x")
+    out = tmp_path / "out"
+    proc = run_cli("run", str(archive), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+                   "--jsonl", str(out / "{source}.jsonl"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["loose.jsonl"]
+    warned = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    assert len(warned) == 1, proc.stderr
+    assert warned[0].endswith(f"{archive}: the videos in its subfolders 2026-12-01, 2026-12-02 are not tracked (a "
+                              "folder stands for the videos directly in it); to track them too, give a quoted glob: "
+                              f"'{archive / '**' / '*.mp4'}'"), warned[0]
+
+
 def test_realtime_on_a_file_plays_it_like_a_camera_and_drops_what_it_cannot_keep_up_with(
         tmp_path, bikes_fast, pose_weights):
     """200 frames of 250 fps video (0.8 s), released at their own pace, into a detector slower than 250
@@ -587,3 +610,30 @@ def test_an_archive_of_more_files_than_the_soft_open_file_limit_is_processed(tmp
                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "out").iterdir())) == 300
+
+
+def test_python_dash_m_pipelines_runs_the_command_line(bikes_video, pose_weights, tmp_path):
+    """Without the entry point on PATH (a checkout on PYTHONPATH, a venv not activated) 'python -m pipelines' was
+    'No module named pipelines.__main__'."""
+    out = tmp_path / "o.jsonl"
+    done = subprocess.run([sys.executable, "-m", "pipelines", "run", str(bikes_video), "--model", str(pose_weights),
+                           "--imgsz", "160", "--max-frames", "2", "--jsonl", str(out), "--quiet"], capture_output=True,
+                          text=True, timeout=180, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == 2
+    usage = subprocess.run([sys.executable, "-m", "pipelines", "--bogus"], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: trackstream [-h]"), usage.stderr
+
+
+def test_an_architecture_yaml_as_the_model_is_run_with_a_warning_that_it_finds_nothing(bikes_video, tmp_path):
+    """'--model yolo11n.yaml' (the name of the weights mistyped) built random weights: every output empty, exit 0,
+    and nothing said why."""
+    out = tmp_path / "o.jsonl"
+    proc = run_cli("run", str(bikes_video), "--model", "yolo11n.yaml", "--imgsz", "64", "--max-frames", "2",
+                   "--jsonl", str(out), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0 and len(out.read_text().splitlines()) == 2, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if " WARNING " in line]
+    assert len(warned) == 1 and warned[0].endswith(
+        "yolo11n.yaml is a model architecture: its weights are random, so it detects nothing real (it serves shape "
+        "and speed tests); for detections give trained weights: --model /path/to/yolo11n.pt"), proc.stderr

@@ -14,7 +14,7 @@ import pytest
 from pipelines.errors import UserError
 from pipelines.evaluation import motio
 from pipelines.evaluation.interpolate import interpolate_gaps
-from tests.conftest import REPO, run_cli, shared_data
+from tests.conftest import REPO, bind, run_cli, shared_data
 
 SEQ = "MOT17-09-FRCNN"
 FRAMES = 100
@@ -224,6 +224,40 @@ def test_a_malformed_gt_file_is_one_line_naming_it_before_anything_is_tracked(ex
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"trackstream: error: {gt}: line 5 is not comma-separated numbers: '1,2,oops,4,5,6,1,1,1'"]
+
+
+@pytest.mark.parametrize("bad", ["1,-1,10,20,30,40,nan", "1,-1,10,20,-30,40,0.9", "1,-1,10,inf,30,40,0.9"])
+def test_a_det_file_with_a_box_that_is_no_box_is_one_line_naming_it(bad: str, tmp_path: Path) -> None:
+    # a NaN score, a negative width or an infinite coordinate in det.txt was a ValueError traceback from
+    # the tracker's Detections at the first frame holding it
+    root = tmp_path / "mot"
+    _copy_head(shared_data(f"mot/MOT17/train/{SEQ}"), root / "MOT17" / "train" / SEQ, 20)
+    det = root / "MOT17" / "train" / SEQ / "det" / "det.txt"
+    lines = det.read_text().splitlines()
+    lines[6] = bad
+    det.write_text("\n".join(lines) + "\n")
+    proc = run_cli("eval", str(root), "--out", str(tmp_path / "out"), timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"trackstream: error: {det}: line 7 is not a detection (a NaN or infinite number, or a negative width or "
+        f"height): {bad!r}"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("under", ["", "results"])
+def test_an_out_folder_it_may_not_write_is_one_line_before_anything_is_tracked(under: str, mot_root: Path,
+                                                                               tmp_path: Path) -> None:
+    """It said 'cannot write results to ...' only once every sequence had been tracked (minutes with several
+    trackers or --cross-validate). Made for real with a read-only bind mount (needs root: fails under CI,
+    skipped otherwise)."""
+    (tmp_path / "shared").mkdir()
+    with bind(tmp_path / "shared", tmp_path / "readonly", read_only=True) as mount:
+        out = mount / under / "eval" if under else mount
+        proc = run_cli("eval", str(mot_root), "--seqs", SEQ, "--out", str(out), timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"trackstream: error: --out {out}: cannot write results there: Read-only file system"]
+    assert "tracked" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("flag", ["--config", "--candidate", "--count-lines"])

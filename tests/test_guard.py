@@ -116,8 +116,10 @@ def test_a_second_run_on_the_same_files_refuses_and_kill_9_leaves_no_stale_lock(
     assert not (tmp_path / ".out.jsonl.lock").exists()
 
 
-@pytest.mark.parametrize("suffix", [".gif", ".webm", ".avi"])
+@pytest.mark.parametrize("suffix", [".gif", ".webm", ".avi", ".jpg", ".png"])
 def test_an_annotated_video_in_an_unusable_container_is_refused_at_start(clip, tmp_path, suffix):
+    # a picture's name (--out a still of the result, or the heatmap meant) loaded the model, then failed at the
+    # first frame: "sink-video-bikes stage failed: ValueError: 'image2' format does not support 'libx264' codec"
     out = tmp_path / f"out{suffix}"
     line = _refused(run_cli("run", str(clip), "--out", str(out), "--max-frames", "2"), f"out{suffix}", ".mp4")
     assert "model" not in line and not out.exists()

@@ -97,3 +97,23 @@ def test_a_state_saved_under_the_older_ascii_only_name_is_resumed_and_moved(bike
     indices = [json.loads(line)["frame_index"] for line in jsonl.read_text(encoding="utf-8").splitlines()]
     assert indices == list(range(15))                     # resumed after frame 9, not started over
     assert (state / "café.json").is_file() and not (state / "caf.json").exists()
+
+
+@pytest.mark.parametrize("damage", ['{"format": "trackstream.state", "ver', "[]", ""])
+def test_a_damaged_snapshot_is_named_when_its_run_wrote_the_outputs(bikes_video, pose_weights, tmp_path, damage):
+    """docs/outputs.md: a state file that is not valid JSON, or not a trackstream state, stops the run with one line
+    naming it. Run again with the outputs its run wrote, the line blamed them instead ('o.jsonl exists; refusing to
+    replace it'), sending the user to --overwrite, which would have thrown the run's tracks away."""
+    state, jsonl = tmp_path / "state", tmp_path / "o.jsonl"
+    args = ["run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "2",
+            "--state", str(state), "--jsonl", str(jsonl), "--quiet"]
+    first = run_cli(*args, timeout=180)
+    assert first.returncode == 0, first.stderr
+    written = jsonl.read_bytes()
+    (state / "bikes.json").write_text(damage, encoding="utf-8")
+    line = _one_error(run_cli(*args, timeout=180), 2)
+    assert str(state / "bikes.json") in line and line.endswith("remove it to start over"), line
+    assert jsonl.read_bytes() == written
+    # starting over reads no snapshot: the file it would replace is refused as any other, and kept
+    line = _one_error(run_cli(*args, "--fresh-state", timeout=180), 2)
+    assert "o.jsonl exists; refusing to replace it" in line and jsonl.read_bytes() == written

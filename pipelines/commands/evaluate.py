@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -221,6 +223,7 @@ def main(args: argparse.Namespace) -> int:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:   # an earlier eval's results, or the user's files
         raise UserError(f"--out {args.out}: holds files already; refusing to write results into it (choose a new "
                         "or empty folder, or --overwrite)")
+    _check_writable(out, args.out)
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,
@@ -248,3 +251,20 @@ def main(args: argparse.Namespace) -> int:
             print(counted)
     print(f"results: {', '.join(f'{k}: {v}' for k, v in report.results_dirs.items())}")
     return 0
+
+
+def _check_writable(out: Path, shown: object) -> None:
+    """Fail now when eval cannot write results in ``out`` (a read-only place, a parent that is a file): it said
+    so only after tracking every sequence. The folders made for the check are removed again."""
+    made: list[Path] = []
+    try:
+        made = [p for p in (out, *out.parents) if not p.exists()]   # innermost first
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UserError(f"--out {shown}: cannot write results there: {exc.strerror or exc}") from None
+    finally:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()

@@ -296,7 +296,8 @@ def _check_partners(args: argparse.Namespace, config: PipelineConfig) -> None:
         (("--out-rotate-seconds", "--out-rotate-bytes"), bool(out.video), "needs --out (the video it rotates)"),
         (("--jsonl-rotate-bytes", "--jsonl-rotate-seconds"), bool(out.jsonl), "needs --jsonl (the file it rotates)"),
         (("--heatmap-overwrite",), bool(out.heatmap), "needs --heatmap FILE (the file it may replace)"),
-        (("--http-token-file",), bool(config.http.listen), "needs --http (the web view it protects)"),
+        (("--http-token", "--http-token-file"), bool(config.http.listen) or config.metrics.port is not None,
+         "needs --http or --metrics-port (what the token protects)"),
         (("--redis-password-file",), bool(config.redis.url) or str(config.state.dir or "").startswith(REDIS_STATE),
          "needs --redis URL or --state redis://... (the server it logs in to)"),
         (("--mqtt-password-file",), bool(config.mqtt.url), "needs --mqtt URL (the broker it logs in to)"),
@@ -353,6 +354,7 @@ def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None
                 raise SourceError(f"no video files in {folder} (looked for {', '.join(VIDEO_SUFFIXES)}{below})")
             out.extend(found)
             found_in.update(found)
+            _warn_subfolders(folder)
         elif any(ch in url for ch in "*?[") and not Path(url).exists():
             matched = sorted(p for p in glob.glob(str(Path(url).expanduser()), recursive=True) if Path(p).is_file())
             found = _not_ours(matched, url, looks)
@@ -372,6 +374,27 @@ def expand_sources(urls: list[str], looks: Optional["FirstLooks"] = None
     only_found = frozenset(u for u in kept if u in found_in and os.path.realpath(u) not in named)
     return kept, only_found, glob_ids([u for u in kept if not _not_a_file(u)], {u: roots[u] for u in only_found
                                                                                if u in roots})
+
+
+def _warn_subfolders(folder: Path) -> None:
+    """One warning naming the subfolders of ``folder`` that hold videos (not trackstream's annotated ones): a folder
+    stands for the videos directly in it, and a day-folder archive's clips were left out without a word."""
+    from pipelines.sinks.video import segment_id
+
+    names = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            videos = [p for p in sub.iterdir()
+                      if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES]
+        except OSError:   # a subfolder it may not read: nothing to say about it
+            continue
+        if any(segment_id(p) is None for p in videos):
+            names.append(sub.name)
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        log.warning("%s: the videos in its subfolder%s %s are not tracked (a folder stands for the videos directly "
+                    "in it); to track them too, give a quoted glob: '%s'", folder, "s" if len(names) > 1 else "", shown,
+                    folder / "**" / "*.mp4")
 
 
 def _until_wildcard(parts: tuple[str, ...]) -> list[str]:

@@ -134,6 +134,11 @@ def resolve_runtime(requested: str, model: str, device: str, imgsz: int,
     """Choose the runtime (``choose_runtime``) and, for an exported one, get the model from the cache
     (exporting it on first use). Logs one line saying which runtime runs and where its model is."""
     check_model(model)
+    if model_format(model) == "architecture":   # '--model yolo11n.yaml' for the weights: every output empty, exit 0
+        name = Path(model).name
+        log.warning("%s is a model architecture: its weights are random, so it detects nothing real (it serves shape "
+                    "and speed tests); for detections give trained weights: --model /path/to/%s.pt", name,
+                    Path(name).stem)
     runtime = choose_runtime(requested, model, device)
     if runtime not in ("onnx", "openvino") or model_format(model) != "torch":
         choice = RuntimeChoice(runtime, model, model)

@@ -126,6 +126,8 @@ def planned_reads(config: PipelineConfig, config_files: Iterable[str] = ()) -> l
     return [(path, what) for path, what in reads if path.is_file()]
 
 
+STILL_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic")
+
 # containers the annotated video cannot be written to: suffix -> why (the hint names what works)
 REFUSED_CONTAINERS = {
     ".gif": "a GIF cannot hold H.264 video",
@@ -141,13 +143,13 @@ def check_container(config: PipelineConfig) -> None:
     if template is None:
         return
     suffix = Path(template).suffix.lower()
+    if suffix in STILL_IMAGES:   # whatever the codec: a picture's muxer writes one frame per file, if any
+        raise OutputError(f"--out {template}: a picture file cannot hold the annotated video (--heatmap FILE.png "
+                          "writes a picture at the end of the run); use .mp4 (plays everywhere), .mkv or .mov")
     why = REFUSED_CONTAINERS.get(suffix)
     if why is None or (suffix != ".avi" and config.output.video_codec not in H264):
         return
     raise OutputError(f"--out {template}: {why}; use .mp4 (plays everywhere), .mkv or .mov")
-
-
-STILL_IMAGES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic")
 
 
 def check_sources(config: PipelineConfig) -> None:
@@ -328,7 +330,7 @@ def _holds_data(path: Path) -> bool:
         return False
 
 
-_UNREADABLE = object()   # a state in Redis that could not be read
+_UNREADABLE = object()   # a saved state that could not be read: the run stops on it, naming it
 
 
 def _no_snapshot(config: PipelineConfig, source_id: str) -> bool:
@@ -344,9 +346,9 @@ def _no_snapshot(config: PipelineConfig, source_id: str) -> bool:
 
 
 def _saved_outputs(config: PipelineConfig, source_id: str) -> object:
-    """The ``outputs`` of ``source_id``'s saved state (``--state``; None: none saved, or an unreadable file,
-    which the run itself reports), or ``_UNREADABLE`` for a state in Redis that cannot be read (the run itself
-    stops on it)."""
+    """The ``outputs`` of ``source_id``'s saved state (``--state``; None: none saved), or ``_UNREADABLE`` for a
+    state that cannot be read: a damaged file, one that holds no state, or a state in Redis that cannot be read
+    (the run itself stops on it in one line naming it, which an output refused here would hide)."""
     state = config.state.dir
     if not state:
         return None
@@ -361,14 +363,17 @@ def _saved_outputs(config: PipelineConfig, source_id: str) -> object:
     else:
         import json
 
+        folder = Path(state).expanduser()
         try:   # read here, not through the state store, which would create the folder: nothing is made yet
-            folder = Path(state).expanduser()
             saved = json.loads(snapshot_file(folder, source_id).read_text(encoding="utf-8"))
         except FileNotFoundError:   # an older trackstream's name for it (ASCII only), when it is this source's
             found = legacy_snapshot(folder, source_id)
             saved = found[1] if found is not None else None
-        except (OSError, ValueError):
-            return None
+        except (OSError, ValueError):   # damaged, or a folder: the run stops on it, naming the file
+            return _UNREADABLE
+        else:
+            if not isinstance(saved, dict):   # JSON, but no state: the same
+                return _UNREADABLE
     return saved.get("outputs") if isinstance(saved, dict) else None
 
 
@@ -376,9 +381,10 @@ def _spared(config: PipelineConfig, saved: object, path: Path, key: str) -> bool
     """Whether ``--state`` answers for output ``key`` at ``path``, given its source's saved ``outputs``
     (``_saved_outputs``): the saved state names that very file (the run continues it, or with ``--fresh-state``
     starts it over; the heatmap PNG, a finished picture, only when continued), or, resumed, names another one
-    (the resume refuses that itself, naming both). A state in Redis that cannot be read counts too."""
+    (the resume refuses that itself, naming both). A state that cannot be read counts too, unless
+    ``--fresh-state`` (which reads none) starts over."""
     if saved is _UNREADABLE:
-        return True
+        return not config.state.fresh
     recorded = saved.get(key) if isinstance(saved, dict) else None
     where = recorded.get("path") if isinstance(recorded, dict) else None
     if not isinstance(where, str):

@@ -118,6 +118,12 @@ def _read_table(path: Path, min_columns: int) -> np.ndarray:
     return table
 
 
+def _numbered_row(path: Path, row: int) -> tuple[int, str]:
+    """The 1-based line number and text of the ``row``-th non-blank line of ``path`` (as ``_read_table`` counts)."""
+    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    return lines[row]
+
+
 def _is_numeric_row(line: str, columns: int) -> bool:
     parts = line.split(",")[:columns]
     try:
@@ -135,6 +141,11 @@ def read_detections(path: Path, length: int | None = None) -> np.ndarray:
     """
     table = _read_table(path, 7)
     dets = table[:, [0, 2, 3, 4, 5, 6]]
+    bad = ~np.isfinite(dets).all(axis=1) | (dets[:, 3] < 0) | (dets[:, 4] < 0)
+    if bad.any():   # the tracker's Detections refuses such a box: a traceback at the frame holding it
+        number, line = _numbered_row(path, int(np.argmax(bad)))
+        raise UserError(f"{path}: line {number} is not a detection (a NaN or infinite number, or a negative "
+                        f"width or height): {line[:60]!r}")
     order = np.argsort(dets[:, 0], kind="stable")
     dets = dets[order]
     if len(dets):

@@ -136,7 +136,8 @@ def connect(url: str, connect_timeout: float, socket_timeout: Optional[float] = 
 
 
 class RedisRefused(UserError):
-    """Redis answered and refused the credentials: retrying cannot help until the configuration changes."""
+    """Redis answered and refused the credentials or the database number: retrying cannot help until the
+    configuration changes."""
 
 
 def ping(client: Any, url: str) -> None:
@@ -148,7 +149,8 @@ def ping(client: Any, url: str) -> None:
     except redis.AuthenticationError as exc:  # refused credentials, not an outage
         raise RedisRefused(f"Redis at {describe(url)} refused us: {error_text(exc, url)}") from None
     except redis.ResponseError as exc:
-        if any(word in str(exc) for word in ("WRONGPASS", "NOAUTH", "NOPERM", "invalid password")):
+        # refused credentials, or a database number the server does not have (SELECT 99 of 16): no outage
+        if any(word in str(exc) for word in ("WRONGPASS", "NOAUTH", "NOPERM", "invalid password", "DB index")):
             raise RedisRefused(f"Redis at {describe(url)} refused us: {error_text(exc, url)}") from None
         raise UserError(f"Redis at {describe(url)} refused us: {error_text(exc, url)}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

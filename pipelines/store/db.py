@@ -10,13 +10,14 @@ Passwords never appear in messages: ``describe(url)`` masks them.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import Any, Optional
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 
 from pipelines.errors import OutputError, UserError
 from pipelines.secrets import redact_text, url_password
@@ -100,6 +101,9 @@ def open_reader(db: str) -> Engine:
         if "unable to open database file" not in driver_text(exc) or not path.is_file() \
                 or path.with_name(f"{path.name}-wal").exists():
             return engine   # its own error, reported by the first query
+    except DatabaseError as exc:   # not a database at all (the run's JSONL given for it): a traceback before
+        engine.dispose()
+        raise UserError(f"cannot read {describe(db)}: {error_text(exc, None, 200)}") from None
     engine.dispose()
     uri = f"file:{quote(str(path.resolve()))}?immutable=1"
     return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
@@ -139,25 +143,29 @@ def error_text(exc: BaseException, password: Optional[str], limit: int = 300) ->
 
 
 def check_sqlite(db: str) -> None:
-    """Fail now, in one line, when the existing SQLite file ``db`` is not a database or holds an event history of
-    a newer trackstream: the writer would otherwise retry it as "unreachable" for the whole run and lose every
-    row. Reads only; a missing or empty file is fine (the run creates it)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from pipelines.store.schema import VERSION, schema_version
+    """Fail now, in one line, when the existing SQLite file ``db`` is not a database, is another program's
+    database or holds an event history of a newer trackstream: the writer would otherwise retry it as
+    "unreachable" for the whole run and lose every row (another program's ``events`` table stays in the way of
+    ours). Reads only, through the driver without this module's WAL switch, so a refused file is left byte for
+    byte as it was; a missing or empty file is fine (the run creates it)."""
+    from pipelines.store.schema import VERSION
 
     path = sqlite_path(db)
     if not path.is_file() or path.stat().st_size == 0:
         return
-    engine = open_engine(db)
     try:
-        with engine.connect() as conn:
-            made = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'trackstream_schema'")).first()
-            found = conn.execute(schema_version.select()).scalar() if made else None
-    except SQLAlchemyError as exc:
-        raise OutputError(f"--db: cannot use {path} as the event database: {error_text(exc, None, 200)}") from None
-    finally:
-        engine.dispose()
+        with contextlib.closing(sqlite3.connect(str(path), timeout=30.0)) as conn:
+            tables = sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+            row = conn.execute("SELECT version FROM trackstream_schema").fetchone() \
+                if "trackstream_schema" in tables else None
+    except sqlite3.Error as exc:
+        raise OutputError(f"--db: cannot use {path} as the event database: {' '.join(str(exc).split())[:200]}") \
+            from None
+    if tables and "trackstream_schema" not in tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise OutputError(f"--db: {path} is another program's database (tables: {shown}), not a trackstream event "
+                          "history; give --db a file of its own")
+    found = row[0] if row else None
     if found is not None and int(found) > VERSION:
         raise OutputError(f"--db: {path} has schema version {found}, newer than this trackstream knows "
                           f"({VERSION}): upgrade trackstream")

@@ -191,3 +191,16 @@ def test_subscribe_refuses_a_negative_claim_time_and_empty_group_names(redis_ser
     proc = run_subscribe("--redis", redis_server.url, *args, "--idle-exit", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"trackstream: error: {message}"
+
+
+def test_a_database_number_the_server_does_not_have_fails_at_once_even_when_told_to_wait(redis_server, bikes_video,
+                                                                                          tmp_path):  # type: ignore[no-untyped-def]
+    """'--redis redis://host/99' on a server with 16 databases was taken for an outage: the whole video ran, then
+    every entry was lost after the 10 s flush timeout (exit 3). The server answered; retrying cannot help."""
+    url = f"redis://127.0.0.1:{redis_server.port}/99"
+    done = run_cli("run", str(bikes_video), "--redis", url, "--jsonl", str(tmp_path / "o.jsonl"), "--max-frames", "2",
+                   "--quiet", timeout=120)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("trackstream: error: ")]
+    assert done.returncode == 2 and errors == [f"trackstream: error: Redis at {url} refused us: DB index is out of "
+                                               "range"], done.stderr
+    assert "model" not in done.stderr and not (tmp_path / "o.jsonl").exists()

@@ -160,6 +160,18 @@ def test_a_file_without_history_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "missing.db").exists()
 
 
+def test_a_file_that_is_not_a_database_is_one_line_and_left_as_it_was(tmp_path: Path) -> None:
+    """'--db tracks.jsonl' (the run's JSONL given for its database) was a DatabaseError traceback."""
+    jsonl = tmp_path / "tracks.jsonl"
+    jsonl.write_text('{"frame_index": 0, "tracks": []}\n' * 300)
+    before = jsonl.read_bytes()
+    done = run_cli("events", "--db", str(jsonl), timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"trackstream: error: cannot read SQLite {jsonl}: file is not a database"]
+    assert jsonl.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["tracks.jsonl"]
+
+
 def test_the_error_quoted_in_the_docs_is_the_one_printed(history: tuple[str, float]) -> None:
     from tests.test_docs_quotes import printed, quoted
 

@@ -109,24 +109,33 @@ def test_a_database_that_cannot_be_reached_ends_in_exit_3_naming_the_loss(bikes_
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("kind", ["not_a_database", "newer_schema"])
+@pytest.mark.parametrize("kind", ["not_a_database", "newer_schema", "another_programs_database"])
 def test_a_db_file_it_cannot_use_is_refused_at_start(bikes_video: Path, tmp_path: Path, kind: str) -> None:
-    """Such a file was taken for an unreachable database: the whole video ran, then every row was lost (exit 3)."""
+    """Such a file was taken for an unreachable database: the whole video ran, then every row was lost (exit 3).
+    Another program's database (its own 'events' table) got trackstream's tables and WAL mode added, then lost
+    every row as well."""
     db = tmp_path / "events.db"
     if kind == "not_a_database":
         db.write_text("my notes, not a database\n")
+    elif kind == "another_programs_database":
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE events (day TEXT, what TEXT)")
+            conn.execute("INSERT INTO events VALUES ('2026-12-01', 'dentist')")
+        conn.close()
     else:
         with sqlite3.connect(db) as conn:
             conn.execute("CREATE TABLE trackstream_schema (version INTEGER NOT NULL)")
             conn.execute("INSERT INTO trackstream_schema VALUES (99)")
         conn.close()
-    before = db.stat().st_size
+    before = db.read_bytes()
     done = run_cli("run", str(bikes_video), "--db", str(db), "--max-frames", "12", "--imgsz", "160", "--quiet",
                    timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("trackstream: error: --db: ") and len(done.stderr.strip().splitlines()) == 1
-    assert ("file is not a database" if kind == "not_a_database" else "schema version 99") in done.stderr
-    assert db.stat().st_size == before
+    assert {"not_a_database": "file is not a database", "newer_schema": "schema version 99",
+            "another_programs_database": f"{db} is another program's database (tables: events), not a trackstream "
+                                         "event history; give --db a file of its own"}[kind] in done.stderr
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["events.db"]
 
 
 def test_snapshots_and_clips_that_cannot_be_written_end_in_exit_3(bikes_video: Path, tmp_path: Path) -> None:

@@ -83,3 +83,30 @@ def test_sockets_are_private_metrics_need_the_token_and_the_view_speaks_tls(tmp_
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     assert TOKEN not in log.read_text()
+
+
+def test_a_token_file_protects_the_metrics_port_without_the_web_view(tmp_path, bikes_video, pose_weights):
+    """docs/live.md: with a web token (--http-token-file) the metrics port needs it too. Without --http the token
+    file was refused ('needs --http'), while --http-token on the command line, which ps shows, was taken."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n", encoding="utf-8")
+    metrics_port = free_port()
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--model", str(pose_weights),
+             "--imgsz", "160", "--realtime", "--quiet", "--jsonl", str(tmp_path / "o.jsonl"), "--metrics-port",
+             str(metrics_port), "--http-token-file", str(token_file)], stdout=out, stderr=subprocess.STDOUT,
+            cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 90
+        while f"metrics: http://127.0.0.1:{metrics_port}/metrics" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert _get(f"http://127.0.0.1:{metrics_port}/metrics")[0] == 401
+        status, body = _get(f"http://127.0.0.1:{metrics_port}/metrics", TOKEN)
+        assert status == 200 and b"trackstream_" in body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert TOKEN not in log.read_text()
