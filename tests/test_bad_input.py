@@ -218,6 +218,27 @@ def test_a_retention_that_is_not_a_number_is_one_usage_error(tmp_path, bikes_vid
                                                     f"12h or 7d and/or a size like 500GB, got {retain.lower()!r}")
 
 
+@pytest.mark.parametrize("flag", ["--jsonl-rotate-bytes", "--out-rotate-bytes"])
+@pytest.mark.parametrize("size", ["10XB", "0", "5ZB", "nanMB", "0.5"])
+def test_a_rotation_size_that_is_no_size_is_one_usage_error(tmp_path, bikes_video, flag, size):
+    """Sizes take a unit as --retain's do; what is not a size of at least one byte is one usage line."""
+    proc = run_cli("run", str(bikes_video), flag, size, "--jsonl", str(tmp_path / "o.jsonl"), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (f"trackstream run: error: argument {flag}: expected a size like "
+                                                    f"100MB, 2GB or 5000000 (bytes), got {size!r}")
+
+
+def test_a_rotation_size_with_a_unit_rotates_at_that_many_bytes(tmp_path, bikes_video, pose_weights):
+    """'--jsonl-rotate-bytes 10MB' was refused ('invalid int value') while '--retain 500GB' was taken."""
+    out = tmp_path / "o.jsonl"
+    proc = run_cli("run", str(bikes_video), "--model", str(pose_weights), "--imgsz", "160", "--max-frames", "12",
+                   "--jsonl", str(out), "--jsonl-rotate-bytes", "0.5kB", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(tmp_path.glob("o.*.jsonl")) + [out]
+    assert len(files) >= 2 and all(f.stat().st_size <= 500 for f in files)
+    assert sum(len(f.read_text().splitlines()) for f in files) == 12
+
+
 @pytest.mark.parametrize("flags", [["--source-id", "rtsp://cam:Id-Secret-5@cam.local/live"],
                                    ["--source-id", "cam.local/live?token=Id-Secret-5"],
                                    ["--config", "redis-id.yaml"]])

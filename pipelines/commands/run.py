@@ -30,6 +30,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def byte_size(text: str) -> int:
+    """``5000000``, ``100MB``, ``1.5GB`` (decimal units, as ``--retain``'s sizes) -> bytes."""
+    part = text.strip().lower()
+    number = part.rstrip("bgkmt")
+    unit = part[len(number):] or "b"
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in ("b", "kb", "mb", "gb", "tb") or not 0 < value < float("inf") or value * _UNITS[unit] < 1:
+        raise argparse.ArgumentTypeError(f"expected a size like 100MB, 2GB or 5000000 (bytes), got {text!r}")
+    return int(value * _UNITS[unit])
+
+
 # (flag, config key, argparse keyword arguments)
 VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--model", "detector.model", {"metavar": "M", "help": "weights file (.pt, .onnx, .engine, ...) or "
@@ -76,14 +93,16 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--runtime", "detector.runtime", {"choices": ["auto", "torch", "onnx", "openvino"],
                                        "help": "what runs the model (default auto: on a CPU, .pt weights are "
                                                "exported once to OpenVINO or ONNX and cached; docs/cpu.md)"}),
-    ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes", {"type": int, "metavar": "BYTES",
-                                                           "help": "start a new JSONL file past this size"}),
+    ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes",
+     {"type": byte_size, "metavar": "SIZE",
+      "help": "start a new JSONL file past this size (bytes, or with a unit: 100MB, 2GB)"}),
     ("--jsonl-rotate-seconds", "output.jsonl_rotate_seconds",
      {"type": float, "metavar": "S", "help": "start a new JSONL file every S seconds"}),
     ("--out-rotate-seconds", "output.video_rotate_seconds",
      {"type": float, "metavar": "S", "help": "start a new video segment every S seconds (e.g. 600)"}),
     ("--out-rotate-bytes", "output.video_rotate_bytes",
-     {"type": int, "metavar": "BYTES", "help": "start a new video segment past this size"}),
+     {"type": byte_size, "metavar": "SIZE",
+      "help": "start a new video segment past this size (bytes, or with a unit: 500MB, 2GB)"}),
     ("--redis", "redis.url", {"metavar": "URL", "help": "publish to Redis Streams at redis://host:port/db"}),
     ("--mqtt", "mqtt.url", {"metavar": "URL", "help": "publish events, zone/line counts and state to an MQTT "
                             "broker at mqtt://[user:pass@]host:port[/prefix] (mqtts:// for TLS)"}),
@@ -127,9 +146,6 @@ OVERLAY_FLAGS = (("--no-boxes", "boxes"), ("--no-labels", "labels"), ("--no-trai
 
 def _dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 
 
 def retain_spec(text: str) -> dict[str, float]:
