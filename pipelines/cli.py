@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 # Ultralytics must never pip-install packages into the user's environment at run time.
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
@@ -33,8 +33,17 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """An ``argparse`` parser (and, through ``add_subparsers``, every subcommand's) whose usage errors show no URL
+    password: argparse echoes what it could not take, such as a camera URL given where a command was expected."""
+
+    def error(self, message: str) -> "NoReturn":
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {redact_text(message)}\n")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="trackstream",
         description="Track objects in video files and live cameras; publish to Redis Streams or write "
                     "annotated video and track files.")
@@ -63,6 +72,12 @@ def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> arg
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """``parser.parse_args``, but arguments left unrecognised are reported by the subcommand that was given
     (``usage: trackstream run ...``), not by the top-level parser."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = next((w for w in words if not w.startswith("-")), None)  # the top-level options take no value
+    commands = [name for name, _ in COMMANDS]
+    if first is not None and first not in commands and any(c in first for c in "/.:"):
+        parser.error(f"{first!r} is not a command: to process a video or camera, give the command first: "
+                     f"trackstream run {first}")
     args, extra = parser.parse_known_args(argv)
     if extra:
         _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")

@@ -287,3 +287,22 @@ def test_an_unknown_flag_shows_the_usage_of_the_command_it_was_given_to(args, co
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"usage: {command} [-h]")
     assert proc.stderr.strip().splitlines()[-1] == f"{command}: error: unrecognized arguments: --bogus"
+
+
+@pytest.mark.parametrize("source", ["rtsp://admin:Id-Secret-5@127.0.0.1:8554/cam", "clip.mp4", "videos/"])
+def test_a_source_given_without_a_command_says_to_put_run_first_and_shows_no_password(tmp_path, source):
+    """'trackstream rtsp://admin:pw@cam/...' (run forgotten) was argparse's 'invalid choice' line, which echoed the
+    camera's password."""
+    proc = run_cli("-v", source, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Id-Secret-5" not in proc.stderr
+    shown = source.replace("Id-Secret-5", "***")
+    assert proc.stderr.strip().splitlines()[-1] == (f"trackstream: error: {shown!r} is not a command: to process a "
+                                                    f"video or camera, give the command first: trackstream run {shown}")
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+
+
+@pytest.mark.parametrize("args", [("eval", "mot", "--out", "o", "rtsp://admin:Id-Secret-5@127.0.0.1/cam"),
+                                  ("subscribe", "--bogus", "rtsp://admin:Id-Secret-5@127.0.0.1/cam")])
+def test_a_usage_error_echoing_a_url_shows_no_password(tmp_path, args):
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and "Id-Secret-5" not in proc.stderr and "admin:***@127.0.0.1" in proc.stderr
