@@ -75,6 +75,8 @@ def main(args: argparse.Namespace) -> int:
                        limit=args.limit)
     if not is_postgres(db) and not sqlite_path(db).is_file():
         raise UserError(f"no event database at {sqlite_path(db)} (write one with trackstream run --db)")
+    if not is_postgres(db) and sqlite_path(db).stat().st_size == 0:   # opening it would write a database header
+        raise UserError(f"SQLite {sqlite_path(db)} holds no event history (write one with trackstream run --db)")
     engine = open_reader(db)
     out = Output(args.format, sys.stdout)
     try:

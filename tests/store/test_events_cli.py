@@ -155,6 +155,7 @@ def test_a_file_without_history_says_so(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "other.db").close()
     done = run_cli("events", "--db", str(tmp_path / "other.db"), timeout=60)
     assert done.returncode == 2 and "holds no event history" in done.stderr
+    assert (tmp_path / "other.db").stat().st_size == 0  # only read: it was given a database header (4 KiB)
     done = run_cli("events", "--db", str(tmp_path / "missing.db"), timeout=60)
     assert done.returncode == 2 and "no event database at" in done.stderr
     assert not (tmp_path / "missing.db").exists()
