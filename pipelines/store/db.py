@@ -50,7 +50,8 @@ def database_url(db: str) -> URL:
 
 def open_engine(db: str, *, writer: bool = False, connect_timeout: float = 5.0) -> Engine:
     """An engine for ``db``. ``writer``: SQLite transactions take the write lock at their start (``BEGIN
-    IMMEDIATE``), so two writers queue instead of failing half-way; readers never take it.
+    IMMEDIATE``), so two writers queue instead of failing half-way, and the file is put in WAL mode (readers
+    never wait for the writer); readers never take the lock nor change the file's journal mode.
 
     A SQLite file's folder is created. Raises UserError when psycopg is missing for PostgreSQL."""
     url = database_url(db)
@@ -73,7 +74,8 @@ def open_engine(db: str, *, writer: bool = False, connect_timeout: float = 5.0) 
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None      # transactions are begun below, not by the driver
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")   # readers never wait for the writer; atomic commits
+        if writer:   # a reader leaves the file's journal mode alone: another program's database stays as it was
+            cursor.execute("PRAGMA journal_mode=WAL")   # readers never wait for the writer; atomic commits
         cursor.execute("PRAGMA synchronous=NORMAL")  # a commit survives a crash of the process (kill -9)
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import io
 import json
@@ -147,6 +149,20 @@ def test_a_password_with_a_raw_at_sign_is_refused_without_any_of_it(tmp_path: Pa
         assert done.returncode == 2 and "holds '@': write it percent-encoded (%40)" in done.stderr, done.stderr
         assert "Hidden" not in done.stderr + done.stdout and "Pw77" not in done.stderr + done.stdout
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_another_programs_database_is_only_read(tmp_path: Path) -> None:
+    """'events --db' on another program's SQLite file switched it to WAL mode: a reader changed the user's file."""
+    import sqlite3
+
+    other = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+        conn.commit()
+    before = other.read_bytes()
+    done = run_cli("events", "--db", str(other), timeout=60)
+    assert done.returncode == 2 and "holds no event history" in done.stderr
+    assert other.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
 def test_a_file_without_history_says_so(tmp_path: Path) -> None:
