@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -297,3 +300,51 @@ def test_eval_without_trackeval_says_so_before_tracking_anything(mot_root: Path,
     assert proc.stderr.strip().splitlines() == [
         "trackstream: error: scoring needs TrackEval: pip install 'trackstream[eval]' (or 'trackeval>=1.0')"]
     assert not out.exists() or not any(out.rglob("*.txt")), sorted(out.rglob("*"))
+
+
+def _start_eval(mot_root: Path, out: Path) -> subprocess.Popen[str]:
+    """A real ``trackstream eval`` of the first 100 frames of one sequence into ``out``, once it holds ``out``
+    (its claim there names its PID: engine/claims.py)."""
+    from pipelines.commands.evaluate import CLAIM
+
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "eval", str(mot_root), "--seqs", SEQ, "--out",
+                             str(out)], cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((out / CLAIM).is_file() and (out / CLAIM).read_text().startswith(f"{proc.pid}\n")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the eval did not claim its --out folder"
+        time.sleep(0.005)
+    return proc
+
+
+def test_a_second_eval_into_the_same_out_folder_is_refused_naming_the_first(mot_root: Path, tmp_path: Path) -> None:
+    """Two evals into one --out folder at once both wrote: with other trackers or options their result files and
+    summary.json mixed. The first, a real eval, is held still (SIGSTOP) once it holds the folder, so the second
+    surely starts while it runs; let go, it ends as if alone."""
+    out = tmp_path / "eval"
+    first = _start_eval(mot_root, out)
+    try:
+        os.kill(first.pid, signal.SIGSTOP)
+        second = run_cli("eval", str(mot_root), "--seqs", SEQ, "--out", str(out), "--tracker",
+                         "ultralytics-bytetrack", "--overwrite", timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    stdout, stderr = first.communicate(timeout=120)
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"trackstream: error: --out {out} is being written by another trackstream run (PID {first.pid}): wait for "
+        "it to end or choose another path"]
+    assert first.returncode == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["data", "summary.json"]   # its results alone, no claim left
+    assert sorted(json.loads((out / "summary.json").read_text())["scores"]) == ["trackstream"]
+
+
+def test_an_eval_killed_mid_run_does_not_hold_its_out_folder(mot_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    first = _start_eval(mot_root, out)
+    first.kill()                                   # SIGKILL: its claim stays in the folder, its lock goes
+    first.communicate(timeout=60)
+    again = run_cli("eval", str(mot_root), "--seqs", SEQ, "--out", str(out), "--overwrite", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["data", "summary.json"]

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from pipelines.errors import UserError
 
 if TYPE_CHECKING:
     from pipelines.evaluation.conditions import Condition
+    from pipelines.processing.schedule import Schedule
 
 DEFAULT_GAP = 20
+CLAIM = ".trackstream-eval.lock"   # the claim on an --out folder, inside it (engine/claims.py)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
@@ -40,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
                    help="sequences to run (default: every sequence with det/det.txt)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="results: DIR/data/<seq>.txt (first tracker), DIR/<tracker>/data/<seq>.txt (others), "
-                        "DIR/summary.json")
+                        "DIR/summary.json; held while the eval runs: a second eval into DIR is refused, naming it")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out folder that holds files already (an earlier eval's results there "
                         "are replaced); without it such a folder is refused")
@@ -177,10 +180,6 @@ def _print_counts(report: Any, first: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipelines.evaluation import EvalOptions, evaluate
-    from pipelines.evaluation.count_table import format_count_cv
-    from pipelines.evaluation.table import format_cv, format_paths, format_report
-
     _check_partners(args)
     if args.interpolate is not None and args.interpolate < 1:
         raise UserError(f"--interpolate: gap must be at least 1 frame, got {args.interpolate}")
@@ -220,10 +219,19 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():   # found now, not after the first sequence was tracked
         raise UserError(f"--out {args.out}: is a file; eval writes a folder of results there")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:   # an earlier eval's results, or the user's files
-        raise UserError(f"--out {args.out}: holds files already; refusing to write results into it (choose a new "
-                        "or empty folder, or --overwrite)")
-    _check_writable(out, args.out)
+    with _claimed(out, args.out):   # another eval writing there is refused first, naming its PID, even with --overwrite
+        if _results(out) and not args.overwrite:   # an earlier eval's results, or the user's files
+            raise UserError(f"--out {args.out}: holds files already; refusing to write results into it (choose a "
+                            "new or empty folder, or --overwrite)")
+        return _evaluate(args, trackers, tracker_config, schedule, candidates, schedules)
+
+
+def _evaluate(args: argparse.Namespace, trackers: tuple[str, ...], tracker_config: dict[str, Any],
+              schedule: Schedule, candidates: list[tuple[str, dict[str, Any]]], schedules: dict[str, Schedule]) -> int:
+    from pipelines.evaluation import EvalOptions, evaluate
+    from pipelines.evaluation.count_table import format_count_cv
+    from pipelines.evaluation.table import format_cv, format_paths, format_report
+
     options = EvalOptions(
         mot_root=args.mot_root, out=args.out, benchmark=args.benchmark, split=args.split,
         seqs=tuple(args.seqs), trackers=trackers, tracker_config=tracker_config,
@@ -253,18 +261,38 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(out: Path, shown: object) -> None:
-    """Fail now when eval cannot write results in ``out`` (a read-only place, a parent that is a file): it said
-    so only after tracking every sequence. The folders made for the check are removed again."""
-    made: list[Path] = []
+@contextlib.contextmanager
+def _claimed(out: Path, shown: object) -> Iterator[None]:
+    """Hold the folder ``out`` for this eval until the block ends, as ``run`` holds its outputs
+    (``pipelines/engine/claims.py``): a second eval into it refuses at start in one line naming this one's PID,
+    where both wrote and their results mixed. The claim lies inside the folder (eval may write there, maybe not
+    beside it) and goes at the end; a killed eval's is taken over.
+
+    Fails now when eval cannot write in ``out`` (a read-only place, a parent that is a file): it said so only
+    after tracking every sequence. Folders made here are removed again when the eval leaves them empty."""
+    from pipelines.engine.claims import Claims
+
+    claims, made = Claims(), []
     try:
-        made = [p for p in (out, *out.parents) if not p.exists()]   # innermost first
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise UserError(f"--out {shown}: cannot write results there: {exc.strerror or exc}") from None
+        try:
+            made = [p for p in (out, *out.parents) if not p.exists()]   # innermost first
+            out.mkdir(parents=True, exist_ok=True)
+            real = Path(os.path.realpath(out))   # one claim for every spelling of the folder
+            if not claims.claim(real / CLAIM, "--out", Path(str(shown))):   # a file system without locks
+                with tempfile.TemporaryFile(dir=out):
+                    pass
+        except OSError as exc:
+            raise UserError(f"--out {shown}: cannot write results there: {exc.strerror or exc}") from None
+        yield
     finally:
+        claims.release()
         for folder in made:
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def _results(out: Path) -> list[Path]:
+    """What ``out`` holds besides the claims on it (this eval's, and a killed eval's left behind)."""
+    from pipelines.engine.claims import TOKEN_PREFIX
+
+    return [p for p in out.iterdir() if p.name != CLAIM and not p.name.startswith(TOKEN_PREFIX)]

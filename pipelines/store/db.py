@@ -150,7 +150,7 @@ def check_sqlite(db: str) -> None:
     "unreachable" for the whole run and lose every row (another program's ``events`` table stays in the way of
     ours). Reads only, through the driver without this module's WAL switch, so a refused file is left byte for
     byte as it was; a missing or empty file is fine (the run creates it)."""
-    from pipelines.store.schema import VERSION
+    from pipelines.store.schema import foreign_tables, listed
 
     path = sqlite_path(db)
     if not path.is_file() or path.stat().st_size == 0:
@@ -163,13 +163,19 @@ def check_sqlite(db: str) -> None:
     except sqlite3.Error as exc:
         raise OutputError(f"--db: cannot use {path} as the event database: {' '.join(str(exc).split())[:200]}") \
             from None
-    if tables and "trackstream_schema" not in tables:
-        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
-        raise OutputError(f"--db: {path} is another program's database (tables: {shown}), not a trackstream event "
-                          "history; give --db a file of its own")
-    found = row[0] if row else None
+    foreign = foreign_tables(tables)
+    if foreign:
+        raise OutputError(f"--db: {path} is another program's database (tables: {listed(foreign)}), not a "
+                          "trackstream event history; give --db a file of its own")
+    _refuse_newer(str(path), row[0] if row else None)
+
+
+def _refuse_newer(shown: str, found: Any) -> None:
+    """OutputError when the stored schema version ``found`` (None: none yet) is newer than this trackstream's."""
+    from pipelines.store.schema import VERSION
+
     if found is not None and int(found) > VERSION:
-        raise OutputError(f"--db: {path} has schema version {found}, newer than this trackstream knows "
+        raise OutputError(f"--db: {shown} has schema version {found}, newer than this trackstream knows "
                           f"({VERSION}): upgrade trackstream")
 
 
@@ -179,17 +185,34 @@ _REFUSALS = ("password authentication failed", "authentication failed", "no pass
 
 
 def check_postgres(db: str, connect_timeout: float = 5.0) -> None:
-    """Fail now, in one line, when the PostgreSQL server answers but refuses ``db``: a wrong password or user, a
-    database that does not exist. The writer would buffer for the whole run and then lose every row. A server
-    that cannot be reached is no error here: the run starts and buffers until it is back (docs/events.md)."""
+    """Fail now, in one line, when the PostgreSQL server answers but refuses ``db`` (a wrong password or user, a
+    database that does not exist), when the schema the run would write (``current_schema()``, usually public) is
+    another program's (tables, but no ``trackstream_schema``) or holds the history of a newer trackstream. The
+    writer would buffer for the whole run and then lose every row, and into another program's database it would
+    first have added trackstream's tables beside (or, for an ``events`` table, in the way of) its own. Reads
+    only, in a read-only transaction: a refused database is left as it was. A server that cannot be reached is
+    no error here: the run starts and buffers until it is back (docs/events.md), and the writer checks then
+    before it makes anything (``schema.migrate``)."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    from pipelines.store.schema import foreign_tables, listed, relations, schema_version
 
     engine = open_engine(db, connect_timeout=connect_timeout)
     try:
-        ping(engine)
+        with engine.connect() as conn:
+            conn.execute(text("SET TRANSACTION READ ONLY"))
+            tables = relations(conn)
+            found = conn.execute(schema_version.select()).scalar() if schema_version.name in tables else None
+            schema = conn.dialect.default_schema_name
     except SQLAlchemyError as exc:
         if any(refusal in driver_text(exc) for refusal in _REFUSALS):
             raise OutputError(f"--db: {describe(db)} refused the connection: "
                               f"{error_text(exc, url_password(db), 200)}") from None
+        return
     finally:
         engine.dispose()
+    foreign = foreign_tables(tables)
+    if foreign:
+        raise OutputError(f"--db: {describe(db)} is another program's database (tables in schema {schema}: "
+                          f"{listed(foreign)}), not a trackstream event history; give --db a database of its own")
+    _refuse_newer(describe(db), found)

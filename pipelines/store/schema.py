@@ -22,15 +22,16 @@ Tables:
 
 Migrations are a list of numbered steps run in order inside one transaction, under a lock (PostgreSQL:
 an advisory transaction lock; SQLite: ``BEGIN IMMEDIATE``), so several processes starting against one
-new database create it once. Indexes serve the searches of ``pipelines/store/query.py``: every filter
-starts with the source and ends with the time range, so (source, line, time), (source, zone, time),
-(source, time) and (time) answer them without a table scan.
+new database create it once. A database whose tables (PostgreSQL: of ``current_schema()``) hold no
+``trackstream_schema`` is another program's: nothing is made in it (``foreign_tables``). Indexes serve the
+searches of ``pipelines/store/query.py``: every filter starts with the source and ends with the time range, so
+(source, line, time), (source, zone, time), (source, time) and (time) answer them without a table scan.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint, inspect, text)
@@ -130,6 +131,35 @@ def _add_media(conn: Connection) -> None:
         pass
 
 
+# tables and views of the schema trackstream writes (PostgreSQL: current_schema(), usually public), leaving out
+# those an extension made (pg_stat_statements' views, PostGIS' spatial_ref_sys): they are no other program's data
+_PG_RELATIONS = text(
+    "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT EXISTS ("
+    "SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+    "AND d.deptype = 'e') ORDER BY c.relname")
+
+
+def relations(conn: Connection) -> list[str]:
+    """The tables and views, sorted, of the schema trackstream would create its tables in (SQLite: the file;
+    PostgreSQL: ``current_schema()``). Reads only."""
+    if conn.dialect.name == "postgresql":
+        return [str(row[0]) for row in conn.execute(_PG_RELATIONS)]
+    found = inspect(conn)
+    return sorted({*found.get_table_names(), *found.get_view_names()})
+
+
+def foreign_tables(names: Sequence[str]) -> list[str]:
+    """``names`` (``relations``) when they are another program's: tables without ``trackstream_schema``, which
+    trackstream makes in the transaction that makes its others. Empty for an empty database and for a history."""
+    return [] if schema_version.name in names else list(names)
+
+
+def listed(names: Sequence[str], most: int = 5) -> str:
+    """``names`` for a message: the first ``most``, then ``...``."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
 def has_media(conn: Connection) -> bool:
     """Whether the database holds the ``media`` table."""
     return bool(inspect(conn).has_table(media.name))
@@ -138,9 +168,14 @@ def has_media(conn: Connection) -> bool:
 def migrate(conn: Connection) -> int:
     """Bring the database to ``VERSION`` inside the caller's transaction; returns the version found.
 
-    Raises UserError when the database was made by a newer trackstream."""
+    Raises UserError, having made nothing, when the database was made by a newer trackstream or is another
+    program's (``foreign_tables``: the run's start refuses it, but a server down then is first seen here)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+    foreign = foreign_tables(relations(conn))
+    if foreign:
+        raise UserError(f"the event database is another program's (tables: {listed(foreign)}), not a trackstream "
+                        "event history: nothing is written to it")
     schema_version.create(conn, checkfirst=True)
     found = conn.execute(schema_version.select()).scalar()
     current = int(found) if found is not None else 0

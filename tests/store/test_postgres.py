@@ -244,3 +244,83 @@ def test_a_role_that_may_not_create_tables_still_writes_a_history_made_before_th
 
 
 _ROLES = itertools.count(1)
+
+
+def _relations_and_rows(url: str) -> tuple[list[str], list[tuple]]:   # type: ignore[type-arg]
+    """The tables and views of the database's public schema, and the rows of its 'events' table."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        names = [r[0] for r in conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON "
+                                            "n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN "
+                                            "('r', 'v', 'S', 'i') ORDER BY 1")]
+        rows = conn.execute("SELECT * FROM events ORDER BY 1").fetchall() if "events" in names else []
+    return names, rows
+
+
+@pytest.mark.parametrize("kind", ["another_programs_events", "another_programs_tables", "newer_schema"])
+def test_a_database_it_must_not_write_is_refused_at_start_and_left_as_it_was(postgres: PostgresServer, pg_url: str,
+                                                                             bikes_video: Path, kind: str) -> None:
+    """Another program's database (its own 'events' table, or other tables, and no trackstream_schema) got
+    trackstream_schema and the 'tracks' table added to it; with its own 'events' table every row then failed
+    after the whole video had run (exit 3). A newer trackstream's history lost every row the same way."""
+    import psycopg
+
+    from tests.conftest import run_cli
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        if kind == "another_programs_events":
+            conn.execute("CREATE TABLE events (day date, what text)")
+            conn.execute("INSERT INTO events VALUES ('2026-12-01', 'dentist')")
+        elif kind == "another_programs_tables":
+            conn.execute("CREATE TABLE invoices (id serial PRIMARY KEY, total numeric)")
+            conn.execute("CREATE VIEW big_invoices AS SELECT * FROM invoices WHERE total > 100")
+        else:
+            conn.execute("CREATE TABLE trackstream_schema (version integer NOT NULL)")
+            conn.execute("INSERT INTO trackstream_schema VALUES (99)")
+    before = _relations_and_rows(pg_url)
+    done = run_cli("run", str(bikes_video), "--db", pg_url, "--max-frames", "12", "--imgsz", "160", "--quiet",
+                   timeout=120)
+    assert done.returncode == 2, done.stderr
+    shown = pg_url.replace(PG_PASSWORD, "***")
+    assert done.stderr.strip().splitlines() == [f"trackstream: error: --db: PostgreSQL at {shown} " + {
+        "another_programs_events": "is another program's database (tables in schema public: events), not a "
+                                   "trackstream event history; give --db a database of its own",
+        "another_programs_tables": "is another program's database (tables in schema public: big_invoices, "
+                                   "invoices), not a trackstream event history; give --db a database of its own",
+        "newer_schema": "has schema version 99, newer than this trackstream knows (1): upgrade trackstream"}[kind]]
+    assert _relations_and_rows(pg_url) == before
+
+
+def test_a_server_that_comes_back_as_another_programs_database_gets_nothing_made_in_it(pg_url: str) -> None:
+    """The start's check cannot see a server that is down; the writer's first connection checks the same before
+    it makes trackstream's tables (here: a database that is there, written to without the start's check)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (day date, what text)")
+        conn.execute("INSERT INTO events VALUES ('2026-12-01', 'dentist')")
+    before = _relations_and_rows(pg_url)
+    sink = StoreSink(StoreConfig(db=pg_url, flush_timeout=1.0), "cam")
+    feed(sink, synthetic_results("cam")[:5])
+    sink.close()
+    assert sink.undelivered() > 0
+    assert _relations_and_rows(pg_url) == before
+
+
+def test_an_empty_database_an_extension_s_views_and_its_own_history_are_written(postgres: PostgresServer,
+                                                                               pg_url: str,
+                                                                               bikes_video: Path) -> None:
+    """The check at start must not refuse a new database (one with an extension's views in public, as a
+    template's pg_stat_statements leaves them, too) nor trackstream's own history, written run after run."""
+    import psycopg
+
+    from tests.conftest import run_cli
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+    for _ in range(2):
+        done = run_cli("run", str(bikes_video), "--db", pg_url, "--max-frames", "3", "--imgsz", "160", "--quiet",
+                       timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert [d["event"] for d in stored_docs(pg_url, "bikes")] == ["stream_started", "stream_ended"] * 2
