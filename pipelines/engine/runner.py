@@ -81,6 +81,16 @@ from pipelines.sources.base import Source
 log = logging.getLogger(__name__)
 
 
+def serial_opencv() -> None:
+    """Make OpenCV compute on the thread that calls it, process-wide. trackstream's stages (readers, detector
+    copies, processing, sinks) already keep every core busy, so OpenCV's own pool of workers adds nothing but
+    its workers' spinning after each call: on a still camera checked by the adaptive schedule that spinning was
+    0.3 ms of CPU per frame, 40% of the frame's whole cost (``benchmarks/quiet_cost.py``)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 class Runner:
     """Processes N sources until they end or ``stop()`` is called.
 
@@ -107,6 +117,7 @@ class Runner:
                  sink_factory: SinkFactory = build_sinks, state: Optional[SnapshotStore] = None,
                  restarted: bool = False, fingerprints: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  skippable: Collection[str] = (), on_skip: Callable[[str], None] = lambda url: None) -> None:
+        serial_opencv()
         self.detector = detector
         self.config = config
         live_streams = sum(1 for settings, _ in sources if settings.latest_frame)
