@@ -73,10 +73,12 @@ def main(args: argparse.Namespace) -> int:
     base = EventFilter(sources=tuple(args.source), since=since, until=until, kinds=tuple(args.type),
                        class_name=args.class_name, zone=args.zone, line=args.line, track_id=args.track,
                        limit=args.limit)
-    if not is_postgres(db) and not sqlite_path(db).is_file():
-        raise UserError(f"no event database at {sqlite_path(db)} (write one with trackstream run --db)")
-    if not is_postgres(db) and sqlite_path(db).stat().st_size == 0:   # opening it would write a database header
-        raise UserError(f"SQLite {sqlite_path(db)} holds no event history (write one with trackstream run --db)")
+    if not is_postgres(db):
+        path = sqlite_path(db)
+        if not path.is_file():
+            raise UserError(f"no event database at {path} (write one with trackstream run --db)")
+        if path.stat().st_size == 0:   # opening it would write a database header into it
+            raise UserError(f"SQLite {path} holds no event history (write one with trackstream run --db)")
     engine = open_reader(db)
     out = Output(args.format, sys.stdout)
     try:

@@ -33,15 +33,20 @@ log = logging.getLogger(__name__)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 
 
+def _amount(part: str, letters: str) -> tuple[float, str]:
+    """``"1.5gb"`` -> ``(1.5, "gb")``: the number and the unit after it (its letters among ``letters``); the number
+    is -1 where it is none, so a caller's ``0 < value < inf`` check refuses it (as it refuses nan and inf)."""
+    number = part.rstrip(letters)
+    try:
+        return float(number), part[len(number):]
+    except ValueError:
+        return -1.0, part[len(number):]
+
+
 def byte_size(text: str) -> int:
     """``5000000``, ``100MB``, ``1.5GB`` (decimal units, as ``--retain``'s sizes) -> bytes."""
-    part = text.strip().lower()
-    number = part.rstrip("bgkmt")
-    unit = part[len(number):] or "b"
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
+    value, unit = _amount(text.strip().lower(), "bgkmt")
+    unit = unit or "b"
     if unit not in ("b", "kb", "mb", "gb", "tb") or not 0 < value < float("inf") or value * _UNITS[unit] < 1:
         raise argparse.ArgumentTypeError(f"expected a size like 100MB, 2GB or 5000000 (bytes), got {text!r}")
     return int(value * _UNITS[unit])
@@ -152,12 +157,7 @@ def retain_spec(text: str) -> dict[str, float]:
     """``7d``, ``500GB`` or both (``7d,500GB``) -> ``{"retain_seconds": ..., "retain_bytes": ...}``."""
     out: dict[str, float] = {}
     for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        number = part.rstrip("smhdbgkt")
-        unit = part[len(number):]
-        try:
-            value = float(number)
-        except ValueError:
-            value = -1.0
+        value, unit = _amount(part, "smhdbgkt")
         if unit not in _UNITS or not 0 < value < float("inf"):   # nan, inf: int(inf) was a traceback
             raise argparse.ArgumentTypeError(f"expected an age like 12h or 7d and/or a size like 500GB, got {part!r}")
         key = "retain_seconds" if unit in ("s", "m", "h", "d") else "retain_bytes"
