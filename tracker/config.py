@@ -45,6 +45,10 @@ class TrackerConfig:
             a fast or low-frame-rate object that jumps past its own box is still followed, while slow ones
             are not matched across gaps. Lower follows more jumps, but swaps more in crowds. Lost tracks
             are not recovered this way: matching them without overlap merged different people in tests.
+        minimum_height_ratio: gate of every stage on the ratio of the shorter to the taller of a track's
+            predicted box and a detection: a pair whose heights differ more is never matched. A person
+            walking out of the picture close to the camera leaves a box cut by the edge; without the gate the
+            shorter box of someone behind, lying inside it, took over its track. 0 turns it off.
         lost_track_score_weight: factor on a *lost* track's first-stage score: when a lost track and a track
             seen in the previous frame compete for one detection, the one seen recently usually wins.
             1 treats them alike (ByteTrack); lower trusts an occluded track's extrapolation less. Too low
@@ -102,6 +106,7 @@ class TrackerConfig:
     low_confidence_minimum_iou: float = _unit(0.5)
     tentative_minimum_iou: float = _unit(0.3)
     recovery_minimum_giou: float = field(default=0.0, metadata={"min": -0.9, "max": 1.0})
+    minimum_height_ratio: float = _unit(0.6)
     lost_track_score_weight: float = _unit(0.75)
     direction_consistency_weight: float = field(default=0.2, metadata={"min": 0.0, "max": 10.0})
     direction_lookback_observations: int = field(default=3, metadata={"min": 1, "max": 100})

@@ -292,6 +292,8 @@ class Tracker:
 
         def stage(trk: np.ndarray, det: np.ndarray, ia: np.ndarray, ib: np.ndarray, score: np.ndarray,
                   ok: np.ndarray) -> None:
+            if cfg.minimum_height_ratio > 0 and ia.size:
+                ok = ok & (_height_ratio(pred[trk[ia]], boxes[det[ib]]) >= cfg.minimum_height_ratio)
             ia, ib, score = ia[ok], ib[ok], score[ok]
             if track_class is not None:
                 same = track_class[trk[ia]] == class_id[det[ib]]

@@ -219,3 +219,23 @@ def test_after_an_occlusion_the_id_goes_to_the_object_of_its_size_not_a_smaller_
     out = run(trk, frames)
     back = out[-1]
     assert dict(zip(back.track_id.tolist(), back.det_index.tolist())).get(1) == 1
+
+
+@pytest.mark.parametrize("gate, handed_over", [(0.0, True), (0.6, False)])
+def test_a_person_leaving_at_the_edge_does_not_hand_the_id_to_a_shorter_one_behind(gate, handed_over):
+    # people-walking at 25 fps (frames 130-144): a person close to the camera walks out at the right edge of
+    # the 1280x720 picture (a box 140 px wide, cut by the top and bottom edges); as the detector stops finding
+    # them, someone further back, half their height and inside their box, is found (IoU 0.4 with their track)
+    trk = Tracker(TrackerConfig(minimum_height_ratio=gate))
+    near = [dets([[1100.0 + 2 * i, 0, 1240 + 2 * i, 718]]) for i in range(15)]
+    behind = [dets([[1159.0, 245, 1273, 616]])] * 5
+    out = run(trk, near + behind, fps=25.0)
+    assert out[14].track_id.tolist() == [1]
+    assert (1 in out[-1].track_id.tolist()) == handed_over
+    if not handed_over:  # the one behind gets an id of its own, once confirmed
+        assert out[-1].track_id.tolist() == [2]
+        assert out[-1].xyxy[0].tolist() == pytest.approx([1159, 245, 1273, 616])
+
+
+def test_the_height_gate_is_on_by_default():
+    assert TrackerConfig().minimum_height_ratio == 0.6
