@@ -86,14 +86,18 @@ def test_the_first_files_of_a_long_archive_still_show_their_counts_once_their_pi
             with urllib.request.urlopen(run.url + f"api/sources/{source}", timeout=5) as response:
                 return dict(json.loads(response.read()))
 
-        last = f"c{KEPT_PICTURES + 2:02d}"
-        wait_for("the last file to end", lambda: doc(last)["state"] == "ended" and doc(last)["zones"], timeout=180)
+        names = [f"c{i:02d}" for i in range(KEPT_PICTURES + 3)]
+        wait_for("every file to end", lambda: all(doc(n)["state"] == "ended" and doc(n)["zones"] for n in names),
+                 timeout=180)
         time.sleep(0.3)   # the document is cached 0.25 s
-        first, newest = doc("c00"), doc(last)
-        assert first["state"] == "ended" and first["picture"] == 0 and first["frame"] is None   # let go
-        assert newest["frame"] is not None and newest["frame"]["index"] == 59   # the newest keep theirs
-        for shown in (first, newest):
-            assert shown["zones"]["all"]["entries"] > 0 and shown["zones"]["all"]["occupancy"] == 0, shown
-            assert shown["zones"] == newest["zones"]   # the same clip, the same counts
+        # files take turns, so which ended first depends on the machine's load: count, do not name them
+        shown = [doc(n) for n in names]
+        let_go = [d for d in shown if d["picture"] == 0 and d["frame"] is None]
+        kept = [d for d in shown if d["frame"] is not None]
+        assert len(let_go) == 3 and len(kept) == KEPT_PICTURES   # the newest 16 keep their last picture
+        assert all(d["frame"]["index"] == 59 for d in kept)
+        for d in shown:   # and every one, let go or not, shows the counts it ended with
+            assert d["zones"]["all"]["entries"] > 0 and d["zones"]["all"]["occupancy"] == 0, d
+            assert d["zones"] == shown[-1]["zones"]   # the same clip, the same counts
     finally:
         run.stop()
