@@ -54,8 +54,9 @@ class DetectorConfig:
     device for CUDA, else CPU.
     ``schedule``: which frames are detected (``every``, ``interval:K``, ``interval:Ss``, ``adaptive``;
     ``pipelines/processing/schedule.py``); a ``sources[]`` entry may name its own.
-    ``runtime``: what runs the model (``auto`` = on a CPU, ``.pt`` weights exported once to OpenVINO or ONNX and
-    cached in ``cache_dir``; ``pipelines/detection/runtime.py``).
+    ``runtime``: what runs the model (``auto`` = on a CPU, ``.pt`` weights exported once to OpenVINO and ONNX,
+    cached in ``cache_dir``, and run in the faster of the two on this CPU, timed once;
+    ``pipelines/detection/runtime.py``).
     """
 
     model: Optional[str] = None

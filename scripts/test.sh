@@ -56,7 +56,8 @@ echo "== installing trackstream[test] into .venv"
 # the pipeline's core (the seam types, settings, per-camera processing, engine, sink registry) and what is built
 # on it (the web view, the Ray engine, the subcommands).
 STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
-        pipelines/detection/letterbox.py pipelines/detection/runtime.py pipelines/detection/model_cache.py
+        pipelines/detection/letterbox.py pipelines/detection/runtime.py pipelines/detection/runtime_speed.py
+        pipelines/detection/model_cache.py
         pipelines/detection/model_identity.py pipelines/detection/native.py
         pipelines/detection/ultralytics_env.py pipelines/gpu.py pipelines/sources/replay.py pipelines/sources/looks.py
         pipelines/sources/h264bits.py pipelines/sources/unchanged.py

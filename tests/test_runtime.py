@@ -1,14 +1,19 @@
-"""detector.runtime: on a CPU a .pt model is exported once (OpenVINO, else ONNX), cached, verified and run;
-its detections agree with PyTorch's on real frames.
+"""detector.runtime: on a CPU a .pt model is exported once (to both ONNX Runtime and OpenVINO, the faster on
+this CPU, as timed once, runs; ONNX alone without OpenVINO), cached, verified and run; its detections agree
+with PyTorch's on real frames.
 
 Exports are slow, so one session-scoped fixture exports what the tests share (the bundled pose model at
-320 px, and random-weight detect/segment models saved from Ultralytics' architecture yamls, the only
-detect/segment weights that can be exported offline here); the cache tests export the small detect model.
+320 px to both runtimes, which ``auto`` times, and random-weight detect/segment models saved from Ultralytics'
+architecture yamls, the only detect/segment weights that can be exported offline here, to the runtime ``auto``
+chose); the cache tests export the small detect model.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,21 +22,23 @@ import numpy as np
 import pytest
 
 from pipelines.config import DetectorConfig
-from pipelines.detection.detector import Detector
+from pipelines.detection.detector import Detector, copy_threads
 from pipelines.detection.model_cache import MANIFEST, ModelCache
-from pipelines.detection.runtime import choose_runtime, model_format, openvino_installed
+from pipelines.detection.runtime import (RuntimeChoice, candidate_runtimes, model_format, openvino_installed,
+                                        resolve_runtime)
 from pipelines.errors import ModelError
 from pipelines.frames import VideoFrame
 from tests.conftest import frames_at, run_cli
 
 IMGSZ = 320
 FRAMES = (0, 60, 115, 125, 130, 135, 200, 249)  # empty road, cyclists entering, one filling half the frame
-AUTO = "openvino" if openvino_installed() else "onnx"
+THREADS = copy_threads(None, "cpu", "m.pt")  # what a default Detector's copy computes with, here
 
 
 @dataclass(frozen=True)
 class Exported:
     cache: Path
+    auto: str           # the runtime auto runs the pose model in on this CPU (timed by the fixture)
     pose: Path          # the bundled YOLO11n-pose .pt
     detect: Path        # random-weight YOLO11n detect .pt
     segment: Path       # random-weight YOLO11n-seg .pt
@@ -52,9 +59,11 @@ def exported(pose_weights, tmp_path_factory) -> Exported:
     cache = root / "cache"
     detect = _random_weights("yolo11n.yaml", root / "detect.pt")
     segment = _random_weights("yolo11n-seg.yaml", root / "segment.pt")
-    for weights in (pose_weights, detect, segment):
-        assert ModelCache(cache).get(weights, AUTO, IMGSZ).built
-    return Exported(cache, pose_weights, detect, segment)
+    auto = resolve_runtime("auto", str(pose_weights), "cpu", IMGSZ, str(cache), THREADS)
+    assert auto.exported_seconds > 0
+    for weights in (detect, segment):
+        assert ModelCache(cache).get(weights, auto.runtime, IMGSZ).built
+    return Exported(cache, auto.runtime, pose_weights, detect, segment)
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +80,16 @@ def _detector(exported: Exported, runtime: str, model: Path, **settings: object)
 # --- which runtime -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("requested, model, device, installed, expected", [
-    ("auto", "m.pt", "cpu", True, "openvino"),      # the fastest runtime installed
-    ("auto", "m.pt", "cpu", False, "onnx"),         # no OpenVINO: ONNX Runtime fp32
-    ("auto", "m.pt", "cuda:0", True, "torch"),      # CUDA keeps PyTorch
-    ("auto", "m.onnx", "cpu", True, "onnx"),        # an exported model runs as given
-    ("auto", "m_openvino_model", "cpu", True, "openvino"),
-    ("auto", "m.engine", "cuda:0", True, "tensorrt"),
-    ("auto", "yolo11n.yaml", "cpu", True, "torch"),  # random weights from an architecture: nothing to export
-    ("torch", "m.pt", "cpu", True, "torch"),
-    ("onnx", "m.pt", "cpu", True, "onnx"),
-    ("onnx", "m.onnx", "cpu", True, "onnx"),
+    ("auto", "m.pt", "cpu", True, ("onnx", "openvino")),  # both: the faster on this CPU runs (timed once)
+    ("auto", "m.pt", "cpu", False, ("onnx",)),       # no OpenVINO: ONNX Runtime fp32
+    ("auto", "m.pt", "cuda:0", True, ("torch",)),    # CUDA keeps PyTorch
+    ("auto", "m.onnx", "cpu", True, ("onnx",)),      # an exported model runs as given
+    ("auto", "m_openvino_model", "cpu", True, ("openvino",)),
+    ("auto", "m.engine", "cuda:0", True, ("tensorrt",)),
+    ("auto", "yolo11n.yaml", "cpu", True, ("torch",)),  # random weights from an architecture: nothing to export
+    ("torch", "m.pt", "cpu", True, ("torch",)),
+    ("onnx", "m.pt", "cpu", True, ("onnx",)),
+    ("onnx", "m.onnx", "cpu", True, ("onnx",)),
     ("openvino", "m.pt", "cpu", False, ModelError),  # asked for, not installed: one line, no pip install
     ("openvino", "m.pt", "cuda:0", True, ModelError),
     ("openvino", "m.onnx", "cpu", True, ModelError),  # only .pt weights are converted
@@ -92,15 +101,120 @@ def test_runtime_choice(monkeypatch, requested, model, device, installed, expect
     monkeypatch.setattr(runtime, "openvino_installed", lambda: installed)
     if isinstance(expected, type):
         with pytest.raises(expected) as err:
-            choose_runtime(requested, model, device)
+            candidate_runtimes(requested, model, device)
         assert "\n" not in str(err.value) and "detector.runtime" in str(err.value)
         return
-    assert choose_runtime(requested, model, device) == expected
+    assert candidate_runtimes(requested, model, device) == expected
 
 
 def test_model_format_of_an_openvino_folder_without_the_usual_name(tmp_path):
     (tmp_path / "model.xml").write_text("<net/>")
     assert model_format(str(tmp_path)) == "openvino" and model_format(str(tmp_path / "m.pt")) == "torch"
+
+
+# --- auto: the faster runtime on this CPU, timed once -------------------------------------------------------
+
+needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="auto times ONNX Runtime against OpenVINO")
+
+
+def _copied_cache(exported: Exported, tmp_path: Path, decided: bool = True) -> Path:
+    """A copy of the session's cache (its exports: nothing is exported again), with the runtime decision its
+    fixture timed, or without any (``decided=False``)."""
+    cache = tmp_path / "cache"
+    shutil.copytree(exported.cache, cache)
+    for decision in cache.glob("*-runtime-*.json") if not decided else ():
+        decision.unlink()
+    return cache
+
+
+def _auto(exported: Exported, cache: Path) -> RuntimeChoice:
+    return resolve_runtime("auto", str(exported.pose), "cpu", IMGSZ, str(cache), THREADS)
+
+
+@needs_openvino
+def test_auto_times_both_runtimes_once_then_reads_the_decision(exported, tmp_path, caplog):
+    caplog.set_level(logging.INFO, "pipelines.detection")
+    cache = _copied_cache(exported, tmp_path, decided=False)
+    first = _auto(exported, cache)
+    timed = first.measurement
+    assert timed is not None and timed.measured and first.exported_seconds == 0  # both exports from the cache
+    recorded = json.loads(timed.path.read_text())
+    assert sorted(recorded["ms"]) == ["onnx", "openvino"] and min(recorded["ms"].values()) > 0
+    assert first.runtime == recorded["runtime"] == min(recorded["ms"], key=recorded["ms"].get)
+    assert recorded["key"]["imgsz"] == IMGSZ and recorded["key"]["threads"] == THREADS
+    (line,) = [m for m in caplog.messages if m.startswith("detector: runtime")]
+    assert line.startswith(f"detector: runtime {first.runtime} (measured on this CPU: onnx ")
+    assert f"px frame on {THREADS} thread" in line and "yolo11n-pose.pt from the cache" in line
+
+    os.utime(timed.path, (1_000_000, 1_000_000))
+    caplog.clear()
+    again = _auto(exported, cache)
+    assert again.runtime == first.runtime and again.measurement is not None and not again.measurement.measured
+    assert timed.path.stat().st_mtime == 1_000_000  # not measured nor written again
+    assert not any(m.startswith("timing") for m in caplog.messages)
+    (line,) = [m for m in caplog.messages if m.startswith("detector: runtime")]
+    assert "(measured on this CPU before, from the cache: onnx " in line
+
+
+@needs_openvino
+def test_auto_runs_the_runtime_the_recorded_times_say_is_faster(exported, tmp_path, frames):
+    """The decision file, not a rule, picks the runtime: with the times swapped, the other one runs."""
+    cache = _copied_cache(exported, tmp_path)
+    timed = _auto(exported, cache).measurement
+    assert timed is not None and not timed.measured
+    recorded = json.loads(timed.path.read_text())
+    slower = max(recorded["ms"], key=recorded["ms"].get)
+    recorded["ms"] = {"onnx": recorded["ms"]["openvino"], "openvino": recorded["ms"]["onnx"]}
+    timed.path.write_text(json.dumps(recorded))
+    det = Detector(DetectorConfig(imgsz=IMGSZ, cache_dir=str(cache), device="cpu"), str(exported.pose))
+    assert det.runtime == slower and det.runtime_choice.measurement is not None
+    assert not det.runtime_choice.measurement.measured
+    assert sum(len(d) for d in det.detect(frames)) > 0
+
+
+@needs_openvino
+@pytest.mark.parametrize("damage", [
+    lambda text: text[: len(text) // 2],                                   # cut short, as a full disk leaves it
+    lambda text: "[]",                                                      # JSON, but no decision
+    lambda text: json.dumps({**json.loads(text), "ms": {"onnx": -1.0, "openvino": 9.0}}),  # right key, bad time
+], ids=["cut short", "no decision", "negative time"])
+def test_a_damaged_decision_is_timed_again(exported, tmp_path, caplog, damage):
+    cache = _copied_cache(exported, tmp_path)
+    timed = _auto(exported, cache).measurement
+    assert timed is not None and not timed.measured
+    timed.path.write_text(damage(timed.path.read_text()))
+    caplog.set_level(logging.INFO, "pipelines.detection")
+    again = _auto(exported, cache)
+    assert again.measurement is not None and again.measurement.measured
+    assert any("is not usable" in m and "measuring again" in m for m in caplog.messages)
+    recorded = json.loads(timed.path.read_text())
+    assert recorded["runtime"] == again.runtime and min(recorded["ms"].values()) > 0
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".tmp")] == []
+
+
+@needs_openvino
+def test_concurrent_first_runs_time_the_runtimes_once(exported, tmp_path):
+    """Two workers (or processes, Ray actors) starting at once with no decision: one times the runtimes, the
+    other waits on the decision's lock and then reads what it wrote."""
+    cache = _copied_cache(exported, tmp_path, decided=False)
+    results: list[RuntimeChoice] = []
+    threads = [threading.Thread(target=lambda: results.append(_auto(exported, cache))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(bool(r.measurement and r.measurement.measured) for r in results) == [False, True]
+    assert len({r.runtime for r in results}) == 1 and len(list(cache.glob("*-runtime-*.json"))) == 1
+
+
+def test_without_openvino_auto_runs_onnx_untimed(exported, tmp_path, monkeypatch):
+    import pipelines.detection.runtime as runtime
+
+    monkeypatch.setattr(runtime, "openvino_installed", lambda: False)
+    cache = _copied_cache(exported, tmp_path, decided=False)
+    choice = _auto(exported, cache)
+    assert choice.runtime == "onnx" and choice.measurement is None and choice.exported_seconds == 0
+    assert list(cache.glob("*-runtime-*.json")) == []
 
 
 # --- agreement with PyTorch --------------------------------------------------------------------------------
@@ -123,7 +237,7 @@ def _match(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> list[tuple[int, int]]:
 def test_exported_pose_model_detects_what_pytorch_detects(exported, frames):
     torch_det = _detector(exported, "torch", exported.pose)
     fast = _detector(exported, "auto", exported.pose)
-    assert fast.runtime == AUTO and Path(fast.model_name).is_relative_to(exported.cache)
+    assert fast.runtime == exported.auto and Path(fast.model_name).is_relative_to(exported.cache)
     people = 0
     for frame in frames:
         ref, got = torch_det.detect([frame])[0], fast.detect([frame])[0]
@@ -165,13 +279,13 @@ def test_exported_detect_and_segment_models_compute_what_pytorch_computes(export
     from ultralytics.data.augment import LetterBox
 
     weights = exported.detect if task == "detect" else exported.segment
-    entry = ModelCache(exported.cache).get(weights, AUTO, IMGSZ)
+    entry = ModelCache(exported.cache).get(weights, exported.auto, IMGSZ)
     assert not entry.built and entry.task == task
     image = LetterBox((IMGSZ, IMGSZ), auto=True, stride=32)(image=frames[4].image)
     ref, got = _raw_outputs(weights, image), _raw_outputs(entry.path, image)
     assert [r.shape for r in ref] == [g.shape for g in got] and len(ref) == (2 if task == "segment" else 1)
     # OpenVINO computes in bfloat16 on CPUs that have it (AMX, AVX512-BF16): 8 bits of mantissa, not 24
-    tolerance = 1e-2 if AUTO == "openvino" and _openvino_bf16() else 1e-3
+    tolerance = 1e-2 if exported.auto == "openvino" and _openvino_bf16() else 1e-3
     for r, g in zip(ref, got):
         scale = float(np.abs(r).max())
         np.testing.assert_allclose(g, r, atol=tolerance * scale)
@@ -187,7 +301,8 @@ def _openvino_bf16() -> bool:
 
 def test_an_input_size_off_the_stride_is_rounded_up_as_ultralytics_does(exported, frames):
     """--imgsz 321 ran as 352 in PyTorch but gave the exported model an input it returns no rows for."""
-    odd = Detector(DetectorConfig(imgsz=IMGSZ + 1, cache_dir=str(exported.cache), device="cpu"), str(exported.pose))
+    odd = Detector(DetectorConfig(imgsz=IMGSZ + 1, runtime=exported.auto,  # type: ignore[arg-type]
+                                  cache_dir=str(exported.cache), device="cpu"), str(exported.pose))
     found = odd.detect(frames)
     assert len(found) == len(frames) and sum(len(d) for d in found) > 0
 
@@ -213,12 +328,14 @@ def test_cli_says_which_runtime_runs_and_where_the_cache_is(exported, bikes_vide
               "--jsonl", str(tmp_path / "out.jsonl"), "--quiet", "--overwrite")   # three runs, one file
     fast = run_cli(*common, env=env)
     assert fast.returncode == 0, fast.stderr
-    assert f"runtime {AUTO} (yolo11n-pose.pt from the cache: {exported.cache}" in fast.stderr
+    assert f"runtime {exported.auto} (" in fast.stderr and f"yolo11n-pose.pt from the cache: {exported.cache}" \
+        in fast.stderr
+    assert ("measured on this CPU before, from the cache: onnx " in fast.stderr) == openvino_installed()
     assert "exporting" not in fast.stderr
     plain = run_cli(*common, "--runtime", "torch", env=env)
     assert plain.returncode == 0, plain.stderr
     assert "runtime torch (yolo11n-pose.pt as given)" in plain.stderr
-    exported_model = ModelCache(exported.cache).get(exported.pose, AUTO, IMGSZ).path
+    exported_model = ModelCache(exported.cache).get(exported.pose, exported.auto, IMGSZ).path
     bad = run_cli(*common[:3], str(exported_model), *common[4:], "--runtime", "torch", env=env)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     (error,) = [line for line in bad.stderr.splitlines() if line.startswith("trackstream: error:")]
@@ -231,7 +348,8 @@ def test_export_command_prebuilds_the_entry_a_run_loads(exported, tmp_path):
     result = run_cli("export", "--model", str(exported.detect), "--imgsz", "64", "--cache-dir", str(cache))
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip())
-    assert path.exists() and path.is_relative_to(cache) and f"runtime {AUTO}" in result.stderr
+    assert path.exists() and path.is_relative_to(cache) and "runtime " in result.stderr
+    assert ("measured on this CPU: onnx " in result.stderr) == openvino_installed()  # the run reads it
     det = Detector(DetectorConfig(imgsz=64, cache_dir=str(cache), device="cpu"), str(exported.detect))
     assert det.model_name == str(path) and det.runtime_choice.exported_seconds == 0
 
@@ -266,10 +384,11 @@ def test_unwritable_cache_is_one_line_and_a_nonzero_exit(exported, bikes_video, 
 
 def test_a_new_input_size_is_a_new_entry_and_the_old_one_stays(exported):
     cache = ModelCache(exported.cache)
-    at_320 = cache.get(exported.detect, AUTO, IMGSZ)
-    at_256 = cache.get(exported.detect, AUTO, 256)
+    at_320 = cache.get(exported.detect, exported.auto, IMGSZ)
+    at_256 = cache.get(exported.detect, exported.auto, 256)
     assert at_256.built and at_256.entry != at_320.entry
-    assert not cache.get(exported.detect, AUTO, IMGSZ).built and not cache.get(exported.detect, AUTO, 256).built
+    assert not cache.get(exported.detect, exported.auto, IMGSZ).built
+    assert not cache.get(exported.detect, exported.auto, 256).built
 
 
 def test_a_corrupt_entry_is_exported_again_never_loaded(exported, tmp_path, caplog):
@@ -277,7 +396,7 @@ def test_a_corrupt_entry_is_exported_again_never_loaded(exported, tmp_path, capl
 
     cache = ModelCache(tmp_path / "cache")
     shutil.copytree(exported.cache, cache.root)  # start from the session's entries: no extra export
-    entry = cache.get(exported.detect, AUTO, IMGSZ)
+    entry = cache.get(exported.detect, exported.auto, IMGSZ)
     assert not entry.built
     weights_file = max((p for p in entry.entry.rglob("*") if p.is_file() and p.name != MANIFEST),
                        key=lambda p: p.stat().st_size)
@@ -285,11 +404,11 @@ def test_a_corrupt_entry_is_exported_again_never_loaded(exported, tmp_path, capl
     data[len(data) // 2] ^= 0xFF  # one flipped byte, as a disk error would leave it
     weights_file.write_bytes(bytes(data))
     caplog.set_level(logging.WARNING, "pipelines.detection.model_cache")
-    rebuilt = cache.get(exported.detect, AUTO, IMGSZ)
+    rebuilt = cache.get(exported.detect, exported.auto, IMGSZ)
     assert rebuilt.built and rebuilt.entry == entry.entry
     assert any("not usable" in m and "changed" in m for m in caplog.messages)
     assert weights_file.read_bytes() != bytes(data)  # the damaged file was replaced
-    assert not cache.get(exported.detect, AUTO, IMGSZ).built  # and the new entry verifies
+    assert not cache.get(exported.detect, exported.auto, IMGSZ).built  # and the new entry verifies
 
 
 def test_concurrent_first_runs_export_once_and_get_the_same_file(exported, tmp_path):

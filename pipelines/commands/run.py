@@ -97,7 +97,8 @@ VALUE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                                "source has a --schedule other than every; else 1)"}),
     ("--runtime", "detector.runtime", {"choices": ["auto", "torch", "onnx", "openvino"],
                                        "help": "what runs the model (default auto: on a CPU, .pt weights are "
-                                               "exported once to OpenVINO or ONNX and cached; docs/cpu.md)"}),
+                                               "exported once to OpenVINO and ONNX, cached, and the faster "
+                                               "here, timed once, runs; docs/cpu.md)"}),
     ("--jsonl-rotate-bytes", "output.jsonl_rotate_bytes",
      {"type": byte_size, "metavar": "SIZE",
       "help": "start a new JSONL file past this size (bytes, or with a unit: 100MB, 2GB)"}),

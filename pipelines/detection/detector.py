@@ -8,7 +8,6 @@ name that is not a local file is refused with a message saying how to pass one.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import re
 import threading
@@ -21,6 +20,7 @@ from pipelines.config import DetectorConfig
 from pipelines.detection import native
 from pipelines.detection.letterbox import predictor_class, resolve_preprocess
 from pipelines.detection.runtime import check_model, model_format, resolve_runtime
+from pipelines.detection.runtime_speed import cpu_cores
 from pipelines.detection.ultralytics_env import hushed, quiet_ultralytics, ultralytics_logger
 from pipelines.errors import ModelError, first_line
 from pipelines.gpu import nvidia_device_present
@@ -96,14 +96,6 @@ def load_model(model: str) -> Any:
         raise ModelError(f"cannot load model {model}: {_one_line(exc)}") from None
 
 
-def cpu_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def resolve_workers(workers: Optional[int], device: str, model_path: str, cores: Optional[int] = None,
                     in_flight: Optional[int] = None) -> int:
     """How many model copies run batches at once.
@@ -124,6 +116,16 @@ def resolve_workers(workers: Optional[int], device: str, model_path: str, cores:
     cores = cpu_cores() if cores is None else cores
     auto = 2 if device == "cpu" and cpu_format and cores >= 2 else 1
     return auto if in_flight is None else max(1, min(auto, in_flight))
+
+
+def copy_threads(workers: Optional[int], device: str, model_path: str, cores: Optional[int] = None,
+                 in_flight: Optional[int] = None) -> Optional[int]:
+    """The CPU threads each model copy computes with: its share of the cores (``resolve_workers`` copies);
+    None off the CPU."""
+    if device != "cpu":
+        return None
+    cores = cpu_cores() if cores is None else cores
+    return max(1, cores // resolve_workers(workers, device, model_path, cores, in_flight))
 
 
 def detection_concurrency(waiting: Sequence[bool]) -> Optional[int]:
@@ -157,14 +159,17 @@ class Detector:
             raise ModelError("no model given: pass --model /path/to/model.pt or set detector.model")
         self.weights = str(name)
         device, _ = resolve_device(config.device, config.half, self.weights)
-        self.runtime_choice = resolve_runtime(config.runtime, self.weights, device, config.imgsz, config.cache_dir)
+        cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
+        # the threads each copy will compute with: the same for the .pt as for its ONNX or OpenVINO export
+        threads = copy_threads(config.workers, device, self.weights, cores, in_flight)
+        self.runtime_choice = resolve_runtime(config.runtime, self.weights, device, config.imgsz, config.cache_dir,
+                                              threads)
         self.runtime = self.runtime_choice.runtime
         self.model_name = self.runtime_choice.model  # what runs: the exported model for an exported runtime
         info = native.read_info(self.model_name, self.runtime) if device == "cpu" else None
         # run without PyTorch and Ultralytics, unless the batch is to be letterboxed by PyTorch on the device
         self.native = native.supported(info, self.runtime, device) and \
             resolve_preprocess(config.preprocess, device) == "cpu"
-        cores = cores or cpu_cores()  # a Ray actor passes the CPUs Ray reserved for it
         self._free: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._predictor: Optional[type] = None  # None: the task's own Ultralytics predictor
         if self.native and info is not None:

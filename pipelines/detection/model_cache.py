@@ -57,7 +57,8 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "trackstream" / "models"
 
 
-def _version(name: str) -> str:
+def library_version(name: str) -> str:
+    """The installed version of distribution ``name``, or ``absent``."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -78,7 +79,7 @@ class CacheKey:
     def for_weights(cls, weights: Path, runtime: str, imgsz: int) -> "CacheKey":
         if runtime not in EXPORT_FORMATS:
             raise ValueError(f"runtime must be one of {EXPORT_FORMATS}, got {runtime!r}")
-        versions = tuple((name, _version(name)) for name in _LIBRARIES[runtime])
+        versions = tuple((name, library_version(name)) for name in _LIBRARIES[runtime])
         return cls(content_sha256(weights), runtime, int(imgsz), "dynamic", versions)
 
     def as_json(self) -> dict[str, object]:
@@ -128,12 +129,7 @@ class ModelCache:
         found = self._verified(entry, key)
         if isinstance(found, CachedModel):
             return found
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            lock = _EntryLock(entry.with_name(entry.name + ".lock"))
-        except OSError as exc:
-            raise ModelError(f"cannot create the model cache {self.root}: {exc.strerror or exc} "
-                             f"(set detector.cache_dir or ${CACHE_ENV}, or use --runtime torch)") from None
+        lock = self.lock(entry)
         try:
             found = self._verified(entry, key)  # another process may have built it while this one waited
             if isinstance(found, CachedModel):
@@ -143,6 +139,20 @@ class ModelCache:
             return self._build(weights, key, entry)
         finally:
             lock.release()
+
+    def lock(self, path: Path) -> "EntryLock":
+        """The exclusive lock ``<path>.lock`` of an entry of this cache, created with the cache folder if absent;
+        waits while another thread or process holds it.
+
+        Raises:
+            ModelError: the cache folder cannot be created (one line).
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return EntryLock(path.with_name(path.name + ".lock"))
+        except OSError as exc:
+            raise ModelError(f"cannot create the model cache {self.root}: {exc.strerror or exc} "
+                             f"(set detector.cache_dir or ${CACHE_ENV}, or use --runtime torch)") from None
 
     # -- reading ----------------------------------------------------------------------------------------------
 
@@ -240,6 +250,16 @@ def _write_synced(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a synced temporary file beside it, renamed over it."""
+    work = path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        _write_synced(work, text)
+        os.replace(work, path)
+    finally:
+        work.unlink(missing_ok=True)
+
+
 def _replace_dir(new: Path, entry: Path) -> None:
     """Put folder ``new`` at ``entry`` by rename; an unusable folder already there is moved aside first."""
     if entry.exists():
@@ -249,7 +269,7 @@ def _replace_dir(new: Path, entry: Path) -> None:
     os.replace(new, entry)
 
 
-class _EntryLock:
+class EntryLock:
     """An exclusive lock on ``path`` (created if absent), taken on construction (waiting for other holders)
     and given back by ``release``. Raises ``OSError`` when the lock file cannot be opened."""
 

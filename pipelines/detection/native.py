@@ -182,6 +182,15 @@ def _onnx_network(path: Path, threads: Optional[int]) -> tuple[Network, Optional
     return run, fixed
 
 
+def network(path: Path, runtime: str, threads: Optional[int]) -> tuple[Network, Optional[tuple[int, int]]]:
+    """The exported model at ``path`` ready to run in ``runtime`` (``onnx`` or ``openvino``) on ``threads``
+    threads: (a function from a (N, 3, H, W) float32 input to its first output, the model's fixed input (h, w)
+    or None when it takes any size)."""
+    if runtime not in NATIVE_RUNTIMES:
+        raise ValueError(f"runtime must be one of {NATIVE_RUNTIMES}, got {runtime!r}")
+    return (_openvino_network if runtime == "openvino" else _onnx_network)(path, threads)
+
+
 # --- pre- and post-processing --------------------------------------------------------------------------------
 
 def input_shape(frame_hw: tuple[int, int], imgsz: int, stride: int, fixed: Optional[tuple[int, int]]
@@ -284,13 +293,10 @@ class NativeModel:
     predictor = None  # no Ultralytics predictor: frames are letterboxed here, on the CPU
 
     def __init__(self, model: str, runtime: str, info: ModelInfo, threads: Optional[int]) -> None:
-        if runtime not in NATIVE_RUNTIMES:
-            raise ValueError(f"runtime must be one of {NATIVE_RUNTIMES}, got {runtime!r}")
         self.info = info
         self.task = info.task
         self.names = dict(info.names)
-        path = Path(model)
-        self._network, self._fixed = (_openvino_network if runtime == "openvino" else _onnx_network)(path, threads)
+        self._network, self._fixed = network(Path(model), runtime, threads)
 
     def predict(self, images: Sequence[np.ndarray], imgsz: int, conf: float, iou: float,
                 classes: Optional[Sequence[int]], max_det: int) -> list[Found]:

@@ -1,10 +1,11 @@
 """Which runtime runs the detector's model (``detector.runtime``), and the model file that runtime loads.
 
 - ``auto`` (default): on a CPU, PyTorch weights (``.pt``, the bundled demo model among them) are exported once
-  to the fastest runtime installed -- OpenVINO, else ONNX Runtime (fp32) -- cached on disk
-  (``pipelines/detection/model_cache.py``) and run from there; measured in ``benchmarks/cpu_runtime.py``.
-  On CUDA/MPS, ``.pt`` weights run in PyTorch as before. Any other model (``.onnx``, an OpenVINO folder,
-  ``.engine``, an architecture ``.yaml``) runs as given.
+  (fp32) and cached on disk (``pipelines/detection/model_cache.py``). With both OpenVINO and ONNX Runtime
+  installed they are exported to both and the faster on this machine runs: timed once, at the run's input size
+  on the threads one model copy gets, and remembered in the cache (``pipelines/detection/runtime_speed.py``);
+  without OpenVINO, ONNX Runtime runs, unmeasured. On CUDA/MPS, ``.pt`` weights run in PyTorch as before. Any
+  other model (``.onnx``, an OpenVINO folder, ``.engine``, an architecture ``.yaml``) runs as given.
 - ``torch``: ``.pt`` weights (or an architecture yaml) in PyTorch, nothing exported.
 - ``onnx`` / ``openvino``: that runtime: a ``.pt`` is exported (cached); a model already in that format runs
   as given; a model in another format is refused with one line (trackstream converts only from ``.pt``).
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from pipelines.detection.model_cache import ModelCache
+from pipelines.detection.runtime_speed import CANDIDATES, Measurement, fastest_runtime
 from pipelines.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,10 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def choose_runtime(requested: str, model: str, device: str) -> str:
-    """The runtime that runs ``model`` on ``device`` (concrete: never ``auto``) for ``detector.runtime``.
+def candidate_runtimes(requested: str, model: str, device: str) -> tuple[str, ...]:
+    """The runtimes that may run ``model`` on ``device`` for ``detector.runtime`` (concrete: never ``auto``):
+    one, or ``("onnx", "openvino")`` for ``auto`` on a CPU with both installed, the faster of which runs
+    (``runtime_speed.fastest_runtime``).
 
     Raises:
         ModelError: the requested runtime cannot run this model here (one line saying what would).
@@ -86,14 +90,14 @@ def choose_runtime(requested: str, model: str, device: str) -> str:
     fmt = model_format(model)
     if fmt != "torch":
         if requested in ("auto", fmt) or (fmt == "architecture" and requested == "torch"):
-            return "torch" if fmt == "architecture" else fmt
+            return ("torch" if fmt == "architecture" else fmt,)
         raise ModelError(f"detector.runtime is {requested} but {Path(model).name} is not PyTorch .pt weights "
                          f"(it is {fmt}); trackstream exports only .pt weights (use --runtime auto to run it "
                          "as given)")
     if requested == "auto":
         if device != "cpu":
-            return "torch"  # CUDA/MPS: PyTorch as before (a TensorRT export is for when a GPU can measure it)
-        return "openvino" if openvino_installed() else "onnx"
+            return ("torch",)  # CUDA/MPS: PyTorch as before (a TensorRT export is for when a GPU can measure it)
+        return CANDIDATES if openvino_installed() else ("onnx",)
     if requested == "openvino":
         if device != "cpu":
             raise ModelError(f"detector.runtime is openvino but detector.device is {device}; OpenVINO runs here "
@@ -101,7 +105,7 @@ def choose_runtime(requested: str, model: str, device: str) -> str:
         if not openvino_installed():
             raise ModelError("detector.runtime is openvino but OpenVINO is not installed "
                              "(pip install openvino, or use --runtime auto)")
-    return requested
+    return (requested,)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class RuntimeChoice:
         model: the path (or architecture yaml) to load: the exported model for an exported runtime.
         weights: the model as configured. ``cache_entry``: the cache folder of an exported model, else None.
         exported_seconds: time spent exporting in this call (0 when found in the cache or not exported).
+        measurement: why ``auto`` chose this runtime over the other (None: nothing was compared).
     """
 
     runtime: str
@@ -120,35 +125,44 @@ class RuntimeChoice:
     weights: str
     cache_entry: Optional[Path] = None
     exported_seconds: float = 0.0
+    measurement: Optional[Measurement] = None
 
     def describe(self) -> str:
-        """One line for the log: which runtime runs and where its model came from."""
+        """One line for the log: which runtime runs, why, and where its model came from."""
         if self.cache_entry is None:
             return f"runtime {self.runtime} ({Path(self.weights).name} as given)"
+        why = f"{self.measurement.describe()}; " if self.measurement else ""
         how = f"exported in {self.exported_seconds:.1f} s" if self.exported_seconds else "from the cache"
-        return f"runtime {self.runtime} ({Path(self.weights).name} {how}: {self.cache_entry})"
+        return f"runtime {self.runtime} ({why}{Path(self.weights).name} {how}: {self.cache_entry})"
 
 
-def resolve_runtime(requested: str, model: str, device: str, imgsz: int,
-                    cache_dir: Optional[str] = None) -> RuntimeChoice:
-    """Choose the runtime (``choose_runtime``) and, for an exported one, get the model from the cache
-    (exporting it on first use). Logs one line saying which runtime runs and where its model is."""
+def resolve_runtime(requested: str, model: str, device: str, imgsz: int, cache_dir: Optional[str] = None,
+                    threads: Optional[int] = None) -> RuntimeChoice:
+    """Choose the runtime (``candidate_runtimes``; the faster of two on this CPU at ``imgsz`` on ``threads``
+    threads, 1 when None) and, for an exported one, get the model from the cache (exporting it on first use).
+    Logs one line saying which runtime runs, why, and where its model is."""
     check_model(model)
     if model_format(model) == "architecture":   # '--model yolo11n.yaml' for the weights: every output empty, exit 0
         name = Path(model).name
         log.warning("%s is a model architecture: its weights are random, so it detects nothing real (it serves shape "
                     "and speed tests); for detections give trained weights: --model /path/to/%s.pt", name,
                     Path(name).stem)
-    runtime = choose_runtime(requested, model, device)
-    if runtime not in ("onnx", "openvino") or model_format(model) != "torch":
-        choice = RuntimeChoice(runtime, model, model)
+    candidates = candidate_runtimes(requested, model, device)
+    if not set(candidates) <= set(CANDIDATES) or model_format(model) != "torch":
+        choice = RuntimeChoice(candidates[0], model, model)
     else:
         weights = Path(model).expanduser()
         if not weights.is_file():
             raise ModelError(NOT_FOUND.format(model=model))
         if weights.stat().st_size == 0:
             raise ModelError(f"cannot load model {weights}: the file is empty")
-        cached = ModelCache(Path(cache_dir) if cache_dir else None).get(weights, runtime, imgsz)
-        choice = RuntimeChoice(runtime, str(cached.path), model, cached.entry, cached.seconds)
+        cache = ModelCache(Path(cache_dir) if cache_dir else None)
+        measurement: Optional[Measurement] = None
+        if len(candidates) > 1:
+            measurement, cached = fastest_runtime(cache, weights, imgsz, threads or 1)
+        else:
+            cached = cache.get(weights, candidates[0], imgsz)
+        runtime = measurement.runtime if measurement else candidates[0]
+        choice = RuntimeChoice(runtime, str(cached.path), model, cached.entry, cached.seconds, measurement)
     log.info("detector: %s", choice.describe())
     return choice
