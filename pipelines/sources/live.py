@@ -83,7 +83,9 @@ def ffmpeg_input(url: str, settings: SourceConfig) -> tuple[str, Optional[str], 
 
 class LiveSource:
     """A camera or network stream. ``frames()`` yields ``VideoFrame`` and ``StreamStatus`` until ``stop()``,
-    or until reconnecting is off / has used its attempts (then ``stream_ended`` and a ``SourceError``).
+    or until reconnecting is off / has used its attempts, or the server refuses the URL's credentials (401) before
+    the source ever connected (then ``stream_ended`` and a ``SourceError``). A 401 after it had connected is
+    retried like an outage (a camera being reconfigured comes back).
 
     Attributes:
         source_id: configured id, else the URL's host/path without credentials.
@@ -192,11 +194,15 @@ class LiveSource:
                     break
                 self.connect_failures += 1
                 delay = backoff.failed()
+                if conn.refused and not connected_once:  # a mistake in the URL, not an outage: say so at once
+                    yield self._status(StatusKind.ENDED, reason=reason)
+                    raise SourceError(self.scrub(f"source {self.source_id}: {self._failure(reason, True)}"))
                 if not s.reconnect or backoff.exhausted:
                     yield self._status(StatusKind.ENDED, reason=reason)
-                    raise SourceError(self._give_up_message(reason, backoff.failures))
-                log.warning("source %s: cannot read %s: %s; retrying in %.1f s", self.source_id, self.display_url,
-                            reason, delay)
+                    raise SourceError(self._give_up_message(self._failure(reason, conn.refused), backoff.failures))
+                # a 401 after it had connected lands here too: a camera being reconfigured comes back
+                log.warning("source %s: %s; retrying in %.1f s", self.source_id, self._failure(reason, conn.refused),
+                            delay)
                 self._stop.wait(delay)
                 continue
             backoff.reset()
@@ -256,6 +262,11 @@ class LiveSource:
     def _attempt_failure(self, conn: Connection) -> str:
         """Why an attempt brought no new picture (the server may have sent only old video)."""
         self._count(conn)
+        if conn.refused:
+            if url_password(self._url) is not None:
+                return "refused the user name and password (401 Unauthorized): check them in the URL"
+            return ("needs a user name and password (401 Unauthorized): add them to the URL as USER:PASSWORD@ "
+                    "before the host")
         wait = self.options.open_timeout + self.options.read_timeout
         if conn.replayed:
             old = f"only old video ({conn.replayed} frames sent again, skipped)"
@@ -306,7 +317,11 @@ class LiveSource:
         clean = {k: self.scrub(v) if isinstance(v, str) else v for k, v in detail.items() if v is not None}
         return StreamStatus(kind=kind, source_id=self.source_id, wall_time=time.time(), pts=pts, detail=clean)
 
-    def _give_up_message(self, reason: str, attempts: int) -> str:
+    def _failure(self, reason: str, refused: bool) -> str:
+        """What went wrong, naming the URL (credentials masked): a refusal's ``reason`` reads after the URL."""
+        return f"{self.display_url} {reason}" if refused else f"cannot read {self.display_url}: {reason}"
+
+    def _give_up_message(self, failure: str, attempts: int) -> str:
         plural = "s" if attempts != 1 else ""
         tail = "reconnecting is off" if not self.options.reconnect else f"gave up after {attempts} attempt{plural}"
-        return self.scrub(f"source {self.source_id}: cannot read {self.display_url}: {reason} ({tail})")
+        return self.scrub(f"source {self.source_id}: {failure} ({tail})")

@@ -128,9 +128,11 @@ class Connection:
 
     ``decoder`` (``auto|cpu|cuda``, see ``hwdecode``) picks NVDEC or software decoding once the stream is open.
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
-    which may echo the URL). ``fps``/``size`` are known once the stream is open; ``damaged_packets`` counts packets
-    the decoder rejected (skipped without ending the connection); ``undecoded`` the pictures coded as unchanged
-    that were handed on as the previous picture without decoding (``pipelines/sources/unchanged.py``).
+    which may echo the URL); ``refused`` is True when the server answered 401 Unauthorized (it refused the URL's
+    user name and password, or wants some). ``fps``/``size`` are known once the stream is open;
+    ``damaged_packets`` counts packets the decoder rejected (skipped without ending the connection); ``undecoded``
+    the pictures coded as unchanged that were handed on as the previous picture without decoding
+    (``pipelines/sources/unchanged.py``).
 
     ``seen`` is the source's memory of decoded frames: a frame an earlier connection decoded (``generation`` numbers
     the connections) is old video replayed by the server and never reaches the slot; ``replayed`` counts them.
@@ -148,6 +150,7 @@ class Connection:
         self.paced = False
         self._seen, self._generation = seen, generation
         self.error: Optional[str] = None
+        self.refused = False
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None  # as stored (before any display rotation)
         self._turn = Upright()
@@ -231,6 +234,7 @@ class Connection:
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
                 self.error = self._scrub(_one_line(exc))
+                self.refused = isinstance(exc, av.error.HTTPUnauthorizedError)
         finally:
             self.slot.close()
             if container is not None:

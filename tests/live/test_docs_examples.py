@@ -39,12 +39,25 @@ def documented_details() -> dict[str, tuple[set[str], set[str]]]:
 
 
 class _Camera(http.server.SimpleHTTPRequestHandler):
-    """Serves bikes.ts, then (as a camera continuing after it hung up) later.ts; /missing is a 404."""
+    """Serves bikes.ts, then (as a camera continuing after it hung up) later.ts; /missing is a 404. /private is a
+    401 (user name and password refused), /changed serves bikes.ts once and then 401s (its password changed)."""
 
     requests = 0
+    changed = 0
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's name
-        type(self).requests += 1
+        if self.path == "/changed":
+            type(self).changed += 1
+        else:
+            type(self).requests += 1
+        if self.path == "/private" or (self.path == "/changed" and type(self).changed > 1):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/changed":
+            self.path = "/bikes.ts"
         if self.path != "/missing" and type(self).requests > 1:
             self.path = "/later.ts"
         super().do_GET()
@@ -58,7 +71,7 @@ def camera(bikes_video: Path, tmp_path: Path) -> Iterator[int]:
     """Port of a loopback HTTP camera (see ``_Camera``)."""
     remux_to_mpegts(bikes_video, tmp_path / "bikes.ts")
     remux_to_mpegts(bikes_video, tmp_path / "later.ts", offset=20.0)
-    handler = type("Camera", (_Camera,), {"requests": 0})
+    handler = type("Camera", (_Camera,), {"requests": 0, "changed": 0})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(tmp_path)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield int(httpd.server_address[1])
@@ -104,6 +117,33 @@ def test_the_give_up_message_is_the_documented_one(camera: int) -> None:
         list(LiveSource(url, {**OPTIONS, "reconnect_max_attempts": 2}, source_id="cam1").frames())
     shown = f"http://admin:***@127.0.0.1:{camera}/missing"
     assert str(err.value) == re.sub(r"cannot read \S+:", f"cannot read {shown}:", quoted.group(1))
+
+
+def test_the_refusal_messages_are_the_documented_ones(camera: int, caplog) -> None:
+    """401 before the source connected: the one line it ends with; after (a password changed): the retry warning."""
+    quoted = re.findall(r"`(source cam1: (\S+) (?:refused|needs) [^`]+)`", LIVE_MD.replace("\n", " "))
+    ends = [(line, url) for line, url in quoted if "retrying" not in line]
+    assert len(ends) == 2 and len(quoted) == 3, quoted
+    for line, url in ends:
+        here = url.replace("10.0.0.7/live", f"127.0.0.1:{camera}/private").replace("rtsp:", "http:")
+        with pytest.raises(SourceError) as err:
+            # (reconnect_max_attempts: 3 so that a source still retrying a 401 ends, with another line)
+            list(LiveSource(here.replace("***", "secret"), {**OPTIONS, "reconnect_max_attempts": 3},
+                            source_id="cam1").frames())
+        assert str(err.value) == line.replace(url, here)
+    caplog.set_level(logging.WARNING, logger="pipelines.sources.live")
+    source = LiveSource(f"http://admin:secret@127.0.0.1:{camera}/changed", OPTIONS, source_id="cam1")
+    reader = threading.Thread(target=lambda: list(source.frames()), daemon=True)
+    reader.start()
+    [(warning, url)] = [(line, url) for line, url in quoted if "retrying" in line]
+    pattern = re.escape(warning.replace(url, f"http://admin:***@127.0.0.1:{camera}/changed"))
+    pattern = pattern.replace(r"4\.0", r"\d+\.\d")
+    deadline = time.monotonic() + 30
+    while not any(re.fullmatch(pattern, r.getMessage()) for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    source.stop()
+    reader.join(timeout=10)
+    assert any(re.fullmatch(pattern, r.getMessage()) for r in caplog.records), (pattern, caplog.text)
 
 
 def test_the_quoted_output_error_is_what_the_tool_prints(bikes_video: Path, tmp_path: Path) -> None:

@@ -205,6 +205,52 @@ def test_wrong_camera_path_exits_with_one_line_after_configured_attempts(rtsp_se
     assert SECRET not in cli.stderr + cli.stdout and "Traceback" not in cli.stderr
 
 
+def test_wrong_camera_password_exits_at_once_with_one_line(rtsp_server, tmp_path):
+    """A typo in the password is the user's to fix: no retrying forever, no traceback, no password shown."""
+    server = rtsp_server(user="viewer", password=SECRET)
+    wrong = "Wr0ng-typo-pw"
+    cli = Cli(tmp_path, "run", server.url.replace(SECRET, wrong), "--source-id", "cam1", "--model", "yolo11n.yaml",
+              "--imgsz", "64", "--quiet")
+    t0 = time.monotonic()
+    try:
+        code = cli.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        cli.stop()
+        pytest.fail(f"still running after 60 s: {cli.stderr[-2000:]}")
+    took = time.monotonic() - t0
+    errors = [line for line in cli.stderr.splitlines() if line.startswith("trackstream: error:")]
+    assert code == 2 and errors == [f"trackstream: error: source cam1: rtsp://viewer:***@127.0.0.1:{server.port}"
+                                    "/stream refused the user name and password (401 Unauthorized): check them "
+                                    "in the URL"], cli.stderr[-2000:]
+    assert "retrying" not in cli.stderr and "Traceback" not in cli.stderr
+    assert not [text for text in (cli.stdout, cli.stderr) if wrong in text or SECRET in text]
+    assert took < 30, f"exited after {took:.1f} s"
+
+
+def test_a_camera_refusing_its_password_fails_alone_while_the_other_keeps_running(rtsp_server, tmp_path):
+    server = rtsp_server(user="viewer", password=SECRET)
+    options = "\n".join(f"    {k}: {v}" for k, v in FAST_RECONNECT.items())
+    config = write_config(tmp_path, (
+        "sources:\n"
+        f"  - id: front\n    url: {server.url}\n{options}\n"
+        f"  - id: door\n    url: {server.url.replace(SECRET, 'Wr0ng-typo-pw')}\n{options}\n"
+        "output:\n  jsonl: 'out/{source}.jsonl'\n"))
+    front = tmp_path / "out" / "front.jsonl"
+    cli = Cli(tmp_path, "run", "--config", config, "--model", "yolo11n.yaml", "--imgsz", "160", "--quiet")
+    wait_for(lambda: "source door" in cli.stderr and len(lines(front)) >= 20, 120, cli,
+             "frames from front and door's error")
+    seen = len(lines(front))
+    wait_for(lambda: len(lines(front)) >= seen + 20, 30, cli, "front's frames after door failed")
+    code = cli.stop()
+    errors = [line for line in cli.stderr.splitlines() if line.startswith("trackstream: error:")]
+    assert code == 2 and len(errors) == 1, cli.stderr[-2000:]
+    assert "source door: rtsp://viewer:***@" in errors[0] and "refused the user name and password" in errors[0]
+    assert "refused the user name and password (401 Unauthorized): check them in the URL (the other sources keep " \
+           "running)" in cli.stderr
+    assert "retrying" not in cli.stderr and "Traceback" not in cli.stderr
+    assert "Wr0ng-typo-pw" not in cli.stderr + cli.stdout and SECRET not in cli.stderr + cli.stdout
+
+
 def test_realtime_plays_a_file_like_a_camera_and_counts_drops(bikes_fast, pose_weights, tmp_path):
     """bikes.mp4's 250 frames shown at 250 fps last 1 s: played at that rate, a detector slower than
     250 fps (any CPU) must skip frames (counted) instead of falling behind."""

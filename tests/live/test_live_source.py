@@ -178,6 +178,64 @@ def test_password_never_leaks_from_a_live_source(rtsp_server, caplog):
     assert not [text for text in seen if secret in text]
 
 
+@pytest.mark.parametrize("credentials", ["wrong password", "none"])
+def test_a_camera_refusing_the_credentials_ends_the_source_at_once_with_one_clear_line(rtsp_server, credentials,
+                                                                                       caplog):
+    """A 401 before the source ever connected is a mistake in the URL, not an outage: retrying it forever (the
+    default) would leave a typo in the password waiting without a word."""
+    secret, wrong = "Pa55-w0rd-xyz", "Wr0ng-typo-pw"
+    server = rtsp_server(user="viewer", password=secret)
+    url = server.url.replace(secret, wrong) if credentials == "wrong password" else server.url_for(
+        "/stream", credentials=False)
+    caplog.set_level(logging.DEBUG)
+    t0 = time.monotonic()
+    rec = Recorder(LiveSource(url, FAST_RECONNECT, source_id="cam1"))
+    rec.thread.join(timeout=10)
+    ended_after = time.monotonic() - t0
+    rec.finish()
+    where = f"127.0.0.1:{server.port}/stream"
+    expected = (f"source cam1: rtsp://viewer:***@{where} refused the user name and password (401 Unauthorized): "
+                "check them in the URL" if credentials == "wrong password" else
+                f"source cam1: rtsp://{where} needs a user name and password (401 Unauthorized): add them to the "
+                "URL as USER:PASSWORD@ before the host")
+    assert isinstance(rec.error, SourceError) and str(rec.error) == expected, rec.error
+    assert ended_after < 3, f"gave up after {ended_after:.1f} s"
+    assert rec.kinds() == [StatusKind.ENDED] and rec.source.connect_failures == 1
+    assert "retrying" not in caplog.text
+    seen = [str(rec.error), caplog.text, *(repr(s) for s in rec.statuses)]
+    assert not [text for text in seen if wrong in text or secret in text]
+
+
+def test_a_camera_whose_password_changes_mid_run_is_retried_with_the_reason_until_it_takes_it_again(rtsp_server,
+                                                                                                    caplog):
+    """Once connected, a 401 is a camera being reconfigured: keep retrying (and say why) until it is back."""
+    secret = "Pa55-w0rd-xyz"
+    server = rtsp_server(user="viewer", password=secret)
+    caplog.set_level(logging.WARNING)
+    rec = Recorder(LiveSource(server.url, FAST_RECONNECT, source_id="cam1"))
+    rec.wait_frames(5, timeout=15)
+    server.kill()
+    server.password = "changed-on-the-camera"
+    server.start()
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "refused the user name and password" in r.getMessage()]
+
+    deadline = time.monotonic() + 15
+    while len(refusals()) < 3 and rec.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rec.error is None and rec.thread.is_alive(), rec.error
+    assert len(refusals()) >= 3 and all("retrying in" in line and "viewer:***@" in line for line in refusals())
+    server.kill()
+    server.password = secret
+    server.start()
+    count = len(rec.frames)
+    rec.wait_frames(count + 5, timeout=15)
+    rec.finish()
+    assert StatusKind.RESUMED in rec.kinds() and rec.error is None
+    assert secret not in caplog.text
+
+
 def test_frozen_camera_is_caught_by_the_watchdog_and_resumes(rtsp_server):
     """SIGSTOP freezes the server: sockets stay open but nothing is sent, and new connections hang -- the case
     where FFmpeg's reads and opens block. The watchdog must declare a gap within read_timeout and keep trying."""
