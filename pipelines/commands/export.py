@@ -13,7 +13,6 @@ import argparse
 import sys
 
 from pipelines.config import load_config
-from pipelines.detection.detector import copy_threads
 from pipelines.detection.runtime import resolve_runtime
 from pipelines.engine.launch import resolve_model
 
@@ -34,6 +33,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name:
 def main(args: argparse.Namespace) -> int:
     config = load_config(args.config, {"detector.model": args.model, "detector.imgsz": args.imgsz,
                                        "detector.runtime": args.runtime, "detector.cache_dir": args.cache_dir})
+    from pipelines.detection.detector import copy_threads   # here: the CLI imports every command's module to start
+
     det = config.detector
     model = resolve_model(config)   # the one a run loads: detector.model, else the bundled demo model
     # auto times both runtimes on the threads a run's model copy gets (a run with other copies measures again)
