@@ -58,7 +58,7 @@ echo "== installing trackstream[test] into .venv"
 STRICT=(tracker pipelines/frames.py pipelines/settings.py pipelines/config.py pipelines/detection/__init__.py
         pipelines/detection/letterbox.py pipelines/detection/runtime.py pipelines/detection/runtime_speed.py
         pipelines/detection/model_cache.py
-        pipelines/detection/model_identity.py pipelines/detection/native.py
+        pipelines/detection/model_identity.py pipelines/detection/native.py pipelines/cpu.py
         pipelines/detection/ultralytics_env.py pipelines/gpu.py pipelines/sources/replay.py pipelines/sources/looks.py
         pipelines/sources/h264bits.py pipelines/sources/unchanged.py
         pipelines/processing pipelines/engine pipelines/sinks/base.py pipelines/sinks/__init__.py pipelines/web

@@ -17,10 +17,10 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from pipelines.config import DetectorConfig
+from pipelines.cpu import cpu_cores
 from pipelines.detection import native
 from pipelines.detection.letterbox import predictor_class, resolve_preprocess
 from pipelines.detection.runtime import check_model, model_format, resolve_runtime
-from pipelines.detection.runtime_speed import cpu_cores
 from pipelines.detection.ultralytics_env import hushed, quiet_ultralytics, ultralytics_logger
 from pipelines.errors import ModelError, first_line
 from pipelines.gpu import nvidia_device_present

@@ -181,9 +181,9 @@ class ModelCache:
     # -- writing ----------------------------------------------------------------------------------------------
 
     def _build(self, weights: Path, key: CacheKey, entry: Path) -> CachedModel:
-        for stale in self.root.glob(f".tmp-{entry.name}-*"):  # left by an export that was killed
+        for stale in leftovers(entry):  # left by an export that was killed
             shutil.rmtree(stale, ignore_errors=True)
-        work = self.root / f".tmp-{entry.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        work = scratch(entry)
         work.mkdir()
         log.info("exporting %s to %s once for this machine (later runs load it from %s)", weights.name, key.runtime,
                  self.root)
@@ -250,9 +250,19 @@ def _write_synced(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
+def scratch(target: Path) -> Path:
+    """A name beside ``target`` for work that is renamed over it when whole: ``.tmp-<name>-<pid>-<nonce>``."""
+    return target.with_name(f".tmp-{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def leftovers(target: Path) -> list[Path]:
+    """``scratch`` names of ``target`` left by a process that was killed before renaming (call under its lock)."""
+    return sorted(target.parent.glob(f".tmp-{target.name}-*"))
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all: a synced temporary file beside it, renamed over it."""
-    work = path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    work = scratch(path)
     try:
         _write_synced(work, text)
         os.replace(work, path)

@@ -28,8 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -38,8 +36,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from pipelines.cpu import cpu_cores, cpu_model
 from pipelines.detection import native
-from pipelines.detection.model_cache import CachedModel, ModelCache, library_version, write_atomic
+from pipelines.detection.model_cache import CachedModel, ModelCache, leftovers, library_version, write_atomic
 from pipelines.detection.model_identity import content_sha256
 from pipelines.errors import ModelError, first_line
 
@@ -51,25 +50,6 @@ LIBRARIES = ("ultralytics", "torch", "onnx", "onnxruntime", "openvino")
 WARM_UP, ROUNDS, BURST = 2, 6, 2
 CAMERA_HW = (720, 1280)  # the frame shape whose letterboxed input is timed
 STRIDE = 32              # YOLO's largest stride: inputs are padded to a multiple of it
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; else what ``platform`` says)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name") and ":" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 @dataclass(frozen=True)
@@ -124,7 +104,7 @@ def fastest_runtime(cache: ModelCache, weights: Path, imgsz: int, threads: int) 
             return found, cache.get(weights, found.runtime, imgsz)
         if path.exists():
             log.warning("runtime decision %s is not usable (%s): measuring again", path, found)
-        for stale in cache.root.glob(f".tmp-{path.name}-*"):  # left by a write that was killed
+        for stale in leftovers(path):  # left by a write that was killed
             stale.unlink(missing_ok=True)
         models = {name: cache.get(weights, name, imgsz) for name in CANDIDATES}
         log.info("timing %s in onnx and openvino once on this CPU (later runs read %s)", weights.name, path)
