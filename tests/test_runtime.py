@@ -28,7 +28,7 @@ from pipelines.detection.runtime import (RuntimeChoice, candidate_runtimes, mode
                                         resolve_runtime)
 from pipelines.errors import ModelError
 from pipelines.frames import VideoFrame
-from tests.conftest import frames_at, run_cli
+from tests.conftest import REPO, frames_at, run_cli
 
 IMGSZ = 320
 FRAMES = (0, 60, 115, 125, 130, 135, 200, 249)  # empty road, cyclists entering, one filling half the frame
@@ -207,6 +207,28 @@ def test_concurrent_first_runs_time_the_runtimes_once(exported, tmp_path):
     assert len({r.runtime for r in results}) == 1 and len(list(cache.glob("*-runtime-*.json"))) == 1
 
 
+@needs_openvino
+def test_a_broken_openvino_leaves_auto_running_onnx(exported, bikes_video, tmp_path):
+    """An OpenVINO install that cannot be imported (a wheel built for another CPU or glibc) made every run with
+    the default runtime fail; now ONNX Runtime runs, a warning says why, and nothing is recorded, so a run after
+    the repair compares them. The broken install is a real one: a package named openvino that fails to import,
+    found before the real one."""
+    broken = tmp_path / "broken" / "openvino"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("libopenvino.so.2541: cannot open shared object file")\n')
+    cache = tmp_path / "cache"
+    shutil.copytree(exported.cache, cache, ignore=shutil.ignore_patterns("*openvino*", "*-runtime-*.json"))
+    env = {"TRACKSTREAM_MODEL_CACHE": str(cache), "PYTHONPATH": f"{broken.parent}{os.pathsep}{REPO}"}
+    result = run_cli("run", str(bikes_video), "--model", str(exported.pose), "--imgsz", str(IMGSZ),
+                     "--max-frames", "3", "--jsonl", str(tmp_path / "out.jsonl"), "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if "cannot run yolo11n-pose.pt here" in line]
+    assert "openvino cannot run" in warning and "libopenvino.so.2541" in warning and "running onnx" in warning
+    assert "detector: runtime onnx (yolo11n-pose.pt " in result.stderr and "Traceback" not in result.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+    assert list(cache.glob("*-runtime-*.json")) == []
+
+
 def test_without_openvino_auto_runs_onnx_untimed(exported, tmp_path, monkeypatch):
     import pipelines.detection.runtime as runtime
 
@@ -361,7 +383,6 @@ def test_export_command_prebuilds_the_entry_a_run_loads(exported, tmp_path):
 ])
 @pytest.mark.parametrize("command", ["export", "run"])
 def test_a_model_that_is_no_model_is_one_line(command, model, message, bikes_video, tmp_path):
-    from tests.conftest import REPO
 
     args = [str(bikes_video), "--jsonl", str(tmp_path / "o.jsonl")] if command == "run" else []
     result = run_cli(command, *args, "--model", model, cwd=REPO)

@@ -4,7 +4,8 @@
   (fp32) and cached on disk (``pipelines/detection/model_cache.py``). With both OpenVINO and ONNX Runtime
   installed they are exported to both and the faster on this machine runs: timed once, at the run's input size
   on the threads one model copy gets, and remembered in the cache (``pipelines/detection/runtime_speed.py``);
-  without OpenVINO, ONNX Runtime runs, unmeasured. On CUDA/MPS, ``.pt`` weights run in PyTorch as before. Any
+  without OpenVINO (or where one of the two cannot export or load the model: a warning says why), the other
+  runs, unmeasured. On CUDA/MPS, ``.pt`` weights run in PyTorch as before. Any
   other model (``.onnx``, an OpenVINO folder, ``.engine``, an architecture ``.yaml``) runs as given.
 - ``torch``: ``.pt`` weights (or an architecture yaml) in PyTorch, nothing exported.
 - ``onnx`` / ``openvino``: that runtime: a ``.pt`` is exported (cached); a model already in that format runs
@@ -159,10 +160,9 @@ def resolve_runtime(requested: str, model: str, device: str, imgsz: int, cache_d
         cache = ModelCache(Path(cache_dir) if cache_dir else None)
         measurement: Optional[Measurement] = None
         if len(candidates) > 1:
-            measurement, cached = fastest_runtime(cache, weights, imgsz, threads or 1)
+            runtime, measurement, cached = fastest_runtime(cache, weights, imgsz, threads or 1)
         else:
-            cached = cache.get(weights, candidates[0], imgsz)
-        runtime = measurement.runtime if measurement else candidates[0]
+            runtime, cached = candidates[0], cache.get(weights, candidates[0], imgsz)
         choice = RuntimeChoice(runtime, str(cached.path), model, cached.entry, cached.seconds, measurement)
     log.info("detector: %s", choice.describe())
     return choice

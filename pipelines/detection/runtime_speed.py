@@ -28,11 +28,12 @@ import hashlib
 import json
 import logging
 import math
+import re
 import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 
@@ -83,35 +84,42 @@ def decision_key(weights: Path, imgsz: int, threads: int) -> dict[str, object]:
             "versions": {name: library_version(name) for name in LIBRARIES}}
 
 
-def fastest_runtime(cache: ModelCache, weights: Path, imgsz: int, threads: int) -> tuple[Measurement, CachedModel]:
+def fastest_runtime(cache: ModelCache, weights: Path, imgsz: int, threads: int
+                    ) -> tuple[str, Optional[Measurement], CachedModel]:
     """The faster runtime for ``weights`` at ``imgsz`` on ``threads`` threads, from the cache's decision file
-    or measured now (exporting both first where needed), and its cache entry. The entry's ``seconds`` is the
-    time spent exporting in this call (both runtimes when measured now).
+    or measured now (exporting both first where needed): (its name, the measurement, its cache entry). The
+    entry's ``seconds`` is the time spent exporting in this call (both runtimes when measured now).
+
+    When one runtime cannot export or load the model here (a broken install, an exporter that fails on these
+    weights), the other runs: a warning says why, the measurement is None and nothing is recorded, so a later
+    run (after a repair) compares them again.
 
     Raises:
-        ModelError: the cache cannot be written, an export failed, or a runtime cannot load its export.
+        ModelError: the cache cannot be written, or neither runtime can export and load the model.
     """
     key = decision_key(weights, imgsz, threads)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache.root / f"{weights.stem}-runtime-{imgsz}-{digest}.json"
     found = _read(path, key, imgsz, threads)
     if isinstance(found, Measurement):
-        return found, cache.get(weights, found.runtime, imgsz)
+        return found.runtime, found, cache.get(weights, found.runtime, imgsz)
     lock = cache.lock(path)
     try:
         found = _read(path, key, imgsz, threads)  # another process may have measured while this one waited
         if isinstance(found, Measurement):
-            return found, cache.get(weights, found.runtime, imgsz)
+            return found.runtime, found, cache.get(weights, found.runtime, imgsz)
         if path.exists():
             log.warning("runtime decision %s is not usable (%s): measuring again", path, found)
         for stale in leftovers(path):  # left by a write that was killed
             stale.unlink(missing_ok=True)
-        models = {name: cache.get(weights, name, imgsz) for name in CANDIDATES}
+        models, runs, failures = _ready(cache, weights, imgsz, threads)
+        if len(runs) < len(CANDIDATES):
+            return _survivor(weights, models, runs, failures)
         log.info("timing %s in onnx and openvino once on this CPU (later runs read %s)", weights.name, path)
         start = time.perf_counter()
         try:
-            ms = _time_runtimes({name: model.path for name, model in models.items()}, imgsz, threads)
-        except Exception as exc:  # noqa: BLE001 - a runtime that cannot load or run its export is unusable here
+            ms = _time_runs(runs)
+        except Exception as exc:  # noqa: BLE001 - a runtime that cannot run its export is unusable here
             raise ModelError(f"cannot time {weights.name} in onnx and openvino: {first_line(exc)} "
                              "(use --runtime onnx or --runtime openvino)") from None
         seconds = time.perf_counter() - start
@@ -128,7 +136,48 @@ def fastest_runtime(cache: ModelCache, weights: Path, imgsz: int, threads: int) 
         lock.release()
     log.info("timed %s: %s in %.1f s", weights.name, ", ".join(f"{n} {ms[n]:.1f} ms" for n in CANDIDATES), seconds)
     exported = sum(model.seconds for model in models.values())
-    return Measurement(runtime, ms, imgsz, threads, True, path), replace(models[runtime], seconds=exported)
+    return runtime, Measurement(runtime, ms, imgsz, threads, True, path), replace(models[runtime], seconds=exported)
+
+
+def _ready(cache: ModelCache, weights: Path, imgsz: int, threads: int
+           ) -> tuple[dict[str, CachedModel], dict[str, Callable[[], np.ndarray]], dict[str, ModelError]]:
+    """Each candidate exported (or found in the cache) and loaded: (entries, one inference of each on the
+    timing input, why each that could not be exported or loaded failed)."""
+    side = -(-imgsz // STRIDE) * STRIDE  # 321 -> 352, as the detector rounds it
+    models: dict[str, CachedModel] = {}
+    runs: dict[str, Callable[[], np.ndarray]] = {}
+    failures: dict[str, ModelError] = {}
+    for name in CANDIDATES:
+        try:
+            models[name] = cache.get(weights, name, imgsz)
+        except ModelError as exc:
+            failures[name] = exc
+            continue
+        try:
+            network, fixed = native.network(models[name].path, name, threads)
+        except Exception as exc:  # noqa: BLE001 - a runtime that cannot load its export is unusable here
+            failures[name] = ModelError(f"{name} cannot load {models[name].path.name}: {first_line(exc)}")
+            continue
+        shape = native.input_shape(CAMERA_HW, side, STRIDE, fixed)
+        runs[name] = functools.partial(network, np.random.default_rng(0).random((1, 3, *shape), dtype=np.float32))
+    return models, runs, failures
+
+
+def _survivor(weights: Path, models: Mapping[str, CachedModel], runs: Mapping[str, object],
+              failures: Mapping[str, ModelError]) -> tuple[str, None, CachedModel]:
+    """The one runtime that could run ``weights`` when the other failed (a warning says why), else the error."""
+    if not runs:
+        first = next(iter(failures.values()))
+        if len({str(exc) for exc in failures.values()}) == 1:
+            raise first  # the same cause for both: a cache that cannot be written
+        raise ModelError("; ".join(str(exc) for exc in failures.values()))
+    (runtime,) = runs
+    (failed, error), = failures.items()
+    why = re.sub(r"\s*\(use --runtime [^)]*\)$", "", str(error))  # its advice is for a run of that runtime
+    log.warning("detector: %s cannot run %s here (%s): running %s, unmeasured (--runtime %s skips the "
+                "comparison)", failed, weights.name, why, runtime, runtime)
+    exported = sum(model.seconds for model in models.values())
+    return runtime, None, replace(models[runtime], seconds=exported)
 
 
 def _read(path: Path, key: dict[str, object], imgsz: int, threads: int) -> "Measurement | str":
@@ -147,14 +196,8 @@ def _read(path: Path, key: dict[str, object], imgsz: int, threads: int) -> "Meas
     return Measurement(min(CANDIDATES, key=lambda name: ms[name]), ms, imgsz, threads, False, path)
 
 
-def _time_runtimes(models: Mapping[str, Path], imgsz: int, threads: int) -> dict[str, float]:
-    """Median ms per inference of each exported model on ``threads`` threads (see module docstring)."""
-    side = -(-imgsz // STRIDE) * STRIDE  # 321 -> 352, as the detector rounds it
-    runs: dict[str, Callable[[], np.ndarray]] = {}
-    for name, model in models.items():
-        network, fixed = native.network(model, name, threads)
-        shape = native.input_shape(CAMERA_HW, side, STRIDE, fixed)
-        runs[name] = functools.partial(network, np.random.default_rng(0).random((1, 3, *shape), dtype=np.float32))
+def _time_runs(runs: Mapping[str, Callable[[], np.ndarray]]) -> dict[str, float]:
+    """Median ms per inference of each loaded model (see module docstring)."""
     for run in runs.values():
         for _ in range(WARM_UP):
             run()
