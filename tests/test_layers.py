@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: a module may import modules of its own floor or of a lower one.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("pipelines.frames", "pipelines.errors", "pipelines.secrets", "pipelines.assets", "pipelines.version",
-     "pipelines.gpu", "pipelines.listen", "pipelines.retention"),
+     "pipelines.gpu", "pipelines.cpu", "pipelines.listen", "pipelines.retention"),
     ("pipelines.settings", "pipelines.config", "pipelines.credentials"),
     ("pipelines.sources", "pipelines.detection"),
     ("pipelines.processing",),
