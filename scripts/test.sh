@@ -71,5 +71,8 @@ echo "== mypy"
 .venv/bin/python -m mypy --strict "${STRICT[@]}"
 
 export YOLO_AUTOINSTALL=false YOLO_OFFLINE=true
+# Test files run on TRACKSTREAM_TEST_WORKERS processes (pytest-xdist), each file whole on one of them, so the
+# servers a module starts and its fixtures stay shared within it: most tests wait on servers, cameras and
+# subprocesses, so two workers on 2 cores halve the suite's time (26 -> 12 minutes). 0 runs them in this process.
 echo "== running tests"
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${TRACKSTREAM_TEST_WORKERS:-2}" --dist loadfile "$@"
