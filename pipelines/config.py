@@ -113,6 +113,9 @@ class OutputConfig:
             braces = re.findall(r"\{[^{}]*\}", path or "")
             if any(b != "{source}" for b in braces):  # out/{sorce}.jsonl would be written under that name
                 raise ConfigError(key, f"only {{source}} may appear in braces, got {path!r}")
+            if re.search(r"[{}]", (path or "").replace("{source}", "")):  # out/{source.mp4: the same
+                raise ConfigError(key, f"a brace is not closed or not opened in {path!r}; only {{source}} may "
+                                       "appear in braces")
         suffix = PurePath(self.heatmap).suffix.lower() if self.heatmap else ""
         if suffix and suffix not in PICTURE_SUFFIXES:   # heat.gif was a PNG under a .gif name
             raise ConfigError("heatmap", f"{self.heatmap!r}: the heatmap picture is written as PNG, JPEG, WebP or BMP; "

@@ -115,6 +115,8 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, text, key):
     (["a.mp4", "b.mp4", "--source-id", "x"], "--source-id"),
     (["a.mp4", "--max-frames", "0"], "--max-frames"),
     (["a.mp4", "--jsonl", "out/{sorce}.jsonl"], "output.jsonl"),  # else written as a file named {sorce}.jsonl
+    (["a.mp4", "--out", "out/{source.mp4"], "output.video"),  # else written as a file named {source.mp4
+    (["a.mp4", "--mot", "out/source}.txt"], "output.mot"),
 ])
 def test_bad_flag_values_are_rejected_naming_the_key(argv, key):
     with pytest.raises(ConfigError, match=f"^{key}: "):
