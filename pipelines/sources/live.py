@@ -83,9 +83,9 @@ def ffmpeg_input(url: str, settings: SourceConfig) -> tuple[str, Optional[str], 
 
 class LiveSource:
     """A camera or network stream. ``frames()`` yields ``VideoFrame`` and ``StreamStatus`` until ``stop()``,
-    or until reconnecting is off / has used its attempts, or the server refuses the URL's credentials (401) before
-    the source ever connected (then ``stream_ended`` and a ``SourceError``). A 401 after it had connected is
-    retried like an outage (a camera being reconfigured comes back).
+    or until reconnecting is off / has used its attempts, or the server refuses the URL's credentials (401) or
+    this user (403) before the source ever connected (then ``stream_ended`` and a ``SourceError``). A refusal
+    after it had connected is retried like an outage (a camera being reconfigured comes back).
 
     Attributes:
         source_id: configured id, else the URL's host/path without credentials.
@@ -194,14 +194,15 @@ class LiveSource:
                     break
                 self.connect_failures += 1
                 delay = backoff.failed()
-                if conn.refused and not connected_once:  # a mistake in the URL, not an outage: say so at once
+                refused = conn.refused is not None
+                if refused and not connected_once:  # a mistake in the URL, not an outage: say so at once
                     yield self._status(StatusKind.ENDED, reason=reason)
                     raise SourceError(self.scrub(f"source {self.source_id}: {self._failure(reason, True)}"))
                 if not s.reconnect or backoff.exhausted:
                     yield self._status(StatusKind.ENDED, reason=reason)
-                    raise SourceError(self._give_up_message(self._failure(reason, conn.refused), backoff.failures))
+                    raise SourceError(self._give_up_message(self._failure(reason, refused), backoff.failures))
                 # a 401 after it had connected lands here too: a camera being reconfigured comes back
-                log.warning("source %s: %s; retrying in %.1f s", self.source_id, self._failure(reason, conn.refused),
+                log.warning("source %s: %s; retrying in %.1f s", self.source_id, self._failure(reason, refused),
                             delay)
                 self._stop.wait(delay)
                 continue
@@ -262,6 +263,9 @@ class LiveSource:
     def _attempt_failure(self, conn: Connection) -> str:
         """Why an attempt brought no new picture (the server may have sent only old video)."""
         self._count(conn)
+        if conn.refused == 403:
+            return ("refused access (403 Forbidden): the camera does not let this user (or this address) watch this "
+                    "stream; check the user's rights on the camera")
         if conn.refused:
             if url_password(self._url) is not None:
                 return "refused the user name and password (401 Unauthorized): check them in the URL"

@@ -128,8 +128,9 @@ class Connection:
 
     ``decoder`` (``auto|cpu|cuda``, see ``hwdecode``) picks NVDEC or software decoding once the stream is open.
     ``error`` holds a one-line, credential-free reason once the thread has failed (``scrub`` cleans FFmpeg's text,
-    which may echo the URL); ``refused`` is True when the server answered 401 Unauthorized (it refused the URL's
-    user name and password, or wants some). ``fps``/``size`` are known once the stream is open;
+    which may echo the URL); ``refused`` is the status when the server answered 401 Unauthorized (it refused the
+    URL's user name and password, or wants some) or 403 Forbidden (it refuses this user or this client), else None.
+    ``fps``/``size`` are known once the stream is open;
     ``damaged_packets`` counts packets the decoder rejected (skipped without ending the connection); ``undecoded``
     the pictures coded as unchanged that were handed on as the previous picture without decoding
     (``pipelines/sources/unchanged.py``).
@@ -150,7 +151,7 @@ class Connection:
         self.paced = False
         self._seen, self._generation = seen, generation
         self.error: Optional[str] = None
-        self.refused = False
+        self.refused: Optional[int] = None
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None  # as stored (before any display rotation)
         self._turn = Upright()
@@ -234,7 +235,9 @@ class Connection:
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
                 self.error = self._scrub(_one_line(exc))
-                self.refused = isinstance(exc, av.error.HTTPUnauthorizedError)
+                # PyAV's HTTPForbiddenError subclasses HTTPUnauthorizedError: ask for the narrower first
+                self.refused = (403 if isinstance(exc, av.error.HTTPForbiddenError)
+                                else 401 if isinstance(exc, av.error.HTTPUnauthorizedError) else None)
         finally:
             self.slot.close()
             if container is not None:

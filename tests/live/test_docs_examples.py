@@ -40,7 +40,8 @@ def documented_details() -> dict[str, tuple[set[str], set[str]]]:
 
 class _Camera(http.server.SimpleHTTPRequestHandler):
     """Serves bikes.ts, then (as a camera continuing after it hung up) later.ts; /missing is a 404. /private is a
-    401 (user name and password refused), /changed serves bikes.ts once and then 401s (its password changed)."""
+    401 (user name and password refused), /forbidden a 403 (this user may not watch it), /changed serves bikes.ts
+    once and then 401s (its password changed)."""
 
     requests = 0
     changed = 0
@@ -50,6 +51,11 @@ class _Camera(http.server.SimpleHTTPRequestHandler):
             type(self).changed += 1
         else:
             type(self).requests += 1
+        if self.path == "/forbidden":
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/private" or (self.path == "/changed" and type(self).changed > 1):
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="camera"')
@@ -122,6 +128,7 @@ def test_the_give_up_message_is_the_documented_one(camera: int) -> None:
 def test_the_refusal_messages_are_the_documented_ones(camera: int, caplog) -> None:
     """401 before the source connected: the one line it ends with; after (a password changed): the retry warning."""
     quoted = re.findall(r"`(source cam1: (\S+) (?:refused|needs) [^`]+)`", LIVE_MD.replace("\n", " "))
+    quoted = [(line, url) for line, url in quoted if "(403 Forbidden)" not in line]  # the next test's
     ends = [(line, url) for line, url in quoted if "retrying" not in line]
     assert len(ends) == 2 and len(quoted) == 3, quoted
     for line, url in ends:
@@ -144,6 +151,18 @@ def test_the_refusal_messages_are_the_documented_ones(camera: int, caplog) -> No
     source.stop()
     reader.join(timeout=10)
     assert any(re.fullmatch(pattern, r.getMessage()) for r in caplog.records), (pattern, caplog.text)
+
+
+def test_a_forbidden_stream_ends_at_once_with_the_documented_line(camera: int) -> None:
+    """403 before the source connected: one line saying access was refused (it said the password was wrong)."""
+    quoted = re.findall(r"`(source cam1: (\S+) refused access \(403[^`]+)`", LIVE_MD.replace("\n", " "))
+    assert len(quoted) == 1, quoted
+    line, url = quoted[0]
+    here = url.replace("10.0.0.7/live", f"127.0.0.1:{camera}/forbidden").replace("rtsp:", "http:")
+    source = LiveSource(here.replace("***", "secret"), {**OPTIONS, "reconnect_max_attempts": 3}, source_id="cam1")
+    with pytest.raises(SourceError) as err:
+        list(source.frames())
+    assert str(err.value) == line.replace(url, here) and source.connect_failures == 1
 
 
 def test_the_quoted_output_error_is_what_the_tool_prints(bikes_video: Path, tmp_path: Path) -> None:
