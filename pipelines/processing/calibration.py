@@ -32,7 +32,7 @@ from pipelines.frames import GroundMotion
 from tracker.configutil import ConfigError
 from tracker.types import Tracks
 
-__all__ = ["CalibrationConfig", "GroundPlane", "SETTLE_FRAMES", "cut_by_edge"]
+__all__ = ["CalibrationConfig", "GroundPlane", "SETTLE_FRAMES", "cut_by_edge", "points_outside"]
 
 SETTLE_FRAMES = 5
 """A track's speed is reported from its 5th ground point on: before, the filter has not learnt it (a new
@@ -161,6 +161,13 @@ class CalibrationConfig:
         h = _homography(image, _four("ground_points", self.ground_points))
         centre = np.append(image.mean(axis=0), 1.0)
         return h if float(h[2] @ centre) > 0 else -h   # the same map, scaled so that w > 0 on the ground side
+
+
+def points_outside(config: CalibrationConfig, size: tuple[int, int]) -> list[list[float]]:
+    """The calibration's ``image_points`` that lie beyond a ``(width, height)`` picture: points picked in
+    another picture (another camera or resolution), whose ground map is then wrong for this one."""
+    width, height = float(size[0]), float(size[1])
+    return [[float(x), float(y)] for x, y in config.image_points if not (0.0 <= x <= width and 0.0 <= y <= height)]
 
 
 EDGE_MARGIN = 0.02
