@@ -205,3 +205,24 @@ def test_the_annotated_video_labels_calibrated_tracks_with_their_speed():
     without = Annotator().draw(dataclasses.replace(out, measures=None))
     assert out.measures is not None and 30 < out.measures.motion[1].speed_kmh < 42
     assert (with_speed != without).any()      # the label grew by " 36 km/h"
+
+
+def test_a_car_leaving_through_the_bottom_of_the_picture_keeps_its_speed():
+    """The detector cuts a car's box at the picture's edge as it drives out: the box's bottom stays on the
+    border while the car goes on, so its feet seem to stop. Its speed must not fall to a crawl there."""
+    frames = []
+    for frame, dets in drive(20.0 / 3.6, (1.0, 5.0), 180.0, seconds=1.6, seed=5):
+        box = dets.xyxy.copy()
+        if box[0, 1] >= IMAGE.shape[0] - 20:                        # wholly out of view: no detection
+            break
+        box[:, 3] = np.minimum(box[:, 3], IMAGE.shape[0] - 1)       # cut at the bottom border, as a detector does
+        frames.append((frame, Detections(box, dets.confidence, dets.class_id)))
+    proc = StreamProcessor(SourceSettings("road.mp4", calibration=ROAD), {2: "car"})
+    cut = []
+    for frame, dets in frames:
+        tracks = frame_record(proc.process(frame, dets))["tracks"]
+        if dets.xyxy[0, 3] >= IMAGE.shape[0] - 1 and tracks:
+            cut.append(tracks[0]["speed_kmh"])
+    assert len(cut) >= 5                                               # the scene does leave through the edge
+    print("speeds while cut:", cut)
+    assert min(cut) > 20.0 * 0.85

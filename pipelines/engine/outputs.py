@@ -17,6 +17,7 @@ from pipelines.engine.outlet import Outlet
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint
 from pipelines.frames import FrameResult, StreamStatus
+from pipelines.processing.calibration import points_outside
 from pipelines.processing.zones import outside_picture
 from pipelines.settings import SourceSettings
 from pipelines.sinks import BuiltSink
@@ -52,6 +53,12 @@ class Outputs:
             log.warning("%s: %s outside its %dx%d picture (zones and lines are in pixels of the frames, x 0-%d, "
                         "y 0-%d): no anchor can be there, so they miss what they should count", settings.id,
                         ", ".join(beyond), size[0], size[1], size[0], size[1])
+        far = points_outside(settings.calibration, size) \
+            if settings.calibration is not None and size[0] > 0 and size[1] > 0 else []
+        if far:
+            log.warning("%s: calibration.image_points %s outside its %dx%d picture: they were picked in another "
+                        "picture (camera or resolution), so its ground points and speeds are wrong here; pick "
+                        "the points in this camera's frames", settings.id, far, size[0], size[1])
         fps = output_fps(lane.source, lane.settings.options)
         built = self._sink_factory(self._config, lane.settings, fps, size, lane.saved_outputs or None)
         lane.outlets = [Outlet(b.name, b.sink, SinkQueue(SINK_QUEUE_SIZE, b.policy), b.drops_lose_data)

@@ -42,7 +42,8 @@ def format_lines(report: EvalReport, condition: str, labels: Sequence[str]) -> s
 
 def format_count_totals(report: EvalReport, condition: str) -> str:
     """Per tracker (and ``+linezone`` rule): per sequence and over all sequences, true and counted crossings,
-    total absolute count error (% of true), crossing precision and recall."""
+    total absolute count error (% of true; ``-`` and left out of the mean over sequences where nobody
+    crosses), crossing precision and recall."""
     per_label = report.counts_by_condition.get(condition, {})
     rows = []
     for label, per_seq in per_label.items():
@@ -50,11 +51,13 @@ def format_count_totals(report: EvalReport, condition: str) -> str:
         errs = []
         for seq, scores in per_seq.items():
             m = count_metrics(scores)
-            errs.append(m["CountErr"])
+            if m["CountTrue"] > 0:        # a sequence nobody crosses has no error % to average
+                errs.append(m["CountErr"])
             everything += scores
             rows.append(_total_row(label, seq, scores, m))
         rows.append(_total_row(label, "ALL (pooled)", everything, count_metrics(everything)))
-        rows.append([label, "mean over sequences", "", "", "", f"{np.mean(errs):.1f}", "", ""])
+        rows.append([label, "mean over sequences", "", "", "", _pct(float(np.mean(errs)) if errs else float("nan")),
+                     "", ""])
     if not rows:
         return ""
     return _table(f"counting accuracy [{condition}] ('{LINEZONE}': supervision's LineZone rule on the same tracks)",
@@ -63,7 +66,8 @@ def format_count_totals(report: EvalReport, condition: str) -> str:
 
 def _total_row(label: str, seq: str, scores: Sequence[LineScore], m: Mapping[str, float]) -> list[str]:
     return [label, seq, str(sum(s.true for s in scores)), str(sum(s.found for s in scores)),
-            str(sum(abs(s.error) for s in scores)), f"{m['CountErr']:.1f}", _pct(m["CountP"]), _pct(m["CountR"])]
+            str(sum(abs(s.error) for s in scores)), _pct(m["CountErr"] if m["CountTrue"] > 0 else float("nan")),
+            _pct(m["CountP"]), _pct(m["CountR"])]
 
 
 def format_count_cv(cv: CrossValidation) -> str:

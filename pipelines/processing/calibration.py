@@ -32,7 +32,7 @@ from pipelines.frames import GroundMotion
 from tracker.configutil import ConfigError
 from tracker.types import Tracks
 
-__all__ = ["CalibrationConfig", "GroundPlane", "SETTLE_FRAMES"]
+__all__ = ["CalibrationConfig", "GroundPlane", "SETTLE_FRAMES", "cut_by_edge", "points_outside"]
 
 SETTLE_FRAMES = 5
 """A track's speed is reported from its 5th ground point on: before, the filter has not learnt it (a new
@@ -163,6 +163,29 @@ class CalibrationConfig:
         return h if float(h[2] @ centre) > 0 else -h   # the same map, scaled so that w > 0 on the ground side
 
 
+def points_outside(config: CalibrationConfig, size: tuple[int, int]) -> list[list[float]]:
+    """The calibration's ``image_points`` that lie beyond a ``(width, height)`` picture: points picked in
+    another picture (another camera or resolution), whose ground map is then wrong for this one."""
+    width, height = float(size[0]), float(size[1])
+    return [[float(x), float(y)] for x, y in config.image_points if not (0.0 <= x <= width and 0.0 <= y <= height)]
+
+
+EDGE_MARGIN = 0.02
+"""A box side within this share of the picture's width or height from its edge is taken as cut by it."""
+
+
+def cut_by_edge(box: Array, size: tuple[int, int], anchor: str = "bottom_center") -> npt.NDArray[np.bool_]:
+    """(N,) whether the picture's edge cuts boxes (N, 4) xyxy where it moves their anchor: the bottom, left
+    or right edge (and the top for a ``center`` anchor). A car driving out of view keeps its box's bottom on
+    the border while it goes on, so the ground point of a cut box stands still and would show as braking."""
+    width, height = float(size[0]), float(size[1])
+    mx, my = EDGE_MARGIN * width, EDGE_MARGIN * height
+    cut = (box[:, 0] <= mx) | (box[:, 2] >= width - mx) | (box[:, 3] >= height - my)
+    if anchor != "bottom_center":
+        cut |= box[:, 1] <= my
+    return np.asarray(cut, bool)
+
+
 class GroundPlane:
     """A source's calibration as a function of tracks: ground points, speed and heading."""
 
@@ -188,9 +211,10 @@ class GroundPlane:
         jac: Array = (h[None, :2, :2] * w[:, :, None] - u[:, :2, None] * h[None, 2:3, :2]) / (w[:, :, None] ** 2)
         return jac
 
-    def measure(self, tracks: Tracks, t: float) -> dict[int, GroundMotion]:
+    def measure(self, tracks: Tracks, t: float, size: Optional[tuple[int, int]] = None) -> dict[int, GroundMotion]:
         """Track id -> its ground point, speed and heading at time ``t`` (s); call once per frame, in order
-        (tracks beyond the horizon are left out)."""
+        (tracks beyond the horizon are left out). With the picture's ``size`` (width, height), a box the
+        picture's edge cuts (``cut_by_edge``) is carried on by the filter, not measured."""
         box = tracks.best_xyxy.astype(np.float64)
         x = (box[:, 0] + box[:, 2]) / 2.0
         y = box[:, 3] if self._anchor == "bottom_center" else (box[:, 1] + box[:, 3]) / 2.0
@@ -199,7 +223,8 @@ class GroundPlane:
         jac = self.jacobian(points[valid])
         r = jac @ jac.transpose(0, 2, 1) * self._pixel_noise ** 2 + np.eye(2) * 1e-6
         ids = tracks.track_id[valid]
-        state = self._filter.step(ids, ground[valid], r, t, tracks.removed_ids)
+        measured = None if size is None else ~cut_by_edge(box[valid], size, self._anchor)
+        state = self._filter.step(ids, ground[valid], r, t, tracks.removed_ids, measured)
         settled = self._filter.hits(ids) >= SETTLE_FRAMES
         speed = np.hypot(state[:, 2], state[:, 3])
         heading = np.degrees(np.arctan2(state[:, 2], state[:, 3])) % 360.0

@@ -12,6 +12,8 @@ State as arrays, math as functions: ``predict`` and ``update`` are pure and batc
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import numpy.typing as npt
 
@@ -60,9 +62,12 @@ class GroundFilter:
         return np.array([count.get(int(tid), 0) for tid in ids.tolist()], np.int64)
 
     def step(self, ids: npt.NDArray[np.int64], z: Array, r: Array, t: float,
-             removed: npt.NDArray[np.int64]) -> Array:
+             removed: npt.NDArray[np.int64], measured: Optional[npt.NDArray[np.bool_]] = None) -> Array:
         """Filter this frame's ground points ``z`` (N, 2) m of tracks ``ids`` (N,) at time ``t`` s with noise
-        ``r`` (N, 2, 2); returns their (N, 4) states. Tracks in ``removed`` are forgotten."""
+        ``r`` (N, 2, 2); returns their (N, 4) states. Tracks in ``removed`` are forgotten. A known track whose
+        ``measured`` (N,) is False is only predicted to ``t`` (its point is not a true ground point) and gains
+        no hit; a new one starts at its point, with no hit."""
+        measured = np.ones(len(ids), bool) if measured is None else measured
         keep = ~np.isin(self._ids, removed)
         self._ids, self._mean, self._cov, self._time = (self._ids[keep], self._mean[keep], self._cov[keep],
                                                         self._time[keep])
@@ -73,9 +78,11 @@ class GroundFilter:
         out = np.zeros((len(ids), 4))
         if len(rows):
             m, c = predict(self._mean[rows], self._cov[rows], np.maximum(t - self._time[rows], 0.0), self._accel)
-            m, c = update(m, c, z[known], r[known])
+            seen = measured[known]
+            if seen.any():
+                m[seen], c[seen] = update(m[seen], c[seen], z[known][seen], r[known][seen])
             self._mean[rows], self._cov[rows], self._time[rows] = m, c, t
-            self._hits[rows] += 1
+            self._hits[rows] += seen
             out[known] = m
         fresh = ~known
         if fresh.any():
@@ -87,6 +94,6 @@ class GroundFilter:
             self._ids = np.r_[self._ids, ids[fresh]]
             self._mean, self._cov = np.r_[self._mean, mean], np.r_[self._cov, cov]
             self._time = np.r_[self._time, np.full(n, t)]
-            self._hits = np.r_[self._hits, np.ones(n, np.int64)]
+            self._hits = np.r_[self._hits, measured[fresh].astype(np.int64)]
             out[fresh] = mean
         return out

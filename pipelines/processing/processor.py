@@ -148,7 +148,8 @@ class StreamProcessor:
             tracks = self._tracker.predict(timestamp=frame.pts)
         else:
             tracks = self._tracker.update(detections, timestamp=frame.pts)
-        motion = self._ground.measure(tracks, frame.pts) if self._ground is not None else {}   # speed in m/s
+        motion = self._ground.measure(tracks, frame.pts, frame.size) \
+            if self._ground is not None else {}   # speed in m/s
         heat = None
         if self._heatmap is not None:
             width, height = frame.size
