@@ -168,4 +168,6 @@ def test_trackstream_run_stopped_while_its_camera_connects_exits_0_with_no_reade
     assert cli.returncode == 0, text[-2000:]
     assert _readers_at_teardown(out) == "READERS AT TEARDOWN []", text[-2000:]
     assert "0 frames" in text and "Traceback" not in text, text[-2000:]
-    assert "waiting up to" in text and took < 3.0 + 2.0, f"{took:.1f} s after SIGTERM: {text[-2000:]}"
+    # within the open timeout (3 s) and the interpreter's exit, well before the 9 s the run would wait at most;
+    # 4 s of slack: the suite runs two test files at once, and a loaded machine took 5.9 s
+    assert "waiting up to" in text and took < 3.0 + 4.0, f"{took:.1f} s after SIGTERM: {text[-2000:]}"
