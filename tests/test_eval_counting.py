@@ -324,3 +324,25 @@ def test_a_sequence_nobody_crosses_does_not_dilute_the_mean_count_error():
     assert rows["MOT17-05-FRCNN"][5] == "23.5"
     mean = next(line for line in format_count_totals(report, "stride1").splitlines() if "mean over" in line)
     assert mean.split()[-1] == "23.5", mean
+
+
+def test_cross_validation_leaves_a_sequence_nobody_crosses_out_of_the_count_error_as_the_table_does():
+    """The printed table shows '-' for a sequence with no true crossings and leaves it out of its mean, but the
+    folds scored it as 0 % error (nothing counted) or found x 100 % (3 false crossings: 300 %), so the fold means
+    and ``--select-by CountErr`` were decided by a sequence with nothing to count."""
+    from pipelines.evaluation.counting import LineScore
+    from pipelines.evaluation.crossval import cross_validate, flatten
+
+    def seq(true: int, found: int) -> list[LineScore]:
+        return [LineScore("door", "left_to_right", true, found, min(true, found))]
+
+    counts = {"stride1": {                              # "tight" is 10 % off where people cross, "loose" 30 %
+        "tight": {"empty": seq(0, 3), "a": seq(20, 18), "b": seq(10, 11)},
+        "loose": {"empty": seq(0, 0), "a": seq(20, 14), "b": seq(10, 13)}}}
+    table = flatten({}, {}, counts)
+    assert not np.isfinite(table[("tight", "stride1", "empty")]["CountErr"])       # as the table's '-'
+    cv = cross_validate(table, ["tight", "loose"], ["stride1"], ["empty", "a", "b"], select_by="CountErr")
+    assert cv.fixed["tight"]["stride1"]["CountErr"] == pytest.approx(10.0)         # (10 + 10) / 2, not 110
+    assert cv.fixed["loose"]["stride1"]["CountErr"] == pytest.approx(30.0)         # not 20
+    assert [f.chosen for f in cv.folds] == ["tight"] * 3
+    assert cv.selected["stride1"]["CountErr"] == pytest.approx(10.0)

@@ -181,3 +181,48 @@ def test_prediction_events_reach_the_events_file(tmp_path):  # type: ignore[no-u
     sink.close()
     written = [json.loads(line)["event"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert written.index("crossing_predicted") < written.index("line_crossed")
+
+
+def test_a_walker_along_the_zone_edge_is_announced_once_and_cancelled_once():
+    # feet 492 +- 4 px (the zone's bottom edge is y = 480) walking left along it at 50 px/s: the mean path turns
+    # towards the zone and away with each sway; an automation on zone_entry_predicted fired three times
+    feet = [(620.0 - 5.0 * i, 492.0 + 4.0 * np.sin(2 * np.pi * i / 16)) for i in range(60)]
+    events = _events(_walk(feet), zones=(SHOP,))
+    warned = [e for e in events if e["event"] == "zone_entry_predicted"]
+    cancelled = [e for e in events if e["event"] == "zone_entry_prediction_cancelled"]
+    assert len(warned) == 1 and len(cancelled) == 1, [(e["event"], e["frame_index"]) for e in warned + cancelled]
+    assert cancelled[0]["reason"] == "misses_line" and cancelled[0]["pts"] > warned[0]["pts"]
+    # after a cancel, a walker who then heads for the gate is warned again as the crossing nears
+    towards = [(100.0 + 6.0 * i, 400.0) for i in range(25)]              # warned, then cancelled turning back
+    away = [(244.0 - 6.0 * i, 400.0) for i in range(1, 16)]
+    again = [(154.0 + 6.0 * i, 400.0) for i in range(1, 40)]             # crosses x = 300 at frame 64
+    events = _events(_walk(towards + away + again), lines=(GATE,))
+    names = [e["event"] for e in events if e["event"].startswith(("crossing_", "line_"))]
+    assert names == ["crossing_predicted", "crossing_prediction_cancelled", "crossing_predicted", "line_crossed"]
+    second = [e for e in events if e["event"] == "crossing_predicted"][1]
+    crossed = _first(events, "line_crossed")
+    assert second["seconds_to_cross"] <= 1.0 <= crossed["pts"] - second["pts"] + 0.5   # half the 2 s horizon
+
+
+@pytest.mark.slow
+def test_walkers_along_the_docs_zone_on_the_street_video_are_not_warned_and_cancelled_again_and_again(tmp_path):  # type: ignore[no-untyped-def]
+    """The user-testing report: on people-walking_1280x720.mp4 with analytics.md's example zone, one walker along
+    its bottom edge got zone_entry_predicted four times with three misses_line cancels between."""
+    import json
+    from collections import Counter
+
+    from tests.conftest import run_cli, shared_data
+
+    config = tmp_path / "zones.yaml"
+    config.write_text("zones:\n  - {name: shop, polygon: [[300, 0], [640, 0], [640, 480], [300, 480]], "
+                      "predict_seconds: 2.0}\n")
+    events = tmp_path / "events.jsonl"
+    run = run_cli("run", str(shared_data("videos/people-walking_1280x720.mp4")), "--config", str(config),
+                  "--model", str(shared_data("weights/yolov8n_int8_640.onnx")), "--imgsz", "320",
+                  "--max-frames", "100", "--events", str(events), "--quiet", timeout=300)
+    assert run.returncode == 0, run.stderr
+    docs = [json.loads(line) for line in events.read_text().splitlines()]
+    warned = Counter(e["track"]["id"] for e in docs if e["event"] == "zone_entry_predicted")
+    withdrawn = Counter(e["track"]["id"] for e in docs if e["event"] == "zone_entry_prediction_cancelled"
+                        and e["reason"] in ("misses_line", "unlikely"))
+    assert withdrawn and max(withdrawn.values()) == 1, (warned, withdrawn)    # was 3 for one walker

@@ -247,11 +247,13 @@ def score_lines(truth: Sequence[Crossing], found: Sequence[Crossing], lines: Seq
 
 def count_metrics(scores: Sequence[LineScore]) -> dict[str, float]:
     """One sequence's summary: ``CountErr`` total absolute count error / true crossings (%), ``CountP`` /
-    ``CountR`` pooled crossing precision / recall (%), ``CountTrue`` the true crossings."""
+    ``CountR`` pooled crossing precision / recall (%), ``CountTrue`` the true crossings. With no true
+    crossings ``CountErr`` is NaN (the table's ``-``): there is nothing to be off by a share of, and the fold
+    means and ``--select-by CountErr`` leave such a sequence out, as the table's mean does."""
     true = sum(s.true for s in scores)
     found = sum(s.found for s in scores)
     matched = sum(s.matched for s in scores)
-    return {"CountErr": 100.0 * sum(abs(s.error) for s in scores) / max(true, 1),
+    return {"CountErr": percent(sum(abs(s.error) for s in scores), true),
             "CountP": percent(matched, found),
             "CountR": percent(matched, true),
             "CountTrue": float(true)}

@@ -103,15 +103,24 @@ class CrossValidation:
                 "selected": self.selected}
 
 
+def _mean(values: Sequence[float]) -> float:
+    """The mean of the finite ``values`` (NaN: a metric a sequence has none of, such as ``CountErr`` where
+    nobody crosses, is left out, as in the printed tables); NaN when none is."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def _mean_metrics(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     keys = set(rows[0]).intersection(*rows[1:]) if rows else set()
-    return {k: float(np.mean([r[k] for r in rows])) for k in sorted(keys)}
+    return {k: _mean([r[k] for r in rows]) for k in sorted(keys)}
 
 
 def _objective(table: Mapping[Key, Mapping[str, float]], label: str, conditions: Sequence[str],
                seqs: Sequence[str], metric: str) -> float:
-    values = [table.get((label, c, s), {}).get(metric, np.nan) for c in conditions for s in seqs]
-    value = float(np.mean(values))
+    rows = [table.get((label, c, s), {}) for c in conditions for s in seqs]
+    if any(metric not in row for row in rows):
+        return -np.inf                           # not scored on every training sequence
+    value = _mean([row[metric] for row in rows])
     if not np.isfinite(value):
         return -np.inf
     return -value if metric.startswith(LOWER_IS_BETTER) else value

@@ -191,8 +191,8 @@ class EventGenerator:
         self._class_names: Mapping[int, str] = {}                       # the model's, from the latest frame
         self._dwell = [DwellClock(z.dwell_seconds) for z in zones]      # visits per zone (dwell.py)
         self._zone_speed = [ZoneSpeedWatch(z.speed_limit_kmh) for z in zones]   # speed_exceeded (speeding.py)
-        self._zone_forecast = [ZoneForecaster(z, config.line_dead_band) if z.predict_seconds else None
-                               for z in zones]                                  # predictions (forecast.py)
+        self._zone_forecast = [ZoneForecaster(z, config.line_dead_band, config.min_frames_in_zone)
+                               if z.predict_seconds else None for z in zones]   # predictions (forecast.py)
         self._line_forecast = [LineForecaster(ln, config.line_dead_band, config.min_frames_on_side)
                                if ln.predict_seconds else None for ln in lines]
         self._known: dict[int, _Memo] = {}

@@ -20,8 +20,17 @@ direction fulfils it; no further event) or it is cancelled (``crossing_predictio
 ``reason``: ``unlikely`` (the probability fell below half of ``predict_min_probability``: hysteresis, so a
 track hovering at the threshold does not flicker; a track that stops or turns away lands here),
 ``misses_line`` (the mean path now passes beside the segment, or the track reached the other side without a
-counted crossing), ``left_picture`` (the track is not seen and its predicted anchor is outside the picture: it
-walked out of view, so it crosses nothing here; ``left``), or ``track_ended``.
+counted crossing); each of these on ``min_frames + 1`` detected frames in a row (the frames a crossing takes to
+be confirmed, plus one), so a path that misses for a frame or two and comes back keeps its warning;
+``left_picture`` (the track is not seen and its predicted anchor is outside the picture: it walked out of
+view, so it crosses nothing here; ``left``), or ``track_ended``.
+
+Hysteresis the other way: once a track's prediction for a line and direction (a zone) has been cancelled as
+``unlikely`` or ``misses_line``, a new one for the same track and line and direction (zone) needs the mean path
+to reach it within ``REWARN_HORIZON`` (half) of the horizon, until that track crosses (enters) or ends. A walker
+moving along a zone's edge, whose mean path keeps turning towards the zone and away, is then announced once and
+cancelled once, not every time the path turns; one who really heads for the line again is warned again as they
+near it.
 
 Zones work alike for tracks not confirmed inside: the crossing is the first zone edge the mean path enters
 through within the horizon (``zone_entry_predicted``, fulfilled by ``zone_entered``, cancelled by
@@ -44,9 +53,13 @@ import numpy as np
 
 from pipelines.processing.zones import LineConfig, ZoneConfig, points_in_polygon
 
-__all__ = ["AnchorForecast", "LineForecaster", "Pending", "Predicted", "ZoneForecaster", "anchor_forecast"]
+__all__ = ["REWARN_HORIZON", "AnchorForecast", "LineForecaster", "Pending", "Predicted", "ZoneForecaster",
+           "anchor_forecast"]
 
 _SQRT2 = math.sqrt(2.0)
+REWARN_HORIZON = 0.5
+"""After a cancel (``unlikely``, ``misses_line``), a new warning for that track and line and direction (zone)
+needs the crossing within this share of ``predict_seconds``."""
 
 
 class _Forecasting(Protocol):
@@ -115,12 +128,13 @@ class _Standing:
     """What a forecaster keeps of one standing prediction: ``eta`` the expected crossing time (s, stream clock),
     ``far`` the frames seen on the far side (lines), as of the last detected frame; ``seen`` the track's last
     sighting: its time, anchor and anchor velocity (``(t, x, y, vx, vy)``; None in snapshots of earlier
-    releases until the track is seen again)."""
+    releases until the track is seen again); ``failing`` the detected frames in a row it has failed on."""
 
     eta: float
     probability: float
     far: int = 0
     seen: Optional[tuple[float, float, float, float, float]] = None
+    failing: int = 0          # detected frames in a row on which the prediction failed (cancelled at patience)
 
     def follow(self, now: float, hit: "_Hit") -> None:
         """The mean path of this frame, when it still heads for the crossing, updates the expectation."""
@@ -217,6 +231,7 @@ class LineForecaster:
         self._band = dead_band
         self._patience = min_frames + 1
         self._active: dict[tuple[int, int], _Standing] = {}    # (track, sign) -> the standing prediction
+        self._retracted: set[tuple[int, int]] = set()           # (track, sign) cancelled: REWARN_HORIZON
 
     def update(self, ids: Sequence[int], forecast: AnchorForecast, now: float = 0.0
                ) -> tuple[list[Predicted], list[tuple[int, int, str]]]:
@@ -235,13 +250,18 @@ class LineForecaster:
                 if reason == "far":
                     standing.far += 1
                 elif reason:
-                    del self._active[(track, sign)]
-                    cancelled.append((track, sign, reason))
+                    standing.failing += 1
+                    if standing.failing >= self._patience:
+                        del self._active[(track, sign)]
+                        self._retracted.add((track, sign))
+                        cancelled.append((track, sign, reason))
                 elif hit is not None:
+                    standing.failing = 0
                     standing.follow(now, hit)
             if hit is None or (tid, hit.sign) in self._active or not hit.on_segment:
                 continue
-            if hit.seconds <= self.horizon and hit.probability >= self.min_probability:
+            within = self.horizon * (REWARN_HORIZON if (tid, hit.sign) in self._retracted else 1.0)
+            if hit.seconds <= within and hit.probability >= self.min_probability:
                 self._active[(tid, hit.sign)] = _Standing(now + hit.seconds, hit.probability)
                 self._active[(tid, hit.sign)].saw(now, p, v)
                 made.append(Predicted(tid, hit.sign, hit.seconds, hit.probability, hit.at))
@@ -253,10 +273,15 @@ class LineForecaster:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-safe standing predictions (``load_state_dict`` restores them)."""
-        return {"standing": [[tid, sign, *s.doc()] for (tid, sign), s in sorted(self._active.items())]}
+        return {"standing": [[tid, sign, *s.doc()] for (tid, sign), s in sorted(self._active.items())],
+                "failing": [[tid, sign, s.failing] for (tid, sign), s in sorted(self._active.items()) if s.failing],
+                "retracted": [list(key) for key in sorted(self._retracted)]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._active = {(int(row[0]), int(row[1])): _Standing.from_doc(row[2:]) for row in state["standing"]}
+        for tid, sign, failing in state.get("failing", []):
+            self._active[(int(tid), int(sign))].failing = int(failing)
+        self._retracted = {(int(tid), int(sign)) for tid, sign in state.get("retracted", [])}
 
     def _verdict(self, sign: int, hit: Optional[_Hit], far: int) -> str:
         """'' keep, 'far' keep (on the far side, waiting for the counted crossing), else a cancel reason."""
@@ -271,6 +296,7 @@ class LineForecaster:
     def crossed(self, tid: int, sign: int) -> None:
         """The track crossed in ``sign``'s direction: its prediction, if any, came true."""
         self._active.pop((tid, sign), None)
+        self._retracted.discard((tid, sign))
 
     def left(self, seen: Sequence[int], now: float, size: tuple[int, int]) -> list[tuple[int, int, str]]:
         """The standing predictions of tracks not ``seen`` this frame whose anchor, carried on at its last
@@ -283,20 +309,23 @@ class LineForecaster:
         gone = sorted(k for k in self._active if k[0] == tid)
         for key in gone:
             del self._active[key]
+        self._retracted -= {(tid, -1), (tid, 1)}
         return [(tid, sign, "track_ended") for _, sign in gone]
 
 
 class ZoneForecaster:
     """Predicted entries into one zone for tracks not confirmed inside (module docstring)."""
 
-    def __init__(self, zone: ZoneConfig, dead_band: float) -> None:
+    def __init__(self, zone: ZoneConfig, dead_band: float, min_frames: int) -> None:
         self.name = zone.name
         self.horizon = float(zone.predict_seconds or 0.0)
         self.min_probability = zone.min_probability
         self._polygon = np.asarray(zone.polygon, np.float64)
         self._edges = [(self._polygon[i - 1], self._polygon[i]) for i in range(len(self._polygon))]
         self._band = dead_band
+        self._patience = min_frames + 1
         self._active: dict[int, _Standing] = {}    # track -> its standing prediction
+        self._retracted: set[int] = set()           # tracks whose prediction was cancelled: REWARN_HORIZON
 
     def _entry(self, p: np.ndarray, v: np.ndarray, cov: np.ndarray) -> Optional[_Hit]:
         """The first edge the mean path enters the zone through (any time ahead), or None."""
@@ -329,15 +358,17 @@ class ZoneForecaster:
                 continue                               # inside, not yet confirmed: the entry is being decided
             hit = self._entry(p, v, cov[row])
             if standing is not None:
-                if hit is None:
+                reason = "misses_line" if hit is None else \
+                    "unlikely" if hit.probability < self.min_probability / 2 else ""
+                standing.failing = standing.failing + 1 if reason else 0
+                if standing.failing >= self._patience:
                     del self._active[tid]
-                    cancelled.append((tid, 1, "misses_line"))
-                elif hit.probability < self.min_probability / 2:
-                    del self._active[tid]
-                    cancelled.append((tid, 1, "unlikely"))
-                else:
+                    self._retracted.add(tid)
+                    cancelled.append((tid, 1, reason))
+                elif hit is not None and not reason:
                     standing.follow(now, hit)
-            elif hit is not None and hit.seconds <= self.horizon and hit.probability >= self.min_probability:
+            elif hit is not None and hit.probability >= self.min_probability and \
+                    hit.seconds <= self.horizon * (REWARN_HORIZON if tid in self._retracted else 1.0):
                 self._active[tid] = _Standing(now + hit.seconds, hit.probability)
                 self._active[tid].saw(now, p, v)
                 made.append(Predicted(tid, 1, hit.seconds, hit.probability, hit.at))
@@ -345,12 +376,14 @@ class ZoneForecaster:
 
     def entered(self, tid: int) -> None:
         self._active.pop(tid, None)
+        self._retracted.discard(tid)
 
     def left(self, seen: Sequence[int], now: float, size: tuple[int, int]) -> list[tuple[int, int, str]]:
         """As ``LineForecaster.left``: predicted entries of unseen tracks that left the picture, cancelled."""
         return [(tid, 1, "left_picture") for tid in _withdraw_left(self._active, seen, now, size, lambda tid: tid)]
 
     def forget(self, tid: int) -> list[tuple[int, int, str]]:
+        self._retracted.discard(tid)
         if self._active.pop(tid, None) is not None:
             return [(tid, 1, "track_ended")]
         return []
@@ -361,7 +394,12 @@ class ZoneForecaster:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-safe standing predictions (``load_state_dict`` restores them)."""
-        return {"standing": [[tid, *s.doc()] for tid, s in sorted(self._active.items())]}
+        return {"standing": [[tid, *s.doc()] for tid, s in sorted(self._active.items())],
+                "failing": [[tid, s.failing] for tid, s in sorted(self._active.items()) if s.failing],
+                "retracted": sorted(self._retracted)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._active = {int(row[0]): _Standing.from_doc(row[1:]) for row in state["standing"]}
+        for tid, failing in state.get("failing", []):
+            self._active[int(tid)].failing = int(failing)
+        self._retracted = {int(tid) for tid in state.get("retracted", [])}
