@@ -152,12 +152,12 @@ class DwellSummary:
 @dataclass(frozen=True)
 class ZoneCount:
     """One zone: tracks inside now, confirmed entries and exits since the start; ``by_class`` the same per
-    class name (filled when ``events.count_by_class`` is on)."""
+    class name when ``events.count_by_class`` is on (empty until the zone counts a track), None when it is off."""
 
     occupancy: int
     entries: int
     exits: int
-    by_class: Mapping[str, "ZoneCount"] = field(default_factory=dict)
+    by_class: Optional[Mapping[str, "ZoneCount"]] = None
     classes: tuple[str, ...] = ()   # the classes the zone counts (its ``classes:``); empty: every class
     dwell: Optional[DwellSummary] = None   # dwell times of finished visits and of the tracks inside now
     predicted: Optional[int] = None   # warned entries standing now (``predict_seconds``); None: it does not warn
@@ -178,11 +178,11 @@ class ZoneCount:
 @dataclass(frozen=True)
 class LineCount:
     """One counting line: confirmed crossings in each direction since the start; ``by_class`` the same per
-    class name (filled when ``events.count_by_class`` is on)."""
+    class name when ``events.count_by_class`` is on (empty until the line counts a crossing), None when it is off."""
 
     left_to_right: int
     right_to_left: int
-    by_class: Mapping[str, "LineCount"] = field(default_factory=dict)
+    by_class: Optional[Mapping[str, "LineCount"]] = None
     classes: tuple[str, ...] = ()   # the classes the line counts (its ``classes:``); empty: every class
     predicted: Optional[int] = None   # warned crossings standing now (``predict_seconds``); None: it does not warn
 

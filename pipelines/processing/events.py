@@ -283,12 +283,12 @@ class EventGenerator:
             return len(items)
 
         zones = {z.name: ZoneCount(z.occupancy, z.entries, z.exits,
-                                   self._tally.zone_counts(z.name) if per_class else {},
+                                   self._tally.zone_counts(z.name) if per_class else None,
                                    tuple(class_label(cfg.classes, names)), clock.summary(pts, lost),
                                    pending(ahead, zone=z.name))
                  for z, cfg, clock, ahead in zip(self._zones, self._zone_cfgs, self._dwell, self._zone_forecast)}
         lines = {ln.name: LineCount(ln.left_to_right, ln.right_to_left,
-                                    self._tally.line_counts(ln.name) if per_class else {},
+                                    self._tally.line_counts(ln.name) if per_class else None,
                                     tuple(class_label(cfg.classes, names)), pending(ahead, line=ln.name))
                  for ln, cfg, ahead in zip(self._lines, self._line_cfgs, self._line_forecast)}
         warnings.sort(key=lambda w: (w.seconds, w.track_id))

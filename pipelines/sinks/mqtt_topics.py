@@ -91,7 +91,7 @@ def zone_doc(source_id: str, name: str, count: ZoneCount, result: "FrameResult |
     zone with ``predict_seconds``) the predicted entries standing."""
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "zone": name, "occupancy": count.occupancy,
            "entries": count.entries, "exits": count.exits, **_when(result)}
-    if count.by_class:
+    if count.by_class is not None:     # count_by_class: {} until the zone counts someone
         doc["by_class"] = {cls: {"occupancy": c.occupancy, "entries": c.entries, "exits": c.exits}
                            for cls, c in count.by_class.items()}
     if count.classes:
@@ -109,7 +109,7 @@ def line_doc(source_id: str, name: str, count: LineCount, result: "FrameResult |
     doc = {"schema_version": SCHEMA_VERSION, "source_id": source_id, "line": name,
            "left_to_right": count.left_to_right, "right_to_left": count.right_to_left,
            "total": count.left_to_right + count.right_to_left, **_when(result)}
-    if count.by_class:
+    if count.by_class is not None:     # count_by_class: {} until the line counts a crossing
         doc["by_class"] = {cls: {"left_to_right": c.left_to_right, "right_to_left": c.right_to_left,
                                  "total": c.left_to_right + c.right_to_left} for cls, c in count.by_class.items()}
     if count.classes:

@@ -143,11 +143,12 @@ class Feeder:
     """Feeds a sink what a ``StreamProcessor`` would: each result with its events and counts (an
     ``EventGenerator`` over the zones and lines), each status with its events."""
 
-    def __init__(self, sink: Any, zones: tuple = (), lines: tuple = (), source_id: str = "cam") -> None:
-        from pipelines.processing.events import EventGenerator
+    def __init__(self, sink: Any, zones: tuple = (), lines: tuple = (), source_id: str = "cam",
+                 config: Any = None) -> None:
+        from pipelines.processing.events import EventGenerator, EventsConfig
 
         self.sink, self.source_id = sink, source_id
-        self._gen = EventGenerator(source_id, zones, lines)
+        self._gen = EventGenerator(source_id, zones, lines, config or EventsConfig())
         self.events: list[dict[str, Any]] = []
 
     def write(self, result: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.errors import UserError
 from pipelines.frames import StatusKind
-from pipelines.processing.zones import LineConfig, ZoneConfig
+from pipelines.processing.zones import EventsConfig, LineConfig, ZoneConfig
 from pipelines.sinks.mqtt import MqttSink
 from pipelines.sinks.mqtt_conn import MqttConfig, check_reachable
 from tests.conftest import free_port
@@ -20,8 +20,8 @@ DOOR = ZoneConfig("front door", ((40, 0), (80, 0), (80, 100), (40, 100)))
 GATE = LineConfig("gate", ((50, 0), (50, 100)))
 
 
-def _run(sink: MqttSink, n_frames: int = 40) -> Feeder:
-    feed = Feeder(sink, (DOOR,), (GATE,))
+def _run(sink: MqttSink, n_frames: int = 40, config: EventsConfig = EventsConfig()) -> Feeder:
+    feed = Feeder(sink, (DOOR,), (GATE,), config=config)
     feed.status(StatusKind.STARTED)
     for result in walkers(n_frames):
         feed.write(result)
@@ -54,6 +54,24 @@ def test_subscriber_sees_every_event_in_order_and_retained_counts_and_state(brok
     assert 1 < len(changes) < 15 and len(set(changes)) == len(changes)
     sub.close()
     assert sink.stats.dropped == 0
+
+
+def test_counts_by_class_are_in_every_zone_and_line_payload_even_before_anything_is_counted(broker):  # type: ignore[no-untyped-def]
+    """With count_by_class, the counts published at stream_started (nobody in the door yet, nobody across the
+    gate) already carry an empty ``by_class``, as docs/mqtt.md says every payload does."""
+    sub = broker.subscriber("trackstream/#")
+    sink = MqttSink(MqttConfig(url=broker.url), "cam", ["front door"], ["gate"])
+    _run(sink, config=EventsConfig(count_by_class=True))
+    sub.wait_for(lambda s: s.on("trackstream/cam/state")[-1:] == [b"offline"])
+    zones, lines = json_of(sub.on("trackstream/cam/zones/front_door")), json_of(sub.on("trackstream/cam/lines/gate"))
+    assert zones[0]["frame_index"] is None and zones[0]["entries"] == 0 and zones[0].get("by_class") == {}
+    assert lines[0]["frame_index"] is None and lines[0]["total"] == 0 and lines[0].get("by_class") == {}
+    assert all("by_class" in doc for doc in zones + lines)
+    door, gate = zones[-1], lines[-1]      # the two walkers are people: their counts are all under "person"
+    assert door["by_class"] == {"person": {k: door[k] for k in ("occupancy", "entries", "exits")}}
+    assert gate["by_class"] == {"person": {k: gate[k] for k in ("left_to_right", "right_to_left", "total")}}
+    assert door["entries"] == gate["total"] == 2
+    sub.close()
 
 
 def test_state_follows_the_camera_through_a_gap(broker):  # type: ignore[no-untyped-def]
