@@ -118,6 +118,36 @@ def test_error_inside_a_sink_stops_the_run_with_one_line(tmp_path, bikes_video, 
     assert frames_in(video) >= 1                        # the other sink was still closed properly
 
 
+@pytest.mark.parametrize("flag", ["--jsonl", "--mot", "--events"])
+def test_a_line_output_to_dev_stdout_reaches_a_pipe(tmp_path, bikes_video, pose_weights, flag):
+    """`trackstream run v.mp4 --jsonl /dev/stdout | jq`: stdout is a pipe, which cannot seek."""
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--model",
+                           str(pose_weights), "--imgsz", "320", "--max-frames", "40", "--quiet", flag, "/dev/stdout"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(tmp_path))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    if flag == "--mot":
+        assert lines and all(len(line.split(",")) == 10 for line in lines)   # the cyclist is tracked by frame 40
+    else:
+        records = [json.loads(line) for line in lines]
+        assert len(records) == 40 if flag == "--jsonl" else records[-1]["event"] == "stream_ended"
+    assert "wrote /dev/stdout" in proc.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_a_rotating_line_output_refuses_a_pipe_in_one_line(tmp_path, bikes_video, pose_weights):
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--model",
+                           str(pose_weights), "--max-frames", "5", "--quiet", "--jsonl", "/dev/stdout",
+                           "--jsonl-rotate-bytes", "1MB"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "trackstream: error: --jsonl of source bikes: /dev/stdout is a pipe or device, which cannot be rotated "
+        "(--jsonl-rotate-* needs a file)")
+    assert Path("/dev/stdout").is_symlink()   # not renamed aside as the previous run's segment
+
+
 def test_demo_writes_video_and_jsonl_and_says_where(tmp_path):
     out_dir = tmp_path / "demo"
     proc = run_cli("demo", "--out-dir", str(out_dir), "--max-frames", "5", "--quiet", cwd=tmp_path)

@@ -178,6 +178,7 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
                               "(outputs and state): give them different ids (list them under sources: in a --config "
                               "file, each with its own id), or rename one")
         names[name] = settings.id
+    _refuse_rotating_streams(config)
     writes = [w for w in planned_writes(config) if not _special(w.path)]
     reads = planned_reads(config, config_files)
     _refuse_written_inputs(writes, reads)
@@ -188,6 +189,21 @@ def check_paths(config: PipelineConfig, config_files: Iterable[str] = ()) -> lis
                           "each output its own path")
     _check_media_folders(config, writes)
     return writes
+
+
+def _refuse_rotating_streams(config: PipelineConfig) -> None:
+    """A rotating output renames its live file aside: ``--jsonl /dev/stdout`` would move ``/dev/stdout`` itself."""
+    out = config.output
+    rotating = {"jsonl": out.jsonl_rotate_bytes or out.jsonl_rotate_seconds,
+                "video": out.video_rotate_bytes or out.video_rotate_seconds}
+    several = len(config.sources) > 1
+    for key, flag in OUTPUTS:
+        template = getattr(out, key)
+        for settings in config.sources if template is not None and rotating.get(key) else ():
+            path = Path(output_path(template, settings.id, several)).expanduser()
+            if _special(path):
+                raise OutputError(f"{flag} of source {settings.id}: {path} is a pipe or device, which cannot be "
+                                  f"rotated ({flag}-rotate-* needs a file)")
 
 
 def _identities(path: Path) -> list[tuple[object, ...]]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Optional,
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError, SourceError
 from pipelines.settings import SourceSettings
-from pipelines.sinks._paths import IN_FOLDER, refuse_folder_name
+from pipelines.sinks._paths import IN_FOLDER, is_stream, refuse_folder_name
 from pipelines.sinks.base import output_path
 from pipelines.sources import open_source
 from pipelines.sources.base import Source
@@ -40,6 +40,8 @@ Opened = list[tuple[SourceSettings, Source]]
 def check_writable(path: str) -> None:
     """Fail now, before the model loads, if ``path`` cannot be written (a file created here is removed)."""
     out = Path(path).expanduser()
+    if is_stream(out):   # a pipe or device: a probe would block on a FIFO and end its reader's input
+        return
     if out.is_dir():
         raise OutputError(f"cannot write {out}: it is a directory ({IN_FOLDER})")
     refuse_folder_name(path, "output")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import IO, Mapping
 
@@ -10,6 +11,16 @@ from pipelines.errors import OutputError
 
 IN_FOLDER = "name a file in it; {source} in the name gives each source its own file"   # for a folder given
 
+
+
+def is_stream(path: "str | os.PathLike[str]") -> bool:
+    """A pipe or device (``/dev/stdout`` piped into ``jq``, ``/dev/null``, a FIFO): written through as it is, never
+    probed, cut back, moved or compared, and it cannot seek."""
+    try:
+        mode = os.stat(Path(os.fspath(path)).expanduser()).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def refuse_folder_name(path: "str | os.PathLike[str]", what: str) -> None:
@@ -32,6 +43,8 @@ def prepare_output(path: "str | os.PathLike[str]", what: str, *, keep: bool = Tr
     if str(path) == "":
         raise OutputError(f"{what}: empty output path")
     refuse_folder_name(path, what)
+    if is_stream(out):   # opening it to probe would block on a FIFO, and its close would end a reader's input
+        return out
     if out.is_dir():
         raise OutputError(f"cannot write {what} {out}: it is a directory ({IN_FOLDER})")
     blocker = next((p for p in out.parents if p.exists()), None)
@@ -82,9 +95,9 @@ def abandon_text(file: "IO[str]", path: Path, size: int) -> None:
 def open_text(path: Path, what: str, resume: "Mapping[str, object] | None", encoding: str = "utf-8") -> "IO[str]":
     """Open a line-oriented text output: truncated (a new run), or cut back to the saved size and appended
     to (``resume`` = ``{"path": ..., "bytes": N}`` from ``text_position``), so lines written after the last
-    saved state (a run killed with -9) are written once, not twice."""
+    saved state (a run killed with -9) are written once, not twice. A pipe or device is written on as it is."""
     try:
-        if resume is None:
+        if resume is None or is_stream(path):
             return open(path, "w", encoding=encoding, newline="\n", buffering=1)
         size = resume.get("bytes")
         if not isinstance(size, int) or size < 0:
@@ -100,12 +113,17 @@ def open_text(path: Path, what: str, resume: "Mapping[str, object] | None", enco
         raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
+def written(file: "IO[str]") -> int:
+    """Bytes in ``file`` so far: its position, or 0 for a pipe or device, which cannot tell one."""
+    return file.tell() if file.seekable() else 0
+
+
 def text_position(file: "IO[str] | None", path: Path, what: str) -> "dict[str, object] | None":
     """Flush ``file`` to the OS and return ``{"path": ..., "bytes": size}`` for ``open_text``."""
     if file is None:
         return None
     try:
         file.flush()
-        return {"path": str(path), "bytes": file.tell()}
+        return {"path": str(path), "bytes": written(file)}
     except OSError as exc:
         raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None

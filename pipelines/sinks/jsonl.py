@@ -28,7 +28,8 @@ from typing import Deque, IO, Callable, Mapping, Optional
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
 from pipelines.sinks.records import frame_record
-from pipelines.sinks._paths import abandon_text, close_output, open_text, prepare_output, text_position
+from pipelines.sinks._paths import (abandon_text, close_output, is_stream, open_text, prepare_output, text_position,
+                                    written)
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 from pipelines.sinks.rotation import RECENT_SEGMENTS, Retention, rotated_name
 from tracker.configutil import ConfigError
@@ -65,6 +66,8 @@ class JsonlSink(BaseSink):
         if rotate_seconds is not None and not rotate_seconds > 0:
             raise ConfigError("output.jsonl_rotate_seconds", f"must be > 0, got {rotate_seconds}")
         self.what = what
+        if (rotate_bytes or rotate_seconds) and is_stream(path):   # rotating renames it: /dev/stdout moved away
+            raise OutputError(f"{what} {path} is a pipe or device: it cannot be rotated (name a file to rotate)")
         self.path = prepare_output(path, what)
         self.rotate_bytes = rotate_bytes
         self.rotate_seconds = rotate_seconds
@@ -99,7 +102,7 @@ class JsonlSink(BaseSink):
     def _open(self, resume: Optional[Mapping[str, object]] = None) -> IO[str]:
         file = open_text(self.path, self.what, resume)
         self._file = file
-        self._size = file.tell()
+        self._size = written(file)
         self._started = self._clock()
         return file
 

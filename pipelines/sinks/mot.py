@@ -18,7 +18,7 @@ import numpy as np
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.sinks._paths import abandon_text, close_output, open_text, prepare_output, text_position
+from pipelines.sinks._paths import abandon_text, close_output, open_text, prepare_output, text_position, written
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 
 
@@ -43,7 +43,7 @@ class MotSink(BaseSink):
         self.path = prepare_output(path, "MOT output")
         self._failed = False
         self._file: Optional[IO[str]] = open_text(self.path, "MOT output", resume, encoding="ascii")
-        self._size = self._file.tell()   # bytes of complete lines (ASCII: one byte per character)
+        self._size = written(self._file)   # bytes of complete lines (ASCII: one byte per character)
 
     def write(self, result: FrameResult) -> None:
         """Append one line per track of ``result`` and flush."""
