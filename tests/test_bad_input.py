@@ -104,9 +104,10 @@ def _case(tmp: Path, bikes: Path, weights: Path, name: str) -> tuple[list[str], 
             "detector: given twice (line 4 of config file"
     if name == "unwritable output path":
         return [*ok, "--out", "/proc/trackstream-test/x.mp4"], "cannot"
-    if name == "output under a file":
+    if name == "output under a file":   # the line said only 'File exists' (mkdir's errno), not which file
         (tmp / "plain.txt").write_text("x")
-        return [*ok, "--jsonl", str(tmp / "plain.txt" / "out.jsonl")], "cannot"
+        return [*ok, "--jsonl", str(tmp / "plain.txt" / "sub" / "out.jsonl")], \
+            f"cannot write {tmp / 'plain.txt' / 'sub' / 'out.jsonl'}: {tmp / 'plain.txt'} is a file, not a folder"
     if name == "output naming a folder":  # --jsonl results/ wrote a file called results
         return [*ok, "--jsonl", f"{tmp / 'results'}/"], \
             "it names a folder (ends with '/'); give a file name, with {source}"

@@ -45,6 +45,9 @@ def check_writable(path: str) -> None:
     if out.is_dir():
         raise OutputError(f"cannot write {out}: it is a directory ({IN_FOLDER})")
     refuse_folder_name(path, "output")
+    blocker = next((p for p in out.parents if p.exists() or p.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():   # mkdir says only 'File exists' or 'Not a directory'
+        raise OutputError(f"cannot write {out}: {blocker} is a file, not a folder")
     existed = out.exists()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
