@@ -23,6 +23,7 @@ from pipelines.errors import UserError
 from pipelines.processing.events import EVENT_TYPES
 
 FOLLOW_INTERVAL_S = 1.0
+MAX_SOURCES_SHOWN = 20   # sources named in the line of a search that matched nothing
 COLUMNS = ("time", "source", "event", "track", "class", "where", "direction", "clip")
 
 
@@ -88,6 +89,9 @@ def main(args: argparse.Namespace) -> int:
         last = _query(engine, None, _newest_id, db)[0] if args.follow else 0
         rows = _query(engine, base, search_events, db)
         rows.reverse()
+        if not rows and not args.follow:   # else a typo in --source looks like an empty history
+            print(f"trackstream events: {_no_match(_query(engine, None, _source_ids, db), args.source)}",
+                  file=sys.stderr)
         out.rows([r for r in rows if not args.follow or r["id"] <= last])
         while args.follow and not _past(until):
             time.sleep(FOLLOW_INTERVAL_S)
@@ -106,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _query(engine: Any, f: Any, search: Any, db: str) -> list[dict[str, Any]]:
+def _query(engine: Any, f: Any, search: Any, db: str) -> list[Any]:
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from pipelines.store.db import describe
@@ -123,6 +127,22 @@ def _query(engine: Any, f: Any, search: Any, db: str) -> list[dict[str, Any]]:
         from pipelines.secrets import redact_text, url_password
 
         raise UserError(f"cannot read {describe(db)}: {redact_text(first[:200], url_password(db))}") from None
+
+
+def _source_ids(conn: Any, _: Any) -> list[str]:
+    from pipelines.store.query import source_ids
+
+    return source_ids(conn)
+
+
+def _no_match(known: list[str], wanted: Iterable[str]) -> str:
+    """The line for a search that found nothing: the ``--source`` names the history lacks, with those it holds."""
+    unknown = [s for s in dict.fromkeys(wanted) if s not in known]
+    if not unknown:
+        return "no event matches these filters"
+    shown = ", ".join(known[:MAX_SOURCES_SHOWN]) + (", ..." if len(known) > MAX_SOURCES_SHOWN else "")
+    return (f"no event matches: the history holds no source {', '.join(map(repr, unknown))} "
+            f"(its sources: {shown or 'none'})")
 
 
 def _check_version(conn: Any, _: Any) -> list[dict[str, Any]]:

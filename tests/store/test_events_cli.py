@@ -40,6 +40,21 @@ def test_table_of_a_line_in_the_last_half_hour(history: tuple[str, float]) -> No
     assert len(lines) == 5 and all(" cam2 " in ln and "line_crossed" in ln and "gate" in ln for ln in lines[1:])
 
 
+@pytest.mark.parametrize("args, note", [
+    (["--source", "cam3"], "trackstream events: no event matches: the history holds no source 'cam3' (its sources: "
+                           "cam1, cam2)"),
+    (["--source", "cam1", "--line", "gaet"], "trackstream events: no event matches these filters"),
+])
+def test_a_search_that_matches_nothing_says_so_and_names_the_sources_when_one_is_unknown(
+        history: tuple[str, float], args: list[str], note: str) -> None:
+    """It printed nothing at all (not even the table's header): a typo looked like an empty history."""
+    db, _ = history
+    for fmt in ("table", "csv"):
+        done = run_cli("events", "--db", db, *args, "--format", fmt, timeout=60)
+        assert done.returncode == 0 and done.stdout == "", done.stderr
+        assert done.stderr.strip() == note
+
+
 def test_jsonl_is_the_event_documents(history: tuple[str, float]) -> None:
     db, now = history
     until = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 1800))      # local ISO time
