@@ -208,16 +208,25 @@ def test_concurrent_first_runs_time_the_runtimes_once(exported, tmp_path):
 
 
 @needs_openvino
-def test_a_broken_openvino_leaves_auto_running_onnx(exported, bikes_video, tmp_path):
+@pytest.mark.parametrize("recorded", [False, True], ids=["first run", "openvino recorded as the faster"])
+def test_a_broken_openvino_leaves_auto_running_onnx(exported, bikes_video, tmp_path, recorded):
     """An OpenVINO install that cannot be imported (a wheel built for another CPU or glibc) made every run with
-    the default runtime fail; now ONNX Runtime runs, a warning says why, and nothing is recorded, so a run after
-    the repair compares them. The broken install is a real one: a package named openvino that fails to import,
-    found before the real one."""
+    the default runtime fail, on the first run and on a machine where OpenVINO had been measured the faster
+    (the decision's key holds package versions, which a broken install keeps); now ONNX Runtime runs, a warning
+    says why, and nothing is recorded, so a run after the repair compares them (or reads the old decision). The
+    broken install is a real one: a package named openvino that fails to import, found before the real one."""
     broken = tmp_path / "broken" / "openvino"
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text('raise ImportError("libopenvino.so.2541: cannot open shared object file")\n')
     cache = tmp_path / "cache"
-    shutil.copytree(exported.cache, cache, ignore=shutil.ignore_patterns("*openvino*", "*-runtime-*.json"))
+    shutil.copytree(exported.cache, cache,
+                    ignore=None if recorded else shutil.ignore_patterns("*openvino*", "*-runtime-*.json"))
+    decisions = sorted(cache.glob("*-runtime-*.json"))
+    for decision in decisions:   # OpenVINO the faster, whatever this CPU measured
+        doc = json.loads(decision.read_text())
+        decision.write_text(json.dumps({**doc, "runtime": "openvino", "ms": {"onnx": 9.0, "openvino": 5.0}}))
+    before = [d.read_bytes() for d in decisions]
+    assert bool(decisions) == recorded
     env = {"TRACKSTREAM_MODEL_CACHE": str(cache), "PYTHONPATH": f"{broken.parent}{os.pathsep}{REPO}"}
     result = run_cli("run", str(bikes_video), "--model", str(exported.pose), "--imgsz", str(IMGSZ),
                      "--max-frames", "3", "--jsonl", str(tmp_path / "out.jsonl"), "--quiet", env=env)
@@ -226,7 +235,7 @@ def test_a_broken_openvino_leaves_auto_running_onnx(exported, bikes_video, tmp_p
     assert "openvino cannot run" in warning and "libopenvino.so.2541" in warning and "running onnx" in warning
     assert "detector: runtime onnx (yolo11n-pose.pt " in result.stderr and "Traceback" not in result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
-    assert list(cache.glob("*-runtime-*.json")) == []
+    assert sorted(cache.glob("*-runtime-*.json")) == decisions and [d.read_bytes() for d in decisions] == before
 
 
 def test_without_openvino_auto_runs_onnx_untimed(exported, tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import logging
 import math
@@ -101,14 +102,14 @@ def fastest_runtime(cache: ModelCache, weights: Path, imgsz: int, threads: int
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache.root / f"{weights.stem}-runtime-{imgsz}-{digest}.json"
     found = _read(path, key, imgsz, threads)
-    if isinstance(found, Measurement):
+    if isinstance(found, Measurement) and _importable(found.runtime):
         return found.runtime, found, cache.get(weights, found.runtime, imgsz)
     lock = cache.lock(path)
     try:
         found = _read(path, key, imgsz, threads)  # another process may have measured while this one waited
-        if isinstance(found, Measurement):
+        if isinstance(found, Measurement) and _importable(found.runtime):
             return found.runtime, found, cache.get(weights, found.runtime, imgsz)
-        if path.exists():
+        if isinstance(found, str) and path.exists():
             log.warning("runtime decision %s is not usable (%s): measuring again", path, found)
         for stale in leftovers(path):  # left by a write that was killed
             stale.unlink(missing_ok=True)
@@ -137,6 +138,19 @@ def fastest_runtime(cache: ModelCache, weights: Path, imgsz: int, threads: int
     log.info("timed %s: %s in %.1f s", weights.name, ", ".join(f"{n} {ms[n]:.1f} ms" for n in CANDIDATES), seconds)
     exported = sum(model.seconds for model in models.values())
     return runtime, Measurement(runtime, ms, imgsz, threads, True, path), replace(models[runtime], seconds=exported)
+
+
+RUNTIME_MODULES = {"onnx": "onnxruntime", "openvino": "openvino"}
+
+
+def _importable(runtime: str) -> bool:
+    """Whether ``runtime``'s library still imports: an install broken since the decision was recorded (its
+    version unchanged, so the key is the same) must not fail every run; the other runtime runs then."""
+    try:
+        importlib.import_module(RUNTIME_MODULES[runtime])
+    except Exception:  # noqa: BLE001 - a broken install raises ImportError, OSError or worse
+        return False
+    return True
 
 
 def _ready(cache: ModelCache, weights: Path, imgsz: int, threads: int
