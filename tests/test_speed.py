@@ -40,12 +40,16 @@ def drive(speed_mps: float, start: tuple[float, float], direction_deg: float, se
           jitter_px: float = 1.0) -> list[tuple[VideoFrame, Detections]]:
     """A car (2 m wide, 1.5 m tall) driving on the ground at ``speed_mps`` towards ``direction_deg``
     (clockwise from +y), seen through the road's perspective; boxes jitter by ``jitter_px`` (a detector)."""
-    rng = np.random.default_rng(seed)
     heading = np.radians(direction_deg)
     step = np.array([np.sin(heading), np.cos(heading)]) * speed_mps / FPS
+    return _seen(np.array(start) + step * np.arange(int(seconds * FPS))[:, None], seed, jitter_px)
+
+
+def _seen(path: np.ndarray, seed: int = 0, jitter_px: float = 1.0) -> list[tuple[VideoFrame, Detections]]:
+    """A car's frames at ``FPS`` along ground points ``path`` (N, 2) m, one per frame, as the detector sees it."""
+    rng = np.random.default_rng(seed)
     out = []
-    for i in range(int(seconds * FPS)):
-        g = np.array(start) + step * i
+    for i, g in enumerate(path):
         (bx, by), (ex, _) = _to_image(np.array([g, g + [1.0, 0.0]]))
         px_per_m = ex - bx                                              # the perspective's scale there
         w, h = 2.0 * px_per_m, 1.5 * px_per_m
@@ -226,3 +230,31 @@ def test_a_car_leaving_through_the_bottom_of_the_picture_keeps_its_speed():
     assert len(cut) >= 5                                               # the scene does leave through the edge
     print("speeds while cut:", cut)
     assert min(cut) > 20.0 * 0.85
+
+
+def test_a_car_that_stops_where_the_picture_cuts_it_has_no_speed_until_it_is_seen_again():
+    """A car queues at the bottom edge, its box cut there (5 m/s for 2 s, then standing cut for 10 s), then
+    drives off up the road. It must not go on reading 18 km/h while it stands (nor feed speed limits): past
+    CARRY_SECONDS without a ground point it has no speed (record, label, speed limits), and a speed returns
+    once it is clear of the edge."""
+    coming = np.c_[np.full(54, 1.0), 10.0 - 5.0 / FPS * np.arange(54)]           # 10 m to -0.6 m: cut from -0.2 m
+    standing = np.tile(coming[-1], (int(10 * FPS), 1))
+    leaving = coming[-1] + np.c_[np.zeros(75), 5.0 / FPS * np.arange(1, 76)]     # clear of the edge at once
+    frames = []
+    for frame, dets in _seen(np.r_[coming, standing, leaving], seed=7):
+        box = dets.xyxy.copy()
+        box[:, 3] = np.minimum(box[:, 3], IMAGE.shape[0] - 1)                  # cut at the border, as a detector does
+        frames.append((frame, Detections(box, dets.confidence, dets.class_id)))
+    proc = StreamProcessor(SourceSettings("road.mp4", calibration=ROAD), {2: "car"})
+    rows, labelled = [], []
+    for frame, dets in frames:
+        out = proc.process(frame, dets)
+        rows.append((frame.pts, frame_record(out)["tracks"]))
+        labelled.append(out.measures is not None and 1 in out.measures.motion)   # what labels and limits read
+    cut_at = 2.0                                                              # its box is cut from 2.04 s on
+    assert {t["id"] for _, tracks in rows for t in tracks} == {1}             # one car, one id throughout
+    standing = [(tracks[0], label) for (t, tracks), label in zip(rows, labelled) if cut_at + 1.5 <= t < 12.0]
+    print("speeds while standing cut:", sorted({str(r.get("speed_kmh")) for r, _ in standing}))
+    assert standing and not any("speed_kmh" in r or "ground" in r or label for r, label in standing)
+    again = [tracks[0].get("speed_kmh") for t, tracks in rows if t >= 54 / FPS + 11.0]
+    assert again and None not in again and abs(again[-1] - 18.0) < 18.0 * 0.15

@@ -214,7 +214,9 @@ class GroundPlane:
     def measure(self, tracks: Tracks, t: float, size: Optional[tuple[int, int]] = None) -> dict[int, GroundMotion]:
         """Track id -> its ground point, speed and heading at time ``t`` (s); call once per frame, in order
         (tracks beyond the horizon are left out). With the picture's ``size`` (width, height), a box the
-        picture's edge cuts (``cut_by_edge``) is carried on by the filter, not measured."""
+        picture's edge cuts (``cut_by_edge``) is carried on by the filter, not measured, for at most
+        ``ground_filter.CARRY_SECONDS`` since its last ground point; past it the track is left out until it
+        is measured again and its filter has settled anew."""
         box = tracks.best_xyxy.astype(np.float64)
         x = (box[:, 0] + box[:, 2]) / 2.0
         y = box[:, 3] if self._anchor == "bottom_center" else (box[:, 1] + box[:, 3]) / 2.0
@@ -225,7 +227,7 @@ class GroundPlane:
         ids = tracks.track_id[valid]
         measured = None if size is None else ~cut_by_edge(box[valid], size, self._anchor)
         state = self._filter.step(ids, ground[valid], r, t, tracks.removed_ids, measured)
-        settled = self._filter.hits(ids) >= SETTLE_FRAMES
+        settled = (self._filter.hits(ids) >= SETTLE_FRAMES) & ~self._filter.stale(ids)   # stale: carried too long
         speed = np.hypot(state[:, 2], state[:, 3])
         heading = np.degrees(np.arctan2(state[:, 2], state[:, 3])) % 360.0
         out = {}
