@@ -235,7 +235,6 @@ class Connection:
         except Exception as exc:  # noqa: BLE001 - any failure ends this attempt; the owner decides what next
             if not self._cancelled.is_set():
                 self.error = self._scrub(_one_line(exc))
-                # PyAV's HTTPForbiddenError subclasses HTTPUnauthorizedError: ask for the narrower first
                 self.refused = (403 if isinstance(exc, av.error.HTTPForbiddenError)
                                 else 401 if isinstance(exc, av.error.HTTPUnauthorizedError) else None)
         finally:
