@@ -120,6 +120,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:   # Ctrl-C while the commands load (a second or so), or inside one without its own
         _error("interrupted")
         return 130
+    finally:
+        _let_stdout_go()
+
+
+def _let_stdout_go() -> None:
+    """Flush stdout now; when its reader went away (``| head``), point it at /dev/null, so Python's own flush at exit
+    does not print ``Exception ignored ... BrokenPipeError``."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):   # ValueError: stdout was closed
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def _main(argv: Sequence[str] | None) -> int:

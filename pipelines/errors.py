@@ -1,6 +1,7 @@
 """Errors meant for people: the CLI prints their message as one line and exits non-zero.
 
-Exit codes of ``trackstream``: 0 everything done and delivered; 1 a stage failed (``PipelineError``);
+Exit codes of ``trackstream``: 0 everything done and delivered (or stopped: a signal, or the reader of a pipe
+output went away); 1 a stage failed (``PipelineError``);
 2 bad input, config, model or output (``UserError``); 3 the run finished but an output lost data
 (``DataLossError``: a file output stopped, e.g. on a full disk, or a network sink dropped entries);
 4 the run finished, but files of a folder or glob that cannot be read were skipped (``SKIPPED_EXIT``; the
@@ -38,6 +39,14 @@ class ModelError(UserError):
 
 class OutputError(UserError):
     """An output cannot be written."""
+
+
+class ReaderGone(OutputError):
+    """The reader of a pipe or device output went away (``| head`` has read what it wanted): not a failure, the
+    run stops as after Ctrl-C and exits 0."""
+
+    def __init__(self, path: object, what: str) -> None:
+        super().__init__(f"the reader of {path} ({what}) went away")
 
 
 class DataLossError(UserError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -133,6 +134,32 @@ def test_a_line_output_to_dev_stdout_reaches_a_pipe(tmp_path, bikes_video, pose_
         records = [json.loads(line) for line in lines]
         assert len(records) == 40 if flag == "--jsonl" else records[-1]["event"] == "stream_ended"
     assert "wrote /dev/stdout" in proc.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_a_pipe_reader_that_goes_away_stops_the_run_quietly_as_ctrl_c_does(tmp_path, bikes_video, pose_weights):
+    """`trackstream run v.mp4 --jsonl /dev/stdout | head -n 3`: the run went on to the clip's end with its only
+    output gone, logged an ERROR and exited 3. A real pipe, closed after three lines; --realtime plays the clip
+    at its own 25 fps (10 s), so a run that goes on is told from one that stops."""
+    events = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(bikes_video), "--model",
+                             str(pose_weights), "--imgsz", "160", "--realtime", "--quiet", "--jsonl", "/dev/stdout",
+                             "--events", str(events)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(tmp_path))
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()                                 # the reader goes away, as `head -n 3` does
+    closed = time.monotonic()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert time.monotonic() - closed < 5, stderr        # not after the clip's 10 s
+    assert [json.loads(line)["frame_index"] for line in lines] == [0, 1, 2]
+    assert "Traceback" not in stderr and "ERROR" not in stderr and "Exception ignored" not in stderr, stderr
+    assert "trackstream: error" not in stderr and stderr.count("the reader of /dev/stdout") == 1, stderr
+    done = int(re.search(r"^bikes: (\d+) frames", stderr, re.M).group(1))   # the summary
+    assert f"stopped after {done} of the 250 frames" in stderr and done < 200
+    last = json.loads(events.read_text().splitlines()[-1])  # the other output got every processed frame
+    assert last["event"] == "stream_ended" and last["detail"]["stopped"] and last["frame_index"] == done - 1
 
 
 def test_a_rotating_line_output_refuses_a_pipe_in_one_line(tmp_path, bikes_video, pose_weights):

@@ -37,6 +37,7 @@ class RunControl:
         self.errors: list[tuple[str, BaseException]] = []
         self.source_errors: list[UserError] = []  # live sources that gave up reconnecting
         self._stop = stop
+        self._stop_requested = False   # stop_for was called (its line is logged once)
         self._threads: list[threading.Thread] = []
         self._threads_lock = threading.Lock()
 
@@ -46,6 +47,16 @@ class RunControl:
         with self.cond:
             self.errors.append((stage, exc))
         self.aborted.set()
+        self._stop()
+
+    def stop_for(self, reason: str) -> None:
+        """Stop the run as a signal does (``Runner.stop``: frames already read are processed, outputs flushed,
+        state saved), logging ``reason`` in one INFO line unless the run was stopping already."""
+        with self.cond:
+            first = not self._stop_requested
+            self._stop_requested = True
+        if first and not self.stopped.is_set():
+            log.info("%s: stopping after the frames in flight", reason)
         self._stop()
 
     def spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:

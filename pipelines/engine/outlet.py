@@ -3,6 +3,8 @@
 An outlet writes the output values of its source in order. When its output fails (``OutputError``: a full
 disk, an I/O error) it logs one line and stops alone: its queue is still drained, so the engine never waits
 for it, and the snapshots still complete (the failed output keeps the position of its last good snapshot).
+When the reader of a pipe or device output goes away (``ReaderGone``: ``--jsonl /dev/stdout | head``), the run
+stops as after Ctrl-C (``stop``): frames in flight still reach the other outputs, and this one drains its queue.
 Any other error is handed to the engine, which stops the run. The sink is closed whatever happens.
 """
 
@@ -15,7 +17,7 @@ from typing import Callable, Deque, Mapping, Optional, Union
 
 from pipelines.engine.sinkqueue import SinkQueue
 from pipelines.engine.state import Checkpoint
-from pipelines.errors import OutputError
+from pipelines.errors import OutputError, ReaderGone
 from pipelines.frames import FrameResult, Sink, StreamStatus
 from pipelines.sinks.base import DropPolicy, Lossy
 
@@ -47,8 +49,9 @@ class Outlet:
     def keeps_files(self) -> bool:
         return self.queue.policy is DropPolicy.BLOCK
 
-    def run(self, fail: Callable[[BaseException], None]) -> None:
-        """Write the queue's items until its end; close the sink whatever happens.
+    def run(self, fail: Callable[[BaseException], None], stop: Callable[[str], None]) -> None:
+        """Write the queue's items until its end; close the sink whatever happens. ``stop(reason)``: the reader of
+        this pipe output went away, stop the run gracefully.
 
         After a failure elsewhere the results already queued are still written (nothing processed is
         lost); after its own failure the outlet only drains its queue so producers never block.
@@ -75,6 +78,9 @@ class Outlet:
                 while held and stored is not None and stored(held[0][2]):
                     checkpoint, position, _ = held.popleft()
                     checkpoint.ack(self.name, position)
+        except ReaderGone as exc:  # `| head` has what it wanted: not a loss, the run stops as on Ctrl-C
+            stop(str(exc))
+            self._drain(held)
         except OutputError as exc:  # disk full, I/O error: this output stops alone, the others go on
             self._failed(exc)
             self._drain(held)

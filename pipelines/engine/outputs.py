@@ -91,9 +91,10 @@ class Outputs:
             outlet.queue.put(item, self._control.aborted.is_set)
 
     def _run(self, name: str, outlet: Outlet, lane: Lane) -> None:
-        """Sink thread: see ``Outlet.run``; an error that is not the output's own stops the run."""
+        """Sink thread: see ``Outlet.run``; an error that is not the output's own, or its pipe's reader going away,
+        stops the run."""
         try:
-            outlet.run(lambda exc: self._control.fail(name, exc))
+            outlet.run(lambda exc: self._control.fail(name, exc), self._control.stop_for)
         finally:
             with self._control.cond:
                 lane.outlets_running -= 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 from typing import IO, Mapping
 
-from pipelines.errors import OutputError
+from pipelines.errors import OutputError, ReaderGone
 
 IN_FOLDER = "name a file in it; {source} in the name gives each source its own file"   # for a folder given
 
@@ -21,6 +22,14 @@ def is_stream(path: "str | os.PathLike[str]") -> bool:
     except OSError:
         return False
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def write_error(exc: OSError, what: str, path: Path) -> OutputError:
+    """The error of a failed write of ``what`` to ``path``: ``ReaderGone`` when ``path`` is a pipe or device whose
+    reader went away (EPIPE: ``| head`` has read what it wanted), else one ``OutputError`` line (a full disk)."""
+    if exc.errno == errno.EPIPE and is_stream(path):
+        return ReaderGone(path, what)
+    return OutputError(f"cannot write {what} {path}: {exc.strerror or exc}")
 
 
 def refuse_folder_name(path: "str | os.PathLike[str]", what: str) -> None:

@@ -29,7 +29,7 @@ from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
 from pipelines.sinks.records import frame_record
 from pipelines.sinks._paths import (abandon_text, close_output, is_stream, open_text, prepare_output, text_position,
-                                    written)
+                                    write_error, written)
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 from pipelines.sinks.rotation import RECENT_SEGMENTS, Retention, rotated_name
 from tracker.configutil import ConfigError
@@ -125,7 +125,7 @@ class JsonlSink(BaseSink):
         except OSError as exc:  # e.g. disk full: keep the complete lines, not a torn one
             self._failed, self._file = True, None
             abandon_text(file, self.path, self._size)
-            raise OutputError(f"cannot write {self.what} {self.path}: {exc.strerror or exc}") from None
+            raise write_error(exc, self.what, self.path) from None
         self._size += size
         self.lines_written += 1
 

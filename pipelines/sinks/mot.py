@@ -18,7 +18,8 @@ import numpy as np
 
 from pipelines.errors import OutputError
 from pipelines.frames import BaseSink, FrameResult
-from pipelines.sinks._paths import abandon_text, close_output, open_text, prepare_output, text_position, written
+from pipelines.sinks._paths import (abandon_text, close_output, open_text, prepare_output, text_position,
+                                    write_error, written)
 from pipelines.sinks.base import DropPolicy, SinkContext, SinkEntry
 
 
@@ -58,7 +59,7 @@ class MotSink(BaseSink):
             except OSError as exc:  # e.g. disk full: keep the complete lines, not a torn one
                 self._failed, self._file = True, None
                 abandon_text(file, self.path, self._size)
-                raise OutputError(f"cannot write MOT output {self.path}: {exc.strerror or exc}") from None
+                raise write_error(exc, "MOT output", self.path) from None
             self._size += len(data)
 
     def position(self) -> Optional[Mapping[str, object]]:
