@@ -249,15 +249,19 @@ class LineForecaster:
                 reason = self._verdict(sign, hit, standing.far)
                 if reason == "far":
                     standing.far += 1
+                    standing.failing = 0
                 elif reason:
-                    standing.failing += 1
+                    # on the far side the far frames already waited out the patience: cancelled at once
+                    far_side = hit is not None and hit.sign != sign
+                    standing.failing = self._patience if far_side else standing.failing + 1
                     if standing.failing >= self._patience:
                         del self._active[(track, sign)]
                         self._retracted.add((track, sign))
                         cancelled.append((track, sign, reason))
-                elif hit is not None:
-                    standing.failing = 0
-                    standing.follow(now, hit)
+                else:
+                    standing.failing = 0               # kept: failures count only in a row
+                    if hit is not None:
+                        standing.follow(now, hit)
             if hit is None or (tid, hit.sign) in self._active or not hit.on_segment:
                 continue
             within = self.horizon * (REWARN_HORIZON if (tid, hit.sign) in self._retracted else 1.0)
