@@ -172,7 +172,9 @@ def test_a_rotating_line_output_refuses_a_pipe_in_one_line(tmp_path, bikes_video
     assert proc.stderr.strip().splitlines()[-1] == (
         "trackstream: error: --jsonl of source bikes: /dev/stdout is a pipe or device, which cannot be rotated "
         "(--jsonl-rotate-* needs a file)")
-    assert Path("/dev/stdout").is_symlink()   # not renamed aside as the previous run's segment
+    assert proc.stdout == ""   # refused before any output was opened
+    # /dev/stdout not renamed aside as the previous run's segment (rotation once left stdout-<time>.jsonl there)
+    assert [p.name for p in Path("/dev").iterdir() if p.name.startswith("stdout")] == ["stdout"]
 
 
 def test_demo_writes_video_and_jsonl_and_says_where(tmp_path):

@@ -26,6 +26,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from pipelines.config import PipelineConfig
 from pipelines.errors import OutputError
 from pipelines.sinks import output_path
+from pipelines.sinks._paths import is_stream
 from pipelines.sinks.base import OUTPUTS, safe_name
 from pipelines.sinks.heatmap_file import check_new, temporary_path
 from pipelines.sinks.rotation import segment_pattern
@@ -201,7 +202,7 @@ def _refuse_rotating_streams(config: PipelineConfig) -> None:
         template = getattr(out, key)
         for settings in config.sources if template is not None and rotating.get(key) else ():
             path = Path(output_path(template, settings.id, several)).expanduser()
-            if _special(path):
+            if is_stream(path):   # a folder is refused later, as a folder
                 raise OutputError(f"{flag} of source {settings.id}: {path} is a pipe or device, which cannot be "
                                   f"rotated ({flag}-rotate-* needs a file)")
 
