@@ -113,6 +113,7 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, text, key):
     (["a.mp4", "--imgsz", "8"], "detector.imgsz"),
     (["a.mp4", "--metrics-port", "0"], "metrics.port"),
     (["a.mp4", "b.mp4", "--source-id", "x"], "--source-id"),
+    (["a.mp4", "--source-id", ""], "--source-id"),
     (["a.mp4", "--max-frames", "0"], "--max-frames"),
     (["a.mp4", "--jsonl", "out/{sorce}.jsonl"], "output.jsonl"),  # else written as a file named {sorce}.jsonl
     (["a.mp4", "--out", "out/{source.mp4"], "output.video"),  # else written as a file named {source.mp4

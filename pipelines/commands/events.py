@@ -76,6 +76,9 @@ def main(args: argparse.Namespace) -> int:
                        limit=args.limit)
     if not is_postgres(db):
         path = sqlite_path(db)
+        if path.is_dir():   # it said 'no event database at some_folder', as if nothing were there
+            raise UserError(f"{path} is a folder: --db names the event database file in it (e.g. "
+                            f"{path / 'events.db'})")
         if not path.is_file():
             raise UserError(f"no event database at {path} (write one with trackstream run --db)")
         if path.stat().st_size == 0:   # opening it would write a database header into it

@@ -277,6 +277,8 @@ def _config_and_found(args: argparse.Namespace,
                         "use the config's sources alone, or top-level zones:/lines:/calibration:",
                         ", ".join(unused))
         data["sources"] = [{"url": u, "id": ids[u]} if u in ids else {"url": u} for u in urls]
+    if args.source_id is not None and not args.source_id.strip():   # '' was ignored: the URL's id was used
+        raise ConfigError("--source-id", "must not be empty (leave it out for an id made from the URL)")
     if args.source_id:
         sources = data.get("sources") or []
         if not isinstance(sources, list) or len(sources) != 1:

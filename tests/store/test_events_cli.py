@@ -190,6 +190,10 @@ def test_a_file_without_history_says_so(tmp_path: Path) -> None:
     done = run_cli("events", "--db", str(tmp_path / "missing.db"), timeout=60)
     assert done.returncode == 2 and "no event database at" in done.stderr
     assert not (tmp_path / "missing.db").exists()
+    done = run_cli("events", "--db", f"{tmp_path}/", timeout=60)
+    (line,) = [text for text in done.stderr.splitlines() if text.startswith("trackstream")]
+    assert done.returncode == 2 and line.endswith(f"{tmp_path} is a folder: --db names the event database file "
+                                                  f"in it (e.g. {tmp_path / 'events.db'})"), done.stderr
 
 
 def test_a_file_that_is_not_a_database_is_one_line_and_left_as_it_was(tmp_path: Path) -> None:
