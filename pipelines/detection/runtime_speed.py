@@ -136,8 +136,12 @@ def fastest_runtime(cache: ModelCache, weights: Path, imgsz: int, threads: int
     finally:
         lock.release()
     log.info("timed %s: %s in %.1f s", weights.name, ", ".join(f"{n} {ms[n]:.1f} ms" for n in CANDIDATES), seconds)
-    exported = sum(model.seconds for model in models.values())
-    return runtime, Measurement(runtime, ms, imgsz, threads, True, path), replace(models[runtime], seconds=exported)
+    return runtime, Measurement(runtime, ms, imgsz, threads, True, path), _with_exports(models, runtime)
+
+
+def _with_exports(models: Mapping[str, CachedModel], runtime: str) -> CachedModel:
+    """``runtime``'s entry, its ``seconds`` the time spent exporting every candidate in this call."""
+    return replace(models[runtime], seconds=sum(model.seconds for model in models.values()))
 
 
 RUNTIME_MODULES = {"onnx": "onnxruntime", "openvino": "openvino"}
@@ -190,8 +194,7 @@ def _survivor(weights: Path, models: Mapping[str, CachedModel], runs: Mapping[st
     why = re.sub(r"\s*\(use --runtime [^)]*\)$", "", str(error))  # its advice is for a run of that runtime
     log.warning("detector: %s cannot run %s here (%s): running %s, unmeasured (--runtime %s skips the "
                 "comparison)", failed, weights.name, why, runtime, runtime)
-    exported = sum(model.seconds for model in models.values())
-    return runtime, None, replace(models[runtime], seconds=exported)
+    return runtime, None, _with_exports(models, runtime)
 
 
 def _read(path: Path, key: dict[str, object], imgsz: int, threads: int) -> "Measurement | str":
