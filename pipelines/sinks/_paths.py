@@ -135,4 +135,4 @@ def text_position(file: "IO[str] | None", path: Path, what: str) -> "dict[str, o
         file.flush()
         return {"path": str(path), "bytes": written(file)}
     except OSError as exc:
-        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+        raise write_error(exc, what, path) from None

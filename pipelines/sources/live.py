@@ -201,7 +201,7 @@ class LiveSource:
                 if not s.reconnect or backoff.exhausted:
                     yield self._status(StatusKind.ENDED, reason=reason)
                     raise SourceError(self._give_up_message(self._failure(reason, refused), backoff.failures))
-                # a 401 after it had connected lands here too: a camera being reconfigured comes back
+                # a 401 or 403 after it had connected lands here too: a camera being reconfigured comes back
                 log.warning("source %s: %s; retrying in %.1f s", self.source_id, self._failure(reason, refused),
                             delay)
                 self._stop.wait(delay)
